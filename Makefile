@@ -1,0 +1,39 @@
+# Two commands for a fresh machine:
+#   make demo   install (venv + package) and run the main job on the embedded example data
+#   make test   install (with the probe and dev extras) and run the test suite
+PYTHON ?= $(shell scripts/find-python.sh)
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+PIP     = $(BIN)/python -m pip
+DEMO_OUT ?= demo-out
+PYTEST_ARGS ?=
+
+.PHONY: demo test install install-dev models clean
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || (echo "no Python >= 3.12 found (see the message above)"; exit 1)
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e ".[dev,probe]"
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed
+	$(BIN)/bayes-dcpt demo --out $(DEMO_OUT)
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+models: $(VENV)/.installed
+	$(BIN)/python -m bayes_dcpt.models_build
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

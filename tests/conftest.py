@@ -1,0 +1,62 @@
+"""Shared fixtures: synthetic worlds, the public data (skipped cleanly when absent), CLI runner."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("NO_COLOR", "1")
+
+from bayes_dcpt.simulate import World, probe_grid  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = (REPO / ".." / "shared" / "data").resolve()
+
+
+def shared(*parts: str) -> Path:
+    """Path into ../shared/data, skipping the test when it is absent."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"public data not present: {p}")
+    return p
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(42)
+
+
+@pytest.fixture(scope="session")
+def world() -> World:
+    return World.default(domains=("code",), sigma=0.002, tau=0.0)
+
+
+@pytest.fixture(scope="session")
+def sim_df(world: World) -> pd.DataFrame:
+    return world.simulate(probe_grid(), seed=1)
+
+
+@pytest.fixture(scope="session")
+def mixinglaws_df() -> pd.DataFrame:
+    shared("mixinglaws")
+    from bayes_dcpt.datasets import load_mixinglaws_cpt
+
+    return load_mixinglaws_cpt()
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process; returns (exit_code, stdout, stderr)."""
+    from bayes_dcpt.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
