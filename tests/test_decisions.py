@@ -366,6 +366,10 @@ def test_compute_jointly_with_monotone_domain_loss_puts_r_at_one(post):
     d = dc.compute_allocation(post, flops=1e21)
     assert (d.posterior["r_domain"] == 1.0).all()
     assert d.summary().counts["r* at the upper end of the grid"] == post.n_draws
+    # the general loss falls with its own share 1 - r_domain: optimising it puts r_domain at 0
+    g = dc.compute_allocation(post, flops=1e21, target="general")
+    assert (g.posterior["r_domain"] == 0.0).all() and g.inputs["target"] == "general"
+    assert g.posterior["loss_general"].notna().all()
 
 
 def test_compute_degenerate_ratio_is_flagged():
@@ -523,6 +527,12 @@ def test_unknown_domain_and_missing_target_are_clear(post):
         dc.tradeoff(dom_only, n_params=N0, tokens=D0)
     # the domain-only fit still answers the usages that need only the domain loss
     assert dc.limited_data(dom_only, n_params=N0, domain_tokens=1e8).posterior["loss_general"].isna().all()
+    # and a general-only fit answers the trade-off without domain-loss predictions
+    gen_only = Posterior(post.law, {("general", "code"): post.params[("general", "code")]},
+                         {"general": post.noise["general"]}, reference=post.reference)
+    d = dc.tradeoff(gen_only, n_params=N0, tokens=D0)
+    assert d.posterior["loss_domain"].isna().all() and "loss_domain" not in d.summary().table.index
+    assert len(d.plot().axes) == 2
 
 
 # ------------------------------------------------------------------------------------------ bootstrap posterior
