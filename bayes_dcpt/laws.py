@@ -138,6 +138,10 @@ class Law:
     #: The linear coefficients whose terms do not depend on D (their reference values add up to the
     #: asymptotic loss level; the fit samples that level and the log-ratios of the terms to E).
     level: tuple[str, ...] = ()
+    #: Power-law terms ``coefficient -> (exponent, axis)`` with axis ``"N"``, ``"D"`` or ``"r"`` (the last
+    #: in the form ``(r + eps)^-exponent``). The Bayesian fit samples such a term through its values at the
+    #: two ends of the data's range of its axis (see :mod:`bayes_dcpt.fit`).
+    power_terms: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -507,7 +511,8 @@ _DCPT_EX = {"E": 1.2, "A": 0.35, "alpha": 0.34, "B": 0.05, "beta": 0.3, "C": 0.4
             "eps": 0.1}
 
 
-_LIN = {"linear": ("E", "A", "B", "C"), "level": ("E", "A", "C")}
+_POW3 = {"A": ("alpha", "N"), "B": ("beta", "D"), "C": ("gamma", "r")}
+_LIN = {"linear": ("E", "A", "B", "C"), "level": ("E", "A", "C"), "power_terms": _POW3}
 
 
 def _core() -> list[Param]:
@@ -537,7 +542,7 @@ def _build_registry() -> dict[str, Law]:
             ("N", "D", "r"), _f_L4, "dcpt", ref,
             {"E": 1.2, "A": 0.35, "alpha": 0.34, "B": 0.25, "beta": 0.3, "C": 0.4, "b": 2.0, "c": 2.0},
             at_ratio=_at_ratio_L4, notes="fails the explicit trend dL/dr < 0 when b > 1 (needed for the implicit one)",
-            **_LIN))
+            linear=("E", "A", "B", "C"), level=("E", "A", "C")))
     add(Law("L5", "E + A/N^alpha + B/(r D + (1-r) sigma)^beta",
             (*_core(), _coef("sigma", "effective tokens of off-domain data (billions)", 0.1)),
             ("N", "D", "r"), _f_L5, "dcpt", ref,
@@ -571,13 +576,13 @@ def _build_registry() -> dict[str, Law]:
                 (*l3p, *cross_extra, *extra), ("N", "D", "r", "K"), _f_cross, "cross-domain", ref,
                 {k: v for k, v in ex_cross.items() if k in {p.name for p in (*l3p, *cross_extra, *extra)}},
                 dlc=dlc, dlc_features=feats, at_ratio=None, aliases=aliases, linear=("E", "A", "B", "C", "F"),
-                level=("E", "A", "C"),
+                level=("E", "A", "C"), power_terms=_POW3,
                 notes="K3 = 1/k1 + rho k2 is the paper's K3 = w1/k1 + w2 k2 with w1 absorbed into F"))
 
     add(Law("chinchilla", "E + A/N^alpha + B/D^beta", tuple(_core()), ("N", "D"), _f_chinchilla, "chinchilla",
             "Hoffmann et al. 2022; Besiroglu et al. 2024 (Epoch replication)",
             {"E": 1.69, "A": 406.4 / BILLION**0.34, "alpha": 0.34, "B": 410.7 / BILLION**0.28, "beta": 0.28},
-            linear=("E", "A", "B"), level=("E", "A")))
+            linear=("E", "A", "B"), level=("E", "A"), power_terms={"A": ("alpha", "N"), "B": ("beta", "D")}))
     add(Law("kaplan", "[(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D",
             (_coef("N_c", "critical model size (billions)", 1.0, (0.0, 5.0, 10.0)),
              _coef("D_c", "critical data size (billions)", 1.0, (0.0, 5.0, 10.0)),
