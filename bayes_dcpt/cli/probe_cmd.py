@@ -1,0 +1,1 @@
+"""``bayes-dcpt probe ...`` (work in progress)."""
