@@ -185,7 +185,9 @@ class Store:
             self._setup()
         except sqlite3.DatabaseError as exc:
             self._con.close()
-            raise StoreError(f"{self.path}: not a usable SQLite database ({exc}); nothing was changed") from exc
+            raise StoreError(
+                f"{self.path}: not a usable SQLite database ({exc}); nothing was changed"
+            ) from exc
         except StoreError:
             self._con.close()
             raise
@@ -347,7 +349,16 @@ class Store:
     ) -> bool:
         """Store one measurement and commit at once; returns True if a row was written (False: already there)."""
         ins, _ = self.add_evaluations(
-            [{"run_id": run_id, "tokens": tokens, "eval_set": eval_set, "loss": loss, "step": step, "lr": lr}],
+            [
+                {
+                    "run_id": run_id,
+                    "tokens": tokens,
+                    "eval_set": eval_set,
+                    "loss": loss,
+                    "step": step,
+                    "lr": lr,
+                }
+            ],
             replace=replace,
         )
         return ins == 1
@@ -362,7 +373,9 @@ class Store:
         with self._write() as con:
             return self._add_evaluations(con, rows, replace)
 
-    def _add_evaluations(self, con: sqlite3.Connection, rows: list[Mapping[str, Any]], replace: bool) -> tuple[int, int]:
+    def _add_evaluations(
+        self, con: sqlite3.Connection, rows: list[Mapping[str, Any]], replace: bool
+    ) -> tuple[int, int]:
         inserted = skipped = 0
         known: set[str] = set()
         for row in rows:
@@ -384,7 +397,8 @@ class Store:
                         raise StoreError(f"{where}: unknown run; create it with upsert_run first")
                     dom, n = _parse_base_id(run_id)
                     con.execute(
-                        "INSERT INTO runs (run_id, status, domain, n_params) VALUES (?, 'done', ?, ?)", (run_id, dom, n)
+                        "INSERT INTO runs (run_id, status, domain, n_params) VALUES (?, 'done', ?, ?)",
+                        (run_id, dom, n),
                     )
                 known.add(run_id)
             step = _clean(row.get("step"))
@@ -454,7 +468,18 @@ class Store:
             lr=("lr", "first"),
         )
         out = meta.join(wide).reset_index()
-        cols = ["domain", "n_params", "tokens", "r_domain", "loss_general", "loss_domain", "run_id", "seed", "step", "lr"]
+        cols = [
+            "domain",
+            "n_params",
+            "tokens",
+            "r_domain",
+            "loss_general",
+            "loss_domain",
+            "run_id",
+            "seed",
+            "step",
+            "lr",
+        ]
         out = out[cols].sort_values(["domain", "n_params", "run_id", "tokens"], kind="stable")
         return _data.load(out.reset_index(drop=True))
 
@@ -471,23 +496,38 @@ class Store:
         for rec in df.to_dict(orient="records"):
             rid = str(rec["run_id"])
             base = rec["tokens"] == 0
-            info = {"domain": rec["domain"], "n_params": float(rec["n_params"]),
-                    "r_domain": None if base else float(rec["r_domain"])}
+            info = {
+                "domain": rec["domain"],
+                "n_params": float(rec["n_params"]),
+                "r_domain": None if base else float(rec["r_domain"]),
+            }
             if "seed" in rec and not base:
                 info["seed"] = rec["seed"]
             prev = run_rows.setdefault(rid, info)
             for k in ("domain", "n_params", "r_domain"):
                 if prev[k] != info[k] and not (prev[k] is None or info[k] is None):
-                    raise StoreError(f"{src}: run {rid!r} has rows with different {k} ({prev[k]} and {info[k]})")
+                    raise StoreError(
+                        f"{src}: run {rid!r} has rows with different {k} ({prev[k]} and {info[k]})"
+                    )
             for s in EVAL_SETS:
                 loss = rec.get(f"loss_{s}")
                 if loss is None or (isinstance(loss, float) and math.isnan(loss)):
                     continue
-                evals.append({"run_id": rid, "tokens": rec["tokens"], "eval_set": s, "loss": loss,
-                              "step": _int_or_none(rec.get("step")), "lr": _float_or_none(rec.get("lr"))})
+                evals.append(
+                    {
+                        "run_id": rid,
+                        "tokens": rec["tokens"],
+                        "eval_set": s,
+                        "loss": loss,
+                        "step": _int_or_none(rec.get("step")),
+                        "lr": _float_or_none(rec.get("lr")),
+                    }
+                )
         with self._write() as con:
             for rid, info in run_rows.items():
-                old = con.execute("SELECT domain, n_params, r_domain FROM runs WHERE run_id = ?", (rid,)).fetchone()
+                old = con.execute(
+                    "SELECT domain, n_params, r_domain FROM runs WHERE run_id = ?", (rid,)
+                ).fetchone()
                 if old is not None:
                     for k, v in zip(("domain", "n_params", "r_domain"), old, strict=True):
                         if v is not None and info[k] is not None and not _same(v, info[k]):
@@ -517,12 +557,23 @@ class Store:
         return p
 
 
-_EXPORT_COLS = ("domain", "n_params", "tokens", "r_domain", "loss_general", "loss_domain", "run_id", "seed", "step", "lr")
+_EXPORT_COLS = (
+    "domain",
+    "n_params",
+    "tokens",
+    "r_domain",
+    "loss_general",
+    "loss_domain",
+    "run_id",
+    "seed",
+    "step",
+    "lr",
+)
 
 
 def _parse_base_id(run_id: str) -> tuple[str, float]:
     try:
-        head, n = run_id[len("base|"):].rsplit("|N=", 1)
+        head, n = run_id[len("base|") :].rsplit("|N=", 1)
         return head, float(n)
     except ValueError as exc:
         raise StoreError(f"{run_id!r} is not a base-model run id (base|<domain>|N=<n_params>)") from exc

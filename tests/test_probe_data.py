@@ -1,4 +1,4 @@
-"""Probe corpora and schedules: readers, the validation hold-out, token streams, the mixture, LR and eval points."""
+"""Probe corpora and schedules: readers, validation hold-out, token streams, mixture, LR and eval points."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from bayes_dcpt.probe.corpora import Corpus, CorpusError, TokenStream, gather_stdlib, iter_documents  # noqa: E402
-from bayes_dcpt.probe.schedule import ScheduleError, eval_tokens, lr_at  # noqa: E402
-from bayes_dcpt.probe.train import _Mixture  # noqa: E402
+from bayes_dcpt.probe.corpora import Corpus, CorpusError, TokenStream, iter_documents
+from bayes_dcpt.probe.schedule import ScheduleError, eval_tokens, lr_at
+from bayes_dcpt.probe.train import _Mixture
 
 
 def test_gather_stdlib_writes_four_disjoint_corpora(stdlib_corpora):

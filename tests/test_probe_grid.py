@@ -1,4 +1,4 @@
-"""Grids of probes (spec files, local processes, Ray), data-parallel probes (DDP, gloo on CPU), and the probe CLI."""
+"""Grids of probes (spec files, processes, Ray), data-parallel probes (DDP, gloo on CPU), the probe CLI."""
 
 from __future__ import annotations
 
@@ -72,11 +72,11 @@ def test_grid_runs_pretrains_and_skips_done_runs(tmp_path, stdlib_corpora):
 @pytest.mark.parametrize(
     "edit, needle",
     [
-        (("sizes = [\"micro\"]", "sizes = [\"colossal\"]"), "unknown model preset"),
+        (('sizes = ["micro"]', 'sizes = ["colossal"]'), "unknown model preset"),
         (("ratios = [0.0, 1.0]", "ratios = [0.0, 1.5]"), "ratios must be in [0, 1]"),
         (("[train]", "[train]\nlearning_rate = 1"), "unknown [train] key"),
         (("[domains]", "[domainz]"), "missing section [domains]"),
-        (("tokens = 2048", "tokens = \"lots\""), "tokens must be int"),
+        (("tokens = 2048", 'tokens = "lots"'), "tokens must be int"),
         (("codec_tables.jsonl", "nope.jsonl"), "codec corpus not found"),
         (("sizes", "sizes = = "), "not valid TOML"),
     ],
@@ -88,7 +88,9 @@ def test_bad_grid_specs(tmp_path, stdlib_corpora, edit, needle):
 
 
 def test_local_executor_two_worker_processes(tmp_path, stdlib_corpora):
-    text = SPEC.replace("[pretrain]\ntokens = 4096\nlr = 1e-2\n", "").replace('ratios = [0.0, 1.0]', 'ratios = [0.5]')
+    text = SPEC.replace("[pretrain]\ntokens = 4096\nlr = 1e-2\n", "").replace(
+        "ratios = [0.0, 1.0]", "ratios = [0.5]"
+    )
     spec = load_spec(_spec(tmp_path, stdlib_corpora, text), workdir=tmp_path)
     db = tmp_path / "runs.sqlite"
     events = []
@@ -104,12 +106,16 @@ def test_local_executor_two_worker_processes(tmp_path, stdlib_corpora):
 @pytest.mark.slow
 def test_ray_executor_with_a_local_ray_instance(tmp_path, stdlib_corpora):
     pytest.importorskip("ray")
-    text = SPEC.replace("[pretrain]\ntokens = 4096\nlr = 1e-2\n", "").replace('ratios = [0.0, 1.0]', 'ratios = [0.25]')
+    text = SPEC.replace("[pretrain]\ntokens = 4096\nlr = 1e-2\n", "").replace(
+        "ratios = [0.0, 1.0]", "ratios = [0.25]"
+    )
     spec = load_spec(_spec(tmp_path, stdlib_corpora, text), workdir=tmp_path)
     db = tmp_path / "runs.sqlite"
     res = run_grid(spec, db, executor="ray", workers=2, threads=1)
     assert res["executor"] == "ray" and sorted(j["label"] for j in res["jobs"]) == [
-        "micro/codec/r=0.25/seed=0", "micro/headers/r=0.25/seed=0"]
+        "micro/codec/r=0.25/seed=0",
+        "micro/headers/r=0.25/seed=0",
+    ]
     with Store(db) as st:
         assert len(st.to_frame()) == 2 * 3 + 2
 
@@ -141,15 +147,38 @@ def test_ddp_two_processes_gloo_matches_one_process(tmp_path, stdlib_corpora):
 
     from bayes_dcpt.probe import ProbeConfig, TrainSettings, run_probe
 
-    cfg = ProbeConfig(base="micro", general=str(stdlib_corpora / "general.jsonl"),
-                      domain=str(stdlib_corpora / "codec_tables.jsonl"), domain_name="codec", r_domain=0.5,
-                      tokens=2048, eval_first=512, val_tokens=2048,
-                      train=TrainSettings(seq_len=32, batch_size=4, lr=3e-3, warmup_steps=2))
+    cfg = ProbeConfig(
+        base="micro",
+        general=str(stdlib_corpora / "general.jsonl"),
+        domain=str(stdlib_corpora / "codec_tables.jsonl"),
+        domain_name="codec",
+        r_domain=0.5,
+        tokens=2048,
+        eval_first=512,
+        val_tokens=2048,
+        train=TrainSettings(seq_len=32, batch_size=4, lr=3e-3, warmup_steps=2),
+    )
     script = tmp_path / "ddp.py"
     script.write_text(_DDP)
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-           "--master-port", str(_free_port()), str(script), json.dumps(asdict(cfg)), str(tmp_path / "ddp.sqlite")]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(_free_port()),
+        str(script),
+        json.dumps(asdict(cfg)),
+        str(tmp_path / "ddp.sqlite"),
+    ]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     outs = [json.loads(ln) for ln in p.stdout.splitlines() if ln.startswith("{")]
@@ -167,10 +196,37 @@ def test_ddp_two_processes_gloo_matches_one_process(tmp_path, stdlib_corpora):
 # ----------------------------------------------------------------------------------------------- CLI
 def test_cli_probe_run_and_grid(cli, tmp_path, stdlib_corpora):
     db = tmp_path / "runs.sqlite"
-    args = ["probe", "run", "--model", "micro", "--general", stdlib_corpora / "general.jsonl",
-            "--domain", stdlib_corpora / "c_headers.jsonl", "--domain-name", "headers", "--ratio", "0.5",
-            "--tokens", "1024", "--seq-len", "32", "--batch-size", "4", "--eval-first", "256",
-            "--val-tokens", "1024", "--db", db, "--csv", tmp_path / "run.csv", "--quiet", "--threads", "1"]
+    args = [
+        "probe",
+        "run",
+        "--model",
+        "micro",
+        "--general",
+        stdlib_corpora / "general.jsonl",
+        "--domain",
+        stdlib_corpora / "c_headers.jsonl",
+        "--domain-name",
+        "headers",
+        "--ratio",
+        "0.5",
+        "--tokens",
+        "1024",
+        "--seq-len",
+        "32",
+        "--batch-size",
+        "4",
+        "--eval-first",
+        "256",
+        "--val-tokens",
+        "1024",
+        "--db",
+        db,
+        "--csv",
+        tmp_path / "run.csv",
+        "--quiet",
+        "--threads",
+        "1",
+    ]
     code, out, err = cli(*args)
     assert code == 0, err
     assert "measurements stored" in out and "tokens/s" in out
@@ -180,8 +236,20 @@ def test_cli_probe_run_and_grid(cli, tmp_path, stdlib_corpora):
     assert sorted(df["tokens"]) == [0, 256, 512, 1024]
     code, out, err = cli(*args, "--json")
     assert code == 0 and json.loads(out)["skipped"] is True
-    code, out, err = cli("probe", "grid", _spec(tmp_path, stdlib_corpora), "--workdir", tmp_path, "--db",
-                         tmp_path / "g.sqlite", "--quiet", "--csv", tmp_path / "g.csv", "--threads", "1")
+    code, out, err = cli(
+        "probe",
+        "grid",
+        _spec(tmp_path, stdlib_corpora),
+        "--workdir",
+        tmp_path,
+        "--db",
+        tmp_path / "g.sqlite",
+        "--quiet",
+        "--csv",
+        tmp_path / "g.csv",
+        "--threads",
+        "1",
+    )
     assert code == 0, err
     assert "grid done: 4 probes run" in out
     assert len(_data.load(tmp_path / "g.csv")) == 14
@@ -204,11 +272,22 @@ def test_cli_probe_run_and_grid(cli, tmp_path, stdlib_corpora):
 def test_cli_probe_errors_exit_2_with_one_line(cli, tmp_path, stdlib_corpora, change, needle):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "notes.sqlite").write_text("not a database")
-    fmt = {"empty": tmp_path / "empty.txt", "domain": stdlib_corpora / "c_headers.jsonl",
-           "notdb": tmp_path / "notes.sqlite"}
-    opts = {"--model": "micro", "--general": str(stdlib_corpora / "general.jsonl"),
-            "--domain": str(stdlib_corpora / "c_headers.jsonl"), "--domain-name": "headers", "--ratio": "0.5",
-            "--tokens": "1024", "--seq-len": "32", "--batch-size": "4", "--db": str(tmp_path / "runs.sqlite")}
+    fmt = {
+        "empty": tmp_path / "empty.txt",
+        "domain": stdlib_corpora / "c_headers.jsonl",
+        "notdb": tmp_path / "notes.sqlite",
+    }
+    opts = {
+        "--model": "micro",
+        "--general": str(stdlib_corpora / "general.jsonl"),
+        "--domain": str(stdlib_corpora / "c_headers.jsonl"),
+        "--domain-name": "headers",
+        "--ratio": "0.5",
+        "--tokens": "1024",
+        "--seq-len": "32",
+        "--batch-size": "4",
+        "--db": str(tmp_path / "runs.sqlite"),
+    }
     opts[change[0]] = str(change[1]).format(**fmt)
     args = ["probe", "run", "--quiet"] + [x for kv in opts.items() for x in kv]
     code, out, err = cli(*args)

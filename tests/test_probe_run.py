@@ -1,4 +1,4 @@
-"""Probe runs end to end on CPU: schema-valid rows that the fitter fits, bad inputs, kill and resume, safe loading."""
+"""Probes end to end on CPU: schema-valid rows the fitter fits, bad inputs, kill and resume, safe loading."""
 
 from __future__ import annotations
 
@@ -38,9 +38,18 @@ FAST = dict(seq_len=32, batch_size=4, eval_batch_size=64, lr=3e-3, warmup_steps=
 
 
 def _cfg(corp: Path, **kw) -> ProbeConfig:
-    base = dict(base="micro", general=str(corp / "general.jsonl"), domain=str(corp / "codec_tables.jsonl"),
-                domain_name="codec", r_domain=0.5, tokens=4096, seed=0, eval_first=512, val_tokens=2048,
-                train=TrainSettings(**FAST))
+    base = dict(
+        base="micro",
+        general=str(corp / "general.jsonl"),
+        domain=str(corp / "codec_tables.jsonl"),
+        domain_name="codec",
+        r_domain=0.5,
+        tokens=4096,
+        seed=0,
+        eval_first=512,
+        val_tokens=2048,
+        train=TrainSettings(**FAST),
+    )
     base.update(kw)
     return ProbeConfig(**base)
 
@@ -48,8 +57,16 @@ def _cfg(corp: Path, **kw) -> ProbeConfig:
 @pytest.fixture(scope="module")
 def micro_base(stdlib_corpora, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bases") / "micro"
-    res = pretrain(PretrainConfig("micro", str(stdlib_corpora / "general.jsonl"), tokens=16384, out=str(out),
-                                  val_tokens=2048, train=TrainSettings(**{**FAST, "lr": 1e-2, "schedule": "cosine"})))
+    res = pretrain(
+        PretrainConfig(
+            "micro",
+            str(stdlib_corpora / "general.jsonl"),
+            tokens=16384,
+            out=str(out),
+            val_tokens=2048,
+            train=TrainSettings(**{**FAST, "lr": 1e-2, "schedule": "cosine"}),
+        )
+    )
     assert res.evaluations[-1]["loss_general"] < res.evaluations[0]["loss_general"] - 1.0
     return out
 
@@ -66,8 +83,10 @@ def test_tiny_grid_writes_valid_rows_that_the_fitter_fits(stdlib_corpora, micro_
     from bayes_dcpt.pointfit import fit_point
 
     db = tmp_path / "runs.sqlite"
-    results = [run_probe(_cfg(stdlib_corpora, base=str(micro_base), r_domain=r, probe_budget=1024), db=db)
-               for r in (0.0, 0.5, 1.0)]
+    results = [
+        run_probe(_cfg(stdlib_corpora, base=str(micro_base), r_domain=r, probe_budget=1024), db=db)
+        for r in (0.0, 0.5, 1.0)
+    ]
     assert all(not r.skipped and r.tokens_per_second > 0 for r in results)
     with Store(db) as st:
         df = st.to_frame()
@@ -79,7 +98,9 @@ def test_tiny_grid_writes_valid_rows_that_the_fitter_fits(stdlib_corpora, micro_
         assert sorted(sub["tokens"]) == expect_tokens[1:]
         assert sub[["loss_general", "loss_domain"]].notna().all().all()
     base = df[df.tokens == 0]
-    assert len(base) == 1 and base["r_domain"].isna().all()  # one base row per (domain, N), shared by the runs
+    assert (
+        len(base) == 1 and base["r_domain"].isna().all()
+    )  # one base row per (domain, N), shared by the runs
     # the domain loss falls with tokens when the mixture holds domain data, and more so at r = 1
     full = df[df.run_id == results[2].run_id].sort_values("tokens")
     assert full["loss_domain"].iloc[-1] < base["loss_domain"].iloc[0] - 0.2
@@ -99,7 +120,9 @@ def test_tiny_grid_writes_valid_rows_that_the_fitter_fits(stdlib_corpora, micro_
         st.set_status(results[1].run_id, "failed")
     with pytest.raises(ProbeConfigError, match="already has 8 stored measurements"):
         run_probe(_cfg(stdlib_corpora, base=str(micro_base), r_domain=0.5, probe_budget=1024), db=db)
-    forced = run_probe(_cfg(stdlib_corpora, base=str(micro_base), r_domain=0.5, probe_budget=1024), db=db, force=True)
+    forced = run_probe(
+        _cfg(stdlib_corpora, base=str(micro_base), r_domain=0.5, probe_budget=1024), db=db, force=True
+    )
     assert not forced.skipped and forced.evaluations[-1]["tokens"] == 4096
 
 
@@ -147,15 +170,26 @@ _VICTIM = textwrap.dedent(
 
 
 def test_sigkill_then_resume_loses_and_duplicates_nothing(stdlib_corpora, micro_base, tmp_path):
-    cfg = _cfg(stdlib_corpora, base=str(micro_base), tokens=16384, eval_first=512, checkpoint_dir=str(tmp_path / "ck"),
-               checkpoint_every=8)
+    cfg = _cfg(
+        stdlib_corpora,
+        base=str(micro_base),
+        tokens=16384,
+        eval_first=512,
+        checkpoint_dir=str(tmp_path / "ck"),
+        checkpoint_every=8,
+    )
     total_steps = 16384 // (4 * 32)
     script = tmp_path / "victim.py"
     script.write_text(_VICTIM)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     db = tmp_path / "killed.sqlite"
-    p = subprocess.Popen([sys.executable, str(script), json.dumps(asdict(cfg)), str(db)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, str(script), json.dumps(asdict(cfg)), str(db)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     step = 0
     deadline = time.monotonic() + 120
     while step < 70 and time.monotonic() < deadline:
@@ -177,12 +211,16 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(stdlib_corpora, micro_
         after = st.evaluations()
     assert not after.duplicated(["run_id", "tokens", "eval_set"]).any()
     kept = after.merge(before, on=["run_id", "tokens", "eval_set"], suffixes=("", "_before"))
-    assert len(kept) == len(before) and np.allclose(kept["loss"], kept["loss_before"])  # nothing lost or changed
+    assert len(kept) == len(before) and np.allclose(
+        kept["loss"], kept["loss_before"]
+    )  # nothing lost or changed
     run_rows = after[after.run_id == res.run_id]
     assert sorted(set(run_rows["tokens"])) == [512, 1024, 2048, 4096, 8192, 16384]
     assert (run_rows.groupby("tokens").size() == 2).all()
     # the same probe without interruption ends at the same losses
-    clean = run_probe(_cfg(stdlib_corpora, base=str(micro_base), tokens=16384, eval_first=512), db=tmp_path / "clean.sqlite")
+    clean = run_probe(
+        _cfg(stdlib_corpora, base=str(micro_base), tokens=16384, eval_first=512), db=tmp_path / "clean.sqlite"
+    )
     final_clean = {e["eval_set"]: e["loss"] for e in clean.evaluations if e["tokens"] == 16384}
     final_res = run_rows[run_rows.tokens == 16384].set_index("eval_set")["loss"]
     for s in ("general", "domain"):
@@ -215,8 +253,8 @@ def test_resume_refuses_a_malicious_checkpoint(stdlib_corpora, tmp_path):
     import pickle
 
     cfg = _cfg(stdlib_corpora, checkpoint_dir=str(tmp_path / "ck"))
-    from bayes_dcpt.probe.train import _safe_name, probe_run_id
     from bayes_dcpt.probe import build_preset
+    from bayes_dcpt.probe.train import _safe_name, probe_run_id
 
     n = build_preset("micro").n_params
     ck = tmp_path / "ck" / (_safe_name(probe_run_id("codec", n, 0.5, 0)) + ".pt")
@@ -237,20 +275,39 @@ def test_hf_directory_with_tokenizer_and_remote_code_guard(stdlib_corpora, tmp_p
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-    texts = [t for t, _ in zip(__import__("bayes_dcpt.probe.corpora", fromlist=["x"]).iter_documents(
-        stdlib_corpora / "general.jsonl"), range(40), strict=False)]
+    texts = [
+        t
+        for t, _ in zip(
+            __import__("bayes_dcpt.probe.corpora", fromlist=["x"]).iter_documents(
+                stdlib_corpora / "general.jsonl"
+            ),
+            range(40),
+            strict=False,
+        )
+    ]
     tk = Tokenizer(models.BPE(unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.ByteLevel()
     tk.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<eos>"]))
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<eos>", unk_token="<unk>")
     d = tmp_path / "hf"
-    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=64,
-                               bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)).save_pretrained(d)
+    GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tok),
+            n_embd=32,
+            n_layer=1,
+            n_head=2,
+            n_positions=64,
+            bos_token_id=tok.eos_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
+    ).save_pretrained(d)
     tok.save_pretrained(d)
     loaded = load_base(d)
     assert loaded.tokenizer.name == str(d) and loaded.tokenizer.vocab_size == len(tok)
-    res = run_probe(_cfg(stdlib_corpora, base=str(d), tokens=1024, eval_first=256, domain_name="codec"),
-                    db=tmp_path / "hf.sqlite")
+    res = run_probe(
+        _cfg(stdlib_corpora, base=str(d), tokens=1024, eval_first=256, domain_name="codec"),
+        db=tmp_path / "hf.sqlite",
+    )
     assert len(res.evaluations) == 2 * 3 + 2  # base + 256, 512, 1024 (x2 sets)
     cfg = json.loads((d / "config.json").read_text())
     cfg["auto_map"] = {"AutoModelForCausalLM": "evil_model.EvilForCausalLM"}

@@ -31,7 +31,9 @@ def test_import_twice_no_duplicates_and_round_trip(tmp_path, sim_df):
     db = tmp_path / "runs.sqlite"
     with Store(db) as st:
         first = st.import_frame(sim_df)
-        assert first["inserted"] == int(sim_df["loss_general"].notna().sum() + sim_df["loss_domain"].notna().sum())
+        assert first["inserted"] == int(
+            sim_df["loss_general"].notna().sum() + sim_df["loss_domain"].notna().sum()
+        )
         assert first["skipped"] == 0
         again = st.import_frame(sim_df)
         assert again == {"inserted": 0, "skipped": first["inserted"], "runs": first["runs"]}
@@ -59,7 +61,7 @@ def test_export_csv_parquet_and_load_data(tmp_path, sim_df):
         st.import_frame(sim_df)
         st.export(tmp_path / "out.csv")
         st.export(tmp_path / "out.parquet")
-        with pytest.raises(StoreError, match="csv or .parquet"):
+        with pytest.raises(StoreError, match=r"csv or \.parquet"):
             st.export(tmp_path / "out.json")
     for f in ("out.csv", "out.parquet"):
         back = _data.load(tmp_path / f)
@@ -185,8 +187,12 @@ def test_concurrent_writers(tmp_path):
     script.write_text(_WRITER)
     n = 40
     procs = [
-        subprocess.Popen([sys.executable, str(script), str(db), f"w{k}", str(n)], env=_env(),
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, str(script), str(db), f"w{k}", str(n)],
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         for k in range(4)
     ]
     for p in procs:
@@ -204,8 +210,13 @@ def test_killed_writer_loses_no_committed_row(tmp_path):
     db = tmp_path / "runs.sqlite"
     script = tmp_path / "w.py"
     script.write_text(_WRITER)
-    p = subprocess.Popen([sys.executable, str(script), str(db), "victim", "100000"], env=_env(),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, str(script), str(db), "victim", "100000"],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     done = -1
     deadline = time.monotonic() + 60
     while done < 30 and time.monotonic() < deadline:  # wait until >= 31 pairs are committed
@@ -221,7 +232,7 @@ def test_killed_writer_loses_no_committed_row(tmp_path):
         steps = sorted(set(ev["step"]))
         assert steps[: done + 1] == list(range(done + 1))
         full = ev.groupby("step").size()
-        assert (full.loc[: done] == 2).all()
+        assert (full.loc[:done] == 2).all()
         for _, r in ev.iterrows():
             expect = (2.0 if r.eval_set == "domain" else 3.0) + 1.0 / (r.step + 1)
             assert r.loss == pytest.approx(expect, rel=1e-12)

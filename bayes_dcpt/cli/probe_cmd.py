@@ -13,7 +13,9 @@ import typer
 from bayes_dcpt.cli._app import app, console, emit_json
 from bayes_dcpt.errors import BayesDCPTError
 
-probe_app = typer.Typer(help="Probe runs: pretrain a size ladder, run CPT probes, run grids.", no_args_is_help=True)
+probe_app = typer.Typer(
+    help="Probe runs: pretrain a size ladder, run CPT probes, run grids.", no_args_is_help=True
+)
 app.add_typer(probe_app, name="probe")
 
 
@@ -22,7 +24,9 @@ def _need_torch() -> None:
         import torch  # noqa: F401
         import transformers  # noqa: F401
     except ImportError as exc:
-        raise BayesDCPTError(f"probe runs need the probe extra: pip install 'bayes-dcpt[probe]' ({exc})") from exc
+        raise BayesDCPTError(
+            f"probe runs need the probe extra: pip install 'bayes-dcpt[probe]' ({exc})"
+        ) from exc
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -50,9 +54,18 @@ class _Bar:
 
         self.quiet = quiet
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tokens"),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]}"), TimeElapsedColumn(),
-            TextColumn("ETA"), TimeRemainingColumn(), console=console, disable=quiet, transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("tokens"),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[speed]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet,
+            transient=False,
         )
         self.tasks: dict[str, Any] = {}
 
@@ -67,8 +80,12 @@ class _Bar:
         label = ev.get("label", label)
         if label not in self.tasks:
             self.tasks[label] = self.progress.add_task(label, total=ev["total_tokens"], loss="-", speed="")
-        self.progress.update(self.tasks[label], completed=ev["tokens"], loss=f"{ev['loss']:.3f}",
-                             speed=f"{ev['tokens_per_second']:,.0f} tok/s")
+        self.progress.update(
+            self.tasks[label],
+            completed=ev["tokens"],
+            loss=f"{ev['loss']:.3f}",
+            speed=f"{ev['tokens_per_second']:,.0f} tok/s",
+        )
 
 
 @probe_app.command("presets")
@@ -107,13 +124,17 @@ def corpora_cmd(
         emit_json(info)
         return
     for name, d in info.items():
-        console.print(f"{out / (name + '.jsonl')}: {d['documents']} documents, {d['bytes']:,} bytes", soft_wrap=True)
+        console.print(
+            f"{out / (name + '.jsonl')}: {d['documents']} documents, {d['bytes']:,} bytes", soft_wrap=True
+        )
 
 
 @probe_app.command("pretrain")
 def pretrain_cmd(
     preset: str = typer.Option(..., "--preset", help="Model preset (see `probe presets`)."),
-    general: Path = typer.Option(..., "--general", help="General corpus: file or folder (txt, JSONL, Parquet)."),
+    general: Path = typer.Option(
+        ..., "--general", help="General corpus: file or folder (txt, JSONL, Parquet)."
+    ),
     tokens: int = typer.Option(..., "--tokens", min=1, help="Training tokens."),
     out: Path = typer.Option(..., "--out", help="Output directory of the base model."),
     seed: int = typer.Option(0, "--seed"),
@@ -134,33 +155,58 @@ def pretrain_cmd(
     _need_torch()
     from bayes_dcpt.probe.train import PretrainConfig, pretrain
 
-    cfg = PretrainConfig(preset=preset, general=str(general), tokens=tokens, out=str(out), seed=seed,
-                         train=_settings(lr=lr, schedule=schedule, warmup_steps=warmup, seq_len=seq_len,
-                                         batch_size=batch_size, device=device, threads=threads))
+    cfg = PretrainConfig(
+        preset=preset,
+        general=str(general),
+        tokens=tokens,
+        out=str(out),
+        seed=seed,
+        train=_settings(
+            lr=lr,
+            schedule=schedule,
+            warmup_steps=warmup,
+            seq_len=seq_len,
+            batch_size=batch_size,
+            device=device,
+            threads=threads,
+        ),
+    )
     with _Bar(quiet or json_out) as bar:
         res = pretrain(cfg, progress=lambda ev: bar.update(ev, f"pretrain {preset}"))
-    summary = {"out": res.out, "n_params": res.n_params, "tokens": res.tokens_trained,
-               "tokens_per_second": res.tokens_per_second, "wall_seconds": res.wall_seconds,
-               "val_loss_general": res.evaluations[-1]["loss_general"], "mfu": res.mfu}
+    summary = {
+        "out": res.out,
+        "n_params": res.n_params,
+        "tokens": res.tokens_trained,
+        "tokens_per_second": res.tokens_per_second,
+        "wall_seconds": res.wall_seconds,
+        "val_loss_general": res.evaluations[-1]["loss_general"],
+        "mfu": res.mfu,
+    }
     if json_out:
         emit_json(summary)
     else:
         console.print(
             f"saved {out} (N={res.n_params:,} non-embedding): general val loss "
             f"{summary['val_loss_general']:.4f} after {res.tokens_trained:,} tokens, "
-            f"{res.tokens_per_second:,.0f} tokens/s, {res.wall_seconds:.1f} s", soft_wrap=True)
+            f"{res.tokens_per_second:,.0f} tokens/s, {res.wall_seconds:.1f} s",
+            soft_wrap=True,
+        )
 
 
 @probe_app.command("run")
 def run_cmd(
-    model: str = typer.Option(..., "--model", help="Base model directory (probe pretrain or Hugging Face) or a preset."),
+    model: str = typer.Option(
+        ..., "--model", help="Base model directory (probe pretrain or Hugging Face) or a preset."
+    ),
     general: Path = typer.Option(..., "--general", help="General corpus: file or folder."),
     domain: Path = typer.Option(..., "--domain", help="Domain corpus: file or folder."),
     domain_name: str = typer.Option(..., "--domain-name", help="Name of the domain in the results."),
     ratio: float = typer.Option(..., "--ratio", help="Domain share r of the mixture, in [0, 1]."),
     tokens: int = typer.Option(..., "--tokens", min=1, help="CPT token budget."),
     db: Path = typer.Option(Path("runs.sqlite"), "--db", help="The experiment store (SQLite)."),
-    csv: Path | None = typer.Option(None, "--csv", help="Also write this run's rows (and base rows) to a CSV."),
+    csv: Path | None = typer.Option(
+        None, "--csv", help="Also write this run's rows (and base rows) to a CSV."
+    ),
     seed: int = typer.Option(0, "--seed"),
     run_id: str | None = typer.Option(None, "--run-id", help="Default: <domain>|N=<n>|r=<r>|seed=<seed>."),
     lr: float = typer.Option(5e-4, "--lr"),
@@ -169,18 +215,28 @@ def run_cmd(
     seq_len: int = typer.Option(128, "--seq-len", min=1),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
     eval_first: int | None = typer.Option(None, "--eval-first", help="First evaluation point in tokens."),
-    eval_per_octave: float = typer.Option(1.0, "--eval-per-octave", help="Evaluations per doubling of tokens."),
+    eval_per_octave: float = typer.Option(
+        1.0, "--eval-per-octave", help="Evaluations per doubling of tokens."
+    ),
     probe_budget: int | None = typer.Option(None, "--probe-budget", help="Also evaluate at b and 2b (DLC)."),
     val_tokens: int = typer.Option(32768, "--val-tokens", min=2),
-    val_general: Path | None = typer.Option(None, "--val-general", help="Separate general validation corpus."),
+    val_general: Path | None = typer.Option(
+        None, "--val-general", help="Separate general validation corpus."
+    ),
     val_domain: Path | None = typer.Option(None, "--val-domain", help="Separate domain validation corpus."),
-    checkpoint_dir: Path | None = typer.Option(None, "--checkpoint-dir", help="Resume checkpoints (default: <db>.ckpt/)."),
-    checkpoint_every: int = typer.Option(0, "--checkpoint-every", min=0, help="Also checkpoint every k steps."),
+    checkpoint_dir: Path | None = typer.Option(
+        None, "--checkpoint-dir", help="Resume checkpoints (default: <db>.ckpt/)."
+    ),
+    checkpoint_every: int = typer.Option(
+        0, "--checkpoint-every", min=0, help="Also checkpoint every k steps."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its checkpoint."),
     force: bool = typer.Option(False, "--force", help="Start a stored run over, replacing its rows."),
     device: str = typer.Option("auto", "--device"),
     threads: int | None = typer.Option(None, "--threads", min=1),
-    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow the model's own code to run."),
+    trust_remote_code: bool = typer.Option(
+        False, "--trust-remote-code", help="Allow the model's own code to run."
+    ),
     quiet: bool = typer.Option(False, "--quiet"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -195,13 +251,32 @@ def run_cmd(
 
     ckdir = checkpoint_dir or Path(str(db) + ".ckpt")
     cfg = ProbeConfig(
-        base=model, general=str(general), domain=str(domain), domain_name=domain_name, r_domain=ratio, tokens=tokens,
-        seed=seed, run_id=run_id, eval_first=eval_first, eval_per_octave=eval_per_octave, probe_budget=probe_budget,
-        val_tokens=val_tokens, val_general=str(val_general) if val_general else None,
-        val_domain=str(val_domain) if val_domain else None, checkpoint_dir=str(ckdir),
-        checkpoint_every=checkpoint_every, trust_remote_code=trust_remote_code,
-        train=_settings(lr=lr, schedule=schedule, warmup_steps=warmup, seq_len=seq_len, batch_size=batch_size,
-                        device=device, threads=threads),
+        base=model,
+        general=str(general),
+        domain=str(domain),
+        domain_name=domain_name,
+        r_domain=ratio,
+        tokens=tokens,
+        seed=seed,
+        run_id=run_id,
+        eval_first=eval_first,
+        eval_per_octave=eval_per_octave,
+        probe_budget=probe_budget,
+        val_tokens=val_tokens,
+        val_general=str(val_general) if val_general else None,
+        val_domain=str(val_domain) if val_domain else None,
+        checkpoint_dir=str(ckdir),
+        checkpoint_every=checkpoint_every,
+        trust_remote_code=trust_remote_code,
+        train=_settings(
+            lr=lr,
+            schedule=schedule,
+            warmup_steps=warmup,
+            seq_len=seq_len,
+            batch_size=batch_size,
+            device=device,
+            threads=threads,
+        ),
     )
     with _Bar(quiet or json_out) as bar:
         res = run_probe(cfg, db=db, resume=resume, force=force, progress=bar.update)
@@ -212,17 +287,28 @@ def run_cmd(
             df = st.to_frame()
         keep = {res.run_id, base_run_id(domain_name, res.n_params)}
         df[df["run_id"].isin(keep)].to_csv(csv, index=False)
-    summary = {"run_id": res.run_id, "n_params": res.n_params, "skipped": res.skipped,
-               "evaluations": len(res.evaluations), "tokens_per_second": res.tokens_per_second, "mfu": res.mfu,
-               "wall_seconds": res.wall_seconds, "resumed_from_step": res.resumed_from_step, "db": str(db)}
+    summary = {
+        "run_id": res.run_id,
+        "n_params": res.n_params,
+        "skipped": res.skipped,
+        "evaluations": len(res.evaluations),
+        "tokens_per_second": res.tokens_per_second,
+        "mfu": res.mfu,
+        "wall_seconds": res.wall_seconds,
+        "resumed_from_step": res.resumed_from_step,
+        "db": str(db),
+    }
     if json_out:
         emit_json(summary)
     elif res.skipped:
         console.print(f"{res.run_id}: already done in {db} (use --force to run it again)", soft_wrap=True)
     else:
         mfu = f", MFU {res.mfu:.1%}" if res.mfu is not None else ""
-        console.print(f"{res.run_id}: {len(res.evaluations)} measurements stored in {db}; "
-                      f"{res.tokens_per_second:,.0f} tokens/s{mfu}, {res.wall_seconds:.1f} s", soft_wrap=True)
+        console.print(
+            f"{res.run_id}: {len(res.evaluations)} measurements stored in {db}; "
+            f"{res.tokens_per_second:,.0f} tokens/s{mfu}, {res.wall_seconds:.1f} s",
+            soft_wrap=True,
+        )
 
 
 @probe_app.command("grid")
@@ -230,7 +316,9 @@ def grid_cmd(
     spec: Path = typer.Argument(..., help="Grid spec (TOML or JSON)."),
     db: Path = typer.Option(Path("runs.sqlite"), "--db", help="The experiment store (SQLite)."),
     csv: Path | None = typer.Option(None, "--csv", help="Export the whole store to this CSV afterwards."),
-    workdir: Path = typer.Option(Path("."), "--workdir", help="Folder that relative paths in the spec refer to."),
+    workdir: Path = typer.Option(
+        Path("."), "--workdir", help="Folder that relative paths in the spec refer to."
+    ),
     executor: str = typer.Option("local", "--executor", help="local (processes) or ray."),
     workers: int = typer.Option(1, "--workers", min=1, help="Probes at once (one per GPU on a GPU machine)."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="Torch threads per probe."),
@@ -249,7 +337,11 @@ def grid_cmd(
     grid = load_spec(spec, workdir=workdir)
     n_jobs = len(grid.jobs())
     with _Bar(quiet or json_out) as bar:
-        overall = bar.progress.add_task("probes done", total=n_jobs, loss="", speed="") if not (quiet or json_out) else None
+        overall = (
+            bar.progress.add_task("probes done", total=n_jobs, loss="", speed="")
+            if not (quiet or json_out)
+            else None
+        )
 
         def on_event(ev: dict[str, Any]) -> None:
             if "done" in ev:
@@ -260,13 +352,18 @@ def grid_cmd(
                 if label in bar.tasks:
                     bar.progress.remove_task(bar.tasks.pop(label))
                 if not (quiet or json_out):
-                    state = "skipped (done)" if d["skipped"] else f"{d['tokens_per_second']:,.0f} tok/s, {d['wall_seconds']:.1f} s"
+                    state = (
+                        "skipped (done)"
+                        if d["skipped"]
+                        else f"{d['tokens_per_second']:,.0f} tok/s, {d['wall_seconds']:.1f} s"
+                    )
                     bar.progress.console.print(f"{label}: {state}")
             else:
                 bar.update(ev)
 
-        res = run_grid(grid, db, executor=executor, workers=workers, threads=threads, address=address,
-                       on_event=on_event)
+        res = run_grid(
+            grid, db, executor=executor, workers=workers, threads=threads, address=address, on_event=on_event
+        )
     if csv is not None:
         with Store(db) as st:
             st.export(csv)
@@ -274,6 +371,8 @@ def grid_cmd(
         emit_json(res)
     else:
         ran = [j for j in res["jobs"] if j["kind"] == "probe" and not j["skipped"]]
-        console.print(f"grid done: {len(ran)} probes run, {n_jobs - len(ran)} already stored; "
-                      f"{res['wall_seconds']:.1f} s wall; results in {db}" + (f" and {csv}" if csv else ""),
-                      soft_wrap=True)
+        console.print(
+            f"grid done: {len(ran)} probes run, {n_jobs - len(ran)} already stored; "
+            f"{res['wall_seconds']:.1f} s wall; results in {db}" + (f" and {csv}" if csv else ""),
+            soft_wrap=True,
+        )

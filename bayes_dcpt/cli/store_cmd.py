@@ -17,7 +17,9 @@ DB_HELP = "The experiment store (SQLite file; created when absent)."
 def import_cmd(
     file: Path = typer.Argument(..., help="CSV, TSV or Parquet file of CPT measurements."),
     db: Path = typer.Option(..., "--db", help=DB_HELP),
-    replace: bool = typer.Option(False, "--replace", help="Overwrite stored losses that differ (default: error)."),
+    replace: bool = typer.Option(
+        False, "--replace", help="Overwrite stored losses that differ (default: error)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
 ) -> None:
     """Validate a table and add it to the store; re-importing the same rows adds nothing.
@@ -82,8 +84,9 @@ def show_cmd(
     if json_out:
         payload = {**s, "status": status}
         if runs:
-            payload["run_list"] = runs_df[["run_id", "status", "domain", "n_params", "r_domain",
-                                           "n_evaluations", "wall_seconds"]].to_dict(orient="records")
+            payload["run_list"] = runs_df[
+                ["run_id", "status", "domain", "n_params", "r_domain", "n_evaluations", "wall_seconds"]
+            ].to_dict(orient="records")
         emit_json(payload)
         return
     print_summary(s, f"store {db}")

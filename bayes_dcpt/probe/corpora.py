@@ -42,7 +42,21 @@ __all__ = [
     "iter_documents",
 ]
 
-TEXT_SUFFIXES_SKIP = {".pyc", ".so", ".o", ".a", ".whl", ".zip", ".gz", ".bz2", ".xz", ".png", ".jpg", ".pt", ".bin"}
+TEXT_SUFFIXES_SKIP = {
+    ".pyc",
+    ".so",
+    ".o",
+    ".a",
+    ".whl",
+    ".zip",
+    ".gz",
+    ".bz2",
+    ".xz",
+    ".png",
+    ".jpg",
+    ".pt",
+    ".bin",
+}
 
 
 class CorpusError(BayesDCPTError):
@@ -54,7 +68,8 @@ def _files(path: Path) -> list[Path]:
         return [path]
     if path.is_dir():
         files = sorted(
-            p for p in path.rglob("*")
+            p
+            for p in path.rglob("*")
             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() not in TEXT_SUFFIXES_SKIP
         )
         return files
@@ -90,7 +105,9 @@ def iter_documents(path: str | Path, text_field: str = "text") -> Iterator[str]:
             except Exception as exc:
                 raise CorpusError(f"{f}: unreadable Parquet file ({exc})") from exc
             if text_field not in pf.schema_arrow.names:
-                raise CorpusError(f"{f}: no {text_field!r} column (columns: {', '.join(pf.schema_arrow.names)})")
+                raise CorpusError(
+                    f"{f}: no {text_field!r} column (columns: {', '.join(pf.schema_arrow.names)})"
+                )
             for batch in pf.iter_batches(columns=[text_field], batch_size=1024):
                 for text in batch.column(0).to_pylist():
                     if text:
@@ -276,7 +293,9 @@ class TokenStream:
         carry = np.empty(0, dtype=np.int64)
         w = self.width
         for p in self.corpus.train_pieces():
-            toks = np.concatenate([carry, self.corpus.encoder(p), np.array([self.corpus.eos], dtype=np.int64)])
+            toks = np.concatenate(
+                [carry, self.corpus.encoder(p), np.array([self.corpus.eos], dtype=np.int64)]
+            )
             n = len(toks) // w
             for i in range(n):
                 yield toks[i * w : (i + 1) * w]
@@ -360,7 +379,16 @@ def gather_stdlib(out: str | Path) -> dict[str, dict[str, int | str]]:
     paths = sysconfig.get_paths()
     std = Path(paths["stdlib"])
     inc = Path(paths["include"])
-    skip = {"test", "tests", "idle_test", "site-packages", "encodings", "lib2to3", "__pycache__", "turtledemo"}
+    skip = {
+        "test",
+        "tests",
+        "idle_test",
+        "site-packages",
+        "encodings",
+        "lib2to3",
+        "__pycache__",
+        "turtledemo",
+    }
     modules = sorted(p for p in std.rglob("*.py") if not (skip & set(p.relative_to(std).parts)))
     if not modules:
         raise CorpusError(f"no standard-library sources under {std}")
@@ -368,7 +396,10 @@ def gather_stdlib(out: str | Path) -> dict[str, dict[str, int | str]]:
     if not headers:
         raise CorpusError(f"no C headers under {inc} (install the Python development headers)")
     codecs = sorted(p for p in (std / "encodings").glob("*.py") if "decoding_table" in p.read_text("utf-8"))
-    general = [{"text": text, "source": f"pydoc_data.topics:{k}"} for k, text in sorted(pydoc_data.topics.topics.items())]
+    general = [
+        {"text": text, "source": f"pydoc_data.topics:{k}"}
+        for k, text in sorted(pydoc_data.topics.topics.items())
+    ]
     python = []
     for p in modules:
         rel = str(p.relative_to(std))

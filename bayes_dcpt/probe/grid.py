@@ -53,10 +53,35 @@ class GridError(BayesDCPTError):
     """A grid spec file is missing, unreadable or inconsistent."""
 
 
-_TRAIN_KEYS = ("seq_len", "batch_size", "lr", "schedule", "warmup_steps", "min_lr_ratio", "decay_frac",
-               "weight_decay", "beta1", "beta2", "grad_clip", "eval_batch_size", "device", "compile")
-_PROBE_KEYS = ("sizes", "ratios", "seeds", "tokens", "eval_first", "eval_per_octave", "probe_budget", "val_tokens",
-               "val_fraction", "checkpoint_every", "text_field")
+_TRAIN_KEYS = (
+    "seq_len",
+    "batch_size",
+    "lr",
+    "schedule",
+    "warmup_steps",
+    "min_lr_ratio",
+    "decay_frac",
+    "weight_decay",
+    "beta1",
+    "beta2",
+    "grad_clip",
+    "eval_batch_size",
+    "device",
+    "compile",
+)
+_PROBE_KEYS = (
+    "sizes",
+    "ratios",
+    "seeds",
+    "tokens",
+    "eval_first",
+    "eval_per_octave",
+    "probe_budget",
+    "val_tokens",
+    "val_fraction",
+    "checkpoint_every",
+    "text_field",
+)
 _PRETRAIN_KEYS = ("tokens", "seed", "out", "eval_points", *_TRAIN_KEYS)
 
 
@@ -163,7 +188,7 @@ def load_spec(path: str | Path, workdir: str | Path | None = None) -> GridSpec:
         raise GridError(f"{src}: [corpora] needs general = <path>")
     gather = corpora.get("gather")
     if gather not in (None, "stdlib"):
-        raise GridError(f"{src}: [corpora] gather must be \"stdlib\" (or absent), got {gather!r}")
+        raise GridError(f'{src}: [corpora] gather must be "stdlib" (or absent), got {gather!r}')
     for k in ("sizes", "ratios", "tokens"):
         if k not in probe:
             raise GridError(f"{src}: [probe] needs {k}")
@@ -212,7 +237,9 @@ def load_spec(path: str | Path, workdir: str | Path | None = None) -> GridSpec:
         raise GridError(f"{src}: [domains] is empty")
     for s in sizes:
         if s not in PRESETS and not spec._path(s).is_dir():
-            raise GridError(f"{src}: unknown model preset or missing directory {s!r} (presets: {', '.join(PRESETS)})")
+            raise GridError(
+                f"{src}: unknown model preset or missing directory {s!r} (presets: {', '.join(PRESETS)})"
+            )
     if gather is None:
         for name, path in [("general", spec.general), *spec.domains.items()]:
             if not path.exists():
@@ -234,11 +261,22 @@ def probe_config(spec: GridSpec, job: Job, checkpoint_dir: str | None = None):
     from bayes_dcpt.probe.train import ProbeConfig
 
     return ProbeConfig(
-        base=spec.base_for(job.size), general=str(spec.general), domain=str(spec.domains[job.domain]),
-        domain_name=job.domain, r_domain=job.r_domain, tokens=spec.tokens, seed=job.seed,
-        eval_first=spec.eval_first, eval_per_octave=spec.eval_per_octave, probe_budget=spec.probe_budget,
-        val_tokens=spec.val_tokens, val_fraction=spec.val_fraction, text_field=spec.text_field,
-        checkpoint_dir=checkpoint_dir, checkpoint_every=spec.checkpoint_every, train=_settings(spec, {}),
+        base=spec.base_for(job.size),
+        general=str(spec.general),
+        domain=str(spec.domains[job.domain]),
+        domain_name=job.domain,
+        r_domain=job.r_domain,
+        tokens=spec.tokens,
+        seed=job.seed,
+        eval_first=spec.eval_first,
+        eval_per_octave=spec.eval_per_octave,
+        probe_budget=spec.probe_budget,
+        val_tokens=spec.val_tokens,
+        val_fraction=spec.val_fraction,
+        text_field=spec.text_field,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=spec.checkpoint_every,
+        train=_settings(spec, {}),
     )
 
 
@@ -250,9 +288,15 @@ def pretrain_config(spec: GridSpec, size: str):
     over = {k: pre[k] for k in _TRAIN_KEYS if k in pre}
     defaults = {"lr": 3e-3, "schedule": "cosine", "warmup_steps": 50}
     return PretrainConfig(
-        preset=size, general=str(spec.general), tokens=int(pre.get("tokens", 2**21)), out=str(spec.base_dir(size)),
-        seed=int(pre.get("seed", 0)), val_tokens=spec.val_tokens, val_fraction=spec.val_fraction,
-        text_field=spec.text_field, eval_points=int(pre.get("eval_points", 4)),
+        preset=size,
+        general=str(spec.general),
+        tokens=int(pre.get("tokens", 2**21)),
+        out=str(spec.base_dir(size)),
+        seed=int(pre.get("seed", 0)),
+        val_tokens=spec.val_tokens,
+        val_fraction=spec.val_fraction,
+        text_field=spec.text_field,
+        eval_points=int(pre.get("eval_points", 4)),
         train=_settings(spec, over, defaults) if not over else _settings(spec, {**defaults, **over}),
     )
 
@@ -291,10 +335,9 @@ def _reporter(label: str, events) -> Callable[[dict[str, Any]], None] | None:
 def _do_job(kind: str, payload: dict[str, Any], db: str, threads: int, events=None) -> dict[str, Any]:
     """Run one pretraining or probe job in this process; returns a small summary."""
     import torch
+    from transformers.utils import logging as hf_logging
 
     from bayes_dcpt.probe.train import PretrainConfig, ProbeConfig, TrainSettings, pretrain, run_probe
-
-    from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
@@ -307,10 +350,18 @@ def _do_job(kind: str, payload: dict[str, Any], db: str, threads: int, events=No
         res = pretrain(PretrainConfig(**payload), progress=_reporter(label, events))
     else:
         res = run_probe(ProbeConfig(**payload), db=db, resume=True, progress=_reporter(label, events))
-    return {"label": label, "kind": kind, "run_id": res.run_id, "n_params": res.n_params,
-            "skipped": res.skipped, "tokens_per_second": res.tokens_per_second,
-            "wall_seconds": time.perf_counter() - t0, "train_seconds": res.train_seconds,
-            "tokens_trained": res.tokens_trained, "resumed_from_step": res.resumed_from_step}
+    return {
+        "label": label,
+        "kind": kind,
+        "run_id": res.run_id,
+        "n_params": res.n_params,
+        "skipped": res.skipped,
+        "tokens_per_second": res.tokens_per_second,
+        "wall_seconds": time.perf_counter() - t0,
+        "train_seconds": res.train_seconds,
+        "tokens_trained": res.tokens_trained,
+        "resumed_from_step": res.resumed_from_step,
+    }
 
 
 def _pool_job(kind: str, payload: dict[str, Any], db: str) -> dict[str, Any]:
@@ -398,8 +449,14 @@ def run_grid(
             summaries += _run_local(phase, db, workers, threads, on_event)
         else:
             summaries += _run_ray(phase, db, workers, threads, address, on_event)
-    return {"jobs": summaries, "wall_seconds": time.perf_counter() - t0, "corpora": corpora_info,
-            "threads": threads, "workers": workers, "executor": executor}
+    return {
+        "jobs": summaries,
+        "wall_seconds": time.perf_counter() - t0,
+        "corpora": corpora_info,
+        "threads": threads,
+        "workers": workers,
+        "executor": executor,
+    }
 
 
 def _precheck(cfg: Any, spec: GridSpec) -> None:
@@ -449,8 +506,12 @@ def _run_local(phase, db: str, workers: int, threads: int, on_event) -> list[dic
                 if on_event:
                     on_event({"done": res})
             return out
-        with ProcessPoolExecutor(max_workers=min(workers, len(phase)), mp_context=ctx, initializer=_init_worker,
-                                 initargs=(counter, n_gpus, threads, events)) as pool:
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(phase)),
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(counter, n_gpus, threads, events),
+        ) as pool:
             pending = {pool.submit(_pool_job, kind, payload, db) for kind, payload in phase}
             while pending:
                 finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -475,7 +536,9 @@ def _gpu_count() -> int:
         return 0
 
 
-def _run_ray(phase, db: str, workers: int, threads: int, address: str | None, on_event) -> list[dict[str, Any]]:
+def _run_ray(
+    phase, db: str, workers: int, threads: int, address: str | None, on_event
+) -> list[dict[str, Any]]:
     try:
         import ray
     except ImportError as exc:

@@ -108,7 +108,9 @@ def preset_config(preset: str, max_len: int = 1024):
     from transformers import LlamaConfig
 
     if preset not in PRESETS:
-        raise ModelError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)} or give a directory")
+        raise ModelError(
+            f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)} or give a directory"
+        )
     d, layers, heads, ffn = PRESETS[preset]
     cfg = LlamaConfig(
         vocab_size=256,
@@ -136,7 +138,9 @@ def build_preset(preset: str, seed: int = 0, max_len: int = 1024) -> LoadedModel
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(cfg)
-    return LoadedModel(model, ByteTokenizer(), preset, {"preset": preset, "tokenizer": "bytes", "init_seed": seed})
+    return LoadedModel(
+        model, ByteTokenizer(), preset, {"preset": preset, "tokenizer": "bytes", "init_seed": seed}
+    )
 
 
 def count_params(model: torch.nn.Module, embeddings: bool = False) -> int:
@@ -206,7 +210,9 @@ def load_base(path: str | Path, trust_remote_code: bool = False) -> LoadedModel:
 
     p = Path(path)
     if not p.is_dir():
-        raise ModelError(f"model directory not found: {p} (or an unknown preset; presets: {', '.join(PRESETS)})")
+        raise ModelError(
+            f"model directory not found: {p} (or an unknown preset; presets: {', '.join(PRESETS)})"
+        )
     if not (p / "config.json").is_file():
         raise ModelError(f"{p} is not a Hugging Face model directory (no config.json)")
     try:
@@ -223,7 +229,9 @@ def load_base(path: str | Path, trust_remote_code: bool = False) -> LoadedModel:
         meta = json.loads((p / META_FILE).read_text())
     try:
         with _quiet_hf():
-            model = AutoModelForCausalLM.from_pretrained(p, trust_remote_code=trust_remote_code, dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(
+                p, trust_remote_code=trust_remote_code, dtype=torch.float32
+            )
     except ValueError as exc:
         msg = str(exc).splitlines()[0]
         if "trust_remote_code" in str(exc):
@@ -262,4 +270,6 @@ def safe_torch_load(path: str | Path) -> Any:
             f"{p}: refused to load: not a plain weights file (weights_only=True rejected it: {first})"
         ) from exc
     except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"{p}: corrupt or truncated checkpoint ({str(exc).strip().splitlines()[0]})") from exc
+        raise CheckpointError(
+            f"{p}: corrupt or truncated checkpoint ({str(exc).strip().splitlines()[0]})"
+        ) from exc

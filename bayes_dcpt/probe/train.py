@@ -63,8 +63,18 @@ __all__ = [
 ProgressFn = Callable[[dict[str, Any]], None]
 
 #: Peak dense bf16 FLOP/s of common accelerators, for model FLOP utilisation (matched by name).
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "L4": 121e12,
-              "4090": 165e12, "3090": 71e12, "V100": 125e12, "T4": 65e12}
+PEAK_FLOPS = {
+    "H100": 989e12,
+    "H200": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10": 125e12,
+    "L4": 121e12,
+    "4090": 165e12,
+    "3090": 71e12,
+    "V100": 125e12,
+    "T4": 65e12,
+}
 
 
 class ProbeConfigError(BayesDCPTError, ValueError):
@@ -143,7 +153,9 @@ class ProbeConfig:
         if int(self.tokens) < 1:
             raise ProbeConfigError(f"tokens must be > 0, got {self.tokens}")
         if not self.domain_name or "|" in self.domain_name:
-            raise ProbeConfigError(f"domain_name must be a non-empty name without '|', got {self.domain_name!r}")
+            raise ProbeConfigError(
+                f"domain_name must be a non-empty name without '|', got {self.domain_name!r}"
+            )
         if self.probe_budget is not None and not 0 < 2 * self.probe_budget <= self.tokens:
             raise ProbeConfigError(
                 f"probe_budget b={self.probe_budget} needs 0 < 2b <= tokens ({self.tokens}) for the DLC features"
@@ -175,7 +187,9 @@ class PretrainConfig:
 
     def check(self) -> None:
         if self.preset not in PRESETS:
-            raise ProbeConfigError(f"unknown model preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+            raise ProbeConfigError(
+                f"unknown model preset {self.preset!r}; choose one of {', '.join(PRESETS)}"
+            )
         if int(self.tokens) < 1:
             raise ProbeConfigError(f"tokens must be > 0, got {self.tokens}")
         self.train.check()
@@ -203,7 +217,9 @@ def _check_base(base: str) -> None:
     if base in PRESETS:
         return
     if not p.exists():
-        raise ModelError(f"unknown model preset or missing directory {base!r} (presets: {', '.join(PRESETS)})")
+        raise ModelError(
+            f"unknown model preset or missing directory {base!r} (presets: {', '.join(PRESETS)})"
+        )
     if not p.is_dir() or not (p / "config.json").is_file():
         raise ModelError(f"{base} is not a model directory (no config.json)")
 
@@ -241,7 +257,11 @@ def _runtime(settings: TrainSettings) -> _Runtime:
         if cuda:
             torch.cuda.set_device(dev)
     else:
-        dev = torch.device(settings.device if settings.device.startswith("cuda") else "cuda") if cuda else torch.device("cpu")
+        dev = (
+            torch.device(settings.device if settings.device.startswith("cuda") else "cuda")
+            if cuda
+            else torch.device("cpu")
+        )
     return _Runtime(dev, rank, world, world > 1, autocast=dev.type == "cuda")
 
 
@@ -262,12 +282,16 @@ def _flops_per_token(n_params: int, layers: int, hidden: int, seq_len: int) -> f
 
 # ----------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, tokens: np.ndarray, seq_len: int, batch_size: int, rt: _Runtime | None = None) -> float:
+def evaluate(
+    model: torch.nn.Module, tokens: np.ndarray, seq_len: int, batch_size: int, rt: _Runtime | None = None
+) -> float:
     """Mean next-token loss (nats per token) over non-overlapping windows of ``tokens``."""
     rt = rt or _Runtime(next(model.parameters()).device)
     n = (len(tokens) - 1) // seq_len
     if n < 1:
-        raise ProbeConfigError(f"the validation slice ({len(tokens)} tokens) is shorter than one sequence ({seq_len + 1})")
+        raise ProbeConfigError(
+            f"the validation slice ({len(tokens)} tokens) is shorter than one sequence ({seq_len + 1})"
+        )
     idx = np.arange(n)[rt.rank :: rt.world]
     was_training = model.training
     model.eval()
@@ -278,7 +302,9 @@ def evaluate(model: torch.nn.Module, tokens: np.ndarray, seq_len: int, batch_siz
         xt = torch.from_numpy(x).to(rt.device, non_blocking=True)
         with torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=rt.autocast):
             logits = model(input_ids=xt[:, :-1]).logits
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), xt[:, 1:].reshape(-1), reduction="sum")
+        loss = F.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]), xt[:, 1:].reshape(-1), reduction="sum"
+        )
         total[0] += loss.double()
         total[1] += xt[:, 1:].numel()
     if rt.ddp:
@@ -293,7 +319,9 @@ def evaluate(model: torch.nn.Module, tokens: np.ndarray, seq_len: int, batch_siz
 class _Mixture:
     """Global batches with ``n_dom ~ floor(B r) + Bernoulli(frac(B r))`` domain sequences."""
 
-    def __init__(self, general: TokenStream, domain: TokenStream | None, r: float, batch: int, rng: np.random.Generator):
+    def __init__(
+        self, general: TokenStream, domain: TokenStream | None, r: float, batch: int, rng: np.random.Generator
+    ):
         self.general, self.domain, self.r, self.batch, self.rng = general, domain, r, batch, rng
 
     def next(self) -> np.ndarray:
@@ -358,7 +386,9 @@ def _train(
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=settings.lr, betas=(settings.beta1, settings.beta2), fused=rt.device.type == "cuda",
+        lr=settings.lr,
+        betas=(settings.beta1, settings.beta2),
+        fused=rt.device.type == "cuda",
     )
     torch.manual_seed(seed)
     start_step = 0
@@ -374,8 +404,11 @@ def _train(
             raise CheckpointError(f"{ckpt_path}: checkpoint does not match this run ({exc})") from exc
         start_step = int(state["step"])
     gen = TokenStream(mixture_args["general"], T, _stream_seed(seed, 1), position=state["gen_pos"])
-    dom = (TokenStream(mixture_args["domain"], T, _stream_seed(seed, 2), position=state["dom_pos"])
-           if mixture_args.get("domain") is not None else None)
+    dom = (
+        TokenStream(mixture_args["domain"], T, _stream_seed(seed, 2), position=state["dom_pos"])
+        if mixture_args.get("domain") is not None
+        else None
+    )
     rng = np.random.default_rng(_stream_seed(seed, 3))
     if state.get("mix_rng"):
         rng.bit_generator.state = state["mix_rng"]
@@ -400,8 +433,12 @@ def _train(
     def checkpoint(step: int) -> None:
         if ckpt_path is None or not rt.main:
             return
-        st = {"step": step, "gen_pos": gen.position, "dom_pos": dom.position if dom else 0,
-              "mix_rng": rng.bit_generator.state}
+        st = {
+            "step": step,
+            "gen_pos": gen.position,
+            "dom_pos": dom.position if dom else 0,
+            "mix_rng": rng.bit_generator.state,
+        }
         _save_ckpt(ckpt_path, model, opt, st)
 
     point_set = set(points)
@@ -410,15 +447,29 @@ def _train(
     train_seconds = 0.0
     tokens_trained = 0
     last_loss = float("nan")
-    lr = lr_at(start_step, total_steps, settings.lr, settings.schedule, settings.warmup_steps,
-               settings.min_lr_ratio, settings.decay_frac)
+    lr = lr_at(
+        start_step,
+        total_steps,
+        settings.lr,
+        settings.schedule,
+        settings.warmup_steps,
+        settings.min_lr_ratio,
+        settings.decay_frac,
+    )
     t_start = time.perf_counter()
     for step in range(start_step, total_steps):
         t0 = time.perf_counter()
         batch = mix.next()
         local = batch[rt.rank :: rt.world] if rt.world > 1 else batch
-        lr = lr_at(step, total_steps, settings.lr, settings.schedule, settings.warmup_steps,
-                   settings.min_lr_ratio, settings.decay_frac)
+        lr = lr_at(
+            step,
+            total_steps,
+            settings.lr,
+            settings.schedule,
+            settings.warmup_steps,
+            settings.min_lr_ratio,
+            settings.decay_frac,
+        )
         for g in opt.param_groups:
             g["lr"] = lr
         x = torch.from_numpy(local).to(rt.device, non_blocking=True)
@@ -437,8 +488,17 @@ def _train(
         tokens_trained += per_step
         done = (step + 1) * per_step
         if progress is not None and rt.main:
-            progress({"step": step + 1, "total_steps": total_steps, "tokens": done, "total_tokens": total_steps * per_step,
-                      "loss": last_loss, "lr": lr, "tokens_per_second": tokens_trained / max(train_seconds, 1e-9)})
+            progress(
+                {
+                    "step": step + 1,
+                    "total_steps": total_steps,
+                    "tokens": done,
+                    "total_tokens": total_steps * per_step,
+                    "loss": last_loss,
+                    "lr": lr,
+                    "tokens_per_second": tokens_trained / max(train_seconds, 1e-9),
+                }
+            )
         if done in point_set:
             do_eval(done, step + 1, lr)
             checkpoint(step + 1)
@@ -526,11 +586,20 @@ def run_probe(
         raise ProbeConfigError(f"seq_len {st.seq_len} exceeds the model's context ({max_len} positions)")
     tok = loaded.tokenizer
     corpora = {}
-    for name, path, vpath in (("general", cfg.general, cfg.val_general), ("domain", cfg.domain, cfg.val_domain)):
-        c = Corpus(Path(path), name=f"{name} ({cfg.domain_name})" if name == "domain" else name,
-                   val_fraction=cfg.val_fraction, val_tokens=cfg.val_tokens,
-                   val_path=Path(vpath) if vpath else None, text_field=cfg.text_field,
-                   encoder=tok.encode, eos=tok.eos_id)
+    for name, path, vpath in (
+        ("general", cfg.general, cfg.val_general),
+        ("domain", cfg.domain, cfg.val_domain),
+    ):
+        c = Corpus(
+            Path(path),
+            name=f"{name} ({cfg.domain_name})" if name == "domain" else name,
+            val_fraction=cfg.val_fraction,
+            val_tokens=cfg.val_tokens,
+            val_path=Path(vpath) if vpath else None,
+            text_field=cfg.text_field,
+            encoder=tok.encode,
+            eos=tok.eos_id,
+        )
         c.check()
         corpora[name] = c
     per_step = st.batch_size * st.seq_len
@@ -541,10 +610,17 @@ def run_probe(
     base_id = base_run_id(cfg.domain_name, n_params)
     ckpt = Path(cfg.checkpoint_dir) / (_safe_name(run_id) + ".pt") if cfg.checkpoint_dir else None
     val = {name: c.validation() for name, c in corpora.items()}
-    config_json = {"probe": {k: v for k, v in asdict(cfg).items() if k != "train"}, "train": asdict(st),
-                   "eval_points": points, "n_params_total": loaded.n_params_total, "tokenizer": tok.name,
-                   "loss_unit": "nats per byte" if tok.name == "bytes" else "nats per token",
-                   "torch": torch.__version__, "device": str(rt.device), "world_size": rt.world}
+    config_json = {
+        "probe": {k: v for k, v in asdict(cfg).items() if k != "train"},
+        "train": asdict(st),
+        "eval_points": points,
+        "n_params_total": loaded.n_params_total,
+        "tokenizer": tok.name,
+        "loss_unit": "nats per byte" if tok.name == "bytes" else "nats per token",
+        "torch": torch.__version__,
+        "device": str(rt.device),
+        "world_size": rt.world,
+    }
 
     store = Store(db) if rt.main else None
     decision: dict[str, Any] = {"action": "go", "skip": [], "replace": False}
@@ -554,8 +630,10 @@ def run_probe(
         if old is not None and old["status"] == "done" and not force and len(stored):
             decision["action"] = "skip"
         elif len(stored) and not resume and not force:
-            decision["action"] = (f"run {run_id!r} already has {len(stored)} stored measurements; resume it "
-                                  "(--resume) or start it over (--force)")
+            decision["action"] = (
+                f"run {run_id!r} already has {len(stored)} stored measurements; resume it "
+                "(--resume) or start it over (--force)"
+            )
         skip: set[int] = set()
         if force and not resume:
             decision["replace"] = True
@@ -579,35 +657,96 @@ def run_probe(
     skip = set(decision["skip"])
     try:
         if store is not None:
-            common = {"model": loaded.name, "n_params": float(n_params), "base_checkpoint": str(cfg.base),
-                      "domain": cfg.domain_name, "corpus_general": str(cfg.general), "host": host_name()}
-            store.upsert_run(base_id, **common, corpus_domain=str(cfg.domain), status="done",
-                             config={"n_params_total": loaded.n_params_total, "tokenizer": tok.name})
-            store.upsert_run(run_id, **common, r_domain=float(cfg.r_domain), corpus_domain=str(cfg.domain),
-                             seed=cfg.seed, status="running", started_at=_now(), config=config_json)
+            common = {
+                "model": loaded.name,
+                "n_params": float(n_params),
+                "base_checkpoint": str(cfg.base),
+                "domain": cfg.domain_name,
+                "corpus_general": str(cfg.general),
+                "host": host_name(),
+            }
+            store.upsert_run(
+                base_id,
+                **common,
+                corpus_domain=str(cfg.domain),
+                status="done",
+                config={"n_params_total": loaded.n_params_total, "tokenizer": tok.name},
+            )
+            store.upsert_run(
+                run_id,
+                **common,
+                r_domain=float(cfg.r_domain),
+                corpus_domain=str(cfg.domain),
+                seed=cfg.seed,
+                status="running",
+                started_at=_now(),
+                config=config_json,
+            )
         evaluations: list[dict[str, Any]] = []
 
         def on_eval(tokens: int, step: int, lr: float, losses: dict[str, float]) -> None:
             rid = base_id if tokens == 0 else run_id
-            rows = [{"run_id": rid, "tokens": tokens, "eval_set": s, "loss": v, "step": step,
-                     "lr": lr if tokens else None} for s, v in losses.items()]
+            rows = [
+                {
+                    "run_id": rid,
+                    "tokens": tokens,
+                    "eval_set": s,
+                    "loss": v,
+                    "step": step,
+                    "lr": lr if tokens else None,
+                }
+                for s, v in losses.items()
+            ]
             if store is not None:
                 store.add_evaluations(rows, replace=replace)
             evaluations.extend(rows)
 
         mixture = {"general": corpora["general"], "domain": corpora["domain"], "r": cfg.r_domain}
-        timing = _train(loaded, mixture, st, int(cfg.tokens), points, val, cfg.seed, rt, on_eval, ckpt,
-                        cfg.checkpoint_every, skip, progress)
+        timing = _train(
+            loaded,
+            mixture,
+            st,
+            int(cfg.tokens),
+            points,
+            val,
+            cfg.seed,
+            rt,
+            on_eval,
+            ckpt,
+            cfg.checkpoint_every,
+            skip,
+            progress,
+        )
         tok_s = timing["tokens_trained"] / timing["train_seconds"] if timing["train_seconds"] > 0 else 0.0
         mfu = _mfu(loaded, st, tok_s, rt)
         wall = time.perf_counter() - wall0
         if store is not None:
-            store.set_status(run_id, "done", finished_at=_now(), wall_seconds=wall,
-                             config={**config_json, "tokens_per_second": tok_s, "mfu": mfu,
-                                     "resumed_from_step": timing["start_step"]})
+            store.set_status(
+                run_id,
+                "done",
+                finished_at=_now(),
+                wall_seconds=wall,
+                config={
+                    **config_json,
+                    "tokens_per_second": tok_s,
+                    "mfu": mfu,
+                    "resumed_from_step": timing["start_step"],
+                },
+            )
+        if ckpt is not None and rt.main and ckpt.exists():
+            ckpt.unlink()  # the run is complete and stored: its resume checkpoint has done its job
         _barrier(rt)
-        return ProbeResult(run_id, n_params, evaluations, timing["tokens_trained"], timing["train_seconds"], wall,
-                           tok_s, mfu, resumed_from_step=timing["start_step"])
+        return ProbeResult(
+            run_id,
+            n_params,
+            evaluations,
+            timing["tokens_trained"],
+            timing["train_seconds"],
+            wall,
+            tok_s,
+            mfu,
+            resumed_from_step=timing["start_step"],
+        )
     except BaseException:
         if store is not None:
             try:
@@ -649,8 +788,15 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> ProbeRe
     st = cfg.train
     rt = _runtime(st)
     loaded = build_preset(cfg.preset, seed=cfg.seed, max_len=max(1024, st.seq_len + 1))
-    corpus = Corpus(Path(cfg.general), name="general", val_fraction=cfg.val_fraction, val_tokens=cfg.val_tokens,
-                    text_field=cfg.text_field, encoder=loaded.tokenizer.encode, eos=loaded.tokenizer.eos_id)
+    corpus = Corpus(
+        Path(cfg.general),
+        name="general",
+        val_fraction=cfg.val_fraction,
+        val_tokens=cfg.val_tokens,
+        text_field=cfg.text_field,
+        encoder=loaded.tokenizer.encode,
+        eos=loaded.tokenizer.eos_id,
+    )
     stats = corpus.check()
     per_step = st.batch_size * st.seq_len
     total = (int(cfg.tokens) // per_step) * per_step
@@ -663,16 +809,49 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> ProbeRe
     def on_eval(tokens: int, step: int, lr: float, losses: dict[str, float]) -> None:
         curve.append({"tokens": tokens, "step": step, "lr": lr, "loss_general": losses["general"]})
 
-    timing = _train(loaded, {"general": corpus, "domain": None, "r": 0.0}, st, total, pts,
-                    {"general": corpus.validation()}, cfg.seed, rt, on_eval, None, 0, set(), progress)
+    timing = _train(
+        loaded,
+        {"general": corpus, "domain": None, "r": 0.0},
+        st,
+        total,
+        pts,
+        {"general": corpus.validation()},
+        cfg.seed,
+        rt,
+        on_eval,
+        None,
+        0,
+        set(),
+        progress,
+    )
     tok_s = timing["tokens_trained"] / timing["train_seconds"] if timing["train_seconds"] > 0 else 0.0
     wall = time.perf_counter() - wall0
     out = None
     if rt.main:
-        meta = {"pretrain": {"corpus": str(cfg.general), "corpus_stats": stats, "tokens": total, "seed": cfg.seed,
-                             "train": asdict(st), "curve": curve, "tokens_per_second": tok_s,
-                             "wall_seconds": wall, "torch": torch.__version__, "device": str(rt.device)}}
+        meta = {
+            "pretrain": {
+                "corpus": str(cfg.general),
+                "corpus_stats": stats,
+                "tokens": total,
+                "seed": cfg.seed,
+                "train": asdict(st),
+                "curve": curve,
+                "tokens_per_second": tok_s,
+                "wall_seconds": wall,
+                "torch": torch.__version__,
+                "device": str(rt.device),
+            }
+        }
         out = str(save_base(loaded, cfg.out, meta))
     _barrier(rt)
-    return ProbeResult(f"pretrain|{cfg.preset}|seed={cfg.seed}", loaded.n_params, curve, timing["tokens_trained"],
-                       timing["train_seconds"], wall, tok_s, _mfu(loaded, st, tok_s, rt), out=out)
+    return ProbeResult(
+        f"pretrain|{cfg.preset}|seed={cfg.seed}",
+        loaded.n_params,
+        curve,
+        timing["tokens_trained"],
+        timing["train_seconds"],
+        wall,
+        tok_s,
+        _mfu(loaded, st, tok_s, rt),
+        out=out,
+    )
