@@ -133,7 +133,7 @@ def _g(x: float) -> str:
 
 
 def base_run_id(domain: str, n_params: float) -> str:
-    """The run id of the base-model rows (tokens == 0) of one (domain, N), as :mod:`bayes_dcpt.data` names them."""
+    """The run id of the base-model rows (tokens == 0) of one (domain, N), as in :mod:`bayes_dcpt.data`."""
     return f"base|{domain}|N={_g(float(n_params))}"
 
 
@@ -217,7 +217,8 @@ class Store:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if tables and "meta" not in tables:
             raise StoreError(
-                f"{self.path} is a SQLite database but not a bayes-dcpt store (tables: {', '.join(sorted(tables))})"
+                f"{self.path} is a SQLite database but not a bayes-dcpt store "
+                f"(tables: {', '.join(sorted(tables))})"
             )
         if "meta" in tables:
             row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -347,7 +348,7 @@ class Store:
         *,
         replace: bool = False,
     ) -> bool:
-        """Store one measurement and commit at once; returns True if a row was written (False: already there)."""
+        """Store one measurement and commit at once; True if a row was written (False: already stored)."""
         ins, _ = self.add_evaluations(
             [
                 {

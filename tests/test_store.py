@@ -292,3 +292,10 @@ def test_cli_store_errors_exit_2(cli, tmp_path, sim_df, args, needle):
     lines = [ln for ln in err.strip().splitlines() if ln]
     assert len(lines) == 1, err
     assert needle.lower() in lines[0].lower()
+
+
+def test_store_and_cli_do_not_import_torch():
+    code = "import sys, bayes_dcpt.cli, bayes_dcpt.store; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]

@@ -35,7 +35,8 @@ def import_cmd(
         emit_json({"file": str(file), "db": str(db), **res})
     else:
         console.print(
-            f"imported {file} into {db}: {res['inserted']} measurements added, {res['skipped']} already stored, "
+            f"imported {file} into {db}: {res['inserted']} measurements added, "
+            f"{res['skipped']} already stored, "
             f"{res['runs']} runs",
             soft_wrap=True,
         )

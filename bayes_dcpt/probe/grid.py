@@ -165,7 +165,7 @@ def _num(d: dict, key: str, kind: type, where: str) -> Any:
 
 
 def load_spec(path: str | Path, workdir: str | Path | None = None) -> GridSpec:
-    """Read and check a grid spec (TOML or JSON); relative paths resolve against ``workdir`` (default: cwd)."""
+    """Read and check a grid spec (TOML or JSON); relative paths resolve against ``workdir`` (or cwd)."""
     from bayes_dcpt.probe.models import PRESETS
     from bayes_dcpt.probe.schedule import SCHEDULES
 

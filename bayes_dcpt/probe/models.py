@@ -236,7 +236,8 @@ def load_base(path: str | Path, trust_remote_code: bool = False) -> LoadedModel:
         msg = str(exc).splitlines()[0]
         if "trust_remote_code" in str(exc):
             raise ModelError(
-                f"{p} needs its own Python code to load; pass --trust-remote-code only if you trust it ({msg})"
+                f"{p} needs its own Python code to load; pass --trust-remote-code only if you trust it "
+                f"({msg})"
             ) from exc
         raise ModelError(f"cannot load the model in {p}: {msg}") from exc
     except OSError as exc:

@@ -69,7 +69,8 @@ def eval_tokens(
     """
     if tokens_per_step <= 0 or total_tokens < tokens_per_step:
         raise ScheduleError(
-            f"the token budget ({total_tokens}) must be at least one optimizer step ({tokens_per_step} tokens)"
+            f"the token budget ({total_tokens}) must be at least one optimizer step "
+            f"({tokens_per_step} tokens)"
         )
     if per_octave <= 0:
         raise ScheduleError("per_octave must be > 0")

@@ -12,7 +12,8 @@ The loop: AdamW, gradient clipping, a constant / cosine / WSD learning rate with
 ``torch.compile`` on CUDA, fp32 on CPU. Each batch holds ``round(B * r)`` domain sequences in expectation
 (``floor(B r)`` plus one more with probability ``frac(B r)``, from a seeded generator), so the mixture
 is exact in expectation with the least variance. The base model is evaluated first (tokens == 0, stored
-once per (domain, N) under the base run id), then at every point of :func:`~bayes_dcpt.probe.schedule.eval_tokens`.
+once per (domain, N) under the base run id), then at every point of
+:func:`~bayes_dcpt.probe.schedule.eval_tokens`.
 A checkpoint (model, optimizer, data positions, random states) is written after every evaluation and every
 ``checkpoint_every`` steps, so ``resume=True`` continues a killed probe exactly; measurements already
 stored are never written twice. Under ``torchrun`` (``WORLD_SIZE > 1``) the loop runs data-parallel
@@ -158,7 +159,8 @@ class ProbeConfig:
             )
         if self.probe_budget is not None and not 0 < 2 * self.probe_budget <= self.tokens:
             raise ProbeConfigError(
-                f"probe_budget b={self.probe_budget} needs 0 < 2b <= tokens ({self.tokens}) for the DLC features"
+                f"probe_budget b={self.probe_budget} needs 0 < 2b <= tokens ({self.tokens}) "
+                "for the DLC features"
             )
         if self.checkpoint_every < 0:
             raise ProbeConfigError("checkpoint_every must be >= 0")
