@@ -295,3 +295,22 @@ def test_cli_probe_errors_exit_2_with_one_line(cli, tmp_path, stdlib_corpora, ch
     lines = [ln for ln in err.strip().splitlines() if ln]
     assert len(lines) == 1, err
     assert needle.lower() in lines[0].lower() and "Traceback" not in err
+
+
+def test_cli_corpora_presets_pretrain(cli, tmp_path):
+    code, out, err = cli("probe", "corpora", "--out", tmp_path / "corp", "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert set(info) == {"general", "python", "c_headers", "codec_tables"} and info["general"]["bytes"] > 300_000
+    code, out, err = cli("probe", "presets")
+    assert code == 0 and "micro" in out and "13,408" in out
+    code, out, err = cli("probe", "pretrain", "--preset", "micro", "--general", tmp_path / "corp" / "general.jsonl",
+                         "--tokens", "4096", "--seq-len", "32", "--batch-size", "4", "--out", tmp_path / "base",
+                         "--threads", "1", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["n_params"] == 13408 and res["tokens"] == 4096 and res["val_loss_general"] < 5.5
+    assert (tmp_path / "base" / "probe_meta.json").is_file()
+    code, out, err = cli("probe", "pretrain", "--preset", "colossal", "--general", tmp_path / "corp" / "general.jsonl",
+                         "--tokens", "4096", "--out", tmp_path / "b2")
+    assert code == 2 and "unknown model preset" in err and len(err.strip().splitlines()) == 1
