@@ -8,7 +8,7 @@ PIP     = $(BIN)/python -m pip
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-dev models clean
+.PHONY: demo test install install-dev models example-data clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || (echo "no Python >= 3.12 found (see the message above)"; exit 1)
@@ -32,8 +32,12 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Regenerate the embedded example grid (real CPU probes; ~25 min on 2 shared cores) and its record
+example-data: $(VENV)/.installed-dev
+	$(BIN)/python scripts/make_example_data.py --workers 2 --threads 1
+
 models: $(VENV)/.installed
 	$(BIN)/python -m bayes_dcpt.models_build
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache build/example

@@ -60,3 +60,14 @@ def cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def stdlib_corpora(tmp_path_factory) -> Path:
+    """The offline example corpora (general prose + 3 domains) gathered from this Python installation."""
+    pytest.importorskip("torch")
+    from bayes_dcpt.probe.corpora import gather_stdlib
+
+    out = tmp_path_factory.mktemp("corpora")
+    gather_stdlib(out)
+    return out

@@ -1,0 +1,154 @@
+"""Probe corpora and schedules: readers, validation hold-out, token streams, mixture, LR and eval points."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("torch")
+
+from bayes_dcpt.probe.corpora import Corpus, CorpusError, TokenStream, iter_documents
+from bayes_dcpt.probe.schedule import ScheduleError, eval_tokens, lr_at
+from bayes_dcpt.probe.train import _Mixture
+
+
+def test_gather_stdlib_writes_four_disjoint_corpora(stdlib_corpora):
+    names = {p.stem for p in stdlib_corpora.glob("*.jsonl")}
+    assert names == {"general", "python", "c_headers", "codec_tables"}
+    general = list(iter_documents(stdlib_corpora / "general.jsonl"))
+    python = list(iter_documents(stdlib_corpora / "python.jsonl"))
+    assert len(general) > 50 and len(python) > 50
+    assert sum(map(len, general)) > 300_000
+    # the general corpus is prose, the python domain is code
+    assert np.mean([d.count("def ") for d in python]) > 5 * np.mean([d.count("def ") for d in general])
+    srcs_g = {json.loads(x)["source"].split(":", 1)[-1] for x in (stdlib_corpora / "general.jsonl").open()}
+    srcs_p = {json.loads(x)["source"] for x in (stdlib_corpora / "python.jsonl").open()}
+    assert not (srcs_g & srcs_p)  # docstrings and source come from different modules
+
+
+def test_readers_text_folder_jsonl_parquet(tmp_path):
+    (tmp_path / "txt").mkdir()
+    (tmp_path / "txt" / "b.txt").write_text("second file\n")
+    (tmp_path / "txt" / "a.md").write_text("first file\n")
+    assert list(iter_documents(tmp_path / "txt")) == ["first file\n", "second file\n"]
+    j = tmp_path / "c.jsonl"
+    j.write_text('{"text": "one"}\n\n{"text": "two", "x": 1}\n')
+    assert list(iter_documents(j)) == ["one", "two"]
+    pq = tmp_path / "d.parquet"
+    pd.DataFrame({"content": ["alpha", "beta", None]}).to_parquet(pq)
+    assert list(iter_documents(pq, text_field="content")) == ["alpha", "beta"]
+    with pytest.raises(CorpusError, match="no 'text' column"):
+        list(iter_documents(pq))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\n{oops\n')
+    with pytest.raises(CorpusError, match="line 2 is not valid JSON"):
+        list(iter_documents(bad))
+    with pytest.raises(CorpusError, match="corpus not found"):
+        list(iter_documents(tmp_path / "missing"))
+
+
+def test_validation_slice_never_seen_in_training(stdlib_corpora):
+    c = Corpus(stdlib_corpora / "c_headers.jsonl", name="c", val_fraction=0.05, val_tokens=20000)
+    stats = c.check()
+    assert stats["val_bytes"] > 20000 and stats["train_bytes"] > 10 * stats["val_bytes"]
+    val = bytes(c.validation().astype(np.uint8))
+    assert len(val) == 20000
+    train = b"\x00".join(c.train_pieces())
+    # every 200-byte window of the validation slice is absent from the training text
+    windows = [val[i : i + 200] for i in range(0, len(val) - 200, 997) if b"\x00" not in val[i : i + 200]]
+    assert len(windows) > 10
+    assert not any(w in train for w in windows)
+
+
+def test_bad_corpora_are_clear_errors(tmp_path, stdlib_corpora):
+    with pytest.raises(CorpusError, match="not found"):
+        Corpus(tmp_path / "nope.txt", name="general").check()
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(CorpusError, match="empty"):
+        Corpus(empty, name="general").check()
+    tiny = tmp_path / "tiny.txt"
+    tiny.write_text("just one short line\n")
+    with pytest.raises(CorpusError, match="no validation text"):
+        Corpus(tiny, name="general").check()
+    # a separate validation corpus that overlaps training: same file, then same content
+    src = stdlib_corpora / "codec_tables.jsonl"
+    with pytest.raises(CorpusError, match="overlaps training"):
+        Corpus(src, name="d", val_path=src).check()
+    lines = src.read_text().splitlines()
+    copy = tmp_path / "val.jsonl"
+    copy.write_text("\n".join(lines[3:5]) + "\n")
+    with pytest.raises(CorpusError, match="overlaps training"):
+        Corpus(src, name="d", val_path=copy).check()
+    fresh = tmp_path / "fresh.jsonl"
+    fresh.write_text(json.dumps({"text": "a codec table that is nowhere in training\n" * 50}) + "\n")
+    assert Corpus(src, name="d", val_path=fresh).check()["val_bytes"] > 0
+
+
+def test_token_stream_resumes_exactly_and_cycles(stdlib_corpora):
+    c = Corpus(stdlib_corpora / "c_headers.jsonl", name="c")
+    a = TokenStream(c, 64, seed=3, buffer=64)
+    first = a.take(50)
+    rest = a.take(30)
+    b = TokenStream(c, 64, seed=3, buffer=64, position=50)
+    np.testing.assert_array_equal(b.take(30), rest)
+    assert b.position == 80
+    other = TokenStream(c, 64, seed=4, buffer=64).take(50)
+    assert not np.array_equal(other, first)
+    small = c.path.parent / "small.txt"
+    small.write_text("".join(f"line {i} of a small corpus\n" for i in range(400)))
+    sc = Corpus(small, name="s", val_fraction=0.3, piece_bytes=100)
+    n_train = sum(len(p) + 1 for p in sc.train_pieces()) // 33
+    s = TokenStream(sc, 32, seed=0)
+    one, two = s.take(n_train), s.take(n_train)  # two epochs: the stream cycles, reshuffled
+    rows = lambda a: [bytes(r.astype(np.uint8)) for r in a]  # noqa: E731
+    assert sorted(rows(one)) == sorted(rows(two))  # the same windows ...
+    assert rows(one) != rows(two)  # ... in a new order
+
+
+def test_mixture_is_exact_in_expectation(stdlib_corpora):
+    g = Corpus(stdlib_corpora / "general.jsonl", name="g")
+    d = Corpus(stdlib_corpora / "codec_tables.jsonl", name="d")
+    gs, ds = TokenStream(g, 16, seed=1, buffer=8), TokenStream(d, 16, seed=2, buffer=8)
+    mix = _Mixture(gs, ds, 0.3, 8, np.random.default_rng(0))
+    for _ in range(400):
+        mix.next()
+    share = ds.position / (ds.position + gs.position)
+    assert share == pytest.approx(0.3, abs=0.01)  # B r = 2.4: 2 or 3 per batch
+    assert 2 * 400 <= ds.position <= 3 * 400
+    for r, n in ((0.0, 0), (1.0, 8)):
+        gs2, ds2 = TokenStream(g, 16, seed=1, buffer=8), TokenStream(d, 16, seed=2, buffer=8)
+        m = _Mixture(gs2, ds2, r, 8, np.random.default_rng(0))
+        m.next()
+        assert ds2.position == n and gs2.position == 8 - n
+
+
+def test_lr_schedules():
+    assert lr_at(0, 100, 1.0, "constant", warmup=10) == pytest.approx(0.1)
+    assert lr_at(50, 100, 1.0, "constant", warmup=10) == 1.0
+    cos = [lr_at(s, 100, 1.0, "cosine", warmup=10, min_ratio=0.1) for s in range(100)]
+    assert cos[9] == pytest.approx(1.0) and cos[-1] == pytest.approx(0.1, abs=1e-3)
+    assert all(a >= b - 1e-12 for a, b in zip(cos[10:], cos[11:], strict=False))
+    wsd = [lr_at(s, 100, 1.0, "wsd", warmup=5, min_ratio=0.0, decay_frac=0.2) for s in range(100)]
+    assert wsd[50] == 1.0 and wsd[79] == 1.0 and wsd[99] == pytest.approx(0.0) and wsd[90] < 0.6
+    with pytest.raises(ScheduleError, match="unknown schedule"):
+        lr_at(0, 10, 1.0, "linear")
+
+
+def test_eval_points_dense_early_sparse_late():
+    pts = eval_tokens(2**19, 2048, first=8192, extra=(32768, 65536))
+    assert pts == [0, 8192, 16384, 32768, 65536, 131072, 262144, 524288]
+    dense = eval_tokens(2**19, 2048, first=8192, per_octave=2)
+    gaps = np.diff(dense[1:])
+    assert len(dense) == 14 and (gaps[1:] >= gaps[:-1]).all()
+    odd = eval_tokens(10_000, 1000, extra=(2500,))
+    assert odd == [0, 1000, 2000, 4000, 8000, 10000]  # 2500 rounds to 2000 (whole steps)
+    with pytest.raises(ScheduleError, match="at least one optimizer step"):
+        eval_tokens(100, 2048)
+    with pytest.raises(ScheduleError, match="outside"):
+        eval_tokens(8192, 1024, extra=(10**6,))
+    assert math.isclose(len(eval_tokens(2**20, 1024, first=1024)), 12)
