@@ -182,7 +182,8 @@ class Posterior:
         Returns
         -------
         pandas.DataFrame
-            The input columns plus ``loss_<target>_mean``, ``_lo``, ``_hi`` for each fitted target.
+            The input columns plus ``loss_<target>_mean`` (posterior mean of the law), ``_lo``, ``_hi``
+            (the ``ci`` interval of ``kind``) for each fitted target.
         """
         if kind not in ("predictive", "mean"):
             raise BayesDCPTError(f"kind must be 'predictive' or 'mean', not {kind!r}")
@@ -199,7 +200,10 @@ class Posterior:
                 f2["run_id"] = np.arange(len(frame)).astype(str) if "run_id" not in frame else frame["run_id"]
                 draws = self.sample_observations(f2, t, seed=seed)
             w = self.weights
-            mean = np.nansum(draws * (w[:, None] if w is not None else 1.0 / draws.shape[0]), axis=0)
+            # the point prediction is the posterior mean of the law itself for both kinds (the predictive
+            # distribution with Student-t noise may have no mean); the bands follow ``kind``
+            law_draws = np.exp(self.mean_log_loss(frame, t)) if kind == "predictive" else draws
+            mean = np.nansum(law_draws * (w[:, None] if w is not None else 1.0 / draws.shape[0]), axis=0)
             qs = weighted_quantile(draws, [lo, hi], w, axis=0)
             out[f"loss_{t}_mean"] = mean
             out[f"loss_{t}_lo"] = qs[0]

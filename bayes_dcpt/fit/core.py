@@ -115,6 +115,7 @@ class FitConfig:
     probe_tokens: float | None = None
     prior_scale: float = 1.0  # multiplies every prior sd (sensitivity analyses)
     anchored: bool = True  # sample power-law terms through their values at the ends of the data range
+    zero_ratio: bool = False  # fit observations whose own ratio is 0 (L3 is not meaningful there)
 
     def key(self) -> str:
         """Short stable hash of the configuration."""
@@ -215,6 +216,11 @@ def _capacity(n: int) -> int:
 def _design(df: pd.DataFrame, law: Law, cfg: FitConfig) -> _Design:
     targets = _data._targets(cfg.target)
     long = _data.to_long(df, cfg.target)
+    if not cfg.zero_ratio:
+        # a loss measured with none of its own corpus in the mixture (general loss at r_domain = 1, domain
+        # loss at r_domain = 0) lies below the paper's inflection ratio, where the law does not hold
+        # (appendix I.3: "meaningless"); such rows are kept in the data but not fitted
+        long = long[long["r"] > 0].reset_index(drop=True)
     if long.empty:
         raise FitError("no CPT measurements to fit (every row has tokens == 0 or no loss)")
     domains = sorted(long["domain"].unique().tolist())
@@ -291,7 +297,7 @@ def _structure_key(law: Law, cfg: FitConfig, design: _Design) -> tuple:
             design.varying_axes["axes"])
 
 
-def _build_model(law: Law, cfg: FitConfig, design: _Design):
+def _build_model(law: Law, cfg: FitConfig, design: _Design, likelihood: bool = True):
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -483,7 +489,10 @@ def _build_model(law: Law, cfg: FitConfig, design: _Design):
             z_run = pm.Normal("z_run", 0.0, 1.0, dims="run")
             mu_obs = mu_obs + tau[t_idx] * z_run[run_idx]
         sigma = pm.LogNormal("sigma", np.log(0.004), 1.0 * ps, dims="target")
-        if cfg.robust:
+        if not likelihood:
+            if cfg.robust:
+                pm.Gamma("nu", alpha=2.0, beta=0.1, dims="target")
+        elif cfg.robust:
             nu = pm.Gamma("nu", alpha=2.0, beta=0.1, dims="target")
             pm.StudentT("obs_log_loss", nu=nu[t_idx], mu=mu_obs, sigma=sigma[t_idx], observed=y, dims="obs",
                         shape=y.shape)
@@ -492,15 +501,15 @@ def _build_model(law: Law, cfg: FitConfig, design: _Design):
     return model
 
 
-def _get_model(law: Law, cfg: FitConfig, design: _Design) -> dict[str, Any]:
+def _get_model(law: Law, cfg: FitConfig, design: _Design, likelihood: bool = True) -> dict[str, Any]:
     """A cached model for this structure with the design's data set (no recompilation on new data)."""
     import pymc as pm
 
-    key = _structure_key(law, cfg, design)
+    key = (*_structure_key(law, cfg, design), likelihood)
     entry = _MODEL_CACHE.get(key)
     arr = design.arrays()
     if entry is None:
-        entry = {"model": _build_model(law, cfg, design), "nutpie": None, "n_obs": len(design.obs)}
+        entry = {"model": _build_model(law, cfg, design, likelihood), "nutpie": None, "n_obs": len(design.obs)}
         _MODEL_CACHE[key] = entry
     else:
         with entry["model"]:
@@ -796,15 +805,17 @@ class Fit:
         return self.posterior.predict(frame, ci, kind=kind, seed=seed)
 
     def prior_predictive(self, draws: int = 500, seed: int = 0) -> Posterior:
-        """Draws of the prior as a :class:`Posterior` (same law and noise model): plot curves, check plausibility."""
+        """Draws of the prior as a :class:`Posterior` (same law and noise model): plot curves, check plausibility.
+
+        The prior includes factors written as potentials (the published exponent values, C > C0), so it is
+        sampled by NUTS on the model without its likelihood (forward sampling would ignore them).
+        """
         import pymc as pm
 
-        entry = _get_model(self.law, self.config, self.design)
-        with entry["model"]:
-            prior = pm.sample_prior_predictive(draws=draws, random_seed=seed)
-        tree = prior.copy()
-        tree["posterior"] = prior["prior"]
-        return _posterior_from_idata(tree, self.law, self.targets, self.domains, self.posterior.ctx,
+        entry = _get_model(self.law, self.config, self.design, likelihood=False)
+        idata = _sample(entry, "nutpie", draws=max(1, draws // 2), tune=500, chains=2, cores=2, seed=seed,
+                        progressbar=False)
+        return _posterior_from_idata(idata, self.law, self.targets, self.domains, self.posterior.ctx,
                                      self.posterior.reference, self.law.dlc is not None)
 
     @property
@@ -931,6 +942,7 @@ def fit(
     monotone: bool = True,
     probe_tokens: float | None = None,
     prior_scale: float = 1.0,
+    zero_ratio: bool = False,
     progressbar: bool = False,
     warn: bool = True,
     sampler_kwargs: Mapping[str, Any] | None = None,
@@ -958,6 +970,11 @@ def fit(
         The probe budget that defines the DLC feature k2 (cross-domain law).
     prior_scale
         Multiplies every prior standard deviation (prior sensitivity).
+    zero_ratio
+        Also fit losses measured with none of their own corpus in the mixture (the general loss at
+        ``r_domain = 1``, the domain loss at ``r_domain = 0``). Off by default: the paper finds the law
+        meaningless below a small inflection ratio (appendix I.3); such rows stay in the data and in the
+        reference losses.
     sampler_kwargs
         Extra sampler settings (nutpie: ``adaptation``, ``target_accept``, ...; PyMC/numpyro: the ``nuts`` dict).
     """
@@ -975,7 +992,7 @@ def fit(
     df = _data.load(data)
     cfg = FitConfig(law=law_.name, target=target, robust=robust, run_effect=run_effect, hierarchical=hierarchical,
                     parametrization=parametrization, monotone=monotone, probe_tokens=probe_tokens,
-                    prior_scale=prior_scale)
+                    prior_scale=prior_scale, zero_ratio=zero_ratio)
     design = _design(df, law_, cfg)
     cores = cores or min(chains, os.cpu_count() or 1)
     entry = _get_model(law_, cfg, design)

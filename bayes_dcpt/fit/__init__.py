@@ -1,0 +1,33 @@
+"""The fitting package: the only place that imports PyMC.
+
+:mod:`bayes_dcpt.fit.core` holds the hierarchical D-CPT / cross-domain model, the :class:`Fit` result
+and save/load; further model families live in sibling modules.
+"""
+
+from bayes_dcpt.fit.core import (
+    _MODEL_CACHE,
+    NUTPIE_DEFAULTS,
+    SAMPLERS,
+    Diagnostics,
+    Fit,
+    FitConfig,
+    clear_model_cache,
+    compare,
+    fit,
+    load_fit,
+    prior_table,
+)
+
+__all__ = [
+    "NUTPIE_DEFAULTS",
+    "SAMPLERS",
+    "_MODEL_CACHE",
+    "Diagnostics",
+    "Fit",
+    "FitConfig",
+    "clear_model_cache",
+    "compare",
+    "fit",
+    "load_fit",
+    "prior_table",
+]
