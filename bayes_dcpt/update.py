@@ -13,7 +13,7 @@ Likelihood of one run (the noise model of :mod:`bayes_dcpt.posterior`), per targ
 so the k checkpoints of a run are jointly Gaussian with covariance ``sigma^2 I + tau^2 11^T`` (evaluated in
 closed form by Sherman-Morrison). When the posterior carries Student-t noise (``nu`` draws), ``e_i`` is
 Student-t and the run offset is integrated out numerically by adaptive Gauss-Hermite quadrature (24
-nodes centred on the Gaussian posterior of the offset): exact up to quadrature error. General and domain
+nodes centred on the mode of the integrand, scaled by its curvature): exact up to quadrature error. General and domain
 losses have independent offsets, as in :mod:`bayes_dcpt.simulate`.
 
 Quickstart::
@@ -176,9 +176,18 @@ def _student_block_ll(e: np.ndarray, runs: np.ndarray, sigma: np.ndarray, tau: n
     for rr in np.unique(runs):
         er = e[:, runs == rr]  # (S, k)
         k = er.shape[1]
-        v = 1.0 / (1.0 / ta**2 + k / var_e)  # Gaussian posterior of the offset
+        v = 1.0 / (1.0 / ta**2 + k / var_e)  # Gaussian posterior of the offset: the starting point
         mu = v * er.sum(axis=1, keepdims=True) / var_e
-        sd = np.sqrt(v)
+        # adaptive Gauss-Hermite (Liu & Pierce 1994): centre on the integrand's mode, scale by its curvature
+        ns2 = nu_ * sig**2
+        for _ in range(8):
+            x_ = er - mu
+            d1 = np.sum((nu_ + 1) * x_ / (ns2 + x_**2), axis=1, keepdims=True) - mu / ta**2
+            d2 = -np.sum((nu_ + 1) * (ns2 - x_**2) / (ns2 + x_**2) ** 2, axis=1, keepdims=True) - 1 / ta**2
+            mu = np.where(d2 < 0, mu - d1 / np.where(d2 < 0, d2, -1.0), mu)
+        x_ = er - mu
+        d2 = -np.sum((nu_ + 1) * (ns2 - x_**2) / (ns2 + x_**2) ** 2, axis=1, keepdims=True) - 1 / ta**2
+        sd = np.where(d2 < 0, 1.0 / np.sqrt(np.abs(d2)), np.sqrt(v))
         u = mu + sd * x[None, :]  # (S, Q)
         z = (er[:, :, None] - u[:, None, :]) / sig[:, :, None]  # (S, k, Q)
         lt = c_t[:, :, None] - (nu_[:, :, None] + 1) / 2 * np.log1p(z**2 / nu_[:, :, None])
