@@ -68,13 +68,14 @@ def _parse_checkpoints(value: Any) -> np.ndarray | None:
 
 
 def validate_candidates(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
-    """Validate a candidate table; return it typed, or raise :class:`DataValidationError` naming column and rows.
+    """Validate a candidate table: return it typed, or raise :class:`DataValidationError` (column and rows).
 
     Rows are numbered from 1 (the first data row).
     """
     if not isinstance(frame, pd.DataFrame):
-        raise DataValidationError([Problem("data", f"expected a table of candidates, got {type(frame).__name__}")],
-                                  source)
+        raise DataValidationError(
+            [Problem("data", f"expected a table of candidates, got {type(frame).__name__}")], source
+        )
     df, problems = _data._normalise_columns(frame)
     if problems:
         raise DataValidationError(problems, source)
@@ -115,13 +116,20 @@ def validate_candidates(frame: pd.DataFrame, source: str | None = None) -> pd.Da
     check("r_domain", (out["r_domain"] < 0) | (out["r_domain"] > 1), "must be in [0, 1]")
     if "n_checkpoints" in out:
         nc = out["n_checkpoints"]
-        check("n_checkpoints", nc.notna() & ((nc < 1) | (nc != np.round(nc)) | (nc > _MAX_CHECKPOINTS)),
-              f"must be a whole number from 1 to {_MAX_CHECKPOINTS}")
+        check(
+            "n_checkpoints",
+            nc.notna() & ((nc < 1) | (nc != np.round(nc)) | (nc > _MAX_CHECKPOINTS)),
+            f"must be a whole number from 1 to {_MAX_CHECKPOINTS}",
+        )
     if "first_fraction" in out:
         ff = out["first_fraction"]
         check("first_fraction", ff.notna() & ((ff <= 0) | (ff > 1)), "must be in (0, 1]")
     if "pretrain_tokens" in out:
-        check("pretrain_tokens", out["pretrain_tokens"] < 0, "must be >= 0 (0 or empty: the base checkpoint exists)")
+        check(
+            "pretrain_tokens",
+            out["pretrain_tokens"] < 0,
+            "must be >= 0 (0 or empty: the base checkpoint exists)",
+        )
     if "checkpoints" in out:
         bad_parse, bad_order = [], []
         parsed = []
@@ -132,15 +140,24 @@ def validate_candidates(frame: pd.DataFrame, source: str | None = None) -> pd.Da
                 bad_parse.append(i)
                 parsed.append(None)
                 continue
-            if ck is not None and (ck.size == 0 or not np.all(np.isfinite(ck)) or (ck <= 0).any()
-                                   or np.any(np.diff(ck) <= 0) or ck[-1] > tok * (1 + 1e-9)
-                                   or ck.size > _MAX_CHECKPOINTS):
+            if ck is not None and (
+                ck.size == 0
+                or not np.all(np.isfinite(ck))
+                or (ck <= 0).any()
+                or np.any(np.diff(ck) <= 0)
+                or ck[-1] > tok * (1 + 1e-9)
+                or ck.size > _MAX_CHECKPOINTS
+            ):
                 bad_order.append(i)
             parsed.append(None if ck is None else ";".join(f"{x:.10g}" for x in ck))
-        check("checkpoints", np.isin(np.arange(len(out)), bad_parse),
-              "not a ';'-separated list of token counts")
-        check("checkpoints", np.isin(np.arange(len(out)), bad_order),
-              f"token counts must be > 0, increasing, at most {_MAX_CHECKPOINTS} and not beyond the row's tokens")
+        check(
+            "checkpoints", np.isin(np.arange(len(out)), bad_parse), "not a ';'-separated list of token counts"
+        )
+        check(
+            "checkpoints",
+            np.isin(np.arange(len(out)), bad_order),
+            f"token counts must be > 0, increasing, at most {_MAX_CHECKPOINTS} and within the row's tokens",
+        )
         out["checkpoints"] = pd.Series(parsed, index=out.index, dtype=object)
     if problems:
         raise DataValidationError(problems, source)
@@ -177,29 +194,55 @@ def candidates_from_menus(
     pretrain_tokens
         ``{n_params: tokens}`` for base sizes whose checkpoint must first be pre-trained.
     """
-    for name, menu in (("domains", domains), ("n_params", n_params), ("tokens", tokens), ("r_domain", r_domain)):
+    for name, menu in (
+        ("domains", domains),
+        ("n_params", n_params),
+        ("tokens", tokens),
+        ("r_domain", r_domain),
+    ):
         if len(menu) == 0:
             raise DataValidationError([Problem(name, "the menu is empty")])
-    rows = [{"domain": str(d), "n_params": float(n), "tokens": float(t), "r_domain": float(r),
-             "n_checkpoints": int(n_checkpoints), "first_fraction": float(first_fraction)}
-            for d in domains for n in n_params for t in tokens for r in r_domain]
+    rows = [
+        {
+            "domain": str(d),
+            "n_params": float(n),
+            "tokens": float(t),
+            "r_domain": float(r),
+            "n_checkpoints": int(n_checkpoints),
+            "first_fraction": float(first_fraction),
+        }
+        for d in domains
+        for n in n_params
+        for t in tokens
+        for r in r_domain
+    ]
     df = pd.DataFrame(rows)
     if pretrain_tokens:
         df["pretrain_tokens"] = [float(pretrain_tokens.get(float(n), 0.0)) for n in df["n_params"]]
     return validate_candidates(df)
 
 
-def schedules(cands: pd.DataFrame, n_checkpoints: int = DEFAULT_N_CHECKPOINTS,
-              first_fraction: float = DEFAULT_FIRST_FRACTION) -> list[np.ndarray]:
+def schedules(
+    cands: pd.DataFrame,
+    n_checkpoints: int = DEFAULT_N_CHECKPOINTS,
+    first_fraction: float = DEFAULT_FIRST_FRACTION,
+) -> list[np.ndarray]:
     """Token counts of the evaluations of each candidate (explicit ``checkpoints`` win over the schedule)."""
     out = []
     for i in range(len(cands)):
         row = cands.iloc[i]
         ck = _parse_checkpoints(row["checkpoints"]) if "checkpoints" in cands else None
         if ck is None:
-            n = row["n_checkpoints"] if "n_checkpoints" in cands and pd.notna(row["n_checkpoints"]) else n_checkpoints
-            f = row["first_fraction"] if "first_fraction" in cands and pd.notna(row["first_fraction"]) \
+            n = (
+                row["n_checkpoints"]
+                if "n_checkpoints" in cands and pd.notna(row["n_checkpoints"])
+                else n_checkpoints
+            )
+            f = (
+                row["first_fraction"]
+                if "first_fraction" in cands and pd.notna(row["first_fraction"])
                 else first_fraction
+            )
             ck = _geom_checkpoints(float(row["tokens"]), int(n), float(f))
         out.append(np.asarray(ck, float))
     return out
@@ -209,11 +252,13 @@ def checkpoint_frame(cands: pd.DataFrame, scheds: list[np.ndarray]) -> pd.DataFr
     """One row per (candidate, checkpoint) with the schema's input columns and ``cand``/``ckpt`` indices."""
     lens = np.array([len(s) for s in scheds])
     idx = np.repeat(np.arange(len(cands)), lens)
-    return pd.DataFrame({
-        "cand": idx,
-        "ckpt": np.concatenate([np.arange(n) for n in lens]) if len(lens) else np.zeros(0, int),
-        "domain": cands["domain"].to_numpy()[idx],
-        "n_params": cands["n_params"].to_numpy(float)[idx],
-        "tokens": np.concatenate(scheds) if scheds else np.zeros(0),
-        "r_domain": cands["r_domain"].to_numpy(float)[idx],
-    })
+    return pd.DataFrame(
+        {
+            "cand": idx,
+            "ckpt": np.concatenate([np.arange(n) for n in lens]) if len(lens) else np.zeros(0, int),
+            "domain": cands["domain"].to_numpy()[idx],
+            "n_params": cands["n_params"].to_numpy(float)[idx],
+            "tokens": np.concatenate(scheds) if scheds else np.zeros(0),
+            "r_domain": cands["r_domain"].to_numpy(float)[idx],
+        }
+    )

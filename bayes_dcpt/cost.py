@@ -72,11 +72,15 @@ class CostModel:
 
     def hours_for(self, n_params: float | np.ndarray, tokens: float | np.ndarray) -> np.ndarray:
         """Training GPU-hours (no overhead) for ``tokens`` tokens of an ``n_params`` model."""
-        return self.flops_per_param_token * np.asarray(n_params, float) * np.asarray(tokens, float) / (
-            self.flops_per_gpu_hour)
+        return (
+            self.flops_per_param_token
+            * np.asarray(n_params, float)
+            * np.asarray(tokens, float)
+            / (self.flops_per_gpu_hour)
+        )
 
     def components(self, candidates: pd.DataFrame) -> pd.DataFrame:
-        """Cost of each row split into ``cpt_hours``, ``pretrain_hours``, ``overhead_hours``, ``gpu_hours``."""
+        """Per row: ``cpt_hours``, ``pretrain_hours``, ``overhead_hours`` and their sum ``gpu_hours``."""
         n = candidates["n_params"].to_numpy(float)
         cpt = self.hours_for(n, candidates["tokens"].to_numpy(float))
         if "pretrain_tokens" in candidates:
@@ -85,14 +89,18 @@ class CostModel:
             pt = np.zeros(len(candidates))
         pre = self.hours_for(n, pt)
         over = np.full(len(candidates), self.overhead_hours)
-        return pd.DataFrame({"cpt_hours": cpt, "pretrain_hours": pre, "overhead_hours": over,
-                             "gpu_hours": cpt + pre + over}, index=candidates.index)
+        return pd.DataFrame(
+            {"cpt_hours": cpt, "pretrain_hours": pre, "overhead_hours": over, "gpu_hours": cpt + pre + over},
+            index=candidates.index,
+        )
 
     def gpu_hours(self, candidates: pd.DataFrame) -> np.ndarray:
         """Total GPU-hours of each candidate run on its own (CPT + pre-training if needed + overhead)."""
         return self.components(candidates)["gpu_hours"].to_numpy()
 
-    def marginal_hours(self, candidates: pd.DataFrame, paid_bases: Iterable[tuple[float, float]] = ()) -> np.ndarray:
+    def marginal_hours(
+        self, candidates: pd.DataFrame, paid_bases: Iterable[tuple[float, float]] = ()
+    ) -> np.ndarray:
         """GPU-hours of each candidate given base models already paid for in the same batch.
 
         ``paid_bases`` holds ``(n_params, pretrain_tokens)`` keys of base models that an earlier probe of the
@@ -109,8 +117,11 @@ class CostModel:
 
     def describe(self) -> str:
         """One line stating the assumptions (for plan summaries and reports)."""
-        return (f"{self.flops_per_param_token:g}*N*D FLOPs at {self.gpu_flops / 1e12:g} TFLOP/s x {self.mfu:.0%} MFU "
-                f"+ {self.overhead_hours:g} GPU-h per run")
+        return (
+            f"{self.flops_per_param_token:g}*N*D FLOPs at {self.gpu_flops / 1e12:g} TFLOP/s "
+            f"x {self.mfu:.0%} MFU "
+            f"+ {self.overhead_hours:g} GPU-h per run"
+        )
 
 
 def base_keys(candidates: pd.DataFrame) -> list[tuple[float, float] | None]:

@@ -64,7 +64,7 @@ def _norm_weights(weights: np.ndarray | None, S: int) -> np.ndarray:
 
 
 def ensemble_matrix(X: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Centred, scaled draws ``A`` with ``A^T A`` = the (weighted, unbiased) covariance of ``X`` over axis 0."""
+    """Centred, scaled draws ``A``: ``A^T A`` is the (weighted, unbiased) covariance of ``X`` over axis 0."""
     X = np.asarray(X, float)
     S = X.shape[0]
     w = _norm_weights(weights, S)
@@ -153,8 +153,14 @@ class Ensemble:
     rank: np.ndarray
 
     @classmethod
-    def build(cls, F: np.ndarray, R: np.ndarray, z: np.ndarray, weights: np.ndarray | None = None,
-              tol: float = EIG_TOL) -> Ensemble:
+    def build(
+        cls,
+        F: np.ndarray,
+        R: np.ndarray,
+        z: np.ndarray,
+        weights: np.ndarray | None = None,
+        tol: float = EIG_TOL,
+    ) -> Ensemble:
         """From outputs ``F`` (C, S, K), noise covariances ``R`` (C, K, K) and target draws ``z`` (S[, m])."""
         parts = [cls._features(F, R, weights, tol)]
         return cls._assemble(parts, z, weights)
@@ -162,7 +168,7 @@ class Ensemble:
     @staticmethod
     def _features(F: np.ndarray, R: np.ndarray, weights: np.ndarray | None, tol: float) -> np.ndarray:
         F = np.asarray(F, float)
-        C, S, K = F.shape
+        K = F.shape[2]
         A = ensemble_matrix(np.moveaxis(F, 1, 0), weights)  # (S, C, K)
         A = np.moveaxis(A, 0, 1)  # (C, S, K)
         try:
@@ -175,14 +181,16 @@ class Ensemble:
         lam, V = np.linalg.eigh(G)  # ascending
         keep = lam > tol
         r = max(int(keep.sum(axis=1).max()), 1)
-        V = V[:, :, K - r:] * keep[:, None, K - r:]
+        V = V[:, :, K - r :] * keep[:, None, K - r :]
         return At @ V  # (C, S, r)
 
     @staticmethod
     def _assemble(parts: Sequence[np.ndarray], z: np.ndarray, weights: np.ndarray | None) -> Ensemble:
         r = max(p.shape[2] for p in parts)
-        padded = [np.concatenate([p, np.zeros(p.shape[:2] + (r - p.shape[2],))], axis=2) if p.shape[2] < r else p
-                  for p in parts]
+        padded = [
+            np.concatenate([p, np.zeros((*p.shape[:2], r - p.shape[2]))], axis=2) if p.shape[2] < r else p
+            for p in parts
+        ]
         B = np.concatenate(padded, axis=0)
         rank = (np.abs(B).sum(axis=1) > 0).sum(axis=1)
         z = np.asarray(z, float)
@@ -191,8 +199,13 @@ class Ensemble:
         return Ensemble(B=B, Z=Z, rank=rank)
 
     @classmethod
-    def from_chunks(cls, chunks: Sequence[tuple[np.ndarray, np.ndarray]], z: np.ndarray,
-                    weights: np.ndarray | None = None, tol: float = EIG_TOL) -> Ensemble:
+    def from_chunks(
+        cls,
+        chunks: Sequence[tuple[np.ndarray, np.ndarray]],
+        z: np.ndarray,
+        weights: np.ndarray | None = None,
+        tol: float = EIG_TOL,
+    ) -> Ensemble:
         """Like :meth:`build` from ``(F, R)`` chunks of candidates (bounds the memory of large tables)."""
         parts = [cls._features(F, R, weights, tol) for F, R in chunks]
         return cls._assemble(parts, z, weights)
@@ -267,9 +280,10 @@ class Conditioner:
         self.chosen.append(int(c))
 
 
-def mm_information(F: np.ndarray, R: np.ndarray, z: np.ndarray | None = None,
-                   weights: np.ndarray | None = None) -> tuple[float, float]:
-    """Moment-matched ``(U_theta, U_z)`` of one probe: outputs ``F`` (S, K), noise ``R`` (K, K), target ``z``."""
+def mm_information(
+    F: np.ndarray, R: np.ndarray, z: np.ndarray | None = None, weights: np.ndarray | None = None
+) -> tuple[float, float]:
+    """Moment-matched ``(U_theta, U_z)`` of one probe: outputs ``F`` (S, K), noise ``R`` (K, K), target z."""
     F = np.asarray(F, float)
     zz = np.zeros(F.shape[0]) if z is None else z
     ens = Ensemble.build(F[None], np.asarray(R, float)[None], zz, weights)
@@ -278,8 +292,16 @@ def mm_information(F: np.ndarray, R: np.ndarray, z: np.ndarray | None = None,
 
 
 # --------------------------------------------------------------------------- importance reweighting
-def is_information(F: np.ndarray, noise: BlockNoise, z: np.ndarray, weights: np.ndarray | None = None, *,
-                   n_sim: int = 200, seed: int = 0, bins: int = 30) -> dict[str, float]:
+def is_information(
+    F: np.ndarray,
+    noise: BlockNoise,
+    z: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    n_sim: int = 200,
+    seed: int = 0,
+    bins: int = 30,
+) -> dict[str, float]:
     """Importance-reweighting estimate of the information a probe gives about ``z``.
 
     Simulates ``n_sim`` outcomes ``y_j = f(theta_{s_j}) + noise``, reweights all draws by ``p(y_j|theta_s)``
@@ -345,8 +367,15 @@ def is_information(F: np.ndarray, noise: BlockNoise, z: np.ndarray, weights: np.
 
 
 # ------------------------------------------------------------------------------------ nested Monte Carlo
-def nmc_information(F: np.ndarray, noise: BlockNoise, weights: np.ndarray | None = None, *,
-                    n_outer: int = 400, n_inner: int | None = None, seed: int = 0) -> tuple[float, float]:
+def nmc_information(
+    F: np.ndarray,
+    noise: BlockNoise,
+    weights: np.ndarray | None = None,
+    *,
+    n_outer: int = 400,
+    n_inner: int | None = None,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Nested Monte Carlo estimate of I(theta; y) for one probe, with its standard error.
 
     ``EIG ~ 1/N sum_n [log p(y_n|theta_n) - log 1/M sum_m p(y_n|theta_m)]`` with ``y_n ~ p(y|theta_n)`` and

@@ -20,7 +20,8 @@ Quickstart::
 
     >>> from bayes_dcpt.loop import PlannerLoop, SimulatorExecutor
     >>> loop = PlannerLoop(candidates=cands, target=tgt, executor=SimulatorExecutor(world), refit=refit,
-    ...                    posterior=post, data=df, k=4, budget_gpu_hours=500, stop_width=0.05, state_dir="run1")
+    ...                    posterior=post, data=df, k=4, budget_gpu_hours=500, stop_width=0.05,
+    ...                    state_dir="run1")
     >>> result = loop.run(); result.history
 """
 
@@ -47,7 +48,7 @@ from bayes_dcpt.laws import get_law
 from bayes_dcpt.planner import Target, as_target, suggest
 from bayes_dcpt.posterior import Posterior, weighted_quantile
 from bayes_dcpt.simulate import World
-from bayes_dcpt.update import KHAT_MAX, update
+from bayes_dcpt.update import update
 
 __all__ = [
     "STRATEGIES",
@@ -69,8 +70,7 @@ STRATEGIES = ("planner", "uniform", "random", "cheapest")
 class Executor(Protocol):
     """Runs probes and returns their measured rows (schema of :mod:`bayes_dcpt.data`, with ``run_id``)."""
 
-    def run(self, probes: pd.DataFrame, *, round: int) -> pd.DataFrame:  # noqa: D102
-        ...
+    def run(self, probes: pd.DataFrame, *, round: int) -> pd.DataFrame: ...
 
 
 @dataclass
@@ -87,14 +87,23 @@ class SimulatorExecutor:
     first_fraction: float = 0.02
     pool: bool = False
 
-    def run(self, probes: pd.DataFrame, *, round: int) -> pd.DataFrame:  # noqa: D102
+    def run(self, probes: pd.DataFrame, *, round: int) -> pd.DataFrame:
         probes = probes.reset_index(drop=True)
         scheds = schedules(probes, self.n_checkpoints, self.first_fraction)
         parts = []
         for i, ck in enumerate(scheds):
             row = probes.iloc[i]
-            parts.append(pd.DataFrame({"domain": row["domain"], "n_params": float(row["n_params"]), "tokens": ck,
-                                       "r_domain": float(row["r_domain"]), "run_id": f"sim-r{round}-p{i}"}))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "domain": row["domain"],
+                        "n_params": float(row["n_params"]),
+                        "tokens": ck,
+                        "r_domain": float(row["r_domain"]),
+                        "run_id": f"sim-r{round}-p{i}",
+                    }
+                )
+            )
         grid = pd.concat(parts, ignore_index=True)
         seed = int(np.random.SeedSequence([self.seed, round]).generate_state(1)[0])
         return self.world.simulate(grid, seed=seed, base_rows=False)
@@ -120,18 +129,27 @@ class TableExecutor:
         rows = []
         for rid, g in cpt.groupby("run_id", sort=True):
             g = g.sort_values("tokens")
-            rows.append({"domain": g["domain"].iloc[0], "n_params": float(g["n_params"].iloc[0]),
-                         "tokens": float(g["tokens"].iloc[-1]), "r_domain": float(g["r_domain"].iloc[0]),
-                         "checkpoints": ";".join(f"{x:.10g}" for x in g["tokens"]), "run_id": str(rid)})
+            rows.append(
+                {
+                    "domain": g["domain"].iloc[0],
+                    "n_params": float(g["n_params"].iloc[0]),
+                    "tokens": float(g["tokens"].iloc[-1]),
+                    "r_domain": float(g["r_domain"].iloc[0]),
+                    "checkpoints": ";".join(f"{x:.10g}" for x in g["tokens"]),
+                    "run_id": str(rid),
+                }
+            )
         return validate_candidates(pd.DataFrame(rows))
 
     def base_rows(self) -> pd.DataFrame:
         """The base-model rows of the grid."""
         return self.table[self.table["tokens"] == 0].reset_index(drop=True)
 
-    def run(self, probes: pd.DataFrame, *, round: int) -> pd.DataFrame:  # noqa: D102
+    def run(self, probes: pd.DataFrame, *, round: int) -> pd.DataFrame:
         if "run_id" not in probes:
-            raise BayesDCPTError("a table executor needs the probes' run_id (choose from TableExecutor.candidates())")
+            raise BayesDCPTError(
+                "a table executor needs the probes' run_id (choose from TableExecutor.candidates())"
+            )
         want = probes["run_id"].astype(str).tolist()
         known = set(self.table["run_id"].astype(str))
         missing = [r for r in want if r not in known]
@@ -153,8 +171,12 @@ def save_posterior(post: Posterior, path: str | Path, **meta: Any) -> Path:
             arrays[f"n|{t}|{name}"] = np.asarray(v, float)
     if post.weights is not None:
         arrays["weights"] = np.asarray(post.weights, float)
-    header = {"law": post.law.name, "ctx": {k: float(v) for k, v in post.ctx.items()},
-              "reference": post.reference.to_csv(index=False), "meta": meta}
+    header = {
+        "law": post.law.name,
+        "ctx": {k: float(v) for k, v in post.ctx.items()},
+        "reference": post.reference.to_csv(index=False),
+        "meta": meta,
+    }
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     p = Path(path)
     tmp = p.with_name(p.name + ".tmp.npz")
@@ -196,8 +218,13 @@ def _write_text(path: Path, text: str) -> None:
 # ========================================================================================= baselines
 def _spread_order(cands: pd.DataFrame) -> np.ndarray:
     """Farthest-point traversal of the design (log N, log D, r scaled to [0, 1]): uniform coverage first."""
-    X = np.column_stack([np.log(cands["n_params"].to_numpy(float)), np.log(cands["tokens"].to_numpy(float)),
-                         cands["r_domain"].to_numpy(float)])
+    X = np.column_stack(
+        [
+            np.log(cands["n_params"].to_numpy(float)),
+            np.log(cands["tokens"].to_numpy(float)),
+            cands["r_domain"].to_numpy(float),
+        ]
+    )
     span = X.max(axis=0) - X.min(axis=0)
     X = (X - X.min(axis=0)) / np.where(span > 0, span, 1.0)
     n = len(X)
@@ -211,8 +238,10 @@ def _spread_order(cands: pd.DataFrame) -> np.ndarray:
     return np.array(order)
 
 
-def baseline_order(strategy: str, cands: pd.DataFrame, hours: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Preference order of the candidates under a baseline strategy (``uniform``, ``random``, ``cheapest``)."""
+def baseline_order(
+    strategy: str, cands: pd.DataFrame, hours: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Preference order of the candidates under a baseline (``uniform``, ``random``, ``cheapest``)."""
     spread = _spread_order(cands)
     if strategy == "uniform":
         return spread
@@ -237,7 +266,7 @@ class LoopResult:
 
 
 def gpu_hours_to_width(history: pd.DataFrame, width: float) -> float:
-    """Cumulative GPU-hours at the first round whose measured interval width is <= ``width`` (inf if never)."""
+    """Cumulative GPU-hours at the first round with a measured width <= ``width`` (inf if never)."""
     h = history.sort_values("round")
     hit = h[h["width_after"] <= width]
     if len(h) and h["width_before"].iloc[0] <= width:
@@ -259,7 +288,8 @@ class PlannerLoop:
     executor
         Runs probes (:class:`SimulatorExecutor`, :class:`TableExecutor`, or any object with ``run``).
     refit
-        ``refit(all_rows) -> Posterior``, called when reweighting is unreliable (and to start if no posterior).
+        ``refit(all_rows) -> Posterior``, called when reweighting is unreliable (and at the start when no
+        posterior is given).
     posterior, data
         The current posterior and the data it was fitted on (base rows included).
     strategy
@@ -311,7 +341,9 @@ class PlannerLoop:
         self._target: Target = as_target(self.target)
         self.pool = bool(getattr(self.executor, "pool", False))
         if self.pool and "run_id" not in self.candidates:
-            raise BayesDCPTError("a pool executor needs candidates with run_id (use TableExecutor.candidates())")
+            raise BayesDCPTError(
+                "a pool executor needs candidates with run_id (use TableExecutor.candidates())"
+            )
         if self.data is None:
             raise BayesDCPTError("give the data the posterior was fitted on (base rows included)")
         self.data = _data.load(self.data).copy()
@@ -328,18 +360,28 @@ class PlannerLoop:
             if cfg_path.exists() and not self.history:
                 old = json.loads(cfg_path.read_text())
                 if old != cfg:
-                    raise BayesDCPTError(f"{self.state_dir} holds another loop ({old}); use PlannerLoop.resume or a "
-                                         "new directory")
+                    raise BayesDCPTError(
+                        f"{self.state_dir} holds another loop ({old}); use PlannerLoop.resume or a "
+                        "new directory"
+                    )
             _write_text(cfg_path, json.dumps(cfg, indent=1))
             if not (self.state_dir / "rounds.jsonl").exists():
                 self._save(0)
 
     # --------------------------------------------------------------------------------- persistence
     def _config(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "k": int(self.k), "budget_gpu_hours": self.budget_gpu_hours,
-                "stop_width": self.stop_width, "min_info_per_gpu_hour": self.min_info_per_gpu_hour,
-                "kappa": float(self.kappa), "seed": int(self.seed), "min_ess": float(self.min_ess),
-                "target": self._target.name, "n_candidates": len(self.candidates)}
+        return {
+            "strategy": self.strategy,
+            "k": int(self.k),
+            "budget_gpu_hours": self.budget_gpu_hours,
+            "stop_width": self.stop_width,
+            "min_info_per_gpu_hour": self.min_info_per_gpu_hour,
+            "kappa": float(self.kappa),
+            "seed": int(self.seed),
+            "min_ess": float(self.min_ess),
+            "target": self._target.name,
+            "n_candidates": len(self.candidates),
+        }
 
     def _fit_frame(self) -> pd.DataFrame:
         return _data.load(self.data.drop(columns=["loop_round"], errors="ignore"))
@@ -361,15 +403,26 @@ class PlannerLoop:
             _write_text(d / "rounds.jsonl", "")
 
     @classmethod
-    def resume(cls, state_dir: str | Path, *, candidates: pd.DataFrame, target: Any, executor: Any,
-               refit: Callable[[pd.DataFrame], Posterior], **kwargs: Any) -> PlannerLoop:
+    def resume(
+        cls,
+        state_dir: str | Path,
+        *,
+        candidates: pd.DataFrame,
+        target: Any,
+        executor: Any,
+        refit: Callable[[pd.DataFrame], Posterior],
+        **kwargs: Any,
+    ) -> PlannerLoop:
         """Continue a loop from ``state_dir`` after an interruption (same settings as when it started)."""
         d = Path(state_dir)
         if not (d / "config.json").exists():
             raise BayesDCPTError(f"{d} holds no loop state (config.json missing)")
         cfg = json.loads((d / "config.json").read_text())
-        lines = [ln for ln in (d / "rounds.jsonl").read_text().splitlines() if ln.strip()] \
-            if (d / "rounds.jsonl").exists() else []
+        lines = (
+            [ln for ln in (d / "rounds.jsonl").read_text().splitlines() if ln.strip()]
+            if (d / "rounds.jsonl").exists()
+            else []
+        )
         history = [json.loads(ln) for ln in lines]
         done = len(history)
         data = pd.read_csv(d / "data.csv")
@@ -379,11 +432,30 @@ class PlannerLoop:
             post, meta = load_posterior(d / "posterior.npz")
             if int(meta.get("round", -1)) != done:
                 post = None
-        settings = {k: cfg[k] for k in ("strategy", "k", "budget_gpu_hours", "stop_width", "min_info_per_gpu_hour",
-                                        "kappa", "seed", "min_ess")}
+        settings = {
+            k: cfg[k]
+            for k in (
+                "strategy",
+                "k",
+                "budget_gpu_hours",
+                "stop_width",
+                "min_info_per_gpu_hour",
+                "kappa",
+                "seed",
+                "min_ess",
+            )
+        }
         settings.update(kwargs)
-        loop = cls(candidates=candidates, target=target, executor=executor, refit=refit,
-                   posterior=post, data=data, state_dir=None, **settings)
+        loop = cls(
+            candidates=candidates,
+            target=target,
+            executor=executor,
+            refit=refit,
+            posterior=post,
+            data=data,
+            state_dir=None,
+            **settings,
+        )
         loop.history = history
         loop.state_dir = d
         if loop._target.name != cfg["target"]:
@@ -401,12 +473,20 @@ class PlannerLoop:
         return float(sum(r["gpu_hours"] for r in self.history))
 
     def width(self, post: Posterior | None = None) -> tuple[float, float]:
-        """The target's current interval width (max over components) and posterior median (first component)."""
+        """The target's interval width (max over components) and posterior median (first component)."""
+        q = self._quantiles(post)
+        return float(np.max(q[2] - q[0])), float(q[1][0])
+
+    def interval(self, post: Posterior | None = None) -> tuple[float, float, float]:
+        """Lower end, median and upper end of the target's interval (first component)."""
+        q = self._quantiles(post)
+        return float(q[0][0]), float(q[1][0]), float(q[2][0])
+
+    def _quantiles(self, post: Posterior | None) -> np.ndarray:
         post = post or self.posterior
         td = self._target.evaluate(post)
         lo, hi = (1 - self.ci) / 2, 1 - (1 - self.ci) / 2
-        q = weighted_quantile(td.z, [lo, 0.5, hi], post.weights, axis=0)
-        return float(np.max(q[2] - q[0])), float(q[1][0])
+        return weighted_quantile(td.z, [lo, 0.5, hi], post.weights, axis=0)
 
     def _available(self) -> np.ndarray:
         avail = np.ones(len(self.candidates), bool)
@@ -426,12 +506,27 @@ class PlannerLoop:
             sub = self.candidates[avail].copy()
             sub["_cand"] = np.flatnonzero(avail)
             kw = {"verify_top": 5, **self.suggest_kwargs}
-            plan = suggest(self.posterior, sub, self._target, k=self.k, budget_gpu_hours=remaining,
-                           cost_model=self.cost_model, kappa=self.kappa, seed=self.seed + round_,
-                           stop_width=self.stop_width, min_info_per_gpu_hour=self.min_info_per_gpu_hour,
-                           allow_repeats=not self.pool, singleton_check=False, ci=self.ci, **kw)
-            info = {"planned_info": plan.info_batch, "planned_width": plan.width_after_batch,
-                    "stop": "; ".join(plan.stop_reasons) if plan.stop else ""}
+            plan = suggest(
+                self.posterior,
+                sub,
+                self._target,
+                k=self.k,
+                budget_gpu_hours=remaining,
+                cost_model=self.cost_model,
+                kappa=self.kappa,
+                seed=self.seed + round_,
+                stop_width=self.stop_width,
+                min_info_per_gpu_hour=self.min_info_per_gpu_hour,
+                allow_repeats=not self.pool,
+                singleton_check=False,
+                ci=self.ci,
+                **kw,
+            )
+            info = {
+                "planned_info": plan.info_batch,
+                "planned_width": plan.width_after_batch,
+                "stop": "; ".join(plan.stop_reasons) if plan.stop else "",
+            }
             if plan.table.empty:
                 info["stop"] = info["stop"] or "the planner proposes no probe"
                 return self.candidates.iloc[[]], np.zeros(0, int), info, plan.table
@@ -453,7 +548,7 @@ class PlannerLoop:
         return self.candidates.iloc[idx], idx, {}, None
 
     def step(self) -> dict[str, Any] | None:
-        """Run one round; returns its record, or None when a stopping rule fired (``self.stopped`` says which)."""
+        """Run one round; return its record, or None when a stopping rule fired (see ``self.stopped``)."""
         round_ = len(self.history) + 1
         if round_ > self.max_rounds:
             self.stopped = f"reached max_rounds={self.max_rounds}"
@@ -467,7 +562,9 @@ class PlannerLoop:
         if probes.empty:
             self.stopped = info.get("stop") or "no probe chosen"
             return None
-        rows = self.executor.run(probes.drop(columns=["_cand"], errors="ignore").reset_index(drop=True), round=round_)
+        rows = self.executor.run(
+            probes.drop(columns=["_cand"], errors="ignore").reset_index(drop=True), round=round_
+        )
         rows = _data.load(rows).copy()
         hours = self.cost_model.gpu_hours(probes)
         rows["loop_round"] = round_
@@ -480,15 +577,37 @@ class PlannerLoop:
             self.posterior = self.refit(self._fit_frame())
         self._used[idx] = True
         w_after, med_after = self.width()
-        rec = {"round": round_, "strategy": self.strategy,
-               "probes": [{"cand": int(c), "domain": str(r["domain"]), "n_params": float(r["n_params"]),
-                           "tokens": float(r["tokens"]), "r_domain": float(r["r_domain"]),
-                           "run_id": str(r["run_id"]) if "run_id" in r else None, "gpu_hours": float(h)}
-                          for c, (_, r), h in zip(idx, probes.iterrows(), hours, strict=True)],
-               "gpu_hours": float(hours.sum()), "cum_gpu_hours": self.spent + float(hours.sum()),
-               "width_before": w_before, "width_after": w_after, "median_before": med_before,
-               "median_after": med_after, "khat": res.khat, "ess": res.ess, "reweighted": bool(reliable),
-               "refit": not reliable, "seconds": time.perf_counter() - t0, **info}
+        lo_after, _, hi_after = self.interval()
+        rec = {
+            "round": round_,
+            "strategy": self.strategy,
+            "probes": [
+                {
+                    "cand": int(c),
+                    "domain": str(r["domain"]),
+                    "n_params": float(r["n_params"]),
+                    "tokens": float(r["tokens"]),
+                    "r_domain": float(r["r_domain"]),
+                    "run_id": str(r["run_id"]) if "run_id" in r else None,
+                    "gpu_hours": float(h),
+                }
+                for c, (_, r), h in zip(idx, probes.iterrows(), hours, strict=True)
+            ],
+            "gpu_hours": float(hours.sum()),
+            "cum_gpu_hours": self.spent + float(hours.sum()),
+            "width_before": w_before,
+            "width_after": w_after,
+            "median_before": med_before,
+            "median_after": med_after,
+            "lo_after": lo_after,
+            "hi_after": hi_after,
+            "khat": res.khat,
+            "ess": res.ess,
+            "reweighted": bool(reliable),
+            "refit": not reliable,
+            "seconds": time.perf_counter() - t0,
+            **info,
+        }
         self.history.append(rec)
         self._save(round_, plan_table)
         return rec
@@ -501,8 +620,12 @@ class PlannerLoop:
 
     def result(self) -> LoopResult:
         """The history so far as a table, the data and the current posterior."""
-        hist = pd.DataFrame([{k: v for k, v in r.items() if k != "probes"} | {"n_probes": len(r["probes"])}
-                             for r in self.history])
+        hist = pd.DataFrame(
+            [
+                {k: v for k, v in r.items() if k != "probes"} | {"n_probes": len(r["probes"])}
+                for r in self.history
+            ]
+        )
         return LoopResult(hist, self.data, self.posterior, self.stopped)
 
 

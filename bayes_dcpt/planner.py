@@ -127,13 +127,17 @@ class Target:
         except BayesDCPTError:
             raise
         except Exception as exc:  # a user callable failed: say which target
-            raise BayesDCPTError(f"target {self.name!r} could not be computed: {type(exc).__name__}: {exc}") from exc
+            raise BayesDCPTError(
+                f"target {self.name!r} could not be computed: {type(exc).__name__}: {exc}"
+            ) from exc
         z = np.array(raw, dtype=float)
         if z.ndim == 1:
             z = z[:, None]
         if z.ndim != 2 or z.shape[0] != post.n_draws:
-            raise BayesDCPTError(f"target {self.name!r} must give one value (or one row) per draw: expected "
-                                 f"shape ({post.n_draws},) or ({post.n_draws}, m), got {np.shape(raw)}")
+            raise BayesDCPTError(
+                f"target {self.name!r} must give one value (or one row) per draw: expected "
+                f"shape ({post.n_draws},) or ({post.n_draws}, m), got {np.shape(raw)}"
+            )
         bad = ~np.isfinite(z)
         n_nan = int(bad.any(axis=1).sum())
         notes = []
@@ -142,8 +146,10 @@ class Target:
             if n_nan == z.shape[0] and self.on_nan in ("raise",):
                 raise BayesDCPTError(f"target {self.name!r} is NaN (infeasible) for every posterior draw")
             if self.on_nan == "raise":
-                raise BayesDCPTError(f"target {self.name!r} is NaN (infeasible) for {n_nan} of {z.shape[0]} draws; "
-                                     "choose a NaN policy (on_nan='lower'/'upper'/value)")
+                raise BayesDCPTError(
+                    f"target {self.name!r} is NaN (infeasible) for {n_nan} of {z.shape[0]} draws; "
+                    "choose a NaN policy (on_nan='lower'/'upper'/value)"
+                )
             if self.on_nan in ("lower", "upper"):
                 if self.bounds is None:
                     raise BayesDCPTError(f"target {self.name!r}: on_nan={self.on_nan!r} needs bounds")
@@ -161,20 +167,35 @@ class Target:
                 notes.append(f"{int(out.sum())} values outside [{lo:g}, {hi:g}] clipped to the boundary")
                 z = np.clip(z, lo, hi)
         m = z.shape[1]
-        labels = list(self.labels) if len(self.labels) == m else ([self.name] if m == 1 else
-                                                                  [f"{self.name}[{i}]" for i in range(m)])
+        labels = (
+            list(self.labels)
+            if len(self.labels) == m
+            else ([self.name] if m == 1 else [f"{self.name}[{i}]" for i in range(m)])
+        )
         return TargetDraws(self.name, z, self.unit, labels, n_nan, clipped, notes)
 
 
-def target_draws(z: Any, name: str = "target", unit: str = "", *, bounds: tuple[float, float] | None = None,
-                 on_nan: NanPolicy = "raise") -> Target:
+def target_draws(
+    z: Any,
+    name: str = "target",
+    unit: str = "",
+    *,
+    bounds: tuple[float, float] | None = None,
+    on_nan: NanPolicy = "raise",
+) -> Target:
     """A target given directly as draws ``(S,)`` or ``(S, m)`` aligned with the posterior's draws."""
     arr = np.asarray(z, float)
     return Target(name, lambda post: arr, unit, bounds, on_nan)
 
 
-def target_callable(fn: Callable[[Posterior], Any], name: str = "target", unit: str = "", *,
-                    bounds: tuple[float, float] | None = None, on_nan: NanPolicy = "raise") -> Target:
+def target_callable(
+    fn: Callable[[Posterior], Any],
+    name: str = "target",
+    unit: str = "",
+    *,
+    bounds: tuple[float, float] | None = None,
+    on_nan: NanPolicy = "raise",
+) -> Target:
     """A target computed from the posterior by any callable ``post -> (S,) or (S, m)`` array."""
     return Target(name, fn, unit, bounds, on_nan)
 
@@ -185,6 +206,7 @@ def decision_target(usage: str, *, on_nan: NanPolicy = "lower", **kwargs: Any) -
     Calls ``getattr(bayes_dcpt.decisions, usage)(post, **kwargs).posterior["r_domain"]``; infeasible draws
     (NaN) become the lower boundary 0 by default (no domain data), and are counted in the plan.
     """
+
     def fn(post: Posterior) -> np.ndarray:
         try:
             from bayes_dcpt import decisions
@@ -200,7 +222,9 @@ def decision_target(usage: str, *, on_nan: NanPolicy = "lower", **kwargs: Any) -
     return Target(f"r* ({usage}{': ' + desc if desc else ''})", fn, "domain share", (0.0, 1.0), on_nan)
 
 
-def loss_target(points: pd.DataFrame | Mapping[str, Any], loss: Literal["general", "domain"] = "domain") -> Target:
+def loss_target(
+    points: pd.DataFrame | Mapping[str, Any], loss: Literal["general", "domain"] = "domain"
+) -> Target:
     """The noise-free ``loss`` at one or more target configurations (rows of ``domain, n_params, tokens,
     r_domain``), per draw: shape ``(S, n_points)``."""
     if loss not in ("general", "domain"):
@@ -211,16 +235,26 @@ def loss_target(points: pd.DataFrame | Mapping[str, Any], loss: Literal["general
         frame = _prediction_frame(pts, post.domains)
         return np.exp(post.mean_log_loss(frame, loss))
 
-    labels = tuple(f"L_{loss}(N={float(n):.3g}, D={float(d):.3g}, r={float(r):.2f})"
-                   for n, d, r in zip(pts.get("n_params", []), pts.get("tokens", []), pts.get("r_domain", []),
-                                      strict=False))
+    labels = tuple(
+        f"L_{loss}(N={float(n):.3g}, D={float(d):.3g}, r={float(r):.2f})"
+        for n, d, r in zip(
+            pts.get("n_params", []), pts.get("tokens", []), pts.get("r_domain", []), strict=False
+        )
+    )
     name = labels[0] if len(labels) == 1 else f"{loss} loss at {len(pts)} target points"
     return Target(name, fn, "nats/token", None, "raise", labels)
 
 
-def critical_ratio_target(domain: str, n_params: float, tokens: float, *, max_general_increase: float = 0.0,
-                          relative: bool = False, base_loss: float | None = None,
-                          r_grid: np.ndarray | None = None) -> Target:
+def critical_ratio_target(
+    domain: str,
+    n_params: float,
+    tokens: float,
+    *,
+    max_general_increase: float = 0.0,
+    relative: bool = False,
+    base_loss: float | None = None,
+    r_grid: np.ndarray | None = None,
+) -> Target:
     """The critical ratio: the largest domain share whose general loss stays within the allowed increase.
 
     Per draw, ``r* = max{r : L_general(N, D, r) <= L0 + max_general_increase}`` (``L0 (1 + increase)`` when
@@ -250,8 +284,13 @@ def critical_ratio_target(domain: str, n_params: float, tokens: float, *, max_ge
         return r
 
     inc = f"{max_general_increase:.3g}" + (" (relative)" if relative else "")
-    return Target(f"critical r* at N={n_params:.3g}, D={tokens:.3g}, +{inc}", fn, "domain share",
-                  (float(grid[0]), float(grid[-1])), "lower")
+    return Target(
+        f"critical r* at N={n_params:.3g}, D={tokens:.3g}, +{inc}",
+        fn,
+        "domain share",
+        (float(grid[0]), float(grid[-1])),
+        "lower",
+    )
 
 
 def as_target(obj: Any) -> Target:
@@ -265,8 +304,9 @@ def as_target(obj: Any) -> Target:
     if isinstance(obj, (np.ndarray, list, tuple)):
         return target_draws(obj)
     if isinstance(obj, str):
-        raise BayesDCPTError(f"target {obj!r}: pass decision_target({obj!r}, ...) with the usage's arguments, "
-                             "or a Target")
+        raise BayesDCPTError(
+            f"target {obj!r}: pass decision_target({obj!r}, ...) with the usage's arguments, or a Target"
+        )
     raise BayesDCPTError(f"cannot use a {type(obj).__name__} as a planner target")
 
 
@@ -318,24 +358,35 @@ class Plan:
     def summary(self) -> str:
         """A few lines: the target, the batch, the expected interval width and the stopping checks."""
         u = f" {self.target_unit}" if self.target_unit else ""
-        lines = [f"target: {self.target}",
-                 f"current {self.ci:.0%} interval width: {self.current_width:.4g}{u}"]
+        lines = [
+            f"target: {self.target}",
+            f"current {self.ci:.0%} interval width: {self.current_width:.4g}{u}",
+        ]
         if self.table.empty:
             lines.append("no probe proposed")
         for _, r in self.table.iterrows():
             lines.append(
-                f"  #{int(r['rank'])}: {r['domain']} N={r['n_params']:.3g} D={r['tokens']:.3g} r={r['r_domain']:.3g} "
+                f"  #{int(r['rank'])}: {r['domain']} N={r['n_params']:.3g} D={r['tokens']:.3g} "
+                f"r={r['r_domain']:.3g} "
                 f"| {r['gpu_hours']:.3g} GPU-h | U_z {r['U_z']:.3f} nats ({r['U_z_per_gpu_hour']:.3g}/GPU-h) "
-                f"| width after batch {r['width_after_batch']:.4g}")
-        lines.append(f"batch: {len(self.table)} probe(s), {self.total_gpu_hours:.4g} GPU-h"
-                     + (f" of a {self.budget_gpu_hours:.4g} GPU-h budget" if self.budget_gpu_hours else "")
-                     + f", I(z; batch) = {self.info_batch:.3f} nats, expected width {self.width_after_batch:.4g}{u}")
+                f"| width after batch {r['width_after_batch']:.4g}"
+            )
+        lines.append(
+            f"batch: {len(self.table)} probe(s), {self.total_gpu_hours:.4g} GPU-h"
+            + (f" of a {self.budget_gpu_hours:.4g} GPU-h budget" if self.budget_gpu_hours else "")
+            + f", I(z; batch) = {self.info_batch:.3f} nats, expected width {self.width_after_batch:.4g}{u}"
+        )
         c = self.checks
         lines.append(
-            "stopping checks: width " + (f"{c['current_width']:.4g} vs tolerance {c['stop_width']:.4g}"
-                                         if c.get("stop_width") else "(no tolerance set)")
+            "stopping checks: width "
+            + (
+                f"{c['current_width']:.4g} vs tolerance {c['stop_width']:.4g}"
+                if c.get("stop_width")
+                else "(no tolerance set)"
+            )
             + f"; best information per GPU-hour {c['best_info_per_gpu_hour']:.3g} nats/GPU-h"
-            + (f" vs threshold {c['min_info_per_gpu_hour']:.3g}" if c.get("min_info_per_gpu_hour") else ""))
+            + (f" vs threshold {c['min_info_per_gpu_hour']:.3g}" if c.get("min_info_per_gpu_hour") else "")
+        )
         if self.stop:
             lines.append("STOP: " + "; ".join(self.stop_reasons))
         for n in self.notes:
@@ -355,12 +406,19 @@ class Plan:
         fig, axes = plt.subplots(1, 3, figsize=figsize, constrained_layout=True)
         sc, tb = self.scores, self.table
         ax = axes[0]
-        ax.scatter(sc["gpu_hours"], sc["U_z"], s=14, c="0.6", marker="o", label="candidates", edgecolors="none")
+        ax.scatter(
+            sc["gpu_hours"], sc["U_z"], s=14, c="0.6", marker="o", label="candidates", edgecolors="none"
+        )
         if not tb.empty:
             ax.scatter(tb["gpu_hours"], tb["U_z_alone"], s=90, c="black", marker="*", label="batch (alone)")
             for _, r in tb.iterrows():
-                ax.annotate(f"#{int(r['rank'])}", (r["gpu_hours"], r["U_z_alone"]), textcoords="offset points",
-                            xytext=(5, 5), fontsize=8)
+                ax.annotate(
+                    f"#{int(r['rank'])}",
+                    (r["gpu_hours"], r["U_z_alone"]),
+                    textcoords="offset points",
+                    xytext=(5, 5),
+                    fontsize=8,
+                )
         ax.set_xscale("log")
         ax.set_xlabel("probe cost [GPU-hours]")
         ax.set_ylabel("expected information about target, U_z [nats]")
@@ -369,8 +427,11 @@ class Plan:
 
         ax = axes[1]
         x = np.concatenate([[0.0], tb["cum_gpu_hours"].to_numpy(float)]) if not tb.empty else np.array([0.0])
-        y = np.concatenate([[self.current_width], tb["width_after_batch"].to_numpy(float)]) if not tb.empty \
+        y = (
+            np.concatenate([[self.current_width], tb["width_after_batch"].to_numpy(float)])
+            if not tb.empty
             else np.array([self.current_width])
+        )
         ax.step(x, y, where="post", color="black", lw=1.5, label="expected after batch so far")
         ax.plot(x, y, "ko", ms=4)
         if self.checks.get("stop_width"):
@@ -391,12 +452,24 @@ class Plan:
                     continue
                 med = tb[col].to_numpy(float)
                 lo, hi = tb[f"pred_loss_{t}_lo"].to_numpy(float), tb[f"pred_loss_{t}_hi"].to_numpy(float)
-                eb = ax.errorbar(xs + off, med, yerr=[med - lo, hi - med], fmt=mk, color=("black", "0.45")[j],
-                                 capsize=3, label=f"{t} loss")
+                eb = ax.errorbar(
+                    xs + off,
+                    med,
+                    yerr=[med - lo, hi - med],
+                    fmt=mk,
+                    color=("black", "0.45")[j],
+                    capsize=3,
+                    label=f"{t} loss",
+                )
                 eb[-1][0].set_linestyle(ls)
             ax.set_xticks(xs)
-            ax.set_xticklabels([f"#{int(r['rank'])}\nN={r['n_params']:.2g}\nr={r['r_domain']:.2f}"
-                                for _, r in tb.iterrows()], fontsize=7)
+            ax.set_xticklabels(
+                [
+                    f"#{int(r['rank'])}\nN={r['n_params']:.2g}\nr={r['r_domain']:.2f}"
+                    for _, r in tb.iterrows()
+                ],
+                fontsize=7,
+            )
             ax.legend(fontsize=8, frameon=False)
         ax.set_xlabel("probe of the batch")
         ax.set_ylabel(f"predicted loss at final checkpoint, {self.ci:.0%} band [nats/token]")
@@ -410,23 +483,53 @@ def plan_table(plan: Plan) -> Any:
     from rich.table import Table
 
     u = f" [{plan.target_unit}]" if plan.target_unit else ""
-    t = Table(title=f"Next probes for {plan.target}", caption=(
-        f"current {plan.ci:.0%} width {plan.current_width:.4g}{u} -> {plan.width_after_batch:.4g} after the batch; "
-        f"{plan.total_gpu_hours:.4g} GPU-h" + ("; STOP: " + "; ".join(plan.stop_reasons) if plan.stop else "")))
-    for name, just in (("#", "right"), ("domain", "left"), ("N", "right"), ("tokens", "right"), ("r_domain", "right"),
-                       ("GPU-h", "right"), ("U_z [nats]", "right"), ("U_z/GPU-h", "right"),
-                       ("U_theta [nats]", "right"), ("width after", "right"), ("loss_domain band", "right"),
-                       ("IS check", "left")):
+    t = Table(
+        title=f"Next probes for {plan.target}",
+        caption=(
+            f"current {plan.ci:.0%} width {plan.current_width:.4g}{u} -> {plan.width_after_batch:.4g} "
+            "after the batch; "
+            f"{plan.total_gpu_hours:.4g} GPU-h"
+            + ("; STOP: " + "; ".join(plan.stop_reasons) if plan.stop else "")
+        ),
+    )
+    for name, just in (
+        ("#", "right"),
+        ("domain", "left"),
+        ("N", "right"),
+        ("tokens", "right"),
+        ("r_domain", "right"),
+        ("GPU-h", "right"),
+        ("U_z [nats]", "right"),
+        ("U_z/GPU-h", "right"),
+        ("U_theta [nats]", "right"),
+        ("width after", "right"),
+        ("loss_domain band", "right"),
+        ("IS check", "left"),
+    ):
         t.add_column(name, justify=just)
     for _, r in plan.table.iterrows():
-        band = (f"{r['pred_loss_domain_lo']:.3f}-{r['pred_loss_domain_hi']:.3f}"
-                if "pred_loss_domain_lo" in r and pd.notna(r["pred_loss_domain_lo"]) else "")
+        band = (
+            f"{r['pred_loss_domain_lo']:.3f}-{r['pred_loss_domain_hi']:.3f}"
+            if "pred_loss_domain_lo" in r and pd.notna(r["pred_loss_domain_lo"])
+            else ""
+        )
         check = ""
         if "is_U_z" in r and pd.notna(r.get("is_U_z")):
             check = f"{r['is_U_z']:.3f}+-{r['is_U_z_se']:.3f} (k^ {r['is_khat_median']:.2f})"
-        t.add_row(str(int(r["rank"])), str(r["domain"]), f"{r['n_params']:.3g}", f"{r['tokens']:.3g}",
-                  f"{r['r_domain']:.3g}", f"{r['gpu_hours']:.3g}", f"{r['U_z']:.3f}", f"{r['U_z_per_gpu_hour']:.3g}",
-                  f"{r['U_theta']:.2f}", f"{r['width_after_batch']:.4g}", band, check)
+        t.add_row(
+            str(int(r["rank"])),
+            str(r["domain"]),
+            f"{r['n_params']:.3g}",
+            f"{r['tokens']:.3g}",
+            f"{r['r_domain']:.3g}",
+            f"{r['gpu_hours']:.3g}",
+            f"{r['U_z']:.3f}",
+            f"{r['U_z_per_gpu_hour']:.3g}",
+            f"{r['U_theta']:.2f}",
+            f"{r['width_after_batch']:.4g}",
+            band,
+            check,
+        )
     return t
 
 
@@ -438,8 +541,12 @@ def _canonical(cands: pd.DataFrame) -> pd.DataFrame:
     df["row"] = np.arange(1, len(df) + 1)
     extra = [c for c in df.columns if c not in ("domain", "n_params", "tokens", "r_domain", "row")]
     keys = [df[c].astype(str).to_numpy() for c in reversed(extra)]
-    keys += [df["r_domain"].to_numpy(float), df["tokens"].to_numpy(float), df["n_params"].to_numpy(float),
-             df["domain"].astype(str).to_numpy()]
+    keys += [
+        df["r_domain"].to_numpy(float),
+        df["tokens"].to_numpy(float),
+        df["n_params"].to_numpy(float),
+        df["domain"].astype(str).to_numpy(),
+    ]
     order = np.lexsort(keys)
     df = df.iloc[order].reset_index(drop=True)
     dup = df.drop(columns=["row"]).astype(str).duplicated()
@@ -453,8 +560,13 @@ def _check_candidates(post: Posterior, cands: pd.DataFrame, require_base: bool) 
     unknown = ~cands["domain"].isin(post.domains)
     if unknown.any():
         names = sorted(set(cands.loc[unknown, "domain"]))
-        problems.append(Problem("domain", f"unknown domain(s) {names}; the fit knows {post.domains}",
-                                tuple(int(i) + 1 for i in np.flatnonzero(unknown.to_numpy()))))
+        problems.append(
+            Problem(
+                "domain",
+                f"unknown domain(s) {names}; the fit knows {post.domains}",
+                tuple(int(i) + 1 for i in np.flatnonzero(unknown.to_numpy())),
+            )
+        )
     ref = post.reference
     if require_base and ref is not None and len(ref):
         have = np.unique(ref["n_params"].to_numpy(float))
@@ -465,9 +577,14 @@ def _check_candidates(post: Posterior, cands: pd.DataFrame, require_base: bool) 
         bad = ~known & ~pays
         if bad.any():
             sizes = ", ".join(f"{x:.4g}" for x in have)
-            problems.append(Problem("n_params", f"no base checkpoint of this size (base models: {sizes}); add a "
-                                    "pretrain_tokens column to pay for pre-training it, or pass require_base=False",
-                                    tuple(int(i) + 1 for i in np.flatnonzero(bad))))
+            problems.append(
+                Problem(
+                    "n_params",
+                    f"no base checkpoint of this size (base models: {sizes}); add a "
+                    "pretrain_tokens column to pay for pre-training it, or pass require_base=False",
+                    tuple(int(i) + 1 for i in np.flatnonzero(bad)),
+                )
+            )
     if problems:
         raise DataValidationError(problems, source="candidates")
 
@@ -524,7 +641,8 @@ def suggest(
     candidates
         Candidate probes (see :mod:`bayes_dcpt.candidates`); validated here.
     target
-        A :class:`Target`, draws ``(S,)``/``(S, m)``, a callable ``post -> draws``, or a table of target points.
+        A :class:`Target`, draws ``(S,)``/``(S, m)``, a callable ``post -> draws``, or a table of target
+        points.
     k
         Maximum number of probes in the batch (one per GPU).
     budget_gpu_hours
@@ -596,8 +714,10 @@ def suggest(
     for t in targets:
         finite &= np.isfinite(logF[t]).all(axis=1)
     if not finite.all():
-        notes.append(f"{int((~finite).sum())} of {len(idx)} draws give a non-finite law on some candidate; "
-                     "they get weight 0 in the scores")
+        notes.append(
+            f"{int((~finite).sum())} of {len(idx)} draws give a non-finite law on some candidate; "
+            "they get weight 0 in the scores"
+        )
         w = np.where(finite, w, 0.0)
         for t in targets:
             logF[t] = np.where(finite[:, None], logF[t], 0.0)
@@ -619,7 +739,7 @@ def suggest(
             kc = lens[c]
             for b, t in enumerate(targets):
                 cols = slice(b * kc, (b + 1) * kc)
-                F[j, :, cols] = logF[t][:, starts[c]:starts[c] + kc]
+                F[j, :, cols] = logF[t][:, starts[c] : starts[c] + kc]
                 s2, t2 = noise[t]
                 R[j, cols, cols] = float(w @ t2) + float(w @ s2) * np.eye(kc)
         return F, R
@@ -660,28 +780,38 @@ def suggest(
         nz = sub.noise[t]
         mu = logF[t][:, last]  # (S, C)
         sig = np.asarray(nz["sigma"], float)[:, None]
-        e = (brng.standard_t(np.asarray(nz["nu"], float)[:, None], mu.shape) if "nu" in nz
-             else brng.standard_normal(mu.shape)) * sig
+        e = (
+            brng.standard_t(np.asarray(nz["nu"], float)[:, None], mu.shape)
+            if "nu" in nz
+            else brng.standard_normal(mu.shape)
+        ) * sig
         u = brng.standard_normal(mu.shape) * (np.asarray(nz["tau"], float)[:, None] if "tau" in nz else 0.0)
         y = np.exp(mu + u + e)
         q = weighted_quantile(y, [lo_q, 0.5, hi_q], w, axis=0)
-        scores[f"pred_loss_{t}_lo"], scores[f"pred_loss_{t}_med"], scores[f"pred_loss_{t}_hi"] = q[0], q[1], q[2]
+        scores[f"pred_loss_{t}_lo"], scores[f"pred_loss_{t}_med"], scores[f"pred_loss_{t}_hi"] = (
+            q[0],
+            q[1],
+            q[2],
+        )
 
     # ------------------------------------------------------------- importance-reweighting check
-    verified = order0[:max(0, min(verify_top, C))]
+    verified = order0[: max(0, min(verify_top, C))]
     is_cols = ["is_U_z", "is_U_z_se", "is_U_z_entropy", "is_khat_median", "is_frac_khat_bad", "is_ess_median"]
     for c_ in is_cols:
         scores[c_] = np.nan
     for c in verified:
         kc = lens[c]
-        Fc = np.concatenate([logF[t][:, starts[c]:starts[c] + kc] for t in targets], axis=1)
+        Fc = np.concatenate([logF[t][:, starts[c] : starts[c] + kc] for t in targets], axis=1)
         sig_cols, tau_cols = [], []
         for t in targets:
             s2, t2 = noise[t]
             sig_cols.append(np.sqrt(s2))
             tau_cols.append(np.sqrt(t2))
-        bn = BlockNoise(tuple(np.arange(b * kc, (b + 1) * kc) for b in range(nt)),
-                        np.stack(sig_cols, axis=1), np.stack(tau_cols, axis=1))
+        bn = BlockNoise(
+            tuple(np.arange(b * kc, (b + 1) * kc) for b in range(nt)),
+            np.stack(sig_cols, axis=1),
+            np.stack(tau_cols, axis=1),
+        )
         res = is_information(Fc, bn, z, w, n_sim=n_verify, seed=int(seed) * 1_000_003 + int(c))
         scores.loc[c, "is_U_z"] = res["U_z_is"]
         scores.loc[c, "is_U_z_se"] = res["U_z_is_se"]
@@ -700,23 +830,34 @@ def suggest(
             if j != 0 and is_score[j] - is_score[0] > 2 * np.hypot(se[j], se[0]):
                 forced_first = int(verified[j])
                 first_pick = "is"
-                notes.append("importance reweighting ranks another candidate first beyond its Monte Carlo error; "
-                             "the batch starts with it")
+                notes.append(
+                    "importance reweighting ranks another candidate first beyond its Monte Carlo error; "
+                    "the batch starts with it"
+                )
 
     # ------------------------------------------------------------------------------- greedy batch
     keys = base_keys(cands)
     best_info_per_hour = float(np.max(sc0["U_z"] / hours)) if C else 0.0
-    checks = {"current_width": current_width, "stop_width": stop_width,
-              "width_reached": bool(stop_width is not None and current_width <= stop_width),
-              "best_info_per_gpu_hour": best_info_per_hour, "min_info_per_gpu_hour": min_info_per_gpu_hour,
-              "info_below_threshold": bool(min_info_per_gpu_hour is not None
-                                           and best_info_per_hour < min_info_per_gpu_hour)}
+    checks = {
+        "current_width": current_width,
+        "stop_width": stop_width,
+        "width_reached": bool(stop_width is not None and current_width <= stop_width),
+        "best_info_per_gpu_hour": best_info_per_hour,
+        "min_info_per_gpu_hour": min_info_per_gpu_hour,
+        "info_below_threshold": bool(
+            min_info_per_gpu_hour is not None and best_info_per_hour < min_info_per_gpu_hour
+        ),
+    }
     stop_reasons: list[str] = []
     if checks["width_reached"]:
-        stop_reasons.append(f"the {ci:.0%} interval width {current_width:.4g} is within the tolerance {stop_width:.4g}")
+        stop_reasons.append(
+            f"the {ci:.0%} interval width {current_width:.4g} is within the tolerance {stop_width:.4g}"
+        )
     if checks["info_below_threshold"]:
-        stop_reasons.append(f"no candidate gives {min_info_per_gpu_hour:.3g} nats per GPU-hour "
-                            f"(best {best_info_per_hour:.3g})")
+        stop_reasons.append(
+            f"no candidate gives {min_info_per_gpu_hour:.3g} nats per GPU-hour "
+            f"(best {best_info_per_hour:.3g})"
+        )
 
     def greedy(start: int | None) -> tuple[list[dict[str, Any]], float]:
         cd = Conditioner(ens)
@@ -751,13 +892,21 @@ def suggest(
             if keys[c] is not None:
                 paid.add(keys[c])
             used[c] = True
-            picks.append({"cand": c, "gpu_hours": float(marg[c]), "cum_gpu_hours": spent,
-                          "U_theta": float(sc["U_theta"][c]), "U_z": float(sc["U_z"][c]),
-                          "U_z_per_gpu_hour": float(sc["U_z"][c] / marg[c]),
-                          "U_theta_alone": float(sc0["U_theta"][c]), "U_z_alone": float(sc0["U_z"][c]),
-                          "width_after_probe": float(width_from_var(vp_alone)),
-                          "width_after_batch": float(width_from_var(vb)),
-                          "repeat": bool(any(p["cand"] == c for p in picks))})
+            picks.append(
+                {
+                    "cand": c,
+                    "gpu_hours": float(marg[c]),
+                    "cum_gpu_hours": spent,
+                    "U_theta": float(sc["U_theta"][c]),
+                    "U_z": float(sc["U_z"][c]),
+                    "U_z_per_gpu_hour": float(sc["U_z"][c] / marg[c]),
+                    "U_theta_alone": float(sc0["U_theta"][c]),
+                    "U_z_alone": float(sc0["U_z"][c]),
+                    "width_after_probe": float(width_from_var(vp_alone)),
+                    "width_after_batch": float(width_from_var(vb)),
+                    "repeat": bool(any(p["cand"] == c for p in picks)),
+                }
+            )
             if stop_width is not None and picks[-1]["width_after_batch"] <= stop_width:
                 break
         return picks, cd.target_information()
@@ -774,12 +923,16 @@ def suggest(
                     alt, alt_info = greedy(best_single)
                     if alt_info > info + 1e-12:
                         picks, info = alt, alt_info
-                        notes.append("budgeted greedy: starting from the most informative affordable probe gives "
-                                     "more information within the budget than the ratio-greedy batch")
+                        notes.append(
+                            "budgeted greedy: starting from the most informative affordable probe gives "
+                            "more information within the budget than the ratio-greedy batch"
+                        )
         if not picks:
             if budget_gpu_hours is not None and not (hours <= budget_gpu_hours).any():
-                stop_reasons.append(f"no candidate fits the budget of {budget_gpu_hours:.4g} GPU-h "
-                                    f"(cheapest {hours.min():.4g})")
+                stop_reasons.append(
+                    f"no candidate fits the budget of {budget_gpu_hours:.4g} GPU-h "
+                    f"(cheapest {hours.min():.4g})"
+                )
             elif min_info_per_gpu_hour is not None:
                 stop_reasons.append(f"no candidate gives {min_info_per_gpu_hour:.3g} nats per GPU-hour")
 
@@ -796,15 +949,45 @@ def suggest(
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
-        table = pd.DataFrame(columns=["rank", *cand_cols, "gpu_hours", "cum_gpu_hours", "U_theta", "U_z",
-                                      "U_z_per_gpu_hour", "U_theta_alone", "U_z_alone", "width_after_probe",
-                                      "width_after_batch", "repeat", "verified"])
+        table = pd.DataFrame(
+            columns=[
+                "rank",
+                *cand_cols,
+                "gpu_hours",
+                "cum_gpu_hours",
+                "U_theta",
+                "U_z",
+                "U_z_per_gpu_hour",
+                "U_theta_alone",
+                "U_z_alone",
+                "width_after_probe",
+                "width_after_batch",
+                "repeat",
+                "verified",
+            ]
+        )
     total = float(table["gpu_hours"].sum()) if len(table) else 0.0
     width_after = float(table["width_after_batch"].iloc[-1]) if len(table) else current_width
     if td.n_nan:
         checks["target_infeasible_draws"] = td.n_nan
-    return Plan(table=table, scores=scores, target=td.name, target_unit=td.unit, target_labels=td.labels,
-                current_width=current_width, width_after_batch=width_after, info_batch=float(info),
-                total_gpu_hours=total, budget_gpu_hours=budget_gpu_hours, k=int(k), kappa=float(kappa), ci=ci,
-                stop=bool(stop_reasons), stop_reasons=stop_reasons, checks=checks, notes=notes,
-                cost_model=cost_model, first_pick=first_pick)
+    return Plan(
+        table=table,
+        scores=scores,
+        target=td.name,
+        target_unit=td.unit,
+        target_labels=td.labels,
+        current_width=current_width,
+        width_after_batch=width_after,
+        info_batch=float(info),
+        total_gpu_hours=total,
+        budget_gpu_hours=budget_gpu_hours,
+        k=int(k),
+        kappa=float(kappa),
+        ci=ci,
+        stop=bool(stop_reasons),
+        stop_reasons=stop_reasons,
+        checks=checks,
+        notes=notes,
+        cost_model=cost_model,
+        first_pick=first_pick,
+    )

@@ -79,7 +79,7 @@ class _Space:
                 else:
                     mean.append(np.log(c))
                     sd.append(pr.sd)
-                    b0, b1 = (par.bounds if (pr.kind == "lognormal" and par.lower is None) else (None, None))
+                    b0, b1 = par.bounds if (pr.kind == "lognormal" and par.lower is None) else (None, None)
                     lo.append(np.log(b0) if b0 is not None and b0 > 0 else -np.inf)
                     hi.append(np.log(b1) if b1 is not None else np.inf)
         for name in ("sigma", "tau"):
@@ -142,12 +142,20 @@ class _Lik:
         for d in space.domains:
             sub = rows[rows["domain"] == d]
             sub = sub.iloc[np.argsort(sub["run_id"].astype(str).to_numpy(), kind="stable")]
-            r = sub["r_domain"].to_numpy(float) if target == "domain" else 1.0 - sub["r_domain"].to_numpy(float)
-            x[d] = {"N": sub["n_params"].to_numpy(float)[None] / BILLION,
-                    "D": sub["tokens"].to_numpy(float)[None] / BILLION, "r": r[None]}
+            r = (
+                sub["r_domain"].to_numpy(float)
+                if target == "domain"
+                else 1.0 - sub["r_domain"].to_numpy(float)
+            )
+            x[d] = {
+                "N": sub["n_params"].to_numpy(float)[None] / BILLION,
+                "D": sub["tokens"].to_numpy(float)[None] / BILLION,
+                "r": r[None],
+            }
             y[d] = np.log(sub[f"loss_{target}"].to_numpy(float))
-            _, starts, counts = np.unique(sub["run_id"].astype(str).to_numpy(), return_index=True,
-                                          return_counts=True)
+            _, starts, counts = np.unique(
+                sub["run_id"].astype(str).to_numpy(), return_index=True, return_counts=True
+            )
             G[d] = np.stack([starts, counts])  # runs are contiguous after the sort
         return cls(space, x, y, G)
 
@@ -165,7 +173,9 @@ class _Lik:
                 s1 = np.add.reduceat(e, starts, axis=1)
                 ss = np.add.reduceat(e * e, starts, axis=1)
                 quad = (ss - t2 * s1**2 / (s2 + k * t2)) / s2
-                ll = -0.5 * np.sum(quad + k * np.log(s2) + np.log1p(k * t2 / s2) + k * np.log(2 * np.pi), axis=1)
+                ll = -0.5 * np.sum(
+                    quad + k * np.log(s2) + np.log1p(k * t2 / s2) + k * np.log(2 * np.pi), axis=1
+                )
                 total += ll
         return np.where(np.isfinite(total), total, -np.inf)
 
@@ -176,10 +186,20 @@ def _systematic(w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.minimum(np.searchsorted(np.cumsum(w), pos), n - 1)
 
 
-def _smc(space: _Space, lik: _Lik, n: int, rng: np.random.Generator, n_moves: int, ess_frac: float,
-         max_stages: int, init: np.ndarray | None = None,
-         lik_old: _Lik | None = None, kernel: str = "de", final_moves: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-    """Temper ``lik`` in from the prior (or from ``init``: draws of prior x ``lik_old``, kept at full weight)."""
+def _smc(
+    space: _Space,
+    lik: _Lik,
+    n: int,
+    rng: np.random.Generator,
+    n_moves: int,
+    ess_frac: float,
+    max_stages: int,
+    init: np.ndarray | None = None,
+    lik_old: _Lik | None = None,
+    kernel: str = "de",
+    final_moves: int | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Temper ``lik`` in from the prior (or from ``init``: draws of prior x ``lik_old`` at full weight)."""
     if init is None:
         U = space.sample(n, rng)
         base = space.log_prior
@@ -193,6 +213,7 @@ def _smc(space: _Space, lik: _Lik, n: int, rng: np.random.Generator, n_moves: in
             if ok.any():
                 out[ok] = lp0[ok] + lik_old(V[ok])
             return out
+
     lp = base(U)
     ll = lik(U)
     beta, stages, accs = 0.0, 0, []
@@ -203,7 +224,7 @@ def _smc(space: _Space, lik: _Lik, n: int, rng: np.random.Generator, n_moves: in
             raise FitError(f"SMC did not reach the posterior in {max_stages} tempering stages")
         llf = np.where(np.isfinite(ll), ll, -np.inf)
 
-        def ess_at(b: float) -> float:
+        def ess_at(b: float, beta: float = beta, llf: np.ndarray = llf) -> float:
             lw = (b - beta) * llf
             lw = lw - logsumexp(lw)
             return float(1.0 / np.sum(np.exp(2 * lw)))
@@ -256,10 +277,21 @@ def _smc(space: _Space, lik: _Lik, n: int, rng: np.random.Generator, n_moves: in
     return U, {"stages": stages, "acceptance": accs, "unique_fraction": unique / n}
 
 
-def smc_posterior(data: Any, law: str | Law = "dcpt", *, target: str = "both", n_draws: int = 2000, seed: int = 0,
-                  n_moves: int = 6, ess_frac: float = 0.5, max_stages: int = 200,
-                  l_ref: dict[str, float] | None = None, ctx: dict[str, float] | None = None,
-                  kernel: str = "de", final_moves: int | None = None) -> Posterior:
+def smc_posterior(
+    data: Any,
+    law: str | Law = "dcpt",
+    *,
+    target: str = "both",
+    n_draws: int = 2000,
+    seed: int = 0,
+    n_moves: int = 6,
+    ess_frac: float = 0.5,
+    max_stages: int = 200,
+    l_ref: dict[str, float] | None = None,
+    ctx: dict[str, float] | None = None,
+    kernel: str = "de",
+    final_moves: int | None = None,
+) -> Posterior:
     """Sample the posterior of ``law`` fitted to ``data`` by tempered SMC (see the module docstring).
 
     Parameters
@@ -283,14 +315,38 @@ def smc_posterior(data: Any, law: str | Law = "dcpt", *, target: str = "both", n
     Posterior
         With ``ctx["smc_stages"]`` and the mean acceptance rate recorded.
     """
-    return _smc_fit(data, law, target=target, n_draws=n_draws, seed=seed, n_moves=n_moves, ess_frac=ess_frac,
-                    max_stages=max_stages, l_ref=l_ref, ctx=ctx, kernel=kernel, final_moves=final_moves)[0]
+    return _smc_fit(
+        data,
+        law,
+        target=target,
+        n_draws=n_draws,
+        seed=seed,
+        n_moves=n_moves,
+        ess_frac=ess_frac,
+        max_stages=max_stages,
+        l_ref=l_ref,
+        ctx=ctx,
+        kernel=kernel,
+        final_moves=final_moves,
+    )[0]
 
 
-def _smc_fit(data: Any, law: str | Law, *, target: str, n_draws: int, seed: int, n_moves: int, ess_frac: float,
-             max_stages: int, l_ref: dict[str, float] | None, ctx: dict[str, float] | None,
-             _warm: _Warm | None = None, kernel: str = "de",
-             final_moves: int | None = None) -> tuple[Posterior, _Warm]:
+def _smc_fit(
+    data: Any,
+    law: str | Law,
+    *,
+    target: str,
+    n_draws: int,
+    seed: int,
+    n_moves: int,
+    ess_frac: float,
+    max_stages: int,
+    l_ref: dict[str, float] | None,
+    ctx: dict[str, float] | None,
+    _warm: _Warm | None = None,
+    kernel: str = "de",
+    final_moves: int | None = None,
+) -> tuple[Posterior, _Warm]:
     law = get_law(law)
     if not {"N", "D", "r"} <= set(law.inputs) or law.dlc is not None:
         raise FitError(f"smc_posterior fits laws of (N, D, r); {law.name!r} takes {law.inputs}")
@@ -321,13 +377,32 @@ def _smc_fit(data: Any, law: str | Law, *, target: str, n_draws: int, seed: int,
             if new_rows.empty:
                 U, diag = warm[0].copy(), {"stages": 0, "acceptance": [np.nan], "unique_fraction": 1.0}
             else:
-                U, diag = _smc(space, _Lik.build(space, new_rows, t), n_draws, rng, n_moves, ess_frac, max_stages,
-                               init=warm[0], lik_old=_Lik.build(space, rows[is_old.to_numpy()], t), kernel=kernel,
-                               final_moves=final_moves)
+                U, diag = _smc(
+                    space,
+                    _Lik.build(space, new_rows, t),
+                    n_draws,
+                    rng,
+                    n_moves,
+                    ess_frac,
+                    max_stages,
+                    init=warm[0],
+                    lik_old=_Lik.build(space, rows[is_old.to_numpy()], t),
+                    kernel=kernel,
+                    final_moves=final_moves,
+                )
         else:
             lik = _Lik.build(space, rows, t)
-            U, diag = _smc(space, lik, n_draws, rng, n_moves, ess_frac, max_stages, kernel=kernel,
-                           final_moves=final_moves)
+            U, diag = _smc(
+                space,
+                lik,
+                n_draws,
+                rng,
+                n_moves,
+                ess_frac,
+                max_stages,
+                kernel=kernel,
+                final_moves=final_moves,
+            )
         state = rows.copy()
         state.attrs["domains"] = domains
         states[t] = (U, state)
@@ -351,9 +426,18 @@ class SMCRefit:
     are new (a sequential update: far fewer stages); otherwise it starts from the prior.
     """
 
-    def __init__(self, law: str | Law = "dcpt", *, n_draws: int = 1500, seed: int = 0, n_moves: int = 10,
-                 final_moves: int = 30, l_ref: dict[str, float] | None = None, ctx: dict[str, float] | None = None,
-                 warm: bool = False):
+    def __init__(
+        self,
+        law: str | Law = "dcpt",
+        *,
+        n_draws: int = 1500,
+        seed: int = 0,
+        n_moves: int = 10,
+        final_moves: int = 30,
+        l_ref: dict[str, float] | None = None,
+        ctx: dict[str, float] | None = None,
+        warm: bool = False,
+    ):
         self.law = get_law(law)
         self.n_draws, self.seed, self.n_moves, self.final_moves = n_draws, seed, n_moves, final_moves
         self.l_ref, self.ctx = l_ref, ctx
@@ -365,13 +449,27 @@ class SMCRefit:
         df = _data.load(data)
         rows = _data.fit_rows(df)
         if self.l_ref is None:
-            self.l_ref = {t: float(np.median(rows[f"loss_{t}"].dropna())) for t in _data.TARGETS
-                          if rows[f"loss_{t}"].notna().any()}
+            self.l_ref = {
+                t: float(np.median(rows[f"loss_{t}"].dropna()))
+                for t in _data.TARGETS
+                if rows[f"loss_{t}"].notna().any()
+            }
         if self.ctx is None:
             self.ctx = {"D_min": float(rows["tokens"].min()) / BILLION}
         self.calls += 1
-        post, state = _smc_fit(df, self.law, target="both", n_draws=self.n_draws, seed=self.seed + 7919 * len(rows),
-                               n_moves=self.n_moves, ess_frac=0.5, max_stages=200, l_ref=self.l_ref, ctx=self.ctx,
-                               _warm=self._state if self.warm else None, final_moves=self.final_moves)
+        post, state = _smc_fit(
+            df,
+            self.law,
+            target="both",
+            n_draws=self.n_draws,
+            seed=self.seed + 7919 * len(rows),
+            n_moves=self.n_moves,
+            ess_frac=0.5,
+            max_stages=200,
+            l_ref=self.l_ref,
+            ctx=self.ctx,
+            _warm=self._state if self.warm else None,
+            final_moves=self.final_moves,
+        )
         self._state = state
         return post

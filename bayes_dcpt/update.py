@@ -13,8 +13,8 @@ Likelihood of one run (the noise model of :mod:`bayes_dcpt.posterior`), per targ
 so the k checkpoints of a run are jointly Gaussian with covariance ``sigma^2 I + tau^2 11^T`` (evaluated in
 closed form by Sherman-Morrison). When the posterior carries Student-t noise (``nu`` draws), ``e_i`` is
 Student-t and the run offset is integrated out numerically by adaptive Gauss-Hermite quadrature (24
-nodes centred on the mode of the integrand, scaled by its curvature): exact up to quadrature error. General and domain
-losses have independent offsets, as in :mod:`bayes_dcpt.simulate`.
+nodes centred on the mode of the integrand, scaled by its curvature): exact up to quadrature error.
+General and domain losses have independent offsets, as in :mod:`bayes_dcpt.simulate`.
 
 Quickstart::
 
@@ -55,7 +55,7 @@ def _gpdfit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``x`` (rows, M) is ascending and >= 0. Returns ``(k, sigma)`` per row; ``k`` is NaN where the first
     quartile equals the minimum (the tail is far from a generalised Pareto distribution).
     """
-    rows, n = x.shape
+    n = x.shape[1]
     m_est = 30 + int(np.sqrt(n))
     xstar = x[:, int(n / 4 + 0.5) - 1]
     bad = ~(xstar > x[:, 0])
@@ -117,7 +117,7 @@ def psis(log_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if m >= 5 and n > m:
         order = np.argsort(lw, axis=1, kind="stable")
         srt = np.take_along_axis(lw, order, axis=1)
-        tail = srt[:, n - m:]
+        tail = srt[:, n - m :]
         cut = srt[:, n - m - 1]
         spread = tail[:, -1] - tail[:, 0]
         fit = spread > np.finfo(float).tiny
@@ -131,11 +131,13 @@ def psis(log_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 p = np.arange(0.5, m) / m
                 kk, ss = k[ok][:, None], sigma[ok][:, None]
                 with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                    q = np.where(np.abs(kk) < 1e-12, -ss * np.log1p(-p), ss * np.expm1(-kk * np.log1p(-p)) / kk)
+                    q = np.where(
+                        np.abs(kk) < 1e-12, -ss * np.log1p(-p), ss * np.expm1(-kk * np.log1p(-p)) / kk
+                    )
                     sm = np.log(q + ecut[ok][:, None])
                 sm = np.minimum(sm, tail[fit][ok][:, -1:])
                 idx = np.flatnonzero(fit)[ok]
-                srt[idx, n - m:] = sm
+                srt[idx, n - m :] = sm
                 np.put_along_axis(lw, order, srt, axis=1)
     lw -= logsumexp(lw, axis=1, keepdims=True)
     return lw.reshape(shape), khat.reshape(shape[:-1])
@@ -163,8 +165,9 @@ def _gauss_block_ll(e: np.ndarray, runs: np.ndarray, sigma: np.ndarray, tau: np.
     return -0.5 * np.sum(quad + logdet + k * np.log(2 * np.pi), axis=1)
 
 
-def _student_block_ll(e: np.ndarray, runs: np.ndarray, sigma: np.ndarray, tau: np.ndarray,
-                      nu: np.ndarray) -> np.ndarray:
+def _student_block_ll(
+    e: np.ndarray, runs: np.ndarray, sigma: np.ndarray, tau: np.ndarray, nu: np.ndarray
+) -> np.ndarray:
     """Sum over runs of log int prod_i t_nu(e_i - u; sigma) N(u; 0, tau) du (adaptive Gauss-Hermite)."""
     x, wq = np.polynomial.hermite_e.hermegauss(_GH_NODES)  # probabilists': weight exp(-x^2/2)
     lwq = np.log(wq / np.sqrt(2 * np.pi))
@@ -209,7 +212,9 @@ def run_log_likelihood(post: Posterior, rows: pd.DataFrame) -> np.ndarray:
     cpt = _data.fit_rows(rows)
     unknown = sorted(set(cpt["domain"]) - set(post.domains))
     if unknown:
-        raise UnknownDomainError(f"new rows have domain(s) {unknown} that the fit does not know ({post.domains})")
+        raise UnknownDomainError(
+            f"new rows have domain(s) {unknown} that the fit does not know ({post.domains})"
+        )
     total = np.zeros(post.n_draws)
     for t in post.targets:
         sub = cpt[cpt[f"loss_{t}"].notna()]
@@ -264,8 +269,10 @@ class UpdateResult:
     def message(self) -> str:
         """One line for logs and reports."""
         verdict = "reweighted draws are reliable" if self.reliable else "refit needed"
-        return (f"{self.n_runs} run(s), {self.n_rows} rows: PSIS k-hat {self.khat:.2f}, ESS {self.ess:.0f} "
-                f"of {self.log_lik.size}: {verdict}")
+        return (
+            f"{self.n_runs} run(s), {self.n_rows} rows: PSIS k-hat {self.khat:.2f}, ESS {self.ess:.0f} "
+            f"of {self.log_lik.size}: {verdict}"
+        )
 
 
 def update(post: Posterior, new_rows: pd.DataFrame, *, khat_max: float = KHAT_MAX) -> UpdateResult:
@@ -297,8 +304,16 @@ def update(post: Posterior, new_rows: pd.DataFrame, *, khat_max: float = KHAT_MA
     base = _data.base_losses(rows)
     if len(base):
         ref = pd.concat([post.reference, base], ignore_index=True)
-        new.reference = ref.groupby(["domain", "n_params"], as_index=False)[["loss_general", "loss_domain"]].mean()
+        new.reference = ref.groupby(["domain", "n_params"], as_index=False)[
+            ["loss_general", "loss_domain"]
+        ].mean()
     cpt = _data.fit_rows(rows)
-    return UpdateResult(posterior=new, log_lik=ll, khat=k, ess=float(ess(w)),
-                        reliable=bool(not np.isnan(k) and k < khat_max), n_runs=int(cpt["run_id"].nunique()),
-                        n_rows=len(cpt))
+    return UpdateResult(
+        posterior=new,
+        log_lik=ll,
+        khat=k,
+        ess=float(ess(w)),
+        reliable=bool(not np.isnan(k) and k < khat_max),
+        n_runs=int(cpt["run_id"].nunique()),
+        n_rows=len(cpt),
+    )

@@ -20,8 +20,9 @@ def test_six_n_d_at_the_documented_a100_defaults():
 
 def test_pretraining_is_paid_only_when_the_base_is_missing_and_once_per_batch():
     cm = CostModel(gpu_flops=1e15, mfu=0.5, overhead_hours=0.0)
-    c = pd.DataFrame({"n_params": [1e9, 1e9, 2e9], "tokens": [1e9, 1e9, 1e9],
-                      "pretrain_tokens": [np.nan, 2e10, 2e10]})
+    c = pd.DataFrame(
+        {"n_params": [1e9, 1e9, 2e9], "tokens": [1e9, 1e9, 1e9], "pretrain_tokens": [np.nan, 2e10, 2e10]}
+    )
     comp = cm.components(c)
     per = 6 * 1e9 * 1e9 / (1e15 * 0.5 * 3600)
     np.testing.assert_allclose(comp["cpt_hours"], [per, per, 2 * per])

@@ -37,8 +37,9 @@ def quick_refit(seed: int = 0) -> SMCRefit:
 @pytest.fixture(scope="module")
 def setting():
     world, df = synthetic_data(seed=0)
-    cands = planner.candidates_from_menus(["code"], [1e8, 3e8, 1e9], [1e9, 3e9], [0.2, 0.5, 0.8],
-                                          n_checkpoints=5, first_fraction=0.1)
+    cands = planner.candidates_from_menus(
+        ["code"], [1e8, 3e8, 1e9], [1e9, 3e9], [0.2, 0.5, 0.8], n_checkpoints=5, first_fraction=0.1
+    )
     target = planner.critical_ratio_target("code", 1e9, 3e10, max_general_increase=0.03)
     post = quick_refit()(df)
     return world, df, cands, target, post
@@ -47,9 +48,17 @@ def setting():
 def make_loop(setting, tmp_path=None, **kw):
     world, df, cands, target, post = setting
     ex = kw.pop("executor", None) or SimulatorExecutor(world, seed=1, n_checkpoints=5, first_fraction=0.1)
-    return PlannerLoop(candidates=cands, target=target, executor=ex, refit=kw.pop("refit", quick_refit()),
-                       posterior=post, data=df, state_dir=tmp_path, suggest_kwargs={"verify_top": 0,
-                                                                                    "max_draws": 300}, **kw)
+    return PlannerLoop(
+        candidates=cands,
+        target=target,
+        executor=ex,
+        refit=kw.pop("refit", quick_refit()),
+        posterior=post,
+        data=df,
+        state_dir=tmp_path,
+        suggest_kwargs={"verify_top": 0, "max_draws": 300},
+        **kw,
+    )
 
 
 # -------------------------------------------------------------------------------------------- executors
@@ -67,8 +76,9 @@ def test_simulator_executor_is_seeded_by_round(setting):
 
 def test_table_executor_reveals_measured_runs():
     world, _ = synthetic_data()
-    grid = world.simulate(probe_grid(n_params=(1e8, 3e8), r_domain=(0.2, 0.8), max_tokens=1e9, n_checkpoints=4),
-                          seed=0)
+    grid = world.simulate(
+        probe_grid(n_params=(1e8, 3e8), r_domain=(0.2, 0.8), max_tokens=1e9, n_checkpoints=4), seed=0
+    )
     ex = TableExecutor(grid)
     cands = ex.candidates()
     assert len(cands) == 4 and "run_id" in cands and "checkpoints" in cands
@@ -141,9 +151,15 @@ def test_loop_records_and_resumes_after_an_interruption(setting, tmp_path):
     assert len((d / "rounds.jsonl").read_text().splitlines()) == 2
     assert (d / "plan_round1.csv").exists() and (d / "posterior.npz").exists()
     _, _, cands, target, _ = setting
-    resumed = PlannerLoop.resume(d, candidates=cands, target=target, refit=quick_refit(),
-                                 executor=SimulatorExecutor(world, seed=1, n_checkpoints=5, first_fraction=0.1),
-                                 max_rounds=3, suggest_kwargs={"verify_top": 0, "max_draws": 300})
+    resumed = PlannerLoop.resume(
+        d,
+        candidates=cands,
+        target=target,
+        refit=quick_refit(),
+        executor=SimulatorExecutor(world, seed=1, n_checkpoints=5, first_fraction=0.1),
+        max_rounds=3,
+        suggest_kwargs={"verify_top": 0, "max_draws": 300},
+    )
     assert len(resumed.history) == 2
     res = resumed.run()
     cols = ["round", "gpu_hours", "cum_gpu_hours", "width_before", "width_after", "refit"]
@@ -159,21 +175,33 @@ def test_a_state_directory_is_not_silently_reused(setting, tmp_path):
     with pytest.raises(BayesDCPTError, match="another loop"):
         make_loop(setting, tmp_path, k=3, max_rounds=1)
     with pytest.raises(BayesDCPTError, match="no loop state"):
-        PlannerLoop.resume(tmp_path / "empty", candidates=setting[2], target=setting[3], refit=quick_refit(),
-                           executor=None)
+        PlannerLoop.resume(
+            tmp_path / "empty", candidates=setting[2], target=setting[3], refit=quick_refit(), executor=None
+        )
 
 
 def test_pool_loop_chooses_each_measured_run_once(setting):
     world = setting[0]
-    grid = world.simulate(probe_grid(n_params=(1e8, 3e8), r_domain=(0.2, 0.5, 0.8), max_tokens=1e9,
-                                     n_checkpoints=5), seed=4, run_prefix="pool")
+    grid = world.simulate(
+        probe_grid(n_params=(1e8, 3e8), r_domain=(0.2, 0.5, 0.8), max_tokens=1e9, n_checkpoints=5),
+        seed=4,
+        run_prefix="pool",
+    )
     ex = TableExecutor(grid)
     start = pd.concat([base_rows(world), grid[grid["run_id"] == grid["run_id"].iloc[-1]]], ignore_index=True)
     cands = ex.candidates()
     for strategy in ("planner", "random"):
-        loop = PlannerLoop(candidates=cands, target=setting[3], executor=ex, refit=quick_refit(),
-                           data=start, strategy=strategy, k=2, max_rounds=5,
-                           suggest_kwargs={"verify_top": 0, "max_draws": 300})
+        loop = PlannerLoop(
+            candidates=cands,
+            target=setting[3],
+            executor=ex,
+            refit=quick_refit(),
+            data=start,
+            strategy=strategy,
+            k=2,
+            max_rounds=5,
+            suggest_kwargs={"verify_top": 0, "max_draws": 300},
+        )
         res = loop.run()
         chosen = [p["run_id"] for r in loop.history for p in r["probes"]]
         assert len(chosen) == len(set(chosen)) and len(chosen) <= len(cands)
@@ -199,13 +227,20 @@ def test_posterior_round_trip(setting, tmp_path):
         for name, arr in v.items():
             np.testing.assert_array_equal(back.params[k][name], arr)
     assert list(back.params[("general", "code")]) == list(p2.params[("general", "code")])
-    pd.testing.assert_frame_equal(back.reference.reset_index(drop=True), p2.reference.reset_index(drop=True),
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(
+        back.reference.reset_index(drop=True), p2.reference.reset_index(drop=True), check_dtype=False
+    )
 
 
 def test_gpu_hours_to_width():
-    h = pd.DataFrame({"round": [1, 2, 3], "cum_gpu_hours": [5.0, 12.0, 20.0], "width_before": [0.5, 0.3, 0.2],
-                      "width_after": [0.3, 0.2, 0.09]})
+    h = pd.DataFrame(
+        {
+            "round": [1, 2, 3],
+            "cum_gpu_hours": [5.0, 12.0, 20.0],
+            "width_before": [0.5, 0.3, 0.2],
+            "width_after": [0.3, 0.2, 0.09],
+        }
+    )
     assert gpu_hours_to_width(h, 0.25) == 12.0
     assert gpu_hours_to_width(h, 0.1) == 20.0
     assert gpu_hours_to_width(h, 0.05) == np.inf

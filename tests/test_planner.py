@@ -1,7 +1,8 @@
-"""The planner: estimator exactness and agreement, invariances, batches, budgets, targets, determinism, outputs."""
+"""The planner: estimators, invariances, batches, budgets, targets, determinism, outputs."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 import types
 
@@ -58,8 +59,9 @@ def smc():
 
 @pytest.fixture(scope="module")
 def cands():
-    return planner.candidates_from_menus(["code"], [1e8, 3e8, 1e9], [1e9, 3e9], [0.1, 0.3, 0.5, 0.7, 0.9],
-                                         n_checkpoints=6, first_fraction=0.1)
+    return planner.candidates_from_menus(
+        ["code"], [1e8, 3e8, 1e9], [1e9, 3e9], [0.1, 0.3, 0.5, 0.7, 0.9], n_checkpoints=6, first_fraction=0.1
+    )
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +111,7 @@ def test_nmc_and_is_agree_with_the_exact_values(linear_gaussian):
 
 
 def test_nmc_is_an_upper_bound_check_of_the_gaussian_estimate_on_a_nonlinear_law(smc, cands):
-    """EIG_G >= true EIG (the Gaussian maximises entropy): MM U_theta must not fall below NMC by more than MC error."""
+    """EIG_G >= true EIG (the Gaussian maximises entropy): MM U_theta is not below NMC beyond MC error."""
     _, _, post = smc
     from bayes_dcpt.candidates import checkpoint_frame, schedules
 
@@ -119,8 +121,12 @@ def test_nmc_is_an_upper_bound_check_of_the_gaussian_estimate_on_a_nonlinear_law
     k = len(fr)
     # fixed noise (posterior rms): with per-draw noise NMC would also count what y says about sigma and tau
     S = post.n_draws
-    sig = np.stack([np.full(S, np.sqrt(np.mean(post.noise[t]["sigma"] ** 2))) for t in ("general", "domain")], 1)
-    tau = np.stack([np.full(S, np.sqrt(np.mean(post.noise[t]["tau"] ** 2))) for t in ("general", "domain")], 1)
+    sig = np.stack(
+        [np.full(S, np.sqrt(np.mean(post.noise[t]["sigma"] ** 2))) for t in ("general", "domain")], 1
+    )
+    tau = np.stack(
+        [np.full(S, np.sqrt(np.mean(post.noise[t]["tau"] ** 2))) for t in ("general", "domain")], 1
+    )
     noise = BlockNoise((np.arange(k), np.arange(k, 2 * k)), sig, tau)
     u_t, _ = mm_information(F, noise.mean_cov(), None)
     est, se = nmc_information(F, noise, n_outer=300, seed=0)
@@ -150,13 +156,20 @@ def test_information_decreases_with_sigma_and_tau(linear_gaussian):
     by_sigma = [mm_information(g["F"], s**2 * np.eye(6) + 0.1 * one, g["z"]) for s in (0.2, 0.5, 1.0, 3.0)]
     by_tau = [mm_information(g["F"], 0.25 * np.eye(6) + t**2 * one, g["z"]) for t in (0.0, 0.3, 1.0, 3.0)]
     for seq in (by_sigma, by_tau):
-        assert all(x[0] > y[0] for x, y in zip(seq, seq[1:], strict=False))
-        assert all(x[1] > y[1] for x, y in zip(seq, seq[1:], strict=False))
+        assert all(x[0] > y[0] for x, y in itertools.pairwise(seq))
+        assert all(x[1] > y[1] for x, y in itertools.pairwise(seq))
 
 
 def test_adding_a_checkpoint_never_loses_information(jpost, target):
-    c = pd.DataFrame({"domain": "code", "n_params": 3e8, "tokens": 3e9, "r_domain": [0.4, 0.4],
-                      "checkpoints": ["3e8;1e9;2e9", "3e8;1e9;2e9;3e9"]})
+    c = pd.DataFrame(
+        {
+            "domain": "code",
+            "n_params": 3e8,
+            "tokens": 3e9,
+            "r_domain": [0.4, 0.4],
+            "checkpoints": ["3e8;1e9;2e9", "3e8;1e9;2e9;3e9"],
+        }
+    )
     plan = planner.suggest(jpost, c, target, k=1, verify_top=0)
     sc = plan.scores.sort_values("checkpoints", key=lambda s: s.str.len())
     assert sc["U_theta"].iloc[1] >= sc["U_theta"].iloc[0] - 1e-9
@@ -165,8 +178,12 @@ def test_adding_a_checkpoint_never_loses_information(jpost, target):
 
 
 def test_twice_the_cost_gives_half_the_score(jpost, cands, target):
-    a = planner.suggest(jpost, cands, target, k=2, verify_top=0, cost_model=CostModel(mfu=0.4, overhead_hours=0))
-    b = planner.suggest(jpost, cands, target, k=2, verify_top=0, cost_model=CostModel(mfu=0.2, overhead_hours=0))
+    a = planner.suggest(
+        jpost, cands, target, k=2, verify_top=0, cost_model=CostModel(mfu=0.4, overhead_hours=0)
+    )
+    b = planner.suggest(
+        jpost, cands, target, k=2, verify_top=0, cost_model=CostModel(mfu=0.2, overhead_hours=0)
+    )
     np.testing.assert_allclose(b.scores["gpu_hours"], 2 * a.scores["gpu_hours"])
     np.testing.assert_allclose(b.scores["score"], 0.5 * a.scores["score"])
     np.testing.assert_allclose(b.scores["U_z"], a.scores["U_z"])
@@ -178,8 +195,11 @@ def test_conditioning_lowers_the_score_of_an_identical_probe(smc, cands, target)
     _, _, post = smc
     plan = planner.suggest(post, cands, target, k=3, verify_top=0, allow_repeats=True)
     first = plan.table.iloc[0]
-    same = plan.scores[(plan.scores["n_params"] == first["n_params"]) & (plan.scores["tokens"] == first["tokens"])
-                       & (plan.scores["r_domain"] == first["r_domain"])].iloc[0]
+    same = plan.scores[
+        (plan.scores["n_params"] == first["n_params"])
+        & (plan.scores["tokens"] == first["tokens"])
+        & (plan.scores["r_domain"] == first["r_domain"])
+    ].iloc[0]
     # the conditional information of a replicate after the first pick is below its unconditional value
     ens_plan = planner.suggest(post, cands.iloc[[int(same["row"]) - 1] * 1], target, k=2, verify_top=0)
     assert len(ens_plan.table) == 2 and ens_plan.table["repeat"].iloc[1]
@@ -237,7 +257,9 @@ def test_a_base_model_to_pretrain_is_paid_once_per_batch(world, target):
 def test_goal_information_ignores_directions_that_do_not_move_the_target():
     rng = np.random.default_rng(0)
     th = rng.normal(size=(3000, 2))
-    th = (th - th.mean(0)) @ np.linalg.inv(np.linalg.cholesky(np.cov(th, rowvar=False))).T  # exactly uncorrelated
+    th = (th - th.mean(0)) @ np.linalg.inv(
+        np.linalg.cholesky(np.cov(th, rowvar=False))
+    ).T  # exactly uncorrelated
     z = th[:, 1]
     xs = [(1.0, 0.0), (0.0, 0.5), (0.0, 2.0), (1.0, 1.0)]
     F = np.stack([np.outer(th @ np.array(x), np.ones(3)) for x in xs])  # each probe: 3 equal outputs
@@ -249,10 +271,12 @@ def test_goal_information_ignores_directions_that_do_not_move_the_target():
 
 
 def test_different_targets_give_different_plans(jpost, cands):
-    small = planner.loss_target(pd.DataFrame({"domain": ["code"], "n_params": [1e8], "tokens": [1e9],
-                                              "r_domain": [0.1]}), "domain")
-    big = planner.loss_target(pd.DataFrame({"domain": ["code"], "n_params": [1e9], "tokens": [3e9],
-                                            "r_domain": [0.9]}), "domain")
+    small = planner.loss_target(
+        pd.DataFrame({"domain": ["code"], "n_params": [1e8], "tokens": [1e9], "r_domain": [0.1]}), "domain"
+    )
+    big = planner.loss_target(
+        pd.DataFrame({"domain": ["code"], "n_params": [1e9], "tokens": [3e9], "r_domain": [0.9]}), "domain"
+    )
     p1 = planner.suggest(jpost, cands, small, k=1, verify_top=0, kappa=0.0)
     p2 = planner.suggest(jpost, cands, big, k=1, verify_top=0, kappa=0.0)
     # the most informative probe sits near the target's ratio (and size, for the big target)
@@ -295,8 +319,17 @@ def test_plan_outputs(tmp_path, smc, cands, target):
     plan = planner.suggest(post, cands, target, k=3, verify_top=2, stop_width=0.01)
     p = plan.to_csv(tmp_path / "plan.csv")
     back = pd.read_csv(p)
-    assert len(back) == 3 and {"rank", "gpu_hours", "U_z", "U_theta", "U_z_per_gpu_hour", "width_after_probe",
-                               "width_after_batch", "pred_loss_general_lo", "pred_loss_domain_hi"} <= set(back.columns)
+    assert len(back) == 3 and {
+        "rank",
+        "gpu_hours",
+        "U_z",
+        "U_theta",
+        "U_z_per_gpu_hour",
+        "width_after_probe",
+        "width_after_batch",
+        "pred_loss_general_lo",
+        "pred_loss_domain_hi",
+    } <= set(back.columns)
     assert (back["pred_loss_domain_lo"] < back["pred_loss_domain_hi"]).all()
     text = plan.summary()
     assert "stopping checks" in text and "tolerance" in text and "GPU-h" in text
@@ -373,7 +406,9 @@ def test_decision_target_plugs_into_the_decisions_module(monkeypatch, jpost, can
 
 
 def test_vector_target_of_several_points(jpost, cands):
-    pts = pd.DataFrame({"domain": "code", "n_params": [1e9, 1e9], "tokens": [3e10, 3e10], "r_domain": [0.2, 0.6]})
+    pts = pd.DataFrame(
+        {"domain": "code", "n_params": [1e9, 1e9], "tokens": [3e10, 3e10], "r_domain": [0.2, 0.6]}
+    )
     plan = planner.suggest(jpost, cands, pts, k=2, verify_top=2)
     assert len(plan.target_labels) == 2 and len(plan.table) == 2
     assert plan.scores["is_U_z_entropy"].isna().all()  # histogram entropy only for scalar targets
@@ -386,13 +421,18 @@ def test_candidates_from_menus():
     from bayes_dcpt.candidates import schedules
 
     s = schedules(c)
-    assert all(len(x) == 5 and x[-1] == 1e9 and np.allclose(np.diff(np.log(x)), np.diff(np.log(x))[0], atol=1e-6) for x in s)
+    assert all(
+        len(x) == 5 and x[-1] == 1e9 and np.allclose(np.diff(np.log(x)), np.diff(np.log(x))[0], atol=1e-6)
+        for x in s
+    )
 
 
 def test_read_candidates_reports_column_and_rows(tmp_path):
     p = tmp_path / "c.csv"
-    p.write_text("domain,N,tokens,r_domain,n_checkpoints\ncode,1e9,1e9,0.5,8\ncode,1e9,1e9,1.5,8\n"
-                 "code,-3,1e9,0.5,2.5\n,1e9,abc,0.2,8\n")
+    p.write_text(
+        "domain,N,tokens,r_domain,n_checkpoints\ncode,1e9,1e9,0.5,8\ncode,1e9,1e9,1.5,8\n"
+        "code,-3,1e9,0.5,2.5\n,1e9,abc,0.2,8\n"
+    )
     with pytest.raises(DataValidationError) as e:
         planner.read_candidates(p)
     msg = str(e.value)
@@ -405,16 +445,20 @@ def test_read_candidates_reports_column_and_rows(tmp_path):
     with pytest.raises(DataValidationError, match="column 'tokens': required column is missing"):
         planner.read_candidates(p2)
     p3 = tmp_path / "c3.csv"
-    p3.write_text("domain,n_params,tokens,r_domain,checkpoints\ncode,1e9,1e9,0.5,1e8;5e8;1e9\n"
-                  "code,1e9,1e9,0.5,5e8;1e8\n")
-    with pytest.raises(DataValidationError, match="column 'checkpoints'.*row 2"):
+    p3.write_text(
+        "domain,n_params,tokens,r_domain,checkpoints\ncode,1e9,1e9,0.5,1e8;5e8;1e9\n"
+        "code,1e9,1e9,0.5,5e8;1e8\n"
+    )
+    with pytest.raises(DataValidationError, match=r"column 'checkpoints'.*row 2"):
         planner.read_candidates(p3)
     with pytest.raises(DataValidationError, match="no such file"):
         planner.read_candidates(tmp_path / "missing.csv")
 
 
 def test_suggest_rejects_unknown_domains_and_missing_bases(jpost):
-    c = pd.DataFrame({"domain": ["code", "law"], "n_params": [1e8, 1e8], "tokens": [1e9, 1e9], "r_domain": [.2, .2]})
+    c = pd.DataFrame(
+        {"domain": ["code", "law"], "n_params": [1e8, 1e8], "tokens": [1e9, 1e9], "r_domain": [0.2, 0.2]}
+    )
     with pytest.raises(DataValidationError, match=r"column 'domain'.*law.*row 2"):
         planner.suggest(jpost, c, np.zeros(jpost.n_draws), k=1)
     c2 = pd.DataFrame({"domain": "code", "n_params": [1e8, 5e9], "tokens": 1e9, "r_domain": 0.3})
@@ -425,8 +469,9 @@ def test_suggest_rejects_unknown_domains_and_missing_bases(jpost):
     assert len(plan.scores) == 2
 
 
-@pytest.mark.parametrize("kw", [{"k": 0}, {"budget_gpu_hours": -1.0}, {"kappa": -1.0}, {"ci": 1.5},
-                                {"stop_width": 0.0}])
+@pytest.mark.parametrize(
+    "kw", [{"k": 0}, {"budget_gpu_hours": -1.0}, {"kappa": -1.0}, {"ci": 1.5}, {"stop_width": 0.0}]
+)
 def test_bad_options_are_clear_errors(jpost, cands, kw):
     with pytest.raises(BayesDCPTError):
         planner.suggest(jpost, cands, np.zeros(jpost.n_draws), **kw)

@@ -14,8 +14,12 @@ from bayes_dcpt.simulate import World, probe_grid
 @pytest.fixture(scope="module")
 def rich_data():
     world = World.default(domains=("code",))
-    df = world.simulate(probe_grid(n_params=(1e8, 3e8, 1e9), r_domain=(0.1, 0.3, 0.5, 0.7, 0.9), max_tokens=5e9,
-                                   n_checkpoints=6), seed=2)
+    df = world.simulate(
+        probe_grid(
+            n_params=(1e8, 3e8, 1e9), r_domain=(0.1, 0.3, 0.5, 0.7, 0.9), max_tokens=5e9, n_checkpoints=6
+        ),
+        seed=2,
+    )
     return world, df
 
 

@@ -86,8 +86,11 @@ def test_log_likelihood_adds_over_runs_and_skips_base_rows(prior_like, world):
     a = probe_rows(world, [(1e8, 1e9, 0.3)], seed=4, prefix="a")
     b = probe_rows(world, [(1e9, 1e9, 0.7)], seed=5, prefix="b")
     both = pd.concat([base_rows(world), a, b], ignore_index=True)
-    np.testing.assert_allclose(run_log_likelihood(prior_like, both),
-                               run_log_likelihood(prior_like, a) + run_log_likelihood(prior_like, b), rtol=1e-12)
+    np.testing.assert_allclose(
+        run_log_likelihood(prior_like, both),
+        run_log_likelihood(prior_like, a) + run_log_likelihood(prior_like, b),
+        rtol=1e-12,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ update
@@ -99,8 +102,9 @@ def test_update_moves_the_posterior_towards_the_truth(prior_like, world):
     grid = rows.iloc[[-1]]
     true = world.mean(grid, "domain")[0]
     before = np.abs(np.exp(prior_like.mean_log_loss(grid, "domain"))[:, 0] - true).mean()
-    after = np.average(np.abs(np.exp(prior_like.mean_log_loss(grid, "domain"))[:, 0] - true),
-                       weights=res.posterior.weights)
+    after = np.average(
+        np.abs(np.exp(prior_like.mean_log_loss(grid, "domain"))[:, 0] - true), weights=res.posterior.weights
+    )
     assert after < 0.5 * before
     assert "k-hat" in res.message()
 
@@ -123,14 +127,15 @@ def test_updates_compound(world):
     first = update(post, a)
     twice = update(first.posterior, b)
     assert once.reliable and twice.reliable
-    # the same weights (up to the Pareto smoothing of the largest ones); diagnostics cover the compounded weights
+    # the same weights (up to the Pareto smoothing of the largest ones); diagnostics see the compounded ones
     np.testing.assert_allclose(twice.posterior.weights, once.posterior.weights, rtol=0.05, atol=1e-6)
     assert twice.ess < first.ess and twice.ess == pytest.approx(once.ess, rel=0.02)
 
 
 def test_new_base_rows_join_the_reference(prior_like, world):
-    rows = pd.concat([base_rows(world, sizes=(2e9,)), probe_rows(world, [(1e8, 1e9, 0.5)], seed=11)],
-                     ignore_index=True)
+    rows = pd.concat(
+        [base_rows(world, sizes=(2e9,)), probe_rows(world, [(1e8, 1e9, 0.5)], seed=11)], ignore_index=True
+    )
     res = update(prior_like, rows)
     assert 2e9 in set(res.posterior.reference["n_params"])
     assert res.posterior.base_loss("code", 2e9) == pytest.approx(float(rows.loc[0, "loss_general"]))
