@@ -15,6 +15,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataValidationError",
     "FitError",
+    "InputError",
     "Problem",
     "UnknownDomainError",
     "UnknownLawError",
@@ -81,6 +82,10 @@ class UnknownLawError(BayesDCPTError, ValueError):
 
 class UnknownDomainError(BayesDCPTError, ValueError):
     """A domain that the fit (or the data) does not know."""
+
+
+class InputError(BayesDCPTError, ValueError):
+    """An argument or option value is invalid (e.g. negative tokens); the message names the field."""
 
 
 class FitError(BayesDCPTError, RuntimeError):

@@ -104,6 +104,9 @@ class Param:
     prior: Prior
     bounds: tuple[float | None, float | None] = (None, None)
     lower: Callable[[Any, Mapping[str, Any], Mapping[str, float]], Any] | None = None
+    #: For the Bayesian fit: the coefficient is sampled as the value of its term at the data's reference
+    #: scale, e.g. ``("N", "alpha")`` samples ``A_ref = A / N_ref^alpha`` (this decorrelates A and alpha).
+    centre: tuple[str, str] | None = None
 
     @property
     def positive(self) -> bool:
@@ -129,6 +132,12 @@ class Law:
     at_ratio: Callable[[Mapping[str, Any], Any], dict[str, Any]] | None = None
     notes: str = ""
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    #: Coefficients the formula is linear in (the Bayesian fit samples their terms' values at a reference
+    #: point instead of the raw coefficients: far better posterior geometry).
+    linear: tuple[str, ...] = ()
+    #: The linear coefficients whose terms do not depend on D (their reference values add up to the
+    #: asymptotic loss level; the fit samples that level and the log-ratios of the terms to E).
+    level: tuple[str, ...] = ()
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -247,8 +256,10 @@ def _A() -> Param:
         _LOG3,
         Prior(
             "lognormal", 0.15, 1.5, "Chinchilla's A=406.4 (Epoch: 482) is 0.35 with N in billions, about 0.15 of a "
-            "loss near 2.3; sd 1.5 on the log scale spans two orders of magnitude", scale="loss",
+            "loss near 2.3; sd 1.5 on the log scale spans two orders of magnitude (prior on A/N_ref^alpha, the "
+            "term at the data's geometric-mean size)", scale="loss",
         ),
+        centre=("N", "alpha"),
     )
 
 
@@ -271,8 +282,10 @@ def _B() -> Param:
         _LOG3,
         Prior(
             "lognormal", 0.1, 1.5, "Chinchilla's B=410.7 (Epoch: 2085) is 1.0-1.2 with D in billions; CPT moves a "
-            "smaller share of the loss, so centred at 0.1 L_ref with sd 1.5", scale="loss",
+            "smaller share of the loss, so centred at 0.1 L_ref with sd 1.5 (prior on B/D_ref^beta, the term at "
+            "the data's geometric-mean tokens)", scale="loss",
         ),
+        centre=("D", "beta"),
     )
 
 
@@ -494,6 +507,9 @@ _DCPT_EX = {"E": 1.2, "A": 0.35, "alpha": 0.34, "B": 0.05, "beta": 0.3, "C": 0.4
             "eps": 0.1}
 
 
+_LIN = {"linear": ("E", "A", "B", "C"), "level": ("E", "A", "C")}
+
+
 def _core() -> list[Param]:
     return [_E(), _A(), _alpha(), _B(), _beta()]
 
@@ -507,30 +523,32 @@ def _build_registry() -> dict[str, Law]:
 
     add(Law("L1", "E + A/N^alpha + B/D^beta + C/(r+eps)^gamma", (*_core(), _gamma(), _eps(), _C(False)),
             ("N", "D", "r"), _f_L1, "dcpt", ref, {k: v for k, v in _DCPT_EX.items() if k != "eta"},
-            at_ratio=_at_ratio_L1, notes="fails the implicit trend: d2L/dDdr = 0"))
+            at_ratio=_at_ratio_L1, notes="fails the implicit trend: d2L/dDdr = 0", **_LIN))
     add(Law("L2", "E + A/N^alpha + (B/D^beta + C/(r+eps)^gamma)^eta", (*_core(), _gamma(), _eps(), _C(False),
             _eta(False)), ("N", "D", "r"), _f_L2, "dcpt", ref, {**_DCPT_EX, "eta": 1.2},
-            notes="not of Chinchilla form at fixed r (fails consistency)"))
+            notes="not of Chinchilla form at fixed r (fails consistency)", linear=("E", "A"), level=("E", "A")))
     add(Law("L3", "E + A/N^alpha + B r^eta/D^beta + C/(r+eps)^gamma  (the D-CPT Law)",
             (*_core(), _gamma(), _eps(), _eta(True), _C(True)), ("N", "D", "r"), _f_L3, "dcpt", ref,
             _DCPT_EX, at_ratio=_at_ratio_L3, aliases=("dcpt", "d-cpt"),
-            notes="meets all four requirements when eta > 1 and C > C0 (built in)"))
+            notes="meets all four requirements when eta > 1 and C > C0 (built in)", **_LIN))
     add(Law("L4", "E + A/N^alpha + B b^r/D^beta + C/c^r",
             (*_core(), _coef("C", "ratio coefficient", 0.05), _coef("b", "D-term ratio base", 1.0, (-1.0, 0.0, 1.0)),
              _coef("c", "ratio base", 1.0, (-1.0, 0.0, 1.0))),
             ("N", "D", "r"), _f_L4, "dcpt", ref,
             {"E": 1.2, "A": 0.35, "alpha": 0.34, "B": 0.25, "beta": 0.3, "C": 0.4, "b": 2.0, "c": 2.0},
-            at_ratio=_at_ratio_L4, notes="fails the explicit trend dL/dr < 0 when b > 1 (needed for the implicit one)"))
+            at_ratio=_at_ratio_L4, notes="fails the explicit trend dL/dr < 0 when b > 1 (needed for the implicit one)",
+            **_LIN))
     add(Law("L5", "E + A/N^alpha + B/(r D + (1-r) sigma)^beta",
             (*_core(), _coef("sigma", "effective tokens of off-domain data (billions)", 0.1)),
             ("N", "D", "r"), _f_L5, "dcpt", ref,
-            {"E": 1.2, "A": 0.35, "alpha": 0.34, "B": 0.25, "beta": 0.3, "sigma": 0.05}))
+            {"E": 1.2, "A": 0.35, "alpha": 0.34, "B": 0.25, "beta": 0.3, "sigma": 0.05},
+            linear=("E", "A", "B"), level=("E", "A")))
     add(Law("L6", "E + A/N^alpha + B e^r/D^beta + C/(r+eps)^gamma", (*_core(), _gamma(), _eps(), _C(False)),
             ("N", "D", "r"), _f_L6, "dcpt", ref, {k: v for k, v in _DCPT_EX.items() if k != "eta"},
-            at_ratio=_at_ratio_L6))
+            at_ratio=_at_ratio_L6, **_LIN))
     add(Law("L7", "E + A/N^alpha + B (r+eps)^eta/D^beta + C/(r+eps)^gamma",
             (*_core(), _gamma(), _eps(), _eta(True), _C(False)), ("N", "D", "r"), _f_L7, "dcpt", ref, _DCPT_EX,
-            at_ratio=_at_ratio_L7))
+            at_ratio=_at_ratio_L7, **_LIN))
 
     cross_extra = [
         _coef("F", "DLC coefficient", 0.1),
@@ -552,12 +570,14 @@ def _build_registry() -> dict[str, Law]:
         add(Law(f"cross-domain-{kname}", f"L3 + F/K^mu with the DLC K = {kname}",
                 (*l3p, *cross_extra, *extra), ("N", "D", "r", "K"), _f_cross, "cross-domain", ref,
                 {k: v for k, v in ex_cross.items() if k in {p.name for p in (*l3p, *cross_extra, *extra)}},
-                dlc=dlc, dlc_features=feats, at_ratio=None, aliases=aliases,
+                dlc=dlc, dlc_features=feats, at_ratio=None, aliases=aliases, linear=("E", "A", "B", "C", "F"),
+                level=("E", "A", "C"),
                 notes="K3 = 1/k1 + rho k2 is the paper's K3 = w1/k1 + w2 k2 with w1 absorbed into F"))
 
     add(Law("chinchilla", "E + A/N^alpha + B/D^beta", tuple(_core()), ("N", "D"), _f_chinchilla, "chinchilla",
             "Hoffmann et al. 2022; Besiroglu et al. 2024 (Epoch replication)",
-            {"E": 1.69, "A": 406.4 / BILLION**0.34, "alpha": 0.34, "B": 410.7 / BILLION**0.28, "beta": 0.28}))
+            {"E": 1.69, "A": 406.4 / BILLION**0.34, "alpha": 0.34, "B": 410.7 / BILLION**0.28, "beta": 0.28},
+            linear=("E", "A", "B"), level=("E", "A")))
     add(Law("kaplan", "[(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D",
             (_coef("N_c", "critical model size (billions)", 1.0, (0.0, 5.0, 10.0)),
              _coef("D_c", "critical data size (billions)", 1.0, (0.0, 5.0, 10.0)),

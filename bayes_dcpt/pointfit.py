@@ -37,6 +37,7 @@ from bayes_dcpt import data as _data
 from bayes_dcpt.dlc import attach_features, dlc_features
 from bayes_dcpt.errors import FitError, UnknownDomainError
 from bayes_dcpt.laws import BILLION, Law, get_law, inputs_from_frame
+from bayes_dcpt.posterior import Posterior
 
 __all__ = ["BootstrapResult", "PointFit", "PointFitResult", "bootstrap", "fit_point", "huber", "metrics"]
 
@@ -253,6 +254,15 @@ class PointFitResult:
                          "seconds": f.seconds, "converged": f.success})
         return pd.DataFrame(rows)
 
+    def to_posterior(self, data: Any) -> Posterior:
+        """This point fit as a one-draw :class:`~bayes_dcpt.posterior.Posterior` (the paper's point answer
+        through the same decision code; ``sigma`` = RMS log residual, ``tau = 0``).
+
+        ``data`` is the fitted frame (or path): it gives the residuals and the base-model losses.
+        """
+        draws = {k: pd.DataFrame([f.params]) for k, f in self.fits.items()}
+        return _draws_to_posterior(self, draws, _data.load(data))
+
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Add ``loss_<target>_pred`` columns for every fitted target."""
         frame = frame.reset_index(drop=True)
@@ -373,6 +383,41 @@ def fit_point(
     return PointFitResult(law, fits)
 
 
+def _draws_to_posterior(point: PointFitResult, draws: Mapping[tuple[str, str], pd.DataFrame],
+                        df: pd.DataFrame) -> Posterior:
+    """Parameter draws keyed like ``point.fits`` -> :class:`Posterior` (noise = RMS log residual per draw)."""
+    params: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    resid: dict[str, list[np.ndarray]] = {}
+    d_min = []
+    for (t, d), dr in draws.items():
+        pf = point.fits[(t, d)]
+        law = pf.law
+        d_min.append(pf.ctx.get("D_min", np.inf))
+        g = df if d == "*" else df[df["domain"] == d]
+        rows = _data.fit_rows(g)
+        rows = rows[rows[f"loss_{t}"].notna()].reset_index(drop=True)
+        p = {k: dr[k].to_numpy(float) for k in dr.columns}
+        x = {k: v[None, :] for k, v in _law_inputs(law, rows, t, pf.features).items()}
+        with np.errstate(all="ignore"):
+            f = np.asarray(law(np, {k: v[:, None] for k, v in p.items()}, x), float)
+        resid.setdefault(t, []).append(np.log(f) - np.log(rows[f"loss_{t}"].to_numpy(float))[None, :])
+        if d == "*":
+            for _, frow in pf.features.iterrows():
+                fx = {k: np.asarray(frow[k], float) for k in law.dlc_features}
+                with np.errstate(all="ignore"):
+                    K = np.asarray(law.dlc(np, p, fx), float) * np.ones(len(dr))
+                params[(t, str(frow["domain"]))] = {**p, "K": K}
+        else:
+            params[(t, d)] = p
+    noise = {}
+    for t, parts in resid.items():
+        r = np.concatenate(parts, axis=1)
+        sigma = np.sqrt(np.nanmean(r**2, axis=1))
+        noise[t] = {"sigma": sigma, "tau": np.zeros_like(sigma)}
+    return Posterior(law=point.law, params=params, noise=noise, ctx={"D_min": float(min(d_min))},
+                     reference=_data.base_losses(df))
+
+
 # ------------------------------------------------------------------------------------------- bootstrap
 @dataclass
 class BootstrapResult:
@@ -383,6 +428,7 @@ class BootstrapResult:
     by: str
     n: int
     seconds: float
+    data: pd.DataFrame | None = None
 
     def intervals(self, ci: float = 0.9) -> pd.DataFrame:
         """Percentile intervals of every parameter (the Epoch replication's method)."""
@@ -395,6 +441,25 @@ class BootstrapResult:
                              "median": float(np.median(v)), "lo": float(np.quantile(v, lo)),
                              "hi": float(np.quantile(v, hi)), "sd": float(np.std(v, ddof=1))})
         return pd.DataFrame(rows)
+
+    def to_posterior(self, data: Any = None) -> Posterior:
+        """The bootstrap draws as a :class:`~bayes_dcpt.posterior.Posterior`, so that the frequentist
+        baseline goes through the same decision and prediction code as a Bayesian fit.
+
+        Each refit is one draw. The noise of draw ``s`` is ``sigma_s`` = the root-mean-square log-loss
+        residual of that refit on the full data (``tau = 0``: the bootstrap has no run offsets). The
+        reference (base-model) losses are the data's tokens == 0 rows. A joint cross-domain fit
+        (domain ``"*"``) is expanded per domain with that domain's ``K`` per draw.
+
+        Parameters
+        ----------
+        data
+            The data that was bootstrapped; default: the frame stored by :func:`bootstrap`.
+        """
+        df = self.data if data is None else _data.load(data)
+        if df is None:
+            raise FitError("to_posterior needs the bootstrapped data: pass data=... (this result stores none)")
+        return _draws_to_posterior(self.point, self.draws, df)
 
     def predict(self, frame: pd.DataFrame, ci: float = 0.9) -> pd.DataFrame:
         """Point prediction plus percentile band of the law across bootstrap refits (parameter uncertainty)."""
@@ -473,4 +538,4 @@ def bootstrap(
                                    weights=w)
             out[b] = [v for v in to_natural(law, u, pf.ctx).values()]
         draws[(t, d)] = pd.DataFrame(out, columns=list(law.param_names))
-    return BootstrapResult(point, draws, by, n, time.perf_counter() - t0)
+    return BootstrapResult(point, draws, by, n, time.perf_counter() - t0, df)
