@@ -265,12 +265,19 @@ class LoopResult:
     stopped: str = ""
 
 
-def gpu_hours_to_width(history: pd.DataFrame, width: float) -> float:
-    """Cumulative GPU-hours at the first round with a measured width <= ``width`` (inf if never)."""
+def gpu_hours_to_width(history: pd.DataFrame, width: float, max_clipped_share: float = 0.5) -> float:
+    """Cumulative GPU-hours at the first round with a measured width <= ``width`` (inf if never).
+
+    Rounds where more than ``max_clipped_share`` of the target's draws sit on a boundary (infeasible) do not
+    count: such an interval is narrow because the draws pile up on the boundary, not because r* is known.
+    """
     h = history.sort_values("round")
-    hit = h[h["width_after"] <= width]
-    if len(h) and h["width_before"].iloc[0] <= width:
+    ok_after = h["clipped_share_after"] <= max_clipped_share if "clipped_share_after" in h else True
+    ok_before = h["clipped_share_before"] <= max_clipped_share if "clipped_share_before" in h else True
+    first_ok = bool(np.asarray(ok_before)[0]) if not isinstance(ok_before, bool) else ok_before
+    if len(h) and h["width_before"].iloc[0] <= width and first_ok:
         return 0.0
+    hit = h[(h["width_after"] <= width) & ok_after]
     return float(hit["cum_gpu_hours"].iloc[0]) if len(hit) else float("inf")
 
 
@@ -474,19 +481,31 @@ class PlannerLoop:
 
     def width(self, post: Posterior | None = None) -> tuple[float, float]:
         """The target's interval width (max over components) and posterior median (first component)."""
-        q = self._quantiles(post)
-        return float(np.max(q[2] - q[0])), float(q[1][0])
+        sm = self.target_summary(post)
+        return sm["width"], sm["median"]
 
     def interval(self, post: Posterior | None = None) -> tuple[float, float, float]:
         """Lower end, median and upper end of the target's interval (first component)."""
-        q = self._quantiles(post)
-        return float(q[0][0]), float(q[1][0]), float(q[2][0])
+        sm = self.target_summary(post)
+        return sm["lo"], sm["median"], sm["hi"]
 
-    def _quantiles(self, post: Posterior | None) -> np.ndarray:
+    def target_summary(self, post: Posterior | None = None) -> dict[str, float]:
+        """Width, median, interval ends and the share of target values clipped to a boundary (infeasible)."""
         post = post or self.posterior
         td = self._target.evaluate(post)
         lo, hi = (1 - self.ci) / 2, 1 - (1 - self.ci) / 2
-        return weighted_quantile(td.z, [lo, 0.5, hi], post.weights, axis=0)
+        q = weighted_quantile(td.z, [lo, 0.5, hi], post.weights, axis=0)
+        return {
+            "width": float(np.max(q[2] - q[0])),
+            "median": float(q[1][0]),
+            "lo": float(q[0][0]),
+            "hi": float(q[2][0]),
+            "clipped_share": td.n_clipped / td.z.size,
+        }
+
+    def _reached(self, sm: dict[str, float]) -> bool:
+        # an interval made of boundary values (infeasible draws) is not a resolved target
+        return self.stop_width is not None and sm["width"] <= self.stop_width and sm["clipped_share"] <= 0.5
 
     def _available(self) -> np.ndarray:
         avail = np.ones(len(self.candidates), bool)
@@ -554,8 +573,9 @@ class PlannerLoop:
             self.stopped = f"reached max_rounds={self.max_rounds}"
             return None
         t0 = time.perf_counter()
-        w_before, med_before = self.width()
-        if self.stop_width is not None and w_before <= self.stop_width:
+        before = self.target_summary()
+        w_before, med_before = before["width"], before["median"]
+        if self._reached(before):
             self.stopped = f"interval width {w_before:.4g} <= {self.stop_width:.4g}"
             return None
         probes, idx, info, plan_table = self._choose(round_)
@@ -576,8 +596,8 @@ class PlannerLoop:
         else:
             self.posterior = self.refit(self._fit_frame())
         self._used[idx] = True
-        w_after, med_after = self.width()
-        lo_after, _, hi_after = self.interval()
+        after = self.target_summary()
+        w_after, med_after, lo_after, hi_after = after["width"], after["median"], after["lo"], after["hi"]
         rec = {
             "round": round_,
             "strategy": self.strategy,
@@ -601,6 +621,8 @@ class PlannerLoop:
             "median_after": med_after,
             "lo_after": lo_after,
             "hi_after": hi_after,
+            "clipped_share_before": before["clipped_share"],
+            "clipped_share_after": after["clipped_share"],
             "khat": res.khat,
             "ess": res.ess,
             "reweighted": bool(reliable),

@@ -11,15 +11,16 @@ candidates are checked by importance reweighting (simulated outcomes, PSIS), and
 more probes are not worth it.
 
 Targets (:class:`Target`): draws supplied directly (:func:`target_draws`), any callable ``post -> array``
-(:func:`target_callable`; e.g. ``lambda p: decisions.tradeoff(p, ...).posterior["r_domain"]``, or
-:func:`decision_target`), the loss at target configurations (:func:`loss_target`), or the built-in grid
-critical ratio (:func:`critical_ratio_target`). Infeasible (NaN) draws are set to a boundary and counted.
+(:func:`target_callable`), r* of any usage of :mod:`bayes_dcpt.decisions` (:func:`decision_target`, e.g.
+``decision_target("tradeoff", domain="code", n_params=7e9, tokens=1e11, max_general_increase=0.03)``;
+:func:`critical_ratio_target` is a shortcut for it), or the loss at target configurations
+(:func:`loss_target`). Infeasible (NaN) draws are set to a boundary and counted.
 
 Quickstart::
 
     >>> from bayes_dcpt import planner
     >>> cands = planner.candidates_from_menus(["code"], [0.5e9, 1.8e9], [2e9, 5e9], [0.1, 0.3, 0.5, 0.7, 0.9])
-    >>> tgt = planner.critical_ratio_target("code", 7e9, 1e11, max_general_increase=0.03)
+    >>> tgt = planner.critical_ratio_target("code", 7e9, 1e11, max_general_increase=0.03)   # 3% relative
     >>> plan = planner.suggest(post, cands, tgt, k=3, budget_gpu_hours=200)
     >>> print(plan.summary()); plan.to_csv("plan.csv"); plan.plot()
 """
@@ -208,14 +209,16 @@ def decision_target(usage: str, *, on_nan: NanPolicy = "lower", **kwargs: Any) -
     """
 
     def fn(post: Posterior) -> np.ndarray:
-        try:
-            from bayes_dcpt import decisions
-        except ImportError as exc:  # pragma: no cover - depends on the installed version
-            raise BayesDCPTError("bayes_dcpt.decisions is not available in this installation") from exc
+        from bayes_dcpt import decisions
+
         func = getattr(decisions, usage, None)
         if not callable(func):
             raise BayesDCPTError(f"unknown decision usage {usage!r}")
         res = func(post, **kwargs)
+        if not hasattr(res, "posterior"):
+            raise BayesDCPTError(
+                f"{usage} answered for several domains; pass domain=... to choose the target's"
+            )
         return np.asarray(res.posterior["r_domain"], float).reshape(post.n_draws, -1)
 
     desc = ", ".join(f"{k}={v}" for k, v in kwargs.items())
@@ -250,46 +253,29 @@ def critical_ratio_target(
     n_params: float,
     tokens: float,
     *,
-    max_general_increase: float = 0.0,
-    relative: bool = False,
+    max_general_increase: float = 0.03,
+    relative: bool = True,
     base_loss: float | None = None,
-    r_grid: np.ndarray | None = None,
 ) -> Target:
-    """The critical ratio: the largest domain share whose general loss stays within the allowed increase.
+    """The critical ratio r* of :func:`bayes_dcpt.decisions.tradeoff` at a target run, as a planner target.
 
-    Per draw, ``r* = max{r : L_general(N, D, r) <= L0 + max_general_increase}`` (``L0 (1 + increase)`` when
-    ``relative``), found on ``r_grid`` (201 points) with linear interpolation of the crossing; ``L0`` is the
-    base model's measured general loss (``post.reference``) unless given. Draws where even r = 0 breaks the
-    limit are infeasible: r* = 0 and counted. A minimal grid version for planning; the decisions module
-    offers the full usages (:func:`decision_target`).
+    Per draw, the largest domain share whose general loss at ``(n_params, tokens)`` stays within
+    ``max_general_increase`` of the base model's (relative, or absolute in nats when ``relative=False``).
+    Draws where even r = 0 breaks the limit are infeasible: r* = 0 and counted.
     """
-    grid = np.linspace(0.0, 1.0, 201) if r_grid is None else np.asarray(r_grid, float)
-
-    def fn(post: Posterior) -> np.ndarray:
-        Lg = post.surface("general", domain, n_params, tokens, grid)
-        L0 = post.base_loss(domain, n_params, "general") if base_loss is None else float(base_loss)
-        cap = L0 * (1 + max_general_increase) if relative else L0 + max_general_increase
-        d = Lg - cap
-        bad = ~(d <= 0)
-        G = len(grid)
-        first = np.where(bad.any(axis=1), bad.argmax(axis=1), G)
-        r = np.full(Lg.shape[0], np.nan)
-        r[first == G] = grid[-1]
-        mid = (first > 0) & (first < G)
-        i = first[mid] - 1
-        rows = np.flatnonzero(mid)
-        d0, d1 = d[rows, i], d[rows, i + 1]
-        frac = np.where(np.isfinite(d1) & (d1 > d0), -d0 / np.where(d1 > d0, d1 - d0, 1.0), 0.0)
-        r[rows] = grid[i] + np.clip(frac, 0, 1) * (grid[i + 1] - grid[i])
-        return r
-
-    inc = f"{max_general_increase:.3g}" + (" (relative)" if relative else "")
+    kw: dict[str, Any] = {
+        "domain": domain,
+        "n_params": float(n_params),
+        "tokens": float(tokens),
+        "max_general_increase": float(max_general_increase),
+        "relative": bool(relative),
+    }
+    if base_loss is not None:
+        kw["base_loss"] = float(base_loss)
+    inc = f"{max_general_increase:.3g}" + (" (relative)" if relative else " nats")
+    t = decision_target("tradeoff", **kw)
     return Target(
-        f"critical r* at N={n_params:.3g}, D={tokens:.3g}, +{inc}",
-        fn,
-        "domain share",
-        (float(grid[0]), float(grid[-1])),
-        "lower",
+        f"critical r* at N={n_params:.3g}, D={tokens:.3g}, +{inc}", t.fn, t.unit, t.bounds, t.on_nan
     )
 
 
@@ -675,6 +661,14 @@ def suggest(
     Returns
     -------
     Plan
+
+    Notes
+    -----
+    Noise: each probe's outputs are the log losses at its checkpoints, general and domain, with covariance
+    ``E[sigma^2] I + E[tau^2] 11^T`` per loss (posterior averages; Student-t checkpoint noise enters through
+    its variance ``sigma^2 nu / (nu - 2)``, with ``nu`` floored at 2.5). ``U_theta`` is the information
+    about the law's outputs (the noise parameters excluded). Widths after a probe scale the current
+    equal-tailed interval by the Gaussian posterior-to-prior standard-deviation ratio of the target.
     """
     if not (isinstance(k, (int, np.integer)) and k >= 1):
         raise BayesDCPTError(f"k must be a whole number >= 1, got {k!r}")
@@ -841,7 +835,11 @@ def suggest(
     checks = {
         "current_width": current_width,
         "stop_width": stop_width,
-        "width_reached": bool(stop_width is not None and current_width <= stop_width),
+        "target_clipped_share": td.n_clipped / td.z.size,
+        # an interval made of boundary values (infeasible draws) is not a resolved target
+        "width_reached": bool(
+            stop_width is not None and current_width <= stop_width and td.n_clipped / td.z.size <= 0.5
+        ),
         "best_info_per_gpu_hour": best_info_per_hour,
         "min_info_per_gpu_hour": min_info_per_gpu_hour,
         "info_below_threshold": bool(

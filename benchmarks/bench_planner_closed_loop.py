@@ -11,6 +11,9 @@ round. Settings:
   whose general loss stays within +0.03 nats of the base model).
 * ``mixinglaws`` (pool): the 5 Pythia-70M CPT runs of ../shared/data/mixinglaws; target: the critical
   ratio at the sweep's 10k steps (general loss back to the base model's, the authors' 0.715 python share).
+* ``example`` (pool): the 15 python runs of the packaged example grid (real CPU probes of byte-level models,
+  13k-443k non-embedding parameters, 5 ratios); cost 6ND without overhead; target: the critical ratio at the
+  largest size and 4x the probes' tokens (general loss within +2% of the base model).
 * ``slimpajama`` (pool): the 224 (mixture, N) runs of ../shared/data/slimpajama_mixture_nd with github as
   the domain and c4 as the general loss (pre-training, not CPT; provenance unverified). Its c4 loss follows
   the c4 weight, which the law does not see, so no ratio target is well posed here; the target is the
@@ -64,7 +67,7 @@ def synthetic(seed: int) -> dict:
         base[f"loss_{t}"] = world.base_loss(base, t)
     base["run_id"] = [f"base{i}" for i in range(3)]
     data = pd.concat([base, rows], ignore_index=True)
-    target = planner.critical_ratio_target("code", 1e9, 3e10, max_general_increase=0.03)
+    target = planner.critical_ratio_target("code", 1e9, 3e10, max_general_increase=0.03, relative=False)
     grid = np.linspace(0, 1, 20001)
     f = pd.DataFrame({"domain": "code", "n_params": 1e9, "tokens": 3e10, "r_domain": grid})
     truth = float(grid[world.mean(f, "general") <= base["loss_general"].iloc[2] + 0.03].max())
@@ -139,7 +142,38 @@ def slimpajama(seed: int) -> dict:
     }
 
 
-SETTINGS = {"synthetic": synthetic, "mixinglaws": mixinglaws, "slimpajama": slimpajama}
+def example(seed: int) -> dict:
+    from bayes_dcpt.datasets import load_example
+
+    df = load_example() if EXAMPLE_CSV is None else _data.load(EXAMPLE_CSV)
+    df = df[df["domain"] == "python"].reset_index(drop=True)
+    ex = TableExecutor(df)
+    cands = ex.candidates()
+    small = cands[cands["n_params"] == cands["n_params"].min()]
+    first = small.iloc[np.random.default_rng(seed).choice(len(small), 2, replace=False)]
+    data = pd.concat([ex.base_rows(), ex.run(first, round=0)], ignore_index=True)
+    n_t = float(cands["n_params"].max())
+    target = planner.critical_ratio_target(
+        "python", n_t, 4 * float(cands["tokens"].max()), max_general_increase=0.02
+    )
+    return {
+        "cands": cands,
+        "executor": ex,
+        "data": data,
+        "target": target,
+        "truth": np.nan,
+        "k": 2,
+        "budget": None,
+        "widths": (0.4, 0.3, 0.25),
+        "max_rounds": 7,
+        "ctx": {"D_min": 8192 / 1e9},
+        "exclude": first["run_id"],
+        "cost_model": CostModel(overhead_hours=0.0),
+    }
+
+
+EXAMPLE_CSV: str | None = None
+SETTINGS = {"synthetic": synthetic, "mixinglaws": mixinglaws, "slimpajama": slimpajama, "example": example}
 
 
 # -------------------------------------------------------------------------------------------------- run
@@ -163,15 +197,16 @@ def run_one(name: str, strategy: str, seed: int) -> pd.DataFrame:
         stop_width=min(s["widths"]),
         max_rounds=s["max_rounds"],
         seed=seed,
-        cost_model=CostModel(),
+        cost_model=s.get("cost_model", CostModel()),
         suggest_kwargs={"verify_top": 3, "max_draws": 1500},
     )
-    w0, m0 = loop.width()
+    s0 = loop.target_summary()
+    w0, m0 = s0["width"], s0["median"]
     t0 = time.perf_counter()
     res = loop.run()
     h = res.history.copy()
     if h.empty:
-        lo0, _, hi0 = loop.interval()
+        lo0, hi0 = s0["lo"], s0["hi"]
         h = pd.DataFrame(
             [
                 {
@@ -182,6 +217,8 @@ def run_one(name: str, strategy: str, seed: int) -> pd.DataFrame:
                     "median_after": m0,
                     "lo_after": lo0,
                     "hi_after": hi0,
+                    "clipped_share_before": s0["clipped_share"],
+                    "clipped_share_after": s0["clipped_share"],
                 }
             ]
         )
@@ -199,6 +236,7 @@ def summarise(all_h: pd.DataFrame, widths: tuple[float, ...]) -> pd.DataFrame:
             rec[f"GPU-h to width {w:g}"] = gpu_hours_to_width(h, w)
         last = h.sort_values("round").iloc[-1]
         rec["final width"] = float(last["width_after"])
+        rec["final clipped"] = float(last.get("clipped_share_after", np.nan))
         rec["final |median - truth|"] = abs(float(last["median_after"]) - float(last["truth"]))
         rec["covered"] = bool(last.get("lo_after", np.nan) <= last["truth"] <= last.get("hi_after", np.nan))
         rec["final |median - full-pool fit|"] = abs(
@@ -219,6 +257,7 @@ def summarise(all_h: pd.DataFrame, widths: tuple[float, ...]) -> pd.DataFrame:
             )  # inf counts as 'not reached' (above every finite value)
             rec[f"reached {w:g}"] = f"{int(reached.sum())}/{len(v)}"
         rec["median final width"] = float(g["final width"].median())
+        rec["median final share of draws on a boundary"] = float(g["final clipped"].median())
         rec["median final |median - truth|"] = float(g["final |median - truth|"].median())
         rec["truth in final 90% interval"] = f"{int(g['covered'].sum())}/{len(g)}"
         if g["final |median - full-pool fit|"].notna().any():
@@ -235,7 +274,10 @@ def main() -> None:
     ap.add_argument("settings", nargs="*", default=["synthetic"])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--strategies", default=",".join(STRATS))
+    ap.add_argument("--example", default=None, help="path of the example CSV (default: the packaged one)")
     args = ap.parse_args()
+    global EXAMPLE_CSV
+    EXAMPLE_CSV = args.example
     OUT.mkdir(exist_ok=True)
     print(f"machine: {machine()}")
     for name in args.settings:

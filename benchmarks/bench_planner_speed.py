@@ -63,7 +63,7 @@ def main() -> None:
         n_checkpoints=8,
         first_fraction=0.1,
     )
-    target = planner.critical_ratio_target("code", 1e9, 3e10, max_general_increase=0.03)
+    target = planner.critical_ratio_target("code", 1e9, 3e10, max_general_increase=0.03, relative=False)
     rows = []
     planner.suggest(post, cands.iloc[:20], target, k=2, verify_top=0)  # warm-up (imports, caches)
     for label, kw in (

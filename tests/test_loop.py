@@ -40,7 +40,7 @@ def setting():
     cands = planner.candidates_from_menus(
         ["code"], [1e8, 3e8, 1e9], [1e9, 3e9], [0.2, 0.5, 0.8], n_checkpoints=5, first_fraction=0.1
     )
-    target = planner.critical_ratio_target("code", 1e9, 3e10, max_general_increase=0.03)
+    target = planner.critical_ratio_target("code", 1e9, 3e10, max_general_increase=0.03, relative=False)
     post = quick_refit()(df)
     return world, df, cands, target, post
 
@@ -245,3 +245,17 @@ def test_gpu_hours_to_width():
     assert gpu_hours_to_width(h, 0.1) == 20.0
     assert gpu_hours_to_width(h, 0.05) == np.inf
     assert gpu_hours_to_width(h, 0.6) == 0.0
+
+
+def test_a_width_made_of_boundary_values_does_not_count():
+    h = pd.DataFrame(
+        {
+            "round": [1, 2],
+            "cum_gpu_hours": [5.0, 12.0],
+            "width_before": [0.5, 0.0],
+            "width_after": [0.0, 0.05],
+            "clipped_share_before": [0.1, 0.9],
+            "clipped_share_after": [0.9, 0.2],
+        }
+    )
+    assert gpu_hours_to_width(h, 0.1) == 12.0

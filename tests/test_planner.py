@@ -66,7 +66,7 @@ def cands():
 
 @pytest.fixture(scope="module")
 def target():
-    return planner.critical_ratio_target("code", 1e9, 3e10, max_general_increase=0.03)
+    return planner.critical_ratio_target("code", 1e9, 3e10, max_general_increase=0.03, relative=False)
 
 
 def _closed_form(X, Sig, a, R):
@@ -355,6 +355,15 @@ def test_stopping_rules(smc, cands, target):
 
 
 # ------------------------------------------------------------------------------------------------- targets
+def test_a_target_piled_on_its_boundary_is_not_resolved(jpost, cands):
+    z = np.full(jpost.n_draws, np.nan)
+    z[:20] = np.linspace(0.2, 0.4, 20)
+    tgt = planner.target_draws(z, "r*", bounds=(0.0, 1.0), on_nan="lower")
+    plan = planner.suggest(jpost, cands, tgt, k=1, verify_top=0, stop_width=0.1)
+    assert plan.current_width < 0.1 and plan.checks["target_clipped_share"] > 0.9
+    assert not plan.checks["width_reached"] and not plan.stop
+
+
 def test_target_nan_policy_and_bounds(jpost):
     S = jpost.n_draws
     z = np.linspace(-0.5, 1.5, S)
@@ -371,7 +380,7 @@ def test_target_nan_policy_and_bounds(jpost):
 
 
 def test_critical_ratio_target_finds_the_true_ratio(world, jpost):
-    tgt = planner.critical_ratio_target("code", 1e9, 3e10, max_general_increase=0.03)
+    tgt = planner.critical_ratio_target("code", 1e9, 3e10, max_general_increase=0.03, relative=False)
     z = tgt.evaluate(jpost).z[:, 0]
     grid = np.linspace(0, 1, 4001)
     f = pd.DataFrame({"domain": "code", "n_params": 1e9, "tokens": 3e10, "r_domain": grid})
