@@ -312,6 +312,10 @@ class Plan:
         checkpoint (``pred_loss_<t>_lo/_med/_hi``) and the verification columns ``is_*`` when checked.
     scores
         Every candidate with its unconditional scores (``rank_score`` by ``U_z / gpu_hours^kappa``).
+    first_pick
+        How the first probe was chosen: ``"mm"`` (best moment-matched score), ``"is"`` (the importance-
+        reweighting check ranked another candidate first beyond its Monte Carlo error) or ``"budget"`` (the
+        budgeted greedy started from the most informative affordable probe).
     """
 
     table: pd.DataFrame
@@ -921,6 +925,7 @@ def suggest(
                     alt, alt_info = greedy(best_single)
                     if alt_info > info + 1e-12:
                         picks, info = alt, alt_info
+                        first_pick = "budget"
                         notes.append(
                             "budgeted greedy: starting from the most informative affordable probe gives "
                             "more information within the budget than the ratio-greedy batch"

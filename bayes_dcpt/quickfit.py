@@ -423,7 +423,8 @@ class SMCRefit:
     The prior's loss scale and ``D_min`` are fixed at the first call so that successive refits on growing
     data share one prior. Each call is seeded by ``seed`` and the number of rows: deterministic. With
     ``warm=True`` a call starts from the particles of the previous call and tempers in only the rows that
-    are new (a sequential update: far fewer stages); otherwise it starts from the prior.
+    are new (a sequential update: far fewer stages); otherwise it starts from the prior. For a loop that must
+    resume to the same history, pass ``l_ref`` and ``ctx`` and keep ``warm=False``.
     """
 
     def __init__(

@@ -484,3 +484,16 @@ def test_suggest_rejects_unknown_domains_and_missing_bases(jpost):
 def test_bad_options_are_clear_errors(jpost, cands, kw):
     with pytest.raises(BayesDCPTError):
         planner.suggest(jpost, cands, np.zeros(jpost.n_draws), **kw)
+
+
+def test_a_general_only_fit_plans_on_the_general_loss(world, cands, target):
+    post = jitter_posterior(world, S=600, spread=0.01)
+    post.params = {k: v for k, v in post.params.items() if k[0] == "general"}
+    post.noise = {"general": post.noise["general"]}
+    plan = planner.suggest(post, cands, target, k=2, verify_top=2)
+    assert len(plan.table) == 2 and "pred_loss_domain_lo" not in plan.table
+    assert (plan.table["pred_loss_general_lo"] < plan.table["pred_loss_general_hi"]).all()
+    from rich.console import Console
+
+    Console(width=200, record=True).print(planner.plan_table(plan))
+    assert len(plan.plot().axes) == 3
