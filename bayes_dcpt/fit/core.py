@@ -19,10 +19,12 @@ each with the law's own ratio (``1 - r_domain`` for the general loss, ``r_domain
 
 * **One domain**: the D-CPT Law per target with the priors below.
 * **Several domains**: eps and eta are shared per target; the exponents alpha, beta, gamma are pooled
-  tightly across domains (log-scale spread ~ HalfNormal(0.2)); the domain-specific parts (far-corner
+  tightly across domains (log-scale spread 0.15); the domain-specific parts (far-corner
   loss, term shares and drops, hence E, A, B, C) vary by domain with partial pooling:
-  ``x_{t,d} ~ Normal(mu_x_t, sd_x_t)``, centred by default (better with many points per domain, see
-  ``../shared/pymc_notes.md``), non-centred as an option.
+  ``x_{t,d} ~ Normal(mu_x_t, sd_x_t)``, non-centred by default (the general loss is measured on one
+  validation set for every domain, so its domain parts hardly differ and a centred hierarchy makes a
+  funnel: 36 divergences against 0 on the example grid), centred as an option (better when every domain
+  is measured precisely and differs, see ``../shared/pymc_notes.md``).
 * **Cross-Domain law** (``law="cross-domain"``): every law parameter is shared and the domain enters
   through its DLC ``K``: ``log K_{t,d} ~ Normal(log(1/k1_d + rho_t k2_d), sigma_K_t)``, the paper's K3
   (``w1`` absorbed into ``F``) computed from the domain's own early measurements, with a learned deviation.
@@ -56,9 +58,10 @@ saved model card. Noise priors:
 * ``tau_t ~ HalfNormal(0.01)``: the per-run offset (relative), same evidence; median 0.007.
 * ``nu_t ~ Gamma(2, 0.1)``: Student-t degrees of freedom (Juarez & Steel 2010), robust to outlying
   checkpoints; ``robust=False`` uses a Normal likelihood.
-* hierarchical scales ``sd_X_t ~ HalfNormal(0.5)`` for the domain coordinates and ``HalfNormal(0.2)``
-  for the log exponents (domains share exponents up to a small spread; exact sharing would leave each
-  domain's E on a narrow curved ridge); ``sigma_K_t ~ HalfNormal(0.5)`` (cross-domain).
+* hierarchical scales ``sd_X_t ~ HalfNormal(0.5)`` for the domain coordinates; the log exponents of the
+  domains scatter around their pooled value with a fixed sd of 0.15 (domains share exponents up to about
+  +-15%; exact sharing would leave each domain's E on a narrow curved ridge, and a learnt spread of a
+  derived quantity makes a funnel); ``sigma_K_t ~ HalfNormal(0.5)`` (cross-domain).
 """
 
 from __future__ import annotations
@@ -87,6 +90,9 @@ from bayes_dcpt.posterior import Posterior
 __all__ = ["Diagnostics", "Fit", "FitConfig", "compare", "fit", "load_fit", "prior_table"]
 
 MONOTONE_SHARPNESS = 50.0
+#: Spread (sd of the log) of a derived exponent across domains around its pooled value: domains share their
+#: exponents up to about +-15%.
+EXPONENT_SPREAD = 0.15
 #: nutpie settings chosen by measurement (BENCHMARKS.md): the low-rank mass matrix captures the remaining
 #: linear correlations of the anchored parameterisation; target_accept 0.9 removes the rare divergences.
 NUTPIE_DEFAULTS: dict[str, Any] = {"adaptation": "low_rank", "target_accept": 0.9}
@@ -110,7 +116,7 @@ class FitConfig:
     robust: bool = True
     run_effect: bool = True
     hierarchical: bool | None = None  # None: partial pooling whenever there are >= 2 domains
-    parametrization: str = "centered"
+    parametrization: str = "noncentered"
     monotone: bool = True
     probe_tokens: float | None = None
     prior_scale: float = 1.0  # multiplies every prior sd (sensitivity analyses)
@@ -400,11 +406,12 @@ def _build_model(law: Law, cfg: FitConfig, design: _Design, likelihood: bool = T
                     full[expo] = pt.log1p(drop / t_hi[c]) / span * pt.ones((T, ND))
                     # the published exponent values enter as prior factors on the derived exponents
                     if varying:
+                        # pooled with a fixed spread: a learnt spread would make a funnel that no
+                        # non-centring can remove (the exponents are derived, not sampled)
                         mu_e = pm.Normal(f"mu_log_{expo}", np.log(pe.prior.center), pe.prior.sd * ps, dims="target")
-                        sd_e = pm.HalfNormal(f"sd_log_{expo}", 0.2, dims="target")
                         ones = pt.ones((1, ND))
                         pm.Potential(f"prior_{expo}", pm.logp(pm.Normal.dist(mu_e[:, None] * ones,
-                                                                             sd_e[:, None] * ones),
+                                                                             EXPONENT_SPREAD * ones),
                                                               pt.log(full[expo])).sum())
                     else:
                         pm.Potential(f"prior_{expo}", pm.logp(pm.Normal.dist(np.log(pe.prior.center),
@@ -772,7 +779,7 @@ class Fit:
         post = self.idata["posterior"]
         names = [p.name for p in self.law.params]
         names += [n for n in ("K", "sigma_K", "sigma", "tau", "nu") if n in post.data_vars]
-        names += [n for n in post.data_vars if str(n).startswith(("mu_log_", "sd_log_"))]
+        names += [str(n) for n in post.data_vars if str(n).startswith(("mu_", "sd_"))]
         return names
 
     def diagnostics(self, warn: bool = True) -> Diagnostics:
@@ -849,6 +856,34 @@ class Fit:
             warnings.simplefilter("ignore", UserWarning)
             return az.loo(self.idata)
 
+    # ------------------------------------------------------------------------ decisions and planning
+    def optimize(self, usage: str = "tradeoff", **inputs: Any):
+        """Answer one of the paper's usages per posterior draw (see :func:`bayes_dcpt.decisions.optimize`).
+
+        ``usage``: ``"tradeoff"`` (largest r_domain within a general-loss threshold), ``"limited-data"``,
+        ``"compute"`` or ``"critical-curve"``. Returns a :class:`~bayes_dcpt.decisions.Decision` (or one
+        per domain) with ``.posterior``, ``.summary()`` and ``.plot()``.
+        """
+        from bayes_dcpt import decisions
+
+        return decisions.optimize(self.posterior, usage, **inputs)
+
+    def suggest(self, candidates: Any, target: Any = "tradeoff", *, k: int = 3, budget: float | None = None,
+                cost_model: Any = None, **kwargs: Any):
+        """Which probes to run next: a ranked, budgeted batch (see :func:`bayes_dcpt.planner.suggest`).
+
+        ``target`` is a usage name (``"tradeoff"``, ``"limited-data"``, ``"compute"``) whose inputs (e.g.
+        ``n_params``, ``tokens``, ``max_general_increase``, ``domain``) are passed as keyword arguments, or
+        any planner :class:`~bayes_dcpt.planner.Target`. ``budget`` is in GPU-hours.
+        """
+        from bayes_dcpt import decisions, planner
+
+        tgt, rest = make_target(target, **kwargs)
+        if isinstance(candidates, (str, Path)):
+            candidates = planner.read_candidates(candidates)
+        return planner.suggest(self.posterior, candidates, tgt, k=k, budget_gpu_hours=budget,
+                               cost_model=cost_model, **rest)
+
     def card(self) -> dict[str, Any]:
         """The model card saved with the fit."""
         return {
@@ -895,6 +930,38 @@ class Fit:
                 f"draws={self.posterior.n_draws} diagnostics={'ok' if self._diagnostics.ok else 'BAD'}>")
 
 
+_USAGE_FUNCS = {"tradeoff": "tradeoff", "limited-data": "limited_data", "limited_data": "limited_data",
+                "compute": "compute_allocation", "compute_allocation": "compute_allocation"}
+
+
+def make_target(target: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+    """Split ``kwargs`` into a planner target built from a usage name and the remaining suggest options."""
+    from bayes_dcpt import decisions, planner
+
+    if not isinstance(target, str):
+        return planner.as_target(target), kwargs
+    name = target.strip().lower()
+    if name not in _USAGE_FUNCS:
+        raise BayesDCPTError(f"unknown target {target!r}; use tradeoff, limited-data or compute (or a Target)")
+    usage = _USAGE_FUNCS[name]
+    accepted = set(decisions.usage_inputs(name))
+    tkw = {k: v for k, v in kwargs.items() if k in accepted}
+    rest = {k: v for k, v in kwargs.items() if k not in accepted}
+    if usage == "limited_data" and "tokens" in rest and "domain_tokens" not in tkw:
+        tkw["domain_tokens"] = rest.pop("tokens")
+    return planner.decision_target(usage, **tkw), rest
+
+
+def bayesian_refit(law: str = "dcpt", target: str = "both", **fit_kwargs: Any):
+    """``refit(data) -> Posterior`` by NUTS (compiled model cached across calls), for the planner loop."""
+
+    def refit(df: pd.DataFrame) -> Posterior:
+        kw = {"draws": 500, "tune": 500, "chains": 2, "warn": False, **fit_kwargs}
+        return fit(df, law, target, **kw).posterior
+
+    return refit
+
+
 def load_fit(path: str | Path) -> Fit:
     """Read a fit written by :meth:`Fit.save`; it predicts without refitting (no PyMC compile needed)."""
     import xarray as xr
@@ -938,7 +1005,7 @@ def fit(
     robust: bool = True,
     run_effect: bool = True,
     hierarchical: bool | None = None,
-    parametrization: str = "centered",
+    parametrization: str = "noncentered",
     monotone: bool = True,
     probe_tokens: float | None = None,
     prior_scale: float = 1.0,
@@ -1004,7 +1071,9 @@ def fit(
 
     cd = xr.Dataset({k: ((), np.asarray(v)) for k, v in entry["arrays"].items() if np.ndim(v) == 0})
     idata["constant_data"] = xr.DataTree(cd)
-    names = [p.name for p in law_.params] + ["sigma", "tau", "nu", "K"]
+    post_vars = [str(v) for v in idata["posterior"].data_vars]
+    names = [p.name for p in law_.params] + ["sigma", "tau", "nu", "K", "sigma_K"]
+    names += [v for v in post_vars if v.startswith(("mu_", "sd_"))]
     diag = _diagnose(idata, sampler, names, seconds, draws, chains)
     sampler_config = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains, "cores": cores,
                       "seed": seed, "options": dict(sampler_kwargs or {})}
