@@ -71,3 +71,30 @@ def stdlib_corpora(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("corpora")
     gather_stdlib(out)
     return out
+
+
+# ------------------------------------------------------------------ one small real NUTS fit for the session
+FIT_KW = {"draws": 300, "tune": 300, "chains": 2, "cores": 2, "warn": False}
+
+
+@pytest.fixture(scope="session")
+def world3() -> World:
+    return World.default(sigma=0.003, tau=0.003)
+
+
+@pytest.fixture(scope="session")
+def df3(world3) -> pd.DataFrame:
+    return world3.simulate(probe_grid(), seed=1)
+
+
+@pytest.fixture(scope="session")
+def small_fit(df3):
+    """D-CPT law, both targets, one domain; 2 chains x 300 draws (compiled once per session)."""
+    from bayes_dcpt.fit import fit
+
+    return fit(df3, "dcpt", "both", seed=3, **FIT_KW)
+
+
+@pytest.fixture(scope="session")
+def small_fit_path(small_fit, tmp_path_factory):
+    return small_fit.save(tmp_path_factory.mktemp("fit") / "fit.nc")

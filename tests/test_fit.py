@@ -20,21 +20,6 @@ from bayes_dcpt.simulate import World, probe_grid
 KW = {"draws": 300, "tune": 300, "chains": 2, "cores": 2, "warn": False}
 
 
-@pytest.fixture(scope="session")
-def world3() -> World:
-    return World.default(sigma=0.003, tau=0.003)
-
-
-@pytest.fixture(scope="session")
-def df3(world3) -> pd.DataFrame:
-    return world3.simulate(probe_grid(), seed=1)
-
-
-@pytest.fixture(scope="session")
-def small_fit(df3):
-    return fit(df3, "dcpt", "both", seed=3, **KW)
-
-
 def test_parameters_recovered(small_fit, world3):
     """Truth inside the 90% interval for the large majority of law parameters."""
     s = small_fit.posterior.summary(0.9)

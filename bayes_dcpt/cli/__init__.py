@@ -15,7 +15,7 @@ try:  # typer >= 0.25 vendors click
 except ImportError:  # pragma: no cover - older typer on the real click
     from click.exceptions import ClickException, NoArgsIsHelpError
 
-from bayes_dcpt.cli import data_cmd, demo_cmd, fit_cmd, probe_cmd, store_cmd  # noqa: F401  (register the commands)
+from bayes_dcpt.cli import data_cmd, demo_cmd, fit_cmd, plan_cmd, probe_cmd, store_cmd  # noqa: F401  (register the commands)
 from bayes_dcpt.cli._app import STATE, app, err_console
 from bayes_dcpt.errors import BayesDCPTError
 
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         if STATE["debug"]:
             raise
         msg = exc.format_message().replace("\n", " ")
-        err_console.print(f"[red]error:[/red] {msg}")
+        err_console.print(f"[red]error:[/red] {msg}", soft_wrap=True)
         return 2
     except BayesDCPTError as exc:
         if STATE["debug"]:

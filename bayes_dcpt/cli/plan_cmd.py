@@ -1,0 +1,256 @@
+"""``bayes-dcpt optimize | suggest | loop``: decisions under uncertainty and the next-experiment planner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from bayes_dcpt.cli._app import app, console, emit_json
+from bayes_dcpt.errors import BayesDCPTError
+
+_USAGES = ("tradeoff", "limited-data", "compute", "critical-curve")
+
+
+def _usage_inputs(usage: str, **opts: Any) -> dict[str, Any]:
+    """The options that ``usage`` accepts, without the unset ones (``decisions.usage_inputs`` decides)."""
+    from bayes_dcpt import decisions
+
+    conveniences = {"compute": {"n_params", "tokens"}, "limited-data": {"tokens"}}  # see decisions.optimize
+    accepted = set(decisions.usage_inputs(usage)) | conveniences.get(usage, set())
+    return {k: v for k, v in opts.items() if v is not None and k in accepted}
+
+
+@app.command("optimize")
+def optimize_cmd(
+    fit_path: Path = typer.Argument(..., help="A fit written by `bayes-dcpt fit`."),
+    usage: str = typer.Option("tradeoff", help="tradeoff, limited-data, compute or critical-curve."),
+    n_params: float | None = typer.Option(None, "--n-params", help="Model size N of the planned run."),
+    tokens: float | None = typer.Option(None, "--tokens", help="CPT tokens D (limited-data: domain tokens)."),
+    max_general_increase: float | None = typer.Option(
+        None, "--max-general-increase", min=0.0, help="Threshold T on the general-loss increase (0.03 = 3%)."),
+    absolute: bool = typer.Option(False, "--absolute", help="Threshold in nats instead of relative (CMR style)."),
+    prob: float | None = typer.Option(None, "--prob", min=0.5, max=0.999,
+                                      help="Risk-aware answer: P(increase <= T) at least this."),
+    base_loss: float | None = typer.Option(None, "--base-loss", min=0.0, help="General loss L^0 of the base model."),
+    flops: float | None = typer.Option(None, "--flops", min=0.0, help="Compute budget in FLOPs (usage compute)."),
+    r_domain: float | None = typer.Option(None, "--r-domain", min=0.0, max=1.0, help="Fixed ratio (usage compute)."),
+    domain: str | None = typer.Option(None, "--domain", help="One domain (default: every fitted domain)."),
+    ci: float = typer.Option(0.9, min=0.5, max=0.99, help="Interval probability."),
+    json_out: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+    plot: Path | None = typer.Option(None, "--plot", help="Save the decision plot (PNG) here."),
+) -> None:
+    """Solve a usage of the D-CPT paper for every posterior draw: r* with its credible interval.
+
+    Example: [bold]bayes-dcpt optimize fit.nc --usage tradeoff --n-params 4e5 --tokens 2e6
+    --max-general-increase 0.03[/bold]
+    """
+    from bayes_dcpt import decisions
+    from bayes_dcpt.fit import load_fit
+
+    if usage not in _USAGES:
+        raise BayesDCPTError(f"--usage must be one of {', '.join(_USAGES)}, not {usage!r}")
+    f = load_fit(fit_path)
+    inputs = _usage_inputs(usage, n_params=n_params, tokens=tokens, max_general_increase=max_general_increase,
+                           prob=prob, base_loss=base_loss, flops=flops, r_domain=r_domain, domain=domain)
+    if absolute:
+        inputs["relative"] = False
+    if usage == "critical-curve" and tokens is not None:
+        import numpy as np
+
+        inputs.pop("tokens", None)
+        inputs["tokens_grid"] = np.geomspace(tokens / 30, tokens, 12)
+    dec = decisions.optimize(f.posterior, usage, **inputs)
+    if plot is not None:
+        items = list(dec.values()) if isinstance(dec, decisions.DecisionSet) else [dec]
+        fig = items[0].plot()
+        fig.savefig(plot, dpi=120, bbox_inches="tight")
+    if json_out:
+        emit_json(dec.to_json())
+        return
+    console.print(decisions.decision_table(dec, ci=ci))
+    if plot is not None:
+        console.print(f"plot written to {plot}")
+
+
+def _cost_model(gpu_flops: float, mfu: float, overhead: float):
+    from bayes_dcpt.cost import CostModel
+
+    return CostModel(gpu_flops=gpu_flops, mfu=mfu, overhead_hours=overhead)
+
+
+def _target(target: str, **opts: Any):
+    from bayes_dcpt.fit import make_target
+
+    tgt, rest = make_target(target, **{k: v for k, v in opts.items() if v is not None})
+    if rest:
+        raise BayesDCPTError(f"options {sorted(rest)} do not apply to target {target!r}")
+    return tgt
+
+
+@app.command("suggest")
+def suggest_cmd(
+    fit_path: Path = typer.Argument(..., help="A fit written by `bayes-dcpt fit`."),
+    candidates: Path = typer.Option(..., "--candidates", help="CSV of candidate probes (domain, n_params, tokens, "
+                                                              "r_domain)."),
+    target: str = typer.Option("tradeoff", help="What to learn about: tradeoff, limited-data or compute (r*)."),
+    n_params: float | None = typer.Option(None, "--n-params", help="Model size of the planned (target) run."),
+    tokens: float | None = typer.Option(None, "--tokens", help="CPT tokens of the planned run."),
+    max_general_increase: float | None = typer.Option(0.03, "--max-general-increase", min=0.0,
+                                                      help="Threshold T of the trade-off target."),
+    domain: str | None = typer.Option(None, "--domain", help="Domain of the planned run."),
+    k: int = typer.Option(3, "-k", "--k", min=1, help="Probes in the batch (one per GPU)."),
+    budget_gpu_hours: float | None = typer.Option(None, "--budget-gpu-hours", min=0.0,
+                                                  help="Total GPU-hours the batch may cost."),
+    gpu_flops: float = typer.Option(312e12, "--gpu-flops", min=1.0, help="Peak FLOP/s of one GPU."),
+    mfu: float = typer.Option(0.4, "--mfu", min=0.001, max=1.0, help="Model FLOP utilisation."),
+    overhead: float = typer.Option(0.25, "--overhead-hours", min=0.0, help="Fixed GPU-hours per run."),
+    seed: int = typer.Option(0, help="Seed (same seed, same plan)."),
+    out: Path | None = typer.Option(None, help="Write the plan table to this CSV."),
+    plot: Path | None = typer.Option(None, "--plot", help="Save the plan plot (PNG) here."),
+    json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
+) -> None:
+    """Rank candidate probes by expected information about r* per GPU-hour and choose a batch of k.
+
+    Example: [bold]bayes-dcpt suggest fit.nc --candidates cand.csv --target tradeoff --n-params 4e5
+    --tokens 2e6 --max-general-increase 0.03 -k 3 --budget-gpu-hours 10 --out plan.csv[/bold]
+    """
+    from bayes_dcpt import planner
+    from bayes_dcpt.fit import load_fit
+
+    f = load_fit(fit_path)
+    cands = planner.read_candidates(candidates)
+    tgt = _target(target, n_params=n_params, tokens=tokens, max_general_increase=max_general_increase,
+                  domain=domain)
+    plan = planner.suggest(f.posterior, cands, tgt, k=k, budget_gpu_hours=budget_gpu_hours,
+                           cost_model=_cost_model(gpu_flops, mfu, overhead), seed=seed)
+    if out is not None:
+        plan.to_csv(out)
+    if plot is not None:
+        plan.plot().savefig(plot, dpi=120, bbox_inches="tight")
+    if json_out:
+        emit_json({"summary": plan.summary(), "plan": plan.table.to_dict(orient="records")})
+        return
+    console.print(planner.plan_table(plan))
+    console.print(plan.summary())
+    if out is not None:
+        console.print(f"plan written to {out}")
+
+
+@app.command("loop")
+def loop_cmd(
+    data: Path | None = typer.Argument(None, help="Measurements so far (CSV/Parquet), or use --db."),
+    db: Path | None = typer.Option(None, "--db", help="Experiment store: read from it and store every result in it."),
+    candidates: Path | None = typer.Option(None, "--candidates", help="Candidate probes CSV (not needed with "
+                                                                       "--executor table)."),
+    executor: str = typer.Option("simulate", help="simulate (a known law), table (a measured grid) or probe "
+                                                  "(train the probes with the probe runner)."),
+    table: Path | None = typer.Option(None, "--table", help="Measured grid for --executor table."),
+    spec: Path | None = typer.Option(None, "--spec", help="Probe grid spec (TOML) for --executor probe."),
+    target: str = typer.Option("tradeoff", help="tradeoff, limited-data or compute."),
+    n_params: float | None = typer.Option(None, "--n-params", help="Model size of the planned run."),
+    tokens: float | None = typer.Option(None, "--tokens", help="CPT tokens of the planned run."),
+    max_general_increase: float | None = typer.Option(0.03, "--max-general-increase", min=0.0),
+    domain: str | None = typer.Option(None, "--domain", help="Domain of the planned run."),
+    law: str = typer.Option("dcpt", help="Law to fit."),
+    refit: str = typer.Option("nuts", help="nuts (the Bayesian fit) or smc (a fast numpy stand-in)."),
+    draws: int = typer.Option(500, min=50, help="Draws per chain of each NUTS refit."),
+    k: int = typer.Option(2, "-k", "--k", min=1, help="Probes per round."),
+    rounds: int = typer.Option(5, "--rounds", min=1, help="Maximum rounds."),
+    budget_gpu_hours: float | None = typer.Option(None, "--budget-gpu-hours", min=0.0),
+    stop_width: float | None = typer.Option(None, "--stop-width", min=0.0, help="Stop when the 90% interval of "
+                                                                                  "the target is this narrow."),
+    gpu_flops: float = typer.Option(312e12, "--gpu-flops", min=1.0),
+    mfu: float = typer.Option(0.4, "--mfu", min=0.001, max=1.0),
+    overhead: float = typer.Option(0.25, "--overhead-hours", min=0.0),
+    state_dir: Path = typer.Option(Path("loop-state"), "--state-dir", help="Where every round is stored."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the loop stored in --state-dir."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Alternate suggest -> run -> refit until the target's interval is narrow or the budget is spent.
+
+    Example: [bold]bayes-dcpt loop probes.csv --candidates cand.csv --executor simulate --n-params 4e5
+    --tokens 2e6 --rounds 3 --state-dir loop[/bold]
+    """
+    import sys
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from bayes_dcpt import planner
+    from bayes_dcpt.cli.fit_cmd import _load_input
+    from bayes_dcpt.loop import PlannerLoop, SimulatorExecutor, TableExecutor
+
+    if executor not in ("simulate", "table", "probe"):
+        raise BayesDCPTError(f"--executor must be simulate, table or probe, not {executor!r}")
+    if refit not in ("nuts", "smc"):
+        raise BayesDCPTError(f"--refit must be nuts or smc, not {refit!r}")
+    df = _load_input(data, db)
+    tgt = _target(target, n_params=n_params, tokens=tokens, max_general_increase=max_general_increase,
+                  domain=domain)
+    if executor == "table":
+        if table is None:
+            raise BayesDCPTError("--executor table needs --table MEASURED.csv")
+        ex: Any = TableExecutor(_load_input(table, None))
+        cands = ex.candidates()
+    else:
+        if candidates is None:
+            raise BayesDCPTError(f"--executor {executor} needs --candidates CAND.csv")
+        cands = planner.read_candidates(candidates)
+        if executor == "simulate":
+            from bayes_dcpt.simulate import World
+
+            ex = SimulatorExecutor(World.default(domains=sorted(df["domain"].unique())), seed=seed)
+        else:
+            if spec is None or db is None:
+                raise BayesDCPTError("--executor probe needs --spec GRID.toml and --db runs.sqlite")
+            from bayes_dcpt.probe.executor import ProbeExecutor
+
+            ex = ProbeExecutor(spec, db, seed=seed)
+    if refit == "nuts":
+        from bayes_dcpt.fit import bayesian_refit
+
+        refit_fn = bayesian_refit(law, draws=draws, tune=draws)
+    else:
+        from bayes_dcpt.quickfit import SMCRefit
+
+        refit_fn = SMCRefit(law, seed=seed)
+    settings = dict(k=k, budget_gpu_hours=budget_gpu_hours, stop_width=stop_width, max_rounds=rounds,
+                    cost_model=_cost_model(gpu_flops, mfu, overhead), seed=seed)
+    if resume:
+        loop = PlannerLoop.resume(state_dir, candidates=cands, target=tgt, executor=ex, refit=refit_fn,
+                                  max_rounds=rounds)
+    else:
+        if (state_dir / "config.json").exists():
+            raise BayesDCPTError(f"{state_dir} already holds a loop; pass --resume to continue it")
+        loop = PlannerLoop(candidates=cands, target=tgt, executor=ex, refit=refit_fn, data=df,
+                           state_dir=state_dir, **settings)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("round 0: fitting", total=None)
+        while True:
+            rec = loop.step()
+            if rec is None:
+                break
+            progress.update(task, description=f"round {rec['round']}: {rec['cum_gpu_hours']:.2f} GPU-h so far, "
+                                              f"target interval width {rec['width_after']:.3g}")
+            if db is not None and executor != "probe":  # the probe executor writes to the store itself
+                from bayes_dcpt.store import Store
+
+                new = loop.data[loop.data["loop_round"] == rec["round"]]
+                with Store(db) as st:
+                    st.import_frame(new.drop(columns=["loop_round"]))
+    res = loop.result()
+    hist = res.history
+    if len(hist):
+        from rich.table import Table
+
+        t = Table(title=f"loop ({executor} executor, {refit} refits)")
+        cols = ["round", "n_probes", "gpu_hours", "cum_gpu_hours", "width_before", "width_after", "median_after",
+                "reweighted"]
+        for c in cols:
+            t.add_column(c, justify="right")
+        for _, row in hist.iterrows():
+            t.add_row(*[f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in cols])
+        console.print(t)
+    console.print(f"stopped: {loop.stopped or 'max rounds'}; every round is stored in {state_dir}")

@@ -1,0 +1,77 @@
+"""The optimize, suggest and loop commands on a saved fit."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from bayes_dcpt.planner import candidates_from_menus
+
+
+@pytest.fixture
+def cand_csv(tmp_path):
+    c = candidates_from_menus(domains=["code"], n_params=[1e8, 3e8, 1e9], tokens=[1e9, 5e9],
+                              r_domain=[0.1, 0.3, 0.5, 0.7, 0.9])
+    p = tmp_path / "cand.csv"
+    c.to_csv(p, index=False)
+    return p
+
+
+def test_optimize_json_has_r_star_interval(cli, small_fit_path, tmp_path):
+    code, out, err = cli("optimize", small_fit_path, "--n-params", "1e9", "--tokens", "2e10",
+                         "--max-general-increase", "0.02", "--json", "--plot", tmp_path / "d.png")
+    assert code == 0, err
+    js = json.loads(out)
+    r = js["r_domain"]
+    assert 0 <= r["lo"] <= r["median"] <= r["hi"] <= 1
+    assert (tmp_path / "d.png").stat().st_size > 1000
+    code, out, err = cli("optimize", small_fit_path, "--usage", "compute", "--n-params", "1e9", "--tokens", "2e10")
+    assert code == 0, err
+    assert "N_opt" in out or "n_opt" in out.lower()
+
+
+def test_suggest_writes_a_plan_within_budget(cli, small_fit_path, cand_csv, tmp_path):
+    code, out, err = cli("suggest", small_fit_path, "--candidates", cand_csv, "--n-params", "1e9", "--tokens", "2e10",
+                         "--max-general-increase", "0.02", "-k", "2", "--budget-gpu-hours", "4",
+                         "--out", tmp_path / "plan.csv")
+    assert code == 0, err
+    plan = pd.read_csv(tmp_path / "plan.csv")
+    assert 1 <= len(plan) <= 2 and plan["gpu_hours"].sum() <= 4 + 1e-9
+
+
+def test_loop_runs_stores_and_resumes(cli, df3, cand_csv, tmp_path):
+    d = tmp_path / "d.csv"
+    df3.to_csv(d, index=False)
+    args = ["loop", d, "--candidates", cand_csv, "--n-params", "1e9", "--tokens", "2e10", "--refit", "smc",
+            "-k", "1", "--state-dir", tmp_path / "L"]
+    code, out, err = cli(*args, "--rounds", "1")
+    assert code == 0, err
+    assert (tmp_path / "L" / "rounds.jsonl").read_text().count("\n") == 1
+    code, out, err = cli(*args, "--rounds", "2")
+    assert code == 2 and "--resume" in err
+    code, out, err = cli(*args, "--rounds", "2", "--resume")
+    assert code == 0, err
+    assert (tmp_path / "L" / "rounds.jsonl").read_text().count("\n") == 2
+    data = pd.read_csv(tmp_path / "L" / "data.csv")
+    assert set(data["loop_round"].dropna().astype(int)) >= {1, 2}
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("optimize", "/no/fit.nc"), "no such fit"),
+    (("optimize", "{fit}", "--usage", "foo"), "--usage"),
+    (("optimize", "{fit}", "--max-general-increase", "-1"), "max-general-increase"),
+    (("optimize", "{fit}", "--n-params", "1e9", "--tokens", "1e9", "--domain", "music"), "music"),
+    (("suggest", "{fit}", "--candidates", "/no/cand.csv"), "cand.csv"),
+    (("suggest", "{fit}", "--candidates", "{fit}"), "cand"),
+    (("loop", "--candidates", "x.csv"), "DATA"),
+    (("loop", "{fit}", "--executor", "gpu"), "--executor"),
+])
+def test_plan_commands_bad_input(cli, small_fit_path, args, needle):
+    args = [str(a).format(fit=small_fit_path) for a in args]
+    code, out, err = cli(*args)
+    assert code == 2
+    lines = [ln for ln in err.strip().splitlines() if ln]
+    assert len(lines) == 1, err
+    assert needle.lower() in lines[0].lower(), lines[0]
