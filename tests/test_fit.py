@@ -180,3 +180,20 @@ def test_compare_laws_by_loo(df3):
     assert set(tab.index) == {"L3", "L1"}
     assert "elpd" in " ".join(tab.columns)
     assert tab.index[0] == "L3"  # the data come from L3
+
+
+@pytest.mark.slow
+def test_auto_law_stacks_candidates_and_predicts(df3, tmp_path):
+    auto = fit(df3, "auto", "domain", seed=1, **KW)
+    tab = auto.table()
+    assert abs(tab["weight"].sum() - 1) < 1e-6
+    assert tab.iloc[0]["law"] in ("L3", "L7")  # the data come from L3 (L7 nests it closely)
+    assert "implicit_trend" in tab.set_index("law").loc["L1", "requirements_failed"]
+    rows = data.fit_rows(df3).head(5)
+    p = auto.predict(rows, kind="mean")
+    assert (p["loss_domain_lo"] <= p["loss_domain_mean"]).all()
+    d = auto.optimize("limited-data", n_params=1e9, domain_tokens=2e9)
+    assert np.isfinite(d.posterior["r_domain"]).all()
+    path = auto.save(tmp_path / "auto.json")
+    again = load_fit(path)
+    assert set(again.weights) == set(auto.weights)

@@ -4,6 +4,7 @@
 and save/load; further model families live in sibling modules.
 """
 
+from bayes_dcpt.fit.auto import AutoFit, fit_auto
 from bayes_dcpt.fit.core import (
     _MODEL_CACHE,
     NUTPIE_DEFAULTS,
@@ -21,6 +22,8 @@ from bayes_dcpt.fit.core import (
 )
 
 __all__ = [
+    "AutoFit",
+    "fit_auto",
     "NUTPIE_DEFAULTS",
     "SAMPLERS",
     "_MODEL_CACHE",

@@ -969,6 +969,12 @@ def load_fit(path: str | Path) -> Fit:
     path = Path(path)
     if not path.is_file():
         raise BayesDCPTError(f"no such fit file: {path}")
+    with open(path, "rb") as fh:
+        head = fh.read(1)
+    if head == b"{":  # an AutoFit manifest (law="auto")
+        from bayes_dcpt.fit.auto import load_auto
+
+        return load_auto(path)
     try:
         with xr.open_datatree(path, engine="h5netcdf") as tree:
             tree = tree.load()
@@ -1022,7 +1028,8 @@ def fit(
         Schema frame or file path (validated with :func:`bayes_dcpt.data.load`).
     law
         ``"dcpt"`` (L3, default), ``"L1"``..``"L7"``, ``"cross-domain"`` (K3) or ``"cross-domain-K1..K4"``,
-        ``"chinchilla"``.
+        ``"chinchilla"``, or ``"auto"``: fit L3, L1, L6 and L7, weight them by LOO stacking and predict with
+        the stacked posterior (returns an :class:`~bayes_dcpt.fit.auto.AutoFit`).
     target
         ``"both"`` (general and domain loss in one call), ``"general"`` or ``"domain"``.
     draws, tune, chains, cores, seed
@@ -1045,6 +1052,13 @@ def fit(
     sampler_kwargs
         Extra sampler settings (nutpie: ``adaptation``, ``target_accept``, ...; PyMC/numpyro: the ``nuts`` dict).
     """
+    if isinstance(law, str) and law.strip().lower() == "auto":
+        from bayes_dcpt.fit.auto import fit_auto
+
+        return fit_auto(data, target, seed=seed, draws=draws, tune=tune, chains=chains, cores=cores,
+                        sampler=sampler, robust=robust, run_effect=run_effect, hierarchical=hierarchical,
+                        parametrization=parametrization, monotone=monotone, prior_scale=prior_scale,
+                        zero_ratio=zero_ratio, progressbar=progressbar, warn=warn, sampler_kwargs=sampler_kwargs)
     law_ = get_law(law)
     if law_.family not in ("dcpt", "cross-domain", "chinchilla"):
         raise FitError(f"law {law_.name!r} is not a law of (N, D, r); the Bayesian fit supports the D-CPT, "
