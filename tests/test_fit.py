@@ -197,3 +197,29 @@ def test_auto_law_stacks_candidates_and_predicts(df3, tmp_path):
     path = auto.save(tmp_path / "auto.json")
     again = load_fit(path)
     assert set(again.weights) == set(auto.weights)
+
+
+@pytest.mark.slow
+def test_cross_domain_new_domain_from_a_few_probes():
+    """A domain seen only through its base rows and two early checkpoints gets a whole-surface prediction whose
+    band is wider than the well-measured domains' and covers the truth."""
+    doms = ("a", "b", "c", "new")
+    w = World.default(domains=doms, sigma=0.003, tau=0.003, spread=0.3, vary=("E",), seed=3)
+    df = w.simulate(probe_grid(domains=doms, n_params=(1e8, 3e8, 1e9)), seed=4)
+    new = df[df["domain"] == "new"]
+    first_two = np.sort(new.loc[new["tokens"] > 0, "tokens"].unique())[:2]
+    keep = (new["tokens"] == 0) | ((new["n_params"] == 1e8) & (new["r_domain"] == 0.9)
+                                    & new["tokens"].isin(first_two))
+    df2 = pd.concat([df[df["domain"] != "new"], new[keep]], ignore_index=True)
+    f = fit(df2, "cross-domain", "domain", seed=1, draws=400, tune=400, chains=2, warn=False)
+    assert set(f.features["domain"]) == set(doms)
+    grid = pd.DataFrame([{"domain": d, "n_params": 1e9, "tokens": 5e9, "r_domain": r} for d in doms
+                         for r in (0.3, 0.9)])
+    p = f.predict(grid, kind="mean")
+    truth = np.concatenate([w.mean(grid[grid["domain"] == d], "domain") for d in doms])
+    covered = (p["loss_domain_lo"] <= truth) & (truth <= p["loss_domain_hi"])
+    assert covered.mean() >= 0.75
+    width = (p["loss_domain_hi"] - p["loss_domain_lo"]).to_numpy()
+    is_new = (grid["domain"] == "new").to_numpy()
+    assert width[is_new].min() > 1.5 * width[~is_new].max()
+    assert covered[is_new].all()

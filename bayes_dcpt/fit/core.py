@@ -207,7 +207,8 @@ class _Design:
         if self.features is not None:
             f = self.features.set_index("domain").loc[self.domains]
             for k in ("k1", "k2", "k3"):
-                out[k] = f[k].to_numpy(float)
+                v = f[k].to_numpy(float)
+                out[k] = np.where(np.isfinite(v), v, 1.0)  # an unused feature may be missing (e.g. k3 for K3)
         return out
 
 
@@ -360,8 +361,9 @@ def _build_model(law: Law, cfg: FitConfig, design: _Design, likelihood: bool = T
         exponents = {e for e, _ in law.power_terms.values()} if anchored else set()
         # 1. parameters sampled directly: shape parameters (eps, eta, ...) and, for laws without linear
         #    structure, everything. Shared across domains unless a loss-scaled coefficient in a hierarchy.
+        dlc_slope = cross and anchored and "mu" in law.param_names and "F" in law.linear
         for par in law.params:
-            if par.name in linear or par.name in exponents:
+            if par.name in linear or par.name in exponents or (dlc_slope and par.name == "mu"):
                 continue
             varying = hier and _coefficient(par) and not cross
             full[par.name] = direct(par, varying) * pt.ones((T, ND))
@@ -380,6 +382,8 @@ def _build_model(law: Law, cfg: FitConfig, design: _Design, likelihood: bool = T
             log_far = rv("log_far_loss", pt.log(loss_lo), 0.5 * ps, varying)
             remaining = pt.exp(log_far)
             order = [c for c in ("B", "A", "C") if c in law.power_terms]
+            if cross and "F" in law.linear:
+                order.append("F")  # the DLC term at the domains' geometric-mean K (= 1) is part of the far loss
             centers = {c: law.param(c).prior.center for c in order}
             left = sum(centers.values()) + law.param("E").prior.center
             t_hi: dict[str, Any] = {}
@@ -392,6 +396,8 @@ def _build_model(law: Law, cfg: FitConfig, design: _Design, likelihood: bool = T
             full["E"] = remaining
             varies["E"] = varying
             for c in order:
+                if c not in law.power_terms:
+                    continue
                 expo, axis = law.power_terms[c]
                 pe = law.param(expo)
                 if axis not in design.varying_axes["axes"]:
@@ -418,6 +424,16 @@ def _build_model(law: Law, cfg: FitConfig, design: _Design, likelihood: bool = T
                                                                              pe.prior.sd * ps),
                                                               pt.log(full[expo][:, 0])).sum())
                 varies[expo] = varying and axis in design.varying_axes["axes"]
+            if dlc_slope:
+                # F and mu trade off (the domains' spread is ~ F mu log K): sample the slope g = F mu and
+                # derive mu = g / F; mu's prior enters as a factor on the derived value
+                pm_ = law.param("mu")
+                log_g = rv("log_dlc_slope", np.log(pm_.prior.center * law.param("F").prior.center) + pt.log(lref),
+                           1.5 * ps, False)
+                full["mu"] = pt.exp(log_g) / t_hi["F"] * pt.ones((T, ND))
+                varies["mu"] = False
+                pm.Potential("prior_mu", pm.logp(pm.Normal.dist(np.log(pm_.prior.center), pm_.prior.sd * ps),
+                                                 pt.log(full["mu"][:, 0])).sum())
             x_far = {"N": hi["N"] * pt.ones((1, ND)), "D": hi["D"] * pt.ones((1, ND)),
                      "r": hi["r"] * pt.ones((1, ND)), "K": pt.ones((T, ND))}
             terms = t_hi
@@ -480,13 +496,13 @@ def _build_model(law: Law, cfg: FitConfig, design: _Design, likelihood: bool = T
         if cross:
             k_feats = {k: pm.Data(k, arr[k], dims="domain")[None, :] for k in ("k1", "k2", "k3")}
             p_t = {k: v[:, :1] for k, v in full.items()}
-            log_k_mean = pt.log(law.dlc(pt, p_t, k_feats)) * pt.ones((T, ND))
+            # only F K^-mu is identified: K is normalised to geometric mean 1 over the fitted domains (F is
+            # the DLC term of the average domain) and its learnt deviations sum to zero
+            log_k_feat = pt.log(law.dlc(pt, p_t, k_feats)) * pt.ones((T, ND))
+            log_k_mean = log_k_feat - pt.mean(log_k_feat, axis=1, keepdims=True)
             sigma_k = pm.HalfNormal("sigma_K", 0.5 * ps, dims="target")
-            if cfg.parametrization == "centered":
-                log_k = pm.Normal("log_K", log_k_mean, sigma_k[:, None], dims=("target", "domain"))
-            else:
-                zk = pm.Normal("z_K", 0.0, 1.0, dims=("target", "domain"))
-                log_k = log_k_mean + sigma_k[:, None] * zk
+            zk = pm.ZeroSumNormal("z_K", sigma=1.0, dims=("target", "domain"), n_zerosum_axes=1)
+            log_k = log_k_mean + sigma_k[:, None] * zk
             K = pm.Deterministic("K", pt.exp(log_k), dims=("target", "domain"))
             x["K"] = K[t_idx, d_idx]
         p_obs = {k: v[t_idx, d_idx] for k, v in full.items()}
