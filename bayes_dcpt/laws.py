@@ -140,7 +140,7 @@ class Law:
     level: tuple[str, ...] = ()
     #: Power-law terms ``coefficient -> (exponent, axis)`` with axis ``"N"``, ``"D"`` or ``"r"`` (the last
     #: in the form ``(r + eps)^-exponent``). The Bayesian fit samples such a term through its values at the
-    #: two ends of the data's range of its axis (see :mod:`bayes_dcpt.fit`).
+    #: two ends of the data's range of its axis (see :mod:`bayes_dcpt.fitting`).
     power_terms: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     @property

@@ -3,7 +3,7 @@
 :class:`Posterior` is what every consumer downstream of the sampler works with (decisions, the
 planner, reports): parameter draws per (target, domain), the observation-noise draws, the DLC of each
 domain for the cross-domain law, and the base-model reference losses. It never imports PyMC; a
-:class:`~bayes_dcpt.fit.Fit` builds one from its ``idata``, and a bootstrap can build one too.
+:class:`~bayes_dcpt.fitting.Fit` builds one from its ``idata``, and a bootstrap can build one too.
 
 Noise model (shared with the PyMC likelihood)::
 

@@ -1,6 +1,6 @@
 """A fast numpy posterior of a law by sequential Monte Carlo: the planner loop's stand-in refit.
 
-The Bayesian fit of the package is PyMC/NUTS (:mod:`bayes_dcpt.fit`). The closed-loop tests and benchmarks
+The Bayesian fit of the package is PyMC/NUTS (:mod:`bayes_dcpt.fitting`). The closed-loop tests and benchmarks
 of the planner refit dozens of times, so they use this cheaper sampler of the same kind of posterior:
 
 * priors of every law parameter from the law registry (:class:`bayes_dcpt.laws.Prior`; coefficient priors

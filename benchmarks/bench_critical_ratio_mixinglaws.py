@@ -19,7 +19,7 @@ Each row also gives the posterior predictive 90% interval of the general loss of
 steps, to compare with the measured 2.8721.
 
 Hook for further methods (e.g. the Bayesian fit): pass ``extra_methods={"label": fn}`` to :func:`main`,
-where ``fn(train_df) -> Posterior``; or ``--fit FIT.nc`` (a fit saved by ``bayes_dcpt.fit``, loaded with
+where ``fn(train_df) -> Posterior``; or ``--fit FIT.nc`` (a fit saved by ``bayes_dcpt.fitting``, loaded with
 ``load_fit`` and reported on the split it was fitted on, assumed "all ratios").
 
 Run: .venv/bin/python benchmarks/bench_critical_ratio_mixinglaws.py [--n-boot 200] [--fit FIT.nc]
@@ -49,7 +49,7 @@ PAPER_R = 1.0 - 0.28515625
 CI = 0.9
 
 #: Extra rows: label -> function(train frame) -> Posterior. The lead adds the Bayesian fit here, e.g.
-#: ``EXTRA_METHODS["Bayesian fit (NUTS)"] = lambda df: bayes_dcpt.fit.fit(df, ...).posterior``.
+#: ``EXTRA_METHODS["Bayesian fit (NUTS)"] = lambda df: bayes_dcpt.fitting.fit(df, ...).posterior``.
 EXTRA_METHODS: dict[str, Callable[[pd.DataFrame], Posterior]] = {}
 
 
@@ -115,7 +115,7 @@ def main(n_boot: int = 200, extra_methods: Mapping[str, Callable[[pd.DataFrame],
             post = fn(train)
             rows.append(row_for(label, split, post, df, time.perf_counter() - t0, obs_r))
     if fit_path:
-        from bayes_dcpt.fit import load_fit  # the lead's module
+        from bayes_dcpt.fitting import load_fit  # the lead's module
 
         post = load_fit(fit_path).posterior
         rows.append(row_for(f"saved fit {Path(fit_path).name}", "all 5 ratios", post, df, float("nan"), obs_r))
@@ -132,6 +132,6 @@ def main(n_boot: int = 200, extra_methods: Mapping[str, Callable[[pd.DataFrame],
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples per split and unit")
-    ap.add_argument("--fit", default=None, help="a saved Bayesian fit (bayes_dcpt.fit) to add as a row")
+    ap.add_argument("--fit", default=None, help="a saved Bayesian fit (bayes_dcpt.fitting) to add as a row")
     a = ap.parse_args()
     main(a.n_boot, fit_path=a.fit)

@@ -90,7 +90,7 @@ def df3(world3) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def small_fit(df3):
     """D-CPT law, both targets, one domain; 2 chains x 300 draws (compiled once per session)."""
-    from bayes_dcpt.fit import fit
+    from bayes_dcpt.fitting import fit
 
     return fit(df3, "dcpt", "both", seed=3, **FIT_KW)
 

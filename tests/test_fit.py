@@ -14,7 +14,7 @@ import pytest
 
 from bayes_dcpt import data
 from bayes_dcpt.errors import BayesDCPTError, ConvergenceWarning, DataValidationError, FitError
-from bayes_dcpt.fit import _MODEL_CACHE, compare, fit, load_fit, prior_table
+from bayes_dcpt.fitting import _MODEL_CACHE, compare, fit, load_fit, prior_table
 from bayes_dcpt.simulate import World, probe_grid
 
 KW = {"draws": 300, "tune": 300, "chains": 2, "cores": 2, "warn": False}

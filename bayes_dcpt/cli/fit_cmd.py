@@ -119,7 +119,7 @@ def fit_cmd(
 
     from bayes_dcpt.data import TARGETS
     from bayes_dcpt.errors import ConvergenceWarning
-    from bayes_dcpt.fit import SAMPLERS, fit
+    from bayes_dcpt.fitting import SAMPLERS, fit
 
     if target not in (*TARGETS, "both"):
         raise BayesDCPTError(f"--target must be general, domain or both, not {target!r}")
@@ -174,7 +174,7 @@ def predict_cmd(
     import pandas as pd
 
     from bayes_dcpt.data import read_table
-    from bayes_dcpt.fit import load_fit
+    from bayes_dcpt.fitting import load_fit
 
     if kind not in ("predictive", "mean"):
         raise BayesDCPTError(f"--kind must be predictive or mean, not {kind!r}")

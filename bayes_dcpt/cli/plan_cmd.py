@@ -47,7 +47,7 @@ def optimize_cmd(
     --max-general-increase 0.03[/bold]
     """
     from bayes_dcpt import decisions
-    from bayes_dcpt.fit import load_fit
+    from bayes_dcpt.fitting import load_fit
 
     if usage not in _USAGES:
         raise BayesDCPTError(f"--usage must be one of {', '.join(_USAGES)}, not {usage!r}")
@@ -81,7 +81,7 @@ def _cost_model(gpu_flops: float, mfu: float, overhead: float):
 
 
 def _target(target: str, **opts: Any):
-    from bayes_dcpt.fit import make_target
+    from bayes_dcpt.fitting import make_target
 
     tgt, rest = make_target(target, **{k: v for k, v in opts.items() if v is not None})
     if rest:
@@ -117,7 +117,7 @@ def suggest_cmd(
     --tokens 2e6 --max-general-increase 0.03 -k 3 --budget-gpu-hours 10 --out plan.csv[/bold]
     """
     from bayes_dcpt import planner
-    from bayes_dcpt.fit import load_fit
+    from bayes_dcpt.fitting import load_fit
 
     f = load_fit(fit_path)
     cands = planner.read_candidates(candidates)
@@ -208,7 +208,7 @@ def loop_cmd(
 
             ex = ProbeExecutor(spec, db, seed=seed)
     if refit == "nuts":
-        from bayes_dcpt.fit import bayesian_refit
+        from bayes_dcpt.fitting import bayesian_refit
 
         refit_fn = bayesian_refit(law, draws=draws, tune=draws)
     else:

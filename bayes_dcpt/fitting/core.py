@@ -988,7 +988,7 @@ def load_fit(path: str | Path) -> Fit:
     with open(path, "rb") as fh:
         head = fh.read(1)
     if head == b"{":  # an AutoFit manifest (law="auto")
-        from bayes_dcpt.fit.auto import load_auto
+        from bayes_dcpt.fitting.auto import load_auto
 
         return load_auto(path)
     try:
@@ -1045,7 +1045,7 @@ def fit(
     law
         ``"dcpt"`` (L3, default), ``"L1"``..``"L7"``, ``"cross-domain"`` (K3) or ``"cross-domain-K1..K4"``,
         ``"chinchilla"``, or ``"auto"``: fit L3, L1, L6 and L7, weight them by LOO stacking and predict with
-        the stacked posterior (returns an :class:`~bayes_dcpt.fit.auto.AutoFit`).
+        the stacked posterior (returns an :class:`~bayes_dcpt.fitting.auto.AutoFit`).
     target
         ``"both"`` (general and domain loss in one call), ``"general"`` or ``"domain"``.
     draws, tune, chains, cores, seed
@@ -1069,7 +1069,7 @@ def fit(
         Extra sampler settings (nutpie: ``adaptation``, ``target_accept``, ...; PyMC/numpyro: the ``nuts`` dict).
     """
     if isinstance(law, str) and law.strip().lower() == "auto":
-        from bayes_dcpt.fit.auto import fit_auto
+        from bayes_dcpt.fitting.auto import fit_auto
 
         return fit_auto(data, target, seed=seed, draws=draws, tune=tune, chains=chains, cores=cores,
                         sampler=sampler, robust=robust, run_effect=run_effect, hierarchical=hierarchical,

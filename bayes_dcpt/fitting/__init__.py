@@ -1,11 +1,11 @@
 """The fitting package: the only place that imports PyMC.
 
-:mod:`bayes_dcpt.fit.core` holds the hierarchical D-CPT / cross-domain model, the :class:`Fit` result
+:mod:`bayes_dcpt.fitting.core` holds the hierarchical D-CPT / cross-domain model, the :class:`Fit` result
 and save/load; further model families live in sibling modules.
 """
 
-from bayes_dcpt.fit.auto import AutoFit, fit_auto
-from bayes_dcpt.fit.core import (
+from bayes_dcpt.fitting.auto import AutoFit, fit_auto
+from bayes_dcpt.fitting.core import (
     _MODEL_CACHE,
     NUTPIE_DEFAULTS,
     SAMPLERS,

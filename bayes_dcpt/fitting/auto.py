@@ -146,7 +146,7 @@ class AutoFit:
         return {k: f.diagnostics(warn=warn) for k, f in self.fits.items()}
 
     def optimize(self, usage: str = "tradeoff", **inputs: Any):
-        """Decisions on the stacked posterior (see :meth:`bayes_dcpt.fit.Fit.optimize`)."""
+        """Decisions on the stacked posterior (see :meth:`bayes_dcpt.fitting.Fit.optimize`)."""
         from bayes_dcpt import decisions
 
         return decisions.optimize(self.posterior, usage, **inputs)
@@ -184,7 +184,7 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] = DEF
     """Fit ``candidates``, weight them by LOO stacking and build the stacked posterior."""
     import arviz as az
 
-    from bayes_dcpt.fit.core import fit as fit_one
+    from bayes_dcpt.fitting.core import fit as fit_one
 
     if len(candidates) < 2:
         raise BayesDCPTError("law='auto' needs at least two candidate laws")
@@ -207,7 +207,7 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] = DEF
 
 def load_auto(path: str | Path) -> AutoFit:
     """Read an :class:`AutoFit` manifest written by :meth:`AutoFit.save`."""
-    from bayes_dcpt.fit.core import load_fit
+    from bayes_dcpt.fitting.core import load_fit
 
     path = Path(path)
     m = json.loads(path.read_text())
