@@ -75,3 +75,19 @@ def test_plan_commands_bad_input(cli, small_fit_path, args, needle):
     lines = [ln for ln in err.strip().splitlines() if ln]
     assert len(lines) == 1, err
     assert needle.lower() in lines[0].lower(), lines[0]
+
+
+def test_suggest_with_db_skips_measured_candidates(cli, small_fit_path, df3, tmp_path):
+    from bayes_dcpt.store import Store
+
+    db = tmp_path / "runs.sqlite"
+    with Store(db) as st:
+        st.import_frame(df3)
+    c = candidates_from_menus(domains=["code"], n_params=[1e8, 1e9], tokens=[1e9], r_domain=[0.2, 0.5, 0.9])
+    cand = tmp_path / "c.csv"
+    c.to_csv(cand, index=False)
+    code, out, err = cli("suggest", small_fit_path, "--candidates", cand, "--db", db, "--n-params", "1e9",
+                         "--tokens", "2e10", "-k", "2", "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    plan = pd.read_csv(tmp_path / "p.csv")
+    assert set(plan["r_domain"].round(6)) == {0.2}

@@ -89,6 +89,26 @@ def _target(target: str, **opts: Any):
     return tgt
 
 
+def _drop_measured(cands, db: Path):
+    """Candidates not yet run in the store ``db`` (a run covers a candidate of <= its tokens)."""
+    import numpy as np
+
+    from bayes_dcpt.store import load_data
+
+    have = load_data(db)
+    cpt = have[have["tokens"] > 0]
+    done = cpt.groupby(["domain", "n_params", "r_domain"])["tokens"].max()
+    keep = []
+    for _, c in cands.iterrows():
+        covered = any(d == c["domain"] and np.isclose(n, c["n_params"]) and np.isclose(r, c["r_domain"])
+                      and t >= c["tokens"] * (1 - 1e-9) for (d, n, r), t in done.items())
+        keep.append(not covered)
+    out = cands[np.array(keep, bool)].reset_index(drop=True)
+    if out.empty:
+        raise BayesDCPTError(f"every candidate has already been measured in {db}")
+    return out
+
+
 @app.command("suggest")
 def suggest_cmd(
     fit_path: Path = typer.Argument(..., help="A fit written by `bayes-dcpt fit`."),
@@ -107,6 +127,9 @@ def suggest_cmd(
     mfu: float = typer.Option(0.4, "--mfu", min=0.001, max=1.0, help="Model FLOP utilisation."),
     overhead: float = typer.Option(0.25, "--overhead-hours", min=0.0, help="Fixed GPU-hours per run."),
     seed: int = typer.Option(0, help="Seed (same seed, same plan)."),
+    db: Path | None = typer.Option(None, "--db", help="Experiment store: candidates already measured there (same "
+                                                      "domain, size and ratio, at least as many tokens) are "
+                                                      "dropped."),
     out: Path | None = typer.Option(None, help="Write the plan table to this CSV."),
     plot: Path | None = typer.Option(None, "--plot", help="Save the plan plot (PNG) here."),
     json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
@@ -121,6 +144,8 @@ def suggest_cmd(
 
     f = load_fit(fit_path)
     cands = planner.read_candidates(candidates)
+    if db is not None:
+        cands = _drop_measured(cands, db)
     tgt = _target(target, n_params=n_params, tokens=tokens, max_general_increase=max_general_increase,
                   domain=domain)
     plan = planner.suggest(f.posterior, cands, tgt, k=k, budget_gpu_hours=budget_gpu_hours,
