@@ -90,9 +90,19 @@ def _check_ci(ci: float) -> float:
     return v
 
 
-def _band(post: Any, target: str, domain: str, n_params: float, tokens: np.ndarray, r_domain: np.ndarray,
-          ci: float, kind: str) -> pd.DataFrame:
-    grid = pd.DataFrame({"domain": domain, "n_params": float(n_params), "tokens": tokens, "r_domain": r_domain})
+def _band(
+    post: Any,
+    target: str,
+    domain: str,
+    n_params: float,
+    tokens: np.ndarray,
+    r_domain: np.ndarray,
+    ci: float,
+    kind: str,
+) -> pd.DataFrame:
+    grid = pd.DataFrame(
+        {"domain": domain, "n_params": float(n_params), "tokens": tokens, "r_domain": r_domain}
+    )
     return post.predict(grid, ci, kind=kind)
 
 
@@ -104,9 +114,17 @@ def _fmt_n(n: float) -> str:
     return f"{n:,.0f}" if n < 1e6 else f"{n:.3g}"
 
 
-def loss_curves(fit: Any, *, domain: str, data: pd.DataFrame | None = None, ci: float = CI_PROB,
-                kind: str = "mean", n_params: Sequence[float] | None = None,
-                targets: Sequence[str] | None = None, extend: float = 2.0) -> Any:
+def loss_curves(
+    fit: Any,
+    *,
+    domain: str,
+    data: pd.DataFrame | None = None,
+    ci: float = CI_PROB,
+    kind: str = "mean",
+    n_params: Sequence[float] | None = None,
+    targets: Sequence[str] | None = None,
+    extend: float = 2.0,
+) -> Any:
     """Loss against CPT tokens for each ratio, with the fitted curve and its credible band, over the data.
 
     One row of panels per model size, one column per fitted target (general, domain loss). Each ratio
@@ -167,14 +185,33 @@ def loss_curves(fit: Any, *, domain: str, data: pd.DataFrame | None = None, ci: 
                 fitted = _own_ratio(t, r) > 0
                 label = f"r = {r:g}" + ("" if fitted else " (not fitted)")
                 if len(pts):
-                    ax.plot(pts["tokens"], pts[col], linestyle="none", marker=mk, markersize=5,
-                            color=g, markerfacecolor=g if fitted else "white", markeredgewidth=1.0,
-                            label=None if fitted else label)
+                    ax.plot(
+                        pts["tokens"],
+                        pts[col],
+                        linestyle="none",
+                        marker=mk,
+                        markersize=5,
+                        color=g,
+                        markerfacecolor=g if fitted else "white",
+                        markeredgewidth=1.0,
+                        label=None if fitted else label,
+                    )
                 if fitted and (t, domain) in post.params:
                     b = _band(post, t, domain, n, tgrid, np.full(tgrid.size, r), ci, kind)
-                    ax.fill_between(tgrid, b[f"{col}_lo"], b[f"{col}_hi"], color="0.5", alpha=0.18, linewidth=0)
-                    ax.plot(tgrid, b[f"{col}_mean"], color=g, linestyle=ls, linewidth=1.4, marker=mk,
-                            markevery=[len(tgrid) - 1], markersize=5, label=label)
+                    ax.fill_between(
+                        tgrid, b[f"{col}_lo"], b[f"{col}_hi"], color="0.5", alpha=0.18, linewidth=0
+                    )
+                    ax.plot(
+                        tgrid,
+                        b[f"{col}_mean"],
+                        color=g,
+                        linestyle=ls,
+                        linewidth=1.4,
+                        marker=mk,
+                        markevery=[len(tgrid) - 1],
+                        markersize=5,
+                        label=label,
+                    )
             ax.axvspan(tmax, tgrid[-1], color="0.93", zorder=0, linewidth=0)
             ax.set_xscale("log")
             ax.set_xlabel(TOKENS_LABEL + " (log scale; shaded: beyond the data)")
@@ -182,13 +219,22 @@ def loss_curves(fit: Any, *, domain: str, data: pd.DataFrame | None = None, ci: 
             ax.set_title(f"{domain}: {t} loss, N = {_fmt_n(n)} parameters", fontsize=10)
             ax.grid(True, which="major", color="0.88", linewidth=0.6)
             if i == 0:
-                ax.legend(fontsize=7, ncols=2, loc="best", title=f"lines: law mean, band {ci:.0%}",
-                          title_fontsize=7)
+                ax.legend(
+                    fontsize=7, ncols=2, loc="best", title=f"lines: law mean, band {ci:.0%}", title_fontsize=7
+                )
     return fig
 
 
-def loss_vs_ratio(fit: Any, *, domain: str, data: pd.DataFrame | None = None, tokens: float | None = None,
-                  ci: float = CI_PROB, kind: str = "mean", targets: Sequence[str] | None = None) -> Any:
+def loss_vs_ratio(
+    fit: Any,
+    *,
+    domain: str,
+    data: pd.DataFrame | None = None,
+    tokens: float | None = None,
+    ci: float = CI_PROB,
+    kind: str = "mean",
+    targets: Sequence[str] | None = None,
+) -> Any:
     """Loss against the domain share at one token count (default: the largest measured), one line per size.
 
     Measurements at exactly that token count are drawn as markers; the law's posterior mean and ``ci``
@@ -227,21 +273,37 @@ def loss_vs_ratio(fit: Any, *, domain: str, data: pd.DataFrame | None = None, to
             if (t, domain) in post.params:
                 b = _band(post, t, domain, n, np.full(rgrid.size, float(tokens)), rgrid, ci, kind)
                 ax.fill_between(rgrid, b[f"{col}_lo"], b[f"{col}_hi"], color="0.5", alpha=0.18, linewidth=0)
-                ax.plot(rgrid, b[f"{col}_mean"], color=g, linestyle=ls, linewidth=1.4, label=f"N = {_fmt_n(n)}")
+                ax.plot(
+                    rgrid, b[f"{col}_mean"], color=g, linestyle=ls, linewidth=1.4, label=f"N = {_fmt_n(n)}"
+                )
             pts = at[np.isclose(at["n_params"].to_numpy(float), n)].dropna(subset=[col])
             if len(pts):
                 fitted = _own_ratio(t, pts["r_domain"].to_numpy(float)) > 0
-                ax.plot(pts["r_domain"][fitted], pts[col][fitted], linestyle="none", marker=mk, color=g,
-                        markersize=6)
-                ax.plot(pts["r_domain"][~fitted], pts[col][~fitted], linestyle="none", marker=mk, color=g,
-                        markerfacecolor="white", markersize=6)
+                ax.plot(
+                    pts["r_domain"][fitted],
+                    pts[col][fitted],
+                    linestyle="none",
+                    marker=mk,
+                    color=g,
+                    markersize=6,
+                )
+                ax.plot(
+                    pts["r_domain"][~fitted],
+                    pts[col][~fitted],
+                    linestyle="none",
+                    marker=mk,
+                    color=g,
+                    markerfacecolor="white",
+                    markersize=6,
+                )
         ax.set_xlim(0, 1)
         ax.set_xlabel(RATIO_LABEL)
         ax.set_ylabel(f"{t} {LOSS_LABEL}")
         ax.set_title(f"{domain}: {t} loss at D = {tokens:,.0f} CPT tokens", fontsize=10)
         ax.grid(True, color="0.88", linewidth=0.6)
-        ax.legend(fontsize=8, title=f"law mean, band {ci:.0%}; markers: data (hollow: not fitted)",
-                  title_fontsize=7)
+        ax.legend(
+            fontsize=8, title=f"law mean, band {ci:.0%}; markers: data (hollow: not fitted)", title_fontsize=7
+        )
     return fig
 
 
@@ -287,13 +349,19 @@ def rank_plot(fit: Any, var_names: Sequence[str] | None = None, *, n: int = 6) -
     if not names:
         raise InputError("no parameters to draw")
     post = fit.idata["posterior"]
-    panels = sum(int(np.prod([post[v].sizes[d] for d in post[v].dims if d not in ("chain", "draw")] or [1]))
-                 for v in names)
+    panels = sum(
+        int(np.prod([post[v].sizes[d] for d in post[v].dims if d not in ("chain", "draw")] or [1]))
+        for v in names
+    )
     cols = min(4, panels)
     rows = int(np.ceil(panels / cols))
-    pc = plot_rank(fit.idata, var_names=names, backend="matplotlib",
-                   aes={"color": ["chain"], "linestyle": ["chain"]},
-                   figure_kwargs={"figsize": (3.0 * cols, 2.6 * rows + 0.4), "layout": "constrained"})
+    pc = plot_rank(
+        fit.idata,
+        var_names=names,
+        backend="matplotlib",
+        aes={"color": ["chain"], "linestyle": ["chain"]},
+        figure_kwargs={"figsize": (3.0 * cols, 2.6 * rows + 0.4), "layout": "constrained"},
+    )
     fig = pc.viz["figure"].item()
     plt.close(fig)
     return fig

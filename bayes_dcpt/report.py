@@ -33,7 +33,7 @@ import base64
 import html
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,7 +133,9 @@ class Report:
 
 
 # ============================================================================================ defaults
-def default_usage_inputs(fit: Any, *, n_params: float | None = None, tokens: float | None = None) -> dict[str, float]:
+def default_usage_inputs(
+    fit: Any, *, n_params: float | None = None, tokens: float | None = None
+) -> dict[str, float]:
     """The trade-off question the report asks by default: the largest measured model size that has a
     base-model row, trained on ``4 x`` the largest measured CPT tokens."""
     df = fit.data
@@ -142,8 +144,10 @@ def default_usage_inputs(fit: Any, *, n_params: float | None = None, tokens: flo
     if n_params is None:
         sizes = ref.dropna(subset=["loss_general"])["n_params"] if len(ref) else pd.Series(dtype=float)
         if sizes.empty:
-            raise InputError("the data has no base-model rows (tokens == 0) with a general loss: give --n-params "
-                             "and --base-loss")
+            raise InputError(
+                "the data has no base-model rows (tokens == 0) with a general loss: give --n-params "
+                "and --base-loss"
+            )
         n_params = float(sizes.max())
     if tokens is None:
         tokens = TOKENS_FACTOR * float(cpt["tokens"].max())
@@ -175,6 +179,8 @@ def _g(v: Any, spec: str = ".4g") -> str:
     if isinstance(v, (float, np.floating)):
         if not np.isfinite(v):
             return "n/a"
+        if float(v).is_integer() and 1000 <= abs(v) < 1e15:
+            return f"{int(v):,}"
         return format(float(v), spec)
     return str(v)
 
@@ -191,23 +197,35 @@ def _fmt_frame(df: pd.DataFrame) -> pd.DataFrame:
 def _section_data(fit: Any, blocks: list) -> None:
     s = _data.summarize(fit.data)
     blocks.append(_Heading(2, "Data", "data"))
-    kv = pd.DataFrame([
-        ("rows", f"{s['rows']} ({s['base_rows']} base-model rows with tokens == 0)"),
-        ("domains", ", ".join(s["domains"])),
-        ("model sizes N (parameters)", ", ".join(f"{n:,.0f}" for n in s["n_params"])),
-        ("domain shares r_domain", ", ".join(f"{r:g}" for r in s["r_domain"])),
-        ("CPT tokens", f"{s['tokens_min']:,.0f} to {s['tokens_max']:,.0f}"),
-        ("runs", f"{s['runs']} ({s['rows_per_run_min']} to {s['rows_per_run_max']} checkpoints per run)"),
-        ("losses", f"general {s['loss_general_rows']} rows, domain {s['loss_domain_rows']} rows"),
-        ("data hash", _data.data_hash(fit.data)),
-    ], columns=["field", "value"])
+    kv = pd.DataFrame(
+        [
+            ("rows", f"{s['rows']} ({s['base_rows']} base-model rows with tokens == 0)"),
+            ("domains", ", ".join(s["domains"])),
+            ("model sizes N (parameters)", ", ".join(f"{n:,.0f}" for n in s["n_params"])),
+            ("domain shares r_domain", ", ".join(f"{r:g}" for r in s["r_domain"])),
+            ("CPT tokens", f"{s['tokens_min']:,.0f} to {s['tokens_max']:,.0f}"),
+            ("runs", f"{s['runs']} ({s['rows_per_run_min']} to {s['rows_per_run_max']} checkpoints per run)"),
+            ("losses", f"general {s['loss_general_rows']} rows, domain {s['loss_domain_rows']} rows"),
+            ("data hash", _data.data_hash(fit.data)),
+        ],
+        columns=["field", "value"],
+    )
     blocks.append(_Table(kv, caption="Summary of the measurements the fit was given"))
     ref = _data.base_losses(fit.data)
     if len(ref):
-        t = ref.rename(columns={"n_params": "N (parameters)", "loss_general": "general loss (nats/token)",
-                                "loss_domain": "domain loss (nats/token)"})
-        blocks.append(_Table(_fmt_frame(t), caption="Base-model losses L0 (tokens == 0): the reference of the "
-                                                     "trade-off threshold"))
+        t = ref.rename(
+            columns={
+                "n_params": "N (parameters)",
+                "loss_general": "general loss (nats/token)",
+                "loss_domain": "domain loss (nats/token)",
+            }
+        )
+        blocks.append(
+            _Table(
+                _fmt_frame(t),
+                caption="Base-model losses L0 (tokens == 0): the reference of the trade-off threshold",
+            )
+        )
 
 
 def _section_law(fit: Any, blocks: list) -> None:
@@ -215,15 +233,22 @@ def _section_law(fit: Any, blocks: list) -> None:
 
     cfg = fit.config
     blocks.append(_Heading(2, "Law and priors", "law"))
-    blocks.append(_Para(f"Law {fit.law.name}: {fit.law.title}. Targets: {', '.join(fit.targets)}; domains: "
-                        f"{', '.join(fit.domains)}. N and D enter the law in billions."))
-    blocks.append(_Para(
-        f"Model: {'Student-t' if cfg.robust else 'Normal'} likelihood on log loss"
-        f"{', per-run random offsets' if cfg.run_effect else ''}; "
-        f"{'partial pooling across domains' if len(fit.domains) > 1 and cfg.hierarchical is not False else 'no pooling'}"
-        f" ({cfg.parametrization}); paper's C > C0 constraint {'on' if cfg.monotone else 'off'}; prior scale "
-        f"{cfg.prior_scale:g}; losses measured with none of their own corpus (own ratio 0) "
-        f"{'fitted' if cfg.zero_ratio else 'not fitted'}."))
+    blocks.append(
+        _Para(
+            f"Law {fit.law.name}: {fit.law.title}. Targets: {', '.join(fit.targets)}; domains: "
+            f"{', '.join(fit.domains)}. N and D enter the law in billions."
+        )
+    )
+    blocks.append(
+        _Para(
+            f"Model: {'Student-t' if cfg.robust else 'Normal'} likelihood on log loss"
+            f"{', per-run random offsets' if cfg.run_effect else ''}; "
+            f"{'partial pooling across domains' if len(fit.domains) > 1 and cfg.hierarchical is not False else 'no pooling'}"
+            f" ({cfg.parametrization}); paper's C > C0 constraint {'on' if cfg.monotone else 'off'}; prior scale "
+            f"{cfg.prior_scale:g}; losses measured with none of their own corpus (own ratio 0) "
+            f"{'fitted' if cfg.zero_ratio else 'not fitted'}."
+        )
+    )
     blocks.append(_Table(prior_table(fit.law, cfg.anchored), caption="Priors as sampled, with their reasons"))
 
 
@@ -231,6 +256,9 @@ def _section_parameters(fit: Any, blocks: list, ci: float) -> None:
     blocks.append(_Heading(2, f"Parameters ({ci:.0%} intervals)", "parameters"))
     s = fit.summary(ci=ci)
     s = s.reset_index(names="parameter")
+    for c in ("ess_bulk", "ess_tail"):
+        if c in s:
+            s[c] = s[c].round().astype("Int64")
     bad = pd.DataFrame(False, index=s.index, columns=s.columns)
     if "r_hat" in s:
         bad["r_hat"] = s["r_hat"].astype(float) > RHAT_MAX
@@ -238,10 +266,14 @@ def _section_parameters(fit: Any, blocks: list, ci: float) -> None:
         if c in s:
             bad[c] = s[c].astype(float) < ESS_MIN
     n_bad = int(bad.any(axis=1).sum())
-    blocks.append(_Para(f"Posterior mean, sd and {ci:.0%} highest-density interval of every reported parameter "
-                        f"(hierarchical means mu_* and spreads sd_* included), with R-hat and effective sample "
-                        f"sizes. Cells in red break R-hat <= {RHAT_MAX} or ESS >= {ESS_MIN}"
-                        + (f": {n_bad} parameter(s)." if n_bad else ": none.")))
+    blocks.append(
+        _Para(
+            f"Posterior mean, sd and {ci:.0%} highest-density interval of every reported parameter "
+            f"(hierarchical means mu_* and spreads sd_* included), with R-hat and effective sample "
+            f"sizes. Cells in red break R-hat <= {RHAT_MAX} or ESS >= {ESS_MIN}"
+            + (f": {n_bad} parameter(s)." if n_bad else ": none.")
+        )
+    )
     blocks.append(_Table(_fmt_frame(s), bad, caption=f"Posterior summary ({ci:.0%} HDI)"))
 
 
@@ -251,22 +283,44 @@ def _section_diagnostics(fit: Any, blocks: list, dpi: int) -> None:
     d = fit.diagnostics(warn=False)
     blocks.append(_Heading(2, "Sampler diagnostics", "diagnostics"))
     sc = fit.sampler_config
-    blocks.append(_Para(f"Sampler {sc.get('sampler')}: {sc.get('chains')} chains x {sc.get('draws')} draws after "
-                        f"{sc.get('tune')} tuning steps, seed {sc.get('seed')}"
-                        + (f", options {sc.get('options')}" if sc.get("options") else "")
-                        + (f"; saved with every {sc['thin']}th draw ({sc.get('draws_saved')} per chain)"
-                           if sc.get("thin") else "") + f"; {d.seconds:.0f} s."))
+    blocks.append(
+        _Para(
+            f"Sampler {sc.get('sampler')}: {sc.get('chains')} chains x {sc.get('draws')} draws after "
+            f"{sc.get('tune')} tuning steps, seed {sc.get('seed')}"
+            + (f", options {sc.get('options')}" if sc.get("options") else "")
+            + (
+                f"; saved with every {sc['thin']}th draw ({sc.get('draws_saved')} per chain)"
+                if sc.get("thin")
+                else ""
+            )
+            + f"; {d.seconds:.0f} s."
+        )
+    )
     if d.approximate:
-        blocks.append(_Para(f"{d.sampler} is an approximation: no convergence diagnostics; check against NUTS "
-                            "before trusting the intervals.", bad=True))
+        blocks.append(
+            _Para(
+                f"{d.sampler} is an approximation: no convergence diagnostics; check against NUTS "
+                "before trusting the intervals.",
+                bad=True,
+            )
+        )
         return
-    rows = [("divergent transitions", d.divergences, "0", d.divergences > 0),
-            ("R-hat (max)", d.rhat_max, f"<= {RHAT_MAX}", not d.rhat_max <= RHAT_MAX),
-            ("bulk ESS (min)", d.ess_bulk_min, f">= {ESS_MIN}", not d.ess_bulk_min >= ESS_MIN),
-            ("tail ESS (min)", d.ess_tail_min, f">= {ESS_MIN}", not d.ess_tail_min >= ESS_MIN),
-            ("E-BFMI (min)", d.bfmi_min, f">= {BFMI_MIN}", bool(np.isfinite(d.bfmi_min) and d.bfmi_min < BFMI_MIN))]
-    t = pd.DataFrame([(a, _g(b), c, "BAD" if bad else "ok") for a, b, c, bad in rows],
-                     columns=["check", "value", "safe range", "status"])
+    rows = [
+        ("divergent transitions", d.divergences, "0", d.divergences > 0),
+        ("R-hat (max)", d.rhat_max, f"<= {RHAT_MAX}", not d.rhat_max <= RHAT_MAX),
+        ("bulk ESS (min)", d.ess_bulk_min, f">= {ESS_MIN}", not d.ess_bulk_min >= ESS_MIN),
+        ("tail ESS (min)", d.ess_tail_min, f">= {ESS_MIN}", not d.ess_tail_min >= ESS_MIN),
+        (
+            "E-BFMI (min)",
+            d.bfmi_min,
+            f">= {BFMI_MIN}",
+            bool(np.isfinite(d.bfmi_min) and d.bfmi_min < BFMI_MIN),
+        ),
+    ]
+    t = pd.DataFrame(
+        [(a, _g(b), c, "BAD" if bad else "ok") for a, b, c, bad in rows],
+        columns=["check", "value", "safe range", "status"],
+    )
     mask = pd.DataFrame(False, index=t.index, columns=t.columns)
     for i, r in enumerate(rows):
         mask.iloc[i, [1, 3]] = r[3]
@@ -274,15 +328,26 @@ def _section_diagnostics(fit: Any, blocks: list, dpi: int) -> None:
     if d.ok:
         blocks.append(_Para("All checks pass.", good=True))
     else:
-        blocks.append(_Para("PROBLEMS: " + "; ".join(d.problems) + ". Do not trust these intervals before fixing "
-                            "this (more tuning or draws, a higher target_accept, or a simpler law).", bad=True))
+        blocks.append(
+            _Para(
+                "PROBLEMS: " + "; ".join(d.problems) + ". Do not trust these intervals before fixing "
+                "this (more tuning or draws, a higher target_accept, or a simpler law).",
+                bad=True,
+            )
+        )
     try:
         worst = plotting.worst_parameters(fit, 4)
         fig = plotting.rank_plot(fit, worst)
-        blocks.append(_Image(plotting.figure_png(fig, dpi=dpi), "rank plot of the worst-mixing parameters",
-                             f"Rank plots (ArviZ) of the four worst-mixing parameters ({', '.join(worst)}): each "
-                             "chain's fractional-rank ECDF difference; chains that mix well stay inside the "
-                             "envelope, points mark where a chain leaves it.", "rank"))
+        blocks.append(
+            _Image(
+                plotting.figure_png(fig, dpi=dpi),
+                "rank plot of the worst-mixing parameters",
+                f"Rank plots (ArviZ) of the four worst-mixing parameters ({', '.join(worst)}): each "
+                "chain's fractional-rank ECDF difference; chains that mix well stay inside the "
+                "envelope, points mark where a chain leaves it.",
+                "rank",
+            )
+        )
     except Exception as exc:  # a plotting failure must not lose the report; say so instead
         blocks.append(_Para(f"rank plot unavailable: {type(exc).__name__}: {exc}", bad=True))
 
@@ -291,20 +356,36 @@ def _section_curves(fit: Any, blocks: list, ci: float, dpi: int) -> None:
     from bayes_dcpt import plotting
 
     blocks.append(_Heading(2, "Fitted curves against the data", "curves"))
-    blocks.append(_Para(f"Lines: posterior mean of the law; grey bands: its {ci:.0%} credible band (the law "
-                        "itself, without run offsets or checkpoint noise); markers: measurements (hollow: "
-                        "measured with none of the loss's own corpus, not fitted: the law does not hold "
-                        "there). Shaded region: beyond the largest measured tokens."))
+    blocks.append(
+        _Para(
+            f"Lines: posterior mean of the law; grey bands: its {ci:.0%} credible band (the law "
+            "itself, without run offsets or checkpoint noise); markers: measurements (hollow: "
+            "measured with none of the loss's own corpus, not fitted: the law does not hold "
+            "there). Shaded region: beyond the largest measured tokens."
+        )
+    )
     for dom in fit.domains:
         blocks.append(_Heading(3, f"Domain {dom}", f"curves-{dom}"))
         fig = plotting.loss_curves(fit, domain=dom, ci=ci)
-        blocks.append(_Image(plotting.figure_png(fig, dpi=dpi), f"{dom}: loss against CPT tokens",
-                             f"{dom}: general and domain loss against CPT tokens (log scale) for each domain "
-                             "share r_domain, one row per model size.", f"curves_{dom}"))
+        blocks.append(
+            _Image(
+                plotting.figure_png(fig, dpi=dpi),
+                f"{dom}: loss against CPT tokens",
+                f"{dom}: general and domain loss against CPT tokens (log scale) for each domain "
+                "share r_domain, one row per model size.",
+                f"curves_{dom}",
+            )
+        )
         fig = plotting.loss_vs_ratio(fit, domain=dom, ci=ci)
-        blocks.append(_Image(plotting.figure_png(fig, dpi=dpi), f"{dom}: loss against the domain share",
-                             f"{dom}: general and domain loss against the domain share at the largest measured "
-                             "tokens, one line per model size.", f"ratio_{dom}"))
+        blocks.append(
+            _Image(
+                plotting.figure_png(fig, dpi=dpi),
+                f"{dom}: loss against the domain share",
+                f"{dom}: general and domain loss against the domain share at the largest measured "
+                "tokens, one line per model size.",
+                f"ratio_{dom}",
+            )
+        )
 
 
 def _tradeoff_table(decs: Mapping[str, Any], ci: float) -> pd.DataFrame:
@@ -314,96 +395,156 @@ def _tradeoff_table(decs: Mapping[str, Any], ci: float) -> pd.DataFrame:
         tb = s.table
         r = tb.loc["r_domain"] if "r_domain" in tb.index else None
         ra = s.risk_aware or {}
-        rows.append({
-            "domain": dom,
-            "median r*": _g(r["median"], ".3f") if r is not None else "n/a",
-            f"{ci:.0%} interval": _interval(r["lo"], r["hi"], ".3f") if r is not None else "n/a",
-            f"risk-aware r (P >= {ra.get('prob', 0.9):g})": _g(ra.get("r_domain"), ".3f")
-            if ra.get("feasible") else "none",
-            "domain loss at r* (median)": _g(tb.loc["loss_domain", "median"], ".4g")
-            if "loss_domain" in tb.index else "n/a",
-            "base general loss L0": _g(d.inputs["base_loss"], ".4g"),
-            "draws": s.counts["n_draws"],
-            "infeasible": s.counts["infeasible"],
-            "always satisfied": s.counts["always_satisfied"],
-        })
+        rows.append(
+            {
+                "domain": dom,
+                "median r*": _g(r["median"], ".3f") if r is not None else "n/a",
+                f"{ci:.0%} interval": _interval(r["lo"], r["hi"], ".3f") if r is not None else "n/a",
+                f"risk-aware r (P >= {ra.get('prob', 0.9):g})": _g(ra.get("r_domain"), ".3f")
+                if ra.get("feasible")
+                else "none",
+                "domain loss at r* (median)": _g(tb.loc["loss_domain", "median"], ".4g")
+                if "loss_domain" in tb.index
+                else "n/a",
+                "base general loss L0": _g(d.inputs["base_loss"], ".4g"),
+                "draws": s.counts["n_draws"],
+                "infeasible": s.counts["infeasible"],
+                "always satisfied": s.counts["always_satisfied"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def _section_tradeoff(fit: Any, blocks: list, decs: Mapping[str, Any], inp: Mapping[str, Any], ci: float,
-                      dpi: int) -> None:
+def _section_tradeoff(
+    fit: Any, blocks: list, decs: Mapping[str, Any], inp: Mapping[str, Any], ci: float, dpi: int
+) -> None:
     from bayes_dcpt import plotting
 
     blocks.append(_Heading(2, "Critical mixture ratio r* (trade-off)", "tradeoff"))
-    thr = (f"{inp['max_general_increase']:.3g} ({inp['max_general_increase']:.1%} of the base loss)"
-           if inp["relative"] else f"{inp['max_general_increase']:.3g} nats")
-    blocks.append(_Para(
-        f"Usage 1 of the D-CPT paper, solved for every posterior draw: the largest domain share r* whose general "
-        f"loss for a model of N = {inp['n_params']:,.0f} parameters after D = {inp['tokens']:,.0f} CPT tokens "
-        f"stays within {thr} above the base model's. The risk-aware r is the largest share whose constraint "
-        f"holds with probability >= {inp['prob']:g}. Infeasible draws (even r = 0 breaks the threshold) are "
-        "counted, never dropped; the interval of r* is over the feasible draws."))
+    thr = (
+        f"{inp['max_general_increase']:.3g} ({inp['max_general_increase']:.1%} of the base loss)"
+        if inp["relative"]
+        else f"{inp['max_general_increase']:.3g} nats"
+    )
+    blocks.append(
+        _Para(
+            f"Usage 1 of the D-CPT paper, solved for every posterior draw: the largest domain share r* whose general "
+            f"loss for a model of N = {inp['n_params']:,.0f} parameters after D = {inp['tokens']:,.0f} CPT tokens "
+            f"stays within {thr} above the base model's. The risk-aware r is the largest share whose constraint "
+            f"holds with probability >= {inp['prob']:g}. Infeasible draws (even r = 0 breaks the threshold) are "
+            "counted, never dropped; the interval of r* is over the feasible draws."
+        )
+    )
     t = _tradeoff_table(decs, ci)
     mask = pd.DataFrame(False, index=t.index, columns=t.columns)
     mask["infeasible"] = t["infeasible"].astype(int) > 0
     blocks.append(_Table(t, mask, caption=f"r* per domain ({ci:.0%} equal-tailed intervals)"))
     for dom, d in decs.items():
         fig = d.plot(ci=ci)
-        blocks.append(_Image(plotting.figure_png(fig, dpi=dpi), f"{dom}: posterior of r* and trade-off curves",
-                             f"{dom}: posterior of r* (top), the general-loss increase against r with the "
-                             "threshold (dashed), and the domain loss against r; dotted: median r*, hatched: "
-                             f"its {ci:.0%} interval, dash-dotted: the risk-aware r.", f"tradeoff_{dom}"))
+        blocks.append(
+            _Image(
+                plotting.figure_png(fig, dpi=dpi),
+                f"{dom}: posterior of r* and trade-off curves",
+                f"{dom}: posterior of r* (top), the general-loss increase against r with the "
+                "threshold (dashed), and the domain loss against r; dotted: median r*, hatched: "
+                f"its {ci:.0%} interval, dash-dotted: the risk-aware r.",
+                f"tradeoff_{dom}",
+            )
+        )
 
 
-def _section_compute(blocks: list, comp: Mapping[str, Any], flops: float, ci: float, dpi: int,
-                     skipped: Mapping[str, str]) -> None:
+def _section_compute(
+    blocks: list, comp: Mapping[str, Any], flops: float, ci: float, dpi: int, skipped: Mapping[str, str]
+) -> None:
     from bayes_dcpt import plotting
 
     blocks.append(_Heading(2, "Compute allocation", "compute"))
-    blocks.append(_Para(f"Usage 3: for a budget of C = {flops:.3g} FLOPs (6 N D of the run above), the model size "
-                        "N and CPT tokens D that minimise the domain loss at each domain's risk-aware ratio "
-                        "(closed form of appendix G.3 per draw)."))
+    blocks.append(
+        _Para(
+            f"Usage 3: for a budget of C = {flops:.3g} FLOPs (6 N D of the run above), the model size "
+            "N and CPT tokens D that minimise the domain loss at each domain's risk-aware ratio "
+            "(closed form of appendix G.3 per draw)."
+        )
+    )
     rows = []
     for dom, d in comp.items():
         tb = d.summary(ci).table
-        rows.append({"domain": dom, "r_domain": _g(d.inputs["r_domain"], ".3f"),
-                     "N_opt median": _g(tb.loc["n_params_opt", "median"], ".3g"),
-                     f"N_opt {ci:.0%}": _interval(tb.loc["n_params_opt", "lo"], tb.loc["n_params_opt", "hi"]),
-                     "D_opt median": _g(tb.loc["tokens_opt", "median"], ".3g"),
-                     f"D_opt {ci:.0%}": _interval(tb.loc["tokens_opt", "lo"], tb.loc["tokens_opt", "hi"]),
-                     "domain loss median": _g(tb.loc["loss_domain", "median"], ".4g")
-                     if "loss_domain" in tb.index else "n/a",
-                     "degenerate draws": d.extras["counts"].get("degenerate", 0)})
+        rows.append(
+            {
+                "domain": dom,
+                "r_domain": _g(d.inputs["r_domain"], ".3f"),
+                "N_opt median": _g(tb.loc["n_params_opt", "median"], ".3g"),
+                f"N_opt {ci:.0%}": _interval(tb.loc["n_params_opt", "lo"], tb.loc["n_params_opt", "hi"]),
+                "D_opt median": _g(tb.loc["tokens_opt", "median"], ".3g"),
+                f"D_opt {ci:.0%}": _interval(tb.loc["tokens_opt", "lo"], tb.loc["tokens_opt", "hi"]),
+                "domain loss median": _g(tb.loc["loss_domain", "median"], ".4g")
+                if "loss_domain" in tb.index
+                else "n/a",
+                "degenerate draws": d.extras["counts"].get("degenerate", 0),
+            }
+        )
     if rows:
         blocks.append(_Table(pd.DataFrame(rows), caption=f"Compute-optimal N and D ({ci:.0%} intervals)"))
     for dom, why in skipped.items():
         blocks.append(_Para(f"{dom}: no compute allocation ({why}).", bad=True))
     for dom, d in comp.items():
         fig = d.plot(ci=ci)
-        blocks.append(_Image(plotting.figure_png(fig, dpi=dpi), f"{dom}: compute-optimal allocation",
-                             f"{dom}: per-draw compute-optimal (N, D) on the iso-FLOP line; star: the median.",
-                             f"compute_{dom}"))
+        blocks.append(
+            _Image(
+                plotting.figure_png(fig, dpi=dpi),
+                f"{dom}: compute-optimal allocation",
+                f"{dom}: per-draw compute-optimal (N, D) on the iso-FLOP line; star: the median.",
+                f"compute_{dom}",
+            )
+        )
 
 
-def _section_plan(blocks: list, plan: Any, plan_domain: str | None, n_cands: int, dpi: int,
-                  why_not: str | None) -> None:
+def _section_plan(
+    blocks: list, plan: Any, plan_domain: str | None, n_cands: int, dpi: int, why_not: str | None
+) -> None:
     from bayes_dcpt import plotting
 
     blocks.append(_Heading(2, "Next suggested probes", "plan"))
     if plan is None:
         blocks.append(_Para(f"No plan: {why_not}", bad=True))
         return
-    blocks.append(_Para(
-        f"The planner ranks {n_cands} candidate probe runs by the expected information they give about r* of "
-        f"domain {plan_domain} per GPU-hour, and picks a batch of {plan.k} (one per GPU; a repeated row is an "
-        "independent replicate). U_z: expected information about the target (nats); width after: expected "
-        f"{plan.ci:.0%} interval width of r* after the batch so far."))
+    blocks.append(
+        _Para(
+            f"The planner ranks {n_cands} candidate probe runs by the expected information they give about r* of "
+            f"domain {plan_domain} per GPU-hour, and picks a batch of {plan.k} (one per GPU; a repeated row is an "
+            "independent replicate). U_z: expected information about the target (nats); width after: expected "
+            f"{plan.ci:.0%} interval width of r* after the batch so far."
+        )
+    )
     tb = plan.table
-    cols = [c for c in ("rank", "domain", "n_params", "tokens", "r_domain", "gpu_hours", "U_z", "U_z_per_gpu_hour",
-                        "width_after_batch", "pred_loss_domain_lo", "pred_loss_domain_hi") if c in tb]
-    show = tb[cols].rename(columns={"n_params": "N", "gpu_hours": "GPU-hours", "U_z": "U_z (nats)",
-                                    "U_z_per_gpu_hour": "U_z per GPU-hour", "width_after_batch": "r* width after",
-                                    "pred_loss_domain_lo": "domain loss lo", "pred_loss_domain_hi": "domain loss hi"})
+    cols = [
+        c
+        for c in (
+            "rank",
+            "domain",
+            "n_params",
+            "tokens",
+            "r_domain",
+            "gpu_hours",
+            "U_z",
+            "U_z_per_gpu_hour",
+            "width_after_batch",
+            "pred_loss_domain_lo",
+            "pred_loss_domain_hi",
+        )
+        if c in tb
+    ]
+    show = tb[cols].rename(
+        columns={
+            "n_params": "N",
+            "gpu_hours": "GPU-hours",
+            "U_z": "U_z (nats)",
+            "U_z_per_gpu_hour": "U_z per GPU-hour",
+            "width_after_batch": "r* width after",
+            "pred_loss_domain_lo": "domain loss lo",
+            "pred_loss_domain_hi": "domain loss hi",
+        }
+    )
     blocks.append(_Table(_fmt_frame(show), caption=f"Suggested batch (target: {plan.target})"))
     blocks.append(_Pre(plan.summary()))
     fig = plan.plot()
@@ -413,10 +554,16 @@ def _section_plan(blocks: list, plan: Any, plan_domain: str | None, n_cands: int
         import matplotlib.pyplot as plt
 
         plt.close(fig)
-    blocks.append(_Image(png, "planner: information against cost",
-                         "Left: expected information against cost for every candidate (stars: the batch); "
-                         "middle: expected r* interval width against cumulative GPU-hours; right: predicted "
-                         "losses of the batch's probes at their last checkpoint.", "plan"))
+    blocks.append(
+        _Image(
+            png,
+            "planner: information against cost",
+            "Left: expected information against cost for every candidate (stars: the batch); "
+            "middle: expected r* interval width against cumulative GPU-hours; right: predicted "
+            "losses of the batch's probes at their last checkpoint.",
+            "plan",
+        )
+    )
 
 
 # ============================================================================================ renderers
@@ -459,7 +606,9 @@ def _html_table(t: _Table) -> str:
     out = ["<table>"]
     if t.caption:
         out.append(f"<caption>{html.escape(t.caption)}</caption>")
-    out.append("<thead><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns) + "</tr></thead>")
+    out.append(
+        "<thead><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns) + "</tr></thead>"
+    )
     out.append("<tbody>")
     for i in range(len(df)):
         cells = []
@@ -479,8 +628,11 @@ def _html_table(t: _Table) -> str:
 
 
 def _render_html(title: str, blocks: list) -> str:
-    toc = [f'<li><a href="#{b.anchor}">{html.escape(b.text)}</a></li>' for b in blocks
-           if isinstance(b, _Heading) and b.level == 2 and b.anchor]
+    toc = [
+        f'<li><a href="#{b.anchor}">{html.escape(b.text)}</a></li>'
+        for b in blocks
+        if isinstance(b, _Heading) and b.level == 2 and b.anchor
+    ]
     body = []
     for b in blocks:
         if isinstance(b, _Heading):
@@ -493,15 +645,20 @@ def _render_html(title: str, blocks: list) -> str:
             body.append(_html_table(b))
         elif isinstance(b, _Image):
             uri = "data:image/png;base64," + base64.b64encode(b.png).decode("ascii")
-            body.append(f'<figure><img src="{uri}" alt="{html.escape(b.alt)}">'
-                        f"<figcaption>{html.escape(b.caption)}</figcaption></figure>")
+            body.append(
+                f'<figure><img src="{uri}" alt="{html.escape(b.alt)}">'
+                f"<figcaption>{html.escape(b.caption)}</figcaption></figure>"
+            )
         elif isinstance(b, _Pre):
             body.append(f"<pre>{html.escape(b.text)}</pre>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            f"<h1>{html.escape(title)}</h1>\n<nav><ul>{''.join(toc)}</ul></nav>\n" + "\n".join(body)
-            + "\n</body>\n</html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        f"<h1>{html.escape(title)}</h1>\n<nav><ul>{''.join(toc)}</ul></nav>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
 
 
 def _md_escape(s: str) -> str:
@@ -544,7 +701,12 @@ def _render_md(title: str, blocks: list, out: Path) -> tuple[str, list[Path]]:
             p = img_dir / f"{len(written) + 1:02d}_{_safe(b.name)}.png"
             p.write_bytes(b.png)
             written.append(p)
-            parts += [f"![{_md_escape(b.alt)}]({img_dir.name}/{p.name})", "", f"*{_md_escape(b.caption)}*", ""]
+            parts += [
+                f"![{_md_escape(b.alt)}]({img_dir.name}/{p.name})",
+                "",
+                f"*{_md_escape(b.caption)}*",
+                "",
+            ]
         elif isinstance(b, _Pre):
             parts += ["```", b.text, "```", ""]
     return "\n".join(parts) + "\n", written
@@ -648,15 +810,20 @@ def build_report(
     if domain is not None and domain not in fit.domains:
         raise UnknownDomainError(f"unknown domain {domain!r}; the fit knows {fit.domains}")
     if "general" not in fit.targets:
-        raise InputError("the report's trade-off needs the general loss; this fit has only "
-                         f"{list(fit.targets)} (fit with --target both)")
+        raise InputError(
+            "the report's trade-off needs the general loss; this fit has only "
+            f"{list(fit.targets)} (fit with --target both)"
+        )
     notes: list[str] = []
     usage = default_usage_inputs(fit, n_params=n_params, tokens=tokens)
     if n_params is None or tokens is None:
-        notes.append(f"trade-off question (default): N = {usage['n_params']:,.0f} parameters (the largest measured "
-                     f"size with a base model), D = {usage['tokens']:,.0f} tokens ({TOKENS_FACTOR:g} x the largest "
-                     "measured)" if n_params is None and tokens is None else
-                     f"trade-off question: N = {usage['n_params']:,.0f}, D = {usage['tokens']:,.0f} tokens")
+        notes.append(
+            f"trade-off question (default): N = {usage['n_params']:,.0f} parameters (the largest measured "
+            f"size with a base model), D = {usage['tokens']:,.0f} tokens ({TOKENS_FACTOR:g} x the largest "
+            "measured)"
+            if n_params is None and tokens is None
+            else f"trade-off question: N = {usage['n_params']:,.0f}, D = {usage['tokens']:,.0f} tokens"
+        )
     inp = {**usage, "max_general_increase": max_general_increase, "relative": bool(relative), "prob": prob}
     tkw = dict(inp)
     if base_loss is not None:
@@ -687,8 +854,9 @@ def build_report(
             tb = d.summary(ci).table
             if "r_domain" in tb.index:
                 widths[dom] = float(tb.loc["r_domain", "hi"] - tb.loc["r_domain", "lo"])
-        plan_domain = domain or (max(widths, key=lambda x: (np.nan_to_num(widths[x], nan=-1.0), x))
-                                 if widths else fit.domains[0])
+        plan_domain = domain or (
+            max(widths, key=lambda x: (np.nan_to_num(widths[x], nan=-1.0), x)) if widths else fit.domains[0]
+        )
         if domain is None:
             notes.append(f"plan target: r* of domain {plan_domain} (the widest {ci:.0%} interval of r*)")
         if candidates is None:
@@ -703,7 +871,9 @@ def build_report(
         skw = {k_: v for k_, v in tkw.items() if k_ != "prob"}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            the_plan = fit.suggest(cands, "tradeoff", k=k, budget=budget, seed=seed, domain=plan_domain, **skw)
+            the_plan = fit.suggest(
+                cands, "tradeoff", k=k, budget=budget, seed=seed, domain=plan_domain, **skw
+            )
         if plan_csv is not None:
             Path(plan_csv).parent.mkdir(parents=True, exist_ok=True)
             the_plan.to_csv(plan_csv)
@@ -711,8 +881,13 @@ def build_report(
     blocks: list = []
     d = fit.diagnostics(warn=False)
     title = title or f"bayes-dcpt report: {fit.law.name} fit of {', '.join(fit.domains)}"
-    blocks.append(_Para(f"Written {time.strftime('%Y-%m-%d %H:%M')} by bayes-dcpt {__version__}"
-                        + (f" from {source}" if source else "") + f". Intervals: {ci:.0%}."))
+    blocks.append(
+        _Para(
+            f"Written {time.strftime('%Y-%m-%d %H:%M')} by bayes-dcpt {__version__}"
+            + (f" from {source}" if source else "")
+            + f". Intervals: {ci:.0%}."
+        )
+    )
     # key answers first
     blocks.append(_Heading(2, "Key answers", "key"))
     lines = []
@@ -721,16 +896,22 @@ def build_report(
         tb, ra = s.table, s.risk_aware or {}
         if "r_domain" in tb.index:
             r = tb.loc["r_domain"]
-            lines.append(f"{dom}: r* = {r['median']:.3f} ({ci:.0%} interval {r['lo']:.3f} to {r['hi']:.3f}); "
-                         f"risk-aware r = {_g(ra.get('r_domain'), '.3f') if ra.get('feasible') else 'none'}; "
-                         f"infeasible draws {s.counts['infeasible']} of {s.counts['n_draws']}")
+            lines.append(
+                f"{dom}: r* = {r['median']:.3f} ({ci:.0%} interval {r['lo']:.3f} to {r['hi']:.3f}); "
+                f"risk-aware r = {_g(ra.get('r_domain'), '.3f') if ra.get('feasible') else 'none'}; "
+                f"infeasible draws {s.counts['infeasible']} of {s.counts['n_draws']}"
+            )
         else:
-            lines.append(f"{dom}: no draw meets the constraint (infeasible {s.counts['infeasible']} of "
-                         f"{s.counts['n_draws']})")
+            lines.append(
+                f"{dom}: no draw meets the constraint (infeasible {s.counts['infeasible']} of "
+                f"{s.counts['n_draws']})"
+            )
     if the_plan is not None and len(the_plan.table):
         top = the_plan.table.iloc[0]
-        lines.append(f"next probe: {top['domain']}, N = {top['n_params']:,.0f}, D = {top['tokens']:,.0f} tokens, "
-                     f"r_domain = {top['r_domain']:.3g}, {top['gpu_hours']:.3g} GPU-hours")
+        lines.append(
+            f"next probe: {top['domain']}, N = {top['n_params']:,.0f}, D = {top['tokens']:,.0f} tokens, "
+            f"r_domain = {top['r_domain']:.3g}, {top['gpu_hours']:.3g} GPU-hours"
+        )
     for ln in lines:
         blocks.append(_Para(ln))
     blocks.append(_Para(f"diagnostics: {d}", bad=not d.ok, good=d.ok))
@@ -747,7 +928,9 @@ def build_report(
     if plan:
         _section_plan(blocks, the_plan, plan_domain, n_cands, dpi, why_not)
     blocks.append(_Heading(2, "Reproduce", "reproduce"))
-    blocks.append(_Pre(_reproduce(fit, source, inp, base_loss, plan_domain if domain else None, k, budget, fmt)))
+    blocks.append(
+        _Pre(_reproduce(fit, source, inp, base_loss, plan_domain if domain else None, k, budget, fmt))
+    )
 
     out.parent.mkdir(parents=True, exist_ok=True)
     images: list[Path | str] = []
@@ -762,17 +945,29 @@ def build_report(
     return Report(out, fmt, trade, comp, the_plan, plan_domain, inp, list(images), notes)
 
 
-def _reproduce(fit: Any, source: str | None, inp: Mapping[str, Any], base_loss: Any, domain: str | None, k: int,
-               budget: float | None, fmt: str) -> str:
+def _reproduce(
+    fit: Any,
+    source: str | None,
+    inp: Mapping[str, Any],
+    base_loss: Any,
+    domain: str | None,
+    k: int,
+    budget: float | None,
+    fmt: str,
+) -> str:
     sc = fit.sampler_config
     fit_path = source or "FIT.nc"
-    lines = [f"# fit ({sc.get('chains')} chains x {sc.get('draws')} draws, tune {sc.get('tune')}, seed {sc.get('seed')})",
-             f"bayes-dcpt fit DATA.csv --law {fit.law.name} --target {fit.config.target} --draws {sc.get('draws')} "
-             f"--tune {sc.get('tune')} --chains {sc.get('chains')} --seed {sc.get('seed')} --out {fit_path}",
-             "# this report"]
-    cmd = (f"bayes-dcpt report {fit_path} --out report.{'md' if fmt == 'md' else 'html'} "
-           f"--n-params {inp['n_params']:.6g} --tokens {inp['tokens']:.6g} "
-           f"--max-general-increase {inp['max_general_increase']:g}")
+    lines = [
+        f"# fit ({sc.get('chains')} chains x {sc.get('draws')} draws, tune {sc.get('tune')}, seed {sc.get('seed')})",
+        f"bayes-dcpt fit DATA.csv --law {fit.law.name} --target {fit.config.target} --draws {sc.get('draws')} "
+        f"--tune {sc.get('tune')} --chains {sc.get('chains')} --seed {sc.get('seed')} --out {fit_path}",
+        "# this report",
+    ]
+    cmd = (
+        f"bayes-dcpt report {fit_path} --out report.{'md' if fmt == 'md' else 'html'} "
+        f"--n-params {inp['n_params']:.6g} --tokens {inp['tokens']:.6g} "
+        f"--max-general-increase {inp['max_general_increase']:g}"
+    )
     if not inp["relative"]:
         cmd += " --absolute"
     if isinstance(base_loss, (int, float)):
@@ -782,4 +977,3 @@ def _reproduce(fit: Any, source: str | None, inp: Mapping[str, Any], base_loss: 
     cmd += f" --k {k}" + (f" --budget {budget:g}" if budget else "")
     lines.append(cmd)
     return "\n".join(lines)
-

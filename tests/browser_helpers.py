@@ -22,9 +22,19 @@ from pathlib import Path
 from typing import Any
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
-LAUNCH_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio")
+LAUNCH_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
+)
 
 
 def find_chromium() -> str | None:
@@ -61,8 +71,13 @@ class _Pipe:
         self.next_id = 0
         self.events: list[dict[str, Any]] = []
 
-    def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None,
-             timeout: float = 60.0) -> dict[str, Any]:
+    def send(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        session: str | None = None,
+        timeout: float = 60.0,
+    ) -> dict[str, Any]:
         self.next_id += 1
         mid = self.next_id
         msg: dict[str, Any] = {"id": mid, "method": method, "params": params or {}}
@@ -106,8 +121,15 @@ class _Pipe:
                 return
 
 
-def open_page(url: str, *, chromium: str | None = None, width: int = 1280, height: int = 900,
-              settle: float = 1.0, timeout: float = 90.0) -> PageResult:
+def open_page(
+    url: str,
+    *,
+    chromium: str | None = None,
+    width: int = 1280,
+    height: int = 900,
+    settle: float = 1.0,
+    timeout: float = 90.0,
+) -> PageResult:
     """Load ``url`` in headless Chromium and report errors, images and a full-page screenshot."""
     exe = chromium or find_chromium()
     if exe is None:
@@ -121,10 +143,21 @@ def open_page(url: str, *, chromium: str | None = None, width: int = 1280, heigh
         os.dup2(a, 3)
         os.dup2(b, 4)
 
-    proc = subprocess.Popen([exe, *LAUNCH_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe",
-                             f"--window-size={width},{height}", "about:blank"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            preexec_fn=_fds, pass_fds=(3, 4))
+    proc = subprocess.Popen(
+        [
+            exe,
+            *LAUNCH_FLAGS,
+            f"--user-data-dir={profile}",
+            "--remote-debugging-pipe",
+            f"--window-size={width},{height}",
+            "about:blank",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_fds,
+        pass_fds=(3, 4),
+    )
     os.close(to_child_r)
     os.close(from_child_w)
     pipe = _Pipe(proc, to_child_w, from_child_r)
@@ -134,8 +167,11 @@ def open_page(url: str, *, chromium: str | None = None, width: int = 1280, heigh
         sess = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for dom in ("Page", "Runtime", "Log", "Network"):
             pipe.send(f"{dom}.enable", session=sess)
-        pipe.send("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=sess)
+        pipe.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session=sess,
+        )
         pipe.events.clear()
         pipe.send("Page.navigate", {"url": url}, session=sess, timeout=timeout)
         deadline = time.monotonic() + timeout
@@ -144,25 +180,43 @@ def open_page(url: str, *, chromium: str | None = None, width: int = 1280, heigh
                 raise TimeoutError(f"{url} did not finish loading in {timeout} s")
             pipe.pump(0.2)
         pipe.pump(settle)
-        info = pipe.send("Runtime.evaluate", {
-            "expression": "JSON.stringify({title: document.title, images: Array.from(document.images).map("
-                          "i => ({src: i.src.slice(0, 64), complete: i.complete, naturalWidth: i.naturalWidth, "
-                          "naturalHeight: i.naturalHeight, alt: i.alt}))})",
-            "returnByValue": True}, session=sess)
+        info = pipe.send(
+            "Runtime.evaluate",
+            {
+                "expression": "JSON.stringify({title: document.title, images: Array.from(document.images).map("
+                "i => ({src: i.src.slice(0, 64), complete: i.complete, naturalWidth: i.naturalWidth, "
+                "naturalHeight: i.naturalHeight, alt: i.alt}))})",
+                "returnByValue": True,
+            },
+            session=sess,
+        )
         page = json.loads(info["result"]["value"])
         res.title, res.images = page["title"], page["images"]
         metrics = pipe.send("Page.getLayoutMetrics", session=sess)
         size = metrics.get("cssContentSize") or metrics["contentSize"]
-        shot = pipe.send("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": width, "height": min(float(size["height"]), 16000.0), "scale": 1}},
-            session=sess, timeout=timeout)
+        shot = pipe.send(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {
+                    "x": 0,
+                    "y": 0,
+                    "width": width,
+                    "height": min(float(size["height"]), 16000.0),
+                    "scale": 1,
+                },
+            },
+            session=sess,
+            timeout=timeout,
+        )
         res.screenshot = base64.b64decode(shot["data"])
         for e in pipe.events:
             m, p = e.get("method"), e.get("params", {})
             if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-                res.console_errors.append(" ".join(str(a.get("value", a.get("description", "")))
-                                                   for a in p.get("args", [])))
+                res.console_errors.append(
+                    " ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", []))
+                )
             elif m == "Runtime.exceptionThrown":
                 res.exceptions.append(p.get("exceptionDetails", {}).get("text", "exception"))
             elif m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":

@@ -15,14 +15,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from browser_helpers import find_chromium, open_page
 
 from bayes_dcpt.errors import BayesDCPTError, InputError, UnknownDomainError
 from bayes_dcpt.report import build_report, default_candidates
 
-from browser_helpers import find_chromium, open_page
-
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SECTIONS = ("key", "data", "law", "parameters", "diagnostics", "curves", "tradeoff", "compute", "plan", "reproduce")
+SECTIONS = (
+    "key",
+    "data",
+    "law",
+    "parameters",
+    "diagnostics",
+    "curves",
+    "tradeoff",
+    "compute",
+    "plan",
+    "reproduce",
+)
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +84,12 @@ def test_html_report_shows_the_decisions_it_returns(html_report, small_fit):
     assert f"{r['lo']:.3f} to {r['hi']:.3f}" in text
     # the same answer as asking the fit directly with the inputs the report used
     inp = rep.inputs
-    again = small_fit.optimize("tradeoff", n_params=inp["n_params"], tokens=inp["tokens"],
-                               max_general_increase=inp["max_general_increase"])
+    again = small_fit.optimize(
+        "tradeoff",
+        n_params=inp["n_params"],
+        tokens=inp["tokens"],
+        max_general_increase=inp["max_general_increase"],
+    )
     assert np.allclose(again.posterior["r_domain"], d.posterior["r_domain"], equal_nan=True)
     # defaults: largest measured size with a base row, 4 x the largest measured tokens
     assert inp["n_params"] == small_fit.data.loc[small_fit.data["tokens"] == 0, "n_params"].max()
@@ -109,10 +123,24 @@ def test_passing_diagnostics_are_not_flagged(small_fit, tmp_path):
 
     from bayes_dcpt.fit import Fit
 
-    d = replace(small_fit.diagnostics(warn=False), divergences=0, rhat_max=1.004, ess_bulk_min=900.0,
-                ess_tail_min=850.0, bfmi_min=0.9, problems=())
-    good = Fit(small_fit.data, small_fit.law, small_fit.config, small_fit.idata,
-               sampler_config=small_fit.sampler_config, diagnostics=d, design=small_fit._design)
+    d = replace(
+        small_fit.diagnostics(warn=False),
+        divergences=0,
+        rhat_max=1.004,
+        ess_bulk_min=900.0,
+        ess_tail_min=850.0,
+        bfmi_min=0.9,
+        problems=(),
+    )
+    good = Fit(
+        small_fit.data,
+        small_fit.law,
+        small_fit.config,
+        small_fit.idata,
+        sampler_config=small_fit.sampler_config,
+        diagnostics=d,
+        design=small_fit._design,
+    )
     text = build_report(good, out=tmp_path / "good.html", plan=False).path.read_text(encoding="utf-8")
     diag = text.split('id="diagnostics"')[1].split("<h2")[0]
     checks = diag.split("<table>")[1].split("</table>")[0]
@@ -130,7 +158,9 @@ def test_bad_diagnostics_are_flagged_red(bad_fit, tmp_path):
     diag = text.split('id="diagnostics"')[1].split("<h2")[0]
     assert '<p class="bad">PROBLEMS:' in diag
     # the failing checks' cells are red (class bad) and say BAD, passing ones do not
-    assert re.search(r'<td class="num bad">\u26a0 [0-9.]+</td><td>&gt;= 400</td><td class="bad">\u26a0 BAD</td>', diag)
+    assert re.search(
+        r'<td class="num bad">\u26a0 [0-9.]+</td><td>&gt;= 400</td><td class="bad">\u26a0 BAD</td>', diag
+    )
     params = text.split('id="parameters"')[1].split("<h2")[0]
     assert params.count("bad") >= 1
     key = text.split('id="key"')[1].split("<h2")[0]
@@ -156,15 +186,18 @@ def test_markdown_report_writes_pngs_beside_it(small_fit, tmp_path):
 
 
 # ========================================================================================= bad inputs
-@pytest.mark.parametrize("kw, err, needle", [
-    ({"format": "pdf"}, InputError, "format"),
-    ({"domain": "music"}, UnknownDomainError, "music"),
-    ({"n_params": -5.0}, InputError, "n_params"),
-    ({"tokens": 0.0}, InputError, "tokens"),
-    ({"max_general_increase": -0.1}, InputError, "max_general_increase"),
-    ({"ci": 1.5}, InputError, "ci"),
-    ({"k": 0}, InputError, "k"),
-])
+@pytest.mark.parametrize(
+    "kw, err, needle",
+    [
+        ({"format": "pdf"}, InputError, "format"),
+        ({"domain": "music"}, UnknownDomainError, "music"),
+        ({"n_params": -5.0}, InputError, "n_params"),
+        ({"tokens": 0.0}, InputError, "tokens"),
+        ({"max_general_increase": -0.1}, InputError, "max_general_increase"),
+        ({"ci": 1.5}, InputError, "ci"),
+        ({"k": 0}, InputError, "k"),
+    ],
+)
 def test_bad_report_inputs_write_nothing(small_fit, tmp_path, kw, err, needle):
     out = tmp_path / "x.html"
     with pytest.raises(err, match=needle):
@@ -216,8 +249,19 @@ def test_report_cli_html_and_md(cli, small_fit_path, tmp_path):
     code, out, err = cli("report", small_fit_path, "--out", tmp_path / "r.html", "--no-plan", "--dpi", "60")
     assert code == 0, err
     assert "report written to" in out and (tmp_path / "r.html").is_file()
-    code, out, err = cli("report", small_fit_path, "--out", tmp_path / "r.txt", "--format", "md", "--no-plan",
-                         "--dpi", "60", "--max-general-increase", "0.05")
+    code, out, err = cli(
+        "report",
+        small_fit_path,
+        "--out",
+        tmp_path / "r.txt",
+        "--format",
+        "md",
+        "--no-plan",
+        "--dpi",
+        "60",
+        "--max-general-increase",
+        "0.05",
+    )
     assert code == 0, err
     text = (tmp_path / "r.txt").read_text()
     assert text.startswith("# bayes-dcpt report") and "5.0% of the base loss" in text
@@ -225,7 +269,9 @@ def test_report_cli_html_and_md(cli, small_fit_path, tmp_path):
 
 
 # ============================================================================================ browser
-chromium = pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (apt-get install chromium)")
+chromium = pytest.mark.skipif(
+    find_chromium() is None, reason="chromium is not installed (apt-get install chromium)"
+)
 
 
 def check_in_browser(path: Path, shot: Path) -> None:
@@ -253,8 +299,10 @@ def test_report_renders_in_headless_chromium(html_report, tmp_path):
 def test_browser_check_catches_a_broken_image(tmp_path):
     """The browser test can fail: a page with an undecodable image and a script error is caught."""
     bad = tmp_path / "bad.html"
-    bad.write_text('<!DOCTYPE html><html><head><title>bayes-dcpt report x</title></head><body>'
-                   '<img src="data:image/png;base64,AAAA"><script>console.error("boom")</script></body></html>')
+    bad.write_text(
+        "<!DOCTYPE html><html><head><title>bayes-dcpt report x</title></head><body>"
+        '<img src="data:image/png;base64,AAAA"><script>console.error("boom")</script></body></html>'
+    )
     res = open_page(bad.as_uri())
     assert any("boom" in e for e in res.console_errors)
     assert res.images and res.images[0]["naturalWidth"] == 0

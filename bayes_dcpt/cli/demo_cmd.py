@@ -47,8 +47,9 @@ def _load_matching(path: Path, data_hash: str) -> tuple[object | None, str]:
 def demo_cmd(
     out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for the outputs."),
     refit: bool = typer.Option(False, "--refit", help="Fit afresh even when models/ holds a matching fit."),
-    models: Path | None = typer.Option(None, "--models", help="Folder of fitted models (default: the checkout's "
-                                                              "models/)."),
+    models: Path | None = typer.Option(
+        None, "--models", help="Folder of fitted models (default: the checkout's models/)."
+    ),
     draws: int = typer.Option(DEMO_DRAWS, "--draws", min=1, help="Posterior draws per chain of a fresh fit."),
     tune: int = typer.Option(DEMO_TUNE, "--tune", min=0, help="Tuning steps per chain of a fresh fit."),
     chains: int = typer.Option(DEMO_CHAINS, "--chains", min=1, help="Chains of a fresh fit."),
@@ -89,13 +90,19 @@ def demo_cmd(
     fit_path = out / "fit.nc"
     if f is not None:
         sc = f.sampler_config
-        console.print(f"fit: loaded {saved} (its data hash {h} matches the example; {sc.get('chains')} chains x "
-                      f"{sc.get('draws')} draws; --refit to sample afresh)", soft_wrap=True)
+        console.print(
+            f"fit: loaded {saved} (its data hash {h} matches the example; {sc.get('chains')} chains x "
+            f"{sc.get('draws')} draws; --refit to sample afresh)",
+            soft_wrap=True,
+        )
         shutil.copyfile(saved, fit_path)
         source_fit = str(saved)
     else:
-        console.print(f"fit: sampling the D-CPT law afresh ({why}): {chains} chains x {draws} draws, tune {tune}, "
-                      f"seed {seed} (a few minutes on 2 cores) ...", soft_wrap=True)
+        console.print(
+            f"fit: sampling the D-CPT law afresh ({why}): {chains} chains x {draws} draws, tune {tune}, "
+            f"seed {seed} (a few minutes on 2 cores) ...",
+            soft_wrap=True,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             f = fit(df, "dcpt", "both", draws=draws, tune=tune, chains=chains, seed=seed, warn=False)
@@ -105,27 +112,37 @@ def demo_cmd(
     d = f.diagnostics(warn=False)
     console.print("")
     inp = rep.inputs
-    console.print(f"critical ratio r* (largest domain share keeping the general loss within "
-                  f"{inp['max_general_increase']:.0%} of the base model) for N = {inp['n_params']:,.0f} parameters, "
-                  f"D = {inp['tokens']:,.0f} CPT tokens:", soft_wrap=True)
+    console.print(
+        f"critical ratio r* (largest domain share keeping the general loss within "
+        f"{inp['max_general_increase']:.0%} of the base model) for N = {inp['n_params']:,.0f} parameters, "
+        f"D = {inp['tokens']:,.0f} CPT tokens:",
+        soft_wrap=True,
+    )
     for dom, dec in rep.decisions().items():
         s = dec.summary()
         ra = s.risk_aware or {}
         if "r_domain" in s.table.index:
             r = s.table.loc["r_domain"]
             risk = f"{ra['r_domain']:.3f}" if ra.get("feasible") else "none"
-            console.print(f"  {dom}: r* = {r['median']:.3f}, 90% interval [{r['lo']:.3f}, {r['hi']:.3f}], "
-                          f"risk-aware r (P >= {ra.get('prob', 0.9):g}) = {risk}; infeasible draws "
-                          f"{s.counts['infeasible']} of {s.counts['n_draws']}", soft_wrap=True)
+            console.print(
+                f"  {dom}: r* = {r['median']:.3f}, 90% interval [{r['lo']:.3f}, {r['hi']:.3f}], "
+                f"risk-aware r (P >= {ra.get('prob', 0.9):g}) = {risk}; infeasible draws "
+                f"{s.counts['infeasible']} of {s.counts['n_draws']}",
+                soft_wrap=True,
+            )
         else:
             console.print(f"  {dom}: no posterior draw meets the threshold", soft_wrap=True)
     if rep.plan is not None and len(rep.plan.table):
         top = rep.plan.table.iloc[0]
-        console.print(f"next probe (target: r* of {rep.plan_domain}): {top['domain']}, N = {top['n_params']:,.0f}, "
-                      f"D = {top['tokens']:,.0f} tokens, r_domain = {top['r_domain']:.3g}; cost "
-                      f"{top['gpu_hours']:.3g} GPU-hours; expected r* interval width {rep.plan.current_width:.3f} "
-                      f"-> {top['width_after_batch']:.3f}", soft_wrap=True)
+        console.print(
+            f"next probe (target: r* of {rep.plan_domain}): {top['domain']}, N = {top['n_params']:,.0f}, "
+            f"D = {top['tokens']:,.0f} tokens, r_domain = {top['r_domain']:.3g}; cost "
+            f"{top['gpu_hours']:.3g} GPU-hours; expected r* interval width {rep.plan.current_width:.3f} "
+            f"-> {top['width_after_batch']:.3f}",
+            soft_wrap=True,
+        )
     style = "green" if d.ok else "bold red"
     console.print(f"[{style}]diagnostics[/{style}]: {d}", soft_wrap=True)
-    console.print(f"wrote {fit_path}, {rep.path}, {out / 'plan.csv'} ({time.perf_counter() - t0:.0f} s)",
-                  soft_wrap=True)
+    console.print(
+        f"wrote {fit_path}, {rep.path}, {out / 'plan.csv'} ({time.perf_counter() - t0:.0f} s)", soft_wrap=True
+    )
