@@ -410,6 +410,9 @@ class Plan:
                     fontsize=8,
                 )
         ax.set_xscale("log")
+        from matplotlib.ticker import NullFormatter
+
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide when costs span < 1 decade
         ax.set_xlabel("probe cost [GPU-hours]")
         ax.set_ylabel("expected information about target, U_z [nats]")
         ax.set_title("candidates: information vs cost", fontsize=10)

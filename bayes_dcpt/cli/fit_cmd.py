@@ -19,8 +19,12 @@ def laws_cmd(
 
     Example: [bold]bayes-dcpt laws --family dcpt[/bold]
     """
+    from bayes_dcpt.errors import UnknownLawError
     from bayes_dcpt.laws import LAWS
 
+    families = sorted({law.family for law in LAWS.values()})
+    if family is not None and family not in families:
+        raise UnknownLawError(f"unknown law family {family!r}; families: {', '.join(families)}")
     t = Table(title="laws")
     for col in ("name", "family", "formula", "parameters"):
         t.add_column(col)

@@ -119,6 +119,8 @@ def corpora_cmd(
     """
     from bayes_dcpt.probe.corpora import gather_stdlib
 
+    if out.exists() and not out.is_dir():
+        raise BayesDCPTError(f"--out {out} exists and is not a folder (the corpora go into a folder)")
     info = gather_stdlib(out)
     if json_out:
         emit_json(info)

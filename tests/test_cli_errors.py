@@ -1,0 +1,276 @@
+"""Bad inputs on every subcommand: a missing file, a wrong schema, an unknown law or name, a bad flag value.
+
+Each must end with exit code 2 and exactly one clear line on stderr naming what is wrong, never a traceback.
+The table covers every command registered on the app (a test checks that none is left out).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+# (case id, argv with {placeholders}, a word the one error line must contain)
+CASES: list[tuple[str, tuple[str, ...], str]] = [
+    # data validate / import / export / show
+    ("validate-missing", ("data", "validate", "/no/such/file.csv"), "no such file"),
+    ("validate-schema", ("data", "validate", "{nocol}"), "n_params"),
+    ("validate-flag", ("data", "validate", "{ok}", "--jsn"), "no such option"),
+    ("import-missing", ("data", "import", "/no/such/file.csv", "--db", "{tmp}/a.sqlite"), "no such file"),
+    ("import-schema", ("data", "import", "{nocol}", "--db", "{tmp}/a.sqlite"), "n_params"),
+    ("import-no-db", ("data", "import", "{ok}"), "--db"),
+    (
+        "export-missing",
+        ("data", "export", "--db", "/no/such.sqlite", "--out", "{tmp}/x.csv"),
+        "no such store",
+    ),
+    ("export-schema", ("data", "export", "--db", "{ok}", "--out", "{tmp}/x.csv"), "not a SQLite database"),
+    ("export-format", ("data", "export", "--db", "{store}", "--out", "{tmp}/x.xlsx"), "xlsx"),
+    ("show-missing", ("data", "show", "--db", "/no/such.sqlite"), "no such store"),
+    ("show-schema", ("data", "show", "--db", "{ok}"), "not a SQLite database"),
+    # fit, fit-point, predict, laws
+    ("fit-missing", ("fit", "/no/such/file.csv", "--out", "{tmp}/f.nc"), "no such file"),
+    ("fit-schema", ("fit", "{nocol}", "--out", "{tmp}/f.nc"), "n_params"),
+    ("fit-law", ("fit", "{ok}", "--law", "L9", "--out", "{tmp}/f.nc"), "unknown law"),
+    ("fit-draws", ("fit", "{ok}", "--draws", "0", "--out", "{tmp}/f.nc"), "--draws"),
+    ("fit-target", ("fit", "{ok}", "--target", "both2", "--out", "{tmp}/f.nc"), "--target"),
+    ("fit-sampler", ("fit", "{ok}", "--sampler", "gibbs", "--out", "{tmp}/f.nc"), "--sampler"),
+    ("fitpoint-missing", ("fit-point", "/no/such/file.csv"), "no such file"),
+    ("fitpoint-schema", ("fit-point", "{nocol}"), "n_params"),
+    ("fitpoint-law", ("fit-point", "{ok}", "--law", "L9"), "unknown law"),
+    ("fitpoint-grid", ("fit-point", "{ok}", "--n-grid", "0"), "n-grid"),
+    ("predict-missing", ("predict", "/no/such/fit.nc", "{grid}"), "no such fit file"),
+    ("predict-schema", ("predict", "{ok}", "{grid}"), "not a readable bayes-dcpt fit"),
+    ("predict-grid-schema", ("predict", "{fit}", "{nocol}"), "n_params"),
+    ("predict-grid-missing", ("predict", "{fit}", "/no/such/grid.csv"), "no such file"),
+    ("predict-kind", ("predict", "{fit}", "{grid}", "--kind", "median"), "--kind"),
+    ("predict-ci", ("predict", "{fit}", "{grid}", "--ci", "2"), "--ci"),
+    ("laws-family", ("laws", "--family", "nonesuch"), "unknown law family"),
+    ("laws-flag", ("laws", "--famly", "dcpt"), "no such option"),
+    # report
+    ("report-missing", ("report", "/no/such/fit.nc", "--out", "{tmp}/r.html"), "no such fit file"),
+    ("report-schema", ("report", "{ok}", "--out", "{tmp}/r.html"), "not a readable bayes-dcpt fit"),
+    ("report-format", ("report", "{fit}", "--out", "{tmp}/r.html", "--format", "pdf"), "--format"),
+    ("report-domain", ("report", "{fit}", "--out", "{tmp}/r.html", "--domain", "music"), "unknown domain"),
+    ("report-nparams", ("report", "{fit}", "--out", "{tmp}/r.html", "--n-params", "-5"), "n_params"),
+    (
+        "report-threshold",
+        ("report", "{fit}", "--out", "{tmp}/r.html", "--max-general-increase", "-1"),
+        "max-general-increase",
+    ),
+    ("report-ci", ("report", "{fit}", "--out", "{tmp}/r.html", "--ci", "1.5"), "--ci"),
+    ("report-k", ("report", "{fit}", "--out", "{tmp}/r.html", "--k", "0"), "--k"),
+    (
+        "report-candidates",
+        ("report", "{fit}", "--out", "{tmp}/r.html", "--candidates", "/no/such/c.csv"),
+        "no such candidates file",
+    ),
+    (
+        "report-cand-schema",
+        ("report", "{fit}", "--out", "{tmp}/r.html", "--candidates", "{nocand}"),
+        "r_domain",
+    ),
+    ("report-base-loss", ("report", "{fit}", "--out", "{tmp}/r.html", "--base-loss", "x"), "--base-loss"),
+    # demo
+    ("demo-draws", ("demo", "--out", "{tmp}/d", "--refit", "--draws", "0"), "--draws"),
+    ("demo-models", ("demo", "--out", "{tmp}/d", "--models", "/no/such/dir"), "--models"),
+    ("demo-out-file", ("demo", "--out", "{ok}"), "--out"),
+    # optimize, suggest, loop
+    (
+        "optimize-missing",
+        ("optimize", "/no/such/fit.nc", "--n-params", "1e9", "--tokens", "1e10"),
+        "no such fit",
+    ),
+    ("optimize-schema", ("optimize", "{ok}", "--n-params", "1e9", "--tokens", "1e10"), "not a readable"),
+    (
+        "optimize-usage",
+        ("optimize", "{fit}", "--usage", "best", "--n-params", "1e9", "--tokens", "1e10"),
+        "--usage",
+    ),
+    ("optimize-nparams", ("optimize", "{fit}", "--n-params", "-1", "--tokens", "1e10"), "n_params"),
+    (
+        "optimize-domain",
+        ("optimize", "{fit}", "--n-params", "1e9", "--tokens", "1e10", "--domain", "music"),
+        "unknown domain",
+    ),
+    ("suggest-missing", ("suggest", "/no/such/fit.nc", "--candidates", "{cands}"), "no such fit"),
+    ("suggest-cands-missing", ("suggest", "{fit}", "--candidates", "/no/such/c.csv"), "no such file"),
+    (
+        "suggest-cands-schema",
+        ("suggest", "{fit}", "--candidates", "{nocand}", "--n-params", "1e9", "--tokens", "1e10"),
+        "r_domain",
+    ),
+    ("suggest-target", ("suggest", "{fit}", "--candidates", "{cands}", "--target", "best"), "unknown target"),
+    ("suggest-k", ("suggest", "{fit}", "--candidates", "{cands}", "-k", "0"), "-k"),
+    (
+        "loop-missing",
+        ("loop", "/no/such/file.csv", "--candidates", "{cands}", "--state-dir", "{tmp}/l"),
+        "no such file",
+    ),
+    ("loop-schema", ("loop", "{nocol}", "--candidates", "{cands}", "--state-dir", "{tmp}/l"), "n_params"),
+    ("loop-executor", ("loop", "{ok}", "--executor", "cloud", "--state-dir", "{tmp}/l"), "--executor"),
+    ("loop-refit", ("loop", "{ok}", "--refit", "gibbs", "--state-dir", "{tmp}/l"), "--refit"),
+    ("loop-draws", ("loop", "{ok}", "--draws", "1", "--state-dir", "{tmp}/l"), "--draws"),
+    # probe
+    ("probe-presets-flag", ("probe", "presets", "--bogus"), "no such option"),
+    ("probe-corpora-out", ("probe", "corpora", "--out", "{ok}"), "corpora"),
+    (
+        "probe-pretrain-preset",
+        (
+            "probe",
+            "pretrain",
+            "--preset",
+            "huge",
+            "--general",
+            "{ok}",
+            "--tokens",
+            "1000",
+            "--out",
+            "{tmp}/b",
+        ),
+        "preset",
+    ),
+    (
+        "probe-pretrain-missing",
+        (
+            "probe",
+            "pretrain",
+            "--preset",
+            "micro",
+            "--general",
+            "/no/such/g.jsonl",
+            "--tokens",
+            "1000",
+            "--out",
+            "{tmp}/b",
+        ),
+        "/no/such/g.jsonl",
+    ),
+    (
+        "probe-pretrain-tokens",
+        ("probe", "pretrain", "--preset", "micro", "--general", "{ok}", "--tokens", "0", "--out", "{tmp}/b"),
+        "--tokens",
+    ),
+    (
+        "probe-run-missing",
+        (
+            "probe",
+            "run",
+            "--model",
+            "/no/such/model",
+            "--general",
+            "{ok}",
+            "--domain",
+            "{ok}",
+            "--domain-name",
+            "x",
+            "--ratio",
+            "0.5",
+            "--tokens",
+            "1000",
+            "--db",
+            "{tmp}/r.sqlite",
+        ),
+        "/no/such/model",
+    ),
+    (
+        "probe-run-ratio",
+        (
+            "probe",
+            "run",
+            "--model",
+            "{tmp}",
+            "--general",
+            "{ok}",
+            "--domain",
+            "{ok}",
+            "--domain-name",
+            "x",
+            "--ratio",
+            "1.5",
+            "--tokens",
+            "1000",
+            "--db",
+            "{tmp}/r.sqlite",
+        ),
+        "r_domain",
+    ),
+    (
+        "probe-grid-missing",
+        ("probe", "grid", "/no/such/grid.toml", "--db", "{tmp}/g.sqlite"),
+        "/no/such/grid.toml",
+    ),
+    ("probe-grid-schema", ("probe", "grid", "{ok}", "--db", "{tmp}/g.sqlite"), "not valid TOML"),
+    (
+        "probe-grid-executor",
+        ("probe", "grid", "{spec}", "--db", "{tmp}/g.sqlite", "--executor", "cloud"),
+        "executor",
+    ),
+    (
+        "probe-grid-workers",
+        ("probe", "grid", "{spec}", "--db", "{tmp}/g.sqlite", "--workers", "0"),
+        "--workers",
+    ),
+    ("unknown-command", ("no-such-command",), "no such command"),
+]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, sim_df, small_fit_path):
+    from bayes_dcpt.candidates import candidates_from_menus
+    from bayes_dcpt.datasets import example_path
+    from bayes_dcpt.store import Store
+
+    d = tmp_path_factory.mktemp("errs")
+    ok = d / "ok.csv"
+    sim_df.to_csv(ok, index=False)
+    nocol = d / "nocol.csv"
+    sim_df.drop(columns=["n_params"]).to_csv(nocol, index=False)
+    nocand = d / "nocand.csv"
+    candidates_from_menus(["code"], [1e8], [1e9], [0.5]).drop(columns=["r_domain"]).to_csv(
+        nocand, index=False
+    )
+    grid = d / "grid.csv"
+    sim_df[sim_df["tokens"] > 0][["domain", "n_params", "tokens", "r_domain"]].head(3).to_csv(
+        grid, index=False
+    )
+    cands = d / "cands.csv"
+    candidates_from_menus(["code"], [1e8], [1e9], [0.5]).to_csv(cands, index=False)
+    store = d / "store.sqlite"
+    with Store(store) as st:
+        st.import_frame(sim_df)
+    return {
+        "ok": ok,
+        "nocol": nocol,
+        "nocand": nocand,
+        "grid": grid,
+        "cands": cands,
+        "store": store,
+        "fit": small_fit_path,
+        "spec": example_path().parent / "example_grid.toml",
+    }
+
+
+@pytest.mark.parametrize("args, needle", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_exits_2_with_one_clear_line(cli, files, tmp_path, args, needle):
+    argv = [a.format(tmp=tmp_path, **files) for a in args]
+    code, out, err = cli(*argv)
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert code == 2, (code, out, err)
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error:"), err
+    assert needle.lower() in lines[0].lower(), (needle, lines[0])
+    assert "Traceback" not in err and "Traceback" not in out
+
+
+def test_the_table_covers_every_subcommand():
+    """Every registered command (and every command of every sub-app) appears in the table above."""
+    from bayes_dcpt.cli import app
+
+    def names(typer_app, prefix=()):
+        for c in typer_app.registered_commands:
+            yield (*prefix, c.name or c.callback.__name__.replace("_", "-"))
+        for g in typer_app.registered_groups:
+            yield from names(g.typer_instance, (*prefix, g.name))
+
+    covered = {tuple(a for a in c[1] if not a.startswith(("-", "{", "/"))) for c in CASES}
+    for cmd in names(app):
+        assert any(c[: len(cmd)] == cmd for c in covered), f"no bad-input case for: {' '.join(cmd)}"
