@@ -62,7 +62,7 @@ def thin_fit(fit: Any, thin: int) -> Any:
     The diagnostics stay those of the full run; ``sampler_config`` records ``thin`` and ``draws_saved`` (per
     chain).
     """
-    from bayes_dcpt.fit import Fit
+    from bayes_dcpt.fitting import Fit
 
     if not isinstance(thin, int) or thin < 1:
         raise InputError(f"thin must be a whole number >= 1, got {thin!r}")
@@ -120,7 +120,7 @@ def build_models(
     default). Returns one record per model (path, law, settings, diagnostics, seconds, size).
     """
     from bayes_dcpt.datasets import load_example
-    from bayes_dcpt.fit import fit
+    from bayes_dcpt.fitting import fit
     from bayes_dcpt.laws import get_law
 
     for law in laws:
@@ -184,7 +184,7 @@ def build_models(
 
 def _record(path: Path) -> dict[str, Any]:
     """What the README says about one saved model, read back from its file (model card and posterior)."""
-    from bayes_dcpt.fit import load_fit
+    from bayes_dcpt.fitting import load_fit
 
     f = load_fit(path)
     d = f.diagnostics(warn=False)
@@ -230,7 +230,7 @@ def write_readme(out: str | Path) -> Path:
         "(general and domain loss), written by `Fit.save` (netCDF: the posterior, the sampler statistics, the",
         "fitted data and the model card with the priors, data hash, sampler settings and diagnostics).",
         "`bayes-dcpt demo` loads them instead of sampling when their data hash matches the example",
-        "(`--refit` samples afresh); `bayes_dcpt.fit.load_fit(path)` reads them.",
+        "(`--refit` samples afresh); `bayes_dcpt.load_fit(path)` reads them.",
         "",
         "Regenerate them with one command (this file is rewritten from the model files):",
         "",

@@ -136,7 +136,7 @@ def loss_curves(
     Parameters
     ----------
     fit
-        A :class:`~bayes_dcpt.fit.Fit` (or a Posterior together with ``data``).
+        A :class:`~bayes_dcpt.fitting.Fit` (or a Posterior together with ``data``).
     domain
         The domain to draw.
     data

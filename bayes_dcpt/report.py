@@ -13,7 +13,7 @@ resource is loaded, so the file can be mailed or archived as is. Markdown report
 
 Quickstart::
 
-    >>> from bayes_dcpt.fit import load_fit
+    >>> from bayes_dcpt.fitting import load_fit
     >>> from bayes_dcpt.report import build_report
     >>> rep = build_report(load_fit("fit.nc"), out="report.html")          # or format="md"
     >>> rep.tradeoff["python"].summary()       # the decisions shown in the report
@@ -229,7 +229,7 @@ def _section_data(fit: Any, blocks: list) -> None:
 
 
 def _section_law(fit: Any, blocks: list) -> None:
-    from bayes_dcpt.fit import prior_table
+    from bayes_dcpt.fitting import prior_table
 
     cfg = fit.config
     blocks.append(_Heading(2, "Law and priors", "law"))
@@ -756,7 +756,7 @@ def build_report(
     Parameters
     ----------
     fit
-        A :class:`~bayes_dcpt.fit.Fit` (from :func:`~bayes_dcpt.fit.fit` or :func:`~bayes_dcpt.fit.load_fit`).
+        A :class:`~bayes_dcpt.fitting.Fit` (from :func:`~bayes_dcpt.fitting.fit` or :func:`~bayes_dcpt.fitting.load_fit`).
     out
         The report file. Its folder is created.
     format

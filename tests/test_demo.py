@@ -20,7 +20,7 @@ from test_report import check_in_browser
 from bayes_dcpt import data as _data
 from bayes_dcpt.cli.demo_cmd import default_models_dir
 from bayes_dcpt.datasets import load_example
-from bayes_dcpt.fit import load_fit
+from bayes_dcpt.fitting import load_fit
 from bayes_dcpt.models_build import build_models, model_path, thin_fit
 from bayes_dcpt.models_build import main as models_main
 
@@ -91,7 +91,7 @@ def test_demo_refit_samples_afresh(cli, tmp_path):
 
 def test_demo_ignores_a_model_of_other_data(cli, tmp_path, small_fit_path, monkeypatch):
     """A models/ file whose data hash differs is not used (checked without sampling: the fit is stubbed out)."""
-    import bayes_dcpt.fit as fitmod
+    import bayes_dcpt.fitting as fitmod
     from bayes_dcpt.errors import FitError
 
     models = tmp_path / "models"

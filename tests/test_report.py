@@ -45,7 +45,7 @@ def html_report(small_fit, tmp_path_factory):
 @pytest.fixture(scope="module")
 def bad_fit(df3, small_fit):
     """The small fit's model with far too few draws: R-hat and ESS must fail."""
-    from bayes_dcpt.fit import fit
+    from bayes_dcpt.fitting import fit
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -121,7 +121,7 @@ def test_passing_diagnostics_are_not_flagged(small_fit, tmp_path):
     """The renderer's other branch: a fit whose diagnostics record passes every check shows no red in them."""
     from dataclasses import replace
 
-    from bayes_dcpt.fit import Fit
+    from bayes_dcpt.fitting import Fit
 
     d = replace(
         small_fit.diagnostics(warn=False),
@@ -311,7 +311,7 @@ def test_browser_check_catches_a_broken_image(tmp_path):
 
 
 def test_load_errors_are_user_errors(tmp_path):
-    from bayes_dcpt.fit import load_fit
+    from bayes_dcpt.fitting import load_fit
 
     p = tmp_path / "x.nc"
     p.write_text("not netcdf")

@@ -29,7 +29,7 @@ def default_models_dir() -> Path:
 def _load_matching(path: Path, data_hash: str) -> tuple[object | None, str]:
     """The saved fit at ``path`` if its data hash is ``data_hash``; else None and why not."""
     from bayes_dcpt import data as _data
-    from bayes_dcpt.fit import load_fit
+    from bayes_dcpt.fitting import load_fit
 
     if not path.is_file():
         return None, f"{path} is not present"
@@ -64,7 +64,7 @@ def demo_cmd(
 
     from bayes_dcpt import data as _data
     from bayes_dcpt.datasets import DatasetUnavailable, load_example
-    from bayes_dcpt.fit import fit
+    from bayes_dcpt.fitting import fit
     from bayes_dcpt.models_build import model_path
     from bayes_dcpt.report import build_report
 
