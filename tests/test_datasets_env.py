@@ -1,0 +1,20 @@
+"""``BAYES_DCPT_SHARED_DATA``: an explicit data folder is the only place looked at."""
+
+from __future__ import annotations
+
+import pytest
+
+from bayes_dcpt import datasets
+
+
+def test_explicit_folder_is_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("BAYES_DCPT_SHARED_DATA", str(tmp_path))
+    assert datasets.shared_data_dir() == tmp_path.resolve()
+
+
+def test_explicit_missing_folder_is_reported_not_replaced(tmp_path, monkeypatch):
+    monkeypatch.setenv("BAYES_DCPT_SHARED_DATA", str(tmp_path / "absent"))
+    with pytest.raises(datasets.DatasetUnavailable, match="BAYES_DCPT_SHARED_DATA"):
+        datasets.shared_data_dir()
+    with pytest.raises(datasets.DatasetUnavailable):
+        datasets.load_mixinglaws_cpt()
