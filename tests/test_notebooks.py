@@ -1,7 +1,8 @@
 """Every notebook (``notebooks/0*.py``, jupytext percent format) runs top to bottom and writes its figures.
 
 Each notebook is converted with jupytext and executed by nbclient in a kernel of this interpreter, with
-``BAYES_DCPT_NB_QUICK=1`` (few draws, one domain) and its figures sent to a temporary folder. A notebook
+``BAYES_DCPT_NB_QUICK=1`` (few draws, one domain) and its figures sent to a temporary folder
+(``BAYES_DCPT_NB_FIGURES``): every notebook must honour both variables and write at least one PNG there. A notebook
 that needs ``../shared/data`` must say so and skip its body cleanly when the data is absent: the last test
 runs the real-data notebook with ``BAYES_DCPT_SHARED_DATA`` pointing nowhere.
 """
@@ -64,7 +65,7 @@ def run_notebook(path: Path, tmp_path: Path, env: dict[str, str]) -> tuple[objec
 
 
 def _figures_named(path: Path) -> set[str]:
-    """The PNG names a notebook saves (``savefig(FIG_DIR / "NN_name.png")``)."""
+    """The PNG names a notebook saves as ``savefig(FIG_DIR / "NN_name.png")`` (other spellings: at least one PNG)."""
     return set(re.findall(r'FIG_DIR / "([^"]+\.png)"', path.read_text()))
 
 
@@ -75,7 +76,7 @@ def test_notebooks_found():
     for p in NOTEBOOKS:
         head = p.read_text()[:400]
         assert "format_name: percent" in head, f"{p.name} is not a jupytext percent notebook"
-        assert _figures_named(p), f"{p.name} saves no figure"
+        assert "savefig" in p.read_text(), f"{p.name} saves no figure"
 
 
 @pytest.mark.slow
@@ -88,8 +89,9 @@ def test_notebook_runs_and_writes_figures(path: Path, tmp_path: Path):
     run_notebook(path, tmp_path, env)
     expected = _figures_named(path)
     written = {p.name for p in figs.glob("*.png")}
+    assert written, f"{path.name} wrote no PNG into $BAYES_DCPT_NB_FIGURES"
     assert expected <= written, f"missing figures: {expected - written}"
-    for name in expected:
+    for name in written:
         assert (figs / name).stat().st_size > 5_000, f"{name} looks empty"
 
 
