@@ -41,9 +41,7 @@ NAMES = list(EPOCH)
 
 
 def load() -> pd.DataFrame:
-    df = datasets.load_epoch_chinchilla()
-    # r_domain = 0 makes the general loss's own ratio 1, so the Bayesian fit keeps every point
-    return df.assign(r_domain=0.0)
+    return datasets.load_epoch_chinchilla()
 
 
 def main() -> None:

@@ -165,7 +165,9 @@ def load_epoch_chinchilla(drop_highest: int = 5) -> pd.DataFrame:
         raw = raw.iloc[: len(raw) - drop_highest]
     n = raw["Model Size"].to_numpy(float)
     d = raw["Training FLOP"].to_numpy(float) / (6 * n)
-    df = pd.DataFrame({"domain": "massivetext", "n_params": n, "tokens": d, "r_domain": 1.0,
+    # all of the data is the general corpus: r_domain = 0, so the general loss's own share 1 - r_domain is 1
+    # (with r_domain = 1 the Bayesian fit would skip every row as a zero-ratio observation)
+    df = pd.DataFrame({"domain": "massivetext", "n_params": n, "tokens": d, "r_domain": 0.0,
                        "loss_general": raw["loss"].to_numpy(float), "loss_domain": np.nan,
                        "run_id": [f"chinchilla-{i}" for i in range(len(n))]})
     return _data.load(df)
