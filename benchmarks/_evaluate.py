@@ -35,20 +35,47 @@ from bayes_dcpt.posterior import Posterior
 CI = 0.9
 
 
-def _score(method: str, interval: str, split: str, target: str, test: pd.DataFrame, pred: pd.DataFrame,
-           seconds: float, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def _score(
+    method: str,
+    interval: str,
+    split: str,
+    target: str,
+    test: pd.DataFrame,
+    pred: pd.DataFrame,
+    seconds: float,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     y = test[f"loss_{target}"].to_numpy(float)
     ok = np.isfinite(y)
     mean = pred[f"loss_{target}_mean"].to_numpy(float)[ok]
-    lo = pred[f"loss_{target}_lo"].to_numpy(float)[ok] if f"loss_{target}_lo" in pred else np.full(ok.sum(), np.nan)
-    hi = pred[f"loss_{target}_hi"].to_numpy(float)[ok] if f"loss_{target}_hi" in pred else np.full(ok.sum(), np.nan)
+    lo = (
+        pred[f"loss_{target}_lo"].to_numpy(float)[ok]
+        if f"loss_{target}_lo" in pred
+        else np.full(ok.sum(), np.nan)
+    )
+    hi = (
+        pred[f"loss_{target}_hi"].to_numpy(float)[ok]
+        if f"loss_{target}_hi" in pred
+        else np.full(ok.sum(), np.nan)
+    )
     y = y[ok]
     m = metrics(y, mean)
     cover = float(np.mean((lo <= y) & (y <= hi))) if np.isfinite(lo).all() else np.nan
     width = float(np.mean((hi - lo) / y) * 100) if np.isfinite(lo).all() else np.nan
-    return {"split": split, "target": target, "method": method, "interval": interval, "n_test": m["n"],
-            "MAPE %": m["mape"], "R2": m["r2"], "Huber": m["huber_sum"], "coverage 90%": cover,
-            "width % of loss": width, "seconds": seconds, **(extra or {})}
+    return {
+        "split": split,
+        "target": target,
+        "method": method,
+        "interval": interval,
+        "n_test": m["n"],
+        "MAPE %": m["mape"],
+        "R2": m["r2"],
+        "Huber": m["huber_sum"],
+        "coverage 90%": cover,
+        "width % of loss": width,
+        "seconds": seconds,
+        **(extra or {}),
+    }
 
 
 def _many(post: Posterior, n: int = 4000) -> Posterior:
@@ -114,8 +141,12 @@ def evaluate_split(
         secs = time.perf_counter() - t0
         objs[label] = (f, secs)
         d = f.diagnostics(warn=False)
-        diag = {"sampling s": d.seconds, "divergences": d.divergences, "R-hat max": d.rhat_max,
-                "ESS bulk min": d.ess_bulk_min}
+        diag = {
+            "sampling s": d.seconds,
+            "divergences": d.divergences,
+            "R-hat max": d.rhat_max,
+            "ESS bulk min": d.ess_bulk_min,
+        }
         pred = f.predict(grid, CI, kind="predictive", seed=1)
         band = f.predict(grid, CI, kind="mean")
         for t in targets:
@@ -125,8 +156,19 @@ def evaluate_split(
     return rows, objs
 
 
-COLUMNS = ["split", "target", "method", "interval", "n_test", "MAPE %", "R2", "Huber", "coverage 90%",
-           "width % of loss", "seconds"]
+COLUMNS = [
+    "split",
+    "target",
+    "method",
+    "interval",
+    "n_test",
+    "MAPE %",
+    "R2",
+    "Huber",
+    "coverage 90%",
+    "width % of loss",
+    "seconds",
+]
 
 
 def compact(df: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -135,5 +177,7 @@ def compact(df: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     out = df[cols].copy()
     for c in extra:
         if c in out:
-            out[c] = out[c].map(lambda v: "" if pd.isna(v) else (f"{v:.3f}" if isinstance(v, float) else str(v)))
+            out[c] = out[c].map(
+                lambda v: "" if pd.isna(v) else (f"{v:.3f}" if isinstance(v, float) else str(v))
+            )
     return out

@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine, md_table  # noqa: E402
-from _evaluate import compact, evaluate_split  # noqa: E402
+from _common import machine, md_table
+from _evaluate import compact, evaluate_split
 
 from bayes_dcpt.datasets import DatasetUnavailable, load_mixinglaws_cpt
 
@@ -46,9 +46,17 @@ STEP = 2**20
 
 def _agg_pairs(rows: pd.DataFrame) -> pd.DataFrame:
     g = rows.groupby(["target", "method", "interval"], sort=False)
-    out = g.agg(**{"n_test": ("n_test", "sum"), "MAPE %": ("MAPE %", "mean"), "R2": ("R2", "mean"),
-                   "Huber": ("Huber", "mean"), "coverage 90%": ("coverage 90%", "mean"),
-                   "width % of loss": ("width % of loss", "mean"), "seconds": ("seconds", "sum")}).reset_index()
+    out = g.agg(
+        **{
+            "n_test": ("n_test", "sum"),
+            "MAPE %": ("MAPE %", "mean"),
+            "R2": ("R2", "mean"),
+            "Huber": ("Huber", "mean"),
+            "coverage 90%": ("coverage 90%", "mean"),
+            "width % of loss": ("width % of loss", "mean"),
+            "seconds": ("seconds", "sum"),
+        }
+    ).reset_index()
     out.insert(0, "split", "hold out 2 of 5 ratios (10 pairs; means)")
     return out
 
@@ -69,30 +77,42 @@ def main() -> None:
         return
     only = set(a.only.split(","))
     mcmc = {"draws": a.draws, "tune": a.tune, "chains": a.chains}
-    bayes = {f"Bayes (nutpie {a.chains}x{a.draws})": {**mcmc},
-             "Bayes, no run effect": {**mcmc, "run_effect": False}}
-    print(f"machine: {machine()}; MCMC: {a.chains} chains x {a.draws} draws (+{a.tune} tune), nutpie", flush=True)
+    bayes = {
+        f"Bayes (nutpie {a.chains}x{a.draws})": {**mcmc},
+        "Bayes, no run effect": {**mcmc, "run_effect": False},
+    }
+    print(
+        f"machine: {machine()}; MCMC: {a.chains} chains x {a.draws} draws (+{a.tune} tune), nutpie",
+        flush=True,
+    )
     base = df["tokens"] == 0
     is_held = np.isclose(df["r_domain"].fillna(-1), HELD)
     all_rows = []
     fits = {}
     if "ratio" in only:
-        rows, objs = evaluate_split("hold out r=0.7148 (fit 4 ratios)", df[~is_held], df[is_held],
-                                    n_boot=a.n_boot, bayes=bayes)
+        rows, objs = evaluate_split(
+            "hold out r=0.7148 (fit 4 ratios)", df[~is_held], df[is_held], n_boot=a.n_boot, bayes=bayes
+        )
         fits["4 ratios (0.7148 held out)"] = objs[next(iter(bayes))]
         all_rows += rows
     if "tokens" in only:
         tr = base | (df["tokens"] <= 7000 * STEP)
-        rows, _ = evaluate_split("last third of tokens (fit <=7k steps, predict 8k-10k)", df[tr], df[~tr],
-                                 n_boot=a.n_boot // 5, bayes=bayes)
+        rows, _ = evaluate_split(
+            "last third of tokens (fit <=7k steps, predict 8k-10k)",
+            df[tr],
+            df[~tr],
+            n_boot=a.n_boot // 5,
+            bayes=bayes,
+        )
         all_rows += rows
     pair_rows = []
     if "pairs" in only:
         ratios = sorted(df.loc[~base, "r_domain"].unique())
         for pair in itertools.combinations(ratios, 2):
             held = df["r_domain"].isin(pair)
-            rows, _ = evaluate_split(f"pair {pair[0]:.3f}+{pair[1]:.3f}", df[~held], df[held],
-                                     n_boot=a.pair_boot, bayes=bayes)
+            rows, _ = evaluate_split(
+                f"pair {pair[0]:.3f}+{pair[1]:.3f}", df[~held], df[held], n_boot=a.pair_boot, bayes=bayes
+            )
             pair_rows += rows
     table = pd.DataFrame(all_rows)
     if pair_rows:
@@ -105,7 +125,11 @@ def main() -> None:
         table.to_csv(OUT / f"bayes_mixinglaws_{a.only.replace(',', '_')}.csv", index=False)
         pt = table[table["method"] == "point fit (paper)"].groupby("split")["seconds"].first()
         table["x point-fit time"] = table["seconds"] / table["split"].map(pt)
-        print(md_table(compact(table, ("x point-fit time", "sampling s", "divergences", "R-hat max", "ESS bulk min"))))
+        print(
+            md_table(
+                compact(table, ("x point-fit time", "sampling s", "divergences", "R-hat max", "ESS bulk min"))
+            )
+        )
     if "critical" in only:
         from bench_critical_ratio_mixinglaws import observed_crossing, row_for
 
@@ -123,7 +147,10 @@ def main() -> None:
                     f = fit(train, "dcpt", "both", seed=1, warn=False, **kw)
                     secs = time.perf_counter() - t0
                 crit.append(row_for(label, split, f.posterior, df, secs, obs_r))
-        print(f"\nCritical ratio (observed crossing r = {obs_r:.4f}, Data Mixing Laws prediction r = {HELD:.4f})")
+        print(
+            f"\nCritical ratio (observed crossing r = {obs_r:.4f}, "
+            f"Data Mixing Laws prediction r = {HELD:.4f})"
+        )
         print(md_table(pd.DataFrame(crit)))
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine, md_table  # noqa: E402
+from _common import machine, md_table
 
 from bayes_dcpt import datasets
 from bayes_dcpt.fit import fit
@@ -58,8 +58,12 @@ def main() -> None:
         print(f"skipped: {exc}")
         return
     kw = {"draws": a.draws, "tune": a.tune, "chains": a.chains, "seed": 1, "warn": False, "run_effect": False}
-    print(f"machine: {machine()}; {len(df)} points; nutpie {a.chains} chains x {a.draws} draws (+{a.tune} tune); "
-          f"bootstrap {a.n_boot} resamples", flush=True)
+    print(
+        f"machine: {machine()}; {len(df)} points; "
+        f"nutpie {a.chains} chains x {a.draws} draws (+{a.tune} tune); "
+        f"bootstrap {a.n_boot} resamples",
+        flush=True,
+    )
     t0 = time.perf_counter()
     point = fit_point(df, "chinchilla", "general")
     t_point = time.perf_counter() - t0
@@ -79,24 +83,35 @@ def main() -> None:
         fit(df, "chinchilla", "general", **{**kw, "seed": 2})
     t_bayes_warm = time.perf_counter() - t0
     d = f.diagnostics(warn=False)
-    print(f"  point fit {t_point:.1f} s; bootstrap {t_boot:.1f} s; Bayes cold {t_bayes:.1f} s, warm {t_bayes_warm:.1f} s; {d}")
+    print(
+        f"  point fit {t_point:.1f} s; bootstrap {t_boot:.1f} s; "
+        f"Bayes cold {t_bayes:.1f} s, warm {t_bayes_warm:.1f} s; {d}"
+    )
     bi = boot.intervals(0.9).set_index("param")
     ps = f.posterior.summary(0.9).set_index("param")
     rows = []
     for n in NAMES:
         bw = bi.loc[n, "hi"] - bi.loc[n, "lo"]
         pw = ps.loc[n, "hi"] - ps.loc[n, "lo"]
-        rows.append({"parameter": n, "Hoffmann": HOFFMANN[n], "Epoch (quoted)": EPOCH[n],
-                     "point fit": point["general"].params[n],
-                     "bootstrap 90%": f"{bi.loc[n, 'lo']:.4g} - {bi.loc[n, 'hi']:.4g}",
-                     "posterior mean": ps.loc[n, "mean"],
-                     "posterior 90%": f"{ps.loc[n, 'lo']:.4g} - {ps.loc[n, 'hi']:.4g}",
-                     "width posterior / bootstrap": pw / bw,
-                     "Epoch in bootstrap": bool(bi.loc[n, "lo"] <= EPOCH[n] <= bi.loc[n, "hi"]),
-                     "Epoch in posterior": bool(ps.loc[n, "lo"] <= EPOCH[n] <= ps.loc[n, "hi"])})
+        rows.append(
+            {
+                "parameter": n,
+                "Hoffmann": HOFFMANN[n],
+                "Epoch (quoted)": EPOCH[n],
+                "point fit": point["general"].params[n],
+                "bootstrap 90%": f"{bi.loc[n, 'lo']:.4g} - {bi.loc[n, 'hi']:.4g}",
+                "posterior mean": ps.loc[n, "mean"],
+                "posterior 90%": f"{ps.loc[n, 'lo']:.4g} - {ps.loc[n, 'hi']:.4g}",
+                "width posterior / bootstrap": pw / bw,
+                "Epoch in bootstrap": bool(bi.loc[n, "lo"] <= EPOCH[n] <= bi.loc[n, "hi"]),
+                "Epoch in posterior": bool(ps.loc[n, "lo"] <= EPOCH[n] <= ps.loc[n, "hi"]),
+            }
+        )
     print(md_table(pd.DataFrame(rows)))
-    print(f"\nwall time as a multiple of the point fit ({t_point:.1f} s): bootstrap x{t_boot / t_point:.1f}, "
-          f"Bayes cold x{t_bayes / t_point:.1f} (compilation included), warm x{t_bayes_warm / t_point:.1f}")
+    print(
+        f"\nwall time as a multiple of the point fit ({t_point:.1f} s): bootstrap x{t_boot / t_point:.1f}, "
+        f"Bayes cold x{t_bayes / t_point:.1f} (compilation included), warm x{t_bayes_warm / t_point:.1f}"
+    )
 
     # k-fold cross-validation of held-out points: MAPE and coverage
     rng = np.random.default_rng(0)
@@ -115,16 +130,42 @@ def main() -> None:
         band = bt.predict(te, 0.9)
         pr = fb.predict(te, 0.9, seed=k)
         for label, mean, lo, hi in (
-            ("point fit + bootstrap law band", pf.predict(te)["loss_general_pred"], band["loss_general_lo"], band["loss_general_hi"]),
-            ("point fit + bootstrap predictive", pf.predict(te)["loss_general_pred"], bp["loss_general_lo"], bp["loss_general_hi"]),
-            ("Bayes posterior predictive", pr["loss_general_mean"], pr["loss_general_lo"], pr["loss_general_hi"]),
+            (
+                "point fit + bootstrap law band",
+                pf.predict(te)["loss_general_pred"],
+                band["loss_general_lo"],
+                band["loss_general_hi"],
+            ),
+            (
+                "point fit + bootstrap predictive",
+                pf.predict(te)["loss_general_pred"],
+                bp["loss_general_lo"],
+                bp["loss_general_hi"],
+            ),
+            (
+                "Bayes posterior predictive",
+                pr["loss_general_mean"],
+                pr["loss_general_lo"],
+                pr["loss_general_hi"],
+            ),
         ):
             m = metrics(y, mean)
-            cv.append({"method": label, "fold": k, "MAPE %": m["mape"],
-                       "coverage": float(np.mean((lo <= y) & (y <= hi))),
-                       "width %": float(np.mean((hi - lo) / y) * 100)})
-    cv = pd.DataFrame(cv).groupby("method", sort=False)[["MAPE %", "coverage", "width %"]].mean().reset_index()
-    print(f"\n{a.folds}-fold cross-validation (bootstrap {max(a.n_boot // 5, 50)} resamples per fold): means over folds")
+            cv.append(
+                {
+                    "method": label,
+                    "fold": k,
+                    "MAPE %": m["mape"],
+                    "coverage": float(np.mean((lo <= y) & (y <= hi))),
+                    "width %": float(np.mean((hi - lo) / y) * 100),
+                }
+            )
+    cv = (
+        pd.DataFrame(cv).groupby("method", sort=False)[["MAPE %", "coverage", "width %"]].mean().reset_index()
+    )
+    print(
+        f"\n{a.folds}-fold cross-validation (bootstrap {max(a.n_boot // 5, 50)} resamples per fold): "
+        "means over folds"
+    )
     print(md_table(cv))
 
 

@@ -1,4 +1,4 @@
-"""The D-CPT paper's generalisation protocols on real multi-ratio / multi-size data: Bayes vs point fit vs bootstrap.
+"""The D-CPT paper's generalisation protocols on real data: Bayes vs point fit vs bootstrap.
 
 Every split is fitted by the paper's point fit, the Epoch-style bootstrap (``--n-boot`` resamples of
 points) and the Bayesian fit (nutpie, with and without the per-run effect), and scored on the held-out rows
@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine, md_table  # noqa: E402
-from _evaluate import compact, evaluate_split  # noqa: E402
+from _common import machine, md_table
+from _evaluate import compact, evaluate_split
 
 from bayes_dcpt import data as _data
 from bayes_dcpt import datasets
@@ -47,17 +47,21 @@ def example_splits(domain: str) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     big = df["n_params"] == df["n_params"].max()
     late = df["tokens"] >= 262144
     two = df["r_domain"].isin([0.25, 0.75])
-    return {f"{domain}: hold out the largest size (443k)": (df[~big], df[big]),
-            f"{domain}: last third of tokens (262k, 524k)": (df[~late], df[late]),
-            f"{domain}: hold out ratios 0.25 and 0.75": (df[~two], df[two])}
+    return {
+        f"{domain}: hold out the largest size (443k)": (df[~big], df[big]),
+        f"{domain}: last third of tokens (262k, 524k)": (df[~late], df[late]),
+        f"{domain}: hold out ratios 0.25 and 0.75": (df[~two], df[two]),
+    }
 
 
 def datablations_splits() -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     df = datasets.load_datablations_mix()
     held = df["r_domain"].round(2).isin([0.2, 0.4, 0.6, 0.8])
     late = df["tokens"] > 42e9
-    return {"hold out ratios 0.2/0.4/0.6/0.8": (df[~held], df[held]),
-            "fit D <= 42B, predict 42-84B": (df[~late], df[late])}
+    return {
+        "hold out ratios 0.2/0.4/0.6/0.8": (df[~held], df[held]),
+        "fit D <= 42B, predict 42-84B": (df[~late], df[late]),
+    }
 
 
 def slimpajama_splits(seed: int = 0) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
@@ -67,9 +71,13 @@ def slimpajama_splits(seed: int = 0) -> dict[str, tuple[pd.DataFrame, pd.DataFra
     held_mix = set(np.random.default_rng(seed).choice(mixes, size=len(mixes) // 5, replace=False))
     small = last["n_params"] <= 7e8
     is_held = last["mixture"].isin(held_mix)
-    return {"fit N <= 680M (80% of mixtures), predict 937M-2.7B on held-out mixtures":
-            (last[small & ~is_held], last[~small & is_held]),
-            "fit N <= 680M (all mixtures), predict 937M-2.7B (all mixtures)": (last[small], last[~small])}
+    return {
+        "fit N <= 680M (80% of mixtures), predict 937M-2.7B on held-out mixtures": (
+            last[small & ~is_held],
+            last[~small & is_held],
+        ),
+        "fit N <= 680M (all mixtures), predict 937M-2.7B (all mixtures)": (last[small], last[~small]),
+    }
 
 
 def datablations_noise(fits: dict) -> None:
@@ -81,9 +89,15 @@ def datablations_noise(fits: dict) -> None:
     groups = g.agg(n="count", mean="mean", sd_log=lambda v: float(np.std(np.log(v), ddof=1))).reset_index()
     groups = groups[groups["n"] >= 2]
     print("\nReplicate-seed groups (final C4 loss; sd of log loss across seeds = relative noise):")
-    print(md_table(groups.assign(N_params=groups["N_params"].map("{:.3g}".format),
-                                 D_tokens=groups["D_tokens"].map("{:.3g}".format),
-                                 U_unique_tokens=groups["U_unique_tokens"].map("{:.3g}".format))))
+    print(
+        md_table(
+            groups.assign(
+                N_params=groups["N_params"].map("{:.3g}".format),
+                D_tokens=groups["D_tokens"].map("{:.3g}".format),
+                U_unique_tokens=groups["U_unique_tokens"].map("{:.3g}".format),
+            )
+        )
+    )
     for label, f in fits.items():
         post = f.idata["posterior"]
         for name in ("sigma", "tau"):
@@ -91,20 +105,32 @@ def datablations_noise(fits: dict) -> None:
                 v = np.asarray(post[name]).reshape(-1, post[name].shape[-1])
                 q = np.quantile(v, [0.05, 0.5, 0.95], axis=0)
                 for i, t in enumerate(post[name].coords["target"].values):
-                    print(f"  {label}: posterior {name}[{t}] median {q[1, i]:.4f} (90%: {q[0, i]:.4f}-{q[2, i]:.4f})")
+                    print(
+                        f"  {label}: posterior {name}[{t}] median {q[1, i]:.4f} "
+                        f"(90%: {q[0, i]:.4f}-{q[2, i]:.4f})"
+                    )
 
 
 def datablations_constants(kw: dict) -> None:
-    """Bayesian Chinchilla fit of the single-epoch final losses, beside the paper's data-constrained constants."""
+    """Bayesian Chinchilla fit of the single-epoch final losses, beside the paper's fitted constants."""
     from bayes_dcpt.fit import fit
     from bayes_dcpt.pointfit import fit_point
 
     raw = pd.read_csv(datasets.shared_data_dir() / "datablations" / "datablations_final_losses.csv")
     one = raw[raw["in_paper_fit"].astype(bool) & (raw["epochs"] <= 1.0) & (raw["val_loss_c4"] > 0)]
-    df = _data.load(pd.DataFrame({"domain": "c4", "n_params": one["N_params"].astype(float),
-                                  "tokens": one["D_tokens"].astype(float), "r_domain": 0.0,
-                                  "loss_general": one["val_loss_c4"].astype(float), "loss_domain": np.nan,
-                                  "run_id": one["name"].astype(str)}))
+    df = _data.load(
+        pd.DataFrame(
+            {
+                "domain": "c4",
+                "n_params": one["N_params"].astype(float),
+                "tokens": one["D_tokens"].astype(float),
+                "r_domain": 0.0,
+                "loss_general": one["val_loss_c4"].astype(float),
+                "loss_domain": np.nan,
+                "run_id": one["name"].astype(str),
+            }
+        )
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         f = fit(df, "chinchilla", "general", run_effect=False, **kw)
@@ -113,12 +139,21 @@ def datablations_constants(kw: dict) -> None:
     s = s[s["param"].isin(list(DATABLATIONS_PAPER))]
     rows = []
     for _, r in s.iterrows():
-        rows.append({"parameter": r["param"], "paper (data-constrained fit, all epochs)": DATABLATIONS_PAPER[r["param"]],
-                     "point fit (single epoch)": point[r["param"]], "posterior mean": r["mean"],
-                     "90% lo": r["lo"], "90% hi": r["hi"],
-                     "paper inside": bool(r["lo"] <= DATABLATIONS_PAPER[r["param"]] <= r["hi"])})
-    print(f"\nChinchilla law on the {len(df)} single-epoch final losses used in the paper's fit "
-          f"(N {df['n_params'].min():.3g}-{df['n_params'].max():.3g}); {f.diagnostics(warn=False)}")
+        rows.append(
+            {
+                "parameter": r["param"],
+                "paper (data-constrained fit, all epochs)": DATABLATIONS_PAPER[r["param"]],
+                "point fit (single epoch)": point[r["param"]],
+                "posterior mean": r["mean"],
+                "90% lo": r["lo"],
+                "90% hi": r["hi"],
+                "paper inside": bool(r["lo"] <= DATABLATIONS_PAPER[r["param"]] <= r["hi"]),
+            }
+        )
+    print(
+        f"\nChinchilla law on the {len(df)} single-epoch final losses used in the paper's fit "
+        f"(N {df['n_params'].min():.3g}-{df['n_params'].max():.3g}); {f.diagnostics(warn=False)}"
+    )
     print(md_table(pd.DataFrame(rows)))
 
 
@@ -132,9 +167,15 @@ def main() -> None:
     ap.add_argument("--chains", type=int, default=4)
     a = ap.parse_args()
     mcmc = {"draws": a.draws, "tune": a.tune, "chains": a.chains}
-    bayes = {f"Bayes (nutpie {a.chains}x{a.draws})": dict(mcmc), "Bayes, no run effect": {**mcmc, "run_effect": False}}
-    print(f"machine: {machine()}; MCMC: {a.chains} chains x {a.draws} draws (+{a.tune} tune), nutpie; "
-          f"bootstrap {a.n_boot} resamples of points", flush=True)
+    bayes = {
+        f"Bayes (nutpie {a.chains}x{a.draws})": dict(mcmc),
+        "Bayes, no run effect": {**mcmc, "run_effect": False},
+    }
+    print(
+        f"machine: {machine()}; MCMC: {a.chains} chains x {a.draws} draws (+{a.tune} tune), nutpie; "
+        f"bootstrap {a.n_boot} resamples of points",
+        flush=True,
+    )
     for name in a.datasets:
         try:
             if name == "example":
@@ -157,7 +198,11 @@ def main() -> None:
         pt = table[table["method"] == "point fit (paper)"].groupby("split")["seconds"].first()
         table["x point-fit time"] = table["seconds"] / table["split"].map(pt)
         print(f"\n### {name}")
-        print(md_table(compact(table, ("x point-fit time", "sampling s", "divergences", "R-hat max", "ESS bulk min"))))
+        print(
+            md_table(
+                compact(table, ("x point-fit time", "sampling s", "divergences", "R-hat max", "ESS bulk min"))
+            )
+        )
         if name == "datablations":
             datablations_noise({k: v[0] for k, v in last_objs.items() if k.startswith("Bayes")})
             datablations_constants({**mcmc, "seed": 1})

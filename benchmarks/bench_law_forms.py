@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine, md_table  # noqa: E402
+from _common import machine, md_table
 
 from bayes_dcpt import data as _data
 from bayes_dcpt import datasets
@@ -36,7 +36,7 @@ from bayes_dcpt.pointfit import fit_point, metrics
 def splits(name: str, df: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     if name == "mixinglaws":
         held = np.isclose(df["r_domain"].fillna(-1), 0.71484375)
-        early = (df["tokens"] <= 7000 * 2**20)
+        early = df["tokens"] <= 7000 * 2**20
         return {"hold out r=0.7148": (df[~held], df[held]), "last third of tokens": (df[early], df[~early])}
     big = df["n_params"] == df["n_params"].max()
     return {"hold out the largest size": (df[~big], df[big])}
@@ -98,15 +98,21 @@ def main() -> None:
                     y = te[f"loss_{t}"].to_numpy()
                     p = f.predict(te, 0.9, seed=1)
                     rec[f"{split} {t}: MAPE % Bayes"] = metrics(y, p[f"loss_{t}_mean"])["mape"]
-                    rec[f"{split} {t}: coverage 90%"] = float(np.mean((p[f"loss_{t}_lo"] <= y) & (y <= p[f"loss_{t}_hi"])))
+                    rec[f"{split} {t}: coverage 90%"] = float(
+                        np.mean((p[f"loss_{t}_lo"] <= y) & (y <= p[f"loss_{t}_hi"]))
+                    )
                     if point is not None:
-                        rec[f"{split} {t}: MAPE % point"] = metrics(y, point.predict(te)[f"loss_{t}_pred"])["mape"]
+                        rec[f"{split} {t}: MAPE % point"] = metrics(y, point.predict(te)[f"loss_{t}_pred"])[
+                            "mape"
+                        ]
             rows.append(rec)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             cmp = compare(full)
         cmp = cmp.reset_index().rename(columns={"index": "law"})
-        keep = [c for c in ("law", "rank", "elpd", "p", "elpd_diff", "weight", "se", "dse", "warning") if c in cmp]
+        keep = [
+            c for c in ("law", "rank", "elpd", "p", "elpd_diff", "weight", "se", "dse", "warning") if c in cmp
+        ]
         print(f"\n### {name}: PSIS-LOO on all the data (both losses)")
         print(md_table(cmp[keep]))
         out = pd.DataFrame(rows)

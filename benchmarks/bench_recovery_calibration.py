@@ -34,7 +34,7 @@ import pandas as pd
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine, md_table  # noqa: E402
+from _common import machine, md_table
 
 from bayes_dcpt import data as _data
 from bayes_dcpt.fit import fit
@@ -67,7 +67,10 @@ def main() -> None:
     ap.add_argument("--tune", type=int, default=500)
     ap.add_argument("--chains", type=int, default=4)
     a = ap.parse_args()
-    print(f"machine: {machine()}; {a.worlds} worlds; nutpie {a.chains} chains x {a.draws} draws (+{a.tune} tune)")
+    print(
+        f"machine: {machine()}; {a.worlds} worlds; "
+        f"nutpie {a.chains} chains x {a.draws} draws (+{a.tune} tune)"
+    )
     rec, pits, diag = [], [], []
     held_grid = probe_grid(n_params=(3e8, 1e9), r_domain=(0.2, 0.6))
     for w in range(a.worlds):
@@ -78,15 +81,30 @@ def main() -> None:
         f = fit(train, "dcpt", "both", draws=a.draws, tune=a.tune, chains=a.chains, seed=w, warn=False)
         secs = time.perf_counter() - t0
         d = f.diagnostics(warn=False)
-        diag.append({"world": w, "seconds": secs, "divergences": d.divergences, "R-hat max": d.rhat_max,
-                     "ESS bulk min": d.ess_bulk_min, "ok": d.ok})
+        diag.append(
+            {
+                "world": w,
+                "seconds": secs,
+                "divergences": d.divergences,
+                "R-hat max": d.rhat_max,
+                "ESS bulk min": d.ess_bulk_min,
+                "ok": d.ok,
+            }
+        )
         s = f.posterior.summary(0.9)
         for _, row in s.iterrows():
             truth = world.params[(row["target"], row["domain"])].get(row["param"])
             if truth is None:
                 continue
-            rec.append({"world": w, "target": row["target"], "param": row["param"], "truth": truth,
-                        "inside": bool(row["lo"] <= truth <= row["hi"])})
+            rec.append(
+                {
+                    "world": w,
+                    "target": row["target"],
+                    "param": row["param"],
+                    "truth": truth,
+                    "inside": bool(row["lo"] <= truth <= row["hi"]),
+                }
+            )
         for t in ("general", "domain"):
             draws = f.posterior.sample_observations(test, t, seed=w)  # new runs: fresh offsets
             y = test[f"loss_{t}"].to_numpy()
@@ -95,8 +113,14 @@ def main() -> None:
             true_mean = world.mean(test, t)
             lo, hi = np.quantile(mean_draws, [0.05, 0.95], axis=0)
             for i in range(len(y)):
-                pits.append({"world": w, "target": t, "pit": pit[i],
-                             "law band covers truth": bool(lo[i] <= true_mean[i] <= hi[i])})
+                pits.append(
+                    {
+                        "world": w,
+                        "target": t,
+                        "pit": pit[i],
+                        "law band covers truth": bool(lo[i] <= true_mean[i] <= hi[i]),
+                    }
+                )
         print(f"  world {w}: {secs:.1f} s; {d}", flush=True)
     rec = pd.DataFrame(rec)
     pits = pd.DataFrame(pits)
@@ -105,26 +129,43 @@ def main() -> None:
     rec.to_csv(OUT / "recovery.csv", index=False)
     pits.to_csv(OUT / "calibration_pit.csv", index=False)
 
-    print(f"\nRecovery: truth inside the 90% interval for {rec['inside'].mean():.1%} of "
-          f"{len(rec)} (world, target, parameter) triples")
+    print(
+        f"\nRecovery: truth inside the 90% interval for {rec['inside'].mean():.1%} of "
+        f"{len(rec)} (world, target, parameter) triples"
+    )
     per = rec.groupby(["target", "param"])["inside"].mean().unstack("target")
-    print(md_table(per.reset_index().rename(columns={"general": "general: share inside", "domain": "domain: share inside"})))
+    print(
+        md_table(
+            per.reset_index().rename(
+                columns={"general": "general: share inside", "domain": "domain: share inside"}
+            )
+        )
+    )
     rows = []
     for t, g in pits.groupby("target"):
         counts = np.histogram(g["pit"], bins=10, range=(0, 1))[0]
         chi = stats.chisquare(counts)
-        rows.append({"target": t, "held-out points": len(g),
-                     "90% predictive coverage": float(np.mean((g["pit"] > 0.05) & (g["pit"] < 0.95))),
-                     "PIT below 0.05": float(np.mean(g["pit"] <= 0.05)), "PIT above 0.95": float(np.mean(g["pit"] >= 0.95)),
-                     "PIT counts (10 bins)": " ".join(map(str, counts)), "chi2 p (uniform)": float(chi.pvalue),
-                     "law band covers true mean": float(g["law band covers truth"].mean())})
+        rows.append(
+            {
+                "target": t,
+                "held-out points": len(g),
+                "90% predictive coverage": float(np.mean((g["pit"] > 0.05) & (g["pit"] < 0.95))),
+                "PIT below 0.05": float(np.mean(g["pit"] <= 0.05)),
+                "PIT above 0.95": float(np.mean(g["pit"] >= 0.95)),
+                "PIT counts (10 bins)": " ".join(map(str, counts)),
+                "chi2 p (uniform)": float(chi.pvalue),
+                "law band covers true mean": float(g["law band covers truth"].mean()),
+            }
+        )
     print("\nCalibration of the predictive bands on held-out runs")
     print(md_table(pd.DataFrame(rows)))
-    print(f"\nDiagnostics: {int(diag['ok'].sum())}/{len(diag)} worlds pass every check; divergences total "
-          f"{int(diag['divergences'].sum())}; R-hat max median {diag['R-hat max'].median():.4f} (worst "
-          f"{diag['R-hat max'].max():.4f}); ESS bulk min median {diag['ESS bulk min'].median():.0f} (worst "
-          f"{diag['ESS bulk min'].min():.0f}); seconds per fit median {diag['seconds'].median():.1f} "
-          f"(first includes compilation: {diag['seconds'].iloc[0]:.1f})")
+    print(
+        f"\nDiagnostics: {int(diag['ok'].sum())}/{len(diag)} worlds pass every check; divergences total "
+        f"{int(diag['divergences'].sum())}; R-hat max median {diag['R-hat max'].median():.4f} (worst "
+        f"{diag['R-hat max'].max():.4f}); ESS bulk min median {diag['ESS bulk min'].median():.0f} (worst "
+        f"{diag['ESS bulk min'].min():.0f}); seconds per fit median {diag['seconds'].median():.1f} "
+        f"(first includes compilation: {diag['seconds'].iloc[0]:.1f})"
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine, md_table  # noqa: E402
+from _common import machine, md_table
 
 from bayes_dcpt import data as _data
 from bayes_dcpt import datasets
@@ -41,7 +41,9 @@ from bayes_dcpt.simulate import World, probe_grid
 
 def synthetic() -> pd.DataFrame:
     world = World.default(domains=("code",), sigma=0.004, tau=0.003)
-    grid = probe_grid(n_params=(1e8, 2e8, 5e8, 1e9), r_domain=(0.1, 0.25, 0.4, 0.55, 0.7, 0.9), n_checkpoints=20)
+    grid = probe_grid(
+        n_params=(1e8, 2e8, 5e8, 1e9), r_domain=(0.1, 0.25, 0.4, 0.55, 0.7, 0.9), n_checkpoints=20
+    )
     return world.simulate(grid, seed=0)
 
 
@@ -50,7 +52,9 @@ SETS = {"synthetic": synthetic, "example": datasets.load_example, "mixinglaws": 
 
 def band_width(f, df: pd.DataFrame) -> float:
     rows = _data.fit_rows(df)
-    rows = rows[(rows["n_params"] == rows["n_params"].max()) & (rows["r_domain"] > 0) & (rows["r_domain"] < 1)]
+    rows = rows[
+        (rows["n_params"] == rows["n_params"].max()) & (rows["r_domain"] > 0) & (rows["r_domain"] < 1)
+    ]
     p = f.predict(rows, 0.9, kind="mean")
     return float(np.mean([(p[f"loss_{t}_hi"] - p[f"loss_{t}_lo"]).mean() for t in ("general", "domain")]))
 
@@ -74,11 +78,24 @@ def main() -> None:
         t0 = time.perf_counter()
         fit_point(df, "dcpt", "both")
         t_point = time.perf_counter() - t0
-        rows = [{"sampler": "point fit (paper, both targets)", "cold s": t_point, "warm s": t_point,
-                 "x point fit (warm)": 1.0}]
+        rows = [
+            {
+                "sampler": "point fit (paper, both targets)",
+                "cold s": t_point,
+                "warm s": t_point,
+                "x point fit (warm)": 1.0,
+            }
+        ]
         ref_width = None
         for sampler in a.samplers.split(","):
-            kw = {"draws": a.draws, "tune": a.tune, "chains": a.chains, "cores": 2, "sampler": sampler, "warn": False}
+            kw = {
+                "draws": a.draws,
+                "tune": a.tune,
+                "chains": a.chains,
+                "cores": 2,
+                "sampler": sampler,
+                "warn": False,
+            }
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -97,14 +114,22 @@ def main() -> None:
             if sampler == "nutpie":
                 ref_width = w
             approx = d.approximate
-            rows.append({
-                "sampler": sampler, "cold s": cold, "warm s": warm, "x point fit (warm)": warm / t_point,
-                "ESS bulk min": np.nan if approx else d.ess_bulk_min,
-                "ESS/s (warm)": np.nan if approx else d.ess_bulk_min / warm,
-                "R-hat max": np.nan if approx else d.rhat_max, "divergences": np.nan if approx else d.divergences,
-                "law band width vs nutpie": w / ref_width if ref_width else np.nan,
-                "note": "approximation, no MCMC diagnostics" if approx else ("ok" if d.ok else "; ".join(d.problems)),
-            })
+            rows.append(
+                {
+                    "sampler": sampler,
+                    "cold s": cold,
+                    "warm s": warm,
+                    "x point fit (warm)": warm / t_point,
+                    "ESS bulk min": np.nan if approx else d.ess_bulk_min,
+                    "ESS/s (warm)": np.nan if approx else d.ess_bulk_min / warm,
+                    "R-hat max": np.nan if approx else d.rhat_max,
+                    "divergences": np.nan if approx else d.divergences,
+                    "law band width vs nutpie": w / ref_width if ref_width else np.nan,
+                    "note": "approximation, no MCMC diagnostics"
+                    if approx
+                    else ("ok" if d.ok else "; ".join(d.problems)),
+                }
+            )
             print(f"  {name} {sampler}: cold {cold:.1f} s, warm {warm:.1f} s; {d}", flush=True)
         out = pd.DataFrame(rows)
         print(f"\n### {name}: {len(df)} rows, {n_obs} fitted log losses; point fit {t_point:.1f} s")

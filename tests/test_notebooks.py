@@ -2,14 +2,14 @@
 
 Each notebook is converted with jupytext and executed by nbclient in a kernel of this interpreter, with
 ``BAYES_DCPT_NB_QUICK=1`` (few draws, one domain) and its figures sent to a temporary folder
-(``BAYES_DCPT_NB_FIGURES``): every notebook must honour both variables and write at least one PNG there. A notebook
+(``BAYES_DCPT_NB_FIGURES``): every notebook must honour both variables and write at least one PNG
+there. A notebook
 that needs ``../shared/data`` must say so and skip its body cleanly when the data is absent: the last test
 runs the real-data notebook with ``BAYES_DCPT_SHARED_DATA`` pointing nowhere.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
@@ -21,58 +21,28 @@ nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from run_notebooks import run_notebook  # noqa: E402
+
 NOTEBOOKS = sorted((REPO / "notebooks").glob("0*.py"))
 #: Notebooks that read ../shared/data (they print a skip message when it is absent).
 REAL_DATA = {"05_real_data.py"}
 
 
-def _kernel_name() -> str:
-    """A kernel spec that runs this very interpreter (so the worktree on PYTHONPATH is what is imported)."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    ksm = KernelSpecManager()
-    for name, spec in ksm.get_all_specs().items():
-        argv = spec["spec"]["argv"]
-        if argv and Path(argv[0]).resolve() == Path(sys.executable).resolve():
-            return name
-    return "python3"
-
-
-def run_notebook(path: Path, tmp_path: Path, env: dict[str, str]) -> tuple[object, list[str]]:
-    """Execute the notebook in ``tmp_path``; returns the executed notebook and all its stream outputs."""
-    nb = jupytext.read(path)
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    try:
-        client = nbclient.NotebookClient(nb, timeout=900, kernel_name=_kernel_name(),
-                                         resources={"metadata": {"path": str(tmp_path)}})
-        client.execute()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    texts = []
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "stream":
-                texts.append(out.get("text", ""))
-            elif "data" in out and "text/plain" in out["data"]:
-                texts.append(out["data"]["text/plain"])
-    return nb, texts
-
-
 def _figures_named(path: Path) -> set[str]:
-    """The PNG names a notebook saves as ``savefig(FIG_DIR / "NN_name.png")`` (other spellings: at least one PNG)."""
+    """PNG names saved as ``savefig(FIG_DIR / "NN_name.png")`` (other spellings: at least one PNG)."""
     return set(re.findall(r'FIG_DIR / "([^"]+\.png)"', path.read_text()))
 
 
 def test_notebooks_found():
     names = {p.name for p in NOTEBOOKS}
-    assert {"01_quickstart.py", "02_new_domain.py", "03_choosing_the_ratio.py", "04_planning.py",
-            "05_real_data.py"} <= names
+    assert {
+        "01_quickstart.py",
+        "02_new_domain.py",
+        "03_choosing_the_ratio.py",
+        "04_planning.py",
+        "05_real_data.py",
+    } <= names
     for p in NOTEBOOKS:
         head = p.read_text()[:400]
         assert "format_name: percent" in head, f"{p.name} is not a jupytext percent notebook"
@@ -99,8 +69,12 @@ def test_notebook_runs_and_writes_figures(path: Path, tmp_path: Path):
 def test_real_data_notebook_skips_without_shared_data(tmp_path: Path):
     path = REPO / "notebooks" / "05_real_data.py"
     figs = tmp_path / "figures"
-    env = {"BAYES_DCPT_NB_QUICK": "1", "BAYES_DCPT_NB_FIGURES": str(figs), "MPLBACKEND": "Agg",
-           "BAYES_DCPT_SHARED_DATA": str(tmp_path / "no-such-folder")}
+    env = {
+        "BAYES_DCPT_NB_QUICK": "1",
+        "BAYES_DCPT_NB_FIGURES": str(figs),
+        "MPLBACKEND": "Agg",
+        "BAYES_DCPT_SHARED_DATA": str(tmp_path / "no-such-folder"),
+    }
     _, texts = run_notebook(path, tmp_path, env)
     assert any("skipped" in t and "shared/data" in t for t in texts), texts
     assert not list(figs.glob("*.png"))
