@@ -8,7 +8,7 @@ PIP     = $(BIN)/python -m pip
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-dev models example-data clean
+.PHONY: demo test install install-dev models example-data notebooks clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || (echo "no Python >= 3.12 found (see the message above)"; exit 1)
@@ -35,6 +35,11 @@ test: $(VENV)/.installed-dev
 # Regenerate the embedded example grid (real CPU probes; ~25 min on 2 shared cores) and its record
 example-data: $(VENV)/.installed-dev
 	$(BIN)/python scripts/make_example_data.py --workers 2 --threads 1
+
+# Execute every notebook (jupytext percent text -> executed .ipynb + notebooks/figures/*.png, both regenerated)
+NB_QUICK ?= 0
+notebooks: $(VENV)/.installed-dev
+	$(BIN)/python scripts/run_notebooks.py $(if $(filter 1,$(NB_QUICK)),--quick,)
 
 models: $(VENV)/.installed
 	$(BIN)/python -m bayes_dcpt.models_build

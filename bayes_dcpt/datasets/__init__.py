@@ -45,11 +45,19 @@ class DatasetUnavailable(BayesDCPTError, FileNotFoundError):
 
 
 def shared_data_dir() -> Path:
-    """Locate ``../shared/data`` (or ``$BAYES_DCPT_SHARED_DATA``); raise :class:`DatasetUnavailable`."""
+    """Locate ``../shared/data`` (or ``$BAYES_DCPT_SHARED_DATA``); raise :class:`DatasetUnavailable`.
+
+    When ``BAYES_DCPT_SHARED_DATA`` is set it is the only place looked at (a path that is not a folder
+    raises :class:`DatasetUnavailable`, which is also how a test simulates a machine without the data).
+    """
     env = os.environ.get("BAYES_DCPT_SHARED_DATA")
-    candidates = [Path(env)] if env else []
+    if env is not None:
+        # an explicit setting wins: a wrong path is reported, never silently replaced by another folder
+        if Path(env).is_dir():
+            return Path(env).resolve()
+        raise DatasetUnavailable(f"BAYES_DCPT_SHARED_DATA={env!r} is not a folder")
     repo_root = Path(__file__).resolve().parents[2]
-    candidates += [Path.cwd() / ".." / "shared" / "data", repo_root / ".." / "shared" / "data"]
+    candidates = [Path.cwd() / ".." / "shared" / "data", repo_root / ".." / "shared" / "data"]
     for c in candidates:
         if c.is_dir():
             return c.resolve()
@@ -157,7 +165,9 @@ def load_epoch_chinchilla(drop_highest: int = 5) -> pd.DataFrame:
         raw = raw.iloc[: len(raw) - drop_highest]
     n = raw["Model Size"].to_numpy(float)
     d = raw["Training FLOP"].to_numpy(float) / (6 * n)
-    df = pd.DataFrame({"domain": "massivetext", "n_params": n, "tokens": d, "r_domain": 1.0,
+    # all of the data is the general corpus: r_domain = 0, so the general loss's own share 1 - r_domain is 1
+    # (with r_domain = 1 the Bayesian fit would skip every row as a zero-ratio observation)
+    df = pd.DataFrame({"domain": "massivetext", "n_params": n, "tokens": d, "r_domain": 0.0,
                        "loss_general": raw["loss"].to_numpy(float), "loss_domain": np.nan,
                        "run_id": [f"chinchilla-{i}" for i in range(len(n))]})
     return _data.load(df)
