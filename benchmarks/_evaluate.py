@@ -8,7 +8,7 @@ Methods, all on the same split and measured in the same run:
 * ``bootstrap``: the Epoch-style bootstrap (:func:`bayes_dcpt.bootstrap`, resampling points, warm-started at
   the point fit). Two intervals: the percentile band of the law across refits (what the Epoch replication
   reports; parameter uncertainty only) and the predictive band of ``to_posterior()`` (law + residual noise);
-* ``bayes``: the hierarchical Bayesian fit (:func:`bayes_dcpt.fit.fit`, default sampler nutpie), its
+* ``bayes``: the hierarchical Bayesian fit (:func:`bayes_dcpt.fit`, default sampler nutpie), its
   posterior predictive band (a new run's measurement: law + run offset + checkpoint noise) and the band of
   the law itself.
 
@@ -97,11 +97,11 @@ def evaluate_split(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Fit every method on ``train``, score on the CPT rows of ``test``; returns (rows, fitted objects).
 
-    ``bayes`` maps a label to keyword arguments of :func:`bayes_dcpt.fit.fit` (one Bayesian row per label);
+    ``bayes`` maps a label to keyword arguments of :func:`bayes_dcpt.fit` (one Bayesian row per label);
     its ``seconds`` include PyMC/nutpie compilation the first time a model structure is seen in the process
     (``sampling s`` is the sampler alone).
     """
-    from bayes_dcpt.fit import fit
+    from bayes_dcpt.fitting import fit
 
     target = "both" if len(targets) == 2 else targets[0]
     test = _data.fit_rows(_data.load(test)).reset_index(drop=True)

@@ -133,7 +133,7 @@ def main() -> None:
     if "critical" in only:
         from bench_critical_ratio_mixinglaws import observed_crossing, row_for
 
-        from bayes_dcpt.fit import fit
+        from bayes_dcpt.fitting import fit
 
         L0 = float(df.loc[base, "loss_general"].iloc[0])
         obs_r = observed_crossing(df, L0)[0]

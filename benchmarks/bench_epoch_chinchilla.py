@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, md_table
 
 from bayes_dcpt import datasets
-from bayes_dcpt.fit import fit
+from bayes_dcpt.fitting import fit
 from bayes_dcpt.pointfit import bootstrap, fit_point, metrics
 
 EPOCH = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}  # SOURCE.md (quoted, "verify")

@@ -3,7 +3,7 @@
 On the Pythia-70M CPT sweep (``../shared/data/mixinglaws``) and on the python domain of the packaged
 example grid (3 model sizes), for every law of the D-CPT family that the Bayesian fit supports:
 
-* in-sample: PSIS-LOO ELPD of the Bayesian fit on all the data (``bayes_dcpt.fit.compare``, stacking
+* in-sample: PSIS-LOO ELPD of the Bayesian fit on all the data (``bayes_dcpt.fitting.compare``, stacking
   weights; higher ELPD is better), and the sampler diagnostics;
 * out of sample: the held-out error of the Bayesian posterior mean and of the paper's point fit, and the
   coverage of the 90% predictive band, on the splits used elsewhere: mixinglaws: the r = 0.7148 run held
@@ -29,7 +29,7 @@ from _common import machine, md_table
 
 from bayes_dcpt import data as _data
 from bayes_dcpt import datasets
-from bayes_dcpt.fit import compare, fit
+from bayes_dcpt.fitting import compare, fit
 from bayes_dcpt.pointfit import fit_point, metrics
 
 

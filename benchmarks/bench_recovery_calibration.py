@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, md_table
 
 from bayes_dcpt import data as _data
-from bayes_dcpt.fit import fit
+from bayes_dcpt.fitting import fit
 from bayes_dcpt.laws import get_law
 from bayes_dcpt.simulate import DEFAULT_TRUTH, World, probe_grid
 

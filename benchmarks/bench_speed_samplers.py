@@ -34,7 +34,7 @@ from _common import machine, md_table
 
 from bayes_dcpt import data as _data
 from bayes_dcpt import datasets
-from bayes_dcpt.fit import fit
+from bayes_dcpt.fitting import fit
 from bayes_dcpt.pointfit import fit_point
 from bayes_dcpt.simulate import World, probe_grid
 

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_dcpt import data, datasets, fit_point
-from bayes_dcpt.fit import fit
+from bayes_dcpt.fitting import fit
 
 # %% [markdown]
 # ## The data
@@ -65,7 +65,7 @@ print(f"fitting {df_fit['domain'].nunique()} domain(s), {len(data.fit_rows(df_fi
 # ## Fit
 # `fit` samples the hierarchical model with nutpie: the law's parameters for the general and the domain loss,
 # a per-run offset (a run's checkpoints share one learning-rate schedule and seed, so they are correlated)
-# and Student-t checkpoint noise. The priors are written down (`bayes_dcpt.fit.prior_table`).
+# and Student-t checkpoint noise. The priors are written down (`bayes_dcpt.fitting.prior_table`).
 
 # %%
 res = fit(df_fit, law="dcpt", target="both", draws=DRAWS, tune=DRAWS, chains=CHAINS, seed=SEED, warn=False)

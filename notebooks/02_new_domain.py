@@ -48,7 +48,7 @@ import pandas as pd
 
 from bayes_dcpt import data, datasets
 from bayes_dcpt.dlc import dlc_features
-from bayes_dcpt.fit import fit
+from bayes_dcpt.fitting import fit
 
 df = datasets.load_example()
 NEW = os.environ.get("BAYES_DCPT_NB_NEW_DOMAIN", "c_headers")

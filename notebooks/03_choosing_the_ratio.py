@@ -44,7 +44,7 @@ import numpy as np
 
 from bayes_dcpt import datasets, decisions, fit_point
 from bayes_dcpt.decisions import decision_table
-from bayes_dcpt.fit import fit
+from bayes_dcpt.fitting import fit
 
 df = datasets.load_example()
 df = df[df["domain"] == "python"].reset_index(drop=True)

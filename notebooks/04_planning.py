@@ -21,7 +21,7 @@
 # design: how many GPU-hours until the 90% interval of r* is narrow?
 #
 # The loop's refit is the numpy SMC stand-in (`bayes_dcpt.quickfit.SMCRefit`, seconds per refit); set
-# `REFIT = "nuts"` for NUTS refits by `bayes_dcpt.fit.bayesian_refit` (slower). `QUICK`
+# `REFIT = "nuts"` for NUTS refits by `bayes_dcpt.fitting.bayesian_refit` (slower). `QUICK`
 # (`BAYES_DCPT_NB_QUICK=1`) runs one seed and few rounds; figures go to `figures/` (regenerated, not
 # committed) or `$BAYES_DCPT_NB_FIGURES`.
 
@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_dcpt import planner
-from bayes_dcpt.fit import bayesian_refit, fit
+from bayes_dcpt.fitting import bayesian_refit, fit
 from bayes_dcpt.loop import PlannerLoop, SimulatorExecutor, gpu_hours_to_width
 from bayes_dcpt.quickfit import SMCRefit
 from bayes_dcpt.simulate import World

@@ -54,7 +54,7 @@ if HAVE_DATA:
     import pandas as pd
 
     from bayes_dcpt import data, decisions, fit_point
-    from bayes_dcpt.fit import fit
+    from bayes_dcpt.fitting import fit
 
     FIG_DIR.mkdir(parents=True, exist_ok=True)
     HELD = 0.71484375  # the authors' predicted critical python share (pile 0.28515625)
