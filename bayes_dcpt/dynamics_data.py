@@ -238,7 +238,8 @@ def load_dynamics(source: Any, *, schedules: Mapping[str, Any] | None = None,
     base_dir
         Folder that ``file:`` schedule paths are relative to (default: the data file's folder).
     """
-    if isinstance(source, pd.DataFrame) and source.attrs.get("bayes_dcpt_dynamics") and schedules is None:
+    if (isinstance(source, pd.DataFrame) and source.attrs.get("bayes_dcpt_dynamics") and schedules is None
+            and all(c in source for c in (*DYNAMICS_COLUMNS, *_data.REQUIRED_COLUMNS, "run_id"))):
         return source
     src = None
     if isinstance(source, (str, Path)):
@@ -310,6 +311,12 @@ def prediction_rows(frame: pd.DataFrame | Mapping[str, Any], *, domains: list[st
     if unknown.any():
         problems.append(Problem("domain", f"unknown domain(s) {sorted(set(df.loc[unknown, 'domain']))}; the fit "
                                 f"knows {domains}", _rows(unknown)))
+    at_base = np.zeros(len(df), bool)
+    for c in ("step", "tokens"):
+        if c in df:
+            at_base |= (pd.to_numeric(df[c], errors="coerce") == 0).to_numpy()
+    if at_base.any():  # the base model (CPT step 0) has no mixture: r_domain does not enter the law there
+        df["r_domain"] = df["r_domain"].where(~(at_base & df["r_domain"].map(_blank).to_numpy()), 0.0)
     for c in ("n_params", "r_domain", *(c for c in ("step", "tokens") if c in df)):
         v = pd.to_numeric(df[c], errors="coerce")
         optional = c in ("step", "tokens")
