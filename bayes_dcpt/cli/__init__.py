@@ -15,7 +15,14 @@ try:  # typer >= 0.25 vendors click
 except ImportError:  # pragma: no cover - older typer on the real click
     from click.exceptions import ClickException, NoArgsIsHelpError
 
-from bayes_dcpt.cli import data_cmd, demo_cmd, fit_cmd, probe_cmd, store_cmd  # noqa: F401  (register the commands)
+from bayes_dcpt.cli import (  # noqa: F401  (register the commands)
+    data_cmd,
+    demo_cmd,
+    dynamics_cmd,
+    fit_cmd,
+    probe_cmd,
+    store_cmd,
+)
 from bayes_dcpt.cli._app import STATE, app, err_console
 from bayes_dcpt.errors import BayesDCPTError
 
