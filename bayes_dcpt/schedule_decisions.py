@@ -79,12 +79,15 @@ class ScheduleDecision(Decision):
         return cands
 
     def summary(self, ci: float = CI_PROB) -> DecisionSummary:
-        """The candidate table, draw counts, probabilities and the risk-aware choice."""
+        """The candidate table (probabilities and the ``ci`` bands of the domain loss and the general-loss
+        increase; :meth:`table` has every column), draw counts, probabilities and the risk-aware choice."""
         tab = self.table(ci)
         counts = dict(self.extras.get("counts", {}))
         probs = {f"P(best = {r['name']} at r={r['r_domain']:g})": float(r["P_best"])
                  for _, r in tab.sort_values("P_best", ascending=False).head(3).iterrows()}
-        return DecisionSummary(self.usage, self.domain, ci, tab.set_index("name"), counts, probs,
+        keep = ["name", "r_domain", "P_best", "P_feasible", "loss_domain_median", "loss_domain_lo", "loss_domain_hi",
+                "general_increase_median", "general_increase_lo", "general_increase_hi"]
+        return DecisionSummary(self.usage, self.domain, ci, tab[keep].set_index("name"), counts, probs,
                                self.extras.get("risk_aware"))
 
     def to_json(self, ci: float = CI_PROB) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The fitting package: the only place that imports PyMC.
 
 :mod:`bayes_dcpt.fit.core` holds the hierarchical D-CPT / cross-domain model, the :class:`Fit` result
-and save/load; further model families live in sibling modules.
+and save/load; further model families live in sibling modules (:mod:`bayes_dcpt.fit.dynamics`: the CPT
+learning-dynamics law, ``fit_dynamics``).
 """
 
 from bayes_dcpt.fit.core import (
@@ -19,12 +20,14 @@ from bayes_dcpt.fit.core import (
     load_fit,
     prior_table,
 )
+from bayes_dcpt.fit.dynamics import DynamicsFit, fit_dynamics, load_dynamics_fit, select_momentum
 
 __all__ = [
     "NUTPIE_DEFAULTS",
     "SAMPLERS",
     "_MODEL_CACHE",
     "Diagnostics",
+    "DynamicsFit",
     "Fit",
     "FitConfig",
     "bayesian_refit",
@@ -32,6 +35,9 @@ __all__ = [
     "clear_model_cache",
     "compare",
     "fit",
+    "fit_dynamics",
+    "load_dynamics_fit",
     "load_fit",
     "prior_table",
+    "select_momentum",
 ]
