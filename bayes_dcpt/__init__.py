@@ -15,6 +15,7 @@ Quickstart::
 from bayes_dcpt._version import __version__
 from bayes_dcpt.data import load as load_data
 from bayes_dcpt.errors import BayesDCPTError, ConvergenceWarning, DataValidationError
+from bayes_dcpt import laws_dynamics as _laws_dynamics  # noqa: F401  (registers the CPT dynamics laws)
 from bayes_dcpt.laws import LAWS, get_law, list_laws
 from bayes_dcpt import datasets
 from bayes_dcpt.fitting import Fit, compare, fit, load_fit, prior_table

@@ -11,6 +11,10 @@ A candidate is one probe run that the user could launch::
     checkpoints      str    optional: explicit ';'-separated token counts of the evaluations (overrides both)
     pretrain_tokens  float  optional: tokens to pre-train the base model first when no checkpoint of that
                             size exists (0 or empty: the checkpoint exists); see :mod:`bayes_dcpt.cost`
+    schedule         str    optional: the probe's CPT LR schedule (a design variable for the CPT dynamics
+                            law, see :mod:`bayes_dcpt.lr_schedule`); checkpoints then map to optimizer steps
+                            (``step = round(checkpoint / tokens * schedule steps)``)
+    base_schedule    str    optional: the base model's pre-training schedule (default: the fitted one)
 
 Other columns (a name, a ``run_id`` of a measured pool) are kept. One probe yields the general and the
 domain loss at each of its checkpoints: one vector observation.
@@ -159,6 +163,26 @@ def validate_candidates(frame: pd.DataFrame, source: str | None = None) -> pd.Da
             f"token counts must be > 0, increasing, at most {_MAX_CHECKPOINTS} and within the row's tokens",
         )
         out["checkpoints"] = pd.Series(parsed, index=out.index, dtype=object)
+    for col in ("schedule", "base_schedule"):
+        if col not in out:
+            continue
+        from bayes_dcpt.lr_schedule import ScheduleError, parse_schedule
+
+        specs, bad = [], {}
+        for i, v in enumerate(out[col]):
+            if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()):
+                if col == "schedule":
+                    bad.setdefault("missing schedule", []).append(i)
+                specs.append(None)
+                continue
+            try:
+                specs.append(parse_schedule(v).spec())
+            except ScheduleError as exc:
+                bad.setdefault(str(exc), []).append(i)
+                specs.append(None)
+        for msg, idx in bad.items():
+            problems.append(Problem(col, msg, tuple(i + 1 for i in idx)))
+        out[col] = pd.Series(specs, index=out.index, dtype=object)
     if problems:
         raise DataValidationError(problems, source)
     if "n_checkpoints" in out:
@@ -252,7 +276,7 @@ def checkpoint_frame(cands: pd.DataFrame, scheds: list[np.ndarray]) -> pd.DataFr
     """One row per (candidate, checkpoint) with the schema's input columns and ``cand``/``ckpt`` indices."""
     lens = np.array([len(s) for s in scheds])
     idx = np.repeat(np.arange(len(cands)), lens)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "cand": idx,
             "ckpt": np.concatenate([np.arange(n) for n in lens]) if len(lens) else np.zeros(0, int),
@@ -262,3 +286,14 @@ def checkpoint_frame(cands: pd.DataFrame, scheds: list[np.ndarray]) -> pd.DataFr
             "r_domain": cands["r_domain"].to_numpy(float)[idx],
         }
     )
+    if "schedule" in cands:
+        # a schedule design variable: each checkpoint is the optimizer step at that share of the run
+        from bayes_dcpt.lr_schedule import parse_schedule
+
+        steps = np.array([parse_schedule(s).steps for s in cands["schedule"]], float)
+        frac = out["tokens"].to_numpy(float) / cands["tokens"].to_numpy(float)[idx]
+        out["schedule"] = cands["schedule"].to_numpy(object)[idx]
+        out["step"] = np.clip(np.round(frac * steps[idx]), 1, steps[idx]).astype(np.int64)
+        if "base_schedule" in cands:
+            out["base_schedule"] = cands["base_schedule"].to_numpy(object)[idx]
+    return out

@@ -16,13 +16,20 @@ Quickstart::
     ...     df = st.to_frame()                  # the schema of bayes_dcpt.data (validated)
     >>> Store("runs.sqlite").import_frame("more_probes.csv")   # {'inserted': ..., 'skipped': ...}
 
-Schema (two tables)::
+Schema (three tables)::
 
     runs         run_id PK, model, n_params, base_checkpoint, domain, r_domain, corpus_general,
                  corpus_domain, seed, status {pending, running, done, failed}, started_at, finished_at,
                  wall_seconds, config (JSON: schedule and the rest), host
     evaluations  run_id FK, tokens, step, eval_set {general, domain}, loss, lr, created_at,
                  UNIQUE(run_id, tokens, eval_set)
+    lr_traces    run_id, phase {pretrain, cpt}, n_steps, lrs (float64 array, zlib-compressed bytes),
+                 PRIMARY KEY(run_id, phase): the LR of every optimizer step, as trained
+
+A run's LR schedules travel in ``config`` (``schedule``: the CPT schedule spec, ``base_schedule``: the
+base model's pre-training schedule spec, see :mod:`bayes_dcpt.lr_schedule`); :meth:`Store.to_frame`
+exports them as the ``schedule`` and ``base_schedule`` columns the CPT dynamics law reads, and
+:meth:`Store.lr_trace` returns the recorded per-step LRs.
 
 Base-model measurements (tokens == 0) belong to a run named like :func:`bayes_dcpt.data.validate`
 names them, ``base|<domain>|N=<n_params>``, with ``r_domain`` NULL (see :func:`base_run_id`).
@@ -114,6 +121,17 @@ CREATE TABLE IF NOT EXISTS evaluations (
 );
 CREATE INDEX IF NOT EXISTS evaluations_run ON evaluations (run_id);
 """
+#: Added after schema version 1 was released; created on open in older stores (additive, no migration).
+_TRACES = """
+CREATE TABLE IF NOT EXISTS lr_traces (
+    run_id   TEXT NOT NULL,
+    phase    TEXT NOT NULL CHECK (phase IN ('pretrain', 'cpt')),
+    n_steps  INTEGER NOT NULL,
+    lrs      BLOB NOT NULL,
+    PRIMARY KEY (run_id, phase)
+)
+"""
+TRACE_PHASES = ("pretrain", "cpt")
 
 
 class StoreError(BayesDCPTError):
@@ -238,6 +256,9 @@ class Store:
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('app', 'bayes-dcpt')",
                     (str(SCHEMA_VERSION),),
                 )
+        if "lr_traces" not in tables:
+            with self._write():
+                con.execute(_TRACES)
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -441,12 +462,53 @@ class Store:
             args = (run_id,)
         return pd.read_sql_query(q + " ORDER BY run_id, tokens, eval_set", self._conn(), params=args)
 
+    # -------------------------------------------------------------------------------------- LR traces
+    def set_lr_trace(self, run_id: str, phase: str, lrs: Any) -> None:
+        """Record the LR of every optimizer step of one phase (``"pretrain"`` or ``"cpt"``) of a run.
+
+        Written again as the run proceeds (the trace grows); stored compressed (float64, zlib).
+        """
+        import zlib
+
+        if phase not in TRACE_PHASES:
+            raise StoreError(f"phase must be one of {TRACE_PHASES}, not {phase!r}")
+        arr = np.ascontiguousarray(np.asarray(lrs, dtype="<f8").ravel())
+        if not np.all(np.isfinite(arr)):
+            raise StoreError(f"run {run_id!r}: the LR trace has non-finite values")
+        blob = zlib.compress(arr.tobytes(), 6)
+        with self._write() as con:
+            con.execute(
+                "INSERT INTO lr_traces (run_id, phase, n_steps, lrs) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(run_id, phase) DO UPDATE SET n_steps = excluded.n_steps, lrs = excluded.lrs",
+                (run_id, phase, int(arr.size), blob),
+            )
+
+    def lr_trace(self, run_id: str, phase: str = "cpt") -> np.ndarray | None:
+        """The recorded per-step LRs of a run's phase (``None`` when not recorded)."""
+        import zlib
+
+        row = self._conn().execute(
+            "SELECT n_steps, lrs FROM lr_traces WHERE run_id = ? AND phase = ?", (run_id, phase)
+        ).fetchone()
+        if row is None:
+            return None
+        arr = np.frombuffer(zlib.decompress(row[1]), dtype="<f8").astype(float)
+        if arr.size != int(row[0]):
+            raise StoreError(f"{self.path}: the LR trace of {run_id!r} ({phase}) is corrupt")
+        return arr
+
+    def lr_traces(self, phase: str = "cpt") -> dict[str, np.ndarray]:
+        """Every recorded trace of one phase: ``{run_id: lrs}``."""
+        ids = [r[0] for r in self._conn().execute("SELECT run_id FROM lr_traces WHERE phase = ?", (phase,))]
+        return {rid: self.lr_trace(rid, phase) for rid in ids}
+
     # -------------------------------------------------------------------------------- frames in / out
     def to_frame(self, status: Iterable[str] | None = None) -> pd.DataFrame:
         """All measurements in the wide schema of :mod:`bayes_dcpt.data`, validated.
 
         One row per (run, tokens) with ``domain, n_params, tokens, r_domain, loss_general, loss_domain,
-        run_id, seed, step, lr``. ``status`` keeps only runs in those states (default: all).
+        run_id, seed, step, lr``, and ``schedule``/``base_schedule`` when the runs recorded their LR
+        schedules (the probe runner does). ``status`` keeps only runs in those states (default: all).
         """
         q = (
             "SELECT e.run_id, e.tokens, e.step, e.eval_set, e.loss, e.lr, r.domain, r.n_params, r.r_domain, "
@@ -481,8 +543,34 @@ class Store:
             "step",
             "lr",
         ]
+        sched = self._schedules()
+        if sched:
+            out["schedule"] = out["run_id"].map(lambda r: sched.get(r, {}).get("schedule"))
+            base = out["run_id"].map(lambda r: sched.get(r, {}).get("base_schedule"))
+            # a base model's schedule is known from any of its runs (or its own base run)
+            key = out["domain"].astype(str) + "|" + out["n_params"].map(lambda n: f"{float(n):.9g}")
+            known = pd.Series(base.to_numpy(), index=key.to_numpy()).dropna()
+            known = known[~known.index.duplicated()]
+            out["base_schedule"] = base.where(base.notna(), key.map(known))
+            out.loc[out["tokens"] == 0, "schedule"] = None
+            cols += ["schedule", "base_schedule"]
         out = out[cols].sort_values(["domain", "n_params", "run_id", "tokens"], kind="stable")
         return _data.load(out.reset_index(drop=True))
+
+    def _schedules(self) -> dict[str, dict[str, str]]:
+        """``run_id -> {"schedule": spec, "base_schedule": spec}`` from the runs' configs (when recorded)."""
+        out: dict[str, dict[str, str]] = {}
+        for rid, cfg in self._conn().execute("SELECT run_id, config FROM runs WHERE config IS NOT NULL"):
+            try:
+                c = json.loads(cfg)
+            except ValueError:
+                continue
+            if not isinstance(c, dict):
+                continue
+            got = {k: c[k] for k in ("schedule", "base_schedule") if isinstance(c.get(k), str) and c[k]}
+            if got:
+                out[rid] = got
+        return out
 
     def import_frame(self, source: str | Path | pd.DataFrame, *, replace: bool = False) -> dict[str, int]:
         """Validate a table with :func:`bayes_dcpt.data.load` and store it; nothing is written if invalid.
@@ -504,7 +592,10 @@ class Store:
             }
             if "seed" in rec and not base:
                 info["seed"] = rec["seed"]
-            prev = run_rows.setdefault(rid, info)
+            sched = {k: str(rec[k]) for k in ("schedule", "base_schedule")
+                     if k in rec and isinstance(rec[k], str) and rec[k].strip()}
+            prev = run_rows.setdefault(rid, {**info, "_sched": {}})
+            prev["_sched"].update(sched)
             for k in ("domain", "n_params", "r_domain"):
                 if prev[k] != info[k] and not (prev[k] is None or info[k] is None):
                     raise StoreError(
@@ -535,10 +626,12 @@ class Store:
                             raise StoreConflictError(
                                 f"{src}: run {rid!r} is stored with {k}={v} but the table says {info[k]}"
                             )
-                fields = {k: v for k, v in info.items() if v is not None}
+                fields = {k: v for k, v in info.items() if v is not None and k != "_sched"}
                 if old is None:
                     fields["status"] = "done"
                     fields["corpus_domain"] = None
+                    if info["_sched"]:  # the LR schedules travel with imported measurements too
+                        fields["config"] = dict(info["_sched"])
                 self._upsert_run(con, rid, fields)
             ins, skip = self._add_evaluations(con, evals, replace)
         return {"inserted": ins, "skipped": skip, "runs": len(run_rows)}
@@ -569,6 +662,8 @@ _EXPORT_COLS = (
     "seed",
     "step",
     "lr",
+    "schedule",
+    "base_schedule",
 )
 
 

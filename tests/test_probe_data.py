@@ -135,8 +135,10 @@ def test_lr_schedules():
     assert all(a >= b - 1e-12 for a, b in zip(cos[10:], cos[11:], strict=False))
     wsd = [lr_at(s, 100, 1.0, "wsd", warmup=5, min_ratio=0.0, decay_frac=0.2) for s in range(100)]
     assert wsd[50] == 1.0 and wsd[79] == 1.0 and wsd[99] == pytest.approx(0.0) and wsd[90] < 0.6
+    lin = [lr_at(s, 100, 1.0, "linear", warmup=10, min_ratio=0.1) for s in range(100)]
+    assert lin[9] == 1.0 and lin[-1] == pytest.approx(0.1) and lin[10] < 1.0
     with pytest.raises(ScheduleError, match="unknown schedule"):
-        lr_at(0, 10, 1.0, "linear")
+        lr_at(0, 10, 1.0, "exponential")
 
 
 def test_eval_points_dense_early_sparse_late():
@@ -152,3 +154,7 @@ def test_eval_points_dense_early_sparse_late():
     with pytest.raises(ScheduleError, match="outside"):
         eval_tokens(8192, 1024, extra=(10**6,))
     assert math.isclose(len(eval_tokens(2**20, 1024, first=1024)), 12)
+    curve = eval_tokens(2**19, 2048, first=8192, every=32768)
+    assert set(range(0, 2**19 + 1, 32768)) <= set(curve) and 8192 in curve and len(curve) == 19
+    with pytest.raises(ScheduleError, match="eval_every"):
+        eval_tokens(8192, 1024, every=100)

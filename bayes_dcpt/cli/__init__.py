@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover - older typer on the real click
 from bayes_dcpt.cli import (  # noqa: F401  (register the commands)
     data_cmd,
     demo_cmd,
+    dynamics_cmd,
     fit_cmd,
     plan_cmd,
     probe_cmd,

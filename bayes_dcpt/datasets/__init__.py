@@ -2,6 +2,8 @@
 
 * :func:`load_example` -- the example CPT grid shipped with the package (see ``EXAMPLE.md`` beside it
   for how it was produced and how to regenerate it).
+* :func:`load_schedules` -- the LR-schedule grid shipped with the package: the same probes under four CPT
+  learning-rate schedules with whole loss curves, in the CPT dynamics law's schema (``SCHEDULES.md``).
 * :func:`load_mixinglaws_cpt` -- Pythia-70M continual pre-training on Pile + Python (Ye et al., Data
   Mixing Laws): 5 ratios x 10 checkpoints plus the base model.
 * :func:`load_datablations_mix` -- 4.2B models trained on C4 + Python at 9 ratios (Muennighoff et al.).
@@ -33,7 +35,9 @@ __all__ = [
     "load_epoch_chinchilla",
     "load_example",
     "load_mixinglaws_cpt",
+    "load_schedules",
     "load_slimpajama",
+    "schedules_path",
     "shared_data_dir",
 ]
 
@@ -82,6 +86,26 @@ def load_example() -> pd.DataFrame:
     if not p.is_file():
         raise DatasetUnavailable(f"the example dataset {p} is missing from the installation")
     return _data.load(p)
+
+
+def schedules_path() -> Path:
+    """Path of the embedded LR-schedule CSV."""
+    return Path(str(resources.files("bayes_dcpt.datasets").joinpath("schedules_cpt.csv")))
+
+
+def load_schedules() -> pd.DataFrame:
+    """The embedded LR-schedule grid (real CPU probes under constant, cosine, WSD and a no-re-warmup schedule).
+
+    Validated by :func:`bayes_dcpt.dynamics_data.load_dynamics`: the D-CPT columns plus ``step``,
+    ``schedule`` and ``base_schedule``. Run ids end in ``|sched=<name>`` (``const``, ``cosine``, ``wsd``,
+    ``flat``). See ``SCHEDULES.md`` beside the file for how it was made.
+    """
+    from bayes_dcpt.dynamics_data import load_dynamics
+
+    p = schedules_path()
+    if not p.is_file():
+        raise DatasetUnavailable(f"the schedules dataset {p} is missing from the installation")
+    return load_dynamics(p)
 
 
 def load_mixinglaws_cpt() -> pd.DataFrame:

@@ -22,6 +22,18 @@ The spec is TOML (or JSON with the same keys); relative paths are resolved again
     seq_len = 128
     batch_size = 16
 
+The same probe under several CPT learning-rate schedules (for the CPT dynamics law): a ``schedules``
+list in ``[probe]``, each entry a name plus training keys that override ``[train]``; every (size, domain,
+ratio, seed) then runs once per schedule, with ``|sched=<name>`` in its run id::
+
+    [probe]
+    eval_every = 32768                # also evaluate every 32k tokens: whole loss curves
+    schedules = [
+      { name = "const", schedule = "constant", lr = 1e-3, warmup_steps = 10 },
+      { name = "cos",   schedule = "cosine",   lr = 1e-3, warmup_steps = 10, min_lr_ratio = 0.1 },
+      { name = "wsd",   schedule = "wsd",      lr = 1e-3, warmup_steps = 10, decay_frac = 0.2 },
+    ]
+
 Executors: ``local`` runs ``workers`` probe processes at once on this machine (each with
 ``cpu_count // workers`` threads, or one GPU each: ``CUDA_VISIBLE_DEVICES`` is set per worker);
 ``ray`` submits each probe as a Ray task to a running cluster (``address``) or a local Ray instance.
@@ -61,6 +73,7 @@ _TRAIN_KEYS = (
     "warmup_steps",
     "min_lr_ratio",
     "decay_frac",
+    "decay",
     "weight_decay",
     "beta1",
     "beta2",
@@ -76,6 +89,8 @@ _PROBE_KEYS = (
     "tokens",
     "eval_first",
     "eval_per_octave",
+    "eval_every",
+    "schedules",
     "probe_budget",
     "val_tokens",
     "val_fraction",
@@ -83,6 +98,8 @@ _PROBE_KEYS = (
     "text_field",
 )
 _PRETRAIN_KEYS = ("tokens", "seed", "out", "eval_points", *_TRAIN_KEYS)
+#: Training keys a schedule entry may override.
+_SCHEDULE_KEYS = ("schedule", "lr", "warmup_steps", "min_lr_ratio", "decay_frac", "decay")
 
 
 @dataclass
@@ -98,6 +115,8 @@ class GridSpec:
     gather: str | None = None
     eval_first: int | None = None
     eval_per_octave: float = 1.0
+    eval_every: int | None = None
+    schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
     probe_budget: int | None = None
     val_tokens: int = 32768
     val_fraction: float = 0.05
@@ -130,11 +149,13 @@ class GridSpec:
 
         order = {name: i for i, name in enumerate(PRESETS)}
         out = []
+        scheds = list(self.schedules) or [None]
         for size in sorted(self.sizes, key=lambda s: -order.get(s, 99)):
             for dom in self.domains:
                 for r in self.ratios:
                     for seed in self.seeds:
-                        out.append(Job(size, dom, float(r), int(seed)))
+                        for sc in scheds:
+                            out.append(Job(size, dom, float(r), int(seed), sc))
         return out
 
 
@@ -146,10 +167,12 @@ class Job:
     domain: str
     r_domain: float
     seed: int
+    schedule: str | None = None
 
     @property
     def label(self) -> str:
-        return f"{self.size}/{self.domain}/r={self.r_domain:g}/seed={self.seed}"
+        tail = f"/{self.schedule}" if self.schedule else ""
+        return f"{self.size}/{self.domain}/r={self.r_domain:g}/seed={self.seed}{tail}"
 
 
 def _num(d: dict, key: str, kind: type, where: str) -> Any:
@@ -205,6 +228,7 @@ def load_spec(path: str | Path, workdir: str | Path | None = None) -> GridSpec:
         raise GridError(f"{src}: unknown [pretrain] key(s) {sorted(bad)}")
     if train.get("schedule", "constant") not in SCHEDULES or pre.get("schedule", "cosine") not in SCHEDULES:
         raise GridError(f"{src}: schedule must be one of {', '.join(SCHEDULES)}")
+    scheds = _schedules(probe.get("schedules", []), train, src)
     ratios = [float(r) for r in probe["ratios"]]
     for r in ratios:
         if not (0.0 <= r <= 1.0) or math.isnan(r):
@@ -221,6 +245,8 @@ def load_spec(path: str | Path, workdir: str | Path | None = None) -> GridSpec:
         gather=gather,
         eval_first=int(probe["eval_first"]) if "eval_first" in probe else None,
         eval_per_octave=float(probe.get("eval_per_octave", 1.0)),
+        eval_every=_num(probe, "eval_every", int, src) if "eval_every" in probe else None,
+        schedules=scheds,
         probe_budget=int(probe["probe_budget"]) if "probe_budget" in probe else None,
         val_tokens=int(probe.get("val_tokens", 32768)),
         val_fraction=float(probe.get("val_fraction", 0.05)),
@@ -247,6 +273,37 @@ def load_spec(path: str | Path, workdir: str | Path | None = None) -> GridSpec:
     return spec
 
 
+def _schedules(raw: Any, train: dict[str, Any], src: str) -> dict[str, dict[str, Any]]:
+    """The ``[probe] schedules`` list: ``{name: training-key overrides}``, each checked as a schedule."""
+    from bayes_dcpt.probe.schedule import ScheduleError, train_schedule
+
+    if not isinstance(raw, list):
+        raise GridError(f"{src}: [probe] schedules must be a list of tables with a name")
+    out: dict[str, dict[str, Any]] = {}
+    for i, entry in enumerate(raw, start=1):
+        if not isinstance(entry, dict) or not str(entry.get("name", "")).strip():
+            raise GridError(f"{src}: [probe] schedules entry {i} needs a name")
+        name = str(entry["name"]).strip()
+        if "|" in name or "/" in name:
+            raise GridError(f"{src}: schedule name {name!r} must not contain '|' or '/'")
+        if name in out:
+            raise GridError(f"{src}: schedule name {name!r} appears twice")
+        keys = {k: v for k, v in entry.items() if k != "name"}
+        bad = set(keys) - set(_SCHEDULE_KEYS)
+        if bad:
+            raise GridError(f"{src}: schedules entry {name!r}: unknown key(s) {sorted(bad)}; known: "
+                            f"{', '.join(_SCHEDULE_KEYS)}")
+        merged = {**train, **keys}
+        try:
+            train_schedule(100, float(merged.get("lr", 5e-4)), merged.get("schedule", "constant"),
+                           int(merged.get("warmup_steps", 10)), float(merged.get("min_lr_ratio", 0.1)),
+                           float(merged.get("decay_frac", 0.2)), merged.get("decay", "linear"))
+        except (ScheduleError, TypeError, ValueError) as exc:
+            raise GridError(f"{src}: schedules entry {name!r}: {exc}") from exc
+        out[name] = keys
+    return out
+
+
 # ----------------------------------------------------------------------------------------- configs
 def _settings(spec: GridSpec, overrides: dict[str, Any], base: dict[str, Any] | None = None):
     from bayes_dcpt.probe.train import TrainSettings
@@ -270,13 +327,15 @@ def probe_config(spec: GridSpec, job: Job, checkpoint_dir: str | None = None):
         seed=job.seed,
         eval_first=spec.eval_first,
         eval_per_octave=spec.eval_per_octave,
+        eval_every=spec.eval_every,
+        schedule_tag=job.schedule,
         probe_budget=spec.probe_budget,
         val_tokens=spec.val_tokens,
         val_fraction=spec.val_fraction,
         text_field=spec.text_field,
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=spec.checkpoint_every,
-        train=_settings(spec, {}),
+        train=_settings(spec, spec.schedules.get(job.schedule, {}) if job.schedule else {}),
     )
 
 

@@ -48,20 +48,24 @@ from bayes_dcpt.probe.models import (
     safe_torch_load,
     save_base,
 )
-from bayes_dcpt.probe.schedule import SCHEDULES, eval_tokens, lr_at
+from bayes_dcpt.probe.schedule import DECAY_SHAPES, SCHEDULES, eval_tokens, train_schedule
 
 __all__ = [
+    "LR_TRACE_FILE",
     "PretrainConfig",
     "ProbeConfig",
     "ProbeConfigError",
     "ProbeResult",
     "TrainSettings",
+    "base_schedule",
     "evaluate",
     "pretrain",
     "run_probe",
 ]
 
 ProgressFn = Callable[[dict[str, Any]], None]
+#: The per-step LR record of a pretraining run, saved beside its weights.
+LR_TRACE_FILE = "lr_trace.npy"
 
 #: Peak dense bf16 FLOP/s of common accelerators, for model FLOP utilisation (matched by name).
 PEAK_FLOPS = {
@@ -93,6 +97,7 @@ class TrainSettings:
     warmup_steps: int = 10
     min_lr_ratio: float = 0.1
     decay_frac: float = 0.2
+    decay: str = "linear"
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
@@ -110,10 +115,19 @@ class TrainSettings:
             raise ProbeConfigError(f"lr must be > 0, got {self.lr}")
         if self.schedule not in SCHEDULES:
             raise ProbeConfigError(f"unknown schedule {self.schedule!r}; use one of {', '.join(SCHEDULES)}")
+        if self.decay not in DECAY_SHAPES:
+            raise ProbeConfigError(f"unknown decay shape {self.decay!r}; use one of {', '.join(DECAY_SHAPES)}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0 or not 0.0 < self.decay_frac <= 1.0:
+            raise ProbeConfigError("min_lr_ratio must be in [0, 1] and decay_frac in (0, 1]")
         if self.warmup_steps < 0 or self.grad_clip < 0 or self.weight_decay < 0:
             raise ProbeConfigError("warmup_steps, grad_clip and weight_decay must be >= 0")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ProbeConfigError(f"device must be auto, cpu or cuda[:i], not {self.device!r}")
+
+    def lr_schedule(self, total_steps: int):
+        """The run's :class:`~bayes_dcpt.lr_schedule.Schedule` over ``total_steps`` optimizer steps."""
+        return train_schedule(total_steps, self.lr, self.schedule, self.warmup_steps, self.min_lr_ratio,
+                              self.decay_frac, self.decay)
 
 
 @dataclass
@@ -135,6 +149,8 @@ class ProbeConfig:
     run_id: str | None = None
     eval_first: int | None = None
     eval_per_octave: float = 1.0
+    eval_every: int | None = None
+    schedule_tag: str | None = None
     probe_budget: int | None = None
     val_tokens: int = 32768
     val_fraction: float = 0.05
@@ -166,6 +182,10 @@ class ProbeConfig:
             raise ProbeConfigError("checkpoint_every must be >= 0")
         if self.eval_per_octave <= 0:
             raise ProbeConfigError("eval_per_octave must be > 0")
+        if self.eval_every is not None and int(self.eval_every) < 1:
+            raise ProbeConfigError(f"eval_every must be > 0 tokens, got {self.eval_every}")
+        if self.schedule_tag is not None and (not self.schedule_tag or "|" in self.schedule_tag):
+            raise ProbeConfigError(f"schedule_tag must be a non-empty name without '|', got {self.schedule_tag!r}")
         _check_base(self.base)
         self.train.check()
 
@@ -375,13 +395,20 @@ def _train(
     checkpoint_every: int,
     skip_eval: set[int],
     progress: ProgressFn | None,
+    lr_trace: list[float] | None = None,
 ) -> dict[str, Any]:
-    """Train and evaluate; returns timing. ``points`` are token counts (0 = before training)."""
+    """Train and evaluate; returns timing. ``points`` are token counts (0 = before training).
+
+    The LR of every optimizer step is appended to ``lr_trace`` (restored from the checkpoint on resume),
+    so the run's schedule is recorded as trained, not only at evaluations.
+    """
     B, T = settings.batch_size, settings.seq_len
     if B % rt.world:
         raise ProbeConfigError(f"batch_size {B} must be divisible by the number of processes ({rt.world})")
     per_step = B * T
     total_steps = total_tokens // per_step
+    lrs = settings.lr_schedule(total_steps).lrs()
+    trace: list[float] = lr_trace if lr_trace is not None else []
     model = loaded.model.to(rt.device)
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
@@ -405,6 +432,7 @@ def _train(
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{ckpt_path}: checkpoint does not match this run ({exc})") from exc
         start_step = int(state["step"])
+    trace[:] = [float(v) for v in state.get("lrs", lrs[:start_step].tolist())][:start_step]
     gen = TokenStream(mixture_args["general"], T, _stream_seed(seed, 1), position=state["gen_pos"])
     dom = (
         TokenStream(mixture_args["domain"], T, _stream_seed(seed, 2), position=state["dom_pos"])
@@ -440,6 +468,7 @@ def _train(
             "gen_pos": gen.position,
             "dom_pos": dom.position if dom else 0,
             "mix_rng": rng.bit_generator.state,
+            "lrs": trace[:step],
         }
         _save_ckpt(ckpt_path, model, opt, st)
 
@@ -449,29 +478,14 @@ def _train(
     train_seconds = 0.0
     tokens_trained = 0
     last_loss = float("nan")
-    lr = lr_at(
-        start_step,
-        total_steps,
-        settings.lr,
-        settings.schedule,
-        settings.warmup_steps,
-        settings.min_lr_ratio,
-        settings.decay_frac,
-    )
+    lr = float(lrs[min(start_step, max(total_steps - 1, 0))]) if total_steps else settings.lr
     t_start = time.perf_counter()
     for step in range(start_step, total_steps):
         t0 = time.perf_counter()
         batch = mix.next()
         local = batch[rt.rank :: rt.world] if rt.world > 1 else batch
-        lr = lr_at(
-            step,
-            total_steps,
-            settings.lr,
-            settings.schedule,
-            settings.warmup_steps,
-            settings.min_lr_ratio,
-            settings.decay_frac,
-        )
+        lr = float(lrs[step])
+        trace.append(lr)
         for g in opt.param_groups:
             g["lr"] = lr
         x = torch.from_numpy(local).to(rt.device, non_blocking=True)
@@ -512,6 +526,7 @@ def _train(
         "loop_seconds": time.perf_counter() - t_start,
         "start_step": start_step,
         "last_loss": last_loss,
+        "lr_trace": trace,
     }
 
 
@@ -543,9 +558,37 @@ def _max_len(loaded: LoadedModel) -> int | None:
     return getattr(cfg, "max_position_embeddings", None)
 
 
-def probe_run_id(domain_name: str, n_params: float, r_domain: float, seed: int) -> str:
-    """The run id of a probe: ``<domain>|N=<n>|r=<r>|seed=<seed>`` (as :mod:`bayes_dcpt.data` derives it)."""
-    return f"{domain_name}|N={float(n_params):.6g}|r={float(r_domain):.6g}|seed={seed}"
+def probe_run_id(domain_name: str, n_params: float, r_domain: float, seed: int, schedule_tag: str | None = None) -> str:
+    """The run id of a probe: ``<domain>|N=<n>|r=<r>|seed=<seed>`` (as :mod:`bayes_dcpt.data` derives it),
+    with ``|sched=<tag>`` appended when the probe is one of several schedules of a grid."""
+    rid = f"{domain_name}|N={float(n_params):.6g}|r={float(r_domain):.6g}|seed={seed}"
+    return rid + (f"|sched={schedule_tag}" if schedule_tag else "")
+
+
+def base_schedule(loaded: LoadedModel) -> tuple[str | None, np.ndarray | None]:
+    """The pre-training LR schedule of a base model (spec string) and its recorded per-step trace.
+
+    Both come from the ``probe_meta.json`` (and ``lr_trace.npy``) that :func:`pretrain` writes; a base
+    model from elsewhere has neither (``None``): give its schedule in the data's ``base_schedule`` column.
+    """
+    pre = loaded.meta.get("pretrain") if isinstance(loaded.meta, dict) else None
+    if not isinstance(pre, dict):
+        return None, None
+    spec = pre.get("lr_schedule")
+    if spec is None and isinstance(pre.get("train"), dict) and pre.get("tokens"):
+        tr = pre["train"]
+        try:
+            steps = int(pre["tokens"]) // (int(tr["batch_size"]) * int(tr["seq_len"]))
+            spec = train_schedule(steps, tr["lr"], tr.get("schedule", "cosine"), tr.get("warmup_steps", 0),
+                                  tr.get("min_lr_ratio", 0.1), tr.get("decay_frac", 0.2),
+                                  tr.get("decay", "linear")).spec()
+        except (KeyError, TypeError, ValueError, BayesDCPTError):
+            spec = None
+    trace = None
+    path = loaded.meta.get("path")
+    if path and (Path(path) / LR_TRACE_FILE).is_file():
+        trace = np.load(Path(path) / LR_TRACE_FILE, allow_pickle=False)
+    return spec, trace
 
 
 def run_probe(
@@ -606,9 +649,11 @@ def run_probe(
         corpora[name] = c
     per_step = st.batch_size * st.seq_len
     extra = (cfg.probe_budget, 2 * cfg.probe_budget) if cfg.probe_budget else ()
-    points = eval_tokens(int(cfg.tokens), per_step, cfg.eval_first, cfg.eval_per_octave, extra)
+    points = eval_tokens(int(cfg.tokens), per_step, cfg.eval_first, cfg.eval_per_octave, extra, cfg.eval_every)
     n_params = loaded.n_params
-    run_id = cfg.run_id or probe_run_id(cfg.domain_name, n_params, cfg.r_domain, cfg.seed)
+    run_id = cfg.run_id or probe_run_id(cfg.domain_name, n_params, cfg.r_domain, cfg.seed, cfg.schedule_tag)
+    cpt_schedule = st.lr_schedule(int(cfg.tokens) // per_step)
+    pt_spec, pt_trace = base_schedule(loaded)
     base_id = base_run_id(cfg.domain_name, n_params)
     ckpt = Path(cfg.checkpoint_dir) / (_safe_name(run_id) + ".pt") if cfg.checkpoint_dir else None
     val = {name: c.validation() for name, c in corpora.items()}
@@ -616,6 +661,10 @@ def run_probe(
         "probe": {k: v for k, v in asdict(cfg).items() if k != "train"},
         "train": asdict(st),
         "eval_points": points,
+        "schedule": cpt_schedule.spec(),
+        "base_schedule": pt_spec,
+        "schedule_tag": cfg.schedule_tag,
+        "tokens_per_step": per_step,
         "n_params_total": loaded.n_params_total,
         "tokenizer": tok.name,
         "loss_unit": "nats per byte" if tok.name == "bytes" else "nats per token",
@@ -672,8 +721,10 @@ def run_probe(
                 **common,
                 corpus_domain=str(cfg.domain),
                 status="done",
-                config={"n_params_total": loaded.n_params_total, "tokenizer": tok.name},
+                config={"n_params_total": loaded.n_params_total, "tokenizer": tok.name, "base_schedule": pt_spec},
             )
+            if pt_trace is not None:
+                store.set_lr_trace(base_id, "pretrain", pt_trace)
             store.upsert_run(
                 run_id,
                 **common,
@@ -685,6 +736,7 @@ def run_probe(
                 config=config_json,
             )
         evaluations: list[dict[str, Any]] = []
+        trace: list[float] = []
 
         def on_eval(tokens: int, step: int, lr: float, losses: dict[str, float]) -> None:
             rid = base_id if tokens == 0 else run_id
@@ -701,6 +753,8 @@ def run_probe(
             ]
             if store is not None:
                 store.add_evaluations(rows, replace=replace)
+                if tokens:
+                    store.set_lr_trace(run_id, "cpt", trace[:step])
             evaluations.extend(rows)
 
         mixture = {"general": corpora["general"], "domain": corpora["domain"], "r": cfg.r_domain}
@@ -718,11 +772,13 @@ def run_probe(
             cfg.checkpoint_every,
             skip,
             progress,
+            trace,
         )
         tok_s = timing["tokens_trained"] / timing["train_seconds"] if timing["train_seconds"] > 0 else 0.0
         mfu = _mfu(loaded, st, tok_s, rt)
         wall = time.perf_counter() - wall0
         if store is not None:
+            store.set_lr_trace(run_id, "cpt", trace)
             store.set_status(
                 run_id,
                 "done",
@@ -807,6 +863,7 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> ProbeRe
     n_pts = max(cfg.eval_points, 1)
     pts = sorted({0} | {max(1, round(total * (k + 1) / n_pts / per_step)) * per_step for k in range(n_pts)})
     curve: list[dict[str, Any]] = []
+    trace: list[float] = []
 
     def on_eval(tokens: int, step: int, lr: float, losses: dict[str, float]) -> None:
         curve.append({"tokens": tokens, "step": step, "lr": lr, "loss_general": losses["general"]})
@@ -825,6 +882,7 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> ProbeRe
         0,
         set(),
         progress,
+        trace,
     )
     tok_s = timing["tokens_trained"] / timing["train_seconds"] if timing["train_seconds"] > 0 else 0.0
     wall = time.perf_counter() - wall0
@@ -837,6 +895,7 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> ProbeRe
                 "tokens": total,
                 "seed": cfg.seed,
                 "train": asdict(st),
+                "lr_schedule": st.lr_schedule(total // per_step).spec(),
                 "curve": curve,
                 "tokens_per_second": tok_s,
                 "wall_seconds": wall,
@@ -845,6 +904,7 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> ProbeRe
             }
         }
         out = str(save_base(loaded, cfg.out, meta))
+        np.save(Path(out) / LR_TRACE_FILE, np.asarray(trace, dtype=np.float64), allow_pickle=False)
     _barrier(rt)
     return ProbeResult(
         f"pretrain|{cfg.preset}|seed={cfg.seed}",
