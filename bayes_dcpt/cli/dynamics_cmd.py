@@ -38,8 +38,13 @@ def fit_dynamics_cmd(
     from bayes_dcpt.fitting import SAMPLERS
     from bayes_dcpt.fitting.dynamics import fit_dynamics
 
+    from bayes_dcpt.laws import get_law
+
     if target not in (*TARGETS, "both"):
         raise BayesDCPTError(f"--target must be general, domain or both, not {target!r}")
+    if law != "auto" and get_law(law).family != "cpt-dynamics":
+        raise BayesDCPTError(f"--law {law!r} is not a CPT dynamics law (cpt-dynamics, cpt-dynamics-n, "
+                             "cpt-dynamics-replay, cpt-dynamics-full or auto); use `bayes-dcpt fit` for it")
     if sampler not in SAMPLERS:
         raise BayesDCPTError(f"--sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
     with warnings.catch_warnings(record=True) as caught:
