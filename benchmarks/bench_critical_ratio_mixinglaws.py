@@ -48,15 +48,21 @@ from bayes_dcpt.posterior import Posterior
 PAPER_R = 1.0 - 0.28515625
 CI = 0.9
 
-def _bayes(df: pd.DataFrame) -> Posterior:
-    """The Bayesian fit (general loss, D-CPT law, default sampler; 4 chains x 1000 draws)."""
+def _bayes(df: pd.DataFrame, run_effect: bool = True) -> Posterior:
+    """The Bayesian fit (general loss, D-CPT law, default sampler nutpie; 4 chains x 1000 draws)."""
     from bayes_dcpt.fitting import fit
 
-    return fit(df, "dcpt", "general", seed=1, warn=False).posterior
+    f = fit(df, "dcpt", "general", seed=1, warn=False, run_effect=run_effect)
+    d = f.diagnostics(warn=False)
+    print(f"  Bayesian fit (run_effect={run_effect}): {d}", flush=True)
+    return f.posterior
 
 
 #: Extra rows: label -> function(train frame) -> Posterior.
-EXTRA_METHODS: dict[str, Callable[[pd.DataFrame], Posterior]] = {"Bayesian fit (NUTS, run effects)": _bayes}
+EXTRA_METHODS: dict[str, Callable[[pd.DataFrame], Posterior]] = {
+    "Bayesian fit (NUTS, run effects)": _bayes,
+    "Bayesian fit (NUTS, no run effect)": lambda df: _bayes(df, run_effect=False),
+}
 
 
 def observed_crossing(df: pd.DataFrame, base: float) -> tuple[float, float, float]:

@@ -19,6 +19,13 @@ RAW = {
     "R": np.array([0.125, 0.25, 0.5, 1.0]),
     "T": np.array([10.0, 50.0, 100.0, 250.0]),
     "s": np.array([1e3, 1e4, 5e4, 1e5]),
+    # LR areas of the CPT dynamics laws (pre-training and CPT phases; bayes_dcpt.lr_schedule.phase_areas)
+    "S1pt": np.array([0.5, 0.5, 0.5, 0.5]),
+    "S1cpt": np.array([0.0, 0.05, 0.2, 0.4]),
+    "S2pt": np.array([0.1, 0.1, 0.1, 0.1]),
+    "S2cpt": np.array([0.0, 0.01, 0.05, 0.12]),
+    "r_cpt": np.array([0.25, 0.5, 0.75, 0.5]),
+    "is_domain": np.array([0.0, 1.0, 0.0, 1.0]),
 }
 
 

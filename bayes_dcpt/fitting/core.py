@@ -342,6 +342,13 @@ def _build_model(law: Law, cfg: FitConfig, design: _Design, likelihood: bool = T
                 s_h = pm.HalfNormal(f"sd_{name}", pool_sd, dims="target")
                 if cfg.parametrization == "centered":
                     return pm.Normal(name, mu_h[:, None], s_h[:, None], dims=("target", "domain"))
+                if cfg.parametrization == "mixed":
+                    # Partial centring (Papaspiliopoulos, Roberts & Skold 2007) with weight w per target:
+                    # u ~ Normal(w mu, s^w), x = (1 - w) mu + s^(1 - w) u; w = 1 is centred, w = 0 non-centred.
+                    w = pt.as_tensor(np.array([1.0 if t == "domain" else 0.0 for t in design.targets]))[:, None]
+                    m, sd_ = mu_h[:, None], s_h[:, None]
+                    u = pm.Normal(f"u_{name}", w * m, sd_**w, dims=("target", "domain"))
+                    return pm.Deterministic(name, (1.0 - w) * m + sd_ ** (1.0 - w) * u, dims=("target", "domain"))
                 z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=("target", "domain"))
                 return pm.Deterministic(name, mu_h[:, None] + s_h[:, None] * z, dims=("target", "domain"))
             return pm.Normal(name, mu, sd, dims="target")[:, None] * pt.ones((1, ND))
@@ -1081,8 +1088,8 @@ def fit(
                        "cross-domain and Chinchilla laws")
     if sampler not in SAMPLERS:
         raise FitError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    if parametrization not in ("centered", "noncentered"):
-        raise FitError("parametrization must be 'centered' or 'noncentered'")
+    if parametrization not in ("centered", "noncentered", "mixed"):
+        raise FitError("parametrization must be 'centered', 'noncentered' or 'mixed'")
     for name, v in (("draws", draws), ("tune", tune), ("chains", chains)):
         if int(v) < (0 if name == "tune" else 1):
             raise FitError(f"{name} must be positive, got {v}")
