@@ -223,3 +223,21 @@ def test_cross_domain_new_domain_from_a_few_probes():
     is_new = (grid["domain"] == "new").to_numpy()
     assert width[is_new].min() > 1.5 * width[~is_new].max()
     assert covered[is_new].all()
+
+
+def test_bad_diagnostics_name_remedies_fitted_to_the_model(small_fit):
+    """The convergence warning says what to try for this fit (few runs -> run_effect=False, ...)."""
+    import dataclasses
+
+    import bayes_dcpt.fitting.core as core
+
+    rem = small_fit.remedies()
+    assert rem[-1].startswith("more tuning and draws")
+    few = small_fit.data[small_fit.data["run_id"].isin(small_fit.data["run_id"].unique()[:4])]
+    clone = core.Fit.__new__(core.Fit)
+    clone.__dict__.update(small_fit.__dict__)
+    clone.data = few
+    clone.config = dataclasses.replace(small_fit.config, run_effect=True)
+    assert any("run_effect=False" in r for r in clone.remedies())
+    clone.config = dataclasses.replace(small_fit.config, run_effect=False)
+    assert not any("run_effect=False" in r for r in clone.remedies())

@@ -810,9 +810,22 @@ class Fit:
         d = self._diagnostics
         if warn and not d.ok:
             warnings.warn(f"bayes-dcpt fit diagnostics: {'; '.join(d.problems)}. Do not trust these intervals "
-                          "before fixing this (more tuning/draws, target_accept, or a simpler law).",
+                          f"before fixing this ({'; '.join(self.remedies())}).",
                           ConvergenceWarning, stacklevel=2)
         return d
+
+    def remedies(self) -> list[str]:
+        """What to try when the diagnostics are bad, most specific first (from this fit's model and data)."""
+        out = []
+        cpt = self.data[self.data["tokens"] > 0] if "tokens" in self.data else self.data
+        runs = cpt["run_id"].nunique() if "run_id" in cpt else 0
+        if self.config.run_effect and 0 < runs < 8:
+            out.append(f"only {runs} runs: a per-run offset is hardly identified beside the checkpoint noise, "
+                       "try run_effect=False")
+        if len(self.domains) >= 2 and self.config.parametrization == "noncentered" and self.law.family == "dcpt":
+            out.append("domains that differ a lot: try parametrization='mixed' (centred for the domain loss)")
+        out.append("more tuning and draws, sampler_kwargs={'target_accept': 0.95}, or a simpler law")
+        return out
 
     def summary(self, ci: float = CI_PROB, var_names: Sequence[str] | None = None) -> pd.DataFrame:
         """Posterior mean, sd, ``ci`` HDI, R-hat and ESS of every reported parameter."""
