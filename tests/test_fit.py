@@ -241,3 +241,15 @@ def test_bad_diagnostics_name_remedies_fitted_to_the_model(small_fit):
     assert any("run_effect=False" in r for r in clone.remedies())
     clone.config = dataclasses.replace(small_fit.config, run_effect=False)
     assert not any("run_effect=False" in r for r in clone.remedies())
+
+
+def test_one_measurement_per_run_drops_the_run_effect(df3):
+    """With a single checkpoint per run the run offset is unidentifiable: the fit leaves it out and says so."""
+    from bayes_dcpt.fitting import fit
+
+    cpt = df3[df3["tokens"] > 0]
+    last = cpt.loc[cpt.groupby("run_id")["tokens"].idxmax()]
+    with pytest.warns(UserWarning, match="single measurement"):
+        f = fit(last, "dcpt", "general", sampler="laplace", seed=0, warn=False)
+    assert f.config.run_effect is False
+    assert "tau" not in f.idata["posterior"]
