@@ -16,7 +16,9 @@ points) and the Bayesian fit (nutpie, with and without the per-run effect), and 
   of each run): fit N <= 680M on 80% of the mixtures, predict N = 937M, 1.2B and 2.7B on the other 20%;
   and fit N <= 680M on every mixture, predict every larger run.
 
-Run: ``.venv/bin/python benchmarks/bench_generalisation.py [example datablations slimpajama]
+``datablations-noise`` runs only the last two checks (one fit of every mix curve instead of the splits).
+
+Run: ``.venv/bin/python benchmarks/bench_generalisation.py [example datablations slimpajama datablations-noise]
 [--n-boot 200] [--draws 1000 --chains 4]``; raw rows in ``benchmarks/results/generalisation_<dataset>.csv``.
 """
 
@@ -177,6 +179,20 @@ def main() -> None:
         flush=True,
     )
     for name in a.datasets:
+        if name == "datablations-noise":
+            # only the noise check and the constants: one Bayesian fit of every mix curve (no splits)
+            from bayes_dcpt.fitting import fit
+
+            try:
+                mix = datasets.load_datablations_mix()
+            except datasets.DatasetUnavailable as exc:
+                print(f"{name}: skipped ({exc})")
+                continue
+            f = fit(mix, "dcpt", "both", seed=1, warn=False, **mcmc)
+            print(f"\n### datablations: noise and constants (all mix curves; {f.diagnostics(warn=False)})")
+            datablations_noise({"Bayes, all mix curves": f})
+            datablations_constants({**mcmc, "seed": 1})
+            continue
         try:
             if name == "example":
                 sp = {k: v for d in a.domains.split(",") for k, v in example_splits(d).items()}
