@@ -139,17 +139,20 @@ def datablations_constants(kw: dict) -> None:
     point = fit_point(df, "chinchilla", "general")["general"].params
     s = f.posterior.summary(0.9)
     s = s[s["param"].isin(list(DATABLATIONS_PAPER))]
+    # the paper's A and B are for N and D in raw counts; the package's laws take billions (A / 1e9^alpha)
+    paper = {**DATABLATIONS_PAPER, "A": DATABLATIONS_PAPER["A"] / 1e9 ** DATABLATIONS_PAPER["alpha"],
+             "B": DATABLATIONS_PAPER["B"] / 1e9 ** DATABLATIONS_PAPER["beta"]}
     rows = []
     for _, r in s.iterrows():
         rows.append(
             {
                 "parameter": r["param"],
-                "paper (data-constrained fit, all epochs)": DATABLATIONS_PAPER[r["param"]],
+                "paper (data-constrained fit, all epochs; N, D in billions)": paper[r["param"]],
                 "point fit (single epoch)": point[r["param"]],
                 "posterior mean": r["mean"],
                 "90% lo": r["lo"],
                 "90% hi": r["hi"],
-                "paper inside": bool(r["lo"] <= DATABLATIONS_PAPER[r["param"]] <= r["hi"]),
+                "paper inside": bool(r["lo"] <= paper[r["param"]] <= r["hi"]),
             }
         )
     print(
