@@ -15,16 +15,13 @@ try:  # typer >= 0.25 vendors click
 except ImportError:  # pragma: no cover - older typer on the real click
     from click.exceptions import ClickException, NoArgsIsHelpError
 
-from bayes_dcpt.cli import (  # noqa: F401  (register the commands)
-    data_cmd,
-    demo_cmd,
-    dynamics_cmd,
-    fit_cmd,
-    plan_cmd,
-    probe_cmd,
-    report_cmd,
-    store_cmd,
-)
+# Importing a module registers its commands; `--help` lists them in this order (the daily workflow first).
+from bayes_dcpt.cli import fit_cmd  # noqa: F401, I001  (laws, fit-point, fit, predict)
+from bayes_dcpt.cli import plan_cmd  # noqa: F401  (optimize, suggest, loop)
+from bayes_dcpt.cli import report_cmd  # noqa: F401
+from bayes_dcpt.cli import demo_cmd  # noqa: F401
+from bayes_dcpt.cli import dynamics_cmd  # noqa: F401  (fit-dynamics, predict-curve, choose-schedule)
+from bayes_dcpt.cli import data_cmd, probe_cmd, store_cmd  # noqa: F401  (the data and probe groups)
 from bayes_dcpt.cli._app import STATE, app, err_console
 from bayes_dcpt.errors import BayesDCPTError
 
