@@ -802,6 +802,81 @@ def _posterior_from_idata(idata, law: Law, targets: Sequence[str], domains: Sequ
     return Posterior(law, params, noise, ctx=dict(ctx), reference=reference)
 
 
+def _summary(idata, var_names: Sequence[str], approximate: bool, ci: float) -> pd.DataFrame:
+    """ArviZ summary with a ``ci`` HDI; R-hat and ESS only for MCMC (an approximation has none)."""
+    import arviz as az
+
+    if approximate:
+        return az.summary(idata, var_names=list(var_names), kind="stats", ci_kind="hdi", ci_prob=ci)
+    return az.summary(idata, var_names=list(var_names), ci_kind="hdi", ci_prob=ci)
+
+
+def _psis_loo(idata, pointwise: bool = False):
+    """PSIS-LOO of a posterior whose ``log_likelihood`` group is present."""
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return az.loo(idata, pointwise=pointwise) if pointwise else az.loo(idata)
+
+
+def _text_column(values: pd.Series) -> np.ndarray:
+    """Strings for netCDF: missing values (None, NaN) as ""."""
+    return values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)) \
+        .to_numpy().astype(object)
+
+
+def _write_fit_file(idata, data: pd.DataFrame, numeric: Sequence[str], text: Sequence[str],
+                    card: Mapping[str, Any], path: str | Path) -> Path:
+    """Write a posterior (without its log-likelihood), the fitted data and the model card to netCDF, atomically.
+
+    ``numeric`` and ``text`` name the data columns stored as floats and as strings; :func:`_read_fit_file`
+    reads the file back.
+    """
+    import xarray as xr
+
+    path = Path(path)
+    tree = idata.copy()
+    if "log_likelihood" in tree.children:
+        del tree["log_likelihood"]
+    ds = xr.Dataset({c: ("row", data[c].to_numpy(float)) for c in numeric})
+    for c in text:
+        ds[c] = ("row", _text_column(data[c]))
+    tree["bayes_dcpt_data"] = xr.DataTree(ds)
+    tree.attrs["bayes_dcpt_card"] = json.dumps(card, default=str)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tree.to_netcdf(tmp, engine="h5netcdf")
+    os.replace(tmp, path)
+    return path
+
+
+def _read_fit_file(path: Path, writer: str) -> tuple[Any, dict[str, Any], pd.DataFrame]:
+    """Read a file of :func:`_write_fit_file`: (posterior tree without the data, model card, raw data frame).
+
+    Every failure is one :class:`BayesDCPTError` naming the file; ``writer`` names the method that writes
+    such files (for the message when the file is netCDF but not ours).
+    """
+    import xarray as xr
+
+    try:
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            tree = tree.load()
+    except Exception as exc:
+        raise BayesDCPTError(f"{path}: not a readable bayes-dcpt fit (netCDF): {str(exc).splitlines()[0]}") from exc
+    card_json = tree.attrs.get("bayes_dcpt_card")
+    if card_json is None or "bayes_dcpt_data" not in tree.children or "posterior" not in tree.children:
+        raise BayesDCPTError(f"{path}: not a bayes-dcpt fit (no model card); was it written by {writer}?")
+    ds = tree["bayes_dcpt_data"].to_dataset()
+    raw = pd.DataFrame({c: ds[c].values for c in ds.data_vars})
+    del tree["bayes_dcpt_data"]
+    return tree, json.loads(card_json), raw
+
+
+def _diagnostics_from_card(card: Mapping[str, Any]) -> Diagnostics:
+    return Diagnostics(**{k: (tuple(v) if k == "problems" else v) for k, v in card["diagnostics"].items()
+                          if k != "ok"})
+
+
 class Fit:
     """A Bayesian fit of one law to CPT measurements: the posterior, its diagnostics and what follows.
 
@@ -861,14 +936,7 @@ class Fit:
 
     def summary(self, ci: float = CI_PROB, var_names: Sequence[str] | None = None) -> pd.DataFrame:
         """Posterior mean, sd, ``ci`` HDI, R-hat and ESS of every reported parameter."""
-        import arviz as az
-
-        names = list(var_names or self.var_names)
-        if self._diagnostics.approximate:
-            s = az.summary(self.idata, var_names=names, kind="stats", ci_kind="hdi", ci_prob=ci)
-        else:
-            s = az.summary(self.idata, var_names=names, ci_kind="hdi", ci_prob=ci)
-        return s
+        return _summary(self.idata, var_names or self.var_names, self._diagnostics.approximate, ci)
 
     def predict(self, frame: pd.DataFrame, ci: float = CI_PROB, *, kind: str = "predictive",
                 seed: int = 0) -> pd.DataFrame:
@@ -885,7 +953,6 @@ class Fit:
         The prior includes factors written as potentials (the published exponent values, C > C0), so it is
         sampled by NUTS on the model without its likelihood (forward sampling would ignore them).
         """
-        import pymc as pm
 
         entry = _get_model(self.law, self.config, self.design, likelihood=False)
         idata = _sample(entry, "nutpie", draws=max(1, draws // 2), tune=500, chains=2, cores=2, seed=seed,
@@ -917,12 +984,8 @@ class Fit:
 
     def loo(self):
         """PSIS-LOO of this fit (ArviZ ``ELPDDataLOO``)."""
-        import arviz as az
-
         self.log_likelihood()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return az.loo(self.idata)
+        return _psis_loo(self.idata)
 
     # ------------------------------------------------------------------------ decisions and planning
     def optimize(self, usage: str = "tradeoff", **inputs: Any):
@@ -944,7 +1007,7 @@ class Fit:
         ``n_params``, ``tokens``, ``max_general_increase``, ``domain``) are passed as keyword arguments, or
         any planner :class:`~bayes_dcpt.planner.Target`. ``budget`` is in GPU-hours.
         """
-        from bayes_dcpt import decisions, planner
+        from bayes_dcpt import planner
 
         tgt, rest = make_target(target, **kwargs)
         if isinstance(candidates, (str, Path)):
@@ -973,25 +1036,8 @@ class Fit:
 
     def save(self, path: str | Path) -> Path:
         """Write the fit to netCDF (DataTree + model card + the fitted data); :func:`load_fit` reads it."""
-        import xarray as xr
-
-        path = Path(path)
-        tree = self.idata.copy()
-        for g in ("log_likelihood",):
-            if g in tree.children:
-                del tree[g]
-        cols = [*_data.REQUIRED_COLUMNS, *_data.LOSS_COLUMNS, "run_id"]
-        d = self.data[cols].copy()
-        ds = xr.Dataset({c: ("row", d[c].to_numpy() if c in ("domain", "run_id") else d[c].to_numpy(float))
-                         for c in cols})
-        for c in ("domain", "run_id"):
-            ds[c] = ("row", d[c].astype(str).to_numpy().astype(object))
-        tree["bayes_dcpt_data"] = xr.DataTree(ds)
-        tree.attrs["bayes_dcpt_card"] = json.dumps(self.card(), default=str)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tree.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-        return path
+        return _write_fit_file(self.idata, self.data, [*_data.REQUIRED_COLUMNS[1:], *_data.LOSS_COLUMNS],
+                               ("domain", "run_id"), self.card(), path)
 
     def __repr__(self) -> str:
         return (f"<Fit {self.law.name} targets={list(self.targets)} domains={self.domains} "
@@ -1032,8 +1078,6 @@ def bayesian_refit(law: str = "dcpt", target: str = "both", **fit_kwargs: Any):
 
 def load_fit(path: str | Path) -> Fit:
     """Read a fit written by :meth:`Fit.save`; it predicts without refitting (no PyMC compile needed)."""
-    import xarray as xr
-
     path = Path(path)
     if not path.is_file():
         raise BayesDCPTError(f"no such fit file: {path}")
@@ -1043,23 +1087,12 @@ def load_fit(path: str | Path) -> Fit:
         from bayes_dcpt.fitting.auto import load_auto
 
         return load_auto(path)
-    try:
-        with xr.open_datatree(path, engine="h5netcdf") as tree:
-            tree = tree.load()
-    except Exception as exc:
-        raise BayesDCPTError(f"{path}: not a readable bayes-dcpt fit (netCDF): {str(exc).splitlines()[0]}") from exc
-    card_json = tree.attrs.get("bayes_dcpt_card")
-    if card_json is None or "bayes_dcpt_data" not in tree.children or "posterior" not in tree.children:
-        raise BayesDCPTError(f"{path}: not a bayes-dcpt fit (no model card); was it written by Fit.save?")
-    card = json.loads(card_json)
-    ds = tree["bayes_dcpt_data"].to_dataset()
-    df = pd.DataFrame({c: ds[c].values for c in ds.data_vars})
-    df = _data.load(df)
+    tree, card, raw = _read_fit_file(path, "Fit.save")
+    df = _data.load(raw)
     # cards written before an option existed were fitted with its old behaviour
     cfg = FitConfig(**{"domain_levels": "pooled", **card["config"]})
     law = get_law(card["law"])
-    diag = Diagnostics(**{k: (tuple(v) if k == "problems" else v) for k, v in card["diagnostics"].items() if k != "ok"})
-    del tree["bayes_dcpt_data"]
+    diag = _diagnostics_from_card(card)
     fitted = Fit(df, law, cfg, tree, sampler_config=card["sampler"], diagnostics=diag)
     if _data.data_hash(df) != card["data_hash"]:
         raise BayesDCPTError(f"{path}: the stored data does not match the model card's hash (file corrupted?)")

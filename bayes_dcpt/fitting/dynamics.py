@@ -84,7 +84,19 @@ from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.dynamics_data import AREA_COLUMNS, area_features, load_dynamics, schedule_of
 from bayes_dcpt.dynamics_posterior import DynamicsPosterior
 from bayes_dcpt.errors import BayesDCPTError, ConvergenceWarning, FitError
-from bayes_dcpt.fitting.core import NOISE_PRIORS, SAMPLERS, Diagnostics, _capacity, _diagnose, _sample
+from bayes_dcpt.fitting.core import (
+    NOISE_PRIORS,
+    SAMPLERS,
+    Diagnostics,
+    _capacity,
+    _diagnose,
+    _diagnostics_from_card,
+    _psis_loo,
+    _read_fit_file,
+    _sample,
+    _summary,
+    _write_fit_file,
+)
 from bayes_dcpt.laws import BILLION, Law, get_law
 from bayes_dcpt.laws_dynamics import DYNAMICS_LAWS, VARIANTS
 from bayes_dcpt.lr_schedule import DEFAULT_MOMENTUM, phase_areas
@@ -462,10 +474,7 @@ class DynamicsFit:
 
     def summary(self, ci: float = CI_PROB) -> pd.DataFrame:
         """Posterior mean, sd, ``ci`` HDI, R-hat and ESS of every law and noise parameter."""
-        import arviz as az
-
-        kind = "stats" if self._diagnostics.approximate else "all"
-        return az.summary(self.idata, var_names=self.var_names, kind=kind, ci_kind="hdi", ci_prob=ci)
+        return _summary(self.idata, self.var_names, self._diagnostics.approximate, ci)
 
     def predict(self, rows: pd.DataFrame | Mapping[str, Any], ci: float = CI_PROB, *, kind: str = "predictive",
                 seed: int = 0) -> pd.DataFrame:
@@ -491,12 +500,8 @@ class DynamicsFit:
 
     def loo(self):
         """PSIS-LOO of this fit (ArviZ ``ELPDData``): compare law variants or momenta on the same data."""
-        import arviz as az
-
         self.log_likelihood()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return az.loo(self.idata, pointwise=True)
+        return _psis_loo(self.idata, pointwise=True)
 
     def choose(self, candidates: Any, **kwargs: Any):
         """Which schedule and replay ratio (see :func:`bayes_dcpt.schedule_decisions.choose_schedule`)."""
@@ -517,25 +522,8 @@ class DynamicsFit:
 
     def save(self, path: str | Path) -> Path:
         """Write the fit to netCDF (posterior + model card + the fitted data with its schedules)."""
-        import xarray as xr
-
-        path = Path(path)
-        tree = self.idata.copy()
-        if "log_likelihood" in tree.children:
-            del tree["log_likelihood"]
-        cols = [*_data.REQUIRED_COLUMNS, *_data.LOSS_COLUMNS, "run_id", "step", "schedule", "base_schedule"]
-        d = self.data[cols]
-        ds = xr.Dataset({c: ("row", d[c].to_numpy(float)) for c in (*_data.REQUIRED_COLUMNS[1:],
-                                                                     *_data.LOSS_COLUMNS, "step")})
-        for c in ("domain", "run_id", "schedule", "base_schedule"):
-            ds[c] = ("row", d[c].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v))
-                                     else str(v)).to_numpy().astype(object))
-        tree["bayes_dcpt_data"] = xr.DataTree(ds)
-        tree.attrs["bayes_dcpt_card"] = json.dumps(self.card(), default=str)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tree.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-        return path
+        return _write_fit_file(self.idata, self.data, [*_data.REQUIRED_COLUMNS[1:], *_data.LOSS_COLUMNS, "step"],
+                               ("domain", "run_id", "schedule", "base_schedule"), self.card(), path)
 
     def __repr__(self) -> str:
         return (f"<DynamicsFit {self.law.name} groups={[f'{t}/{d}' for t, d in self.groups]} "
@@ -544,32 +532,19 @@ class DynamicsFit:
 
 def load_dynamics_fit(path: str | Path) -> DynamicsFit:
     """Read a fit written by :meth:`DynamicsFit.save` (predicts without PyMC compilation)."""
-    import xarray as xr
-
     path = Path(path)
     if not path.is_file():
         raise BayesDCPTError(f"no such fit file: {path}")
-    try:
-        with xr.open_datatree(path, engine="h5netcdf") as tree:
-            tree = tree.load()
-    except Exception as exc:
-        raise BayesDCPTError(f"{path}: not a readable bayes-dcpt fit (netCDF): {str(exc).splitlines()[0]}") from exc
-    card_json = tree.attrs.get("bayes_dcpt_card")
-    if card_json is None or "bayes_dcpt_data" not in tree.children:
-        raise BayesDCPTError(f"{path}: not a bayes-dcpt fit (no model card); was it written by DynamicsFit.save?")
-    card = json.loads(card_json)
+    tree, card, raw = _read_fit_file(path, "DynamicsFit.save")
     if card.get("law") not in DYNAMICS_LAWS:
         raise BayesDCPTError(f"{path}: a fit of law {card.get('law')!r}, not of the CPT dynamics law; "
                              "use bayes_dcpt.fitting.load_fit")
-    ds = tree["bayes_dcpt_data"].to_dataset()
-    raw = pd.DataFrame({c: ds[c].values for c in ds.data_vars})
     for c in ("schedule", "base_schedule"):
         raw[c] = raw[c].map(lambda v: None if v == "" else v)
     df = load_dynamics(raw)
     if _data.data_hash(df) != card["data_hash"]:
         raise BayesDCPTError(f"{path}: the stored data does not match the model card's hash (file corrupted?)")
-    del tree["bayes_dcpt_data"]
-    diag = Diagnostics(**{k: (tuple(v) if k == "problems" else v) for k, v in card["diagnostics"].items() if k != "ok"})
+    diag = _diagnostics_from_card(card)
     return DynamicsFit(df, get_law(card["law"]), DynamicsConfig(**card["config"]), tree,
                        sampler_config=card["sampler"], diagnostics=diag, groups=card["groups"],
                        notes=card.get("notes", ()))
