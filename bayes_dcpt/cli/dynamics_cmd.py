@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from bayes_dcpt.cli._app import app, console, emit_json
+from bayes_dcpt.cli.fit_cmd import print_fit
 from bayes_dcpt.errors import BayesDCPTError
 
 
@@ -37,7 +38,6 @@ def fit_dynamics_cmd(
     from bayes_dcpt.errors import ConvergenceWarning
     from bayes_dcpt.fitting import SAMPLERS
     from bayes_dcpt.fitting.dynamics import fit_dynamics
-
     from bayes_dcpt.laws import get_law
 
     if target not in (*TARGETS, "both"):
@@ -58,21 +58,7 @@ def fit_dynamics_cmd(
         emit_json({"out": str(out), "law": f.law.name, "diagnostics": d.as_dict(), "notes": f.notes,
                    "summary": summ.reset_index(names="parameter").to_dict(orient="records")})
         return
-    style = "green" if d.ok else "bold red"
-    console.print(f"[{style}]diagnostics[/{style}]: {d}")
-    for w in caught:
-        if issubclass(w.category, ConvergenceWarning):
-            console.print(f"[bold red]WARNING[/bold red]: {w.message}")
-    for n in f.notes:
-        console.print(f"note: {n}")
-    t = Table(title=f"{f.law.name}: {f.law.title}  (90% HDI)")
-    t.add_column("parameter", style="bold")
-    for c in summ.columns:
-        t.add_column(str(c), justify="right")
-    for name, row in summ.iterrows():
-        t.add_row(str(name), *[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
-    console.print(t)
-    console.print(f"fit written to {out}")
+    print_fit(f, d, summ, caught, out, notes=f.notes)
 
 
 @app.command("predict-curve")

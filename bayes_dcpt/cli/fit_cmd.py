@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
@@ -147,11 +148,20 @@ def fit_cmd(
         emit_json({"out": str(out), "diagnostics": d.as_dict(),
                    "summary": summ.reset_index(names="parameter").to_dict(orient="records")})
         return
+    print_fit(f, d, summ, caught, out)
+
+
+def print_fit(f, d, summ, caught, out: Path, notes: Sequence[str] = ()) -> None:
+    """Diagnostics (red when bad), the convergence warnings caught, notes, the parameter table, the file."""
+    from bayes_dcpt.errors import ConvergenceWarning
+
     style = "green" if d.ok else "bold red"
     console.print(f"[{style}]diagnostics[/{style}]: {d}")
     for w in caught:
         if issubclass(w.category, ConvergenceWarning):
             console.print(f"[bold red]WARNING[/bold red]: {w.message}")
+    for n in notes:
+        console.print(f"note: {n}")
     t = Table(title=f"{f.law.name}: {f.law.title}  (90% HDI)")
     t.add_column("parameter", style="bold")
     for c in summ.columns:
