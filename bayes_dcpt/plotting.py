@@ -80,6 +80,22 @@ def _check_domain(post: Any, domain: str) -> None:
         raise UnknownDomainError(f"unknown domain {domain!r}; the fit knows {post.domains}")
 
 
+def _curve_inputs(fit: Any, data: pd.DataFrame | None, domain: str, ci: float, kind: str,
+                  targets: Sequence[str] | None) -> tuple[Any, pd.DataFrame, float, list[str]]:
+    """Checked inputs of the curve plots: (posterior, the domain's CPT rows, ci, targets)."""
+    post = _posterior(fit)
+    df = _data_of(fit, data)
+    _check_domain(post, domain)
+    ci = _check_ci(ci)
+    if kind not in ("mean", "predictive"):
+        raise InputError(f"kind must be 'mean' or 'predictive', not {kind!r}")
+    cpt = _data.fit_rows(df)
+    cpt = cpt[cpt["domain"] == domain]
+    if cpt.empty:
+        raise InputError(f"no CPT measurements (tokens > 0) for domain {domain!r} to draw")
+    return post, cpt, ci, list(targets or post.targets)
+
+
 def _check_ci(ci: float) -> float:
     try:
         v = float(ci)
@@ -156,19 +172,9 @@ def loss_curves(
     -------
     matplotlib.figure.Figure
     """
-    post = _posterior(fit)
-    df = _data_of(fit, data)
-    _check_domain(post, domain)
-    ci = _check_ci(ci)
-    if kind not in ("mean", "predictive"):
-        raise InputError(f"kind must be 'mean' or 'predictive', not {kind!r}")
+    post, cpt, ci, targets = _curve_inputs(fit, data, domain, ci, kind, targets)
     if not np.isfinite(extend) or extend < 1:
         raise InputError(f"extend must be >= 1, got {extend!r}")
-    targets = list(targets or post.targets)
-    cpt = _data.fit_rows(df)
-    cpt = cpt[cpt["domain"] == domain]
-    if cpt.empty:
-        raise InputError(f"no CPT measurements (tokens > 0) for domain {domain!r} to draw")
     sizes = sorted(float(x) for x in (n_params if n_params is not None else cpt["n_params"].unique()))
     ratios = sorted(float(x) for x in cpt["r_domain"].dropna().unique())
     greys, tmin, tmax = _greys(len(ratios)), float(cpt["tokens"].min()), float(cpt["tokens"].max())
@@ -244,17 +250,7 @@ def loss_vs_ratio(
     -------
     matplotlib.figure.Figure
     """
-    post = _posterior(fit)
-    df = _data_of(fit, data)
-    _check_domain(post, domain)
-    ci = _check_ci(ci)
-    if kind not in ("mean", "predictive"):
-        raise InputError(f"kind must be 'mean' or 'predictive', not {kind!r}")
-    targets = list(targets or post.targets)
-    cpt = _data.fit_rows(df)
-    cpt = cpt[cpt["domain"] == domain]
-    if cpt.empty:
-        raise InputError(f"no CPT measurements (tokens > 0) for domain {domain!r} to draw")
+    post, cpt, ci, targets = _curve_inputs(fit, data, domain, ci, kind, targets)
     if tokens is None:
         tokens = float(cpt["tokens"].max())
     elif not (np.isfinite(tokens) and tokens > 0):
