@@ -531,18 +531,7 @@ class Store:
             lr=("lr", "first"),
         )
         out = meta.join(wide).reset_index()
-        cols = [
-            "domain",
-            "n_params",
-            "tokens",
-            "r_domain",
-            "loss_general",
-            "loss_domain",
-            "run_id",
-            "seed",
-            "step",
-            "lr",
-        ]
+        cols = list(_FRAME_COLS)
         sched = self._schedules()
         if sched:
             out["schedule"] = out["run_id"].map(lambda r: sched.get(r, {}).get("schedule"))
@@ -553,7 +542,7 @@ class Store:
             known = known[~known.index.duplicated()]
             out["base_schedule"] = base.where(base.notna(), key.map(known))
             out.loc[out["tokens"] == 0, "schedule"] = None
-            cols += ["schedule", "base_schedule"]
+            cols += list(_SCHEDULE_COLS)
         out = out[cols].sort_values(["domain", "n_params", "run_id", "tokens"], kind="stable")
         return _data.load(out.reset_index(drop=True))
 
@@ -651,20 +640,12 @@ class Store:
         return p
 
 
-_EXPORT_COLS = (
-    "domain",
-    "n_params",
-    "tokens",
-    "r_domain",
-    "loss_general",
-    "loss_domain",
-    "run_id",
-    "seed",
-    "step",
-    "lr",
-    "schedule",
-    "base_schedule",
+#: Columns of :meth:`Store.to_frame` (the schedule columns only when the store knows schedules) and exports.
+_FRAME_COLS = (
+    "domain", "n_params", "tokens", "r_domain", "loss_general", "loss_domain", "run_id", "seed", "step", "lr"
 )
+_SCHEDULE_COLS = ("schedule", "base_schedule")
+_EXPORT_COLS = (*_FRAME_COLS, *_SCHEDULE_COLS)
 
 
 def _parse_base_id(run_id: str) -> tuple[str, float]:
