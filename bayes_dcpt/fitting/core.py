@@ -929,8 +929,8 @@ class Fit:
         if self.config.run_effect and 0 < runs < 8:
             out.append(f"only {runs} runs: a per-run offset is hardly identified beside the checkpoint noise, "
                        "try run_effect=False")
-        if len(self.domains) >= 2 and self.config.parametrization == "noncentered" and self.law.family == "dcpt":
-            out.append("domains that differ a lot: try parametrization='mixed' (centred for the domain loss)")
+        if len(self.domains) >= 2 and self.config.domain_levels == "pooled":
+            out.append("several domains: try domain_levels='separate' (each domain's own domain-loss level)")
         out.append("more tuning and draws, sampler_kwargs={'target_accept': 0.95}, or a simpler law")
         return out
 
