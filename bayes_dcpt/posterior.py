@@ -155,13 +155,20 @@ class Posterior:
         nz = self.noise[target]
         S, n = mu.shape
         sigma = nz["sigma"][:, None]
+        runs = frame["run_id"].to_numpy() if "run_id" in frame else np.arange(n)
+        _, inv = np.unique(runs.astype(str), return_inverse=True)
+        if new_run and "tau" in nz and "nu" in nz and self.ctx.get("run_mixing"):
+            # the fitted model's robust form: one Student-t scale w per run shared by its offset and its
+            # checkpoints' noise, w ~ InvGamma(nu/2, nu/2) (bayes_dcpt.fitting.marginal)
+            nu = nz["nu"][:, None]
+            w = np.sqrt(nu / rng.chisquare(np.broadcast_to(nu, (S, inv.max() + 1))))[:, inv]
+            u = rng.standard_normal((S, inv.max() + 1))[:, inv] * nz["tau"][:, None]
+            return np.exp(mu + w * (u + rng.standard_normal((S, n)) * sigma))
         if "nu" in nz:
             e = rng.standard_t(np.broadcast_to(nz["nu"][:, None], (S, n))) * sigma
         else:
             e = rng.standard_normal((S, n)) * sigma
         if new_run and "tau" in nz:
-            runs = frame["run_id"].to_numpy() if "run_id" in frame else np.arange(n)
-            _, inv = np.unique(runs.astype(str), return_inverse=True)
             u = rng.standard_normal((S, inv.max() + 1)) * nz["tau"][:, None]
             e = e + u[:, inv]
         return np.exp(mu + e)

@@ -14,8 +14,17 @@ The model
 Observations are the log losses of every CPT checkpoint (tokens > 0), general and domain loss stacked,
 each with the law's own ratio (``1 - r_domain`` for the general loss, ``r_domain`` for the domain loss)::
 
-    log L_i ~ StudentT(nu_t, log f_law(N_i, D_i, r_i; theta_{t,d}) + u_{t,run(i)}, sigma_t)
+    log L_i = log f_law(N_i, D_i, r_i; theta_{t,d}) + u_{t,run(i)} + e_i
     u_{t,run} ~ Normal(0, tau_t)          (per-run offset: a run's checkpoints are not independent)
+    e_i ~ Normal(0, sigma_t)              (checkpoint noise)
+
+The offsets are integrated out in closed form (``run_offsets="marginal"``, default): each run's vector of
+log losses is multivariate normal with covariance ``sigma^2 I + tau^2 11'``, or, robust (default),
+multivariate Student-t(nu_t) with that scale, i.e. one scale mixture per run, so that an outlying run is
+down-weighted as a whole and every single measurement is Student-t. Sampled as latent variables
+(``run_offsets="latent"``), the offsets of the runs that share a ratio trade off against the law's ratio
+term and NUTS crawls (min ESS 24-54 against 800-1000 on the ~1,000-point benchmark, BENCHMARKS.md);
+see :mod:`bayes_dcpt.fitting.marginal` for the algebra and the leave-one-out terms.
 
 * **One domain**: the D-CPT Law per target with the priors below.
 * **Several domains**: eps and eta are shared per target; the exponents alpha, beta, gamma are pooled
@@ -88,6 +97,7 @@ from bayes_dcpt._version import __version__
 from bayes_dcpt.constants import BFMI_MIN, CI_PROB, ESS_MIN, RHAT_MAX
 from bayes_dcpt.dlc import attach_features, dlc_features
 from bayes_dcpt.errors import BayesDCPTError, ConvergenceWarning, FitError
+from bayes_dcpt.fitting.marginal import run_loglik, run_loo_pointwise
 from bayes_dcpt.laws import BILLION, Law, Param, get_law
 from bayes_dcpt.posterior import Posterior
 
@@ -127,6 +137,7 @@ class FitConfig:
     prior_scale: float = 1.0  # multiplies every prior sd (sensitivity analyses)
     anchored: bool = True  # sample power-law terms through their values at the ends of the data range
     zero_ratio: bool = False  # fit observations whose own ratio is 0 (L3 is not meaningful there)
+    run_offsets: str = "marginal"  # per-run offsets integrated out ("marginal") or sampled ("latent")
 
     def key(self) -> str:
         """Short stable hash of the configuration."""
@@ -193,12 +204,19 @@ class _Design:
     loss_lo_d: np.ndarray
     varying_axes: dict[str, tuple[str, ...]]
 
+    def run_group(self) -> np.ndarray:
+        """Target index of every run slot (capacity long; empty slots point at the first target)."""
+        out = np.zeros(self.run_capacity, dtype=np.int64)
+        out[:len(self.runs)] = [self.targets.index(k.split("::", 1)[0]) for k in self.runs]
+        return out
+
     def arrays(self) -> dict[str, np.ndarray]:
         o = self.obs
         out = {
             "t_idx": o["t_idx"].to_numpy(np.int64),
             "d_idx": o["d_idx"].to_numpy(np.int64),
             "run_idx": o["run_idx"].to_numpy(np.int64),
+            "run_group": self.run_group(),
             "N": o["n_params"].to_numpy(float) / BILLION,
             "D": o["tokens"].to_numpy(float) / BILLION,
             "r": o["r"].to_numpy(float),
@@ -337,6 +355,7 @@ def _build_model(law: Law, cfg: FitConfig, design: _Design, likelihood: bool = T
         t_idx = pm.Data("t_idx", arr["t_idx"], dims="obs")
         d_idx = pm.Data("d_idx", arr["d_idx"], dims="obs")
         run_idx = pm.Data("run_idx", arr["run_idx"], dims="obs")
+        run_group = pm.Data("run_group", arr["run_group"], dims="run")
         N = pm.Data("N", arr["N"], dims="obs")
         D = pm.Data("D", arr["D"], dims="obs")
         r = pm.Data("r", arr["r"], dims="obs")
@@ -546,14 +565,21 @@ def _build_model(law: Law, cfg: FitConfig, design: _Design, likelihood: bool = T
             x["K"] = K[t_idx, d_idx]
         p_obs = {k: v[t_idx, d_idx] for k, v in full.items()}
         mu_obs = pt.log(law.formula(pt, p_obs, x))
+        marginal = cfg.run_effect and cfg.run_offsets == "marginal"
         if cfg.run_effect:
             tau = pm.HalfNormal("tau", 0.01 * ps, dims="target")
-            z_run = pm.Normal("z_run", 0.0, 1.0, dims="run")
-            mu_obs = mu_obs + tau[t_idx] * z_run[run_idx]
+            if not marginal:
+                z_run = pm.Normal("z_run", 0.0, 1.0, dims="run")
+                mu_obs = mu_obs + tau[t_idx] * z_run[run_idx]
         sigma = pm.LogNormal("sigma", np.log(0.004), 1.0 * ps, dims="target")
         if not likelihood:
             if cfg.robust:
                 pm.Gamma("nu", alpha=2.0, beta=0.1, dims="target")
+        elif marginal:
+            # the run offsets integrated out in closed form (see bayes_dcpt.fitting.marginal)
+            nu = pm.Gamma("nu", alpha=2.0, beta=0.1, dims="target") if cfg.robust else None
+            pm.Potential("obs_log_loss", run_loglik(y - mu_obs, run_idx, run_group, sigma, tau, nu,
+                                                    design.run_capacity))
         elif cfg.robust:
             nu = pm.Gamma("nu", alpha=2.0, beta=0.1, dims="target")
             pm.StudentT("obs_log_loss", nu=nu[t_idx], mu=mu_obs, sigma=sigma[t_idx], observed=y, dims="obs",
@@ -899,6 +925,8 @@ class Fit:
             if law.dlc is not None else None
         ctx = {"D_min": float(np.asarray(idata["constant_data"]["D_min"])) if "constant_data" in idata.children
                and "D_min" in idata["constant_data"] else float(_data.fit_rows(data)["tokens"].min() / BILLION)}
+        if config.run_effect and config.robust and config.run_offsets == "marginal":
+            ctx["run_mixing"] = 1.0  # a run's offset and noise share one Student-t scale (see fitting.marginal)
         self.posterior = _posterior_from_idata(idata, law, self.targets, self.domains, ctx,
                                                _data.base_losses(data), law.dlc is not None)
 
@@ -929,6 +957,8 @@ class Fit:
         if self.config.run_effect and 0 < runs < 8:
             out.append(f"only {runs} runs: a per-run offset is hardly identified beside the checkpoint noise, "
                        "try run_effect=False")
+        if self.config.run_effect and self.config.run_offsets == "latent":
+            out.append("sampled run offsets: try run_offsets='marginal' (integrated out; 4-7x the ESS)")
         if len(self.domains) >= 2 and self.config.domain_levels == "pooled":
             out.append("several domains: try domain_levels='separate' (each domain's own domain-loss level)")
         out.append("more tuning and draws, sampler_kwargs={'target_accept': 0.95}, or a simpler law")
@@ -973,10 +1003,38 @@ class Fit:
         return _get_model(self.law, self.config, self.design)["model"]
 
     def log_likelihood(self) -> Any:
-        """The pointwise log-likelihood group (computed once, on demand; needed for LOO)."""
+        """The pointwise log-likelihood group (computed once, on demand; needed for LOO).
+
+        With the run offsets integrated out the model does not factorise over checkpoints; the pointwise
+        terms are then ``log p(y_i | y_-i, theta)``, the leave-one-out predictive of a checkpoint given the
+        rest of its run (Burkner, Gabry & Vehtari 2021), see :mod:`bayes_dcpt.fitting.marginal`.
+        """
         import pymc as pm
 
-        if "log_likelihood" not in self.idata.children:
+        if "log_likelihood" in self.idata.children:
+            return self.idata["log_likelihood"]
+        if self.config.run_effect and self.config.run_offsets == "marginal":
+            import xarray as xr
+
+            obs = self.design.obs
+            post = self.idata["posterior"]
+            chains, draws = post.sizes["chain"], post.sizes["draw"]
+            ll = np.empty((chains * draws, len(obs)))
+            for ti, t in enumerate(self.targets):
+                m = (obs["target"] == t).to_numpy()
+                rows = obs[m]
+                e = np.log(rows["loss"].to_numpy(float))[None] - self.posterior.mean_log_loss(rows, t)
+                nz = self.posterior.noise[t]
+                shape = e.shape
+                ll[:, m] = run_loo_pointwise(
+                    e, rows["run_idx"].to_numpy(), np.broadcast_to(nz["sigma"][:, None], shape),
+                    np.broadcast_to(nz["tau"][:, None], shape),
+                    np.broadcast_to(nz["nu"][:, None], shape) if "nu" in nz else None)
+            ds = xr.Dataset({"obs_log_loss": (("chain", "draw", "obs"), ll.reshape(chains, draws, len(obs)))},
+                            coords={"chain": post["chain"].values, "draw": post["draw"].values,
+                                    "obs": np.arange(len(obs))})
+            self.idata["log_likelihood"] = xr.DataTree(ds)
+        else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 pm.compute_log_likelihood(self.idata, model=self.model, progressbar=False)
@@ -1090,7 +1148,7 @@ def load_fit(path: str | Path) -> Fit:
     tree, card, raw = _read_fit_file(path, "Fit.save")
     df = _data.load(raw)
     # cards written before an option existed were fitted with its old behaviour
-    cfg = FitConfig(**{"domain_levels": "pooled", **card["config"]})
+    cfg = FitConfig(**{"domain_levels": "pooled", "run_offsets": "latent", **card["config"]})
     law = get_law(card["law"])
     diag = _diagnostics_from_card(card)
     fitted = Fit(df, law, cfg, tree, sampler_config=card["sampler"], diagnostics=diag)
@@ -1119,6 +1177,7 @@ def fit(
     prior_scale: float = 1.0,
     zero_ratio: bool = False,
     domain_levels: str = "separate",
+    run_offsets: str = "marginal",
     progressbar: bool = False,
     warn: bool = True,
     sampler_kwargs: Mapping[str, Any] | None = None,
@@ -1144,6 +1203,10 @@ def fit(
         Student-t likelihood; per-run random offsets; partial pooling across domains (default when there
         are >= 2 domains); ``"centered"``, ``"noncentered"`` or ``"mixed"`` (centred for the domain loss
         only); the paper's C > C0 constraint; the domain-loss levels per domain (``"separate"``) or pooled.
+    run_offsets
+        ``"marginal"`` (default): the per-run offsets integrated out of the likelihood in closed form (the
+        same model for a Normal likelihood; robust: one Student-t scale per run); ``"latent"``: sampled
+        (slower to mix by 4-20x, kept for comparison and for fits saved before this option).
     probe_tokens
         The probe budget that defines the DLC feature k2 (cross-domain law).
     prior_scale
@@ -1173,6 +1236,8 @@ def fit(
         raise FitError("parametrization must be 'centered', 'noncentered' or 'mixed'")
     if domain_levels not in ("pooled", "separate"):
         raise FitError("domain_levels must be 'pooled' or 'separate'")
+    if run_offsets not in ("marginal", "latent"):
+        raise FitError("run_offsets must be 'marginal' or 'latent'")
     for name, v in (("draws", draws), ("tune", tune), ("chains", chains)):
         if int(v) < (0 if name == "tune" else 1):
             raise FitError(f"{name} must be positive, got {v}")
@@ -1187,7 +1252,8 @@ def fit(
             run_effect = False
     cfg = FitConfig(law=law_.name, target=target, robust=robust, run_effect=run_effect, hierarchical=hierarchical,
                     parametrization=parametrization, monotone=monotone, probe_tokens=probe_tokens,
-                    prior_scale=prior_scale, zero_ratio=zero_ratio, domain_levels=domain_levels)
+                    prior_scale=prior_scale, zero_ratio=zero_ratio, domain_levels=domain_levels,
+                    run_offsets=run_offsets)
     design = _design(df, law_, cfg)
     cores = cores or min(chains, os.cpu_count() or 1)
     entry = _get_model(law_, cfg, design)
