@@ -239,10 +239,13 @@ def _section_law(fit: Any, blocks: list) -> None:
             f"{', '.join(fit.domains)}. N and D enter the law in billions."
         )
     )
+    offsets = ""
+    if cfg.run_effect:
+        offsets = ", per-run random offsets" + (" (integrated out)" if getattr(cfg, "run_offsets", "latent") == "marginal" else " (sampled)")
     blocks.append(
         _Para(
             f"Model: {'Student-t' if cfg.robust else 'Normal'} likelihood on log loss"
-            f"{', per-run random offsets' if cfg.run_effect else ''}; "
+            f"{offsets}; "
             f"{'partial pooling across domains' if len(fit.domains) > 1 and cfg.hierarchical is not False else 'no pooling'}"
             f" ({cfg.parametrization}); paper's C > C0 constraint {'on' if cfg.monotone else 'off'}; prior scale "
             f"{cfg.prior_scale:g}; losses measured with none of their own corpus (own ratio 0) "

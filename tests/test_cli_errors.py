@@ -33,6 +33,7 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("fit-draws", ("fit", "{ok}", "--draws", "0", "--out", "{tmp}/f.nc"), "--draws"),
     ("fit-target", ("fit", "{ok}", "--target", "both2", "--out", "{tmp}/f.nc"), "--target"),
     ("fit-sampler", ("fit", "{ok}", "--sampler", "gibbs", "--out", "{tmp}/f.nc"), "--sampler"),
+    ("fit-run-offsets", ("fit", "{ok}", "--run-offsets", "random", "--out", "{tmp}/f.nc"), "--run-offsets"),
     ("fitpoint-missing", ("fit-point", "/no/such/file.csv"), "no such file"),
     ("fitpoint-schema", ("fit-point", "{nocol}"), "n_params"),
     ("fitpoint-law", ("fit-point", "{ok}", "--law", "L9"), "unknown law"),

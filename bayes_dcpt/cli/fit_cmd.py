@@ -110,6 +110,7 @@ def fit_cmd(
     seed: int = typer.Option(0, help="Random seed (same seed, same posterior)."),
     sampler: str = typer.Option("nutpie", help="nutpie, pymc, numpyro, or the approximations laplace, advi."),
     no_run_effect: bool = typer.Option(False, "--no-run-effect", help="Drop the per-run random offsets."),
+    run_offsets: str = typer.Option("marginal", help="marginal (integrated out, default) or latent (sampled)."),
     normal: bool = typer.Option(False, "--normal", help="Normal instead of Student-t likelihood."),
     json_out: bool = typer.Option(False, "--json", help="Print diagnostics and the parameter table as JSON."),
 ) -> None:
@@ -130,6 +131,8 @@ def fit_cmd(
         raise BayesDCPTError(f"--target must be general, domain or both, not {target!r}")
     if sampler not in SAMPLERS:
         raise BayesDCPTError(f"--sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
+    if run_offsets not in ("marginal", "latent"):
+        raise BayesDCPTError(f"--run-offsets must be marginal or latent, not {run_offsets!r}")
     from bayes_dcpt.laws import get_law
 
     get_law(law)
@@ -140,7 +143,7 @@ def fit_cmd(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             f = fit(df, law, target, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
-                    run_effect=not no_run_effect, robust=not normal, warn=True)
+                    run_effect=not no_run_effect, run_offsets=run_offsets, robust=not normal, warn=True)
     f.save(out)
     d = f.diagnostics(warn=False)
     summ = f.summary()
