@@ -146,11 +146,17 @@ class DynamicsPosterior(Posterior):
                 nz = self.noise[t]
                 S, n = law.shape
                 sig = nz["sigma"][:, None]
-                e = (rng.standard_t(np.broadcast_to(nz["nu"][:, None], (S, n))) if "nu" in nz
-                     else rng.standard_normal((S, n))) * sig
                 _, inv = np.unique(df["run_id"].astype(str).to_numpy(), return_inverse=True)
                 u = rng.standard_normal((S, inv.max() + 1)) * nz.get("tau", np.zeros(S))[:, None]
-                draws = law * np.exp(e + u[:, inv])
+                if "nu" in nz and self.ctx.get("run_mixing"):
+                    # the robust marginal model: one Student-t scale per run for its offset and its noise
+                    nu = nz["nu"][:, None]
+                    scale = np.sqrt(nu / rng.chisquare(np.broadcast_to(nu, (S, inv.max() + 1))))[:, inv]
+                    draws = law * np.exp(scale * (u[:, inv] + rng.standard_normal((S, n)) * sig))
+                else:
+                    e = (rng.standard_t(np.broadcast_to(nz["nu"][:, None], (S, n))) if "nu" in nz
+                         else rng.standard_normal((S, n))) * sig
+                    draws = law * np.exp(e + u[:, inv])
             mean = np.nansum(law * (w[:, None] if w is not None else 1.0 / law.shape[0]), axis=0)
             q = weighted_quantile(draws, [lo, hi], w, axis=0)
             df[f"loss_{t}_mean"] = mean

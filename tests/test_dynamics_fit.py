@@ -94,6 +94,40 @@ def test_save_load_round_trip(dyn_fit, tmp_path):
         load_dynamics_fit(tmp_path / "missing.nc")
 
 
+def test_run_offsets_integrated_out_with_loo_terms(dyn_fit, tmp_path):
+    """The dynamics fit integrates its run offsets out too: no per-run latent, LOO from the non-factorised terms,
+    and a card written before the option loads as the sampled form."""
+    import xarray as xr
+
+    from bayes_dcpt.fitting.dynamics import load_dynamics_fit
+
+    assert dyn_fit.config.run_offsets == "marginal" and dyn_fit.posterior.ctx.get("run_mixing")
+    assert "z_run" not in dyn_fit.idata["posterior"]
+    ll = np.asarray(dyn_fit.log_likelihood()["obs_log_loss"])
+    assert ll.shape[:2] == (2, 300) and np.isfinite(ll).all()
+    assert np.isfinite(dyn_fit.loo().elpd)
+    path = dyn_fit.save(tmp_path / "dyn.nc")
+    tree = xr.open_datatree(path)
+    tree.load()
+    card = json.loads(tree.attrs["bayes_dcpt_card"])
+    del card["config"]["run_offsets"]
+    tree.attrs["bayes_dcpt_card"] = json.dumps(card)
+    tree.to_netcdf(tmp_path / "old.nc")
+    tree.close()
+    assert load_dynamics_fit(tmp_path / "old.nc").config.run_offsets == "latent"
+
+
+def test_sampled_run_offsets_refit_from_the_cached_model(dyn_data):
+    """The sampled form stays available, and a refit with new data reuses its compiled model."""
+    from bayes_dcpt.fitting.dynamics import fit_dynamics
+
+    kw = {**FIT_KW, "draws": 30, "tune": 30, "run_offsets": "latent"}
+    first = fit_dynamics(dyn_data[~dyn_data["run_id"].str.endswith("sched=wsd")], **kw)
+    again = fit_dynamics(dyn_data[~dyn_data["run_id"].str.endswith("sched=cosine")], **kw)
+    assert "z_run" in first.idata["posterior"] and "z_run" in again.idata["posterior"]
+    assert "run_mixing" not in again.posterior.ctx
+
+
 def test_prediction_rows_are_validated(dyn_fit):
     with pytest.raises(DataValidationError, match="column 'schedule': required column is missing"):
         dyn_fit.predict(pd.DataFrame({"n_params": [1e5], "r_domain": [0.5], "step": [3]}))

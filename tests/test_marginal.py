@@ -119,6 +119,9 @@ def test_latent_form_is_kept_and_old_cards_load_as_latent(df3, tmp_path):
     f = fit(df3, "dcpt", "general", sampler="laplace", seed=0, warn=False, run_offsets="latent")
     assert "z_run" in f.idata["posterior"] and f.config.run_offsets == "latent"
     assert "run_mixing" not in f.posterior.ctx
+    again = fit(df3[df3["n_params"] > df3["n_params"].min()], "dcpt", "general", sampler="laplace", seed=1,
+                warn=False, run_offsets="latent")  # a refit of the cached latent model with other data
+    assert "z_run" in again.idata["posterior"]
     path = f.save(tmp_path / "latent.nc")
     assert load_fit(path).config.run_offsets == "latent"
     # a card written before the option existed has no run_offsets: such fits were sampled with latent offsets

@@ -97,7 +97,7 @@ from bayes_dcpt._version import __version__
 from bayes_dcpt.constants import BFMI_MIN, CI_PROB, ESS_MIN, RHAT_MAX
 from bayes_dcpt.dlc import attach_features, dlc_features
 from bayes_dcpt.errors import BayesDCPTError, ConvergenceWarning, FitError
-from bayes_dcpt.fitting.marginal import run_loglik, run_loo_pointwise
+from bayes_dcpt.fitting.marginal import marginal_log_likelihood, run_groups, run_loglik
 from bayes_dcpt.laws import BILLION, Law, Param, get_law
 from bayes_dcpt.posterior import Posterior
 
@@ -204,19 +204,13 @@ class _Design:
     loss_lo_d: np.ndarray
     varying_axes: dict[str, tuple[str, ...]]
 
-    def run_group(self) -> np.ndarray:
-        """Target index of every run slot (capacity long; empty slots point at the first target)."""
-        out = np.zeros(self.run_capacity, dtype=np.int64)
-        out[:len(self.runs)] = [self.targets.index(k.split("::", 1)[0]) for k in self.runs]
-        return out
-
     def arrays(self) -> dict[str, np.ndarray]:
         o = self.obs
         out = {
             "t_idx": o["t_idx"].to_numpy(np.int64),
             "d_idx": o["d_idx"].to_numpy(np.int64),
             "run_idx": o["run_idx"].to_numpy(np.int64),
-            "run_group": self.run_group(),
+            "run_group": run_groups(self.runs, self.targets, self.run_capacity),
             "N": o["n_params"].to_numpy(float) / BILLION,
             "D": o["tokens"].to_numpy(float) / BILLION,
             "r": o["r"].to_numpy(float),
@@ -1014,26 +1008,8 @@ class Fit:
         if "log_likelihood" in self.idata.children:
             return self.idata["log_likelihood"]
         if self.config.run_effect and self.config.run_offsets == "marginal":
-            import xarray as xr
-
-            obs = self.design.obs
-            post = self.idata["posterior"]
-            chains, draws = post.sizes["chain"], post.sizes["draw"]
-            ll = np.empty((chains * draws, len(obs)))
-            for ti, t in enumerate(self.targets):
-                m = (obs["target"] == t).to_numpy()
-                rows = obs[m]
-                e = np.log(rows["loss"].to_numpy(float))[None] - self.posterior.mean_log_loss(rows, t)
-                nz = self.posterior.noise[t]
-                shape = e.shape
-                ll[:, m] = run_loo_pointwise(
-                    e, rows["run_idx"].to_numpy(), np.broadcast_to(nz["sigma"][:, None], shape),
-                    np.broadcast_to(nz["tau"][:, None], shape),
-                    np.broadcast_to(nz["nu"][:, None], shape) if "nu" in nz else None)
-            ds = xr.Dataset({"obs_log_loss": (("chain", "draw", "obs"), ll.reshape(chains, draws, len(obs)))},
-                            coords={"chain": post["chain"].values, "draw": post["draw"].values,
-                                    "obs": np.arange(len(obs))})
-            self.idata["log_likelihood"] = xr.DataTree(ds)
+            self.idata["log_likelihood"] = marginal_log_likelihood(self.idata, self.posterior, self.design.obs,
+                                                                   self.targets)
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -18,10 +18,11 @@ Every measured point of every run (base-model rows included: they are CPT step 0
 stacked, with its areas ``S1pt, S1cpt, S2pt, S2cpt`` computed exactly from the run's schedules
 (:mod:`bayes_dcpt.lr_schedule`, annealing momentum ``momentum``, 0.999 by default)::
 
-    log L_i ~ StudentT(nu_t, log f_law(S_i[, N_i][, r_i]; theta_g) + u_{t,run(i)}, sigma_t)
+    log L_i = log f_law(S_i[, N_i][, r_i]; theta_g) + u_{t,run(i)} + e_i,   e_i ~ Normal(0, sigma_t)
     u_{t,run} ~ Normal(0, tau_t)          (per-run offset: a run's checkpoints are not independent)
 
-with one parameter set ``theta_g`` per group ``g = (target, domain)`` (the paper fits each validation loss
+the offsets integrated out in closed form (``run_offsets="marginal"``, default; robust: one multivariate
+Student-t(nu_t) per run; :mod:`bayes_dcpt.fitting.marginal`) or sampled (``"latent"``), with one parameter set ``theta_g`` per group ``g = (target, domain)`` (the paper fits each validation loss
 separately) and the noise per target, as in :mod:`bayes_dcpt.fitting.core`. ``law="auto"`` picks the variant
 from the data: the replay variant (Eq. 8) when the runs use several domain shares, the model-size variant
 (Eq. 7) with several model sizes, both ("cpt-dynamics-full") with both, otherwise Eq. 4.
@@ -97,6 +98,7 @@ from bayes_dcpt.fitting.core import (
     _summary,
     _write_fit_file,
 )
+from bayes_dcpt.fitting.marginal import marginal_log_likelihood, run_groups, run_loglik
 from bayes_dcpt.laws import BILLION, Law, get_law
 from bayes_dcpt.laws_dynamics import DYNAMICS_LAWS, VARIANTS
 from bayes_dcpt.lr_schedule import DEFAULT_MOMENTUM, phase_areas
@@ -159,6 +161,7 @@ class DynamicsConfig:
     robust: bool = True
     run_effect: bool = True
     prior_scale: float = 1.0
+    run_offsets: str = "marginal"  # per-run offsets integrated out ("marginal") or sampled ("latent")
 
     def key(self) -> str:
         """Short stable hash of the configuration."""
@@ -192,6 +195,7 @@ class _Design:
             "g_idx": o["g_idx"].to_numpy(np.int64),
             "t_idx": o["t_idx"].to_numpy(np.int64),
             "run_idx": o["run_idx"].to_numpy(np.int64),
+            "run_group": run_groups(self.runs, self.targets, self.run_capacity),
             "N": o["n_params"].to_numpy(float) / BILLION,
             "r_cpt": o["r_cpt"].to_numpy(float),
             "is_domain": o["is_domain"].to_numpy(float),
@@ -310,6 +314,7 @@ def _build_model(law: Law, cfg: DynamicsConfig, design: _Design):
         g_idx = pm.Data("g_idx", arr["g_idx"], dims="obs")
         t_idx = pm.Data("t_idx", arr["t_idx"], dims="obs")
         run_idx = pm.Data("run_idx", arr["run_idx"], dims="obs")
+        run_group = pm.Data("run_group", arr["run_group"], dims="run")
         x = {c: pm.Data(c, arr[c], dims="obs") for c in (*AREA_COLUMNS, "N", "r_cpt", "is_domain")}
         y = pm.Data("log_loss", arr["log_loss"], dims="obs")
         R = {k[4:]: pm.Data(k, v, dims="group") for k, v in arr.items() if k.startswith("ref_")}
@@ -365,12 +370,18 @@ def _build_model(law: Law, cfg: DynamicsConfig, design: _Design):
         p_obs = {k: v[g_idx] for k, v in p.items()}
         xin = {c: x[c] for c in law.inputs}
         mu = pt.log(law.formula(pt, p_obs, xin))
+        marginal = cfg.run_effect and cfg.run_offsets == "marginal"
         if cfg.run_effect:
             tau = pm.HalfNormal("tau", 0.01 * ps, dims="target")
-            z_run = pm.Normal("z_run", 0.0, 1.0, dims="run")
-            mu = mu + tau[t_idx] * z_run[run_idx]
+            if not marginal:
+                z_run = pm.Normal("z_run", 0.0, 1.0, dims="run")
+                mu = mu + tau[t_idx] * z_run[run_idx]
         sigma = pm.LogNormal("sigma", np.log(0.004), 1.0 * ps, dims="target")
-        if cfg.robust:
+        if marginal:
+            # the run offsets integrated out in closed form (bayes_dcpt.fitting.marginal)
+            nu = pm.Gamma("nu", alpha=2.0, beta=0.1, dims="target") if cfg.robust else None
+            pm.Potential("obs_log_loss", run_loglik(y - mu, run_idx, run_group, sigma, tau, nu, design.run_capacity))
+        elif cfg.robust:
             nu = pm.Gamma("nu", alpha=2.0, beta=0.1, dims="target")
             pm.StudentT("obs_log_loss", nu=nu[t_idx], mu=mu, sigma=sigma[t_idx], observed=y, dims="obs",
                         shape=y.shape)
@@ -454,8 +465,10 @@ class DynamicsFit:
         self.targets = tuple(t for t in ("general", "domain") if any(g[0] == t for g in self.groups))
         self.domains = sorted({g[1] for g in self.groups})
         self.notes = list(notes)
-        self.posterior = _posterior(idata, law, self.groups, self.targets, _ctx(data, config.momentum),
-                                    _data.base_losses(data))
+        ctx = _ctx(data, config.momentum)
+        if config.run_effect and config.robust and config.run_offsets == "marginal":
+            ctx["run_mixing"] = 1.0  # a run's offset and noise share one Student-t scale (fitting.marginal)
+        self.posterior = _posterior(idata, law, self.groups, self.targets, ctx, _data.base_losses(data))
 
     @property
     def var_names(self) -> list[str]:
@@ -491,8 +504,14 @@ class DynamicsFit:
         """The pointwise log-likelihood group (computed once, on demand; needed for LOO)."""
         import pymc as pm
 
-        if "log_likelihood" not in self.idata.children:
-            entry = _get_model(self.law, self.config, _design(self.data, self.law, self.config))
+        if "log_likelihood" in self.idata.children:
+            return self.idata["log_likelihood"]
+        design = _design(self.data, self.law, self.config)
+        if self.config.run_effect and self.config.run_offsets == "marginal":
+            obs = design.obs.assign(r_domain=design.obs["r_cpt"])
+            self.idata["log_likelihood"] = marginal_log_likelihood(self.idata, self.posterior, obs, self.targets)
+        else:
+            entry = _get_model(self.law, self.config, design)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 pm.compute_log_likelihood(self.idata, model=entry["model"], progressbar=False)
@@ -545,7 +564,8 @@ def load_dynamics_fit(path: str | Path) -> DynamicsFit:
     if _data.data_hash(df) != card["data_hash"]:
         raise BayesDCPTError(f"{path}: the stored data does not match the model card's hash (file corrupted?)")
     diag = _diagnostics_from_card(card)
-    return DynamicsFit(df, get_law(card["law"]), DynamicsConfig(**card["config"]), tree,
+    cfg = DynamicsConfig(**{"run_offsets": "latent", **card["config"]})  # cards before the option: sampled
+    return DynamicsFit(df, get_law(card["law"]), cfg, tree,
                        sampler_config=card["sampler"], diagnostics=diag, groups=card["groups"],
                        notes=card.get("notes", ()))
 
@@ -586,6 +606,7 @@ def fit_dynamics(
     robust: bool = True,
     run_effect: bool = True,
     prior_scale: float = 1.0,
+    run_offsets: str = "marginal",
     progressbar: bool = False,
     warn: bool = True,
     sampler_kwargs: Mapping[str, Any] | None = None,
@@ -622,7 +643,9 @@ def fit_dynamics(
         if int(v) < (0 if nm == "tune" else 1):
             raise FitError(f"{nm} must be positive, got {v}")
     cfg = DynamicsConfig(law=law_.name, target=target, momentum=float(momentum), robust=robust,
-                         run_effect=run_effect, prior_scale=prior_scale)
+                         run_effect=run_effect, prior_scale=prior_scale, run_offsets=run_offsets)
+    if run_offsets not in ("marginal", "latent"):
+        raise FitError("run_offsets must be 'marginal' or 'latent'")
     phase_areas(None, None, cfg.momentum)  # validates the momentum
     design = _design(df, law_, cfg)
     cores = cores or min(chains, os.cpu_count() or 1)

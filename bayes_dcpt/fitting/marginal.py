@@ -35,9 +35,16 @@ from typing import Any
 import numpy as np
 from scipy.special import gammaln
 
-__all__ = ["run_loglik", "run_loo_pointwise"]
+__all__ = ["marginal_log_likelihood", "run_groups", "run_loglik", "run_loo_pointwise"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def run_groups(runs: list[str], targets: tuple[str, ...], capacity: int) -> np.ndarray:
+    """Target index of every run slot (runs are keyed ``"<target>::<run_id>"``; empty slots get 0)."""
+    out = np.zeros(capacity, dtype=np.int64)
+    out[:len(runs)] = [targets.index(k.split("::", 1)[0]) for k in runs]
+    return out
 
 
 def run_loglik(e: Any, run_idx: Any, run_group: Any, sigma: Any, tau: Any, nu: Any | None,
@@ -95,3 +102,30 @@ def run_loo_pointwise(e: np.ndarray, run_idx: np.ndarray, sigma: np.ndarray, tau
     scale2 = var_c * (nu + np.maximum(q_rest, 0.0)) / dof
     return (gammaln(0.5 * (dof + 1.0)) - gammaln(0.5 * dof) - 0.5 * np.log(dof * np.pi * scale2)
             - 0.5 * (dof + 1.0) * np.log1p(resid**2 / (dof * scale2)))
+
+
+def marginal_log_likelihood(idata: Any, posterior: Any, obs: Any, targets: tuple[str, ...]) -> Any:
+    """The ``log_likelihood`` group (``obs_log_loss``, dims chain, draw, obs) of a fit with integrated offsets.
+
+    ``obs`` are the fitted observations (``target``, ``loss``, ``run_idx`` and what ``posterior.mean_log_loss``
+    needs), in the model's order; ``posterior`` holds the same draws as ``idata`` (chain-major).
+    """
+    import xarray as xr
+
+    post = idata["posterior"]
+    chains, draws = post.sizes["chain"], post.sizes["draw"]
+    ll = np.empty((chains * draws, len(obs)))
+    for t in targets:
+        m = (obs["target"] == t).to_numpy()
+        rows = obs[m]
+        e = np.log(rows["loss"].to_numpy(float))[None] - posterior.mean_log_loss(rows, t)
+        nz = posterior.noise[t]
+
+        def each(v: np.ndarray, shape: tuple[int, int] = e.shape) -> np.ndarray:
+            return np.broadcast_to(np.asarray(v, float)[:, None], shape)
+
+        ll[:, m] = run_loo_pointwise(e, rows["run_idx"].to_numpy(), each(nz["sigma"]), each(nz["tau"]),
+                                     each(nz["nu"]) if "nu" in nz else None)
+    ds = xr.Dataset({"obs_log_loss": (("chain", "draw", "obs"), ll.reshape(chains, draws, len(obs)))},
+                    coords={"chain": post["chain"].values, "draw": post["draw"].values, "obs": np.arange(len(obs))})
+    return xr.DataTree(ds)
