@@ -241,6 +241,11 @@ def test_bad_diagnostics_name_remedies_fitted_to_the_model(small_fit):
     assert any("run_effect=False" in r for r in clone.remedies())
     clone.config = dataclasses.replace(small_fit.config, run_effect=False)
     assert not any("run_effect=False" in r for r in clone.remedies())
+    assert not any("run_offsets=" in r or "robust=True" in r for r in small_fit.remedies())  # the defaults
+    clone.config = dataclasses.replace(small_fit.config, run_offsets="latent")
+    assert any("run_offsets='marginal'" in r for r in clone.remedies())
+    clone.config = dataclasses.replace(small_fit.config, robust=False)
+    assert any("robust=True" in r for r in clone.remedies())
 
 
 def test_one_measurement_per_run_drops_the_run_effect(df3):

@@ -953,6 +953,9 @@ class Fit:
                        "try run_effect=False")
         if self.config.run_effect and self.config.run_offsets == "latent":
             out.append("sampled run offsets: try run_offsets='marginal' (integrated out; 4-7x the ESS)")
+        if self.config.run_effect and self.config.run_offsets == "marginal" and not self.config.robust:
+            out.append("Normal likelihood with integrated run offsets: try robust=True (outlying checkpoints made "
+                       "it diverge on the example grid) or run_offsets='latent'")
         if len(self.domains) >= 2 and self.config.domain_levels == "pooled":
             out.append("several domains: try domain_levels='separate' (each domain's own domain-loss level)")
         out.append("more tuning and draws, sampler_kwargs={'target_accept': 0.95}, or a simpler law")
