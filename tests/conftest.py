@@ -98,3 +98,19 @@ def small_fit(df3):
 @pytest.fixture(scope="session")
 def small_fit_path(small_fit, tmp_path_factory):
     return small_fit.save(tmp_path_factory.mktemp("fit") / "fit.nc")
+
+
+def without_config_key(path: Path, key: str, out: Path) -> Path:
+    """Copy a saved fit with ``key`` removed from its model card's config (a card written before ``key`` existed)."""
+    import json
+
+    import xarray as xr
+
+    tree = xr.open_datatree(path)
+    tree.load()
+    card = json.loads(tree.attrs["bayes_dcpt_card"])
+    del card["config"][key]
+    tree.attrs["bayes_dcpt_card"] = json.dumps(card)
+    tree.to_netcdf(out)
+    tree.close()
+    return out
