@@ -42,7 +42,7 @@ notebooks: $(VENV)/.installed-dev
 	$(BIN)/python scripts/run_notebooks.py $(if $(filter 1,$(NB_QUICK)),--quick,)
 
 models: $(VENV)/.installed
-	$(BIN)/python -m bayes_dcpt.models_build
+	$(BIN)/python scripts/build_models.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache build/example

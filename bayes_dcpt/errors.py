@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "BayesDCPTError",
@@ -20,6 +21,7 @@ __all__ = [
     "UnknownDomainError",
     "UnknownLawError",
     "format_rows",
+    "row_numbers",
 ]
 
 
@@ -39,6 +41,13 @@ def format_rows(rows: Sequence[int], limit: int = 8) -> str:
     head = ", ".join(str(r) for r in rows[:limit])
     more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
     return f"row{'s' if len(rows) > 1 else ''} {head}{more}"
+
+
+def row_numbers(mask: Any) -> tuple[int, ...]:
+    """The 1-based data rows where a boolean ``mask`` (array or Series) is true."""
+    import numpy as np
+
+    return tuple(int(i) + 1 for i in np.flatnonzero(np.asarray(mask, dtype=bool)))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ Methods, all on the same split and measured in the same run:
   posterior predictive band (a new run's measurement: law + run offset + checkpoint noise) and the band of
   the law itself.
 
-Metrics on the held-out rows (``metrics`` of :mod:`bayes_dcpt.pointfit`): MAPE (%), R^2 and the Huber sum
+Metrics on the held-out rows (``metrics`` of :mod:`bayes_dcpt.fitting.pointfit`): MAPE (%), R^2 and the Huber sum
 (delta 1e-3 on log residuals, the paper's objective) of the point prediction (the point fit's law; the
 posterior mean of the law for the Bayesian fit), the share of held-out measurements inside the 90%
 interval, and the interval's mean width relative to the loss (%).
@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from bayes_dcpt import data as _data
-from bayes_dcpt.pointfit import bootstrap, fit_point, metrics
-from bayes_dcpt.posterior import Posterior
+from bayes_dcpt.fitting.pointfit import bootstrap, fit_point, metrics
+from bayes_dcpt.posterior.draws import Posterior
 
 CI = 0.9
 

@@ -39,10 +39,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, md_table  # noqa: E402
 
-from bayes_dcpt import decisions
+from bayes_dcpt import decide as decisions
 from bayes_dcpt.datasets import DatasetUnavailable, load_mixinglaws_cpt
-from bayes_dcpt.pointfit import bootstrap, fit_point
-from bayes_dcpt.posterior import Posterior
+from bayes_dcpt.fitting.pointfit import bootstrap, fit_point
+from bayes_dcpt.posterior.draws import Posterior
 
 #: The Data Mixing Laws authors' predicted critical ratio (pile 0.28515625, python 0.71484375; SOURCE.md).
 PAPER_R = 1.0 - 0.28515625

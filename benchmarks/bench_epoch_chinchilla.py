@@ -33,7 +33,7 @@ from _common import machine, md_table
 
 from bayes_dcpt import datasets
 from bayes_dcpt.fitting import fit
-from bayes_dcpt.pointfit import bootstrap, fit_point, metrics
+from bayes_dcpt.fitting.pointfit import bootstrap, fit_point, metrics
 
 EPOCH = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}  # SOURCE.md (quoted, "verify")
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}

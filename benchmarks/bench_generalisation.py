@@ -116,7 +116,7 @@ def datablations_noise(fits: dict) -> None:
 def datablations_constants(kw: dict) -> None:
     """Bayesian Chinchilla fit of the single-epoch final losses, beside the paper's fitted constants."""
     from bayes_dcpt.fitting import fit
-    from bayes_dcpt.pointfit import fit_point
+    from bayes_dcpt.fitting.pointfit import fit_point
 
     raw = pd.read_csv(datasets.shared_data_dir() / "datablations" / "datablations_final_losses.csv")
     one = raw[raw["in_paper_fit"].astype(bool) & (raw["epochs"] <= 1.0) & (raw["val_loss_c4"] > 0)]

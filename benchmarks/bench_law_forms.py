@@ -30,7 +30,7 @@ from _common import machine, md_table
 from bayes_dcpt import data as _data
 from bayes_dcpt import datasets
 from bayes_dcpt.fitting import compare, fit
-from bayes_dcpt.pointfit import fit_point, metrics
+from bayes_dcpt.fitting.pointfit import fit_point, metrics
 
 
 def splits(name: str, df: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:

@@ -2,11 +2,11 @@
 
 Strategies: the planner (MM-GOIG per GPU-hour, k probes per round), a uniform grid (farthest-point coverage
 of the candidate design), random choice, and cheapest-first. Every strategy starts from the same data,
-uses the same refit (numpy SMC, :mod:`bayes_dcpt.quickfit`, warm-started; PSIS reweighting when reliable),
+uses the same refit (numpy SMC, :mod:`bayes_dcpt.fitting.smc`, warm-started; PSIS reweighting when reliable),
 the same batch size and the same total budget; the width of r* is measured on that posterior after every
 round. Settings:
 
-* ``synthetic``: a known D-CPT world (:mod:`bayes_dcpt.simulate`), 81 candidate probes (3 sizes x 3 token
+* ``synthetic``: a known D-CPT world (:mod:`bayes_dcpt.plan.simulate`), 81 candidate probes (3 sizes x 3 token
   budgets x 9 ratios, 6 checkpoints each), target: the critical ratio at N = 1B, D = 30B tokens (largest r
   whose general loss stays within +0.03 nats of the base model).
 * ``mixinglaws`` (pool): the 5 Pythia-70M CPT runs of ../shared/data/mixinglaws; target: the critical
@@ -38,11 +38,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, md_table
 
 from bayes_dcpt import data as _data
-from bayes_dcpt import planner
-from bayes_dcpt.cost import CostModel
-from bayes_dcpt.loop import PlannerLoop, SimulatorExecutor, TableExecutor, gpu_hours_to_width
-from bayes_dcpt.quickfit import SMCRefit
-from bayes_dcpt.simulate import World
+from bayes_dcpt import plan as planner
+from bayes_dcpt.fitting.smc import SMCRefit
+from bayes_dcpt.plan.cost import CostModel
+from bayes_dcpt.plan.loop import PlannerLoop, SimulatorExecutor, TableExecutor, gpu_hours_to_width
+from bayes_dcpt.plan.simulate import World
 
 OUT = Path(__file__).parent / "results"
 STRATS = ("planner", "uniform", "random", "cheapest")

@@ -21,11 +21,11 @@ from scipy.stats import spearmanr
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, md_table
 
-from bayes_dcpt import planner
-from bayes_dcpt.candidates import checkpoint_frame, schedules
-from bayes_dcpt.information import BlockNoise, is_information
-from bayes_dcpt.quickfit import smc_posterior
-from bayes_dcpt.simulate import World
+from bayes_dcpt import plan as planner
+from bayes_dcpt.fitting.smc import smc_posterior
+from bayes_dcpt.plan.candidates import checkpoint_frame, eval_checkpoints
+from bayes_dcpt.plan.information import BlockNoise, is_information
+from bayes_dcpt.plan.simulate import World
 
 
 def main() -> None:
@@ -84,7 +84,7 @@ def main() -> None:
     sc = plan.scores
     sub = post.subset(np.sort(np.random.default_rng(0).choice(post.n_draws, 2000, replace=False)))
     z = target.evaluate(sub).z[:, 0]
-    fr = checkpoint_frame(sc, schedules(sc))
+    fr = checkpoint_frame(sc, eval_checkpoints(sc))
     logF = {t: sub.mean_log_loss(fr, t) for t in ("general", "domain")}
     sig = np.stack([np.full(sub.n_draws, np.sqrt(np.mean(sub.noise[t]["sigma"] ** 2))) for t in logF], 1)
     tau = np.stack([np.full(sub.n_draws, np.sqrt(np.mean(sub.noise[t]["tau"] ** 2))) for t in logF], 1)

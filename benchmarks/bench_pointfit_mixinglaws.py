@@ -20,7 +20,7 @@ from _common import machine, md_table  # noqa: E402
 
 from bayes_dcpt import data
 from bayes_dcpt.datasets import DatasetUnavailable, load_mixinglaws_cpt
-from bayes_dcpt.pointfit import fit_point, metrics
+from bayes_dcpt.fitting.pointfit import fit_point, metrics
 
 
 def main() -> None:

@@ -38,8 +38,8 @@ from _common import machine, md_table
 
 from bayes_dcpt import data as _data
 from bayes_dcpt.fitting import fit
-from bayes_dcpt.laws import get_law
-from bayes_dcpt.simulate import DEFAULT_TRUTH, World, probe_grid
+from bayes_dcpt.laws.registry import get_law
+from bayes_dcpt.plan.simulate import DEFAULT_TRUTH, World, probe_grid
 
 OUT = Path(__file__).parent / "results"
 

@@ -40,7 +40,7 @@ from bench_speed_samplers import synthetic
 from bayes_dcpt import data as _data
 from bayes_dcpt import datasets
 from bayes_dcpt.fitting import fit
-from bayes_dcpt.pointfit import fit_point
+from bayes_dcpt.fitting.pointfit import fit_point
 
 SETS = {"synthetic": synthetic, "example": datasets.load_example}
 CONFIGS = [

@@ -35,8 +35,8 @@ from _common import machine, md_table
 from bayes_dcpt import data as _data
 from bayes_dcpt import datasets
 from bayes_dcpt.fitting import fit
-from bayes_dcpt.pointfit import fit_point
-from bayes_dcpt.simulate import World, probe_grid
+from bayes_dcpt.fitting.pointfit import fit_point
+from bayes_dcpt.plan.simulate import World, probe_grid
 
 
 def synthetic() -> pd.DataFrame:

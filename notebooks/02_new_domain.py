@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_dcpt import data, datasets
-from bayes_dcpt.dlc import dlc_features
+from bayes_dcpt.data.dlc import dlc_features
 from bayes_dcpt.fitting import fit
 
 df = datasets.load_example()

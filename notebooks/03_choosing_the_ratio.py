@@ -17,7 +17,7 @@
 # The D-CPT paper uses its law three ways: (1) the trade-off: the largest domain share whose general loss
 # stays within a threshold of the base model; (2) limited domain data: with `D_d` domain tokens, which ratio
 # (and so how many total tokens) minimises the domain loss; (3) compute allocation: for a FLOP budget, which
-# model size and token count. `bayes_dcpt.decisions` solves each one for every posterior draw, so every
+# model size and token count. `bayes_dcpt.decide.usages` solves each one for every posterior draw, so every
 # answer comes with an interval, and usage 1 gets a *risk-aware* answer: the largest ratio whose constraint
 # holds with probability at least 90%, not merely at the median.
 #
@@ -43,7 +43,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bayes_dcpt import datasets, decisions, fit_point
-from bayes_dcpt.decisions import decision_table
+from bayes_dcpt.decide.usages import decision_table
 from bayes_dcpt.fitting import fit
 
 df = datasets.load_example()

@@ -14,13 +14,13 @@
 # %% [markdown]
 # # Planning the next probes: suggest, simulate the loop, watch r* shrink per GPU-hour
 #
-# The planner (`Fit.suggest`, `bayes_dcpt.planner`) ranks candidate probe runs by the information they give
+# The planner (`Fit.suggest`, `bayes_dcpt.plan.planner`) ranks candidate probe runs by the information they give
 # about the *decision* (here the critical ratio r* at the target scale) per GPU-hour, and picks a batch.
-# `bayes_dcpt.loop.PlannerLoop` then alternates suggest -> run -> update. We run it against a known synthetic
+# `bayes_dcpt.plan.loop.PlannerLoop` then alternates suggest -> run -> update. We run it against a known synthetic
 # D-CPT world (so the truth is known) and compare with a uniform grid that spreads the same budget over the
 # design: how many GPU-hours until the 90% interval of r* is narrow?
 #
-# The loop's refit is the numpy SMC stand-in (`bayes_dcpt.quickfit.SMCRefit`, seconds per refit); set
+# The loop's refit is the numpy SMC stand-in (`bayes_dcpt.fitting.smc.SMCRefit`, seconds per refit); set
 # `REFIT = "nuts"` for NUTS refits by `bayes_dcpt.fitting.bayesian_refit` (slower). `QUICK`
 # (`BAYES_DCPT_NB_QUICK=1`) runs one seed and few rounds; figures go to `figures/` (regenerated, not
 # committed) or `$BAYES_DCPT_NB_FIGURES`.
@@ -47,11 +47,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bayes_dcpt import planner
+from bayes_dcpt import plan as planner
 from bayes_dcpt.fitting import bayesian_refit, fit
-from bayes_dcpt.loop import PlannerLoop, SimulatorExecutor, gpu_hours_to_width
-from bayes_dcpt.quickfit import SMCRefit
-from bayes_dcpt.simulate import World
+from bayes_dcpt.plan.loop import PlannerLoop, SimulatorExecutor, gpu_hours_to_width
+from bayes_dcpt.fitting.smc import SMCRefit
+from bayes_dcpt.plan.simulate import World
 
 # %% [markdown]
 # ## The world, the candidates and the question

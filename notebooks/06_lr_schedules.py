@@ -17,7 +17,7 @@
 # The D-CPT Law reads tokens as if the learning-rate schedule did not matter. It does: when CPT re-warms the
 # LR above where pre-training ended, the loss first **bumps up**; when the LR anneals, the loss **drops**.
 # The CPT learning-dynamics law (Wang et al., ICML 2025) describes the whole curve through the schedule's
-# forward area S1 and annealing area S2, which `bayes_dcpt.lr_schedule` computes exactly from the schedule.
+# forward area S1 and annealing area S2, which `bayes_dcpt.laws.lr_schedules` computes exactly from the schedule.
 #
 # We use the embedded LR-schedule grid (real CPU probes, `SCHEDULES.md`): the same probe under four CPT
 # schedules. We fit the law on the **constant** and **cosine** runs only, predict the **WSD** runs' whole
@@ -50,10 +50,10 @@ import numpy as np
 import pandas as pd
 
 from bayes_dcpt.datasets import load_schedules
-from bayes_dcpt.dynamics_data import area_features, schedule_of
+from bayes_dcpt.data.dynamics import area_features, schedule_of
 from bayes_dcpt.fitting import fit
 from bayes_dcpt.fitting.dynamics import fit_dynamics
-from bayes_dcpt.schedule_decisions import candidate_grid, choose_schedule
+from bayes_dcpt.decide.lr_choice import candidate_grid, choose_schedule
 
 warnings.simplefilter("ignore", UserWarning)
 

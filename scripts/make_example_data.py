@@ -79,8 +79,8 @@ def main() -> int:
     import transformers
 
     from bayes_dcpt import __version__
+    from bayes_dcpt.data.store import Store
     from bayes_dcpt.probe.corpora import iter_documents
-    from bayes_dcpt.store import Store
 
     with Store(db) as st:
         runs = st.runs()

@@ -66,7 +66,7 @@ def main() -> int:
             return code
         res = json.loads(buf.getvalue())
     _exact_specs(wd, db)
-    from bayes_dcpt.store import Store
+    from bayes_dcpt.data.store import Store
 
     with Store(db) as st:
         st.export(csv)
@@ -78,9 +78,9 @@ def main() -> int:
     import transformers
 
     from bayes_dcpt import __version__
-    from bayes_dcpt.dynamics_data import load_dynamics, schedule_of
+    from bayes_dcpt.data.dynamics import load_dynamics, schedule_of
+    from bayes_dcpt.data.store import Store
     from bayes_dcpt.probe.corpora import iter_documents
-    from bayes_dcpt.store import Store
 
     df = load_dynamics(csv)
     checked = 0
@@ -140,8 +140,8 @@ def _exact_specs(wd: Path, db: Path) -> None:
     Stores written before specs carried exact float text (e.g. ``final=0.0003`` for 3e-3 * 0.1) are
     brought up to date; for a fresh store this changes nothing.
     """
+    from bayes_dcpt.data.store import Store
     from bayes_dcpt.probe.train import TrainSettings
-    from bayes_dcpt.store import Store
 
     bases = {}
     for meta_file in (wd / "bases").glob("*/probe_meta.json"):
@@ -167,7 +167,7 @@ def _from_store(wd: Path, db: Path) -> dict:
     """The grid's job summaries and wall time, reconstructed from the store and the base models' records."""
     from datetime import datetime
 
-    from bayes_dcpt.store import Store
+    from bayes_dcpt.data.store import Store
 
     jobs, pre_wall = [], 0.0
     for meta_file in sorted((wd / "bases").glob("*/probe_meta.json")):
@@ -195,7 +195,7 @@ def render(meta: dict) -> None:
     """Write SCHEDULES.md (the human-readable record) from the meta JSON."""
     import pandas as pd
 
-    from bayes_dcpt.dynamics_data import load_dynamics
+    from bayes_dcpt.data.dynamics import load_dynamics
 
     df = load_dynamics(DATASETS / f"{NAME}.csv")
     cpt = df[df["tokens"] > 0]

@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("NO_COLOR", "1")
 
-from bayes_dcpt.simulate import World, probe_grid  # noqa: E402
+from bayes_dcpt.plan.simulate import World, probe_grid  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = (REPO / ".." / "shared" / "data").resolve()

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 
 from bayes_dcpt import data as _data
-from bayes_dcpt.laws import get_law
-from bayes_dcpt.posterior import Posterior
-from bayes_dcpt.quickfit import smc_posterior
-from bayes_dcpt.simulate import DEFAULT_TRUTH, World
+from bayes_dcpt.fitting.smc import smc_posterior
+from bayes_dcpt.laws.registry import get_law
+from bayes_dcpt.plan.simulate import DEFAULT_TRUTH, World
+from bayes_dcpt.posterior.draws import Posterior
 
 SIZES = (1e8, 3e8, 1e9)
 

@@ -235,9 +235,9 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, sim_df, small_fit_path):
-    from bayes_dcpt.candidates import candidates_from_menus
+    from bayes_dcpt.data.store import Store
     from bayes_dcpt.datasets import example_path
-    from bayes_dcpt.store import Store
+    from bayes_dcpt.plan.candidates import candidates_from_menus
 
     d = tmp_path_factory.mktemp("errs")
     ok = d / "ok.csv"

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from bayes_dcpt.planner import candidates_from_menus
+from bayes_dcpt.plan.planner import candidates_from_menus
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_plan_commands_bad_input(cli, small_fit_path, args, needle):
 
 
 def test_suggest_with_db_skips_measured_candidates(cli, small_fit_path, df3, tmp_path):
-    from bayes_dcpt.store import Store
+    from bayes_dcpt.data.store import Store
 
     db = tmp_path / "runs.sqlite"
     with Store(db) as st:

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_dcpt.cost import CostModel
 from bayes_dcpt.errors import BayesDCPTError
+from bayes_dcpt.plan.cost import CostModel
 
 
 def test_six_n_d_at_the_documented_a100_defaults():

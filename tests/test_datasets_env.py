@@ -25,7 +25,7 @@ def test_epoch_chinchilla_rows_are_all_fitted():
     from conftest import shared
 
     shared("epoch_chinchilla")
-    from bayes_dcpt.data import to_long
+    from bayes_dcpt.data.schema import to_long
 
     df = datasets.load_epoch_chinchilla()
     long = to_long(df, "general")

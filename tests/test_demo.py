@@ -3,11 +3,12 @@
 ``bayes-dcpt demo`` (what ``make demo`` runs) must load the committed model when its data hash matches the
 example, write the report, the plan and the fit, print r* with its interval, the top probe with its cost
 and the diagnostics line; its report must open cleanly in headless Chromium. ``--refit`` must sample
-afresh. ``models_build`` must write loadable files (thinned when too big) and a README that describes them.
+afresh. ``scripts/build_models.py`` must write loadable files (thinned when too big) and a README that describes them.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 from pathlib import Path
@@ -18,11 +19,16 @@ from browser_helpers import find_chromium
 from test_report import check_in_browser
 
 from bayes_dcpt import data as _data
-from bayes_dcpt.cli.demo_cmd import default_models_dir
+from bayes_dcpt.cli.demo_cmd import default_models_dir, model_path
 from bayes_dcpt.datasets import load_example
 from bayes_dcpt.fitting import load_fit
-from bayes_dcpt.models_build import build_models, model_path, thin_fit
-from bayes_dcpt.models_build import main as models_main
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("build_models", ROOT / "scripts" / "build_models.py")
+build_models_script = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(build_models_script)
+build_models, thin_fit, models_main = (build_models_script.build_models, build_models_script.thin_fit,
+                                       build_models_script.main)
 
 MODELS = default_models_dir()
 
@@ -141,4 +147,4 @@ def test_thin_fit_keeps_every_kth_draw(small_fit):
 def test_makefile_targets_run_the_documented_commands():
     mk = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     assert "bayes-dcpt demo --out $(DEMO_OUT)" in mk
-    assert "-m bayes_dcpt.models_build" in mk
+    assert "scripts/build_models.py" in mk

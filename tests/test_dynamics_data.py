@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_dcpt.dynamics_data import area_features, load_dynamics, prediction_rows
+from bayes_dcpt.data.dynamics import area_features, load_dynamics, prediction_rows
 from bayes_dcpt.errors import DataValidationError
-from bayes_dcpt.lr_schedule import Schedule, phase_areas
+from bayes_dcpt.laws.lr_schedules import Schedule, phase_areas
 
 PT = "cosine(peak=3e-3, steps=512, warmup=50, final=3e-4)"
 CONST = "constant(peak=1e-3, steps=256, warmup=10)"
@@ -108,7 +108,7 @@ def test_prediction_rows_fill_defaults_and_check():
 
 
 def test_store_round_trip_keeps_the_schedules(tmp_path):
-    from bayes_dcpt.store import Store
+    from bayes_dcpt.data.store import Store
 
     df = load_dynamics(_frame())
     with Store(tmp_path / "s.sqlite") as st:

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from conftest import without_config_key
 
-from bayes_dcpt.dynamics_posterior import DynamicsPosterior
 from bayes_dcpt.errors import DataValidationError, FitError, InputError
-from bayes_dcpt.simulate_dynamics import DEFAULT_SCHEDULES, DynamicsWorld
+from bayes_dcpt.plan.simulate_dynamics import DEFAULT_SCHEDULES, DynamicsWorld
+from bayes_dcpt.posterior.dynamics import DynamicsPosterior
 
 pytestmark = pytest.mark.slow
 
@@ -142,7 +142,7 @@ def test_bad_fit_inputs(dyn_data):
 
 # ------------------------------------------------------------------------------------------ decisions
 def test_schedule_decision_per_draw(dyn_fit, dyn_world):
-    from bayes_dcpt.schedule_decisions import candidate_grid, choose_schedule
+    from bayes_dcpt.decide.lr_choice import candidate_grid, choose_schedule
 
     cands = candidate_grid(DEFAULT_SCHEDULES, [0.25, 0.5, 0.75])
     d = choose_schedule(dyn_fit.posterior, cands, max_general_increase=0.03)
@@ -184,7 +184,7 @@ def test_schedule_decision_per_draw(dyn_fit, dyn_world):
 
 
 def test_schedule_decision_errors(dyn_fit):
-    from bayes_dcpt.schedule_decisions import choose_schedule
+    from bayes_dcpt.decide.lr_choice import choose_schedule
 
     with pytest.raises(DataValidationError, match="column 'schedule': .*needs peak and steps"):
         choose_schedule(dyn_fit.posterior, pd.DataFrame({"schedule": ["cosine(peak=1)"], "r_domain": [0.5]}))
@@ -196,8 +196,8 @@ def test_schedule_decision_errors(dyn_fit):
 
 # ------------------------------------------------------------------------------------------- planner
 def test_planner_takes_the_schedule_as_a_design_variable(dyn_fit, dyn_world):
-    from bayes_dcpt.candidates import checkpoint_frame, schedules, validate_candidates
-    from bayes_dcpt.planner import loss_target, suggest
+    from bayes_dcpt.plan.candidates import checkpoint_frame, schedules, validate_candidates
+    from bayes_dcpt.plan.planner import loss_target, suggest
 
     tokens = 256 * dyn_world.tokens_per_step
     cands = pd.DataFrame([{"domain": "python", "n_params": dyn_world.n_params, "tokens": tokens, "r_domain": r,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from bayes_dcpt import data as _data
+from bayes_dcpt.data.dlc import dlc_features
 from bayes_dcpt.datasets import example_path, load_example
-from bayes_dcpt.dlc import dlc_features
 
 
 def test_example_grid_is_complete():

@@ -14,8 +14,9 @@ import pytest
 
 from bayes_dcpt import data
 from bayes_dcpt.errors import BayesDCPTError, ConvergenceWarning, DataValidationError, FitError
-from bayes_dcpt.fitting import _MODEL_CACHE, compare, fit, load_fit, prior_table
-from bayes_dcpt.simulate import World, probe_grid
+from bayes_dcpt.fitting import compare, fit, load_fit, prior_table
+from bayes_dcpt.fitting.dcpt import _MODEL_CACHE
+from bayes_dcpt.plan.simulate import World, probe_grid
 
 KW = {"draws": 300, "tune": 300, "chains": 2, "cores": 2, "warn": False}
 
@@ -229,7 +230,7 @@ def test_bad_diagnostics_name_remedies_fitted_to_the_model(small_fit):
     """The convergence warning says what to try for this fit (few runs -> run_effect=False, ...)."""
     import dataclasses
 
-    import bayes_dcpt.fitting.core as core
+    import bayes_dcpt.fitting.dcpt as core
 
     rem = small_fit.remedies()
     assert rem[-1].startswith("more tuning and draws")

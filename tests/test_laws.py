@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bayes_dcpt.errors import UnknownLawError
-from bayes_dcpt.laws import BILLION, LAWS, chinchilla_at_ratio, get_law
-from bayes_dcpt.requirements import check_requirements
+from bayes_dcpt.laws.checks import check_requirements
+from bayes_dcpt.laws.registry import BILLION, LAWS, chinchilla_at_ratio, get_law
 
 RAW = {
     "n_params": np.array([7e7, 5e8, 1.8e9, 4e9]),
@@ -19,7 +19,7 @@ RAW = {
     "R": np.array([0.125, 0.25, 0.5, 1.0]),
     "T": np.array([10.0, 50.0, 100.0, 250.0]),
     "s": np.array([1e3, 1e4, 5e4, 1e5]),
-    # LR areas of the CPT dynamics laws (pre-training and CPT phases; bayes_dcpt.lr_schedule.phase_areas)
+    # LR areas of the CPT dynamics laws (pre-training and CPT phases; bayes_dcpt.laws.lr_schedules.phase_areas)
     "S1pt": np.array([0.5, 0.5, 0.5, 0.5]),
     "S1cpt": np.array([0.0, 0.05, 0.2, 0.4]),
     "S2pt": np.array([0.1, 0.1, 0.1, 0.1]),
@@ -48,7 +48,7 @@ def test_numpy_and_pytensor_evaluate_the_same_formula(name):
     expected = law.evaluate(law.example_params, **raw)
     assert np.all(np.isfinite(expected)), expected
     sym_p = {k: pt.dscalar(k) for k in law.example_params}
-    from bayes_dcpt.laws import prepare_inputs
+    from bayes_dcpt.laws.registry import prepare_inputs
 
     x = {k: pt.as_tensor_variable(v) for k, v in prepare_inputs(raw).items()}
     out = law(pt, sym_p, x)
@@ -110,7 +110,7 @@ def test_requirements_catch_eta_below_one_and_c_below_c0():
 
 def test_requirements_of_point_fits(sim_df):
     """L3 fitted on L3 data passes; L1 fails implicit; L4 fitted on the same data fails the explicit trend."""
-    from bayes_dcpt.pointfit import fit_point
+    from bayes_dcpt.fitting.pointfit import fit_point
 
     for name, must_fail in (("L3", None), ("L1", "implicit_trend"), ("L4", "explicit_r")):
         res = fit_point(sim_df, name, "domain", n_grid=1500, n_starts=4)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayes_dcpt.laws import LAWS, get_law, list_laws
-from bayes_dcpt.laws_dynamics import DYNAMICS_LAWS, VARIANTS
+from bayes_dcpt.laws.dynamics import DYNAMICS_LAWS, VARIANTS
+from bayes_dcpt.laws.registry import LAWS, get_law, list_laws
 
 
 def _inputs(rng, n=40):

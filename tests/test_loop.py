@@ -10,10 +10,11 @@ import pytest
 from conftest import shared
 from planner_helpers import base_rows, synthetic_data
 
-from bayes_dcpt import planner
-from bayes_dcpt.cost import CostModel
+from bayes_dcpt import plan as planner
 from bayes_dcpt.errors import BayesDCPTError
-from bayes_dcpt.loop import (
+from bayes_dcpt.fitting.smc import SMCRefit
+from bayes_dcpt.plan.cost import CostModel
+from bayes_dcpt.plan.loop import (
     PlannerLoop,
     SimulatorExecutor,
     TableExecutor,
@@ -22,8 +23,7 @@ from bayes_dcpt.loop import (
     load_posterior,
     save_posterior,
 )
-from bayes_dcpt.quickfit import SMCRefit
-from bayes_dcpt.simulate import probe_grid
+from bayes_dcpt.plan.simulate import probe_grid
 
 L_REF = {"general": 2.5, "domain": 2.4}
 CTX = {"D_min": 0.1}

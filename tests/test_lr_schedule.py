@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bayes_dcpt.lr_schedule import (
+from bayes_dcpt.laws.lr_schedules import (
     Schedule,
     ScheduleError,
     annealing_area,
@@ -166,7 +166,7 @@ def test_momentum_and_steps_are_checked():
 
 def test_probe_trains_with_exactly_these_lrs():
     pytest.importorskip("torch")
-    from bayes_dcpt.probe.schedule import lr_at, train_schedule
+    from bayes_dcpt.probe.timeline import lr_at, train_schedule
 
     for kind in ("constant", "cosine", "linear", "wsd"):
         s = train_schedule(37, 1e-3, kind, warmup=5, min_ratio=0.1, decay_frac=0.2)

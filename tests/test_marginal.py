@@ -9,7 +9,8 @@ import pytest
 from conftest import without_config_key
 from scipy import stats
 
-from bayes_dcpt.fitting.marginal import run_loglik, run_loo_pointwise
+from bayes_dcpt.fitting.marginal import run_loglik
+from bayes_dcpt.numerics.runblock import loo_pointwise as run_loo_pointwise
 
 
 def _runs(rng, n_runs=5, capacity=8):
@@ -77,7 +78,7 @@ def test_loo_terms_are_each_checkpoints_predictive_given_the_rest_of_its_run(rob
 
 def test_the_models_likelihood_term_is_the_per_run_density_of_the_law_residuals(small_fit):
     """Wiring: observations to runs, runs to targets (each its own sigma, tau, nu), at a random point."""
-    import bayes_dcpt.fitting.core as core
+    import bayes_dcpt.fitting.dcpt as core
 
     assert small_fit.config.run_offsets == "marginal"
     entry = core._get_model(small_fit.law, small_fit.config, small_fit.design)

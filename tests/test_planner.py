@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import sys
 import types
 
 import matplotlib
@@ -12,10 +11,10 @@ import pandas as pd
 import pytest
 from planner_helpers import jitter_posterior, smc_fixture
 
-from bayes_dcpt import planner
-from bayes_dcpt.cost import CostModel
+from bayes_dcpt import plan as planner
 from bayes_dcpt.errors import BayesDCPTError, DataValidationError
-from bayes_dcpt.information import (
+from bayes_dcpt.plan.cost import CostModel
+from bayes_dcpt.plan.information import (
     BlockNoise,
     Conditioner,
     Ensemble,
@@ -23,7 +22,7 @@ from bayes_dcpt.information import (
     mm_information,
     nmc_information,
 )
-from bayes_dcpt.simulate import World
+from bayes_dcpt.plan.simulate import World
 
 matplotlib.use("Agg")
 
@@ -113,10 +112,10 @@ def test_nmc_and_is_agree_with_the_exact_values(linear_gaussian):
 def test_nmc_is_an_upper_bound_check_of_the_gaussian_estimate_on_a_nonlinear_law(smc, cands):
     """EIG_G >= true EIG (the Gaussian maximises entropy): MM U_theta is not below NMC beyond MC error."""
     _, _, post = smc
-    from bayes_dcpt.candidates import checkpoint_frame, schedules
+    from bayes_dcpt.plan.candidates import checkpoint_frame, eval_checkpoints
 
     c = cands.iloc[[7]].reset_index(drop=True)
-    fr = checkpoint_frame(c, schedules(c))
+    fr = checkpoint_frame(c, eval_checkpoints(c))
     F = np.concatenate([post.mean_log_loss(fr, t) for t in ("general", "domain")], axis=1)
     k = len(fr)
     # fixed noise (posterior rms): with per-draw noise NMC would also count what y says about sigma and tau
@@ -399,12 +398,9 @@ def test_decision_target_plugs_into_the_decisions_module(monkeypatch, jpost, can
         r = np.where(np.arange(post.n_draws) % 10 == 0, np.nan, r)
         return types.SimpleNamespace(posterior={"r_domain": r})
 
-    fake = types.ModuleType("bayes_dcpt.decisions")
-    fake.tradeoff = tradeoff
-    monkeypatch.setitem(sys.modules, "bayes_dcpt.decisions", fake)
-    import bayes_dcpt
+    from bayes_dcpt.decide import usages
 
-    monkeypatch.setattr(bayes_dcpt, "decisions", fake, raising=False)
+    monkeypatch.setattr(usages, "tradeoff", tradeoff)
     tgt = planner.decision_target("tradeoff", domain="code", max_general_increase=0.03)
     plan = planner.suggest(jpost, cands, tgt, k=2, verify_top=0)
     assert calls == {"domain": "code", "max_general_increase": 0.03}
@@ -427,9 +423,9 @@ def test_vector_target_of_several_points(jpost, cands):
 def test_candidates_from_menus():
     c = planner.candidates_from_menus(["code", "law"], [1e8, 1e9], [1e9], [0.2, 0.8], n_checkpoints=5)
     assert len(c) == 8 and set(c.columns) >= {"domain", "n_params", "tokens", "r_domain", "n_checkpoints"}
-    from bayes_dcpt.candidates import schedules
+    from bayes_dcpt.plan.candidates import eval_checkpoints
 
-    s = schedules(c)
+    s = eval_checkpoints(c)
     assert all(
         len(x) == 5 and x[-1] == 1e9 and np.allclose(np.diff(np.log(x)), np.diff(np.log(x))[0], atol=1e-6)
         for x in s

@@ -7,7 +7,7 @@ import pytest
 
 from bayes_dcpt import data
 from bayes_dcpt.errors import FitError, UnknownDomainError
-from bayes_dcpt.pointfit import bootstrap, fit_arrays, fit_point, huber, metrics
+from bayes_dcpt.fitting.pointfit import bootstrap, fit_arrays, fit_point, huber, metrics
 
 
 def test_huber_matches_definition():
@@ -44,7 +44,7 @@ def test_fit_is_deterministic(sim_df):
 
 
 def test_several_domains_are_fitted_separately():
-    from bayes_dcpt.simulate import World, probe_grid
+    from bayes_dcpt.plan.simulate import World, probe_grid
 
     w = World.default(domains=("code", "law"), sigma=0.002, tau=0.0)
     df = w.simulate(probe_grid(domains=("code", "law"), n_params=(1e8, 1e9)), seed=2)
@@ -61,7 +61,7 @@ def test_too_few_points_is_a_clear_error(sim_df):
 
 
 def test_cross_domain_point_fit_with_dlc_features():
-    from bayes_dcpt.simulate import World, probe_grid
+    from bayes_dcpt.plan.simulate import World, probe_grid
 
     # domains that differ in their irreducible loss: what the cross-domain law's F/K^mu term describes
     w = World.default(domains=("a", "b", "c"), sigma=0.002, tau=0.0, spread=0.3, vary=("E",))
@@ -83,7 +83,7 @@ def test_fit_arrays_any_law():
 
 
 def test_bootstrap_intervals_cover_truth_and_run_resampling_is_wider(world):
-    from bayes_dcpt.simulate import World, probe_grid
+    from bayes_dcpt.plan.simulate import World, probe_grid
 
     w = World.default(sigma=0.003, tau=0.006)
     df = w.simulate(probe_grid(n_params=(1e8, 3e8, 1e9)), seed=5)

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("torch")
 
 from bayes_dcpt.probe.corpora import Corpus, CorpusError, TokenStream, iter_documents
-from bayes_dcpt.probe.schedule import ScheduleError, eval_tokens, lr_at
+from bayes_dcpt.probe.timeline import ScheduleError, eval_tokens, lr_at
 from bayes_dcpt.probe.train import _Mixture
 
 

@@ -14,8 +14,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from bayes_dcpt.data.store import Store  # noqa: E402
 from bayes_dcpt.probe.grid import GridError, load_spec, run_grid  # noqa: E402
-from bayes_dcpt.store import Store  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,6 +18,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from bayes_dcpt import data as _data  # noqa: E402
+from bayes_dcpt.data.store import Store  # noqa: E402
 from bayes_dcpt.probe import (  # noqa: E402
     CheckpointError,
     CorpusError,
@@ -31,7 +32,6 @@ from bayes_dcpt.probe import (  # noqa: E402
     run_probe,
     safe_torch_load,
 )
-from bayes_dcpt.store import Store  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = dict(seq_len=32, batch_size=4, eval_batch_size=64, lr=3e-3, warmup_steps=2, threads=1)
@@ -80,7 +80,7 @@ def test_pretrain_saves_a_loadable_base(micro_base):
 
 
 def test_tiny_grid_writes_valid_rows_that_the_fitter_fits(stdlib_corpora, micro_base, tmp_path):
-    from bayes_dcpt.pointfit import fit_point
+    from bayes_dcpt.fitting.pointfit import fit_point
 
     db = tmp_path / "runs.sqlite"
     results = [

@@ -9,9 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from bayes_dcpt.dynamics_data import load_dynamics, schedule_of  # noqa: E402
+from bayes_dcpt.data.dynamics import load_dynamics, schedule_of  # noqa: E402
+from bayes_dcpt.data.store import Store  # noqa: E402
 from bayes_dcpt.probe.grid import GridError, load_spec, run_grid  # noqa: E402
-from bayes_dcpt.store import Store  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ import pytest
 from planner_helpers import base_rows
 
 from bayes_dcpt.errors import FitError
-from bayes_dcpt.quickfit import SMCRefit, smc_posterior
-from bayes_dcpt.simulate import World, probe_grid
+from bayes_dcpt.fitting.smc import SMCRefit, smc_posterior
+from bayes_dcpt.plan.simulate import World, probe_grid
 
 
 @pytest.fixture(scope="module")

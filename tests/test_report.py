@@ -18,7 +18,7 @@ import pytest
 from browser_helpers import find_chromium, open_page
 
 from bayes_dcpt.errors import BayesDCPTError, InputError, UnknownDomainError
-from bayes_dcpt.report import build_report, default_candidates
+from bayes_dcpt.report.build import build_report, default_candidates
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SECTIONS = (
@@ -209,7 +209,7 @@ def test_bad_report_inputs_write_nothing(small_fit, tmp_path, kw, err, needle):
 def test_figures_are_labelled_and_leave_no_pyplot_state(small_fit):
     import matplotlib.pyplot as plt
 
-    from bayes_dcpt import plotting
+    from bayes_dcpt import viz as plotting
 
     before = plt.get_fignums()
     dom = small_fit.domains[0]

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from bayes_dcpt import data as _data
-from bayes_dcpt.store import Store, StoreConflictError, StoreError, base_run_id, load_data
+from bayes_dcpt.data.store import Store, StoreConflictError, StoreError, base_run_id, read_measurements
+from bayes_dcpt.errors import DataValidationError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,7 +56,7 @@ def test_import_twice_no_duplicates_and_round_trip(tmp_path, sim_df):
     assert base_run_id("code", 1e8) == "base|code|N=1e+08"
 
 
-def test_export_csv_parquet_and_load_data(tmp_path, sim_df):
+def test_export_csv_parquet_and_read_measurements(tmp_path, sim_df):
     db = tmp_path / "runs.sqlite"
     with Store(db) as st:
         st.import_frame(sim_df)
@@ -66,8 +67,8 @@ def test_export_csv_parquet_and_load_data(tmp_path, sim_df):
     for f in ("out.csv", "out.parquet"):
         back = _data.load(tmp_path / f)
         assert len(back) == len(sim_df)
-    assert len(load_data(db)) == len(sim_df)
-    assert len(load_data(tmp_path / "out.csv")) == len(sim_df)
+    assert len(read_measurements(db)) == len(sim_df)
+    assert len(read_measurements(tmp_path / "out.csv")) == len(sim_df)
 
 
 def test_conflicting_reimport_is_an_error_and_writes_nothing(tmp_path, sim_df):
@@ -97,7 +98,7 @@ def test_invalid_table_writes_nothing(tmp_path, sim_df):
     bad = sim_df.copy()
     bad.loc[4, "r_domain"] = 1.5
     with Store(db) as st:
-        with pytest.raises(_data.DataValidationError, match="r_domain"):
+        with pytest.raises(DataValidationError, match="r_domain"):
             st.import_frame(bad)
         assert len(st.evaluations()) == 0 and len(st.runs()) == 0
 
@@ -168,7 +169,7 @@ def test_corrupt_store_is_a_clear_error(tmp_path, sim_df):
 _WRITER = textwrap.dedent(
     """
     import sys
-    from bayes_dcpt.store import Store
+    from bayes_dcpt.data.store import Store
     db, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     with Store(db) as st:
         st.upsert_run(name, domain="code", n_params=1e5, r_domain=0.5, seed=0, status="running")
@@ -295,7 +296,7 @@ def test_cli_store_errors_exit_2(cli, tmp_path, sim_df, args, needle):
 
 
 def test_store_and_cli_do_not_import_torch():
-    code = "import sys, bayes_dcpt.cli, bayes_dcpt.store; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    code = "import sys, bayes_dcpt.cli, bayes_dcpt.data.store; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]

@@ -9,8 +9,9 @@ from planner_helpers import base_rows, jitter_posterior, probe_rows
 from scipy import integrate, stats
 
 from bayes_dcpt.errors import DataValidationError, UnknownDomainError
-from bayes_dcpt.simulate import World
-from bayes_dcpt.update import psis, run_log_likelihood, update
+from bayes_dcpt.numerics.psis import psis
+from bayes_dcpt.plan.simulate import World
+from bayes_dcpt.plan.update import run_log_likelihood, update
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +81,33 @@ def test_student_t_run_likelihood_integrates_the_offset(world):
 
             total += np.log(integrate.quad(f, -0.1, 0.1, points=[er.mean()], limit=200)[0])
     assert ll[s] == pytest.approx(total, rel=1e-6)
+
+
+def test_update_uses_the_default_fits_robust_form_one_student_t_per_run(world):
+    """A posterior of the default fit (robust, offsets integrated out) carries ``run_mixing``: its runs are
+    multivariate Student-t with scale sigma^2 I + tau^2 11'. The update must score new runs with that model,
+    not with a Student-t per checkpoint around a normal offset (the sampled-offset model), which differs."""
+    post = jitter_posterior(world, S=4, spread=0.02)
+    for t in ("general", "domain"):
+        post.noise[t]["nu"] = np.full(4, 3.0)
+    post.ctx["run_mixing"] = 1.0
+    rows = probe_rows(world, [(1e8, 1e9, 0.5), (3e8, 1e9, 0.2)], n_checkpoints=4, seed=2)
+    ll = run_log_likelihood(post, rows)
+    for s in range(4):
+        total = 0.0
+        for t in ("general", "domain"):
+            mu = post.mean_log_loss(rows, t)[s]
+            y = np.log(rows[f"loss_{t}"].to_numpy())
+            sig, tau = post.noise[t]["sigma"][s], post.noise[t]["tau"][s]
+            for rid in rows["run_id"].unique():
+                m = (rows["run_id"] == rid).to_numpy()
+                k = int(m.sum())
+                shape = sig**2 * np.eye(k) + tau**2 * np.ones((k, k))
+                total += stats.multivariate_t(mu[m], shape, df=3.0).logpdf(y[m])
+        assert ll[s] == pytest.approx(total, rel=1e-9)
+    latent = run_log_likelihood(post.__class__(post.law, post.params, post.noise, ctx={}, reference=post.reference),
+                                rows)
+    assert not np.allclose(ll, latent, rtol=1e-3)  # the two noise models really differ here
 
 
 def test_log_likelihood_adds_over_runs_and_skips_base_rows(prior_like, world):

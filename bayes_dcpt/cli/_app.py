@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
@@ -11,6 +10,7 @@ import typer
 from rich.console import Console
 
 from bayes_dcpt._version import __version__
+from bayes_dcpt.encoding import dumps
 
 app = typer.Typer(
     name="bayes-dcpt",
@@ -48,19 +48,10 @@ def _root(
 
 def emit_json(obj: Any, out: str | None = None) -> None:
     """Write JSON to stdout (or a file)."""
-    text = json.dumps(obj, indent=2, default=_json_default)
+    text = dumps(obj, indent=2)
     if out:
         with open(out, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")
     else:
         sys.stdout.write(text + "\n")
 
-
-def _json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)

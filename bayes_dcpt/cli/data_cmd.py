@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from bayes_dcpt import data as _data
 from bayes_dcpt.cli._app import console, data_app, emit_json
+from bayes_dcpt.data import schema as _data
 
 
 def _fmt_counts(values: list[float]) -> str:
@@ -16,7 +16,7 @@ def _fmt_counts(values: list[float]) -> str:
 
 
 def print_summary(s: dict, title: str) -> None:
-    """Render :func:`bayes_dcpt.data.summarize` output as a rich table."""
+    """Render :func:`bayes_dcpt.data.schema.summarize` output as a rich table."""
     t = Table(title=title, show_header=False, title_justify="left")
     t.add_column("field", style="bold")
     t.add_column("value")

@@ -21,6 +21,11 @@ from bayes_dcpt.errors import BayesDCPTError
 DEMO_DRAWS, DEMO_TUNE, DEMO_CHAINS, DEMO_SEED = 500, 500, 2, 1
 
 
+def model_path(folder: str | Path, law: str) -> Path:
+    """Where the fitted example model of ``law`` lives: ``<folder>/example_<law>.nc``."""
+    return Path(folder) / f"example_{law}.nc"
+
+
 def default_models_dir() -> Path:
     """``models/`` of the source checkout this package runs from (absent in a wheel install)."""
     return Path(__file__).resolve().parents[2] / "models"
@@ -28,7 +33,7 @@ def default_models_dir() -> Path:
 
 def _load_matching(path: Path, data_hash: str) -> tuple[object | None, str]:
     """The saved fit at ``path`` if its data hash is ``data_hash``; else None and why not."""
-    from bayes_dcpt import data as _data
+    from bayes_dcpt.data import schema as _data
     from bayes_dcpt.fitting import load_fit
 
     if not path.is_file():
@@ -62,11 +67,10 @@ def demo_cmd(
     import time
     import warnings
 
-    from bayes_dcpt import data as _data
+    from bayes_dcpt.data import schema as _data
     from bayes_dcpt.datasets import DatasetUnavailable, load_example
     from bayes_dcpt.fitting import fit
-    from bayes_dcpt.models_build import model_path
-    from bayes_dcpt.report import build_report
+    from bayes_dcpt.report.build import build_report
 
     if out.exists() and not out.is_dir():
         raise BayesDCPTError(f"--out {out} exists and is not a folder")
@@ -77,7 +81,7 @@ def demo_cmd(
         df = load_example()
         source = "the embedded example grid (3 domains x 3 model sizes x 5 ratios x 7 checkpoints)"
     except DatasetUnavailable:
-        from bayes_dcpt.simulate import World, probe_grid
+        from bayes_dcpt.plan.simulate import World, probe_grid
 
         df = World.default(domains=("code", "law")).simulate(probe_grid(domains=("code", "law")), seed=0)
         source = "a simulated grid (the embedded example grid is not installed)"

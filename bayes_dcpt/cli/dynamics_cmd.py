@@ -34,11 +34,11 @@ def fit_dynamics_cmd(
     """
     import warnings
 
-    from bayes_dcpt.data import TARGETS
+    from bayes_dcpt.data.schema import TARGETS
     from bayes_dcpt.errors import ConvergenceWarning
     from bayes_dcpt.fitting import SAMPLERS
     from bayes_dcpt.fitting.dynamics import fit_dynamics
-    from bayes_dcpt.laws import get_law
+    from bayes_dcpt.laws.registry import get_law
 
     if target not in (*TARGETS, "both"):
         raise BayesDCPTError(f"--target must be general, domain or both, not {target!r}")
@@ -81,7 +81,7 @@ def predict_curve_cmd(
     """
     import pandas as pd
 
-    from bayes_dcpt.data import read_table
+    from bayes_dcpt.data.schema import read_table
     from bayes_dcpt.fitting.dynamics import load_dynamics_fit
 
     if kind not in ("predictive", "mean"):
@@ -124,8 +124,8 @@ def choose_schedule_cmd(
 
     Example: [bold]bayes-dcpt choose-schedule dyn.nc --schedule "wsd=wsd(peak=1e-3, steps=256, warmup=10)" --schedule "cos=cosine(peak=1e-3, steps=256, warmup=10)" --ratios 0.25,0.5,0.75[/bold]
     """
+    from bayes_dcpt.decide.lr_choice import candidate_grid, choose_schedule
     from bayes_dcpt.fitting.dynamics import load_dynamics_fit
-    from bayes_dcpt.schedule_decisions import candidate_grid, choose_schedule
 
     named = {}
     for item in schedule:

@@ -21,7 +21,7 @@ def laws_cmd(
     Example: [bold]bayes-dcpt laws --family dcpt[/bold]
     """
     from bayes_dcpt.errors import UnknownLawError
-    from bayes_dcpt.laws import LAWS
+    from bayes_dcpt.laws.registry import LAWS
 
     families = sorted({law.family for law in LAWS.values()})
     if family is not None and family not in families:
@@ -52,9 +52,9 @@ def fit_point_cmd(
 
     Example: [bold]bayes-dcpt fit-point probes.csv --law dcpt --target both[/bold]
     """
-    from bayes_dcpt.data import TARGETS
-    from bayes_dcpt.laws import get_law
-    from bayes_dcpt.pointfit import fit_point
+    from bayes_dcpt.data.schema import TARGETS
+    from bayes_dcpt.fitting.pointfit import fit_point
+    from bayes_dcpt.laws.registry import get_law
 
     if target not in (*TARGETS, "both"):
         raise BayesDCPTError(f"--target must be general, domain or both, not {target!r}")
@@ -88,11 +88,11 @@ def _load_input(data: Path | None, db: Path | None):
         raise BayesDCPTError("give either a DATA file or --db (not both)")
     if db is not None:
         try:
-            from bayes_dcpt.store import load_data
+            from bayes_dcpt.data.store import read_measurements
         except ImportError as exc:  # pragma: no cover - store not installed
             raise BayesDCPTError("--db needs the experiment store module") from exc
-        return load_data(db)
-    from bayes_dcpt.data import load
+        return read_measurements(db)
+    from bayes_dcpt.data.schema import load
 
     return load(data)
 
@@ -123,7 +123,7 @@ def fit_cmd(
 
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from bayes_dcpt.data import TARGETS
+    from bayes_dcpt.data.schema import TARGETS
     from bayes_dcpt.errors import ConvergenceWarning
     from bayes_dcpt.fitting import SAMPLERS, fit
 
@@ -133,7 +133,7 @@ def fit_cmd(
         raise BayesDCPTError(f"--sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
     if run_offsets not in ("marginal", "latent"):
         raise BayesDCPTError(f"--run-offsets must be marginal or latent, not {run_offsets!r}")
-    from bayes_dcpt.laws import get_law
+    from bayes_dcpt.laws.registry import get_law
 
     get_law(law)
     df = _load_input(data, db)
@@ -190,7 +190,7 @@ def predict_cmd(
     """
     import pandas as pd
 
-    from bayes_dcpt.data import read_table
+    from bayes_dcpt.data.schema import read_table
     from bayes_dcpt.fitting import load_fit
 
     if kind not in ("predictive", "mean"):

@@ -15,7 +15,7 @@ _USAGES = ("tradeoff", "limited-data", "compute", "critical-curve")
 
 def _usage_inputs(usage: str, **opts: Any) -> dict[str, Any]:
     """The options that ``usage`` accepts, without the unset ones (``decisions.usage_inputs`` decides)."""
-    from bayes_dcpt import decisions
+    from bayes_dcpt.decide import usages as decisions
 
     conveniences = {"compute": {"n_params", "tokens"}, "limited-data": {"tokens"}}  # see decisions.optimize
     accepted = set(decisions.usage_inputs(usage)) | conveniences.get(usage, set())
@@ -46,7 +46,7 @@ def optimize_cmd(
     Example: [bold]bayes-dcpt optimize fit.nc --usage tradeoff --n-params 4e5 --tokens 2e6
     --max-general-increase 0.03[/bold]
     """
-    from bayes_dcpt import decisions
+    from bayes_dcpt.decide import usages as decisions
     from bayes_dcpt.fitting import load_fit
 
     if usage not in _USAGES:
@@ -75,13 +75,13 @@ def optimize_cmd(
 
 
 def _cost_model(gpu_flops: float, mfu: float, overhead: float):
-    from bayes_dcpt.cost import CostModel
+    from bayes_dcpt.plan.cost import CostModel
 
     return CostModel(gpu_flops=gpu_flops, mfu=mfu, overhead_hours=overhead)
 
 
 def _target(target: str, **opts: Any):
-    from bayes_dcpt.fitting import make_target
+    from bayes_dcpt.plan.planner import make_target
 
     tgt, rest = make_target(target, **{k: v for k, v in opts.items() if v is not None})
     if rest:
@@ -93,9 +93,9 @@ def _drop_measured(cands, db: Path):
     """Candidates not yet run in the store ``db`` (a run covers a candidate of <= its tokens)."""
     import numpy as np
 
-    from bayes_dcpt.store import load_data
+    from bayes_dcpt.data.store import read_measurements
 
-    have = load_data(db)
+    have = read_measurements(db)
     cpt = have[have["tokens"] > 0]
     done = cpt.groupby(["domain", "n_params", "r_domain"])["tokens"].max()
     keep = []
@@ -139,8 +139,8 @@ def suggest_cmd(
     Example: [bold]bayes-dcpt suggest fit.nc --candidates cand.csv --target tradeoff --n-params 4e5
     --tokens 2e6 --max-general-increase 0.03 -k 3 --budget-gpu-hours 10 --out plan.csv[/bold]
     """
-    from bayes_dcpt import planner
     from bayes_dcpt.fitting import load_fit
+    from bayes_dcpt.plan import planner as planner
 
     f = load_fit(fit_path)
     cands = planner.read_candidates(candidates)
@@ -202,9 +202,9 @@ def loop_cmd(
 
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from bayes_dcpt import planner
     from bayes_dcpt.cli.fit_cmd import _load_input
-    from bayes_dcpt.loop import PlannerLoop, SimulatorExecutor, TableExecutor
+    from bayes_dcpt.plan import planner as planner
+    from bayes_dcpt.plan.loop import PlannerLoop, SimulatorExecutor, TableExecutor
 
     if executor not in ("simulate", "table", "probe"):
         raise BayesDCPTError(f"--executor must be simulate, table or probe, not {executor!r}")
@@ -223,7 +223,7 @@ def loop_cmd(
             raise BayesDCPTError(f"--executor {executor} needs --candidates CAND.csv")
         cands = planner.read_candidates(candidates)
         if executor == "simulate":
-            from bayes_dcpt.simulate import World
+            from bayes_dcpt.plan.simulate import World
 
             ex = SimulatorExecutor(World.default(domains=sorted(df["domain"].unique())), seed=seed)
         else:
@@ -237,7 +237,7 @@ def loop_cmd(
 
         refit_fn = bayesian_refit(law, draws=draws, tune=draws)
     else:
-        from bayes_dcpt.quickfit import SMCRefit
+        from bayes_dcpt.fitting.smc import SMCRefit
 
         refit_fn = SMCRefit(law, seed=seed)
     settings = dict(k=k, budget_gpu_hours=budget_gpu_hours, stop_width=stop_width, max_rounds=rounds,
@@ -260,7 +260,7 @@ def loop_cmd(
             progress.update(task, description=f"round {rec['round']}: {rec['cum_gpu_hours']:.2f} GPU-h so far, "
                                               f"target interval width {rec['width_after']:.3g}")
             if db is not None and executor != "probe":  # the probe executor writes to the store itself
-                from bayes_dcpt.store import Store
+                from bayes_dcpt.data.store import Store
 
                 new = loop.data[loop.data["loop_round"] == rec["round"]]
                 with Store(db) as st:

@@ -12,25 +12,12 @@ import typer
 
 from bayes_dcpt.cli._app import app, console, emit_json
 from bayes_dcpt.errors import BayesDCPTError
+from bayes_dcpt.probe import require_extra
 
 probe_app = typer.Typer(
     help="Probe runs: pretrain a size ladder, run CPT probes, run grids.", no_args_is_help=True
 )
 app.add_typer(probe_app, name="probe")
-
-
-def _need_torch() -> None:
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as exc:
-        raise BayesDCPTError(
-            f"probe runs need the probe extra: pip install 'bayes-dcpt[probe]' ({exc})"
-        ) from exc
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
 
 
 def _settings(**kw: Any):
@@ -94,10 +81,10 @@ def presets_cmd() -> None:
 
     Example: [bold]bayes-dcpt probe presets[/bold]
     """
-    _need_torch()
+    require_extra()
     from rich.table import Table
 
-    from bayes_dcpt.probe.models import PRESETS, build_preset
+    from bayes_dcpt.probe.networks import PRESETS, build_preset
 
     t = Table(title="byte-level Llama-style presets (vocabulary 256)")
     for c in ("preset", "hidden", "layers", "heads", "mlp", "N (non-embedding)", "N (total)"):
@@ -154,7 +141,7 @@ def pretrain_cmd(
 
     Example: [bold]bayes-dcpt probe pretrain --preset tiny --general corpora/general.jsonl --tokens 2097152 --out bases/tiny[/bold]
     """
-    _need_torch()
+    require_extra()
     from bayes_dcpt.probe.train import PretrainConfig, pretrain
 
     cfg = PretrainConfig(
@@ -248,7 +235,7 @@ def run_cmd(
 
     Several GPUs for one probe: [bold]torchrun --nproc-per-node 2 $(command -v bayes-dcpt) probe run ...[/bold]
     """
-    _need_torch()
+    require_extra()
     from bayes_dcpt.probe.train import ProbeConfig, run_probe
 
     ckdir = checkpoint_dir or Path(str(db) + ".ckpt")
@@ -283,7 +270,7 @@ def run_cmd(
     with _Bar(quiet or json_out) as bar:
         res = run_probe(cfg, db=db, resume=resume, force=force, progress=bar.update)
     if csv is not None:
-        from bayes_dcpt.store import Store, base_run_id
+        from bayes_dcpt.data.store import Store, base_run_id
 
         with Store(db) as st:
             df = st.to_frame()
@@ -332,9 +319,9 @@ def grid_cmd(
 
     Example: [bold]bayes-dcpt probe grid bayes_dcpt/datasets/example_grid.toml --db runs.sqlite --workers 2[/bold]
     """
-    _need_torch()
+    require_extra()
+    from bayes_dcpt.data.store import Store
     from bayes_dcpt.probe.grid import load_spec, run_grid
-    from bayes_dcpt.store import Store
 
     grid = load_spec(spec, workdir=workdir)
     n_jobs = len(grid.jobs())

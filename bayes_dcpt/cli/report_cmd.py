@@ -62,7 +62,7 @@ def report_cmd(
     Example: [bold]bayes-dcpt report fit.nc --out report.html --max-general-increase 0.03[/bold]
     """
     from bayes_dcpt.fitting import load_fit
-    from bayes_dcpt.report import FORMATS, build_report
+    from bayes_dcpt.report.build import FORMATS, build_report
 
     if fmt is not None and fmt.lower() not in (*FORMATS, "markdown"):
         raise BayesDCPTError(f"--format must be html or md, not {fmt!r}")

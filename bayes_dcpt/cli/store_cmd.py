@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
-from bayes_dcpt import data as _data
 from bayes_dcpt.cli._app import console, data_app, emit_json
 from bayes_dcpt.cli.data_cmd import print_summary
+from bayes_dcpt.data import schema as _data
 
 DB_HELP = "The experiment store (SQLite file; created when absent)."
 
@@ -26,7 +26,7 @@ def import_cmd(
 
     Example: [bold]bayes-dcpt data import probes.csv --db runs.sqlite[/bold]
     """
-    from bayes_dcpt.store import Store
+    from bayes_dcpt.data.store import Store
 
     df = _data.load(file)  # validate before the store is even opened
     with Store(db) as st:
@@ -51,7 +51,7 @@ def export_cmd(
 
     Example: [bold]bayes-dcpt data export --db runs.sqlite --out probes.csv[/bold]
     """
-    from bayes_dcpt.store import Store, StoreError
+    from bayes_dcpt.data.store import Store, StoreError
 
     if not db.exists():
         raise StoreError(f"no such store: {db}")
@@ -73,7 +73,7 @@ def show_cmd(
     """
     from rich.table import Table
 
-    from bayes_dcpt.store import Store, StoreError
+    from bayes_dcpt.data.store import Store, StoreError
 
     if not db.exists():
         raise StoreError(f"no such store: {db}")

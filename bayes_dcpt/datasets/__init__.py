@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayes_dcpt import data as _data
+from bayes_dcpt.data import schema as _data
 from bayes_dcpt.errors import BayesDCPTError
 
 __all__ = [
@@ -96,11 +96,11 @@ def schedules_path() -> Path:
 def load_schedules() -> pd.DataFrame:
     """The embedded LR-schedule grid (real CPU probes under constant, cosine, WSD and a no-re-warmup schedule).
 
-    Validated by :func:`bayes_dcpt.dynamics_data.load_dynamics`: the D-CPT columns plus ``step``,
+    Validated by :func:`bayes_dcpt.data.dynamics.load_dynamics`: the D-CPT columns plus ``step``,
     ``schedule`` and ``base_schedule``. Run ids end in ``|sched=<name>`` (``const``, ``cosine``, ``wsd``,
     ``flat``). See ``SCHEDULES.md`` beside the file for how it was made.
     """
-    from bayes_dcpt.dynamics_data import load_dynamics
+    from bayes_dcpt.data.dynamics import load_dynamics
 
     p = schedules_path()
     if not p.is_file():

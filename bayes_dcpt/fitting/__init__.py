@@ -1,46 +1,51 @@
-"""The fitting package: the only place that imports PyMC.
+"""Fitting laws to probe runs: the only package that imports PyMC and PyTensor.
 
-:mod:`bayes_dcpt.fitting.core` holds the hierarchical D-CPT / cross-domain model, the :class:`Fit` result
-and save/load; further model families live in sibling modules (:mod:`bayes_dcpt.fitting.dynamics`: the CPT
-learning-dynamics law, ``fit_dynamics``; :mod:`bayes_dcpt.fitting.auto`: ``law='auto'`` stacking).
+:mod:`~bayes_dcpt.fitting.dcpt` is the hierarchical Bayesian fit of the D-CPT and Cross-Domain laws (``fit``,
+``Fit``, ``load_fit``); :mod:`~bayes_dcpt.fitting.dynamics` fits the CPT learning-dynamics law to whole loss
+curves; :mod:`~bayes_dcpt.fitting.auto` weighs several laws (``law="auto"``); :mod:`~bayes_dcpt.fitting.pointfit`
+is the paper's point fit and the bootstrap; :mod:`~bayes_dcpt.fitting.smc` a fast numpy sampler used as the
+planner loop's refit. Every fit hands a plain-numpy :class:`~bayes_dcpt.posterior.Posterior` downstream.
 """
 
+from bayes_dcpt.fitting.api import fit, load_fit
 from bayes_dcpt.fitting.auto import AutoFit, fit_auto
-from bayes_dcpt.fitting.core import (
-    _MODEL_CACHE,
+from bayes_dcpt.fitting.dcpt import (
     NUTPIE_DEFAULTS,
     SAMPLERS,
     Diagnostics,
     Fit,
     FitConfig,
     bayesian_refit,
-    make_target,
     clear_model_cache,
     compare,
-    fit,
-    load_fit,
     prior_table,
 )
 from bayes_dcpt.fitting.dynamics import DynamicsFit, fit_dynamics, load_dynamics_fit, select_momentum
+from bayes_dcpt.fitting.pointfit import BootstrapResult, PointFitResult, bootstrap, fit_point
+from bayes_dcpt.fitting.smc import SMCRefit, smc_posterior
 
 __all__ = [
-    "AutoFit",
-    "fit_auto",
     "NUTPIE_DEFAULTS",
     "SAMPLERS",
-    "_MODEL_CACHE",
+    "AutoFit",
+    "BootstrapResult",
     "Diagnostics",
     "DynamicsFit",
     "Fit",
     "FitConfig",
+    "PointFitResult",
+    "SMCRefit",
     "bayesian_refit",
-    "make_target",
+    "bootstrap",
     "clear_model_cache",
     "compare",
     "fit",
+    "fit_auto",
     "fit_dynamics",
+    "fit_point",
     "load_dynamics_fit",
     "load_fit",
     "prior_table",
     "select_momentum",
+    "smc_posterior",
 ]

@@ -2,7 +2,7 @@
 
 The paper chose L3 by its four requirements, not by held-out error; on real data another form can
 extrapolate better. :func:`fit_auto` fits each candidate (same data, same noise model), computes
-PSIS-LOO stacking weights (Yao et al. 2018) with ArviZ, and builds one :class:`~bayes_dcpt.posterior.Posterior`
+PSIS-LOO stacking weights (Yao et al. 2018) with ArviZ, and builds one :class:`~bayes_dcpt.posterior.draws.Posterior`
 whose draws come from the candidates in proportion to their weights. That posterior uses a *stacked law*:
 one registered-law-like object whose parameters are the candidates' parameters (prefixed ``<law>__``) plus a
 per-draw ``component`` selector, so every consumer (predictions, decisions, the planner) works unchanged.
@@ -27,10 +27,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayes_dcpt import hooks
 from bayes_dcpt.errors import BayesDCPTError
-from bayes_dcpt.laws import BILLION, Law, Param, Prior, get_law
-from bayes_dcpt.posterior import Posterior
-from bayes_dcpt.requirements import check_requirements
+from bayes_dcpt.laws.checks import check_requirements
+from bayes_dcpt.fitting.dcpt import fit as fit_one
+from bayes_dcpt.fitting.dcpt import load_fit
+from bayes_dcpt.laws.registry import BILLION, Law, Param, Prior, get_law
+from bayes_dcpt.posterior.draws import Posterior
 
 __all__ = ["AutoFit", "fit_auto", "stack_laws"]
 
@@ -138,7 +141,7 @@ class AutoFit:
         return pd.DataFrame(rows).sort_values("weight", ascending=False).reset_index(drop=True)
 
     def predict(self, frame: pd.DataFrame, ci: float = 0.9, *, kind: str = "predictive", seed: int = 0):
-        """Predictions of the stacked posterior (see :meth:`bayes_dcpt.posterior.Posterior.predict`)."""
+        """Predictions of the stacked posterior (see :meth:`bayes_dcpt.posterior.draws.Posterior.predict`)."""
         return self.posterior.predict(frame, ci, kind=kind, seed=seed)
 
     def diagnostics(self, warn: bool = True) -> dict[str, Any]:
@@ -146,10 +149,8 @@ class AutoFit:
         return {k: f.diagnostics(warn=warn) for k, f in self.fits.items()}
 
     def optimize(self, usage: str = "tradeoff", **inputs: Any):
-        """Decisions on the stacked posterior (see :meth:`bayes_dcpt.fitting.Fit.optimize`)."""
-        from bayes_dcpt import decisions
-
-        return decisions.optimize(self.posterior, usage, **inputs)
+        """Decisions on the stacked posterior: sugar for :func:`bayes_dcpt.decide.optimize`."""
+        return hooks.call("optimize", self, usage, **inputs)
 
     def save(self, path: str | Path) -> Path:
         """Write every candidate fit beside ``path`` and a JSON manifest at ``path``; :func:`load_fit` reads it."""
@@ -184,8 +185,6 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] = DEF
     """Fit ``candidates``, weight them by LOO stacking and build the stacked posterior."""
     import arviz as az
 
-    from bayes_dcpt.fitting.core import fit as fit_one
-
     if len(candidates) < 2:
         raise BayesDCPTError("law='auto' needs at least two candidate laws")
     fits = {get_law(c).name: fit_one(data, c, target, seed=seed, **fit_kwargs) for c in candidates}
@@ -207,8 +206,6 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] = DEF
 
 def load_auto(path: str | Path) -> AutoFit:
     """Read an :class:`AutoFit` manifest written by :meth:`AutoFit.save`."""
-    from bayes_dcpt.fitting.core import load_fit
-
     path = Path(path)
     m = json.loads(path.read_text())
     fits = {name: load_fit(path.with_name(fn)) for name, fn in m["files"].items()}

@@ -16,14 +16,14 @@ The model
 ---------
 Every measured point of every run (base-model rows included: they are CPT step 0), general and domain loss
 stacked, with its areas ``S1pt, S1cpt, S2pt, S2cpt`` computed exactly from the run's schedules
-(:mod:`bayes_dcpt.lr_schedule`, annealing momentum ``momentum``, 0.999 by default)::
+(:mod:`bayes_dcpt.laws.lr_schedules`, annealing momentum ``momentum``, 0.999 by default)::
 
     log L_i = log f_law(S_i[, N_i][, r_i]; theta_g) + u_{t,run(i)} + e_i,   e_i ~ Normal(0, sigma_t)
     u_{t,run} ~ Normal(0, tau_t)          (per-run offset: a run's checkpoints are not independent)
 
 the offsets integrated out in closed form (``run_offsets="marginal"``, default; robust: one multivariate
 Student-t(nu_t) per run; :mod:`bayes_dcpt.fitting.marginal`) or sampled (``"latent"``), with one parameter set ``theta_g`` per group ``g = (target, domain)`` (the paper fits each validation loss
-separately) and the noise per target, as in :mod:`bayes_dcpt.fitting.core`. ``law="auto"`` picks the variant
+separately) and the noise per target, as in :mod:`bayes_dcpt.fitting.dcpt`. ``law="auto"`` picks the variant
 from the data: the replay variant (Eq. 8) when the runs use several domain shares, the model-size variant
 (Eq. 7) with several model sizes, both ("cpt-dynamics-full") with both, otherwise Eq. 4.
 
@@ -59,7 +59,7 @@ forward power law would still fall beyond the data. So the fit samples, per grou
 * ``L0`` is the remainder ``level - A S_ref^-alpha + C1 S2pt_ref [N_ref^gamma1] - F N_ref^-gamma3``, kept
   positive by a smooth barrier (2% softness);
 * noise: ``sigma_t ~ LogNormal(log 0.004, 1)``, ``tau_t ~ HalfNormal(0.01)``, ``nu_t ~ Gamma(2, 0.1)``
-  (:data:`bayes_dcpt.fitting.core.NOISE_PRIORS` gives the reasons).
+  (:data:`bayes_dcpt.fitting.dcpt.NOISE_PRIORS` gives the reasons).
 
 :func:`dynamics_prior_table` lists them; every saved fit carries the table in its model card.
 """
@@ -79,13 +79,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_dcpt import data as _data
 from bayes_dcpt._version import __version__
 from bayes_dcpt.constants import CI_PROB
-from bayes_dcpt.dynamics_data import AREA_COLUMNS, area_features, load_dynamics, schedule_of
-from bayes_dcpt.dynamics_posterior import DynamicsPosterior
+from bayes_dcpt import hooks
+from bayes_dcpt.data import schema as _data
+from bayes_dcpt.data.dynamics import AREA_COLUMNS, area_features, load_dynamics, schedule_of
 from bayes_dcpt.errors import BayesDCPTError, ConvergenceWarning, FitError
-from bayes_dcpt.fitting.core import (
+from bayes_dcpt.fitting.dcpt import (
     NOISE_PRIORS,
     SAMPLERS,
     Diagnostics,
@@ -99,9 +99,10 @@ from bayes_dcpt.fitting.core import (
     _write_fit_file,
 )
 from bayes_dcpt.fitting.marginal import marginal_log_likelihood, run_groups, run_loglik
-from bayes_dcpt.laws import BILLION, Law, get_law
-from bayes_dcpt.laws_dynamics import DYNAMICS_LAWS, VARIANTS
-from bayes_dcpt.lr_schedule import DEFAULT_MOMENTUM, phase_areas
+from bayes_dcpt.laws.dynamics import DYNAMICS_LAWS, VARIANTS
+from bayes_dcpt.laws.lr_schedules import DEFAULT_MOMENTUM, phase_areas
+from bayes_dcpt.laws.registry import BILLION, Law, get_law
+from bayes_dcpt.posterior.dynamics import DynamicsPosterior
 
 __all__ = ["DynamicsConfig", "DynamicsFit", "choose_variant", "dynamics_prior_table", "fit_dynamics",
            "load_dynamics_fit", "select_momentum"]
@@ -208,7 +209,7 @@ class _Design:
 
 
 def _design(df: pd.DataFrame, law: Law, cfg: DynamicsConfig) -> _Design:
-    targets = _data._targets(cfg.target)
+    targets = _data.targets_of(cfg.target)
     feats = area_features(df, cfg.momentum)
     parts = []
     for t in targets:
@@ -523,10 +524,8 @@ class DynamicsFit:
         return _psis_loo(self.idata, pointwise=True)
 
     def choose(self, candidates: Any, **kwargs: Any):
-        """Which schedule and replay ratio (see :func:`bayes_dcpt.schedule_decisions.choose_schedule`)."""
-        from bayes_dcpt.schedule_decisions import choose_schedule
-
-        return choose_schedule(self.posterior, candidates, **kwargs)
+        """Which schedule and replay ratio: sugar for :func:`bayes_dcpt.decide.choose_schedule`."""
+        return hooks.call("choose_schedule", self, candidates, **kwargs)
 
     def card(self) -> dict[str, Any]:
         """The model card saved with the fit."""
@@ -616,7 +615,7 @@ def fit_dynamics(
     Parameters
     ----------
     data
-        Measurements with their schedules (file, frame or store; see :mod:`bayes_dcpt.dynamics_data`).
+        Measurements with their schedules (file, frame or store; see :mod:`bayes_dcpt.data.dynamics`).
     law
         ``"auto"`` (default: the variant the data inform, :func:`choose_variant`), ``"cpt-dynamics"``
         (Eq. 4), ``"cpt-dynamics-n"`` (Eq. 7), ``"cpt-dynamics-replay"`` (Eq. 8) or ``"cpt-dynamics-full"``.

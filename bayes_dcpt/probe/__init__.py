@@ -2,7 +2,7 @@
 
 A probe takes a base causal LM, trains it on a mixture of general and domain text with domain share r,
 and appends the general and domain validation losses at a schedule of token counts to the experiment
-store (:mod:`bayes_dcpt.store`).
+store (:mod:`bayes_dcpt.data.store`).
 
 Quickstart (Python)::
 
@@ -21,33 +21,49 @@ Command line::
     bayes-dcpt probe grid bayes_dcpt/datasets/example_grid.toml --db runs.sqlite --workers 2
 
 Modules: :mod:`~bayes_dcpt.probe.corpora` (documents, validation hold-out, token streams),
-:mod:`~bayes_dcpt.probe.models` (presets, loading, safe checkpoints), :mod:`~bayes_dcpt.probe.schedule`
+:mod:`~bayes_dcpt.probe.networks` (presets, loading, safe checkpoints), :mod:`~bayes_dcpt.probe.timeline`
 (LR and evaluation schedules), :mod:`~bayes_dcpt.probe.train` (the loop), :mod:`~bayes_dcpt.probe.grid`
 (grids of probes over processes or Ray).
 """
 
-from bayes_dcpt.probe.corpora import Corpus, CorpusError, TokenStream, gather_stdlib, iter_documents
-from bayes_dcpt.probe.models import (
-    PRESETS,
-    CheckpointError,
-    ModelError,
-    build_preset,
-    count_params,
-    load_base,
-    safe_torch_load,
-)
-from bayes_dcpt.probe.schedule import eval_tokens, lr_at
-from bayes_dcpt.probe.train import (
-    PretrainConfig,
-    ProbeConfig,
-    ProbeConfigError,
-    ProbeResult,
-    TrainSettings,
-    evaluate,
-    pretrain,
-    probe_run_id,
-    run_probe,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from bayes_dcpt.errors import BayesDCPTError
+
+# Names re-exported lazily (PEP 562): ``import bayes_dcpt.probe`` stays cheap and works without torch, so that
+# a missing ``probe`` extra is one clear error from :func:`require_extra`, not an ImportError at import time.
+_LAZY = {
+    "corpora": ("Corpus", "CorpusError", "TokenStream", "gather_stdlib", "iter_documents"),
+    "networks": ("PRESETS", "CheckpointError", "ModelError", "build_preset", "count_params", "load_base",
+                 "safe_torch_load"),
+    "timeline": ("eval_tokens", "lr_at"),
+    "train": ("PretrainConfig", "ProbeConfig", "ProbeConfigError", "ProbeResult", "TrainSettings", "evaluate",
+              "pretrain", "probe_run_id", "run_probe"),
+}
+_WHERE = {name: mod for mod, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"bayes_dcpt.probe.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'bayes_dcpt.probe' has no attribute {name!r}")
+
+
+def require_extra() -> None:
+    """Check that torch and transformers (the ``probe`` extra) are installed; quiet Hugging Face's logging."""
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise BayesDCPTError(f"probe runs need the probe extra: pip install 'bayes-dcpt[probe]' ({exc})") from exc
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
 
 __all__ = [
     "PRESETS",
@@ -71,6 +87,7 @@ __all__ = [
     "lr_at",
     "pretrain",
     "probe_run_id",
+    "require_extra",
     "run_probe",
     "safe_torch_load",
 ]

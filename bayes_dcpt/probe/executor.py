@@ -21,7 +21,7 @@ __all__ = ["ProbeExecutor"]
 
 @dataclass
 class ProbeExecutor:
-    """Executor of :class:`bayes_dcpt.loop.PlannerLoop` that trains the probes on this machine."""
+    """Executor of :class:`bayes_dcpt.plan.loop.PlannerLoop` that trains the probes on this machine."""
 
     spec_path: str | Path
     db: str | Path
@@ -41,7 +41,7 @@ class ProbeExecutor:
         """
         if not self._sizes:
             from bayes_dcpt.probe.grid import pretrain_config
-            from bayes_dcpt.probe.models import count_params, load_base
+            from bayes_dcpt.probe.networks import count_params, load_base
             from bayes_dcpt.probe.train import pretrain
 
             for size in self._spec.sizes:
@@ -62,9 +62,9 @@ class ProbeExecutor:
     def run(self, probes: pd.DataFrame, *, round: int) -> pd.DataFrame:
         from dataclasses import replace
 
+        from bayes_dcpt.data.store import Store
         from bayes_dcpt.probe.grid import Job, probe_config
         from bayes_dcpt.probe.train import run_probe
-        from bayes_dcpt.store import Store
 
         run_ids = []
         for _, p in probes.reset_index(drop=True).iterrows():

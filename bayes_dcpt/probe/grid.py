@@ -133,7 +133,7 @@ class GridSpec:
 
     def base_for(self, size: str) -> str:
         """The base checkpoint of a size: a pretrained preset under ``bases/`` or the directory given."""
-        from bayes_dcpt.probe.models import PRESETS
+        from bayes_dcpt.probe.networks import PRESETS
 
         if size in PRESETS and self.pretrain:
             return str(self.base_dir(size))
@@ -145,7 +145,7 @@ class GridSpec:
 
     def jobs(self) -> list[Job]:
         """Every probe of the grid, largest model first (the longest jobs start first)."""
-        from bayes_dcpt.probe.models import PRESETS
+        from bayes_dcpt.probe.networks import PRESETS
 
         order = {name: i for i, name in enumerate(PRESETS)}
         out = []
@@ -189,8 +189,8 @@ def _num(d: dict, key: str, kind: type, where: str) -> Any:
 
 def load_spec(path: str | Path, workdir: str | Path | None = None) -> GridSpec:
     """Read and check a grid spec (TOML or JSON); relative paths resolve against ``workdir`` (or cwd)."""
-    from bayes_dcpt.probe.models import PRESETS
-    from bayes_dcpt.probe.schedule import SCHEDULES
+    from bayes_dcpt.probe.networks import PRESETS
+    from bayes_dcpt.probe.timeline import SCHEDULES
 
     p = Path(path)
     if not p.is_file():
@@ -275,7 +275,7 @@ def load_spec(path: str | Path, workdir: str | Path | None = None) -> GridSpec:
 
 def _schedules(raw: Any, train: dict[str, Any], src: str) -> dict[str, dict[str, Any]]:
     """The ``[probe] schedules`` list: ``{name: training-key overrides}``, each checked as a schedule."""
-    from bayes_dcpt.probe.schedule import ScheduleError, train_schedule
+    from bayes_dcpt.probe.timeline import ScheduleError, train_schedule
 
     if not isinstance(raw, list):
         raise GridError(f"{src}: [probe] schedules must be a list of tables with a name")
@@ -467,8 +467,8 @@ def run_grid(
     dict
         ``{"jobs": [...summaries], "wall_seconds", "corpora": gather info or None}``.
     """
+    from bayes_dcpt.data.store import Store
     from bayes_dcpt.probe.corpora import gather_stdlib
-    from bayes_dcpt.store import Store
 
     if executor not in ("local", "ray"):
         raise GridError(f"executor must be local or ray, not {executor!r}")
@@ -493,7 +493,7 @@ def run_grid(
     configs = [probe_config(spec, j, ckdir) for j in jobs]
     for cfg in configs:
         _precheck(cfg, spec)
-    from bayes_dcpt.probe.models import PRESETS
+    from bayes_dcpt.probe.networks import PRESETS
 
     pre_jobs = []
     for size in dict.fromkeys(j.size for j in jobs):
@@ -520,7 +520,7 @@ def run_grid(
 
 def _precheck(cfg: Any, spec: GridSpec) -> None:
     """Settings that must hold for every probe (each probe checks its corpora again before it trains)."""
-    from bayes_dcpt.probe.models import PRESETS
+    from bayes_dcpt.probe.networks import PRESETS
     from bayes_dcpt.probe.train import ProbeConfigError
 
     base = cfg.base

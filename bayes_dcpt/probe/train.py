@@ -13,7 +13,7 @@ The loop: AdamW, gradient clipping, a constant / cosine / WSD learning rate with
 (``floor(B r)`` plus one more with probability ``frac(B r)``, from a seeded generator), so the mixture
 is exact in expectation with the least variance. The base model is evaluated first (tokens == 0, stored
 once per (domain, N) under the base run id), then at every point of
-:func:`~bayes_dcpt.probe.schedule.eval_tokens`.
+:func:`~bayes_dcpt.probe.timeline.eval_tokens`.
 A checkpoint (model, optimizer, data positions, random states) is written after every evaluation and every
 ``checkpoint_every`` steps, so ``resume=True`` continues a killed probe exactly; measurements already
 stored are never written twice. Under ``torchrun`` (``WORLD_SIZE > 1``) the loop runs data-parallel
@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from bayes_dcpt.errors import BayesDCPTError
 from bayes_dcpt.probe.corpora import Corpus, TokenStream
-from bayes_dcpt.probe.models import (
+from bayes_dcpt.probe.networks import (
     PRESETS,
     CheckpointError,
     LoadedModel,
@@ -48,7 +48,7 @@ from bayes_dcpt.probe.models import (
     safe_torch_load,
     save_base,
 )
-from bayes_dcpt.probe.schedule import DECAY_SHAPES, SCHEDULES, eval_tokens, train_schedule
+from bayes_dcpt.probe.timeline import DECAY_SHAPES, SCHEDULES, eval_tokens, train_schedule
 
 __all__ = [
     "LR_TRACE_FILE",
@@ -125,7 +125,7 @@ class TrainSettings:
             raise ProbeConfigError(f"device must be auto, cpu or cuda[:i], not {self.device!r}")
 
     def lr_schedule(self, total_steps: int):
-        """The run's :class:`~bayes_dcpt.lr_schedule.Schedule` over ``total_steps`` optimizer steps."""
+        """The run's :class:`~bayes_dcpt.laws.lr_schedules.Schedule` over ``total_steps`` optimizer steps."""
         return train_schedule(total_steps, self.lr, self.schedule, self.warmup_steps, self.min_lr_ratio,
                               self.decay_frac, self.decay)
 
@@ -559,7 +559,7 @@ def _max_len(loaded: LoadedModel) -> int | None:
 
 
 def probe_run_id(domain_name: str, n_params: float, r_domain: float, seed: int, schedule_tag: str | None = None) -> str:
-    """The run id of a probe: ``<domain>|N=<n>|r=<r>|seed=<seed>`` (as :mod:`bayes_dcpt.data` derives it),
+    """The run id of a probe: ``<domain>|N=<n>|r=<r>|seed=<seed>`` (as :mod:`bayes_dcpt.data.schema` derives it),
     with ``|sched=<tag>`` appended when the probe is one of several schedules of a grid."""
     rid = f"{domain_name}|N={float(n_params):.6g}|r={float(r_domain):.6g}|seed={seed}"
     return rid + (f"|sched={schedule_tag}" if schedule_tag else "")
@@ -619,7 +619,7 @@ def run_probe(
     -------
     ProbeResult
     """
-    from bayes_dcpt.store import Store, base_run_id, host_name
+    from bayes_dcpt.data.store import Store, base_run_id, host_name
 
     cfg.check()
     wall0 = time.perf_counter()

@@ -1,0 +1,390 @@
+"""The CPT measurement schema: load, normalise, validate and summarise a table of probe results.
+
+One row per evaluated checkpoint of one probe run::
+
+    domain        str    the domain corpus of the run (code, law, ...)
+    n_params      float  model size N in raw parameters (> 0)
+    tokens        float  CPT tokens D seen so far (>= 0); tokens == 0 is the base model before CPT
+    r_domain      float  share of domain data in the CPT mixture, in [0, 1] (general share = 1 - r_domain);
+                         may be empty on tokens == 0 rows (the base model has no mixture)
+    loss_general  float  validation loss on the general held-out set (nats per token or per byte, > 0)
+    loss_domain   float  validation loss on the domain held-out set (> 0); either loss may be empty, not both
+    run_id        str    optional; derived from (domain, n_params, r_domain[, seed]) when absent
+    seed, step, lr       optional; any other column is kept and ignored
+
+Quickstart::
+
+    >>> from bayes_dcpt import data
+    >>> df = data.load("probes.csv")          # raises DataValidationError naming column and rows
+    >>> data.summarize(df)["domains"]
+
+Rows are numbered from 1 in error messages: row 1 is the first data row (the line after a CSV header).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_dcpt.errors import DataValidationError, Problem, row_numbers
+
+__all__ = [
+    "ALIASES",
+    "INPUT_COLUMNS",
+    "LOSS_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "TARGETS",
+    "base_losses",
+    "base_run_id",
+    "data_hash",
+    "fit_rows",
+    "load",
+    "normalise_columns",
+    "read_table",
+    "summarize",
+    "targets_of",
+    "to_long",
+    "validate",
+]
+
+REQUIRED_COLUMNS = ("domain", "n_params", "tokens", "r_domain")
+INPUT_COLUMNS = REQUIRED_COLUMNS
+LOSS_COLUMNS = ("loss_general", "loss_domain")
+TARGETS = ("general", "domain")
+OPTIONAL_COLUMNS = ("run_id", "seed", "step", "lr")
+
+#: Alternative spellings accepted for each canonical column (matched case-insensitively). An alias is
+#: only used when the canonical name is absent and exactly one alias is present.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "domain": ("domain_name", "dataset", "corpus"),
+    "n_params": ("n", "params", "num_params", "n_parameters", "parameters", "model_size", "n_params_nonembed"),
+    "tokens": ("d", "cpt_tokens", "tokens_seen", "n_tokens", "num_tokens", "train_tokens"),
+    "r_domain": ("r", "r_d", "domain_ratio", "ratio", "mix_ratio", "domain_share", "domain_prop"),
+    "loss_general": ("general_loss", "loss_g", "l_g", "val_loss_general", "gen_loss"),
+    "loss_domain": ("domain_loss", "loss_d", "l_d", "val_loss_domain", "dom_loss"),
+    "run_id": ("run", "run_name", "run_key"),
+}
+
+_NUMERIC = ("n_params", "tokens", "r_domain", "loss_general", "loss_domain")
+_READERS = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+# --------------------------------------------------------------------------------------------- reading
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV/TSV/Parquet file into a raw DataFrame, turning every reader failure into our error."""
+    p = Path(path)
+    src = str(path)
+    if not p.exists():
+        raise DataValidationError([Problem("file", f"no such file: {src}")], source=src)
+    if p.is_dir():
+        raise DataValidationError([Problem("file", f"{src} is a directory, not a data file")], source=src)
+    kind = _READERS.get(p.suffix.lower())
+    if kind is None:
+        raise DataValidationError(
+            [Problem("file", f"unsupported file type '{p.suffix}' (use .csv, .tsv or .parquet)")], source=src
+        )
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:  # permission, I/O error
+        raise DataValidationError([Problem("file", f"cannot read file: {exc.strerror or exc}")], source=src) from exc
+    if not raw.strip():
+        raise DataValidationError([Problem("file", "the file is empty")], source=src)
+    try:
+        if kind == "parquet":
+            return pd.read_parquet(io.BytesIO(raw))
+        text = raw.decode("utf-8-sig")
+        sep = "\t" if kind == "tsv" else ","
+        return pd.read_csv(io.StringIO(text), sep=sep, skipinitialspace=True)
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(
+            [Problem("file", f"not a UTF-8 text file (byte {exc.start}); is it corrupt or binary?")], source=src
+        ) from exc
+    except Exception as exc:  # pandas/pyarrow parser errors on corrupt or truncated files
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataValidationError([Problem("file", f"unreadable {kind} file: {msg}")], source=src) from exc
+
+
+def normalise_columns(df: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
+    """Column names mapped to the schema (aliases, case, blanks) and the problems found doing so."""
+    problems: list[Problem] = []
+    cols = [str(c) for c in df.columns]
+    dupes = sorted({c for c in cols if cols.count(c) > 1})
+    for c in dupes:
+        problems.append(Problem(c, "the column appears more than once in the header"))
+    lower = {c.lower().strip(): c for c in cols}
+    rename: dict[str, str] = {}
+    for canon, aliases in ALIASES.items():
+        if canon in lower:
+            if lower[canon] != canon:
+                rename[lower[canon]] = canon
+            continue
+        present = [lower[a] for a in aliases if a in lower]
+        if len(present) == 1:
+            rename[present[0]] = canon
+        elif len(present) > 1:
+            problems.append(
+                Problem(canon, f"ambiguous: several columns could be '{canon}' ({', '.join(present)}); rename one")
+            )
+    out = df.reset_index(drop=True)
+    out.columns = cols
+    return out.rename(columns=rename), problems
+
+
+def _as_float(col: pd.Series, name: str, problems: list[Problem]) -> pd.Series:
+    """Coerce to float64; entries that are present but not numbers are reported."""
+    if pd.api.types.is_bool_dtype(col):
+        problems.append(Problem(name, "must be numeric, got true/false values", row_numbers(np.ones(len(col)))))
+        return pd.Series(np.nan, index=col.index, dtype="float64")
+    num = pd.to_numeric(col, errors="coerce")
+    if not pd.api.types.is_numeric_dtype(col):
+        bad = num.isna() & col.notna() & (col.astype(str).str.strip() != "")
+        if bad.any():
+            sample = col[bad].astype(str).iloc[0][:30]
+            problems.append(Problem(name, f"not a number (e.g. {sample!r})", row_numbers(bad)))
+    return num.astype("float64")
+
+
+def validate(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
+    """Validate and normalise a raw table; return the typed frame or raise :class:`DataValidationError`.
+
+    Every problem found is reported at once (one :class:`~bayes_dcpt.errors.Problem` per column and
+    kind), naming the column and the 1-based rows.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise DataValidationError([Problem("data", f"expected a table, got {type(frame).__name__}")], source)
+    df, problems = normalise_columns(frame)
+    if problems and any("more than once" in p.message for p in problems):
+        raise DataValidationError(problems, source)
+    if len(df) == 0:
+        raise DataValidationError(problems + [Problem("data", "the table has no rows")], source)
+
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    for c in missing:
+        aka = ", ".join(ALIASES.get(c, ()))
+        problems.append(Problem(c, f"required column is missing (accepted names: {c}, {aka})"))
+    if not any(c in df.columns for c in LOSS_COLUMNS):
+        problems.append(Problem("loss_general/loss_domain", "at least one loss column is required"))
+    if problems:
+        raise DataValidationError(problems, source)
+
+    out = pd.DataFrame(index=pd.RangeIndex(len(df)))
+    # domain
+    dom = df["domain"]
+    dom_missing = dom.isna() | (dom.astype(str).str.strip() == "")
+    if dom_missing.any():
+        problems.append(Problem("domain", "missing domain name", row_numbers(dom_missing)))
+    out["domain"] = dom.astype(str).str.strip().where(~dom_missing, "")
+    for c in _NUMERIC:
+        if c in df.columns:
+            out[c] = _as_float(df[c].reset_index(drop=True), c, problems)
+        else:
+            out[c] = np.nan
+
+    def check(name: str, bad: pd.Series, msg: str) -> None:
+        if bad.any():
+            problems.append(Problem(name, msg, row_numbers(bad)))
+
+    for c in _NUMERIC:
+        check(c, np.isinf(out[c]), "infinite value")
+    check("n_params", out["n_params"].isna(), "missing value (NaN)")
+    check("n_params", out["n_params"] <= 0, "model size must be > 0")
+    check("tokens", out["tokens"].isna(), "missing value (NaN)")
+    check("tokens", out["tokens"] < 0, "token count must be >= 0")
+    base = out["tokens"] == 0
+    check("r_domain", out["r_domain"].isna() & ~base, "missing value (NaN); only tokens == 0 rows may omit it")
+    check("r_domain", (out["r_domain"] < 0) | (out["r_domain"] > 1), "must be in [0, 1]")
+    for c in LOSS_COLUMNS:
+        check(c, out[c] <= 0, "loss must be > 0")
+    both_missing = out["loss_general"].isna() & out["loss_domain"].isna()
+    check("loss_general/loss_domain", both_missing, "both losses are missing (NaN); at least one is needed")
+
+    # run ids
+    if "run_id" in df.columns:
+        rid = df["run_id"].reset_index(drop=True)
+        rid_missing = rid.isna() | (rid.astype(str).str.strip() == "")
+        derived = _derive_run_ids(out, df)
+        out["run_id"] = pd.Series(
+            np.where(rid_missing.to_numpy(), derived.to_numpy(), rid.astype(str).str.strip().to_numpy()), dtype=object
+        )
+    else:
+        out["run_id"] = _derive_run_ids(out, df)
+    # base-model rows belong to the base model, not to a run of one ratio
+    if base.any():
+        out.loc[base, "run_id"] = [
+            base_run_id(d, n) for d, n in zip(out.loc[base, "domain"], out.loc[base, "n_params"], strict=True)
+        ]
+
+    if not problems:
+        problems += _duplicate_problems(out)
+    if problems:
+        raise DataValidationError(problems, source)
+
+    # keep everything else (seed, step, lr, user columns)
+    used = set(out.columns)
+    for c in df.columns:
+        if c not in used:
+            out[c] = df[c].reset_index(drop=True).to_numpy()
+    out = out.drop_duplicates(subset=["run_id", "tokens", "loss_general", "loss_domain"], keep="first")
+    out = out.reset_index(drop=True)
+    out.attrs["bayes_dcpt_validated"] = True
+    if source:
+        out.attrs["source"] = source
+    return out
+
+
+def _g(x: float) -> str:
+    return f"{x:.6g}" if isinstance(x, float) and math.isfinite(x) else str(x)
+
+
+def base_run_id(domain: str, n_params: float) -> str:
+    """The run id of the base-model rows (tokens == 0) of one (domain, N): ``base|<domain>|N=<n_params>``."""
+    return f"base|{domain}|N={_g(float(n_params))}"
+
+
+def _derive_run_ids(out: pd.DataFrame, raw: pd.DataFrame) -> pd.Series:
+    seeds = raw["seed"].reset_index(drop=True).astype(str).tolist() if "seed" in raw.columns else None
+    ids = [
+        f"{d}|N={_g(n)}|r={_g(r)}" + (f"|seed={seeds[i]}" if seeds is not None else "")
+        for i, (d, n, r) in enumerate(zip(out["domain"], out["n_params"], out["r_domain"], strict=True))
+    ]
+    return pd.Series(ids, index=out.index, dtype=object)
+
+
+def _duplicate_problems(out: pd.DataFrame) -> list[Problem]:
+    problems = []
+    key = ["run_id", "tokens"]
+    dup = out.duplicated(subset=key, keep=False)
+    if not dup.any():
+        return problems
+    sub = out[dup]
+    for loss in LOSS_COLUMNS:
+        spread = sub.groupby(key, dropna=False)[loss].transform(lambda s: s.nunique(dropna=True))
+        conflict = spread > 1
+        if conflict.any():
+            rows = tuple(int(i) + 1 for i in sub.index[conflict.to_numpy()])
+            problems.append(
+                Problem(loss, "the same (run_id, tokens) appears with different losses; which one is right?", rows)
+            )
+    return problems
+
+
+def load(source: str | Path | pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:
+    """Load CPT measurements from a CSV/TSV/Parquet path, a DataFrame or a dict of columns, and validate.
+
+    Parameters
+    ----------
+    source
+        Path to a ``.csv``, ``.tsv`` or ``.parquet`` file, or an in-memory table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The typed, validated frame with the canonical columns first (see the module docstring).
+
+    Raises
+    ------
+    DataValidationError
+        For an unreadable file or any invalid value; the message names the column and the rows.
+    """
+    if isinstance(source, pd.DataFrame):
+        if source.attrs.get("bayes_dcpt_validated"):
+            return source
+        return validate(source, source=None)
+    if isinstance(source, Mapping):
+        try:
+            frame = pd.DataFrame(dict(source))
+        except Exception as exc:
+            raise DataValidationError([Problem("data", f"cannot make a table from the mapping: {exc}")]) from exc
+        return validate(frame)
+    if isinstance(source, (str, Path)):
+        return validate(read_table(source), source=str(source))
+    raise DataValidationError([Problem("data", f"cannot load data from a {type(source).__name__}")])
+
+
+# ------------------------------------------------------------------------------------------ derived views
+def fit_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows that the laws are fitted on: CPT checkpoints with tokens > 0."""
+    return df[df["tokens"] > 0].reset_index(drop=True)
+
+
+def to_long(df: pd.DataFrame, target: str = "both") -> pd.DataFrame:
+    """Stack the two losses into one observation per (row, target) with the law's own ratio ``r``.
+
+    The general loss is modelled against the general share ``r = 1 - r_domain``, the domain loss against
+    ``r = r_domain``, as in the D-CPT paper. Base rows (tokens == 0) and missing losses are dropped.
+    """
+    targets = targets_of(target)
+    rows = fit_rows(df)
+    parts = []
+    for t in targets:
+        col = f"loss_{t}"
+        sub = rows[rows[col].notna()]
+        r = sub["r_domain"] if t == "domain" else 1.0 - sub["r_domain"]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "target": t,
+                    "domain": sub["domain"].to_numpy(),
+                    "run_id": sub["run_id"].to_numpy(),
+                    "n_params": sub["n_params"].to_numpy(),
+                    "tokens": sub["tokens"].to_numpy(),
+                    "r_domain": sub["r_domain"].to_numpy(),
+                    "r": r.to_numpy(),
+                    "loss": sub[col].to_numpy(),
+                    "row": sub.index.to_numpy(),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def targets_of(target: str) -> tuple[str, ...]:
+    """The losses a ``target`` option names: ``"both"`` -> (general, domain), else the one named."""
+    if target == "both":
+        return TARGETS
+    if target in TARGETS:
+        return (target,)
+    raise DataValidationError([Problem("target", f"unknown target {target!r}; use general, domain or both")])
+
+
+def base_losses(df: pd.DataFrame) -> pd.DataFrame:
+    """Reference losses L^0 of the base models (tokens == 0 rows), one row per (domain, n_params)."""
+    base = df[df["tokens"] == 0]
+    if base.empty:
+        return pd.DataFrame(columns=["domain", "n_params", "loss_general", "loss_domain"])
+    return base.groupby(["domain", "n_params"], as_index=False)[list(LOSS_COLUMNS)].mean()
+
+
+def summarize(df: pd.DataFrame) -> dict[str, Any]:
+    """A one-screen summary: domains, sizes, ratios, token range, runs and rows per run."""
+    cpt = fit_rows(df)
+    per_run = cpt.groupby("run_id").size()
+    return {
+        "rows": len(df),
+        "base_rows": int((df["tokens"] == 0).sum()),
+        "domains": sorted(df["domain"].unique().tolist()),
+        "n_params": sorted(float(x) for x in df["n_params"].unique()),
+        "r_domain": sorted(float(x) for x in cpt["r_domain"].dropna().unique()),
+        "tokens_min": float(cpt["tokens"].min()) if len(cpt) else float("nan"),
+        "tokens_max": float(cpt["tokens"].max()) if len(cpt) else float("nan"),
+        "runs": int(per_run.size),
+        "rows_per_run_min": int(per_run.min()) if per_run.size else 0,
+        "rows_per_run_max": int(per_run.max()) if per_run.size else 0,
+        "loss_general_rows": int(df["loss_general"].notna().sum()),
+        "loss_domain_rows": int(df["loss_domain"].notna().sum()),
+    }
+
+
+def data_hash(df: pd.DataFrame) -> str:
+    """A stable hash of the canonical columns (recorded in every saved fit's model card)."""
+    cols = [*REQUIRED_COLUMNS, *LOSS_COLUMNS, "run_id"]
+    canon = df[cols].sort_values(["run_id", "tokens"]).reset_index(drop=True)
+    h = hashlib.sha256(pd.util.hash_pandas_object(canon, index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,699 @@
+"""The experiment store: probe runs and their evaluations in one SQLite file, safe for several writers.
+
+Each evaluated checkpoint is written (and committed) the moment it is measured, so a crashed or killed
+probe loses nothing it measured, and several probe processes can write to the same file at once (WAL
+journal, ``busy_timeout``, ``BEGIN IMMEDIATE`` write transactions). Writes are idempotent: a measurement
+is keyed by ``(run_id, tokens, eval_set)``; writing the same key with the same loss again is a no-op,
+with a different loss it is a :class:`StoreConflictError` naming the run and the tokens (unless
+``replace=True``).
+
+Quickstart::
+
+    >>> from bayes_dcpt.data.store import Store
+    >>> with Store("runs.sqlite") as st:
+    ...     st.upsert_run("code|N=1e5|r=0.5", domain="code", n_params=1e5, r_domain=0.5, seed=0)
+    ...     st.add_evaluation("code|N=1e5|r=0.5", tokens=65536, eval_set="domain", loss=1.93, step=32)
+    ...     df = st.to_frame()                  # the schema of bayes_dcpt.data.schema (validated)
+    >>> Store("runs.sqlite").import_frame("more_probes.csv")   # {'inserted': ..., 'skipped': ...}
+
+Schema (three tables)::
+
+    runs         run_id PK, model, n_params, base_checkpoint, domain, r_domain, corpus_general,
+                 corpus_domain, seed, status {pending, running, done, failed}, started_at, finished_at,
+                 wall_seconds, config (JSON: schedule and the rest), host
+    evaluations  run_id FK, tokens, step, eval_set {general, domain}, loss, lr, created_at,
+                 UNIQUE(run_id, tokens, eval_set)
+    lr_traces    run_id, phase {pretrain, cpt}, n_steps, lrs (float64 array, zlib-compressed bytes),
+                 PRIMARY KEY(run_id, phase): the LR of every optimizer step, as trained
+
+A run's LR schedules travel in ``config`` (``schedule``: the CPT schedule spec, ``base_schedule``: the
+base model's pre-training schedule spec, see :mod:`bayes_dcpt.laws.lr_schedules`); :meth:`Store.to_frame`
+exports them as the ``schedule`` and ``base_schedule`` columns the CPT dynamics law reads, and
+:meth:`Store.lr_trace` returns the recorded per-step LRs.
+
+Base-model measurements (tokens == 0) belong to a run named like :func:`bayes_dcpt.data.schema.validate`
+names them, ``base|<domain>|N=<n_params>``, with ``r_domain`` NULL (see :func:`base_run_id`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_dcpt.data import schema as _data
+from bayes_dcpt.data.schema import base_run_id
+from bayes_dcpt.errors import BayesDCPTError
+
+__all__ = [
+    "EVAL_SETS",
+    "LOSS_RTOL",
+    "STATUSES",
+    "Store",
+    "StoreConflictError",
+    "StoreError",
+    "base_run_id",
+    "read_measurements",
+]
+
+STATUSES = ("pending", "running", "done", "failed")
+EVAL_SETS = ("general", "domain")
+#: Two losses for the same (run, tokens, eval set) count as "the same measurement" within this relative
+#: tolerance (float32 evaluation with different thread counts differs in the last digits).
+LOSS_RTOL = 1e-6
+SCHEMA_VERSION = 1
+_MAGIC = b"SQLite format 3\x00"
+
+RUN_FIELDS = (
+    "model",
+    "n_params",
+    "base_checkpoint",
+    "domain",
+    "r_domain",
+    "corpus_general",
+    "corpus_domain",
+    "seed",
+    "status",
+    "started_at",
+    "finished_at",
+    "wall_seconds",
+    "config",
+    "host",
+)
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id          TEXT PRIMARY KEY,
+    model           TEXT,
+    n_params        REAL,
+    base_checkpoint TEXT,
+    domain          TEXT,
+    r_domain        REAL CHECK (r_domain IS NULL OR (r_domain >= 0 AND r_domain <= 1)),
+    corpus_general  TEXT,
+    corpus_domain   TEXT,
+    seed,
+    status          TEXT NOT NULL DEFAULT 'pending' CHECK (status IN {STATUSES!r}),
+    started_at      TEXT,
+    finished_at     TEXT,
+    wall_seconds    REAL,
+    config          TEXT,
+    host            TEXT
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    run_id     TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    tokens     REAL NOT NULL CHECK (tokens >= 0),
+    step       INTEGER,
+    eval_set   TEXT NOT NULL CHECK (eval_set IN {EVAL_SETS!r}),
+    loss       REAL NOT NULL CHECK (loss > 0),
+    lr         REAL,
+    created_at TEXT NOT NULL,
+    UNIQUE (run_id, tokens, eval_set)
+);
+CREATE INDEX IF NOT EXISTS evaluations_run ON evaluations (run_id);
+"""
+#: Added after schema version 1 was released; created on open in older stores (additive, no migration).
+_TRACES = """
+CREATE TABLE IF NOT EXISTS lr_traces (
+    run_id   TEXT NOT NULL,
+    phase    TEXT NOT NULL CHECK (phase IN ('pretrain', 'cpt')),
+    n_steps  INTEGER NOT NULL,
+    lrs      BLOB NOT NULL,
+    PRIMARY KEY (run_id, phase)
+)
+"""
+TRACE_PHASES = ("pretrain", "cpt")
+
+
+class StoreError(BayesDCPTError):
+    """The store file cannot be used (not SQLite, corrupt, not a bayes-dcpt store) or a value is invalid."""
+
+
+class StoreConflictError(StoreError):
+    """A measurement that is already stored was written again with a different loss."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _g(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _clean(value: Any) -> Any:
+    """Python scalars for SQLite; NaN/None -> NULL; dicts/lists -> JSON."""
+    if value is None:
+        return None
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return value
+    return value
+
+
+def _seed_value(value: Any) -> Any:
+    value = _clean(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return value
+
+
+class Store:
+    """An experiment store in one SQLite file (created when absent).
+
+    Parameters
+    ----------
+    path
+        The database file. A file that is not a SQLite database (or not a bayes-dcpt store) raises
+        :class:`StoreError` and is left untouched.
+    timeout
+        Seconds a writer waits for another writer's lock before giving up (``busy_timeout``).
+    """
+
+    def __init__(self, path: str | Path, timeout: float = 60.0):
+        self.path = Path(path)
+        self.timeout = float(timeout)
+        self._check_file()
+        try:
+            self._con = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from exc
+        try:
+            self._setup()
+        except sqlite3.DatabaseError as exc:
+            self._con.close()
+            raise StoreError(
+                f"{self.path}: not a usable SQLite database ({exc}); nothing was changed"
+            ) from exc
+        except StoreError:
+            self._con.close()
+            raise
+
+    # ------------------------------------------------------------------------------------ life cycle
+    def _check_file(self) -> None:
+        p = self.path
+        if p.is_dir():
+            raise StoreError(f"{p} is a directory, not a store file")
+        if p.exists():
+            try:
+                with p.open("rb") as fh:
+                    head = fh.read(len(_MAGIC))
+            except OSError as exc:
+                raise StoreError(f"{p}: cannot read the store: {exc.strerror or exc}") from exc
+            if head and head != _MAGIC:
+                raise StoreError(
+                    f"{p} is not a SQLite database (wrong header); give a new file name or the right file"
+                )
+        elif not p.parent.exists():
+            raise StoreError(f"{p}: the folder {p.parent} does not exist")
+
+    def _setup(self) -> None:
+        con = self._con
+        con.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        # reading the schema raises DatabaseError for a corrupt file before anything is written
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "meta" not in tables:
+            raise StoreError(
+                f"{self.path} is a SQLite database but not a bayes-dcpt store "
+                f"(tables: {', '.join(sorted(tables))})"
+            )
+        if "meta" in tables:
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None or int(row[0]) > SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: unknown store schema version {row[0] if row else None}")
+        mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":  # e.g. a file system without shared memory
+            con.execute("PRAGMA journal_mode = DELETE")
+        con.execute("PRAGMA synchronous = FULL")
+        con.execute("PRAGMA foreign_keys = ON")
+        if not tables:
+            with self._write():
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        con.execute(stmt)
+                con.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('app', 'bayes-dcpt')",
+                    (str(SCHEMA_VERSION),),
+                )
+        if "lr_traces" not in tables:
+            with self._write():
+                con.execute(_TRACES)
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        con = getattr(self, "_con", None)
+        if con is not None:
+            con.close()
+            self._con = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # ------------------------------------------------------------------------------------ transactions
+    class _Tx:
+        def __init__(self, store: Store):
+            self.store = store
+
+        def __enter__(self) -> sqlite3.Connection:
+            con = self.store._conn()
+            deadline = time.monotonic() + self.store.timeout
+            while True:  # BEGIN IMMEDIATE takes the write lock now (busy_timeout covers most waits)
+                try:
+                    con.execute("BEGIN IMMEDIATE")
+                    return con
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise StoreError(f"{self.store.path}: cannot get the write lock: {exc}") from exc
+                    time.sleep(0.05)
+
+        def __exit__(self, exc_type, exc, tb) -> None:
+            con = self.store._conn()
+            if exc_type is None:
+                con.execute("COMMIT")
+            else:
+                con.execute("ROLLBACK")
+
+    def _write(self) -> Store._Tx:
+        return Store._Tx(self)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._con is None:
+            raise StoreError(f"{self.path}: the store is closed")
+        return self._con
+
+    # ------------------------------------------------------------------------------------------- runs
+    def upsert_run(self, run_id: str, **fields: Any) -> None:
+        """Create the run or update the given fields (others are kept). ``config`` may be a dict."""
+        with self._write() as con:
+            self._upsert_run(con, run_id, fields)
+
+    def _upsert_run(self, con: sqlite3.Connection, run_id: str, fields: Mapping[str, Any]) -> None:
+        if not isinstance(run_id, str) or not run_id.strip():
+            raise StoreError(f"run_id must be a non-empty string, got {run_id!r}")
+        unknown = sorted(set(fields) - set(RUN_FIELDS))
+        if unknown:
+            raise StoreError(f"unknown run field(s) {unknown}; known: {', '.join(RUN_FIELDS)}")
+        vals = {k: (_seed_value(v) if k == "seed" else _clean(v)) for k, v in fields.items()}
+        if "status" in vals and vals["status"] not in STATUSES:
+            raise StoreError(f"run {run_id!r}: status must be one of {STATUSES}, not {vals['status']!r}")
+        r = vals.get("r_domain")
+        if r is not None and not (0.0 <= float(r) <= 1.0):
+            raise StoreError(f"run {run_id!r}: r_domain must be in [0, 1], got {r}")
+        con.execute("INSERT OR IGNORE INTO runs (run_id) VALUES (?)", (run_id,))
+        if vals:
+            sets = ", ".join(f"{k} = ?" for k in vals)
+            con.execute(f"UPDATE runs SET {sets} WHERE run_id = ?", (*vals.values(), run_id))
+
+    def set_status(self, run_id: str, status: str, **fields: Any) -> None:
+        """Set a run's status (and any other fields, e.g. ``finished_at``, ``wall_seconds``)."""
+        self.upsert_run(run_id, status=status, **fields)
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """One run as a dict (``config`` decoded), or None."""
+        cur = self._conn().execute("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        out = dict(zip([d[0] for d in cur.description], row, strict=True))
+        if out.get("config"):
+            try:
+                out["config"] = json.loads(out["config"])
+            except ValueError:
+                pass
+        return out
+
+    def runs(self) -> pd.DataFrame:
+        """All runs with their number of stored evaluations."""
+        return pd.read_sql_query(
+            "SELECT r.*, (SELECT COUNT(*) FROM evaluations e WHERE e.run_id = r.run_id) AS n_evaluations "
+            "FROM runs r ORDER BY r.run_id",
+            self._conn(),
+        )
+
+    # ------------------------------------------------------------------------------------ evaluations
+    def add_evaluation(
+        self,
+        run_id: str,
+        tokens: float,
+        eval_set: str,
+        loss: float,
+        step: int | None = None,
+        lr: float | None = None,
+        *,
+        replace: bool = False,
+    ) -> bool:
+        """Store one measurement and commit at once; True if a row was written (False: already stored)."""
+        ins, _ = self.add_evaluations(
+            [
+                {
+                    "run_id": run_id,
+                    "tokens": tokens,
+                    "eval_set": eval_set,
+                    "loss": loss,
+                    "step": step,
+                    "lr": lr,
+                }
+            ],
+            replace=replace,
+        )
+        return ins == 1
+
+    def add_evaluations(self, rows: Iterable[Mapping[str, Any]], *, replace: bool = False) -> tuple[int, int]:
+        """Store many measurements in one transaction (all or nothing); returns ``(inserted, skipped)``.
+
+        Each row needs ``run_id, tokens, eval_set, loss`` and may have ``step, lr``. The run must exist
+        (see :meth:`upsert_run`) unless it is a base id, which is created on the fly.
+        """
+        rows = list(rows)
+        with self._write() as con:
+            return self._add_evaluations(con, rows, replace)
+
+    def _add_evaluations(
+        self, con: sqlite3.Connection, rows: list[Mapping[str, Any]], replace: bool
+    ) -> tuple[int, int]:
+        inserted = skipped = 0
+        known: set[str] = set()
+        for row in rows:
+            run_id = row["run_id"]
+            tokens = float(_clean(row["tokens"]))
+            eval_set = row["eval_set"]
+            loss = _clean(row["loss"])
+            where = f"run {run_id!r} at tokens={_g(tokens)} ({eval_set})"
+            if eval_set not in EVAL_SETS:
+                raise StoreError(f"{where}: eval_set must be 'general' or 'domain'")
+            if loss is None or not math.isfinite(float(loss)) or float(loss) <= 0:
+                raise StoreError(f"{where}: loss must be a finite number > 0, got {row['loss']!r}")
+            if not math.isfinite(tokens) or tokens < 0:
+                raise StoreError(f"{where}: tokens must be >= 0")
+            loss = float(loss)
+            if run_id not in known:
+                if con.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+                    if not str(run_id).startswith("base|"):
+                        raise StoreError(f"{where}: unknown run; create it with upsert_run first")
+                    dom, n = _parse_base_id(run_id)
+                    con.execute(
+                        "INSERT INTO runs (run_id, status, domain, n_params) VALUES (?, 'done', ?, ?)",
+                        (run_id, dom, n),
+                    )
+                known.add(run_id)
+            step = _clean(row.get("step"))
+            lr = _clean(row.get("lr"))
+            old = con.execute(
+                "SELECT loss FROM evaluations WHERE run_id = ? AND tokens = ? AND eval_set = ?",
+                (run_id, tokens, eval_set),
+            ).fetchone()
+            if old is not None:
+                if math.isclose(old[0], loss, rel_tol=LOSS_RTOL):
+                    skipped += 1
+                    continue
+                if not replace:
+                    raise StoreConflictError(
+                        f"{where}: already stored with loss {old[0]:.6g}, now {loss:.6g}; "
+                        "pass replace=True (or --replace) to overwrite"
+                    )
+                con.execute(
+                    "UPDATE evaluations SET loss = ?, step = ?, lr = ?, created_at = ? "
+                    "WHERE run_id = ? AND tokens = ? AND eval_set = ?",
+                    (loss, step, lr, _now(), run_id, tokens, eval_set),
+                )
+                inserted += 1
+                continue
+            con.execute(
+                "INSERT INTO evaluations (run_id, tokens, step, eval_set, loss, lr, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, tokens, None if step is None else int(step), eval_set, loss, lr, _now()),
+            )
+            inserted += 1
+        return inserted, skipped
+
+    def evaluations(self, run_id: str | None = None) -> pd.DataFrame:
+        """The evaluations table (long: one row per measurement), optionally of one run."""
+        q = "SELECT * FROM evaluations"
+        args: tuple = ()
+        if run_id is not None:
+            q += " WHERE run_id = ?"
+            args = (run_id,)
+        return pd.read_sql_query(q + " ORDER BY run_id, tokens, eval_set", self._conn(), params=args)
+
+    # -------------------------------------------------------------------------------------- LR traces
+    def set_lr_trace(self, run_id: str, phase: str, lrs: Any) -> None:
+        """Record the LR of every optimizer step of one phase (``"pretrain"`` or ``"cpt"``) of a run.
+
+        Written again as the run proceeds (the trace grows); stored compressed (float64, zlib).
+        """
+        import zlib
+
+        if phase not in TRACE_PHASES:
+            raise StoreError(f"phase must be one of {TRACE_PHASES}, not {phase!r}")
+        arr = np.ascontiguousarray(np.asarray(lrs, dtype="<f8").ravel())
+        if not np.all(np.isfinite(arr)):
+            raise StoreError(f"run {run_id!r}: the LR trace has non-finite values")
+        blob = zlib.compress(arr.tobytes(), 6)
+        with self._write() as con:
+            con.execute(
+                "INSERT INTO lr_traces (run_id, phase, n_steps, lrs) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(run_id, phase) DO UPDATE SET n_steps = excluded.n_steps, lrs = excluded.lrs",
+                (run_id, phase, int(arr.size), blob),
+            )
+
+    def lr_trace(self, run_id: str, phase: str = "cpt") -> np.ndarray | None:
+        """The recorded per-step LRs of a run's phase (``None`` when not recorded)."""
+        import zlib
+
+        row = self._conn().execute(
+            "SELECT n_steps, lrs FROM lr_traces WHERE run_id = ? AND phase = ?", (run_id, phase)
+        ).fetchone()
+        if row is None:
+            return None
+        arr = np.frombuffer(zlib.decompress(row[1]), dtype="<f8").astype(float)
+        if arr.size != int(row[0]):
+            raise StoreError(f"{self.path}: the LR trace of {run_id!r} ({phase}) is corrupt")
+        return arr
+
+    def lr_traces(self, phase: str = "cpt") -> dict[str, np.ndarray]:
+        """Every recorded trace of one phase: ``{run_id: lrs}``."""
+        ids = [r[0] for r in self._conn().execute("SELECT run_id FROM lr_traces WHERE phase = ?", (phase,))]
+        return {rid: self.lr_trace(rid, phase) for rid in ids}
+
+    # -------------------------------------------------------------------------------- frames in / out
+    def to_frame(self, status: Iterable[str] | None = None) -> pd.DataFrame:
+        """All measurements in the wide schema of :mod:`bayes_dcpt.data.schema`, validated.
+
+        One row per (run, tokens) with ``domain, n_params, tokens, r_domain, loss_general, loss_domain,
+        run_id, seed, step, lr``, and ``schedule``/``base_schedule`` when the runs recorded their LR
+        schedules (the probe runner does). ``status`` keeps only runs in those states (default: all).
+        """
+        q = (
+            "SELECT e.run_id, e.tokens, e.step, e.eval_set, e.loss, e.lr, r.domain, r.n_params, r.r_domain, "
+            "r.seed, r.status FROM evaluations e JOIN runs r ON r.run_id = e.run_id"
+        )
+        long = pd.read_sql_query(q, self._conn())
+        if status is not None:
+            long = long[long["status"].isin(list(status))]
+        if long.empty:
+            raise StoreError(f"{self.path}: the store has no measurements yet")
+        key = ["run_id", "tokens"]
+        wide = long.pivot_table(index=key, columns="eval_set", values="loss", aggfunc="first")
+        wide = wide.reindex(columns=list(EVAL_SETS)).rename(columns=lambda s: f"loss_{s}")
+        meta = long.groupby(key, as_index=True).agg(
+            domain=("domain", "first"),
+            n_params=("n_params", "first"),
+            r_domain=("r_domain", "first"),
+            seed=("seed", "first"),
+            step=("step", "first"),
+            lr=("lr", "first"),
+        )
+        out = meta.join(wide).reset_index()
+        cols = list(_FRAME_COLS)
+        sched = self._schedules()
+        if sched:
+            out["schedule"] = out["run_id"].map(lambda r: sched.get(r, {}).get("schedule"))
+            base = out["run_id"].map(lambda r: sched.get(r, {}).get("base_schedule"))
+            # a base model's schedule is known from any of its runs (or its own base run)
+            key = out["domain"].astype(str) + "|" + out["n_params"].map(lambda n: f"{float(n):.9g}")
+            known = pd.Series(base.to_numpy(), index=key.to_numpy()).dropna()
+            known = known[~known.index.duplicated()]
+            out["base_schedule"] = base.where(base.notna(), key.map(known))
+            out.loc[out["tokens"] == 0, "schedule"] = None
+            cols += list(_SCHEDULE_COLS)
+        out = out[cols].sort_values(["domain", "n_params", "run_id", "tokens"], kind="stable")
+        return _data.load(out.reset_index(drop=True))
+
+    def _schedules(self) -> dict[str, dict[str, str]]:
+        """``run_id -> {"schedule": spec, "base_schedule": spec}`` from the runs' configs (when recorded)."""
+        out: dict[str, dict[str, str]] = {}
+        for rid, cfg in self._conn().execute("SELECT run_id, config FROM runs WHERE config IS NOT NULL"):
+            try:
+                c = json.loads(cfg)
+            except ValueError:
+                continue
+            if not isinstance(c, dict):
+                continue
+            got = {k: c[k] for k in ("schedule", "base_schedule") if isinstance(c.get(k), str) and c[k]}
+            if got:
+                out[rid] = got
+        return out
+
+    def import_frame(self, source: str | Path | pd.DataFrame, *, replace: bool = False) -> dict[str, int]:
+        """Validate a table with :func:`bayes_dcpt.data.schema.load` and store it; nothing is written if invalid.
+
+        Returns ``{"inserted": ..., "skipped": ..., "runs": ...}``; re-importing the same table skips
+        every row. A measurement stored with a different loss raises :class:`StoreConflictError`.
+        """
+        df = _data.load(source)
+        src = str(source) if isinstance(source, (str, Path)) else "table"
+        run_rows: dict[str, dict[str, Any]] = {}
+        evals: list[dict[str, Any]] = []
+        for rec in df.to_dict(orient="records"):
+            rid = str(rec["run_id"])
+            base = rec["tokens"] == 0
+            info = {
+                "domain": rec["domain"],
+                "n_params": float(rec["n_params"]),
+                "r_domain": None if base else float(rec["r_domain"]),
+            }
+            if "seed" in rec and not base:
+                info["seed"] = rec["seed"]
+            sched = {k: str(rec[k]) for k in ("schedule", "base_schedule")
+                     if k in rec and isinstance(rec[k], str) and rec[k].strip()}
+            prev = run_rows.setdefault(rid, {**info, "_sched": {}})
+            prev["_sched"].update(sched)
+            for k in ("domain", "n_params", "r_domain"):
+                if prev[k] != info[k] and not (prev[k] is None or info[k] is None):
+                    raise StoreError(
+                        f"{src}: run {rid!r} has rows with different {k} ({prev[k]} and {info[k]})"
+                    )
+            for s in EVAL_SETS:
+                loss = rec.get(f"loss_{s}")
+                if loss is None or (isinstance(loss, float) and math.isnan(loss)):
+                    continue
+                evals.append(
+                    {
+                        "run_id": rid,
+                        "tokens": rec["tokens"],
+                        "eval_set": s,
+                        "loss": loss,
+                        "step": _int_or_none(rec.get("step")),
+                        "lr": _float_or_none(rec.get("lr")),
+                    }
+                )
+        with self._write() as con:
+            for rid, info in run_rows.items():
+                old = con.execute(
+                    "SELECT domain, n_params, r_domain FROM runs WHERE run_id = ?", (rid,)
+                ).fetchone()
+                if old is not None:
+                    for k, v in zip(("domain", "n_params", "r_domain"), old, strict=True):
+                        if v is not None and info[k] is not None and not _same(v, info[k]):
+                            raise StoreConflictError(
+                                f"{src}: run {rid!r} is stored with {k}={v} but the table says {info[k]}"
+                            )
+                fields = {k: v for k, v in info.items() if v is not None and k != "_sched"}
+                if old is None:
+                    fields["status"] = "done"
+                    fields["corpus_domain"] = None
+                    if info["_sched"]:  # the LR schedules travel with imported measurements too
+                        fields["config"] = dict(info["_sched"])
+                self._upsert_run(con, rid, fields)
+            ins, skip = self._add_evaluations(con, evals, replace)
+        return {"inserted": ins, "skipped": skip, "runs": len(run_rows)}
+
+    def export(self, path: str | Path) -> Path:
+        """Write :meth:`to_frame` to a ``.csv`` or ``.parquet`` file."""
+        p = Path(path)
+        suffix = p.suffix.lower()
+        if suffix not in (".csv", ".parquet", ".pq"):
+            raise StoreError(f"{p}: export to .csv or .parquet, not {suffix or 'no suffix'!r}")
+        df = self.to_frame()
+        df = df.drop(columns=[c for c in df.columns if c not in _EXPORT_COLS])
+        if suffix == ".csv":
+            df.to_csv(p, index=False)
+        else:
+            df.to_parquet(p, index=False)
+        return p
+
+
+#: Columns of :meth:`Store.to_frame` (the schedule columns only when the store knows schedules) and exports.
+_FRAME_COLS = (
+    "domain", "n_params", "tokens", "r_domain", "loss_general", "loss_domain", "run_id", "seed", "step", "lr"
+)
+_SCHEDULE_COLS = ("schedule", "base_schedule")
+_EXPORT_COLS = (*_FRAME_COLS, *_SCHEDULE_COLS)
+
+
+def _parse_base_id(run_id: str) -> tuple[str, float]:
+    try:
+        head, n = run_id[len("base|") :].rsplit("|N=", 1)
+        return head, float(n)
+    except ValueError as exc:
+        raise StoreError(f"{run_id!r} is not a base-model run id (base|<domain>|N=<n_params>)") from exc
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(float(a), float(b), rel_tol=1e-9)
+    return a == b
+
+
+def _int_or_none(v: Any) -> int | None:
+    v = _clean(v)
+    try:
+        return None if v is None else int(float(v))
+    except (TypeError, ValueError):
+        return None
+
+
+def _float_or_none(v: Any) -> float | None:
+    v = _clean(v)
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def host_name() -> str:
+    """This machine's name (recorded with each run)."""
+    return socket.gethostname() or os.environ.get("HOSTNAME", "unknown")
+
+
+_SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+
+
+def read_measurements(source: str | Path | pd.DataFrame) -> pd.DataFrame:
+    """A validated frame from a store (``.sqlite``/``.sqlite3``/``.db`` or any SQLite file) or a data file."""
+    if isinstance(source, pd.DataFrame):
+        return _data.load(source)
+    p = Path(source)
+    is_sqlite = p.suffix.lower() in _SQLITE_SUFFIXES
+    if not is_sqlite and p.is_file():
+        with p.open("rb") as fh:
+            is_sqlite = fh.read(len(_MAGIC)) == _MAGIC
+    if is_sqlite:
+        if not p.exists():
+            raise StoreError(f"no such store: {p}")
+        with Store(p) as st:
+            return st.to_frame()
+    return _data.load(p)

@@ -1,0 +1,242 @@
+"""Posterior draws of a fitted law, as plain numpy: predict any (domain, N, D, r) with bands.
+
+:class:`Posterior` is what every consumer downstream of the sampler works with (decisions, the
+planner, reports): parameter draws per (target, domain), the observation-noise draws, the DLC of each
+domain for the cross-domain law, and the base-model reference losses. It never imports PyMC; a
+:class:`~bayes_dcpt.fitting.Fit` builds one from its ``idata``, and a bootstrap can build one too.
+
+Noise model (shared with the PyMC likelihood)::
+
+    log L_obs = log L_law(N, D, r; theta) + u_run + e,   u_run ~ Normal(0, tau),   e ~ StudentT(nu, 0, sigma)
+
+``kind="mean"`` bands show the law itself (parameter uncertainty); ``kind="predictive"`` bands add a
+new run's offset and the checkpoint noise: where a new measurement will fall.
+
+Quickstart::
+
+    >>> post = fit.posterior                      # or Posterior(...) from draws
+    >>> post.predict(grid, ci=0.9)                # loss_general_mean/_lo/_hi, loss_domain_...
+    >>> post.surface("domain", "code", 1e9, 1e10, np.linspace(0, 1, 51))   # (S, 51) losses
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_dcpt.constants import CI_PROB
+from bayes_dcpt.errors import BayesDCPTError, UnknownDomainError
+from bayes_dcpt.laws.registry import BILLION, Law
+from bayes_dcpt.numerics.quantiles import weighted_quantile
+from bayes_dcpt.posterior.frames import prediction_frame
+from bayes_dcpt.posterior.noise import log_noise
+
+__all__ = ["Posterior", "as_posterior"]
+
+
+@dataclass
+class Posterior:
+    """Posterior draws of one law fitted to one or both targets over one or more domains.
+
+    Attributes
+    ----------
+    law
+        The law (same form for both targets).
+    params
+        ``(target, domain) -> {name: (S,) draws}`` in natural units (N, D in billions); the cross-domain
+        law also carries each domain's ``K`` draws.
+    noise
+        ``target -> {"sigma": (S,), "tau": (S,)[, "nu": (S,)]}`` on the log-loss scale.
+    ctx
+        Constants of the fit (``D_min`` in billions for the C > C0 constraint).
+    reference
+        Base-model losses (tokens == 0 rows): ``domain, n_params, loss_general, loss_domain``.
+    weights
+        Optional normalised importance weights over the S draws (after a cheap update).
+    """
+
+    law: Law
+    params: dict[tuple[str, str], dict[str, np.ndarray]]
+    noise: dict[str, dict[str, np.ndarray]]
+    ctx: dict[str, float] = field(default_factory=dict)
+    reference: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["domain", "n_params", "loss_general", "loss_domain"]))
+    weights: np.ndarray | None = None
+
+    # ------------------------------------------------------------------------------------ structure
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Fitted targets, in the order general, domain."""
+        ts = {t for t, _ in self.params}
+        return tuple(t for t in ("general", "domain") if t in ts)
+
+    @property
+    def domains(self) -> list[str]:
+        """Fitted domains."""
+        return sorted({d for _, d in self.params})
+
+    @property
+    def n_draws(self) -> int:
+        """Number of posterior draws S."""
+        first = next(iter(self.params.values()))
+        return int(np.asarray(next(iter(first.values()))).shape[0])
+
+    def param_draws(self, target: str, domain: str) -> dict[str, np.ndarray]:
+        """Natural-unit parameter draws ``{name: (S,)}`` for one target and domain."""
+        self._check(target, domain)
+        return self.params[(target, domain)]
+
+    def _check(self, target: str, domain: str) -> None:
+        if target not in self.targets:
+            raise BayesDCPTError(f"the fit has no {target!r} loss; fitted targets: {list(self.targets)}")
+        if (target, domain) not in self.params:
+            raise UnknownDomainError(f"unknown domain {domain!r}; the fit knows {self.domains}")
+
+    # ---------------------------------------------------------------------------------- evaluation
+    def surface(self, target: str, domain: str, n_params: Any, tokens: Any, r_domain: Any) -> np.ndarray:
+        """Noise-free law per draw on broadcast inputs (raw counts): shape ``(S, *broadcast_shape)``.
+
+        ``r_domain`` is the domain share; the general loss is evaluated at its own ratio ``1 - r_domain``.
+        """
+        p = self.param_draws(target, domain)
+        N, D, rd = np.broadcast_arrays(np.asarray(n_params, float), np.asarray(tokens, float),
+                                       np.asarray(r_domain, float))
+        shape = N.shape
+        r = rd if target == "domain" else 1.0 - rd
+        x: dict[str, Any] = {"N": N[None] / BILLION, "D": D[None] / BILLION, "r": r[None]}
+        pe = {k: np.asarray(v, float).reshape((-1,) + (1,) * len(shape)) for k, v in p.items()}
+        if "K" in pe:
+            x["K"] = pe["K"]
+        with np.errstate(all="ignore"):
+            out = np.asarray(self.law(np, pe, x), float)
+        return np.broadcast_to(out, (self.n_draws, *shape))
+
+    def mean_log_loss(self, frame: pd.DataFrame, target: str) -> np.ndarray:
+        """``log`` of the law per draw for the rows of a schema frame: shape ``(S, len(frame))``."""
+        out = np.full((self.n_draws, len(frame)), np.nan)
+        doms = frame["domain"].to_numpy()
+        for d in np.unique(doms):
+            m = doms == d
+            sub = frame[m]
+            out[:, m] = np.log(self.surface(target, str(d), sub["n_params"].to_numpy(float),
+                                            sub["tokens"].to_numpy(float), sub["r_domain"].to_numpy(float)))
+        return out
+
+    def sample_observations(self, frame: pd.DataFrame, target: str, *, seed: int = 0,
+                            new_run: bool = True) -> np.ndarray:
+        """Posterior predictive draws of the observed loss, ``(S, len(frame))``.
+
+        Rows with the same ``run_id`` share one run offset per draw (a new run when ``new_run``).
+        """
+        rng = np.random.default_rng(seed)
+        mu = self.mean_log_loss(frame, target)
+        runs = frame["run_id"].to_numpy() if "run_id" in frame else np.arange(len(frame))
+        return np.exp(mu + log_noise(rng, self.noise[target], runs, self.n_draws, new_run=new_run,
+                                     mixing=bool(self.ctx.get("run_mixing"))))
+
+    def predict(self, frame: pd.DataFrame, ci: float = CI_PROB, *, kind: str = "predictive",
+                seed: int = 0) -> pd.DataFrame:
+        """Posterior mean and central ``ci`` interval of each fitted loss for any rows.
+
+        Parameters
+        ----------
+        frame
+            Rows with ``domain, n_params, tokens, r_domain`` (raw counts; other columns are kept).
+        ci
+            Interval probability (equal-tailed).
+        kind
+            ``"predictive"`` (a new run's measurement: law + run offset + noise) or ``"mean"`` (the law).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The input columns plus ``loss_<target>_mean`` (posterior mean of the law), ``_lo``, ``_hi``
+            (the ``ci`` interval of ``kind``) for each fitted target.
+        """
+        if kind not in ("predictive", "mean"):
+            raise BayesDCPTError(f"kind must be 'predictive' or 'mean', not {kind!r}")
+        if not 0 < ci < 1:
+            raise BayesDCPTError(f"ci must be in (0, 1), got {ci}")
+        frame = prediction_frame(frame, self.domains)
+        out = frame.copy()
+        lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
+        for t in self.targets:
+            if kind == "mean":
+                draws = np.exp(self.mean_log_loss(frame, t))
+            else:
+                f2 = frame.copy()
+                f2["run_id"] = np.arange(len(frame)).astype(str) if "run_id" not in frame else frame["run_id"]
+                draws = self.sample_observations(f2, t, seed=seed)
+            w = self.weights
+            # the point prediction is the posterior mean of the law itself for both kinds (the predictive
+            # distribution with Student-t noise may have no mean); the bands follow ``kind``
+            law_draws = np.exp(self.mean_log_loss(frame, t)) if kind == "predictive" else draws
+            mean = np.nansum(law_draws * (w[:, None] if w is not None else 1.0 / draws.shape[0]), axis=0)
+            qs = weighted_quantile(draws, [lo, hi], w, axis=0)
+            out[f"loss_{t}_mean"] = mean
+            out[f"loss_{t}_lo"] = qs[0]
+            out[f"loss_{t}_hi"] = qs[1]
+        return out
+
+    # ------------------------------------------------------------------------------------ reference
+    def base_loss(self, domain: str, n_params: float, target: str = "general") -> float:
+        """The measured base-model loss L^0 (tokens == 0 rows) of ``target`` for ``domain`` and ``n_params``."""
+        ref = self.reference
+        sub = ref[(ref["domain"] == domain) & np.isclose(ref["n_params"].astype(float), float(n_params))]
+        col = f"loss_{target}"
+        if sub.empty or sub[col].isna().all():
+            have = ", ".join(f"{d} N={n:.3g}" for d, n in zip(ref["domain"], ref["n_params"], strict=False)) or "none"
+            raise BayesDCPTError(
+                f"no base-model {target} loss for domain {domain!r} at n_params={float(n_params):.4g} "
+                f"(base rows available: {have}); pass the reference loss explicitly")
+        return float(sub[col].mean())
+
+    # ------------------------------------------------------------------------------------- updating
+    def reweight(self, weights: np.ndarray) -> Posterior:
+        """A copy whose summaries use normalised importance ``weights`` over the draws."""
+        w = np.asarray(weights, float)
+        if w.shape != (self.n_draws,) or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+            raise BayesDCPTError("weights must be finite, non-negative, one per draw and not all zero")
+        return replace(self, weights=w / w.sum())
+
+    def resample(self, n: int | None = None, seed: int = 0) -> Posterior:
+        """Draws resampled according to the weights (an unweighted posterior of ``n`` draws)."""
+        rng = np.random.default_rng(seed)
+        n = n or self.n_draws
+        p = self.weights if self.weights is not None else np.full(self.n_draws, 1.0 / self.n_draws)
+        idx = rng.choice(self.n_draws, size=n, replace=True, p=p)
+        return self.subset(idx)
+
+    def subset(self, idx: np.ndarray) -> Posterior:
+        """The posterior restricted to the draws ``idx`` (weights dropped)."""
+        params = {k: {n: np.asarray(v)[idx] for n, v in d.items()} for k, d in self.params.items()}
+        noise = {t: {n: np.asarray(v)[idx] for n, v in d.items()} for t, d in self.noise.items()}
+        return replace(self, params=params, noise=noise, weights=None)
+
+    def summary(self, ci: float = CI_PROB) -> pd.DataFrame:
+        """Mean, sd and central interval of every parameter draw (weights respected)."""
+        rows = []
+        lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
+        for (t, d), p in self.params.items():
+            for name, v in p.items():
+                v = np.asarray(v, float)
+                w = self.weights
+                mean = float(np.average(v, weights=w))
+                sd = float(np.sqrt(np.average((v - mean) ** 2, weights=w)))
+                q = weighted_quantile(v, [lo, hi], w)
+                rows.append({"target": t, "domain": d, "param": name, "mean": mean, "sd": sd,
+                             "lo": float(q[0]), "hi": float(q[1])})
+        return pd.DataFrame(rows)
+
+
+def as_posterior(obj: Any) -> Posterior:
+    """The :class:`Posterior` of a fit (anything with a ``.posterior``), or the posterior itself."""
+    if isinstance(obj, Posterior):
+        return obj
+    post = getattr(obj, "posterior", None)
+    if isinstance(post, Posterior):
+        return post
+    raise BayesDCPTError(f"expected a fit or a Posterior, got a {type(obj).__name__}")
