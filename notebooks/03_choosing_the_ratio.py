@@ -42,7 +42,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bayes_dcpt import datasets, decisions, fit_point
+from bayes_dcpt import datasets, decide, fit_point
 from bayes_dcpt.decide.usages import decision_table
 from bayes_dcpt.fitting import fit
 
@@ -64,7 +64,7 @@ D = 4 * float(df["tokens"].max())  # plan a CPT run 4x longer than the probes
 trade = res.optimize("tradeoff", n_params=N, tokens=D, max_general_increase=MAX_GENERAL_INCREASE, prob=0.9)
 print(trade.summary())
 point = fit_point(df, "dcpt", "both")
-ptrade = decisions.tradeoff(point.to_posterior(df), n_params=N, tokens=D, max_general_increase=MAX_GENERAL_INCREASE)
+ptrade = decide.tradeoff(point.to_posterior(df), n_params=N, tokens=D, max_general_increase=MAX_GENERAL_INCREASE)
 print(f"\npoint fit (paper procedure): r* = {ptrade.summary().table.loc['r_domain', 'median']:.3f}")
 fig = trade.plot()
 fig.savefig(FIG_DIR / "03_tradeoff.png", dpi=110)

@@ -53,7 +53,7 @@ if HAVE_DATA:
     import numpy as np
     import pandas as pd
 
-    from bayes_dcpt import data, decisions, fit_point
+    from bayes_dcpt import data, decide, fit_point
     from bayes_dcpt.fitting import fit
 
     FIG_DIR.mkdir(parents=True, exist_ok=True)
@@ -117,11 +117,11 @@ if HAVE_DATA:
     rr, yy = last["r_domain"].to_numpy(), last["loss_general"].to_numpy()
     i = int(np.flatnonzero((yy[:-1] <= L0) & (yy[1:] > L0))[0])
     observed = rr[i] + (L0 - yy[i]) / (yy[i + 1] - yy[i]) * (rr[i + 1] - rr[i])
-    crit = decisions.tradeoff(res.posterior, n_params=N, tokens=D, max_general_increase=0.0, prob=0.9)
+    crit = decide.tradeoff(res.posterior, n_params=N, tokens=D, max_general_increase=0.0, prob=0.9)
     s = crit.summary()
     print(s)
     pf = fit_point(train, "dcpt", "general")
-    r_point = decisions.tradeoff(pf.to_posterior(train), n_params=N, tokens=D, max_general_increase=0.0)
+    r_point = decide.tradeoff(pf.to_posterior(train), n_params=N, tokens=D, max_general_increase=0.0)
     r_point = float(r_point.summary().table.loc["r_domain", "median"])
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     ax.hist(crit.posterior["r_domain"].dropna(), bins=40, color="C0", alpha=0.6, density=True,
