@@ -5,7 +5,7 @@ the domain loss?" For every candidate (schedule, ``r_domain``) and every posteri
 :class:`~bayes_dcpt.posterior.dynamics.DynamicsPosterior`, the law gives the general and domain loss at the
 end of the run (or the general loss's peak along the run, ``over="run"``: a re-warmup bump counts); each draw
 picks the feasible candidate with the lowest domain loss. The answer is a posterior over the candidates,
-like :func:`bayes_dcpt.decide.usages.tradeoff` is for ``r``:
+like :func:`bayes_dcpt.decide.ratio.tradeoff` is for ``r``:
 
 * ``P(best)``: the share of draws for which a candidate is the optimal choice;
 * ``P(feasible)``: the probability that it keeps the general loss within the threshold;
@@ -33,8 +33,9 @@ import pandas as pd
 
 from bayes_dcpt import hooks
 from bayes_dcpt.constants import CI_PROB
+from bayes_dcpt.decide.draws import posterior_weights
 from bayes_dcpt.decide.inputs import positive, unit_interval
-from bayes_dcpt.decide.usages import Decision, DecisionSummary, _weights
+from bayes_dcpt.decide.results import Decision, DecisionSummary
 from bayes_dcpt.encoding import to_jsonable
 from bayes_dcpt.errors import DataValidationError, InputError, Problem
 from bayes_dcpt.laws.lr_schedules import ScheduleError, parse_schedule
@@ -59,7 +60,7 @@ def candidate_grid(schedules: Mapping[str, Any] | Sequence[Any], ratios: Sequenc
 
 @dataclass(frozen=True, eq=False)
 class ScheduleDecision(Decision):
-    """The (schedule, replay ratio) decision for one domain (a :class:`~bayes_dcpt.decide.usages.Decision`).
+    """The (schedule, replay ratio) decision for one domain (a :class:`~bayes_dcpt.decide.results.Decision`).
 
     ``posterior`` has one row per draw: ``choice`` (candidate index, -1 when infeasible), ``name``,
     ``schedule``, ``r_domain``, ``loss_general``, ``loss_domain``, ``general_increase``, ``feasible``.
@@ -227,7 +228,7 @@ def choose_schedule(
     feas = choice >= 0
     pick = np.clip(choice, 0, C - 1)
     ar = np.arange(S)
-    w = _weights(post)
+    w = posterior_weights(post)
     post_df = pd.DataFrame({
         "draw": ar, "choice": choice,
         "name": np.where(feas, cands["name"].to_numpy(object)[pick], None),

@@ -20,7 +20,7 @@ from bayes_dcpt.hooks import provides
 from bayes_dcpt.numerics.quantiles import quantile_band, weighted_quantile
 
 if TYPE_CHECKING:  # pragma: no cover
-    from bayes_dcpt.decide.usages import Decision
+    from bayes_dcpt.decide.results import Decision
 
 __all__ = ["plot_decision"]
 
