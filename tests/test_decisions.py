@@ -179,7 +179,7 @@ def test_base_loss_given_or_from_the_reference():
     assert per_dom.inputs["base_loss"] == L0 + 0.05
     assert per_dom.summary().table.loc["r_domain", "median"] > ref.summary().table.loc["r_domain", "median"]
     # no base-model row at this size: a clear error that says how to fix it
-    with pytest.raises(BayesDCPTError, match="no base-model general loss.*pass the reference loss"):
+    with pytest.raises(BayesDCPTError, match=r"no base-model general loss.*pass the reference loss"):
         dc.tradeoff(post, n_params=3e9, tokens=D0)
     got = dc.tradeoff(post, n_params=3e9, tokens=D0, base_loss=L0)
     assert got.inputs["base_loss"] == L0
@@ -521,7 +521,7 @@ def test_bad_inputs_give_our_errors(post, call, match):
 
 
 def test_unknown_domain_and_missing_target_are_clear(post):
-    with pytest.raises(UnknownDomainError, match="unknown domain 'music'.*code"):
+    with pytest.raises(UnknownDomainError, match=r"unknown domain 'music'.*code"):
         dc.tradeoff(post, domain="music", n_params=N0, tokens=D0)
     dom_only = Posterior(post.law, {("domain", "code"): post.params[("domain", "code")]},
                          {"domain": post.noise["domain"]}, reference=post.reference)
@@ -550,7 +550,8 @@ def test_bootstrap_to_posterior_goes_through_the_decisions(sim_df, world):
     assert np.all((post.noise["general"]["sigma"] > 0.001) & (post.noise["general"]["sigma"] < 0.004))
     assert np.all(post.noise["domain"]["tau"] == 0)
     base = sim_df[sim_df["tokens"] == 0]
-    assert post.base_loss("code", 1e9) == pytest.approx(float(base.loc[base["n_params"] == 1e9, "loss_general"].iloc[0]))
+    measured = float(base.loc[base["n_params"] == 1e9, "loss_general"].iloc[0])
+    assert post.base_loss("code", 1e9) == pytest.approx(measured)
     d = dc.tradeoff(post, n_params=1e9, tokens=5e9, max_general_increase=0.03)
     assert d.n_draws == 4 and d.summary().counts["n_draws"] == 4
     one = point.to_posterior(sim_df)
