@@ -43,7 +43,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bayes_dcpt import datasets, decide, fit_point
-from bayes_dcpt.decide.usages import decision_table
+from bayes_dcpt.decide import decision_table
 from bayes_dcpt.fitting import fit
 
 df = datasets.load_example()

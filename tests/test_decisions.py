@@ -10,7 +10,8 @@ import pytest
 from scipy.optimize import minimize_scalar
 
 from bayes_dcpt import decide as dc
-from bayes_dcpt.decide import usages as dc_impl
+from bayes_dcpt.decide import compute as dc_compute
+from bayes_dcpt.decide import limited as dc_limited
 from bayes_dcpt.errors import BayesDCPTError, InputError, UnknownDomainError
 from bayes_dcpt.laws.registry import BILLION, get_law
 from bayes_dcpt.plan.simulate import World
@@ -178,7 +179,7 @@ def test_base_loss_given_or_from_the_reference():
     assert per_dom.inputs["base_loss"] == L0 + 0.05
     assert per_dom.summary().table.loc["r_domain", "median"] > ref.summary().table.loc["r_domain", "median"]
     # no base-model row at this size: a clear error that says how to fix it
-    with pytest.raises(BayesDCPTError, match="no base-model general loss.*pass the reference loss"):
+    with pytest.raises(BayesDCPTError, match=r"no base-model general loss.*pass the reference loss"):
         dc.tradeoff(post, n_params=3e9, tokens=D0)
     got = dc.tradeoff(post, n_params=3e9, tokens=D0, base_loss=L0)
     assert got.inputs["base_loss"] == L0
@@ -252,9 +253,9 @@ def test_limited_data_interior_condition_formula():
 def test_limited_data_numeric_path_agrees_with_closed_form():
     post, _ = jittered_posterior(S=80, spread=0.1, seed=4)
     Dd = 1.2e8
-    r_cf, int_cf, _ = dc_impl._limited_l3(post, "code", Dd)
+    r_cf, int_cf, _ = dc_limited._limited_l3(post, "code", Dd)
     grid = np.unique(np.concatenate([np.geomspace(1e-4, 0.02, 40), np.linspace(0.02, 1.0, 197)]))
-    r_num, int_num = dc_impl._limited_numeric(post, "code", N0, Dd, grid)
+    r_num, int_num = dc_limited._limited_numeric(post, "code", N0, Dd, grid)
     np.testing.assert_array_equal(int_cf, int_num)
     np.testing.assert_allclose(r_num, r_cf, atol=2e-6)
 
@@ -353,8 +354,8 @@ def test_compute_jointly_over_r_matches_brute_force():
     C = 1e18
     d = dc.compute_allocation(post, flops=C)
     r = np.unique(np.concatenate([np.geomspace(1e-4, 1e-2, 200), np.linspace(0.01, 1, 4000)]))
-    c = dc_impl._chinchilla_consts(post, "domain", "code", r[None, :])
-    L = dc_impl._optimum_closed(c, C)["loss"]
+    c = dc_compute._chinchilla_consts(post, "domain", "code", r[None, :])
+    L = dc_compute._optimum_closed(c, C)["loss"]
     bf = r[np.argmin(L, axis=1)]
     got = d.posterior["r_domain"].to_numpy()
     assert ((got > 0.05) & (got < 0.95)).mean() > 0.5
@@ -390,7 +391,7 @@ def test_compute_cross_domain_law_closed_form_matches_numeric():
     post = Posterior(law, {("domain", "music"): p}, {"domain": {"sigma": np.full(S, 0.01), "tau": np.zeros(S)}})
     d = dc.compute_allocation(post, flops=1e20, r_domain=0.7)
     assert d.inputs["method"].startswith("closed form")
-    N, _, loss = dc_impl._numeric_n_opt(post, "domain", "music", 1e20, np.full(S, 0.7))
+    N, _, loss = dc_compute._numeric_n_opt(post, "domain", "music", 1e20, np.full(S, 0.7))
     np.testing.assert_allclose(d.posterior["n_params_opt"], N, rtol=1e-5)
     np.testing.assert_allclose(d.posterior["loss_domain"], loss, rtol=1e-10)
 
@@ -520,7 +521,7 @@ def test_bad_inputs_give_our_errors(post, call, match):
 
 
 def test_unknown_domain_and_missing_target_are_clear(post):
-    with pytest.raises(UnknownDomainError, match="unknown domain 'music'.*code"):
+    with pytest.raises(UnknownDomainError, match=r"unknown domain 'music'.*code"):
         dc.tradeoff(post, domain="music", n_params=N0, tokens=D0)
     dom_only = Posterior(post.law, {("domain", "code"): post.params[("domain", "code")]},
                          {"domain": post.noise["domain"]}, reference=post.reference)
@@ -549,7 +550,8 @@ def test_bootstrap_to_posterior_goes_through_the_decisions(sim_df, world):
     assert np.all((post.noise["general"]["sigma"] > 0.001) & (post.noise["general"]["sigma"] < 0.004))
     assert np.all(post.noise["domain"]["tau"] == 0)
     base = sim_df[sim_df["tokens"] == 0]
-    assert post.base_loss("code", 1e9) == pytest.approx(float(base.loc[base["n_params"] == 1e9, "loss_general"].iloc[0]))
+    measured = float(base.loc[base["n_params"] == 1e9, "loss_general"].iloc[0])
+    assert post.base_loss("code", 1e9) == pytest.approx(measured)
     d = dc.tradeoff(post, n_params=1e9, tokens=5e9, max_general_increase=0.03)
     assert d.n_draws == 4 and d.summary().counts["n_draws"] == 4
     one = point.to_posterior(sim_df)

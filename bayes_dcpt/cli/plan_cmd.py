@@ -15,7 +15,7 @@ _USAGES = ("tradeoff", "limited-data", "compute", "critical-curve")
 
 def _usage_inputs(usage: str, **opts: Any) -> dict[str, Any]:
     """The options that ``usage`` accepts, without the unset ones (``decisions.usage_inputs`` decides)."""
-    from bayes_dcpt.decide import usages as decisions
+    from bayes_dcpt import decide as decisions
 
     conveniences = {"compute": {"n_params", "tokens"}, "limited-data": {"tokens"}}  # see decisions.optimize
     accepted = set(decisions.usage_inputs(usage)) | conveniences.get(usage, set())
@@ -46,7 +46,7 @@ def optimize_cmd(
     Example: [bold]bayes-dcpt optimize fit.nc --usage tradeoff --n-params 4e5 --tokens 2e6
     --max-general-increase 0.03[/bold]
     """
-    from bayes_dcpt.decide import usages as decisions
+    from bayes_dcpt import decide as decisions
     from bayes_dcpt.fitting import load_fit
 
     if usage not in _USAGES:

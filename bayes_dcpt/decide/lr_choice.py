@@ -5,7 +5,7 @@ the domain loss?" For every candidate (schedule, ``r_domain``) and every posteri
 :class:`~bayes_dcpt.posterior.dynamics.DynamicsPosterior`, the law gives the general and domain loss at the
 end of the run (or the general loss's peak along the run, ``over="run"``: a re-warmup bump counts); each draw
 picks the feasible candidate with the lowest domain loss. The answer is a posterior over the candidates,
-like :func:`bayes_dcpt.decide.usages.tradeoff` is for ``r``:
+like :func:`bayes_dcpt.decide.ratio.tradeoff` is for ``r``:
 
 * ``P(best)``: the share of draws for which a candidate is the optimal choice;
 * ``P(feasible)``: the probability that it keeps the general loss within the threshold;
@@ -33,8 +33,9 @@ import pandas as pd
 
 from bayes_dcpt import hooks
 from bayes_dcpt.constants import CI_PROB
+from bayes_dcpt.decide.draws import posterior_weights
 from bayes_dcpt.decide.inputs import positive, unit_interval
-from bayes_dcpt.decide.usages import Decision, DecisionSummary, _weights
+from bayes_dcpt.decide.results import Decision, DecisionSummary
 from bayes_dcpt.encoding import to_jsonable
 from bayes_dcpt.errors import DataValidationError, InputError, Problem
 from bayes_dcpt.laws.lr_schedules import ScheduleError, parse_schedule
@@ -59,7 +60,7 @@ def candidate_grid(schedules: Mapping[str, Any] | Sequence[Any], ratios: Sequenc
 
 @dataclass(frozen=True, eq=False)
 class ScheduleDecision(Decision):
-    """The (schedule, replay ratio) decision for one domain (a :class:`~bayes_dcpt.decide.usages.Decision`).
+    """The (schedule, replay ratio) decision for one domain (a :class:`~bayes_dcpt.decide.results.Decision`).
 
     ``posterior`` has one row per draw: ``choice`` (candidate index, -1 when infeasible), ``name``,
     ``schedule``, ``r_domain``, ``loss_general``, ``loss_domain``, ``general_increase``, ``feasible``.
@@ -84,8 +85,11 @@ class ScheduleDecision(Decision):
         return cands
 
     def summary(self, ci: float = CI_PROB) -> DecisionSummary:
-        """The candidate table (probabilities and the ``ci`` bands of the domain loss and the general-loss
-        increase; :meth:`table` has every column), draw counts, probabilities and the risk-aware choice."""
+        """The readable answer: candidates with their probabilities and bands, counts, the risk-aware choice.
+
+        The table has ``P_best``, ``P_feasible`` and the ``ci`` bands of the domain loss and the general-loss
+        increase (:meth:`table` has every column).
+        """
         tab = self.table(ci)
         counts = dict(self.extras.get("counts", {}))
         probs = {f"P(best = {r['name']} at r={r['r_domain']:g})": float(r["P_best"])
@@ -105,8 +109,11 @@ class ScheduleDecision(Decision):
                 "risk_aware": to_jsonable(s.risk_aware)}
 
     def plot(self, *, ci: float = CI_PROB) -> Any:
-        """Domain loss against general-loss increase per candidate (median and ``ci`` bars), threshold and
-        ``P(best)`` marked. Returns the matplotlib Figure (:func:`bayes_dcpt.viz.schedules.plot_schedule_decision`)."""
+        """Domain loss against general-loss increase per candidate: a matplotlib Figure.
+
+        Medians with ``ci`` bars, the threshold and ``P(best)`` marked
+        (:func:`bayes_dcpt.viz.schedules.plot_schedule_decision`).
+        """
         return hooks.call("ScheduleDecision.plot", self, ci=ci)
 
 
@@ -147,6 +154,28 @@ def choose_schedule(
         Level of the risk-aware answer.
     """
     post = getattr(post, "posterior", post)  # a fit or its posterior
+    T, prob = _check_question(post, max_general_increase, over, prob)
+    cands, domain, n_params = _candidates(post, candidates, domain, n_params)
+    lg_end, ld_end, lg_con = _candidate_losses(post, cands, over)
+    L0 = _base_losses(post, cands, domain, base_loss)
+    ok = lg_con <= (L0 * (1 + T) if relative else L0 + T)
+    inc_end = (lg_con - L0) / L0 if relative else lg_con - L0
+    w = posterior_weights(post)
+    post_df = _per_draw_choice(cands, ok, lg_end, ld_end, inc_end)
+    ra = _risk_aware_choice(cands, ok, lg_end, ld_end, w, prob)
+    counts = {"n_draws": post.n_draws, "n_candidates": len(cands),
+              "infeasible": int((~post_df["feasible"].to_numpy()).sum())}
+    inputs = {"domain": domain, "n_params": None if n_params is None else float(n_params),
+              "max_general_increase": T, "relative": bool(relative), "over": over, "prob": prob,
+              "base_loss": "law" if base_loss == "law" else float(np.median(L0)), "law": post.law.name}
+    curves = {"candidates": cands[["name", "schedule", "r_domain", "n_params"]].copy(), "loss_general": lg_end,
+              "loss_domain": ld_end, "feasible": ok, "increase": inc_end}
+    return ScheduleDecision("schedule-choice", domain, inputs, post_df, post.weights, curves,
+                            {"counts": counts, "risk_aware": ra})
+
+
+def _check_question(post: Any, max_general_increase: Any, over: str, prob: Any) -> tuple[float, float]:
+    """Check the posterior and the question's settings; the threshold ``T`` and ``prob`` as floats."""
     if not isinstance(post, DynamicsPosterior):
         raise InputError("choose_schedule needs the posterior of a CPT dynamics fit (bayes_dcpt.fitting.dynamics)")
     for t in ("general", "domain"):
@@ -157,7 +186,15 @@ def choose_schedule(
     T = float(max_general_increase)
     if not np.isfinite(T) or T < 0:
         raise InputError(f"max_general_increase must be >= 0, got {max_general_increase!r}")
-    prob = unit_interval("prob", prob, open_=True)
+    return T, unit_interval("prob", prob, open_=True)
+
+
+def _candidates(post: DynamicsPosterior, candidates: pd.DataFrame | Mapping[str, Any], domain: str | None,
+                n_params: float | None) -> tuple[pd.DataFrame, str, float | None]:
+    """The validated candidate table (canonical schedules, ``domain``, ``n_params``, ``name`` filled).
+
+    Also the domain and model size decided for (``n_params`` stays ``None`` when the candidates carry it).
+    """
     cands = pd.DataFrame(candidates).reset_index(drop=True)
     problems = [Problem(c, "required column is missing from the candidates") for c in ("schedule", "r_domain")
                 if c not in cands]
@@ -190,6 +227,15 @@ def choose_schedule(
             bad.append(Problem("schedule", str(exc), (i + 1,)))
     if bad:
         raise DataValidationError(bad, source="candidates")
+    return cands, domain, n_params
+
+
+def _candidate_losses(post: DynamicsPosterior, cands: pd.DataFrame, over: str
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per draw and candidate ``(S, C)``: general and domain loss at the end, and the constrained general loss.
+
+    The constrained loss is the end value (``over="end"``) or the peak along the whole run (``over="run"``).
+    """
     # one curve per candidate: the last step (over="end") or every step (over="run")
     rows, owner, last = [], [], []
     for j, c in cands.iterrows():
@@ -206,29 +252,35 @@ def choose_schedule(
     own = np.concatenate(owner)
     G = post.law_draws(frame, "general")
     Dm = post.law_draws(frame, "domain")
-    C, S = len(cands), post.n_draws
     starts = np.concatenate([[0], np.cumsum([len(o) for o in owner])[:-1]])
     end_idx = starts + np.asarray(last)
     lg_end, ld_end = G[:, end_idx], Dm[:, end_idx]
-    lg_con = np.stack([G[:, own == j].max(axis=1) for j in range(C)], axis=1) if over == "run" else lg_end
+    lg_con = np.stack([G[:, own == j].max(axis=1) for j in range(len(cands))], axis=1) if over == "run" else lg_end
+    return lg_end, ld_end, lg_con
+
+
+def _base_losses(post: DynamicsPosterior, cands: pd.DataFrame, domain: str, base_loss: Any) -> np.ndarray:
+    """The base model's general loss per draw and candidate ``(S, C)``: measured, given, or the law's at step 0."""
+    S, C = post.n_draws, len(cands)
     if base_loss == "law":
         b = post.rows(pd.DataFrame({"domain": domain, "n_params": cands["n_params"], "r_domain": cands["r_domain"],
                                     "schedule": cands["schedule"], "step": 0}))
-        L0 = post.law_draws(b, "general")  # (S, C)
-    elif base_loss is None:
-        L0 = np.array([[post.base_loss(domain, n, "general") for n in cands["n_params"]]]).repeat(S, axis=0)
-    else:
-        L0 = np.full((S, C), positive("base_loss", base_loss))
-    thr = L0 * (1 + T) if relative else L0 + T
-    ok = lg_con <= thr
-    inc_end = (lg_con - L0) / L0 if relative else lg_con - L0
+        return post.law_draws(b, "general")  # (S, C)
+    if base_loss is None:
+        return np.array([[post.base_loss(domain, n, "general") for n in cands["n_params"]]]).repeat(S, axis=0)
+    return np.full((S, C), positive("base_loss", base_loss))
+
+
+def _per_draw_choice(cands: pd.DataFrame, ok: np.ndarray, lg_end: np.ndarray, ld_end: np.ndarray,
+                     inc_end: np.ndarray) -> pd.DataFrame:
+    """Each draw's choice: the feasible candidate with the lowest domain loss (``choice = -1``: none is feasible)."""
+    S, C = ok.shape
     score = np.where(ok, ld_end, np.inf)
     choice = np.where(ok.any(axis=1), np.argmin(score, axis=1), -1)
     feas = choice >= 0
     pick = np.clip(choice, 0, C - 1)
     ar = np.arange(S)
-    w = _weights(post)
-    post_df = pd.DataFrame({
+    return pd.DataFrame({
         "draw": ar, "choice": choice,
         "name": np.where(feas, cands["name"].to_numpy(object)[pick], None),
         "schedule": np.where(feas, cands["schedule"].to_numpy(object)[pick], None),
@@ -238,23 +290,19 @@ def choose_schedule(
         "general_increase": np.where(feas, inc_end[ar, pick], np.nan),
         "feasible": feas,
     })
+
+
+def _risk_aware_choice(cands: pd.DataFrame, ok: np.ndarray, lg_end: np.ndarray, ld_end: np.ndarray,
+                       w: np.ndarray, prob: float) -> dict[str, Any]:
+    """Among candidates with ``P(feasible) >= prob``, the one with the lowest posterior mean domain loss."""
     p_feas = w @ ok.astype(float)
     mean_dom = w @ ld_end
     good = np.flatnonzero(p_feas >= prob - 1e-12)
-    if good.size:
-        j = int(good[np.argmin(mean_dom[good])])
-        ra = {"prob": prob, "feasible": True, "index": j, "name": str(cands["name"].iat[j]),
-              "schedule": str(cands["schedule"].iat[j]), "r_domain": float(cands["r_domain"].iat[j]),
-              "P_feasible": float(p_feas[j]), "loss_domain_mean": float(mean_dom[j]),
-              "loss_general_median": float(weighted_quantile(lg_end[:, j], (0.5,), w)[0])}
-    else:
-        ra = {"prob": prob, "feasible": False, "r_domain": float("nan"),
-              "note": f"no candidate keeps the general loss within the threshold with probability >= {prob:g}"}
-    counts = {"n_draws": S, "n_candidates": C, "infeasible": int((~feas).sum())}
-    inputs = {"domain": domain, "n_params": None if n_params is None else float(n_params),
-              "max_general_increase": T, "relative": bool(relative), "over": over, "prob": prob,
-              "base_loss": "law" if base_loss == "law" else float(np.median(L0)), "law": post.law.name}
-    curves = {"candidates": cands[["name", "schedule", "r_domain", "n_params"]].copy(), "loss_general": lg_end,
-              "loss_domain": ld_end, "feasible": ok, "increase": inc_end}
-    return ScheduleDecision("schedule-choice", domain, inputs, post_df, post.weights, curves,
-                            {"counts": counts, "risk_aware": ra})
+    if not good.size:
+        return {"prob": prob, "feasible": False, "r_domain": float("nan"),
+                "note": f"no candidate keeps the general loss within the threshold with probability >= {prob:g}"}
+    j = int(good[np.argmin(mean_dom[good])])
+    return {"prob": prob, "feasible": True, "index": j, "name": str(cands["name"].iat[j]),
+            "schedule": str(cands["schedule"].iat[j]), "r_domain": float(cands["r_domain"].iat[j]),
+            "P_feasible": float(p_feas[j]), "loss_domain_mean": float(mean_dom[j]),
+            "loss_general_median": float(weighted_quantile(lg_end[:, j], (0.5,), w)[0])}

@@ -1,12 +1,14 @@
-"""Figures of :class:`~bayes_dcpt.decide.usages.Decision` answers (matplotlib; no pyplot state, any backend).
+"""Figures of :class:`~bayes_dcpt.decide.results.Decision` answers (matplotlib; no pyplot state, any backend).
 
-Every figure is readable in grey-scale: medians are solid lines, credible bands are light grey fills
-with hatching, thresholds are dashed, ``r*`` and its interval are dotted lines and a hatched span, and
-the risk-aware answer is dash-dotted.
+One figure per usage, registered as ``Decision.plot()`` (:mod:`bayes_dcpt.hooks`: the decide layer never
+imports this one). Every figure is readable in grey-scale: medians are solid lines, credible bands are light
+grey fills with hatching, thresholds are dashed, ``r*`` and its interval are dotted lines and a hatched span,
+and the risk-aware answer is dash-dotted.
 
 Quickstart::
 
-    >>> fig = decisions.tradeoff(post, n_params=1.8e9, tokens=10e9).plot()
+    >>> from bayes_dcpt import decide
+    >>> fig = decide.tradeoff(post, n_params=1.8e9, tokens=10e9).plot()
     >>> fig.savefig("tradeoff.png", dpi=150)
 """
 
@@ -20,7 +22,7 @@ from bayes_dcpt.hooks import provides
 from bayes_dcpt.numerics.quantiles import quantile_band, weighted_quantile
 
 if TYPE_CHECKING:  # pragma: no cover
-    from bayes_dcpt.decide.usages import Decision
+    from bayes_dcpt.decide.results import Decision
 
 __all__ = ["plot_decision"]
 
@@ -37,13 +39,10 @@ def _figure(nrows: int, ncols: int = 1, *, figsize: tuple[float, float], sharex:
     return fig, axes
 
 
-def _weights(d: Decision) -> np.ndarray:
-    return d.draw_weights()
-
-
 def _mark_r(ax: Any, d: Decision, ci: float, *, label: bool) -> None:
+    """Mark the median ``r*``, its ``ci`` interval and the risk-aware ``r`` on ``ax`` (legend labels if ``label``)."""
     r = d.posterior["r_domain"].to_numpy(float)
-    lo, med, hi = weighted_quantile(r, ((1 - ci) / 2, 0.5, 1 - (1 - ci) / 2), _weights(d))
+    lo, med, hi = weighted_quantile(r, ((1 - ci) / 2, 0.5, 1 - (1 - ci) / 2), d.draw_weights())
     if np.isfinite(med):
         ax.axvspan(lo, hi, label=f"r* {ci:.0%} interval" if label else None, **_RSPAN)
         ax.axvline(med, color="black", linestyle=":", linewidth=1.5, label=f"median r* = {med:.3f}" if label else None)
@@ -54,12 +53,14 @@ def _mark_r(ax: Any, d: Decision, ci: float, *, label: bool) -> None:
 
 
 def _band_plot(ax: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray, ci: float, label: str) -> None:
+    """The weighted median of per-draw curves ``y`` (draws x points) against ``x``, with its ``ci`` band."""
     b = quantile_band(y, w, ci)
     ax.fill_between(x, b[0], b[2], label=f"{ci:.0%} band", **_BAND)
     ax.plot(x, b[1], color="black", linestyle="-", linewidth=1.6, label=label)
 
 
 def _hist(ax: Any, x: np.ndarray, w: np.ndarray, xlabel: str, *, bins: Any = 40, log: bool = False) -> None:
+    """The weighted posterior histogram of ``x`` (undefined values left out)."""
     ok = np.isfinite(x)
     if ok.any():
         xx = np.log10(x[ok]) if log else x[ok]
@@ -69,7 +70,8 @@ def _hist(ax: Any, x: np.ndarray, w: np.ndarray, xlabel: str, *, bins: Any = 40,
 
 
 def _plot_tradeoff(d: Decision, ci: float) -> Any:
-    c, w, inp = d.curves, _weights(d), d.inputs
+    """Usage 1: the ``r*`` posterior over the general-loss increase and (if fitted) the domain loss against ``r``."""
+    c, w, inp = d.curves, d.draw_weights(), d.inputs
     has_dom = "loss_domain" in c
     fig, axes = _figure(3 if has_dom else 2, 1, figsize=(7.0, 9.0 if has_dom else 6.5), sharex=True)
     ax0 = axes[0, 0]
@@ -103,7 +105,8 @@ def _plot_tradeoff(d: Decision, ci: float) -> Any:
 
 
 def _plot_limited(d: Decision, ci: float) -> Any:
-    c, w, inp = d.curves, _weights(d), d.inputs
+    """Usage 2: the ``r*`` posterior over the domain loss along ``D = D_d / r``."""
+    c, w, inp = d.curves, d.draw_weights(), d.inputs
     fig, axes = _figure(2, 1, figsize=(7.0, 6.5), sharex=True)
     r = d.posterior["r_domain"].to_numpy(float)
     _hist(axes[0, 0], r, w, "", bins=np.linspace(0, 1, 51))
@@ -125,7 +128,8 @@ def _plot_limited(d: Decision, ci: float) -> Any:
 
 
 def _plot_compute(d: Decision, ci: float) -> Any:
-    w, inp = _weights(d), d.inputs
+    """Usage 3: the per-draw optima on the iso-FLOP line, and the optimised loss against ``r`` when joint."""
+    w, inp = d.draw_weights(), d.inputs
     joint = "loss_opt" in d.curves
     fig, axes = _figure(1, 2 if joint else 1, figsize=(11.0 if joint else 6.5, 5.0))
     ax = axes[0, 0]
@@ -164,9 +168,10 @@ def _plot_compute(d: Decision, ci: float) -> Any:
 
 
 def _plot_curve(d: Decision, ci: float) -> Any:
+    """The critical curve: ``r*`` against CPT tokens with its band and the risk-aware ``r``."""
     fig, axes = _figure(1, 1, figsize=(7.0, 4.8))
     ax = axes[0, 0]
-    toks, R, w = d.curves["tokens"], d.curves["r"], _weights(d)
+    toks, R, w = d.curves["tokens"], d.curves["r"], d.draw_weights()
     b = quantile_band(R, w, ci)
     ax.fill_between(toks, b[0], b[2], label=f"{ci:.0%} band", **_BAND)
     ax.plot(toks, b[1], color="black", linestyle="-", marker="o", markersize=3, label="median r*")

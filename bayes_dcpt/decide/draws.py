@@ -1,0 +1,72 @@
+"""The law evaluated per posterior draw, and the facts every usage needs about a posterior.
+
+The usages solve their question separately for every draw, vectorised over the draws: :func:`law_draws`
+evaluates draw ``s`` at its own inputs ``[s]`` (what root-finding and minimising per draw need, unlike
+:meth:`~bayes_dcpt.posterior.draws.Posterior.surface`, which puts every draw on every input).
+:func:`answer_domains` picks and checks the domains a usage answers, :func:`posterior_weights` gives the
+normalised weights that every interval and probability respects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from bayes_dcpt.errors import InputError, UnknownDomainError
+from bayes_dcpt.laws.registry import BILLION
+from bayes_dcpt.posterior.draws import Posterior
+
+__all__ = ["answer_domains", "law_draws", "posterior_weights"]
+
+
+def answer_domains(post: Posterior, domain: str | None, targets: Sequence[str], usage: str) -> list[str]:
+    """The domains ``usage`` answers: ``[domain]``, or every domain fitted for all ``targets`` when ``None``.
+
+    Raises an :class:`~bayes_dcpt.errors.InputError` naming the usage when a target or domain is missing
+    (an :class:`~bayes_dcpt.errors.UnknownDomainError` for a domain the fit does not know).
+    """
+    for t in targets:
+        if t not in post.targets:
+            raise InputError(f"usage {usage!r} needs the {t} loss, but the fit has only {list(post.targets)}")
+    known = [d for d in post.domains if all((t, d) in post.params for t in targets)]
+    if domain is None:
+        if not known:
+            raise InputError(f"usage {usage!r}: no domain of the fit has the {' and '.join(targets)} loss")
+        return known
+    if domain not in post.domains:
+        raise UnknownDomainError(f"unknown domain {domain!r}; the fit knows {post.domains}")
+    if domain not in known:
+        raise InputError(f"usage {usage!r}: domain {domain!r} has no fitted {' and '.join(targets)} loss")
+    return [domain]
+
+
+def law_draws(post: Posterior, target: str, domain: str, n_params: Any, tokens: Any, r_domain: Any) -> np.ndarray:
+    """The law per draw where the inputs' *first axis is the draw* (size S or 1): shape ``(S, ...)``.
+
+    ``n_params`` and ``tokens`` are raw counts and ``r_domain`` the domain share (the general loss is
+    evaluated at its own ratio ``1 - r_domain``). Unlike :meth:`Posterior.surface` (every draw on every
+    input), this evaluates draw ``s`` at its own inputs ``[s]``, which vectorised root-finding needs.
+    """
+    N, D, rd = np.broadcast_arrays(*(np.asarray(v, float) for v in (n_params, tokens, r_domain)))
+    if N.ndim == 0:
+        N, D, rd = N[None], D[None], rd[None]
+    p = post.param_draws(target, domain)
+    pe = {k: np.asarray(v, float).reshape((-1,) + (1,) * (N.ndim - 1)) for k, v in p.items()}
+    r = rd if target == "domain" else 1.0 - rd
+    x: dict[str, Any] = {"N": N / BILLION, "D": D / BILLION, "r": r}
+    if "K" in pe:
+        x["K"] = pe["K"]
+    with np.errstate(all="ignore"):
+        out = np.asarray(post.law(np, pe, x), float)
+    return np.broadcast_to(out, (post.n_draws, *out.shape[1:])).copy()
+
+
+def posterior_weights(post: Posterior) -> np.ndarray:
+    """Normalised weights of the posterior's draws (equal when it has none): shape ``(S,)``, summing to 1."""
+    S = post.n_draws
+    if post.weights is None:
+        return np.full(S, 1.0 / S)
+    w = np.asarray(post.weights, float)
+    return w / w.sum()

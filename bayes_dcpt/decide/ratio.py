@@ -1,0 +1,258 @@
+"""Usage 1 of the D-CPT paper: the largest domain share that keeps the general loss within a threshold.
+
+:func:`tradeoff` solves ``max r  s.t.  L_g(N, D, 1 - r) <= threshold`` for every posterior draw (a grid scan,
+then bisection of the bracket after the last feasible grid point, so a non-monotone curve still gets its
+largest feasible ``r``), and adds the risk-aware answer: the largest ``r`` with ``P(constraint holds) >= prob``.
+:func:`critical_ratio_curve` solves the same question at several token budgets (the CMR paper's ``R_CMR(T)``).
+The threshold is relative to the base model's general loss (``T``, the D-CPT paper) or absolute
+(``epsilon``, the CMR paper). Draws where even ``r = 0`` breaks the threshold are flagged ``infeasible``
+(``r* = NaN``); draws where ``r = 1`` keeps it are flagged ``always_satisfied`` (``r* = 1``): counted, never dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_dcpt.decide.draws import answer_domains, law_draws, posterior_weights
+from bayes_dcpt.decide.inputs import number, positive, unit_interval
+from bayes_dcpt.decide.results import Decision, DecisionSet, one_or_set
+from bayes_dcpt.errors import InputError
+from bayes_dcpt.numerics.quantiles import weighted_quantile
+from bayes_dcpt.numerics.search import bisect_last_feasible
+from bayes_dcpt.posterior.draws import Posterior
+
+__all__ = ["R_GRID_SIZE", "critical_ratio_curve", "tradeoff"]
+
+#: Grid over ``r_domain`` on which constraints are scanned before the bracketing root-find.
+R_GRID_SIZE = 201
+
+
+def _base_loss(post: Posterior, domain: str, n_params: float, base_loss: Any, target: str = "general") -> float:
+    """The base model's loss ``L^0`` for ``domain``: given (a number or ``{domain: number}``) or measured."""
+    if base_loss is None:
+        return post.base_loss(domain, n_params, target)
+    if isinstance(base_loss, Mapping):
+        if domain not in base_loss:
+            raise InputError(f"base_loss has no entry for domain {domain!r} (given for {sorted(base_loss)})")
+        base_loss = base_loss[domain]
+    return positive("base_loss", base_loss)
+
+
+def _largest_feasible_r(post: Posterior, domain: str, n_params: float, tokens: float, threshold: float,
+                        grid: np.ndarray) -> dict[str, np.ndarray]:
+    """Largest feasible ``r_domain`` per draw for ``L_g(N, D, 1 - r) <= threshold``.
+
+    Scans a grid, then bisects the bracket after the last feasible grid point (exact to ~1e-15 for each
+    draw whatever the shape of the curve; when the curve is monotone this is the unique root).
+    """
+    def g(r: np.ndarray) -> np.ndarray:
+        return law_draws(post, "general", domain, n_params, tokens, r) - threshold
+
+    vals = g(grid[None, :])
+    ok = vals <= 0
+    any_ok = ok.any(axis=1)
+    always = ok[:, -1]
+    last = len(grid) - 1 - np.argmax(ok[:, ::-1], axis=1)
+    lo = grid[last]
+    hi = grid[np.minimum(last + 1, len(grid) - 1)]
+    r = bisect_last_feasible(lambda m: g(m), lo, hi)
+    r = np.where(always, 1.0, r)
+    r = np.where(any_ok, r, np.nan)
+    with np.errstate(invalid="ignore"):
+        monotone = np.all(np.diff(vals, axis=1) >= -1e-12 * np.maximum(1.0, np.abs(threshold)), axis=1)
+    return {"r": r, "always": always, "infeasible": ~any_ok, "monotone": monotone & np.isfinite(vals).all(axis=1),
+            "grid_values": vals, "grid_ok": ok}
+
+
+def _risk_aware(r_star: np.ndarray, monotone: np.ndarray, grid_ok: np.ndarray, grid: np.ndarray,
+                w: np.ndarray, prob: float) -> dict[str, Any]:
+    """``sup{r : P(constraint holds at r) >= prob}``.
+
+    When every draw's constraint curve is monotone, the set where draw s holds is ``[0, r*_s]``, so the
+    answer is exactly the weighted upper-tail quantile of ``r*`` (infeasible draws count as never
+    holding). Otherwise the probability is scanned on the grid.
+    """
+    if monotone.all():
+        v = np.where(np.isnan(r_star), -np.inf, r_star)
+        order = np.argsort(-v, kind="stable")
+        cw = np.cumsum(w[order])
+        k = min(int(np.searchsorted(cw, prob - 1e-12)), len(v) - 1)
+        val, method = float(v[order][k]), "exact"
+    else:
+        P = w @ grid_ok.astype(float)
+        idx = np.flatnonzero(P >= prob - 1e-12)
+        val, method = (float(grid[idx[-1]]) if idx.size else -np.inf), "grid"
+    feasible = bool(np.isfinite(val))
+    return {"prob": prob, "r_domain": val if feasible else float("nan"), "feasible": feasible, "method": method}
+
+
+def tradeoff(
+    post: Posterior,
+    *,
+    domain: str | None = None,
+    n_params: float,
+    tokens: float,
+    max_general_increase: float = 0.03,
+    relative: bool = True,
+    base_loss: float | Mapping[str, float] | None = None,
+    prob: float = 0.9,
+) -> Decision | DecisionSet:
+    """Usage 1: the largest domain share whose general-loss increase stays within a threshold, per draw.
+
+    Solves ``max r  s.t.  L_g(N, D, 1 - r) <= (1 + T) L_g^0`` (``relative=True``, the D-CPT paper) or
+    ``<= L_g^0 + epsilon`` (``relative=False``, the CMR paper's ``epsilon = 0.05``) for every draw. With
+    the domain loss falling in ``r`` this is the paper's ``argmin_r L_d`` under the constraint.
+    ``max_general_increase=0`` gives the critical ratio of the Data Mixing Laws paper (the general loss
+    returns exactly to the base loss).
+
+    Parameters
+    ----------
+    post
+        Posterior with the general loss (the domain loss, when fitted, is predicted at ``r*``).
+    domain
+        Domain to answer; ``None``: every fitted domain (a :class:`DecisionSet` when there are several).
+    n_params, tokens
+        Model size N and total CPT tokens D (raw counts, > 0).
+    max_general_increase
+        ``T`` (relative, 0.03 = 3%) or ``epsilon`` (absolute, in loss units); must be >= 0.
+    relative
+        Whether the threshold is relative to the base loss.
+    base_loss
+        The base model's general loss ``L_g^0`` (a number or ``{domain: number}``). Default: the
+        posterior's reference (the data's tokens == 0 rows at this ``n_params``).
+    prob
+        Probability level of the risk-aware answer: the largest ``r`` with
+        ``P(increase <= threshold) >= prob``.
+
+    Returns
+    -------
+    Decision or DecisionSet
+        ``posterior`` columns: ``draw, r_domain, loss_general, loss_domain, general_increase, feasible,
+        always_satisfied, monotone``. Infeasible draws (even ``r = 0`` breaks the threshold) have
+        ``r_domain = NaN``; always-satisfied draws (``r = 1`` is within it) have ``r_domain = 1``.
+    """
+    n_params = positive("n_params", n_params)
+    tokens = positive("tokens", tokens)
+    T = number("max_general_increase", max_general_increase)
+    if T < 0:
+        raise InputError(f"max_general_increase must be >= 0 (0 = no increase over the base loss), got {T!r}")
+    prob = unit_interval("prob", prob, open_=True)
+    grid = np.linspace(0.0, 1.0, R_GRID_SIZE)
+    out = []
+    for dom in answer_domains(post, domain, ("general",), "tradeoff"):
+        L0 = _base_loss(post, dom, n_params, base_loss)
+        threshold = L0 * (1.0 + T) if relative else L0 + T
+        inputs = {"domain": dom, "n_params": n_params, "tokens": tokens, "max_general_increase": T,
+                  "relative": bool(relative), "base_loss": L0, "threshold_loss": threshold, "prob": prob,
+                  "law": post.law.name}
+        out.append(_tradeoff_decision(post, inputs, grid))
+    return one_or_set(out)
+
+
+def _tradeoff_decision(post: Posterior, inputs: dict[str, Any], grid: np.ndarray) -> Decision:
+    """Usage 1 for one domain (``inputs`` as :func:`tradeoff` records them, threshold included)."""
+    dom, n_params, tokens, prob = inputs["domain"], inputs["n_params"], inputs["tokens"], inputs["prob"]
+    L0, threshold, relative = inputs["base_loss"], inputs["threshold_loss"], inputs["relative"]
+    res = _largest_feasible_r(post, dom, n_params, tokens, threshold, grid)
+    w = posterior_weights(post)
+    r = res["r"]
+    feas = ~res["infeasible"]
+    r_eval = np.where(feas, r, 0.0)
+    lg = np.where(feas, law_draws(post, "general", dom, n_params, tokens, r_eval), np.nan)
+    has_dom = ("domain", dom) in post.params
+    ld = np.where(feas, law_draws(post, "domain", dom, n_params, tokens, r_eval), np.nan) if has_dom \
+        else np.full_like(r, np.nan)
+    incr = (lg - L0) / L0 if relative else lg - L0
+    frame = pd.DataFrame({"draw": np.arange(post.n_draws), "r_domain": r, "loss_general": lg,
+                          "loss_domain": ld, "general_increase": incr, "feasible": feas,
+                          "always_satisfied": res["always"], "monotone": res["monotone"]})
+    ra = _risk_aware(r, res["monotone"], res["grid_ok"], grid, w, prob)
+    if ra["feasible"]:
+        ra["loss_general_median"] = float(weighted_quantile(
+            law_draws(post, "general", dom, n_params, tokens, ra["r_domain"]), (0.5,), w)[0])
+        if has_dom:
+            ra["loss_domain_median"] = float(weighted_quantile(
+                law_draws(post, "domain", dom, n_params, tokens, ra["r_domain"]), (0.5,), w)[0])
+    med = weighted_quantile(r, (0.5,), w)[0]
+    probs = {}
+    if np.isfinite(med):
+        holds = law_draws(post, "general", dom, n_params, tokens, med) <= threshold
+        probs[f"P(constraint holds at the median r* = {med:.4f})"] = float(np.sum(w * holds))
+    counts = {"n_draws": post.n_draws, "infeasible": int(res["infeasible"].sum()),
+              "always_satisfied": int(res["always"].sum()), "non_monotone": int((~res["monotone"]).sum())}
+    gv = res["grid_values"] + threshold
+    curves = {"r": grid, "general_increase": (gv - L0) / L0 if relative else gv - L0}
+    if has_dom:
+        curves["loss_domain"] = law_draws(post, "domain", dom, n_params, tokens, grid[None, :])
+    return Decision("tradeoff", dom, inputs, frame, post.weights, curves,
+                    {"counts": counts, "risk_aware": ra, "probabilities": probs})
+
+
+def critical_ratio_curve(
+    post: Posterior,
+    *,
+    domain: str | None = None,
+    n_params: float,
+    tokens_grid: Sequence[float],
+    max_general_increase: float = 0.03,
+    relative: bool = True,
+    base_loss: float | Mapping[str, float] | None = None,
+    prob: float = 0.9,
+) -> Decision | DecisionSet:
+    """The critical mixture ratio ``r*(D)`` against CPT tokens, per draw (the CMR paper's ``R_CMR(T)``).
+
+    Usage 1 solved at every token budget in ``tokens_grid``; ``posterior`` has one row per (draw,
+    tokens). The summary table has, per budget, the median and interval of ``r*``, the risk-aware ``r``
+    and the counts of infeasible and always-satisfied draws.
+    """
+    n_params = positive("n_params", n_params)
+    toks = np.atleast_1d(np.asarray(tokens_grid, dtype=object))
+    if toks.size == 0:
+        raise InputError("tokens_grid must hold at least one token budget")
+    toks = np.array([positive("tokens_grid", t) for t in toks], float)
+    toks = np.unique(toks)
+    T = number("max_general_increase", max_general_increase)
+    if T < 0:
+        raise InputError(f"max_general_increase must be >= 0, got {T!r}")
+    prob = unit_interval("prob", prob, open_=True)
+    grid = np.linspace(0.0, 1.0, R_GRID_SIZE)
+    out = []
+    for dom in answer_domains(post, domain, ("general",), "critical-curve"):
+        L0 = _base_loss(post, dom, n_params, base_loss)
+        threshold = L0 * (1.0 + T) if relative else L0 + T
+        inputs = {"domain": dom, "n_params": n_params, "tokens_grid": toks.tolist(), "max_general_increase": T,
+                  "relative": bool(relative), "base_loss": L0, "threshold_loss": threshold, "prob": prob,
+                  "law": post.law.name}
+        out.append(_curve_decision(post, inputs, toks, grid))
+    return one_or_set(out)
+
+
+def _curve_decision(post: Posterior, inputs: dict[str, Any], toks: np.ndarray, grid: np.ndarray) -> Decision:
+    """The critical curve for one domain: usage 1 at every budget in ``toks`` (sorted, unique)."""
+    dom, n_params, threshold = inputs["domain"], inputs["n_params"], inputs["threshold_loss"]
+    w = posterior_weights(post)
+    frames, ras = [], {}
+    R = np.empty((post.n_draws, toks.size))
+    for j, D in enumerate(toks):
+        res = _largest_feasible_r(post, dom, n_params, D, threshold, grid)
+        R[:, j] = res["r"]
+        frames.append(pd.DataFrame({"draw": np.arange(post.n_draws), "tokens": D, "r_domain": res["r"],
+                                    "feasible": ~res["infeasible"], "always_satisfied": res["always"],
+                                    "monotone": res["monotone"]}))
+        ras[float(D)] = _risk_aware(res["r"], res["monotone"], res["grid_ok"], grid, w, inputs["prob"])
+    frame = pd.concat(frames, ignore_index=True)
+    counts = {"n_draws": post.n_draws, "n_tokens": int(toks.size),
+              "infeasible (draw x budget)": int((~frame["feasible"]).sum()),
+              "always_satisfied (draw x budget)": int(frame["always_satisfied"].sum()),
+              "non_monotone (draw x budget)": int((~frame["monotone"]).sum())}
+    probs = {}
+    if toks.size > 1:
+        with np.errstate(invalid="ignore"):
+            up = R[:, -1] > R[:, 0]
+        probs["P(r* at the largest budget > r* at the smallest)"] = float(np.sum(w * up))
+    return Decision("critical-curve", dom, inputs, frame, post.weights, {"tokens": toks, "r": R},
+                    {"counts": counts, "risk_aware": ras, "probabilities": probs})

@@ -1,0 +1,300 @@
+"""What a decision returns: the per-draw answer of one usage for one domain, its summary, and one per domain.
+
+A :class:`Decision` keeps the whole posterior of the answer (one row per draw, flags included) so that
+every summary -- median, equal-tailed interval, probability statements, the risk-aware answer -- is computed
+from it on demand, for any interval level and respecting importance weights. :class:`DecisionSet` holds one
+decision per domain. ``Decision.plot()`` is late-bound (:mod:`bayes_dcpt.hooks`): figures live in
+:mod:`bayes_dcpt.viz`, a layer above this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_dcpt import hooks
+from bayes_dcpt.constants import CI_PROB
+from bayes_dcpt.decide.inputs import unit_interval
+from bayes_dcpt.encoding import to_jsonable
+from bayes_dcpt.errors import InputError, UnknownDomainError
+from bayes_dcpt.numerics.quantiles import weighted_quantile
+
+__all__ = ["Decision", "DecisionSet", "DecisionSummary", "format_value", "one_or_set"]
+
+
+def format_value(v: Any, spec: str = ".4g") -> str:
+    """``v`` formatted with ``spec`` for a table; ``"n/a"`` when it is missing or not finite."""
+    try:
+        return "n/a" if v is None or not np.isfinite(v) else format(float(v), spec)
+    except TypeError:
+        return str(v)
+
+
+@dataclass(frozen=True, eq=False)
+class DecisionSummary:
+    """The readable answer of one :class:`Decision`.
+
+    Attributes
+    ----------
+    table
+        One row per quantity (for the critical curve: per token budget) with ``median``, ``lo``, ``hi``,
+        ``mean`` and ``valid_share`` (weighted share of draws where the quantity is defined).
+    counts
+        Draw counts: ``n_draws`` and the usage's flags (``infeasible``, ``always_satisfied``, ...).
+    probabilities
+        Probability statements over all draws, e.g. ``"P(r* >= 0.5)"``.
+    risk_aware
+        Usage 1 only: ``{"prob", "r_domain", "method", ...}``; ``None`` otherwise.
+    """
+
+    usage: str
+    domain: str
+    ci: float
+    table: pd.DataFrame
+    counts: dict[str, int]
+    probabilities: dict[str, float]
+    risk_aware: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python form (JSON-ready)."""
+        return {"usage": self.usage, "domain": self.domain, "ci": self.ci,
+                "table": to_jsonable(self.table.reset_index().to_dict(orient="records")),
+                "counts": dict(self.counts), "probabilities": to_jsonable(self.probabilities),
+                "risk_aware": to_jsonable(self.risk_aware)}
+
+    def __str__(self) -> str:
+        lines = [f"{self.usage} decision for domain {self.domain!r} ({self.ci:.0%} intervals)",
+                 self.table.to_string(float_format=lambda v: f"{v:.5g}")]
+        lines.append("counts: " + ", ".join(f"{k}={v}" for k, v in self.counts.items()))
+        for k, v in self.probabilities.items():
+            lines.append(f"{k} = {v:.3f}")
+        if self.risk_aware is not None:
+            ra = self.risk_aware
+            lines.append(f"risk-aware r (P(constraint holds) >= {ra['prob']:g}): {format_value(ra['r_domain'])}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+#: Quantities summarised per usage: (column, label with unit).
+_QUANTITIES: dict[str, tuple[tuple[str, str], ...]] = {
+    "tradeoff": (("r_domain", "optimal domain share r*"), ("loss_general", "general loss at r* (nats)"),
+                 ("loss_domain", "domain loss at r* (nats)"), ("general_increase", "general-loss increase at r*")),
+    "limited-data": (("r_domain", "optimal domain share r*"), ("tokens_total", "total CPT tokens D = D_d / r*"),
+                     ("loss_domain", "domain loss at r* (nats)"), ("loss_general", "general loss at r* (nats)"),
+                     ("interior_max_domain_tokens", "largest D_d with an interior optimum (tokens)")),
+    "compute": (("r_domain", "domain share r"), ("n_params_opt", "optimal model size N (parameters)"),
+                ("tokens_opt", "optimal CPT tokens D"), ("tokens_per_param", "tokens per parameter D/N"),
+                ("loss_domain", "domain loss at the optimum (nats)"),
+                ("loss_general", "general loss at the optimum (nats)"),
+                ("a", "exponent a (N_opt ~ C^a)"), ("b", "exponent b (D_opt ~ C^b)"), ("G", "coefficient G")),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Decision:
+    """One usage answered for one domain, per posterior draw.
+
+    Attributes
+    ----------
+    usage
+        ``"tradeoff"``, ``"limited-data"``, ``"compute"`` or ``"critical-curve"``.
+    domain
+        The domain answered.
+    inputs
+        The inputs as used (including the base loss and threshold actually applied).
+    posterior
+        One row per draw (for the critical curve: per draw and token budget) with the answer
+        (``r_domain``, predicted losses, ``n_params_opt``, ``tokens_opt``, ...) and flags (``feasible``,
+        ``always_satisfied``, ``monotone``, ``interior``, ``degenerate``, ...). ``draw`` indexes the
+        posterior draw.
+    weights
+        Normalised importance weights of the draws (``None``: equal weights).
+    curves
+        Per-draw curves used by :meth:`plot` (e.g. the general-loss increase over an ``r`` grid).
+    extras
+        Usage-specific facts computed at solve time (e.g. the risk-aware ``r``).
+    """
+
+    usage: str
+    domain: str
+    inputs: dict[str, Any]
+    posterior: pd.DataFrame
+    weights: np.ndarray | None = None
+    curves: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------------------------- helpers
+    @property
+    def n_draws(self) -> int:
+        """Number of posterior draws S."""
+        return int(self.posterior["draw"].nunique())
+
+    def draw_weights(self) -> np.ndarray:
+        """Normalised weights of the draws (equal when the posterior has none)."""
+        S = self.n_draws
+        return np.full(S, 1.0 / S) if self.weights is None else np.asarray(self.weights, float)
+
+    def prob(self, column: str, op: str, value: float) -> float:
+        """Posterior probability of ``column <op> value`` over all draws (undefined values count as false).
+
+        ``op`` is one of ``">=", ">", "<=", "<", "=="``; for the critical curve the statement must hold
+        at every token budget.
+        """
+        ops = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less, "==": np.isclose}
+        if op not in ops:
+            raise InputError(f"op must be one of {list(ops)}, got {op!r}")
+        if column not in self.posterior:
+            raise InputError(f"unknown quantity {column!r}; available: {list(self.posterior.columns)}")
+        with np.errstate(invalid="ignore"):
+            hold = ops[op](self.posterior[column].to_numpy(float), value)
+        per_draw = pd.Series(hold).groupby(self.posterior["draw"].to_numpy()).all().to_numpy()
+        return float(np.sum(self.draw_weights() * per_draw))
+
+    def _flag_share(self, col: str) -> float:
+        return float(np.sum(self.draw_weights() * self.posterior[col].to_numpy(bool)))
+
+    # ------------------------------------------------------------------------------------- summary
+    def summary(self, ci: float = CI_PROB) -> DecisionSummary:
+        """The readable answer at interval level ``ci`` (weights respected).
+
+        Median, equal-tailed ``ci`` interval and mean of every quantity, draw counts, probability statements
+        and (usage 1) the risk-aware answer.
+        """
+        ci = unit_interval("ci", ci, open_=True)
+        lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
+        counts = dict(self.extras.get("counts", {}))
+        if self.weights is not None:
+            counts["effective_draws (importance weights)"] = round(1.0 / np.sum(self.draw_weights() ** 2))
+        probs = dict(self.extras.get("probabilities", {}))
+        if self.usage == "critical-curve":
+            return DecisionSummary(self.usage, self.domain, ci, self._curve_table(lo, hi), counts, probs, None)
+        table = self._quantity_table(lo, hi)
+        probs.update(self._usage_probabilities())
+        return DecisionSummary(self.usage, self.domain, ci, table, counts, probs, self.extras.get("risk_aware"))
+
+    def _quantity_table(self, lo: float, hi: float) -> pd.DataFrame:
+        """One row per quantity of the usage that is defined for some draw: median, interval, mean, share."""
+        w = self.draw_weights()
+        rows = []
+        for col, label in _QUANTITIES[self.usage]:
+            if col not in self.posterior:
+                continue
+            x = self.posterior[col].to_numpy(float)
+            ok = np.isfinite(x)
+            if not ok.any():
+                continue
+            q = weighted_quantile(x, (lo, 0.5, hi), w)
+            if col == "general_increase":
+                label += " (fraction of the base loss)" if self.inputs.get("relative") else " (nats)"
+            rows.append({"quantity": col, "description": label, "median": q[1], "lo": q[0], "hi": q[2],
+                         "mean": float(np.sum(w[ok] * x[ok]) / np.sum(w[ok])),
+                         "valid_share": float(np.sum(w[ok]))})
+        return pd.DataFrame(rows).set_index("quantity")
+
+    def _curve_table(self, lo: float, hi: float) -> pd.DataFrame:
+        """The critical curve: one row per token budget with the ``r*`` band, risk-aware ``r`` and counts."""
+        w = self.draw_weights()
+        rows = []
+        for tok, g in self.posterior.groupby("tokens", sort=True):
+            gw = w[g["draw"].to_numpy()]
+            r = g["r_domain"].to_numpy(float)
+            q = weighted_quantile(r, (lo, 0.5, hi), gw)
+            rows.append({"tokens": tok, "median": q[1], "lo": q[0], "hi": q[2],
+                         "risk_aware": self.extras["risk_aware"][float(tok)]["r_domain"],
+                         "infeasible": int((~g["feasible"]).sum()),
+                         "always_satisfied": int(g["always_satisfied"].sum())})
+        return pd.DataFrame(rows).set_index("tokens")
+
+    def _usage_probabilities(self) -> dict[str, float]:
+        """The probability statement each usage's summary adds to those computed at solve time."""
+        if self.usage == "tradeoff":
+            return {"P(r* >= 0.5)": self.prob("r_domain", ">=", 0.5)}
+        if self.usage == "limited-data":
+            return {"P(interior optimum r* < 1)": self._flag_share("interior")}
+        if self.usage == "compute":
+            return {"P(a > 0.5): extra compute goes more to N than to D": self.prob("a", ">", 0.5)}
+        return {}
+
+    def to_json(self, ci: float = CI_PROB) -> dict[str, Any]:
+        """What ``bayes-dcpt optimize --json`` prints (JSON-ready).
+
+        ``r_domain: {median, lo, hi}``, the predicted losses and other quantities in the same form, counts,
+        probabilities, the risk-aware answer and inputs.
+        """
+        s = self.summary(ci)
+        out: dict[str, Any] = {"usage": self.usage, "domain": self.domain, "ci": ci, "n_draws": self.n_draws,
+                               "inputs": to_jsonable(self.inputs)}
+        if self.weights is not None:
+            out["effective_draws"] = float(1.0 / np.sum(self.draw_weights() ** 2))
+        if self.usage == "critical-curve":
+            out["curve"] = to_jsonable(s.table.reset_index().to_dict(orient="records"))
+        else:
+            for q, row in s.table.iterrows():
+                out[str(q)] = to_jsonable({"median": row["median"], "lo": row["lo"], "hi": row["hi"],
+                                         "mean": row["mean"], "valid_share": row["valid_share"]})
+        out["counts"] = to_jsonable(s.counts)
+        out["probabilities"] = to_jsonable(s.probabilities)
+        if s.risk_aware is not None:
+            out["risk_aware"] = to_jsonable(s.risk_aware)
+        return out
+
+    def plot(self, *, ci: float = CI_PROB) -> Any:
+        """A matplotlib Figure of the answer (Agg-safe; grey-scale readable).
+
+        Usage 1: the ``r*`` posterior over the trade-off curves (general-loss increase and domain loss
+        against ``r`` with bands, the threshold and ``r*`` marked); usage 2: the domain loss along
+        ``D = D_d / r`` and the ``r*`` posterior; usage 3: the ``(N_opt, D_opt)`` draws on the iso-FLOP line
+        (and the optimised loss against ``r`` when optimised jointly); critical curve: ``r*`` against tokens.
+        """
+        return hooks.call("Decision.plot", self, ci=unit_interval("ci", ci, open_=True))
+
+    def __repr__(self) -> str:
+        return f"Decision(usage={self.usage!r}, domain={self.domain!r}, n_draws={self.n_draws})"
+
+
+class DecisionSet(Mapping[str, Decision]):
+    """One :class:`Decision` per domain (what a usage returns for a fit of several domains)."""
+
+    def __init__(self, decisions: Sequence[Decision]):
+        if not decisions:
+            raise InputError("a DecisionSet needs at least one decision")
+        self._d = {d.domain: d for d in decisions}
+        self.usage = decisions[0].usage
+
+    def __getitem__(self, domain: str) -> Decision:
+        if domain not in self._d:
+            raise UnknownDomainError(f"no decision for domain {domain!r}; have {list(self._d)}")
+        return self._d[domain]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def summary(self, ci: float = CI_PROB) -> pd.DataFrame:
+        """The per-domain summary tables stacked, with a ``domain`` column."""
+        parts = [self._d[k].summary(ci).table.reset_index().assign(domain=k) for k in self._d]
+        out = pd.concat(parts, ignore_index=True)
+        return out[["domain", *[c for c in out.columns if c != "domain"]]]
+
+    def to_json(self, ci: float = CI_PROB) -> dict[str, Any]:
+        """``{"usage": ..., "domains": {domain: Decision.to_json()}}``."""
+        return {"usage": self.usage, "domains": {k: d.to_json(ci) for k, d in self._d.items()}}
+
+    def plot(self, *, ci: float = CI_PROB) -> list[Any]:
+        """One figure per domain."""
+        return [d.plot(ci=ci) for d in self._d.values()]
+
+    def __repr__(self) -> str:
+        return f"DecisionSet(usage={self.usage!r}, domains={list(self._d)})"
+
+
+def one_or_set(decisions: list[Decision]) -> Decision | DecisionSet:
+    """What a usage returns: the decision itself for one domain, a :class:`DecisionSet` for several."""
+    return decisions[0] if len(decisions) == 1 else DecisionSet(decisions)

@@ -1,0 +1,67 @@
+"""Decisions as a terminal table (rich): what ``bayes-dcpt optimize`` prints.
+
+One row per (domain, quantity) with the median and the equal-tailed interval, then the risk-aware answer,
+the probability statements and the draw counts, so that a reader sees at once how sure the answer is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bayes_dcpt.constants import CI_PROB
+from bayes_dcpt.decide.results import Decision, DecisionSet, format_value
+from bayes_dcpt.errors import InputError
+
+__all__ = ["decision_table"]
+
+
+def decision_table(decisions: Decision | DecisionSet | Sequence[Decision], ci: float = CI_PROB) -> Any:
+    """A rich :class:`~rich.table.Table` of one or more decisions.
+
+    One row per (domain, quantity) with the median and the ``ci`` interval, then the counts, probabilities
+    and the risk-aware answer.
+    """
+    from rich.table import Table
+
+    if isinstance(decisions, Decision):
+        items = [decisions]
+    elif isinstance(decisions, DecisionSet):
+        items = list(decisions.values())
+    else:
+        items = list(decisions)
+    if not items:
+        raise InputError("decision_table needs at least one decision")
+    usage = items[0].usage
+    t = Table(title=f"{usage}: per-draw answers ({ci:.0%} equal-tailed intervals)", title_justify="left")
+    for col, kw in (("domain", {"style": "bold"}), ("quantity", {}), ("median", {"justify": "right"}),
+                    (f"{ci:.0%} interval", {"justify": "right"}), ("note", {})):
+        t.add_column(col, **kw)
+    for d in items:
+        _add_rows(t, d, ci)
+    return t
+
+
+def _add_rows(t: Any, d: Decision, ci: float) -> None:
+    """The rows of one decision: its quantities (or budgets), risk-aware answer, probabilities and counts."""
+    fmt = format_value
+    s = d.summary(ci)
+    if d.usage == "critical-curve":
+        for tok, row in s.table.iterrows():
+            t.add_row(d.domain, f"r* at D = {tok:.4g} tokens", fmt(row["median"]),
+                      f"{fmt(row['lo'])} .. {fmt(row['hi'])}",
+                      f"risk-aware {fmt(row['risk_aware'])}; infeasible {int(row['infeasible'])}, "
+                      f"always satisfied {int(row['always_satisfied'])}")
+    else:
+        for _, row in s.table.iterrows():
+            note = "" if row["valid_share"] > 0.9999 else f"defined for {row['valid_share']:.1%} of draws"
+            t.add_row(d.domain, str(row["description"]), fmt(row["median"]),
+                      f"{fmt(row['lo'])} .. {fmt(row['hi'])}", note)
+    if s.risk_aware is not None:
+        ra = s.risk_aware
+        t.add_row(d.domain, f"risk-aware r (P(constraint holds) >= {ra['prob']:g})", fmt(ra["r_domain"]), "",
+                  ra["method"] if ra["feasible"] else "no r meets the constraint with this probability")
+    for k, v in s.probabilities.items():
+        t.add_row(d.domain, k, f"{v:.3f}", "", "")
+    t.add_row(d.domain, "draws", str(s.counts.get("n_draws", d.n_draws)), "",
+              ", ".join(f"{k}: {v}" for k, v in s.counts.items() if k != "n_draws"))
