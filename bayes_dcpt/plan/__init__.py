@@ -25,8 +25,11 @@ from bayes_dcpt.plan.loop import (
     load_posterior,
     save_posterior,
 )
-from bayes_dcpt.plan.planner import (
-    Plan,
+from bayes_dcpt.plan.planner import suggest, suggest_for
+from bayes_dcpt.plan.result import Plan, plan_table
+from bayes_dcpt.plan.simulate import World, probe_grid
+from bayes_dcpt.plan.simulate_dynamics import DynamicsWorld
+from bayes_dcpt.plan.targets import (
     Target,
     TargetDraws,
     as_target,
@@ -34,14 +37,9 @@ from bayes_dcpt.plan.planner import (
     decision_target,
     loss_target,
     make_target,
-    plan_table,
-    suggest,
-    suggest_for,
     target_callable,
     target_draws,
 )
-from bayes_dcpt.plan.simulate import World, probe_grid
-from bayes_dcpt.plan.simulate_dynamics import DynamicsWorld
 from bayes_dcpt.plan.update import UpdateResult, run_log_likelihood, update
 
 __all__ = [
