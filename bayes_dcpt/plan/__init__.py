@@ -6,6 +6,7 @@ closes the loop (suggest, run, update or refit), against a simulated world (:cla
 runs, or the probe runner.
 """
 
+from bayes_dcpt.plan.baselines import baseline_order
 from bayes_dcpt.plan.candidates import (
     CANDIDATE_COLUMNS,
     candidates_from_menus,
@@ -15,16 +16,9 @@ from bayes_dcpt.plan.candidates import (
     validate_candidates,
 )
 from bayes_dcpt.plan.cost import CostModel
-from bayes_dcpt.plan.loop import (
-    LoopResult,
-    PlannerLoop,
-    SimulatorExecutor,
-    TableExecutor,
-    baseline_order,
-    gpu_hours_to_width,
-    load_posterior,
-    save_posterior,
-)
+from bayes_dcpt.plan.executors import SimulatorExecutor, TableExecutor
+from bayes_dcpt.plan.loop import LoopResult, PlannerLoop, gpu_hours_to_width
+from bayes_dcpt.plan.persistence import load_posterior, save_posterior
 from bayes_dcpt.plan.planner import suggest, suggest_for
 from bayes_dcpt.plan.result import Plan, plan_table
 from bayes_dcpt.plan.simulate import World, probe_grid
