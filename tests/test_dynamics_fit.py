@@ -196,7 +196,7 @@ def test_schedule_decision_errors(dyn_fit):
 
 # ------------------------------------------------------------------------------------------- planner
 def test_planner_takes_the_schedule_as_a_design_variable(dyn_fit, dyn_world):
-    from bayes_dcpt.plan.candidates import checkpoint_frame, schedules, validate_candidates
+    from bayes_dcpt.plan.candidates import checkpoint_frame, eval_checkpoints, validate_candidates
     from bayes_dcpt.plan.planner import loss_target, suggest
 
     tokens = 256 * dyn_world.tokens_per_step
@@ -204,7 +204,7 @@ def test_planner_takes_the_schedule_as_a_design_variable(dyn_fit, dyn_world):
                            "schedule": s.spec(), "n_checkpoints": 6} for s in DEFAULT_SCHEDULES.values()
                           for r in (0.25, 0.5, 0.75)])
     cv = validate_candidates(cands)
-    long = checkpoint_frame(cv, schedules(cv))
+    long = checkpoint_frame(cv, eval_checkpoints(cv))
     assert long["step"].max() == 256 and long["step"].min() >= 1 and "schedule" in long
     target = loss_target(pd.DataFrame({"domain": ["python"], "n_params": [dyn_world.n_params], "tokens": [tokens],
                                        "r_domain": [0.5], "schedule": [WSD], "step": [256]}), "domain")

@@ -6,6 +6,7 @@ closes the loop (suggest, run, update or refit), against a simulated world (:cla
 runs, or the probe runner.
 """
 
+from bayes_dcpt.plan.baselines import baseline_order
 from bayes_dcpt.plan.candidates import (
     CANDIDATE_COLUMNS,
     candidates_from_menus,
@@ -15,18 +16,14 @@ from bayes_dcpt.plan.candidates import (
     validate_candidates,
 )
 from bayes_dcpt.plan.cost import CostModel
-from bayes_dcpt.plan.loop import (
-    LoopResult,
-    PlannerLoop,
-    SimulatorExecutor,
-    TableExecutor,
-    baseline_order,
-    gpu_hours_to_width,
-    load_posterior,
-    save_posterior,
-)
-from bayes_dcpt.plan.planner import (
-    Plan,
+from bayes_dcpt.plan.executors import SimulatorExecutor, TableExecutor
+from bayes_dcpt.plan.loop import LoopResult, PlannerLoop, gpu_hours_to_width
+from bayes_dcpt.plan.persistence import load_posterior, save_posterior
+from bayes_dcpt.plan.planner import suggest, suggest_for
+from bayes_dcpt.plan.result import Plan, plan_table
+from bayes_dcpt.plan.simulate import World, probe_grid
+from bayes_dcpt.plan.simulate_dynamics import DynamicsWorld
+from bayes_dcpt.plan.targets import (
     Target,
     TargetDraws,
     as_target,
@@ -34,14 +31,9 @@ from bayes_dcpt.plan.planner import (
     decision_target,
     loss_target,
     make_target,
-    plan_table,
-    suggest,
-    suggest_for,
     target_callable,
     target_draws,
 )
-from bayes_dcpt.plan.simulate import World, probe_grid
-from bayes_dcpt.plan.simulate_dynamics import DynamicsWorld
 from bayes_dcpt.plan.update import UpdateResult, run_log_likelihood, update
 
 __all__ = [

@@ -45,8 +45,8 @@ __all__ = [
     "DEFAULT_N_CHECKPOINTS",
     "candidates_from_menus",
     "checkpoint_frame",
-    "read_candidates",
     "eval_checkpoints",
+    "read_candidates",
     "validate_candidates",
 ]
 
@@ -93,6 +93,31 @@ def validate_candidates(frame: pd.DataFrame, source: str | None = None) -> pd.Da
     if miss.any():
         problems.append(Problem("domain", "missing domain name", row_numbers(miss)))
     out["domain"] = dom.astype(str).str.strip()
+    _parse_numbers(out, problems)
+    _check_ranges(out, problems)
+    if "checkpoints" in out:
+        out["checkpoints"] = _parse_checkpoint_column(out, problems)
+    for col in ("schedule", "base_schedule"):
+        if col in out:
+            out[col] = _parse_schedule_column(out, col, problems)
+    if problems:
+        raise DataValidationError(problems, source)
+    if "n_checkpoints" in out:
+        out["n_checkpoints"] = out["n_checkpoints"].astype("Int64")
+    out = out.reset_index(drop=True)
+    out.attrs["bayes_dcpt_candidates"] = True
+    return out
+
+
+def _flag(problems: list[Problem], col: str, bad: Any, msg: str) -> None:
+    """Add a problem naming the rows where ``bad`` holds (none when it holds nowhere)."""
+    bad = np.asarray(bad, dtype=bool)
+    if bad.any():
+        problems.append(Problem(col, msg, row_numbers(bad)))
+
+
+def _parse_numbers(out: pd.DataFrame, problems: list[Problem]) -> None:
+    """Make the numeric columns floats in place; flag missing (where required), non-numeric and infinite values."""
     for c in ("n_params", "tokens", "r_domain", "n_checkpoints", "first_fraction", "pretrain_tokens"):
         if c not in out:
             continue
@@ -106,86 +131,83 @@ def validate_candidates(frame: pd.DataFrame, source: str | None = None) -> pd.Da
             problems.append(Problem(c, "infinite value", row_numbers(np.isinf(num))))
         out[c] = num
 
-    def check(col: str, bad: Any, msg: str) -> None:
-        bad = np.asarray(bad, dtype=bool)
-        if bad.any():
-            problems.append(Problem(col, msg, row_numbers(bad)))
 
-    check("n_params", out["n_params"] <= 0, "model size must be > 0")
-    check("tokens", out["tokens"] <= 0, "the probe's token budget must be > 0")
-    check("r_domain", (out["r_domain"] < 0) | (out["r_domain"] > 1), "must be in [0, 1]")
+def _check_ranges(out: pd.DataFrame, problems: list[Problem]) -> None:
+    """Flag values outside their range: sizes and budgets > 0, shares in [0, 1], schedules of evaluations."""
+    _flag(problems, "n_params", out["n_params"] <= 0, "model size must be > 0")
+    _flag(problems, "tokens", out["tokens"] <= 0, "the probe's token budget must be > 0")
+    _flag(problems, "r_domain", (out["r_domain"] < 0) | (out["r_domain"] > 1), "must be in [0, 1]")
     if "n_checkpoints" in out:
         nc = out["n_checkpoints"]
-        check(
+        _flag(
+            problems,
             "n_checkpoints",
             nc.notna() & ((nc < 1) | (nc != np.round(nc)) | (nc > _MAX_CHECKPOINTS)),
             f"must be a whole number from 1 to {_MAX_CHECKPOINTS}",
         )
     if "first_fraction" in out:
         ff = out["first_fraction"]
-        check("first_fraction", ff.notna() & ((ff <= 0) | (ff > 1)), "must be in (0, 1]")
+        _flag(problems, "first_fraction", ff.notna() & ((ff <= 0) | (ff > 1)), "must be in (0, 1]")
     if "pretrain_tokens" in out:
-        check(
+        _flag(
+            problems,
             "pretrain_tokens",
             out["pretrain_tokens"] < 0,
             "must be >= 0 (0 or empty: the base checkpoint exists)",
         )
-    if "checkpoints" in out:
-        bad_parse, bad_order = [], []
-        parsed = []
-        for i, (v, tok) in enumerate(zip(out["checkpoints"], out["tokens"], strict=True)):
-            try:
-                ck = _parse_checkpoints(v)
-            except ValueError:
-                bad_parse.append(i)
-                parsed.append(None)
-                continue
-            if ck is not None and (
-                ck.size == 0
-                or not np.all(np.isfinite(ck))
-                or (ck <= 0).any()
-                or np.any(np.diff(ck) <= 0)
-                or ck[-1] > tok * (1 + 1e-9)
-                or ck.size > _MAX_CHECKPOINTS
-            ):
-                bad_order.append(i)
-            parsed.append(None if ck is None else ";".join(f"{x:.10g}" for x in ck))
-        check(
-            "checkpoints", np.isin(np.arange(len(out)), bad_parse), "not a ';'-separated list of token counts"
-        )
-        check(
-            "checkpoints",
-            np.isin(np.arange(len(out)), bad_order),
-            f"token counts must be > 0, increasing, at most {_MAX_CHECKPOINTS} and within the row's tokens",
-        )
-        out["checkpoints"] = pd.Series(parsed, index=out.index, dtype=object)
-    for col in ("schedule", "base_schedule"):
-        if col not in out:
-            continue
-        from bayes_dcpt.laws.lr_schedules import ScheduleError, parse_schedule
 
-        specs, bad = [], {}
-        for i, v in enumerate(out[col]):
-            if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()):
-                if col == "schedule":
-                    bad.setdefault("missing schedule", []).append(i)
-                specs.append(None)
-                continue
-            try:
-                specs.append(parse_schedule(v).spec())
-            except ScheduleError as exc:
-                bad.setdefault(str(exc), []).append(i)
-                specs.append(None)
-        for msg, idx in bad.items():
-            problems.append(Problem(col, msg, tuple(i + 1 for i in idx)))
-        out[col] = pd.Series(specs, index=out.index, dtype=object)
-    if problems:
-        raise DataValidationError(problems, source)
-    if "n_checkpoints" in out:
-        out["n_checkpoints"] = out["n_checkpoints"].astype("Int64")
-    out = out.reset_index(drop=True)
-    out.attrs["bayes_dcpt_candidates"] = True
-    return out
+
+def _parse_checkpoint_column(out: pd.DataFrame, problems: list[Problem]) -> pd.Series:
+    """The explicit checkpoint lists in a canonical ``;``-separated form; flag unparsable or invalid ones."""
+    bad_parse, bad_order = [], []
+    parsed = []
+    for i, (v, tok) in enumerate(zip(out["checkpoints"], out["tokens"], strict=True)):
+        try:
+            ck = _parse_checkpoints(v)
+        except ValueError:
+            bad_parse.append(i)
+            parsed.append(None)
+            continue
+        if ck is not None and (
+            ck.size == 0
+            or not np.all(np.isfinite(ck))
+            or (ck <= 0).any()
+            or np.any(np.diff(ck) <= 0)
+            or ck[-1] > tok * (1 + 1e-9)
+            or ck.size > _MAX_CHECKPOINTS
+        ):
+            bad_order.append(i)
+        parsed.append(None if ck is None else ";".join(f"{x:.10g}" for x in ck))
+    rows = np.arange(len(out))
+    _flag(problems, "checkpoints", np.isin(rows, bad_parse), "not a ';'-separated list of token counts")
+    _flag(
+        problems,
+        "checkpoints",
+        np.isin(rows, bad_order),
+        f"token counts must be > 0, increasing, at most {_MAX_CHECKPOINTS} and within the row's tokens",
+    )
+    return pd.Series(parsed, index=out.index, dtype=object)
+
+
+def _parse_schedule_column(out: pd.DataFrame, col: str, problems: list[Problem]) -> pd.Series:
+    """LR schedules in their canonical spec (``schedule`` is required on every row, ``base_schedule`` not)."""
+    from bayes_dcpt.laws.lr_schedules import ScheduleError, parse_schedule
+
+    specs, bad = [], {}
+    for i, v in enumerate(out[col]):
+        if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()):
+            if col == "schedule":
+                bad.setdefault("missing schedule", []).append(i)
+            specs.append(None)
+            continue
+        try:
+            specs.append(parse_schedule(v).spec())
+        except ScheduleError as exc:
+            bad.setdefault(str(exc), []).append(i)
+            specs.append(None)
+    for msg, idx in bad.items():
+        problems.append(Problem(col, msg, tuple(i + 1 for i in idx)))
+    return pd.Series(specs, index=out.index, dtype=object)
 
 
 def read_candidates(path: str | Path) -> pd.DataFrame:

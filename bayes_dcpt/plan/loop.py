@@ -4,17 +4,17 @@
 
 1. choosing a batch of ``k`` probes (the planner's :func:`~bayes_dcpt.plan.planner.suggest`, or a baseline:
    ``"uniform"`` grid coverage, ``"random"``, ``"cheapest"`` first);
-2. running them through an :class:`Executor`: :class:`SimulatorExecutor` answers from a known law
-   (:class:`bayes_dcpt.plan.simulate.World`), :class:`TableExecutor` reveals the measured curves of a grid of
-   real runs (pool-based: every run of the grid is a candidate, each can be chosen once), and the probe
-   runner can be wrapped the same way;
+2. running them through an executor (:mod:`bayes_dcpt.plan.executors`: a simulated world, a table of
+   measured runs, or the probe runner);
 3. updating the posterior by PSIS reweighting (:func:`bayes_dcpt.plan.update.update`) when that is reliable
    (k-hat < 0.7 and an ESS of at least ``min_ess``), else calling ``refit(all_data) -> Posterior`` (the seam
-   for the PyMC fit; :class:`bayes_dcpt.smc.SMCRefit` is a fast numpy stand-in);
+   for the PyMC fit; :class:`bayes_dcpt.fitting.smc.SMCRefit` is a fast numpy stand-in);
 
 and records every round (probes, GPU-hours, the target's interval width, the update diagnostics). With a
 ``state_dir`` every result is stored as it lands (``data.csv``, ``rounds.jsonl``, ``posterior.npz``,
-``plan_round<N>.csv``, ``config.json``) and :meth:`PlannerLoop.resume` continues after an interruption.
+``plan_round<N>.csv``, ``config.json``; :mod:`bayes_dcpt.plan.persistence`) and :meth:`PlannerLoop.resume`
+continues after an interruption. The baselines are in :mod:`bayes_dcpt.plan.baselines`; this module
+re-exports the executors, baselines and posterior files it uses.
 
 Quickstart::
 
@@ -27,28 +27,27 @@ Quickstart::
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.data import schema as _data
-from bayes_dcpt.encoding import dumps
 from bayes_dcpt.errors import BayesDCPTError
-from bayes_dcpt.laws.registry import get_law
-from bayes_dcpt.plan.candidates import eval_checkpoints, validate_candidates
+from bayes_dcpt.plan.baselines import STRATEGIES, baseline_order
+from bayes_dcpt.plan.candidates import validate_candidates
 from bayes_dcpt.plan.cost import CostModel
-from bayes_dcpt.plan.planner import Target, as_target, suggest
-from bayes_dcpt.plan.simulate import World
-from bayes_dcpt.plan.update import update
+from bayes_dcpt.plan.executors import Executor, SimulatorExecutor, TableExecutor
+from bayes_dcpt.plan.persistence import load_posterior, read_loop_state, save_posterior, write_atomic, write_round
+from bayes_dcpt.plan.planner import suggest
+from bayes_dcpt.plan.targets import Target, as_target
+from bayes_dcpt.plan.update import UpdateResult, update
 from bayes_dcpt.posterior.draws import Posterior, weighted_quantile
 
 __all__ = [
@@ -64,198 +63,13 @@ __all__ = [
     "save_posterior",
 ]
 
-STRATEGIES = ("planner", "uniform", "random", "cheapest")
-
-
-# ============================================================================================ executors
-class Executor(Protocol):
-    """Runs probes and returns their measured rows (schema of :mod:`bayes_dcpt.data.schema`, with ``run_id``)."""
-
-    def run(self, probes: pd.DataFrame, *, round: int) -> pd.DataFrame: ...
-
-
-@dataclass
-class SimulatorExecutor:
-    """Answers probes from a known law: losses at every checkpoint with run offsets and noise.
-
-    Each probe becomes a new run (``run_id`` = ``sim-r<round>-p<i>``); outcomes are seeded by
-    ``(seed, round)``, so a resumed loop sees the same outcomes as an uninterrupted one.
-    """
-
-    world: World
-    seed: int = 0
-    n_checkpoints: int = 8
-    first_fraction: float = 0.02
-    pool: bool = False
-
-    def run(self, probes: pd.DataFrame, *, round: int) -> pd.DataFrame:
-        probes = probes.reset_index(drop=True)
-        scheds = eval_checkpoints(probes, self.n_checkpoints, self.first_fraction)
-        parts = []
-        for i, ck in enumerate(scheds):
-            row = probes.iloc[i]
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "domain": row["domain"],
-                        "n_params": float(row["n_params"]),
-                        "tokens": ck,
-                        "r_domain": float(row["r_domain"]),
-                        "run_id": f"sim-r{round}-p{i}",
-                    }
-                )
-            )
-        grid = pd.concat(parts, ignore_index=True)
-        seed = int(np.random.SeedSequence([self.seed, round]).generate_state(1)[0])
-        return self.world.simulate(grid, seed=seed, base_rows=False)
-
-
-@dataclass
-class TableExecutor:
-    """Pool-based executor over a measured grid: choosing a run reveals its measured rows.
-
-    :meth:`candidates` lists every run once (its ``tokens`` is the run's last checkpoint and its
-    ``checkpoints`` the measured ones); :meth:`base_rows` gives the base-model rows (tokens == 0).
-    """
-
-    table: pd.DataFrame
-    pool: bool = True
-
-    def __post_init__(self) -> None:
-        self.table = _data.load(self.table)
-
-    def candidates(self) -> pd.DataFrame:
-        """One candidate per measured run."""
-        cpt = _data.fit_rows(self.table)
-        rows = []
-        for rid, g in cpt.groupby("run_id", sort=True):
-            g = g.sort_values("tokens")
-            rows.append(
-                {
-                    "domain": g["domain"].iloc[0],
-                    "n_params": float(g["n_params"].iloc[0]),
-                    "tokens": float(g["tokens"].iloc[-1]),
-                    "r_domain": float(g["r_domain"].iloc[0]),
-                    "checkpoints": ";".join(f"{x:.10g}" for x in g["tokens"]),
-                    "run_id": str(rid),
-                }
-            )
-        return validate_candidates(pd.DataFrame(rows))
-
-    def base_rows(self) -> pd.DataFrame:
-        """The base-model rows of the grid."""
-        return self.table[self.table["tokens"] == 0].reset_index(drop=True)
-
-    def run(self, probes: pd.DataFrame, *, round: int) -> pd.DataFrame:
-        if "run_id" not in probes:
-            raise BayesDCPTError(
-                "a table executor needs the probes' run_id (choose from TableExecutor.candidates())"
-            )
-        want = probes["run_id"].astype(str).tolist()
-        known = set(self.table["run_id"].astype(str))
-        missing = [r for r in want if r not in known]
-        if missing:
-            raise BayesDCPTError(f"runs not in the measured table: {missing[:5]}")
-        t = self.table
-        return t[t["run_id"].astype(str).isin(want) & (t["tokens"] > 0)].reset_index(drop=True)
-
-
-# ====================================================================================== persistence
-def save_posterior(post: Posterior, path: str | Path, **meta: Any) -> Path:
-    """Store a posterior's draws, weights, context and reference in one ``.npz`` file (atomic write)."""
-    arrays: dict[str, np.ndarray] = {}
-    for (t, d), p in post.params.items():
-        for name, v in p.items():
-            arrays[f"p|{t}|{d}|{name}"] = np.asarray(v, float)
-    for t, nz in post.noise.items():
-        for name, v in nz.items():
-            arrays[f"n|{t}|{name}"] = np.asarray(v, float)
-    if post.weights is not None:
-        arrays["weights"] = np.asarray(post.weights, float)
-    header = {
-        "law": post.law.name,
-        "ctx": {k: float(v) for k, v in post.ctx.items()},
-        "reference": post.reference.to_csv(index=False),
-        "meta": meta,
-    }
-    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, p)
-    return p
-
-
-def load_posterior(path: str | Path) -> tuple[Posterior, dict[str, Any]]:
-    """Read a posterior written by :func:`save_posterior`; returns it and the stored ``meta``."""
-    with np.load(path) as z:
-        header = json.loads(bytes(z["header"]).decode())
-        params: dict[tuple[str, str], dict[str, np.ndarray]] = {}
-        noise: dict[str, dict[str, np.ndarray]] = {}
-        weights = None
-        for key in z.files:
-            parts = key.split("|")
-            if parts[0] == "p":
-                params.setdefault((parts[1], parts[2]), {})[parts[3]] = z[key]
-            elif parts[0] == "n":
-                noise.setdefault(parts[1], {})[parts[2]] = z[key]
-            elif key == "weights":
-                weights = z[key]
-    law = get_law(header["law"])
-    order = {n: i for i, n in enumerate(law.param_names)}
-    params = {k: dict(sorted(v.items(), key=lambda kv: order.get(kv[0], 99))) for k, v in params.items()}
-    post = Posterior(law, params, noise, header["ctx"], weights=weights)
-    if header["reference"].strip():
-        post.reference = pd.read_csv(io.StringIO(header["reference"]))
-    return post, header.get("meta", {})
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-# ========================================================================================= baselines
-def _spread_order(cands: pd.DataFrame) -> np.ndarray:
-    """Farthest-point traversal of the design (log N, log D, r scaled to [0, 1]): uniform coverage first."""
-    X = np.column_stack(
-        [
-            np.log(cands["n_params"].to_numpy(float)),
-            np.log(cands["tokens"].to_numpy(float)),
-            cands["r_domain"].to_numpy(float),
-        ]
-    )
-    span = X.max(axis=0) - X.min(axis=0)
-    X = (X - X.min(axis=0)) / np.where(span > 0, span, 1.0)
-    n = len(X)
-    order = [int(np.argmin(np.abs(X - X.mean(axis=0)).sum(axis=1)))]
-    dmin = np.linalg.norm(X - X[order[0]], axis=1)
-    for _ in range(n - 1):
-        dmin[order] = -1.0
-        nxt = int(np.argmax(dmin))
-        order.append(nxt)
-        dmin = np.minimum(dmin, np.linalg.norm(X - X[nxt], axis=1))
-    return np.array(order)
-
-
-def baseline_order(
-    strategy: str, cands: pd.DataFrame, hours: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """Preference order of the candidates under a baseline (``uniform``, ``random``, ``cheapest``)."""
-    spread = _spread_order(cands)
-    if strategy == "uniform":
-        return spread
-    if strategy == "random":
-        return rng.permutation(len(cands))
-    if strategy == "cheapest":
-        pos = np.empty(len(cands), int)
-        pos[spread] = np.arange(len(cands))
-        return np.lexsort((pos, hours))
-    raise BayesDCPTError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
-
 
 # ============================================================================================== loop
+_RESUMED_SETTINGS = (
+    "strategy", "k", "budget_gpu_hours", "stop_width", "min_info_per_gpu_hour", "kappa", "seed", "min_ess",
+)
+
+
 @dataclass
 class LoopResult:
     """History of a closed loop: one row per round, the data gathered and the final posterior."""
@@ -282,6 +96,22 @@ def gpu_hours_to_width(history: pd.DataFrame, width: float, max_clipped_share: f
     return float(hit["cum_gpu_hours"].iloc[0]) if len(hit) else float("inf")
 
 
+def _probe_records(probes: pd.DataFrame, idx: np.ndarray, hours: np.ndarray) -> list[dict[str, Any]]:
+    """One JSON-ready record per probe of a round: its candidate index, design, run id and GPU-hours."""
+    return [
+        {
+            "cand": int(c),
+            "domain": str(r["domain"]),
+            "n_params": float(r["n_params"]),
+            "tokens": float(r["tokens"]),
+            "r_domain": float(r["r_domain"]),
+            "run_id": str(r["run_id"]) if "run_id" in r else None,
+            "gpu_hours": float(h),
+        }
+        for c, (_, r), h in zip(idx, probes.iterrows(), hours, strict=True)
+    ]
+
+
 @dataclass
 class PlannerLoop:
     """Alternate suggest -> execute -> update/refit until a stopping rule fires.
@@ -291,8 +121,8 @@ class PlannerLoop:
     candidates
         Candidate table (for a pool, with ``run_id``; executed runs are removed from it).
     target
-        Planner target (:class:`~bayes_dcpt.plan.planner.Target` or anything :func:`~bayes_dcpt.plan.planner.as_target`
-        accepts); its interval width is what the loop tracks.
+        Planner target (:class:`~bayes_dcpt.plan.targets.Target` or anything
+        :func:`~bayes_dcpt.plan.targets.as_target` accepts); its interval width is what the loop tracks.
     executor
         Runs probes (:class:`SimulatorExecutor`, :class:`TableExecutor`, or any object with ``run``).
     refit
@@ -361,22 +191,25 @@ class PlannerLoop:
             self.posterior = self.refit(self._fit_frame())
         self._used = np.zeros(len(self.candidates), bool)
         if self.state_dir is not None:
-            self.state_dir = Path(self.state_dir)
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            cfg = self._config()
-            cfg_path = self.state_dir / "config.json"
-            if cfg_path.exists() and not self.history:
-                old = json.loads(cfg_path.read_text())
-                if old != cfg:
-                    raise BayesDCPTError(
-                        f"{self.state_dir} holds another loop ({old}); use PlannerLoop.resume or a "
-                        "new directory"
-                    )
-            _write_text(cfg_path, json.dumps(cfg, indent=1))
-            if not (self.state_dir / "rounds.jsonl").exists():
-                self._save(0)
+            self._open_state_dir()
 
     # --------------------------------------------------------------------------------- persistence
+    def _open_state_dir(self) -> None:
+        """Create the state directory, refuse one holding another loop, write the config (and round 0)."""
+        self.state_dir = Path(self.state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        cfg = self._config()
+        cfg_path = self.state_dir / "config.json"
+        if cfg_path.exists() and not self.history:
+            old = json.loads(cfg_path.read_text())
+            if old != cfg:
+                raise BayesDCPTError(
+                    f"{self.state_dir} holds another loop ({old}); use PlannerLoop.resume or a new directory"
+                )
+        write_atomic(cfg_path, json.dumps(cfg, indent=1))
+        if not (self.state_dir / "rounds.jsonl").exists():
+            self._save(0)
+
     def _config(self) -> dict[str, Any]:
         return {
             "strategy": self.strategy,
@@ -397,18 +230,8 @@ class PlannerLoop:
     def _save(self, round_: int, plan_table: pd.DataFrame | None = None) -> None:
         if self.state_dir is None:
             return
-        d = Path(self.state_dir)
-        buf = io.StringIO()
-        self.data.to_csv(buf, index=False)
-        _write_text(d / "data.csv", buf.getvalue())
-        save_posterior(self.posterior, d / "posterior.npz", round=round_)
-        if plan_table is not None:
-            plan_table.to_csv(d / f"plan_round{round_}.csv", index=False)
-        if round_ > 0:
-            with open(d / "rounds.jsonl", "a") as fh:
-                fh.write(dumps(self.history[-1]) + "\n")
-        elif not (d / "rounds.jsonl").exists():
-            _write_text(d / "rounds.jsonl", "")
+        record = self.history[-1] if round_ > 0 else None
+        write_round(Path(self.state_dir), self.data, self.posterior, round_, plan_table, record)
 
     @classmethod
     def resume(
@@ -423,36 +246,8 @@ class PlannerLoop:
     ) -> PlannerLoop:
         """Continue a loop from ``state_dir`` after an interruption (same settings as when it started)."""
         d = Path(state_dir)
-        if not (d / "config.json").exists():
-            raise BayesDCPTError(f"{d} holds no loop state (config.json missing)")
-        cfg = json.loads((d / "config.json").read_text())
-        lines = (
-            [ln for ln in (d / "rounds.jsonl").read_text().splitlines() if ln.strip()]
-            if (d / "rounds.jsonl").exists()
-            else []
-        )
-        history = [json.loads(ln) for ln in lines]
-        done = len(history)
-        data = pd.read_csv(d / "data.csv")
-        data = data[data["loop_round"] <= done].reset_index(drop=True)
-        post = None
-        if (d / "posterior.npz").exists():
-            post, meta = load_posterior(d / "posterior.npz")
-            if int(meta.get("round", -1)) != done:
-                post = None
-        settings = {
-            k: cfg[k]
-            for k in (
-                "strategy",
-                "k",
-                "budget_gpu_hours",
-                "stop_width",
-                "min_info_per_gpu_hour",
-                "kappa",
-                "seed",
-                "min_ess",
-            )
-        }
+        cfg, history, data, post = read_loop_state(d)
+        settings = {k: cfg[k] for k in _RESUMED_SETTINGS}
         settings.update(kwargs)
         loop = cls(
             candidates=candidates,
@@ -523,35 +318,45 @@ class PlannerLoop:
         if not avail.any():
             return self.candidates.iloc[[]], np.zeros(0, int), {"stop": "no affordable candidate left"}, None
         if self.strategy == "planner":
-            sub = self.candidates[avail].copy()
-            sub["_cand"] = np.flatnonzero(avail)
-            kw = {"verify_top": 5, **self.suggest_kwargs}
-            plan = suggest(
-                self.posterior,
-                sub,
-                self._target,
-                k=self.k,
-                budget_gpu_hours=remaining,
-                cost_model=self.cost_model,
-                kappa=self.kappa,
-                seed=self.seed + round_,
-                stop_width=self.stop_width,
-                min_info_per_gpu_hour=self.min_info_per_gpu_hour,
-                allow_repeats=not self.pool,
-                singleton_check=False,
-                ci=self.ci,
-                **kw,
-            )
-            info = {
-                "planned_info": plan.info_batch,
-                "planned_width": plan.width_after_batch,
-                "stop": "; ".join(plan.stop_reasons) if plan.stop else "",
-            }
-            if plan.table.empty:
-                info["stop"] = info["stop"] or "the planner proposes no probe"
-                return self.candidates.iloc[[]], np.zeros(0, int), info, plan.table
-            idx = plan.table["_cand"].to_numpy(int)
-            return self.candidates.iloc[idx], idx, info, plan.table.drop(columns=["_cand"])
+            return self._choose_by_planner(round_, avail, remaining)
+        return self._choose_by_baseline(round_, avail, remaining, hours)
+
+    def _choose_by_planner(
+        self, round_: int, avail: np.ndarray, remaining: float | None
+    ) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any], pd.DataFrame | None]:
+        sub = self.candidates[avail].copy()
+        sub["_cand"] = np.flatnonzero(avail)
+        kw = {"verify_top": 5, **self.suggest_kwargs}
+        plan = suggest(
+            self.posterior,
+            sub,
+            self._target,
+            k=self.k,
+            budget_gpu_hours=remaining,
+            cost_model=self.cost_model,
+            kappa=self.kappa,
+            seed=self.seed + round_,
+            stop_width=self.stop_width,
+            min_info_per_gpu_hour=self.min_info_per_gpu_hour,
+            allow_repeats=not self.pool,
+            singleton_check=False,
+            ci=self.ci,
+            **kw,
+        )
+        info = {
+            "planned_info": plan.info_batch,
+            "planned_width": plan.width_after_batch,
+            "stop": "; ".join(plan.stop_reasons) if plan.stop else "",
+        }
+        if plan.table.empty:
+            info["stop"] = info["stop"] or "the planner proposes no probe"
+            return self.candidates.iloc[[]], np.zeros(0, int), info, plan.table
+        idx = plan.table["_cand"].to_numpy(int)
+        return self.candidates.iloc[idx], idx, info, plan.table.drop(columns=["_cand"])
+
+    def _choose_by_baseline(
+        self, round_: int, avail: np.ndarray, remaining: float | None, hours: np.ndarray
+    ) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any], pd.DataFrame | None]:
         rng = np.random.default_rng([self.seed, round_, 17])
         order = baseline_order(self.strategy, self.candidates, hours, rng)
         fresh = order[avail[order] & ~self._used[order]]
@@ -575,14 +380,47 @@ class PlannerLoop:
             return None
         t0 = time.perf_counter()
         before = self.target_summary()
-        w_before, med_before = before["width"], before["median"]
         if self._reached(before):
-            self.stopped = f"interval width {w_before:.4g} <= {self.stop_width:.4g}"
+            self.stopped = f"interval width {before['width']:.4g} <= {self.stop_width:.4g}"
             return None
         probes, idx, info, plan_table = self._choose(round_)
         if probes.empty:
             self.stopped = info.get("stop") or "no probe chosen"
             return None
+        hours, res, reliable = self._execute_and_update(round_, probes, idx)
+        after = self.target_summary()
+        rec = {
+            "round": round_,
+            "strategy": self.strategy,
+            "probes": _probe_records(probes, idx, hours),
+            "gpu_hours": float(hours.sum()),
+            "cum_gpu_hours": self.spent + float(hours.sum()),
+            "width_before": before["width"],
+            "width_after": after["width"],
+            "median_before": before["median"],
+            "median_after": after["median"],
+            "lo_after": after["lo"],
+            "hi_after": after["hi"],
+            "clipped_share_before": before["clipped_share"],
+            "clipped_share_after": after["clipped_share"],
+            "khat": res.khat,
+            "ess": res.ess,
+            "reweighted": bool(reliable),
+            "refit": not reliable,
+            "seconds": time.perf_counter() - t0,
+            **info,
+        }
+        self.history.append(rec)
+        self._save(round_, plan_table)
+        return rec
+
+    def _execute_and_update(
+        self, round_: int, probes: pd.DataFrame, idx: np.ndarray
+    ) -> tuple[np.ndarray, UpdateResult, bool]:
+        """Run the probes, add their rows to the data, and reweight the posterior (or refit when unreliable).
+
+        Returns the probes' GPU-hours, the reweighting result and whether it was used.
+        """
         rows = self.executor.run(
             probes.drop(columns=["_cand"], errors="ignore").reset_index(drop=True), round=round_
         )
@@ -597,43 +435,7 @@ class PlannerLoop:
         else:
             self.posterior = self.refit(self._fit_frame())
         self._used[idx] = True
-        after = self.target_summary()
-        w_after, med_after, lo_after, hi_after = after["width"], after["median"], after["lo"], after["hi"]
-        rec = {
-            "round": round_,
-            "strategy": self.strategy,
-            "probes": [
-                {
-                    "cand": int(c),
-                    "domain": str(r["domain"]),
-                    "n_params": float(r["n_params"]),
-                    "tokens": float(r["tokens"]),
-                    "r_domain": float(r["r_domain"]),
-                    "run_id": str(r["run_id"]) if "run_id" in r else None,
-                    "gpu_hours": float(h),
-                }
-                for c, (_, r), h in zip(idx, probes.iterrows(), hours, strict=True)
-            ],
-            "gpu_hours": float(hours.sum()),
-            "cum_gpu_hours": self.spent + float(hours.sum()),
-            "width_before": w_before,
-            "width_after": w_after,
-            "median_before": med_before,
-            "median_after": med_after,
-            "lo_after": lo_after,
-            "hi_after": hi_after,
-            "clipped_share_before": before["clipped_share"],
-            "clipped_share_after": after["clipped_share"],
-            "khat": res.khat,
-            "ess": res.ess,
-            "reweighted": bool(reliable),
-            "refit": not reliable,
-            "seconds": time.perf_counter() - t0,
-            **info,
-        }
-        self.history.append(rec)
-        self._save(round_, plan_table)
-        return rec
+        return hours, res, reliable
 
     def run(self) -> LoopResult:
         """Run rounds until a stopping rule fires."""

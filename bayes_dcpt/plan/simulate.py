@@ -1,5 +1,4 @@
-"""Synthetic CPT worlds with known parameters: for tests, simulation-based calibration and the planner's
-closed-loop benchmarks.
+"""Synthetic CPT worlds with known parameters: for tests, simulation-based calibration and the planner's benchmarks.
 
 A :class:`World` holds true law parameters per (target, domain), base-model losses, the observation
 noise (``sigma`` on the log-loss scale) and the per-run offset (``tau``: a run's checkpoints share one
@@ -73,8 +72,10 @@ class World:
     def default(cls, domains: Iterable[str] = ("code",), *, law: str = "dcpt", spread: float = 0.15,
                 seed: int = 0, sigma: float = 0.004, tau: float = 0.003,
                 vary: tuple[str, ...] = ("E", "A", "B")) -> World:
-        """The :data:`DEFAULT_TRUTH` with the coefficients ``vary`` (and C with B) varied per domain by
-        ``spread`` on the log scale; the first domain keeps the default values."""
+        """The :data:`DEFAULT_TRUTH` with the coefficients ``vary`` varied per domain.
+
+        Each is varied by ``spread`` on the log scale (C with B); the first domain keeps the default values.
+        """
         rng = np.random.default_rng(seed)
         law_ = get_law(law)
         params = {}

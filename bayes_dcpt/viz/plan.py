@@ -1,4 +1,8 @@
-"""The figure of a plan: what each candidate probe is worth, what the batch buys, and what it will measure."""
+"""The figure of a plan: what each candidate probe is worth, what the batch buys, and what it will measure.
+
+Registered as ``Plan.plot`` (:mod:`bayes_dcpt.hooks`): the planner sits below this layer and never imports
+matplotlib. One function per panel; each draws on the axes it is given.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +17,27 @@ __all__ = ["plot_plan"]
 
 @provides("Plan.plot")
 def plot_plan(plan: Any, *, figsize: tuple[float, float] = (13.0, 4.2)) -> Any:
-    """Information vs cost of every candidate (batch marked), expected interval width against cumulative
-    GPU-hours, and the predicted loss bands of the batch (no pyplot state, any backend)."""
+    """Three panels of a :class:`~bayes_dcpt.plan.result.Plan`; returns the Figure (no pyplot state, any backend).
+
+    Information vs cost of every candidate (batch marked), expected interval width against cumulative
+    GPU-hours, and the predicted loss bands of the batch.
+    """
     from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter
 
     fig = Figure(figsize=figsize, constrained_layout=True)
     axes = fig.subplots(1, 3)
+    _information_panel(axes[0], plan)
+    _width_panel(axes[1], plan)
+    _bands_panel(axes[2], plan)
+    fig.suptitle(f"Plan for {plan.target}", fontsize=11)
+    return fig
+
+
+def _information_panel(ax: Any, plan: Any) -> None:
+    """Every candidate's information about the target against its cost; the batch's picks starred."""
+    from matplotlib.ticker import NullFormatter
+
     sc, tb = plan.scores, plan.table
-    ax = axes[0]
     ax.scatter(
         sc["gpu_hours"], sc["U_z"], s=14, c="0.6", marker="o", label="candidates", edgecolors="none"
     )
@@ -42,7 +58,10 @@ def plot_plan(plan: Any, *, figsize: tuple[float, float] = (13.0, 4.2)) -> Any:
     ax.set_title("candidates: information vs cost", fontsize=10)
     ax.legend(fontsize=8, frameon=False)
 
-    ax = axes[1]
+
+def _width_panel(ax: Any, plan: Any) -> None:
+    """The target's expected interval width as the batch's probes are added (and the tolerance, if set)."""
+    tb = plan.table
     x = np.concatenate([[0.0], tb["cum_gpu_hours"].to_numpy(float)]) if not tb.empty else np.array([0.0])
     y = (
         np.concatenate([[plan.current_width], tb["width_after_batch"].to_numpy(float)])
@@ -60,7 +79,10 @@ def plot_plan(plan: Any, *, figsize: tuple[float, float] = (13.0, 4.2)) -> Any:
     ax.set_title("expected target uncertainty", fontsize=10)
     ax.legend(fontsize=8, frameon=False)
 
-    ax = axes[2]
+
+def _bands_panel(ax: Any, plan: Any) -> None:
+    """Predicted general and domain loss bands at each probe's final checkpoint."""
+    tb = plan.table
     if not tb.empty:
         xs = np.arange(len(tb))
         for j, (t, mk, ls, off) in enumerate((("general", "o", "-", -0.1), ("domain", "s", "--", 0.1))):
@@ -91,5 +113,3 @@ def plot_plan(plan: Any, *, figsize: tuple[float, float] = (13.0, 4.2)) -> Any:
     ax.set_xlabel("probe of the batch")
     ax.set_ylabel(f"predicted loss at final checkpoint, {plan.ci:.0%} band [nats/token]")
     ax.set_title("predicted outcomes", fontsize=10)
-    fig.suptitle(f"Plan for {plan.target}", fontsize=11)
-    return fig
