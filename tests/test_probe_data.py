@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("torch")
 
 from bayes_dcpt.probe.corpora import Corpus, CorpusError, TokenStream, iter_documents
-from bayes_dcpt.probe.timeline import ScheduleError, eval_tokens, lr_at
 from bayes_dcpt.probe.loop import Mixture
+from bayes_dcpt.probe.timeline import ScheduleError, eval_tokens, lr_at
 
 
 def test_gather_stdlib_writes_four_disjoint_corpora(stdlib_corpora):
