@@ -1,10 +1,9 @@
 """``bayes-dcpt demo``: the main job on the embedded example data, end to end.
 
 Loads the fitted example model from ``models/`` when it is present and its data hash matches the
-example (or fits the D-CPT law afresh: ``--refit``, 2 chains x 500 draws by default, a few minutes on
-2 cores), then writes the fit, the credible-interval report and the next-experiment plan, and prints a
-short summary: r* per domain with its 90% interval, the top suggested probe with its cost, and the
-sampler diagnostics.
+example (or fits the D-CPT law afresh: ``--refit``, 2 chains x 500 draws by default), then writes the fit,
+the credible-interval report and the next-experiment plan, and prints a short summary: r* per domain with
+its 90% interval, the top suggested probe with its cost, and the sampler diagnostics.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import typer
 from bayes_dcpt.cli._app import app, console
 from bayes_dcpt.errors import BayesDCPTError
 
-#: Sampler settings of a fresh demo fit (about 2-3 minutes for the example grid on 2 cores).
+#: Sampler settings of a fresh demo fit (BENCHMARKS.md: sampling the example grid).
 DEMO_DRAWS, DEMO_TUNE, DEMO_CHAINS, DEMO_SEED = 500, 500, 2, 1
 
 
