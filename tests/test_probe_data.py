@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("torch")
 
 from bayes_dcpt.probe.corpora import Corpus, CorpusError, TokenStream, iter_documents
+from bayes_dcpt.probe.loop import Mixture
 from bayes_dcpt.probe.timeline import ScheduleError, eval_tokens, lr_at
-from bayes_dcpt.probe.train import _Mixture
 
 
 def test_gather_stdlib_writes_four_disjoint_corpora(stdlib_corpora):
@@ -114,7 +114,7 @@ def test_mixture_is_exact_in_expectation(stdlib_corpora):
     g = Corpus(stdlib_corpora / "general.jsonl", name="g")
     d = Corpus(stdlib_corpora / "codec_tables.jsonl", name="d")
     gs, ds = TokenStream(g, 16, seed=1, buffer=8), TokenStream(d, 16, seed=2, buffer=8)
-    mix = _Mixture(gs, ds, 0.3, 8, np.random.default_rng(0))
+    mix = Mixture(gs, ds, 0.3, 8, np.random.default_rng(0))
     for _ in range(400):
         mix.next()
     share = ds.position / (ds.position + gs.position)
@@ -122,7 +122,7 @@ def test_mixture_is_exact_in_expectation(stdlib_corpora):
     assert 2 * 400 <= ds.position <= 3 * 400
     for r, n in ((0.0, 0), (1.0, 8)):
         gs2, ds2 = TokenStream(g, 16, seed=1, buffer=8), TokenStream(d, 16, seed=2, buffer=8)
-        m = _Mixture(gs2, ds2, r, 8, np.random.default_rng(0))
+        m = Mixture(gs2, ds2, r, 8, np.random.default_rng(0))
         m.next()
         assert ds2.position == n and gs2.position == 8 - n
 

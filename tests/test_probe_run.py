@@ -254,10 +254,11 @@ def test_resume_refuses_a_malicious_checkpoint(stdlib_corpora, tmp_path):
 
     cfg = _cfg(stdlib_corpora, checkpoint_dir=str(tmp_path / "ck"))
     from bayes_dcpt.probe import build_preset
-    from bayes_dcpt.probe.train import _safe_name, probe_run_id
+    from bayes_dcpt.probe.checkpoint import safe_name
+    from bayes_dcpt.probe.run import probe_run_id
 
     n = build_preset("micro").n_params
-    ck = tmp_path / "ck" / (_safe_name(probe_run_id("codec", n, 0.5, 0)) + ".pt")
+    ck = tmp_path / "ck" / (safe_name(probe_run_id("codec", n, 0.5, 0)) + ".pt")
     ck.parent.mkdir()
 
     class Evil:

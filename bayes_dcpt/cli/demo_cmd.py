@@ -1,23 +1,23 @@
 """``bayes-dcpt demo``: the main job on the embedded example data, end to end.
 
 Loads the fitted example model from ``models/`` when it is present and its data hash matches the
-example (or fits the D-CPT law afresh: ``--refit``, 2 chains x 500 draws by default, a few minutes on
-2 cores), then writes the fit, the credible-interval report and the next-experiment plan, and prints a
-short summary: r* per domain with its 90% interval, the top suggested probe with its cost, and the
-sampler diagnostics.
+example (or fits the D-CPT law afresh: ``--refit``, 2 chains x 500 draws by default), then writes the fit,
+the credible-interval report and the next-experiment plan, and prints a short summary: r* per domain with
+its 90% interval, the top suggested probe with its cost, and the sampler diagnostics.
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from bayes_dcpt.cli._app import app, console
 from bayes_dcpt.errors import BayesDCPTError
 
-#: Sampler settings of a fresh demo fit (about 2-3 minutes for the example grid on 2 cores).
+#: Sampler settings of a fresh demo fit (BENCHMARKS.md: sampling the example grid).
 DEMO_DRAWS, DEMO_TUNE, DEMO_CHAINS, DEMO_SEED = 500, 500, 2, 1
 
 
@@ -65,11 +65,8 @@ def demo_cmd(
     Example: [bold]bayes-dcpt demo --out demo-out[/bold]  (what [bold]make demo[/bold] runs)
     """
     import time
-    import warnings
 
     from bayes_dcpt.data import schema as _data
-    from bayes_dcpt.datasets import DatasetUnavailable, load_example
-    from bayes_dcpt.fitting import fit
     from bayes_dcpt.report.build import build_report
 
     if out.exists() and not out.is_dir():
@@ -77,21 +74,47 @@ def demo_cmd(
     if models is not None and not models.is_dir():
         raise BayesDCPTError(f"--models {models} is not a folder")
     t0 = time.perf_counter()
-    try:
-        df = load_example()
-        source = "the embedded example grid (3 domains x 3 model sizes x 5 ratios x 7 checkpoints)"
-    except DatasetUnavailable:
-        from bayes_dcpt.plan.simulate import World, probe_grid
-
-        df = World.default(domains=("code", "law")).simulate(probe_grid(domains=("code", "law")), seed=0)
-        source = "a simulated grid (the embedded example grid is not installed)"
+    df, source = _example_data()
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "data.csv", index=False)
     console.print(f"data: {source}, {len(df)} rows -> {out / 'data.csv'}", soft_wrap=True)
     h = _data.data_hash(df)
     saved = model_path(models or default_models_dir(), "dcpt")
-    f, why = (None, "--refit was given") if refit else _load_matching(saved, h)
     fit_path = out / "fit.nc"
+    f, source_fit = _load_or_fit(df, h, saved, fit_path, refit=refit, draws=draws, tune=tune, chains=chains, seed=seed)
+    rep = build_report(f, out=out / "report.html", plan_csv=out / "plan.csv", seed=seed, source=source_fit)
+    d = f.diagnostics(warn=False)
+    console.print("")
+    _print_answers(rep)
+    style = "green" if d.ok else "bold red"
+    console.print(f"[{style}]diagnostics[/{style}]: {d}", soft_wrap=True)
+    console.print(
+        f"wrote {fit_path}, {rep.path}, {out / 'plan.csv'} ({time.perf_counter() - t0:.0f} s)", soft_wrap=True
+    )
+
+
+def _example_data() -> tuple[Any, str]:
+    """The embedded example grid and what it is (a simulated grid when the example is not installed)."""
+    from bayes_dcpt.datasets import DatasetUnavailable, load_example
+
+    try:
+        return load_example(), "the embedded example grid (3 domains x 3 model sizes x 5 ratios x 7 checkpoints)"
+    except DatasetUnavailable:
+        from bayes_dcpt.plan.simulate import World, probe_grid
+
+        df = World.default(domains=("code", "law")).simulate(probe_grid(domains=("code", "law")), seed=0)
+        return df, "a simulated grid (the embedded example grid is not installed)"
+
+
+def _load_or_fit(
+    df: Any, h: str, saved: Path, fit_path: Path, *, refit: bool, draws: int, tune: int, chains: int, seed: int
+) -> tuple[Any, str]:
+    """The saved example fit when its data hash matches (copied to ``fit_path``), else a fresh fit saved there."""
+    import warnings
+
+    from bayes_dcpt.fitting import fit
+
+    f, why = (None, "--refit was given") if refit else _load_matching(saved, h)
     if f is not None:
         sc = f.sampler_config
         console.print(
@@ -100,21 +123,21 @@ def demo_cmd(
             soft_wrap=True,
         )
         shutil.copyfile(saved, fit_path)
-        source_fit = str(saved)
-    else:
-        console.print(
-            f"fit: sampling the D-CPT law afresh ({why}): {chains} chains x {draws} draws, tune {tune}, "
-            f"seed {seed} (a few minutes on 2 cores) ...",
-            soft_wrap=True,
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            f = fit(df, "dcpt", "both", draws=draws, tune=tune, chains=chains, seed=seed, warn=False)
-        f.save(fit_path)
-        source_fit = str(fit_path)
-    rep = build_report(f, out=out / "report.html", plan_csv=out / "plan.csv", seed=seed, source=source_fit)
-    d = f.diagnostics(warn=False)
-    console.print("")
+        return f, str(saved)
+    console.print(
+        f"fit: sampling the D-CPT law afresh ({why}): {chains} chains x {draws} draws, tune {tune}, "
+        f"seed {seed} (a few minutes on 2 cores) ...",
+        soft_wrap=True,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = fit(df, "dcpt", "both", draws=draws, tune=tune, chains=chains, seed=seed, warn=False)
+    f.save(fit_path)
+    return f, str(fit_path)
+
+
+def _print_answers(rep: Any) -> None:
+    """r* per domain with its interval and risk-aware answer, and the top suggested probe."""
     inp = rep.inputs
     console.print(
         f"critical ratio r* (largest domain share keeping the general loss within "
@@ -145,8 +168,3 @@ def demo_cmd(
             f"-> {top['width_after_batch']:.3f}",
             soft_wrap=True,
         )
-    style = "green" if d.ok else "bold red"
-    console.print(f"[{style}]diagnostics[/{style}]: {d}", soft_wrap=True)
-    console.print(
-        f"wrote {fit_path}, {rep.path}, {out / 'plan.csv'} ({time.perf_counter() - t0:.0f} s)", soft_wrap=True
-    )

@@ -78,7 +78,7 @@ def predict_curve_cmd(
     """Predicted loss curves with bands for any LR schedule, e.g. one that was never trained.
 
     Example: [bold]bayes-dcpt predict-curve dyn.nc --schedule "wsd(peak=1e-3, steps=256, warmup=10)" --n-params 100672 --r-domain 0.5[/bold]
-    """
+    """  # noqa: E501  (the example is one command; a line break would show in --help)
     import pandas as pd
 
     from bayes_dcpt.data.schema import read_table
@@ -123,7 +123,7 @@ def choose_schedule_cmd(
     """Which LR schedule and replay ratio keep the general loss within T while minimising the domain loss.
 
     Example: [bold]bayes-dcpt choose-schedule dyn.nc --schedule "wsd=wsd(peak=1e-3, steps=256, warmup=10)" --schedule "cos=cosine(peak=1e-3, steps=256, warmup=10)" --ratios 0.25,0.5,0.75[/bold]
-    """
+    """  # noqa: E501  (the example is one command; a line break would show in --help)
     from bayes_dcpt.decide.lr_choice import candidate_grid, choose_schedule
     from bayes_dcpt.fitting.dynamics import load_dynamics_fit
 

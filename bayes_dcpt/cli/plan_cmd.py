@@ -198,13 +198,8 @@ def loop_cmd(
     Example: [bold]bayes-dcpt loop probes.csv --candidates cand.csv --executor simulate --n-params 4e5
     --tokens 2e6 --rounds 3 --state-dir loop[/bold]
     """
-    import sys
-
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
     from bayes_dcpt.cli.fit_cmd import _load_input
-    from bayes_dcpt.plan import planner as planner
-    from bayes_dcpt.plan.loop import PlannerLoop, SimulatorExecutor, TableExecutor
+    from bayes_dcpt.plan.loop import PlannerLoop
 
     if executor not in ("simulate", "table", "probe"):
         raise BayesDCPTError(f"--executor must be simulate, table or probe, not {executor!r}")
@@ -213,33 +208,8 @@ def loop_cmd(
     df = _load_input(data, db)
     tgt = _target(target, n_params=n_params, tokens=tokens, max_general_increase=max_general_increase,
                   domain=domain)
-    if executor == "table":
-        if table is None:
-            raise BayesDCPTError("--executor table needs --table MEASURED.csv")
-        ex: Any = TableExecutor(_load_input(table, None))
-        cands = ex.candidates()
-    else:
-        if candidates is None:
-            raise BayesDCPTError(f"--executor {executor} needs --candidates CAND.csv")
-        cands = planner.read_candidates(candidates)
-        if executor == "simulate":
-            from bayes_dcpt.plan.simulate import World
-
-            ex = SimulatorExecutor(World.default(domains=sorted(df["domain"].unique())), seed=seed)
-        else:
-            if spec is None or db is None:
-                raise BayesDCPTError("--executor probe needs --spec GRID.toml and --db runs.sqlite")
-            from bayes_dcpt.probe.executor import ProbeExecutor
-
-            ex = ProbeExecutor(spec, db, seed=seed)
-    if refit == "nuts":
-        from bayes_dcpt.fitting import bayesian_refit
-
-        refit_fn = bayesian_refit(law, draws=draws, tune=draws)
-    else:
-        from bayes_dcpt.fitting.smc import SMCRefit
-
-        refit_fn = SMCRefit(law, seed=seed)
+    ex, cands = _loop_executor(executor, df, candidates=candidates, table=table, spec=spec, db=db, seed=seed)
+    refit_fn = _refit_fn(refit, law, draws, seed)
     settings = dict(k=k, budget_gpu_hours=budget_gpu_hours, stop_width=stop_width, max_rounds=rounds,
                     cost_model=_cost_model(gpu_flops, mfu, overhead), seed=seed)
     if resume:
@@ -250,6 +220,56 @@ def loop_cmd(
             raise BayesDCPTError(f"{state_dir} already holds a loop; pass --resume to continue it")
         loop = PlannerLoop(candidates=cands, target=tgt, executor=ex, refit=refit_fn, data=df,
                            state_dir=state_dir, **settings)
+    _run_rounds(loop, db if executor != "probe" else None)  # the probe executor writes to the store itself
+    _print_history(loop.result().history, executor, refit)
+    console.print(f"stopped: {loop.stopped or 'max rounds'}; every round is stored in {state_dir}")
+
+
+def _loop_executor(
+    executor: str, df: Any, *, candidates: Path | None, table: Path | None, spec: Path | None, db: Path | None,
+    seed: int,
+) -> tuple[Any, Any]:
+    """The loop's executor (simulate, table or probe) and its candidate probes."""
+    from bayes_dcpt.cli.fit_cmd import _load_input
+    from bayes_dcpt.plan import planner as planner
+    from bayes_dcpt.plan.loop import SimulatorExecutor, TableExecutor
+
+    if executor == "table":
+        if table is None:
+            raise BayesDCPTError("--executor table needs --table MEASURED.csv")
+        ex: Any = TableExecutor(_load_input(table, None))
+        return ex, ex.candidates()
+    if candidates is None:
+        raise BayesDCPTError(f"--executor {executor} needs --candidates CAND.csv")
+    cands = planner.read_candidates(candidates)
+    if executor == "simulate":
+        from bayes_dcpt.plan.simulate import World
+
+        return SimulatorExecutor(World.default(domains=sorted(df["domain"].unique())), seed=seed), cands
+    if spec is None or db is None:
+        raise BayesDCPTError("--executor probe needs --spec GRID.toml and --db runs.sqlite")
+    from bayes_dcpt.probe.executor import ProbeExecutor
+
+    return ProbeExecutor(spec, db, seed=seed), cands
+
+
+def _refit_fn(refit: str, law: str, draws: int, seed: int) -> Any:
+    """How the loop refits after each round: NUTS (the Bayesian fit) or the fast SMC stand-in."""
+    if refit == "nuts":
+        from bayes_dcpt.fitting import bayesian_refit
+
+        return bayesian_refit(law, draws=draws, tune=draws)
+    from bayes_dcpt.fitting.smc import SMCRefit
+
+    return SMCRefit(law, seed=seed)
+
+
+def _run_rounds(loop: Any, db: Path | None) -> None:
+    """Step the loop to its end with a spinner; each round's new rows go into the store ``db`` (if given)."""
+    import sys
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("round 0: fitting", total=None)
@@ -259,23 +279,25 @@ def loop_cmd(
                 break
             progress.update(task, description=f"round {rec['round']}: {rec['cum_gpu_hours']:.2f} GPU-h so far, "
                                               f"target interval width {rec['width_after']:.3g}")
-            if db is not None and executor != "probe":  # the probe executor writes to the store itself
+            if db is not None:
                 from bayes_dcpt.data.store import Store
 
                 new = loop.data[loop.data["loop_round"] == rec["round"]]
                 with Store(db) as st:
                     st.import_frame(new.drop(columns=["loop_round"]))
-    res = loop.result()
-    hist = res.history
-    if len(hist):
-        from rich.table import Table
 
-        t = Table(title=f"loop ({executor} executor, {refit} refits)")
-        cols = ["round", "n_probes", "gpu_hours", "cum_gpu_hours", "width_before", "width_after", "median_after",
-                "reweighted"]
-        for c in cols:
-            t.add_column(c, justify="right")
-        for _, row in hist.iterrows():
-            t.add_row(*[f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in cols])
-        console.print(t)
-    console.print(f"stopped: {loop.stopped or 'max rounds'}; every round is stored in {state_dir}")
+
+def _print_history(hist: Any, executor: str, refit: str) -> None:
+    """The rounds as a table (nothing when no round ran)."""
+    if not len(hist):
+        return
+    from rich.table import Table
+
+    t = Table(title=f"loop ({executor} executor, {refit} refits)")
+    cols = ["round", "n_probes", "gpu_hours", "cum_gpu_hours", "width_before", "width_after", "median_after",
+            "reweighted"]
+    for c in cols:
+        t.add_column(c, justify="right")
+    for _, row in hist.iterrows():
+        t.add_row(*[f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in cols])
+    console.print(t)

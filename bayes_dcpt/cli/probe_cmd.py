@@ -21,7 +21,7 @@ app.add_typer(probe_app, name="probe")
 
 
 def _settings(**kw: Any):
-    from bayes_dcpt.probe.train import TrainSettings
+    from bayes_dcpt.probe.configs import TrainSettings
 
     return TrainSettings(**{k: v for k, v in kw.items() if v is not None})
 
@@ -140,9 +140,10 @@ def pretrain_cmd(
     """Pretrain a preset from scratch on the general corpus and save it (a rung of the size ladder).
 
     Example: [bold]bayes-dcpt probe pretrain --preset tiny --general corpora/general.jsonl --tokens 2097152 --out bases/tiny[/bold]
-    """
+    """  # noqa: E501  (the example is one command; a line break would show in --help)
     require_extra()
-    from bayes_dcpt.probe.train import PretrainConfig, pretrain
+    from bayes_dcpt.probe.configs import PretrainConfig
+    from bayes_dcpt.probe.pretraining import pretrain
 
     cfg = PretrainConfig(
         preset=preset,
@@ -234,9 +235,10 @@ def run_cmd(
     Example: [bold]bayes-dcpt probe run --model bases/tiny --general corpora/general.jsonl --domain corpora/python.jsonl --domain-name python --ratio 0.25 --tokens 524288 --db runs.sqlite[/bold]
 
     Several GPUs for one probe: [bold]torchrun --nproc-per-node 2 $(command -v bayes-dcpt) probe run ...[/bold]
-    """
+    """  # noqa: E501  (the example is one command; a line break would show in --help)
     require_extra()
-    from bayes_dcpt.probe.train import ProbeConfig, run_probe
+    from bayes_dcpt.probe.configs import ProbeConfig
+    from bayes_dcpt.probe.run import run_probe
 
     ckdir = checkpoint_dir or Path(str(db) + ".ckpt")
     cfg = ProbeConfig(
@@ -270,12 +272,22 @@ def run_cmd(
     with _Bar(quiet or json_out) as bar:
         res = run_probe(cfg, db=db, resume=resume, force=force, progress=bar.update)
     if csv is not None:
-        from bayes_dcpt.data.store import Store, base_run_id
+        _export_run(db, csv, res.run_id, domain_name, res.n_params)
+    _print_run(res, db, json_out)
 
-        with Store(db) as st:
-            df = st.to_frame()
-        keep = {res.run_id, base_run_id(domain_name, res.n_params)}
-        df[df["run_id"].isin(keep)].to_csv(csv, index=False)
+
+def _export_run(db: Path, csv: Path, run_id: str, domain_name: str, n_params: float) -> None:
+    """Write the run's rows and its base model's rows from the store to ``csv``."""
+    from bayes_dcpt.data.store import Store, base_run_id
+
+    with Store(db) as st:
+        df = st.to_frame()
+    keep = {run_id, base_run_id(domain_name, n_params)}
+    df[df["run_id"].isin(keep)].to_csv(csv, index=False)
+
+
+def _print_run(res: Any, db: Path, json_out: bool) -> None:
+    """What the probe did: JSON, or one line (already done, or measurements stored and throughput)."""
     summary = {
         "run_id": res.run_id,
         "n_params": res.n_params,

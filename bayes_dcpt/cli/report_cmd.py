@@ -60,7 +60,7 @@ def report_cmd(
     allocation and the next suggested probes.
 
     Example: [bold]bayes-dcpt report fit.nc --out report.html --max-general-increase 0.03[/bold]
-    """
+    """  # noqa: D205  (typer shows the first paragraph, as wrapped here, in the command list)
     from bayes_dcpt.fitting import load_fit
     from bayes_dcpt.report.build import FORMATS, build_report
 

@@ -1,4 +1,4 @@
-"""Probe runs: small continual-pre-training runs whose losses feed the D-CPT fit (needs the ``probe`` extra).
+r"""Probe runs: small continual-pre-training runs whose losses feed the D-CPT fit (needs the ``probe`` extra).
 
 A probe takes a base causal LM, trains it on a mixture of general and domain text with domain share r,
 and appends the general and domain validation losses at a schedule of token counts to the experiment
@@ -16,14 +16,17 @@ Quickstart (Python)::
 Command line::
 
     bayes-dcpt probe pretrain --preset tiny --general corpora/general.jsonl --tokens 2097152 --out bases/tiny
-    bayes-dcpt probe run --model bases/tiny --general corpora/general.jsonl --domain corpora/python.jsonl \\
+    bayes-dcpt probe run --model bases/tiny --general corpora/general.jsonl --domain corpora/python.jsonl \
         --domain-name python --ratio 0.25 --tokens 524288 --db runs.sqlite
     bayes-dcpt probe grid bayes_dcpt/datasets/example_grid.toml --db runs.sqlite --workers 2
 
 Modules: :mod:`~bayes_dcpt.probe.corpora` (documents, validation hold-out, token streams),
 :mod:`~bayes_dcpt.probe.networks` (presets, loading, safe checkpoints), :mod:`~bayes_dcpt.probe.timeline`
-(LR and evaluation schedules), :mod:`~bayes_dcpt.probe.train` (the loop), :mod:`~bayes_dcpt.probe.grid`
-(grids of probes over processes or Ray).
+(LR and evaluation schedules), :mod:`~bayes_dcpt.probe.configs` (settings and results),
+:mod:`~bayes_dcpt.probe.runtime` (device, DDP, throughput), :mod:`~bayes_dcpt.probe.loop` (the training loop),
+:mod:`~bayes_dcpt.probe.evaluation`, :mod:`~bayes_dcpt.probe.checkpoint` (resume), :mod:`~bayes_dcpt.probe.run`
+(one probe into the store), :mod:`~bayes_dcpt.probe.pretraining` (base models), :mod:`~bayes_dcpt.probe.train`
+(all of these in one import), :mod:`~bayes_dcpt.probe.grid` (grids of probes over processes or Ray).
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ _LAZY = {
     "networks": ("PRESETS", "CheckpointError", "ModelError", "build_preset", "count_params", "load_base",
                  "safe_torch_load"),
     "timeline": ("eval_tokens", "lr_at"),
-    "train": ("PretrainConfig", "ProbeConfig", "ProbeConfigError", "ProbeResult", "TrainSettings", "evaluate",
-              "pretrain", "probe_run_id", "run_probe"),
+    "configs": ("PretrainConfig", "ProbeConfig", "ProbeConfigError", "ProbeResult", "TrainSettings"),
+    "evaluation": ("evaluate",),
+    "pretraining": ("pretrain",),
+    "run": ("probe_run_id", "run_probe"),
 }
 _WHERE = {name: mod for mod, names in _LAZY.items() for name in names}
 

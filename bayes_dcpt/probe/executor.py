@@ -1,7 +1,7 @@
 """Run the planner's suggested probes for real, through the probe runner (for ``bayes-dcpt loop``).
 
 A :class:`ProbeExecutor` maps each suggested probe (domain, n_params, tokens, r_domain) onto a grid spec's
-base models and corpora, runs it with :func:`bayes_dcpt.probe.train.run_probe` (every evaluation lands in
+base models and corpora, runs it with :func:`bayes_dcpt.probe.run.run_probe` (every evaluation lands in
 the experiment store at once) and returns the measured rows.
 """
 
@@ -30,7 +30,7 @@ class ProbeExecutor:
     _spec: Any = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        from bayes_dcpt.probe.grid import load_spec
+        from bayes_dcpt.probe.grid_spec import load_spec
 
         self._spec = load_spec(self.spec_path)
 
@@ -40,9 +40,9 @@ class ProbeExecutor:
         Base models the spec pretrains are trained first when missing (as ``probe grid`` does).
         """
         if not self._sizes:
-            from bayes_dcpt.probe.grid import pretrain_config
+            from bayes_dcpt.probe.grid_spec import pretrain_config
             from bayes_dcpt.probe.networks import count_params, load_base
-            from bayes_dcpt.probe.train import pretrain
+            from bayes_dcpt.probe.pretraining import pretrain
 
             for size in self._spec.sizes:
                 base = Path(self._spec.base_for(size))
@@ -60,11 +60,12 @@ class ProbeExecutor:
         raise BayesDCPTError(f"no base model with n_params={n:.6g} in {self.spec_path} (have {sorted(sizes)})")
 
     def run(self, probes: pd.DataFrame, *, round: int) -> pd.DataFrame:
+        """Train every probe of the round (resuming any stored part); returns their measured CPT rows."""
         from dataclasses import replace
 
         from bayes_dcpt.data.store import Store
-        from bayes_dcpt.probe.grid import Job, probe_config
-        from bayes_dcpt.probe.train import run_probe
+        from bayes_dcpt.probe.grid_spec import Job, probe_config
+        from bayes_dcpt.probe.run import run_probe
 
         run_ids = []
         for _, p in probes.reset_index(drop=True).iterrows():

@@ -96,10 +96,12 @@ class LoadedModel:
 
     @property
     def n_params(self) -> int:
+        """Non-embedding parameter count (the N of the scaling laws)."""
         return count_params(self.model)
 
     @property
     def n_params_total(self) -> int:
+        """Parameter count including the token embeddings."""
         return count_params(self.model, embeddings=True)
 
 

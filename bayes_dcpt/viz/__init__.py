@@ -5,8 +5,9 @@ switch the user's. They are readable in grey-scale. Importing this package regis
 :class:`~bayes_dcpt.decide.Decision`, :class:`~bayes_dcpt.decide.ScheduleDecision` and :class:`~bayes_dcpt.plan.Plan`.
 """
 
-from bayes_dcpt.viz.curves import figure_png, loss_curves, loss_vs_ratio, rank_plot, worst_parameters
+from bayes_dcpt.viz.curves import figure_png, loss_curves, loss_vs_ratio
 from bayes_dcpt.viz.decisions import plot_decision
+from bayes_dcpt.viz.diagnostics import rank_plot, worst_parameters
 from bayes_dcpt.viz.plan import plot_plan
 from bayes_dcpt.viz.schedules import plot_schedule_decision
 

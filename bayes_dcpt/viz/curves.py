@@ -1,4 +1,4 @@
-"""Figures of a fit: fitted loss curves with credible bands against the data, and sampler diagnostics.
+"""Figures of a fit: fitted loss curves with credible bands against the data.
 
 Every function returns a standalone :class:`matplotlib.figure.Figure` (no pyplot state, so it works under
 any backend, Agg included, and leaves no open figures behind). Figures are readable in grey-scale print:
@@ -7,11 +7,12 @@ credible bands are light fills under solid median lines, and measurements the fi
 
 Quickstart::
 
-    >>> from bayes_dcpt import plotting
-    >>> fig = plotting.loss_curves(fit, domain="python")          # loss vs CPT tokens, one line per ratio
-    >>> fig = plotting.loss_vs_ratio(fit, domain="python")        # loss vs r_domain at the largest tokens
-    >>> fig = plotting.rank_plot(fit)                             # ArviZ rank plot of the worst-mixing parameters
-    >>> png = plotting.figure_png(fig)                            # PNG bytes (what the report embeds)
+    >>> from bayes_dcpt import viz
+    >>> fig = viz.loss_curves(fit, domain="python")          # loss vs CPT tokens, one line per ratio
+    >>> fig = viz.loss_vs_ratio(fit, domain="python")        # loss vs r_domain at the largest tokens
+    >>> png = viz.figure_png(fig)                            # PNG bytes (what the report embeds)
+
+Sampler diagnostics (rank plots) are in :mod:`~bayes_dcpt.viz.diagnostics`.
 
 Conventions: ``r_domain`` is the domain share of the CPT mixture (the general loss is evaluated at its own
 ratio ``1 - r_domain``); losses are in nats per token; bands are equal-tailed ``ci`` intervals of the law
@@ -37,8 +38,6 @@ __all__ = [
     "figure_png",
     "loss_curves",
     "loss_vs_ratio",
-    "rank_plot",
-    "worst_parameters",
 ]
 
 #: Marker shapes and line styles cycled over the series of a panel (distinct without colour).
@@ -184,40 +183,9 @@ def loss_curves(
         rows_n = cpt[np.isclose(cpt["n_params"].to_numpy(float), n)]
         for j, t in enumerate(targets):
             ax = axes[i, j]
-            col = f"loss_{t}"
             for k, r in enumerate(ratios):
-                mk, ls, g = MARKERS[k % len(MARKERS)], LINESTYLES[k % len(LINESTYLES)], greys[k]
-                pts = rows_n[np.isclose(rows_n["r_domain"].to_numpy(float), r)].dropna(subset=[col])
-                fitted = _own_ratio(t, r) > 0
-                label = f"r = {r:g}" + ("" if fitted else " (not fitted)")
-                if len(pts):
-                    ax.plot(
-                        pts["tokens"],
-                        pts[col],
-                        linestyle="none",
-                        marker=mk,
-                        markersize=5,
-                        color=g,
-                        markerfacecolor=g if fitted else "white",
-                        markeredgewidth=1.0,
-                        label=None if fitted else label,
-                    )
-                if fitted and (t, domain) in post.params:
-                    b = _band(post, t, domain, n, tgrid, np.full(tgrid.size, r), ci, kind)
-                    ax.fill_between(
-                        tgrid, b[f"{col}_lo"], b[f"{col}_hi"], color="0.5", alpha=0.18, linewidth=0
-                    )
-                    ax.plot(
-                        tgrid,
-                        b[f"{col}_mean"],
-                        color=g,
-                        linestyle=ls,
-                        linewidth=1.4,
-                        marker=mk,
-                        markevery=[len(tgrid) - 1],
-                        markersize=5,
-                        label=label,
-                    )
+                pts = rows_n[np.isclose(rows_n["r_domain"].to_numpy(float), r)].dropna(subset=[f"loss_{t}"])
+                _ratio_series(ax, post, pts, t, domain, n, r, k, greys[k], tgrid, ci, kind)
             ax.axvspan(tmax, tgrid[-1], color="0.93", zorder=0, linewidth=0)
             ax.set_xscale("log")
             ax.set_xlabel(TOKENS_LABEL + " (log scale; shaded: beyond the data)")
@@ -229,6 +197,53 @@ def loss_curves(
                     fontsize=7, ncols=2, loc="best", title=f"lines: law mean, band {ci:.0%}", title_fontsize=7
                 )
     return fig
+
+
+def _ratio_series(
+    ax: Any,
+    post: Any,
+    pts: pd.DataFrame,
+    t: str,
+    domain: str,
+    n: float,
+    r: float,
+    k: int,
+    g: str,
+    tgrid: np.ndarray,
+    ci: float,
+    kind: str,
+) -> None:
+    """One ratio (the ``k``-th) on a loss-against-tokens panel: its measurements and, if fitted, the law's band."""
+    col = f"loss_{t}"
+    mk, ls = MARKERS[k % len(MARKERS)], LINESTYLES[k % len(LINESTYLES)]
+    fitted = _own_ratio(t, r) > 0
+    label = f"r = {r:g}" + ("" if fitted else " (not fitted)")
+    if len(pts):
+        ax.plot(
+            pts["tokens"],
+            pts[col],
+            linestyle="none",
+            marker=mk,
+            markersize=5,
+            color=g,
+            markerfacecolor=g if fitted else "white",
+            markeredgewidth=1.0,
+            label=None if fitted else label,
+        )
+    if fitted and (t, domain) in post.params:
+        b = _band(post, t, domain, n, tgrid, np.full(tgrid.size, r), ci, kind)
+        ax.fill_between(tgrid, b[f"{col}_lo"], b[f"{col}_hi"], color="0.5", alpha=0.18, linewidth=0)
+        ax.plot(
+            tgrid,
+            b[f"{col}_mean"],
+            color=g,
+            linestyle=ls,
+            linewidth=1.4,
+            marker=mk,
+            markevery=[len(tgrid) - 1],
+            markersize=5,
+            label=label,
+        )
 
 
 def loss_vs_ratio(
@@ -300,66 +315,6 @@ def loss_vs_ratio(
         ax.legend(
             fontsize=8, title=f"law mean, band {ci:.0%}; markers: data (hollow: not fitted)", title_fontsize=7
         )
-    return fig
-
-
-def _as_dataset(obj: Any) -> Any:
-    """ArviZ 1.x returns diagnostics as a DataTree node (or a Dataset); give the Dataset."""
-    if hasattr(obj, "children") and "posterior" in obj.children:
-        obj = obj["posterior"]
-    return obj.to_dataset() if hasattr(obj, "to_dataset") else obj
-
-
-def worst_parameters(fit: Any, n: int = 6) -> list[str]:
-    """The ``n`` reported parameters that mix worst (highest R-hat, then lowest bulk ESS), worst first."""
-    import arviz as az
-
-    names = [v for v in fit.var_names if v in fit.idata["posterior"].data_vars]
-    if not names:
-        return []
-    rh = _as_dataset(az.rhat(fit.idata, var_names=names))
-    es = _as_dataset(az.ess(fit.idata, var_names=names, method="bulk"))
-    rows = [(-float(np.nanmax(np.asarray(rh[v]))), float(np.nanmin(np.asarray(es[v]))), v) for v in names]
-    rows.sort()
-    return [v for _, _, v in rows[:n]]
-
-
-def rank_plot(fit: Any, var_names: Sequence[str] | None = None, *, n: int = 6) -> Any:
-    """ArviZ rank plot (fractional-rank ECDF differences per chain, with simultaneous envelopes).
-
-    Well-mixed chains stay inside the envelope; a chain that spends too long in one part of the posterior
-    bends out of it (points marked). ``var_names`` default: the ``n`` worst-mixing parameters
-    (:func:`worst_parameters`). Chains differ by line style as well as colour. The figure is closed in
-    pyplot after drawing (ArviZ creates it through pyplot), so no pyplot state is left behind.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    import matplotlib.pyplot as plt
-    from arviz_plots import plot_rank
-
-    if getattr(fit, "_diagnostics", None) is not None and fit._diagnostics.approximate:
-        raise InputError("a rank plot needs MCMC chains; this fit is an approximation (laplace/advi)")
-    names = list(var_names) if var_names else worst_parameters(fit, n)
-    if not names:
-        raise InputError("no parameters to draw")
-    post = fit.idata["posterior"]
-    panels = sum(
-        int(np.prod([post[v].sizes[d] for d in post[v].dims if d not in ("chain", "draw")] or [1]))
-        for v in names
-    )
-    cols = min(4, panels)
-    rows = int(np.ceil(panels / cols))
-    pc = plot_rank(
-        fit.idata,
-        var_names=names,
-        backend="matplotlib",
-        aes={"color": ["chain"], "linestyle": ["chain"]},
-        figure_kwargs={"figsize": (3.0 * cols, 2.6 * rows + 0.4), "layout": "constrained"},
-    )
-    fig = pc.viz["figure"].item()
-    plt.close(fig)
     return fig
 
 

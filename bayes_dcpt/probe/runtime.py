@@ -1,0 +1,170 @@
+"""Where a probe runs: the device, the data-parallel group under ``torchrun``, and the throughput it reaches.
+
+CPU by default without CUDA; with CUDA, bf16 autocast. Under ``torchrun`` (``WORLD_SIZE > 1``) the loop runs
+data-parallel (DDP; gloo on CPU, NCCL on CUDA) and every rank draws the same global batch. Each CUDA-only step
+is its own small function, so the CPU path reads straight through. Model FLOP utilisation is reported
+against the peak bf16 FLOP/s of the accelerator when its name is known.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from bayes_dcpt.probe.configs import ProbeConfigError, TrainSettings
+from bayes_dcpt.probe.networks import LoadedModel
+
+__all__ = [
+    "PEAK_FLOPS",
+    "Runtime",
+    "all_reduce",
+    "barrier",
+    "broadcast",
+    "flops_per_token",
+    "make_runtime",
+    "mfu",
+    "peak_flops",
+    "synchronize",
+    "unwrap",
+]
+
+#: Peak dense bf16 FLOP/s of common accelerators, for model FLOP utilisation (matched by name).
+PEAK_FLOPS = {
+    "H100": 989e12,
+    "H200": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10": 125e12,
+    "L4": 121e12,
+    "4090": 165e12,
+    "3090": 71e12,
+    "V100": 125e12,
+    "T4": 65e12,
+}
+
+
+@dataclass
+class Runtime:
+    """The device of this process, its rank in the data-parallel group, and whether to autocast to bf16."""
+
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    ddp: bool = False
+    autocast: bool = False
+
+    @property
+    def main(self) -> bool:
+        """Whether this is rank 0 (the process that writes results)."""
+        return self.rank == 0
+
+
+def make_runtime(settings: TrainSettings) -> Runtime:
+    """The runtime the settings ask for; joins the process group when launched by ``torchrun``."""
+    if settings.threads:
+        torch.set_num_threads(int(settings.threads))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available() and settings.device != "cpu"
+    if settings.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ProbeConfigError("device cuda requested but CUDA is not available")
+    if world > 1:
+        rank, dev = _join_process_group(cuda)
+    else:
+        rank, dev = 0, (_cuda_device(settings) if cuda else torch.device("cpu"))
+    return Runtime(dev, rank, world, world > 1, autocast=dev.type == "cuda")
+
+
+def _join_process_group(cuda: bool) -> tuple[int, torch.device]:
+    import torch.distributed as dist
+
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return rank, (_cuda_local_device(local) if cuda else torch.device("cpu"))
+
+
+def _cuda_local_device(local: int) -> torch.device:
+    """CUDA only: this rank's GPU, made the current device."""
+    dev = torch.device(f"cuda:{local}")
+    torch.cuda.set_device(dev)
+    return dev
+
+
+def _cuda_device(settings: TrainSettings) -> torch.device:
+    """CUDA only: the GPU the settings name (``cuda:i``), or the current one."""
+    return torch.device(settings.device if settings.device.startswith("cuda") else "cuda")
+
+
+def synchronize(rt: Runtime) -> None:
+    """Wait for the GPU to finish (CUDA only; a no-op on CPU), so step timings are real."""
+    if rt.device.type == "cuda":
+        torch.cuda.synchronize(rt.device)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain model under ``torch.compile`` and DDP wrappers."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model)
+
+
+# ------------------------------------------------------------------------------------- process group
+def all_reduce(t: torch.Tensor, rt: Runtime) -> None:
+    """Sum ``t`` over the ranks in place (a no-op without DDP)."""
+    if rt.ddp:
+        import torch.distributed as dist
+
+        dist.all_reduce(t)
+
+
+def barrier(rt: Runtime) -> None:
+    """Wait for every rank (a no-op without DDP)."""
+    if rt.ddp:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def broadcast(obj: Any, rt: Runtime) -> Any:
+    """Rank 0's value on every rank."""
+    if not rt.ddp:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+# ---------------------------------------------------------------------------------------- throughput
+def peak_flops(device: torch.device) -> float | None:
+    """Peak bf16 FLOP/s of a CUDA device whose name is in :data:`PEAK_FLOPS` (else, and on CPU, None)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, v in PEAK_FLOPS.items():
+        if key in name:
+            return v
+    return None
+
+
+def flops_per_token(n_params: int, layers: int, hidden: int, seq_len: int) -> float:
+    """Training FLOPs per token: 6N plus attention 12 L d T (the PaLM appendix B formula)."""
+    return 6.0 * n_params + 12.0 * layers * hidden * seq_len
+
+
+def _layers_hidden(model: torch.nn.Module) -> tuple[int, int]:
+    cfg = getattr(unwrap(model), "config", None)
+    return int(getattr(cfg, "num_hidden_layers", 0) or 0), int(getattr(cfg, "hidden_size", 0) or 0)
+
+
+def mfu(loaded: LoadedModel, settings: TrainSettings, tok_s: float, rt: Runtime) -> float | None:
+    """Model FLOP utilisation of ``tok_s`` tokens/s over every rank (None when the peak is unknown)."""
+    peak = peak_flops(rt.device)
+    if peak is None or tok_s <= 0:
+        return None
+    layers, hidden = _layers_hidden(loaded.model)
+    return tok_s * flops_per_token(loaded.n_params, layers, hidden, settings.seq_len) / (peak * rt.world)

@@ -1,0 +1,270 @@
+"""The sections of a report about what the fit answers, one function per section, each returning its blocks.
+
+The header and the key answers up front, then the posterior of the critical ratio r* with the trade-off
+curves and threshold (usage 1 of the D-CPT paper, with the risk-aware answer and the infeasible-draw counts),
+the compute allocation (usage 3), the planner's next suggested probes, and the commands that reproduce the
+fit and the report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from bayes_dcpt._version import __version__
+from bayes_dcpt.report.blocks import Block, Heading, Image, Para, Pre, Table, fmt, fmt_frame, interval
+
+__all__ = ["compute_section", "header", "key_answers", "plan_section", "reproduce_section", "tradeoff_section"]
+
+
+def header(ci: float, source: str | None) -> list[Block]:
+    """When and by which version the report was written, from which fit, and the interval probability."""
+    return [
+        Para(
+            f"Written {time.strftime('%Y-%m-%d %H:%M')} by bayes-dcpt {__version__}"
+            + (f" from {source}" if source else "")
+            + f". Intervals: {ci:.0%}."
+        )
+    ]
+
+
+def _answer_line(dom: str, dec: Any, ci: float) -> str:
+    s = dec.summary(ci)
+    tb, ra = s.table, s.risk_aware or {}
+    if "r_domain" in tb.index:
+        r = tb.loc["r_domain"]
+        return (
+            f"{dom}: r* = {r['median']:.3f} ({ci:.0%} interval {r['lo']:.3f} to {r['hi']:.3f}); "
+            f"risk-aware r = {fmt(ra.get('r_domain'), '.3f') if ra.get('feasible') else 'none'}; "
+            f"infeasible draws {s.counts['infeasible']} of {s.counts['n_draws']}"
+        )
+    return f"{dom}: no draw meets the constraint (infeasible {s.counts['infeasible']} of {s.counts['n_draws']})"
+
+
+def key_answers(decs: Mapping[str, Any], plan: Any, diag: Any, notes: list[str], ci: float) -> list[Block]:
+    """r* per domain, the top suggested probe, the diagnostics verdict and the notes about defaults."""
+    blocks: list[Block] = [Heading(2, "Key answers", "key")]
+    lines = [_answer_line(dom, dd, ci) for dom, dd in decs.items()]
+    if plan is not None and len(plan.table):
+        top = plan.table.iloc[0]
+        lines.append(
+            f"next probe: {top['domain']}, N = {top['n_params']:,.0f}, D = {top['tokens']:,.0f} tokens, "
+            f"r_domain = {top['r_domain']:.3g}, {top['gpu_hours']:.3g} GPU-hours"
+        )
+    blocks += [Para(ln) for ln in lines]
+    blocks.append(Para(f"diagnostics: {diag}", bad=not diag.ok, good=diag.ok))
+    blocks += [Para(f"note: {n}") for n in notes]
+    return blocks
+
+
+def _tradeoff_table(decs: Mapping[str, Any], ci: float) -> pd.DataFrame:
+    rows = []
+    for dom, d in decs.items():
+        s = d.summary(ci)
+        tb = s.table
+        r = tb.loc["r_domain"] if "r_domain" in tb.index else None
+        ra = s.risk_aware or {}
+        rows.append(
+            {
+                "domain": dom,
+                "median r*": fmt(r["median"], ".3f") if r is not None else "n/a",
+                f"{ci:.0%} interval": interval(r["lo"], r["hi"], ".3f") if r is not None else "n/a",
+                f"risk-aware r (P >= {ra.get('prob', 0.9):g})": fmt(ra.get("r_domain"), ".3f")
+                if ra.get("feasible")
+                else "none",
+                "domain loss at r* (median)": fmt(tb.loc["loss_domain", "median"], ".4g")
+                if "loss_domain" in tb.index
+                else "n/a",
+                "base general loss L0": fmt(d.inputs["base_loss"], ".4g"),
+                "draws": s.counts["n_draws"],
+                "infeasible": s.counts["infeasible"],
+                "always satisfied": s.counts["always_satisfied"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _threshold(inp: Mapping[str, Any]) -> str:
+    if inp["relative"]:
+        return f"{inp['max_general_increase']:.3g} ({inp['max_general_increase']:.1%} of the base loss)"
+    return f"{inp['max_general_increase']:.3g} nats"
+
+
+def tradeoff_section(decs: Mapping[str, Any], inp: Mapping[str, Any], ci: float, dpi: int) -> list[Block]:
+    """r* per domain (usage 1): the question asked, the table of answers and each domain's decision plot."""
+    from bayes_dcpt.viz import curves as plotting
+
+    blocks: list[Block] = [
+        Heading(2, "Critical mixture ratio r* (trade-off)", "tradeoff"),
+        Para(
+            f"Usage 1 of the D-CPT paper, solved for every posterior draw: the largest domain share r* whose general "
+            f"loss for a model of N = {inp['n_params']:,.0f} parameters after D = {inp['tokens']:,.0f} CPT tokens "
+            f"stays within {_threshold(inp)} above the base model's. The risk-aware r is the largest share whose "
+            f"constraint holds with probability >= {inp['prob']:g}. Infeasible draws (even r = 0 breaks the "
+            "threshold) are counted, never dropped; the interval of r* is over the feasible draws."
+        ),
+    ]
+    t = _tradeoff_table(decs, ci)
+    mask = pd.DataFrame(False, index=t.index, columns=t.columns)
+    mask["infeasible"] = t["infeasible"].astype(int) > 0
+    blocks.append(Table(t, mask, caption=f"r* per domain ({ci:.0%} equal-tailed intervals)"))
+    for dom, d in decs.items():
+        fig = d.plot(ci=ci)
+        blocks.append(
+            Image(
+                plotting.figure_png(fig, dpi=dpi),
+                f"{dom}: posterior of r* and trade-off curves",
+                f"{dom}: posterior of r* (top), the general-loss increase against r with the "
+                "threshold (dashed), and the domain loss against r; dotted: median r*, hatched: "
+                f"its {ci:.0%} interval, dash-dotted: the risk-aware r.",
+                f"tradeoff_{dom}",
+            )
+        )
+    return blocks
+
+
+def _compute_row(dom: str, d: Any, ci: float) -> dict[str, Any]:
+    tb = d.summary(ci).table
+    return {
+        "domain": dom,
+        "r_domain": fmt(d.inputs["r_domain"], ".3f"),
+        "N_opt median": fmt(tb.loc["n_params_opt", "median"], ".3g"),
+        f"N_opt {ci:.0%}": interval(tb.loc["n_params_opt", "lo"], tb.loc["n_params_opt", "hi"]),
+        "D_opt median": fmt(tb.loc["tokens_opt", "median"], ".3g"),
+        f"D_opt {ci:.0%}": interval(tb.loc["tokens_opt", "lo"], tb.loc["tokens_opt", "hi"]),
+        "domain loss median": fmt(tb.loc["loss_domain", "median"], ".4g") if "loss_domain" in tb.index else "n/a",
+        "degenerate draws": d.extras["counts"].get("degenerate", 0),
+    }
+
+
+def compute_section(
+    comp: Mapping[str, Any], flops: float, ci: float, dpi: int, skipped: Mapping[str, str]
+) -> list[Block]:
+    """Compute-optimal N and D per domain at its risk-aware ratio (usage 3), and the domains without one."""
+    from bayes_dcpt.viz import curves as plotting
+
+    blocks: list[Block] = [
+        Heading(2, "Compute allocation", "compute"),
+        Para(
+            f"Usage 3: for a budget of C = {flops:.3g} FLOPs (6 N D of the run above), the model size "
+            "N and CPT tokens D that minimise the domain loss at each domain's risk-aware ratio "
+            "(closed form of appendix G.3 per draw)."
+        ),
+    ]
+    rows = [_compute_row(dom, d, ci) for dom, d in comp.items()]
+    if rows:
+        blocks.append(Table(pd.DataFrame(rows), caption=f"Compute-optimal N and D ({ci:.0%} intervals)"))
+    for dom, why in skipped.items():
+        blocks.append(Para(f"{dom}: no compute allocation ({why}).", bad=True))
+    for dom, d in comp.items():
+        fig = d.plot(ci=ci)
+        blocks.append(
+            Image(
+                plotting.figure_png(fig, dpi=dpi),
+                f"{dom}: compute-optimal allocation",
+                f"{dom}: per-draw compute-optimal (N, D) on the iso-FLOP line; star: the median.",
+                f"compute_{dom}",
+            )
+        )
+    return blocks
+
+
+#: Columns of the plan's batch table shown in the report, with their display names.
+_PLAN_COLUMNS = {
+    "rank": "rank",
+    "domain": "domain",
+    "n_params": "N",
+    "tokens": "tokens",
+    "r_domain": "r_domain",
+    "gpu_hours": "GPU-hours",
+    "U_z": "U_z (nats)",
+    "U_z_per_gpu_hour": "U_z per GPU-hour",
+    "width_after_batch": "r* width after",
+    "pred_loss_domain_lo": "domain loss lo",
+    "pred_loss_domain_hi": "domain loss hi",
+}
+
+
+def _plan_figure(plan: Any, dpi: int) -> Image:
+    from bayes_dcpt.viz import curves as plotting
+
+    fig = plan.plot()
+    try:
+        png = plotting.figure_png(fig, dpi=dpi)
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return Image(
+        png,
+        "planner: information against cost",
+        "Left: expected information against cost for every candidate (stars: the batch); "
+        "middle: expected r* interval width against cumulative GPU-hours; right: predicted "
+        "losses of the batch's probes at their last checkpoint.",
+        "plan",
+    )
+
+
+def plan_section(plan: Any, plan_domain: str | None, n_cands: int, dpi: int, why_not: str | None) -> list[Block]:
+    """The planner's suggested batch: how it ranks, the batch table, its summary and its figure."""
+    blocks: list[Block] = [Heading(2, "Next suggested probes", "plan")]
+    if plan is None:
+        return [*blocks, Para(f"No plan: {why_not}", bad=True)]
+    blocks.append(
+        Para(
+            f"The planner ranks {n_cands} candidate probe runs by the expected information they give about r* of "
+            f"domain {plan_domain} per GPU-hour, and picks a batch of {plan.k} (one per GPU; a repeated row is an "
+            "independent replicate). U_z: expected information about the target (nats); width after: expected "
+            f"{plan.ci:.0%} interval width of r* after the batch so far."
+        )
+    )
+    tb = plan.table
+    cols = [c for c in _PLAN_COLUMNS if c in tb]
+    show = tb[cols].rename(columns={c: n for c, n in _PLAN_COLUMNS.items() if c != n})
+    blocks.append(Table(fmt_frame(show), caption=f"Suggested batch (target: {plan.target})"))
+    blocks.append(Pre(plan.summary()))
+    blocks.append(_plan_figure(plan, dpi))
+    return blocks
+
+
+def _report_command(
+    fit_path: str, inp: Mapping[str, Any], base_loss: Any, domain: str | None, k: int, budget: float | None, fmt_: str
+) -> str:
+    cmd = (
+        f"bayes-dcpt report {fit_path} --out report.{'md' if fmt_ == 'md' else 'html'} "
+        f"--n-params {inp['n_params']:.6g} --tokens {inp['tokens']:.6g} "
+        f"--max-general-increase {inp['max_general_increase']:g}"
+    )
+    if not inp["relative"]:
+        cmd += " --absolute"
+    if isinstance(base_loss, (int, float)):
+        cmd += f" --base-loss {base_loss:g}"
+    if domain:
+        cmd += f" --domain {domain}"
+    return cmd + f" --k {k}" + (f" --budget {budget:g}" if budget else "")
+
+
+def reproduce_section(
+    fit: Any,
+    source: str | None,
+    inp: Mapping[str, Any],
+    base_loss: Any,
+    domain: str | None,
+    k: int,
+    budget: float | None,
+    fmt_: str,
+) -> list[Block]:
+    """The commands that refit the model and rewrite this report with the same inputs."""
+    sc = fit.sampler_config
+    fit_path = source or "FIT.nc"
+    lines = [
+        f"# fit ({sc.get('chains')} chains x {sc.get('draws')} draws, tune {sc.get('tune')}, seed {sc.get('seed')})",
+        f"bayes-dcpt fit DATA.csv --law {fit.law.name} --target {fit.config.target} --draws {sc.get('draws')} "
+        f"--tune {sc.get('tune')} --chains {sc.get('chains')} --seed {sc.get('seed')} --out {fit_path}",
+        "# this report",
+        _report_command(fit_path, inp, base_loss, domain, k, budget, fmt_),
+    ]
+    return [Heading(2, "Reproduce", "reproduce"), Pre("\n".join(lines))]
