@@ -198,7 +198,7 @@ def power(xp: Any, base: Any, expo: Any) -> Any:
 
 
 def ratio_power(xp: Any, r: Any, expo: Any) -> Any:
-    """r**expo for r in [0, 1] that is exactly 0 at r = 0 and has finite gradients there."""
+    """r**expo for r in [0, 1]: r is floored at TINY, so for expo > 0 it is ~0 at r = 0 with finite gradients."""
     return xp.exp(expo * xp.log(xp.maximum(r, TINY)))
 
 
