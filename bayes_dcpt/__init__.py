@@ -16,7 +16,7 @@ Quickstart::
     >>> bd.suggest(f, candidates, "tradeoff", n_params=4e5, tokens=2e6)
 """
 
-from bayes_dcpt import datasets, decide, plan, posterior, report, viz  # noqa: F401  (viz registers .plot())
+from bayes_dcpt import datasets, decide, plan, posterior, report, viz  # viz registers .plot() on import
 from bayes_dcpt._version import __version__
 from bayes_dcpt.data import load as load_data
 from bayes_dcpt.decide import optimize

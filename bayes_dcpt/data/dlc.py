@@ -107,7 +107,9 @@ def dlc_features(
     return pd.DataFrame(rows)
 
 
-def attach_features(frame: pd.DataFrame, features: pd.DataFrame, needed: tuple[str, ...] = ("k1", "k2")) -> pd.DataFrame:
+def attach_features(
+    frame: pd.DataFrame, features: pd.DataFrame, needed: tuple[str, ...] = ("k1", "k2")
+) -> pd.DataFrame:
     """Join per-domain features onto an observation frame; unknown domains and bad values raise."""
     feats = features.set_index("domain")
     missing = sorted(set(frame["domain"]) - set(feats.index))

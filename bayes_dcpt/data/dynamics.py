@@ -12,11 +12,12 @@ n_params, tokens, r_domain, loss_general, loss_domain, run_id``) every row has::
     lr             float  optional: the LR of the last step taken; checked against the schedule
 
 S1 and S2 are computed from the schedules exactly (:func:`bayes_dcpt.laws.lr_schedules.phase_areas`); nobody
-computes them by hand. Errors name the column and the 1-based rows, as :mod:`bayes_dcpt.data.schema` does.
+computes them by hand. Errors name the column and the 1-based rows, as :mod:`bayes_dcpt.data.schema` does;
+each check is a small function that appends its problems, so one call reports every problem of a table.
 
 Quickstart::
 
-    >>> from bayes_dcpt import dynamics_data as dd
+    >>> from bayes_dcpt.data import dynamics as dd
     >>> df = dd.load_dynamics("schedules.csv")                 # validated, canonical schedule specs
     >>> feats = dd.area_features(df, momentum=0.999)          # S1pt, S1cpt, S2pt, S2cpt per row
     >>> df = dd.load_dynamics(frame, schedules={"wsd": "wsd(peak=1e-3, steps=256, warmup=10)"})
@@ -93,6 +94,26 @@ def validate_dynamics(frame: pd.DataFrame, *, schedules: Mapping[str, Any] | Non
     """
     df = frame.copy()
     base_dir = Path(base_dir) if base_dir is not None else None
+    problems = _missing_dynamics_columns(df)
+    if problems:
+        raise DataValidationError(problems, source)
+    base = (df["tokens"] == 0).to_numpy()
+    sv = _check_steps(df["step"], base, problems)
+    sched, bsched = _resolve_schedules(df, base, schedules, base_dir, problems)
+    if problems:
+        raise DataValidationError(problems, source)
+
+    df["step"] = sv.astype(np.int64)
+    df["schedule"] = sched.where(~pd.Series(base, index=df.index), None).astype(object)
+    df["base_schedule"] = bsched.astype(object)
+    _check_steps_in_schedules(df, base, problems)
+    if problems:
+        raise DataValidationError(problems, source)
+    df.attrs["bayes_dcpt_dynamics"] = True
+    return df
+
+
+def _missing_dynamics_columns(df: pd.DataFrame) -> list[Problem]:
     problems: list[Problem] = []
     for c in DYNAMICS_COLUMNS:
         if c not in df:
@@ -100,12 +121,11 @@ def validate_dynamics(frame: pd.DataFrame, *, schedules: Mapping[str, Any] | Non
                     "schedule": "the run's CPT LR schedule, e.g. cosine(peak=1e-3, steps=256, warmup=10)",
                     "base_schedule": "the base model's pre-training LR schedule"}[c]
             problems.append(Problem(c, f"required column is missing ({hint})"))
-    if problems:
-        raise DataValidationError(problems, source)
-    base = (df["tokens"] == 0).to_numpy()
+    return problems
 
-    # ------------------------------------------------------------------------------------------ step
-    raw = df["step"]
+
+def _check_steps(raw: pd.Series, base: np.ndarray, problems: list[Problem]) -> np.ndarray:
+    """The ``step`` column as floats (0 where a base row omits it); appends its problems."""
     step = pd.to_numeric(raw, errors="coerce")
     missing = step.isna().to_numpy()
     bad_num = missing & ~raw.map(_blank).to_numpy()
@@ -129,22 +149,15 @@ def validate_dynamics(frame: pd.DataFrame, *, schedules: Mapping[str, Any] | Non
     base_nz = ok & (sv != 0) & base
     if base_nz.any():
         problems.append(Problem("step", "base-model rows (tokens == 0) are CPT step 0", row_numbers(base_nz)))
+    return sv
 
-    # ------------------------------------------------------------------------------------- schedules
+
+def _resolve_schedules(df: pd.DataFrame, base: np.ndarray, schedules: Mapping[str, Any] | None,
+                       base_dir: Path | None, problems: list[Problem]) -> tuple[pd.Series, pd.Series]:
+    """Canonical ``schedule`` and ``base_schedule`` specs (empty base cells filled per base model); appends problems."""
     out_spec = {}
     for col in ("schedule", "base_schedule"):
-        vals = df[col].tolist()
-        specs: list[str | None] = []
-        bad: dict[str, list[int]] = {}
-        for i, v in enumerate(vals):
-            if _blank(v):
-                specs.append(None)
-                continue
-            try:
-                specs.append(_canonical(v, schedules, base_dir))
-            except ScheduleError as exc:
-                specs.append(None)
-                bad.setdefault(str(exc), []).append(i)
+        specs, bad = _canonical_column(df[col].tolist(), schedules, base_dir)
         for msg, idx in bad.items():
             problems.append(Problem(col, msg, tuple(i + 1 for i in idx)))
         out_spec[col] = specs
@@ -154,7 +167,8 @@ def validate_dynamics(frame: pd.DataFrame, *, schedules: Mapping[str, Any] | Non
     for p in problems:
         if p.column in ("schedule", "base_schedule"):
             bad_rows.update(r - 1 for r in p.rows)
-    no_sched = sched.isna().to_numpy() & ~base & ~np.isin(np.arange(len(df)), list(bad_rows))
+    unreadable = np.isin(np.arange(len(df)), list(bad_rows))
+    no_sched = sched.isna().to_numpy() & ~base & ~unreadable
     if no_sched.any():
         problems.append(Problem("schedule", "missing CPT schedule (only base rows may omit it)", row_numbers(no_sched)))
     # one schedule per run
@@ -163,30 +177,51 @@ def validate_dynamics(frame: pd.DataFrame, *, schedules: Mapping[str, Any] | Non
         m = (runs == rid) & ~base
         vals = set(sched[m].dropna())
         if len(vals) > 1:
-            problems.append(Problem("schedule", f"run {rid!r} has different schedules on different rows", row_numbers(m)))
-    # base schedules: one per base model (domain, n_params); fill empty cells from the group
+            problems.append(Problem("schedule", f"run {rid!r} has different schedules on different rows",
+                                    row_numbers(m)))
+    _fill_base_schedules(df, bsched, unreadable, problems)
+    return sched, bsched
+
+
+def _canonical_column(vals: list[Any], schedules: Mapping[str, Any] | None,
+                      base_dir: Path | None) -> tuple[list[str | None], dict[str, list[int]]]:
+    """Canonical specs of one column (None for blank or unreadable cells) and ``message -> 0-based rows``."""
+    specs: list[str | None] = []
+    bad: dict[str, list[int]] = {}
+    for i, v in enumerate(vals):
+        if _blank(v):
+            specs.append(None)
+            continue
+        try:
+            specs.append(_canonical(v, schedules, base_dir))
+        except ScheduleError as exc:
+            specs.append(None)
+            bad.setdefault(str(exc), []).append(i)
+    return specs, bad
+
+
+def _fill_base_schedules(df: pd.DataFrame, bsched: pd.Series, unreadable: np.ndarray,
+                         problems: list[Problem]) -> None:
+    """One base schedule per base model (domain, n_params): fill empty cells in ``bsched`` from the group."""
     key = df["domain"].astype(str) + "|" + df["n_params"].map(lambda n: f"{float(n):.9g}")
     for k in pd.unique(key):
         m = (key == k).to_numpy()
         vals = set(bsched[m].dropna())
         if len(vals) > 1:
             problems.append(Problem("base_schedule", f"base model {k.replace('|', ' N=')} has different base "
-                                    "schedules on different rows (one base model, one pre-training run)", row_numbers(m)))
+                                    "schedules on different rows (one base model, one pre-training run)",
+                                    row_numbers(m)))
         elif len(vals) == 1:
             bsched[m] = next(iter(vals))
         else:
-            m2 = m & ~np.isin(np.arange(len(df)), list(bad_rows))
+            m2 = m & ~unreadable
             if m2.any():
                 problems.append(Problem("base_schedule", f"no pre-training schedule for base model "
                                         f"{k.replace('|', ' N=')} on any row", row_numbers(m2)))
-    if problems:
-        raise DataValidationError(problems, source)
 
-    df["step"] = sv.astype(np.int64)
-    df["schedule"] = sched.where(~pd.Series(base, index=df.index), None).astype(object)
-    df["base_schedule"] = bsched.astype(object)
 
-    # ------------------------------------------------------------------- steps within the schedules
+def _check_steps_in_schedules(df: pd.DataFrame, base: np.ndarray, problems: list[Problem]) -> None:
+    """Steps within each run's schedule, growing with tokens, and the optional ``lr`` column on the schedule."""
     cpt_idx = np.flatnonzero(~base)
     over = [i for i in cpt_idx if df["step"].iat[i] > schedule_of(df["schedule"].iat[i]).steps]
     if over:
@@ -195,6 +230,7 @@ def validate_dynamics(frame: pd.DataFrame, *, schedules: Mapping[str, Any] | Non
                                 f"{schedule_of(df['schedule'].iat[eg]).steps}-step schedule)", row_numbers(np.isin(
                                     np.arange(len(df)), over))))
     # steps grow with tokens inside a run
+    runs = df["run_id"].astype(str).to_numpy()
     order_bad = np.zeros(len(df), bool)
     for rid in pd.unique(runs[~base]):
         m = np.flatnonzero((runs == rid) & ~base)
@@ -204,25 +240,25 @@ def validate_dynamics(frame: pd.DataFrame, *, schedules: Mapping[str, Any] | Non
             order_bad[m] = True
     if order_bad.any():
         problems.append(Problem("step", "steps must increase with tokens within a run", row_numbers(order_bad)))
-    # the optional lr column against the schedule
     if "lr" in df and not problems:
-        lr = pd.to_numeric(df["lr"], errors="coerce").to_numpy(float)
-        have = np.isfinite(lr) & ~base
-        mism = np.zeros(len(df), bool)
-        for i in np.flatnonzero(have):
-            expect = schedule_of(df["schedule"].iat[i]).lrs()[df["step"].iat[i] - 1]
-            if not np.isclose(lr[i], expect, rtol=LR_RTOL, atol=1e-12 * max(expect, 1e-30)):
-                mism[i] = True
-        if mism.any():
-            i = int(np.flatnonzero(mism)[0])
-            expect = schedule_of(df["schedule"].iat[i]).lrs()[df["step"].iat[i] - 1]
-            problems.append(Problem("lr", f"does not match the schedule at that step (e.g. row {i + 1}: lr "
-                                    f"{lr[i]:.6g}, the schedule gives {expect:.6g} at step {df['step'].iat[i]}); "
-                                    "is the schedule or the step column wrong?", row_numbers(mism)))
-    if problems:
-        raise DataValidationError(problems, source)
-    df.attrs["bayes_dcpt_dynamics"] = True
-    return df
+        _check_lr(df, base, problems)
+
+
+def _check_lr(df: pd.DataFrame, base: np.ndarray, problems: list[Problem]) -> None:
+    """The optional ``lr`` column against the schedule at each row's step."""
+    lr = pd.to_numeric(df["lr"], errors="coerce").to_numpy(float)
+    have = np.isfinite(lr) & ~base
+    mism = np.zeros(len(df), bool)
+    for i in np.flatnonzero(have):
+        expect = schedule_of(df["schedule"].iat[i]).lrs()[df["step"].iat[i] - 1]
+        if not np.isclose(lr[i], expect, rtol=LR_RTOL, atol=1e-12 * max(expect, 1e-30)):
+            mism[i] = True
+    if mism.any():
+        i = int(np.flatnonzero(mism)[0])
+        expect = schedule_of(df["schedule"].iat[i]).lrs()[df["step"].iat[i] - 1]
+        problems.append(Problem("lr", f"does not match the schedule at that step (e.g. row {i + 1}: lr "
+                                f"{lr[i]:.6g}, the schedule gives {expect:.6g} at step {df['step'].iat[i]}); "
+                                "is the schedule or the step column wrong?", row_numbers(mism)))
 
 
 def load_dynamics(source: Any, *, schedules: Mapping[str, Any] | None = None,
@@ -275,7 +311,7 @@ def area_features(df: pd.DataFrame, momentum: float = DEFAULT_MOMENTUM) -> pd.Da
     pt = df["base_schedule"].to_numpy(object)
     steps = df["step"].to_numpy()
     keys = pd.Series([f"{c}\x00{p}" for c, p in zip(cpt, pt, strict=True)])
-    for k, idx in keys.groupby(keys).groups.items():
+    for _key, idx in keys.groupby(keys).groups.items():
         idx = np.asarray(list(idx))
         c = cpt[idx[0]]
         c = None if _blank(c) else c
@@ -301,6 +337,17 @@ def prediction_rows(frame: pd.DataFrame | Mapping[str, Any], *, domains: list[st
         frame.reset_index(drop=True).copy()
     if "domain" not in df and len(domains) == 1:
         df["domain"] = domains[0]
+    _check_prediction_columns(df)
+    _coerce_prediction_numbers(df, domains)
+    keys = list(zip(df["domain"], df["n_params"].astype(float), strict=True))
+    _fill_base_schedules_of_rows(df, keys, base_schedules)
+    _fill_steps_and_tokens(df, keys, tokens_per_step)
+    _resolve_row_schedules(df, schedules)
+    df["step"] = df["step"].to_numpy(float).astype(np.int64)
+    return df
+
+
+def _check_prediction_columns(df: pd.DataFrame) -> None:
     problems: list[Problem] = []
     for c in ("domain", "n_params", "r_domain", "schedule"):
         if c not in df:
@@ -309,6 +356,11 @@ def prediction_rows(frame: pd.DataFrame | Mapping[str, Any], *, domains: list[st
         problems.append(Problem("step", "give step (CPT optimizer steps) or tokens for every row"))
     if problems:
         raise DataValidationError(problems)
+
+
+def _coerce_prediction_numbers(df: pd.DataFrame, domains: list[str]) -> None:
+    """Known domains; numeric ``n_params``, ``r_domain``, ``step``/``tokens`` (r_domain 0 at the base model)."""
+    problems: list[Problem] = []
     df["domain"] = df["domain"].astype(str)
     unknown = ~df["domain"].isin(domains)
     if unknown.any():
@@ -330,12 +382,17 @@ def prediction_rows(frame: pd.DataFrame | Mapping[str, Any], *, domains: list[st
         df[c] = v
     if problems:
         raise DataValidationError(problems)
+
+
+def _fill_base_schedules_of_rows(df: pd.DataFrame, keys: list[tuple[str, float]],
+                                 base_schedules: Mapping[tuple[str, float], str] | None) -> None:
+    """Check the size and ratio ranges; fill empty ``base_schedule`` cells from the fitted base models."""
+    problems: list[Problem] = []
     if (df["n_params"] <= 0).any():
         problems.append(Problem("n_params", "model size must be > 0", row_numbers(df["n_params"] <= 0)))
     bad_r = (df["r_domain"] < 0) | (df["r_domain"] > 1)
     if bad_r.any():
         problems.append(Problem("r_domain", "must be in [0, 1]", row_numbers(bad_r)))
-    keys = list(zip(df["domain"], df["n_params"].astype(float), strict=True))
     if "base_schedule" not in df:
         df["base_schedule"] = None
     bs = []
@@ -351,6 +408,11 @@ def prediction_rows(frame: pd.DataFrame | Mapping[str, Any], *, domains: list[st
     df["base_schedule"] = bs
     if problems:
         raise DataValidationError(problems)
+
+
+def _fill_steps_and_tokens(df: pd.DataFrame, keys: list[tuple[str, float]],
+                           tokens_per_step: Mapping[tuple[str, float], float] | None) -> None:
+    """``step`` from ``tokens`` and ``tokens`` from ``step`` with the fitted tokens per step of each base model."""
     tps = [_lookup(tokens_per_step, k) for k in keys]
     if "step" not in df:
         df["step"] = np.nan
@@ -359,16 +421,18 @@ def prediction_rows(frame: pd.DataFrame | Mapping[str, Any], *, domains: list[st
     need = df["step"].isna().to_numpy()
     no_tps = need & np.array([t is None for t in tps])
     if no_tps.any():
-        problems.append(Problem("step", "missing, and the tokens per step of this base model are not known from "
-                                "the fit; give step", row_numbers(no_tps)))
-    if problems:
-        raise DataValidationError(problems)
+        raise DataValidationError([Problem("step", "missing, and the tokens per step of this base model are not "
+                                           "known from the fit; give step", row_numbers(no_tps))])
     tps_arr = np.array([np.nan if t is None else t for t in tps], float)
     df.loc[need, "step"] = np.round(df.loc[need, "tokens"].to_numpy(float) / tps_arr[need])
     fill_tok = df["tokens"].isna().to_numpy()
     df.loc[fill_tok, "tokens"] = df.loc[fill_tok, "step"].to_numpy(float) * np.where(
         np.isfinite(tps_arr[fill_tok]), tps_arr[fill_tok], np.nan)
-    # resolve schedules and check the steps
+
+
+def _resolve_row_schedules(df: pd.DataFrame, schedules: Mapping[str, Any] | None) -> None:
+    """Canonical ``schedule``/``base_schedule`` specs of every row, and whole steps within the schedule."""
+    problems: list[Problem] = []
     specs, bspecs = [], []
     for i in range(len(df)):
         try:
@@ -393,8 +457,6 @@ def prediction_rows(frame: pd.DataFrame | Mapping[str, Any], *, domains: list[st
         problems.append(Problem("step", "beyond the end of the row's schedule", row_numbers(over)))
     if problems:
         raise DataValidationError(problems)
-    df["step"] = st.astype(np.int64)
-    return df
 
 
 def _lookup(mapping: Mapping[tuple[str, float], Any] | None, key: tuple[str, float]) -> Any:

@@ -163,7 +163,7 @@ def validate(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
     if problems and any("more than once" in p.message for p in problems):
         raise DataValidationError(problems, source)
     if len(df) == 0:
-        raise DataValidationError(problems + [Problem("data", "the table has no rows")], source)
+        raise DataValidationError([*problems, Problem("data", "the table has no rows")], source)
 
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     for c in missing:

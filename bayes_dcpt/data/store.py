@@ -16,20 +16,14 @@ Quickstart::
     ...     df = st.to_frame()                  # the schema of bayes_dcpt.data.schema (validated)
     >>> Store("runs.sqlite").import_frame("more_probes.csv")   # {'inserted': ..., 'skipped': ...}
 
-Schema (three tables)::
-
-    runs         run_id PK, model, n_params, base_checkpoint, domain, r_domain, corpus_general,
-                 corpus_domain, seed, status {pending, running, done, failed}, started_at, finished_at,
-                 wall_seconds, config (JSON: schedule and the rest), host
-    evaluations  run_id FK, tokens, step, eval_set {general, domain}, loss, lr, created_at,
-                 UNIQUE(run_id, tokens, eval_set)
-    lr_traces    run_id, phase {pretrain, cpt}, n_steps, lrs (float64 array, zlib-compressed bytes),
-                 PRIMARY KEY(run_id, phase): the LR of every optimizer step, as trained
+The tables, file checks and transactions are in :mod:`~bayes_dcpt.data.store_sql`, value conversions in
+:mod:`~bayes_dcpt.data.store_values`, and the conversion to and from the wide measurement table in
+:mod:`~bayes_dcpt.data.store_frames`; this module re-exports the names callers use.
 
 A run's LR schedules travel in ``config`` (``schedule``: the CPT schedule spec, ``base_schedule``: the
 base model's pre-training schedule spec, see :mod:`bayes_dcpt.laws.lr_schedules`); :meth:`Store.to_frame`
 exports them as the ``schedule`` and ``base_schedule`` columns the CPT dynamics law reads, and
-:meth:`Store.lr_trace` returns the recorded per-step LRs.
+:meth:`Store.lr_trace` returns the recorded per-step LRs (stored per optimizer step, as trained).
 
 Base-model measurements (tokens == 0) belong to a run named like :func:`bayes_dcpt.data.schema.validate`
 names them, ``base|<domain>|N=<n_params>``, with ``r_domain`` NULL (see :func:`base_run_id`).
@@ -39,12 +33,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
 import sqlite3
-import time
+import zlib
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +45,21 @@ import pandas as pd
 
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.data.schema import base_run_id
-from bayes_dcpt.errors import BayesDCPTError
+from bayes_dcpt.data.store_frames import EXPORT_COLS, frame_records, schedules_from_configs, wide_frame
+from bayes_dcpt.data.store_sql import (
+    EVAL_SETS,
+    LOSS_RTOL,
+    RUN_FIELDS,
+    SQLITE_MAGIC,
+    STATUSES,
+    TRACE_PHASES,
+    StoreConflictError,
+    StoreError,
+    check_store_file,
+    setup_store,
+    write_transaction,
+)
+from bayes_dcpt.data.store_values import fmt_g, host_name, now_iso, parse_base_id, same_value, seed_value, sql_value
 
 __all__ = [
     "EVAL_SETS",
@@ -63,117 +69,9 @@ __all__ = [
     "StoreConflictError",
     "StoreError",
     "base_run_id",
+    "host_name",
     "read_measurements",
 ]
-
-STATUSES = ("pending", "running", "done", "failed")
-EVAL_SETS = ("general", "domain")
-#: Two losses for the same (run, tokens, eval set) count as "the same measurement" within this relative
-#: tolerance (float32 evaluation with different thread counts differs in the last digits).
-LOSS_RTOL = 1e-6
-SCHEMA_VERSION = 1
-_MAGIC = b"SQLite format 3\x00"
-
-RUN_FIELDS = (
-    "model",
-    "n_params",
-    "base_checkpoint",
-    "domain",
-    "r_domain",
-    "corpus_general",
-    "corpus_domain",
-    "seed",
-    "status",
-    "started_at",
-    "finished_at",
-    "wall_seconds",
-    "config",
-    "host",
-)
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id          TEXT PRIMARY KEY,
-    model           TEXT,
-    n_params        REAL,
-    base_checkpoint TEXT,
-    domain          TEXT,
-    r_domain        REAL CHECK (r_domain IS NULL OR (r_domain >= 0 AND r_domain <= 1)),
-    corpus_general  TEXT,
-    corpus_domain   TEXT,
-    seed,
-    status          TEXT NOT NULL DEFAULT 'pending' CHECK (status IN {STATUSES!r}),
-    started_at      TEXT,
-    finished_at     TEXT,
-    wall_seconds    REAL,
-    config          TEXT,
-    host            TEXT
-);
-CREATE TABLE IF NOT EXISTS evaluations (
-    run_id     TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    tokens     REAL NOT NULL CHECK (tokens >= 0),
-    step       INTEGER,
-    eval_set   TEXT NOT NULL CHECK (eval_set IN {EVAL_SETS!r}),
-    loss       REAL NOT NULL CHECK (loss > 0),
-    lr         REAL,
-    created_at TEXT NOT NULL,
-    UNIQUE (run_id, tokens, eval_set)
-);
-CREATE INDEX IF NOT EXISTS evaluations_run ON evaluations (run_id);
-"""
-#: Added after schema version 1 was released; created on open in older stores (additive, no migration).
-_TRACES = """
-CREATE TABLE IF NOT EXISTS lr_traces (
-    run_id   TEXT NOT NULL,
-    phase    TEXT NOT NULL CHECK (phase IN ('pretrain', 'cpt')),
-    n_steps  INTEGER NOT NULL,
-    lrs      BLOB NOT NULL,
-    PRIMARY KEY (run_id, phase)
-)
-"""
-TRACE_PHASES = ("pretrain", "cpt")
-
-
-class StoreError(BayesDCPTError):
-    """The store file cannot be used (not SQLite, corrupt, not a bayes-dcpt store) or a value is invalid."""
-
-
-class StoreConflictError(StoreError):
-    """A measurement that is already stored was written again with a different loss."""
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _g(x: float) -> str:
-    return f"{x:.6g}"
-
-
-def _clean(value: Any) -> Any:
-    """Python scalars for SQLite; NaN/None -> NULL; dicts/lists -> JSON."""
-    if value is None:
-        return None
-    if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, sort_keys=True, default=str)
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return value
-    return value
-
-
-def _seed_value(value: Any) -> Any:
-    value = _clean(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return value
-
 
 class Store:
     """An experiment store in one SQLite file (created when absent).
@@ -190,13 +88,13 @@ class Store:
     def __init__(self, path: str | Path, timeout: float = 60.0):
         self.path = Path(path)
         self.timeout = float(timeout)
-        self._check_file()
+        check_store_file(self.path)
         try:
             self._con = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open the store: {exc}") from exc
         try:
-            self._setup()
+            setup_store(self._con, self.path, self.timeout)
         except sqlite3.DatabaseError as exc:
             self._con.close()
             raise StoreError(
@@ -207,55 +105,6 @@ class Store:
             raise
 
     # ------------------------------------------------------------------------------------ life cycle
-    def _check_file(self) -> None:
-        p = self.path
-        if p.is_dir():
-            raise StoreError(f"{p} is a directory, not a store file")
-        if p.exists():
-            try:
-                with p.open("rb") as fh:
-                    head = fh.read(len(_MAGIC))
-            except OSError as exc:
-                raise StoreError(f"{p}: cannot read the store: {exc.strerror or exc}") from exc
-            if head and head != _MAGIC:
-                raise StoreError(
-                    f"{p} is not a SQLite database (wrong header); give a new file name or the right file"
-                )
-        elif not p.parent.exists():
-            raise StoreError(f"{p}: the folder {p.parent} does not exist")
-
-    def _setup(self) -> None:
-        con = self._con
-        con.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        # reading the schema raises DatabaseError for a corrupt file before anything is written
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if tables and "meta" not in tables:
-            raise StoreError(
-                f"{self.path} is a SQLite database but not a bayes-dcpt store "
-                f"(tables: {', '.join(sorted(tables))})"
-            )
-        if "meta" in tables:
-            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None or int(row[0]) > SCHEMA_VERSION:
-                raise StoreError(f"{self.path}: unknown store schema version {row[0] if row else None}")
-        mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":  # e.g. a file system without shared memory
-            con.execute("PRAGMA journal_mode = DELETE")
-        con.execute("PRAGMA synchronous = FULL")
-        con.execute("PRAGMA foreign_keys = ON")
-        if not tables:
-            with self._write():
-                for stmt in _SCHEMA.split(";"):
-                    if stmt.strip():
-                        con.execute(stmt)
-                con.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('app', 'bayes-dcpt')",
-                    (str(SCHEMA_VERSION),),
-                )
-        if "lr_traces" not in tables:
-            with self._write():
-                con.execute(_TRACES)
-
     def close(self) -> None:
         """Close the connection (idempotent)."""
         con = getattr(self, "_con", None)
@@ -273,31 +122,8 @@ class Store:
         return f"Store({str(self.path)!r})"
 
     # ------------------------------------------------------------------------------------ transactions
-    class _Tx:
-        def __init__(self, store: Store):
-            self.store = store
-
-        def __enter__(self) -> sqlite3.Connection:
-            con = self.store._conn()
-            deadline = time.monotonic() + self.store.timeout
-            while True:  # BEGIN IMMEDIATE takes the write lock now (busy_timeout covers most waits)
-                try:
-                    con.execute("BEGIN IMMEDIATE")
-                    return con
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or time.monotonic() > deadline:
-                        raise StoreError(f"{self.store.path}: cannot get the write lock: {exc}") from exc
-                    time.sleep(0.05)
-
-        def __exit__(self, exc_type, exc, tb) -> None:
-            con = self.store._conn()
-            if exc_type is None:
-                con.execute("COMMIT")
-            else:
-                con.execute("ROLLBACK")
-
-    def _write(self) -> Store._Tx:
-        return Store._Tx(self)
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self._conn(), self.path, self.timeout)
 
     def _conn(self) -> sqlite3.Connection:
         if self._con is None:
@@ -316,7 +142,7 @@ class Store:
         unknown = sorted(set(fields) - set(RUN_FIELDS))
         if unknown:
             raise StoreError(f"unknown run field(s) {unknown}; known: {', '.join(RUN_FIELDS)}")
-        vals = {k: (_seed_value(v) if k == "seed" else _clean(v)) for k, v in fields.items()}
+        vals = {k: (seed_value(v) if k == "seed" else sql_value(v)) for k, v in fields.items()}
         if "status" in vals and vals["status"] not in STATUSES:
             raise StoreError(f"run {run_id!r}: status must be one of {STATUSES}, not {vals['status']!r}")
         r = vals.get("r_domain")
@@ -398,10 +224,10 @@ class Store:
         known: set[str] = set()
         for row in rows:
             run_id = row["run_id"]
-            tokens = float(_clean(row["tokens"]))
+            tokens = float(sql_value(row["tokens"]))
             eval_set = row["eval_set"]
-            loss = _clean(row["loss"])
-            where = f"run {run_id!r} at tokens={_g(tokens)} ({eval_set})"
+            loss = sql_value(row["loss"])
+            where = f"run {run_id!r} at tokens={fmt_g(tokens)} ({eval_set})"
             if eval_set not in EVAL_SETS:
                 raise StoreError(f"{where}: eval_set must be 'general' or 'domain'")
             if loss is None or not math.isfinite(float(loss)) or float(loss) <= 0:
@@ -413,14 +239,14 @@ class Store:
                 if con.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
                     if not str(run_id).startswith("base|"):
                         raise StoreError(f"{where}: unknown run; create it with upsert_run first")
-                    dom, n = _parse_base_id(run_id)
+                    dom, n = parse_base_id(run_id)
                     con.execute(
                         "INSERT INTO runs (run_id, status, domain, n_params) VALUES (?, 'done', ?, ?)",
                         (run_id, dom, n),
                     )
                 known.add(run_id)
-            step = _clean(row.get("step"))
-            lr = _clean(row.get("lr"))
+            step = sql_value(row.get("step"))
+            lr = sql_value(row.get("lr"))
             old = con.execute(
                 "SELECT loss FROM evaluations WHERE run_id = ? AND tokens = ? AND eval_set = ?",
                 (run_id, tokens, eval_set),
@@ -437,14 +263,14 @@ class Store:
                 con.execute(
                     "UPDATE evaluations SET loss = ?, step = ?, lr = ?, created_at = ? "
                     "WHERE run_id = ? AND tokens = ? AND eval_set = ?",
-                    (loss, step, lr, _now(), run_id, tokens, eval_set),
+                    (loss, step, lr, now_iso(), run_id, tokens, eval_set),
                 )
                 inserted += 1
                 continue
             con.execute(
                 "INSERT INTO evaluations (run_id, tokens, step, eval_set, loss, lr, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, tokens, None if step is None else int(step), eval_set, loss, lr, _now()),
+                (run_id, tokens, None if step is None else int(step), eval_set, loss, lr, now_iso()),
             )
             inserted += 1
         return inserted, skipped
@@ -464,8 +290,6 @@ class Store:
 
         Written again as the run proceeds (the trace grows); stored compressed (float64, zlib).
         """
-        import zlib
-
         if phase not in TRACE_PHASES:
             raise StoreError(f"phase must be one of {TRACE_PHASES}, not {phase!r}")
         arr = np.ascontiguousarray(np.asarray(lrs, dtype="<f8").ravel())
@@ -481,8 +305,6 @@ class Store:
 
     def lr_trace(self, run_id: str, phase: str = "cpt") -> np.ndarray | None:
         """The recorded per-step LRs of a run's phase (``None`` when not recorded)."""
-        import zlib
-
         row = self._conn().execute(
             "SELECT n_steps, lrs FROM lr_traces WHERE run_id = ? AND phase = ?", (run_id, phase)
         ).fetchone()
@@ -515,47 +337,12 @@ class Store:
             long = long[long["status"].isin(list(status))]
         if long.empty:
             raise StoreError(f"{self.path}: the store has no measurements yet")
-        key = ["run_id", "tokens"]
-        wide = long.pivot_table(index=key, columns="eval_set", values="loss", aggfunc="first")
-        wide = wide.reindex(columns=list(EVAL_SETS)).rename(columns=lambda s: f"loss_{s}")
-        meta = long.groupby(key, as_index=True).agg(
-            domain=("domain", "first"),
-            n_params=("n_params", "first"),
-            r_domain=("r_domain", "first"),
-            seed=("seed", "first"),
-            step=("step", "first"),
-            lr=("lr", "first"),
-        )
-        out = meta.join(wide).reset_index()
-        cols = list(_FRAME_COLS)
-        sched = self._schedules()
-        if sched:
-            out["schedule"] = out["run_id"].map(lambda r: sched.get(r, {}).get("schedule"))
-            base = out["run_id"].map(lambda r: sched.get(r, {}).get("base_schedule"))
-            # a base model's schedule is known from any of its runs (or its own base run)
-            key = out["domain"].astype(str) + "|" + out["n_params"].map(lambda n: f"{float(n):.9g}")
-            known = pd.Series(base.to_numpy(), index=key.to_numpy()).dropna()
-            known = known[~known.index.duplicated()]
-            out["base_schedule"] = base.where(base.notna(), key.map(known))
-            out.loc[out["tokens"] == 0, "schedule"] = None
-            cols += list(_SCHEDULE_COLS)
-        out = out[cols].sort_values(["domain", "n_params", "run_id", "tokens"], kind="stable")
-        return _data.load(out.reset_index(drop=True))
+        return _data.load(wide_frame(long, self._schedules()))
 
     def _schedules(self) -> dict[str, dict[str, str]]:
         """``run_id -> {"schedule": spec, "base_schedule": spec}`` from the runs' configs (when recorded)."""
-        out: dict[str, dict[str, str]] = {}
-        for rid, cfg in self._conn().execute("SELECT run_id, config FROM runs WHERE config IS NOT NULL"):
-            try:
-                c = json.loads(cfg)
-            except ValueError:
-                continue
-            if not isinstance(c, dict):
-                continue
-            got = {k: c[k] for k in ("schedule", "base_schedule") if isinstance(c.get(k), str) and c[k]}
-            if got:
-                out[rid] = got
-        return out
+        rows = self._conn().execute("SELECT run_id, config FROM runs WHERE config IS NOT NULL")
+        return schedules_from_configs(rows)
 
     def import_frame(self, source: str | Path | pd.DataFrame, *, replace: bool = False) -> dict[str, int]:
         """Validate a table with :func:`bayes_dcpt.data.schema.load` and store it; nothing is written if invalid.
@@ -565,41 +352,7 @@ class Store:
         """
         df = _data.load(source)
         src = str(source) if isinstance(source, (str, Path)) else "table"
-        run_rows: dict[str, dict[str, Any]] = {}
-        evals: list[dict[str, Any]] = []
-        for rec in df.to_dict(orient="records"):
-            rid = str(rec["run_id"])
-            base = rec["tokens"] == 0
-            info = {
-                "domain": rec["domain"],
-                "n_params": float(rec["n_params"]),
-                "r_domain": None if base else float(rec["r_domain"]),
-            }
-            if "seed" in rec and not base:
-                info["seed"] = rec["seed"]
-            sched = {k: str(rec[k]) for k in ("schedule", "base_schedule")
-                     if k in rec and isinstance(rec[k], str) and rec[k].strip()}
-            prev = run_rows.setdefault(rid, {**info, "_sched": {}})
-            prev["_sched"].update(sched)
-            for k in ("domain", "n_params", "r_domain"):
-                if prev[k] != info[k] and not (prev[k] is None or info[k] is None):
-                    raise StoreError(
-                        f"{src}: run {rid!r} has rows with different {k} ({prev[k]} and {info[k]})"
-                    )
-            for s in EVAL_SETS:
-                loss = rec.get(f"loss_{s}")
-                if loss is None or (isinstance(loss, float) and math.isnan(loss)):
-                    continue
-                evals.append(
-                    {
-                        "run_id": rid,
-                        "tokens": rec["tokens"],
-                        "eval_set": s,
-                        "loss": loss,
-                        "step": _int_or_none(rec.get("step")),
-                        "lr": _float_or_none(rec.get("lr")),
-                    }
-                )
+        run_rows, evals = frame_records(df, src)
         with self._write() as con:
             for rid, info in run_rows.items():
                 old = con.execute(
@@ -607,7 +360,7 @@ class Store:
                 ).fetchone()
                 if old is not None:
                     for k, v in zip(("domain", "n_params", "r_domain"), old, strict=True):
-                        if v is not None and info[k] is not None and not _same(v, info[k]):
+                        if v is not None and info[k] is not None and not same_value(v, info[k]):
                             raise StoreConflictError(
                                 f"{src}: run {rid!r} is stored with {k}={v} but the table says {info[k]}"
                             )
@@ -628,55 +381,12 @@ class Store:
         if suffix not in (".csv", ".parquet", ".pq"):
             raise StoreError(f"{p}: export to .csv or .parquet, not {suffix or 'no suffix'!r}")
         df = self.to_frame()
-        df = df.drop(columns=[c for c in df.columns if c not in _EXPORT_COLS])
+        df = df.drop(columns=[c for c in df.columns if c not in EXPORT_COLS])
         if suffix == ".csv":
             df.to_csv(p, index=False)
         else:
             df.to_parquet(p, index=False)
         return p
-
-
-#: Columns of :meth:`Store.to_frame` (the schedule columns only when the store knows schedules) and exports.
-_FRAME_COLS = (
-    "domain", "n_params", "tokens", "r_domain", "loss_general", "loss_domain", "run_id", "seed", "step", "lr"
-)
-_SCHEDULE_COLS = ("schedule", "base_schedule")
-_EXPORT_COLS = (*_FRAME_COLS, *_SCHEDULE_COLS)
-
-
-def _parse_base_id(run_id: str) -> tuple[str, float]:
-    try:
-        head, n = run_id[len("base|") :].rsplit("|N=", 1)
-        return head, float(n)
-    except ValueError as exc:
-        raise StoreError(f"{run_id!r} is not a base-model run id (base|<domain>|N=<n_params>)") from exc
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(float(a), float(b), rel_tol=1e-9)
-    return a == b
-
-
-def _int_or_none(v: Any) -> int | None:
-    v = _clean(v)
-    try:
-        return None if v is None else int(float(v))
-    except (TypeError, ValueError):
-        return None
-
-
-def _float_or_none(v: Any) -> float | None:
-    v = _clean(v)
-    try:
-        return None if v is None else float(v)
-    except (TypeError, ValueError):
-        return None
-
-
-def host_name() -> str:
-    """This machine's name (recorded with each run)."""
-    return socket.gethostname() or os.environ.get("HOSTNAME", "unknown")
 
 
 _SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
@@ -690,7 +400,7 @@ def read_measurements(source: str | Path | pd.DataFrame) -> pd.DataFrame:
     is_sqlite = p.suffix.lower() in _SQLITE_SUFFIXES
     if not is_sqlite and p.is_file():
         with p.open("rb") as fh:
-            is_sqlite = fh.read(len(_MAGIC)) == _MAGIC
+            is_sqlite = fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
     if is_sqlite:
         if not p.exists():
             raise StoreError(f"no such store: {p}")

@@ -39,7 +39,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bayes_dcpt.laws.registry import Law, Param, Prior, _pow, register
+from bayes_dcpt.laws.base import Law, Param, Prior, power
+from bayes_dcpt.laws.registry import register
 
 __all__ = ["DYNAMICS_LAWS", "VARIANTS", "dynamics_inputs"]
 
@@ -66,18 +67,18 @@ def _formula(use_n: bool, use_r: bool):
         s1 = x["S1pt"] + x["S1cpt"]
         c1 = p["C1"] * x["S2pt"]
         c2 = p["C2"] * x["S2cpt"]
-        shift = 1.0 - _pow(xp, 1.0 + p["E"] * x["S1cpt"], -p["beta"])
+        shift = 1.0 - power(xp, 1.0 + p["E"] * x["S1cpt"], -p["beta"])
         if use_n:
-            c1 = c1 * _pow(xp, x["N"], p["gamma1"])
-            c2 = c2 * _pow(xp, x["N"], p["gamma2"])
+            c1 = c1 * power(xp, x["N"], p["gamma1"])
+            c2 = c2 * power(xp, x["N"], p["gamma2"])
         if use_r:
             r, dom = x["r_cpt"], x["is_domain"]
             r_own = dom * r + (1.0 - dom) * (1.0 - r)
             c2 = c2 * xp.exp(p["a1"] * r_own)
             shift = shift * (dom * (xp.exp(p["a2"] * r) - 1.0) + (1.0 - dom) * (1.0 - xp.exp(-p["a2"] * r)))
-        out = p["L0"] + p["A"] * _pow(xp, s1, -p["alpha"]) - c1 - c2 + p["B"] * shift
+        out = p["L0"] + p["A"] * power(xp, s1, -p["alpha"]) - c1 - c2 + p["B"] * shift
         if use_n:
-            out = out + p["F"] * _pow(xp, x["N"], -p["gamma3"])
+            out = out + p["F"] * power(xp, x["N"], -p["gamma3"])
         return out
 
     return f

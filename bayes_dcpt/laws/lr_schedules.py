@@ -210,12 +210,14 @@ class Schedule:
     @property
     def decay_steps(self) -> int:
         """``wsd``: the number of decay steps (``round(decay_frac * steps)``, at least one)."""
-        return max(int(round(self.decay_frac * self.steps)), 1)
+        return max(round(float(self.decay_frac * self.steps)), 1)
 
     # ------------------------------------------------------------------------------------ identity
     def spec(self) -> str:
-        """Canonical spec string (parsed back by :func:`parse_schedule` to the same LRs, bit for bit);
-        explicit schedules give a JSON list."""
+        """Canonical spec string (parsed back by :func:`parse_schedule` to the same LRs, bit for bit).
+
+        Explicit schedules give a JSON list.
+        """
         if self.kind == "explicit":
             return json.dumps([float(v) for v in self.values])
         parts = [f"peak={_exact(self.peak)}", f"steps={self.steps}"]
@@ -505,9 +507,9 @@ def phase_areas(cpt: Schedule | Any | None, pt: Schedule | Any | None = None,
     Notes
     -----
     The LR sequence is the PT steps followed by the CPT steps, with ``eta_0`` equal to the peak LR of the
-    first phase (PT, or CPT when there is no PT). Each LR change ``eta_{k-1} - eta_k`` belongs to the phase of step ``k``; the momentum
-    recursion runs separately on the two sets of changes (it is linear), so ``S2pt + S2cpt`` is the
-    annealing area of the concatenated sequence. Cost ``O(T_pt + T_cpt)``.
+    first phase (PT, or CPT when there is no PT). Each LR change ``eta_{k-1} - eta_k`` belongs to the phase of
+    step ``k``; the momentum recursion runs separately on the two sets of changes (it is linear), so
+    ``S2pt + S2cpt`` is the annealing area of the concatenated sequence. Cost ``O(T_pt + T_cpt)``.
     """
     lam = _check_momentum(momentum)
     eta_pt = parse_schedule(pt).lrs() if pt is not None else np.zeros(0)
