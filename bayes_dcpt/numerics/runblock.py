@@ -27,7 +27,15 @@ from typing import Any
 import numpy as np
 from scipy.special import gammaln, logsumexp
 
-__all__ = ["block_log_likelihood", "latent_student_log_likelihood", "loo_pointwise", "run_sums", "run_terms"]
+__all__ = [
+    "block_log_likelihood",
+    "latent_student_log_likelihood",
+    "loo_conditional",
+    "loo_pointwise",
+    "run_sums",
+    "run_terms",
+    "weighted_run_terms",
+]
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 _GH_NODES = 24
@@ -42,6 +50,22 @@ def run_terms(xp: Any, s1: Any, s2: Any, n: Any, var_e: Any, var_u: Any, nu: Any
     den = var_e + n * var_u
     logdet = (n - 1.0) * xp.log(var_e) + xp.log(den)
     q = (s2 - var_u * s1**2 / den) / var_e
+    if nu is None:
+        return -0.5 * (n * LOG_2PI + logdet + q)
+    lgamma = getattr(xp, "gammaln", gammaln)
+    return (lgamma(0.5 * (nu + n)) - lgamma(0.5 * nu) - 0.5 * n * xp.log(nu * np.pi) - 0.5 * logdet
+            - 0.5 * (nu + n) * xp.log1p(q / nu))
+
+
+def weighted_run_terms(xp: Any, w0: Any, w1: Any, w2: Any, logvar: Any, n: Any, var_u: Any, nu: Any = None) -> Any:
+    """:func:`run_terms` when the checkpoints of a run have their own noise variances ``v_i``.
+
+    The run enters through ``w0 = sum 1/v``, ``w1 = sum e/v``, ``w2 = sum e^2/v`` and ``logvar = sum log v``:
+    with ``Sigma = diag(v) + tau^2 11'``, ``log|Sigma| = logvar + log(1 + tau^2 w0)`` and
+    ``e' Sigma^-1 e = w2 - tau^2 w1^2 / (1 + tau^2 w0)``. Equal variances give :func:`run_terms`.
+    """
+    logdet = logvar + xp.log1p(var_u * w0)
+    q = w2 - var_u * w1**2 / (1.0 + var_u * w0)
     if nu is None:
         return -0.5 * (n * LOG_2PI + logdet + q)
     lgamma = getattr(xp, "gammaln", gammaln)
@@ -72,32 +96,49 @@ def block_log_likelihood(e: np.ndarray, runs: np.ndarray, sigma: Any, tau: Any, 
     return np.sum(run_terms(np, s1, s2, n[None, :], col(sigma) ** 2, col(tau) ** 2, col(nu)), axis=-1)
 
 
-def loo_pointwise(e: np.ndarray, run_idx: np.ndarray, sigma: np.ndarray, tau: np.ndarray,
-                      nu: np.ndarray | None = None) -> np.ndarray:
-    """``log p(y_i | y_-i, theta)`` per draw and observation, shape ``(S, n)`` (numpy).
+def loo_conditional(e: np.ndarray, run_idx: np.ndarray, sigma: Any, tau: Any, nu: Any = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Each observation's predictive given the rest of its run: ``(resid, scale, dof)``, each ``(S, n)``.
 
-    ``e`` is ``(S, n)`` residuals from the law; ``sigma``, ``tau`` and ``nu`` are ``(S, n)`` (each
-    observation's own values); ``run_idx`` is ``(n,)``. Summed over a run's members these are not its joint
-    log-likelihood; they are the leave-one-out predictive terms that PSIS-LOO needs (non-factorised model).
+    ``resid`` is ``y_i`` minus its conditional mean, ``scale`` the conditional scale and ``dof`` the degrees of
+    freedom (``None`` for the Normal form) of a location-scale Normal / Student-t (Burkner, Gabry & Vehtari
+    2021): for the Normal, variance ``1 / cbar_ii`` with ``cbar = diag(Sigma^-1)``; for the Student-t,
+    ``nu + n - 1`` degrees of freedom and the scale multiplied by ``(nu + q_-i) / (nu + n - 1)``, ``q_-i`` the
+    quadratic form of the other members of the run. ``sigma``, ``tau``, ``nu`` broadcast against ``e``.
     """
     e = np.asarray(e, float)
     _, inv = np.unique(np.asarray(run_idx), return_inverse=True)
-    s1, s2, n = (v[..., inv] for v in run_sums(e, inv))  # each observation's own run sums
-    var_e, var_u = np.asarray(sigma, float) ** 2, np.asarray(tau, float) ** 2
-    den = var_e + n * var_u
-    cbar = (1.0 - var_u / den) / var_e  # diagonal of Sigma^-1
-    g = (e - var_u * s1 / den) / var_e  # Sigma^-1 e
+    var_e = np.broadcast_to(np.asarray(sigma, float) ** 2, e.shape)  # each checkpoint's own noise variance
+    var_u = np.asarray(tau, float) ** 2
+    # per run: w0 = sum 1/v, w1 = sum e/v, w2 = sum e^2/v, n; mapped back to each observation
+    w0, _, n = (v[..., inv] for v in run_sums(1.0 / var_e, inv))
+    w1 = run_sums(e / var_e, inv)[0][..., inv]
+    w2 = run_sums(e / np.sqrt(var_e), inv)[1][..., inv]
+    den = 1.0 + var_u * w0
+    cbar = (1.0 - var_u / (var_e * den)) / var_e  # diagonal of Sigma^-1
+    g = (e - var_u * w1 / den) / var_e  # Sigma^-1 e
     resid = g / cbar  # y_i minus its conditional mean given the rest of its run
     var_c = 1.0 / cbar
     if nu is None:
-        return -0.5 * (LOG_2PI + np.log(var_c) + resid**2 / var_c)
+        return resid, np.sqrt(var_c), None
     nu = np.asarray(nu, float)
-    q_rest = (s2 - var_u * s1**2 / den) / var_e - resid**2 / var_c
+    q_rest = (w2 - var_u * w1**2 / den) - resid**2 / var_c
     dof = nu + n - 1.0
-    scale2 = var_c * (nu + np.maximum(q_rest, 0.0)) / dof
-    return (gammaln(0.5 * (dof + 1.0)) - gammaln(0.5 * dof) - 0.5 * np.log(dof * np.pi * scale2)
-            - 0.5 * (dof + 1.0) * np.log1p(resid**2 / (dof * scale2)))
+    return resid, np.sqrt(var_c * (nu + np.maximum(q_rest, 0.0)) / dof), np.broadcast_to(dof, e.shape)
 
+
+def loo_pointwise(e: np.ndarray, run_idx: np.ndarray, sigma: Any, tau: Any, nu: Any = None) -> np.ndarray:
+    """``log p(y_i | y_-i, theta)`` per draw and observation, shape ``(S, n)`` (numpy).
+
+    ``e`` is ``(S, n)`` residuals from the law; ``sigma``, ``tau`` and ``nu`` broadcast against it (each
+    observation's own values); ``run_idx`` is ``(n,)``. Summed over a run's members these are not its joint
+    log-likelihood; they are the leave-one-out predictive terms that PSIS-LOO needs (non-factorised model).
+    """
+    resid, scale, dof = loo_conditional(e, run_idx, sigma, tau, nu)
+    if dof is None:
+        return -0.5 * (LOG_2PI + 2.0 * np.log(scale) + (resid / scale) ** 2)
+    return (gammaln(0.5 * (dof + 1.0)) - gammaln(0.5 * dof) - 0.5 * np.log(dof * np.pi) - np.log(scale)
+            - 0.5 * (dof + 1.0) * np.log1p((resid / scale) ** 2 / dof))
 
 
 def latent_student_log_likelihood(

@@ -1,0 +1,319 @@
+"""Does the fitted law describe the data? Posterior predictive checks, beside R-hat and ESS on every fit.
+
+A converged sampler on a law that misses the data is not a fit: the noise model then absorbs the misfit (wide or
+heavy-tailed bands) and every decision inherits a confident, wrong curve. These checks compare the data with the
+posterior predictive, per (target, domain, model size):
+
+* ``coverage`` -- the share of measurements inside the central ``ci`` predictive band, against the share that
+  replicated data sets of the same runs reach (too few: bands too narrow; too many: the noise swallows a misfit);
+* ``trend_tokens`` -- residuals within each run regressed on log D (linear and quadratic): the law misses the
+  shape of the loss curves (the run offsets cancel, so this tests the shape, not the level);
+* ``trend_ratio`` / ``trend_size`` -- each run's mean residual regressed on the ratio / on log N;
+* ``loo_pit`` -- leave-one-out probability integral transforms (each checkpoint given the rest of its run):
+  calibrated predictions put 10% of them outside [0.05, 0.95];
+* ``tails`` -- the Student-t degrees of freedom of the noise: near the floor, heavy tails stand in for the law.
+
+Trend tests are Wald chi-square tests under the fitted noise model (posterior median scales); all p-values are
+Bonferroni-corrected over the checks made, so a well-specified fit passes with probability about ``1 - alpha``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.linalg import block_diag
+
+from bayes_dcpt.numerics.psis import psis
+from bayes_dcpt.numerics.runblock import loo_conditional, loo_pointwise
+
+__all__ = ["NU_FLAG", "Adequacy", "AdequacyCheck", "check_adequacy"]
+
+#: Posterior median of the Student-t degrees of freedom below which the noise is flagged as too heavy-tailed.
+NU_FLAG = 3.0
+_MAX_DRAWS = 800
+_CHECK_TEXT = {
+    "coverage": "share of points inside the predictive band",
+    "trend_tokens": "residuals trend along log D within runs: the law misses the curves' shape",
+    "trend_ratio": "run residuals trend along the ratio: the law misses the shape in r",
+    "trend_size": "run residuals trend along log N: the law misses the size dependence",
+    "loo_pit": "leave-one-out PIT not uniform: predictive bands miscalibrated",
+    "tails": "noise degrees of freedom near the floor: heavy tails absorb what the law misses",
+}
+
+
+@dataclass(frozen=True)
+class AdequacyCheck:
+    """One check on one group of measurements (``n_params`` None: all sizes; ``domain`` "*": all domains)."""
+
+    check: str
+    target: str
+    domain: str
+    n_params: float | None
+    statistic: float
+    reference: str
+    p_value: float
+    ok: bool
+    message: str
+
+    def where(self) -> str:
+        """``"domain loss, python, N=4.43e+05"``."""
+        size = "" if self.n_params is None else f", N={self.n_params:.3g}"
+        dom = "" if self.domain == "*" else f", {self.domain}"
+        return f"{self.target} loss{dom}{size}"
+
+
+@dataclass(frozen=True)
+class Adequacy:
+    """The verdict of the checks: ``ok`` when the law describes the data, else the failed checks."""
+
+    checks: tuple[AdequacyCheck, ...]
+    alpha: float
+    ci: float
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passes."""
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failures(self) -> tuple[AdequacyCheck, ...]:
+        """The failed checks, worst (smallest p-value) first."""
+        bad = [c for c in self.checks if not c.ok]
+        return tuple(sorted(bad, key=lambda c: (np.nan_to_num(c.p_value, nan=0.0), c.check)))
+
+    def misfit_groups(self) -> set[tuple[str, str, float | None]]:
+        """``(target, domain, n_params)`` of every failed check (for marking figures)."""
+        return {(c.target, c.domain, c.n_params) for c in self.failures}
+
+    def summary(self, limit: int = 4) -> str:
+        """One line: that the law describes the data, or where it does not."""
+        if self.ok:
+            return f"the law describes the data ({len(self.checks)} posterior predictive checks pass)"
+        items = [f"{c.where()}: {c.message}" for c in self.failures[:limit]]
+        more = len(self.failures) - limit
+        tail = f"; and {more} more" if more > 0 else ""
+        return f"MISFIT ({len(self.failures)} of {len(self.checks)} checks fail): " + "; ".join(items) + tail
+
+    def table(self) -> pd.DataFrame:
+        """One row per check."""
+        return pd.DataFrame([asdict(c) for c in self.checks])
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``ok``, the summary line, counts and the failed checks."""
+        return {"ok": self.ok, "summary": self.summary(), "n_checks": len(self.checks),
+                "n_failed": len(self.failures), "alpha": self.alpha,
+                "failures": [{"check": c.check, "where": c.where(), "target": c.target, "domain": c.domain,
+                              "n_params": c.n_params, "statistic": c.statistic, "p_value": c.p_value,
+                              "message": c.message} for c in self.failures]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Adequacy:
+        """Rebuild the verdict stored in a model card (failed checks only, plus the passing count)."""
+        fails = tuple(AdequacyCheck(f["check"], f["target"], f["domain"], f["n_params"], float(f["statistic"]),
+                                    "", float(f["p_value"]) if f["p_value"] is not None else np.nan, False,
+                                    f["message"]) for f in d.get("failures", []))
+        n_pass = int(d.get("n_checks", len(fails))) - len(fails)
+        passed = tuple(AdequacyCheck("passed", "*", "*", None, np.nan, "", np.nan, True, "") for _ in range(n_pass))
+        return cls(fails + passed, float(d.get("alpha", 0.01)), 0.9)
+
+
+# ------------------------------------------------------------------------------------------- residuals
+def _observations(post: Any, data: pd.DataFrame, zero_ratio: bool) -> pd.DataFrame:
+    """Fitted measurements in long form with the law's log mean per draw kept aside (``attrs['logm']``)."""
+    rows = data[data["tokens"] > 0].reset_index(drop=True)
+    parts, logms = [], []
+    for t in post.targets:
+        sub = rows[rows[f"loss_{t}"].notna() & rows["domain"].isin(post.domains)]
+        own = sub["r_domain"] if t == "domain" else 1.0 - sub["r_domain"]
+        if not zero_ratio:
+            sub = sub[own.to_numpy() > 0]
+        if sub.empty:
+            continue
+        logms.append(post.mean_log_loss(sub, t))
+        parts.append(pd.DataFrame({
+            "target": t, "domain": sub["domain"].astype(str).to_numpy(),
+            "n_params": sub["n_params"].to_numpy(float), "tokens": sub["tokens"].to_numpy(float),
+            "r_domain": sub["r_domain"].to_numpy(float), "run_id": sub["run_id"].astype(str).to_numpy(),
+            "y": np.log(sub[f"loss_{t}"].to_numpy(float))}))
+    obs = pd.concat(parts, ignore_index=True)
+    logm = np.concatenate(logms, axis=1)
+    obs["m"] = np.nanmean(logm, axis=0)
+    obs.attrs["logm"] = logm
+    return obs
+
+
+def _noise_scales(noise: dict[str, np.ndarray]) -> tuple[float, float, float]:
+    """Posterior-median checkpoint variance (Student-t variance when nu > 2), offset variance and nu."""
+    sig = float(np.median(noise["sigma"]))
+    tau = float(np.median(noise["tau"])) if "tau" in noise else 0.0
+    nu = float(np.median(noise["nu"])) if "nu" in noise else np.inf
+    inflate = 1.0 if not np.isfinite(nu) else (nu / (nu - 2.0) if nu > 2.2 else nu / 0.2)
+    return sig**2 * inflate, tau**2, nu
+
+
+def _wald(resid: np.ndarray, X: np.ndarray, cov: np.ndarray) -> tuple[float, float, int]:
+    """Chi-square test that ``resid`` (mean 0, covariance ``cov`` under the model) has no component along ``X``."""
+    g = X.T @ resid
+    V = X.T @ cov @ X
+    k = X.shape[1]
+    try:
+        stat = float(g @ np.linalg.solve(V, g))
+    except np.linalg.LinAlgError:
+        return float("nan"), float("nan"), k
+    return stat, float(stats.chi2.sf(stat, k)), k
+
+
+def _poly(x: np.ndarray, quadratic: bool) -> np.ndarray:
+    z = (x - x.mean()) / (x.std() or 1.0)
+    cols = [z] + ([z**2 - np.mean(z**2)] if quadratic else [])
+    return np.stack(cols, axis=1)
+
+
+# ---------------------------------------------------------------------------------------------- checks
+def _coverage(post: Any, t: str, d: str, g: pd.DataFrame, ci: float, n_rep: int, seed: int
+              ) -> list[AdequacyCheck]:
+    frame = g[["domain", "n_params", "tokens", "r_domain", "run_id"]].reset_index(drop=True)
+    draws = np.log(post.sample_observations(frame, t, seed=seed))
+    lo, hi = np.nanquantile(draws, [(1 - ci) / 2, 1 - (1 - ci) / 2], axis=0)
+    y = g["y"].to_numpy()
+    inside = (y >= lo) & (y <= hi)
+    rep = draws[np.random.default_rng([seed, 7]).integers(0, draws.shape[0], n_rep)]
+    inside_rep = (rep >= lo) & (rep <= hi)
+    out = []
+    for n in np.unique(g["n_params"]):
+        m = (g["n_params"] == n).to_numpy()
+        share, share_rep = float(inside[m].mean()), inside_rep[:, m].mean(axis=1)
+        mu, sd = float(share_rep.mean()), max(float(share_rep.std(ddof=1)), 1e-3)
+        p = float(2 * stats.norm.sf(abs(share - mu) / sd))
+        side = "too narrow" if share < mu else "too wide"
+        out.append(AdequacyCheck("coverage", t, d, float(n), share, f"{mu:.2f} +- {sd:.2f}", p, True,
+                                 f"{share:.0%} of {int(m.sum())} points inside the {ci:.0%} band "
+                                 f"(replicates: {mu:.0%} +- {sd:.0%}): bands {side}"))
+    return out
+
+
+def _trend_tokens(t: str, d: str, n: float, g: pd.DataFrame, var_e: float) -> AdequacyCheck | None:
+    e = (g["y"] - g["m"]).to_numpy()
+    logd = np.log(g["tokens"].to_numpy())
+    runs = g["run_id"].to_numpy()
+    ec, xs, covs = [], [], []
+    for rid in np.unique(runs):
+        k = runs == rid
+        nk = int(k.sum())
+        if nk < 4:
+            continue
+        ec.append(e[k] - e[k].mean())
+        x = logd[k] - logd[k].mean()
+        xs.append(np.stack([x, x**2 - np.mean(x**2)], axis=1))
+        covs.append(var_e * (np.eye(nk) - np.ones((nk, nk)) / nk))
+    if not ec:
+        return None
+    stat, p, k = _wald(np.concatenate(ec), np.concatenate(xs), block_diag(*covs))
+    return AdequacyCheck("trend_tokens", t, d, float(n), stat, f"chi2({k})", p, True,
+                         f"within-run residuals along log D: chi2({k}) = {stat:.1f}")
+
+
+def _trend_runs(check: str, t: str, d: str, n: float | None, g: pd.DataFrame, x_of: str, var_e: float,
+                var_u: float) -> AdequacyCheck | None:
+    e = (g["y"] - g["m"]).to_numpy()
+    runs = g.assign(e=e).groupby("run_id").agg(e=("e", "mean"), x=(x_of, "first"), k=("e", "size"))
+    levels = runs["x"].nunique()
+    if len(runs) < 3 or levels < 3:
+        return None
+    x = np.log(runs["x"].to_numpy()) if x_of == "n_params" else runs["x"].to_numpy()
+    stat, p, k = _wald(runs["e"].to_numpy(), _poly(x, levels >= 4), np.diag(var_u + var_e / runs["k"].to_numpy()))
+    axis = "log N" if x_of == "n_params" else "r"
+    return AdequacyCheck(check, t, d, n, stat, f"chi2({k})", p, True,
+                         f"run-mean residuals along {axis}: chi2({k}) = {stat:.1f}")
+
+
+def _loo_pit(post: Any, t: str, d: str, g: pd.DataFrame, logm: np.ndarray, idx: np.ndarray
+             ) -> AdequacyCheck | None:
+    """LOO-PIT of each checkpoint given the rest of its run (closed form of the marginal model; PSIS weights)."""
+    nz = post.noise[t]
+    if "nu" in nz and not post.ctx.get("run_mixing"):
+        return None  # sampled-offset fits have no closed-form conditional predictive
+    sel = lambda v: np.asarray(v, float)[idx][:, None]  # noqa: E731
+    e = g["y"].to_numpy()[None, :] - logm
+    runs = g["run_id"].to_numpy()
+    tau = sel(nz["tau"]) if "tau" in nz else 0.0
+    nu = sel(nz["nu"]) if "nu" in nz else None
+    resid, scale, dof = loo_conditional(e, runs, sel(nz["sigma"]), tau, nu)
+    cdf = stats.norm.cdf(resid / scale) if dof is None else stats.t.cdf(resid / scale, dof)
+    ll = loo_pointwise(e, runs, sel(nz["sigma"]), tau, nu)
+    lw, _ = psis(-ll.T)  # (n, S)
+    pit = np.sum(np.exp(lw) * cdf.T, axis=1)
+    tails = float(np.mean((pit < 0.05) | (pit > 0.95)))
+    n_eff = len(np.unique(runs))  # checkpoints of a run are not independent: count runs, conservatively
+    sd = np.sqrt(0.1 * 0.9 / n_eff)
+    p = float(2 * stats.norm.sf(abs(tails - 0.1) / sd))
+    return AdequacyCheck("loo_pit", t, d, None, tails, f"0.10 +- {sd:.2f}", p, True,
+                         f"{tails:.0%} of leave-one-out PITs outside [0.05, 0.95] (calibrated: 10%)")
+
+
+def _tails(t: str, nu: float) -> AdequacyCheck:
+    ok = nu >= NU_FLAG
+    return AdequacyCheck("tails", t, "*", None, nu, f"nu >= {NU_FLAG:g}", float("nan"), ok,
+                         f"noise degrees of freedom {nu:.2f}" + ("" if ok else f" < {NU_FLAG:g}: heavy tails "
+                                                                    "absorb what the law misses"))
+
+
+def check_adequacy(post: Any, data: pd.DataFrame, *, ci: float = 0.9, alpha: float = 0.01, seed: int = 0,
+                   zero_ratio: bool = False, n_rep: int = 400, checks: Sequence[str] | None = None) -> Adequacy:
+    """Posterior predictive checks of a fitted law against the data it was fitted on.
+
+    Parameters
+    ----------
+    post
+        The :class:`~bayes_dcpt.posterior.Posterior` (a fit's ``.posterior``).
+    data
+        The fitted measurements (schema frame, base rows included or not).
+    ci
+        Probability of the predictive band of the coverage check.
+    alpha
+        Family-wise error rate: each check's p-value is compared with ``alpha / number of checks``.
+    zero_ratio
+        Include losses measured with none of their own corpus (as the fit did).
+    checks
+        A subset of ``coverage, trend_tokens, trend_ratio, trend_size, loo_pit, tails`` (default: all).
+    """
+    wanted = set(checks or _CHECK_TEXT)
+    idx = np.unique(np.linspace(0, post.n_draws - 1, min(post.n_draws, _MAX_DRAWS)).astype(int))
+    sub = post.subset(idx) if len(idx) < post.n_draws else post
+    obs = _observations(sub, data, zero_ratio)
+    logm_all = obs.attrs["logm"]
+    out: list[AdequacyCheck] = []
+    for t in sub.targets:
+        var_e, var_u, nu = _noise_scales(sub.noise[t])
+        for d in sorted(obs.loc[obs["target"] == t, "domain"].unique()):
+            m = ((obs["target"] == t) & (obs["domain"] == d)).to_numpy()
+            g = obs[m]
+            if "coverage" in wanted:
+                out += _coverage(sub, t, d, g, ci, n_rep, seed)
+            for n, gn in g.groupby("n_params"):
+                if "trend_tokens" in wanted and (c := _trend_tokens(t, d, n, gn, var_e)):
+                    out.append(c)
+                if "trend_ratio" in wanted and (c := _trend_runs("trend_ratio", t, d, float(n), gn, "r_domain",
+                                                                 var_e, var_u)):
+                    out.append(c)
+            if "trend_size" in wanted and (c := _trend_runs("trend_size", t, d, None, g, "n_params", var_e, var_u)):
+                out.append(c)
+            if "loo_pit" in wanted and (c := _loo_pit(sub, t, d, g, logm_all[:, m], np.arange(sub.n_draws))):
+                out.append(c)
+        if "tails" in wanted and np.isfinite(nu):
+            out.append(_tails(t, nu))
+    n_tests = max(1, sum(np.isfinite(c.p_value) for c in out))
+    threshold = alpha / n_tests
+    final = []
+    for c in out:
+        if np.isfinite(c.p_value):
+            ok = c.p_value >= threshold
+            msg = c.message if ok else f"{c.message}: {_CHECK_TEXT[c.check]} (p = {c.p_value:.2g})"
+            c = AdequacyCheck(c.check, c.target, c.domain, c.n_params, c.statistic, c.reference, c.p_value, ok, msg)
+        final.append(c)
+    return Adequacy(tuple(final), alpha, ci)
