@@ -15,7 +15,7 @@ import pytest
 from bayes_dcpt import data
 from bayes_dcpt.errors import BayesDCPTError, ConvergenceWarning, DataValidationError, FitError
 from bayes_dcpt.fitting import compare, fit, load_fit, prior_table
-from bayes_dcpt.fitting.dcpt import _MODEL_CACHE
+from bayes_dcpt.fitting.dcpt_model import _MODEL_CACHE
 from bayes_dcpt.plan.simulate import World, probe_grid
 
 KW = {"draws": 300, "tune": 300, "chains": 2, "cores": 2, "warn": False}
