@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -198,7 +198,7 @@ class AutoFit(BaseFit):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> AutoFit:
+    def load(cls, path: str | Path) -> Self:
         """Read an :class:`AutoFit` manifest written by :meth:`save` (and the candidate files beside it)."""
         path = Path(path)
         m = json.loads(path.read_text())

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -208,7 +208,7 @@ class BaseFit:
         return write_fit_file(self.idata, self.data, self.SAVED_NUMERIC, self.SAVED_TEXT, self.card(), path)
 
     @classmethod
-    def load(cls, path: str | Path) -> BaseFit:
+    def load(cls, path: str | Path) -> Self:
         """Read a fit written by :meth:`save`; it predicts without refitting (no PyMC compile needed)."""
         path = Path(path)
         if not path.is_file():
@@ -258,6 +258,6 @@ class BaseFit:
         raise NotImplementedError
 
     @classmethod
-    def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> BaseFit:
+    def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:
         """The fit rebuilt from its file's parts."""
         raise NotImplementedError

@@ -21,7 +21,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -143,7 +143,7 @@ class Fit(BaseFit):
         return _data.load(raw)
 
     @classmethod
-    def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Fit:
+    def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:
         # cards written before an option existed were fitted with its old behaviour
         cfg = FitConfig(**{"domain_levels": "pooled", "run_offsets": "latent", **card["config"]})
         return cls(data, get_law(card["law"]), cfg, tree, sampler_config=card["sampler"], diagnostics=diagnostics)

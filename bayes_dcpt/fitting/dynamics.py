@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -155,7 +155,7 @@ class DynamicsFit(BaseFit):
 
     @classmethod
     def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any],
-                   diagnostics: Diagnostics) -> DynamicsFit:
+                   diagnostics: Diagnostics) -> Self:
         cfg = DynamicsConfig(**{"run_offsets": "latent", **card["config"]})  # cards before the option: sampled
         return cls(data, get_law(card["law"]), cfg, tree, sampler_config=card["sampler"], diagnostics=diagnostics,
                    groups=card["groups"], notes=card.get("notes", ()))
