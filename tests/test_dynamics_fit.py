@@ -91,7 +91,12 @@ def test_save_load_round_trip(dyn_fit, tmp_path):
     pd.testing.assert_frame_equal(a, b)
     assert back.law.name == dyn_fit.law.name and back.card()["config"]["momentum"] == 0.999
     assert back.diagnostics(warn=False).as_dict() == dyn_fit.diagnostics(warn=False).as_dict()
-    with pytest.raises(Exception, match="not a bayes-dcpt fit|no such fit"):
+    # the card keeps the keys (and order) of the files saved before the split
+    assert list(back.card()) == ["package", "version", "law", "law_formula", "config", "config_key", "priors",
+                                 "data_hash", "data_rows", "groups", "sampler", "diagnostics", "notes", "created"]
+    assert repr(back).startswith("<DynamicsFit cpt-dynamics-replay groups=['general/python', 'domain/python'] "
+                                 "draws=600")
+    with pytest.raises(Exception, match=r"not a bayes-dcpt fit|no such fit"):
         load_dynamics_fit(tmp_path / "missing.nc")
 
 
@@ -186,7 +191,7 @@ def test_schedule_decision_per_draw(dyn_fit, dyn_world):
 def test_schedule_decision_errors(dyn_fit):
     from bayes_dcpt.decide.lr_choice import choose_schedule
 
-    with pytest.raises(DataValidationError, match="column 'schedule': .*needs peak and steps"):
+    with pytest.raises(DataValidationError, match=r"column 'schedule': .*needs peak and steps"):
         choose_schedule(dyn_fit.posterior, pd.DataFrame({"schedule": ["cosine(peak=1)"], "r_domain": [0.5]}))
     with pytest.raises(InputError, match="over must be"):
         choose_schedule(dyn_fit.posterior, pd.DataFrame({"schedule": [WSD], "r_domain": [0.5]}), over="peak")
@@ -216,7 +221,7 @@ def test_planner_takes_the_schedule_as_a_design_variable(dyn_fit, dyn_world):
     assert plan.table.iloc[0]["r_domain"] == 0.5
     assert sc[(WSD, 0.5)] > 3 * sc[(DEFAULT_SCHEDULES["flat"].spec(), 0.5)]
     assert sc[(WSD, 0.5)] > sc.xs(0.25, level="r_domain").max()
-    bad = cands.assign(schedule=["cosine(peak=1)"] + list(cands["schedule"][1:]))
+    bad = cands.assign(schedule=["cosine(peak=1)", *list(cands["schedule"][1:])])
     with pytest.raises(DataValidationError, match=r"column 'schedule': .*\(row 1\)"):
         validate_candidates(bad)
     with pytest.raises(DataValidationError, match="schedule"):

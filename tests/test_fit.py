@@ -15,7 +15,7 @@ import pytest
 from bayes_dcpt import data
 from bayes_dcpt.errors import BayesDCPTError, ConvergenceWarning, DataValidationError, FitError
 from bayes_dcpt.fitting import compare, fit, load_fit, prior_table
-from bayes_dcpt.fitting.dcpt import _MODEL_CACHE
+from bayes_dcpt.fitting.dcpt_model import _MODEL_CACHE
 from bayes_dcpt.plan.simulate import World, probe_grid
 
 KW = {"draws": 300, "tune": 300, "chains": 2, "cores": 2, "warn": False}
@@ -136,6 +136,20 @@ def test_priors_are_written_down():
     assert {"parameter", "prior", "reason"} <= set(tab.columns)
     assert tab["reason"].str.len().min() > 10
     assert {"alpha", "beta", "eps", "sigma", "tau", "nu"} <= set(tab["parameter"])
+    assert "log exponent across domains" in set(tab["parameter"])  # the hierarchy's fixed spread has its reason
+
+
+def test_fit_builds_on_the_base_and_keeps_its_card_format(small_fit):
+    """Fit is a BaseFit; its model card keeps the keys (and order) of the files saved before the split."""
+    from bayes_dcpt.fitting import BaseFit
+
+    assert isinstance(small_fit, BaseFit)
+    assert list(small_fit.card()) == ["package", "version", "law", "law_formula", "config", "config_key", "priors",
+                                      "data_hash", "data_rows", "targets", "domains", "sampler", "diagnostics",
+                                      "created"]
+    pd.testing.assert_frame_equal(small_fit.priors(), prior_table("L3"))
+    assert repr(small_fit) == "<Fit L3 targets=['general', 'domain'] domains=['code'] draws=600 diagnostics=" + (
+        "ok>" if small_fit.diagnostics(warn=False).ok else "BAD>")
 
 
 def test_bad_arguments(df3):
@@ -198,6 +212,11 @@ def test_auto_law_stacks_candidates_and_predicts(df3, tmp_path):
     path = auto.save(tmp_path / "auto.json")
     again = load_fit(path)
     assert set(again.weights) == set(auto.weights)
+    # a fit made of fits: the base interface answered per candidate
+    assert repr(again).startswith("<AutoFit stack(L3+L1+L6+L7) weights=")
+    assert set(auto.summary().index.get_level_values("law")) == set(auto.fits)
+    assert set(auto.card()["candidates"]) == set(auto.fits) and set(auto.priors()["law"]) == set(auto.fits)
+    assert set(auto.diagnostics(warn=False)) == set(auto.remedies()) == set(auto.fits)
 
 
 @pytest.mark.slow

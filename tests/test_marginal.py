@@ -78,10 +78,10 @@ def test_loo_terms_are_each_checkpoints_predictive_given_the_rest_of_its_run(rob
 
 def test_the_models_likelihood_term_is_the_per_run_density_of_the_law_residuals(small_fit):
     """Wiring: observations to runs, runs to targets (each its own sigma, tau, nu), at a random point."""
-    import bayes_dcpt.fitting.dcpt as core
+    from bayes_dcpt.fitting.dcpt_model import get_model
 
     assert small_fit.config.run_offsets == "marginal"
-    entry = core._get_model(small_fit.law, small_fit.config, small_fit.design)
+    entry = get_model(small_fit.law, small_fit.config, small_fit.design)
     model = entry["model"]
     rng = np.random.default_rng(0)
     point = {k: v + 0.2 * rng.standard_normal(np.shape(v)) for k, v in model.initial_point().items()}

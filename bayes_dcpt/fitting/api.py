@@ -1,5 +1,8 @@
-"""The two entry points users call, ``fit`` and ``load_fit``: they dispatch to the fit of one law or to
-``law="auto"`` (several laws weighted), so that neither of those modules needs to know the other."""
+"""The two entry points users call, ``fit`` and ``load_fit``.
+
+They dispatch to the fit of one law (:mod:`~bayes_dcpt.fitting.dcpt`) or to ``law="auto"`` (several laws weighted,
+:mod:`~bayes_dcpt.fitting.auto`), so that neither of those modules needs to know the other.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ __all__ = ["fit", "load_fit"]
 
 @functools.wraps(dcpt.fit)
 def fit(data: Any, law: Any = "dcpt", target: str = "both", **kwargs: Any) -> Any:
+    """Fit ``law`` (or ``"auto"``) to ``data``; the docstring is :func:`bayes_dcpt.fitting.dcpt.fit`'s."""
     if isinstance(law, str) and law.strip().lower() == "auto":
         return auto.fit_auto(data, target, **kwargs)
     return dcpt.fit(data, law, target, **kwargs)

@@ -22,16 +22,19 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 
 from bayes_dcpt import hooks
+from bayes_dcpt._version import __version__
+from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.errors import BayesDCPTError
-from bayes_dcpt.laws.checks import check_requirements
+from bayes_dcpt.fitting.base import BaseFit
 from bayes_dcpt.fitting.dcpt import fit as fit_one
 from bayes_dcpt.fitting.dcpt import load_fit
+from bayes_dcpt.laws.checks import check_requirements
 from bayes_dcpt.laws.registry import BILLION, Law, Param, Prior, get_law
 from bayes_dcpt.posterior.draws import Posterior
 
@@ -103,15 +106,22 @@ def _stacked_posterior(posts: Sequence[Posterior], weights: np.ndarray, n_draws:
     return Posterior(law, params, noise, ctx=dict(posts[0].ctx), reference=posts[0].reference)
 
 
-@dataclass
-class AutoFit:
-    """Candidate fits, their stacking weights and requirement checks, and the stacked posterior."""
+@dataclass(repr=False)
+class AutoFit(BaseFit):
+    """Candidate fits, their stacking weights and requirement checks, and the stacked posterior.
+
+    A fit made of fits: it predicts and decides with the stacked posterior; its diagnostics, summary, priors,
+    log-likelihood, LOO and card are those of its candidates (one entry per law); it saves as a JSON manifest
+    beside one netCDF file per candidate.
+    """
 
     fits: dict[str, Any]
     comparison: pd.DataFrame
     weights: dict[str, float]
     requirements: dict[str, list[str]]
     posterior: Posterior
+
+    LABEL = "stacked fit"
 
     @property
     def law(self) -> Law:
@@ -140,17 +150,38 @@ class AutoFit:
             })
         return pd.DataFrame(rows).sort_values("weight", ascending=False).reset_index(drop=True)
 
-    def predict(self, frame: pd.DataFrame, ci: float = 0.9, *, kind: str = "predictive", seed: int = 0):
-        """Predictions of the stacked posterior (see :meth:`bayes_dcpt.posterior.draws.Posterior.predict`)."""
-        return self.posterior.predict(frame, ci, kind=kind, seed=seed)
-
     def diagnostics(self, warn: bool = True) -> dict[str, Any]:
         """Each candidate's diagnostics."""
         return {k: f.diagnostics(warn=warn) for k, f in self.fits.items()}
 
+    def remedies(self) -> dict[str, list[str]]:
+        """Each candidate's remedies for bad diagnostics."""
+        return {k: f.remedies() for k, f in self.fits.items()}
+
+    def summary(self, ci: float = CI_PROB, var_names: Sequence[str] | None = None) -> pd.DataFrame:
+        """Each candidate's summary (mean, sd, ``ci`` HDI, R-hat, ESS), indexed by (law, parameter)."""
+        return pd.concat({k: f.summary(ci, var_names) for k, f in self.fits.items()}, names=["law", "parameter"])
+
+    def priors(self) -> pd.DataFrame:
+        """Each candidate's priors, with a ``law`` column."""
+        return pd.concat([f.priors().assign(law=k) for k, f in self.fits.items()], ignore_index=True)
+
+    def log_likelihood(self) -> dict[str, Any]:
+        """Each candidate's pointwise log-likelihood group (the stacking weights come from their LOO)."""
+        return {k: f.log_likelihood() for k, f in self.fits.items()}
+
+    def loo(self) -> dict[str, Any]:
+        """Each candidate's PSIS-LOO."""
+        return {k: f.loo() for k, f in self.fits.items()}
+
     def optimize(self, usage: str = "tradeoff", **inputs: Any):
         """Decisions on the stacked posterior: sugar for :func:`bayes_dcpt.decide.optimize`."""
         return hooks.call("optimize", self, usage, **inputs)
+
+    def card(self) -> dict[str, Any]:
+        """The stacked law, weights and requirement checks, and each candidate's model card."""
+        return {"package": "bayes-dcpt", "version": __version__, "law": self.law.name, "weights": self.weights,
+                "requirements": self.requirements, "candidates": {k: f.card() for k, f in self.fits.items()}}
 
     def save(self, path: str | Path) -> Path:
         """Write every candidate fit beside ``path`` and a JSON manifest at ``path``; :func:`load_fit` reads it."""
@@ -166,10 +197,27 @@ class AutoFit:
         path.write_text(json.dumps(manifest, indent=2, default=float))
         return path
 
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Read an :class:`AutoFit` manifest written by :meth:`save` (and the candidate files beside it)."""
+        path = Path(path)
+        m = json.loads(path.read_text())
+        fits = {name: load_fit(path.with_name(fn)) for name, fn in m["files"].items()}
+        comp = pd.DataFrame(m["comparison"]).set_index("law")
+        w = np.array([m["weights"][n] for n in fits])
+        stacked = _stacked_posterior([f.posterior for f in fits.values()], w, int(m["n_draws"]), 0)
+        return cls(fits, comp, m["weights"], m["requirements"], stacked)
+
+    def __repr__(self) -> str:
+        ok = all(d.ok for d in self.diagnostics(warn=False).values())
+        weights = {k: round(float(v), 3) for k, v in self.weights.items()}
+        return (f"<AutoFit {self.law.name} weights={weights} draws={self.posterior.n_draws} "
+                f"diagnostics={'ok' if ok else 'BAD'}>")
+
 
 def _requirements(fit: Any) -> list[str]:
     failed: set[str] = set()
-    for (t, d), p in fit.posterior.params.items():
+    for (t, _d), p in fit.posterior.params.items():
         mean = {k: float(np.mean(v)) for k, v in p.items() if k != "K"}
         try:
             rep = check_requirements(fit.law, mean, d_min=fit.posterior.ctx.get("D_min", 0.1311) * BILLION,
@@ -206,10 +254,4 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] = DEF
 
 def load_auto(path: str | Path) -> AutoFit:
     """Read an :class:`AutoFit` manifest written by :meth:`AutoFit.save`."""
-    path = Path(path)
-    m = json.loads(path.read_text())
-    fits = {name: load_fit(path.with_name(fn)) for name, fn in m["files"].items()}
-    comp = pd.DataFrame(m["comparison"]).set_index("law")
-    w = np.array([m["weights"][n] for n in fits])
-    stacked = _stacked_posterior([f.posterior for f in fits.values()], w, int(m["n_draws"]), 0)
-    return AutoFit(fits, comp, m["weights"], m["requirements"], stacked)
+    return AutoFit.load(path)

@@ -255,8 +255,9 @@ class PointFitResult:
         return pd.DataFrame(rows)
 
     def to_posterior(self, data: Any) -> Posterior:
-        """This point fit as a one-draw :class:`~bayes_dcpt.posterior.draws.Posterior` (the paper's point answer
-        through the same decision code; ``sigma`` = RMS log residual, ``tau = 0``).
+        """The point fit as a one-draw :class:`~bayes_dcpt.posterior.draws.Posterior`.
+
+        The paper's point answer goes through the same decision code; ``sigma`` = RMS log residual, ``tau = 0``.
 
         ``data`` is the fitted frame (or path): it gives the residuals and the base-model losses.
         """
@@ -443,8 +444,9 @@ class BootstrapResult:
         return pd.DataFrame(rows)
 
     def to_posterior(self, data: Any = None) -> Posterior:
-        """The bootstrap draws as a :class:`~bayes_dcpt.posterior.draws.Posterior`, so that the frequentist
-        baseline goes through the same decision and prediction code as a Bayesian fit.
+        """The bootstrap draws as a :class:`~bayes_dcpt.posterior.draws.Posterior`.
+
+        So the frequentist baseline goes through the same decision and prediction code as a Bayesian fit.
 
         Each refit is one draw. The noise of draw ``s`` is ``sigma_s`` = the root-mean-square log-loss
         residual of that refit on the full data (``tau = 0``: the bootstrap has no run offsets). The

@@ -8,18 +8,17 @@ of the planner refit dozens of times, so they use this cheaper sampler of the sa
   the excess ``C - C0``), with the registry's bounds;
 * noise priors ``log sigma ~ N(log 0.01, 1)`` and ``log tau ~ N(log 0.005, 1)`` per target (stand-ins;
   the PyMC model has its own);
-* the run-block likelihood of :mod:`bayes_dcpt.numerics.runblock`: each run's checkpoints of one loss are jointly Gaussian on
-  the log scale with covariance ``sigma^2 I + tau^2 11^T``; targets are fitted separately, domains of one
-  target jointly (shared noise);
+* the run-block likelihood of :mod:`bayes_dcpt.numerics.runblock`: each run's checkpoints of one loss are
+  jointly Gaussian on the log scale with covariance ``sigma^2 I + tau^2 11^T``; targets are fitted separately,
+  domains of one target jointly (shared noise);
 * adaptive likelihood tempering (the next temperature keeps half the effective sample size), systematic
   resampling, and Metropolis moves alternating differential-evolution proposals (ter Braak 2006, which
   follow the ridges of these posteriors) with random-walk proposals shaped by the particles' covariance
   (Del Moral, Doucet & Jasra 2006; the scheme of PyMC's SMC).
 
-Accuracy: D-CPT posteriors have curved ridges (E vs A/N^alpha, C vs gamma and eps). On an 8-run synthetic
-posterior the 90% interval of a critical ratio from this SMC (2000 particles) was 1.2-2x wider than from
-15,000 further Metropolis sweeps, and varied with the seed; the median agreed. It is a stand-in that is
-wide rather than overconfident, not a replacement for NUTS.
+Accuracy: D-CPT posteriors have curved ridges (E vs A/N^alpha, C vs gamma and eps). On a synthetic check the
+intervals of this SMC were wider than those of long MCMC and varied with the seed, while the median agreed
+(see BENCHMARKS.md). It is a stand-in that is wide rather than overconfident, not a replacement for NUTS.
 
 Quickstart::
 
@@ -443,6 +442,7 @@ class SMCRefit:
         self._state: _Warm | None = None
 
     def __call__(self, data: pd.DataFrame) -> Posterior:
+        """The posterior of ``data`` (warm-started from the previous call's particles when ``warm``)."""
         df = _data.load(data)
         rows = _data.fit_rows(df)
         if self.l_ref is None:

@@ -1,0 +1,263 @@
+"""The base class of the Bayesian fits: what a D-CPT fit, a dynamics fit and a stacked fit all offer.
+
+A fit holds its data, law, configuration and posterior draws (an ArviZ DataTree, ``idata``) and gives the same
+interface whatever its model: diagnostics with remedies, a summary table, predictions (delegated to its plain-numpy
+:class:`~bayes_dcpt.posterior.draws.Posterior`), the log-likelihood and PSIS-LOO, a model card, and a netCDF file
+it can be rebuilt from without refitting (pymc-marketing's ModelBuilder / ModelIO idea). A subclass names its
+kind of fit and fills in the hooks: its design and model, its priors, its layout in the card, its file reader.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+
+from bayes_dcpt._version import __version__
+from bayes_dcpt.constants import CI_PROB
+from bayes_dcpt.data import schema as _data
+from bayes_dcpt.errors import BayesDCPTError, ConvergenceWarning
+from bayes_dcpt.fitting.diagnostics import Diagnostics, diagnostics_from_card
+from bayes_dcpt.fitting.io import read_fit_file, write_fit_file
+from bayes_dcpt.fitting.marginal import marginal_log_likelihood
+from bayes_dcpt.laws.registry import Law
+
+__all__ = ["BaseFit", "add_run_mixing", "flat_draws", "noise_draws", "psis_loo", "summary_table"]
+
+
+# ------------------------------------------------------------------------------- posterior helpers
+def flat_draws(post: Any, name: str) -> np.ndarray:
+    """A posterior variable's draws with chains and draws flattened into one leading axis."""
+    arr = np.asarray(post[name])
+    return arr.reshape(arr.shape[0] * arr.shape[1], *arr.shape[2:])
+
+
+def noise_draws(post: Any, targets: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Per target, the draws of the noise parameters (``tau`` zero without a run effect; ``nu`` when robust)."""
+    noise: dict[str, dict[str, np.ndarray]] = {}
+    for ti, t in enumerate(targets):
+        nz = {"sigma": flat_draws(post, "sigma")[:, ti]}
+        nz["tau"] = flat_draws(post, "tau")[:, ti] if "tau" in post.data_vars else np.zeros_like(nz["sigma"])
+        if "nu" in post.data_vars:
+            nz["nu"] = flat_draws(post, "nu")[:, ti]
+        noise[t] = nz
+    return noise
+
+
+def add_run_mixing(ctx: dict[str, Any], config: Any) -> dict[str, Any]:
+    """Mark a robust fit with integrated run offsets: a run's offset and noise share one Student-t scale."""
+    if config.run_effect and config.robust and config.run_offsets == "marginal":
+        ctx["run_mixing"] = 1.0  # see bayes_dcpt.fitting.marginal
+    return ctx
+
+
+def summary_table(idata: Any, var_names: Sequence[str], approximate: bool, ci: float) -> pd.DataFrame:
+    """ArviZ summary with a ``ci`` HDI; R-hat and ESS only for MCMC (an approximation has none)."""
+    import arviz as az
+
+    if approximate:
+        return az.summary(idata, var_names=list(var_names), kind="stats", ci_kind="hdi", ci_prob=ci)
+    return az.summary(idata, var_names=list(var_names), ci_kind="hdi", ci_prob=ci)
+
+
+def psis_loo(idata: Any, pointwise: bool = False) -> Any:
+    """PSIS-LOO of a posterior whose ``log_likelihood`` group is present."""
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return az.loo(idata, pointwise=pointwise) if pointwise else az.loo(idata)
+
+
+# ------------------------------------------------------------------------------------ the base class
+class BaseFit:
+    """A Bayesian fit: posterior draws, diagnostics, summary, predictions, LOO, model card and file.
+
+    Subclasses set :attr:`LABEL` (how warnings name the fit), :attr:`SAVED_NUMERIC` / :attr:`SAVED_TEXT` (the
+    data columns saved as floats / strings) and implement the hooks ``priors``, ``_make_design``,
+    ``_model_entry``, ``_loo_rows``, ``_card_layout``, ``_repr_layout``, ``_data_from_file`` and
+    ``_from_card``; their ``__init__`` sets ``targets`` and ``posterior`` after calling this one.
+    """
+
+    LABEL: ClassVar[str] = "fit"
+    SAVED_NUMERIC: ClassVar[tuple[str, ...]] = ()
+    SAVED_TEXT: ClassVar[tuple[str, ...]] = ()
+    #: whether :meth:`loo` keeps the pointwise terms (and Pareto k values)
+    LOO_POINTWISE: ClassVar[bool] = False
+
+    law: Law
+    posterior: Any
+    targets: tuple[str, ...]
+
+    def __init__(self, data: pd.DataFrame, law: Law, config: Any, idata: Any, *, sampler_config: Mapping[str, Any],
+                 diagnostics: Diagnostics, design: Any = None):
+        self.data = data
+        self.law = law
+        self.config = config
+        self.idata = idata
+        self.sampler_config = dict(sampler_config)
+        self._diagnostics = diagnostics
+        self._design = design
+
+    # -------------------------------------------------------------------------------- reporting
+    @property
+    def var_names(self) -> list[str]:
+        """The parameters reported by :meth:`summary` and checked by :meth:`diagnostics`."""
+        post = self.idata["posterior"]
+        names = [p.name for p in self.law.params]
+        names += [n for n in ("K", "sigma_K", "sigma", "tau", "nu") if n in post.data_vars]
+        names += [str(n) for n in post.data_vars if str(n).startswith(("mu_", "sd_"))]
+        return names
+
+    def diagnostics(self, warn: bool = True) -> Diagnostics:
+        """Divergences, R-hat max, ESS min (bulk and tail), BFMI min; warns loudly when any is bad."""
+        d = self._diagnostics
+        if warn and not d.ok:
+            warnings.warn(f"bayes-dcpt {self.LABEL} diagnostics: {'; '.join(d.problems)}. Do not trust these "
+                          f"intervals before fixing this ({'; '.join(self.remedies())}).",
+                          ConvergenceWarning, stacklevel=2)
+        return d
+
+    def remedies(self) -> list[str]:
+        """What to try when the diagnostics are bad, most specific first."""
+        return ["more tuning and draws, sampler_kwargs={'target_accept': 0.95}, or a simpler law"]
+
+    def summary(self, ci: float = CI_PROB, var_names: Sequence[str] | None = None) -> pd.DataFrame:
+        """Posterior mean, sd, ``ci`` HDI, R-hat and ESS of every reported parameter."""
+        return summary_table(self.idata, var_names or self.var_names, self._diagnostics.approximate, ci)
+
+    def predict(self, frame: pd.DataFrame, ci: float = CI_PROB, *, kind: str = "predictive",
+                seed: int = 0) -> pd.DataFrame:
+        """Posterior predictive bands for the rows of ``frame`` (see the posterior's ``predict``).
+
+        ``kind="predictive"`` includes a new run's offset and the checkpoint noise; ``kind="mean"`` is the
+        band of the law itself. Returns ``loss_<target>_mean``, ``_lo``, ``_hi`` for each fitted target.
+        """
+        return self.posterior.predict(frame, ci, kind=kind, seed=seed)
+
+    def priors(self) -> pd.DataFrame:
+        """The priors of this fit, as sampled, with their reasons (saved in the model card)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------ model and LOO
+    @property
+    def design(self) -> Any:
+        """The model's data arrays (rebuilt from the data after loading)."""
+        if self._design is None:
+            self._design = self._make_design()
+        return self._design
+
+    @property
+    def model(self) -> Any:
+        """The PyMC model (built or fetched from the cache, with this fit's data)."""
+        return self._model_entry()["model"]
+
+    def log_likelihood(self) -> Any:
+        """The pointwise log-likelihood group (computed once, on demand; needed for LOO).
+
+        With the run offsets integrated out the model does not factorise over checkpoints; the pointwise
+        terms are then ``log p(y_i | y_-i, theta)``, the leave-one-out predictive of a checkpoint given the
+        rest of its run (Burkner, Gabry & Vehtari 2021), see :mod:`bayes_dcpt.fitting.marginal`.
+        """
+        import pymc as pm
+
+        if "log_likelihood" in self.idata.children:
+            return self.idata["log_likelihood"]
+        if self.config.run_effect and self.config.run_offsets == "marginal":
+            self.idata["log_likelihood"] = marginal_log_likelihood(self.idata, self.posterior, self._loo_rows(),
+                                                                   self.targets)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pm.compute_log_likelihood(self.idata, model=self.model, progressbar=False)
+        return self.idata["log_likelihood"]
+
+    def loo(self) -> Any:
+        """PSIS-LOO of this fit (ArviZ ``ELPDData``): compare laws or settings fitted to the same data."""
+        self.log_likelihood()
+        return psis_loo(self.idata, pointwise=self.LOO_POINTWISE)
+
+    # ---------------------------------------------------------------------------------- card and file
+    def card(self) -> dict[str, Any]:
+        """The model card saved with the fit."""
+        return {
+            "package": "bayes-dcpt",
+            "version": __version__,
+            "law": self.law.name,
+            "law_formula": self.law.title,
+            "config": asdict(self.config),
+            "config_key": self.config.key(),
+            "priors": self.priors().to_dict(orient="records"),
+            "data_hash": _data.data_hash(self.data),
+            "data_rows": len(self.data),
+            **self._card_layout(),
+            "sampler": self.sampler_config,
+            "diagnostics": self._diagnostics.as_dict(),
+            **self._card_extra(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fit to netCDF (posterior + model card + the fitted data); :meth:`load` reads it."""
+        return write_fit_file(self.idata, self.data, self.SAVED_NUMERIC, self.SAVED_TEXT, self.card(), path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Read a fit written by :meth:`save`; it predicts without refitting (no PyMC compile needed)."""
+        path = Path(path)
+        if not path.is_file():
+            raise BayesDCPTError(f"no such fit file: {path}")
+        tree, card, raw = read_fit_file(path, f"{cls.__name__}.save")
+        cls._check_card(path, card)
+        df = cls._data_from_file(raw)
+        if _data.data_hash(df) != card["data_hash"]:
+            raise BayesDCPTError(f"{path}: the stored data does not match the model card's hash (file corrupted?)")
+        return cls._from_card(df, tree, card, diagnostics_from_card(card))
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} {self.law.name} {self._repr_layout()} draws={self.posterior.n_draws} "
+                f"diagnostics={'ok' if self._diagnostics.ok else 'BAD'}>")
+
+    # ------------------------------------------------------------------------------------------ hooks
+    def _make_design(self) -> Any:
+        """The model's data arrays, built from :attr:`data`."""
+        raise NotImplementedError
+
+    def _model_entry(self) -> dict[str, Any]:
+        """The cached model entry (see :func:`bayes_dcpt.fitting.samplers.cached_entry`) with this fit's data."""
+        raise NotImplementedError
+
+    def _loo_rows(self) -> pd.DataFrame:
+        """The fitted observations (target, run_idx, r_domain, ...) for the LOO terms of a marginal fit."""
+        return self.design.obs
+
+    def _card_layout(self) -> dict[str, Any]:
+        """The card's description of what the fit covers (targets and domains, or groups)."""
+        return {}
+
+    def _card_extra(self) -> dict[str, Any]:
+        """Card entries after the diagnostics (none by default)."""
+        return {}
+
+    def _repr_layout(self) -> str:
+        return ""
+
+    @classmethod
+    def _check_card(cls, path: Path, card: Mapping[str, Any]) -> None:
+        """Raise :class:`BayesDCPTError` when the card describes another kind of fit."""
+
+    @classmethod
+    def _data_from_file(cls, raw: pd.DataFrame) -> pd.DataFrame:
+        """The validated data frame from the stored columns."""
+        raise NotImplementedError
+
+    @classmethod
+    def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:
+        """The fit rebuilt from its file's parts."""
+        raise NotImplementedError

@@ -1,0 +1,378 @@
+"""The PyMC model of the D-CPT, Cross-Domain and Chinchilla laws, and the cache of compiled models.
+
+:func:`build_model` turns a law, a :class:`~bayes_dcpt.fitting.config.FitConfig` and a
+:class:`~bayes_dcpt.fitting.design.Design` into a PyMC model; :func:`get_model` reuses a model of the same structure
+with new data (no recompilation). ``MODEL.md`` beside this file describes the model, its parameterisation and
+why it is sampled this way; :mod:`bayes_dcpt.fitting.priors` lists the priors with their reasons.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bayes_dcpt.fitting.config import FitConfig
+from bayes_dcpt.fitting.design import Design
+from bayes_dcpt.fitting.likelihood import add_noise_and_likelihood
+from bayes_dcpt.fitting.priors import EXPONENT_SPREAD, MONOTONE_SHARPNESS
+from bayes_dcpt.fitting.samplers import cached_entry
+from bayes_dcpt.laws.registry import Law, Param
+
+__all__ = ["build_model", "clear_model_cache", "get_model", "structure_key"]
+
+_AXES = ("N", "D", "r")
+_DATA = ("t_idx", "d_idx", "run_idx", "run_group", "N", "D", "r", "log_loss", "loss_ref", "D_min", "N_ref", "D_ref",
+         "r_ref", "anchor_lo", "anchor_hi", "loss_lo", "loss_lo_d")
+_DATA_DIMS: dict[str, Any] = {"t_idx": "obs", "d_idx": "obs", "run_idx": "obs", "run_group": "run", "N": "obs",
+                              "D": "obs", "r": "obs", "log_loss": "obs", "loss_ref": "target", "r_ref": "target",
+                              "anchor_lo": ("target", "axis"), "anchor_hi": ("target", "axis"),
+                              "loss_lo": "target", "loss_lo_d": ("target", "domain")}
+
+
+class _ModelBuilder:
+    """Builds the model of one law, configuration and design, step by step (``MODEL.md`` has the reasons).
+
+    ``full`` maps every law parameter to its (target, domain) tensor of natural values, ``varies`` says whether
+    it varies by domain. The order of the steps is the order of the model's variables: keep it (a sampler's
+    seed maps to draws through that order).
+    """
+
+    def __init__(self, law: Law, cfg: FitConfig, design: Design):
+        self.law, self.cfg, self.design = law, cfg, design
+        self.T, self.ND = len(design.targets), len(design.domains)
+        self.arr = design.arrays()
+        self.hier = (self.ND >= 2) if cfg.hierarchical is None else bool(cfg.hierarchical and self.ND >= 2)
+        self.cross = law.dlc is not None
+        self.ps = cfg.prior_scale
+        self.anchored = bool(law.power_terms) and cfg.anchored
+        self.linear = list(law.linear) if (self.anchored or law.linear) else []
+        self.exponents = {e for e, _ in law.power_terms.values()} if self.anchored else set()
+        self.dlc_slope = self.cross and self.anchored and "mu" in law.param_names and "F" in law.linear
+        self.full: dict[str, Any] = {}
+        self.varies: dict[str, bool] = {}
+        self.data: dict[str, Any] = {}
+        self.lo: dict[str, Any] = {}  # (T, 1) anchors of each axis at the low and high ends of the data
+        self.hi: dict[str, Any] = {}
+
+    def build(self, likelihood: bool = True) -> Any:
+        """The PyMC model; without ``likelihood`` the prior model (for prior predictive draws)."""
+        import pymc as pm
+
+        d = self.design
+        coords = {"target": list(d.targets), "domain": list(d.domains), "obs": np.arange(len(d.obs)),
+                  "run": np.arange(d.run_capacity), "axis": list(_AXES)}
+        with pm.Model(coords=coords) as model:
+            self.data = {k: pm.Data(k, self.arr[k], dims=_DATA_DIMS.get(k)) for k in _DATA}
+            self._direct_parameters()
+            if self.anchored:
+                terms, ref_x = self._anchored_terms()
+            elif self.linear:
+                terms, ref_x = self._reference_terms()
+            else:
+                terms, ref_x = {}, {}
+            if self.linear:
+                self._linear_coefficients(terms, ref_x)
+            self._record_parameters()
+            mu = self._mean_log_loss()
+            v = self.data
+            add_noise_and_likelihood(mu, v["log_loss"], v["t_idx"], v["run_idx"], v["run_group"], self.cfg,
+                                     d.run_capacity, likelihood)
+        return model
+
+    # ------------------------------------------------------------------------------- hierarchy helpers
+    def _domain_weight(self) -> Any:
+        """(T, 1) tensor: 1 for the domain loss, 0 for the general loss."""
+        import pytensor.tensor as pt
+
+        return pt.as_tensor(np.array([1.0 if t == "domain" else 0.0 for t in self.design.targets]))[:, None]
+
+    def rv(self, name: str, mu: Any, sd: float, varying: bool, pool_sd: float = 0.5) -> Any:
+        """A (T, ND) Normal variable; partially pooled over domains when ``varying``."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        if not varying:
+            return pm.Normal(name, mu, sd, dims="target")[:, None] * pt.ones((1, self.ND))
+        mu_h = pm.Normal(f"mu_{name}", mu, sd, dims="target")
+        s_h = pm.HalfNormal(f"sd_{name}", pool_sd, dims="target")
+        if self.cfg.parametrization == "centered":
+            return pm.Normal(name, mu_h[:, None], s_h[:, None], dims=("target", "domain"))
+        if self.cfg.parametrization == "mixed":
+            # Partial centring (Papaspiliopoulos, Roberts & Skold 2007) with weight w per target:
+            # u ~ Normal(w mu, s^w), x = (1 - w) mu + s^(1 - w) u; w = 1 is centred, w = 0 non-centred.
+            w = self._domain_weight()
+            m, sd_ = mu_h[:, None], s_h[:, None]
+            u = pm.Normal(f"u_{name}", w * m, sd_**w, dims=("target", "domain"))
+            return pm.Deterministic(name, (1.0 - w) * m + sd_ ** (1.0 - w) * u, dims=("target", "domain"))
+        z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=("target", "domain"))
+        return pm.Deterministic(name, mu_h[:, None] + s_h[:, None] * z, dims=("target", "domain"))
+
+    def _log_center(self, par: Param) -> Any:
+        import pytensor.tensor as pt
+
+        return np.log(par.prior.center) + (pt.log(self.data["loss_ref"]) if par.prior.scale == "loss"
+                                           else pt.zeros(self.T))
+
+    def _direct(self, par: Param, varying: bool) -> Any:
+        """A parameter sampled on its own prior (log scale for the log-normal priors)."""
+        import pytensor.tensor as pt
+
+        pr = par.prior
+        if pr.kind in ("lognormal", "shifted_lognormal"):
+            val = pt.exp(self.rv(f"log_{par.name}", self._log_center(par), pr.sd * self.ps, varying))
+            return 1.0 + val if pr.kind == "shifted_lognormal" else val
+        return self.rv(f"{par.name}_raw", pr.center * pt.ones(self.T), pr.sd * self.ps, varying)
+
+    def _stick_break(self, total: Any, names: list[str], left: float, varying: bool) -> tuple[dict[str, Any], Any]:
+        """Split ``total`` into the terms ``names`` by stick-breaking; returns the terms and the rest.
+
+        Each share is logit-normal (sd 1.5) centred on the coefficient priors' proportions (``left``: the sum
+        of the centres still to share).
+        """
+        import pytensor.tensor as pt
+
+        terms: dict[str, Any] = {}
+        for n in names:
+            center = self.law.param(n).prior.center
+            share0 = center / left
+            left -= center
+            v = self.rv(f"share_{n}", np.log(share0 / (1 - share0)) * pt.ones(self.T), 1.5 * self.ps, varying)
+            terms[n] = total * pt.sigmoid(v)
+            total = total * pt.sigmoid(-v)
+        return terms, total
+
+    # ------------------------------------------------------------------------------------- the steps
+    def _direct_parameters(self) -> None:
+        """1. Parameters sampled directly: shape parameters (eps, eta, ...) and, without linear structure, all.
+
+        Shared across domains unless a loss-scaled coefficient in a hierarchy.
+        """
+        import pytensor.tensor as pt
+
+        for par in self.law.params:
+            if par.name in self.linear or par.name in self.exponents or (self.dlc_slope and par.name == "mu"):
+                continue
+            varying = self.hier and par.prior.scale == "loss" and not self.cross
+            self.full[par.name] = self._direct(par, varying) * pt.ones((self.T, self.ND))
+            self.varies[par.name] = varying
+
+    def _anchored_terms(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """2a. Power-law terms through their values at the ends of the data's range of their axis.
+
+        The loss at the far corner (largest N and D, largest ratio) is L_far = E + a_hi + b_hi + c_hi; it is
+        split by stick-breaking into the terms' values there (E is the remainder), and each term's drop across
+        the data range (a_lo - a_hi, ...) is sampled on the log scale. Exponents follow:
+        alpha = log(1 + dA/a_hi) / log(N_hi/N_lo). Data identify L_far and the drops; what they do not identify
+        (how far each curve still falls beyond the data) is then an axis-aligned direction, not a curved
+        ridge, and NUTS needs few steps per draw. Returns the terms' values and the point where they hold.
+        """
+        import pytensor.tensor as pt
+
+        law, T, ND = self.law, self.T, self.ND
+        varying = self.hier and not self.cross
+        self.lo = {a: self.data["anchor_lo"][:, i][:, None] for i, a in enumerate(_AXES)}
+        self.hi = {a: self.data["anchor_hi"][:, i][:, None] for i, a in enumerate(_AXES)}
+        log_far = self._log_far_loss(varying)
+        order = [c for c in ("B", "A", "C") if c in law.power_terms]
+        if self.cross and "F" in law.linear:
+            order.append("F")  # the DLC term at the domains' geometric-mean K (= 1) is part of the far loss
+        left = sum(law.param(c).prior.center for c in order) + law.param("E").prior.center
+        t_hi, self.full["E"] = self._stick_break(pt.exp(log_far), order, left, varying)
+        self.varies["E"] = varying
+        for c in order:
+            if c in law.power_terms:
+                self._exponent(c, t_hi[c], varying)
+        if self.dlc_slope:
+            self._dlc_slope(t_hi["F"])
+        hi = self.hi
+        x_far = {"N": hi["N"] * pt.ones((1, ND)), "D": hi["D"] * pt.ones((1, ND)),
+                 "r": hi["r"] * pt.ones((1, ND)), "K": pt.ones((T, ND))}
+        terms = t_hi
+        for n in self.linear:
+            if n not in terms and n != "E":
+                pn = law.param(n)
+                terms[n] = pt.exp(self.rv(f"log_{n}", self._log_center(pn), pn.prior.sd * self.ps, False))
+        return terms, x_far
+
+    def _log_far_loss(self, varying: bool) -> Any:
+        """The log loss at the far corner of the data, per (target, domain)."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        ps, loss_lo = self.ps, self.data["loss_lo"]
+        if not (varying and self.cfg.domain_levels == "separate" and "domain" in self.design.targets):
+            return self.rv("log_far_loss", pt.log(loss_lo), 0.5 * ps, varying)
+        # Each domain's loss is measured on its own validation set, so the domain-loss levels of different
+        # domains are unrelated numbers (entropies of different texts): not pooled, each centred on its own
+        # data. The general loss (one validation set) keeps the hierarchy.
+        sep = self._domain_weight()
+        mu_far = pm.Normal("mu_log_far_loss", pt.log(loss_lo), 0.5 * ps, dims="target")
+        sd_far = pm.HalfNormal("sd_log_far_loss", 0.5, dims="target")
+        z_far = pm.Normal("z_log_far_loss", 0.0, 1.0, dims=("target", "domain"))
+        pooled = mu_far[:, None] + sd_far[:, None] * z_far
+        own = pt.log(self.data["loss_lo_d"]) + 0.5 * ps * z_far
+        return pm.Deterministic("log_far_loss", sep * own + (1.0 - sep) * pooled, dims=("target", "domain"))
+
+    def _exponent(self, c: str, t_hi: Any, varying: bool) -> None:
+        """The exponent of power term ``c``, derived from the term's far value ``t_hi`` and its drop."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        T, ND, ps, full = self.T, self.ND, self.ps, self.full
+        expo, axis = self.law.power_terms[c]
+        pe = self.law.param(expo)
+        axes = self.design.varying_axes["axes"]
+        if axis not in axes:
+            # one value on this axis: the exponent cannot be learnt from the data; its prior stands
+            full[expo] = self._direct(pe, False) * pt.ones((T, ND))
+        else:
+            drop = pt.exp(self.rv(f"log_drop_{c}", np.log(0.05) + pt.log(self.data["loss_ref"]), 1.5 * ps, varying))
+            lo, hi = self.lo, self.hi
+            if axis == "r":
+                span = pt.log((hi["r"] + full["eps"]) / (lo["r"] + full["eps"]))
+            else:
+                span = pt.log(hi[axis] / lo[axis])
+            full[expo] = pt.log1p(drop / t_hi) / span * pt.ones((T, ND))
+            # the published exponent values enter as prior factors on the derived exponents
+            if varying:
+                # pooled with a fixed spread: a learnt spread would make a funnel that no
+                # non-centring can remove (the exponents are derived, not sampled)
+                mu_e = pm.Normal(f"mu_log_{expo}", np.log(pe.prior.center), pe.prior.sd * ps, dims="target")
+                ones = pt.ones((1, ND))
+                pm.Potential(f"prior_{expo}", pm.logp(pm.Normal.dist(mu_e[:, None] * ones, EXPONENT_SPREAD * ones),
+                                                      pt.log(full[expo])).sum())
+            else:
+                pm.Potential(f"prior_{expo}", pm.logp(pm.Normal.dist(np.log(pe.prior.center), pe.prior.sd * ps),
+                                                      pt.log(full[expo][:, 0])).sum())
+        self.varies[expo] = varying and axis in axes
+
+    def _dlc_slope(self, f_hi: Any) -> None:
+        """The DLC slope: F and mu trade off (the domains' spread is ~ F mu log K).
+
+        So the slope g = F mu is sampled and mu = g / F derived; mu's prior enters as a factor on the derived
+        value.
+        """
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        pm_ = self.law.param("mu")
+        log_g = self.rv("log_dlc_slope", np.log(pm_.prior.center * self.law.param("F").prior.center)
+                        + pt.log(self.data["loss_ref"]), 1.5 * self.ps, False)
+        self.full["mu"] = pt.exp(log_g) / f_hi * pt.ones((self.T, self.ND))
+        self.varies["mu"] = False
+        pm.Potential("prior_mu", pm.logp(pm.Normal.dist(np.log(pm_.prior.center), pm_.prior.sd * self.ps),
+                                         pt.log(self.full["mu"][:, 0])).sum())
+
+    def _reference_terms(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """2b. Laws linear in some coefficients without power-term metadata: the terms at the reference point.
+
+        The D-independent terms are sampled through their sum and stick-breaking shares, the others one by one.
+        """
+        import pytensor.tensor as pt
+
+        T, ND, ps, law = self.T, self.ND, self.ps, self.law
+        varying = self.hier and not self.cross
+        v = self.data
+        ref_x = {"N": v["N_ref"], "D": v["D_ref"], "r": v["r_ref"][:, None] * pt.ones((1, ND)), "K": pt.ones((T, ND))}
+        terms: dict[str, Any] = {}
+        level = list(law.level)
+        if level:
+            log_level = self.rv("log_level", np.log(0.8) + pt.log(v["loss_ref"]), 0.5 * ps, varying)
+            left = sum(law.param(n).prior.center for n in level)
+            shares, rest = self._stick_break(pt.exp(log_level), [n for n in level if n != "E"], left, varying)
+            terms = {**shares, "E": rest}
+        for n in self.linear:
+            if n not in terms:
+                pn = law.param(n)
+                terms[n] = pt.exp(self.rv(f"log_{n}_term", self._log_center(pn), pn.prior.sd * ps, varying))
+        return terms, ref_x
+
+    def _linear_coefficients(self, terms: dict[str, Any], ref_x: dict[str, Any]) -> None:
+        """3. Each linear coefficient from its term's value at ``ref_x``.
+
+        In law order: B is natural before C's lower bound needs it.
+        """
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        T, ND, full = self.T, self.ND, self.full
+        zeros = {n: pt.zeros((T, ND)) for n in self.linear}
+
+        def factor(name: str) -> Any:
+            return self.law.formula(pt, {**full, **zeros, name: pt.ones((T, ND))}, ref_x) * pt.ones((T, ND))
+
+        for n in self.linear:
+            if n == "E" and self.anchored:
+                continue
+            par = self.law.param(n)
+            coef = terms[n] / factor(n) if n != "E" else terms[n]
+            if par.lower is not None and self.cfg.monotone:
+                # the paper's constraint (e.g. C > C0) as a smoothly truncated prior: a hard
+                # reparameterisation C = C0 + excess couples C to B, beta, eta, gamma and eps so tightly
+                # that NUTS needs hundreds of steps per draw; the barrier has 2% softness.
+                low = par.lower(pt, full, {"D_min": self.data["D_min"]})
+                pm.Potential(f"{n}_above_lower_bound",
+                             pt.sum(pt.log(pt.sigmoid(MONOTONE_SHARPNESS * (coef / low - 1.0)))))
+            full[n] = coef * pt.ones((T, ND))
+            self.varies.setdefault(n, self.hier and not self.cross)
+
+    def _record_parameters(self) -> None:
+        """4. Every law parameter as a deterministic: (target, domain) when it varies by domain, else (target,)."""
+        import pymc as pm
+
+        for par in self.law.params:
+            val = self.full[par.name]
+            varies = self.varies[par.name]
+            pm.Deterministic(par.name, val if varies else val[:, 0],
+                             dims=("target", "domain") if varies else ("target",))
+
+    def _mean_log_loss(self) -> Any:
+        """5. The law's log loss at every observation (cross-domain: with each domain's learnt DLC ``K``)."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        v, full = self.data, self.full
+        t_idx, d_idx = v["t_idx"], v["d_idx"]
+        x = {"N": v["N"], "D": v["D"], "r": v["r"]}
+        if self.cross:
+            k_feats = {k: pm.Data(k, self.arr[k], dims="domain")[None, :] for k in ("k1", "k2", "k3")}
+            p_t = {k: val[:, :1] for k, val in full.items()}
+            # only F K^-mu is identified: K is normalised to geometric mean 1 over the fitted domains (F is
+            # the DLC term of the average domain) and its learnt deviations sum to zero
+            log_k_feat = pt.log(self.law.dlc(pt, p_t, k_feats)) * pt.ones((self.T, self.ND))
+            log_k_mean = log_k_feat - pt.mean(log_k_feat, axis=1, keepdims=True)
+            sigma_k = pm.HalfNormal("sigma_K", 0.5 * self.ps, dims="target")
+            zk = pm.ZeroSumNormal("z_K", sigma=1.0, dims=("target", "domain"), n_zerosum_axes=1)
+            log_k = log_k_mean + sigma_k[:, None] * zk
+            K = pm.Deterministic("K", pt.exp(log_k), dims=("target", "domain"))
+            x["K"] = K[t_idx, d_idx]
+        p_obs = {k: val[t_idx, d_idx] for k, val in full.items()}
+        return pt.log(self.law.formula(pt, p_obs, x))
+
+
+def build_model(law: Law, cfg: FitConfig, design: Design, likelihood: bool = True) -> Any:
+    """The PyMC model of ``law`` under ``cfg`` on ``design``'s data (without ``likelihood``: the prior model)."""
+    return _ModelBuilder(law, cfg, design).build(likelihood)
+
+
+# ------------------------------------------------------------------------------------------------ cache
+_MODEL_CACHE: dict[tuple, dict[str, Any]] = {}
+
+
+def structure_key(law: Law, cfg: FitConfig, design: Design) -> tuple:
+    """What fixes the compiled model's shapes and graph: law, configuration, targets, domains, run slots, axes."""
+    return (law.name, cfg.key(), design.targets, tuple(design.domains), design.run_capacity,
+            design.varying_axes["axes"])
+
+
+def get_model(law: Law, cfg: FitConfig, design: Design, likelihood: bool = True) -> dict[str, Any]:
+    """A cached model for this structure with the design's data set (no recompilation on new data)."""
+    key = (*structure_key(law, cfg, design), likelihood)
+    return cached_entry(_MODEL_CACHE, key, lambda: build_model(law, cfg, design, likelihood), design.arrays(),
+                        len(design.obs))
+
+
+def clear_model_cache() -> None:
+    """Forget compiled models (tests use this to measure cold paths)."""
+    _MODEL_CACHE.clear()

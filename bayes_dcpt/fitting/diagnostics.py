@@ -1,0 +1,137 @@
+"""Sampler diagnostics of a fit (R-hat, ESS, divergences, BFMI) and what to try when they are bad.
+
+The thresholds are :mod:`bayes_dcpt.constants`; a fit keeps its :class:`Diagnostics` in its model card, so a
+loaded fit reports the diagnostics of the run that produced it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_dcpt.constants import BFMI_MIN, ESS_MIN, RHAT_MAX
+from bayes_dcpt.fitting.config import FitConfig
+
+__all__ = ["APPROXIMATE_SAMPLERS", "Diagnostics", "dcpt_remedies", "diagnose", "diagnostics_from_card",
+           "dynamics_remedies"]
+
+#: Samplers that approximate the posterior (no MCMC diagnostics).
+APPROXIMATE_SAMPLERS = ("laplace", "advi")
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Sampler diagnostics of a fit; ``ok`` is False when any threshold is crossed."""
+
+    sampler: str
+    divergences: int
+    rhat_max: float
+    ess_bulk_min: float
+    ess_tail_min: float
+    bfmi_min: float
+    draws: int
+    chains: int
+    seconds: float
+    approximate: bool = False
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when R-hat, ESS, divergences and BFMI are all in the safe range."""
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (used in model cards and reports)."""
+        d = asdict(self)
+        d["ok"] = self.ok
+        return d
+
+    def __str__(self) -> str:
+        head = "OK" if self.ok else "PROBLEMS: " + "; ".join(self.problems)
+        if self.approximate:
+            return f"{self.sampler} (approximate, no MCMC diagnostics): {head}"
+        return (f"{self.sampler}, {self.chains} chains x {self.draws} draws, {self.seconds:.1f} s: "
+                f"divergences {self.divergences}, R-hat max {self.rhat_max:.4f}, ESS bulk min "
+                f"{self.ess_bulk_min:.0f}, ESS tail min {self.ess_tail_min:.0f}, BFMI min {self.bfmi_min:.2f} "
+                f"-> {head}")
+
+
+def _values(obj: Any, names: list[str]) -> np.ndarray:
+    """All values of the variables ``names`` in an ArviZ result (DataTree or Dataset), flattened."""
+    ds = obj["posterior"].to_dataset() if hasattr(obj, "children") and "posterior" in obj.children else obj
+    if hasattr(ds, "to_dataset"):
+        ds = ds.to_dataset()
+    return np.concatenate([np.ravel(np.asarray(ds[n])) for n in names if n in ds])
+
+
+def _bfmi_min(idata: Any) -> float:
+    import arviz as az
+
+    try:
+        bf = az.bfmi(idata)
+        return float(np.nanmin(np.asarray(bf.to_dataset().to_array() if hasattr(bf, "to_dataset") else bf)))
+    except Exception:  # energy not recorded by this sampler
+        return float("nan")
+
+
+def diagnose(idata: Any, sampler: str, var_names: list[str], seconds: float, draws: int, chains: int) -> Diagnostics:
+    """The diagnostics of a sampler run over the parameters ``var_names`` (those present in the posterior)."""
+    import arviz as az
+
+    if sampler in APPROXIMATE_SAMPLERS:
+        return Diagnostics(sampler, 0, float("nan"), float("nan"), float("nan"), float("nan"), draws, chains,
+                           seconds, True, (f"{sampler} is an approximation: no convergence diagnostics; "
+                                           "check against NUTS before trusting intervals",))
+    post = idata["posterior"]
+    names = [v for v in var_names if v in post.data_vars]
+    rhat_max = float(np.nanmax(_values(az.rhat(idata, var_names=names), names)))
+    ess_b = float(np.nanmin(_values(az.ess(idata, var_names=names, method="bulk"), names)))
+    ess_t = float(np.nanmin(_values(az.ess(idata, var_names=names, method="tail"), names)))
+    ss = idata["sample_stats"] if "sample_stats" in idata.children else None
+    div = int(np.asarray(ss["diverging"]).sum()) if ss is not None and "diverging" in ss else 0
+    bfmi_min = _bfmi_min(idata)
+    problems = []
+    if div > 0:
+        problems.append(f"{div} divergent transitions")
+    if rhat_max > RHAT_MAX:
+        problems.append(f"R-hat {rhat_max:.3f} > {RHAT_MAX}")
+    if ess_b < ESS_MIN or ess_t < ESS_MIN:
+        problems.append(f"ESS {min(ess_b, ess_t):.0f} < {ESS_MIN}")
+    if np.isfinite(bfmi_min) and bfmi_min < BFMI_MIN:
+        problems.append(f"BFMI {bfmi_min:.2f} < {BFMI_MIN}")
+    return Diagnostics(sampler, div, rhat_max, ess_b, ess_t, bfmi_min, draws, chains, seconds, False,
+                       tuple(problems))
+
+
+def diagnostics_from_card(card: Mapping[str, Any]) -> Diagnostics:
+    """The :class:`Diagnostics` stored in a model card."""
+    return Diagnostics(**{k: (tuple(v) if k == "problems" else v) for k, v in card["diagnostics"].items()
+                          if k != "ok"})
+
+
+def dcpt_remedies(config: FitConfig, data: pd.DataFrame, n_domains: int) -> list[str]:
+    """What to try when a D-CPT fit's diagnostics are bad, most specific first (from its model and data)."""
+    out = []
+    cpt = data[data["tokens"] > 0] if "tokens" in data else data
+    runs = cpt["run_id"].nunique() if "run_id" in cpt else 0
+    if config.run_effect and 0 < runs < 8:
+        out.append(f"only {runs} runs: a per-run offset is hardly identified beside the checkpoint noise, "
+                   "try run_effect=False")
+    if config.run_effect and config.run_offsets == "latent":
+        out.append("sampled run offsets: try run_offsets='marginal' (integrated out; 4-7x the ESS)")
+    if config.run_effect and config.run_offsets == "marginal" and not config.robust:
+        out.append("Normal likelihood with integrated run offsets: try robust=True (outlying checkpoints made "
+                   "it diverge on the example grid) or run_offsets='latent'")
+    if n_domains >= 2 and config.domain_levels == "pooled":
+        out.append("several domains: try domain_levels='separate' (each domain's own domain-loss level)")
+    out.append("more tuning and draws, sampler_kwargs={'target_accept': 0.95}, or a simpler law")
+    return out
+
+
+def dynamics_remedies() -> list[str]:
+    """What to try when a dynamics fit's diagnostics are bad."""
+    return ["more tuning/draws, or a simpler law variant"]

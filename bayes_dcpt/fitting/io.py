@@ -1,0 +1,77 @@
+"""The fit file: one netCDF (h5netcdf) DataTree with the posterior, the fitted data and the model card.
+
+A fit is saved without its log-likelihood (recomputed on demand) and written atomically (temporary file, then
+rename). The model card (JSON in the tree's attributes) records the law, configuration, priors, data hash,
+sampler settings and diagnostics; readers use it to rebuild the fit without refitting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_dcpt.errors import BayesDCPTError
+
+__all__ = ["CARD_ATTR", "DATA_GROUP", "read_fit_file", "text_column", "write_fit_file"]
+
+#: The tree attribute holding the model card (JSON) and the group holding the fitted data.
+CARD_ATTR = "bayes_dcpt_card"
+DATA_GROUP = "bayes_dcpt_data"
+
+
+def text_column(values: pd.Series) -> np.ndarray:
+    """Strings for netCDF: missing values (None, NaN) as ""."""
+    return values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)) \
+        .to_numpy().astype(object)
+
+
+def write_fit_file(idata: Any, data: pd.DataFrame, numeric: Sequence[str], text: Sequence[str],
+                   card: Mapping[str, Any], path: str | Path) -> Path:
+    """Write a posterior (without its log-likelihood), the fitted data and the model card to netCDF, atomically.
+
+    ``numeric`` and ``text`` name the data columns stored as floats and as strings; :func:`read_fit_file`
+    reads the file back.
+    """
+    import xarray as xr
+
+    path = Path(path)
+    tree = idata.copy()
+    if "log_likelihood" in tree.children:
+        del tree["log_likelihood"]
+    ds = xr.Dataset({c: ("row", data[c].to_numpy(float)) for c in numeric})
+    for c in text:
+        ds[c] = ("row", text_column(data[c]))
+    tree[DATA_GROUP] = xr.DataTree(ds)
+    tree.attrs[CARD_ATTR] = json.dumps(card, default=str)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tree.to_netcdf(tmp, engine="h5netcdf")
+    os.replace(tmp, path)
+    return path
+
+
+def read_fit_file(path: Path, writer: str) -> tuple[Any, dict[str, Any], pd.DataFrame]:
+    """Read a file of :func:`write_fit_file`: (posterior tree without the data, model card, raw data frame).
+
+    Every failure is one :class:`BayesDCPTError` naming the file; ``writer`` names the method that writes
+    such files (for the message when the file is netCDF but not ours).
+    """
+    import xarray as xr
+
+    try:
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            tree = tree.load()
+    except Exception as exc:
+        raise BayesDCPTError(f"{path}: not a readable bayes-dcpt fit (netCDF): {str(exc).splitlines()[0]}") from exc
+    card_json = tree.attrs.get(CARD_ATTR)
+    if card_json is None or DATA_GROUP not in tree.children or "posterior" not in tree.children:
+        raise BayesDCPTError(f"{path}: not a bayes-dcpt fit (no model card); was it written by {writer}?")
+    ds = tree[DATA_GROUP].to_dataset()
+    raw = pd.DataFrame({c: ds[c].values for c in ds.data_vars})
+    del tree[DATA_GROUP]
+    return tree, json.loads(card_json), raw

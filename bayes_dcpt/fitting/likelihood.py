@@ -1,0 +1,50 @@
+"""The noise model and likelihood both PyMC models share: per-run offsets, checkpoint noise, Student-t or Normal.
+
+A run's checkpoints share one offset ``u ~ Normal(0, tau_t)``; each checkpoint adds noise ``e ~ Normal(0, sigma_t)``
+(robust: Student-t(nu_t)). The offsets are integrated out in closed form (``run_offsets="marginal"``, see
+:mod:`bayes_dcpt.fitting.marginal`) or sampled as latent variables (``"latent"``). The priors and their reasons
+are :data:`bayes_dcpt.fitting.priors.NOISE_PRIORS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bayes_dcpt.fitting.config import DynamicsConfig, FitConfig
+from bayes_dcpt.fitting.marginal import run_loglik
+
+__all__ = ["add_noise_and_likelihood"]
+
+
+def add_noise_and_likelihood(mu: Any, y: Any, t_idx: Any, run_idx: Any, run_group: Any,
+                             cfg: FitConfig | DynamicsConfig, capacity: int, likelihood: bool = True) -> None:
+    """Add the noise parameters and the likelihood of log losses ``y`` around ``mu`` to the current PyMC model.
+
+    ``t_idx``/``run_idx`` index each observation's target and run, ``run_group`` each run slot's target; ``capacity``
+    is the number of run slots. Without ``likelihood`` only the noise priors are added (the prior model).
+    """
+    import pymc as pm
+
+    ps = cfg.prior_scale
+    marginal = cfg.run_effect and cfg.run_offsets == "marginal"
+    if cfg.run_effect:
+        tau = pm.HalfNormal("tau", 0.01 * ps, dims="target")
+        if not marginal:
+            z_run = pm.Normal("z_run", 0.0, 1.0, dims="run")
+            mu = mu + tau[t_idx] * z_run[run_idx]
+    sigma = pm.LogNormal("sigma", np.log(0.004), 1.0 * ps, dims="target")
+    if not likelihood:
+        if cfg.robust:
+            pm.Gamma("nu", alpha=2.0, beta=0.1, dims="target")
+    elif marginal:
+        # the run offsets integrated out in closed form (see bayes_dcpt.fitting.marginal)
+        nu = pm.Gamma("nu", alpha=2.0, beta=0.1, dims="target") if cfg.robust else None
+        pm.Potential("obs_log_loss", run_loglik(y - mu, run_idx, run_group, sigma, tau, nu, capacity))
+    elif cfg.robust:
+        nu = pm.Gamma("nu", alpha=2.0, beta=0.1, dims="target")
+        pm.StudentT("obs_log_loss", nu=nu[t_idx], mu=mu, sigma=sigma[t_idx], observed=y, dims="obs",
+                    shape=y.shape)
+    else:
+        pm.Normal("obs_log_loss", mu=mu, sigma=sigma[t_idx], observed=y, dims="obs", shape=y.shape)
