@@ -17,6 +17,7 @@ __all__ = [
     "DataValidationError",
     "FitError",
     "InputError",
+    "MisfitWarning",
     "Problem",
     "UnknownDomainError",
     "UnknownLawError",
@@ -99,6 +100,10 @@ class InputError(BayesDCPTError, ValueError):
 
 class FitError(BayesDCPTError, RuntimeError):
     """A fit could not be carried out (e.g. too little data for the chosen law)."""
+
+
+class MisfitWarning(UserWarning):
+    """The fitted law does not describe the data (posterior predictive checks fail): answers are not trusted."""
 
 
 class ConvergenceWarning(UserWarning):

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from bayes_dcpt.errors import InputError, UnknownDomainError
-from bayes_dcpt.laws.registry import BILLION
 from bayes_dcpt.posterior.draws import Posterior
 
 __all__ = ["answer_domains", "law_draws", "posterior_weights"]
@@ -54,10 +53,7 @@ def law_draws(post: Posterior, target: str, domain: str, n_params: Any, tokens: 
         N, D, rd = N[None], D[None], rd[None]
     p = post.param_draws(target, domain)
     pe = {k: np.asarray(v, float).reshape((-1,) + (1,) * (N.ndim - 1)) for k, v in p.items()}
-    r = rd if target == "domain" else 1.0 - rd
-    x: dict[str, Any] = {"N": N / BILLION, "D": D / BILLION, "r": r}
-    if "K" in pe:
-        x["K"] = pe["K"]
+    x = post.law_inputs(target, domain, N, D, rd, pe)
     with np.errstate(all="ignore"):
         out = np.asarray(post.law(np, pe, x), float)
     return np.broadcast_to(out, (post.n_draws, *out.shape[1:])).copy()

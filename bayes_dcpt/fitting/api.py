@@ -12,6 +12,8 @@ from typing import Any
 
 from bayes_dcpt.errors import BayesDCPTError
 from bayes_dcpt.fitting import auto, dcpt
+from bayes_dcpt.fitting.cpt import CPTFit
+from bayes_dcpt.fitting.io import read_card
 
 __all__ = ["fit", "load_fit"]
 
@@ -33,4 +35,7 @@ def load_fit(path: str | Path) -> Any:
         head = fh.read(1)
     if head == b"{":  # an AutoFit manifest (law="auto")
         return auto.load_auto(path)
+    card = read_card(path)
+    if card is not None and card.get("law") == "cpt":
+        return CPTFit.load(path)
     return dcpt.load_fit(path)

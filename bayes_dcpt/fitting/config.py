@@ -37,6 +37,7 @@ class FitConfig:
     anchored: bool = True  # sample power-law terms through their values at the ends of the data range
     zero_ratio: bool = False  # fit observations whose own ratio is 0 (L3 is not meaningful there)
     run_offsets: str = "marginal"  # per-run offsets integrated out ("marginal") or sampled ("latent")
+    nu_floor: float = 2.0  # Student-t degrees of freedom nu = nu_floor + Gamma(2, 0.1); 0: no floor (older fits)
 
     def key(self) -> str:
         """Short stable hash of the configuration."""
@@ -54,6 +55,7 @@ class DynamicsConfig:
     run_effect: bool = True
     prior_scale: float = 1.0
     run_offsets: str = "marginal"  # per-run offsets integrated out ("marginal") or sampled ("latent")
+    nu_floor: float = 2.0  # Student-t degrees of freedom nu = nu_floor + Gamma(2, 0.1); 0: no floor (older fits)
 
     def key(self) -> str:
         """Short stable hash of the configuration."""

@@ -145,7 +145,7 @@ class Fit(BaseFit):
     @classmethod
     def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:
         # cards written before an option existed were fitted with its old behaviour
-        cfg = FitConfig(**{"domain_levels": "pooled", "run_offsets": "latent", **card["config"]})
+        cfg = FitConfig(**{"domain_levels": "pooled", "run_offsets": "latent", "nu_floor": 0.0, **card["config"]})
         return cls(data, get_law(card["law"]), cfg, tree, sampler_config=card["sampler"], diagnostics=diagnostics)
 
 
@@ -167,9 +167,9 @@ def load_fit(path: str | Path) -> Fit:
 def _check_options(law: Law, sampler: str, parametrization: str, domain_levels: str, run_offsets: str,
                    draws: int, tune: int, chains: int) -> None:
     """Raise :class:`FitError` for an argument of :func:`fit` outside its choices."""
-    if law.family not in ("dcpt", "cross-domain", "chinchilla"):
+    if law.family not in ("dcpt", "cross-domain", "chinchilla", "cpt"):
         raise FitError(f"law {law.name!r} is not a law of (N, D, r); the Bayesian fit supports the D-CPT, "
-                       "cross-domain and Chinchilla laws")
+                       "cross-domain, CPT (base-anchored) and Chinchilla laws")
     check_sampler(sampler)
     if parametrization not in ("centered", "noncentered", "mixed"):
         raise FitError("parametrization must be 'centered', 'noncentered' or 'mixed'")
@@ -262,6 +262,16 @@ def fit(
                     hierarchical=hierarchical, parametrization=parametrization, monotone=monotone,
                     probe_tokens=probe_tokens, prior_scale=prior_scale, zero_ratio=zero_ratio,
                     domain_levels=domain_levels, run_offsets=run_offsets)
+    if law_.family == "cpt":  # the base-anchored law fits every own ratio (it is meaningful at 0)
+        from dataclasses import replace
+
+        from bayes_dcpt.fitting.cpt import fit_cpt
+
+        result = fit_cpt(df, replace(cfg, zero_ratio=True), draws=draws, tune=tune, chains=chains, cores=cores,
+                         seed=seed, sampler=sampler, progressbar=progressbar, sampler_kwargs=sampler_kwargs)
+        if warn:
+            result.diagnostics(warn=True)
+        return result
     design = make_design(df, law_, cfg)
     entry = get_model(law_, cfg, design)
     names = [p.name for p in law_.params] + ["sigma", "tau", "nu", "K", "sigma_K"]

@@ -65,6 +65,8 @@ def run_log_likelihood(post: Posterior, rows: pd.DataFrame) -> np.ndarray:
         nz = post.noise[t]
         sigma = np.asarray(nz["sigma"], float)
         tau = np.asarray(nz.get("tau", np.zeros_like(sigma)), float)
+        if post.ctx.get("heteroscedastic"):
+            sigma = post.checkpoint_sd(sub, t, mu)  # each checkpoint's own scale (S, n)
         with np.errstate(invalid="ignore", over="ignore"):
             if "nu" in nz and post.ctx.get("run_mixing"):
                 # the default fit's robust form: one multivariate Student-t per run

@@ -105,14 +105,24 @@ class Posterior:
         N, D, rd = np.broadcast_arrays(np.asarray(n_params, float), np.asarray(tokens, float),
                                        np.asarray(r_domain, float))
         shape = N.shape
-        r = rd if target == "domain" else 1.0 - rd
-        x: dict[str, Any] = {"N": N[None] / BILLION, "D": D[None] / BILLION, "r": r[None]}
         pe = {k: np.asarray(v, float).reshape((-1,) + (1,) * len(shape)) for k, v in p.items()}
-        if "K" in pe:
-            x["K"] = pe["K"]
+        x = self.law_inputs(target, domain, N[None], D[None], rd[None], pe)
         with np.errstate(all="ignore"):
             out = np.asarray(self.law(np, pe, x), float)
         return np.broadcast_to(out, (self.n_draws, *shape))
+
+    def law_inputs(self, target: str, domain: str, n_params: np.ndarray, tokens: np.ndarray, r_domain: np.ndarray,
+                   params: dict[str, np.ndarray]) -> dict[str, Any]:
+        """The law's inputs for raw-count arrays whose first axis is the draw axis (of size 1 or S).
+
+        N and D in billions and the target's own ratio (``1 - r_domain`` for the general loss); ``params`` are the
+        draws shaped to broadcast against the inputs. Posteriors of laws with further inputs extend this.
+        """
+        r = r_domain if target == "domain" else 1.0 - r_domain
+        x: dict[str, Any] = {"N": n_params / BILLION, "D": tokens / BILLION, "r": r}
+        if "K" in params:
+            x["K"] = params["K"]
+        return x
 
     def mean_log_loss(self, frame: pd.DataFrame, target: str) -> np.ndarray:
         """``log`` of the law per draw for the rows of a schema frame: shape ``(S, len(frame))``."""
@@ -134,8 +144,16 @@ class Posterior:
         rng = np.random.default_rng(seed)
         mu = self.mean_log_loss(frame, target)
         runs = frame["run_id"].to_numpy() if "run_id" in frame else np.arange(len(frame))
+        sd = self.checkpoint_sd(frame, target, mu) if self.ctx.get("heteroscedastic") else None
         return np.exp(mu + log_noise(rng, self.noise[target], runs, self.n_draws, new_run=new_run,
-                                     mixing=bool(self.ctx.get("run_mixing"))))
+                                     mixing=bool(self.ctx.get("run_mixing")), sd=sd))
+
+    def checkpoint_sd(self, frame: pd.DataFrame, target: str, log_mean: np.ndarray) -> np.ndarray:
+        """Each checkpoint's noise scale on the log scale per draw, shape ``(S, len(frame))``.
+
+        ``sigma`` everywhere here; posteriors whose noise grows with the loss's move from the base model override it.
+        """
+        return np.broadcast_to(np.asarray(self.noise[target]["sigma"], float)[:, None], np.shape(log_mean))
 
     def predict(self, frame: pd.DataFrame, ci: float = CI_PROB, *, kind: str = "predictive",
                 seed: int = 0) -> pd.DataFrame:
@@ -193,6 +211,19 @@ class Posterior:
                 f"no base-model {target} loss for domain {domain!r} at n_params={float(n_params):.4g} "
                 f"(base rows available: {have}); pass the reference loss explicitly")
         return float(sub[col].mean())
+
+    def with_reference(self, domain: str, n_params: float, *, loss_general: float | None = None,
+                       loss_domain: float | None = None) -> Posterior:
+        """A copy that takes these as the base model's measured losses at ``n_params`` (the user knows them)."""
+        ref = self.reference
+        keep = ~((ref["domain"] == domain) & np.isclose(ref["n_params"].astype(float), float(n_params)))
+        old = ref[~keep]
+        row = {"domain": domain, "n_params": float(n_params),
+               "loss_general": loss_general if loss_general is not None else
+               (float(old["loss_general"].mean()) if len(old) else np.nan),
+               "loss_domain": loss_domain if loss_domain is not None else
+               (float(old["loss_domain"].mean()) if len(old) else np.nan)}
+        return replace(self, reference=pd.concat([ref[keep], pd.DataFrame([row])], ignore_index=True))
 
     # ------------------------------------------------------------------------------------- updating
     def reweight(self, weights: np.ndarray) -> Posterior:
