@@ -8,7 +8,7 @@ PIP     = $(BIN)/python -m pip
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-dev models example-data notebooks clean
+.PHONY: demo test install install-dev models example-data long-data notebooks clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || (echo "no Python >= 3.12 found (see the message above)"; exit 1)
@@ -36,6 +36,10 @@ test: $(VENV)/.installed-dev
 example-data: $(VENV)/.installed-dev
 	$(BIN)/python scripts/make_example_data.py --workers 2 --threads 1
 
+# The long-CPT probe grid (2 domains x 3 sizes x 7 ratios, 2^21 CPT tokens; ~1.5 h on 2 shared cores)
+long-data: $(VENV)/.installed-dev
+	$(BIN)/python scripts/make_example_data.py --grid long --workers 2 --threads 1
+
 # Execute every notebook (jupytext percent text -> executed .ipynb + notebooks/figures/*.png, both regenerated)
 NB_QUICK ?= 0
 notebooks: $(VENV)/.installed-dev
@@ -45,4 +49,4 @@ models: $(VENV)/.installed
 	$(BIN)/python scripts/build_models.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache build/example
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache build/example build/long

@@ -1,12 +1,16 @@
 """Regenerate the embedded example dataset: run the example grid and record how it was made.
 
-Usage (what `make example-data` runs)::
+Usage (what `make example-data` and `make long-data` run)::
 
-    python scripts/make_example_data.py [--workers 2] [--workdir build/example]
+    python scripts/make_example_data.py [--grid example|long] [--workers 2] [--workdir build/<grid>]
 
 Runs ``bayes-dcpt probe grid bayes_dcpt/datasets/example_grid.toml`` into a fresh store under
 ``--workdir``, exports ``bayes_dcpt/datasets/example_cpt.csv`` and writes ``example_cpt.meta.json`` beside
 it (command, seed, versions, hardware, wall time, corpora with their byte counts, per-run throughput).
+
+``--grid long`` does the same for the long-CPT probe grid: ``long_cpt_grid.toml`` -> ``long_cpt.csv``,
+``long_cpt.meta.json`` and ``LONG_CPT.md`` (work folder ``build/long``). The record's sentences about
+token budgets, learning rates and checkpoints are derived from the grid spec and the CSV.
 """
 
 from __future__ import annotations
@@ -23,27 +27,53 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO / "bayes_dcpt" / "datasets"
 
+#: The grids this script can run: spec, outputs (beside the spec) and the record's wording.
+GRIDS = {
+    "example": {
+        "spec": "example_grid.toml",
+        "name": "example_cpt",
+        "record": "EXAMPLE.md",
+        "workdir": "example",
+        "make": "make example-data",
+        "title": "The embedded example dataset",
+        "load": "Load it with `bayes_dcpt.datasets.load_example()`.",
+    },
+    "long": {
+        "spec": "long_cpt_grid.toml",
+        "name": "long_cpt",
+        "record": "LONG_CPT.md",
+        "workdir": "long",
+        "make": "make long-data",
+        "title": "The long-CPT probe grid",
+        "load": "Load it with `bayes_dcpt.data.load(...)` on the CSV beside this file.",
+    },
+}
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--grid", choices=sorted(GRIDS), default="example", help="Which grid (default: example).")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--workdir", default=str(REPO / "build" / "example"))
+    ap.add_argument("--workdir", default=None, help="Work folder (default: build/example or build/long).")
     ap.add_argument(
         "--keep", action="store_true", help="Keep an existing store (resume) instead of starting over."
     )
-    ap.add_argument("--render-only", action="store_true", help="Only rewrite EXAMPLE.md from the meta JSON.")
+    ap.add_argument(
+        "--render-only", action="store_true", help="Only rewrite the record (EXAMPLE.md etc.) from the meta."
+    )
     a = ap.parse_args()
+    g = GRIDS[a.grid]
     if a.render_only:
-        render(json.loads((DATASETS / "example_cpt.meta.json").read_text()))
+        render(json.loads((DATASETS / f"{g['name']}.meta.json").read_text()), a.grid)
         return 0
-    wd = Path(a.workdir)
+    wd = Path(a.workdir) if a.workdir is not None else REPO / "build" / g["workdir"]
     if wd.exists() and not a.keep:
         shutil.rmtree(wd)
     wd.mkdir(parents=True, exist_ok=True)
     db = wd / "runs.sqlite"
-    spec = DATASETS / "example_grid.toml"
-    csv = DATASETS / "example_cpt.csv"
+    spec = DATASETS / g["spec"]
+    csv = DATASETS / f"{g['name']}.csv"
     cmd = [
         "bayes-dcpt",
         "probe",
@@ -81,12 +111,13 @@ def main() -> int:
     from bayes_dcpt import __version__
     from bayes_dcpt.data.store import Store
     from bayes_dcpt.probe.corpora import iter_documents
+    from bayes_dcpt.probe.grid import load_spec
 
     with Store(db) as st:
         runs = st.runs()
+    grid = load_spec(spec, workdir=wd)
     corpora = {}
-    for name in ("general", "python", "c_headers", "codec_tables"):
-        p = wd / "corpora" / f"{name}.jsonl"
+    for name, p in [("general", grid.general), *grid.domains.items()]:
         docs = list(iter_documents(p))
         corpora[name] = {"documents": len(docs), "bytes": sum(len(d.encode()) for d in docs)}
     cpu = platform.processor() or platform.machine()
@@ -99,7 +130,7 @@ def main() -> int:
         pass
     meta = {
         "command": " ".join(cmd),
-        "make": "make example-data",
+        "make": g["make"],
         "seed": 0,
         "wall_seconds": round(wall, 1),
         "workers": a.workers,
@@ -125,20 +156,104 @@ def main() -> int:
         "runs": int((runs["r_domain"].notna()).sum()),
         "rows": int(sum(1 for _ in open(csv)) - 1),
     }
-    (DATASETS / "example_cpt.meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    render(meta)
-    print(f"wrote {csv} ({meta['rows']} rows) and example_cpt.meta.json in {wall:.0f} s")
+    (DATASETS / f"{g['name']}.meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    render(meta, a.grid)
+    print(f"wrote {csv} ({meta['rows']} rows) and {g['name']}.meta.json in {wall:.0f} s")
     return 0
 
 
-def render(meta: dict) -> None:
-    """Write EXAMPLE.md (the human-readable record) from the meta JSON."""
+def _tokens(n: int) -> str:
+    """A token count as a power of two when it is one (2^20), else with thousands separators."""
+    n = int(n)
+    return f"2^{n.bit_length() - 1}" if n > 0 and n & (n - 1) == 0 else f"{n:,}"
+
+
+def _lr(x: float) -> str:
+    """A learning rate in short scientific notation: 3e-3, 2.5e-4."""
+    mant, exp = f"{float(x):.6e}".split("e")
+    return f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"
+
+
+def _lr_phrase(t) -> str:
+    """``cosine LR 3e-3 -> 3e-4`` or ``constant LR 5e-4`` from TrainSettings."""
+    if t.schedule == "constant":
+        return f"constant LR {_lr(t.lr)}"
+    return f"{t.schedule} LR {_lr(t.lr)} -> {_lr(t.lr * t.min_lr_ratio)}"
+
+
+def _grid_text(grid: dict, df) -> dict[str, str]:
+    """The record's sentences that depend on the grid spec (token budgets, schedules, checkpoints)."""
+    from bayes_dcpt import data as _data
+    from bayes_dcpt.probe.grid import load_spec, pretrain_config, probe_config
+
+    spec = load_spec(DATASETS / grid["spec"], workdir=REPO / "build" / grid["workdir"])
+    job = spec.jobs()[0]
+    pre = pretrain_config(spec, job.size).train
+    tr = probe_config(spec, job).train
+    pts = sorted(int(t) for t in _data.fit_rows(df)["tokens"].unique())
+    head = [t for t in pts if t <= 2 * pts[0]]
+    per = spec.eval_per_octave
+    if per == 1:
+        spacing = "one per doubling"
+    else:
+        words = {2: "two", 3: "three", 4: "four"}
+        spacing = (
+            f"{words.get(per, f'{per:g}')} per doubling, {len(pts)} in all: "
+            f"{pts[0]:,} x 2^(k/{per:g}) rounded to\nwhole optimizer steps of "
+            f"{tr.batch_size * tr.seq_len:,} tokens"
+        )
+    pre_tokens = _tokens(pretrain_config(spec, job.size).tokens)
+    # the r = 0 bump: general loss above the base model's at some checkpoint, in most (domain, size) cells
+    base = _data.base_losses(df).set_index(["domain", "n_params"])["loss_general"]
+    cpt = _data.fit_rows(df)
+    peak = cpt[cpt.r_domain == 0.0].groupby(["domain", "n_params"])["loss_general"].max()
+    rises = len(peak) > 0 and 2 * int((peak > base.loc[peak.index]).sum()) > len(peak)
+    bump = (
+        " Probes at r = 0 first rise a little in\ngeneral loss (the learning rate steps up from the end of "
+        "the pretraining cosine) before they fall."
+        if rises
+        else ""
+    )
+    return {
+        "pre": (f"{pre_tokens} tokens, {_lr_phrase(pre)}, {pre.warmup_steps} warmup steps, "
+                f"batch {pre.batch_size} x {pre.seq_len}"),
+        "pre_tokens": pre_tokens,
+        "cpt": (
+            f"{_tokens(spec.tokens)} tokens at a {_lr_phrase(tr)} ({tr.warmup_steps} warmup\nsteps), AdamW "
+            f"({float(tr.beta1)}, {float(tr.beta2)}, weight decay {float(tr.weight_decay)}), "
+            f"gradient clipping {float(tr.grad_clip)}, batch {tr.batch_size} x {tr.seq_len} bytes"
+        ),
+        "val": (
+            f"{spec.val_tokens:,} bytes per corpus, taken\n"
+            f"by content hash ({spec.val_fraction:.0%} of 4 KB pieces)"
+        ),
+        "checkpoints": f"{', '.join(f'{t:,}' for t in head)}, ..., {pts[-1]:,} ({spacing})",
+        "budget": f"{spec.probe_budget:,}" if spec.probe_budget else "",
+        "bump": bump,
+    }
+
+
+_CORPUS_NOTES = {
+    "general": "- `general`: English prose: the language-reference topics of `pydoc_data.topics` and the "
+    "docstrings of\n  the standard-library modules in one half of the modules "
+    "(chosen by a hash of the module path);",
+    "python": "- `python`: the source of the standard-library modules in the other half "
+    "(no test suites, no codecs);",
+    "c_headers": '- `c_headers`: the CPython C API headers (`sysconfig.get_paths()["include"]`);',
+    "codec_tables": "- `codec_tables`: the character-map codecs of `encodings` (decoding tables).",
+}
+
+
+def render(meta: dict, grid_name: str = "example") -> None:
+    """Write the human-readable record (EXAMPLE.md / LONG_CPT.md) from the meta JSON, the spec and the CSV."""
     import pandas as pd
 
     from bayes_dcpt import data as _data
 
-    df = _data.load(DATASETS / "example_cpt.csv")
+    g = GRIDS[grid_name]
+    df = _data.load(DATASETS / f"{g['name']}.csv")
     s = _data.summarize(df)
+    gt = _grid_text(g, df)
     v, h = meta["versions"], meta["hardware"]
     jobs = pd.DataFrame(meta["jobs"])
     pre = jobs[jobs.kind == "pretrain"]
@@ -146,20 +261,23 @@ def render(meta: dict) -> None:
     by_n = probes.groupby("n_params").agg(runs=("label", "size"), median_tok_s=("tokens_per_second", "median"),
                                           median_wall_s=("wall_seconds", "median"))
     corp = "\n".join(f"| {k} | {c['documents']} | {c['bytes']:,} |" for k, c in meta["corpora"].items())
+    notes = [_CORPUS_NOTES[k] for k in meta["corpora"] if k in _CORPUS_NOTES]
+    notes[-1] = notes[-1][:-1] + "." if notes and notes[-1].endswith(";") else notes[-1]
+    notes_text = "\n".join(notes)
     sizes = "\n".join(f"| {int(n):,} | {int(r.runs)} | {r.median_tok_s:,.0f} | {r.median_wall_s:.0f} |"
                       for n, r in by_n.iterrows())
     pre_rows = "\n".join(f"| {r.label} | {int(r.n_params):,} | {r.tokens_per_second:,.0f} | {r.wall_seconds:.0f} |"
                          for r in pre.itertuples())
-    text = f"""# The embedded example dataset (`example_cpt.csv`)
+    text = f"""# {g['title']} (`{g['name']}.csv`)
 
 Real continual-pre-training probes run by `bayes_dcpt.probe` on CPU: {len(s['n_params'])} model sizes x
 {len(s['domains'])} domains x {len(s['r_domain'])} ratios, {s['runs']} runs with {s['rows_per_run_min']}
 checkpoints each, plus the base-model rows (tokens == 0) of every (domain, size): {s['rows']} rows.
-Load it with `bayes_dcpt.datasets.load_example()`.
+{g['load']}
 
 ## How it was made
 
-Command (what `make example-data` runs; the grid spec is `example_grid.toml` beside this file):
+Command (what `{g['make']}` runs; the grid spec is `{g['spec']}` beside this file):
 
     {meta['command']}
 
@@ -174,9 +292,8 @@ Command (what `make example-data` runs; the grid spec is `example_grid.toml` bes
 Byte-level Llama-style decoders (vocabulary 256: the UTF-8 bytes; RMSNorm, rotary positions, SwiGLU, tied
 embeddings) built from presets; `n_params` is the **non-embedding** parameter count (every weight except
 the 256 x d token-embedding matrix, which the output head shares). Each size was first pretrained from
-scratch on the general corpus (2^20 tokens, cosine LR 3e-3 -> 3e-4, 50 warmup steps, batch 16 x 128);
-each probe continues that base model on the mixture for 2^19 tokens at a constant LR 5e-4 (10 warmup
-steps), AdamW (0.9, 0.95, weight decay 0.1), gradient clipping 1.0, batch 16 x 128 bytes, fp32.
+scratch on the general corpus ({gt['pre']});
+each probe continues that base model on the mixture for {gt['cpt']}, fp32.
 
 | pretraining | N | tokens/s | wall s |
 |---|---|---|---|
@@ -186,12 +303,12 @@ steps), AdamW (0.9, 0.95, weight decay 0.1), gradient clipping 1.0, batch 16 x 1
 |---|---|---|---|
 {sizes}
 
-Losses are nats per byte (= per token) on held-out validation slices of 32,768 bytes per corpus, taken
-by content hash (5% of 4 KB pieces) so that training never sees them. Checkpoints: tokens 0 (base),
-8,192, 16,384, ..., 524,288 (one per doubling); the DLC probe budget is b = 32,768 tokens (b and 2b are
-checkpoints). Every size was pretrained on the same 2^20 tokens, far fewer than compute-optimal for the
-larger ones; the base models' losses are the tokens == 0 rows. Probes at r = 0 first rise a little in
-general loss (the learning rate steps up from the end of the pretraining cosine) before they fall.
+Losses are nats per byte (= per token) on held-out validation slices of {gt['val']} \
+so that training never sees them. Checkpoints: tokens 0 (base),
+{gt['checkpoints']}; the DLC probe budget is b = {gt['budget']} tokens (b and 2b are
+checkpoints). Every size was pretrained on the same {gt['pre_tokens']} tokens, \
+far fewer than compute-optimal for the
+larger ones; the base models' losses are the tokens == 0 rows.{gt['bump']}
 
 ## Corpora (written by `bayes-dcpt probe corpora` from this Python installation, offline)
 
@@ -199,16 +316,12 @@ general loss (the learning rate steps up from the end of the pretraining cosine)
 |---|---|---|
 {corp}
 
-- `general`: English prose: the language-reference topics of `pydoc_data.topics` and the docstrings of
-  the standard-library modules in one half of the modules (chosen by a hash of the module path);
-- `python`: the source of the standard-library modules in the other half (no test suites, no codecs);
-- `c_headers`: the CPython C API headers (`sysconfig.get_paths()["include"]`);
-- `codec_tables`: the character-map codecs of `encodings` (decoding tables).
+{notes_text}
 
 The corpora depend on the Python version (here {v['python']}); another version gives slightly different
 text and so slightly different losses.
 """
-    (DATASETS / "EXAMPLE.md").write_text(text)
+    (DATASETS / g["record"]).write_text(text)
 
 
 if __name__ == "__main__":
