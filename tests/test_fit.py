@@ -140,16 +140,17 @@ def test_priors_are_written_down():
 
 
 def test_fit_builds_on_the_base_and_keeps_its_card_format(small_fit):
-    """Fit is a BaseFit; its model card keeps the keys (and order) of the files saved before the split."""
+    """Fit is a BaseFit; its model card keeps the keys (and order) of the files saved before the split, plus the
+    adequacy checks."""
     from bayes_dcpt.fitting import BaseFit
 
     assert isinstance(small_fit, BaseFit)
     assert list(small_fit.card()) == ["package", "version", "law", "law_formula", "config", "config_key", "priors",
                                       "data_hash", "data_rows", "targets", "domains", "sampler", "diagnostics",
-                                      "created"]
+                                      "adequacy", "created"]
     pd.testing.assert_frame_equal(small_fit.priors(), prior_table("L3"))
     assert repr(small_fit) == "<Fit L3 targets=['general', 'domain'] domains=['code'] draws=600 diagnostics=" + (
-        "ok>" if small_fit.diagnostics(warn=False).ok else "BAD>")
+        "ok>" if small_fit.diagnostics(warn=False).sampler_ok else "BAD>")
 
 
 def test_bad_arguments(df3):
