@@ -29,28 +29,19 @@ _OWN = {"general": ("h",), "domain": ("sc",)}
 
 
 def cpt_posterior(idata: Any, law: Law, targets: Sequence[str], domains: Sequence[str], ctx: dict,
-                  reference: pd.DataFrame, base: pd.DataFrame) -> CPTPosterior:
-    """The plain-numpy :class:`CPTPosterior` of a CPT model's draws, with the base-loss law's draws."""
+                  reference: pd.DataFrame) -> CPTPosterior:
+    """The plain-numpy :class:`CPTPosterior` of a CPT model's draws."""
     post = idata["posterior"]
     params: dict[tuple[str, str], dict[str, np.ndarray]] = {}
-    share, hi, alpha = (flat_draws(post, k) for k in ("base_share", "base_log_hi", "base_alpha"))
-    n_hi = {(str(r.target), str(r.domain)): float(r.n_hi) for r in base.itertuples()}
     for ti, t in enumerate(targets):
         for di, d in enumerate(domains):
             p = {k: flat_draws(post, k)[:, ti, di] for k in ("amp", "lam", "phi", "psi")}
             p.update({k: flat_draws(post, k)[:, ti] for k in ("rho", "kappa")})
             p.update({k: flat_draws(post, k) for k in _OWN[t]})
-            for prefix, tt in (("L0", t), ("L0g", "general")):
-                if tt in targets and (tt, d) in n_hi:
-                    j = list(targets).index(tt)
-                    L_hi = np.exp(hi[:, j, di])
-                    p.update({f"{prefix}_E": share[:, j, di] * L_hi, f"{prefix}_hi": L_hi,
-                              f"{prefix}_alpha": alpha[:, j, di], f"{prefix}_N": np.full(len(L_hi), n_hi[(tt, d)])})
             params[(t, d)] = p
     noise = noise_draws(post, targets)
-    if "sigma_move" in post.data_vars:
-        for ti, t in enumerate(targets):
-            noise[t]["sigma_move"] = flat_draws(post, "sigma_move")[:, ti]
+    for ti, t in enumerate(targets):
+        noise[t]["sigma_move"] = flat_draws(post, "sigma_move")[:, ti]
     return CPTPosterior(law, params, noise, ctx=dict(ctx), reference=reference)
 
 
@@ -69,15 +60,13 @@ class CPTFit(BaseFit):
         design = self.design
         self.domains = list(design.domains)
         ctx = add_run_mixing({"D_ref": design.d_ref, "heteroscedastic": 1.0}, config)
-        self.posterior = cpt_posterior(idata, law, self.targets, self.domains, ctx, _data.base_losses(data),
-                                       design.base)
+        self.posterior = cpt_posterior(idata, law, self.targets, self.domains, ctx, _data.base_losses(data))
 
     @property
     def var_names(self) -> list[str]:
         """The parameters reported by :meth:`summary` and checked by :meth:`diagnostics`."""
         post = self.idata["posterior"]
-        names = ["amp", "lam", "phi", "psi", "rho", "kappa", "h", "sc", "sigma", "sigma_move", "tau", "nu",
-                 "base_alpha", "base_share"]
+        names = ["amp", "lam", "phi", "psi", "rho", "kappa", "h", "sc", "sigma", "sigma_move", "tau", "nu"]
         names = [n for n in names if n in post.data_vars]
         return names + [str(n) for n in post.data_vars if str(n).startswith(("mu_", "sd_"))]
 
@@ -129,8 +118,7 @@ def fit_cpt(df: pd.DataFrame, cfg: FitConfig, *, draws: int, tune: int, chains: 
 
     design = make_cpt_design(df, cfg)
     entry = get_cpt_model(cfg, design)
-    names = ["amp", "lam", "phi", "psi", "rho", "kappa", "h", "sc", "sigma", "sigma_move", "tau", "nu", "base_alpha",
-             "base_share", "base_log_hi"]
+    names = ["amp", "lam", "phi", "psi", "rho", "kappa", "h", "sc", "sigma", "sigma_move", "tau", "nu"]
     idata, diag, sampler_config = run_sampler(entry, sampler, names, draws=draws, tune=tune, chains=chains,
                                               cores=cores, seed=seed, progressbar=progressbar,
                                               sampler_kwargs=sampler_kwargs)

@@ -1,13 +1,12 @@
-"""The PyMC model of the base-anchored CPT law: design, priors, the base-loss law in N, and the likelihood.
+"""The PyMC model of the base-anchored CPT law: design, priors and the heteroscedastic run-block likelihood.
 
 Observations are the log losses of every CPT checkpoint, anchored at the base model's measured losses of their
 (domain, size). Per target, the amplitude and the rate vary by domain (partial pooling), the shape parameters are
 shared; the noise is heteroscedastic (the checkpoint scatter grows with how far the loss has moved from the base,
 as measured on real probe grids), a run's checkpoints share an offset (integrated out), and its tails are a
 Student-t whose degrees of freedom cannot fall below 2: robustness is for a few bad checkpoints, not for a curve
-the law misses. Beside it, a base-loss law ``L0(N) = E + (L_hi - E) (N / N_hi)^-alpha`` per (target, domain) is
-fitted to the base rows, so that a size nobody probed gets a base loss with its uncertainty. Priors and reasons:
-:func:`cpt_prior_table` (and ``MODEL.md``).
+the law misses. (A size nobody probed gets its base loss from :mod:`bayes_dcpt.posterior.base_law`.) Priors and
+reasons: :func:`cpt_prior_table` (and ``MODEL.md``).
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from bayes_dcpt.fitting.samplers import cached_entry
 from bayes_dcpt.laws.base import BILLION
 from bayes_dcpt.laws.cpt import saturation
 from bayes_dcpt.numerics.runblock import weighted_run_terms
+from bayes_dcpt.posterior.base_law import BASE_PRIORS
 
 __all__ = ["CPTDesign", "cpt_prior_table", "get_cpt_model", "make_cpt_design"]
 
@@ -35,8 +35,6 @@ __all__ = ["CPTDesign", "cpt_prior_table", "get_cpt_model", "make_cpt_design"]
 _SHAPES = {"general": {"rho": (np.log(10.0), 1.5), "kappa": (np.log(0.8), 1.0)},
            "domain": {"rho": (np.log(0.15), 1.5), "kappa": (np.log(0.4), 0.8)}}
 NU_FLOOR = 2.0
-#: Evaluation noise of a base-model loss on the log scale (the checkpoint noise of real probe grids, ~0.5-1%).
-BASE_SIGMA = 0.01
 _MODEL_CACHE: dict[tuple, dict[str, Any]] = {}
 
 
@@ -64,17 +62,15 @@ def cpt_prior_table() -> pd.DataFrame:
         ("tau", "HalfNormal(0.01)", "per-run offset on the log scale (integrated out)"),
         ("nu", f"{NU_FLOOR:g} + Gamma(2, 0.1)", "Student-t degrees of freedom, floored at 2: heavy enough for a few "
          "bad checkpoints, never a licence for a curve the law misses (a finite variance is kept)"),
-        ("base law L_hi, E, alpha", "log L_hi ~ N(log measured, 0.05); E/L_hi logit-N(logit 0.6, 1.5); "
-         "alpha ~ LogNormal(log 0.34, 0.6); noise 0.01", "the base loss in N for sizes nobody probed (Chinchilla-like "
-         "exponent); the evaluation noise is fixed at the checkpoints' (three sizes leave nothing to learn it from)"),
     ]
+    rows += [(f"base law {k}", v[0], v[1]) for k, v in BASE_PRIORS.items()]
     return pd.DataFrame(rows, columns=["parameter", "prior", "reason"])
 
 
 # ------------------------------------------------------------------------------------------ design
 @dataclass
 class CPTDesign:
-    """Arrays fed to the CPT model (observations with their base losses, runs, base rows)."""
+    """Arrays fed to the CPT model (observations with their base losses, runs)."""
 
     targets: tuple[str, ...]
     domains: list[str]
@@ -83,11 +79,10 @@ class CPTDesign:
     run_capacity: int
     lref: np.ndarray
     d_ref: float
-    base: pd.DataFrame
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The named arrays of the model's ``pm.Data`` containers."""
-        o, b = self.obs, self.base
+        o = self.obs
         return {
             "t_idx": o["t_idx"].to_numpy(np.int64), "d_idx": o["d_idx"].to_numpy(np.int64),
             "run_idx": o["run_idx"].to_numpy(np.int64),
@@ -97,27 +92,7 @@ class CPTDesign:
             "L0": o["L0"].to_numpy(float), "L0g": o["L0g"].to_numpy(float),
             "log_loss": np.log(o["loss"].to_numpy(float)),
             "D_ref": np.asarray(self.d_ref, float), "loss_ref": self.lref.astype(float),
-            "b_t": b["t_idx"].to_numpy(np.int64), "b_d": b["d_idx"].to_numpy(np.int64),
-            "b_logn": np.log(b["n_params"].to_numpy(float) / b["n_hi"].to_numpy(float)),
-            "b_log_loss": np.log(b["loss"].to_numpy(float)), "b_log_hi": np.log(b["loss_hi"].to_numpy(float)),
         }
-
-
-def _base_table(df: pd.DataFrame, targets: tuple[str, ...], domains: list[str]) -> pd.DataFrame:
-    """Base-model losses per (target, domain, size), with the largest size's loss (the base law's anchor)."""
-    base = _data.base_losses(df)
-    rows = []
-    for ti, t in enumerate(targets):
-        for di, d in enumerate(domains):
-            sub = base[(base["domain"] == d) & base[f"loss_{t}"].notna()].sort_values("n_params")
-            if sub.empty:
-                raise FitError(f"the CPT law is anchored at the base model's losses: domain {d!r} has no base-model "
-                               f"{t} loss (a row with tokens == 0)")
-            n_hi, hi = float(sub["n_params"].iloc[-1]), float(sub[f"loss_{t}"].iloc[-1])
-            rows += [{"t_idx": ti, "d_idx": di, "target": t, "domain": d, "n_params": float(n),
-                      "loss": float(v), "n_hi": n_hi, "loss_hi": hi}
-                     for n, v in zip(sub["n_params"], sub[f"loss_{t}"], strict=True)]
-    return pd.DataFrame(rows)
 
 
 def _attach_base(long: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
@@ -159,7 +134,7 @@ def make_cpt_design(df: pd.DataFrame, cfg: FitConfig) -> CPTDesign:
     lref = np.array([float(np.median(long.loc[long["target"] == t, "loss"])) for t in targets])
     d = long["tokens"].to_numpy(float) / BILLION
     return CPTDesign(targets, domains, long.reset_index(drop=True), list(runs), run_capacity(len(runs)), lref,
-                     float(np.exp(np.mean(np.log(d)))), _base_table(df, targets, domains))
+                     float(np.exp(np.mean(np.log(d)))))
 
 
 # ------------------------------------------------------------------------------------------- model
@@ -243,24 +218,6 @@ def _likelihood(pm: Any, pt: Any, mu: Any, a: dict[str, Any], cfg: FitConfig, de
     pm.Potential("obs_log_loss", pt.sum(lp))
 
 
-def _base_law(pm: Any, pt: Any, a: dict[str, Any], design: CPTDesign, ps: float) -> None:
-    """The base-loss law in N per (target, domain), fitted to the base rows."""
-    dims = ("target", "domain")
-    log_hi0 = np.zeros((len(design.targets), len(design.domains)))
-    for (ti, di), g in design.base.groupby(["t_idx", "d_idx"]):
-        log_hi0[ti, di] = np.log(float(g["loss_hi"].iloc[0]))
-    log_hi = pm.Normal("base_log_hi", log_hi0, 0.05, dims=dims)
-    share = pm.Deterministic("base_share", pt.sigmoid(pm.Normal("base_logit_share", np.log(1.5), 1.5 * ps,
-                                                                dims=dims)), dims=dims)
-    alpha = pm.LogNormal("base_alpha", np.log(0.34), 0.6 * ps, dims=dims)
-    t, d = a["b_t"], a["b_d"]
-    hi = pt.exp(log_hi[t, d])
-    E = share[t, d] * hi
-    pred = pt.log(E + (hi - E) * pt.exp(-alpha[t, d] * a["b_logn"]))
-    # a known evaluation noise (not learnt: three sizes fitted by three parameters leave no residual to learn from)
-    pm.Potential("base_log_loss", pm.logp(pm.Normal.dist(pred, BASE_SIGMA), a["b_log_loss"]).sum())
-
-
 def build_cpt_model(cfg: FitConfig, design: CPTDesign, likelihood: bool = True) -> Any:
     """The PyMC model of the CPT law for ``design`` (every data array a ``pm.Data``)."""
     import pymc as pm
@@ -269,12 +226,11 @@ def build_cpt_model(cfg: FitConfig, design: CPTDesign, likelihood: bool = True) 
     coords = {"target": list(design.targets), "domain": list(design.domains), "obs": np.arange(len(design.obs))}
     ps = cfg.prior_scale
     with pm.Model(coords=coords) as model:
-        a = {k: pm.Data(k, v, dims="obs" if np.ndim(v) == 1 and len(v) == len(design.obs) and not k.startswith("b_")
-                        and k != "run_group" else None)
+        a = {k: pm.Data(k, v, dims="obs" if np.ndim(v) == 1 and len(v) == len(design.obs) and k != "run_group"
+                        else None)
              for k, v in design.arrays().items()}
         p = _law_params(pm, pt, design, ps)
         mu = _mean(pt, p, a)
-        _base_law(pm, pt, a, design, ps)
         if likelihood:
             _likelihood(pm, pt, mu, a, cfg, design, ps)
         else:
@@ -284,7 +240,6 @@ def build_cpt_model(cfg: FitConfig, design: CPTDesign, likelihood: bool = True) 
 
 def get_cpt_model(cfg: FitConfig, design: CPTDesign, likelihood: bool = True) -> dict[str, Any]:
     """A cached CPT model for this structure with the design's data set (no recompilation on new data)."""
-    key = ("cpt", cfg.key(), design.targets, tuple(design.domains), design.run_capacity, len(design.base),
-           likelihood)
+    key = ("cpt", cfg.key(), design.targets, tuple(design.domains), design.run_capacity, likelihood)
     return cached_entry(_MODEL_CACHE, key, lambda: build_cpt_model(cfg, design, likelihood), design.arrays(),
                         len(design.obs))

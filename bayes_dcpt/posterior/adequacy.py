@@ -37,12 +37,12 @@ __all__ = ["NU_FLAG", "Adequacy", "AdequacyCheck", "check_adequacy"]
 NU_FLAG = 3.0
 _MAX_DRAWS = 800
 _CHECK_TEXT = {
-    "coverage": "share of points inside the predictive band",
-    "trend_tokens": "residuals trend along log D within runs: the law misses the curves' shape",
-    "trend_ratio": "run residuals trend along the ratio: the law misses the shape in r",
-    "trend_size": "run residuals trend along log N: the law misses the size dependence",
-    "loo_pit": "leave-one-out PIT not uniform: predictive bands miscalibrated",
-    "tails": "noise degrees of freedom near the floor: heavy tails absorb what the law misses",
+    "coverage": "predictive bands miscalibrated",
+    "trend_tokens": "the law misses the curves' shape along log D",
+    "trend_ratio": "the law misses the shape in r",
+    "trend_size": "the law misses the size dependence",
+    "loo_pit": "leave-one-out predictions miscalibrated",
+    "tails": "heavy-tailed noise absorbs the misfit",
 }
 
 
@@ -196,8 +196,8 @@ def _coverage(post: Any, t: str, d: str, g: pd.DataFrame, ci: float, n_rep: int,
         p = float(2 * stats.norm.sf(abs(share - mu) / sd))
         side = "too narrow" if share < mu else "too wide"
         out.append(AdequacyCheck("coverage", t, d, float(n), share, f"{mu:.2f} +- {sd:.2f}", p, True,
-                                 f"{share:.0%} of {int(m.sum())} points inside the {ci:.0%} band "
-                                 f"(replicates: {mu:.0%} +- {sd:.0%}): bands {side}"))
+                                 f"bands {side}: {share:.0%} of {int(m.sum())} points inside the {ci:.0%} band, "
+                                 f"replicates {mu:.0%} +- {sd:.0%}"))
     return out
 
 
@@ -265,9 +265,9 @@ def _loo_pit(post: Any, t: str, d: str, g: pd.DataFrame, logm: np.ndarray, sd: n
 
 def _tails(t: str, nu: float) -> AdequacyCheck:
     ok = nu >= NU_FLAG
+    msg = f"noise degrees of freedom {nu:.2f}"
     return AdequacyCheck("tails", t, "*", None, nu, f"nu >= {NU_FLAG:g}", float("nan"), ok,
-                         f"noise degrees of freedom {nu:.2f}" + ("" if ok else f" < {NU_FLAG:g}: heavy tails "
-                                                                    "absorb what the law misses"))
+                         msg if ok else f"{_CHECK_TEXT['tails']} ({msg} < {NU_FLAG:g})")
 
 
 def check_adequacy(post: Any, data: pd.DataFrame, *, ci: float = 0.9, alpha: float = 0.01, seed: int = 0,
@@ -320,7 +320,7 @@ def check_adequacy(post: Any, data: pd.DataFrame, *, ci: float = 0.9, alpha: flo
     for c in out:
         if np.isfinite(c.p_value):
             ok = c.p_value >= threshold
-            msg = c.message if ok else f"{c.message}: {_CHECK_TEXT[c.check]} (p = {c.p_value:.2g})"
+            msg = c.message if ok else f"{_CHECK_TEXT[c.check]} ({c.message}; p = {c.p_value:.2g})"
             c = AdequacyCheck(c.check, c.target, c.domain, c.n_params, c.statistic, c.reference, c.p_value, ok, msg)
         final.append(c)
     return Adequacy(tuple(final), alpha, ci)

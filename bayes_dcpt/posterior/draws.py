@@ -31,6 +31,7 @@ from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.errors import BayesDCPTError, UnknownDomainError
 from bayes_dcpt.laws.registry import BILLION, Law
 from bayes_dcpt.numerics.quantiles import weighted_quantile
+from bayes_dcpt.posterior.base_law import BaseLaw, fit_base_law
 from bayes_dcpt.posterior.frames import prediction_frame
 from bayes_dcpt.posterior.noise import log_noise
 
@@ -65,6 +66,8 @@ class Posterior:
     reference: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
         columns=["domain", "n_params", "loss_general", "loss_domain"]))
     weights: np.ndarray | None = None
+    _base_laws: dict[tuple[str, str], BaseLaw | None] = field(default_factory=dict, init=False, repr=False,
+                                                              compare=False)
 
     # ------------------------------------------------------------------------------------ structure
     @property
@@ -201,16 +204,63 @@ class Posterior:
 
     # ------------------------------------------------------------------------------------ reference
     def base_loss(self, domain: str, n_params: float, target: str = "general") -> float:
-        """The measured base-model loss L^0 (tokens == 0 rows) of ``target`` for ``domain`` and ``n_params``."""
-        ref = self.reference
-        sub = ref[(ref["domain"] == domain) & np.isclose(ref["n_params"].astype(float), float(n_params))]
-        col = f"loss_{target}"
-        if sub.empty or sub[col].isna().all():
-            have = ", ".join(f"{d} N={n:.3g}" for d, n in zip(ref["domain"], ref["n_params"], strict=False)) or "none"
+        """The base-model loss L^0 of ``target`` at ``n_params``.
+
+        Measured (tokens == 0 rows, or given with :meth:`with_reference`) where known, else the median of the
+        base-loss law fitted to the base rows (:mod:`bayes_dcpt.posterior.base_law`).
+        """
+        return float(np.nanmedian(self.base_loss_draws(domain, n_params, target)))
+
+    def base_loss_draws(self, domain: str, n_params: float, target: str = "general") -> np.ndarray:
+        """The base-model loss at ``n_params`` per draw: shape ``(S,)`` (constant where it was measured)."""
+        v = self.base_values(domain, target, np.full((self.n_draws,), float(n_params)))
+        return np.broadcast_to(v, (self.n_draws,)).astype(float)
+
+    def base_source(self, domain: str, n_params: float, target: str = "general") -> str:
+        """Where :meth:`base_loss` comes from: ``"measured"`` or ``"predicted (base-loss law in N, k sizes)"``."""
+        if self._measured_base(domain, target, np.asarray([float(n_params)]))[1].all():
+            return "measured"
+        law = self.base_law(domain, target)
+        return f"predicted by the base-loss law in N from {law.n_sizes} probed size(s)" if law else "unavailable"
+
+    def _measured_base(self, domain: str, target: str, n_params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ref = self.reference[self.reference["domain"] == domain]
+        out = np.full(np.shape(n_params), np.nan)
+        known = np.zeros(np.shape(n_params), bool)
+        for n, v in zip(ref["n_params"].to_numpy(float), ref[f"loss_{target}"].to_numpy(float), strict=True):
+            if np.isfinite(v):
+                m = np.isclose(n_params, n, rtol=1e-6)
+                out = np.where(m, v, out)
+                known |= m
+        return out, known
+
+    def base_law(self, domain: str, target: str) -> BaseLaw | None:
+        """The base-loss law in N of ``(target, domain)`` fitted to the measured base rows (cached; None: no rows)."""
+        key = (domain, target)
+        if key not in self._base_laws:
+            ref = self.reference[(self.reference["domain"] == domain) & self.reference[f"loss_{target}"].notna()]
+            seed = int.from_bytes(f"{domain}|{target}".encode()[:8].ljust(8, b"\0"), "little") % (2**32)
+            self._base_laws[key] = None if ref.empty else fit_base_law(
+                ref["n_params"].to_numpy(float), ref[f"loss_{target}"].to_numpy(float), n_draws=self.n_draws,
+                seed=seed)
+        return self._base_laws[key]
+
+    def base_values(self, domain: str, target: str, n_params: np.ndarray) -> np.ndarray:
+        """Base-model ``target`` losses at raw sizes whose first axis is the draw axis (size 1 or S).
+
+        Measured (or given) values where known; elsewhere the base-loss law's draws, shape ``(S, ...)``.
+        """
+        out, known = self._measured_base(domain, target, np.asarray(n_params, float))
+        if known.all():
+            return out
+        law = self.base_law(domain, target)
+        if law is None:
+            missing = float(np.ravel(np.asarray(n_params, float))[~np.ravel(known)][0])
             raise BayesDCPTError(
-                f"no base-model {target} loss for domain {domain!r} at n_params={float(n_params):.4g} "
-                f"(base rows available: {have}); pass the reference loss explicitly")
-        return float(sub[col].mean())
+                f"no base-model {target} loss for domain {domain!r} at n_params={missing:.4g}, and no base rows to "
+                "predict it from: pass the base model's measured loss (base_loss=..., --base-loss) or add its "
+                "evaluation (a tokens == 0 row)")
+        return np.where(known, out, law(np.asarray(n_params, float)))
 
     def with_reference(self, domain: str, n_params: float, *, loss_general: float | None = None,
                        loss_domain: float | None = None) -> Posterior:
