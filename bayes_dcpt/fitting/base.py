@@ -148,7 +148,8 @@ class BaseFit:
         if not self.ADEQUACY:
             return None
         if getattr(self, "_adequacy", None) is None:
-            self._adequacy = check_adequacy(self.posterior, self.data,
+            fitted = self.config.fitted_data(self.data) if hasattr(self.config, "fitted_data") else self.data
+            self._adequacy = check_adequacy(self.posterior, fitted,
                                             zero_ratio=bool(getattr(self.config, "zero_ratio", False)))
         return self._adequacy
 

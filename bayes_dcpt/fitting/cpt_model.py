@@ -119,7 +119,7 @@ def _attach_base(long: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
 def make_cpt_design(df: pd.DataFrame, cfg: FitConfig) -> CPTDesign:
     """The CPT model's arrays for the measurements ``df`` (every own ratio fitted, the base rows as anchors)."""
     targets = _data.targets_of(cfg.target)
-    long = _data.to_long(df, cfg.target)
+    long = _data.to_long(cfg.fitted_data(df), cfg.target)
     if long.empty:
         raise FitError("no CPT measurements to fit (every row has tokens == 0 or no loss)")
     domains = sorted(long["domain"].unique().tolist())

@@ -145,7 +145,8 @@ class Fit(BaseFit):
     @classmethod
     def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:
         # cards written before an option existed were fitted with its old behaviour
-        cfg = FitConfig(**{"domain_levels": "pooled", "run_offsets": "latent", "nu_floor": 0.0, **card["config"]})
+        cfg = FitConfig(**{"domain_levels": "pooled", "run_offsets": "latent", "nu_floor": 0.0, "burn_in": "none",
+                           **card["config"]})
         return cls(data, get_law(card["law"]), cfg, tree, sampler_config=card["sampler"], diagnostics=diagnostics)
 
 
@@ -214,6 +215,7 @@ def fit(
     zero_ratio: bool = False,
     domain_levels: str = "separate",
     run_offsets: str = "marginal",
+    burn_in: str = "warmup",
     progressbar: bool = False,
     warn: bool = True,
     sampler_kwargs: Mapping[str, Any] | None = None,
@@ -252,16 +254,22 @@ def fit(
         ``r_domain = 1``, the domain loss at ``r_domain = 0``). Off by default: the paper finds the law
         meaningless below a small inflection ratio (appendix I.3); such rows stay in the data and in the
         reference losses.
+    burn_in
+        ``"warmup"`` (default): leave out the checkpoints measured inside their run's LR warm-up (before the run
+        first reaches its peak ``lr``; the ``lr`` column tells), a transient no scaling law describes; ``"none"``:
+        fit every checkpoint.
     sampler_kwargs
         Extra sampler settings (nutpie: ``adaptation``, ``target_accept``, ...; PyMC/numpyro: the ``nuts`` dict).
     """
     law_ = get_law(law)
+    if burn_in not in ("warmup", "none"):
+        raise FitError("burn_in must be 'warmup' or 'none'")
     _check_options(law_, sampler, parametrization, domain_levels, run_offsets, draws, tune, chains)
     df = _data.load(data)
     cfg = FitConfig(law=law_.name, target=target, robust=robust, run_effect=_identifiable_run_effect(df, run_effect),
                     hierarchical=hierarchical, parametrization=parametrization, monotone=monotone,
                     probe_tokens=probe_tokens, prior_scale=prior_scale, zero_ratio=zero_ratio,
-                    domain_levels=domain_levels, run_offsets=run_offsets)
+                    domain_levels=domain_levels, run_offsets=run_offsets, burn_in=burn_in)
     if law_.family == "cpt":  # the base-anchored law fits every own ratio (it is meaningful at 0)
         from dataclasses import replace
 

@@ -83,7 +83,7 @@ def run_capacity(n: int) -> int:
 
 def _fitted_long(df: pd.DataFrame, cfg: FitConfig) -> pd.DataFrame:
     """The measurements to fit, one row per (target, checkpoint)."""
-    long = _data.to_long(df, cfg.target)
+    long = _data.to_long(cfg.fitted_data(df), cfg.target)
     if not cfg.zero_ratio:
         # a loss measured with none of its own corpus in the mixture (general loss at r_domain = 1, domain
         # loss at r_domain = 0) lies below the paper's inflection ratio, where the law does not hold
