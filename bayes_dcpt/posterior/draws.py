@@ -247,6 +247,25 @@ class Posterior:
         """
         return np.broadcast_to(np.asarray(self.noise[target]["sigma"], float)[:, None], np.shape(log_mean))
 
+    def measurement_variance(self, frame: pd.DataFrame, target: str) -> tuple[np.ndarray, np.ndarray]:
+        """Variances of a new measurement's noise on the log scale per draw: checkpoint ``(S, n)``, run offset ``(S,)``.
+
+        Student-t noise enters through its variance (``nu / (nu - 2)`` times the scale squared, ``nu`` floored at
+        2.5); with the robust fit's run mixing the offset shares that factor. What the planner's Gaussian
+        information and the check of a decision against noisy measurements use.
+        """
+        nz = self.noise[target]
+        sig = np.asarray(nz["sigma"], float)
+        var_e = (self.checkpoint_sd(frame, target, self.mean_log_loss(frame, target)) ** 2
+                 if self.ctx.get("heteroscedastic") else np.broadcast_to(sig[:, None] ** 2, (len(sig), len(frame))))
+        var_u = np.asarray(nz["tau"], float) ** 2 if "tau" in nz else np.zeros_like(sig)
+        if "nu" in nz:
+            nu = np.maximum(np.asarray(nz["nu"], float), 2.5)
+            var_e = var_e * (nu / (nu - 2.0))[:, None]
+            if self.ctx.get("run_mixing"):
+                var_u = var_u * nu / (nu - 2.0)
+        return np.asarray(var_e, float), var_u
+
     def predict(self, frame: pd.DataFrame, ci: float = CI_PROB, *, kind: str = "predictive",
                 seed: int = 0) -> pd.DataFrame:
         """Posterior mean and central ``ci`` interval of each fitted loss for any rows.
