@@ -33,6 +33,8 @@ _CLASSES: dict[str, type[Posterior]] = {"Posterior": Posterior, "CPTPosterior": 
 
 def save_posterior(post: Posterior, path: str | Path, **meta: Any) -> Path:
     """Store a posterior's draws, weights, context and reference in one ``.npz`` file (atomic write)."""
+    if type(post).__name__ not in _CLASSES:
+        raise BayesDCPTError(f"a {type(post).__name__} cannot be stored in a loop file (only {sorted(_CLASSES)})")
     arrays: dict[str, np.ndarray] = {}
     for (t, d), p in post.params.items():
         for name, v in p.items():
