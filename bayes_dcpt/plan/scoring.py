@@ -270,6 +270,7 @@ def predicted_bands(scores: pd.DataFrame, draws: ScoringDraws, opts: SuggestOpti
     mixing = bool(draws.sub.ctx.get("run_mixing"))
     for t in draws.targets:
         mu = draws.log_f[t][:, last]  # (S, C): each candidate's final checkpoint, a new run each
-        y = np.exp(mu + log_noise(brng, draws.sub.noise[t], np.arange(n_cands), draws.n_draws, mixing=mixing))
+        with np.errstate(over="ignore"):  # a heavy-tailed noise draw may overflow to inf: far in the band's tail,
+            y = np.exp(mu + log_noise(brng, draws.sub.noise[t], np.arange(n_cands), draws.n_draws, mixing=mixing))
         q = weighted_quantile(y, [lo_q, 0.5, hi_q], draws.w, axis=0)
         scores[f"pred_loss_{t}_lo"], scores[f"pred_loss_{t}_med"], scores[f"pred_loss_{t}_hi"] = q[0], q[1], q[2]
