@@ -32,7 +32,7 @@ def print_summary(s: dict, title: str) -> None:
 
 @data_app.command("validate")
 def validate_cmd(
-    file: Path = typer.Argument(..., help="CSV, TSV or Parquet file of CPT measurements."),
+    file: Path = typer.Argument(..., metavar="FILE", help="CSV, TSV or Parquet file of CPT measurements."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Validate a measurement table and print a one-screen summary (exit 2 with one line per problem).

@@ -15,7 +15,7 @@ DB_HELP = "The experiment store (SQLite file; created when absent)."
 
 @data_app.command("import")
 def import_cmd(
-    file: Path = typer.Argument(..., help="CSV, TSV or Parquet file of CPT measurements."),
+    file: Path = typer.Argument(..., metavar="FILE", help="CSV, TSV or Parquet file of CPT measurements."),
     db: Path = typer.Option(..., "--db", help=DB_HELP),
     replace: bool = typer.Option(
         False, "--replace", help="Overwrite stored losses that differ (default: error)."
