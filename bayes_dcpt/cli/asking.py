@@ -11,7 +11,7 @@ from typing import Any
 from bayes_dcpt.cli.tables import num, print_table
 from bayes_dcpt.errors import BayesDCPTError
 
-__all__ = ["example_run", "print_plan", "require_run"]
+__all__ = ["example_run", "print_decisions", "print_plan", "require_domain", "require_run"]
 
 #: What each usage needs, as options: all of one of the alternatives.
 _NEEDS = {
@@ -52,13 +52,20 @@ def require_run(command: str, usage: str, fit: Any, **given: Any) -> None:
                          "measured size, 4x the largest measured CPT tokens)")
 
 
+def require_domain(command: str, fit: Any, domain: str | None) -> None:
+    """Raise naming ``--domain`` when the fit has several domains and none is chosen."""
+    domains = list(getattr(fit, "domains", None) or getattr(getattr(fit, "posterior", None), "domains", []) or [])
+    if domain is None and len(domains) > 1:
+        raise BayesDCPTError(f"{command} needs --domain: the fit has several domains ({', '.join(domains)})")
+
+
 def _describe_target(target: str, n_params: Any, tokens: Any, domain: str | None, inc: Any, relative: bool) -> str:
     what = {"tradeoff": "r*", "limited-data": "r* with limited domain data", "compute": "the compute-optimal r"}
     run = f"N = {float(n_params):,.0f} parameters, D = {float(tokens):,.0f} CPT tokens" \
         if n_params is not None and tokens is not None else "the planned run"
     limit = ""
     if target == "tradeoff" and inc is not None:
-        limit = f", general loss within {float(inc):.1%}" if relative else f", general loss within {inc:g} nats"
+        limit = f", general loss within {float(inc) * 100:g}%" if relative else f", general loss within {inc:g} nats"
     return f"{what.get(target, target)}{' of ' + domain if domain else ''} at {run}{limit}"
 
 
@@ -87,3 +94,40 @@ def print_plan(console: Any, plan: Any, *, target: str, n_params: Any, tokens: A
     lines.append(f"cost: {plan.cost_model.describe()}")
     for ln in lines:
         console.print(ln, markup=False, highlight=False)
+
+
+def print_decisions(console: Any, dec: Any, ci: float) -> None:
+    """Each domain's answers as a table (vertical when too wide), then its draw counts.
+
+    Per quantity the median and the interval, then the risk-aware answer and the probabilities: what
+    ``decide.decision_table`` shows, at any terminal width.
+    """
+    items = list(dec.values()) if hasattr(dec, "values") else [dec]
+    for d in items:
+        s = d.summary(ci)
+        rows: list[list[str]] = []
+        if d.usage == "critical-curve":
+            rows = [[f"{tok:,.0f}", num(r["median"]), f"{num(r['lo'])} .. {num(r['hi'])}", num(r["risk_aware"]),
+                     str(int(r["infeasible"]))] for tok, r in s.table.iterrows()]
+            print_table(console, f"{d.domain}: r* against the CPT tokens D ({ci:.0%} equal-tailed intervals)",
+                        ["tokens D", "median r*", f"{ci:.0%} interval", "risk-aware r", "infeasible"], rows)
+            rows = [[k, f"{v:.3f}", "", ""] for k, v in s.probabilities.items()]
+            if rows:
+                print_table(console, "", ["probability", "value", "", ""], rows)
+        else:
+            for _, r in s.table.iterrows():
+                note = "" if r["valid_share"] > 0.9999 else f"defined for {r['valid_share']:.1%} of draws"
+                rows.append([str(r["description"]), num(r["median"]), f"{num(r['lo'])} .. {num(r['hi'])}", note])
+            if s.risk_aware is not None:
+                ra = s.risk_aware
+                rows.append([f"risk-aware r (P(constraint holds) >= {ra['prob']:g})", num(ra["r_domain"]), "",
+                             "" if ra["feasible"] else "no r meets the constraint with this probability"])
+            rows += [[k, f"{v:.3f}", "", ""] for k, v in s.probabilities.items()]
+            headers = ["quantity", "median", f"{ci:.0%} interval", "note"]
+            if not any(r[3] for r in rows):
+                headers, rows = headers[:3], [r[:3] for r in rows]
+            print_table(console, f"{d.domain}: {d.usage} ({ci:.0%} equal-tailed intervals)", headers, rows)
+        counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in s.counts.items() if k != "n_draws")
+        console.print(f"draws: {s.counts.get('n_draws', d.n_draws)}" + (f" ({counts})" if counts else ""),
+                      markup=False, highlight=False)
+        console.print("", markup=False)

@@ -49,7 +49,7 @@ def optimize_cmd(
     --max-general-increase 0.03[/bold]
     """
     from bayes_dcpt import decide as decisions
-    from bayes_dcpt.cli.asking import require_run
+    from bayes_dcpt.cli.asking import print_decisions, require_run
     from bayes_dcpt.cli.verdict import warn_if_bad
     from bayes_dcpt.fitting import load_fit
 
@@ -77,7 +77,7 @@ def optimize_cmd(
         emit_json({**js, "diagnostics": v.as_json()} if isinstance(js, dict) else {"decisions": js,
                                                                                    "diagnostics": v.as_json()})
         return
-    console.print(decisions.decision_table(dec, ci=ci))
+    print_decisions(console, dec, ci)
     if plot is not None:
         console.print(f"plot written to {plot}")
 
@@ -167,13 +167,14 @@ def suggest_cmd(
     Example: [bold]bayes-dcpt suggest fit.nc --candidates cand.csv --target tradeoff --n-params 4e5
     --tokens 2e6 --max-general-increase 0.03 -k 3 --budget-gpu-hours 10 --out plan.csv[/bold]
     """
-    from bayes_dcpt.cli.asking import print_plan, require_run
+    from bayes_dcpt.cli.asking import print_plan, require_domain, require_run
     from bayes_dcpt.cli.verdict import warn_if_bad
     from bayes_dcpt.fitting import load_fit
     from bayes_dcpt.plan import planner as planner
 
     f = load_fit(fit_path)
     require_run("suggest --target", target, f, n_params=n_params, tokens=tokens)
+    require_domain("suggest", f, domain)
     cands = planner.read_candidates(candidates)
     if db is not None:
         cands = _drop_measured(cands, db)

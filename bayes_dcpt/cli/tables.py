@@ -71,7 +71,9 @@ def _vertical(console: Any, headers: Sequence[str], rows: Sequence[Sequence[str]
                       soft_wrap=True)
         line = " "
         for h, c in zip(headers[labels:], r[labels:], strict=True):
-            item = f"  {h} {c}"
+            if not c:
+                continue
+            item = f"  {h} {c}" if h else f"  {c}"
             if len(line) + len(item) > width and line.strip():
                 console.print(line.rstrip(), markup=False, highlight=False, soft_wrap=True)
                 line = " "
