@@ -27,7 +27,7 @@ from bayes_dcpt.cli import demo_cmd  # noqa: F401
 from bayes_dcpt.cli import dynamics_cmd  # noqa: F401  (fit-dynamics, predict-curve, choose-schedule)
 from bayes_dcpt.cli import data_cmd, probe_cmd, store_cmd  # noqa: F401  (the data and probe groups)
 from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER, EXIT_USAGE, STATE, app, err_console
-from bayes_dcpt.cli.verdict import cli_words
+from bayes_dcpt.report.wording import cli_words
 from bayes_dcpt.errors import BayesDCPTError
 
 __all__ = ["EXIT_MISFIT", "EXIT_SAMPLER", "EXIT_USAGE", "app", "main"]

@@ -6,8 +6,8 @@ the verdict (:func:`print_verdict`) and exits with :meth:`Verdict.exit_code` (3:
 ``--allow-bad-fit``; the commands that read a saved fit (predict, optimize, suggest, report) print one warning on
 stderr (:func:`warn_if_bad`) and carry :meth:`Verdict.as_json` in their ``--json`` output.
 
-The remedies come from :mod:`bayes_dcpt.fitting.diagnostics` in Python words (``law='cpt'``); :func:`cli_words`
-says them with the options of ``bayes-dcpt fit`` (``--law cpt``).
+The remedies come from :mod:`bayes_dcpt.fitting.diagnostics` in Python words (``law='cpt'``);
+:func:`~bayes_dcpt.report.wording.cli_words` says them with the options of ``bayes-dcpt fit`` (``--law cpt``).
 """
 
 from __future__ import annotations
@@ -21,54 +21,12 @@ from typing import Any
 import numpy as np
 
 from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER
+from bayes_dcpt.report.wording import cli_words
 
 __all__ = ["Verdict", "cli_words", "print_verdict", "verdict", "warn_if_bad"]
 
 #: Weight below which a candidate of a ``law="auto"`` fit does not enter its verdict (it hardly enters its answers).
 MIN_WEIGHT = 0.01
-
-# Python spellings of fit options in messages and remedies, and how the command line says them (in this order).
-_WORDS: tuple[tuple[str, str], ...] = (
-    (r"sampler_kwargs=\{'target_accept': ([0-9.]+)\}", r"--target-accept \1"),
-    (r"more tuning and draws", "more tuning and draws (--tune, --draws)"),
-    (r"more tuning/draws", "more tuning and draws (--tune, --draws)"),
-    (r"robust=True", "the Student-t likelihood (without --normal)"),
-    (r"robust=False", "--normal"),
-    (r"run_effect=False", "--no-run-effect"),
-    (r"\(fit_dynamics\)", "(bayes-dcpt fit-dynamics)"),
-    (r"\bfit_dynamics\b", "bayes-dcpt fit-dynamics"),
-    (r"a simpler law\b(?! \(--law)", "a simpler law (--law)"),
-    (r"\bbase_loss=\.\.\.,? ?(--base-loss)?", "--base-loss"),
-    (r"pass the reference loss explicitly", "pass the base model's general loss with --base-loss"),
-    (r"\bpass (\w+)=\.\.\.", lambda m: f"pass --{m.group(1).replace('_', '-')}"),
-    (r"\bat n_params=([0-9.e+-]+)", r"at N = \1"),
-    (r"\bneeds \[((?:'\w+'(?:, )?)+)\]",
-     lambda m: "needs " + " and ".join("--" + n.strip("' ").replace("_", "-") for n in m.group(1).split(","))),
-)
-# Any other ``name=value`` left: ``--name value`` (``True``: the flag; ``False``: its ``--no-`` form).
-_ASSIGN = re.compile(r"\b([a-z][a-z_]*)=(?:'([^']*)'|\"([^\"]*)\"|([\w.+-]+))")
-
-
-def _option(m: re.Match[str]) -> str:
-    name = "--" + m.group(1).replace("_", "-")
-    value = next(g for g in m.groups()[1:] if g is not None)
-    if value == "True":
-        return name
-    if value == "False":
-        return "--no-" + name[2:]
-    return f"{name} {value}"
-
-
-def cli_words(text: str, *, generic: bool = True) -> str:
-    """``text`` with Python option spellings (``law='cpt'``, ``run_effect=False``) said as CLI options.
-
-    ``generic=False`` (error messages, which may quote data such as run ids ``code|N=1e+08|r=0.5``) applies the
-    known spellings only, not the rule that turns any ``name=value`` into ``--name value``.
-    """
-    for pattern, repl in _WORDS:
-        text = re.sub(pattern, repl, text)
-    return _ASSIGN.sub(_option, text) if generic else text
-
 
 @dataclass(frozen=True)
 class Verdict:
