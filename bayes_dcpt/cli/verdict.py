@@ -23,7 +23,7 @@ import numpy as np
 from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER
 from bayes_dcpt.report.wording import cli_words
 
-__all__ = ["Verdict", "cli_words", "print_verdict", "verdict", "warn_if_bad"]
+__all__ = ["Verdict", "cli_words", "print_verdict", "sampler_line", "verdict", "warn_if_bad"]
 
 #: Weight below which a candidate of a ``law="auto"`` fit does not enter its verdict (it hardly enters its answers).
 MIN_WEIGHT = 0.01
@@ -62,6 +62,11 @@ class Verdict:
         if self.per_law:
             out["per_law"] = self.per_law
         return out
+
+    @property
+    def failed_checks(self) -> str:
+        """``7 of 68 checks fail`` (the adequacy checks)."""
+        return _count(self.adequacy_summary, self.misfit)
 
     def headline(self) -> str:
         """One line: what is wrong (or OK)."""
@@ -156,7 +161,8 @@ def _wrapped(console: Any, text: str, first: str = "  - ", rest: str = "    ", s
         console.print(line, style=style, markup=False, highlight=False, soft_wrap=True)
 
 
-def _sampler_line(v: Verdict) -> str:
+def sampler_line(v: Verdict) -> str:
+    """The sampler's settings and checks in one line."""
     s = v.stats
     if s.get("approximate"):
         return f"{s['sampler']} is an approximation: no convergence diagnostics"
@@ -171,7 +177,7 @@ def print_verdict(console: Any, v: Verdict, limit: int = 8) -> None:
     ok, bad = "green", "bold red"
     console.print(f"[{ok if v.sampler_ok else bad}]sampler[/]: " + ("OK" if v.sampler_ok else "PROBLEMS"),
                   highlight=False)
-    _wrapped(console, _sampler_line(v), first="  ")
+    _wrapped(console, sampler_line(v), first="  ")
     for p in v.problems:
         _wrapped(console, p, style="red")
     if v.adequate is None:
