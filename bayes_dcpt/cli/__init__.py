@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover - older typer on the real click
 from bayes_dcpt.cli import point_cmd  # noqa: F401, I001  (laws, fit-point)
 from bayes_dcpt.cli import fit_cmd  # noqa: F401  (fit, predict)
 from bayes_dcpt.cli import plan_cmd  # noqa: F401  (optimize, suggest, loop)
+from bayes_dcpt.cli import candidates_cmd  # noqa: F401
 from bayes_dcpt.cli import report_cmd  # noqa: F401
 from bayes_dcpt.cli import demo_cmd  # noqa: F401
 from bayes_dcpt.cli import dynamics_cmd  # noqa: F401  (fit-dynamics, predict-curve, choose-schedule)

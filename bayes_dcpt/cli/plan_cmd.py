@@ -45,7 +45,7 @@ def optimize_cmd(
 ) -> None:
     """Solve a usage of the D-CPT paper for every posterior draw: r* with its credible interval.
 
-    Example: [bold]bayes-dcpt optimize fit.nc --usage tradeoff --n-params 4e5 --tokens 2e6
+    Example: [bold]bayes-dcpt optimize fit.nc --usage tradeoff --n-params 443232 --tokens 2097152
     --max-general-increase 0.03[/bold]
     """
     from bayes_dcpt import decide as decisions
@@ -114,6 +114,22 @@ def _target(target: str, *, n_params: float | None, tokens: float | None, max_ge
     return tgt
 
 
+def _candidates(f: Any, candidates: Path | None, fit_path: Path) -> Any:
+    """The candidates file, or the report's default menu of the fit (said on stderr)."""
+    from bayes_dcpt.plan import planner
+
+    if candidates is not None:
+        return planner.read_candidates(candidates)
+    if not hasattr(f, "data"):
+        raise BayesDCPTError(f"{fit_path} carries no data (a law=auto fit): give --candidates CAND.csv")
+    from bayes_dcpt.report.build import default_candidates
+
+    cands = default_candidates(f)
+    err_console.print(f"note: {len(cands)} candidates from the default menu (`bayes-dcpt candidates {fit_path}` "
+                      "writes it; --candidates for your own)", markup=False, highlight=False, soft_wrap=True)
+    return cands
+
+
 def _drop_measured(cands, db: Path):
     """Candidates not yet run in the store ``db`` (a run covers a candidate of <= its tokens)."""
     import numpy as np
@@ -137,8 +153,9 @@ def _drop_measured(cands, db: Path):
 @app.command("suggest")
 def suggest_cmd(
     fit_path: Path = typer.Argument(..., metavar="FIT", help="A fit written by `bayes-dcpt fit`."),
-    candidates: Path = typer.Option(..., "--candidates", help="CSV of candidate probes (domain, n_params, tokens, "
-                                                              "r_domain)."),
+    candidates: Path | None = typer.Option(None, "--candidates", help="CSV of candidate probes (domain, n_params, "
+                                                                     "tokens, r_domain; `bayes-dcpt candidates` "
+                                                                     "writes one). Default: the report's menu."),
     target: str = typer.Option("tradeoff", help="What to learn about: tradeoff, limited-data or compute (r*)."),
     n_params: float | None = typer.Option(None, "--n-params", help="Model size of the planned (target) run."),
     tokens: float | None = typer.Option(None, "--tokens", help="CPT tokens of the planned run."),
@@ -164,8 +181,8 @@ def suggest_cmd(
 ) -> None:
     """Rank candidate probes by expected information about r* per GPU-hour and choose a batch of k.
 
-    Example: [bold]bayes-dcpt suggest fit.nc --candidates cand.csv --target tradeoff --n-params 4e5
-    --tokens 2e6 --max-general-increase 0.03 -k 3 --budget-gpu-hours 10 --out plan.csv[/bold]
+    Example: [bold]bayes-dcpt suggest fit.nc --candidates cand.csv --target tradeoff --domain python
+    --n-params 443232 --tokens 2097152 --max-general-increase 0.03 -k 3 --budget-gpu-hours 10 --out plan.csv[/bold]
     """
     from bayes_dcpt.cli.asking import print_plan, require_domain, require_run
     from bayes_dcpt.cli.verdict import warn_if_bad
@@ -175,7 +192,7 @@ def suggest_cmd(
     f = load_fit(fit_path)
     require_run("suggest --target", target, f, n_params=n_params, tokens=tokens)
     require_domain("suggest", f, domain)
-    cands = planner.read_candidates(candidates)
+    cands = _candidates(f, candidates, fit_path)
     if db is not None:
         cands = _drop_measured(cands, db)
     v = warn_if_bad(err_console, f, fit_path)
@@ -229,8 +246,8 @@ def loop_cmd(
 ) -> None:
     """Alternate suggest -> run -> refit until the target's interval is narrow or the budget is spent.
 
-    Example: [bold]bayes-dcpt loop probes.csv --candidates cand.csv --executor simulate --n-params 4e5
-    --tokens 2e6 --rounds 3 --state-dir loop[/bold]
+    Example: [bold]bayes-dcpt loop probes.csv --candidates cand.csv --executor simulate --refit smc
+    --domain python --n-params 443232 --tokens 2097152 --rounds 1 --state-dir loop[/bold]
     """
     from bayes_dcpt.cli.fit_cmd import _load_input
     from bayes_dcpt.plan.loop import PlannerLoop
@@ -325,13 +342,12 @@ def _print_history(hist: Any, executor: str, refit: str) -> None:
     """The rounds as a table (nothing when no round ran)."""
     if not len(hist):
         return
-    from rich.table import Table
+    from bayes_dcpt.cli.tables import num, print_table
 
-    t = Table(title=f"loop ({executor} executor, {refit} refits)")
-    cols = ["round", "n_probes", "gpu_hours", "cum_gpu_hours", "width_before", "width_after", "median_after",
-            "reweighted"]
-    for c in cols:
-        t.add_column(c, justify="right")
-    for _, row in hist.iterrows():
-        t.add_row(*[f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in cols])
-    console.print(t)
+    cols = {"round": "round", "n_probes": "probes", "gpu_hours": "GPU-h", "cum_gpu_hours": "total GPU-h",
+            "width_before": "width before", "width_after": "width after", "median_after": "median after",
+            "reweighted": "reweighted"}
+    rows = [[num(row[c], ".4g") if isinstance(row[c], float) else str(row[c]) for c in cols]
+            for _, row in hist.iterrows()]
+    print_table(console, f"loop ({executor} executor, {refit} refits; widths: the target's interval)",
+                list(cols.values()), rows)

@@ -51,7 +51,7 @@ class _Bar:
             TextColumn("ETA"),
             TimeRemainingColumn(),
             console=console,
-            disable=quiet,
+            disable=quiet or not console.is_terminal,  # a log gets the summary line, not cut bars
             transient=False,
         )
         self.tasks: dict[str, Any] = {}

@@ -49,7 +49,7 @@ def export_cmd(
 ) -> None:
     """Write every stored measurement as one table in the schema of [bold]data validate[/bold].
 
-    Example: [bold]bayes-dcpt data export --db runs.sqlite --out probes.csv[/bold]
+    Example: [bold]bayes-dcpt data export --db runs.sqlite --out exported.csv[/bold]
     """
     from bayes_dcpt.data.store import Store, StoreError
 
