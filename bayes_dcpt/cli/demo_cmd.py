@@ -83,14 +83,31 @@ def demo_cmd(
     fit_path = out / "fit.nc"
     f, source_fit = _load_or_fit(df, h, saved, fit_path, refit=refit, draws=draws, tune=tune, chains=chains, seed=seed)
     rep = build_report(f, out=out / "report.html", plan_csv=out / "plan.csv", seed=seed, source=source_fit)
-    d = f.diagnostics(warn=False)
     console.print("")
     _print_answers(rep)
-    style = "green" if d.ok else "bold red"
-    console.print(f"[{style}]diagnostics[/{style}]: {d}", soft_wrap=True)
+    _print_verdict(f, out / "report.html")
     console.print(
         f"wrote {fit_path}, {rep.path}, {out / 'plan.csv'} ({time.perf_counter() - t0:.0f} s)", soft_wrap=True
     )
+
+
+def _print_verdict(f: Any, report: Path) -> None:
+    """Two lines: did the sampler converge, does the law describe the data (and where to read more)."""
+    from bayes_dcpt.cli.verdict import sampler_line, verdict
+
+    v = verdict(f)
+    state = "OK" if v.sampler_ok else "PROBLEMS: " + "; ".join(v.problems)
+    console.print(f"[{'green' if v.sampler_ok else 'bold red'}]sampler[/]: {state} ({sampler_line(v)})",
+                  soft_wrap=True, highlight=False)
+    if v.adequate is False:
+        console.print(f"[bold red]fit[/]: MISFIT, the law does not describe the data ({v.failed_checks}): see "
+                      f"{report} (Diagnostics) for where; its answers above are not to be trusted there",
+                      soft_wrap=True, highlight=False)
+        if v.remedies:
+            console.print(f"try (bayes-dcpt fit {report.parent / 'data.csv'} ...): {v.remedies[0]}", markup=False,
+                          highlight=False, soft_wrap=True)
+    elif v.adequate:
+        console.print(f"[green]fit[/]: OK, {v.adequacy_summary}", soft_wrap=True, highlight=False)
 
 
 def _example_data() -> tuple[Any, str]:

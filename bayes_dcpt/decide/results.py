@@ -269,7 +269,7 @@ class Decision:
                 label += " (fraction of the base loss)" if self.inputs.get("relative") else " (nats)"
             rows.append({"quantity": col, "description": label, "median": q[1], "lo": q[0], "hi": q[2],
                          "mean": float(np.sum(w[ok] * x[ok]) / np.sum(w[ok])),
-                         "valid_share": float(np.sum(w[ok]))})
+                         "valid_share": min(1.0, float(np.sum(w[ok])))})  # a share: no 1.0000000000000004
         cols = ["quantity", "description", "median", "lo", "hi", "mean", "valid_share"]
         return pd.DataFrame(rows, columns=cols).set_index("quantity")
 

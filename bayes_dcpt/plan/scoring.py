@@ -281,8 +281,9 @@ def predicted_bands(scores: pd.DataFrame, draws: ScoringDraws, opts: SuggestOpti
         mu = draws.log_f[t][:, last]  # (S, C): each candidate's final checkpoint, a new run each
         sd = draws.sub.checkpoint_sd(draws.rows.iloc[last].reset_index(drop=True), t, mu) \
             if draws.sub.ctx.get("heteroscedastic") else None
-        y = np.exp(mu + log_noise(brng, draws.sub.noise[t], np.arange(n_cands), draws.n_draws, mixing=mixing,
-                                  sd=sd))
+        with np.errstate(over="ignore"):  # a heavy-tailed noise draw may overflow to inf: far in the band's tail
+            y = np.exp(mu + log_noise(brng, draws.sub.noise[t], np.arange(n_cands), draws.n_draws, mixing=mixing,
+                                      sd=sd))
         q = weighted_quantile(y, [lo_q, 0.5, hi_q], draws.w, axis=0)
         scores[f"pred_loss_{t}_lo"], scores[f"pred_loss_{t}_med"], scores[f"pred_loss_{t}_hi"] = q[0], q[1], q[2]
 
