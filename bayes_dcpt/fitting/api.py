@@ -17,7 +17,7 @@ from bayes_dcpt.errors import BayesDCPTError
 from bayes_dcpt.fitting import auto, dcpt
 from bayes_dcpt.fitting.cpt import CPTFit
 from bayes_dcpt.fitting.diagnostics import APPROXIMATE_SAMPLERS
-from bayes_dcpt.fitting.extrapolation import calibrate
+from bayes_dcpt.fitting.extrapolation import REFIT_DEFAULTS, calibrate
 from bayes_dcpt.fitting.io import read_card
 
 __all__ = ["fit", "load_fit"]
@@ -28,9 +28,12 @@ def _refit_settings(discrepancy: bool | Mapping[str, Any], kwargs: Mapping[str, 
     if isinstance(discrepancy, Mapping):
         return dict(discrepancy)
     sampler = kwargs.get("sampler", "nutpie")
+    draws, tune, chains = (int(kwargs.get(k, v)) for k, v in (("draws", 1000), ("tune", 1000), ("chains", 4)))
     if sampler in APPROXIMATE_SAMPLERS:
-        return {"sampler": sampler, "draws": kwargs.get("draws", 1000), "chains": kwargs.get("chains", 4)}
-    return {}
+        return {"sampler": sampler, "draws": draws, "chains": chains}
+    # never more than the fit itself: a quick fit gets quick scoring refits
+    return {"draws": min(draws, REFIT_DEFAULTS["draws"]), "tune": min(tune, REFIT_DEFAULTS["tune"]),
+            "chains": min(chains, REFIT_DEFAULTS["chains"])}
 
 
 @functools.wraps(dcpt.fit)
