@@ -24,6 +24,7 @@ from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.errors import BayesDCPTError, ConvergenceWarning, MisfitWarning
 from bayes_dcpt.fitting.diagnostics import Diagnostics, diagnostics_from_card, misfit_remedies
+from bayes_dcpt.fitting.discrepancy import data_envelope
 from bayes_dcpt.fitting.io import read_fit_file, write_fit_file
 from bayes_dcpt.fitting.marginal import marginal_log_likelihood
 from bayes_dcpt.laws.registry import Law
@@ -108,6 +109,8 @@ class BaseFit:
         self._diagnostics = diagnostics
         self._design = design
         self._adequacy: Adequacy | None = None
+        #: The held-out calibration of the bands (:func:`bayes_dcpt.fitting.extrapolation.calibrate`), if made.
+        self.extrapolation: dict[str, Any] | None = None
 
     # -------------------------------------------------------------------------------- reporting
     @property
@@ -230,6 +233,7 @@ class BaseFit:
             "diagnostics": self.diagnostics(warn=False).as_dict(),
             **({"adequacy": a.as_dict()} if (a := self.adequacy()) is not None else {}),
             **self._card_extra(),
+            **({"extrapolation": self.extrapolation} if getattr(self, "extrapolation", None) else {}),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
 
@@ -251,6 +255,10 @@ class BaseFit:
         fitted = cls._from_card(df, tree, card, diagnostics_from_card(card))
         if "adequacy" in card:  # saved with the fit; older files get their checks computed on demand
             fitted._adequacy = Adequacy.from_dict(card["adequacy"])
+        if card.get("extrapolation"):  # the bands' calibration for extrapolation, back on the posterior
+            fitted.extrapolation = dict(card["extrapolation"])
+            fitted.posterior.ctx["discrepancy"] = card["extrapolation"]["discrepancy"]
+            fitted.posterior.ctx["envelope"] = data_envelope(df)
         return fitted
 
     def __repr__(self) -> str:

@@ -112,11 +112,12 @@ class CPTFit(BaseFit):
 
 
 def fit_cpt(df: pd.DataFrame, cfg: FitConfig, *, draws: int, tune: int, chains: int, cores: int | None, seed: int,
-            sampler: str, progressbar: bool, sampler_kwargs: Mapping[str, Any] | None) -> CPTFit:
+            sampler: str, progressbar: bool, sampler_kwargs: Mapping[str, Any] | None,
+            run_slots: int | None = None) -> CPTFit:
     """Sample the CPT law's model for validated measurements ``df`` under ``cfg`` (see :func:`bayes_dcpt.fit`)."""
     from bayes_dcpt.fitting.samplers import run_sampler
 
-    design = make_cpt_design(df, cfg)
+    design = make_cpt_design(df, cfg, run_slots)
     entry = get_cpt_model(cfg, design)
     names = ["amp", "lam", "phi", "psi", "rho", "kappa", "h", "sc", "sigma", "sigma_move", "tau", "nu"]
     idata, diag, sampler_config = run_sampler(entry, sampler, names, draws=draws, tune=tune, chains=chains,

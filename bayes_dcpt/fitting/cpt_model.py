@@ -116,8 +116,11 @@ def _attach_base(long: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
     return long
 
 
-def make_cpt_design(df: pd.DataFrame, cfg: FitConfig) -> CPTDesign:
-    """The CPT model's arrays for the measurements ``df`` (every own ratio fitted, the base rows as anchors)."""
+def make_cpt_design(df: pd.DataFrame, cfg: FitConfig, run_slots: int | None = None) -> CPTDesign:
+    """The CPT model's arrays for the measurements ``df`` (every own ratio fitted, the base rows as anchors).
+
+    ``run_slots``: at least this many run slots (a refit on part of a fit's data keeps the fit's compiled model).
+    """
     targets = _data.targets_of(cfg.target)
     long = _data.to_long(cfg.fitted_data(df), cfg.target)
     if long.empty:
@@ -133,8 +136,8 @@ def make_cpt_design(df: pd.DataFrame, cfg: FitConfig) -> CPTDesign:
             raise FitError(f"target {t}: fewer than 3 measured points")
     lref = np.array([float(np.median(long.loc[long["target"] == t, "loss"])) for t in targets])
     d = long["tokens"].to_numpy(float) / BILLION
-    return CPTDesign(targets, domains, long.reset_index(drop=True), list(runs), run_capacity(len(runs)), lref,
-                     float(np.exp(np.mean(np.log(d)))))
+    return CPTDesign(targets, domains, long.reset_index(drop=True), list(runs),
+                     max(run_capacity(len(runs)), run_slots or 0), lref, float(np.exp(np.mean(np.log(d)))))
 
 
 # ------------------------------------------------------------------------------------------- model

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Self
 
@@ -32,6 +33,7 @@ from bayes_dcpt.data.dlc import dlc_features
 from bayes_dcpt.errors import BayesDCPTError, FitError
 from bayes_dcpt.fitting.base import BaseFit, add_run_mixing, flat_draws, noise_draws
 from bayes_dcpt.fitting.config import FitConfig
+from bayes_dcpt.fitting.cpt import fit_cpt
 from bayes_dcpt.fitting.dcpt_model import get_model
 from bayes_dcpt.fitting.design import Design, make_design
 from bayes_dcpt.fitting.diagnostics import Diagnostics, dcpt_remedies
@@ -219,6 +221,7 @@ def fit(
     progressbar: bool = False,
     warn: bool = True,
     sampler_kwargs: Mapping[str, Any] | None = None,
+    run_slots: int | None = None,
 ) -> Fit:
     """Fit a law as a (hierarchical) Bayesian model and return a :class:`Fit`.
 
@@ -260,6 +263,12 @@ def fit(
         fit every checkpoint.
     sampler_kwargs
         Extra sampler settings (nutpie: ``adaptation``, ``target_accept``, ...; PyMC/numpyro: the ``nuts`` dict).
+    run_slots
+        At least this many run slots in the compiled model: a refit on part of a fit's data passes the fit's
+        (``fit.design.run_capacity``) to reuse its compiled model.
+    discrepancy
+        (:func:`bayes_dcpt.fit` only) calibrate the bands for extrapolation from held-out refits (default True;
+        see :mod:`bayes_dcpt.fitting.extrapolation`); ``False`` skips the refits.
     """
     law_ = get_law(law)
     if burn_in not in ("warmup", "none"):
@@ -271,16 +280,13 @@ def fit(
                     probe_tokens=probe_tokens, prior_scale=prior_scale, zero_ratio=zero_ratio,
                     domain_levels=domain_levels, run_offsets=run_offsets, burn_in=burn_in)
     if law_.family == "cpt":  # the base-anchored law fits every own ratio (it is meaningful at 0)
-        from dataclasses import replace
-
-        from bayes_dcpt.fitting.cpt import fit_cpt
-
         result = fit_cpt(df, replace(cfg, zero_ratio=True), draws=draws, tune=tune, chains=chains, cores=cores,
-                         seed=seed, sampler=sampler, progressbar=progressbar, sampler_kwargs=sampler_kwargs)
+                         seed=seed, sampler=sampler, progressbar=progressbar, sampler_kwargs=sampler_kwargs,
+                         run_slots=run_slots)
         if warn:
             result.diagnostics(warn=True)
         return result
-    design = make_design(df, law_, cfg)
+    design = make_design(df, law_, cfg, run_slots)
     entry = get_model(law_, cfg, design)
     names = [p.name for p in law_.params] + ["sigma", "tau", "nu", "K", "sigma_K"]
     idata, diag, sampler_config = run_sampler(entry, sampler, names, draws=draws, tune=tune, chains=chains,
