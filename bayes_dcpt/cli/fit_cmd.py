@@ -42,7 +42,7 @@ def _load_input(data: Path | None, db: Path | None):
 
 
 def _check_fit_options(law: str, target: str, sampler: str, run_offsets: str, domain_levels: str,
-                       auto_laws: str | None) -> list[str] | None:
+                       auto_laws: str | None, burn_in: str = "warmup") -> list[str] | None:
     """Every option checked before the data is read; the candidate laws of ``--law auto`` (None: the default)."""
     from bayes_dcpt.cli.point_cmd import FIT_FAMILIES
     from bayes_dcpt.data.schema import TARGETS
@@ -57,6 +57,8 @@ def _check_fit_options(law: str, target: str, sampler: str, run_offsets: str, do
         raise BayesDCPTError(f"--run-offsets must be marginal or latent, not {run_offsets!r}")
     if domain_levels not in ("separate", "pooled"):
         raise BayesDCPTError(f"--domain-levels must be separate or pooled, not {domain_levels!r}")
+    if burn_in not in ("warmup", "none"):
+        raise BayesDCPTError(f"--burn-in must be warmup or none, not {burn_in!r}")
     names = [law] if law.strip().lower() != "auto" else [x.strip() for x in (auto_laws or "").split(",") if x.strip()]
     if auto_laws is not None and law.strip().lower() != "auto":
         raise BayesDCPTError("--auto-laws goes with --law auto")
@@ -97,6 +99,11 @@ def fit_cmd(
     normal: bool = typer.Option(False, "--normal", help="Normal instead of Student-t likelihood."),
     allow_bad_fit: bool = typer.Option(False, "--allow-bad-fit", help="Exit 0 even when the sampler checks fail "
                                                                       "or the law does not describe the data."),
+    burn_in: str = typer.Option("warmup", "--burn-in", help="warmup (leave out the checkpoints inside their "
+                                "run's LR warm-up, detected from the lr column; default) or none (fit them all)."),
+    no_calibration: bool = typer.Option(False, "--no-calibration", help="Skip the two held-out refits (later "
+                                        "tokens, largest size) that widen the bands beyond the data: faster, "
+                                        "but the bands then only cover interpolation."),
     json_out: bool = typer.Option(False, "--json", help="Print the verdict and the parameter table as JSON."),
 ) -> None:
     """Fit a law as a hierarchical Bayesian model: parameters, sampler checks, and whether the law fits the data.
@@ -108,11 +115,11 @@ def fit_cmd(
     """
     from bayes_dcpt.fitting import fit
 
-    candidates = _check_fit_options(law, target, sampler, run_offsets, domain_levels, auto_laws)
+    candidates = _check_fit_options(law, target, sampler, run_offsets, domain_levels, auto_laws, burn_in)
     df = _load_input(data, db)
     kw: dict[str, Any] = dict(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
                               run_effect=not no_run_effect, run_offsets=run_offsets, domain_levels=domain_levels,
-                              robust=not normal, warn=False)
+                              robust=not normal, burn_in=burn_in, discrepancy=not no_calibration, warn=False)
     if target_accept is not None and sampler not in ("laplace", "advi"):
         kw["sampler_kwargs"] = {"target_accept": target_accept}
     if candidates is not None:

@@ -182,7 +182,8 @@ def _poly(x: np.ndarray, quadratic: bool) -> np.ndarray:
 def _coverage(post: Any, t: str, d: str, g: pd.DataFrame, ci: float, n_rep: int, seed: int
               ) -> list[AdequacyCheck]:
     frame = g[["domain", "n_params", "tokens", "r_domain", "run_id"]].reset_index(drop=True)
-    draws = np.log(post.sample_observations(frame, t, seed=seed))
+    with np.errstate(over="ignore", divide="ignore"):  # nu < 1 draws overflow to inf/0: far out in the tails
+        draws = np.log(post.sample_observations(frame, t, seed=seed))
     lo, hi = np.nanquantile(draws, [(1 - ci) / 2, 1 - (1 - ci) / 2], axis=0)
     y = g["y"].to_numpy()
     inside = (y >= lo) & (y <= hi)

@@ -181,7 +181,7 @@ def compute_section(
     if rows:
         blocks.append(Table(pd.DataFrame(rows), caption=f"Compute-optimal N and D ({ci:.0%} intervals)"))
     for dom, why in skipped.items():
-        blocks.append(Para(f"{dom}: no compute allocation ({why}).", bad=True))
+        blocks.append(Para(f"{dom}: no compute allocation ({why}).", bad=not why.startswith("not applicable")))
     for dom, d in comp.items():
         fig = d.plot(ci=ci)
         blocks.append(
