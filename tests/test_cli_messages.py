@@ -36,7 +36,8 @@ def test_file_lines_are_not_claimed_when_rows_and_lines_differ(tmp_path, sim_df)
     p.write_text("\n".join([*text[:3], "", *text[3:]]) + "\n")
     with pytest.raises(DataValidationError) as exc:
         schema.load(p)
-    assert "row 6" in str(exc.value) and "line" not in str(exc.value)
+    msg = str(exc.value).replace(str(p), "FILE")  # the test's folder name has "lines" in it
+    assert "row 6" in msg and "line" not in msg
     with pytest.raises(DataValidationError) as exc:  # a frame has no file lines
         schema.load(bad)
     assert "(row 6)" in str(exc.value)

@@ -77,9 +77,11 @@ def fit_cmd(
     data: Path | None = typer.Argument(None, metavar="DATA", help="CSV/Parquet file of CPT measurements "
                                                                   "(or use --db)."),
     db: Path | None = typer.Option(None, "--db", help="Experiment store (SQLite) to read the measurements from."),
-    law: str = typer.Option("dcpt", help="dcpt (the D-CPT law L3), cpt (anchored at the base model), auto "
-                                         "(several laws weighed), L1..L7, cross-domain, chinchilla: "
-                                         "`bayes-dcpt laws`."),
+    law: str | None = typer.Option(None, help="cpt (anchored at the base model), dcpt (the D-CPT law L3), auto "
+                                              "(several laws weighed by how they extrapolate), L1..L7, "
+                                              "cross-domain, chinchilla: `bayes-dcpt laws`. Default: cpt when "
+                                              "every (domain, size) has base-model rows (tokens = 0), else dcpt.",
+                                   show_default=False),
     auto_laws: str | None = typer.Option(None, "--auto-laws", help="Candidates of --law auto, comma-separated "
                                                                    "(default: the package's choice)."),
     target: str = typer.Option("both", help="general, domain or both."),
@@ -115,8 +117,15 @@ def fit_cmd(
     """
     from bayes_dcpt.fitting import fit
 
-    candidates = _check_fit_options(law, target, sampler, run_offsets, domain_levels, auto_laws, burn_in)
+    candidates = _check_fit_options(law or "dcpt", target, sampler, run_offsets, domain_levels, auto_laws, burn_in)
     df = _load_input(data, db)
+    if law is None:
+        from bayes_dcpt.fitting.api import default_law
+
+        law = default_law(df)
+        (err_console if json_out else console).print(
+            f"law: {law} (the default for data {'with' if law == 'cpt' else 'without'} base-model rows at every "
+            "size; --law to choose)", markup=False, highlight=False, soft_wrap=True)
     kw: dict[str, Any] = dict(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
                               run_effect=not no_run_effect, run_offsets=run_offsets, domain_levels=domain_levels,
                               robust=not normal, burn_in=burn_in, discrepancy=not no_calibration, warn=False)

@@ -10,6 +10,7 @@ from bayes_dcpt.cli._app import app, console, emit_json, err_console
 from bayes_dcpt.errors import BayesDCPTError
 
 
+# long: a typer command declares each of its options as a parameter; the body is short
 @app.command("report")
 def report_cmd(
     fit_path: Path = typer.Argument(..., metavar="FIT", help="A fit written by `bayes-dcpt fit` (netCDF)."),

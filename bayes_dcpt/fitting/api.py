@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bayes_dcpt.data import schema as _data
 from bayes_dcpt.errors import BayesDCPTError
 from bayes_dcpt.fitting import auto, dcpt
 from bayes_dcpt.fitting.cpt import CPTFit
@@ -20,7 +21,7 @@ from bayes_dcpt.fitting.diagnostics import APPROXIMATE_SAMPLERS
 from bayes_dcpt.fitting.extrapolation import REFIT_DEFAULTS, calibrate
 from bayes_dcpt.fitting.io import read_card
 
-__all__ = ["fit", "load_fit"]
+__all__ = ["default_law", "fit", "load_fit"]
 
 
 def _refit_settings(discrepancy: bool | Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -36,14 +37,33 @@ def _refit_settings(discrepancy: bool | Mapping[str, Any], kwargs: Mapping[str, 
             "chains": min(chains, REFIT_DEFAULTS["chains"])}
 
 
+def default_law(data: Any) -> str:
+    """The law fitted when none is named: ``"cpt"`` when every (domain, size) probed has its base-model rows.
+
+    The base-anchored CPT law describes measured CPT curves (forgetting, saturating learning) where the D-CPT
+    law misses them (BENCHMARKS.md, models/README.md), but it needs the base model's losses (``tokens == 0``
+    rows) at every size it fits; without them the D-CPT law (``"dcpt"``) is fitted.
+    """
+    df = _data.load(data)
+    cpt = df[df["tokens"] > 0][["domain", "n_params"]].drop_duplicates()
+    base = df[df["tokens"] == 0][["domain", "n_params"]].drop_duplicates()
+    if cpt.empty or base.empty:
+        return "dcpt"
+    have = set(map(tuple, base.to_numpy().tolist()))
+    return "cpt" if all(tuple(x) in have for x in cpt.to_numpy().tolist()) else "dcpt"
+
+
 @functools.wraps(dcpt.fit)
-def fit(data: Any, law: Any = "dcpt", target: str = "both", *, discrepancy: bool | Mapping[str, Any] = True,
+def fit(data: Any, law: Any = None, target: str = "both", *, discrepancy: bool | Mapping[str, Any] = True,
         **kwargs: Any) -> Any:
     """Fit ``law`` (or ``"auto"``) to ``data``; the docstring is :func:`bayes_dcpt.fitting.dcpt.fit`'s.
 
-    ``discrepancy`` (default True) calibrates the bands for extrapolation from held-out refits; a mapping gives
-    the refits' sampler settings (e.g. ``{"sampler": "laplace"}``); False skips them.
+    ``law`` None (default): :func:`default_law` (the CPT law when the data have base-model rows at every size,
+    else the D-CPT law). ``discrepancy`` (default True) calibrates the bands for extrapolation from held-out
+    refits; a mapping gives the refits' sampler settings (e.g. ``{"sampler": "laplace"}``); False skips them.
     """
+    if law is None:
+        law = default_law(data)
     if isinstance(law, str) and law.strip().lower() == "auto":
         return auto.fit_auto(data, target, discrepancy=bool(discrepancy), **kwargs)
     result = dcpt.fit(data, law, target, **kwargs)
@@ -53,7 +73,7 @@ def fit(data: Any, law: Any = "dcpt", target: str = "both", *, discrepancy: bool
 
 
 fit.__signature__ = inspect.signature(dcpt.fit).replace(parameters=[  # type: ignore[attr-defined]
-    *inspect.signature(dcpt.fit).parameters.values(),
+    *(p.replace(default=None) if p.name == "law" else p for p in inspect.signature(dcpt.fit).parameters.values()),
     inspect.Parameter("discrepancy", inspect.Parameter.KEYWORD_ONLY, default=True)])
 
 

@@ -196,6 +196,7 @@ def _identifiable_run_effect(df: pd.DataFrame, run_effect: bool) -> bool:
     return run_effect
 
 
+# long: the public signature and its numpy docstring (every option documented) are most of the lines
 def fit(
     data: Any,
     law: str | Law = "dcpt",
@@ -230,9 +231,12 @@ def fit(
     data
         Schema frame or file path (validated with :func:`bayes_dcpt.data.schema.load`).
     law
-        ``"dcpt"`` (L3, default), ``"L1"``..``"L7"``, ``"cross-domain"`` (K3) or ``"cross-domain-K1..K4"``,
-        ``"chinchilla"``, or ``"auto"``: fit L3, L1, L6 and L7, weight them by LOO stacking and predict with
-        the stacked posterior (returns an :class:`~bayes_dcpt.fitting.auto.AutoFit`).
+        ``"cpt"`` (the base-anchored CPT law; needs base-model rows at every size), ``"dcpt"`` (L3),
+        ``"L1"``..``"L7"``, ``"cross-domain"`` (K3) or ``"cross-domain-K1..K4"``, ``"chinchilla"``, or ``"auto"``:
+        several laws weighed by the stacking of their held-out (later tokens, largest size) predictive densities,
+        predicting with the stacked posterior (an :class:`~bayes_dcpt.fitting.auto_fit.AutoFit`). In
+        :func:`bayes_dcpt.fit` the default (None) is ``"cpt"`` when the data have base rows at every (domain,
+        size), else ``"dcpt"`` (:func:`~bayes_dcpt.fitting.api.default_law`); this function's is ``"dcpt"``.
     target
         ``"both"`` (general and domain loss in one call), ``"general"`` or ``"domain"``.
     draws, tune, chains, cores, seed
