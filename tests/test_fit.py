@@ -147,7 +147,8 @@ def test_fit_builds_on_the_base_and_keeps_its_card_format(small_fit):
     assert isinstance(small_fit, BaseFit)
     assert list(small_fit.card()) == ["package", "version", "law", "law_formula", "config", "config_key", "priors",
                                       "data_hash", "data_rows", "targets", "domains", "sampler", "diagnostics",
-                                      "adequacy", "created"]
+                                      "adequacy", *(["extrapolation"] if small_fit.extrapolation else []),
+                                      "created"]
     pd.testing.assert_frame_equal(small_fit.priors(), prior_table("L3"))
     assert repr(small_fit) == "<Fit L3 targets=['general', 'domain'] domains=['code'] draws=600 diagnostics=" + (
         "ok>" if small_fit.diagnostics(warn=False).sampler_ok else "BAD>")
@@ -200,10 +201,11 @@ def test_compare_laws_by_loo(df3):
 
 @pytest.mark.slow
 def test_auto_law_stacks_candidates_and_predicts(df3, tmp_path):
-    auto = fit(df3, "auto", "domain", seed=1, **KW)
+    # held-out refits by Laplace approximation keep this cheap (test_auto.py has the NUTS refits)
+    auto = fit(df3, "auto", "domain", seed=1, candidates=("L3", "L1"), refit={"sampler": "laplace"}, **KW)
     tab = auto.table()
     assert abs(tab["weight"].sum() - 1) < 1e-6
-    assert tab.iloc[0]["law"] in ("L3", "L7")  # the data come from L3 (L7 nests it closely)
+    assert tab.iloc[0]["law"] == "L3"  # the data come from L3
     assert "implicit_trend" in tab.set_index("law").loc["L1", "requirements_failed"]
     rows = data.fit_rows(df3).head(5)
     p = auto.predict(rows, kind="mean")
@@ -214,7 +216,7 @@ def test_auto_law_stacks_candidates_and_predicts(df3, tmp_path):
     again = load_fit(path)
     assert set(again.weights) == set(auto.weights)
     # a fit made of fits: the base interface answered per candidate
-    assert repr(again).startswith("<AutoFit stack(L3+L1+L6+L7) weights=")
+    assert repr(again).startswith("<AutoFit stack(L3+L1) weights=")
     assert set(auto.summary().index.get_level_values("law")) == set(auto.fits)
     assert set(auto.card()["candidates"]) == set(auto.fits) and set(auto.priors()["law"]) == set(auto.fits)
     assert set(auto.diagnostics(warn=False)) == set(auto.remedies()) == set(auto.fits)

@@ -8,6 +8,8 @@ as rich markup.
 
 from __future__ import annotations
 
+import textwrap
+
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,8 +41,9 @@ def print_table(console: Any, title: str, headers: Sequence[str], rows: Sequence
     """
     right = list(right) if right is not None else [i >= labels for i in range(len(headers))]
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    if title:
-        console.print(title, markup=False, highlight=False, soft_wrap=True)
+    if title:  # wrapped at the console's width (a pipe or a narrow terminal), never cut
+        for line in textwrap.wrap(title, max(40, int(console.width))) or [title]:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     for gap in (_GAP, 1):  # two spaces between columns, one if that is what it takes to fit
         if sum(widths) + gap * (len(widths) - 1) <= int(console.width):
             _horizontal(console, headers, rows, widths, right, gap)
@@ -77,6 +80,11 @@ def _vertical(console: Any, headers: Sequence[str], rows: Sequence[Sequence[str]
             if len(line) + len(item) > width and line.strip():
                 console.print(line.rstrip(), markup=False, highlight=False, soft_wrap=True)
                 line = " "
+            if len(line) + len(item) > width:  # one long cell (a formula): wrapped under its header
+                for piece in textwrap.wrap(item.strip(), width - 3, initial_indent="   ",
+                                           subsequent_indent="     ", break_on_hyphens=False):
+                    console.print(piece, markup=False, highlight=False, soft_wrap=True)
+                continue
             line += item
         if line.strip():
             console.print(line.rstrip(), markup=False, highlight=False, soft_wrap=True)

@@ -111,7 +111,7 @@ def verdict(fit: Any) -> Verdict:
     """The verdict on any fit: one law (its diagnostics and adequacy) or ``law="auto"`` (its weighted candidates)."""
     with np.errstate(all="ignore"):
         d = fit.diagnostics(warn=False)
-    if isinstance(d, Mapping):
+    if isinstance(d, Mapping) or isinstance(getattr(d, "candidates", None), Mapping):  # law="auto"
         return _stacked_verdict(fit, d)
     adequacy = _adequacy(fit)
     adequate = None if adequacy is None else bool(adequacy.ok and not d.misfit)
@@ -149,6 +149,15 @@ def _stacked_verdict(fit: Any, diags: Mapping[str, Any]) -> Verdict:
     n_fail = sum(int(m.group(1)) for s in summaries if (m := re.search(r"\((\d+) of", s)))
     n_all = sum(int(m.group(1)) for s in summaries if (m := re.search(r"of (\d+) checks", s)))
     summary = f"MISFIT ({n_fail} of {n_all} checks fail)" if misfit and n_all else ""
+    stacked = fit.adequacy() if callable(getattr(fit, "adequacy", None)) else None
+    if stacked is not None:  # the answers come from the stacked posterior: its own checks decide
+        adequate = bool(stacked.ok)
+        misfit = [f"stack: {c.where()}: {c.message}" for c in stacked.failures]
+        summary = stacked.summary()
+        if not stacked.ok:
+            from bayes_dcpt.fitting.diagnostics import misfit_remedies
+
+            remedies += misfit_remedies(stacked, "auto")
     return Verdict(not problems, adequate, tuple(problems), tuple(misfit), stats, summary, _unique(remedies),
                    per_law)
 

@@ -53,7 +53,7 @@ class Diagnostics:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (used in model cards, reports and ``--json``)."""
-        d = asdict(self)
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}  # as JSON reads back
         d["ok"] = self.ok
         d["sampler_ok"] = self.sampler_ok
         d["adequate"] = not self.misfit
@@ -151,6 +151,9 @@ def misfit_remedies(adequacy: Any, law_family: str) -> list[str]:
     if law_family in ("dcpt", "cross-domain", "chinchilla") and failed - {"tails"}:
         out.append("a law that describes CPT curves: law='cpt' (anchored at the base model; forgetting and saturating "
                    "learning) or law='auto' (laws weighed by how they extrapolate)")
+    elif failed - {"tails"} and law_family == "auto":
+        out.append("other candidate laws (candidates=...); where one domain or size fails, check its probes (a "
+                   "diverged run, a data-order artefact) before trusting its predictions")
     elif failed - {"tails"}:
         out.append("law='auto' (laws weighed by how they extrapolate); where one domain or size fails, check its "
                    "probes (a diverged run, a data-order artefact) before trusting its predictions")
