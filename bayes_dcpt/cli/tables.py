@@ -9,7 +9,6 @@ as rich markup.
 from __future__ import annotations
 
 import textwrap
-
 from collections.abc import Sequence
 from typing import Any
 
