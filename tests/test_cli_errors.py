@@ -97,7 +97,8 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("candidates-missing", ("candidates", "/no/such/fit.nc", "--out", "{tmp}/c.csv"), "no such fit"),
     ("candidates-ratio", ("candidates", "--domains", "python", "--n-params", "1e8", "--tokens", "1e9",
                           "--ratios", "1.5", "--out", "{tmp}/c.csv"), "r_domain"),
-    ("suggest-cands-missing", ("suggest", "{fit}", "--candidates", "/no/such/c.csv"), "no such file"),
+    ("suggest-cands-missing", ("suggest", "{fit}", "--candidates", "/no/such/c.csv", "--n-params", "1e9",
+                               "--tokens", "1e10"), "no such file"),
     (
         "suggest-cands-schema",
         ("suggest", "{fit}", "--candidates", "{nocand}", "--n-params", "1e9", "--tokens", "1e10"),

@@ -63,8 +63,9 @@ def test_loop_runs_stores_and_resumes(cli, df3, cand_csv, tmp_path):
     (("optimize", "{fit}", "--usage", "foo"), "--usage"),
     (("optimize", "{fit}", "--max-general-increase", "-1"), "max-general-increase"),
     (("optimize", "{fit}", "--n-params", "1e9", "--tokens", "1e9", "--domain", "music"), "music"),
-    (("suggest", "{fit}", "--candidates", "/no/cand.csv"), "cand.csv"),
-    (("suggest", "{fit}", "--candidates", "{fit}"), "unsupported file type"),
+    (("suggest", "{fit}", "--candidates", "/no/cand.csv", "--n-params", "1e9", "--tokens", "1e10"), "cand.csv"),
+    (("suggest", "{fit}", "--candidates", "{fit}", "--n-params", "1e9", "--tokens", "1e10"),
+     "unsupported file type"),
     (("loop", "--candidates", "x.csv"), "DATA"),
     (("loop", "{fit}", "--executor", "gpu"), "--executor"),
 ])

@@ -57,7 +57,7 @@ def test_a_well_specified_fit_passes_the_adequacy_checks(small_fit):
 @pytest.mark.slow
 def test_a_law_that_misses_the_curves_is_flagged_where_it_misses(misfit):
     d = misfit.diagnostics(warn=False)
-    assert d.sampler_ok, str(d)  # the sampler converged: only the adequacy checks can tell
+    assert d.rhat_max < 1.05 and d.divergences == 0, str(d)  # the chains mix: only the adequacy checks can tell
     a = misfit.adequacy()
     assert not a.ok and not d.ok and d.misfit
     failed = [c for c in a.checks if not c.ok]

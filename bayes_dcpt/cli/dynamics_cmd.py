@@ -35,7 +35,7 @@ def fit_dynamics_cmd(
     Exit codes as `bayes-dcpt fit`: 3 when the sampler checks fail (the fit is written anyway;
     --allow-bad-fit exits 0).
 
-    Example: [bold]bayes-dcpt fit-dynamics schedules.csv --out dyn.nc --draws 1000[/bold]
+    Example: [bold]bayes-dcpt fit-dynamics schedules.csv --out dyn.nc --allow-bad-fit[/bold]
     """
     from bayes_dcpt.data.schema import TARGETS
     from bayes_dcpt.fitting import SAMPLERS
