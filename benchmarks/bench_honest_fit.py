@@ -249,6 +249,53 @@ def decisions_at_scale(sp: Split, fits: dict[str, Any], log=print) -> list[dict]
     return rows
 
 
+# ------------------------------------------------------------------------------------------------ report
+def compact_report(name: str) -> str:
+    """The compact markdown tables of ``honest_fit_<name>.csv`` (one row per split and target; cells MAPE % / cov.)."""
+    path = OUT / f"honest_fit_{name}.csv"
+    if not path.exists():
+        return f"{name}: not run"
+    t = pd.read_csv(path)
+    methods = [m for m in ("point L3", "point L1", "dcpt", "cpt", "auto") if m in set(t["method"])]
+    rows = []
+    for (split, target), g in t.groupby(["split", "target"], sort=False):
+        g = g.set_index("method")
+        row = {"split": split, "target": target, "n train / test": f"{int(g['n_train'].iloc[0])} / "
+               f"{int(g['n_test'].dropna().iloc[0])}"}
+        for m in methods:
+            if m not in g.index or pd.isna(g.loc[m, "MAPE %"]):
+                row[m] = "not run" if m not in g.index else "failed"
+                continue
+            cell = f"{g.loc[m, 'MAPE %']:.2f} / {g.loc[m, 'coverage 90%']:.2f}"
+            if not m.startswith("point"):
+                cell += " ✓" if g.loc[m, "meets target"] == "yes" else " ✗"
+            row[m] = cell
+        rows.append(row)
+    out = md_table(pd.DataFrame(rows))
+    cost = []
+    for split, g in t.groupby("split", sort=False):
+        g = g.drop_duplicates("method").set_index("method")
+        c = {"split": split, "train rows": int(g["n_train"].iloc[0]), "point L3 s": f"{g.loc['point L3', 'seconds']:.0f}"}
+        for m in ("point L1", "dcpt", "cpt", "auto"):
+            if m in g.index:
+                c[f"{m} (x point L3)"] = f"{g.loc[m, 'seconds'] / g.loc['point L3', 'seconds']:.1f}"
+        if "auto" in g.index and "weights" in g:
+            c["auto weights"] = g.loc["auto", "weights"]
+        cost.append(c)
+    out += "\n\n" + md_table(pd.DataFrame(cost))
+    dpath = OUT / f"honest_fit_{name}_decisions.csv"
+    if dpath.exists():
+        d = pd.read_csv(dpath)
+        d["r* median [90%]"] = [f"{a:.3f} [{b:.3f}, {c:.3f}]" for a, b, c in
+                                zip(d["r* median"], d["r* 90% lo"], d["r* 90% hi"], strict=True)]
+        d["measured crossing [noise 90%]"] = [f"{a:.3f} [{b}]" for a, b in
+                                              zip(d["measured crossing"], d["measured 90%"], strict=True)]
+        cols = ["method", "domain", "T", "r* median [90%]", "infeasible/always", "measured crossing [noise 90%]",
+                "contains measured", "agrees (intervals overlap)"]
+        out += "\n\n" + md_table(d[cols])
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ main
 LOADERS = {"example": None, "long": long_splits, "mixinglaws": mixinglaws_splits,
            "datablations": datablations_splits, "slimpajama": slimpajama_splits}
@@ -267,7 +314,12 @@ def main() -> None:
     ap.add_argument("--refit-draws", type=int, default=300)
     ap.add_argument("--no-auto", action="store_true")
     ap.add_argument("--quick", action="store_true", help="smoke test: 2x100 draws, laplace refits")
+    ap.add_argument("--report", action="store_true", help="only print the compact tables of the saved CSVs")
     a = ap.parse_args()
+    if a.report:
+        for name in a.datasets.split(","):
+            print(f"\n### {name}\n\n{compact_report(name)}")
+        return
     if a.quick:
         a.draws, a.tune, a.refit = 100, 100, "laplace"
     print(f"machine: {machine()}; MCMC nutpie {a.chains} chains x {a.draws} draws (+{a.tune} tune); refits: "
