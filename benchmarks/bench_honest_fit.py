@@ -317,11 +317,12 @@ def main() -> None:
     ap.add_argument("--refit-draws", type=int, default=300)
     ap.add_argument("--no-auto", action="store_true")
     ap.add_argument("--quick", action="store_true", help="smoke test: 2x100 draws, laplace refits")
+    ap.add_argument("--suffix", default="", help="appended to the CSV names (e.g. _other_domains)")
     ap.add_argument("--report", action="store_true", help="only print the compact tables of the saved CSVs")
     a = ap.parse_args()
     if a.report:
         for name in a.datasets.split(","):
-            print(f"\n### {name}\n\n{compact_report(name)}")
+            print(f"\n### {name}{a.suffix}\n\n{compact_report(name + a.suffix)}")
         return
     if a.quick:
         a.draws, a.tune, a.refit = 100, 100, "laplace"
@@ -343,12 +344,12 @@ def main() -> None:
                   f"{int((sp.test['tokens'] > 0).sum())} test rows", flush=True)
             r, fits = run_split(sp, a, log=lambda s: print(s, flush=True))
             rows += r
-            suffix = "_quick" if a.quick else ""
+            quick = "_quick" if a.quick else ""
             table = target_check(pd.DataFrame(rows))
-            table.to_csv(OUT / f"honest_fit_{name}{suffix}.csv", index=False)
+            table.to_csv(OUT / f"honest_fit_{name}{a.suffix}{quick}.csv", index=False)
             if sp.decision:
                 drows += decisions_at_scale(sp, fits, log=lambda s: print(s, flush=True))
-                pd.DataFrame(drows).to_csv(OUT / f"honest_fit_{name}_decisions{suffix}.csv", index=False)
+                pd.DataFrame(drows).to_csv(OUT / f"honest_fit_{name}{a.suffix}_decisions{quick}.csv", index=False)
         cols = ["split", "target", "method", "n_test", "MAPE %", "coverage 90%", "width % of loss", "meets target",
                 "seconds", "x point L3 time"]
         print(f"\n### {name} ({time.perf_counter() - t_ds:.0f} s)")
