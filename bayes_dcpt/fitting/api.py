@@ -65,6 +65,8 @@ def fit(data: Any, law: Any = None, target: str = "both", *, discrepancy: bool |
     if law is None:
         law = default_law(data)
     if isinstance(law, str) and law.strip().lower() == "auto":
+        if isinstance(discrepancy, Mapping) and "refit" not in kwargs:  # the held-out refits' sampler settings
+            kwargs["refit"] = dict(discrepancy)
         return auto.fit_auto(data, target, discrepancy=bool(discrepancy), **kwargs)
     result = dcpt.fit(data, law, target, **kwargs)
     if discrepancy:
