@@ -18,7 +18,9 @@ from bayes_dcpt.fitting import compare, fit, load_fit, prior_table
 from bayes_dcpt.fitting.dcpt_model import _MODEL_CACHE
 from bayes_dcpt.plan.simulate import World, probe_grid
 
-KW = {"draws": 300, "tune": 300, "chains": 2, "cores": 2, "warn": False}
+# the held-out calibration refits are tested on the session's small_fit and in test_extrapolation.py; here they
+# would only double each fit's time
+KW = {"draws": 300, "tune": 300, "chains": 2, "cores": 2, "warn": False, "discrepancy": False}
 
 
 def test_parameters_recovered(small_fit, world3):
@@ -52,7 +54,7 @@ def test_summary_and_diagnostics(small_fit):
 
 def test_bad_diagnostics_warn_loudly(df3):
     with pytest.warns(ConvergenceWarning, match="R-hat|ESS|divergent"):
-        fit(df3, "dcpt", "both", draws=15, tune=5, chains=2, seed=0)
+        fit(df3, "dcpt", "both", draws=15, tune=5, chains=2, seed=0, discrepancy=False)
 
 
 def test_predictive_bands(small_fit):
@@ -234,7 +236,7 @@ def test_cross_domain_new_domain_from_a_few_probes():
     keep = (new["tokens"] == 0) | ((new["n_params"] == 1e8) & (new["r_domain"] == 0.9)
                                     & new["tokens"].isin(first_two))
     df2 = pd.concat([df[df["domain"] != "new"], new[keep]], ignore_index=True)
-    f = fit(df2, "cross-domain", "domain", seed=1, draws=400, tune=400, chains=2, warn=False)
+    f = fit(df2, "cross-domain", "domain", seed=1, draws=400, tune=400, chains=2, warn=False, discrepancy=False)
     assert set(f.features["domain"]) == set(doms)
     grid = pd.DataFrame([{"domain": d, "n_params": 1e9, "tokens": 5e9, "r_domain": r} for d in doms
                          for r in (0.3, 0.9)])

@@ -118,7 +118,7 @@ def choose_schedule_cmd(
 ) -> None:
     """Which LR schedule and replay ratio keep the general loss within T while minimising the domain loss.
 
-    Example: [bold]bayes-dcpt choose-schedule dyn.nc --schedule "wsd=wsd(peak=1e-3, steps=256, warmup=10)" --schedule "cos=cosine(peak=1e-3, steps=256, warmup=10)" --ratios 0.25,0.5,0.75[/bold]
+    Example: [bold]bayes-dcpt choose-schedule dyn.nc --schedule "wsd=wsd(peak=1e-3, steps=256, warmup=10)" --schedule "cos=cosine(peak=1e-3, steps=256, warmup=10)" --ratios 0.25,0.5,0.75 --n-params 100672[/bold]
     """  # noqa: E501  (the example is one command; a line break would show in --help)
     from bayes_dcpt.decide.lr_choice import candidate_grid, choose_schedule
     from bayes_dcpt.fitting.dynamics import load_dynamics_fit
