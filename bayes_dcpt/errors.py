@@ -17,6 +17,7 @@ __all__ = [
     "DataValidationError",
     "FitError",
     "InputError",
+    "MisfitWarning",
     "Problem",
     "UnknownDomainError",
     "UnknownLawError",
@@ -52,14 +53,24 @@ def row_numbers(mask: Any) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem found in a table: the column (field), the 1-based data rows, and what is wrong."""
+    """One problem found in a table: the column (field), the 1-based data rows, and what is wrong.
+
+    ``first_line`` is the line of the file that holds data row 1 (2 for a CSV with a header), when known: the
+    message then says both, ``row 6 (line 7 of the file)``.
+    """
 
     column: str
     message: str
     rows: tuple[int, ...] = field(default_factory=tuple)
+    first_line: int | None = None
 
     def __str__(self) -> str:
-        where = f" ({format_rows(self.rows)})" if self.rows else ""
+        where = ""
+        if self.rows:
+            where = f" ({format_rows(self.rows)})"
+            if self.first_line is not None:
+                lines = format_rows([r + self.first_line - 1 for r in self.rows]).replace("row", "line", 1)
+                where = f" ({format_rows(self.rows)}; {lines} of the file)"
         if self.column in ("file", "data"):
             return f"{self.message}{where}"
         return f"column '{self.column}': {self.message}{where}"
@@ -99,6 +110,10 @@ class InputError(BayesDCPTError, ValueError):
 
 class FitError(BayesDCPTError, RuntimeError):
     """A fit could not be carried out (e.g. too little data for the chosen law)."""
+
+
+class MisfitWarning(UserWarning):
+    """The fitted law does not describe the data (posterior predictive checks fail): answers are not trusted."""
 
 
 class ConvergenceWarning(UserWarning):

@@ -22,11 +22,21 @@ round. Settings:
 
 Run: ``.venv/bin/python benchmarks/bench_planner_closed_loop.py [synthetic|mixinglaws|slimpajama ...]
 [--seeds 5]``; raw histories go to ``benchmarks/results/planner_<setting>.csv``.
+
+``--honest`` gives every posterior of the loop the model discrepancy of the honest fits
+(:mod:`bayes_dcpt.fitting.discrepancy`): each refit's posterior gets ``ctx["discrepancy"]`` (fixed slopes
+``kappa``, :data:`HONEST_KAPPA` unless ``--kappa`` says otherwise) and ``ctx["envelope"]`` of the data it was
+fitted on, so the target and the probes' outputs carry the law's error beyond the data (a reweighted posterior
+keeps the envelope of its last refit, with its discrepancy draws reweighted by the new rows, as the package
+does). ``--widths`` overrides the setting's widths (the discrepancy puts a floor under the target's width);
+histories go to ``planner_<setting>_honest[_<tag>].csv`` (``_s<first seed>`` appended with ``--first-seed``, to
+run seeds in parallel). Example: ``... synthetic --honest --widths 0.7,0.55,0.45``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -39,13 +49,44 @@ from _common import machine, md_table
 
 from bayes_dcpt import data as _data
 from bayes_dcpt import plan as planner
+from bayes_dcpt.fitting.discrepancy import data_envelope
 from bayes_dcpt.fitting.smc import SMCRefit
 from bayes_dcpt.plan.cost import CostModel
 from bayes_dcpt.plan.loop import PlannerLoop, SimulatorExecutor, TableExecutor, gpu_hours_to_width
 from bayes_dcpt.plan.simulate import World
+from bayes_dcpt.posterior import Posterior
 
 OUT = Path(__file__).parent / "results"
 STRATS = ("planner", "uniform", "random", "cheapest")
+
+#: The fixed discrepancy slopes of ``--honest`` (log-loss sd per unit distance; tokens and size in natural-log
+#: units): the values the honest default fit measured on the packaged example's held-out extrapolation splits
+#: (not re-measured here). No ratio slope (None: no discrepancy along the ratio).
+HONEST_KAPPA: dict[str, dict[str, float | None]] = {
+    "general": {"tokens": 0.011, "size": 0.007, "ratio": None},
+    "domain": {"tokens": 0.048, "size": 0.0, "ratio": None},
+}
+HONEST: dict[str, dict[str, float | None]] | None = None  # set by --honest
+WIDTHS: tuple[float, ...] | None = None  # set by --widths
+
+
+class HonestRefit:
+    """``refit(data) -> Posterior`` whose posterior carries fixed discrepancy slopes and ``data``'s envelope."""
+
+    def __init__(self, inner: SMCRefit, kappa: dict[str, dict[str, float | None]]):
+        self.inner, self.kappa = inner, kappa
+
+    def __call__(self, data: pd.DataFrame) -> Posterior:
+        df = _data.load(data)
+        post = self.inner(df)
+        post.ctx = {**post.ctx, "discrepancy": json.loads(json.dumps(self.kappa)), "envelope": data_envelope(df)}
+        return post
+
+
+def make_refit(ctx: dict | None, seed: int, warm: bool = True) -> SMCRefit | HonestRefit:
+    """The loop's SMC refit; with ``--honest`` wrapped so its posteriors carry the discrepancy."""
+    refit = SMCRefit("dcpt", n_draws=1500, n_moves=10, final_moves=30, seed=seed, ctx=ctx, warm=warm)
+    return refit if HONEST is None else HonestRefit(refit, HONEST)
 
 
 # ---------------------------------------------------------------------------------------------- settings
@@ -182,7 +223,7 @@ def run_one(name: str, strategy: str, seed: int) -> pd.DataFrame:
     cands = s["cands"]
     if "exclude" in s:
         cands = cands[~cands["run_id"].isin(set(s["exclude"]))].reset_index(drop=True)
-    refit = SMCRefit("dcpt", n_draws=1500, n_moves=10, final_moves=30, seed=seed, ctx=s["ctx"], warm=True)
+    refit = make_refit(s["ctx"], seed)
     post = refit(_data.load(s["data"]))
     loop = PlannerLoop(
         candidates=cands,
@@ -194,7 +235,7 @@ def run_one(name: str, strategy: str, seed: int) -> pd.DataFrame:
         strategy=strategy,
         k=s["k"],
         budget_gpu_hours=s["budget"],
-        stop_width=min(s["widths"]),
+        stop_width=min(WIDTHS or s["widths"]),
         max_rounds=s["max_rounds"],
         seed=seed,
         cost_model=s.get("cost_model", CostModel()),
@@ -275,9 +316,20 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--strategies", default=",".join(STRATS))
     ap.add_argument("--example", default=None, help="path of the example CSV (default: the packaged one)")
+    ap.add_argument("--honest", action="store_true", help="give every posterior the model discrepancy")
+    ap.add_argument("--kappa", default=None, help="JSON {target: {tokens, size, ratio}} for --honest")
+    ap.add_argument("--widths", default=None, help="comma-separated widths (default: the setting's)")
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--tag", default="", help="appended to the CSV name (e.g. a kappa variant)")
     args = ap.parse_args()
-    global EXAMPLE_CSV
+    global EXAMPLE_CSV, HONEST, WIDTHS
     EXAMPLE_CSV = args.example
+    if args.honest:
+        HONEST = json.loads(args.kappa) if args.kappa else HONEST_KAPPA
+        print(f"honest: discrepancy slopes {HONEST}")
+    if args.widths:
+        WIDTHS = tuple(float(w) for w in args.widths.split(","))
+    suffix = ("_honest" if args.honest else "") + (f"_{args.tag}" if args.tag else "")
     OUT.mkdir(exist_ok=True)
     print(f"machine: {machine()}")
     for name in args.settings:
@@ -290,16 +342,14 @@ def main() -> None:
         t0 = time.perf_counter()
         ref = np.nan
         if name != "synthetic":  # what the law says when fitted on the whole pool
-            full = SMCRefit("dcpt", n_draws=1500, n_moves=10, final_moves=30, seed=0, ctx=probe["ctx"])(
-                probe["executor"].table
-            )
+            full = make_refit(probe["ctx"], 0, warm=False)(probe["executor"].table)
             ref = float(np.median(probe["target"].evaluate(full).z[:, 0]))
             print(
                 f"  {name}: target under the fit to the whole pool: {ref:.4g} "
                 f"({time.perf_counter() - t0:.0f} s)",
                 flush=True,
             )
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for strategy in args.strategies.split(","):
                 h = run_one(name, strategy, seed)
                 h["full_pool_fit"] = ref
@@ -311,15 +361,16 @@ def main() -> None:
                     flush=True,
                 )
         all_h = pd.concat(parts, ignore_index=True)
+        seeds = f"_s{args.first_seed}" if args.first_seed else ""
         all_h.drop(columns=[c for c in all_h.columns if c == "probes"], errors="ignore").to_csv(
-            OUT / f"planner_{name}.csv", index=False
+            OUT / f"planner_{name}{suffix}{seeds}.csv", index=False
         )
         print(
             f"\n### {name} ({args.seeds} seeds, {time.perf_counter() - t0:.0f} s; "
             f"truth {probe['truth']:.4g}, "
             f"whole-pool fit {ref:.4g})"
         )
-        print(md_table(summarise(all_h, probe["widths"])))
+        print(md_table(summarise(all_h, WIDTHS or probe["widths"])))
 
 
 if __name__ == "__main__":

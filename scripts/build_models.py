@@ -33,9 +33,11 @@ from bayes_dcpt.errors import BayesDCPTError, InputError
 
 __all__ = ["DEFAULTS", "LAWS", "build_models", "main", "thin_fit", "write_readme"]
 
-#: Laws fitted by default: the one the demo and the notebooks load (``--laws dcpt,cross-domain`` adds the
-#: cross-domain law, see CROSS_DOMAIN_NOTE).
-LAWS = ("dcpt",)
+#: Laws fitted by default: the base-anchored CPT law the demo and the notebooks load (it describes the example
+#: data, see models/README.md) and the D-CPT law, kept as the example of a converged fit whose law misses its data
+#: (the adequacy checks flag it; tests load it). ``--laws dcpt,cross-domain`` adds the cross-domain law (see
+#: CROSS_DOMAIN_NOTE).
+LAWS = ("cpt", "dcpt")
 CROSS_DOMAIN_NOTE = (
     "The cross-domain law is not committed (the demo and notebooks do not load it). With the run offsets "
     "integrated out it now samples well on this grid (4 chains x 2000 draws, tune 1500, seed 1, low-rank "
@@ -43,12 +45,17 @@ CROSS_DOMAIN_NOTE = (
     "it had 308 divergences and R-hat 1.32). `python scripts/build_models.py --laws dcpt,cross-domain` "
     "builds it."
 )
-#: Sampler settings of the committed models (``make models`` reproduces the committed file): nutpie's
-#: low-rank mass-matrix adaptation. With the
-#: domain-loss levels per domain (the fit's default, ``domain_levels="separate"``) it mixed best of the
-#: settings tried on the example grid (2 chains x 500 draws, seed 1: R-hat max 1.05, min ESS 47, against 1.23
-#: and 7 with the diagonal adaptation; pooled levels: 1.15 and 12; see ``benchmarks/bench_parametrization.py``).
-DEFAULTS: dict[str, Any] = {"draws": 2000, "tune": 1500, "chains": 4, "seed": 1, "adaptation": "low_rank"}
+#: Sampler settings of the committed models per law (``make models`` reproduces the committed files). D-CPT:
+#: nutpie's low-rank mass-matrix adaptation, which mixed best of the settings tried on the example grid (2 chains x
+#: 500 draws, seed 1: R-hat max 1.05, min ESS 47, against 1.23 and 7 with the diagonal adaptation; see
+#: ``benchmarks/bench_parametrization.py``). CPT law: its per-domain parameters mix well with the default diagonal
+#: adaptation; 4 x 500 draws give bulk and tail ESS above 400 (models/README.md has the numbers).
+LAW_SETTINGS: dict[str, dict[str, Any]] = {
+    "dcpt": {"draws": 2000, "tune": 1500, "chains": 4, "seed": 1, "adaptation": "low_rank"},
+    "cpt": {"draws": 500, "tune": 500, "chains": 4, "seed": 1, "adaptation": None},
+}
+#: Settings of a law without its own entry in LAW_SETTINGS.
+DEFAULTS: dict[str, Any] = LAW_SETTINGS["dcpt"]
 #: Largest file size committed without thinning (MB).
 MAX_MB = 8.0
 _DROP_GROUPS = ("warmup_posterior", "warmup_sample_stats")
@@ -60,8 +67,6 @@ def thin_fit(fit: Any, thin: int) -> Any:
     The diagnostics stay those of the full run; ``sampler_config`` records ``thin`` and ``draws_saved`` (per
     chain).
     """
-    from bayes_dcpt.fitting import Fit
-
     if not isinstance(thin, int) or thin < 1:
         raise InputError(f"thin must be a whole number >= 1, got {thin!r}")
     tree = fit.idata.copy()
@@ -76,7 +81,7 @@ def thin_fit(fit: Any, thin: int) -> Any:
     if thin > 1:
         sc["thin"] = thin
         sc["draws_saved"] = int(tree["posterior"].sizes["draw"])
-    return Fit(
+    thinned = type(fit)(
         fit.data,
         fit.law,
         fit.config,
@@ -85,6 +90,12 @@ def thin_fit(fit: Any, thin: int) -> Any:
         diagnostics=fit.diagnostics(warn=False),
         design=fit._design,
     )
+    thinned._adequacy = fit._adequacy  # judged on the full run, as the diagnostics
+    if fit.extrapolation:  # the bands' calibration for extrapolation travels with the draws
+        thinned.extrapolation = dict(fit.extrapolation)
+        thinned.posterior.ctx.update({k: fit.posterior.ctx[k] for k in ("discrepancy", "envelope")
+                                      if k in fit.posterior.ctx})
+    return thinned
 
 
 def _save_small(fit: Any, path: Path, max_mb: float) -> tuple[Any, int]:
@@ -103,19 +114,21 @@ def build_models(
     out: str | Path = "models",
     laws: Sequence[str] = LAWS,
     *,
-    draws: int = DEFAULTS["draws"],
-    tune: int = DEFAULTS["tune"],
-    chains: int = DEFAULTS["chains"],
-    seed: int = DEFAULTS["seed"],
-    adaptation: str | None = DEFAULTS["adaptation"],
+    draws: int | None = None,
+    tune: int | None = None,
+    chains: int | None = None,
+    seed: int | None = None,
+    adaptation: str | None = "law",
     max_mb: float = MAX_MB,
     data: Any = None,
     log: Any = print,
 ) -> list[dict[str, Any]]:
     """Fit ``laws`` on the example grid (or ``data``), save them in ``out`` and write ``out/README.md``.
 
+    ``draws``, ``tune``, ``chains``, ``seed``: None takes the law's entry of :data:`LAW_SETTINGS`.
     ``adaptation`` is nutpie's mass-matrix adaptation (``"diag"``, ``"low_rank"``; ``None``: the fit's
-    default). Returns one record per model (path, law, settings, diagnostics, seconds, size).
+    default; ``"law"``: the law's entry). Returns one record per model (path, law, settings, diagnostics, seconds,
+    size).
     """
     from bayes_dcpt.datasets import load_example
     from bayes_dcpt.fitting import fit
@@ -129,10 +142,14 @@ def build_models(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     records = []
+    given = {"draws": draws, "tune": tune, "chains": chains, "seed": seed}
     for law in laws:
+        st = LAW_SETTINGS.get(law, DEFAULTS)
+        draws, tune, chains, seed = (st[k] if v is None else v for k, v in given.items())
+        adapt = st["adaptation"] if adaptation == "law" else adaptation
         log(
             f"fitting {law}: {chains} chains x {draws} draws (tune {tune}, seed {seed}"
-            + (f", adaptation {adaptation}" if adaptation else "")
+            + (f", adaptation {adapt}" if adapt else "")
             + ") ..."
         )
         t0 = time.perf_counter()
@@ -147,7 +164,7 @@ def build_models(
                 chains=chains,
                 seed=seed,
                 warn=False,
-                sampler_kwargs={"adaptation": adaptation} if adaptation else None,
+                sampler_kwargs={"adaptation": adapt} if adapt else None,
             )
         seconds = time.perf_counter() - t0
         path = model_path(out, law)
@@ -162,7 +179,7 @@ def build_models(
             "tune": tune,
             "chains": chains,
             "seed": seed,
-            "adaptation": adaptation,
+            "adaptation": adapt,
             "thin": thin,
             "draws_saved": saved.posterior.n_draws,
             "diagnostics": d,
@@ -174,7 +191,7 @@ def build_models(
         log(
             f"  {path} ({rec['mb']:.1f} MB, {saved.posterior.n_draws} draws saved"
             + (f", thinned by {thin}" if thin > 1 else "")
-            + f"), {seconds:.0f} s: {d}"
+            + f"), {seconds:.0f} s: {d}; {f.adequacy().summary()}"
         )
     log(f"wrote {write_readme(out)}")
     return records
@@ -200,6 +217,7 @@ def _record(path: Path) -> dict[str, Any]:
         "thin": int(sc.get("thin", 1)),
         "draws_saved": f.posterior.n_draws,
         "diagnostics": d,
+        "adequacy": f.adequacy().summary(),
         "seconds": d.seconds,
         "mb": path.stat().st_size / 1e6,
         "data_hash": _data.data_hash(f.data),
@@ -214,12 +232,12 @@ def write_readme(out: str | Path) -> Path:
         raise InputError(f"no example_*.nc model files in {out}")
     records = [_record(p) for p in paths]
     r0 = records[0]
-    laws = ",".join(r["law_arg"] for r in records)
-    cmd = (
-        f"python scripts/build_models.py --out {out.name} --laws {laws} --draws {r0['draws']} "
-        f"--tune {r0['tune']} --chains {r0['chains']} --seed {r0['seed']}"
-        + (f" --adaptation {r0['adaptation']}" if r0["adaptation"] else "")
-    )
+    cmds = [
+        f"python scripts/build_models.py --out {out.name} --laws {r['law_arg']} --draws {r['draws']} "
+        f"--tune {r['tune']} --chains {r['chains']} --seed {r['seed']}"
+        + (f" --adaptation {r['adaptation']}" if r["adaptation"] else " --adaptation default")
+        for r in records
+    ]
     lines = [
         "# Fitted example models",
         "",
@@ -234,19 +252,23 @@ def write_readme(out: str | Path) -> Path:
         "",
         "```bash",
         "make models",
-        f"# = {cmd}",
+        *(f"# = {c}" for c in cmds),
         "```",
         "",
         f"The tuning draws are not saved. A file that would exceed {MAX_MB:g} MB is thinned (every k-th draw "
         "kept; the model card's `sampler` entry says `thin` and `draws_saved`); the diagnostics in the card and "
         "below are those of the full run.",
         "",
-        "| file | law | sampler | draws saved | seconds | size | diagnostics |",
-        "|---|---|---|---|---|---|---|",
+        "The sampler checks say whether the chains converged; the adequacy checks (posterior predictive: coverage",
+        "of the 90% band, residual trends along log D, r and log N, LOO-PIT, the noise tails) whether the law",
+        "describes the data. A fit is usable only when both pass.",
+        "",
+        "| file | law | sampler | draws saved | seconds | size | sampler checks | does the law describe the data? |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         d = r["diagnostics"]
-        status = "OK" if d.ok else "PROBLEMS: " + "; ".join(d.problems)
+        status = "OK" if d.sampler_ok else "PROBLEMS: " + "; ".join(d.problems)
         diag = (
             f"{status} (divergences {d.divergences}, R-hat max {d.rhat_max:.3f}, ESS bulk min "
             f"{d.ess_bulk_min:.0f}, ESS tail min {d.ess_tail_min:.0f}, BFMI min {d.bfmi_min:.2f})"
@@ -257,14 +279,15 @@ def write_readme(out: str | Path) -> Path:
             + (f", adaptation {r['adaptation']}" if r["adaptation"] else "")
             + f" | {r['draws_saved']}"
             + (f" (thin {r['thin']})" if r["thin"] > 1 else "")
-            + f" | {r['seconds']:.0f} | {r['mb']:.1f} MB | {diag} |"
+            + f" | {r['seconds']:.0f} | {r['mb']:.1f} MB | {diag} | {r['adequacy']} |"
         )
     bad = [r for r in records if not r["diagnostics"].ok]
     if bad:
         lines += [
             "",
-            "Models whose diagnostics fail are committed all the same so that the demo runs quickly, and "
-            "every report of them flags the failure in red: do not trust their intervals for decisions.",
+            "Models whose checks fail are committed all the same (as examples the tests load), and every report "
+            "of them flags the failure in red: do not trust their intervals for decisions. The demo loads "
+            "`example_cpt.nc`.",
         ]
     if not any(r["law_arg"].startswith("cross-domain") for r in records):
         lines += ["", CROSS_DOMAIN_NOTE]
@@ -281,15 +304,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Fit the example models into models/ (see models/README.md).",
     )
     p.add_argument("--out", default="models", help="output folder (default: models)")
-    p.add_argument("--laws", default=",".join(LAWS), help="comma-separated laws (default: dcpt)")
-    p.add_argument("--draws", type=int, default=DEFAULTS["draws"])
-    p.add_argument("--tune", type=int, default=DEFAULTS["tune"])
-    p.add_argument("--chains", type=int, default=DEFAULTS["chains"])
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    p.add_argument("--laws", default=",".join(LAWS), help=f"comma-separated laws (default: {','.join(LAWS)})")
+    p.add_argument("--draws", type=int, default=None, help="draws per chain (default: the law's LAW_SETTINGS)")
+    p.add_argument("--tune", type=int, default=None)
+    p.add_argument("--chains", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
     p.add_argument(
         "--adaptation",
-        default=DEFAULTS["adaptation"],
-        help="nutpie mass-matrix adaptation (diag or low_rank; 'default' for the fit's own)",
+        default="law",
+        help="nutpie mass-matrix adaptation (diag or low_rank; 'default' for the fit's own; default: the law's)",
     )
     p.add_argument("--max-mb", type=float, default=MAX_MB, help="thin the draws above this file size")
     p.add_argument("--readme-only", action="store_true", help="only rewrite README.md from the files present")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -178,11 +179,19 @@ def test_base_loss_given_or_from_the_reference():
     per_dom = dc.tradeoff(post, n_params=N0, tokens=D0, base_loss={"code": L0 + 0.05})
     assert per_dom.inputs["base_loss"] == L0 + 0.05
     assert per_dom.summary().table.loc["r_domain", "median"] > ref.summary().table.loc["r_domain", "median"]
-    # no base-model row at this size: a clear error that says how to fix it
-    with pytest.raises(BayesDCPTError, match=r"no base-model general loss.*pass the reference loss"):
-        dc.tradeoff(post, n_params=3e9, tokens=D0)
+    assert ref.inputs["base_loss_source"] == "measured" and per_dom.inputs["base_loss_source"] == "given"
+    # no base-model row at this size: the base-loss law predicts it per draw, and the decision says so
+    far = dc.tradeoff(post, n_params=3e9, tokens=D0)
+    assert far.inputs["base_loss_source"] == "predicted by the base-loss law in N from 1 probed size(s)"
+    lo, hi = far.inputs["base_loss_interval"]
+    assert lo < far.inputs["base_loss"] < hi
+    assert far.posterior["base_loss"].std() > 0
     got = dc.tradeoff(post, n_params=3e9, tokens=D0, base_loss=L0)
-    assert got.inputs["base_loss"] == L0
+    assert got.inputs["base_loss"] == L0 and got.inputs["base_loss_source"] == "given"
+    # no base row at all: a clear error that says how to fix it
+    bare = replace(post, reference=post.reference.iloc[:0])
+    with pytest.raises(BayesDCPTError, match=r"no base-model general loss.*pass the base model's measured loss"):
+        dc.tradeoff(bare, n_params=3e9, tokens=D0)
     with pytest.raises(InputError, match="base_loss has no entry for domain 'code'"):
         dc.tradeoff(post, n_params=N0, tokens=D0, base_loss={"law": 2.0})
 

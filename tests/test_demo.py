@@ -53,7 +53,8 @@ def _summary_lines(out: str) -> dict[str, list[str]]:
     return {
         "r": re.findall(r"^\s+(\S+): r\* = ([0-9.]+), 90% interval \[([0-9.]+), ([0-9.]+)\]", out, re.M),
         "probe": re.findall(r"^next probe .*cost ([0-9.]+) GPU-hours", out, re.M),
-        "diag": re.findall(r"^diagnostics: nutpie, .* -> (OK|PROBLEMS.*)$", out, re.M),
+        "diag": re.findall(r"^sampler: (OK|PROBLEMS.*) \(nutpie, .*\)$", out, re.M),
+        "fit": re.findall(r"^fit: (OK|MISFIT)", out, re.M),
     }
 
 
@@ -62,14 +63,14 @@ def test_demo_loads_the_model_writes_everything_and_the_report_renders(cli, tmp_
     out_dir = tmp_path / "demo"
     code, out, err = cli("demo", "--out", out_dir)
     assert code == 0, err
-    assert f"fit: loaded {model_path(MODELS, 'dcpt')}" in out and "--refit" in out
+    assert f"fit: loaded {model_path(MODELS, 'cpt')}" in out and "--refit" in out
     for name in ("report.html", "plan.csv", "fit.nc", "data.csv"):
         assert (out_dir / name).is_file(), name
     s = _summary_lines(out)
     assert sorted(d for d, *_ in s["r"]) == sorted(load_example()["domain"].unique())
     for _, med, lo, hi in s["r"]:
         assert 0 <= float(lo) <= float(med) <= float(hi) <= 1
-    assert len(s["probe"]) == 1 and len(s["diag"]) == 1
+    assert len(s["probe"]) == 1 and s["diag"] == ["OK"] and s["fit"] == ["OK"]  # the demo's law describes the data
     plan = pd.read_csv(out_dir / "plan.csv")
     assert float(s["probe"][0]) == pytest.approx(plan["gpu_hours"].iloc[0], rel=1e-2)
     # the printed r* is the decision of the saved fit
@@ -89,7 +90,7 @@ def test_demo_refit_samples_afresh(cli, tmp_path):
         "demo", "--out", tmp_path / "d", "--refit", "--draws", "40", "--tune", "60", "--chains", "2"
     )
     assert code == 0, err
-    assert "fit: sampling the D-CPT law afresh (--refit was given): 2 chains x 40 draws" in out
+    assert "fit: sampling the CPT law afresh (--refit was given): 2 chains x 40 draws" in out
     f = load_fit(tmp_path / "d" / "fit.nc")
     assert f.sampler_config["draws"] == 40 and f.posterior.n_draws == 80
     assert "PROBLEMS" in out  # 40 draws cannot pass the ESS check: the demo says so
@@ -102,7 +103,7 @@ def test_demo_ignores_a_model_of_other_data(cli, tmp_path, small_fit_path, monke
 
     models = tmp_path / "models"
     models.mkdir()
-    shutil.copyfile(small_fit_path, model_path(models, "dcpt"))
+    shutil.copyfile(small_fit_path, model_path(models, "cpt"))
     calls = []
 
     def no_sampling(*a, **k):
@@ -136,6 +137,8 @@ def test_models_build_thins_big_files_and_writes_the_readme(tmp_path, df3):
 
 def test_thin_fit_keeps_every_kth_draw(small_fit):
     t = thin_fit(small_fit, 3)
+    assert type(t) is type(small_fit) and t.extrapolation == small_fit.extrapolation  # calibration travels
+    assert t.posterior.ctx.get("discrepancy") == small_fit.posterior.ctx.get("discrepancy")
     assert t.posterior.n_draws == 2 * len(range(0, small_fit.idata["posterior"].sizes["draw"], 3))
     assert t.sampler_config["thin"] == 3
     a = small_fit.idata["posterior"]["sigma"].values[:, ::3]

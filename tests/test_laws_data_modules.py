@@ -24,9 +24,10 @@ def test_registry_order_and_families():
     names = laws.list_laws()
     assert names[:11] == ["L1", "L2", "L3", "L4", "L5", "L6", "L7", "cross-domain-K1", "cross-domain-K2",
                           "cross-domain-K3", "cross-domain-K4"]
-    assert names[11:20] == ["chinchilla", "kaplan", "cross-lingual", "mixing", "bimix", "cmr-ratio", "cmr-critical",
+    assert names[11] == "cpt"  # the base-anchored CPT law (fitted by `fit`)
+    assert names[12:21] == ["chinchilla", "kaplan", "cross-lingual", "mixing", "bimix", "cmr-ratio", "cmr-critical",
                             "cmr-domain-delta", "cmr-general-delta"]
-    assert set(laws.list_laws("cpt-dynamics")) <= set(names[20:])
+    assert set(laws.list_laws("cpt-dynamics")) <= set(names[21:])
     # the Cross-Domain laws share L3's parameters (one prior per idea)
     l3 = laws.get_law("L3")
     assert laws.get_law("cross-domain").params[: len(l3.params)] == l3.params

@@ -145,9 +145,10 @@ def test_passing_diagnostics_are_not_flagged(small_fit, tmp_path):
     diag = text.split('id="diagnostics"')[1].split("<h2")[0]
     checks = diag.split("<table>")[1].split("</table>")[0]
     assert "bad" not in checks and "BAD" not in checks and checks.count(">ok<") == 5
-    assert '<p class="good">All checks pass.</p>' in diag
+    assert '<p class="good">Yes: every convergence check passes' in diag
+    assert "All checks pass" not in text  # the sampler's verdict never speaks for the law
     key = text.split('id="key"')[1].split("<h2")[0]
-    assert '<p class="good">diagnostics:' in key and "-&gt; OK" in key
+    assert '<p class="good">sampler: OK' in key
 
 
 def test_bad_diagnostics_are_flagged_red(bad_fit, tmp_path):
@@ -156,7 +157,7 @@ def test_bad_diagnostics_are_flagged_red(bad_fit, tmp_path):
     out = build_report(bad_fit, out=tmp_path / "bad.html", plan=False).path
     text = out.read_text(encoding="utf-8")
     diag = text.split('id="diagnostics"')[1].split("<h2")[0]
-    assert '<p class="bad">PROBLEMS:' in diag
+    assert '<p class="bad">NO: ' in diag
     # the failing checks' cells are red (class bad) and say BAD, passing ones do not
     assert re.search(
         r'<td class="num bad">\u26a0 [0-9.]+</td><td>&gt;= 400</td><td class="bad">\u26a0 BAD</td>', diag
@@ -164,7 +165,7 @@ def test_bad_diagnostics_are_flagged_red(bad_fit, tmp_path):
     params = text.split('id="parameters"')[1].split("<h2")[0]
     assert params.count("bad") >= 1
     key = text.split('id="key"')[1].split("<h2")[0]
-    assert '<p class="bad">diagnostics:' in key
+    assert '<p class="bad">sampler: PROBLEMS' in key
     assert 'id="plan"' not in text  # plan=False drops the section
 
 
@@ -181,7 +182,7 @@ def test_markdown_report_writes_pngs_beside_it(small_fit, tmp_path):
         assert p.is_file() and p.parent.name == "r_files"
         w, h = _png_size(p.read_bytes())
         assert w >= 300 and h >= 200
-    assert "## Sampler diagnostics" in text and "| parameter |" in text
+    assert "## Diagnostics: the sampler and the fit" in text and "| parameter |" in text
     assert "data:image" not in text
 
 

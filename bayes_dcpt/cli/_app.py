@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import sys
 from typing import Any
@@ -10,7 +12,35 @@ import typer
 from rich.console import Console
 
 from bayes_dcpt._version import __version__
-from bayes_dcpt.encoding import dumps
+from bayes_dcpt.encoding import to_jsonable
+
+
+def _plain_help() -> None:
+    """Help that reads like a man page: ``FIT`` rather than ``{fit_path}``, no ``<bool>`` beside a flag.
+
+    Typer >= 0.25 writes a required argument in braces on the usage line and the type ``<bool>`` beside every
+    flag; both are hooks of its parameter classes, replaced here when present (older versions lack them).
+    """
+    try:
+        from typer.core import TyperArgument, TyperOption
+    except ImportError:  # pragma: no cover - typer without its own core module
+        return
+    if hasattr(TyperArgument, "_usage_display_name"):
+        def usage_name(self: Any) -> str:
+            name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+            return name + ("..." if self.nargs != 1 else "")
+
+        TyperArgument._usage_display_name = usage_name
+    if hasattr(TyperOption, "display_type_rich"):
+        type_of = TyperOption.display_type_rich
+
+        def flag_type(self: Any, ctx: Any) -> str | None:
+            return None if getattr(self, "is_flag", False) else type_of(self, ctx)
+
+        TyperOption.display_type_rich = flag_type
+
+
+_plain_help()
 
 app = typer.Typer(
     name="bayes-dcpt",
@@ -30,6 +60,14 @@ err_console = Console(stderr=True, no_color=_no_color, highlight=False)
 
 STATE: dict[str, Any] = {"debug": False}
 
+#: Exit codes (README "Exit codes"): a user error; a fit whose sampler checks fail (R-hat, ESS, divergences,
+#: BFMI, or an approximation without them); a fit whose law does not describe the data (posterior predictive
+#: checks). Sampler problems take precedence: the adequacy verdict of unconverged chains is not reliable.
+EXIT_USAGE, EXIT_SAMPLER, EXIT_MISFIT = 2, 3, 4
+
+#: Significant digits of floats in ``--json`` output (no ``1.0000000000000004``).
+JSON_DIGITS = 12
+
 
 def _version(value: bool) -> None:
     if value:
@@ -46,9 +84,20 @@ def _root(
     STATE["debug"] = debug
 
 
+def _rounded(obj: Any) -> Any:
+    """``obj`` with every float rounded to :data:`JSON_DIGITS` significant digits (floating-point dust removed)."""
+    if isinstance(obj, dict):
+        return {k: _rounded(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_rounded(v) for v in obj]
+    if isinstance(obj, float) and math.isfinite(obj) and obj != 0.0:
+        return float(f"{obj:.{JSON_DIGITS}g}")
+    return obj
+
+
 def emit_json(obj: Any, out: str | None = None) -> None:
-    """Write JSON to stdout (or a file)."""
-    text = dumps(obj, indent=2)
+    """Write JSON to stdout (or a file); floats carry at most :data:`JSON_DIGITS` significant digits."""
+    text = json.dumps(_rounded(to_jsonable(obj)), indent=2, allow_nan=False)
     if out:
         with open(out, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")

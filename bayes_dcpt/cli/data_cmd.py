@@ -9,6 +9,8 @@ from rich.table import Table
 
 from bayes_dcpt.cli._app import console, data_app, emit_json
 from bayes_dcpt.data import schema as _data
+from bayes_dcpt.errors import BayesDCPTError
+from bayes_dcpt.report.fit_sections import checkpoints_per_run
 
 
 def _fmt_counts(values: list[float]) -> str:
@@ -22,17 +24,17 @@ def print_summary(s: dict, title: str) -> None:
     t.add_column("value")
     t.add_row("rows", f"{s['rows']} ({s['base_rows']} base-model rows with tokens == 0)")
     t.add_row("domains", ", ".join(s["domains"]))
-    t.add_row("model sizes N", _fmt_counts(s["n_params"]))
+    t.add_row("model sizes N", ", ".join(f"{n:,.0f}" for n in s["n_params"]))
     t.add_row("ratios r_domain", _fmt_counts(s["r_domain"]))
-    t.add_row("CPT tokens", f"{s['tokens_min']:.3g} .. {s['tokens_max']:.3g}")
-    t.add_row("runs", f"{s['runs']} ({s['rows_per_run_min']}..{s['rows_per_run_max']} checkpoints per run)")
+    t.add_row("CPT tokens", f"{s['tokens_min']:,.0f} to {s['tokens_max']:,.0f}")
+    t.add_row("runs", f"{s['runs']} ({checkpoints_per_run(s)} per run)")
     t.add_row("losses", f"general {s['loss_general_rows']} rows, domain {s['loss_domain_rows']} rows")
     console.print(t)
 
 
 @data_app.command("validate")
 def validate_cmd(
-    file: Path = typer.Argument(..., help="CSV, TSV or Parquet file of CPT measurements."),
+    file: Path = typer.Argument(..., metavar="FILE", help="CSV, TSV or Parquet file of CPT measurements."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Validate a measurement table and print a one-screen summary (exit 2 with one line per problem).
@@ -46,3 +48,39 @@ def validate_cmd(
     else:
         console.print(f"[green]valid[/green]: {file}")
         print_summary(s, "summary")
+
+
+#: The embedded datasets ``data example`` writes: loader name and what it is.
+EXAMPLES = {
+    "example": ("load_example", "the example grid: 3 domains x 3 model sizes x 5 ratios x 7 checkpoints, real CPU "
+                                "probes (bayes_dcpt/datasets/EXAMPLE.md)"),
+    "long": ("load_long_cpt", "the long-CPT grid: 2 domains x 3 sizes x 7 ratios to 2^21 CPT tokens, 17 checkpoints "
+                              "(LONG_CPT.md)"),
+    "schedules": ("load_schedules", "the LR-schedule grid for fit-dynamics: constant, cosine, WSD and no re-warmup "
+                                    "(SCHEDULES.md)"),
+}
+
+
+@data_app.command("example")
+def example_cmd(
+    out: Path = typer.Option(..., "--out", help="Output file: .csv or .parquet."),
+    dataset: str = typer.Option("example", "--dataset", help="example, long or schedules."),
+) -> None:
+    """Write an embedded dataset (real probe runs) to a file, to try every command on.
+
+    Example: [bold]bayes-dcpt data example --out probes.csv[/bold]
+    """
+    from bayes_dcpt import datasets
+
+    if dataset not in EXAMPLES:
+        raise BayesDCPTError(f"--dataset must be one of {', '.join(EXAMPLES)}, not {dataset!r}")
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise BayesDCPTError(f"--out {out}: write a .csv or .parquet file")
+    loader, what = EXAMPLES[dataset]
+    df = getattr(datasets, loader)()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".csv":
+        df.to_csv(out, index=False)
+    else:
+        df.to_parquet(out, index=False)
+    console.print(f"wrote {len(df)} rows to {out}: {what}", markup=False, highlight=False)

@@ -1,85 +1,29 @@
-"""``bayes-dcpt fit-point`` and ``bayes-dcpt laws``: the paper's point fit and the law registry."""
+"""``bayes-dcpt fit`` and ``bayes-dcpt predict``: the hierarchical Bayesian fit and its predictive bands.
+
+``fit`` prints the parameter table, the sampler checks and the adequacy verdict (does the law describe the data,
+and where not), writes the fit, and exits 3 when the sampler checks fail or 4 when the law does not describe the
+data (``--allow-bad-fit``: 0); see :mod:`~bayes_dcpt.cli.verdict`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.table import Table
 
-from bayes_dcpt.cli._app import app, console, emit_json
+from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER, app, console, emit_json, err_console
+from bayes_dcpt.cli.tables import num, param_rows, print_table
+from bayes_dcpt.cli.verdict import Verdict, print_verdict, verdict, warn_if_bad
 from bayes_dcpt.errors import BayesDCPTError
 
-
-@app.command("laws")
-def laws_cmd(
-    family: str | None = typer.Option(None, help="Only laws of this family (dcpt, cross-domain, chinchilla, ...)."),
-) -> None:
-    """List the registered laws with their formulas and parameters.
-
-    Example: [bold]bayes-dcpt laws --family dcpt[/bold]
-    """
-    from bayes_dcpt.errors import UnknownLawError
-    from bayes_dcpt.laws.registry import LAWS
-
-    families = sorted({law.family for law in LAWS.values()})
-    if family is not None and family not in families:
-        raise UnknownLawError(f"unknown law family {family!r}; families: {', '.join(families)}")
-    t = Table(title="laws")
-    for col in ("name", "family", "formula", "parameters"):
-        t.add_column(col)
-    for name, law in LAWS.items():
-        if family and law.family != family:
-            continue
-        t.add_row(name, law.family, law.title, ", ".join(law.param_names))
-    console.print(t)
-
-
-@app.command("fit-point")
-def fit_point_cmd(
-    data: Path = typer.Argument(..., help="CSV/Parquet file of CPT measurements."),
-    law: str = typer.Option("dcpt", help="Law name (dcpt = L3, L1..L7, cross-domain, ...)."),
-    target: str = typer.Option("both", help="general, domain or both."),
-    domain: str | None = typer.Option(None, help="Fit one domain only."),
-    n_grid: int = typer.Option(4000, min=1, help="Grid starts evaluated (fixed-seed subsample of the paper's grid)."),
-    n_starts: int = typer.Option(8, min=1, help="L-BFGS-B runs from the best grid starts."),
-    seed: int = typer.Option(0, help="Seed of the grid subsample."),
-    json_out: bool = typer.Option(False, "--json", help="Print parameters and metrics as JSON."),
-    out: Path | None = typer.Option(None, help="Also write the table to this CSV file."),
-) -> None:
-    """Fit a law the way the D-CPT paper does (Huber on log loss, L-BFGS-B) and print a table.
-
-    Example: [bold]bayes-dcpt fit-point probes.csv --law dcpt --target both[/bold]
-    """
-    from bayes_dcpt.data.schema import TARGETS
-    from bayes_dcpt.fitting.pointfit import fit_point
-    from bayes_dcpt.laws.registry import get_law
-
-    if target not in (*TARGETS, "both"):
-        raise BayesDCPTError(f"--target must be general, domain or both, not {target!r}")
-    law_ = get_law(law)
-    res = fit_point(data, law_, target, domain=domain, n_grid=n_grid, n_starts=n_starts, seed=seed)
-    table = res.table()
-    if out:
-        table.to_csv(out, index=False)
-    if json_out:
-        emit_json(table.to_dict(orient="records"))
-        return
-    t = Table(title=f"point fit of {law_.name}: {law_.title}")
-    t.add_column("quantity", style="bold")
-    keys = list(res.fits)
-    for tgt, dom in keys:
-        t.add_column(f"{tgt} / {dom}", justify="right")
-    for name in law_.param_names:
-        t.add_row(name, *[f"{res.fits[k].params[name]:.4g}" for k in keys])
-    for m, fmt in (("mape", "{:.3f}%"), ("r2", "{:.4f}"), ("huber_sum", "{:.3g}"), ("n", "{:d}")):
-        t.add_row(m, *[fmt.format(res.fits[k].metrics[m]) for k in keys])
-    t.add_row("seconds", *[f"{res.fits[k].seconds:.2f}" for k in keys])
-    console.print(t)
-    for k in keys:
-        for note in res.fits[k].notes:
-            console.print(f"[yellow]note[/yellow] ({k[0]}/{k[1]}): {note}")
+#: What ``fit --help`` says about its exit codes (the README's "Exit codes" says the same).
+EXIT_HELP = (
+    f"Exit code 0: the fit is good; 2: a user error (nothing fitted); {EXIT_SAMPLER}: the sampler checks fail "
+    f"(R-hat, ESS, divergences, BFMI; an approximation has none); {EXIT_MISFIT}: the law does not describe the data "
+    f"(posterior predictive checks). {EXIT_SAMPLER} wins when both fail. The fit is written in every case; "
+    "--allow-bad-fit exits 0 instead of 3 or 4."
+)
 
 
 def _load_input(data: Path | None, db: Path | None):
@@ -97,35 +41,13 @@ def _load_input(data: Path | None, db: Path | None):
     return load(data)
 
 
-@app.command("fit")
-def fit_cmd(
-    data: Path | None = typer.Argument(None, help="CSV/Parquet file of CPT measurements (or use --db)."),
-    db: Path | None = typer.Option(None, "--db", help="Experiment store (SQLite) to read the measurements from."),
-    law: str = typer.Option("dcpt", help="Law: dcpt (L3), L1..L7, cross-domain, cross-domain-K1..K4, chinchilla."),
-    target: str = typer.Option("both", help="general, domain or both."),
-    out: Path = typer.Option(Path("fit.nc"), help="Where to write the fit (netCDF with a model card)."),
-    draws: int = typer.Option(1000, min=1, help="Posterior draws per chain."),
-    tune: int = typer.Option(1000, min=0, help="Tuning steps per chain."),
-    chains: int = typer.Option(4, min=1, help="Chains."),
-    seed: int = typer.Option(0, help="Random seed (same seed, same posterior)."),
-    sampler: str = typer.Option("nutpie", help="nutpie, pymc, numpyro, or the approximations laplace, advi."),
-    no_run_effect: bool = typer.Option(False, "--no-run-effect", help="Drop the per-run random offsets."),
-    run_offsets: str = typer.Option("marginal", help="marginal (integrated out, default) or latent (sampled)."),
-    normal: bool = typer.Option(False, "--normal", help="Normal instead of Student-t likelihood."),
-    json_out: bool = typer.Option(False, "--json", help="Print diagnostics and the parameter table as JSON."),
-) -> None:
-    """Fit a law as a hierarchical Bayesian model; print diagnostics and the parameter table.
-
-    Example: [bold]bayes-dcpt fit probes.csv --law dcpt --out fit.nc --draws 1000 --chains 4[/bold]
-    """
-    import sys
-    import warnings
-
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
+def _check_fit_options(law: str, target: str, sampler: str, run_offsets: str, domain_levels: str,
+                       auto_laws: str | None, burn_in: str = "warmup") -> list[str] | None:
+    """Every option checked before the data is read; the candidate laws of ``--law auto`` (None: the default)."""
+    from bayes_dcpt.cli.point_cmd import FIT_FAMILIES
     from bayes_dcpt.data.schema import TARGETS
-    from bayes_dcpt.errors import ConvergenceWarning
-    from bayes_dcpt.fitting import SAMPLERS, fit
+    from bayes_dcpt.fitting import SAMPLERS
+    from bayes_dcpt.laws.registry import get_law
 
     if target not in (*TARGETS, "both"):
         raise BayesDCPTError(f"--target must be general, domain or both, not {target!r}")
@@ -133,74 +55,238 @@ def fit_cmd(
         raise BayesDCPTError(f"--sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
     if run_offsets not in ("marginal", "latent"):
         raise BayesDCPTError(f"--run-offsets must be marginal or latent, not {run_offsets!r}")
-    from bayes_dcpt.laws.registry import get_law
+    if domain_levels not in ("separate", "pooled"):
+        raise BayesDCPTError(f"--domain-levels must be separate or pooled, not {domain_levels!r}")
+    if burn_in not in ("warmup", "none"):
+        raise BayesDCPTError(f"--burn-in must be warmup or none, not {burn_in!r}")
+    names = [law] if law.strip().lower() != "auto" else [x.strip() for x in (auto_laws or "").split(",") if x.strip()]
+    if auto_laws is not None and law.strip().lower() != "auto":
+        raise BayesDCPTError("--auto-laws goes with --law auto")
+    for name in names:
+        fam = get_law(name).family
+        if fam not in FIT_FAMILIES:
+            hint = "; use `bayes-dcpt fit-dynamics`" if fam == "cpt-dynamics" else " (see `bayes-dcpt laws`)"
+            raise BayesDCPTError(f"--law {name}: a {fam} law is not fitted by `bayes-dcpt fit`{hint}")
+    if law.strip().lower() == "auto" and auto_laws is not None and len(names) < 2:
+        raise BayesDCPTError(f"--auto-laws needs at least two laws, comma-separated, got {auto_laws!r}")
+    return names if law.strip().lower() == "auto" and auto_laws is not None else None
 
-    get_law(law)
+
+@app.command("fit", epilog=EXIT_HELP)
+def fit_cmd(
+    data: Path | None = typer.Argument(None, metavar="DATA", help="CSV/Parquet file of CPT measurements "
+                                                                  "(or use --db)."),
+    db: Path | None = typer.Option(None, "--db", help="Experiment store (SQLite) to read the measurements from."),
+    law: str | None = typer.Option(None, help="cpt (anchored at the base model), dcpt (the D-CPT law L3), auto "
+                                              "(several laws weighed by how they extrapolate), L1..L7, "
+                                              "cross-domain, chinchilla: `bayes-dcpt laws`. Default: cpt when "
+                                              "every (domain, size) has base-model rows (tokens = 0), else dcpt.",
+                                   show_default=False),
+    auto_laws: str | None = typer.Option(None, "--auto-laws", help="Candidates of --law auto, comma-separated "
+                                                                   "(default: the package's choice)."),
+    target: str = typer.Option("both", help="general, domain or both."),
+    out: Path = typer.Option(Path("fit.nc"), help="Where to write the fit (netCDF with a model card)."),
+    draws: int = typer.Option(1000, min=1, help="Posterior draws per chain."),
+    tune: int = typer.Option(1000, min=0, help="Tuning steps per chain."),
+    chains: int = typer.Option(4, min=1, help="Chains."),
+    seed: int = typer.Option(0, help="Random seed (same seed, same posterior)."),
+    sampler: str = typer.Option("nutpie", help="nutpie, pymc, numpyro, or the approximations laplace, advi."),
+    target_accept: float | None = typer.Option(None, "--target-accept", min=0.5, max=0.999,
+                                               help="NUTS target acceptance rate (default 0.9); higher removes "
+                                                    "divergences at the cost of smaller steps."),
+    no_run_effect: bool = typer.Option(False, "--no-run-effect", help="Drop the per-run random offsets."),
+    run_offsets: str = typer.Option("marginal", help="marginal (integrated out, default) or latent (sampled)."),
+    domain_levels: str = typer.Option("separate", "--domain-levels", help="separate (each domain's own "
+                                                                           "domain-loss level) or pooled."),
+    normal: bool = typer.Option(False, "--normal", help="Normal instead of Student-t likelihood."),
+    allow_bad_fit: bool = typer.Option(False, "--allow-bad-fit", help="Exit 0 even when the sampler checks fail "
+                                                                      "or the law does not describe the data."),
+    burn_in: str = typer.Option("warmup", "--burn-in", help="warmup (leave out the checkpoints inside their "
+                                "run's LR warm-up, detected from the lr column; default) or none (fit them all)."),
+    no_calibration: bool = typer.Option(False, "--no-calibration", help="Skip the two held-out refits (later "
+                                        "tokens, largest size) that widen the bands beyond the data: faster, "
+                                        "but the bands then only cover interpolation."),
+    json_out: bool = typer.Option(False, "--json", help="Print the verdict and the parameter table as JSON."),
+) -> None:
+    """Fit a law as a hierarchical Bayesian model: parameters, sampler checks, and whether the law fits the data.
+
+    Exit codes: 0 good fit, 3 sampler checks fail, 4 the law does not describe the data (the fit is written
+    anyway; --allow-bad-fit exits 0).
+
+    Example: [bold]bayes-dcpt fit probes.csv --law cpt --out fit.nc --draws 1000 --chains 4[/bold]
+    """
+    from bayes_dcpt.fitting import fit
+
+    candidates = _check_fit_options(law or "dcpt", target, sampler, run_offsets, domain_levels, auto_laws, burn_in)
     df = _load_input(data, db)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=True, disable=not sys.stderr.isatty()) as progress:
-        progress.add_task(f"sampling {law} ({chains} chains x {draws} draws, {sampler})", total=None)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            f = fit(df, law, target, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
-                    run_effect=not no_run_effect, run_offsets=run_offsets, robust=not normal, warn=True)
+    if law is None:
+        from bayes_dcpt.fitting.api import default_law
+
+        law = default_law(df)
+        (err_console if json_out else console).print(
+            f"law: {law} (the default for data {'with' if law == 'cpt' else 'without'} base-model rows at every "
+            "size; --law to choose)", markup=False, highlight=False, soft_wrap=True)
+    kw: dict[str, Any] = dict(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
+                              run_effect=not no_run_effect, run_offsets=run_offsets, domain_levels=domain_levels,
+                              robust=not normal, burn_in=burn_in, discrepancy=not no_calibration, warn=False)
+    if target_accept is not None and sampler not in ("laplace", "advi"):
+        kw["sampler_kwargs"] = {"target_accept": target_accept}
+    if candidates is not None:
+        kw["candidates"] = candidates
+    with _spinner(f"sampling {law} ({chains} chains x {draws} draws, {sampler})"):
+        f = fit(df, law, target, **kw)
     f.save(out)
-    d = f.diagnostics(warn=False)
-    summ = f.summary()
+    report_fit(f, out, allow_bad_fit=allow_bad_fit, json_out=json_out)
+
+
+def _spinner(text: str) -> Any:
+    """A transient spinner on stderr (nothing when stderr is not a terminal)."""
+    import sys
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
+                        transient=True, disable=not sys.stderr.isatty())
+    progress.add_task(text, total=None)
+    return progress
+
+
+def report_fit(f: Any, out: Path, *, allow_bad_fit: bool, json_out: bool, notes: list[str] | None = None) -> None:
+    """Print what a new fit is (table, per-law weights, verdict, file) and exit 3 or 4 when it is bad.
+
+    Shared by ``fit`` and ``fit-dynamics``.
+    """
+    v = verdict(f)
+    code = 0 if allow_bad_fit else v.exit_code()
     if json_out:
-        emit_json({"out": str(out), "diagnostics": d.as_dict(),
-                   "summary": summ.reset_index(names="parameter").to_dict(orient="records")})
-        return
-    print_fit(f, d, summ, caught, out)
+        emit_json(fit_json(f, v, out, code, notes or []))
+    else:
+        _print_parameters(f)
+        for n in notes or []:
+            console.print(f"note: {n}", markup=False, highlight=False, soft_wrap=True)
+        print_verdict(console, v)
+        console.print(f"fit written to {out}", markup=False, highlight=False, soft_wrap=True)
+    if not v.ok:
+        what = {EXIT_SAMPLER: "the sampler checks fail", EXIT_MISFIT: "the law does not describe the data"}
+        head = what.get(v.exit_code(), "the fit is bad")
+        if allow_bad_fit:
+            err_console.print(f"warning: {head}; accepted with --allow-bad-fit (exit 0). Do not trust its "
+                              f"intervals and decisions before fixing this.", markup=False, soft_wrap=True,
+                              style="yellow")
+        else:
+            err_console.print(f"error: {head} (exit code {code}); the fit is written to {out}. Do not trust its "
+                              "intervals and decisions before fixing this (see `what to try`); --allow-bad-fit "
+                              "accepts it.", markup=False, soft_wrap=True, style="red")
+    if code:
+        raise typer.Exit(code)
 
 
-def print_fit(f, d, summ, caught, out: Path, notes: Sequence[str] = ()) -> None:
-    """Diagnostics (red when bad), the convergence warnings caught, notes, the parameter table, the file."""
-    from bayes_dcpt.errors import ConvergenceWarning
+def fit_json(f: Any, v: Verdict, out: Path, code: int, notes: list[str]) -> dict[str, Any]:
+    """``--json`` of a new fit: file, law, exit code, verdict, failed adequacy checks, parameters (per law)."""
+    adequacy = f.adequacy() if callable(getattr(f, "adequacy", None)) and getattr(f, "data", None) is not None \
+        else None
+    payload: dict[str, Any] = {"out": str(out), "law": f.law.name, "exit_code": code, "diagnostics": v.as_json(),
+                               "adequacy": adequacy.as_dict() if adequacy is not None else None}
+    if hasattr(f, "table") and hasattr(f, "weights"):
+        payload["laws"] = law_table(f).to_dict(orient="records")
+    if notes:
+        payload["notes"] = notes
+    summ = f.summary()
+    names = ["law", "parameter"] if summ.index.nlevels == 2 else "parameter"
+    payload["summary"] = summ.reset_index(names=names).to_dict(orient="records")
+    return payload
 
-    style = "green" if d.ok else "bold red"
-    console.print(f"[{style}]diagnostics[/{style}]: {d}")
-    for w in caught:
-        if issubclass(w.category, ConvergenceWarning):
-            console.print(f"[bold red]WARNING[/bold red]: {w.message}")
-    for n in notes:
-        console.print(f"note: {n}")
-    t = Table(title=f"{f.law.name}: {f.law.title}  (90% HDI)")
-    t.add_column("parameter", style="bold")
-    for c in summ.columns:
-        t.add_column(str(c), justify="right")
-    for name, row in summ.iterrows():
-        t.add_row(str(name), *[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
-    console.print(t)
-    console.print(f"fit written to {out}")
+
+def law_table(f: Any) -> Any:
+    """Per candidate of a ``law="auto"`` fit: its weight, held-out scores (whatever the fit reports), verdict."""
+    import pandas as pd
+
+    t = f.table().drop(columns=["diagnostics"], errors="ignore")
+    fits = getattr(f, "fits", {})
+    rows = []
+    for name in t["law"]:
+        one = verdict(fits[name]) if name in fits else None
+        rows.append({"sampler": "n/a" if one is None else ("ok" if one.sampler_ok else "BAD"),
+                     "adequacy": "n/a" if one is None or one.adequate is None else ("ok" if one.adequate else
+                                                                                      "MISFIT")})
+    return pd.concat([t.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
+
+
+def _print_parameters(f: Any) -> None:
+    """The per-law table of a ``law="auto"`` fit and the parameter table (of its heaviest law)."""
+    shown, title = f, f"{f.law.name}: {f.law.title} (90% HDI)"
+    if hasattr(f, "table") and hasattr(f, "weights"):
+        t = law_table(f)
+        rows = [[str(r["law"]), *[num(v, ".3g") if isinstance(v, float) else str(v) for v in r.iloc[1:]]]
+                for _, r in t.iterrows()]
+        print_table(console, "law=auto: candidate laws, weighed", list(t.columns), rows)
+        shown = f.best
+        title = (f"parameters of {shown.law.name}, the heaviest law: {shown.law.title} (90% HDI; the others: "
+                 "--json)")
+    headers, rows = param_rows(shown.summary())
+    print_table(console, title, headers, rows)
 
 
 @app.command("predict")
 def predict_cmd(
-    fit_path: Path = typer.Argument(..., help="A fit written by `bayes-dcpt fit`."),
-    grid: Path = typer.Argument(..., help="CSV with columns domain, n_params, tokens, r_domain."),
+    fit_path: Path = typer.Argument(..., metavar="FIT", help="A fit written by `bayes-dcpt fit`."),
+    grid: Path = typer.Argument(..., metavar="GRID", help="CSV with columns domain, n_params, tokens, r_domain "
+                                                          "(a data file will do)."),
     ci: float = typer.Option(0.9, min=0.01, max=0.99, help="Interval probability."),
     kind: str = typer.Option("predictive", help="predictive (a new run's measurement) or mean (the law)."),
     out: Path | None = typer.Option(None, help="Write the predictions to this CSV (else print them)."),
     seed: int = typer.Option(0, help="Seed of the predictive noise draws."),
+    json_out: bool = typer.Option(False, "--json", help="Print the fit's diagnostics and the predictions as JSON."),
 ) -> None:
     """Posterior predictive bands for a grid of (domain, n_params, tokens, r_domain).
 
-    Example: [bold]bayes-dcpt predict fit.nc grid.csv --ci 0.9 --out pred.csv[/bold]
+    Example: [bold]bayes-dcpt predict fit.nc probes.csv --ci 0.9 --out pred.csv[/bold]
     """
-    import pandas as pd
-
     from bayes_dcpt.data.schema import read_table
     from bayes_dcpt.fitting import load_fit
 
     if kind not in ("predictive", "mean"):
         raise BayesDCPTError(f"--kind must be predictive or mean, not {kind!r}")
     f = load_fit(fit_path)
-    g = read_table(grid)
+    g = _cpt_rows(read_table(grid), grid)
+    v = warn_if_bad(err_console, f, fit_path)
     pred = f.predict(g, ci=ci, kind=kind, seed=seed)
     if out:
         pred.to_csv(out, index=False)
-        console.print(f"{len(pred)} predictions written to {out}")
+    if json_out:
+        emit_json({"diagnostics": v.as_json(), **({"out": str(out)} if out else {}),
+                   "predictions": pred.to_dict(orient="records")})
+    elif out:
+        console.print(f"{len(pred)} predictions written to {out}", markup=False, soft_wrap=True)
     else:
-        with pd.option_context("display.width", 200, "display.max_columns", 20):
-            console.print(pred.to_string(index=False))
+        _print_predictions(pred)
+
+
+def _cpt_rows(g: Any, source: Path) -> Any:
+    """The grid without base-model rows (tokens == 0: no CPT mixture, the law predicts CPT checkpoints), said."""
+    import pandas as pd
+
+    if "tokens" not in g:
+        return g
+    base = pd.to_numeric(g["tokens"], errors="coerce").eq(0).to_numpy()
+    if base.any():
+        if base.all():
+            raise BayesDCPTError(f"{source}: every row is a base-model row (tokens == 0); the law predicts CPT "
+                                 "checkpoints (tokens > 0)")
+        n = int(base.sum())
+        err_console.print(f"note: {n} base-model row{'s' if n > 1 else ''} of {source} (tokens == 0) skipped: the law "
+                          "predicts CPT checkpoints", markup=False, highlight=False, soft_wrap=True)
+    return g[~base].reset_index(drop=True)
+
+
+def _print_predictions(pred: Any) -> None:
+    """One row per grid point: the point, then each loss as ``mean [lo, hi]``."""
+    losses = [t for t in ("general", "domain") if f"loss_{t}_mean" in pred]
+    headers = ["domain", "N", "D", "r_domain", *[f"{t} loss [band]" for t in losses]]
+    rows = []
+    for _, r in pred.iterrows():
+        cells = [str(r["domain"]), f"{r['n_params']:,.0f}", f"{r['tokens']:,.0f}", num(r["r_domain"], ".3g")]
+        cells += [f"{num(r[f'loss_{t}_mean'])} [{num(r[f'loss_{t}_lo'])}, {num(r[f'loss_{t}_hi'])}]"
+                  for t in losses]
+        rows.append(cells)
+    print_table(console, "", headers, rows)

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from bayes_dcpt.cli._app import app, console, emit_json
+from bayes_dcpt.cli._app import app, console, emit_json, err_console
 from bayes_dcpt.errors import BayesDCPTError
 
 _USAGES = ("tradeoff", "limited-data", "compute", "critical-curve")
@@ -24,7 +24,7 @@ def _usage_inputs(usage: str, **opts: Any) -> dict[str, Any]:
 
 @app.command("optimize")
 def optimize_cmd(
-    fit_path: Path = typer.Argument(..., help="A fit written by `bayes-dcpt fit`."),
+    fit_path: Path = typer.Argument(..., metavar="FIT", help="A fit written by `bayes-dcpt fit`."),
     usage: str = typer.Option("tradeoff", help="tradeoff, limited-data, compute or critical-curve."),
     n_params: float | None = typer.Option(None, "--n-params", help="Model size N of the planned run."),
     tokens: float | None = typer.Option(None, "--tokens", help="CPT tokens D (limited-data: domain tokens)."),
@@ -33,7 +33,9 @@ def optimize_cmd(
     absolute: bool = typer.Option(False, "--absolute", help="Threshold in nats instead of relative (CMR style)."),
     prob: float | None = typer.Option(None, "--prob", min=0.5, max=0.999,
                                       help="Risk-aware answer: P(increase <= T) at least this."),
-    base_loss: float | None = typer.Option(None, "--base-loss", min=0.0, help="General loss L^0 of the base model."),
+    base_loss: float | None = typer.Option(None, "--base-loss", min=0.0,
+                                           help="General loss L0 of the base model at --n-params (default: from "
+                                                "the fit: its measured base row, or its base-loss law)."),
     flops: float | None = typer.Option(None, "--flops", min=0.0, help="Compute budget in FLOPs (usage compute)."),
     r_domain: float | None = typer.Option(None, "--r-domain", min=0.0, max=1.0, help="Fixed ratio (usage compute)."),
     domain: str | None = typer.Option(None, "--domain", help="One domain (default: every fitted domain)."),
@@ -43,15 +45,19 @@ def optimize_cmd(
 ) -> None:
     """Solve a usage of the D-CPT paper for every posterior draw: r* with its credible interval.
 
-    Example: [bold]bayes-dcpt optimize fit.nc --usage tradeoff --n-params 4e5 --tokens 2e6
+    Example: [bold]bayes-dcpt optimize fit.nc --usage tradeoff --n-params 443232 --tokens 2097152
     --max-general-increase 0.03[/bold]
     """
     from bayes_dcpt import decide as decisions
+    from bayes_dcpt.cli.asking import print_decisions, require_run
+    from bayes_dcpt.cli.verdict import warn_if_bad
     from bayes_dcpt.fitting import load_fit
 
     if usage not in _USAGES:
         raise BayesDCPTError(f"--usage must be one of {', '.join(_USAGES)}, not {usage!r}")
     f = load_fit(fit_path)
+    require_run("optimize --usage", usage, f, n_params=n_params, tokens=tokens, flops=flops)
+    v = warn_if_bad(err_console, f, fit_path)
     inputs = _usage_inputs(usage, n_params=n_params, tokens=tokens, max_general_increase=max_general_increase,
                            prob=prob, base_loss=base_loss, flops=flops, r_domain=r_domain, domain=domain)
     if absolute:
@@ -67,9 +73,11 @@ def optimize_cmd(
         fig = items[0].plot()
         fig.savefig(plot, dpi=120, bbox_inches="tight")
     if json_out:
-        emit_json(dec.to_json())
+        js = dec.to_json()
+        emit_json({**js, "diagnostics": v.as_json()} if isinstance(js, dict) else {"decisions": js,
+                                                                                   "diagnostics": v.as_json()})
         return
-    console.print(decisions.decision_table(dec, ci=ci))
+    print_decisions(console, dec, ci)
     if plot is not None:
         console.print(f"plot written to {plot}")
 
@@ -80,13 +88,46 @@ def _cost_model(gpu_flops: float, mfu: float, overhead: float):
     return CostModel(gpu_flops=gpu_flops, mfu=mfu, overhead_hours=overhead)
 
 
-def _target(target: str, **opts: Any):
+def _target(target: str, *, n_params: float | None, tokens: float | None, max_general_increase: float | None,
+            domain: str | None, base_loss: float | None = None):
+    """The planner's target from the CLI options: r* of the trade-off, of limited data, or of the compute allocation.
+
+    The compute target spends the FLOPs of the planned run (``6 N D``); ``--max-general-increase`` and
+    ``--base-loss`` belong to the trade-off only.
+    """
     from bayes_dcpt.plan.planner import make_target
 
+    name = target.strip().lower().replace("_", "-")
+    opts: dict[str, Any] = {"domain": domain}
+    if name == "tradeoff":
+        opts.update(n_params=n_params, tokens=tokens, max_general_increase=max_general_increase, base_loss=base_loss)
+    elif name == "limited-data":
+        opts.update(n_params=n_params, tokens=tokens)
+    elif name == "compute" and n_params is not None and tokens is not None:
+        opts["flops"] = 6.0 * float(n_params) * float(tokens)
+    if base_loss is not None and name != "tradeoff":
+        raise BayesDCPTError(f"--base-loss applies to --target tradeoff, not {target}")
     tgt, rest = make_target(target, **{k: v for k, v in opts.items() if v is not None})
     if rest:
-        raise BayesDCPTError(f"options {sorted(rest)} do not apply to target {target!r}")
+        raise BayesDCPTError(f"{', '.join('--' + k.replace('_', '-') for k in sorted(rest))} do not apply to "
+                             f"--target {target}")
     return tgt
+
+
+def _candidates(f: Any, candidates: Path | None, fit_path: Path) -> Any:
+    """The candidates file, or the report's default menu of the fit (said on stderr)."""
+    from bayes_dcpt.plan import planner
+
+    if candidates is not None:
+        return planner.read_candidates(candidates)
+    if not hasattr(f, "data"):
+        raise BayesDCPTError(f"{fit_path} carries no data (a law=auto fit): give --candidates CAND.csv")
+    from bayes_dcpt.report.build import default_candidates
+
+    cands = default_candidates(f)
+    err_console.print(f"note: {len(cands)} candidates from the default menu (`bayes-dcpt candidates {fit_path}` "
+                      "writes it; --candidates for your own)", markup=False, highlight=False, soft_wrap=True)
+    return cands
 
 
 def _drop_measured(cands, db: Path):
@@ -111,15 +152,19 @@ def _drop_measured(cands, db: Path):
 
 @app.command("suggest")
 def suggest_cmd(
-    fit_path: Path = typer.Argument(..., help="A fit written by `bayes-dcpt fit`."),
-    candidates: Path = typer.Option(..., "--candidates", help="CSV of candidate probes (domain, n_params, tokens, "
-                                                              "r_domain)."),
+    fit_path: Path = typer.Argument(..., metavar="FIT", help="A fit written by `bayes-dcpt fit`."),
+    candidates: Path | None = typer.Option(None, "--candidates", help="CSV of candidate probes (domain, n_params, "
+                                                                     "tokens, r_domain; `bayes-dcpt candidates` "
+                                                                     "writes one). Default: the report's menu."),
     target: str = typer.Option("tradeoff", help="What to learn about: tradeoff, limited-data or compute (r*)."),
     n_params: float | None = typer.Option(None, "--n-params", help="Model size of the planned (target) run."),
     tokens: float | None = typer.Option(None, "--tokens", help="CPT tokens of the planned run."),
     max_general_increase: float | None = typer.Option(0.03, "--max-general-increase", min=0.0,
                                                       help="Threshold T of the trade-off target."),
     domain: str | None = typer.Option(None, "--domain", help="Domain of the planned run."),
+    base_loss: float | None = typer.Option(None, "--base-loss", min=0.0,
+                                           help="General loss L0 of the base model at --n-params (default: from "
+                                                "the fit: its measured base row, or its base-loss law)."),
     k: int = typer.Option(3, "-k", "--k", min=1, help="Probes in the batch (one per GPU)."),
     budget_gpu_hours: float | None = typer.Option(None, "--budget-gpu-hours", min=0.0,
                                                   help="Total GPU-hours the batch may cost."),
@@ -136,18 +181,23 @@ def suggest_cmd(
 ) -> None:
     """Rank candidate probes by expected information about r* per GPU-hour and choose a batch of k.
 
-    Example: [bold]bayes-dcpt suggest fit.nc --candidates cand.csv --target tradeoff --n-params 4e5
-    --tokens 2e6 --max-general-increase 0.03 -k 3 --budget-gpu-hours 10 --out plan.csv[/bold]
+    Example: [bold]bayes-dcpt suggest fit.nc --candidates cand.csv --target tradeoff --domain python
+    --n-params 443232 --tokens 2097152 --max-general-increase 0.03 -k 3 --budget-gpu-hours 10 --out plan.csv[/bold]
     """
+    from bayes_dcpt.cli.asking import print_plan, require_domain, require_run
+    from bayes_dcpt.cli.verdict import warn_if_bad
     from bayes_dcpt.fitting import load_fit
     from bayes_dcpt.plan import planner as planner
 
     f = load_fit(fit_path)
-    cands = planner.read_candidates(candidates)
+    require_run("suggest --target", target, f, n_params=n_params, tokens=tokens)
+    require_domain("suggest", f, domain)
+    cands = _candidates(f, candidates, fit_path)
     if db is not None:
         cands = _drop_measured(cands, db)
+    v = warn_if_bad(err_console, f, fit_path)
     tgt = _target(target, n_params=n_params, tokens=tokens, max_general_increase=max_general_increase,
-                  domain=domain)
+                  domain=domain, base_loss=base_loss)
     plan = planner.suggest(f.posterior, cands, tgt, k=k, budget_gpu_hours=budget_gpu_hours,
                            cost_model=_cost_model(gpu_flops, mfu, overhead), seed=seed)
     if out is not None:
@@ -155,17 +205,18 @@ def suggest_cmd(
     if plot is not None:
         plan.plot().savefig(plot, dpi=120, bbox_inches="tight")
     if json_out:
-        emit_json({"summary": plan.summary(), "plan": plan.table.to_dict(orient="records")})
+        emit_json({"summary": plan.summary(), "plan": plan.table.to_dict(orient="records"),
+                   "diagnostics": v.as_json()})
         return
-    console.print(planner.plan_table(plan))
-    console.print(plan.summary())
+    print_plan(console, plan, target=target, n_params=n_params, tokens=tokens, domain=domain,
+               max_general_increase=max_general_increase)
     if out is not None:
-        console.print(f"plan written to {out}")
+        console.print(f"plan written to {out}", markup=False, soft_wrap=True)
 
 
 @app.command("loop")
 def loop_cmd(
-    data: Path | None = typer.Argument(None, help="Measurements so far (CSV/Parquet), or use --db."),
+    data: Path | None = typer.Argument(None, metavar="DATA", help="Measurements so far (CSV/Parquet), or use --db."),
     db: Path | None = typer.Option(None, "--db", help="Experiment store: read from it and store every result in it."),
     candidates: Path | None = typer.Option(None, "--candidates", help="Candidate probes CSV (not needed with "
                                                                        "--executor table)."),
@@ -195,8 +246,8 @@ def loop_cmd(
 ) -> None:
     """Alternate suggest -> run -> refit until the target's interval is narrow or the budget is spent.
 
-    Example: [bold]bayes-dcpt loop probes.csv --candidates cand.csv --executor simulate --n-params 4e5
-    --tokens 2e6 --rounds 3 --state-dir loop[/bold]
+    Example: [bold]bayes-dcpt loop probes.csv --candidates cand.csv --executor simulate --refit smc
+    --domain python --n-params 443232 --tokens 2097152 --rounds 1 --state-dir loop[/bold]
     """
     from bayes_dcpt.cli.fit_cmd import _load_input
     from bayes_dcpt.plan.loop import PlannerLoop
@@ -291,13 +342,12 @@ def _print_history(hist: Any, executor: str, refit: str) -> None:
     """The rounds as a table (nothing when no round ran)."""
     if not len(hist):
         return
-    from rich.table import Table
+    from bayes_dcpt.cli.tables import num, print_table
 
-    t = Table(title=f"loop ({executor} executor, {refit} refits)")
-    cols = ["round", "n_probes", "gpu_hours", "cum_gpu_hours", "width_before", "width_after", "median_after",
-            "reweighted"]
-    for c in cols:
-        t.add_column(c, justify="right")
-    for _, row in hist.iterrows():
-        t.add_row(*[f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in cols])
-    console.print(t)
+    cols = {"round": "round", "n_probes": "probes", "gpu_hours": "GPU-h", "cum_gpu_hours": "total GPU-h",
+            "width_before": "width before", "width_after": "width after", "median_after": "median after",
+            "reweighted": "reweighted"}
+    rows = [[num(row[c], ".4g") if isinstance(row[c], float) else str(row[c]) for c in cols]
+            for _, row in hist.iterrows()]
+    print_table(console, f"loop ({executor} executor, {refit} refits; widths: the target's interval)",
+                list(cols.values()), rows)

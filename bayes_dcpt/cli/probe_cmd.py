@@ -51,7 +51,7 @@ class _Bar:
             TextColumn("ETA"),
             TimeRemainingColumn(),
             console=console,
-            disable=quiet,
+            disable=quiet or not console.is_terminal,  # a log gets the summary line, not cut bars
             transient=False,
         )
         self.tasks: dict[str, Any] = {}
@@ -314,7 +314,7 @@ def _print_run(res: Any, db: Path, json_out: bool) -> None:
 
 @probe_app.command("grid")
 def grid_cmd(
-    spec: Path = typer.Argument(..., help="Grid spec (TOML or JSON)."),
+    spec: Path = typer.Argument(..., metavar="SPEC", help="Grid spec (TOML or JSON)."),
     db: Path = typer.Option(Path("runs.sqlite"), "--db", help="The experiment store (SQLite)."),
     csv: Path | None = typer.Option(None, "--csv", help="Export the whole store to this CSV afterwards."),
     workdir: Path = typer.Option(

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import typer
 
-from bayes_dcpt.cli._app import app, console
+from bayes_dcpt.cli._app import app, console, emit_json, err_console
 from bayes_dcpt.errors import BayesDCPTError
 
 
+# long: a typer command declares each of its options as a parameter; the body is short
 @app.command("report")
 def report_cmd(
-    fit_path: Path = typer.Argument(..., help="A fit written by `bayes-dcpt fit` (netCDF)."),
+    fit_path: Path = typer.Argument(..., metavar="FIT", help="A fit written by `bayes-dcpt fit` (netCDF)."),
     out: Path = typer.Option(
         Path("report.html"), "--out", help="The report file (.html, or .md for Markdown)."
     ),
@@ -33,7 +34,8 @@ def report_cmd(
         False, "--absolute", help="Threshold in nats instead of relative to the base loss."
     ),
     base_loss: float | None = typer.Option(
-        None, "--base-loss", min=0.0, help="General loss L0 of the base model (default: the data's base row)."
+        None, "--base-loss", min=0.0, help="General loss L0 of the base model at --n-params (default: from the "
+        "fit: its measured base row, or its base-loss law)."
     ),
     prob: float = typer.Option(
         0.9, "--prob", min=0.5, max=0.999, help="Probability of the risk-aware answer."
@@ -55,12 +57,15 @@ def report_cmd(
     ci: float = typer.Option(0.9, "--ci", min=0.5, max=0.99, help="Probability of every interval."),
     seed: int = typer.Option(0, "--seed", help="Planner seed (same seed, same plan)."),
     dpi: int = typer.Option(100, "--dpi", min=30, max=600, help="Resolution of the figures."),
+    json_out: bool = typer.Option(False, "--json", help="Print what was written, the questions asked and the "
+                                                        "fit's diagnostics as JSON."),
 ) -> None:
     """Write the report of a fit: data, law and priors, parameters, diagnostics, fitted curves, r*, compute
     allocation and the next suggested probes.
 
     Example: [bold]bayes-dcpt report fit.nc --out report.html --max-general-increase 0.03[/bold]
     """  # noqa: D205  (typer shows the first paragraph, as wrapped here, in the command list)
+    from bayes_dcpt.cli.verdict import warn_if_bad
     from bayes_dcpt.fitting import load_fit
     from bayes_dcpt.report.build import FORMATS, build_report
 
@@ -71,6 +76,10 @@ def report_cmd(
     if candidates is not None and not candidates.is_file():
         raise BayesDCPTError(f"no such candidates file: {candidates}")
     f = load_fit(fit_path)
+    if not hasattr(f, "data"):
+        raise BayesDCPTError(f"{fit_path} is a law=auto fit: report one of its laws, e.g. `bayes-dcpt report "
+                             f"{fit_path.with_name(fit_path.stem + '-' + f.best.law.name + '.nc')}` (its heaviest)")
+    v = warn_if_bad(err_console, f, fit_path)
     rep = build_report(
         f,
         out=out,
@@ -92,11 +101,16 @@ def report_cmd(
         source=str(fit_path),
         dpi=dpi,
     )
+    if json_out:
+        emit_json({"report": str(rep.path), "format": rep.format, "figures": len(rep.images),
+                   "plan_csv": str(plan_csv) if plan_csv is not None and rep.plan is not None else None,
+                   "inputs": rep.inputs, "notes": rep.notes, "diagnostics": v.as_json()})
+        return
     extra = (
         f" and {len(rep.images)} figures in {out.parent / (out.stem + '_files')}"
         if rep.format == "md"
         else ""
     )
-    console.print(f"report written to {rep.path}{extra}", soft_wrap=True)
+    console.print(f"report written to {rep.path}{extra}", soft_wrap=True, markup=False)
     if plan_csv is not None and rep.plan is not None:
-        console.print(f"plan written to {plan_csv}", soft_wrap=True)
+        console.print(f"plan written to {plan_csv}", soft_wrap=True, markup=False)

@@ -15,7 +15,7 @@ DB_HELP = "The experiment store (SQLite file; created when absent)."
 
 @data_app.command("import")
 def import_cmd(
-    file: Path = typer.Argument(..., help="CSV, TSV or Parquet file of CPT measurements."),
+    file: Path = typer.Argument(..., metavar="FILE", help="CSV, TSV or Parquet file of CPT measurements."),
     db: Path = typer.Option(..., "--db", help=DB_HELP),
     replace: bool = typer.Option(
         False, "--replace", help="Overwrite stored losses that differ (default: error)."
@@ -49,7 +49,7 @@ def export_cmd(
 ) -> None:
     """Write every stored measurement as one table in the schema of [bold]data validate[/bold].
 
-    Example: [bold]bayes-dcpt data export --db runs.sqlite --out probes.csv[/bold]
+    Example: [bold]bayes-dcpt data export --db runs.sqlite --out exported.csv[/bold]
     """
     from bayes_dcpt.data.store import Store, StoreError
 

@@ -18,7 +18,8 @@ Quickstart::
     >>> df = data.load("probes.csv")          # raises DataValidationError naming column and rows
     >>> data.summarize(df)["domains"]
 
-Rows are numbered from 1 in error messages: row 1 is the first data row (the line after a CSV header).
+Rows are numbered from 1 in error messages: row 1 is the first data row. For a CSV or TSV file whose rows are one
+line each, the message also gives the line of the file (row 1 is line 2, after the header).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import hashlib
 import io
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,7 @@ __all__ = [
     "base_run_id",
     "data_hash",
     "fit_rows",
+    "in_warmup",
     "load",
     "normalise_columns",
     "read_table",
@@ -101,7 +104,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
             return pd.read_parquet(io.BytesIO(raw))
         text = raw.decode("utf-8-sig")
         sep = "\t" if kind == "tsv" else ","
-        return pd.read_csv(io.StringIO(text), sep=sep, skipinitialspace=True)
+        df = pd.read_csv(io.StringIO(text), sep=sep, skipinitialspace=True)
+        if len(text.rstrip("\r\n").splitlines()) == len(df) + 1:  # one line per row: errors can name the line
+            df.attrs["first_line"] = 2
+        return df
     except UnicodeDecodeError as exc:
         raise DataValidationError(
             [Problem("file", f"not a UTF-8 text file (byte {exc.start}); is it corrupt or binary?")], source=src
@@ -137,10 +143,11 @@ def normalise_columns(df: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
     return out.rename(columns=rename), problems
 
 
-def _as_float(col: pd.Series, name: str, problems: list[Problem]) -> pd.Series:
-    """Coerce to float64; entries that are present but not numbers are reported."""
+def _as_float(col: pd.Series, name: str, problems: list[Problem], unreadable: pd.Series) -> pd.Series:
+    """Coerce to float64; entries that are present but not numbers are reported and marked in ``unreadable``."""
     if pd.api.types.is_bool_dtype(col):
         problems.append(Problem(name, "must be numeric, got true/false values", row_numbers(np.ones(len(col)))))
+        unreadable[:] = True
         return pd.Series(np.nan, index=col.index, dtype="float64")
     num = pd.to_numeric(col, errors="coerce")
     if not pd.api.types.is_numeric_dtype(col):
@@ -148,6 +155,7 @@ def _as_float(col: pd.Series, name: str, problems: list[Problem]) -> pd.Series:
         if bad.any():
             sample = col[bad].astype(str).iloc[0][:30]
             problems.append(Problem(name, f"not a number (e.g. {sample!r})", row_numbers(bad)))
+            unreadable[bad.to_numpy()] = True
     return num.astype("float64")
 
 
@@ -181,13 +189,15 @@ def validate(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
     if dom_missing.any():
         problems.append(Problem("domain", "missing domain name", row_numbers(dom_missing)))
     out["domain"] = dom.astype(str).str.strip().where(~dom_missing, "")
+    unreadable = {c: pd.Series(False, index=out.index) for c in _NUMERIC}  # reported once, as not a number
     for c in _NUMERIC:
         if c in df.columns:
-            out[c] = _as_float(df[c].reset_index(drop=True), c, problems)
+            out[c] = _as_float(df[c].reset_index(drop=True), c, problems, unreadable[c])
         else:
             out[c] = np.nan
 
     def check(name: str, bad: pd.Series, msg: str) -> None:
+        bad = bad & ~unreadable[name] if name in unreadable else bad
         if bad.any():
             problems.append(Problem(name, msg, row_numbers(bad)))
 
@@ -304,7 +314,14 @@ def load(source: str | Path | pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:
             raise DataValidationError([Problem("data", f"cannot make a table from the mapping: {exc}")]) from exc
         return validate(frame)
     if isinstance(source, (str, Path)):
-        return validate(read_table(source), source=str(source))
+        raw = read_table(source)
+        try:
+            return validate(raw, source=str(source))
+        except DataValidationError as exc:
+            first = raw.attrs.get("first_line")
+            if first is None:
+                raise
+            raise DataValidationError([replace(p, first_line=first) for p in exc.problems], exc.source) from None
     raise DataValidationError([Problem("data", f"cannot load data from a {type(source).__name__}")])
 
 
@@ -312,6 +329,28 @@ def load(source: str | Path | pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:
 def fit_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Rows that the laws are fitted on: CPT checkpoints with tokens > 0."""
     return df[df["tokens"] > 0].reset_index(drop=True)
+
+
+def in_warmup(df: pd.DataFrame) -> np.ndarray:
+    """Checkpoints measured inside their run's LR warm-up: before the run first reaches its peak learning rate.
+
+    The loss there follows the warm-up, a transient that no scaling law describes (the fits leave such rows out
+    by default, a documented burn-in). Needs the ``lr`` column (the learning rate at each checkpoint); without it,
+    or for runs whose ``lr`` is missing, nothing is flagged.
+    """
+    out = np.zeros(len(df), bool)
+    if "lr" not in df or "run_id" not in df:
+        return out
+    lr = pd.to_numeric(df["lr"], errors="coerce")
+    cpt = (df["tokens"] > 0) & lr.notna()
+    if not cpt.any():
+        return out
+    sub = df[cpt].assign(_lr=lr[cpt])
+    peak = sub.groupby("run_id")["_lr"].transform("max")
+    at_peak = sub["_lr"] >= 0.99 * peak
+    first_peak = sub["tokens"].where(at_peak).groupby(sub["run_id"]).transform("min")
+    out[np.flatnonzero(cpt.to_numpy())] = (sub["tokens"] < first_peak).to_numpy()
+    return out
 
 
 def to_long(df: pd.DataFrame, target: str = "both") -> pd.DataFrame:

@@ -34,9 +34,11 @@ __all__ = [
     "load_datablations_mix",
     "load_epoch_chinchilla",
     "load_example",
+    "load_long_cpt",
     "load_mixinglaws_cpt",
     "load_schedules",
     "load_slimpajama",
+    "long_cpt_path",
     "schedules_path",
     "shared_data_dir",
 ]
@@ -78,6 +80,22 @@ def _shared_file(*parts: str) -> Path:
 def example_path() -> Path:
     """Path of the embedded example CSV."""
     return Path(str(resources.files("bayes_dcpt.datasets").joinpath("example_cpt.csv")))
+
+
+def long_cpt_path() -> Path:
+    """Path of the embedded long-CPT CSV."""
+    return Path(str(resources.files("bayes_dcpt.datasets").joinpath("long_cpt.csv")))
+
+
+def load_long_cpt() -> pd.DataFrame:
+    """The embedded long-CPT grid: 2 domains x 3 sizes x 7 ratios, 2^21 CPT tokens, 17 checkpoints (LONG_CPT.md).
+
+    The second real probe grid, for extrapolation in tokens (four times the example's) and in model size.
+    """
+    p = long_cpt_path()
+    if not p.is_file():
+        raise DatasetUnavailable(f"the long-CPT dataset {p} is missing from the installation")
+    return _data.load(p)
 
 
 def load_example() -> pd.DataFrame:

@@ -11,7 +11,9 @@ takes a fit or a :class:`~bayes_dcpt.posterior.Posterior`, answers its question 
 * :mod:`~bayes_dcpt.decide.usages`: the usages by name (:func:`optimize`, :data:`USAGES`);
 * :mod:`~bayes_dcpt.decide.lr_choice`: which LR schedule and replay ratio (:func:`choose_schedule`);
 * :mod:`~bayes_dcpt.decide.results`, :mod:`~bayes_dcpt.decide.table`: what a decision returns and how it prints;
-  :mod:`~bayes_dcpt.decide.draws`: the law per draw; :mod:`~bayes_dcpt.decide.inputs`: input checks.
+  :mod:`~bayes_dcpt.decide.draws`: the law per draw (with its calibrated error beyond the data);
+  :mod:`~bayes_dcpt.decide.measured`: the trade-off checked against the measured crossing;
+  :mod:`~bayes_dcpt.decide.inputs`: input checks.
 
 Conventions: ``r_domain`` is the domain share (the general loss is evaluated at its own ratio
 ``1 - r_domain``); ``n_params``, ``tokens`` and FLOPs are raw counts (the laws use billions inside).
@@ -19,6 +21,8 @@ Intervals are equal-tailed (``ci=0.9`` by default) and respect the posterior's w
 constraint cannot be met (``infeasible``) or never binds (``always_satisfied``) are flagged and counted,
 never dropped: quantiles of ``r*`` are over the feasible draws, probabilities are over all draws. With several
 fitted domains and ``domain=None`` every usage answers for each domain and returns a :class:`DecisionSet`.
+A decision's ``inputs`` say where its numbers come from: the base loss (given, measured, or predicted per draw by
+the base-loss law) and how far the question lies beyond the data.
 
 Quickstart::
 

@@ -3,7 +3,10 @@
 At a fixed domain share the D-CPT Law is Chinchilla-shaped (``E0 + A/N^alpha + B0/D^beta``), so the
 compute-optimal ``N`` and ``D`` have the closed form of appendix G.3 (:func:`allocation_constants`); laws
 without that form are optimised numerically over ``log N``. :func:`compute_allocation` answers per posterior
-draw, at a given ``r_domain`` or jointly over it.
+draw, at a given ``r_domain`` or jointly over it. The optimum is located on the law; the losses reported there
+carry the law's calibrated error beyond the data (a discrepancy of unknown sign growing with the distance would
+otherwise pull every optimum to the far end of the search range). The base-anchored CPT law has no answer here:
+it describes the change from a base model the user already has, so the size is not a free choice.
 """
 
 from __future__ import annotations
@@ -82,13 +85,13 @@ def _numeric_n_opt(post: Posterior, target: str, domain: str, flops: float, r_do
     def f(u: np.ndarray) -> np.ndarray:
         N = np.exp(u)
         rr = r[:, None] if u.ndim == 2 else r
-        return law_draws(post, target, domain, N, flops / (6.0 * N), rr)
+        return law_draws(post, target, domain, N, flops / (6.0 * N), rr, discrepancy=False)
 
     fg = f(np.broadcast_to(u_grid, (post.n_draws, u_grid.size)))
     u, _ = grid_then_golden(fg, u_grid, f)
     N = np.exp(u)
     D = flops / (6.0 * N)
-    return N, D, law_draws(post, target, domain, N, D, r)
+    return N, D, law_draws(post, target, domain, N, D, r, discrepancy=False)
 
 
 def _optimum_at(post: Posterior, target: str, domain: str, flops: float, r: np.ndarray,
@@ -158,6 +161,11 @@ def compute_allocation(
         at ``r = 0``, so no finite optimum exists).
     """
     flops = positive("flops", flops)
+    if post.law.family == "cpt":
+        raise InputError(
+            f"usage 'compute' does not apply to the {post.law.name!r} law: it predicts CPT as a change from a base "
+            "model you already have, so it cannot trade the model size against CPT tokens; compare the sizes you "
+            "have with 'tradeoff' or 'limited-data' at each, or fit law='dcpt' for a compute allocation")
     if target not in ("domain", "general"):
         raise InputError(f"target must be 'domain' or 'general', got {target!r}")
     if r_domain is not None:

@@ -2,7 +2,10 @@
 
 The usages solve their question separately for every draw, vectorised over the draws: :func:`law_draws`
 evaluates draw ``s`` at its own inputs ``[s]`` (what root-finding and minimising per draw need, unlike
-:meth:`~bayes_dcpt.posterior.draws.Posterior.surface`, which puts every draw on every input).
+:meth:`~bayes_dcpt.posterior.draws.Posterior.surface`, which puts every draw on every input). Outside the probed
+data it multiplies the law by the draw's model-discrepancy factor ``exp(z_s sd)``
+(:meth:`~bayes_dcpt.posterior.draws.Posterior.discrepancy_shift`), so every answer that extrapolates carries
+the law's own error, and the same posterior always gives the same answer.
 :func:`answer_domains` picks and checks the domains a usage answers, :func:`posterior_weights` gives the
 normalised weights that every interval and probability respects.
 """
@@ -15,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from bayes_dcpt.errors import InputError, UnknownDomainError
-from bayes_dcpt.laws.registry import BILLION
 from bayes_dcpt.posterior.draws import Posterior
 
 __all__ = ["answer_domains", "law_draws", "posterior_weights"]
@@ -42,24 +44,26 @@ def answer_domains(post: Posterior, domain: str | None, targets: Sequence[str], 
     return [domain]
 
 
-def law_draws(post: Posterior, target: str, domain: str, n_params: Any, tokens: Any, r_domain: Any) -> np.ndarray:
+def law_draws(post: Posterior, target: str, domain: str, n_params: Any, tokens: Any, r_domain: Any, *,
+              discrepancy: bool = True) -> np.ndarray:
     """The law per draw where the inputs' *first axis is the draw* (size S or 1): shape ``(S, ...)``.
 
     ``n_params`` and ``tokens`` are raw counts and ``r_domain`` the domain share (the general loss is
     evaluated at its own ratio ``1 - r_domain``). Unlike :meth:`Posterior.surface` (every draw on every
     input), this evaluates draw ``s`` at its own inputs ``[s]``, which vectorised root-finding needs.
+    With ``discrepancy`` (default) the value is multiplied by ``exp(z_s sd(N, D, r))``, the draw's model error
+    beyond the data (1 inside it, or when the fit calibrated none).
     """
     N, D, rd = np.broadcast_arrays(*(np.asarray(v, float) for v in (n_params, tokens, r_domain)))
     if N.ndim == 0:
         N, D, rd = N[None], D[None], rd[None]
     p = post.param_draws(target, domain)
     pe = {k: np.asarray(v, float).reshape((-1,) + (1,) * (N.ndim - 1)) for k, v in p.items()}
-    r = rd if target == "domain" else 1.0 - rd
-    x: dict[str, Any] = {"N": N / BILLION, "D": D / BILLION, "r": r}
-    if "K" in pe:
-        x["K"] = pe["K"]
+    x = post.law_inputs(target, domain, N, D, rd, pe)
     with np.errstate(all="ignore"):
         out = np.asarray(post.law(np, pe, x), float)
+        if discrepancy:
+            out = out * np.exp(post.discrepancy_shift(target, domain, N, D, rd))
     return np.broadcast_to(out, (post.n_draws, *out.shape[1:])).copy()
 
 

@@ -3,7 +3,9 @@
 With ``D_d`` domain tokens available, a run at domain share ``r`` has ``D = D_d / r`` tokens in total: a
 smaller ``r`` means a longer run but a diluted domain. :func:`limited_data` finds ``r*`` per posterior draw:
 for the D-CPT Law (and the cross-domain law built on it) in closed form, with the paper's condition for an
-interior optimum; for any other law numerically (grid scan plus golden section).
+interior optimum; for any other law numerically (grid scan plus golden section). The optimum is located on the
+law; the losses at it (and the plotted curves) carry the law's calibrated error beyond the data, whose unknown sign
+would otherwise pull the optimum to the longest, most extrapolated runs.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def _limited_numeric(post: Posterior, domain: str, n_params: float, domain_token
     """Any law: minimise ``L_d(N, D_d / r, r)`` per draw by grid scan plus golden section; ``(r*, interior)``."""
 
     def f(r: np.ndarray) -> np.ndarray:
-        return law_draws(post, "domain", domain, n_params, domain_tokens / r, r)
+        return law_draws(post, "domain", domain, n_params, domain_tokens / r, r, discrepancy=False)
 
     r, _ = grid_then_golden(f(grid[None, :]), grid, f)
     return r, (r < 1 - 1e-9) & np.isfinite(r)

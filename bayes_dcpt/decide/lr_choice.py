@@ -211,7 +211,7 @@ def _candidates(post: DynamicsPosterior, candidates: pd.DataFrame | Mapping[str,
         elif len(sizes) == 1:
             n_params = sizes[0]
         else:
-            raise InputError(f"pass n_params= (the fit has base models of sizes {sizes})")
+            raise InputError(f"the fit has base models of sizes {sizes}: choose one (--n-params; n_params= in Python)")
     else:
         n_params = positive("n_params", n_params)
     cands["domain"] = cands["domain"] if "domain" in cands else domain

@@ -7,6 +7,12 @@ largest feasible ``r``), and adds the risk-aware answer: the largest ``r`` with 
 The threshold is relative to the base model's general loss (``T``, the D-CPT paper) or absolute
 (``epsilon``, the CMR paper). Draws where even ``r = 0`` breaks the threshold are flagged ``infeasible``
 (``r* = NaN``); draws where ``r = 1`` keeps it are flagged ``always_satisfied`` (``r* = 1``): counted, never dropped.
+
+The base loss enters per draw: measured where the data have it, given by the user (then the posterior takes it as
+the base model's, so a base-anchored law starts from it too), or predicted by the base-loss law in N, whose
+uncertainty then travels into r*. Outside the data the law carries its calibrated discrepancy
+(:func:`~bayes_dcpt.decide.draws.law_draws`). Where the data measure the constraint itself, the answer is checked
+against the measured crossing (:mod:`~bayes_dcpt.decide.measured`).
 """
 
 from __future__ import annotations
@@ -19,27 +25,77 @@ import pandas as pd
 
 from bayes_dcpt.decide.draws import answer_domains, law_draws, posterior_weights
 from bayes_dcpt.decide.inputs import number, positive, unit_interval
+from bayes_dcpt.decide.measured import measured_crossing
 from bayes_dcpt.decide.results import Decision, DecisionSet, one_or_set
 from bayes_dcpt.errors import InputError
 from bayes_dcpt.numerics.quantiles import weighted_quantile
 from bayes_dcpt.numerics.search import bisect_last_feasible
 from bayes_dcpt.posterior.draws import Posterior
 
-__all__ = ["R_GRID_SIZE", "critical_ratio_curve", "tradeoff"]
+__all__ = ["R_GRID_SIZE", "base_reference", "critical_ratio_curve", "tradeoff"]
 
 #: Grid over ``r_domain`` on which constraints are scanned before the bracketing root-find.
 R_GRID_SIZE = 201
 
 
-def _base_loss(post: Posterior, domain: str, n_params: float, base_loss: Any, target: str = "general") -> float:
-    """The base model's loss ``L^0`` for ``domain``: given (a number or ``{domain: number}``) or measured."""
+def _given_base(domain: str, base_loss: Any) -> float | None:
+    """The base loss the user gave for ``domain`` (a number or ``{domain: number}``), or None."""
     if base_loss is None:
-        return post.base_loss(domain, n_params, target)
+        return None
     if isinstance(base_loss, Mapping):
         if domain not in base_loss:
             raise InputError(f"base_loss has no entry for domain {domain!r} (given for {sorted(base_loss)})")
         base_loss = base_loss[domain]
     return positive("base_loss", base_loss)
+
+
+def base_reference(post: Posterior, domain: str, n_params: float, base_loss: Any
+                   ) -> tuple[Posterior, np.ndarray, dict[str, Any]]:
+    """The posterior to answer with, the base general loss per draw ``(S,)`` and how it was obtained.
+
+    A given base loss becomes the posterior's measured base model at ``n_params`` (:meth:`Posterior.with_reference`:
+    a base-anchored law then starts from it too); otherwise the measured one, or the base-loss law's draws. The
+    facts are ``base_loss`` (median), ``base_loss_source`` and, when predicted, ``base_loss_interval`` (90%).
+    """
+    given = _given_base(domain, base_loss)
+    if given is not None:
+        post = post.with_reference(domain, n_params, loss_general=given)
+        source = "given"
+    else:
+        source = post.base_source(domain, n_params, "general")
+    L0 = post.base_loss_draws(domain, n_params, "general")
+    w = posterior_weights(post)
+    facts: dict[str, Any] = {"base_loss": float(weighted_quantile(L0, (0.5,), w)[0]), "base_loss_source": source}
+    if source not in ("given", "measured"):
+        facts["base_loss_interval"] = [float(v) for v in weighted_quantile(L0, (0.05, 0.95), w)]
+    return post, L0, facts
+
+
+def _noise_var(post: Posterior) -> Any:
+    """The posterior-mean log-scale variance of a new measurement of the general loss at each row of a frame."""
+    w = posterior_weights(post)
+
+    def var(rows: pd.DataFrame) -> np.ndarray:
+        ve, vu = post.measurement_variance(rows.reset_index(drop=True), "general")
+        return w @ (ve + vu[:, None])
+
+    return var
+
+
+def _per_draw(v: Any, ndim: int) -> np.ndarray:
+    """A per-draw ``(S,)`` (or scalar) value shaped to broadcast against ``ndim``-dimensional per-draw arrays."""
+    a = np.asarray(v, float)
+    return a.reshape((-1,) + (1,) * (ndim - 1)) if a.ndim else a
+
+
+def _extrapolation_facts(post: Posterior, domain: str, n_params: float, tokens: float, r: float) -> dict[str, Any]:
+    """How far ``(N, D, r)`` lies beyond the data and the general loss's discrepancy sd (log scale) there."""
+    if not post.has_discrepancy:
+        return {"discrepancy": "none calibrated: the law's parameter uncertainty alone"}
+    dist = post.extrapolation(domain, n_params, tokens, r)
+    return {"discrepancy": "calibrated: every draw carries the law's error beyond the data",
+            **{f"extrapolation_{a}": float(v) for a, v in dist.items()},
+            "discrepancy_sd_general": float(post.discrepancy_sd("general", domain, n_params, tokens, r))}
 
 
 def _largest_feasible_r(post: Posterior, domain: str, n_params: float, tokens: float, threshold: float,
@@ -50,7 +106,8 @@ def _largest_feasible_r(post: Posterior, domain: str, n_params: float, tokens: f
     draw whatever the shape of the curve; when the curve is monotone this is the unique root).
     """
     def g(r: np.ndarray) -> np.ndarray:
-        return law_draws(post, "general", domain, n_params, tokens, r) - threshold
+        v = law_draws(post, "general", domain, n_params, tokens, r)
+        return v - _per_draw(threshold, v.ndim)
 
     vals = g(grid[None, :])
     ok = vals <= 0
@@ -63,7 +120,8 @@ def _largest_feasible_r(post: Posterior, domain: str, n_params: float, tokens: f
     r = np.where(always, 1.0, r)
     r = np.where(any_ok, r, np.nan)
     with np.errstate(invalid="ignore"):
-        monotone = np.all(np.diff(vals, axis=1) >= -1e-12 * np.maximum(1.0, np.abs(threshold)), axis=1)
+        monotone = np.all(np.diff(vals, axis=1) >= -1e-12 * np.maximum(1.0, np.abs(_per_draw(threshold, 2))),
+                          axis=1)
     return {"r": r, "always": always, "infeasible": ~any_ok, "monotone": monotone & np.isfinite(vals).all(axis=1),
             "grid_values": vals, "grid_ok": ok}
 
@@ -100,6 +158,7 @@ def tradeoff(
     relative: bool = True,
     base_loss: float | Mapping[str, float] | None = None,
     prob: float = 0.9,
+    data: pd.DataFrame | None = None,
 ) -> Decision | DecisionSet:
     """Usage 1: the largest domain share whose general-loss increase stays within a threshold, per draw.
 
@@ -122,17 +181,23 @@ def tradeoff(
     relative
         Whether the threshold is relative to the base loss.
     base_loss
-        The base model's general loss ``L_g^0`` (a number or ``{domain: number}``). Default: the
-        posterior's reference (the data's tokens == 0 rows at this ``n_params``).
+        The base model's general loss ``L_g^0`` (a number or ``{domain: number}``), taken as the base model's
+        measured loss at ``n_params`` (:meth:`~bayes_dcpt.posterior.Posterior.with_reference`). Default: the
+        data's tokens == 0 rows at this ``n_params``, else the base-loss law in N per draw (its uncertainty
+        is carried into r*). ``inputs["base_loss_source"]`` says which.
     prob
         Probability level of the risk-aware answer: the largest ``r`` with
         ``P(increase <= threshold) >= prob``.
+    data
+        The measurements (a schema frame, e.g. ``fit.data``): when they hold the base model and CPT runs at
+        this N with a checkpoint at D at several ratios, the measured crossing is compared with r*'s interval
+        (:mod:`~bayes_dcpt.decide.measured`; ``Decision.measured_check``).
 
     Returns
     -------
     Decision or DecisionSet
-        ``posterior`` columns: ``draw, r_domain, loss_general, loss_domain, general_increase, feasible,
-        always_satisfied, monotone``. Infeasible draws (even ``r = 0`` breaks the threshold) have
+        ``posterior`` columns: ``draw, r_domain, loss_general, loss_domain, general_increase, base_loss,
+        feasible, always_satisfied, monotone``. Infeasible draws (even ``r = 0`` breaks the threshold) have
         ``r_domain = NaN``; always-satisfied draws (``r = 1`` is within it) have ``r_domain = 1``.
     """
     n_params = positive("n_params", n_params)
@@ -144,19 +209,23 @@ def tradeoff(
     grid = np.linspace(0.0, 1.0, R_GRID_SIZE)
     out = []
     for dom in answer_domains(post, domain, ("general",), "tradeoff"):
-        L0 = _base_loss(post, dom, n_params, base_loss)
+        post_d, L0, facts = base_reference(post, dom, n_params, base_loss)
         threshold = L0 * (1.0 + T) if relative else L0 + T
         inputs = {"domain": dom, "n_params": n_params, "tokens": tokens, "max_general_increase": T,
-                  "relative": bool(relative), "base_loss": L0, "threshold_loss": threshold, "prob": prob,
-                  "law": post.law.name}
-        out.append(_tradeoff_decision(post, inputs, grid))
+                  "relative": bool(relative), **facts,
+                  "threshold_loss": float(weighted_quantile(threshold, (0.5,), posterior_weights(post_d))[0]),
+                  "prob": prob, "law": post.law.name}
+        measured = measured_crossing(data, dom, n_params, tokens, max_general_increase=T, relative=bool(relative),
+                                     base_loss=_given_base(dom, base_loss), noise_var=_noise_var(post_d))
+        out.append(_tradeoff_decision(post_d, inputs, grid, L0, threshold, measured))
     return one_or_set(out)
 
 
-def _tradeoff_decision(post: Posterior, inputs: dict[str, Any], grid: np.ndarray) -> Decision:
-    """Usage 1 for one domain (``inputs`` as :func:`tradeoff` records them, threshold included)."""
+def _tradeoff_decision(post: Posterior, inputs: dict[str, Any], grid: np.ndarray, L0: np.ndarray,
+                       threshold: np.ndarray, measured: dict[str, Any] | None) -> Decision:
+    """Usage 1 for one domain: ``inputs`` as :func:`tradeoff` records them, base loss and threshold per draw."""
     dom, n_params, tokens, prob = inputs["domain"], inputs["n_params"], inputs["tokens"], inputs["prob"]
-    L0, threshold, relative = inputs["base_loss"], inputs["threshold_loss"], inputs["relative"]
+    relative = inputs["relative"]
     res = _largest_feasible_r(post, dom, n_params, tokens, threshold, grid)
     w = posterior_weights(post)
     r = res["r"]
@@ -168,7 +237,7 @@ def _tradeoff_decision(post: Posterior, inputs: dict[str, Any], grid: np.ndarray
         else np.full_like(r, np.nan)
     incr = (lg - L0) / L0 if relative else lg - L0
     frame = pd.DataFrame({"draw": np.arange(post.n_draws), "r_domain": r, "loss_general": lg,
-                          "loss_domain": ld, "general_increase": incr, "feasible": feas,
+                          "loss_domain": ld, "general_increase": incr, "base_loss": L0, "feasible": feas,
                           "always_satisfied": res["always"], "monotone": res["monotone"]})
     ra = _risk_aware(r, res["monotone"], res["grid_ok"], grid, w, prob)
     if ra["feasible"]:
@@ -184,12 +253,16 @@ def _tradeoff_decision(post: Posterior, inputs: dict[str, Any], grid: np.ndarray
         probs[f"P(constraint holds at the median r* = {med:.4f})"] = float(np.sum(w * holds))
     counts = {"n_draws": post.n_draws, "infeasible": int(res["infeasible"].sum()),
               "always_satisfied": int(res["always"].sum()), "non_monotone": int((~res["monotone"]).sum())}
-    gv = res["grid_values"] + threshold
-    curves = {"r": grid, "general_increase": (gv - L0) / L0 if relative else gv - L0}
+    L0c = L0[:, None]
+    gv = res["grid_values"] + threshold[:, None]
+    curves = {"r": grid, "general_increase": (gv - L0c) / L0c if relative else gv - L0c}
     if has_dom:
         curves["loss_domain"] = law_draws(post, "domain", dom, n_params, tokens, grid[None, :])
-    return Decision("tradeoff", dom, inputs, frame, post.weights, curves,
-                    {"counts": counts, "risk_aware": ra, "probabilities": probs})
+    inputs.update(_extrapolation_facts(post, dom, n_params, tokens, med if np.isfinite(med) else 0.5))
+    extras = {"counts": counts, "risk_aware": ra, "probabilities": probs}
+    if measured is not None:
+        extras["measured"] = measured
+    return Decision("tradeoff", dom, inputs, frame, post.weights, curves, extras)
 
 
 def critical_ratio_curve(
@@ -202,12 +275,14 @@ def critical_ratio_curve(
     relative: bool = True,
     base_loss: float | Mapping[str, float] | None = None,
     prob: float = 0.9,
+    data: pd.DataFrame | None = None,
 ) -> Decision | DecisionSet:
     """The critical mixture ratio ``r*(D)`` against CPT tokens, per draw (the CMR paper's ``R_CMR(T)``).
 
     Usage 1 solved at every token budget in ``tokens_grid``; ``posterior`` has one row per (draw,
     tokens). The summary table has, per budget, the median and interval of ``r*``, the risk-aware ``r``
-    and the counts of infeasible and always-satisfied draws.
+    and the counts of infeasible and always-satisfied draws; with ``data``, the measured crossing at every
+    budget the data measure (see :func:`tradeoff`). The base loss is per draw, as in :func:`tradeoff`.
     """
     n_params = positive("n_params", n_params)
     toks = np.atleast_1d(np.asarray(tokens_grid, dtype=object))
@@ -222,18 +297,23 @@ def critical_ratio_curve(
     grid = np.linspace(0.0, 1.0, R_GRID_SIZE)
     out = []
     for dom in answer_domains(post, domain, ("general",), "critical-curve"):
-        L0 = _base_loss(post, dom, n_params, base_loss)
+        post_d, L0, facts = base_reference(post, dom, n_params, base_loss)
         threshold = L0 * (1.0 + T) if relative else L0 + T
         inputs = {"domain": dom, "n_params": n_params, "tokens_grid": toks.tolist(), "max_general_increase": T,
-                  "relative": bool(relative), "base_loss": L0, "threshold_loss": threshold, "prob": prob,
-                  "law": post.law.name}
-        out.append(_curve_decision(post, inputs, toks, grid))
+                  "relative": bool(relative), **facts,
+                  "threshold_loss": float(weighted_quantile(threshold, (0.5,), posterior_weights(post_d))[0]),
+                  "prob": prob, "law": post.law.name}
+        measured = {float(D): m for D in toks if (m := measured_crossing(
+            data, dom, n_params, D, max_general_increase=T, relative=bool(relative),
+            base_loss=_given_base(dom, base_loss), noise_var=_noise_var(post_d))) is not None}
+        out.append(_curve_decision(post_d, inputs, toks, grid, threshold, measured))
     return one_or_set(out)
 
 
-def _curve_decision(post: Posterior, inputs: dict[str, Any], toks: np.ndarray, grid: np.ndarray) -> Decision:
+def _curve_decision(post: Posterior, inputs: dict[str, Any], toks: np.ndarray, grid: np.ndarray,
+                    threshold: np.ndarray, measured: dict[float, dict[str, Any]]) -> Decision:
     """The critical curve for one domain: usage 1 at every budget in ``toks`` (sorted, unique)."""
-    dom, n_params, threshold = inputs["domain"], inputs["n_params"], inputs["threshold_loss"]
+    dom, n_params = inputs["domain"], inputs["n_params"]
     w = posterior_weights(post)
     frames, ras = [], {}
     R = np.empty((post.n_draws, toks.size))
@@ -254,5 +334,8 @@ def _curve_decision(post: Posterior, inputs: dict[str, Any], toks: np.ndarray, g
         with np.errstate(invalid="ignore"):
             up = R[:, -1] > R[:, 0]
         probs["P(r* at the largest budget > r* at the smallest)"] = float(np.sum(w * up))
-    return Decision("critical-curve", dom, inputs, frame, post.weights, {"tokens": toks, "r": R},
-                    {"counts": counts, "risk_aware": ras, "probabilities": probs})
+    extras = {"counts": counts, "risk_aware": ras, "probabilities": probs}
+    if measured:
+        extras["measured"] = measured
+    inputs.update(_extrapolation_facts(post, dom, n_params, float(toks[-1]), 0.5))
+    return Decision("critical-curve", dom, inputs, frame, post.weights, {"tokens": toks, "r": R}, extras)

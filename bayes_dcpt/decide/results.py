@@ -19,6 +19,7 @@ import pandas as pd
 from bayes_dcpt import hooks
 from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.decide.inputs import unit_interval
+from bayes_dcpt.decide.measured import check_against
 from bayes_dcpt.encoding import to_jsonable
 from bayes_dcpt.errors import InputError, UnknownDomainError
 from bayes_dcpt.numerics.quantiles import weighted_quantile
@@ -49,6 +50,11 @@ class DecisionSummary:
         Probability statements over all draws, e.g. ``"P(r* >= 0.5)"``.
     risk_aware
         Usage 1 only: ``{"prob", "r_domain", "method", ...}``; ``None`` otherwise.
+    measured
+        Usage 1 when the data measure the constraint: the measured crossing and whether r*'s interval agrees
+        (:meth:`Decision.measured_check`); ``None`` otherwise.
+    notes
+        What a reader must know to read the table: an empty table's reason, a disagreement with the data.
     """
 
     usage: str
@@ -58,23 +64,32 @@ class DecisionSummary:
     counts: dict[str, int]
     probabilities: dict[str, float]
     risk_aware: dict[str, Any] | None = None
+    measured: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def flags(self) -> list[str]:
+        """The notes that warn: the answer disagrees with the measurements."""
+        return [n for n in self.notes if n.startswith("DISAGREES")]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python form (JSON-ready)."""
         return {"usage": self.usage, "domain": self.domain, "ci": self.ci,
                 "table": to_jsonable(self.table.reset_index().to_dict(orient="records")),
                 "counts": dict(self.counts), "probabilities": to_jsonable(self.probabilities),
-                "risk_aware": to_jsonable(self.risk_aware)}
+                "risk_aware": to_jsonable(self.risk_aware), "measured": to_jsonable(self.measured),
+                "notes": list(self.notes)}
 
     def __str__(self) -> str:
         lines = [f"{self.usage} decision for domain {self.domain!r} ({self.ci:.0%} intervals)",
-                 self.table.to_string(float_format=lambda v: f"{v:.5g}")]
+                 self.table.to_string(float_format=lambda v: f"{v:.5g}") if len(self.table) else "(no quantity)"]
         lines.append("counts: " + ", ".join(f"{k}={v}" for k, v in self.counts.items()))
         for k, v in self.probabilities.items():
             lines.append(f"{k} = {v:.3f}")
         if self.risk_aware is not None:
             ra = self.risk_aware
             lines.append(f"risk-aware r (P(constraint holds) >= {ra['prob']:g}): {format_value(ra['r_domain'])}")
+        lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -83,7 +98,8 @@ class DecisionSummary:
 #: Quantities summarised per usage: (column, label with unit).
 _QUANTITIES: dict[str, tuple[tuple[str, str], ...]] = {
     "tradeoff": (("r_domain", "optimal domain share r*"), ("loss_general", "general loss at r* (nats)"),
-                 ("loss_domain", "domain loss at r* (nats)"), ("general_increase", "general-loss increase at r*")),
+                 ("loss_domain", "domain loss at r* (nats)"), ("general_increase", "general-loss increase at r*"),
+                 ("base_loss", "base model's general loss L0 (nats)")),
     "limited-data": (("r_domain", "optimal domain share r*"), ("tokens_total", "total CPT tokens D = D_d / r*"),
                      ("loss_domain", "domain loss at r* (nats)"), ("loss_general", "general loss at r* (nats)"),
                      ("interior_max_domain_tokens", "largest D_d with an interior optimum (tokens)")),
@@ -171,11 +187,71 @@ class Decision:
         if self.weights is not None:
             counts["effective_draws (importance weights)"] = round(1.0 / np.sum(self.draw_weights() ** 2))
         probs = dict(self.extras.get("probabilities", {}))
+        measured = self.measured_check(ci)
+        notes = self._notes(measured, ci)
         if self.usage == "critical-curve":
-            return DecisionSummary(self.usage, self.domain, ci, self._curve_table(lo, hi), counts, probs, None)
+            return DecisionSummary(self.usage, self.domain, ci, self._curve_table(lo, hi, measured), counts, probs,
+                                   None, None, notes)
         table = self._quantity_table(lo, hi)
+        if "r_domain" not in table.index:
+            why = (f"no posterior draw meets the constraint ({counts.get('infeasible', 0)} of "
+                   f"{counts.get('n_draws', self.n_draws)} infeasible)" if self.usage == "tradeoff"
+                   else "no posterior draw gives an answer")
+            notes = (f"{why}: no r* to summarise", *notes)
         probs.update(self._usage_probabilities())
-        return DecisionSummary(self.usage, self.domain, ci, table, counts, probs, self.extras.get("risk_aware"))
+        return DecisionSummary(self.usage, self.domain, ci, table, counts, probs, self.extras.get("risk_aware"),
+                               measured, notes)
+
+    @property
+    def measured_crossing(self) -> float | None:
+        """Usage 1: the critical ratio read off the measurements at the asked N and D (None: not measured)."""
+        m = self.extras.get("measured")
+        return float(m["crossing"]) if self.usage == "tradeoff" and m else None
+
+    def measured_check(self, ci: float = CI_PROB) -> dict[str, Any] | None:
+        """The measured crossing against r*'s ``ci`` interval (:mod:`bayes_dcpt.decide.measured`), or None.
+
+        Usage 1: ``{crossing, kind, bracket, ..., "interval": [lo, hi], "agrees": bool}``; the critical curve:
+        ``{tokens: that}`` for every budget the data measure.
+        """
+        m = self.extras.get("measured")
+        if not m:
+            return None
+        if self.usage == "tradeoff":
+            return check_against(m, self.posterior["r_domain"].to_numpy(float), self.draw_weights(), ci)
+        out = {}
+        for tok, g in self.posterior.groupby("tokens", sort=True):
+            if float(tok) in m:
+                out[float(tok)] = check_against(m[float(tok)], g["r_domain"].to_numpy(float),
+                                                self.draw_weights()[g["draw"].to_numpy()], ci)
+        return out
+
+    def _notes(self, measured: dict[str, Any] | None, ci: float) -> tuple[str, ...]:
+        """A note per measured crossing (a ``DISAGREES`` flag when r*'s interval misses it)."""
+        if not measured:
+            return ()
+        items = [(self.inputs.get("tokens"), measured)] if self.usage == "tradeoff" else list(measured.items())
+        notes = []
+        for tok, c in items:
+            where = {"interior": f"interpolated between r = {c['bracket'][0]:.3g} and {c['bracket'][1]:.3g}",
+                     "above": "every measured ratio is within the threshold: r* >= the largest",
+                     "below": "no measured ratio is within the threshold: r* < the smallest"}[c["kind"]]
+            lo, hi = c["interval"]
+            noise = ""
+            if "crossing_interval" in c:
+                noise = " (with its measurement noise {} .. {})".format(*(format_value(v, ".3g")
+                                                                          for v in c["crossing_interval"]))
+            text = (f"measured crossing r = {c['crossing']:.3g}{noise} at D = {tok:.4g} ({where}; {c['n_runs']} "
+                    f"run(s), base loss {c['base_loss_source']}) vs r*'s {ci:.0%} interval "
+                    f"[{format_value(lo, '.3g')}, {format_value(hi, '.3g')}]")
+            if not c["agrees"]:
+                notes.append("DISAGREES with the data, beyond the measurements' noise: the law misses them here; "
+                             + text)
+            elif not c["contains"]:
+                notes.append("within the measurements' noise, though r*'s interval misses the measured value: " + text)
+            else:
+                notes.append("agrees with the data: " + text)
+        return tuple(notes)
 
     def _quantity_table(self, lo: float, hi: float) -> pd.DataFrame:
         """One row per quantity of the usage that is defined for some draw: median, interval, mean, share."""
@@ -193,11 +269,15 @@ class Decision:
                 label += " (fraction of the base loss)" if self.inputs.get("relative") else " (nats)"
             rows.append({"quantity": col, "description": label, "median": q[1], "lo": q[0], "hi": q[2],
                          "mean": float(np.sum(w[ok] * x[ok]) / np.sum(w[ok])),
-                         "valid_share": float(np.sum(w[ok]))})
-        return pd.DataFrame(rows).set_index("quantity")
+                         "valid_share": min(1.0, float(np.sum(w[ok])))})  # a share: no 1.0000000000000004
+        cols = ["quantity", "description", "median", "lo", "hi", "mean", "valid_share"]
+        return pd.DataFrame(rows, columns=cols).set_index("quantity")
 
-    def _curve_table(self, lo: float, hi: float) -> pd.DataFrame:
-        """The critical curve: one row per token budget with the ``r*`` band, risk-aware ``r`` and counts."""
+    def _curve_table(self, lo: float, hi: float, measured: dict[float, Any] | None = None) -> pd.DataFrame:
+        """The critical curve: one row per token budget with the ``r*`` band, risk-aware ``r`` and counts.
+
+        With measurements, ``measured_crossing`` and ``agrees`` columns (NaN / None where not measured).
+        """
         w = self.draw_weights()
         rows = []
         for tok, g in self.posterior.groupby("tokens", sort=True):
@@ -208,6 +288,10 @@ class Decision:
                          "risk_aware": self.extras["risk_aware"][float(tok)]["r_domain"],
                          "infeasible": int((~g["feasible"]).sum()),
                          "always_satisfied": int(g["always_satisfied"].sum())})
+            if measured:
+                m = measured.get(float(tok))
+                rows[-1].update({"measured_crossing": m["crossing"] if m else np.nan,
+                                 "contains": m["contains"] if m else None, "agrees": m["agrees"] if m else None})
         return pd.DataFrame(rows).set_index("tokens")
 
     def _usage_probabilities(self) -> dict[str, float]:
@@ -241,6 +325,10 @@ class Decision:
         out["probabilities"] = to_jsonable(s.probabilities)
         if s.risk_aware is not None:
             out["risk_aware"] = to_jsonable(s.risk_aware)
+        if s.measured is not None:
+            out["measured_check"] = to_jsonable(s.measured)
+        out["notes"] = list(s.notes)
+        out["flags"] = s.flags
         return out
 
     def plot(self, *, ci: float = CI_PROB) -> Any:

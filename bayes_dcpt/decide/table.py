@@ -1,7 +1,8 @@
 """Decisions as a terminal table (rich): what ``bayes-dcpt optimize`` prints.
 
 One row per (domain, quantity) with the median and the equal-tailed interval, then the risk-aware answer,
-the probability statements and the draw counts, so that a reader sees at once how sure the answer is.
+the probability statements, the draw counts and the notes (a measured crossing the answer disagrees with is a
+FLAG row), so that a reader sees at once how sure the answer is and whether the data contradict it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def decision_table(decisions: Decision | DecisionSet | Sequence[Decision], ci: f
 
 def _add_rows(t: Any, d: Decision, ci: float) -> None:
     """The rows of one decision: its quantities (or budgets), risk-aware answer, probabilities and counts."""
+    from rich.text import Text
+
     fmt = format_value
     s = d.summary(ci)
     if d.usage == "critical-curve":
@@ -65,3 +68,6 @@ def _add_rows(t: Any, d: Decision, ci: float) -> None:
         t.add_row(d.domain, k, f"{v:.3f}", "", "")
     t.add_row(d.domain, "draws", str(s.counts.get("n_draws", d.n_draws)), "",
               ", ".join(f"{k}: {v}" for k, v in s.counts.items() if k != "n_draws"))
+    for n in s.notes:
+        flag = n.startswith("DISAGREES")
+        t.add_row(d.domain, "FLAG" if flag else "note", "", "", Text(n, style="bold" if flag else ""))

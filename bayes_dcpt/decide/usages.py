@@ -29,7 +29,7 @@ from bayes_dcpt.decide.limited import limited_data
 from bayes_dcpt.decide.ratio import critical_ratio_curve, tradeoff
 from bayes_dcpt.decide.results import Decision, DecisionSet
 from bayes_dcpt.errors import InputError
-from bayes_dcpt.posterior.draws import as_posterior
+from bayes_dcpt.posterior.draws import Posterior, as_posterior
 
 __all__ = [
     "USAGES",
@@ -75,11 +75,15 @@ def optimize(post: Any, usage: str, **inputs: Any) -> Decision | DecisionSet:
     :func:`compute_allocation` or :func:`critical_ratio_curve`. Two conveniences for a CLI that has only
     ``--n-params`` and ``--tokens``: for ``"limited-data"``, ``tokens`` means the available domain tokens;
     for ``"compute"`` without ``flops``, the budget is ``6 * n_params * tokens`` (how best to spend the
-    compute of that plan). An input the usage does not take is an error that names it.
+    compute of that plan). An input the usage does not take is an error that names it. Given a fit, the usages
+    that can check their answer against the measurements (``tradeoff``, ``critical-curve``) get its data.
     """
+    data = None if isinstance(post, Posterior) else getattr(post, "data", None)
     post = as_posterior(post)
     name = _usage_name(usage)
     kw = dict(inputs)
+    if data is not None and "data" in usage_inputs(name):
+        kw.setdefault("data", data)
     if name == "limited-data" and "tokens" in kw:
         if "domain_tokens" in kw:
             raise InputError("give either tokens or domain_tokens for usage 'limited-data', not both")

@@ -1,257 +1,208 @@
-"""``law="auto"``: fit several candidate laws, weight them by LOO stacking, predict with the stacked posterior.
+"""``law="auto"``: fit several laws, weight them by how they *extrapolate*, predict with the stacked posterior.
 
-The paper chose L3 by its four requirements, not by held-out error; on real data another form can
-extrapolate better. :func:`fit_auto` fits each candidate (same data, same noise model), computes
-PSIS-LOO stacking weights (Yao et al. 2018) with ArviZ, and builds one :class:`~bayes_dcpt.posterior.draws.Posterior`
-whose draws come from the candidates in proportion to their weights. That posterior uses a *stacked law*:
-one registered-law-like object whose parameters are the candidates' parameters (prefixed ``<law>__``) plus a
-per-draw ``component`` selector, so every consumer (predictions, decisions, the planner) works unchanged.
-The requirement checks of every candidate are reported beside its weight.
+A law is used beyond its data (later tokens, a larger model), and the law that interpolates best is not the one
+that extrapolates best: PSIS-LOO leaves one checkpoint out of the middle of a curve and rewards interpolation. So
+:func:`fit_auto` fits each candidate on all data and refits it on held-out splits (each run's last third of log D;
+the largest model size; :mod:`~bayes_dcpt.fitting.holdout`), and weighs the candidates by stacking (Yao, Vehtari,
+Simpson & Gelman 2018) of their held-out log predictive densities, one per held-out run, the splits pooled. The
+stacked posterior (:mod:`~bayes_dcpt.fitting.stacked`) draws from the full fits in proportion to the weights; the
+same refits, stacked with the same weights, measure how its error grows beyond the data (the discrepancy stored
+in ``posterior.ctx``, :mod:`~bayes_dcpt.fitting.extrapolation`). Beside each weight: the held-out elpd, MAPE and
+coverage per split, the sampler diagnostics and posterior predictive checks, and the paper's requirement checks.
 
 Quickstart::
 
-    >>> auto = bd.fit(df, law="auto")          # candidates L3, L1, L6, L7 by default
-    >>> auto.weights                             # stacking weights
-    >>> auto.table()                             # weights, elpd_loo, requirement checks per law
+    >>> auto = bd.fit(df, law="auto")          # candidates cpt (with base rows), L3, L1, L7
+    >>> auto.weights                             # held-out stacking weights
+    >>> auto.table()                             # weight, held-out elpd / MAPE / coverage per split, checks
 """
 
 from __future__ import annotations
 
-import json
-import warnings
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Self
+import time
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bayes_dcpt import hooks
-from bayes_dcpt._version import __version__
-from bayes_dcpt.constants import CI_PROB
-from bayes_dcpt.errors import BayesDCPTError
-from bayes_dcpt.fitting.base import BaseFit
+from bayes_dcpt.data import schema as _data
+from bayes_dcpt.errors import BayesDCPTError, FitError
+from bayes_dcpt.fitting.auto_fit import AutoDiagnostics, AutoFit, load_auto, requirement_failures
 from bayes_dcpt.fitting.dcpt import fit as fit_one
-from bayes_dcpt.fitting.dcpt import load_fit
-from bayes_dcpt.laws.checks import check_requirements
-from bayes_dcpt.laws.registry import BILLION, Law, Param, Prior, get_law
-from bayes_dcpt.posterior.draws import Posterior
+from bayes_dcpt.fitting.discrepancy import data_envelope, stacking_weights
+from bayes_dcpt.fitting.extrapolation import (
+    DEFAULT_SPLITS,
+    attach,
+    discrepancy_from_scores,
+    holdout_scores,
+    holdout_table,
+)
+from bayes_dcpt.fitting.holdout import HoldoutScore, make_splits, score_split
+from bayes_dcpt.fitting.stacked import stack_laws, stacked_posterior
+from bayes_dcpt.laws.registry import get_law
 
-__all__ = ["AutoFit", "fit_auto", "stack_laws"]
+__all__ = ["AUTO_DEFAULTS", "DEFAULT_CANDIDATES", "AutoDiagnostics", "AutoFit", "fit_auto", "load_auto",
+           "stack_laws"]
 
-DEFAULT_CANDIDATES = ("L3", "L1", "L6", "L7")
-
-
-def stack_laws(laws: Sequence[Law]) -> Law:
-    """A law that evaluates, per draw, the candidate selected by its ``component`` parameter."""
-    laws = list(laws)
-
-    def formula(xp: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
-        out = 0.0
-        for k, law in enumerate(laws):
-            pk = {par.name: p[f"{law.name}__{par.name}"] for par in law.params}
-            out = out + xp.where(xp.eq(p["component"], k) if hasattr(xp, "eq") else p["component"] == k,
-                                 law.formula(xp, pk, x), 0.0)
-        return out
-
-    params: list[Param] = []
-    for law in laws:
-        for par in law.params:
-            params.append(Param(f"{law.name}__{par.name}", par.doc, par.space, par.grid, par.prior, par.bounds))
-    params.append(Param("component", "index of the candidate law of this draw", "identity", (0.0,),
-                        Prior("normal", 0.0, 1.0, "selector (not a fitted parameter)")))
-    inputs = tuple(sorted({i for law in laws for i in law.inputs}))
-    example = {f"{law.name}__{k}": v for law in laws for k, v in law.example_params.items()}
-    example["component"] = 0.0
-    return Law(f"stack({'+'.join(law.name for law in laws)})", "LOO-stacked mixture of " +
-               ", ".join(law.name for law in laws), tuple(params), inputs, formula, laws[0].family,
-               "Yao, Vehtari, Simpson & Gelman 2018 (stacking)", example)
+#: Candidate laws, in order; ``cpt`` only when the data have base rows for every (domain, size).
+DEFAULT_CANDIDATES = ("cpt", "L3", "L1", "L7")
+#: Sampler settings of the candidates' full fits unless given (see BENCHMARKS.md for the measurement).
+AUTO_DEFAULTS: dict[str, Any] = {"draws": 500, "tune": 500, "chains": 2}
 
 
-def _stacked_posterior(posts: Sequence[Posterior], weights: np.ndarray, n_draws: int, seed: int) -> Posterior:
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(n_draws, weights / weights.sum())
-    law = stack_laws([p.law for p in posts])
-    keys = list(posts[0].params)
-    params: dict[tuple[str, str], dict[str, np.ndarray]] = {k: {} for k in keys}
-    noise: dict[str, dict[str, list]] = {}
-    comp = []
-    idxs = []
-    for k, (post, c) in enumerate(zip(posts, counts, strict=True)):
-        idx = rng.integers(0, post.n_draws, c) if c else np.zeros(0, int)
-        idxs.append(idx)
-        comp.append(np.full(c, float(k)))
-    for key in keys:
-        for k, post in enumerate(posts):
-            # every component's parameters get values in every draw (its own draws, resampled), so the
-            # stacked law evaluates finitely; only the selected component's value is used
-            own = post.params[key]
-            fill = rng.integers(0, post.n_draws, n_draws)
-            start = 0
-            for j, idx in enumerate(idxs):
-                if j == k:
-                    fill[start:start + len(idx)] = idx
-                start += len(idx)
-            for name, v in own.items():
-                if name == "K":
-                    continue
-                params[key][f"{post.law.name}__{name}"] = np.asarray(v)[fill]
-        params[key]["component"] = np.concatenate(comp)
-    for t in posts[0].noise:
-        noise[t] = {}
-        for nm in posts[0].noise[t]:
-            noise[t][nm] = np.concatenate([np.asarray(p.noise[t][nm])[idx] for p, idx in zip(posts, idxs,
-                                                                                               strict=True)])
-    return Posterior(law, params, noise, ctx=dict(posts[0].ctx), reference=posts[0].reference)
+def _has_base_rows(df: pd.DataFrame, target: str) -> bool:
+    """Whether every (domain, size) probed has a base-model row with the losses the CPT law is anchored at."""
+    base = _data.base_losses(df)
+    cols = ["loss_general"] + (["loss_domain"] if target in ("both", "domain") else [])
+    have = {(str(d), float(n)) for d, n, ok in zip(base["domain"], base["n_params"],
+                                                    base[cols].notna().all(axis=1), strict=True) if ok}
+    probed = _data.fit_rows(df)[["domain", "n_params"]].drop_duplicates()
+    return all((str(d), float(n)) in have for d, n in zip(probed["domain"], probed["n_params"], strict=True))
 
 
-@dataclass(repr=False)
-class AutoFit(BaseFit):
-    """Candidate fits, their stacking weights and requirement checks, and the stacked posterior.
-
-    A fit made of fits: it predicts and decides with the stacked posterior; its diagnostics, summary, priors,
-    log-likelihood, LOO and card are those of its candidates (one entry per law); it saves as a JSON manifest
-    beside one netCDF file per candidate.
-    """
-
-    fits: dict[str, Any]
-    comparison: pd.DataFrame
-    weights: dict[str, float]
-    requirements: dict[str, list[str]]
-    posterior: Posterior
-
-    LABEL = "stacked fit"
-
-    @property
-    def law(self) -> Law:
-        """The stacked law."""
-        return self.posterior.law
-
-    @property
-    def best(self) -> Any:
-        """The candidate fit with the largest stacking weight."""
-        return self.fits[max(self.weights, key=self.weights.get)]
-
-    def table(self) -> pd.DataFrame:
-        """One row per candidate: stacking weight, elpd_loo (se), rank, failed requirements."""
-        c = self.comparison
-        rows = []
-        for name in self.fits:
-            row = c.loc[name] if name in c.index else None
-            rows.append({
-                "law": name,
-                "weight": self.weights.get(name, 0.0),
-                "elpd_loo": float(row["elpd"]) if row is not None and "elpd" in row else np.nan,
-                "se": float(row["se"]) if row is not None and "se" in row else np.nan,
-                "rank": int(row["rank"]) if row is not None and "rank" in row else -1,
-                "requirements_failed": ", ".join(self.requirements[name]) or "none",
-                "diagnostics": "ok" if self.fits[name].diagnostics(warn=False).ok else "BAD",
-            })
-        return pd.DataFrame(rows).sort_values("weight", ascending=False).reset_index(drop=True)
-
-    def diagnostics(self, warn: bool = True) -> dict[str, Any]:
-        """Each candidate's diagnostics."""
-        return {k: f.diagnostics(warn=warn) for k, f in self.fits.items()}
-
-    def remedies(self) -> dict[str, list[str]]:
-        """Each candidate's remedies for bad diagnostics."""
-        return {k: f.remedies() for k, f in self.fits.items()}
-
-    def summary(self, ci: float = CI_PROB, var_names: Sequence[str] | None = None) -> pd.DataFrame:
-        """Each candidate's summary (mean, sd, ``ci`` HDI, R-hat, ESS), indexed by (law, parameter)."""
-        return pd.concat({k: f.summary(ci, var_names) for k, f in self.fits.items()}, names=["law", "parameter"])
-
-    def priors(self) -> pd.DataFrame:
-        """Each candidate's priors, with a ``law`` column."""
-        return pd.concat([f.priors().assign(law=k) for k, f in self.fits.items()], ignore_index=True)
-
-    def log_likelihood(self) -> dict[str, Any]:
-        """Each candidate's pointwise log-likelihood group (the stacking weights come from their LOO)."""
-        return {k: f.log_likelihood() for k, f in self.fits.items()}
-
-    def loo(self) -> dict[str, Any]:
-        """Each candidate's PSIS-LOO."""
-        return {k: f.loo() for k, f in self.fits.items()}
-
-    def optimize(self, usage: str = "tradeoff", **inputs: Any):
-        """Decisions on the stacked posterior: sugar for :func:`bayes_dcpt.decide.optimize`."""
-        return hooks.call("optimize", self, usage, **inputs)
-
-    def card(self) -> dict[str, Any]:
-        """The stacked law, weights and requirement checks, and each candidate's model card."""
-        return {"package": "bayes-dcpt", "version": __version__, "law": self.law.name, "weights": self.weights,
-                "requirements": self.requirements, "candidates": {k: f.card() for k, f in self.fits.items()}}
-
-    def save(self, path: str | Path) -> Path:
-        """Write every candidate fit beside ``path`` and a JSON manifest at ``path``; :func:`load_fit` reads it."""
-        path = Path(path)
-        files = {}
-        for name, f in self.fits.items():
-            p = path.with_name(f"{path.stem}-{name}.nc")
-            f.save(p)
-            files[name] = p.name
-        manifest = {"bayes_dcpt_auto": True, "files": files, "weights": self.weights,
-                    "requirements": self.requirements, "comparison": self.comparison.reset_index(
-                        names="law").to_dict(orient="records"), "n_draws": self.posterior.n_draws}
-        path.write_text(json.dumps(manifest, indent=2, default=float))
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> Self:
-        """Read an :class:`AutoFit` manifest written by :meth:`save` (and the candidate files beside it)."""
-        path = Path(path)
-        m = json.loads(path.read_text())
-        fits = {name: load_fit(path.with_name(fn)) for name, fn in m["files"].items()}
-        comp = pd.DataFrame(m["comparison"]).set_index("law")
-        w = np.array([m["weights"][n] for n in fits])
-        stacked = _stacked_posterior([f.posterior for f in fits.values()], w, int(m["n_draws"]), 0)
-        return cls(fits, comp, m["weights"], m["requirements"], stacked)
-
-    def __repr__(self) -> str:
-        ok = all(d.ok for d in self.diagnostics(warn=False).values())
-        weights = {k: round(float(v), 3) for k, v in self.weights.items()}
-        return (f"<AutoFit {self.law.name} weights={weights} draws={self.posterior.n_draws} "
-                f"diagnostics={'ok' if ok else 'BAD'}>")
-
-
-def _requirements(fit: Any) -> list[str]:
-    failed: set[str] = set()
-    for (t, _d), p in fit.posterior.params.items():
-        mean = {k: float(np.mean(v)) for k, v in p.items() if k != "K"}
-        try:
-            rep = check_requirements(fit.law, mean, d_min=fit.posterior.ctx.get("D_min", 0.1311) * BILLION,
-                                     features={"K": 1.0} if fit.law.dlc else None)
-        except ValueError:
+def _candidates(df: pd.DataFrame, target: str, candidates: Sequence[str] | None, notes: list[str]) -> list[str]:
+    names = list(DEFAULT_CANDIDATES if candidates is None else candidates)
+    out = []
+    for c in names:
+        law = get_law(c)
+        if law.family == "cpt" and not _has_base_rows(df, target):
+            notes.append(f"{law.name} left out: it is anchored at the base models' losses and some (domain, size) "
+                         "has no base row (tokens == 0)")
             continue
-        failed |= {f"{name} ({t})" for name in rep.failed}
-    return sorted(failed)
+        if law.name not in out:
+            out.append(law.name)
+    if len(out) < 2:
+        raise BayesDCPTError(f"law='auto' needs at least two candidate laws, got {out}")
+    return out
 
 
-def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] = DEFAULT_CANDIDATES, seed: int = 0,
-             n_draws: int | None = None, **fit_kwargs: Any) -> AutoFit:
-    """Fit ``candidates``, weight them by LOO stacking and build the stacked posterior."""
-    import arviz as az
+def _lpd_matrix(scores: dict[str, list[HoldoutScore]]) -> pd.DataFrame:
+    """Held-out runs (split, target, run) x laws: each run's log predictive density, the runs every law scored."""
+    cols = {}
+    for name, sc in scores.items():
+        runs = pd.concat([s.runs for s in sc], ignore_index=True) if sc else pd.DataFrame(
+            columns=["split", "target", "run_id", "lpd"])
+        cols[name] = runs.set_index(["split", "target", "run_id"])["lpd"]
+    return pd.concat(cols, axis=1, join="inner")
 
-    if len(candidates) < 2:
-        raise BayesDCPTError("law='auto' needs at least two candidate laws")
-    fits = {get_law(c).name: fit_one(data, c, target, seed=seed, **fit_kwargs) for c in candidates}
-    trees = {}
-    for name, f in fits.items():
-        f.log_likelihood()
-        trees[name] = f.idata
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        comp = az.compare(trees, method="stacking")
-    weights = {name: float(comp.loc[name, "weight"]) for name in fits}
+
+def _stacked_scores(scores: dict[str, list[HoldoutScore]], weights: dict[str, float], splits: list,
+                    zero_ratio: bool, n_draws: int, seed: int) -> list[HoldoutScore]:
+    """The refits of every split stacked with ``weights``, scored: the stacked predictor's held-out errors."""
+    out = []
+    for split in splits:
+        posts, w = [], []
+        for name, sc in scores.items():
+            hit = [s for s in sc if s.split == split.kind]
+            if hit and weights[name] > 0:
+                posts.append(hit[0].info["posterior"])
+                w.append(weights[name])
+        if not posts:
+            continue
+        post = stacked_posterior(posts, np.asarray(w), n_draws, seed)
+        out.append(score_split(post, split, law="stacked", zero_ratio=zero_ratio, seed=seed))
+    return out
+
+
+def _fit_candidates(df: pd.DataFrame, names: list[str], target: str, seed: int, notes: list[str],
+                    fit_kwargs: dict[str, Any]) -> dict[str, Any]:
+    fits = {}
+    for c in names:
+        try:
+            fits[c] = fit_one(df, c, target, seed=seed, **fit_kwargs)
+        except FitError as exc:
+            notes.append(f"{c} left out: {exc}")
+    if len(fits) < 2:
+        raise BayesDCPTError(f"law='auto': fewer than two candidate laws could be fitted ({'; '.join(notes)})")
+    return fits
+
+
+def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | None = None, seed: int = 0,
+             n_draws: int | None = None, splits: Sequence[str] = DEFAULT_SPLITS, refit: dict[str, Any] | None = None,
+             discrepancy: bool = True, **fit_kwargs: Any) -> AutoFit:
+    """Fit the candidate laws, weight them by held-out stacking and build the stacked posterior.
+
+    Parameters
+    ----------
+    data
+        Schema frame or file (validated).
+    target
+        ``"both"``, ``"general"`` or ``"domain"``.
+    candidates
+        Laws to weigh (default :data:`DEFAULT_CANDIDATES`; ``cpt`` is dropped, with a note, when some probed
+        (domain, size) has no base row).
+    seed
+        Seed of every fit, refit and of the stacked draws.
+    n_draws
+        Draws of the stacked posterior (default: the largest candidate's).
+    splits
+        Held-out splits that weigh the laws (:data:`~bayes_dcpt.fitting.extrapolation.DEFAULT_SPLITS`; add
+        ``"ratio"`` for held-out ratios).
+    refit
+        Sampler settings of the held-out refits (:data:`~bayes_dcpt.fitting.extrapolation.REFIT_DEFAULTS`).
+    discrepancy
+        Store the discrepancy measured by the stacked refits on the stacked posterior (and each candidate's on
+        its own); it costs no further refit.
+    **fit_kwargs
+        Settings of every candidate's full fit (:func:`bayes_dcpt.fitting.dcpt.fit`), over :data:`AUTO_DEFAULTS`.
+    """
+    t0 = time.perf_counter()
+    df = _data.load(data)
+    notes: list[str] = []
+    names = _candidates(df, target, candidates, notes)
+    kw = {**AUTO_DEFAULTS, "warn": False, **fit_kwargs}
+    warn = bool(kw.pop("warn"))
+    fits = _fit_candidates(df, names, target, seed, notes, kw)
+    # every law is scored on the same rows: the zero own-ratio rows only when every candidate fits them
+    zr = all(f.law.family == "cpt" or f.config.zero_ratio for f in fits.values())
+    split_list = make_splits(df, splits)
+    scores = {n: holdout_scores(f, split_list, zero_ratio=zr, seed=seed, refit=refit, keep=True)
+              for n, f in fits.items()}
+    lpd = _lpd_matrix(scores)
+    if len(lpd):
+        w = stacking_weights(lpd.to_numpy())
+        weights = {n: float(w[i]) for i, n in enumerate(lpd.columns)}
+    else:  # no split the data allow (one size and one checkpoint per run): equal weights, said so
+        notes.append("no held-out split is possible with these data: the laws are weighted equally")
+        weights = {n: 1.0 / len(fits) for n in fits}
     posts = [f.posterior for f in fits.values()]
-    w = np.array([weights[n] for n in fits])
     n = n_draws or max(p.n_draws for p in posts)
-    stacked = _stacked_posterior(posts, w, n, seed)
-    reqs = {name: _requirements(f) for name, f in fits.items()}
-    return AutoFit(fits, comp, weights, reqs, stacked)
+    stacked = stacked_posterior(posts, np.array([weights[k] for k in fits]), n, seed)
+    table = holdout_table([s for sc in scores.values() for s in sc])
+    extrapolation = None
+    if discrepancy:
+        for name, f in fits.items():
+            attach(f, scores[name], float(sum(s.seconds for s in scores[name])), refit)
+        st = _stacked_scores(scores, weights, split_list, zr, n, seed)
+        kappa = discrepancy_from_scores(st, stacked.targets)
+        stacked.ctx["discrepancy"] = kappa
+        stacked.ctx["envelope"] = data_envelope(df)
+        extrapolation = {"discrepancy": kappa, "splits": [s.kind for s in split_list],
+                         "holdout": holdout_table(st).to_dict(orient="records")}
+    for sc in scores.values():
+        for s in sc:
+            s.info.pop("posterior", None)
+    reqs = {name: requirement_failures(f) for name, f in fits.items()}
+    auto = AutoFit(fits, _comparison(lpd, weights), weights, reqs, stacked, holdout=table, method="holdout-stacking",
+                   notes=notes, seed=seed, extrapolation=extrapolation, seconds=time.perf_counter() - t0)
+    if warn:
+        auto.diagnostics(warn=True)
+    return auto
 
 
-def load_auto(path: str | Path) -> AutoFit:
-    """Read an :class:`AutoFit` manifest written by :meth:`AutoFit.save`."""
-    return AutoFit.load(path)
+def _comparison(lpd: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:
+    """Per law: pooled held-out elpd over the runs every law scored, its se, the difference to the best, weight."""
+    rows = []
+    for name, w in weights.items():
+        v = lpd[name].to_numpy(float) if name in lpd else np.array([])
+        rows.append({"law": name, "elpd": float(v.sum()) if v.size else np.nan,
+                     "se": float(np.sqrt(v.size * np.var(v, ddof=1))) if v.size > 1 else np.nan,
+                     "n_runs": int(v.size), "weight": w})
+    comp = pd.DataFrame(rows).set_index("law").sort_values("elpd", ascending=False)
+    best = comp.index[0]
+    comp["elpd_diff"] = comp["elpd"].iloc[0] - comp["elpd"]
+    comp["dse"] = [float(np.sqrt(len(lpd) * np.var(lpd[best] - lpd[n], ddof=1))) if n in lpd and len(lpd) > 1
+                   else np.nan for n in comp.index]
+    comp["rank"] = np.arange(len(comp))
+    return comp

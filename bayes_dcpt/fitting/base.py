@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -22,11 +22,13 @@ import pandas as pd
 from bayes_dcpt._version import __version__
 from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.data import schema as _data
-from bayes_dcpt.errors import BayesDCPTError, ConvergenceWarning
-from bayes_dcpt.fitting.diagnostics import Diagnostics, diagnostics_from_card
+from bayes_dcpt.errors import BayesDCPTError, ConvergenceWarning, MisfitWarning
+from bayes_dcpt.fitting.diagnostics import Diagnostics, diagnostics_from_card, misfit_remedies
+from bayes_dcpt.fitting.discrepancy import data_envelope
 from bayes_dcpt.fitting.io import read_fit_file, write_fit_file
 from bayes_dcpt.fitting.marginal import marginal_log_likelihood
 from bayes_dcpt.laws.registry import Law
+from bayes_dcpt.posterior.adequacy import Adequacy, check_adequacy
 
 __all__ = ["BaseFit", "add_run_mixing", "flat_draws", "noise_draws", "psis_loo", "summary_table"]
 
@@ -90,6 +92,8 @@ class BaseFit:
     SAVED_TEXT: ClassVar[tuple[str, ...]] = ()
     #: whether :meth:`loo` keeps the pointwise terms (and Pareto k values)
     LOO_POINTWISE: ClassVar[bool] = False
+    #: whether the posterior predictive checks of :meth:`adequacy` apply to this kind of fit
+    ADEQUACY: ClassVar[bool] = True
 
     law: Law
     posterior: Any
@@ -104,6 +108,9 @@ class BaseFit:
         self.sampler_config = dict(sampler_config)
         self._diagnostics = diagnostics
         self._design = design
+        self._adequacy: Adequacy | None = None
+        #: The held-out calibration of the bands (:func:`bayes_dcpt.fitting.extrapolation.calibrate`), if made.
+        self.extrapolation: dict[str, Any] | None = None
 
     # -------------------------------------------------------------------------------- reporting
     @property
@@ -116,13 +123,38 @@ class BaseFit:
         return names
 
     def diagnostics(self, warn: bool = True) -> Diagnostics:
-        """Divergences, R-hat max, ESS min (bulk and tail), BFMI min; warns loudly when any is bad."""
-        d = self._diagnostics
-        if warn and not d.ok:
+        """Divergences, R-hat max, ESS min (bulk and tail), BFMI min, and whether the law describes the data.
+
+        Warns loudly when any is bad: :class:`~bayes_dcpt.errors.ConvergenceWarning` for the sampler,
+        :class:`~bayes_dcpt.errors.MisfitWarning` when the posterior predictive checks fail (:meth:`adequacy`).
+        """
+        adequacy = self.adequacy()
+        misfit = () if adequacy is None or adequacy.ok else tuple(
+            f"{c.where()}: {c.message}" for c in adequacy.failures)
+        d = replace(self._diagnostics, misfit=misfit)
+        if warn and not d.sampler_ok:
             warnings.warn(f"bayes-dcpt {self.LABEL} diagnostics: {'; '.join(d.problems)}. Do not trust these "
                           f"intervals before fixing this ({'; '.join(self.remedies())}).",
                           ConvergenceWarning, stacklevel=2)
+        if warn and misfit:
+            warnings.warn(f"bayes-dcpt {self.LABEL}: the law does not describe the data. {adequacy.summary()}. "
+                          f"Its predictions and decisions are not to be trusted; try "
+                          f"{'; '.join(misfit_remedies(adequacy, self.law.family))}.", MisfitWarning, stacklevel=2)
         return d
+
+    def adequacy(self) -> Adequacy | None:
+        """Posterior predictive checks: does the law describe the data? (computed once; ``None`` if not defined).
+
+        See :func:`bayes_dcpt.posterior.adequacy.check_adequacy`: coverage of the predictive band, residual
+        trends along log D, r and log N, LOO-PIT and the noise tails, per target, domain and size.
+        """
+        if not self.ADEQUACY:
+            return None
+        if getattr(self, "_adequacy", None) is None:
+            fitted = self.config.fitted_data(self.data) if hasattr(self.config, "fitted_data") else self.data
+            self._adequacy = check_adequacy(self.posterior, fitted,
+                                            zero_ratio=bool(getattr(self.config, "zero_ratio", False)))
+        return self._adequacy
 
     def remedies(self) -> list[str]:
         """What to try when the diagnostics are bad, most specific first."""
@@ -198,8 +230,10 @@ class BaseFit:
             "data_rows": len(self.data),
             **self._card_layout(),
             "sampler": self.sampler_config,
-            "diagnostics": self._diagnostics.as_dict(),
+            "diagnostics": self.diagnostics(warn=False).as_dict(),
+            **({"adequacy": a.as_dict()} if (a := self.adequacy()) is not None else {}),
             **self._card_extra(),
+            **({"extrapolation": self.extrapolation} if getattr(self, "extrapolation", None) else {}),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
 
@@ -218,11 +252,18 @@ class BaseFit:
         df = cls._data_from_file(raw)
         if _data.data_hash(df) != card["data_hash"]:
             raise BayesDCPTError(f"{path}: the stored data does not match the model card's hash (file corrupted?)")
-        return cls._from_card(df, tree, card, diagnostics_from_card(card))
+        fitted = cls._from_card(df, tree, card, diagnostics_from_card(card))
+        if "adequacy" in card:  # saved with the fit; older files get their checks computed on demand
+            fitted._adequacy = Adequacy.from_dict(card["adequacy"])
+        if card.get("extrapolation"):  # the bands' calibration for extrapolation, back on the posterior
+            fitted.extrapolation = dict(card["extrapolation"])
+            fitted.posterior.ctx["discrepancy"] = card["extrapolation"]["discrepancy"]
+            fitted.posterior.ctx["envelope"] = data_envelope(df)
+        return fitted
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} {self.law.name} {self._repr_layout()} draws={self.posterior.n_draws} "
-                f"diagnostics={'ok' if self._diagnostics.ok else 'BAD'}>")
+                f"diagnostics={'ok' if self._diagnostics.sampler_ok else 'BAD'}>")
 
     # ------------------------------------------------------------------------------------------ hooks
     def _make_design(self) -> Any:

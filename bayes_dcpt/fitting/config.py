@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from typing import Any
 
+from bayes_dcpt.data.schema import in_warmup
 from bayes_dcpt.laws.lr_schedules import DEFAULT_MOMENTUM
 
 __all__ = ["DynamicsConfig", "FitConfig", "config_key"]
@@ -37,10 +39,18 @@ class FitConfig:
     anchored: bool = True  # sample power-law terms through their values at the ends of the data range
     zero_ratio: bool = False  # fit observations whose own ratio is 0 (L3 is not meaningful there)
     run_offsets: str = "marginal"  # per-run offsets integrated out ("marginal") or sampled ("latent")
+    nu_floor: float = 2.0  # Student-t degrees of freedom nu = nu_floor + Gamma(2, 0.1); 0: no floor (older fits)
+    burn_in: str = "warmup"  # "warmup": leave out checkpoints inside their run's LR warm-up; "none": fit all
 
     def key(self) -> str:
         """Short stable hash of the configuration."""
         return config_key(self)
+
+    def fitted_data(self, df: Any) -> Any:
+        """The measurements the model is fitted to: ``df`` without the LR warm-up checkpoints (``burn_in``)."""
+        if self.burn_in == "warmup":
+            return df[~in_warmup(df)].reset_index(drop=True)
+        return df
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,7 @@ class DynamicsConfig:
     run_effect: bool = True
     prior_scale: float = 1.0
     run_offsets: str = "marginal"  # per-run offsets integrated out ("marginal") or sampled ("latent")
+    nu_floor: float = 2.0  # Student-t degrees of freedom nu = nu_floor + Gamma(2, 0.1); 0: no floor (older fits)
 
     def key(self) -> str:
         """Short stable hash of the configuration."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Self
 
@@ -32,6 +33,7 @@ from bayes_dcpt.data.dlc import dlc_features
 from bayes_dcpt.errors import BayesDCPTError, FitError
 from bayes_dcpt.fitting.base import BaseFit, add_run_mixing, flat_draws, noise_draws
 from bayes_dcpt.fitting.config import FitConfig
+from bayes_dcpt.fitting.cpt import fit_cpt
 from bayes_dcpt.fitting.dcpt_model import get_model
 from bayes_dcpt.fitting.design import Design, make_design
 from bayes_dcpt.fitting.diagnostics import Diagnostics, dcpt_remedies
@@ -145,7 +147,8 @@ class Fit(BaseFit):
     @classmethod
     def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:
         # cards written before an option existed were fitted with its old behaviour
-        cfg = FitConfig(**{"domain_levels": "pooled", "run_offsets": "latent", **card["config"]})
+        cfg = FitConfig(**{"domain_levels": "pooled", "run_offsets": "latent", "nu_floor": 0.0, "burn_in": "none",
+                           **card["config"]})
         return cls(data, get_law(card["law"]), cfg, tree, sampler_config=card["sampler"], diagnostics=diagnostics)
 
 
@@ -167,9 +170,9 @@ def load_fit(path: str | Path) -> Fit:
 def _check_options(law: Law, sampler: str, parametrization: str, domain_levels: str, run_offsets: str,
                    draws: int, tune: int, chains: int) -> None:
     """Raise :class:`FitError` for an argument of :func:`fit` outside its choices."""
-    if law.family not in ("dcpt", "cross-domain", "chinchilla"):
+    if law.family not in ("dcpt", "cross-domain", "chinchilla", "cpt"):
         raise FitError(f"law {law.name!r} is not a law of (N, D, r); the Bayesian fit supports the D-CPT, "
-                       "cross-domain and Chinchilla laws")
+                       "cross-domain, CPT (base-anchored) and Chinchilla laws")
     check_sampler(sampler)
     if parametrization not in ("centered", "noncentered", "mixed"):
         raise FitError("parametrization must be 'centered', 'noncentered' or 'mixed'")
@@ -193,6 +196,7 @@ def _identifiable_run_effect(df: pd.DataFrame, run_effect: bool) -> bool:
     return run_effect
 
 
+# long: the public signature and its numpy docstring (every option documented) are most of the lines
 def fit(
     data: Any,
     law: str | Law = "dcpt",
@@ -214,9 +218,11 @@ def fit(
     zero_ratio: bool = False,
     domain_levels: str = "separate",
     run_offsets: str = "marginal",
+    burn_in: str = "warmup",
     progressbar: bool = False,
     warn: bool = True,
     sampler_kwargs: Mapping[str, Any] | None = None,
+    run_slots: int | None = None,
 ) -> Fit:
     """Fit a law as a (hierarchical) Bayesian model and return a :class:`Fit`.
 
@@ -225,9 +231,12 @@ def fit(
     data
         Schema frame or file path (validated with :func:`bayes_dcpt.data.schema.load`).
     law
-        ``"dcpt"`` (L3, default), ``"L1"``..``"L7"``, ``"cross-domain"`` (K3) or ``"cross-domain-K1..K4"``,
-        ``"chinchilla"``, or ``"auto"``: fit L3, L1, L6 and L7, weight them by LOO stacking and predict with
-        the stacked posterior (returns an :class:`~bayes_dcpt.fitting.auto.AutoFit`).
+        ``"cpt"`` (the base-anchored CPT law; needs base-model rows at every size), ``"dcpt"`` (L3),
+        ``"L1"``..``"L7"``, ``"cross-domain"`` (K3) or ``"cross-domain-K1..K4"``, ``"chinchilla"``, or ``"auto"``:
+        several laws weighed by the stacking of their held-out (later tokens, largest size) predictive densities,
+        predicting with the stacked posterior (an :class:`~bayes_dcpt.fitting.auto_fit.AutoFit`). In
+        :func:`bayes_dcpt.fit` the default (None) is ``"cpt"`` when the data have base rows at every (domain,
+        size), else ``"dcpt"`` (:func:`~bayes_dcpt.fitting.api.default_law`); this function's is ``"dcpt"``.
     target
         ``"both"`` (general and domain loss in one call), ``"general"`` or ``"domain"``.
     draws, tune, chains, cores, seed
@@ -252,17 +261,36 @@ def fit(
         ``r_domain = 1``, the domain loss at ``r_domain = 0``). Off by default: the paper finds the law
         meaningless below a small inflection ratio (appendix I.3); such rows stay in the data and in the
         reference losses.
+    burn_in
+        ``"warmup"`` (default): leave out the checkpoints measured inside their run's LR warm-up (before the run
+        first reaches its peak ``lr``; the ``lr`` column tells), a transient no scaling law describes; ``"none"``:
+        fit every checkpoint.
     sampler_kwargs
         Extra sampler settings (nutpie: ``adaptation``, ``target_accept``, ...; PyMC/numpyro: the ``nuts`` dict).
+    run_slots
+        At least this many run slots in the compiled model: a refit on part of a fit's data passes the fit's
+        (``fit.design.run_capacity``) to reuse its compiled model.
+    discrepancy
+        (:func:`bayes_dcpt.fit` only) calibrate the bands for extrapolation from held-out refits (default True;
+        see :mod:`bayes_dcpt.fitting.extrapolation`); ``False`` skips the refits.
     """
     law_ = get_law(law)
+    if burn_in not in ("warmup", "none"):
+        raise FitError("burn_in must be 'warmup' or 'none'")
     _check_options(law_, sampler, parametrization, domain_levels, run_offsets, draws, tune, chains)
     df = _data.load(data)
     cfg = FitConfig(law=law_.name, target=target, robust=robust, run_effect=_identifiable_run_effect(df, run_effect),
                     hierarchical=hierarchical, parametrization=parametrization, monotone=monotone,
                     probe_tokens=probe_tokens, prior_scale=prior_scale, zero_ratio=zero_ratio,
-                    domain_levels=domain_levels, run_offsets=run_offsets)
-    design = make_design(df, law_, cfg)
+                    domain_levels=domain_levels, run_offsets=run_offsets, burn_in=burn_in)
+    if law_.family == "cpt":  # the base-anchored law fits every own ratio (it is meaningful at 0)
+        result = fit_cpt(df, replace(cfg, zero_ratio=True), draws=draws, tune=tune, chains=chains, cores=cores,
+                         seed=seed, sampler=sampler, progressbar=progressbar, sampler_kwargs=sampler_kwargs,
+                         run_slots=run_slots)
+        if warn:
+            result.diagnostics(warn=True)
+        return result
+    design = make_design(df, law_, cfg, run_slots)
     entry = get_model(law_, cfg, design)
     names = [p.name for p in law_.params] + ["sigma", "tau", "nu", "K", "sigma_K"]
     idata, diag, sampler_config = run_sampler(entry, sampler, names, draws=draws, tune=tune, chains=chains,

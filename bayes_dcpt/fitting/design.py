@@ -83,7 +83,7 @@ def run_capacity(n: int) -> int:
 
 def _fitted_long(df: pd.DataFrame, cfg: FitConfig) -> pd.DataFrame:
     """The measurements to fit, one row per (target, checkpoint)."""
-    long = _data.to_long(df, cfg.target)
+    long = _data.to_long(cfg.fitted_data(df), cfg.target)
     if not cfg.zero_ratio:
         # a loss measured with none of its own corpus in the mixture (general loss at r_domain = 1, domain
         # loss at r_domain = 0) lies below the paper's inflection ratio, where the law does not hold
@@ -110,8 +110,11 @@ def _dlc_features(df: pd.DataFrame, long: pd.DataFrame, law: Law, cfg: FitConfig
     return features
 
 
-def make_design(df: pd.DataFrame, law: Law, cfg: FitConfig) -> Design:
-    """The model's data arrays for the measurements ``df`` (validated schema frame) under ``cfg``."""
+def make_design(df: pd.DataFrame, law: Law, cfg: FitConfig, run_slots: int | None = None) -> Design:
+    """The model's data arrays for the measurements ``df`` (validated schema frame) under ``cfg``.
+
+    ``run_slots``: at least this many run slots (a refit on part of a fit's data keeps the fit's compiled model).
+    """
     targets = _data.targets_of(cfg.target)
     long = _fitted_long(df, cfg)
     domains = sorted(long["domain"].unique().tolist())
@@ -130,7 +133,7 @@ def make_design(df: pd.DataFrame, law: Law, cfg: FitConfig) -> Design:
     nn = long["n_params"].to_numpy(float)
     return Design(
         targets=targets, domains=domains, obs=long.reset_index(drop=True), runs=list(runs),
-        run_capacity=run_capacity(len(runs)), lref=lref, d_min=float(pos.min()) / BILLION,
+        run_capacity=max(run_capacity(len(runs)), run_slots or 0), lref=lref, d_min=float(pos.min()) / BILLION,
         n_ref=float(np.exp(np.mean(np.log(nn / BILLION)))), d_ref=float(np.exp(np.mean(np.log(pos / BILLION)))),
         features=features, n_sizes=int(long["n_params"].nunique()),
         r_ref=np.array([_r_ref(long.loc[long["target"] == t, "r"].to_numpy(float)) for t in targets]),

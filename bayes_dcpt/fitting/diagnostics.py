@@ -17,7 +17,7 @@ from bayes_dcpt.constants import BFMI_MIN, ESS_MIN, RHAT_MAX
 from bayes_dcpt.fitting.config import FitConfig
 
 __all__ = ["APPROXIMATE_SAMPLERS", "Diagnostics", "dcpt_remedies", "diagnose", "diagnostics_from_card",
-           "dynamics_remedies"]
+           "dynamics_remedies", "misfit_remedies"]
 
 #: Samplers that approximate the posterior (no MCMC diagnostics).
 APPROXIMATE_SAMPLERS = ("laplace", "advi")
@@ -38,20 +38,31 @@ class Diagnostics:
     seconds: float
     approximate: bool = False
     problems: tuple[str, ...] = ()
+    #: Where the law does not describe the data (failed posterior predictive checks); empty when it does.
+    misfit: tuple[str, ...] = ()
 
     @property
-    def ok(self) -> bool:
+    def sampler_ok(self) -> bool:
         """True when R-hat, ESS, divergences and BFMI are all in the safe range."""
         return not self.problems
 
+    @property
+    def ok(self) -> bool:
+        """True when the sampler converged *and* the law describes the data."""
+        return not self.problems and not self.misfit
+
     def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict (used in model cards and reports)."""
-        d = asdict(self)
+        """JSON-friendly dict (used in model cards, reports and ``--json``)."""
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}  # as JSON reads back
         d["ok"] = self.ok
+        d["sampler_ok"] = self.sampler_ok
+        d["adequate"] = not self.misfit
         return d
 
     def __str__(self) -> str:
-        head = "OK" if self.ok else "PROBLEMS: " + "; ".join(self.problems)
+        parts = ([] if self.sampler_ok else ["PROBLEMS: " + "; ".join(self.problems)]) + \
+            ([] if not self.misfit else [f"MISFIT: the law does not describe the data ({'; '.join(self.misfit)})"])
+        head = "OK" if self.ok else " | ".join(parts)
         if self.approximate:
             return f"{self.sampler} (approximate, no MCMC diagnostics): {head}"
         return (f"{self.sampler}, {self.chains} chains x {self.draws} draws, {self.seconds:.1f} s: "
@@ -109,8 +120,9 @@ def diagnose(idata: Any, sampler: str, var_names: list[str], seconds: float, dra
 
 def diagnostics_from_card(card: Mapping[str, Any]) -> Diagnostics:
     """The :class:`Diagnostics` stored in a model card."""
-    return Diagnostics(**{k: (tuple(v) if k == "problems" else v) for k, v in card["diagnostics"].items()
-                          if k != "ok"})
+    skip = ("ok", "sampler_ok", "adequate")
+    return Diagnostics(**{k: (tuple(v) if k in ("problems", "misfit") else v) for k, v in card["diagnostics"].items()
+                          if k not in skip})
 
 
 def dcpt_remedies(config: FitConfig, data: pd.DataFrame, n_domains: int) -> list[str]:
@@ -129,6 +141,27 @@ def dcpt_remedies(config: FitConfig, data: pd.DataFrame, n_domains: int) -> list
     if n_domains >= 2 and config.domain_levels == "pooled":
         out.append("several domains: try domain_levels='separate' (each domain's own domain-loss level)")
     out.append("more tuning and draws, sampler_kwargs={'target_accept': 0.95}, or a simpler law")
+    return out
+
+
+def misfit_remedies(adequacy: Any, law_family: str) -> list[str]:
+    """What to try when the law does not describe the data, from where the checks failed."""
+    failed = {c.check for c in adequacy.failures}
+    out = []
+    if law_family in ("dcpt", "cross-domain", "chinchilla") and failed - {"tails"}:
+        out.append("a law that describes CPT curves: law='cpt' (anchored at the base model; forgetting and saturating "
+                   "learning) or law='auto' (laws weighed by how they extrapolate)")
+    elif failed - {"tails"} and law_family == "auto":
+        out.append("other candidate laws (candidates=...); where one domain or size fails, check its probes (a "
+                   "diverged run, a data-order artefact) before trusting its predictions")
+    elif failed - {"tails"}:
+        out.append("law='auto' (laws weighed by how they extrapolate); where one domain or size fails, check its "
+                   "probes (a diverged run, a data-order artefact) before trusting its predictions")
+    if "trend_tokens" in failed:
+        out.append("the early checkpoints inside the LR warm-up follow another curve: drop them (tokens below a few "
+                   "warm-up lengths) or fit the LR-aware dynamics law (fit_dynamics)")
+    if "tails" in failed:
+        out.append("heavy-tailed noise stands in for the misfit: do not trust the bands until the law fits")
     return out
 
 

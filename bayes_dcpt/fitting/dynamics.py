@@ -86,6 +86,7 @@ class DynamicsFit(BaseFit):
     SAVED_NUMERIC = (*_data.REQUIRED_COLUMNS[1:], *_data.LOSS_COLUMNS, "step")
     SAVED_TEXT = ("domain", "run_id", "schedule", "base_schedule")
     LOO_POINTWISE = True
+    ADEQUACY = False  # the checks need predictions on the data's own rows; dynamics rows carry LR schedules
 
     def __init__(self, data: pd.DataFrame, law: Law, config: DynamicsConfig, idata: Any, *,
                  sampler_config: Mapping[str, Any], diagnostics: Diagnostics, groups: Sequence[tuple[str, str]],
@@ -156,7 +157,7 @@ class DynamicsFit(BaseFit):
     @classmethod
     def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any],
                    diagnostics: Diagnostics) -> Self:
-        cfg = DynamicsConfig(**{"run_offsets": "latent", **card["config"]})  # cards before the option: sampled
+        cfg = DynamicsConfig(**{"run_offsets": "latent", "nu_floor": 0.0, **card["config"]})  # older cards: old model
         return cls(data, get_law(card["law"]), cfg, tree, sampler_config=card["sampler"], diagnostics=diagnostics,
                    groups=card["groups"], notes=card.get("notes", ()))
 

@@ -18,7 +18,14 @@ import pandas as pd
 
 from bayes_dcpt.errors import BayesDCPTError
 
-__all__ = ["CARD_ATTR", "DATA_GROUP", "read_fit_file", "text_column", "write_fit_file"]
+__all__ = [
+    "CARD_ATTR",
+    "DATA_GROUP",
+    "read_card",
+    "read_fit_file",
+    "text_column",
+    "write_fit_file",
+]
 
 #: The tree attribute holding the model card (JSON) and the group holding the fitted data.
 CARD_ATTR = "bayes_dcpt_card"
@@ -75,3 +82,15 @@ def read_fit_file(path: Path, writer: str) -> tuple[Any, dict[str, Any], pd.Data
     raw = pd.DataFrame({c: ds[c].values for c in ds.data_vars})
     del tree[DATA_GROUP]
     return tree, json.loads(card_json), raw
+
+
+def read_card(path: Path) -> dict[str, Any] | None:
+    """The model card of a fit file without loading its draws (``None`` when the file has none)."""
+    import xarray as xr
+
+    try:
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            card_json = tree.attrs.get(CARD_ATTR)
+    except Exception:
+        return None
+    return None if card_json is None else json.loads(card_json)

@@ -15,7 +15,20 @@ import numpy as np
 from bayes_dcpt.fitting.config import DynamicsConfig, FitConfig
 from bayes_dcpt.fitting.marginal import run_loglik
 
-__all__ = ["add_noise_and_likelihood"]
+__all__ = ["NU_FLOOR", "add_noise_and_likelihood", "student_dof"]
+
+
+#: Floor of the Student-t degrees of freedom: heavy tails for a few bad checkpoints, never so heavy (nu < 2, an
+#: infinite variance; below 1 not even a mean) that the noise can absorb a curve the law misses.
+NU_FLOOR = 2.0
+
+
+def student_dof(pm: Any, cfg: FitConfig | DynamicsConfig) -> Any:
+    """The Student-t degrees of freedom per target: ``nu = 2 + Gamma(2, 0.1)`` (floored; legacy fits: no floor)."""
+    if getattr(cfg, "nu_floor", NU_FLOOR) <= 0:
+        return pm.Gamma("nu", alpha=2.0, beta=0.1, dims="target")
+    excess = pm.Gamma("nu_excess", alpha=2.0, beta=0.1, dims="target")
+    return pm.Deterministic("nu", cfg.nu_floor + excess, dims="target")
 
 
 def add_noise_and_likelihood(mu: Any, y: Any, t_idx: Any, run_idx: Any, run_group: Any,
@@ -35,15 +48,13 @@ def add_noise_and_likelihood(mu: Any, y: Any, t_idx: Any, run_idx: Any, run_grou
             z_run = pm.Normal("z_run", 0.0, 1.0, dims="run")
             mu = mu + tau[t_idx] * z_run[run_idx]
     sigma = pm.LogNormal("sigma", np.log(0.004), 1.0 * ps, dims="target")
+    nu = student_dof(pm, cfg) if cfg.robust else None
     if not likelihood:
-        if cfg.robust:
-            pm.Gamma("nu", alpha=2.0, beta=0.1, dims="target")
-    elif marginal:
+        return
+    if marginal:
         # the run offsets integrated out in closed form (see bayes_dcpt.fitting.marginal)
-        nu = pm.Gamma("nu", alpha=2.0, beta=0.1, dims="target") if cfg.robust else None
         pm.Potential("obs_log_loss", run_loglik(y - mu, run_idx, run_group, sigma, tau, nu, capacity))
     elif cfg.robust:
-        nu = pm.Gamma("nu", alpha=2.0, beta=0.1, dims="target")
         pm.StudentT("obs_log_loss", nu=nu[t_idx], mu=mu, sigma=sigma[t_idx], observed=y, dims="obs",
                     shape=y.shape)
     else:

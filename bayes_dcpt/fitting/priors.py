@@ -67,6 +67,10 @@ def _anchored_rows(law: Law) -> list[dict[str, str]]:
 def prior_table(law: str | Law, anchored: bool = True) -> pd.DataFrame:
     """The priors of a law's Bayesian fit, as sampled, with their reasons (also in every saved model card)."""
     law = get_law(law)
+    if law.family == "cpt":  # the base-anchored law has its own model (fitting/cpt_model.py)
+        from bayes_dcpt.fitting.cpt_model import cpt_prior_table
+
+        return cpt_prior_table()
     if law.power_terms and anchored:
         rows = _anchored_rows(law)
     else:

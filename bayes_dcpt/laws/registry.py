@@ -1,10 +1,11 @@
 """The law registry: every supported scaling law by name and alias, in one read-only mapping.
 
-:data:`LAWS` is built from :mod:`~bayes_dcpt.laws.dcpt` (the D-CPT family L1-L7 and the Cross-Domain
-law) and :mod:`~bayes_dcpt.laws.related` (Chinchilla, Kaplan, cross-lingual, Data Mixing, BiMix, CMR);
-other modules add theirs with :func:`register` (the CPT learning-dynamics laws do). The law abstraction
-itself (:class:`Law`, :class:`Param`, :class:`Prior`, input preparation) lives in :mod:`~bayes_dcpt.laws.base`
-and is re-exported here, so ``from bayes_dcpt.laws.registry import Law, get_law`` keeps working.
+:data:`LAWS` is built from :mod:`~bayes_dcpt.laws.dcpt` (the D-CPT family L1-L7 and the Cross-Domain law),
+:mod:`~bayes_dcpt.laws.cpt` (the base-anchored CPT law) and :mod:`~bayes_dcpt.laws.related` (Chinchilla, Kaplan,
+cross-lingual, Data Mixing, BiMix, CMR); other modules add theirs with :func:`register` (the CPT learning-dynamics
+laws do). The law abstraction itself (:class:`Law`, :class:`Param`, :class:`Prior`, input preparation) lives in
+:mod:`~bayes_dcpt.laws.base` and is re-exported here, so ``from bayes_dcpt.laws.registry import Law, get_law``
+keeps working.
 
 Quickstart::
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from bayes_dcpt.errors import UnknownLawError
 from bayes_dcpt.laws.base import BILLION, TINY, Law, Param, Prior, inputs_from_frame, prepare_inputs
+from bayes_dcpt.laws.cpt import CPT_LAW
 from bayes_dcpt.laws.dcpt import cross_domain_laws, dcpt_laws
 from bayes_dcpt.laws.related import related_laws
 
@@ -43,10 +45,10 @@ __all__ = [
 
 
 def _build_registry() -> dict[str, Law]:
-    """The built-in laws by name, in a fixed order: D-CPT L1-L7, Cross-Domain K1-K4, then the related laws."""
+    """The built-in laws by name, in a fixed order: D-CPT L1-L7, Cross-Domain K1-K4, CPT, the related laws."""
     dcpt = dcpt_laws()
     l3 = next(law for law in dcpt if law.name == "L3")
-    return {law.name: law for law in (*dcpt, *cross_domain_laws(l3), *related_laws())}
+    return {law.name: law for law in (*dcpt, *cross_domain_laws(l3), CPT_LAW, *related_laws())}
 
 
 _REGISTRY: dict[str, Law] = _build_registry()

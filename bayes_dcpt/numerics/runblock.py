@@ -89,10 +89,19 @@ def run_sums(e: np.ndarray, runs: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
 def block_log_likelihood(e: np.ndarray, runs: np.ndarray, sigma: Any, tau: Any, nu: Any = None) -> np.ndarray:
     """Sum over runs of the run-block log-likelihood of residuals ``e`` (``(S, n)``): shape ``(S,)``.
 
-    ``sigma``, ``tau`` and ``nu`` are per draw ``(S,)`` (or scalars); ``nu=None`` is the Normal form.
+    ``sigma``, ``tau`` and ``nu`` are per draw ``(S,)`` (or scalars); ``sigma`` may be ``(S, n)`` when each
+    checkpoint has its own noise scale; ``nu=None`` is the Normal form.
     """
-    s1, s2, n = run_sums(e, runs)
     col = lambda v: None if v is None else np.asarray(v, float).reshape(-1, 1)  # noqa: E731
+    sigma = np.asarray(sigma, float)
+    if sigma.ndim == 2:  # each checkpoint its own noise variance: the weighted form
+        v = sigma**2
+        w0, _, n = run_sums(1.0 / v, runs)
+        w1 = run_sums(e / v, runs)[0]
+        w2 = run_sums(e / sigma, runs)[1]
+        lv = run_sums(np.log(v), runs)[0]
+        return np.sum(weighted_run_terms(np, w0, w1, w2, lv, n[None, :], col(tau) ** 2, col(nu)), axis=-1)
+    s1, s2, n = run_sums(e, runs)
     return np.sum(run_terms(np, s1, s2, n[None, :], col(sigma) ** 2, col(tau) ** 2, col(nu)), axis=-1)
 
 

@@ -5,6 +5,10 @@ conditional on the earlier picks (Gaussian conditioning), so a batch is not ``k`
 model pre-trained for one pick is not paid again, and the GPU-hour budget is never exceeded. Ratio-greedy can
 waste a budget on cheap probes, so with a budget it is compared with the greedy batch that starts from the
 most informative affordable probe, and the better one is kept (Leskovec et al. 2007).
+
+A probe picked again is an independent replicate run (its own run offset and checkpoint noise; the same law and the
+same model discrepancy, which a replicate cannot average away). It is picked only when its information given the
+earlier picks, per GPU-hour, beats every design not yet in the batch, and its row says so with both numbers.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ BATCH_COLUMNS = (
     "width_after_probe",
     "width_after_batch",
     "repeat",
+    "best_new_U_z_per_gpu_hour",
+    "why",
 )
 
 
@@ -102,6 +108,7 @@ def greedy_batch(
             c = int(np.argmax(np.where(feas, sc["U_z"] / marg**opts.kappa, -np.inf)))
         if opts.min_info_per_gpu_hour is not None and sc["U_z"][c] / marg[c] < opts.min_info_per_gpu_hour:
             break
+        best_new, why = _against_new_designs(sc["U_z"], marg, feas & ~used, c, bool(used[c]), opts.kappa)
         cd.condition(c)
         spent += float(marg[c])
         if keys[c] is not None:
@@ -120,11 +127,31 @@ def greedy_batch(
                 "width_after_probe": float(scored.width_from_var(alone["v_post"][c])),
                 "width_after_batch": float(scored.width_from_var(np.diag(cd.target_cov))),
                 "repeat": bool(any(p["cand"] == c for p in picks)),
+                "best_new_U_z_per_gpu_hour": best_new,
+                "why": why,
             }
         )
         if opts.stop_width is not None and picks[-1]["width_after_batch"] <= opts.stop_width:
             break
     return picks, cd.target_information()
+
+
+def _against_new_designs(u_z: np.ndarray, marg: np.ndarray, new: np.ndarray, c: int, repeat: bool,
+                         kappa: float) -> tuple[float, str]:
+    """The best design not yet picked (its U_z per GPU-hour, given the earlier picks) and why ``c`` was picked.
+
+    Only a replicate needs a reason: the greedy picks it over every new design by ``U_z / GPU-h^kappa``.
+    """
+    score = np.where(new, u_z / marg**kappa, -np.inf)
+    if not new.any():
+        return float("nan"), "replicate: no new design fits the budget" if repeat else ""
+    j = int(np.argmax(score))
+    best = float(u_z[j] / marg[j])
+    if not repeat:
+        return best, ""
+    unit = "nats/GPU-h" if kappa == 1 else f"nats/GPU-h, ranked by U_z/GPU-h^{kappa:g}"
+    return best, (f"replicate: more information per GPU-hour than any new design "
+                  f"({u_z[c] / marg[c]:.3g} vs {best:.3g} {unit})")
 
 
 def choose_batch(

@@ -1,5 +1,8 @@
 """Loop state on disk: posteriors in one ``.npz`` file, and the files a resumable loop writes as it goes.
 
+A posterior file keeps its class (a base-anchored CPT law's posterior evaluates differently), its whole context
+(the calibrated discrepancy and data envelope included) and the discrepancy's per-draw values.
+
 A :class:`~bayes_dcpt.plan.loop.PlannerLoop` with a ``state_dir`` stores every result as it lands
 (``config.json``, ``data.csv``, ``rounds.jsonl``, ``posterior.npz``, ``plan_round<N>.csv``), each written
 atomically (a temporary file, then a rename), so an interrupted loop leaves a consistent state to resume from.
@@ -16,16 +19,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_dcpt.encoding import dumps
+from bayes_dcpt.encoding import dumps, to_jsonable
 from bayes_dcpt.errors import BayesDCPTError
 from bayes_dcpt.laws.registry import get_law
+from bayes_dcpt.posterior.cpt import CPTPosterior
 from bayes_dcpt.posterior.draws import Posterior
 
 __all__ = ["load_posterior", "read_loop_state", "save_posterior", "write_atomic", "write_round"]
 
+#: The posterior classes a file can hold (a base-anchored law's posterior needs its own ``law_inputs``).
+_CLASSES: dict[str, type[Posterior]] = {"Posterior": Posterior, "CPTPosterior": CPTPosterior}
+
 
 def save_posterior(post: Posterior, path: str | Path, **meta: Any) -> Path:
     """Store a posterior's draws, weights, context and reference in one ``.npz`` file (atomic write)."""
+    if type(post).__name__ not in _CLASSES:
+        raise BayesDCPTError(f"a {type(post).__name__} cannot be stored in a loop file (only {sorted(_CLASSES)})")
     arrays: dict[str, np.ndarray] = {}
     for (t, d), p in post.params.items():
         for name, v in p.items():
@@ -35,9 +44,12 @@ def save_posterior(post: Posterior, path: str | Path, **meta: Any) -> Path:
             arrays[f"n|{t}|{name}"] = np.asarray(v, float)
     if post.weights is not None:
         arrays["weights"] = np.asarray(post.weights, float)
+    for t in post.targets:  # the discrepancy's draws belong to the posterior's draws (a subset's are not re-drawn)
+        arrays[f"z|{t}"] = np.asarray(post.discrepancy_z(t), float)
     header = {
         "law": post.law.name,
-        "ctx": {k: float(v) for k, v in post.ctx.items()},
+        "class": type(post).__name__,
+        "ctx": to_jsonable(post.ctx),
         "reference": post.reference.to_csv(index=False),
         "meta": meta,
     }
@@ -56,20 +68,27 @@ def load_posterior(path: str | Path) -> tuple[Posterior, dict[str, Any]]:
         params: dict[tuple[str, str], dict[str, np.ndarray]] = {}
         noise: dict[str, dict[str, np.ndarray]] = {}
         weights = None
+        disc_z = {}
         for key in z.files:
             parts = key.split("|")
             if parts[0] == "p":
                 params.setdefault((parts[1], parts[2]), {})[parts[3]] = z[key]
             elif parts[0] == "n":
                 noise.setdefault(parts[1], {})[parts[2]] = z[key]
+            elif parts[0] == "z":
+                disc_z[parts[1]] = z[key]
             elif key == "weights":
                 weights = z[key]
     law = get_law(header["law"])
     order = {n: i for i, n in enumerate(law.param_names)}
     params = {k: dict(sorted(v.items(), key=lambda kv: order.get(kv[0], 99))) for k, v in params.items()}
-    post = Posterior(law, params, noise, header["ctx"], weights=weights)
+    cls = _CLASSES.get(header.get("class", "Posterior"), Posterior)
+    post = cls(law, params, noise, header["ctx"], weights=weights)
     if header["reference"].strip():
         post.reference = pd.read_csv(io.StringIO(header["reference"]))
+    for t, v in disc_z.items():
+        if len(v) == post.n_draws:
+            post.discrepancy_z(t)[:] = v
     return post, header.get("meta", {})
 
 

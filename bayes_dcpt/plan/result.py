@@ -29,6 +29,8 @@ class Plan:
         The batch, in pick order: ``rank``, the candidate columns, ``gpu_hours`` (marginal: a base model
         pre-trained for an earlier pick is not paid twice), ``cum_gpu_hours``, ``U_theta`` and ``U_z``
         (nats, conditional on the earlier picks), ``U_z_per_gpu_hour``, ``U_z_alone`` (unconditional),
+        ``repeat`` (an independent replicate of an earlier pick), ``best_new_U_z_per_gpu_hour`` (the best design
+        not yet picked, at that step) and ``why`` (for a replicate: why it beat every new design),
         ``width_after_probe`` (expected target interval width after this probe alone),
         ``width_after_batch`` (after the batch so far), the predicted 90% loss bands at the final
         checkpoint (``pred_loss_<t>_lo/_med/_hi``) and the verification columns ``is_*`` when checked.
@@ -82,6 +84,7 @@ class Plan:
                 f"r={r['r_domain']:.3g} "
                 f"| {r['gpu_hours']:.3g} GPU-h | U_z {r['U_z']:.3f} nats ({r['U_z_per_gpu_hour']:.3g}/GPU-h) "
                 f"| width after batch {r['width_after_batch']:.4g}"
+                + (f" | {r['why']}" if isinstance(r.get("why"), str) and r.get("why") else "")
             )
         lines.append(
             f"batch: {len(self.table)} probe(s), {self.total_gpu_hours:.4g} GPU-h"
@@ -144,6 +147,9 @@ def plan_table(plan: Plan) -> Any:
         ("IS check", "left"),
     ):
         t.add_column(name, justify=just)
+    whys = [str(w) for w in plan.table.get("why", pd.Series(dtype=object)) if isinstance(w, str) and w]
+    if whys:
+        t.add_column("why", justify="left")
     for _, r in plan.table.iterrows():
         band = (
             f"{r['pred_loss_domain_lo']:.3f}-{r['pred_loss_domain_hi']:.3f}"
@@ -166,5 +172,6 @@ def plan_table(plan: Plan) -> Any:
             f"{r['width_after_batch']:.4g}",
             band,
             check,
+            *([r["why"] if isinstance(r.get("why"), str) else ""] if whys else []),
         )
     return t

@@ -5,6 +5,12 @@ posterior draws (weights kept), the law's log losses at every candidate checkpoi
 Gaussian ensemble of the probes' whitened outputs (:class:`~bayes_dcpt.plan.information.Ensemble`), every
 candidate's information about the law (``U_theta``) and the target (``U_z``) with its score
 ``U_z / gpu_hours^kappa``, and the predicted loss band at each probe's final checkpoint.
+
+A probe's outputs are the law plus each draw's model discrepancy where the probe leaves the data
+(:meth:`~bayes_dcpt.posterior.Posterior.log_loss_with_discrepancy`): a probe towards the asked size or tokens
+measures the law's error there, which the target carries too. The noise of each checkpoint is the posterior's
+own (:meth:`~bayes_dcpt.posterior.Posterior.measurement_variance`: Student-t variances, the robust fit's run
+offset scaled with them, a base-anchored law's noise growing with the move from the base).
 """
 
 from __future__ import annotations
@@ -53,11 +59,13 @@ class ScoringDraws:
     log_f
         Per loss, the mean log loss ``(S, rows)`` at every row of the candidates' checkpoint frame.
     noise
-        Per loss, ``(variance of a checkpoint's noise, tau^2)`` per draw.
+        Per loss, ``(variance of each checkpoint's noise (S, rows), variance of a run's offset (S,))``.
     lens, starts
         Number of checkpoints of each candidate and its first row in ``log_f``.
     width_now
         The target's current equal-tailed interval width per component, over all draws.
+    rows
+        The candidates' checkpoint frame (one row per column of ``log_f``).
     """
 
     sub: Posterior
@@ -68,6 +76,7 @@ class ScoringDraws:
     lens: np.ndarray
     starts: np.ndarray
     width_now: np.ndarray
+    rows: pd.DataFrame
 
     @property
     def targets(self) -> list[str]:
@@ -90,22 +99,18 @@ def draw_weights(post: Posterior) -> np.ndarray:
     return post.weights if post.weights is not None else np.full(post.n_draws, 1.0 / post.n_draws)
 
 
-def noise_moments(post: Posterior, idx: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per loss, ``(variance of a checkpoint's noise, tau^2)`` of the draws ``idx``.
+def noise_moments(post: Posterior, rows: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per loss, the noise variances of a new measurement of ``rows``: checkpoint ``(S, rows)``, run offset ``(S,)``.
 
-    Student-t checkpoint noise enters through its variance ``sigma^2 nu / (nu - 2)``, ``nu`` floored at 2.5.
+    :meth:`~bayes_dcpt.posterior.Posterior.measurement_variance`: Student-t noise through its variance
+    (``nu`` floored at 2.5), the robust fit's run offset sharing that factor, heteroscedastic noise per row.
     """
     out = {}
     for t in post.targets:
         nz = post.noise.get(t)
         if nz is None or "sigma" not in nz:
             raise BayesDCPTError(f"the posterior has no noise draws for the {t} loss (noise['{t}']['sigma'])")
-        s2 = np.asarray(nz["sigma"], float)[idx] ** 2
-        if "nu" in nz:
-            nu = np.maximum(np.asarray(nz["nu"], float)[idx], 2.5)
-            s2 = s2 * nu / (nu - 2.0)
-        t2 = np.asarray(nz["tau"], float)[idx] ** 2 if "tau" in nz else np.zeros_like(s2)
-        out[t] = (s2, t2)
+        out[t] = post.measurement_variance(rows, t)
     return out
 
 
@@ -133,7 +138,7 @@ def scoring_draws(
     w = w_all[idx].copy()
     scheds = eval_checkpoints(cands, opts.n_checkpoints, opts.first_fraction)
     long = checkpoint_frame(cands, scheds)
-    log_f = {t: sub.mean_log_loss(long, t) for t in sub.targets}  # (S, rows)
+    log_f = {t: sub.log_loss_with_discrepancy(long, t) for t in sub.targets}  # (S, rows)
     finite = np.ones(len(idx), bool)
     for t in sub.targets:
         finite &= np.isfinite(log_f[t]).all(axis=1)
@@ -154,18 +159,20 @@ def scoring_draws(
         w=w / w.sum(),
         z=td.z[idx],
         log_f=log_f,
-        noise=noise_moments(sub, np.arange(len(idx))),
+        noise=noise_moments(sub, long),
         lens=lens,
         starts=starts,
         width_now=eti_width(td.z, w_all, opts.ci),
+        rows=long,
     )
 
 
 def _feature_block(draws: ScoringDraws, c_idx: np.ndarray, k_max: int) -> tuple[np.ndarray, np.ndarray]:
     """Outputs ``F (n, S, k_max)`` and noise covariances ``R (n, k_max, k_max)`` of candidates ``c_idx``.
 
-    Each loss's checkpoints get ``E[sigma^2] I + E[tau^2] 11^T`` (posterior averages); unused components are
-    zero outputs with unit noise, so they carry no information.
+    Each loss's checkpoints get ``diag(E[var_i]) + E[var_u] 11^T`` (posterior averages of each checkpoint's noise
+    variance and of the run offset's); unused components are zero outputs with unit noise, so they carry no
+    information.
     """
     F = np.zeros((len(c_idx), draws.n_draws, k_max))
     R = np.tile(np.eye(k_max), (len(c_idx), 1, 1))
@@ -176,7 +183,8 @@ def _feature_block(draws: ScoringDraws, c_idx: np.ndarray, k_max: int) -> tuple[
             cols = slice(b * kc, (b + 1) * kc)
             F[j, :, cols] = draws.log_f[t][:, draws.starts[c] : draws.starts[c] + kc]
             s2, t2 = draws.noise[t]
-            R[j, cols, cols] = float(w @ t2) + float(w @ s2) * np.eye(kc)
+            rows = slice(draws.starts[c], draws.starts[c] + kc)
+            R[j, cols, cols] = float(w @ t2) + np.diag(w @ s2[:, rows])
     return F, R
 
 
@@ -261,7 +269,8 @@ def score_candidates(draws: ScoringDraws, cands: pd.DataFrame, opts: SuggestOpti
 def predicted_bands(scores: pd.DataFrame, draws: ScoringDraws, opts: SuggestOptions) -> None:
     """Add each candidate's predicted ``ci`` band of every loss at its final checkpoint, as a new run.
 
-    Columns ``pred_loss_<loss>_lo/_med/_hi``; the noise is drawn with the seed ``[seed, 1]``.
+    The law with each draw's model discrepancy (wider beyond the data) plus a new run's noise, drawn with the seed
+    ``[seed, 1]``. Columns ``pred_loss_<loss>_lo/_med/_hi``.
     """
     lo_q, hi_q = (1 - opts.ci) / 2, 1 - (1 - opts.ci) / 2
     last = draws.starts + draws.lens - 1
@@ -270,6 +279,11 @@ def predicted_bands(scores: pd.DataFrame, draws: ScoringDraws, opts: SuggestOpti
     mixing = bool(draws.sub.ctx.get("run_mixing"))
     for t in draws.targets:
         mu = draws.log_f[t][:, last]  # (S, C): each candidate's final checkpoint, a new run each
-        y = np.exp(mu + log_noise(brng, draws.sub.noise[t], np.arange(n_cands), draws.n_draws, mixing=mixing))
+        sd = draws.sub.checkpoint_sd(draws.rows.iloc[last].reset_index(drop=True), t, mu) \
+            if draws.sub.ctx.get("heteroscedastic") else None
+        with np.errstate(over="ignore"):  # a heavy-tailed noise draw may overflow to inf: far in the band's tail
+            y = np.exp(mu + log_noise(brng, draws.sub.noise[t], np.arange(n_cands), draws.n_draws, mixing=mixing,
+                                      sd=sd))
         q = weighted_quantile(y, [lo_q, 0.5, hi_q], draws.w, axis=0)
         scores[f"pred_loss_{t}_lo"], scores[f"pred_loss_{t}_med"], scores[f"pred_loss_{t}_hi"] = q[0], q[1], q[2]
+

@@ -194,7 +194,8 @@ def loss_target(
 ) -> Target:
     """The noise-free ``loss`` at one or more target configurations, per draw: shape ``(S, n_points)``.
 
-    ``points`` are rows of ``domain, n_params, tokens, r_domain`` (a table or a mapping of columns).
+    ``points`` are rows of ``domain, n_params, tokens, r_domain`` (a table or a mapping of columns). Beyond the
+    data each draw carries its model discrepancy, as the decisions do.
     """
     if loss not in ("general", "domain"):
         raise BayesDCPTError(f"loss must be 'general' or 'domain', not {loss!r}")
@@ -202,7 +203,7 @@ def loss_target(
 
     def fn(post: Posterior) -> np.ndarray:
         frame = prediction_frame(pts, post.domains)
-        return np.exp(post.mean_log_loss(frame, loss))
+        return np.exp(post.log_loss_with_discrepancy(frame, loss))
 
     labels = tuple(
         f"L_{loss}(N={float(n):.3g}, D={float(d):.3g}, r={float(r):.2f})"

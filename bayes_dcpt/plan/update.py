@@ -9,7 +9,9 @@ and the model must be refitted (:class:`UpdateResult.reliable` is False).
 Likelihood of one run: the noise model the posterior was fitted with (:mod:`bayes_dcpt.numerics.runblock`):
 a run's checkpoints share an offset, integrated out; one multivariate Student-t per run for the default robust
 fit (``ctx["run_mixing"]``), Normal for ``robust=False``, and for fits with sampled offsets a Student-t per
-checkpoint around a normal offset. General and domain losses have independent offsets.
+checkpoint around a normal offset. General and domain losses have independent offsets. A base-anchored law's
+checkpoints have their own noise scales (:meth:`~bayes_dcpt.posterior.Posterior.checkpoint_sd`), and beyond the
+data each draw's law carries its model discrepancy (the planner counts on a probe there measuring it).
 
 Quickstart::
 
@@ -57,7 +59,8 @@ def run_log_likelihood(post: Posterior, rows: pd.DataFrame) -> np.ndarray:
         sub = cpt[cpt[f"loss_{t}"].notna()]
         if sub.empty:
             continue
-        mu = post.mean_log_loss(sub, t)
+        law = post.mean_log_loss(sub, t)
+        mu = law + post.frame_discrepancy_sd(sub, t)[None, :] * post.discrepancy_z(t)[:, None]
         e = np.log(sub[f"loss_{t}"].to_numpy(float))[None, :] - mu
         if not np.all(np.isfinite(e)):
             e = np.where(np.isfinite(e), e, np.inf)
@@ -65,6 +68,8 @@ def run_log_likelihood(post: Posterior, rows: pd.DataFrame) -> np.ndarray:
         nz = post.noise[t]
         sigma = np.asarray(nz["sigma"], float)
         tau = np.asarray(nz.get("tau", np.zeros_like(sigma)), float)
+        if post.ctx.get("heteroscedastic"):
+            sigma = post.checkpoint_sd(sub, t, law)  # each checkpoint's own scale (S, n)
         with np.errstate(invalid="ignore", over="ignore"):
             if "nu" in nz and post.ctx.get("run_mixing"):
                 # the default fit's robust form: one multivariate Student-t per run

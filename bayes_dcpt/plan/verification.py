@@ -22,12 +22,16 @@ _RESULT_KEYS = ("U_z_is", "U_z_is_se", "U_z_is_entropy", "khat_median", "frac_kh
 
 
 def _block_noise(draws: ScoringDraws, c: int) -> BlockNoise:
-    """Per-draw noise of candidate ``c``'s outputs: one block of checkpoints per loss."""
+    """Per-draw noise of candidate ``c``'s outputs: one block of checkpoints per loss.
+
+    A block has one checkpoint scale: the root mean of its checkpoints' variances (they differ when the noise
+    grows with the move from the base model).
+    """
     kc = draws.lens[c]
     sig_cols, tau_cols = [], []
     for t in draws.targets:
         s2, t2 = draws.noise[t]
-        sig_cols.append(np.sqrt(s2))
+        sig_cols.append(np.sqrt(s2[:, draws.starts[c] : draws.starts[c] + kc].mean(axis=1)))
         tau_cols.append(np.sqrt(t2))
     return BlockNoise(
         tuple(np.arange(b * kc, (b + 1) * kc) for b in range(len(draws.targets))),

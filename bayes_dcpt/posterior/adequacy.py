@@ -37,12 +37,12 @@ __all__ = ["NU_FLAG", "Adequacy", "AdequacyCheck", "check_adequacy"]
 NU_FLAG = 3.0
 _MAX_DRAWS = 800
 _CHECK_TEXT = {
-    "coverage": "share of points inside the predictive band",
-    "trend_tokens": "residuals trend along log D within runs: the law misses the curves' shape",
-    "trend_ratio": "run residuals trend along the ratio: the law misses the shape in r",
-    "trend_size": "run residuals trend along log N: the law misses the size dependence",
-    "loo_pit": "leave-one-out PIT not uniform: predictive bands miscalibrated",
-    "tails": "noise degrees of freedom near the floor: heavy tails absorb what the law misses",
+    "coverage": "predictive bands miscalibrated",
+    "trend_tokens": "the law misses the curves' shape along log D",
+    "trend_ratio": "the law misses the shape in r",
+    "trend_size": "the law misses the size dependence",
+    "loo_pit": "leave-one-out predictions miscalibrated",
+    "tails": "heavy-tailed noise absorbs the misfit",
 }
 
 
@@ -126,7 +126,7 @@ class Adequacy:
 def _observations(post: Any, data: pd.DataFrame, zero_ratio: bool) -> pd.DataFrame:
     """Fitted measurements in long form with the law's log mean per draw kept aside (``attrs['logm']``)."""
     rows = data[data["tokens"] > 0].reset_index(drop=True)
-    parts, logms = [], []
+    parts, logms, sds = [], [], []
     for t in post.targets:
         sub = rows[rows[f"loss_{t}"].notna() & rows["domain"].isin(post.domains)]
         own = sub["r_domain"] if t == "domain" else 1.0 - sub["r_domain"]
@@ -134,7 +134,9 @@ def _observations(post: Any, data: pd.DataFrame, zero_ratio: bool) -> pd.DataFra
             sub = sub[own.to_numpy() > 0]
         if sub.empty:
             continue
-        logms.append(post.mean_log_loss(sub, t))
+        logm = post.mean_log_loss(sub, t)
+        logms.append(logm)
+        sds.append(post.checkpoint_sd(sub, t, logm))
         parts.append(pd.DataFrame({
             "target": t, "domain": sub["domain"].astype(str).to_numpy(),
             "n_params": sub["n_params"].to_numpy(float), "tokens": sub["tokens"].to_numpy(float),
@@ -142,18 +144,20 @@ def _observations(post: Any, data: pd.DataFrame, zero_ratio: bool) -> pd.DataFra
             "y": np.log(sub[f"loss_{t}"].to_numpy(float))}))
     obs = pd.concat(parts, ignore_index=True)
     logm = np.concatenate(logms, axis=1)
+    sd = np.concatenate(sds, axis=1)
     obs["m"] = np.nanmean(logm, axis=0)
+    obs["v"] = np.nanmedian(sd**2, axis=0)  # each checkpoint's noise variance (posterior median)
     obs.attrs["logm"] = logm
+    obs.attrs["sd"] = sd
     return obs
 
 
 def _noise_scales(noise: dict[str, np.ndarray]) -> tuple[float, float, float]:
-    """Posterior-median checkpoint variance (Student-t variance when nu > 2), offset variance and nu."""
-    sig = float(np.median(noise["sigma"]))
+    """Posterior-median variance inflation of a Student-t (1 for a Normal), offset variance and nu."""
     tau = float(np.median(noise["tau"])) if "tau" in noise else 0.0
     nu = float(np.median(noise["nu"])) if "nu" in noise else np.inf
     inflate = 1.0 if not np.isfinite(nu) else (nu / (nu - 2.0) if nu > 2.2 else nu / 0.2)
-    return sig**2 * inflate, tau**2, nu
+    return inflate, tau**2, nu
 
 
 def _wald(resid: np.ndarray, X: np.ndarray, cov: np.ndarray) -> tuple[float, float, int]:
@@ -178,7 +182,8 @@ def _poly(x: np.ndarray, quadratic: bool) -> np.ndarray:
 def _coverage(post: Any, t: str, d: str, g: pd.DataFrame, ci: float, n_rep: int, seed: int
               ) -> list[AdequacyCheck]:
     frame = g[["domain", "n_params", "tokens", "r_domain", "run_id"]].reset_index(drop=True)
-    draws = np.log(post.sample_observations(frame, t, seed=seed))
+    with np.errstate(over="ignore", divide="ignore"):  # nu < 1 draws overflow to inf/0: far out in the tails
+        draws = np.log(post.sample_observations(frame, t, seed=seed))
     lo, hi = np.nanquantile(draws, [(1 - ci) / 2, 1 - (1 - ci) / 2], axis=0)
     y = g["y"].to_numpy()
     inside = (y >= lo) & (y <= hi)
@@ -192,13 +197,14 @@ def _coverage(post: Any, t: str, d: str, g: pd.DataFrame, ci: float, n_rep: int,
         p = float(2 * stats.norm.sf(abs(share - mu) / sd))
         side = "too narrow" if share < mu else "too wide"
         out.append(AdequacyCheck("coverage", t, d, float(n), share, f"{mu:.2f} +- {sd:.2f}", p, True,
-                                 f"{share:.0%} of {int(m.sum())} points inside the {ci:.0%} band "
-                                 f"(replicates: {mu:.0%} +- {sd:.0%}): bands {side}"))
+                                 f"bands {side}: {share:.0%} of {int(m.sum())} points inside the {ci:.0%} band, "
+                                 f"replicates {mu:.0%} +- {sd:.0%}"))
     return out
 
 
-def _trend_tokens(t: str, d: str, n: float, g: pd.DataFrame, var_e: float) -> AdequacyCheck | None:
+def _trend_tokens(t: str, d: str, n: float, g: pd.DataFrame, inflate: float) -> AdequacyCheck | None:
     e = (g["y"] - g["m"]).to_numpy()
+    v = g["v"].to_numpy() * inflate
     logd = np.log(g["tokens"].to_numpy())
     runs = g["run_id"].to_numpy()
     ec, xs, covs = [], [], []
@@ -210,7 +216,8 @@ def _trend_tokens(t: str, d: str, n: float, g: pd.DataFrame, var_e: float) -> Ad
         ec.append(e[k] - e[k].mean())
         x = logd[k] - logd[k].mean()
         xs.append(np.stack([x, x**2 - np.mean(x**2)], axis=1))
-        covs.append(var_e * (np.eye(nk) - np.ones((nk, nk)) / nk))
+        centre = np.eye(nk) - np.ones((nk, nk)) / nk  # run offsets cancel in within-run centred residuals
+        covs.append(centre @ np.diag(v[k]) @ centre)
     if not ec:
         return None
     stat, p, k = _wald(np.concatenate(ec), np.concatenate(xs), block_diag(*covs))
@@ -218,49 +225,50 @@ def _trend_tokens(t: str, d: str, n: float, g: pd.DataFrame, var_e: float) -> Ad
                          f"within-run residuals along log D: chi2({k}) = {stat:.1f}")
 
 
-def _trend_runs(check: str, t: str, d: str, n: float | None, g: pd.DataFrame, x_of: str, var_e: float,
+def _trend_runs(check: str, t: str, d: str, n: float | None, g: pd.DataFrame, x_of: str, inflate: float,
                 var_u: float) -> AdequacyCheck | None:
     e = (g["y"] - g["m"]).to_numpy()
-    runs = g.assign(e=e).groupby("run_id").agg(e=("e", "mean"), x=(x_of, "first"), k=("e", "size"))
+    runs = g.assign(e=e, v=g["v"] * inflate).groupby("run_id").agg(e=("e", "mean"), x=(x_of, "first"),
+                                                                     k=("e", "size"), v=("v", "sum"))
     levels = runs["x"].nunique()
     if len(runs) < 3 or levels < 3:
         return None
     x = np.log(runs["x"].to_numpy()) if x_of == "n_params" else runs["x"].to_numpy()
-    stat, p, k = _wald(runs["e"].to_numpy(), _poly(x, levels >= 4), np.diag(var_u + var_e / runs["k"].to_numpy()))
+    var = var_u + runs["v"].to_numpy() / runs["k"].to_numpy() ** 2
+    stat, p, k = _wald(runs["e"].to_numpy(), _poly(x, levels >= 4), np.diag(var))
     axis = "log N" if x_of == "n_params" else "r"
     return AdequacyCheck(check, t, d, n, stat, f"chi2({k})", p, True,
                          f"run-mean residuals along {axis}: chi2({k}) = {stat:.1f}")
 
 
-def _loo_pit(post: Any, t: str, d: str, g: pd.DataFrame, logm: np.ndarray, idx: np.ndarray
-             ) -> AdequacyCheck | None:
+def _loo_pit(post: Any, t: str, d: str, g: pd.DataFrame, logm: np.ndarray, sd: np.ndarray) -> AdequacyCheck | None:
     """LOO-PIT of each checkpoint given the rest of its run (closed form of the marginal model; PSIS weights)."""
     nz = post.noise[t]
     if "nu" in nz and not post.ctx.get("run_mixing"):
         return None  # sampled-offset fits have no closed-form conditional predictive
-    sel = lambda v: np.asarray(v, float)[idx][:, None]  # noqa: E731
+    col = lambda v: np.asarray(v, float)[:, None]  # noqa: E731
     e = g["y"].to_numpy()[None, :] - logm
     runs = g["run_id"].to_numpy()
-    tau = sel(nz["tau"]) if "tau" in nz else 0.0
-    nu = sel(nz["nu"]) if "nu" in nz else None
-    resid, scale, dof = loo_conditional(e, runs, sel(nz["sigma"]), tau, nu)
+    tau = col(nz["tau"]) if "tau" in nz else 0.0
+    nu = col(nz["nu"]) if "nu" in nz else None
+    resid, scale, dof = loo_conditional(e, runs, sd, tau, nu)
     cdf = stats.norm.cdf(resid / scale) if dof is None else stats.t.cdf(resid / scale, dof)
-    ll = loo_pointwise(e, runs, sel(nz["sigma"]), tau, nu)
+    ll = loo_pointwise(e, runs, sd, tau, nu)
     lw, _ = psis(-ll.T)  # (n, S)
     pit = np.sum(np.exp(lw) * cdf.T, axis=1)
     tails = float(np.mean((pit < 0.05) | (pit > 0.95)))
     n_eff = len(np.unique(runs))  # checkpoints of a run are not independent: count runs, conservatively
-    sd = np.sqrt(0.1 * 0.9 / n_eff)
-    p = float(2 * stats.norm.sf(abs(tails - 0.1) / sd))
-    return AdequacyCheck("loo_pit", t, d, None, tails, f"0.10 +- {sd:.2f}", p, True,
+    sd_share = np.sqrt(0.1 * 0.9 / n_eff)
+    p = float(2 * stats.norm.sf(abs(tails - 0.1) / sd_share))
+    return AdequacyCheck("loo_pit", t, d, None, tails, f"0.10 +- {sd_share:.2f}", p, True,
                          f"{tails:.0%} of leave-one-out PITs outside [0.05, 0.95] (calibrated: 10%)")
 
 
 def _tails(t: str, nu: float) -> AdequacyCheck:
     ok = nu >= NU_FLAG
+    msg = f"noise degrees of freedom {nu:.2f}"
     return AdequacyCheck("tails", t, "*", None, nu, f"nu >= {NU_FLAG:g}", float("nan"), ok,
-                         f"noise degrees of freedom {nu:.2f}" + ("" if ok else f" < {NU_FLAG:g}: heavy tails "
-                                                                    "absorb what the law misses"))
+                         msg if ok else f"{_CHECK_TEXT['tails']} ({msg} < {NU_FLAG:g})")
 
 
 def check_adequacy(post: Any, data: pd.DataFrame, *, ci: float = 0.9, alpha: float = 0.01, seed: int = 0,
@@ -286,24 +294,24 @@ def check_adequacy(post: Any, data: pd.DataFrame, *, ci: float = 0.9, alpha: flo
     idx = np.unique(np.linspace(0, post.n_draws - 1, min(post.n_draws, _MAX_DRAWS)).astype(int))
     sub = post.subset(idx) if len(idx) < post.n_draws else post
     obs = _observations(sub, data, zero_ratio)
-    logm_all = obs.attrs["logm"]
+    logm_all, sd_all = obs.attrs["logm"], obs.attrs["sd"]
     out: list[AdequacyCheck] = []
     for t in sub.targets:
-        var_e, var_u, nu = _noise_scales(sub.noise[t])
+        inflate, var_u, nu = _noise_scales(sub.noise[t])
         for d in sorted(obs.loc[obs["target"] == t, "domain"].unique()):
             m = ((obs["target"] == t) & (obs["domain"] == d)).to_numpy()
             g = obs[m]
             if "coverage" in wanted:
                 out += _coverage(sub, t, d, g, ci, n_rep, seed)
             for n, gn in g.groupby("n_params"):
-                if "trend_tokens" in wanted and (c := _trend_tokens(t, d, n, gn, var_e)):
+                if "trend_tokens" in wanted and (c := _trend_tokens(t, d, n, gn, inflate)):
                     out.append(c)
                 if "trend_ratio" in wanted and (c := _trend_runs("trend_ratio", t, d, float(n), gn, "r_domain",
-                                                                 var_e, var_u)):
+                                                                 inflate, var_u)):
                     out.append(c)
-            if "trend_size" in wanted and (c := _trend_runs("trend_size", t, d, None, g, "n_params", var_e, var_u)):
+            if "trend_size" in wanted and (c := _trend_runs("trend_size", t, d, None, g, "n_params", inflate, var_u)):
                 out.append(c)
-            if "loo_pit" in wanted and (c := _loo_pit(sub, t, d, g, logm_all[:, m], np.arange(sub.n_draws))):
+            if "loo_pit" in wanted and (c := _loo_pit(sub, t, d, g, logm_all[:, m], sd_all[:, m])):
                 out.append(c)
         if "tails" in wanted and np.isfinite(nu):
             out.append(_tails(t, nu))
@@ -313,7 +321,7 @@ def check_adequacy(post: Any, data: pd.DataFrame, *, ci: float = 0.9, alpha: flo
     for c in out:
         if np.isfinite(c.p_value):
             ok = c.p_value >= threshold
-            msg = c.message if ok else f"{c.message}: {_CHECK_TEXT[c.check]} (p = {c.p_value:.2g})"
+            msg = c.message if ok else f"{_CHECK_TEXT[c.check]} ({c.message}; p = {c.p_value:.2g})"
             c = AdequacyCheck(c.check, c.target, c.domain, c.n_params, c.statistic, c.reference, c.p_value, ok, msg)
         final.append(c)
     return Adequacy(tuple(final), alpha, ci)

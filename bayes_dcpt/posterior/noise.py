@@ -17,17 +17,18 @@ __all__ = ["log_noise"]
 
 
 def log_noise(rng: np.random.Generator, noise: Mapping[str, Any], runs: Any, n_draws: int, *,
-              mixing: bool, new_run: bool = True) -> np.ndarray:
+              mixing: bool, new_run: bool = True, sd: np.ndarray | None = None) -> np.ndarray:
     """Additive noise on the log loss, one row per draw: shape ``(n_draws, len(runs))``.
 
     ``noise`` holds per-draw ``sigma`` (and ``tau``, ``nu`` when fitted); entries of ``runs`` that are equal
-    share a run offset. ``new_run=False`` leaves the offsets out (noise around a run already measured).
+    share a run offset. ``new_run=False`` leaves the offsets out (noise around a run already measured). ``sd``
+    (``(n_draws, len(runs))``) replaces ``sigma`` when each checkpoint has its own noise scale.
     """
     runs = np.asarray(runs)
     n = len(runs)
     _, inv = np.unique(runs.astype(str), return_inverse=True)
     n_runs = int(inv.max()) + 1 if n else 0
-    sigma = np.asarray(noise["sigma"], float)[:, None]
+    sigma = np.asarray(noise["sigma"], float)[:, None] if sd is None else np.asarray(sd, float)
     if new_run and "tau" in noise and "nu" in noise and mixing:
         nu = np.asarray(noise["nu"], float)[:, None]
         w = np.sqrt(nu / rng.chisquare(np.broadcast_to(nu, (n_draws, n_runs))))[:, inv]

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from pathlib import PurePath
 from typing import Any
 
 import pandas as pd
 
 from bayes_dcpt._version import __version__
 from bayes_dcpt.report.blocks import Block, Heading, Image, Para, Pre, Table, fmt, fmt_frame, interval
+from bayes_dcpt.report.fit_sections import ordinal
 
-__all__ = ["compute_section", "header", "key_answers", "plan_section", "reproduce_section", "tradeoff_section"]
+__all__ = ["arg", "compute_section", "header", "key_answers", "plan_section", "refit_path", "reproduce_section",
+           "tradeoff_section", "verdict_paras"]
 
 
 def header(ci: float, source: str | None) -> list[Block]:
@@ -44,9 +47,30 @@ def _answer_line(dom: str, dec: Any, ci: float) -> str:
     return f"{dom}: no draw meets the constraint (infeasible {s.counts['infeasible']} of {s.counts['n_draws']})"
 
 
-def key_answers(decs: Mapping[str, Any], plan: Any, diag: Any, notes: list[str], ci: float) -> list[Block]:
-    """r* per domain, the top suggested probe, the diagnostics verdict and the notes about defaults."""
-    blocks: list[Block] = [Heading(2, "Key answers", "key")]
+def verdict_paras(diag: Any, adequacy: Any) -> list[Para]:
+    """Two lines: did the sampler converge, and does the law describe the data (red when not)."""
+    if diag.approximate:
+        sampler = Para(f"sampler: {diag.sampler} is an approximation, without convergence diagnostics", bad=True)
+    else:
+        stats = (f"{diag.sampler}, {diag.chains} chains x {diag.draws} draws: divergences {diag.divergences}, "
+                 f"R-hat max {diag.rhat_max:.4f}, ESS bulk/tail min {diag.ess_bulk_min:.0f}/{diag.ess_tail_min:.0f}, "
+                 f"BFMI min {diag.bfmi_min:.2f}")
+        sampler = Para(f"sampler: OK ({stats})", good=True) if diag.sampler_ok else \
+            Para(f"sampler: PROBLEMS ({'; '.join(diag.problems)}; {stats}): do not trust the intervals", bad=True)
+    if adequacy is None:
+        return [sampler]
+    if adequacy.ok and not diag.misfit:
+        return [sampler, Para(f"fit: OK, {adequacy.summary()}", good=True)]
+    n = f"{len(adequacy.failures)} of {len(adequacy.checks)} checks fail" if adequacy.failures else \
+        f"{len(diag.misfit)} checks fail"
+    return [sampler, Para(f"fit: MISFIT, the law does not describe the data ({n}; see Diagnostics): the answers "
+                          "below are not to be trusted where it fails", bad=True)]
+
+
+def key_answers(decs: Mapping[str, Any], plan: Any, diag: Any, notes: list[str], ci: float,
+                adequacy: Any = None) -> list[Block]:
+    """The verdict on the fit, r* per domain, the top suggested probe and the notes about defaults."""
+    blocks: list[Block] = [Heading(2, "Key answers", "key"), *verdict_paras(diag, adequacy)]
     lines = [_answer_line(dom, dd, ci) for dom, dd in decs.items()]
     if plan is not None and len(plan.table):
         top = plan.table.iloc[0]
@@ -55,7 +79,6 @@ def key_answers(decs: Mapping[str, Any], plan: Any, diag: Any, notes: list[str],
             f"r_domain = {top['r_domain']:.3g}, {top['gpu_hours']:.3g} GPU-hours"
         )
     blocks += [Para(ln) for ln in lines]
-    blocks.append(Para(f"diagnostics: {diag}", bad=not diag.ok, good=diag.ok))
     blocks += [Para(f"note: {n}") for n in notes]
     return blocks
 
@@ -158,7 +181,7 @@ def compute_section(
     if rows:
         blocks.append(Table(pd.DataFrame(rows), caption=f"Compute-optimal N and D ({ci:.0%} intervals)"))
     for dom, why in skipped.items():
-        blocks.append(Para(f"{dom}: no compute allocation ({why}).", bad=True))
+        blocks.append(Para(f"{dom}: no compute allocation ({why}).", bad=not why.startswith("not applicable")))
     for dom, d in comp.items():
         fig = d.plot(ci=ci)
         blocks.append(
@@ -230,12 +253,18 @@ def plan_section(plan: Any, plan_domain: str | None, n_cands: int, dpi: int, why
     return blocks
 
 
+def arg(x: float) -> str:
+    """A number as a command-line argument: ``2097152`` for a whole number, else 6 significant digits."""
+    x = float(x)
+    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else f"{x:.6g}"
+
+
 def _report_command(
     fit_path: str, inp: Mapping[str, Any], base_loss: Any, domain: str | None, k: int, budget: float | None, fmt_: str
 ) -> str:
     cmd = (
         f"bayes-dcpt report {fit_path} --out report.{'md' if fmt_ == 'md' else 'html'} "
-        f"--n-params {inp['n_params']:.6g} --tokens {inp['tokens']:.6g} "
+        f"--n-params {arg(inp['n_params'])} --tokens {arg(inp['tokens'])} "
         f"--max-general-increase {inp['max_general_increase']:g}"
     )
     if not inp["relative"]:
@@ -244,7 +273,35 @@ def _report_command(
         cmd += f" --base-loss {base_loss:g}"
     if domain:
         cmd += f" --domain {domain}"
-    return cmd + f" --k {k}" + (f" --budget {budget:g}" if budget else "")
+    return cmd + f" --k {k}" + (f" --budget-gpu-hours {budget:g}" if budget else "")
+
+
+def _fit_command(fit: Any, out: str) -> str:
+    """``bayes-dcpt fit`` with the law, target, sampler settings and model options of ``fit``, writing ``out``."""
+    sc, cfg = fit.sampler_config, fit.config
+    cmd = (f"bayes-dcpt fit DATA.csv --law {fit.law.name} --target {cfg.target} --draws {sc.get('draws')} "
+           f"--tune {sc.get('tune')} --chains {sc.get('chains')} --seed {sc.get('seed')}")
+    if sc.get("sampler", "nutpie") != "nutpie":
+        cmd += f" --sampler {sc.get('sampler')}"
+    if (sc.get("options") or {}).get("target_accept") is not None:
+        cmd += f" --target-accept {sc['options']['target_accept']:g}"
+    if not getattr(cfg, "run_effect", True):
+        cmd += " --no-run-effect"
+    if getattr(cfg, "run_offsets", "marginal") != "marginal":
+        cmd += f" --run-offsets {cfg.run_offsets}"
+    if getattr(cfg, "domain_levels", "separate") != "separate":
+        cmd += f" --domain-levels {cfg.domain_levels}"
+    if not getattr(cfg, "robust", True):
+        cmd += " --normal"
+    return cmd + f" --out {out}"
+
+
+def refit_path(source: str | None) -> str:
+    """Where the reproduced fit is written: ``<stem>-refit.nc`` in the working folder (never over the source)."""
+    if not source:
+        return "refit.nc"
+    p = PurePath(source)
+    return f"{p.stem}-refit{p.suffix or '.nc'}"
 
 
 def reproduce_section(
@@ -257,14 +314,19 @@ def reproduce_section(
     budget: float | None,
     fmt_: str,
 ) -> list[Block]:
-    """The commands that refit the model and rewrite this report with the same inputs."""
+    """The commands that refit the model (to a new file, never over the source) and rewrite this report."""
+    from bayes_dcpt.data import schema as _data
+
     sc = fit.sampler_config
     fit_path = source or "FIT.nc"
     lines = [
-        f"# fit ({sc.get('chains')} chains x {sc.get('draws')} draws, tune {sc.get('tune')}, seed {sc.get('seed')})",
-        f"bayes-dcpt fit DATA.csv --law {fit.law.name} --target {fit.config.target} --draws {sc.get('draws')} "
-        f"--tune {sc.get('tune')} --chains {sc.get('chains')} --seed {sc.get('seed')} --out {fit_path}",
+        f"# fit ({sc.get('chains')} chains x {sc.get('draws')} draws, tune {sc.get('tune')}, seed {sc.get('seed')}); "
+        f"DATA.csv: the measurements fitted (data hash {_data.data_hash(fit.data)})",
+        _fit_command(fit, refit_path(source)),
         "# this report",
         _report_command(fit_path, inp, base_loss, domain, k, budget, fmt_),
     ]
+    if sc.get("thin"):
+        lines.insert(2, f"# (the source file keeps every {ordinal(sc['thin'])} draw: {sc.get('draws_saved')} per "
+                        "chain)")
     return [Heading(2, "Reproduce", "reproduce"), Pre("\n".join(lines))]

@@ -1,10 +1,11 @@
 """Credible-interval reports of a fit: one self-contained HTML file (or Markdown with PNGs beside it).
 
-A report holds, in order: the key answers, the data summary, the law and its priors, the parameter
-table with 90% intervals, the sampler diagnostics (flagged in red when bad), the fitted curves with
-credible bands against the data, the posterior of the critical ratio r* with the trade-off curves and
-threshold (usage 1 of the D-CPT paper), the compute allocation (usage 3) and the planner's next
-suggested probes. :func:`build_report` composes the parts: :mod:`~bayes_dcpt.report.questions` asks the
+A report holds, in order: the key answers (opening with the verdict on the fit), the data summary, the law and
+its priors, the parameter table with 90% intervals, the diagnostics (the sampler's checks and whether the law
+describes the data, flagged in red when bad), the fitted curves with credible bands against the data (every
+model size; red frames where the law misses the data), the posterior of the critical ratio r* with the
+trade-off curves and threshold (usage 1 of the D-CPT paper), the compute allocation (usage 3) and the planner's
+next suggested probes. :func:`build_report` composes the parts: :mod:`~bayes_dcpt.report.questions` asks the
 questions (defaults described there), :mod:`~bayes_dcpt.report.fit_sections` and
 :mod:`~bayes_dcpt.report.answer_sections` say what the report says, :mod:`~bayes_dcpt.report.render`
 writes HTML or Markdown.
@@ -109,7 +110,7 @@ def _blocks(fit: Any, ans: Answers, opts: Mapping[str, Any]) -> list[Block]:
     diag = fit.diagnostics(warn=False)
     blocks = [
         *answer_sections.header(ci, opts["source"]),
-        *answer_sections.key_answers(ans.decisions, ans.plan, diag, ans.notes, ci),
+        *answer_sections.key_answers(ans.decisions, ans.plan, diag, ans.notes, ci, adequacy=fit.adequacy()),
         *fit_sections.data_section(fit),
         *fit_sections.law_section(fit),
         *fit_sections.parameters_section(fit, ci),

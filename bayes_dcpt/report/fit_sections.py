@@ -1,9 +1,10 @@
 """The sections of a report about the fit itself, one function per section, each returning its blocks.
 
-The data summary, the law and its priors, the parameter table with its intervals, the sampler diagnostics
-(flagged in red when bad, with a rank plot of the worst-mixing parameters) and the fitted curves with
-credible bands against the data. The sections about what the fit answers (r*, compute, the plan) are in
-:mod:`~bayes_dcpt.report.answer_sections`.
+The data summary, the law and its priors, the parameter table with its intervals, the diagnostics (the
+sampler's checks flagged in red when bad, with a rank plot of the worst-mixing parameters; whether the law
+describes the data, with a table of the failed posterior predictive checks) and the fitted curves with
+credible bands against the data, every model size, the panels where the law misses the data framed in red.
+The sections about what the fit answers (r*, compute, the plan) are in :mod:`~bayes_dcpt.report.answer_sections`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from bayes_dcpt.constants import BFMI_MIN, ESS_MIN, RHAT_MAX
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.report.blocks import Block, Heading, Image, Para, Table, fmt, fmt_frame
 
-__all__ = ["curves_section", "data_section", "diagnostics_section", "law_section", "parameters_section"]
+__all__ = ["adequacy_blocks", "checkpoints_per_run", "curves_section", "data_section", "diagnostics_section",
+           "law_section", "parameters_section"]
+
+
+def checkpoints_per_run(s: Mapping[str, Any]) -> str:
+    """``7 checkpoints`` (or ``5 to 7 checkpoints``) from a data summary's rows per run."""
+    lo, hi = s["rows_per_run_min"], s["rows_per_run_max"]
+    return f"{lo} checkpoint{'s' if lo != 1 else ''}" if lo == hi else f"{lo} to {hi} checkpoints"
 
 
 def data_section(fit: Any) -> list[Block]:
@@ -31,7 +39,7 @@ def data_section(fit: Any) -> list[Block]:
             ("model sizes N (parameters)", ", ".join(f"{n:,.0f}" for n in s["n_params"])),
             ("domain shares r_domain", ", ".join(f"{r:g}" for r in s["r_domain"])),
             ("CPT tokens", f"{s['tokens_min']:,.0f} to {s['tokens_max']:,.0f}"),
-            ("runs", f"{s['runs']} ({s['rows_per_run_min']} to {s['rows_per_run_max']} checkpoints per run)"),
+            ("runs", f"{s['runs']} ({checkpoints_per_run(s)} per run)"),
             ("losses", f"general {s['loss_general_rows']} rows, domain {s['loss_domain_rows']} rows"),
             ("data hash", _data.data_hash(fit.data)),
         ],
@@ -110,12 +118,20 @@ def parameters_section(fit: Any, ci: float) -> list[Block]:
     ]
 
 
+def ordinal(k: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ``11th``, ``21st``, ..."""
+    k = int(k)
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
 def _sampler_line(sc: Mapping[str, Any], seconds: float) -> str:
     return (
         f"Sampler {sc.get('sampler')}: {sc.get('chains')} chains x {sc.get('draws')} draws after "
         f"{sc.get('tune')} tuning steps, seed {sc.get('seed')}"
         + (f", options {sc.get('options')}" if sc.get("options") else "")
-        + (f"; saved with every {sc['thin']}th draw ({sc.get('draws_saved')} per chain)" if sc.get("thin") else "")
+        + (f"; saved with every {ordinal(sc['thin'])} draw ({sc.get('draws_saved')} per chain)"
+           if sc.get("thin") else "")
         + f"; {seconds:.0f} s."
     )
 
@@ -148,20 +164,79 @@ def _rank_figure(fit: Any, dpi: int) -> Block:
         return Image(
             plotting.figure_png(fig, dpi=dpi),
             "rank plot of the worst-mixing parameters",
-            f"Rank plots (ArviZ) of the four worst-mixing parameters ({', '.join(worst)}): each "
-            "chain's fractional-rank ECDF difference; chains that mix well stay inside the "
-            "envelope, points mark where a chain leaves it.",
+            f"Rank plots (ArviZ) of the four worst-mixing parameters ({', '.join(worst)}; highest R-hat first): "
+            "each chain's fractional-rank ECDF minus the uniform one. Chains that sample the same posterior stay "
+            "near zero; a chain stuck in one part of the posterior bends away, and black points mark where the "
+            "multi-chain uniformity test finds it departs most. The verdict is the table above (R-hat, ESS, "
+            "divergences, BFMI); the plot shows which parameters and chains are behind it.",
             "rank",
         )
     except Exception as exc:  # a plotting failure must not lose the report; say so instead
         return Para(f"rank plot unavailable: {type(exc).__name__}: {exc}", bad=True)
 
 
+#: How each adequacy check reads in the report's table.
+_CHECK_NAMES = {
+    "coverage": "coverage of the predictive band",
+    "trend_tokens": "shape of the curves along log D",
+    "trend_ratio": "shape in the ratio r",
+    "trend_size": "trend along log N",
+    "loo_pit": "calibration (leave-one-out PIT)",
+    "tails": "noise tails",
+}
+
+
+def adequacy_blocks(fit: Any) -> list[Block]:
+    """Whether the law describes the data: the verdict of the posterior predictive checks and a table of failures."""
+    from bayes_dcpt.fitting.diagnostics import misfit_remedies
+    from bayes_dcpt.report.wording import cli_words
+
+    blocks: list[Block] = [Heading(3, "Does the law describe the data?", "adequacy")]
+    a = fit.adequacy() if callable(getattr(fit, "adequacy", None)) else None
+    if a is None:
+        return [*blocks, Para("No posterior predictive checks for this kind of fit.")]
+    about = (
+        "Posterior predictive checks per target, domain and model size: coverage of the predictive band, "
+        "residual trends along log D within runs, along the ratio and along log N, leave-one-out calibration "
+        f"and the noise tails (p-values Bonferroni-corrected, family-wise level {a.alpha:g})."
+    )
+    if a.ok:
+        return [*blocks, Para(about), Para(f"Yes: {a.summary()}.", good=True)]
+    n_fail, n_all = len(a.failures), len(a.checks)
+    tries = "; ".join(cli_words(r) for r in misfit_remedies(a, fit.law.family))
+    blocks += [
+        Para(about),
+        Para(
+            f"NO: the law does not describe the data ({n_fail} of {n_all} checks fail). Its predictions and "
+            "decisions are not to be trusted where it fails (the panels framed in red in the fitted curves)."
+            + (f" What to try: {tries}." if tries else ""),
+            bad=True,
+        ),
+    ]
+    rows = [
+        {
+            "check": _CHECK_NAMES.get(c.check, c.check),
+            "where": c.where(),
+            "statistic": fmt(c.statistic, ".3g"),
+            "expected": c.reference or "n/a",
+            "p-value": fmt(c.p_value, ".2g"),
+            "finding": c.message,
+        }
+        for c in a.failures
+    ]
+    t = pd.DataFrame(rows)
+    mask = pd.DataFrame(False, index=t.index, columns=t.columns)
+    mask["check"] = True
+    blocks.append(Table(t, mask, caption=f"Failed checks ({n_fail} of {n_all}), worst first"))
+    return blocks
+
+
 def diagnostics_section(fit: Any, dpi: int) -> list[Block]:
-    """The sampler's settings, the convergence checks with their verdict, and a rank plot of the worst mixers."""
+    """The sampler's settings and checks with their verdict, a rank plot, and whether the law describes the data."""
     d = fit.diagnostics(warn=False)
     blocks: list[Block] = [
-        Heading(2, "Sampler diagnostics", "diagnostics"),
+        Heading(2, "Diagnostics: the sampler and the fit", "diagnostics"),
+        Heading(3, "Did the sampler converge?", "sampler"),
         Para(_sampler_line(fit.sampler_config, d.seconds)),
     ]
     if d.approximate:
@@ -172,20 +247,20 @@ def diagnostics_section(fit: Any, dpi: int) -> list[Block]:
                 bad=True,
             )
         )
-        return blocks
+        return blocks + adequacy_blocks(fit)
     blocks.append(_checks_table(d))
-    if d.ok:
-        blocks.append(Para("All checks pass.", good=True))
+    if d.sampler_ok:
+        blocks.append(Para("Yes: every convergence check passes (R-hat, ESS, divergences, BFMI).", good=True))
     else:
         blocks.append(
             Para(
-                "PROBLEMS: " + "; ".join(d.problems) + ". Do not trust these intervals before fixing "
-                "this (more tuning or draws, a higher target_accept, or a simpler law).",
+                "NO: " + "; ".join(d.problems) + ". Do not trust these intervals before fixing "
+                "this (more tuning or draws: --tune, --draws; a higher --target-accept; or a simpler law).",
                 bad=True,
             )
         )
     blocks.append(_rank_figure(fit, dpi))
-    return blocks
+    return blocks + adequacy_blocks(fit)
 
 
 def curves_section(fit: Any, ci: float, dpi: int) -> list[Block]:
@@ -201,15 +276,32 @@ def curves_section(fit: Any, ci: float, dpi: int) -> list[Block]:
             "there). Shaded region: beyond the largest measured tokens."
         ),
     ]
+    adequacy = fit.adequacy() if callable(getattr(fit, "adequacy", None)) else None
+    misfit = plotting.misfit_map(adequacy)
+    if misfit:
+        blocks.append(
+            Para(
+                "Panels framed in red, with a note: where the posterior predictive checks fail (the law does not "
+                "describe those measurements; see Diagnostics).",
+                bad=True,
+            )
+        )
+    for (t, d, _n), checks in misfit.items():
+        if d == "*":
+            blocks.append(
+                Para(f"Every domain's {t} loss: {'; '.join(plotting.MISFIT_LABELS.get(c, c) for c in checks)}.",
+                     bad=True)
+            )
     for dom in fit.domains:
         blocks.append(Heading(3, f"Domain {dom}", f"curves-{dom}"))
-        fig = plotting.loss_curves(fit, domain=dom, ci=ci)
+        fig = plotting.loss_curves(fit, domain=dom, ci=ci, misfit=misfit)
         blocks.append(
             Image(
                 plotting.figure_png(fig, dpi=dpi),
                 f"{dom}: loss against CPT tokens",
                 f"{dom}: general and domain loss against CPT tokens (log scale) for each domain "
-                "share r_domain, one row per model size.",
+                "share r_domain, one row per model size"
+                + (" (red frame: the law misses the data there)." if any(k[1] == dom for k in misfit) else "."),
                 f"curves_{dom}",
             )
         )

@@ -104,6 +104,10 @@ def _compute_allocation(
     skipped: dict[str, str] = {}
     if "domain" not in fit.targets:
         return comp, {d: "the fit has no domain loss" for d in decs}
+    if getattr(fit.law, "family", "") == "cpt":
+        why = ("not applicable to the CPT law: it predicts CPT as a change from a base model you already have, so "
+               "it does not trade the model size against CPT tokens (a D-CPT fit, law='dcpt', does)")
+        return comp, dict.fromkeys(decs, why)
     for dom, d in decs.items():
         ra = d.summary(ci).risk_aware or {}
         r = ra.get("r_domain") if ra.get("feasible") else None

@@ -22,7 +22,7 @@ itself (``kind="mean"``) unless ``kind="predictive"`` asks for a new run's measu
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,7 @@ __all__ = [
     "figure_png",
     "loss_curves",
     "loss_vs_ratio",
+    "misfit_map",
 ]
 
 #: Marker shapes and line styles cycled over the series of a panel (distinct without colour).
@@ -129,6 +130,47 @@ def _fmt_n(n: float) -> str:
     return f"{n:,.0f}" if n < 1e6 else f"{n:.3g}"
 
 
+#: How a failed adequacy check reads in a panel's note (see :mod:`bayes_dcpt.posterior.adequacy`).
+MISFIT_LABELS = {
+    "coverage": "points outside the band",
+    "trend_tokens": "misses the shape along D",
+    "trend_ratio": "misses the shape in r",
+    "trend_size": "misses the trend in N",
+    "loo_pit": "bands miscalibrated",
+    "tails": "heavy tails absorb the misfit",
+}
+MISFIT_COLOR = "#b00000"
+
+
+def misfit_map(adequacy: Any) -> dict[tuple[str, str, float | None], list[str]]:
+    """``{(target, domain, n_params or None): [failed check, ...]}`` of an adequacy verdict (empty when it passes)."""
+    out: dict[tuple[str, str, float | None], list[str]] = {}
+    for c in getattr(adequacy, "failures", ()) or ():
+        out.setdefault((c.target, c.domain, c.n_params), []).append(c.check)
+    return out
+
+
+def _panel_misfit(misfit: Mapping[tuple[str, str, float | None], Sequence[str]] | None, target: str, domain: str,
+                  n: float) -> list[str]:
+    """The failed checks that concern the panel of (target, domain, size n): its own and its domain's."""
+    if not misfit:
+        return []
+    found: list[str] = []
+    for (t, d, size), checks in misfit.items():
+        if t == target and d == domain and (size is None or np.isclose(float(size), n)):
+            found += [c for c in checks if c not in found]
+    return found
+
+
+def _mark_misfit(ax: Any, checks: Sequence[str]) -> None:
+    """A red frame and a red second title line naming what the law misses in this panel."""
+    for spine in ax.spines.values():
+        spine.set_edgecolor(MISFIT_COLOR)
+        spine.set_linewidth(2.5)
+    note = "MISFIT: " + "; ".join(MISFIT_LABELS.get(c, c) for c in checks)
+    ax.set_title(f"{ax.get_title()}\n{note}", fontsize=10, color=MISFIT_COLOR)
+
+
 def loss_curves(
     fit: Any,
     *,
@@ -139,6 +181,7 @@ def loss_curves(
     n_params: Sequence[float] | None = None,
     targets: Sequence[str] | None = None,
     extend: float = 2.0,
+    misfit: Mapping[tuple[str, str, float | None], Sequence[str]] | None = None,
 ) -> Any:
     """Loss against CPT tokens for each ratio, with the fitted curve and its credible band, over the data.
 
@@ -166,6 +209,10 @@ def loss_curves(
         Targets (columns); default: every fitted target.
     extend
         How far beyond the largest measured tokens to draw the curves (factor >= 1).
+    misfit
+        Failed adequacy checks by ``(target, domain, n_params)`` (``n_params`` None: every size), e.g.
+        :func:`misfit_map` of ``fit.adequacy()``: their panels get a red frame and a note saying what the law
+        misses there.
 
     Returns
     -------
@@ -192,6 +239,8 @@ def loss_curves(
             ax.set_ylabel(f"{t} {LOSS_LABEL}")
             ax.set_title(f"{domain}: {t} loss, N = {_fmt_n(n)} parameters", fontsize=10)
             ax.grid(True, which="major", color="0.88", linewidth=0.6)
+            if checks := _panel_misfit(misfit, t, domain, n):
+                _mark_misfit(ax, checks)
             if i == 0:
                 ax.legend(
                     fontsize=7, ncols=2, loc="best", title=f"lines: law mean, band {ci:.0%}", title_fontsize=7

@@ -1,7 +1,9 @@
 """Figures of the sampler's health: which parameters mix worst, and ArviZ rank plots of them.
 
-A rank plot shows each chain's fractional-rank ECDF difference with simultaneous envelopes: well-mixed chains
-stay inside, a chain stuck in one part of the posterior bends out. The report draws the worst four.
+A rank plot shows each chain's fractional-rank ECDF difference (the ECDF of its ranks minus the uniform one):
+chains that sample the same posterior stay near zero, a chain stuck in one part of the posterior bends away, and
+black points mark the ranks where ArviZ's multi-chain uniformity test finds the largest departures. The report
+draws the worst four; its verdict is R-hat and ESS, so the per-panel test p-values are not drawn.
 
 Quickstart::
 
@@ -44,10 +46,11 @@ def worst_parameters(fit: Any, n: int = 6) -> list[str]:
 
 
 def rank_plot(fit: Any, var_names: Sequence[str] | None = None, *, n: int = 6) -> Any:
-    """ArviZ rank plot (fractional-rank ECDF differences per chain, with simultaneous envelopes).
+    """ArviZ rank plot (fractional-rank ECDF differences per chain).
 
-    Well-mixed chains stay inside the envelope; a chain that spends too long in one part of the posterior
-    bends out of it (points marked). ``var_names`` default: the ``n`` worst-mixing parameters
+    Well-mixed chains stay near zero; a chain that spends too long in one part of the posterior bends away
+    (black points: where the multi-chain uniformity test finds it departs most; the test's p-values are not
+    drawn). ``var_names`` default: the ``n`` worst-mixing parameters
     (:func:`worst_parameters`). Chains differ by line style as well as colour. The figure is closed in
     pyplot after drawing (ArviZ creates it through pyplot), so no pyplot state is left behind.
 
@@ -78,5 +81,9 @@ def rank_plot(fit: Any, var_names: Sequence[str] | None = None, *, n: int = 6) -
         figure_kwargs={"figsize": (3.0 * cols, 2.6 * rows + 0.4), "layout": "constrained"},
     )
     fig = pc.viz["figure"].item()
+    for ax in fig.axes:  # the per-panel test p-values are not the verdict of the report (R-hat, ESS): drop them
+        for text in list(ax.texts):
+            if text.get_text().startswith("p="):
+                text.remove()
     plt.close(fig)
     return fig

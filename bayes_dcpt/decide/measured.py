@@ -1,0 +1,148 @@
+"""The trade-off's answer checked against the measurements, where the data measure it directly.
+
+When the data hold the base model and CPT runs at the asked size N with a checkpoint at the asked tokens D, at
+several ratios, the critical ratio can be read off the measurements without any law: the general-loss increase
+over the base model against r, interpolated linearly between the two measured ratios that straddle the threshold
+(the largest ratio within it and the next one). A law that misses the data shows here first, so a
+:class:`~bayes_dcpt.decide.results.Decision` carries this crossing and says when r*'s interval disagrees with it.
+
+Measurements are noisy (a run's offset and its checkpoint noise), so the crossing gets its own interval: the
+measured losses are perturbed by the fit's noise (replicate runs at one ratio averaged), the crossing is read off
+each perturbed set, and the answer *disagrees* with the data only when the two intervals do not overlap. Whether
+r*'s interval contains the measured crossing itself is reported too. The crossing is a bound when every measured
+ratio is within the threshold (``"above"`` the largest) or none is (``"below"`` the smallest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_dcpt.numerics.quantiles import weighted_quantile
+
+__all__ = ["check_against", "contains", "measured_crossing"]
+
+_N_SIM = 2000
+
+
+def _rows_at(data: pd.DataFrame, domain: str, n_params: float) -> pd.DataFrame:
+    """The rows of ``domain`` at size ``n_params`` (within 1e-6) with a measured general loss."""
+    df = data[(data["domain"].astype(str) == domain)
+              & np.isclose(pd.to_numeric(data["n_params"], errors="coerce").to_numpy(float), n_params, rtol=1e-6)]
+    return df[pd.to_numeric(df["loss_general"], errors="coerce").notna()]
+
+
+def _crossings(r: np.ndarray, inc: np.ndarray, T: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Crossing of each row of ``inc`` (M, R) against the sorted ratios ``r``.
+
+    Returns the value, the kind (0 interior, 1 above, -1 below) and the index of the last ratio within ``T``.
+    """
+    ok = inc <= T
+    n = len(r)
+    last = np.where(ok.any(axis=1), n - 1 - np.argmax(ok[:, ::-1], axis=1), -1)
+    i = np.clip(last, 0, n - 2)
+    rows = np.arange(inc.shape[0])
+    a, b = inc[rows, i], inc[rows, i + 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = r[i] + (T - a) * (r[i + 1] - r[i]) / (b - a)
+    kind = np.where(last < 0, -1, np.where(last == n - 1, 1, 0))
+    x = np.where(kind == -1, r[0], np.where(kind == 1, r[-1], x))
+    return x, kind, last
+
+
+def measured_crossing(data: pd.DataFrame | None, domain: str, n_params: float, tokens: float, *,
+                      max_general_increase: float, relative: bool, base_loss: float | None = None,
+                      noise_var: Callable[[pd.DataFrame], np.ndarray] | None = None,
+                      seed: int = 0) -> dict[str, Any] | None:
+    """The measured critical ratio at ``(n_params, tokens)``, or None when the data do not measure it.
+
+    Needs the base model's general loss (``base_loss`` when given, else the data's ``tokens == 0`` rows at this
+    size) and the general loss at a checkpoint of ``tokens`` (within 1e-6) at two or more ratios. ``noise_var``
+    gives the log-scale variance of a new measurement of each row (offset and checkpoint noise); the base model's
+    evaluation is taken as exact (every run starts from it).
+
+    Returns
+    -------
+    dict or None
+        ``crossing`` (the interpolated ratio; for a bound, the bounding ratio), ``kind`` (``"interior"``,
+        ``"above"``: every measured ratio is within the threshold, ``"below"``: none is), ``bracket`` (the two
+        ratios interpolated between), ``ratios`` and ``increases`` (measured, replicates averaged), ``base_loss``,
+        ``base_loss_source`` (``"given"`` or ``"measured"``), ``n_runs`` and ``crossing_draws`` (the crossing of
+        each noise-perturbed set; absent without ``noise_var``).
+    """
+    if data is None or not len(data) or not {"domain", "n_params", "tokens", "r_domain", "loss_general"} <= set(data):
+        return None
+    rows = _rows_at(data, domain, float(n_params))
+    toks = pd.to_numeric(rows["tokens"], errors="coerce").to_numpy(float)
+    if base_loss is None:
+        base = rows[toks == 0]["loss_general"].astype(float)
+        if base.empty:
+            return None
+        L0, source = float(base.mean()), "measured"
+    else:
+        L0, source = float(base_loss), "given"
+    at = rows[np.isclose(toks, float(tokens), rtol=1e-6) & (toks > 0)]
+    at = at[pd.to_numeric(at["r_domain"], errors="coerce").notna()]
+    at = at.assign(r_domain=at["r_domain"].astype(float))
+    g = at.groupby("r_domain")["loss_general"]
+    by_r = g.mean().sort_index()
+    if len(by_r) < 2:
+        return None
+    r = by_r.index.to_numpy(float)
+    T = float(max_general_increase)
+
+    def increase(log_l: np.ndarray) -> np.ndarray:
+        return np.exp(log_l) / L0 - 1.0 if relative else np.exp(log_l) - L0
+
+    log_l = np.log(by_r.to_numpy(float))
+    x, kind, last = _crossings(r, increase(log_l)[None, :], T)
+    k, i = int(kind[0]), int(last[0])
+    out = {"crossing": float(x[0]), "kind": {0: "interior", 1: "above", -1: "below"}[k],
+           "bracket": [float(r[i]), float(r[i + 1])] if k == 0 else [float(x[0])] * 2, "ratios": r.tolist(),
+           "increases": increase(log_l).tolist(), "base_loss": L0, "base_loss_source": source,
+           "n_runs": int(at["run_id"].nunique()) if "run_id" in at else len(at), "n_params": float(n_params),
+           "tokens": float(tokens)}
+    if noise_var is not None:
+        var = pd.Series(np.asarray(noise_var(at), float), index=at.index).groupby(at["r_domain"]).mean()
+        sd = np.sqrt(var.reindex(by_r.index).to_numpy(float) / g.size().reindex(by_r.index).to_numpy(float))
+        sims = log_l[None, :] + np.random.default_rng(seed).standard_normal((_N_SIM, len(r))) * sd[None, :]
+        out["crossing_draws"] = _crossings(r, increase(sims), T)[0]
+    return out
+
+
+def contains(check: dict[str, Any], lo: float, hi: float) -> bool:
+    """Whether r*'s ``[lo, hi]`` interval (NaN: no feasible draw) contains the measured crossing (or its bound)."""
+    x = check["crossing"]
+    if check["kind"] == "below":
+        return bool(not np.isfinite(lo) or lo <= x)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return False
+    if check["kind"] == "above":
+        return bool(hi >= x)
+    return bool(lo <= x <= hi)
+
+
+def check_against(m: dict[str, Any], r_star: np.ndarray, w: np.ndarray, ci: float) -> dict[str, Any]:
+    """The measured crossing ``m`` against r*'s ``ci`` interval from its draws ``r_star`` (weights ``w``).
+
+    Adds ``interval`` (r*'s), ``contains`` (it holds the measured crossing), ``crossing_interval`` (the measured
+    crossing's own ``ci`` interval under the noise) and ``agrees`` (the two intervals overlap; without a noise
+    interval, ``contains``). ``crossing_draws`` is dropped.
+    """
+    q = ((1 - ci) / 2, 1 - (1 - ci) / 2)
+    lo, hi = (float(v) for v in weighted_quantile(r_star, q, w))
+    out = {k: v for k, v in m.items() if k != "crossing_draws"}
+    out.update({"interval": [lo, hi], "contains": contains(m, lo, hi)})
+    if "crossing_draws" in m:
+        c_lo, c_hi = (float(v) for v in np.quantile(m["crossing_draws"], q))
+        out["crossing_interval"] = [c_lo, c_hi]
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            out["agrees"] = bool(c_lo <= m["ratios"][0] and m["kind"] == "below")
+        else:
+            out["agrees"] = bool(max(lo, c_lo) <= min(hi, c_hi))
+    else:
+        out["agrees"] = out["contains"]
+    return out

@@ -1,0 +1,126 @@
+"""Bayesian fit of the base-anchored CPT law (``law="cpt"``): ``fit_cpt``, ``CPTFit``.
+
+The same interface as every fit (diagnostics, adequacy, summary, predict, LOO, save / load); the model is in
+:mod:`~bayes_dcpt.fitting.cpt_model`, the law in :mod:`bayes_dcpt.laws.cpt`. Every own ratio is fitted, the zero
+ratios included: the law is meaningful there (no domain data leaves the domain loss at its base; no general data
+is where forgetting is largest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from bayes_dcpt import hooks
+from bayes_dcpt.data import schema as _data
+from bayes_dcpt.fitting.base import BaseFit, add_run_mixing, flat_draws, noise_draws
+from bayes_dcpt.fitting.config import FitConfig
+from bayes_dcpt.fitting.cpt_model import CPTDesign, cpt_prior_table, get_cpt_model, make_cpt_design
+from bayes_dcpt.fitting.diagnostics import Diagnostics, dcpt_remedies
+from bayes_dcpt.laws.registry import Law, get_law
+from bayes_dcpt.posterior.cpt import CPTPosterior
+
+__all__ = ["CPTFit", "cpt_posterior", "fit_cpt"]
+
+_OWN = {"general": ("h",), "domain": ("sc",)}
+
+
+def cpt_posterior(idata: Any, law: Law, targets: Sequence[str], domains: Sequence[str], ctx: dict,
+                  reference: pd.DataFrame) -> CPTPosterior:
+    """The plain-numpy :class:`CPTPosterior` of a CPT model's draws."""
+    post = idata["posterior"]
+    params: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    for ti, t in enumerate(targets):
+        for di, d in enumerate(domains):
+            p = {k: flat_draws(post, k)[:, ti, di] for k in ("amp", "lam", "phi", "psi")}
+            p.update({k: flat_draws(post, k)[:, ti] for k in ("rho", "kappa")})
+            p.update({k: flat_draws(post, k) for k in _OWN[t]})
+            params[(t, d)] = p
+    noise = noise_draws(post, targets)
+    for ti, t in enumerate(targets):
+        noise[t]["sigma_move"] = flat_draws(post, "sigma_move")[:, ti]
+    return CPTPosterior(law, params, noise, ctx=dict(ctx), reference=reference)
+
+
+class CPTFit(BaseFit):
+    """A Bayesian fit of the base-anchored CPT law. Create with :func:`fit_cpt` (``fit(law="cpt")``)."""
+
+    LABEL = "fit"
+    SAVED_NUMERIC = (*_data.REQUIRED_COLUMNS[1:], *_data.LOSS_COLUMNS)
+    SAVED_TEXT = ("domain", "run_id")
+
+    def __init__(self, data: pd.DataFrame, law: Law, config: FitConfig, idata: Any, *,
+                 sampler_config: Mapping[str, Any], diagnostics: Diagnostics, design: CPTDesign | None = None):
+        super().__init__(data, law, config, idata, sampler_config=sampler_config, diagnostics=diagnostics,
+                         design=design)
+        self.targets = _data.targets_of(config.target)
+        design = self.design
+        self.domains = list(design.domains)
+        ctx = add_run_mixing({"D_ref": design.d_ref, "heteroscedastic": 1.0}, config)
+        self.posterior = cpt_posterior(idata, law, self.targets, self.domains, ctx, _data.base_losses(data))
+
+    @property
+    def var_names(self) -> list[str]:
+        """The parameters reported by :meth:`summary` and checked by :meth:`diagnostics`."""
+        post = self.idata["posterior"]
+        names = ["amp", "lam", "phi", "psi", "rho", "kappa", "h", "sc", "sigma", "sigma_move", "tau", "nu"]
+        names = [n for n in names if n in post.data_vars]
+        return names + [str(n) for n in post.data_vars if str(n).startswith(("mu_", "sd_"))]
+
+    def remedies(self) -> list[str]:
+        """What to try when the diagnostics are bad, most specific first (from this fit's model and data)."""
+        return dcpt_remedies(self.config, self.data, len(self.domains))
+
+    def priors(self) -> pd.DataFrame:
+        """The priors of the CPT law's fit, as sampled, with their reasons."""
+        return cpt_prior_table()
+
+    def optimize(self, usage: str = "tradeoff", **inputs: Any):
+        """Answer one of the paper's usages per posterior draw: sugar for :func:`bayes_dcpt.decide.optimize`."""
+        return hooks.call("optimize", self, usage, **inputs)
+
+    def suggest(self, candidates: Any, target: Any = "tradeoff", *, k: int = 3, budget: float | None = None,
+                cost_model: Any = None, **kwargs: Any):
+        """Which probes to run next: sugar for :func:`bayes_dcpt.plan.suggest`."""
+        return hooks.call("suggest", self, candidates, target, k=k, budget_gpu_hours=budget,
+                          cost_model=cost_model, **kwargs)
+
+    # ------------------------------------------------------------------------------------ base hooks
+    def _make_design(self) -> CPTDesign:
+        return make_cpt_design(self.data, self.config)
+
+    def _model_entry(self) -> dict[str, Any]:
+        return get_cpt_model(self.config, self.design)
+
+    def _card_layout(self) -> dict[str, Any]:
+        return {"targets": list(self.targets), "domains": self.domains}
+
+    def _repr_layout(self) -> str:
+        return f"targets={list(self.targets)} domains={self.domains}"
+
+    @classmethod
+    def _data_from_file(cls, raw: pd.DataFrame) -> pd.DataFrame:
+        return _data.load(raw)
+
+    @classmethod
+    def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:
+        return cls(data, get_law(card["law"]), FitConfig(**card["config"]), tree, sampler_config=card["sampler"],
+                   diagnostics=diagnostics)
+
+
+def fit_cpt(df: pd.DataFrame, cfg: FitConfig, *, draws: int, tune: int, chains: int, cores: int | None, seed: int,
+            sampler: str, progressbar: bool, sampler_kwargs: Mapping[str, Any] | None,
+            run_slots: int | None = None) -> CPTFit:
+    """Sample the CPT law's model for validated measurements ``df`` under ``cfg`` (see :func:`bayes_dcpt.fit`)."""
+    from bayes_dcpt.fitting.samplers import run_sampler
+
+    design = make_cpt_design(df, cfg, run_slots)
+    entry = get_cpt_model(cfg, design)
+    names = ["amp", "lam", "phi", "psi", "rho", "kappa", "h", "sc", "sigma", "sigma_move", "tau", "nu"]
+    idata, diag, sampler_config = run_sampler(entry, sampler, names, draws=draws, tune=tune, chains=chains,
+                                              cores=cores, seed=seed, progressbar=progressbar,
+                                              sampler_kwargs=sampler_kwargs)
+    return CPTFit(df, get_law("cpt"), cfg, idata, sampler_config=sampler_config, diagnostics=diag, design=design)

@@ -1,0 +1,181 @@
+"""How far a prediction lies outside the data, and how fast the law's error grows out there.
+
+A law fitted to probes is trusted most where the probes are; beyond them (more tokens, a larger model, a ratio
+nobody ran) its error grows with the distance, and the posterior of the law's parameters does not know that: it
+assumes the law is right. This module measures the data's *envelope* and a prediction's *distances* beyond it, and
+estimates from held-out errors (:mod:`~bayes_dcpt.fitting.holdout`) how the log error's standard deviation grows
+with each distance (the model discrepancy ``kappa``, Kennedy & O'Hagan 2001 in its simplest form)::
+
+    log y - E[log f] ~ Normal(0, v + sum_a (kappa_a Delta_a)^2),   a in {tokens, size, ratio}
+
+``v`` is the held-out predictive variance without the discrepancy. Distances (natural-log units for tokens and
+size, share units for the ratio), for a row of domain ``d`` at size N, tokens D and domain share r::
+
+    Delta_tokens = max(0, log(D / d_max[N]))          d_max[N]: the largest tokens probed at size N in domain d
+                                                      (at a size nobody probed: the largest at any size)
+    Delta_size   = max(0, log(N / n_max)) + max(0, log(n_min / N))
+    Delta_ratio  = min over probed ratios r' of |r - r'|
+
+The same module holds the stacking of held-out predictive densities (Yao, Vehtari, Simpson & Gelman 2018) that
+weighs the laws of ``law="auto"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+from scipy.special import logsumexp
+
+from bayes_dcpt.data import schema as _data
+
+__all__ = ["AXES", "data_envelope", "estimate_kappa", "extrapolation_distances", "size_key", "stacking_weights"]
+
+#: The directions of extrapolation, in the order of ``ctx["discrepancy"][target]``.
+AXES = ("tokens", "size", "ratio")
+_KAPPA_MAX = 5.0
+
+
+def size_key(n_params: float) -> str:
+    """The key of a model size in ``envelope[domain]["d_max"]``: ``str(float(n_params))``, e.g. ``"443232.0"``."""
+    return str(float(n_params))
+
+
+def data_envelope(df: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per domain, where the CPT probes are: ``n_min``, ``n_max``, ``d_max`` per size and the probed ratios.
+
+    Returns ``{domain: {"n_max": float, "n_min": float, "d_max": {size_key(N): max tokens at N}, "ratios": [r]}}``
+    from the rows with ``tokens > 0`` (the base rows are not probes of CPT). ``ratios`` are the domain shares
+    ``r_domain`` probed, sorted.
+    """
+    cpt = _data.fit_rows(df)
+    out: dict[str, dict[str, Any]] = {}
+    for dom, g in cpt.groupby("domain"):
+        sizes = g.groupby("n_params")["tokens"].max()
+        out[str(dom)] = {
+            "n_max": float(g["n_params"].max()),
+            "n_min": float(g["n_params"].min()),
+            "d_max": {size_key(n): float(v) for n, v in sizes.items()},
+            "ratios": sorted(float(r) for r in g["r_domain"].dropna().unique()),
+        }
+    return out
+
+
+def extrapolation_distances(frame: pd.DataFrame, envelope: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """The distances ``Delta_tokens``, ``Delta_size``, ``Delta_ratio`` of each row beyond ``envelope``.
+
+    ``frame`` has ``domain, n_params, tokens, r_domain`` (raw counts); a domain missing from the envelope gets NaN.
+    Returns a frame with columns ``tokens``, ``size``, ``ratio`` aligned with ``frame``'s rows.
+    """
+    n = len(frame)
+    out = {a: np.full(n, np.nan) for a in AXES}
+    doms = frame["domain"].astype(str).to_numpy()
+    N = frame["n_params"].to_numpy(float)
+    D = frame["tokens"].to_numpy(float)
+    r = frame["r_domain"].to_numpy(float)
+    for dom in np.unique(doms):
+        env = envelope.get(str(dom))
+        if env is None:
+            continue
+        m = doms == dom
+        d_max = {float(k): float(v) for k, v in env["d_max"].items()}
+        widest = max(d_max.values())
+        dm = np.array([d_max.get(float(x), widest) for x in N[m]])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["tokens"][m] = np.maximum(0.0, np.log(D[m] / dm))
+            out["size"][m] = np.maximum(0.0, np.log(N[m] / env["n_max"])) + np.maximum(0.0,
+                                                                                       np.log(env["n_min"] / N[m]))
+        ratios = np.asarray(env["ratios"], float)
+        out["ratio"][m] = np.min(np.abs(r[m, None] - ratios[None, :]), axis=1) if ratios.size else np.nan
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _neg_log_lik(kappa: np.ndarray, e2: np.ndarray, v: np.ndarray, d2: np.ndarray) -> tuple[float, np.ndarray]:
+    """Negative log-likelihood of errors ``e`` (``e2 = e^2``) and its gradient in ``kappa``."""
+    s = v + d2 @ (kappa**2)
+    nll = 0.5 * float(np.sum(np.log(s) + e2 / s))
+    ds = 0.5 * (1.0 / s - e2 / s**2)  # d nll / d s
+    grad = (ds @ d2) * 2.0 * kappa
+    return nll, grad
+
+
+def estimate_kappa(log_error: Any, variance: Any, distances: Mapping[str, Any], *,
+                   min_points: int = 3) -> dict[str, float | None]:
+    """Maximum-likelihood discrepancy slopes from held-out log errors.
+
+    Parameters
+    ----------
+    log_error
+        ``log y - E[log f]`` of each held-out measurement.
+    variance
+        Its predictive variance without the discrepancy (the held-out refit's band, on the log scale).
+    distances
+        ``{axis: Delta}`` per measurement for the axes to estimate (e.g. ``{"tokens": ..., "size": ...}``).
+    min_points
+        An axis with fewer measurements at a positive distance is not estimated (``None``).
+
+    Returns
+    -------
+    dict
+        ``{axis: kappa}`` (>= 0; the log error's extra sd per unit of distance), ``None`` where not estimable.
+        The measurements are treated as independent: the point estimate is that of the estimating equations,
+        whatever the correlation of a run's errors.
+    """
+    e = np.asarray(log_error, float)
+    v = np.asarray(variance, float)
+    axes = list(distances)
+    d = np.stack([np.asarray(distances[a], float) for a in axes], axis=1) if axes else np.zeros((len(e), 0))
+    ok = np.isfinite(e) & np.isfinite(v) & (v > 0) & np.all(np.isfinite(d), axis=1)
+    e, v, d = e[ok], v[ok], d[ok]
+    usable = [int(np.sum(d[:, j] > 0)) >= min_points for j in range(len(axes))]
+    out: dict[str, float | None] = {a: None for a in axes}
+    if not any(usable):
+        return out
+    cols = [j for j, u in enumerate(usable) if u]
+    d2 = d[:, cols] ** 2
+    e2 = e**2
+    # start from the moment estimate of each axis on its own points
+    x0 = np.array([np.sqrt(max(np.mean((e2 - v)[d[:, j] > 0] / d2[d[:, j] > 0, k]), 1e-6))
+                   for k, j in enumerate(cols)])
+    res = minimize(_neg_log_lik, np.minimum(x0, _KAPPA_MAX), args=(e2, v, d2), jac=True, method="L-BFGS-B",
+                   bounds=[(0.0, _KAPPA_MAX)] * len(cols))
+    for k, j in enumerate(cols):
+        out[axes[j]] = float(res.x[k])
+    return out
+
+
+def stacking_weights(lpd: Any) -> np.ndarray:
+    """Stacking weights of predictive densities (Yao et al. 2018): maximise ``sum_i log sum_k w_k p_k(y_i)``.
+
+    ``lpd`` is ``(n, K)``: the log predictive density of held-out unit ``i`` (a run) under candidate ``k``. A
+    candidate whose density is not finite on a unit gets density 0 there. Returns ``(K,)`` weights on the simplex.
+    """
+    lp = np.asarray(lpd, float)
+    if lp.ndim != 2 or lp.shape[1] < 1:
+        raise ValueError("lpd must be (units, candidates)")
+    K = lp.shape[1]
+    if K == 1:
+        return np.ones(1)
+    lp = np.where(np.isfinite(lp), lp, -np.inf)
+    keep = np.isfinite(lp).any(axis=1)
+    lp = lp[keep]
+    lp = lp - lp.max(axis=1, keepdims=True)
+    dens = np.exp(lp)
+
+    def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
+        zz = np.r_[z, 0.0]
+        w = np.exp(zz - logsumexp(zz))
+        mix = dens @ w
+        f = -float(np.sum(np.log(mix)))
+        g_w = -(dens / mix[:, None]).sum(axis=0)  # d f / d w
+        g_z = w * (g_w - g_w @ w)  # through the softmax
+        return f, g_z[:-1]
+
+    res = minimize(objective, np.zeros(K - 1), jac=True, method="L-BFGS-B")
+    zz = np.r_[res.x, 0.0]
+    w = np.exp(zz - logsumexp(zz))
+    w[w < 1e-6] = 0.0
+    return w / w.sum()

@@ -1,0 +1,253 @@
+"""Held-out splits of a fit's data, and how well a posterior refitted on one predicts what it did not see.
+
+A law is used to extrapolate: to more tokens than were probed, to a larger model, to a ratio nobody ran. So it is
+judged by exact leave-future-out cross-validation (Burkner, Gabry & Vehtari 2020): refit on the data with a block
+held out, score the block. The blocks:
+
+* ``"tokens"`` (leave-future-out): every run's checkpoints in the last third of the data's log-token range;
+* ``"size"`` (leave-largest-size-out): the CPT rows of the largest model size; the base rows of every size stay
+  in (users have their base models, the CPT law is anchored at them);
+* ``"ratio"``: every other interior ratio of each domain (domains with at least four ratios).
+
+Refits, not PSIS-LOO: holding out a third of the data moves the posterior far, the importance ratios' Pareto k
+would be far above 0.7 and the estimate worthless; each refit reuses the compiled model (only the data change).
+
+:func:`score_split` scores a posterior on a split's held-out rows: the log predictive density per held-out run,
+``log mean_s p(y_run | theta_s)`` with the run-block likelihood (a run's checkpoints share an offset; in the
+``"tokens"`` split the run's earlier, fitted checkpoints are conditioned on, ``p(y_late | y_early, theta)``), the
+MAPE of the posterior-mean prediction, the coverage of the 90% predictive band of a new run, and per held-out
+measurement its log error, predictive variance and distances beyond the training data (for the discrepancy,
+:mod:`~bayes_dcpt.fitting.discrepancy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import logsumexp
+
+from bayes_dcpt.constants import CI_PROB
+from bayes_dcpt.data import schema as _data
+from bayes_dcpt.errors import FitError
+from bayes_dcpt.fitting.discrepancy import AXES, data_envelope, extrapolation_distances
+from bayes_dcpt.numerics.runblock import latent_student_log_likelihood, weighted_run_terms
+
+__all__ = ["SPLITS", "HoldoutScore", "Split", "make_splits", "score_split"]
+
+SPLITS = ("tokens", "size", "ratio")
+_Z90 = 1.6448536269514722
+
+
+@dataclass(frozen=True)
+class Split:
+    """A held-out split: fit ``train`` (schema rows, base rows included), score ``test`` (CPT rows)."""
+
+    kind: str
+    train: pd.DataFrame = field(repr=False)
+    test: pd.DataFrame = field(repr=False)
+    description: str = ""
+
+
+def _tokens_split(df: pd.DataFrame) -> Split | None:
+    cpt = _data.fit_rows(df)
+    lo, hi = np.log(cpt["tokens"].min()), np.log(cpt["tokens"].max())
+    if hi - lo <= 0:
+        return None
+    cut = float(np.exp(lo + 2.0 / 3.0 * (hi - lo)))
+    held = (df["tokens"] > cut * (1 + 1e-9)).to_numpy()
+    if not held.any() or held.all():
+        return None
+    return Split("tokens", df[~held].reset_index(drop=True), df[held].reset_index(drop=True),
+                 f"each run's checkpoints beyond {cut:,.0f} tokens (the last third of log D) held out")
+
+
+def _size_split(df: pd.DataFrame) -> Split | None:
+    cpt = _data.fit_rows(df)
+    sizes = np.unique(cpt["n_params"].to_numpy(float))
+    if len(sizes) < 2:
+        return None
+    held = ((df["tokens"] > 0) & np.isclose(df["n_params"].to_numpy(float), sizes[-1])).to_numpy()
+    return Split("size", df[~held].reset_index(drop=True), df[held].reset_index(drop=True),
+                 f"the CPT rows of the largest size N = {sizes[-1]:,.0f} held out (its base rows kept)")
+
+
+def _ratio_split(df: pd.DataFrame) -> Split | None:
+    cpt = _data.fit_rows(df)
+    held = np.zeros(len(df), bool)
+    for dom, g in cpt.groupby("domain"):
+        ratios = np.unique(g["r_domain"].dropna().to_numpy(float))
+        if len(ratios) < 4:
+            continue
+        out = ratios[1:-1][::2]  # every other interior ratio
+        held |= ((df["domain"] == dom) & (df["tokens"] > 0)
+                 & np.isin(df["r_domain"].to_numpy(float), out)).to_numpy()
+    if not held.any():
+        return None
+    return Split("ratio", df[~held].reset_index(drop=True), df[held].reset_index(drop=True),
+                 "every other interior ratio of each domain held out")
+
+
+def make_splits(df: pd.DataFrame, kinds: Sequence[str] = ("tokens", "size")) -> list[Split]:
+    """The held-out splits of validated measurements ``df`` among ``kinds`` that the data allow.
+
+    ``"size"`` needs at least two model sizes, ``"ratio"`` a domain with at least four ratios; a split the data
+    do not allow is left out (the caller sees which splits came back).
+    """
+    makers = {"tokens": _tokens_split, "size": _size_split, "ratio": _ratio_split}
+    unknown = [k for k in kinds if k not in makers]
+    if unknown:
+        raise FitError(f"unknown held-out split(s) {unknown}; choose among {', '.join(SPLITS)}")
+    df = _data.load(df)
+    return [s for k in kinds if (s := makers[k](df)) is not None]
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+@dataclass
+class HoldoutScore:
+    """A posterior's score on one split's held-out rows.
+
+    ``runs``: one row per held-out (target, run) with its log predictive density ``lpd`` and ``n_points``;
+    ``points``: one row per held-out measurement with the prediction ``pred`` (posterior mean), the band ``lo``,
+    ``hi``, ``inside``, the log error ``log_error`` (``log y - E[log f]``), the predictive log-scale sd
+    ``log_sd`` and the distances ``delta_tokens``, ``delta_size``, ``delta_ratio`` beyond the training data.
+    """
+
+    law: str
+    split: str
+    runs: pd.DataFrame
+    points: pd.DataFrame
+    seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> pd.DataFrame:
+        """Per target: held-out elpd (sum of run lpds) and its se, runs, points, MAPE (%) and coverage."""
+        rows = []
+        for t, g in self.runs.groupby("target", sort=False):
+            p = self.points[self.points["target"] == t]
+            n = len(g)
+            rows.append({"law": self.law, "split": self.split, "target": t, "elpd": float(g["lpd"].sum()),
+                         "se": float(np.sqrt(n * np.var(g["lpd"], ddof=1))) if n > 1 else np.nan,
+                         "n_runs": n, "n_points": len(p), "mape": float(100 * np.mean(p["ape"])),
+                         "coverage": float(np.mean(p["inside"]))})
+        return pd.DataFrame(rows)
+
+
+def _scored_rows(frame: pd.DataFrame, target: str, zero_ratio: bool) -> pd.DataFrame:
+    """CPT rows with a measured ``target`` loss (and a positive own ratio unless ``zero_ratio``)."""
+    rows = _data.fit_rows(frame)
+    rows = rows[rows[f"loss_{target}"].notna()]
+    if not zero_ratio:
+        own = rows["r_domain"] if target == "domain" else 1.0 - rows["r_domain"]
+        rows = rows[own.to_numpy() > 0]
+    return rows.reset_index(drop=True)
+
+
+def _run_log_lik(post: Any, target: str, frame: pd.DataFrame, logm: np.ndarray, codes: np.ndarray,
+                 n_runs: int) -> np.ndarray:
+    """Run-block log-likelihood ``(S, n_runs)`` of the rows of ``frame`` (run ``codes``), offsets integrated out."""
+    S = logm.shape[0]
+    if len(frame) == 0:
+        return np.zeros((S, n_runs))
+    nz = post.noise[target]
+    e = np.log(frame[f"loss_{target}"].to_numpy(float))[None, :] - logm
+    sd = np.asarray(post.checkpoint_sd(frame, target, logm), float)
+    tau = np.asarray(nz.get("tau", np.zeros(S)), float)[:, None]
+    nu = np.asarray(nz["nu"], float)[:, None] if "nu" in nz else None
+    if nu is not None and not post.ctx.get("run_mixing"):  # sampled-offset fits: Student-t checkpoints
+        out = np.zeros((S, n_runs))
+        sig = np.asarray(nz["sigma"], float)
+        for k in np.unique(codes):
+            m = codes == k
+            out[:, k] = latent_student_log_likelihood(e[:, m], np.zeros(int(m.sum())), sig, tau[:, 0], nu[:, 0])
+        return out
+    M = np.zeros((len(codes), n_runs))
+    M[np.arange(len(codes)), codes] = 1.0
+    v = sd**2
+    w0, w1, w2, lv = (1.0 / v) @ M, (e / v) @ M, (e**2 / v) @ M, np.log(v) @ M
+    n = M.sum(axis=0)[None, :]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return weighted_run_terms(np, w0, w1, w2, lv, n, tau**2, nu)
+
+
+def _band(post: Any, target: str, test: pd.DataFrame, seed: int, ci: float) -> tuple[np.ndarray, ...]:
+    """The ``ci`` predictive band of a new run, its log-scale sd (from the band) and the law's mean per row."""
+    frame = test[["domain", "n_params", "tokens", "r_domain", "run_id"]].reset_index(drop=True)
+    with np.errstate(all="ignore"):
+        draws = np.log(post.sample_observations(frame, target, seed=seed))
+        logm = post.mean_log_loss(frame, target)
+    q = np.nanquantile(draws, [(1 - ci) / 2, 1 - (1 - ci) / 2, 0.05, 0.95], axis=0)
+    log_sd = (q[3] - q[2]) / (2 * _Z90)
+    return np.exp(q[0]), np.exp(q[1]), log_sd, logm
+
+
+def _score_target(post: Any, split: Split, target: str, zero_ratio: bool, seed: int, ci: float,
+                  envelope: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    test = _scored_rows(split.test, target, zero_ratio)
+    if test.empty:
+        return None
+    test = test[test["domain"].isin(post.domains)].reset_index(drop=True)
+    cond = _scored_rows(split.train, target, zero_ratio)
+    cond = cond[cond["run_id"].isin(test["run_id"])].reset_index(drop=True)
+    runs, codes = np.unique(test["run_id"].astype(str).to_numpy(), return_inverse=True)
+    cond_codes = np.searchsorted(runs, cond["run_id"].astype(str).to_numpy())
+    both = pd.concat([test, cond], ignore_index=True)
+    with np.errstate(all="ignore"):
+        logm_all = post.mean_log_loss(both, target)
+    logm_test = logm_all[:, :len(test)]
+    ll_all = _run_log_lik(post, target, both, logm_all, np.r_[codes, cond_codes], len(runs))
+    ll_cond = _run_log_lik(post, target, cond, logm_all[:, len(test):], cond_codes, len(runs))
+    ll = np.where(np.isfinite(ll_all), ll_all - ll_cond, -np.inf)
+    lpd = logsumexp(ll, axis=0) - np.log(ll.shape[0])
+    first = test.groupby("run_id", sort=True).first()
+    run_rows = pd.DataFrame({"split": split.kind, "target": target, "run_id": runs,
+                             "domain": first.loc[runs, "domain"].to_numpy(),
+                             "n_params": first.loc[runs, "n_params"].to_numpy(float),
+                             "r_domain": first.loc[runs, "r_domain"].to_numpy(float),
+                             "n_points": np.bincount(codes, minlength=len(runs)), "lpd": lpd})
+    lo, hi, log_sd, _ = _band(post, target, test, seed, ci)
+    y = test[f"loss_{target}"].to_numpy(float)
+    with np.errstate(all="ignore"):
+        pred = np.nanmean(np.exp(logm_test), axis=0)
+        log_error = np.log(y) - np.nanmean(logm_test, axis=0)
+    dist = extrapolation_distances(test, envelope)
+    points = pd.DataFrame({"split": split.kind, "target": target, "domain": test["domain"].to_numpy(),
+                           "n_params": test["n_params"].to_numpy(float), "tokens": test["tokens"].to_numpy(float),
+                           "r_domain": test["r_domain"].to_numpy(float), "run_id": test["run_id"].to_numpy(),
+                           "loss": y, "pred": pred, "lo": lo, "hi": hi, "inside": (y >= lo) & (y <= hi),
+                           "ape": np.abs(pred - y) / y, "log_error": log_error, "log_sd": log_sd,
+                           **{f"delta_{a}": dist[a].to_numpy() for a in AXES}})
+    return run_rows, points
+
+
+def score_split(post: Any, split: Split, *, law: str = "", zero_ratio: bool = False, seed: int = 0,
+                ci: float = CI_PROB) -> HoldoutScore:
+    """Score posterior ``post`` (fitted on ``split.train``) on the held-out rows of ``split``.
+
+    Parameters
+    ----------
+    post
+        A :class:`~bayes_dcpt.posterior.Posterior` (or subclass) fitted on ``split.train``.
+    split
+        The split.
+    law
+        The name recorded with the score.
+    zero_ratio
+        Also score losses measured with none of their own corpus (the general loss at ``r_domain = 1``, the domain
+        loss at ``r_domain = 0``). Laws compared with each other must be scored on the same rows.
+    seed, ci
+        Seed of the predictive simulation and probability of its band.
+    """
+    envelope = data_envelope(split.train)
+    runs, points = [], []
+    for t in post.targets:
+        res = _score_target(post, split, t, zero_ratio, seed, ci, envelope)
+        if res is not None:
+            runs.append(res[0])
+            points.append(res[1])
+    if not runs:
+        raise FitError(f"split {split.kind!r}: no held-out measurement of the fitted targets to score")
+    return HoldoutScore(law, split.kind, pd.concat(runs, ignore_index=True), pd.concat(points, ignore_index=True))

@@ -1,0 +1,168 @@
+"""The stacked posterior of ``law="auto"``: draws from several laws' posteriors, each draw keeping its own law.
+
+The candidates' posteriors are different kinds of :class:`~bayes_dcpt.posterior.Posterior`: the base-anchored CPT
+law's reads the base-model losses and has heteroscedastic noise, the D-CPT laws' do not. A
+:class:`StackedPosterior` keeps the candidates' posteriors as templates and a per-draw ``component`` index; the
+*stacked law* (:func:`stack_laws`) evaluates in each draw the law of its component, with that component's own
+inputs (:meth:`StackedPosterior.law_inputs` asks each template for them), and the checkpoint noise of a draw is its
+component's (:meth:`StackedPosterior.checkpoint_sd`). Parameters are stored prefixed ``<law>__<name>`` beside
+``component``; every component has values in every draw (its own draws, resampled) so that the stacked law
+evaluates finitely, but only the selected component's values are used. Consumers (predictions, decisions, the
+planner, subsetting and reweighting) see one ordinary posterior.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from bayes_dcpt.errors import BayesDCPTError
+from bayes_dcpt.laws.registry import Law, Param, Prior
+from bayes_dcpt.posterior.draws import Posterior
+
+__all__ = ["StackedPosterior", "stack_laws", "stacked_posterior"]
+
+_SEP = "__"
+
+
+def _own(p: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The parameters of component law ``name`` in a stacked parameter mapping, without their prefix."""
+    pre = name + _SEP
+    return {k[len(pre):]: v for k, v in p.items() if k.startswith(pre)}
+
+
+def stack_laws(laws: Sequence[Law]) -> Law:
+    """A law that evaluates, per draw, the candidate selected by its ``component`` parameter.
+
+    Its inputs ``x`` may carry ``x["components"]``, one input mapping per candidate (their own inputs, as
+    :meth:`StackedPosterior.law_inputs` gives them); without it every candidate reads ``x``.
+    """
+    laws = list(laws)
+
+    def formula(xp: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
+        own_x = x.get("components")
+        out = 0.0
+        for k, law in enumerate(laws):
+            val = law(xp, _own(p, law.name), own_x[k] if own_x is not None else x)
+            out = xp.where(p["component"] == k, val, out)
+        return out
+
+    params: list[Param] = []
+    for law in laws:
+        for par in law.params:
+            params.append(Param(f"{law.name}{_SEP}{par.name}", par.doc, par.space, par.grid, par.prior, par.bounds))
+    params.append(Param("component", "index of the candidate law of this draw", "identity", (0.0,),
+                        Prior("normal", 0.0, 1.0, "selector (not a fitted parameter)")))
+    inputs = tuple(sorted({i for law in laws for i in law.inputs}))
+    example = {f"{law.name}{_SEP}{k}": v for law in laws for k, v in law.example_params.items()}
+    example["component"] = 0.0
+    return Law(f"stack({'+'.join(law.name for law in laws)})", "stacked mixture of " +
+               ", ".join(law.name for law in laws), tuple(params), inputs, formula, "stack",
+               "Yao, Vehtari, Simpson & Gelman 2018 (stacking)", example)
+
+
+@dataclass
+class StackedPosterior(Posterior):
+    """Draws of several laws' posteriors (``components``, the templates), each draw with its own law.
+
+    See the module docstring; ``params[(t, d)]["component"]`` is the index of each draw's law.
+    """
+
+    components: tuple[Posterior, ...] = ()
+
+    @property
+    def component(self) -> np.ndarray:
+        """The index of each draw's component law, ``(S,)``."""
+        first = next(iter(self.params.values()))
+        return np.asarray(first["component"]).astype(int)
+
+    def _template(self, k: int) -> Posterior:
+        """Component ``k``'s posterior template with this posterior's reference losses."""
+        return replace(self.components[k], reference=self.reference, weights=None)
+
+    def view(self, k: int, draws: np.ndarray | None = None) -> Posterior:
+        """Component ``k`` as an ordinary posterior over the draws ``draws`` (default: every draw)."""
+        idx = np.arange(self.n_draws) if draws is None else np.asarray(draws)
+        name = self.components[k].law.name
+        params = {key: {n: np.asarray(v)[idx] for n, v in _own(p, name).items()} for key, p in self.params.items()}
+        noise = {t: {n: np.asarray(v)[idx] for n, v in nz.items()} for t, nz in self.noise.items()}
+        return replace(self._template(k), params=params, noise=noise)
+
+    def law_inputs(self, target: str, domain: str, n_params: np.ndarray, tokens: np.ndarray, r_domain: np.ndarray,
+                   params: dict[str, np.ndarray]) -> dict[str, Any]:
+        """The common inputs plus ``components``: each component's own inputs for its own parameters."""
+        x = super().law_inputs(target, domain, n_params, tokens, r_domain, params)
+        x["components"] = [self._template(k).law_inputs(target, domain, n_params, tokens, r_domain,
+                                                         _own(params, c.law.name))
+                           for k, c in enumerate(self.components)]
+        return x
+
+    def checkpoint_sd(self, frame: Any, target: str, log_mean: np.ndarray) -> np.ndarray:
+        """Each draw's checkpoint noise scale by its own component's noise model, ``(S, n)``."""
+        comp = self.component
+        out = np.empty(np.shape(log_mean))
+        for k in np.unique(comp):
+            m = comp == k
+            out[m] = self.view(int(k), np.flatnonzero(m)).checkpoint_sd(frame, target, np.asarray(log_mean)[m])
+        return out
+
+    def base_loss(self, domain: str, n_params: float, target: str = "general") -> float:
+        """The measured base-model loss, else the first component's that can give one (a fitted base-loss law)."""
+        try:
+            return super().base_loss(domain, n_params, target)
+        except BayesDCPTError:
+            for k in range(len(self.components)):
+                try:
+                    return self.view(k).base_loss(domain, n_params, target)
+                except BayesDCPTError:
+                    continue
+            raise
+
+
+def _noise_union(posts: Sequence[Posterior], idxs: Sequence[np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """Each draw's noise parameters from its own component (keys a component lacks: 0, or a near-Normal nu)."""
+    noise: dict[str, dict[str, np.ndarray]] = {}
+    for t in posts[0].noise:
+        names = sorted({n for p in posts for n in p.noise.get(t, {})})
+        noise[t] = {}
+        for nm in names:
+            fill = 1e6 if nm == "nu" else 0.0
+            noise[t][nm] = np.concatenate([np.asarray(p.noise[t][nm], float)[idx] if nm in p.noise.get(t, {})
+                                           else np.full(len(idx), fill) for p, idx in zip(posts, idxs, strict=True)])
+    return noise
+
+
+def stacked_posterior(posts: Sequence[Posterior], weights: Any, n_draws: int, seed: int,
+                      ctx: Mapping[str, Any] | None = None) -> StackedPosterior:
+    """``n_draws`` draws from ``posts`` in proportion to ``weights`` (multinomial counts), as one posterior."""
+    posts = list(posts)
+    w = np.asarray(weights, float)
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n_draws, w / w.sum())
+    idxs = [rng.integers(0, p.n_draws, c) if c else np.zeros(0, int) for p, c in zip(posts, counts, strict=True)]
+    keys = list(posts[0].params)
+    params: dict[tuple[str, str], dict[str, np.ndarray]] = {k: {} for k in keys}
+    for k, post in enumerate(posts):
+        # every component gets values in every draw (its own draws, resampled); its selected draws in its block
+        fill = rng.integers(0, post.n_draws, n_draws)
+        start = int(sum(counts[:k]))
+        fill[start:start + counts[k]] = idxs[k]
+        for key in keys:
+            for name, v in post.params[key].items():
+                params[key][f"{post.law.name}{_SEP}{name}"] = np.asarray(v)[fill]
+    comp = np.concatenate([np.full(c, float(k)) for k, c in enumerate(counts)])
+    for key in keys:
+        params[key]["component"] = comp
+    merged: dict[str, Any] = {}
+    for p in reversed(posts):
+        merged.update(p.ctx)
+    merged.pop("heteroscedastic", None)
+    if any(p.ctx.get("heteroscedastic") for p in posts):
+        merged["heteroscedastic"] = 1.0
+    merged.update(ctx or {})
+    law = stack_laws([p.law for p in posts])
+    return StackedPosterior(law, params, _noise_union(posts, idxs), ctx=merged, reference=posts[0].reference,
+                            components=tuple(posts))

@@ -1,0 +1,96 @@
+"""The base-anchored CPT law: continual pre-training as a change from the base model the user already has.
+
+The D-CPT forms describe a loss that falls with D from a level set by N and r; measured CPT probes do something
+else: the domain loss starts at the base model's and falls along a saturating curve of the domain tokens seen,
+and the general loss *rises* (forgetting) as domain tokens displace general ones, more the larger the domain
+share. This law anchors both at the measured base-model losses ``L0`` (``D = 0`` gives them exactly) and models
+the change (``s`` = the domain share, ``c = 2 / L0_general(N)`` the base model's capability, which carries the
+size dependence)::
+
+    general:  L_g = L0_g [1 + a c^phi (s / u) sat(lam c^psi u D; kappa) - h (1 - s) log(1 + D / D_ref)],
+              u = s + rho (1 - s)                    (general tokens undo forgetting rho times faster)
+    domain:   L_d = L0_d [1 - g(c) (m / u) sat(lam c^psi u D; kappa)],  g(c) = expit(logit(a) + phi log c),
+              m = s (1 + s_c) / (s + s_c),  u = m + rho (1 - s)
+    sat(x; kappa) = 1 - (1 + x / kappa)^(-kappa)     (0 at x = 0, slope 1, saturating; exp(-x) as kappa -> inf)
+
+The amplitudes are relative to the base loss (``a``: forgetting at s = 1 as a share of L0_g; for the domain loss
+the largest share of L0_d that CPT can remove, kept below 1 at every size by the logistic ``g``).
+Limits: ``D -> 0`` gives the base losses; ``s -> 0`` leaves the domain loss at its base and lets the general loss
+improve only through ``h``; forgetting and learning saturate; the domain loss stays positive. ``lam`` is the rate
+per billion tokens. Chosen by how it extrapolates on real probe
+grids (later tokens, a larger size, held-out ratios); see BENCHMARKS.md. Inputs: ``N``, ``D`` (billions), ``r``
+(the target's own ratio, as for every law), ``L0`` (the target's base loss), ``L0g`` (the base general loss),
+``D_ref`` (billions) and ``target`` (``"general"`` or ``"domain"``: the two losses have different forms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bayes_dcpt.laws.base import Law, Param, Prior
+
+__all__ = ["CPT_LAW", "saturation"]
+
+
+def saturation(xp: Any, x: Any, kappa: Any) -> Any:
+    """``1 - (1 + x / kappa)^(-kappa)``: 0 at 0 with slope 1, tends to 1 (``1 - exp(-x)`` as kappa grows)."""
+    return -xp.expm1(-kappa * xp.log1p(x / kappa))
+
+
+def _cpt(xp: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
+    domain = x.get("target", "domain") == "domain"
+    s = x["r"] if domain else 1.0 - x["r"]
+    logc = xp.log(2.0 / x["L0g"])
+    rate = p["lam"] * xp.exp(p["psi"] * logc)
+    if domain:
+        m = s * (1.0 + p["sc"]) / (s + p["sc"])
+        u = m + p["rho"] * (1.0 - s)
+        g = 1.0 / (1.0 + xp.exp(-(xp.log(p["amp"] / (1.0 - p["amp"])) + p["phi"] * logc)))
+        return x["L0"] * (1.0 - g * (m / u) * saturation(xp, rate * u * x["D"], p["kappa"]))
+    u = s + p["rho"] * (1.0 - s)
+    forget = p["amp"] * xp.exp(p["phi"] * logc) * (s / u) * saturation(xp, rate * u * x["D"], p["kappa"])
+    return x["L0"] * (1.0 + forget - p["h"] * (1.0 - s) * xp.log1p(x["D"] / x["D_ref"]))
+
+
+def _p(name: str, doc: str, prior: Prior) -> Param:
+    return Param(name, doc, "log", (0.0,), prior)
+
+
+#: Parameters; ``h`` is used by the general loss only and ``sc`` by the domain loss only.
+_PARAMS = (
+    _p("amp", "relative amplitude: forgetting at s = 1 as a share of L0_g (general); the largest share of L0_d "
+       "that CPT removes at c = 1 (domain, in (0, 1))",
+       Prior("lognormal", 0.25, 1.2, "a CPT move of about a quarter of the base loss (the fit sets the domain's "
+                                     "as logit-normal)")),
+    Param("phi", "capability exponent of the amplitude", "identity", (0.0,),
+          Prior("normal", 0.0, 1.5, "larger models forget / learn somewhat less or more; c spans little, so wide")),
+    _p("lam", "rate per billion tokens at s = 1",
+       Prior("lognormal", 1.0, 1.5, "centred on the inverse of the data's middle token count (set by the fit)")),
+    Param("psi", "capability exponent of the rate", "identity", (0.0,),
+          Prior("normal", 0.0, 1.5, "as phi")),
+    _p("rho", "general tokens undo forgetting (general) / pull the domain plateau back (domain) rho times",
+       Prior("lognormal", 1.0, 1.5, "general ~10, domain ~0.1 on real probe grids (set per target by the fit)")),
+    _p("kappa", "tail shape of the saturation (small: log-like, large: exponential)",
+       Prior("lognormal", 0.7, 1.0, "0.3-1.7 on real probe grids")),
+    _p("h", "continued learning of the general corpus (general loss only), share of L0_g per e-fold of D / D_ref",
+       Prior("lognormal", 0.003, 1.5, "small: the base model is already trained on that corpus")),
+    _p("sc", "critical domain-batch fraction of the domain loss (domain loss only)",
+       Prior("lognormal", 0.5, 1.5, "0.2-2 on real probe grids")),
+)
+
+CPT_LAW = Law(
+    name="cpt",
+    title="L_g = L0_g [1 + a c^phi (s/u) sat(lam c^psi u D) - h (1-s) log(1+D/D_ref)];  "
+          "L_d = L0_d [1 - g(c) (m/u) sat(lam c^psi u D)], c = 2/L0_g",
+    params=_PARAMS,
+    inputs=("N", "D", "r", "L0", "L0g", "D_ref"),
+    formula=_cpt,
+    family="cpt",
+    reference="this package: base-anchored CPT law (forgetting and learning as saturating changes from the "
+              "base model; cf. Wang et al. 2025's distribution-shift term and the CMR law's base anchoring)",
+    example_params={"amp": 0.3, "phi": 0.0, "lam": 2e4, "psi": 0.0, "rho": 1.0, "kappa": 0.7, "h": 0.003,
+                    "sc": 0.5},
+    aliases=("base-anchored", "cpt-law"),
+    notes="anchored at the measured base-model losses; needs base rows (tokens == 0) of every (domain, size)",
+)

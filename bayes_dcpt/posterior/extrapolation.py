@@ -1,0 +1,106 @@
+"""How far a question lies outside the probed data, and how much the law's own error may grow out there.
+
+The posterior of a law's parameters assumes the law is right. Beyond the probes -- more tokens, another model size,
+a ratio nobody ran -- the law's error grows with the distance, and a fit measures how fast from held-out refits
+(the fitting layer stores it on the posterior's ``ctx``)::
+
+    ctx["discrepancy"] = {target: {"tokens": k_t, "size": k_n, "ratio": k_r}}     # None: not measured
+    ctx["envelope"]    = {domain: {"n_max", "n_min", "d_max": {str(N): max tokens probed at N}, "ratios": [r]}}
+
+This module turns them into the sd of the log-loss error at any ``(domain, N, D, r)`` (zero inside the data)::
+
+    sd = sqrt((k_t Delta_tokens)^2 + (k_n Delta_size)^2 + (k_r Delta_ratio)^2)
+    Delta_tokens = max(0, log(D / d_max(N)))
+    Delta_size   = max(0, log(N / n_max)) + max(0, log(n_min / N))
+    Delta_ratio  = distance of r to the nearest probed ratio
+
+``d_max(N)`` is the largest token count probed at that size; at a size nobody probed, the one of the largest probed
+size below it, or the largest of all below every probed size. Distances below the smallest probed size count too:
+the held-out calibration measures them the same way. A domain missing from the envelope is measured against the
+union of the other domains' envelopes (the hierarchical fit pools the domains; its data extent is theirs). A
+slope that could not be measured (``None``) adds nothing and is reported as such.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["AXES", "DomainEnvelope", "discrepancy_slopes", "domain_envelope", "extrapolation_distances"]
+
+#: The directions of extrapolation, in the order of ``ctx["discrepancy"][target]``.
+AXES = ("tokens", "size", "ratio")
+
+
+@dataclass(frozen=True)
+class DomainEnvelope:
+    """Where one domain's CPT probes are: sizes with their largest token counts, the size range, the ratios."""
+
+    sizes: np.ndarray
+    d_max: np.ndarray
+    n_min: float
+    n_max: float
+    ratios: np.ndarray
+    pooled: bool = False
+
+    def tokens_limit(self, n_params: np.ndarray) -> np.ndarray:
+        """``d_max(N)``: probed size -> its largest tokens; else the largest probed size below N; else the widest."""
+        n = np.asarray(n_params, float)
+        if self.sizes.size == 0:
+            return np.full(n.shape, np.inf)
+        # sizes are sorted: the probed sizes at or below N are a prefix (a probed size matches within 1e-6)
+        i_below = np.sum(self.sizes <= n[..., None] * (1 + 1e-6), axis=-1) - 1
+        return np.where(i_below >= 0, self.d_max[np.maximum(i_below, 0)], self.d_max.max())
+
+
+def domain_envelope(envelope: Mapping[str, Any] | None, domain: str) -> DomainEnvelope | None:
+    """The envelope of ``domain`` (or the union of all domains' when it is missing); None without any envelope."""
+    if not envelope:
+        return None
+    names = [str(domain)] if str(domain) in envelope else list(envelope)
+    d_max: dict[float, float] = {}
+    n_min, n_max, ratios = np.inf, -np.inf, set()
+    for name in names:
+        env = envelope[name]
+        for k, v in dict(env.get("d_max", {})).items():
+            d_max[float(k)] = max(float(v), d_max.get(float(k), -np.inf))
+        n_min = min(n_min, float(env.get("n_min", np.inf)))
+        n_max = max(n_max, float(env.get("n_max", -np.inf)))
+        ratios |= {float(r) for r in env.get("ratios", [])}
+    sizes = np.array(sorted(d_max), float)
+    return DomainEnvelope(sizes, np.array([d_max[s] for s in sizes], float), n_min, n_max,
+                          np.array(sorted(ratios), float), pooled=str(domain) not in envelope)
+
+
+def extrapolation_distances(env: DomainEnvelope | None, n_params: Any, tokens: Any,
+                            r_domain: Any) -> dict[str, np.ndarray]:
+    """``{axis: Delta}`` of broadcast raw-count inputs beyond ``env`` (all zero without an envelope)."""
+    N, D, r = np.broadcast_arrays(*(np.asarray(v, float) for v in (n_params, tokens, r_domain)))
+    if env is None:
+        return {a: np.zeros(N.shape) for a in AXES}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tok = np.maximum(0.0, np.nan_to_num(np.log(D / env.tokens_limit(N)), nan=0.0, neginf=0.0))
+        size = np.zeros(N.shape)
+        if np.isfinite(env.n_max):
+            size = size + np.maximum(0.0, np.log(N / env.n_max))
+        if np.isfinite(env.n_min):
+            size = size + np.maximum(0.0, np.log(env.n_min / N))
+    ratio = (np.min(np.abs(r[..., None] - env.ratios), axis=-1) if env.ratios.size else np.zeros(N.shape))
+    return {"tokens": tok, "size": np.nan_to_num(size), "ratio": np.nan_to_num(ratio)}
+
+
+def discrepancy_slopes(ctx: Mapping[str, Any], target: str) -> tuple[dict[str, float], list[str]]:
+    """The slopes ``{axis: kappa}`` of ``target`` (unmeasured ones as 0) and the axes left unmeasured."""
+    disc = (ctx.get("discrepancy") or {}).get(target) or {}
+    slopes, missing = {}, []
+    for a in AXES:
+        v = disc.get(a)
+        if v is None or not np.isfinite(float(v)):
+            missing.append(a)
+            slopes[a] = 0.0
+        else:
+            slopes[a] = max(float(v), 0.0)
+    return slopes, missing

@@ -1,0 +1,55 @@
+"""Python spellings of fit options said as command-line options, for what the CLI and the reports tell the reader.
+
+The remedies of :mod:`bayes_dcpt.fitting.diagnostics` and some error messages name Python keywords
+(``law='cpt'``, ``sampler_kwargs={'target_accept': 0.95}``, ``pass domain=...``); a reader of the command line or
+of a report wants the options of ``bayes-dcpt fit`` (``--law cpt``, ``--target-accept 0.95``, ``--domain``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["cli_words"]
+
+# Python spellings of fit options in messages and remedies, and how the command line says them (in this order).
+_WORDS: tuple[tuple[str, Any], ...] = (
+    (r"sampler_kwargs=\{'target_accept': ([0-9.]+)\}", r"--target-accept \1"),
+    (r"more tuning and draws", "more tuning and draws (--tune, --draws)"),
+    (r"more tuning/draws", "more tuning and draws (--tune, --draws)"),
+    (r"robust=True", "the Student-t likelihood (without --normal)"),
+    (r"robust=False", "--normal"),
+    (r"run_effect=False", "--no-run-effect"),
+    (r"\(fit_dynamics\)", "(bayes-dcpt fit-dynamics)"),
+    (r"\bfit_dynamics\b", "bayes-dcpt fit-dynamics"),
+    (r"a simpler law\b(?! \(--law)", "a simpler law (--law)"),
+    (r"\bbase_loss=\.\.\.,? ?(--base-loss)?", "--base-loss"),
+    (r"pass the reference loss explicitly", "pass the base model's general loss with --base-loss"),
+    (r"\bpass (\w+)=\.\.\.", lambda m: f"pass --{m.group(1).replace('_', '-')}"),
+    (r"\bat n_params=([0-9.e+-]+)", r"at N = \1"),
+    (r"\bneeds \[((?:'\w+'(?:, )?)+)\]",
+     lambda m: "needs " + " and ".join("--" + n.strip("' ").replace("_", "-") for n in m.group(1).split(","))),
+)
+# Any other ``name=value`` left: ``--name value`` (``True``: the flag; ``False``: its ``--no-`` form).
+_ASSIGN = re.compile(r"\b([a-z][a-z_]*)=(?:'([^']*)'|\"([^\"]*)\"|([\w.+-]+))")
+
+
+def _option(m: re.Match[str]) -> str:
+    name = "--" + m.group(1).replace("_", "-")
+    value = next(g for g in m.groups()[1:] if g is not None)
+    if value == "True":
+        return name
+    if value == "False":
+        return "--no-" + name[2:]
+    return f"{name} {value}"
+
+
+def cli_words(text: str, *, generic: bool = True) -> str:
+    """``text`` with Python option spellings (``law='cpt'``, ``run_effect=False``) said as CLI options.
+
+    ``generic=False`` (error messages, which may quote data such as run ids ``code|N=1e+08|r=0.5``) applies the
+    known spellings only, not the rule that turns any ``name=value`` into ``--name value``.
+    """
+    for pattern, repl in _WORDS:
+        text = re.sub(pattern, repl, text)
+    return _ASSIGN.sub(_option, text) if generic else text

@@ -1,0 +1,107 @@
+"""``law="auto"`` end to end and a calibrated single fit: weights, held-out table, discrepancy, save and load.
+
+Small NUTS fits (2 chains x 150 draws) of a small synthetic grid; the held-out refits are Laplace approximations
+(the cheap setting) so that the whole file stays within a couple of minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_dcpt.fitting import fit, load_fit
+from bayes_dcpt.fitting.auto_fit import AutoDiagnostics
+from bayes_dcpt.fitting.discrepancy import size_key
+from bayes_dcpt.plan.simulate import World, probe_grid
+
+KW = {"draws": 150, "tune": 150, "chains": 2, "cores": 2, "warn": False}
+REFIT = {"sampler": "laplace", "draws": 150, "chains": 2}
+SIZES = (1e8, 3e8, 1e9)
+
+
+@pytest.fixture(scope="module")
+def df() -> pd.DataFrame:
+    w = World.default(sigma=0.003, tau=0.003)
+    return w.simulate(probe_grid(n_params=SIZES, r_domain=(0.25, 0.5, 0.75), n_checkpoints=6), seed=1)
+
+
+@pytest.fixture(scope="module")
+def auto(df):
+    return fit(df, "auto", "domain", candidates=("L3", "L1"), seed=1, refit=REFIT, **KW)
+
+
+def _check_interface(post, targets):
+    kappa = post.ctx["discrepancy"]
+    assert set(kappa) == set(targets)
+    for t in targets:
+        assert set(kappa[t]) == {"tokens", "size", "ratio"}
+        assert kappa[t]["ratio"] is None  # no ratio split by default
+        assert all(v is None or (np.isfinite(v) and v >= 0) for v in kappa[t].values())
+    env = post.ctx["envelope"]["code"]
+    assert env["n_max"] == 1e9 and env["n_min"] == 1e8 and env["ratios"] == [0.25, 0.5, 0.75]
+    assert set(env["d_max"]) == {size_key(n) for n in SIZES}
+
+
+@pytest.mark.slow
+def test_auto_weighs_laws_by_held_out_refits(auto, df):
+    assert auto.method == "holdout-stacking"
+    assert sum(auto.weights.values()) == pytest.approx(1.0) and set(auto.weights) == {"L3", "L1"}
+    tab = auto.table()
+    for col in ("weight", "elpd_holdout", "se", "mape_tokens_domain", "coverage_tokens_domain", "mape_size_domain",
+                "coverage_size_domain", "sampler_ok", "adequate", "requirements_failed"):
+        assert col in tab.columns, col
+    assert tab.iloc[0]["law"] == "L3"  # the data come from L3; L1 extrapolates its misfit
+    assert set(auto.holdout["split"]) == {"tokens", "size"}
+    _check_interface(auto.posterior, ("domain",))
+    _check_interface(auto.fits["L3"].posterior, ("domain",))  # each candidate calibrated by its own refits
+    d = auto.diagnostics(warn=False)
+    assert isinstance(d, AutoDiagnostics) and set(d) == {"L3", "L1"}
+    js = d.as_dict()
+    for key in ("ok", "sampler_ok", "adequate", "misfit", "weights", "candidates"):
+        assert key in js
+    assert json.loads(json.dumps(js)) == js
+    assert isinstance(str(d), str) and d.ok == (d.sampler_ok and not d.misfit)
+    rows = df[df["tokens"] > 0].head(4)
+    p = auto.predict(rows)
+    assert (p["loss_domain_lo"] < p["loss_domain_mean"]).all() and (p["loss_domain_mean"] < p["loss_domain_hi"]).all()
+
+
+@pytest.mark.slow
+def test_auto_saves_and_loads_with_its_held_out_scores(auto, df, tmp_path):
+    path = auto.save(tmp_path / "auto.json")
+    back = load_fit(path)
+    assert back.weights == auto.weights and back.method == "holdout-stacking" and back.seed == auto.seed
+    pd.testing.assert_frame_equal(back.holdout, auto.holdout, check_dtype=False)
+    assert back.posterior.ctx["discrepancy"] == auto.posterior.ctx["discrepancy"]
+    assert back.posterior.ctx["envelope"] == auto.posterior.ctx["envelope"]
+    assert back.fits["L3"].posterior.ctx["discrepancy"] == auto.fits["L3"].posterior.ctx["discrepancy"]
+    rows = df[df["tokens"] > 0].head(6)
+    pd.testing.assert_frame_equal(back.predict(rows), auto.predict(rows))
+    # a manifest written before the held-out weighting (LOO-stacking weights only) still loads
+    m = json.loads(path.read_text())
+    old = {k: m[k] for k in ("bayes_dcpt_auto", "files", "weights", "requirements", "n_draws")}
+    old["comparison"] = [{"law": "L3", "rank": 0, "elpd": 10.0, "se": 1.0, "weight": 0.6},
+                         {"law": "L1", "rank": 1, "elpd": 5.0, "se": 1.0, "weight": 0.4}]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    legacy = load_fit(tmp_path / "old.json")
+    # (its candidate files are today's, each calibrated; the stack itself has no held-out scores of its own)
+    assert legacy.method == "loo-stacking" and legacy.holdout.empty and legacy.extrapolation is None
+    assert "elpd_loo" in legacy.table().columns
+    assert np.isfinite(legacy.predict(rows)["loss_domain_mean"]).all()
+
+
+@pytest.mark.slow
+def test_single_fit_calibration_round_trips(df, tmp_path):
+    f = fit(df, "dcpt", "domain", seed=2, discrepancy=REFIT, **KW)
+    _check_interface(f.posterior, ("domain",))
+    assert f.extrapolation["splits"] == ["tokens", "size"] and f.extrapolation["refit"]["sampler"] == "laplace"
+    card = f.card()
+    assert list(card)[-2:] == ["extrapolation", "created"]
+    back = load_fit(f.save(tmp_path / "f.nc"))
+    assert back.posterior.ctx["discrepancy"] == f.posterior.ctx["discrepancy"]
+    assert back.posterior.ctx["envelope"] == f.posterior.ctx["envelope"]
+    g = fit(df, "dcpt", "domain", seed=2, discrepancy=False, **KW)
+    assert "discrepancy" not in g.posterior.ctx and g.extrapolation is None and "extrapolation" not in g.card()

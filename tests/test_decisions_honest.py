@@ -1,0 +1,212 @@
+"""Decisions that say where their numbers come from: the base loss per draw, the measured crossing, no feasible draw,
+and the base-anchored CPT law through every usage that applies to it."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from planner_helpers import jitter_posterior
+
+from bayes_dcpt import decide as dc
+from bayes_dcpt.decide.draws import law_draws
+from bayes_dcpt.decide.measured import measured_crossing
+from bayes_dcpt.errors import InputError
+from bayes_dcpt.laws.cpt import CPT_LAW
+from bayes_dcpt.plan.simulate import World
+from bayes_dcpt.posterior.cpt import CPTPosterior
+
+#: Posterior medians of a CPT-law fit to the embedded example grid (python domain), and its base models.
+CPT_MEDIANS = {
+    "general": {"amp": 0.141, "phi": 1.43, "lam": 9218.0, "psi": 1.6, "rho": 7.21, "kappa": 3.3, "h": 0.0092},
+    "domain": {"amp": 0.178, "phi": 1.64, "lam": 10115.0, "psi": -0.05, "rho": 0.231, "kappa": 0.79, "sc": 0.272},
+}
+CPT_NOISE = {"general": (0.006, 0.0007, 5.2, 0.24), "domain": (0.0067, 0.0057, 4.4, 0.039)}
+SIZES = (13408.0, 100672.0, 443232.0)
+BASE = {"loss_general": [2.36134, 1.831637, 1.609723], "loss_domain": [2.512119, 2.130548, 1.994782]}
+
+
+def cpt_posterior(S: int = 400, seed: int = 0) -> CPTPosterior:
+    rng = np.random.default_rng(seed)
+    params = {}
+    for t, med in CPT_MEDIANS.items():
+        params[(t, "python")] = {k: (v + rng.normal(0, 0.1, S)) if k in ("phi", "psi")
+                                 else v * np.exp(rng.normal(0, 0.05, S)) for k, v in med.items()}
+    noise = {t: {"sigma": np.full(S, s), "tau": np.full(S, u), "nu": np.full(S, nu), "sigma_move": np.full(S, m)}
+             for t, (s, u, nu, m) in CPT_NOISE.items()}
+    ref = pd.DataFrame({"domain": "python", "n_params": SIZES, **BASE})
+    ctx = {"D_ref": 6.5536e-05, "heteroscedastic": 1.0, "run_mixing": 1.0}
+    return CPTPosterior(CPT_LAW, params, noise, ctx, ref)
+
+
+@pytest.fixture(scope="module")
+def cpt():
+    return cpt_posterior()
+
+
+@pytest.fixture(scope="module")
+def world():
+    return World.default(domains=("code",))
+
+
+@pytest.fixture(scope="module")
+def dcpt(world):
+    return jitter_posterior(world, S=800, spread=0.02)
+
+
+def _width(d) -> float:
+    row = d.summary().table.loc["r_domain"]
+    return float(row["hi"] - row["lo"])
+
+
+# ----------------------------------------------------------------------------- the base loss per draw
+@pytest.mark.parametrize("n_params", [5e8, 3e9])
+def test_dcpt_base_loss_at_a_size_nobody_probed_is_carried_per_draw(dcpt, world, n_params):
+    d = dc.tradeoff(dcpt, n_params=n_params, tokens=1e10, max_general_increase=0.03)
+    assert d.inputs["base_loss_source"] == "predicted by the base-loss law in N from 3 probed size(s)"
+    true = world.base_loss(pd.DataFrame({"domain": ["code"], "n_params": [n_params], "tokens": [0.0],
+                                         "r_domain": [np.nan]}), "general")[0]
+    lo, hi = d.inputs["base_loss_interval"]
+    assert lo < true < hi
+    assert d.posterior["base_loss"].std() > 0
+    assert "base_loss" in d.summary().table.index
+    # the same median taken as known gives a narrower r*: the base loss's uncertainty was in the answer
+    given = dc.tradeoff(dcpt, n_params=n_params, tokens=1e10, max_general_increase=0.03,
+                        base_loss=d.inputs["base_loss"])
+    assert given.inputs["base_loss_source"] == "given" and given.posterior["base_loss"].std() < 1e-12
+    assert _width(d) > _width(given)
+
+
+@pytest.mark.parametrize("n_params", [2e5, 2e6])
+def test_cpt_law_at_a_size_nobody_probed(cpt, n_params):
+    d = dc.tradeoff(cpt, n_params=n_params, tokens=524288, max_general_increase=0.03)
+    assert d.inputs["law"] == "cpt"
+    assert d.inputs["base_loss_source"].startswith("predicted by the base-loss law in N from 3")
+    assert d.summary().counts["infeasible"] < cpt.n_draws / 2
+    # the CPT law starts from the same base draw as the threshold: at D -> 0 the general loss is that base loss
+    L0 = d.posterior["base_loss"].to_numpy()
+    np.testing.assert_allclose(law_draws(cpt, "general", "python", n_params, 1e-3, 0.5), L0, rtol=1e-6)
+    given = dc.tradeoff(cpt, n_params=n_params, tokens=524288, max_general_increase=0.03, base_loss=1.5)
+    assert given.inputs["base_loss_source"] == "given"
+    anchored = cpt.with_reference("python", n_params, loss_general=1.5)
+    np.testing.assert_allclose(law_draws(anchored, "general", "python", n_params, 1e-3, 0.5), 1.5, rtol=1e-6)
+    # a given base loss anchors the law too (not only the threshold): r* is that of the anchored posterior
+    ref = dc.tradeoff(anchored, n_params=n_params, tokens=524288, max_general_increase=0.03)
+    np.testing.assert_allclose(given.posterior["r_domain"], ref.posterior["r_domain"])
+
+
+def test_cpt_law_answers_the_usages_that_apply(cpt):
+    cur = dc.critical_ratio_curve(cpt, n_params=2e6, tokens_grid=[1e5, 5e5, 2e6])
+    assert np.isfinite(cur.summary().table["median"]).all()
+    lim = dc.limited_data(cpt, n_params=2e6, domain_tokens=2e5)
+    assert lim.posterior["r_domain"].between(0, 1).all() and np.isfinite(lim.posterior["loss_domain"]).all()
+    with pytest.raises(InputError, match="usage 'compute' does not apply to the 'cpt' law"):
+        dc.compute_allocation(cpt, flops=1e15)
+    with pytest.raises(InputError, match="does not apply"):
+        dc.optimize(cpt, "compute", n_params=2e6, tokens=1e6)
+
+
+# ------------------------------------------------------------------------------- the measured crossing
+def _measured_frame(losses: dict[float, list[float]], base: float = 2.0, n: float = 1e9, d: float = 1e10):
+    rows = [{"domain": "code", "n_params": n, "tokens": 0.0, "r_domain": np.nan, "loss_general": base,
+             "run_id": "base"}]
+    for r, ls in losses.items():
+        for i, loss in enumerate(ls):
+            rows.append({"domain": "code", "n_params": n, "tokens": d, "r_domain": r, "loss_general": loss,
+                         "run_id": f"r{r}s{i}"})
+            rows.append({"domain": "code", "n_params": n, "tokens": d / 4, "r_domain": r, "loss_general": loss,
+                         "run_id": f"r{r}s{i}"})
+    return pd.DataFrame(rows)
+
+
+def test_measured_crossing_interpolates_between_the_straddling_ratios():
+    df = _measured_frame({0.2: [2.02], 0.4: [2.03, 2.05], 0.6: [2.08], 0.8: [2.2]})
+    m = measured_crossing(df, "code", 1e9, 1e10, max_general_increase=0.03, relative=True)
+    assert m["kind"] == "interior" and m["bracket"] == [0.4, 0.6]
+    assert m["crossing"] == pytest.approx(0.5)  # replicates at 0.4 averaged: 2% there, 4% at 0.6
+    assert m["n_runs"] == 5 and m["base_loss_source"] == "measured"
+    assert measured_crossing(df, "code", 1e9, 1e10, max_general_increase=0.5, relative=True)["kind"] == "above"
+    assert measured_crossing(df, "code", 1e9, 1e10, max_general_increase=0.001, relative=True)["kind"] == "below"
+    absolute = measured_crossing(df, "code", 1e9, 1e10, max_general_increase=0.06, relative=False)
+    assert absolute["crossing"] == pytest.approx(0.5)
+    assert measured_crossing(df, "code", 1e9, 1e10, max_general_increase=0.03, relative=True,
+                             base_loss=2.04)["base_loss_source"] == "given"
+    # not measured: another size, tokens without a checkpoint, one ratio only, no base model
+    assert measured_crossing(df, "code", 3e9, 1e10, max_general_increase=0.03, relative=True) is None
+    assert measured_crossing(df, "code", 1e9, 2e10, max_general_increase=0.03, relative=True) is None
+    assert measured_crossing(df[df["r_domain"] != 0.4].iloc[:3], "code", 1e9, 1e10, max_general_increase=0.03,
+                             relative=True) is None
+    assert measured_crossing(df.iloc[1:], "code", 1e9, 1e10, max_general_increase=0.03, relative=True) is None
+
+
+def test_a_decision_flags_a_measured_crossing_outside_its_interval(world):
+    post = jitter_posterior(world, S=400, spread=0.01, sigma=1e-5, tau=1e-5)
+    base = post.base_loss("code", 1e9)
+    d0 = dc.tradeoff(post, n_params=1e9, tokens=1e10)
+    r_med = float(d0.summary().table.loc["r_domain", "median"])
+    # measurements whose crossing sits well above the law's: flagged, in the summary, the JSON and the table
+    far = min(r_med + 0.3, 0.95)
+    ratios = sorted({0.05, far - 0.05, far + 0.05, 1.0})
+    df = _measured_frame({r: [base * (1 + 0.03 * (r / far))] for r in ratios}, base=base)
+    d = dc.tradeoff(post, n_params=1e9, tokens=1e10, data=df)
+    assert d.measured_crossing == pytest.approx(far, abs=1e-9)
+    chk = d.measured_check()
+    assert not chk["contains"] and not chk["agrees"]
+    s = d.summary()
+    assert s.flags and s.flags[0].startswith("DISAGREES") and "DISAGREES" in str(s)
+    j = d.to_json()
+    json.dumps(j)
+    assert j["flags"] and j["measured_check"]["crossing"] == pytest.approx(far)
+    assert "crossing_draws" not in j["measured_check"]
+    from rich.console import Console
+
+    con = Console(width=250, record=True)
+    con.print(dc.decision_table(d))
+    assert "FLAG" in con.export_text()
+    # measurements made by the posterior's own law agree
+    law_r = lambda r: float(np.median(law_draws(post, "general", "code", 1e9, 1e10, r)))  # noqa: E731
+    ok = dc.tradeoff(post, n_params=1e9, tokens=1e10,
+                     data=_measured_frame({r: [law_r(r)] for r in (0.1, 0.3, 0.5, 0.7, 0.9)}, base=base))
+    assert ok.measured_check()["contains"] and not ok.summary().flags
+    assert abs(ok.measured_crossing - r_med) < 0.03
+
+
+def test_optimize_passes_a_fits_data_and_the_curve_checks_every_measured_budget(world):
+    post = jitter_posterior(world, S=300, spread=0.01)
+    base = post.base_loss("code", 1e9)
+    df = _measured_frame({0.2: [base * 1.0], 0.5: [base * 1.02], 0.8: [base * 1.06]}, base=base)
+    fit = SimpleNamespace(posterior=post, data=df)
+    d = dc.optimize(fit, "tradeoff", n_params=1e9, tokens=1e10)
+    assert d.measured_crossing == pytest.approx(0.575)
+    assert dc.optimize(post, "tradeoff", n_params=1e9, tokens=1e10).measured_crossing is None
+    cur = dc.optimize(fit, "critical-curve", n_params=1e9, tokens_grid=[2.5e9, 1e10, 4e10])
+    t = cur.summary().table
+    assert np.isfinite(t.loc[[2.5e9, 1e10], "measured_crossing"]).all() and np.isnan(t.loc[4e10, "measured_crossing"])
+    assert set(cur.measured_check()) == {2.5e9, 1e10}
+
+
+# ------------------------------------------------------------------------------------ no feasible draw
+def test_summary_of_a_decision_without_a_feasible_draw(dcpt):
+    d = dc.tradeoff(dcpt, n_params=1e9, tokens=1e10, base_loss=1.0)
+    assert d.summary().counts["infeasible"] == dcpt.n_draws
+    s = d.summary()
+    assert "r_domain" not in s.table.index and list(s.table.index) == ["base_loss"]
+    assert s.notes[0].startswith("no posterior draw meets the constraint")
+    assert "no posterior draw" in str(s)
+    j = d.to_json()
+    json.dumps(j)
+    assert j["risk_aware"]["feasible"] is False and "r_domain" not in j
+    # a table with no defined quantity at all is empty but keeps its columns
+    e = dc.Decision("tradeoff", "other", d.inputs, d.posterior.assign(base_loss=np.nan), None, d.curves, d.extras)
+    t = e.summary().table
+    assert t.empty and list(t.columns) == ["description", "median", "lo", "hi", "mean", "valid_share"]
+    json.dumps(e.to_json())
+    assert not dc.DecisionSet([d, e]).summary().empty
+    from rich.console import Console
+
+    con = Console(width=250, record=True)
+    con.print(dc.decision_table(d))
+    assert "no posterior draw meets the constraint" in con.export_text()

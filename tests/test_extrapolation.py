@@ -1,0 +1,274 @@
+"""Held-out splits, their scores, stacking by held-out densities, and the discrepancy estimator (no MCMC here).
+
+The scores are checked against a brute-force computation (scipy's multivariate normal / t densities of each run);
+the stacking against a synthetic case where PSIS-LOO and held-out refits disagree (a flexible law interpolates
+better and extrapolates worse); the discrepancy estimator against residuals simulated with a known kappa.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+
+from bayes_dcpt.fitting.auto import _lpd_matrix
+from bayes_dcpt.fitting.discrepancy import (
+    data_envelope,
+    estimate_kappa,
+    extrapolation_distances,
+    size_key,
+    stacking_weights,
+)
+from bayes_dcpt.fitting.holdout import make_splits, score_split
+from bayes_dcpt.laws.registry import Law, Param, Prior
+from bayes_dcpt.numerics.psis import psis
+from bayes_dcpt.plan.simulate import World, probe_grid
+from bayes_dcpt.posterior.draws import Posterior
+
+SIZES = (1e8, 3e8, 1e9)
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World.default(domains=("code", "law"), sigma=0.004, tau=0.003)
+
+
+@pytest.fixture(scope="module")
+def grid_df(world) -> pd.DataFrame:
+    grid = probe_grid(n_params=SIZES, r_domain=(0.0, 0.25, 0.5, 0.75, 1.0), domains=("code", "law"))
+    return world.simulate(grid, seed=2)
+
+
+# ------------------------------------------------------------------------------------------------- splits
+def test_tokens_split_holds_out_the_last_third_of_log_tokens(grid_df):
+    (s,) = make_splits(grid_df, ("tokens",))
+    cpt = grid_df[grid_df["tokens"] > 0]
+    lo, hi = np.log(cpt["tokens"].min()), np.log(cpt["tokens"].max())
+    cut = np.exp(lo + 2 / 3 * (hi - lo))
+    assert set(s.test["tokens"]) == {t for t in cpt["tokens"] if t > cut}
+    assert (s.train["tokens"] <= cut).all() and (s.train["tokens"] == 0).sum() == (grid_df["tokens"] == 0).sum()
+    assert len(s.train) + len(s.test) == len(grid_df)
+    assert set(s.test["run_id"]) == set(cpt["run_id"])  # every run keeps its early checkpoints, loses its late ones
+
+
+def test_size_split_keeps_every_base_row(grid_df):
+    (s,) = make_splits(grid_df, ("size",))
+    assert (s.test["n_params"] == SIZES[-1]).all() and (s.test["tokens"] > 0).all()
+    assert len(s.test) == int(((grid_df["n_params"] == SIZES[-1]) & (grid_df["tokens"] > 0)).sum())
+    base = s.train[s.train["tokens"] == 0]
+    assert sorted(set(base["n_params"])) == list(SIZES)  # users have their base models
+    assert not ((s.train["tokens"] > 0) & (s.train["n_params"] == SIZES[-1])).any()
+
+
+def test_ratio_split_and_what_the_data_do_not_allow(grid_df):
+    (s,) = make_splits(grid_df, ("ratio",))
+    assert set(s.test["r_domain"]) == {0.25, 0.75} and set(s.test["domain"]) == {"code", "law"}
+    one_size = grid_df[grid_df["n_params"] == SIZES[0]]
+    assert [x.kind for x in make_splits(one_size, ("tokens", "size", "ratio"))] == ["tokens", "ratio"]
+    with pytest.raises(Exception, match="unknown held-out split"):
+        make_splits(grid_df, ("domain-order",))
+
+
+def test_envelope_and_distances_follow_the_documented_interface(grid_df):
+    env = data_envelope(grid_df)
+    assert set(env) == {"code", "law"}
+    e = env["code"]
+    assert set(e) == {"n_max", "n_min", "d_max", "ratios"}
+    assert e["n_max"] == 1e9 and e["n_min"] == 1e8 and e["ratios"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert e["d_max"] == {size_key(n): 5e9 for n in SIZES} and size_key(1e9) == "1000000000.0"
+    q = pd.DataFrame({"domain": ["code", "code", "code", "law"], "n_params": [1e9, 4e9, 3e8, 1e7],
+                      "tokens": [2e10, 1e9, 5e9, 5e10], "r_domain": [0.5, 0.6, 0.1, 0.25]})
+    d = extrapolation_distances(q, env)
+    np.testing.assert_allclose(d["tokens"], [np.log(4), 0, 0, np.log(10)])
+    np.testing.assert_allclose(d["size"], [0, np.log(4), 0, np.log(10)])
+    np.testing.assert_allclose(d["ratio"], [0, 0.1, 0.1, 0])
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+def _l3_posterior(world: World, S: int, seed: int, *, nu: float | None, hetero: bool = False) -> Posterior:
+    """Draws scattered around the world's truth (so that lpd varies by draw), with known noise draws."""
+    rng = np.random.default_rng(seed)
+    params = {k: {n: v * np.exp(rng.normal(0, 0.02, S)) for n, v in p.items()} for k, p in world.params.items()}
+    noise = {t: {"sigma": rng.uniform(0.003, 0.006, S), "tau": rng.uniform(0.001, 0.004, S)} for t in ("general",
+                                                                                                     "domain")}
+    if nu is not None:
+        for t in noise:
+            noise[t]["nu"] = np.full(S, nu) + rng.uniform(0, 3, S)
+    cls = _Hetero if hetero else Posterior
+    return cls(world.law, params, noise, ctx={"run_mixing": 1.0, **({"heteroscedastic": 1.0} if hetero else {})})
+
+
+@dataclass
+class _Hetero(Posterior):
+    """Each checkpoint its own noise scale (growing with log D), as the CPT law's posterior has."""
+
+    def checkpoint_sd(self, frame, target, log_mean):
+        grow = 1.0 + 0.1 * np.log(np.asarray(frame["tokens"], float) / 1e8)
+        return np.asarray(self.noise[target]["sigma"])[:, None] * grow[None, :]
+
+
+def _brute_lpd(post: Posterior, split, target: str, run: str, conditional: bool) -> float:
+    test = split.test[(split.test["run_id"] == run) & split.test[f"loss_{target}"].notna()]
+    early = split.train[(split.train["run_id"] == run) & (split.train["tokens"] > 0)] if conditional else \
+        split.train.head(0)
+    rows = pd.concat([test, early], ignore_index=True)
+    logm = post.mean_log_loss(rows, target)
+    sd = post.checkpoint_sd(rows, target, logm)
+    y = np.log(rows[f"loss_{target}"].to_numpy())
+    nz = post.noise[target]
+    k = len(test)
+    out = []
+    for s in range(post.n_draws):
+        cov = np.diag(sd[s] ** 2) + nz["tau"][s] ** 2
+        if "nu" in nz:
+            joint = stats.multivariate_t(logm[s], cov, df=nz["nu"][s]).logpdf(y)
+            marg = stats.multivariate_t(logm[s, k:], cov[k:, k:], df=nz["nu"][s]).logpdf(y[k:]) if len(early) \
+                else 0.0
+        else:
+            joint = stats.multivariate_normal(logm[s], cov).logpdf(y)
+            marg = stats.multivariate_normal(logm[s, k:], cov[k:, k:]).logpdf(y[k:]) if len(early) else 0.0
+        out.append(joint - marg)
+    return float(logsumexp(out) - np.log(len(out)))
+
+
+@pytest.mark.parametrize(("nu", "hetero"), [(None, False), (4.0, False), (3.0, True)])
+def test_run_scores_equal_brute_force_densities(world, grid_df, nu, hetero):
+    post = _l3_posterior(world, 12, 0, nu=nu, hetero=hetero)
+    for split in make_splits(grid_df, ("tokens", "size")):
+        sc = score_split(post, split, law="L3", zero_ratio=False)
+        runs = sc.runs.set_index(["target", "run_id"])
+        rng = np.random.default_rng(1)
+        for t in ("general", "domain"):
+            ids = runs.loc[t].index.to_numpy()
+            for run in rng.choice(ids, 3, replace=False):
+                want = _brute_lpd(post, split, t, run, conditional=split.kind == "tokens")
+                assert runs.loc[(t, run), "lpd"] == pytest.approx(want, rel=1e-8, abs=1e-8)
+        # zero own-ratio losses are not scored unless asked: the general loss at r = 1, the domain loss at r = 0
+        assert not ((sc.points["target"] == "domain") & (sc.points["r_domain"] == 0)).any()
+        assert not ((sc.points["target"] == "general") & (sc.points["r_domain"] == 1)).any()
+
+
+def test_point_scores_match_the_posterior_predictions(world, grid_df):
+    post = _l3_posterior(world, 200, 3, nu=5.0)
+    (split,) = make_splits(grid_df, ("size",))
+    sc = score_split(post, split, zero_ratio=False, seed=4)
+    p = sc.points[sc.points["target"] == "domain"].reset_index(drop=True)
+    rows = p[["domain", "n_params", "tokens", "r_domain", "run_id"]]
+    pred = post.predict(rows, 0.9, seed=4)
+    np.testing.assert_allclose(p["pred"], pred["loss_domain_mean"], rtol=1e-12)
+    mape = 100 * np.mean(np.abs(pred["loss_domain_mean"] - p["loss"]) / p["loss"])
+    summ = sc.summary().set_index("target")
+    assert summ.loc["domain", "mape"] == pytest.approx(mape)
+    assert summ.loc["domain", "n_runs"] == p["run_id"].nunique() and summ.loc["domain", "n_points"] == len(p)
+    assert ((p["lo"] < p["pred"]) & (p["pred"] < p["hi"])).all()
+    assert 0.0 <= summ.loc["domain", "coverage"] <= 1.0
+    np.testing.assert_allclose(p["delta_size"], np.log(1e9 / 3e8))
+    assert (p["delta_tokens"] == 0).all() and (p["delta_ratio"] == 0).all()
+
+
+# ---------------------------------------------------------------------------------------------- stacking
+def test_stacking_weights_recover_a_known_mixture():
+    rng = np.random.default_rng(0)
+    y = np.where(rng.uniform(size=4000) < 0.3, rng.normal(2, 1, 4000), rng.normal(-2, 1, 4000))
+    lpd = np.stack([stats.norm(2, 1).logpdf(y), stats.norm(-2, 1).logpdf(y)], axis=1)
+    w = stacking_weights(lpd)
+    assert w.sum() == pytest.approx(1.0) and w[0] == pytest.approx(0.3, abs=0.03)
+    assert stacking_weights(lpd[:, :1]).tolist() == [1.0]
+    # a candidate that fails on every unit gets no weight
+    np.testing.assert_allclose(stacking_weights(np.c_[lpd[:, 0], np.full(len(y), -np.inf)]), [1.0, 0.0])
+
+
+def _curve_law(name: str, formula) -> Law:
+    pars = tuple(Param(f"c{i}", "coefficient", "identity", (0.0,), Prior("normal", 0.0, 1.0, "test")) for i in
+                 range(4))
+    return Law(name, name, pars, ("N", "D", "r"), formula, "test", "test", {f"c{i}": 0.0 for i in range(4)})
+
+
+_LD0 = np.log(1e-3)  # log D (billions) of the first checkpoint: the polynomial's origin
+
+
+def _power(xp, p, x):  # log L = c0 + log(1 + c1 D^-c2): the true family, without the wiggle
+    return xp.exp(p["c0"]) * (1.0 + p["c1"] * x["D"] ** (-p["c2"]))
+
+
+def _cubic(xp, p, x):  # log L = cubic in log D: interpolates anything smooth, extrapolates badly
+    z = xp.log(x["D"]) - _LD0
+    return xp.exp(p["c0"] + p["c1"] * z + p["c2"] * z**2 + p["c3"] * z**3)
+
+
+def _least_squares_posterior(law: Law, df: pd.DataFrame, S: int, seed: int) -> Posterior:
+    """A Gaussian approximation around the least-squares fit of ``law`` to the domain loss of ``df`` (a 'refit')."""
+    from scipy.optimize import least_squares
+
+    rows = df[df["tokens"] > 0]
+    D = rows["tokens"].to_numpy() / 1e9
+    y = np.log(rows["loss_domain"].to_numpy())
+    npar = 3 if law.name == "power" else 4
+
+    def resid(c):
+        p = {f"c{i}": c[i] if i < npar else 0.0 for i in range(4)}
+        return np.log(law(np, p, {"D": D})) - y
+
+    x0 = np.array([y.min(), 1.0, 0.3]) if npar == 3 else np.array([y[0], 0.0, 0.0, 0.0])
+    sol = least_squares(resid, x0)
+    sigma = float(np.sqrt(np.mean(sol.fun**2)))
+    cov = np.linalg.pinv(sol.jac.T @ sol.jac) * sigma**2
+    draws = np.random.default_rng(seed).multivariate_normal(sol.x, cov, S)
+    params = {("domain", "code"): {f"c{i}": draws[:, i] if i < npar else np.zeros(S) for i in range(4)}}
+    noise = {"domain": {"sigma": np.full(S, sigma), "tau": np.zeros(S)}}
+    return Posterior(law, params, noise)
+
+
+def test_held_out_stacking_prefers_the_law_that_extrapolates_where_loo_prefers_the_one_that_interpolates():
+    """A wiggle the power law cannot follow makes the cubic win PSIS-LOO; beyond the data the cubic runs off."""
+    rng = np.random.default_rng(5)
+    D = np.geomspace(1e6, 1e9, 24)
+    z = np.log(D / 1e9)
+    rows = []
+    for k, r in enumerate((0.3, 0.6)):
+        logl = np.log(0.8 * (1 + 2.0 * (D / 1e9) ** -0.3)) + 0.01 * np.sin(1.3 * z) + 0.001 * rng.normal(size=24)
+        rows.append(pd.DataFrame({"domain": "code", "n_params": 1e9, "tokens": D, "r_domain": r, "loss_general": 3.0,
+                                  "loss_domain": np.exp(logl), "run_id": f"run{k}"}))
+    df = pd.concat(rows, ignore_index=True)
+    laws = {"power": _curve_law("power", _power), "cubic": _curve_law("cubic", _cubic)}
+    # PSIS-LOO on the full data
+    loo = {}
+    for name, law in laws.items():
+        post = _least_squares_posterior(law, df, 400, 1)
+        e = np.log(df["loss_domain"].to_numpy())[None] - post.mean_log_loss(df, "domain")
+        ll = stats.norm(0, post.noise["domain"]["sigma"][:, None]).logpdf(e)
+        lw, _ = psis(-ll.T)
+        loo[name] = logsumexp(lw + ll.T, axis=1)
+    w_loo = stacking_weights(np.c_[loo["power"], loo["cubic"]])
+    # held-out refits on the last third of log D
+    (split,) = make_splits(df, ("tokens",))
+    scores = {n: [score_split(_least_squares_posterior(law, split.train, 400, 2), split, law=n)]
+              for n, law in laws.items()}
+    lpd = _lpd_matrix(scores)
+    w_held = dict(zip(lpd.columns, stacking_weights(lpd.to_numpy()), strict=True))
+    assert sum(loo["cubic"]) > sum(loo["power"]) and w_loo[1] > 0.7  # LOO rewards interpolation
+    assert w_held["power"] > 0.9  # held-out refits reward extrapolation
+    mape = {n: s[0].summary()["mape"].iloc[0] for n, s in scores.items()}
+    assert mape["power"] < mape["cubic"]
+
+
+# ------------------------------------------------------------------------------------------- discrepancy
+def test_discrepancy_estimator_recovers_known_kappas():
+    rng = np.random.default_rng(11)
+    n = 3000
+    v = rng.uniform(0.5, 2.0, n) * 1e-5
+    dt = np.where(np.arange(n) % 3 == 0, rng.uniform(0.3, 1.5, n), 0.0)
+    ds = np.where(np.arange(n) % 3 == 1, rng.choice([0.7, 1.5], n), 0.0)
+    dr = np.zeros(n)
+    e = rng.normal(0, np.sqrt(v + (0.02 * dt) ** 2 + (0.05 * ds) ** 2))
+    k = estimate_kappa(e, v, {"tokens": dt, "size": ds, "ratio": dr})
+    assert k["tokens"] == pytest.approx(0.02, rel=0.1) and k["size"] == pytest.approx(0.05, rel=0.1)
+    assert k["ratio"] is None  # nothing held out along the ratio: not measured
+    # no discrepancy: the estimate stays at (or very near) zero
+    e0 = rng.normal(0, np.sqrt(v))
+    k0 = estimate_kappa(e0, v, {"tokens": dt, "size": ds})
+    assert k0["tokens"] < 0.002 and k0["size"] < 0.002

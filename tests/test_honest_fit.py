@@ -1,0 +1,141 @@
+"""An honest fit: the adequacy checks pass a well-specified fit, flag a law that misses its data (simulated, and the
+committed D-CPT model of the example), the noise cannot hide a wrong law, and the base-anchored CPT law fits.
+
+The fits are small NUTS fits (2 chains x 300 draws) without the held-out calibration refits (``discrepancy=False``;
+those have their own tests in ``test_extrapolation.py``); the session's ``small_fit`` is the well-specified case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_dcpt.cli.demo_cmd import default_models_dir, model_path
+from bayes_dcpt.data import schema as _data
+from bayes_dcpt.datasets import load_example
+from bayes_dcpt.errors import MisfitWarning
+from bayes_dcpt.fitting import fit, load_fit
+from bayes_dcpt.fitting.config import FitConfig
+from bayes_dcpt.posterior.adequacy import NU_FLAG, check_adequacy
+
+KW = {"draws": 300, "tune": 300, "chains": 2, "cores": 2, "warn": False, "discrepancy": False}
+MODELS = default_models_dir()
+
+
+@pytest.fixture(scope="module")
+def curved(df3) -> pd.DataFrame:
+    """``df3`` with a bend along log D the D-CPT law cannot follow: data from one law, fitted by another.
+
+    The domain loss gains a quadratic in log D (+-4% at the ends of each run), the size of the shape errors the
+    D-CPT law made on the example's ``codec_tables`` curves; the general loss is left as simulated.
+    """
+    df = df3.copy()
+    cpt = df["tokens"] > 0
+    x = np.log(df.loc[cpt, "tokens"])
+    z = (x - x.mean()) / (x.max() - x.mean())
+    df.loc[cpt, "loss_domain"] = df.loc[cpt, "loss_domain"] * np.exp(0.04 * (2 * z**2 - 1))
+    return df
+
+
+@pytest.fixture(scope="module")
+def misfit(curved):
+    return fit(curved, "dcpt", "both", seed=4, **KW)
+
+
+def test_a_well_specified_fit_passes_the_adequacy_checks(small_fit):
+    a = small_fit.adequacy()
+    assert a.ok, a.summary()
+    assert {c.check for c in a.checks} >= {"coverage", "trend_tokens", "trend_ratio", "loo_pit", "tails"}
+    d = small_fit.diagnostics(warn=False)
+    assert d.misfit == () and d.ok == d.sampler_ok
+    assert small_fit.card()["adequacy"]["ok"] is True
+
+
+@pytest.mark.slow
+def test_a_law_that_misses_the_curves_is_flagged_where_it_misses(misfit):
+    d = misfit.diagnostics(warn=False)
+    assert d.rhat_max < 1.05 and d.divergences == 0, str(d)  # the chains mix: only the adequacy checks can tell
+    a = misfit.adequacy()
+    assert not a.ok and not d.ok and d.misfit
+    failed = [c for c in a.checks if not c.ok]
+    assert any(c.target == "domain" for c in failed), a.summary()
+    assert not any(c.target == "general" and c.check.startswith("trend") for c in failed), a.summary()
+    assert {c.check for c in failed} & {"trend_tokens", "coverage", "loo_pit", "tails"}
+    with pytest.warns(MisfitWarning, match="does not describe"):
+        misfit.diagnostics(warn=True)
+    assert "All checks pass" not in str(d)
+    js = misfit.card()["adequacy"]
+    assert js["ok"] is False and js["n_failed"] == len(js["failures"]) > 0
+
+
+def test_the_committed_dcpt_model_converges_but_misses_its_data():
+    f = load_fit(model_path(MODELS, "dcpt"))
+    d = f.diagnostics(warn=False)
+    assert d.sampler_ok  # R-hat 1.008, ESS > 400: the sampler is not the problem
+    a = f.adequacy()
+    assert not a.ok and not d.ok
+    where = {c.domain for c in a.checks if not c.ok}
+    assert "codec_tables" in where, a.summary()
+
+
+def test_the_committed_cpt_model_describes_its_data_and_converged():
+    p = model_path(MODELS, "cpt")
+    f = load_fit(p)
+    assert f.law.name == "cpt" and _data.data_hash(f.data) == _data.data_hash(load_example())
+    d = f.diagnostics(warn=False)
+    assert d.sampler_ok, str(d)
+    assert d.rhat_max < 1.01 and d.ess_bulk_min >= 400 and d.divergences == 0
+    assert f.adequacy().ok, f.adequacy().summary()
+    assert f.posterior.ctx.get("discrepancy"), "the committed model carries its calibration for extrapolation"
+    readme = (MODELS / "README.md").read_text()
+    assert p.name in readme and f"R-hat max {d.rhat_max:.3f}" in readme
+
+
+def test_the_noise_cannot_fall_below_its_floor(small_fit):
+    assert small_fit.config.nu_floor == 2.0 and FitConfig().nu_floor == 2.0
+    nu = small_fit.idata["posterior"]["nu"].values
+    assert np.all(nu >= 2.0)
+    assert small_fit.card()["config"]["nu_floor"] == 2.0
+
+
+def test_heavy_tails_are_flagged(small_fit):
+    """The same fit with its noise's degrees of freedom near the floor: the tails check fails and says why."""
+    post = small_fit.posterior
+    heavy = {t: {**v, "nu": np.full_like(np.asarray(v["nu"], float), NU_FLAG - 0.5)}
+             for t, v in post.noise.items()}
+    a = check_adequacy(replace(post, noise=heavy), small_fit.data, checks=("tails",))
+    tails = [c for c in a.checks if c.check == "tails"]
+    assert tails and not any(c.ok for c in tails)
+    assert "heavy-tailed" in a.summary()
+
+
+def test_warmup_checkpoints_are_left_out_and_said_so():
+    df = load_example()
+    warm = _data.in_warmup(df)
+    assert warm.any() and (df.loc[warm, "tokens"] > 0).all()
+    cfg = FitConfig(target="both")
+    kept = cfg.fitted_data(df)
+    assert len(kept) == len(df) - warm.sum()
+    assert len(FitConfig(target="both", burn_in="none").fitted_data(df)) == len(df)
+
+
+@pytest.mark.slow
+def test_cli_fit_law_auto_end_to_end(cli, df3, tmp_path):
+    """``bayes-dcpt fit --law auto``: real fits of two laws, weighed by their held-out refits, the verdict in JSON."""
+    import json
+
+    data = tmp_path / "probes.csv"
+    df3[df3["domain"] == df3["domain"].iloc[0]].to_csv(data, index=False)
+    out = tmp_path / "auto.json"
+    code, so, se = cli("fit", data, "--law", "auto", "--auto-laws", "L3,L1", "--target", "domain", "--draws", "150",
+                       "--tune", "150", "--chains", "2", "--no-calibration", "--allow-bad-fit", "--out", out, "--json")
+    assert code == 0, se
+    js = json.loads(so)
+    assert {r["law"] for r in js["laws"]} == {"L3", "L1"}
+    assert sum(r["weight"] for r in js["laws"]) == pytest.approx(1.0)
+    assert "adequate" in js["diagnostics"] and "per_law" in js["diagnostics"]
+    back = load_fit(out)
+    assert set(back.weights) == {"L3", "L1"} and back.method == "holdout-stacking"
