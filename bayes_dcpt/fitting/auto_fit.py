@@ -17,11 +17,10 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from bayes_dcpt import hooks
 from bayes_dcpt._version import __version__
 from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.errors import ConvergenceWarning, MisfitWarning
-from bayes_dcpt.fitting.base import BaseFit
+from bayes_dcpt.fitting.base import BaseFit, DecisionMethods
 from bayes_dcpt.fitting.cpt import CPTFit
 from bayes_dcpt.fitting.dcpt import Fit
 from bayes_dcpt.fitting.diagnostics import Diagnostics
@@ -118,7 +117,7 @@ def requirement_failures(fit: Any) -> list[str]:
 
 
 @dataclass(repr=False)
-class AutoFit(BaseFit):
+class AutoFit(DecisionMethods, BaseFit):
     """Candidate fits, their held-out stacking weights, scores and checks, and the stacked posterior.
 
     A fit made of fits: it predicts and decides with the stacked posterior; its summary, priors, log-likelihood,
@@ -236,15 +235,6 @@ class AutoFit(BaseFit):
         """Each candidate's PSIS-LOO (interpolation; compare with :attr:`comparison`, the held-out scores)."""
         return {k: f.loo() for k, f in self.fits.items()}
 
-    def optimize(self, usage: str = "tradeoff", **inputs: Any):
-        """Decisions on the stacked posterior: sugar for :func:`bayes_dcpt.decide.optimize`."""
-        return hooks.call("optimize", self, usage, **inputs)
-
-    def suggest(self, candidates: Any, target: Any = "tradeoff", *, k: int = 3, budget: float | None = None,
-                cost_model: Any = None, **kwargs: Any):
-        """Which probes to run next, on the stacked posterior: sugar for :func:`bayes_dcpt.plan.suggest`."""
-        return hooks.call("suggest", self, candidates, target, k=k, budget_gpu_hours=budget,
-                          cost_model=cost_model, **kwargs)
 
     def card(self) -> dict[str, Any]:
         """The stacked law, weights, held-out scores and requirement checks, and each candidate's model card."""

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
+from bayes_dcpt import hooks
 from bayes_dcpt._version import __version__
 from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.data import schema as _data
@@ -30,7 +31,7 @@ from bayes_dcpt.fitting.marginal import marginal_log_likelihood
 from bayes_dcpt.laws.registry import Law
 from bayes_dcpt.posterior.adequacy import Adequacy, check_adequacy
 
-__all__ = ["BaseFit", "add_run_mixing", "flat_draws", "noise_draws", "psis_loo", "summary_table"]
+__all__ = ["BaseFit", "DecisionMethods", "add_run_mixing", "flat_draws", "noise_draws", "psis_loo", "summary_table"]
 
 
 # ------------------------------------------------------------------------------- posterior helpers
@@ -78,6 +79,31 @@ def psis_loo(idata: Any, pointwise: bool = False) -> Any:
 
 
 # ------------------------------------------------------------------------------------ the base class
+
+class DecisionMethods:
+    """``optimize`` and ``suggest`` of a fit whose posterior answers the paper's usages (not the dynamics fit's)."""
+
+    def optimize(self, usage: str = "tradeoff", **inputs: Any):
+        """Answer one of the paper's usages per posterior draw: sugar for :func:`bayes_dcpt.decide.optimize`.
+
+        ``usage``: ``"tradeoff"`` (largest r_domain within a general-loss threshold), ``"limited-data"``,
+        ``"compute"`` or ``"critical-curve"``. Returns a :class:`~bayes_dcpt.decide.Decision` (or one per
+        domain) with ``.posterior``, ``.summary()`` and ``.plot()``.
+        """
+        return hooks.call("optimize", self, usage, **inputs)
+
+    def suggest(self, candidates: Any, target: Any = "tradeoff", *, k: int = 3, budget: float | None = None,
+                cost_model: Any = None, **kwargs: Any):
+        """Which probes to run next, a ranked and budgeted batch: sugar for :func:`bayes_dcpt.plan.suggest`.
+
+        ``target`` is a usage name (``"tradeoff"``, ``"limited-data"``, ``"compute"``) whose inputs (e.g.
+        ``n_params``, ``tokens``, ``max_general_increase``, ``domain``) are passed as keyword arguments, or
+        any planner :class:`~bayes_dcpt.plan.Target`. ``budget`` is in GPU-hours.
+        """
+        return hooks.call("suggest", self, candidates, target, k=k, budget_gpu_hours=budget,
+                          cost_model=cost_model, **kwargs)
+
+
 class BaseFit:
     """A Bayesian fit: posterior draws, diagnostics, summary, predictions, LOO, model card and file.
 
@@ -279,15 +305,15 @@ class BaseFit:
         return self.design.obs
 
     def _card_layout(self) -> dict[str, Any]:
-        """The card's description of what the fit covers (targets and domains, or groups)."""
-        return {}
+        """The card's description of what the fit covers: its targets and domains (a dynamics fit: its groups)."""
+        return {"targets": list(self.targets), "domains": self.domains}
 
     def _card_extra(self) -> dict[str, Any]:
         """Card entries after the diagnostics (none by default)."""
         return {}
 
     def _repr_layout(self) -> str:
-        return ""
+        return f"targets={list(self.targets)} domains={self.domains}"
 
     @classmethod
     def _check_card(cls, path: Path, card: Mapping[str, Any]) -> None:
@@ -296,7 +322,7 @@ class BaseFit:
     @classmethod
     def _data_from_file(cls, raw: pd.DataFrame) -> pd.DataFrame:
         """The validated data frame from the stored columns."""
-        raise NotImplementedError
+        return _data.load(raw)
 
     @classmethod
     def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:

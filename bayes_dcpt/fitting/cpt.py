@@ -14,9 +14,8 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from bayes_dcpt import hooks
 from bayes_dcpt.data import schema as _data
-from bayes_dcpt.fitting.base import BaseFit, add_run_mixing, flat_draws, noise_draws
+from bayes_dcpt.fitting.base import BaseFit, DecisionMethods, add_run_mixing, flat_draws, noise_draws
 from bayes_dcpt.fitting.config import FitConfig
 from bayes_dcpt.fitting.cpt_model import CPTDesign, cpt_prior_table, get_cpt_model, make_cpt_design
 from bayes_dcpt.fitting.diagnostics import Diagnostics, dcpt_remedies
@@ -45,7 +44,7 @@ def cpt_posterior(idata: Any, law: Law, targets: Sequence[str], domains: Sequenc
     return CPTPosterior(law, params, noise, ctx=dict(ctx), reference=reference)
 
 
-class CPTFit(BaseFit):
+class CPTFit(DecisionMethods, BaseFit):
     """A Bayesian fit of the base-anchored CPT law. Create with :func:`fit_cpt` (``fit(law="cpt")``)."""
 
     LABEL = "fit"
@@ -78,15 +77,6 @@ class CPTFit(BaseFit):
         """The priors of the CPT law's fit, as sampled, with their reasons."""
         return cpt_prior_table()
 
-    def optimize(self, usage: str = "tradeoff", **inputs: Any):
-        """Answer one of the paper's usages per posterior draw: sugar for :func:`bayes_dcpt.decide.optimize`."""
-        return hooks.call("optimize", self, usage, **inputs)
-
-    def suggest(self, candidates: Any, target: Any = "tradeoff", *, k: int = 3, budget: float | None = None,
-                cost_model: Any = None, **kwargs: Any):
-        """Which probes to run next: sugar for :func:`bayes_dcpt.plan.suggest`."""
-        return hooks.call("suggest", self, candidates, target, k=k, budget_gpu_hours=budget,
-                          cost_model=cost_model, **kwargs)
 
     # ------------------------------------------------------------------------------------ base hooks
     def _make_design(self) -> CPTDesign:
@@ -94,16 +84,6 @@ class CPTFit(BaseFit):
 
     def _model_entry(self) -> dict[str, Any]:
         return get_cpt_model(self.config, self.design)
-
-    def _card_layout(self) -> dict[str, Any]:
-        return {"targets": list(self.targets), "domains": self.domains}
-
-    def _repr_layout(self) -> str:
-        return f"targets={list(self.targets)} domains={self.domains}"
-
-    @classmethod
-    def _data_from_file(cls, raw: pd.DataFrame) -> pd.DataFrame:
-        return _data.load(raw)
 
     @classmethod
     def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:

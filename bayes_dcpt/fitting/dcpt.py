@@ -27,11 +27,10 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from bayes_dcpt import hooks
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.data.dlc import dlc_features
 from bayes_dcpt.errors import BayesDCPTError, FitError
-from bayes_dcpt.fitting.base import BaseFit, add_run_mixing, flat_draws, noise_draws
+from bayes_dcpt.fitting.base import BaseFit, DecisionMethods, add_run_mixing, flat_draws, noise_draws
 from bayes_dcpt.fitting.config import FitConfig
 from bayes_dcpt.fitting.cpt import fit_cpt
 from bayes_dcpt.fitting.dcpt_model import get_model
@@ -62,7 +61,7 @@ def posterior_from_idata(idata: Any, law: Law, targets: Sequence[str], domains: 
     return Posterior(law, params, noise_draws(post, targets), ctx=dict(ctx), reference=reference)
 
 
-class Fit(BaseFit):
+class Fit(DecisionMethods, BaseFit):
     """A Bayesian fit of one law to CPT measurements: the posterior, its diagnostics and what follows.
 
     Create with :func:`fit` (or :func:`load_fit`); never samples in ``__init__``.
@@ -106,43 +105,12 @@ class Fit(BaseFit):
         return posterior_from_idata(idata, self.law, self.targets, self.domains, self.posterior.ctx,
                                     self.posterior.reference, self.law.dlc is not None)
 
-    # ------------------------------------------------------------------------ decisions and planning
-    def optimize(self, usage: str = "tradeoff", **inputs: Any):
-        """Answer one of the paper's usages per posterior draw: sugar for :func:`bayes_dcpt.decide.optimize`.
-
-        ``usage``: ``"tradeoff"`` (largest r_domain within a general-loss threshold), ``"limited-data"``,
-        ``"compute"`` or ``"critical-curve"``. Returns a :class:`~bayes_dcpt.decide.Decision` (or one per
-        domain) with ``.posterior``, ``.summary()`` and ``.plot()``.
-        """
-        return hooks.call("optimize", self, usage, **inputs)
-
-    def suggest(self, candidates: Any, target: Any = "tradeoff", *, k: int = 3, budget: float | None = None,
-                cost_model: Any = None, **kwargs: Any):
-        """Which probes to run next, a ranked and budgeted batch: sugar for :func:`bayes_dcpt.plan.suggest`.
-
-        ``target`` is a usage name (``"tradeoff"``, ``"limited-data"``, ``"compute"``) whose inputs (e.g.
-        ``n_params``, ``tokens``, ``max_general_increase``, ``domain``) are passed as keyword arguments, or
-        any planner :class:`~bayes_dcpt.plan.Target`. ``budget`` is in GPU-hours.
-        """
-        return hooks.call("suggest", self, candidates, target, k=k, budget_gpu_hours=budget,
-                          cost_model=cost_model, **kwargs)
-
     # ------------------------------------------------------------------------------------ base hooks
     def _make_design(self) -> Design:
         return make_design(self.data, self.law, self.config)
 
     def _model_entry(self) -> dict[str, Any]:
         return get_model(self.law, self.config, self.design)
-
-    def _card_layout(self) -> dict[str, Any]:
-        return {"targets": list(self.targets), "domains": self.domains}
-
-    def _repr_layout(self) -> str:
-        return f"targets={list(self.targets)} domains={self.domains}"
-
-    @classmethod
-    def _data_from_file(cls, raw: pd.DataFrame) -> pd.DataFrame:
-        return _data.load(raw)
 
     @classmethod
     def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:
