@@ -73,6 +73,10 @@ __all__ = [
     "read_measurements",
 ]
 
+class _RollBack(Exception):
+    """Raised inside a write transaction to roll it back (a dry run)."""
+
+
 class Store:
     """An experiment store in one SQLite file (created when absent).
 
@@ -344,34 +348,64 @@ class Store:
         rows = self._conn().execute("SELECT run_id, config FROM runs WHERE config IS NOT NULL")
         return schedules_from_configs(rows)
 
-    def import_frame(self, source: str | Path | pd.DataFrame, *, replace: bool = False) -> dict[str, int]:
+    def import_frame(
+        self,
+        source: str | Path | pd.DataFrame,
+        *,
+        replace: bool = False,
+        dry_run: bool = False,
+        run_config: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> dict[str, int]:
         """Validate a table with :func:`bayes_dcpt.data.schema.load` and store it; nothing is written if invalid.
 
         Returns ``{"inserted": ..., "skipped": ..., "runs": ...}``; re-importing the same table skips
         every row. A measurement stored with a different loss raises :class:`StoreConflictError`.
+        ``dry_run=True`` does the whole import in a transaction that is rolled back: the counts (and any
+        conflict) are what a real import would give, and nothing is written. ``run_config`` adds fields to the
+        ``config`` of runs created by this import (e.g. where they were imported from).
         """
         df = _data.load(source)
         src = str(source) if isinstance(source, (str, Path)) else "table"
         run_rows, evals = frame_records(df, src)
-        with self._write() as con:
-            for rid, info in run_rows.items():
-                old = con.execute(
-                    "SELECT domain, n_params, r_domain FROM runs WHERE run_id = ?", (rid,)
-                ).fetchone()
-                if old is not None:
-                    for k, v in zip(("domain", "n_params", "r_domain"), old, strict=True):
-                        if v is not None and info[k] is not None and not same_value(v, info[k]):
-                            raise StoreConflictError(
-                                f"{src}: run {rid!r} is stored with {k}={v} but the table says {info[k]}"
-                            )
-                fields = {k: v for k, v in info.items() if v is not None and k != "_sched"}
-                if old is None:
-                    fields["status"] = "done"
-                    fields["corpus_domain"] = None
-                    if info["_sched"]:  # the LR schedules travel with imported measurements too
-                        fields["config"] = dict(info["_sched"])
-                self._upsert_run(con, rid, fields)
-            ins, skip = self._add_evaluations(con, evals, replace)
+        result: dict[str, int] = {}
+        try:
+            with self._write() as con:
+                result = self._import_records(con, src, run_rows, evals, replace, run_config or {})
+                if dry_run:
+                    raise _RollBack
+        except _RollBack:
+            pass
+        return result
+
+    def _import_records(
+        self,
+        con: sqlite3.Connection,
+        src: str,
+        run_rows: dict[str, dict[str, Any]],
+        evals: list[dict[str, Any]],
+        replace: bool,
+        run_config: Mapping[str, Mapping[str, Any]],
+    ) -> dict[str, int]:
+        """The runs and evaluations of :meth:`import_frame` inside its write transaction."""
+        for rid, info in run_rows.items():
+            old = con.execute(
+                "SELECT domain, n_params, r_domain FROM runs WHERE run_id = ?", (rid,)
+            ).fetchone()
+            if old is not None:
+                for k, v in zip(("domain", "n_params", "r_domain"), old, strict=True):
+                    if v is not None and info[k] is not None and not same_value(v, info[k]):
+                        raise StoreConflictError(
+                            f"{src}: run {rid!r} is stored with {k}={v} but the table says {info[k]}"
+                        )
+            fields = {k: v for k, v in info.items() if v is not None and k != "_sched"}
+            if old is None:
+                fields["status"] = "done"
+                fields["corpus_domain"] = None
+                cfg = {**run_config.get(rid, {}), **info["_sched"]}  # the LR schedules travel with them too
+                if cfg:
+                    fields["config"] = cfg
+            self._upsert_run(con, rid, fields)
+        ins, skip = self._add_evaluations(con, evals, replace)
         return {"inserted": ins, "skipped": skip, "runs": len(run_rows)}
 
     def export(self, path: str | Path) -> Path:
