@@ -26,7 +26,9 @@ Modules: :mod:`~bayes_dcpt.probe.corpora` (documents, validation hold-out, token
 :mod:`~bayes_dcpt.probe.runtime` (device, DDP, throughput), :mod:`~bayes_dcpt.probe.loop` (the training loop),
 :mod:`~bayes_dcpt.probe.evaluation`, :mod:`~bayes_dcpt.probe.checkpoint` (resume), :mod:`~bayes_dcpt.probe.run`
 (one probe into the store), :mod:`~bayes_dcpt.probe.pretraining` (base models), :mod:`~bayes_dcpt.probe.train`
-(all of these in one import), :mod:`~bayes_dcpt.probe.grid` (grids of probes over processes or Ray).
+(all of these in one import), :mod:`~bayes_dcpt.probe.grid` (grids of probes over processes or Ray),
+:mod:`~bayes_dcpt.probe.trainer_callback` (:class:`BayesDCPTCallback`: your own ``transformers.Trainer`` runs
+write into the store as they evaluate).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ _LAZY = {
     "evaluation": ("evaluate",),
     "pretraining": ("pretrain",),
     "run": ("probe_run_id", "run_probe"),
+    "trainer_callback": ("BayesDCPTCallback",),
 }
 _WHERE = {name: mod for mod, names in _LAZY.items() for name in names}
 
@@ -72,6 +75,7 @@ def require_extra() -> None:
 
 __all__ = [
     "PRESETS",
+    "BayesDCPTCallback",
     "CheckpointError",
     "Corpus",
     "CorpusError",

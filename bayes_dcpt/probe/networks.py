@@ -148,7 +148,8 @@ def build_preset(preset: str, seed: int = 0, max_len: int = 1024) -> LoadedModel
 def count_params(model: torch.nn.Module, embeddings: bool = False) -> int:
     """Parameters of ``model``; without the token-embedding matrix unless ``embeddings=True``.
 
-    Tied output heads share the embedding tensor, so they are excluded with it.
+    Tied output heads share the embedding tensor, so they are excluded with it. A parameter partitioned by
+    DeepSpeed ZeRO-3 counts with its full size (``ds_numel``), not the empty shard this process holds.
     """
     seen: set[int] = set()
     emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
@@ -158,7 +159,7 @@ def count_params(model: torch.nn.Module, embeddings: bool = False) -> int:
         if id(p) in seen or id(p) in emb_ids:
             continue
         seen.add(id(p))
-        total += p.numel()
+        total += int(getattr(p, "ds_numel", p.numel()))
     return total
 
 
@@ -231,8 +232,8 @@ def load_base(path: str | Path, trust_remote_code: bool = False) -> LoadedModel:
         meta = json.loads((p / META_FILE).read_text())
     try:
         with _quiet_hf():
-            model = AutoModelForCausalLM.from_pretrained(
-                p, trust_remote_code=trust_remote_code, dtype=torch.float32
+            model = AutoModelForCausalLM.from_pretrained(  # a local directory: never a download
+                p, trust_remote_code=trust_remote_code, dtype=torch.float32, local_files_only=True
             )
     except ValueError as exc:
         msg = str(exc).splitlines()[0]
@@ -250,7 +251,7 @@ def load_base(path: str | Path, trust_remote_code: bool = False) -> LoadedModel:
         from transformers import AutoTokenizer
 
         try:
-            hf = AutoTokenizer.from_pretrained(p, trust_remote_code=trust_remote_code)
+            hf = AutoTokenizer.from_pretrained(p, trust_remote_code=trust_remote_code, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ModelError(f"{p} has no usable tokenizer: {str(exc).splitlines()[0]}") from exc
         tok = HFTokenizer(hf, str(p))
