@@ -58,22 +58,33 @@ EXAMPLES = {
                               "(LONG_CPT.md)"),
     "schedules": ("load_schedules", "the LR-schedule grid for fit-dynamics: constant, cosine, WSD and no re-warmup "
                                     "(SCHEDULES.md)"),
+    "trainer": ("trainer_run_path", "the logs of a real transformers.Trainer run (a tiny model, 8 steps, general and "
+                                    "domain eval sets): trainer_state.json, TensorBoard events in tb/, a W&B-layout "
+                                    "history CSV and the mapping runs.toml, for data import --from"),
 }
 
 
 @data_app.command("example")
 def example_cmd(
-    out: Path = typer.Option(..., "--out", help="Output file: .csv or .parquet."),
-    dataset: str = typer.Option("example", "--dataset", help="example, long or schedules."),
+    out: Path = typer.Option(..., "--out", help="Output file: .csv or .parquet (a folder for trainer)."),
+    dataset: str = typer.Option("example", "--dataset", help="example, long, schedules or trainer."),
 ) -> None:
     """Write an embedded dataset (real probe runs) to a file, to try every command on.
 
     Example: [bold]bayes-dcpt data example --out probes.csv[/bold]
     """
+    import shutil
+
     from bayes_dcpt import datasets
 
     if dataset not in EXAMPLES:
         raise BayesDCPTError(f"--dataset must be one of {', '.join(EXAMPLES)}, not {dataset!r}")
+    if dataset == "trainer":
+        if out.exists() and not out.is_dir():
+            raise BayesDCPTError(f"--out {out}: the trainer example is a folder; give a folder name")
+        shutil.copytree(datasets.trainer_run_path(), out, dirs_exist_ok=True)
+        console.print(f"wrote {out}/: {EXAMPLES[dataset][1]}", markup=False, highlight=False, soft_wrap=True)
+        return
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise BayesDCPTError(f"--out {out}: write a .csv or .parquet file")
     loader, what = EXAMPLES[dataset]

@@ -13,33 +13,91 @@ from bayes_dcpt.data import schema as _data
 DB_HELP = "The experiment store (SQLite file; created when absent)."
 
 
+#: ``data import --from``: the schema's table, or a training log with a mapping file.
+FROM_HELP = ("table (CSV, TSV or Parquet in the schema of data validate), trainer-state (a Hugging Face "
+             "trainer_state.json, or folders of them), tensorboard (event files) or wandb-csv (W&B run-history "
+             "CSV exports); the log formats need --map.")
+
+
 @data_app.command("import")
 def import_cmd(
-    file: Path = typer.Argument(..., metavar="FILE", help="CSV, TSV or Parquet file of CPT measurements."),
+    file: Path = typer.Argument(..., metavar="PATH", help="The table, or the log file or folder of runs."),
     db: Path = typer.Option(..., "--db", help=DB_HELP),
+    from_: str = typer.Option("table", "--from", help=FROM_HELP),
+    mapping: Path | None = typer.Option(
+        None, "--map", help="TOML file saying which logged run is which probe (domain, ratio, N, keys)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check everything and show what would be written."),
     replace: bool = typer.Option(
         False, "--replace", help="Overwrite stored losses that differ (default: error)."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
 ) -> None:
-    """Validate a table and add it to the store; re-importing the same rows adds nothing.
+    """Validate measurements and add them to the store; re-importing the same rows adds nothing.
+
+    A table in the schema, or runs that already exist in a training log: a Trainer's trainer_state.json,
+    TensorBoard event files or a W&B history CSV, with a mapping file that names each run's domain, ratio
+    and N (README "From your Trainer"). Everything is checked before anything is written.
 
     Example: [bold]bayes-dcpt data import probes.csv --db runs.sqlite[/bold]
+
+    Example: [bold]bayes-dcpt data import --from trainer-state hf-run/trainer_state.json --map hf-run/runs.toml
+    --db hf.sqlite --dry-run[/bold]
     """
+    from bayes_dcpt.data.logmap import FORMATS
+    from bayes_dcpt.errors import InputError
+
+    if from_ != "table" and from_ not in FORMATS:
+        raise InputError(f"--from must be table, {', '.join(FORMATS)}; not {from_!r}")
+    if from_ == "table" and mapping is not None:
+        raise InputError("--map names the runs of a training log: give --from trainer-state, tensorboard or "
+                         "wandb-csv with it")
+    if from_ != "table" and mapping is None:
+        raise InputError(f"--from {from_} needs --map runs.toml: which logged run is which probe")
+    if from_ == "table":
+        res = _import_table(file, db, replace, dry_run)
+        run_list: list = []
+    else:
+        from bayes_dcpt.data.importers import import_logs
+
+        res = import_logs(from_, file, mapping, db, dry_run=dry_run, replace=replace)
+        run_list = res.pop("run_list")
+    if json_out:
+        emit_json({"file": str(file), "db": str(db), "from": from_, **res, **({"run_list": run_list}
+                                                                             if run_list else {})})
+        return
+    _print_import(file, db, res, run_list, dry_run)
+
+
+def _import_table(file: Path, db: Path, replace: bool, dry_run: bool) -> dict:
+    """A schema table into the store (or a dry run of it, against a copy of nothing when the store is new)."""
+    import tempfile
+
     from bayes_dcpt.data.store import Store
 
     df = _data.load(file)  # validate before the store is even opened
+    if dry_run and not db.exists():
+        with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "dry.sqlite") as st:
+            return st.import_frame(df, replace=replace, dry_run=True)
     with Store(db) as st:
-        res = st.import_frame(df, replace=replace)
-    if json_out:
-        emit_json({"file": str(file), "db": str(db), **res})
-    else:
-        console.print(
-            f"imported {file} into {db}: {res['inserted']} measurements added, "
-            f"{res['skipped']} already stored, "
-            f"{res['runs']} runs",
-            soft_wrap=True,
-        )
+        return st.import_frame(df, replace=replace, dry_run=dry_run)
+
+
+def _print_import(file: Path, db: Path, res: dict, run_list: list, dry_run: bool) -> None:
+    for r in run_list:
+        base = "with its base evaluation" if r["base"] else "base model already stored"
+        console.print(f"run {r['run_id']} <- {', '.join(r['files'])}: N={r['n_params']:,.0f}, r={r['r_domain']:g}, "
+                      f"{r['checkpoints']} checkpoints to {r['tokens_max']:,.0f} tokens, {base}",
+                      soft_wrap=True, markup=False)
+    for label in res.get("missing", []):
+        console.print(f"note: run {label!r} of the mapping has no log under {file}", soft_wrap=True,
+                      markup=False)
+    verb = "dry run, nothing written: would add" if dry_run else f"imported {file} into {db}:"
+    console.print(
+        f"{verb} {res['inserted']} measurements{' to ' + str(db) if dry_run else ' added'}, "
+        f"{res['skipped']} already stored, {res['runs']} runs",
+        soft_wrap=True, markup=False,
+    )
 
 
 @data_app.command("export")

@@ -41,6 +41,7 @@ __all__ = [
     "long_cpt_path",
     "schedules_path",
     "shared_data_dir",
+    "trainer_run_path",
 ]
 
 MIXINGLAWS_N = 18_915_328  # Pythia-70M non-embedding parameters (mixinglaws pipeline/utils.py)
@@ -80,6 +81,15 @@ def _shared_file(*parts: str) -> Path:
 def example_path() -> Path:
     """Path of the embedded example CSV."""
     return Path(str(resources.files("bayes_dcpt.datasets").joinpath("example_cpt.csv")))
+
+
+def trainer_run_path() -> Path:
+    """Folder of the embedded Trainer logs: ``trainer_state.json``, ``tb/``, ``wandb-history.csv``, ``runs.toml``.
+
+    Real output of a tiny ``transformers.Trainer`` run (``scripts/make_trainer_example.py``), to try
+    ``bayes-dcpt data import --from trainer-state|tensorboard|wandb-csv`` on.
+    """
+    return Path(str(resources.files("bayes_dcpt.datasets").joinpath("trainer_run")))
 
 
 def long_cpt_path() -> Path:
