@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from bayes_dcpt.probe.configs import ProbeConfigError
-from bayes_dcpt.probe.runtime import Runtime, all_reduce
+from bayes_dcpt.probe.runtime import Runtime, all_reduce, autocast
 
 __all__ = ["evaluate"]
 
@@ -35,7 +35,7 @@ def evaluate(
         rows = idx[s : s + batch_size]
         x = np.stack([tokens[i * seq_len : i * seq_len + seq_len + 1] for i in rows])
         xt = torch.from_numpy(x).to(rt.device, non_blocking=True)
-        with torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=rt.autocast):
+        with autocast(rt):
             logits = model(input_ids=xt[:, :-1]).logits
         loss = F.cross_entropy(
             logits.float().reshape(-1, logits.shape[-1]), xt[:, 1:].reshape(-1), reduction="sum"

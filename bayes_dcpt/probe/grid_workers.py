@@ -19,7 +19,7 @@ from typing import Any
 
 from bayes_dcpt.probe.grid_spec import GridError
 
-__all__ = ["job_payload", "run_local", "run_ray"]
+__all__ = ["job_payload", "ray_resources", "run_local", "run_ray", "worker_gpu"]
 
 _WORKER: dict[str, Any] = {}
 
@@ -28,10 +28,26 @@ def _init_worker(counter, n_gpus: int, threads: int, events) -> None:
     with counter.get_lock():
         idx = counter.value
         counter.value += 1
-    if n_gpus > 0:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(idx % n_gpus)
+    gpu = worker_gpu(idx, n_gpus)
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     os.environ["OMP_NUM_THREADS"] = str(threads)
     _WORKER.update(index=idx, threads=threads, events=events)
+
+
+def worker_gpu(index: int, n_gpus: int) -> str | None:
+    """The GPU a local worker process sees (``CUDA_VISIBLE_DEVICES``): workers round-robin over the GPUs.
+
+    None without GPUs (the worker trains on CPU). With more workers than GPUs, several share one GPU.
+    """
+    if n_gpus <= 0:
+        return None
+    return str(int(index) % int(n_gpus))
+
+
+def ray_resources(cluster_gpus: int, threads: int) -> dict[str, int]:
+    """What one Ray probe task asks for: ``threads`` CPUs, and one whole GPU when the cluster has any."""
+    return {"num_cpus": max(1, int(threads)), "num_gpus": 1 if cluster_gpus > 0 else 0}
 
 
 def _reporter(label: str, events) -> Callable[[dict[str, Any]], None] | None:
@@ -174,7 +190,7 @@ def run_ray(
         started = True
     try:
         n_gpus = int(ray.cluster_resources().get("GPU", 0))
-        task = ray.remote(num_cpus=threads, num_gpus=1 if n_gpus else 0)(_do_job)
+        task = ray.remote(**ray_resources(n_gpus, threads))(_do_job)
         out = []
         queue_ = list(phase)
         running: dict[Any, str] = {}

@@ -26,7 +26,7 @@ from bayes_dcpt.probe.configs import ProbeConfigError, TrainSettings
 from bayes_dcpt.probe.corpora import TokenStream
 from bayes_dcpt.probe.evaluation import evaluate
 from bayes_dcpt.probe.networks import LoadedModel
-from bayes_dcpt.probe.runtime import Runtime, synchronize
+from bayes_dcpt.probe.runtime import Runtime, autocast, compile_wanted, fused_adamw, synchronize
 
 __all__ = ["Mixture", "ProgressFn", "TrainJob", "stream_seed", "train"]
 
@@ -91,7 +91,7 @@ def _optimizer(model: torch.nn.Module, settings: TrainSettings, rt: Runtime) -> 
         [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=settings.lr,
         betas=(settings.beta1, settings.beta2),
-        fused=rt.device.type == "cuda",
+        fused=fused_adamw(rt.device),
     )
 
 
@@ -117,8 +117,7 @@ def _wrap(model: torch.nn.Module, settings: TrainSettings, rt: Runtime) -> torch
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         train_model = DDP(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
-    use_compile = settings.compile if settings.compile is not None else rt.device.type == "cuda"
-    if use_compile:
+    if compile_wanted(settings.compile, rt.device):
         train_model = torch.compile(train_model)
     return train_model
 
@@ -136,7 +135,7 @@ def _step(
     for g in opt.param_groups:
         g["lr"] = lr
     x = torch.from_numpy(local).to(rt.device, non_blocking=True)
-    with torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=rt.autocast):
+    with autocast(rt):
         logits = train_model(input_ids=x[:, :-1]).logits
     loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
     loss.backward()

@@ -21,9 +21,13 @@ __all__ = [
     "PEAK_FLOPS",
     "Runtime",
     "all_reduce",
+    "autocast",
+    "autocast_enabled",
     "barrier",
     "broadcast",
+    "compile_wanted",
     "flops_per_token",
+    "fused_adamw",
     "make_runtime",
     "mfu",
     "peak_flops",
@@ -74,7 +78,30 @@ def make_runtime(settings: TrainSettings) -> Runtime:
         rank, dev = _join_process_group(cuda)
     else:
         rank, dev = 0, (_cuda_device(settings) if cuda else torch.device("cpu"))
-    return Runtime(dev, rank, world, world > 1, autocast=dev.type == "cuda")
+    return Runtime(dev, rank, world, world > 1, autocast=autocast_enabled(dev))
+
+
+def autocast_enabled(device: torch.device) -> bool:
+    """Whether a probe on ``device`` computes in bf16 autocast: on CUDA yes, on CPU no (fp32, as measured)."""
+    return device.type == "cuda"
+
+
+def autocast(rt: Runtime) -> torch.autocast:
+    """The autocast context of a forward pass: bf16 on CUDA, disabled (fp32) elsewhere."""
+    return torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=rt.autocast)
+
+
+def compile_wanted(setting: bool | None, device: torch.device) -> bool:
+    """Whether to ``torch.compile`` the model: as the settings say, else on CUDA only.
+
+    Compilation costs more than it saves in a short CPU probe.
+    """
+    return bool(setting) if setting is not None else device.type == "cuda"
+
+
+def fused_adamw(device: torch.device) -> bool:
+    """Whether AdamW uses its fused CUDA kernel (CUDA only; the CPU path keeps the reference implementation)."""
+    return device.type == "cuda"
 
 
 def _join_process_group(cuda: bool) -> tuple[int, torch.device]:
