@@ -6,7 +6,8 @@ written on the example data, so that none of them can drift from the code again.
   train probe models (``probe pretrain``, ``probe run``, ``probe grid``: minutes to hours of CPU) run with their
   ``--tokens`` divided by :data:`TOKEN_DIVISOR` and the grid with its smallest token count: the same code path in
   seconds; the README says they take minutes.
-* The ``python`` quickstart runs as a script in that folder.
+* The ``python`` quickstart runs as a script in that folder, then every other ``python`` block (the Trainer
+  callback of "From your Trainer": a tiny model, seconds; skipped without ``accelerate``, which the Trainer needs).
 * Every ``Example:`` of a command's ``--help`` runs in the same folder after the README's commands.
 
 One slow end-to-end path: the default fits take minutes.
@@ -14,6 +15,7 @@ One slow end-to-end path: the default fits take minutes.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shlex
@@ -127,6 +129,14 @@ def test_every_documented_command_runs_as_written(tmp_path):
     q = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                        timeout=1800)
     assert q.returncode == 0, q.stderr[-3000:]
+    for i, block in enumerate(code_blocks(text, "python")[1:], start=2):
+        if "transformers" in block and importlib.util.find_spec("accelerate") is None:
+            continue
+        script = tmp_path / f"readme_python_{i}.py"
+        script.write_text(block)
+        q = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=1800)
+        assert q.returncode == 0, f"README python block {i}\n{q.stderr[-3000:]}"
     for args in help_examples():
         key = _where(args)
         if " ".join(args) in done or any(key.startswith(k) or args[1] == k for k in ELSEWHERE):

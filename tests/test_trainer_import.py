@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +28,12 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 
-from trainer_helpers import Killed, train, wandb_history  # noqa: E402
+from trainer_helpers import Killed, train, wandb_history
 
-from bayes_dcpt.data.importers import import_logs  # noqa: E402
-from bayes_dcpt.data.logmap import LogImportError  # noqa: E402
-from bayes_dcpt.data.store import Store  # noqa: E402
-from bayes_dcpt.errors import BayesDCPTError  # noqa: E402
+from bayes_dcpt.data.importers import import_logs
+from bayes_dcpt.data.logmap import LogImportError
+from bayes_dcpt.data.store import Store
+from bayes_dcpt.errors import BayesDCPTError
 
 COLS = ["domain", "n_params", "tokens", "r_domain", "run_id", "step"]
 MAPPING = """\
@@ -292,3 +295,29 @@ def test_mapping_and_cli_options_are_checked(hf, tmp_path, cli):
     code, _, err = cli("data", "import", "--from", "trainer-state", state, "--map", bad, "--db", db)
     assert code == 2 and "unknown field 'tokens_per_stp'" in err and str(bad) in err
     assert not db.exists()
+
+
+def test_the_readme_section_runs_as_written(tmp_path):
+    """README "From your Trainer": its Python block, its mapping and every command on the Trainer example."""
+    from test_docs import README, code_blocks, commands, run
+
+    from bayes_dcpt.datasets import trainer_run_path
+
+    text = README.read_text()
+    section = text[text.index("## From your Trainer"):]
+    section = section[: section.index("\n## ", 5)]
+    assert code_blocks(section, "toml")[0] == (trainer_run_path() / "runs.toml").read_text()
+    lines = [args for block in code_blocks(text, "bash") for args in commands(block)
+             if "hf-run" in " ".join(args)]
+    assert len(lines) >= 4 and lines[0][1:4] == ["data", "example", "--dataset"]
+    for args in lines:
+        out = run(args, tmp_path)
+        assert out.returncode == 0 and "Traceback" not in out.stderr, (args, out.stdout, out.stderr)
+    assert "would add 0 measurements" in out.stdout or "0 measurements added" in out.stdout
+    script = tmp_path / "from_your_trainer.py"
+    script.write_text(code_blocks(section, "python")[0])
+    env = {**os.environ, "PYTHONPATH": str(README.parent)}
+    q = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert q.returncode == 0, q.stderr[-3000:]
+    assert "base|python|N=" in q.stdout and "512" in q.stdout
