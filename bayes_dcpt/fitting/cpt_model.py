@@ -20,8 +20,7 @@ import pandas as pd
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.errors import FitError
 from bayes_dcpt.fitting.config import FitConfig
-from bayes_dcpt.fitting.design import run_capacity
-from bayes_dcpt.fitting.marginal import run_groups
+from bayes_dcpt.fitting.design import run_blocks, run_capacity
 from bayes_dcpt.fitting.samplers import cached_entry
 from bayes_dcpt.laws.base import BILLION
 from bayes_dcpt.laws.cpt import saturation
@@ -81,18 +80,27 @@ class CPTDesign:
     d_ref: float
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The named arrays of the model's ``pm.Data`` containers."""
+        """The named arrays of the model's ``pm.Data`` containers, laid out one row per run.
+
+        Run-level inputs (target, domain, ratio, base losses) are ``(R, 1)`` columns, the checkpoints ``(R, K)``
+        matrices padded to the longest run (``mask`` 0 in the padding):
+        :class:`~bayes_dcpt.numerics.runblock.RunBlocks` says why.
+        """
         o = self.obs
-        return {
-            "t_idx": o["t_idx"].to_numpy(np.int64), "d_idx": o["d_idx"].to_numpy(np.int64),
-            "run_idx": o["run_idx"].to_numpy(np.int64),
-            "run_group": run_groups(self.runs, self.targets, self.run_capacity),
-            "is_domain": (o["target"] == "domain").to_numpy(float),
-            "D": o["tokens"].to_numpy(float) / BILLION, "s": o["r_domain"].to_numpy(float),
-            "L0": o["L0"].to_numpy(float), "L0g": o["L0g"].to_numpy(float),
-            "log_loss": np.log(o["loss"].to_numpy(float)),
+        blocks, runs = run_blocks(o)
+        d = o["tokens"].to_numpy(float) / BILLION
+        return runs | {
+            "is_domain": blocks.column((o["target"] == "domain").to_numpy(float)),
+            "s": blocks.column(o["r_domain"].to_numpy(float)),
+            "L0": blocks.column(o["L0"].to_numpy(float)), "L0g": blocks.column(o["L0g"].to_numpy(float)),
+            "D": blocks.matrix(d, 1.0), "logD": blocks.matrix(np.log1p(d / self.d_ref)),
+            "log_loss": blocks.matrix(np.log(o["loss"].to_numpy(float))), "mask": blocks.mask(),
             "D_ref": np.asarray(self.d_ref, float), "loss_ref": self.lref.astype(float),
         }
+
+    def layout(self) -> tuple[bool, ...]:
+        """Which run-level inputs vary along a run (then ``(R, K)`` matrices): part of the compiled structure."""
+        return tuple(np.shape(v)[1] > 1 for k, v in self.arrays().items() if k in ("is_domain", "s", "L0", "L0g"))
 
 
 def _attach_base(long: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
@@ -179,26 +187,32 @@ def _law_params(pm: Any, pt: Any, design: CPTDesign, ps: float) -> dict[str, Any
     return p
 
 
-def _mean(pt: Any, p: dict[str, Any], a: dict[str, Any]) -> Any:
-    """The law at every observation (both targets' forms; each observation takes its own target's)."""
-    t, d = a["t_idx"], a["d_idx"]
-    q = {k: v[t, d] for k, v in p.items()}
+def _mean(pt: Any, p: dict[str, Any], a: dict[str, Any], n_domains: int) -> Any:
+    """``log(L / L0)`` at every checkpoint, ``(R, K)``: each run's coefficients once, then its checkpoints.
+
+    Both targets share one form ``1 + c1 sat(x D; kappa) + c2 log(1 + D / D_ref)``: the general loss forgets
+    (c1 > 0) balanced by replay and keeps learning its own corpus (c2 < 0); the domain loss learns (c1 < 0) with
+    the critical-batch dilution and replay (c2 = 0).
+    """
+    cell = a["t_run"] * n_domains + a["d_run"]
+    q = {k: pt.flatten(v)[cell][:, None] for k, v in p.items()}
     logc = pt.log(2.0 / a["L0g"])
-    sat_x = q["lam"] * pt.exp(q["psi"] * logc) * a["D"]
+    rate = q["lam"] * pt.exp(q["psi"] * logc)
     s = a["s"]
-    # general: forgetting balanced by replay, minus continued learning
     u_g = s + q["rho"] * (1.0 - s)
-    gen = a["L0"] * (1.0 + q["amp"] * pt.exp(q["phi"] * logc) * (s / u_g) * saturation(pt, sat_x * u_g, q["kappa"])
-                     - q["h"] * (1.0 - s) * pt.log1p(a["D"] / a["D_ref"]))
-    # domain: learning with the critical-batch dilution and replay
+    c1_g = q["amp"] * pt.exp(q["phi"] * logc) * (s / u_g)
     m = s * (1.0 + q["sc"]) / (s + q["sc"])
     u_d = m + q["rho"] * (1.0 - s)
     g = pt.sigmoid(pt.log(q["amp"] / (1.0 - q["amp"])) + q["phi"] * logc)
-    dom = a["L0"] * (1.0 - g * (m / u_d) * saturation(pt, sat_x * u_d, q["kappa"]))
-    return pt.switch(a["is_domain"] > 0.5, dom, gen)
+    dom = a["is_domain"] > 0.5
+    c1 = pt.switch(dom, -g * (m / u_d), c1_g)
+    c2 = pt.switch(dom, 0.0, -q["h"] * (1.0 - s))
+    x = rate * pt.switch(dom, u_d, u_g)
+    return pt.log1p(c1 * saturation(pt, x * a["D"], q["kappa"]) + c2 * a["logD"])
 
 
-def _likelihood(pm: Any, pt: Any, mu: Any, a: dict[str, Any], cfg: FitConfig, design: CPTDesign, ps: float) -> None:
+def _likelihood(pm: Any, pt: Any, log_rel: Any, a: dict[str, Any], cfg: FitConfig, design: CPTDesign,
+                ps: float) -> None:
     """Heteroscedastic run-block likelihood (offsets integrated out), Student-t with nu >= 2 when robust."""
     sigma = pm.LogNormal("sigma", np.log(0.004), 1.0 * ps, dims="target")
     sigma_move = pm.HalfNormal("sigma_move", 0.2 * ps, dims="target")
@@ -207,18 +221,13 @@ def _likelihood(pm: Any, pt: Any, mu: Any, a: dict[str, Any], cfg: FitConfig, de
     if cfg.robust:
         nu_excess = pm.Gamma("nu_excess", alpha=2.0, beta=0.1, dims="target")
         nu = pm.Deterministic("nu", NU_FLOOR + nu_excess, dims="target")
-    log_mu = pt.log(mu)
-    v = sigma[a["t_idx"]] ** 2 + (sigma_move[a["t_idx"]] * (log_mu - pt.log(a["L0"]))) ** 2
-    e = a["log_loss"] - log_mu
-    zero = pt.zeros(design.run_capacity)
-    ri = a["run_idx"]
-    w0 = pt.inc_subtensor(zero[ri], 1.0 / v)
-    w1 = pt.inc_subtensor(zero[ri], e / v)
-    w2 = pt.inc_subtensor(zero[ri], e**2 / v)
-    lv = pt.inc_subtensor(zero[ri], pt.log(v))
-    n = pt.inc_subtensor(zero[ri], pt.ones_like(e))
-    g = a["run_group"]
-    lp = weighted_run_terms(pt, w0, w1, w2, lv, n, tau[g] ** 2, None if nu is None else nu[g])
+    g = a["t_run"]
+    v = sigma[g][:, None] ** 2 + (sigma_move[g][:, None] * log_rel) ** 2
+    e = a["log_loss"] - pt.log(a["L0"]) - log_rel
+    mask = a["mask"]
+    w = mask / v
+    lp = weighted_run_terms(pt, pt.sum(w, axis=1), pt.sum(w * e, axis=1), pt.sum(w * e**2, axis=1),
+                            pt.sum(mask * pt.log(v), axis=1), a["n_run"], tau[g] ** 2, None if nu is None else nu[g])
     pm.Potential("obs_log_loss", pt.sum(lp))
 
 
@@ -230,13 +239,13 @@ def build_cpt_model(cfg: FitConfig, design: CPTDesign, likelihood: bool = True) 
     coords = {"target": list(design.targets), "domain": list(design.domains), "obs": np.arange(len(design.obs))}
     ps = cfg.prior_scale
     with pm.Model(coords=coords) as model:
-        a = {k: pm.Data(k, v, dims="obs" if np.ndim(v) == 1 and len(v) == len(design.obs) and k != "run_group"
-                        else None)
+        # a run-level column keeps a static 1 so it broadcasts along the run's checkpoints
+        a = {k: pm.Data(k, v, shape=(None, 1) if np.ndim(v) == 2 and np.shape(v)[1] == 1 else None)
              for k, v in design.arrays().items()}
         p = _law_params(pm, pt, design, ps)
-        mu = _mean(pt, p, a)
+        log_rel = _mean(pt, p, a, len(design.domains))
         if likelihood:
-            _likelihood(pm, pt, mu, a, cfg, design, ps)
+            _likelihood(pm, pt, log_rel, a, cfg, design, ps)
         else:
             pm.LogNormal("sigma", np.log(0.004), 1.0 * ps, dims="target")
     return model
@@ -244,6 +253,6 @@ def build_cpt_model(cfg: FitConfig, design: CPTDesign, likelihood: bool = True) 
 
 def get_cpt_model(cfg: FitConfig, design: CPTDesign, likelihood: bool = True) -> dict[str, Any]:
     """A cached CPT model for this structure with the design's data set (no recompilation on new data)."""
-    key = ("cpt", cfg.key(), design.targets, tuple(design.domains), design.run_capacity, likelihood)
+    key = ("cpt", cfg.key(), design.targets, tuple(design.domains), design.run_capacity, design.layout(), likelihood)
     return cached_entry(_MODEL_CACHE, key, lambda: build_cpt_model(cfg, design, likelihood), design.arrays(),
                         len(design.obs))

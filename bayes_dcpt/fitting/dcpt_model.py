@@ -22,8 +22,8 @@ from bayes_dcpt.laws.registry import Law, Param
 __all__ = ["build_model", "clear_model_cache", "get_model", "structure_key"]
 
 _AXES = ("N", "D", "r")
-_DATA = ("t_idx", "d_idx", "run_idx", "run_group", "N", "D", "r", "log_loss", "loss_ref", "D_min", "N_ref", "D_ref",
-         "r_ref", "anchor_lo", "anchor_hi", "loss_lo", "loss_lo_d")
+_DATA = ("t_idx", "d_idx", "run_idx", "run_group", "t_run", "d_run", "n_run", "mask", "N", "D", "r", "log_loss",
+         "loss_ref", "D_min", "N_ref", "D_ref", "r_ref", "anchor_lo", "anchor_hi", "loss_lo", "loss_lo_d")
 _DATA_DIMS: dict[str, Any] = {"t_idx": "obs", "d_idx": "obs", "run_idx": "obs", "run_group": "run", "N": "obs",
                               "D": "obs", "r": "obs", "log_loss": "obs", "loss_ref": "target", "r_ref": "target",
                               "anchor_lo": ("target", "axis"), "anchor_hi": ("target", "axis"),
@@ -63,7 +63,7 @@ class _ModelBuilder:
         coords = {"target": list(d.targets), "domain": list(d.domains), "obs": np.arange(len(d.obs)),
                   "run": np.arange(d.run_capacity), "axis": list(_AXES)}
         with pm.Model(coords=coords) as model:
-            self.data = {k: pm.Data(k, self.arr[k], dims=_DATA_DIMS.get(k)) for k in _DATA}
+            self.data = {k: _data(pm, k, self.arr[k], d.blocks) for k in _DATA if k in self.arr}
             self._direct_parameters()
             if self.anchored:
                 terms, ref_x = self._anchored_terms()
@@ -76,8 +76,12 @@ class _ModelBuilder:
             self._record_parameters()
             mu = self._mean_log_loss()
             v = self.data
-            add_noise_and_likelihood(mu, v["log_loss"], v["t_idx"], v["run_idx"], v["run_group"], self.cfg,
-                                     d.run_capacity, likelihood)
+            if d.blocks:
+                add_noise_and_likelihood(mu, v["log_loss"], None, None, v["t_run"], self.cfg, d.run_capacity,
+                                         likelihood, blocks=(v["mask"], v["n_run"]))
+            else:
+                add_noise_and_likelihood(mu, v["log_loss"], v["t_idx"], v["run_idx"], v["run_group"], self.cfg,
+                                         d.run_capacity, likelihood)
         return model
 
     # ------------------------------------------------------------------------------- hierarchy helpers
@@ -333,7 +337,15 @@ class _ModelBuilder:
         import pytensor.tensor as pt
 
         v, full = self.data, self.full
-        t_idx, d_idx = v["t_idx"], v["d_idx"]
+        if self.design.blocks:  # one row per run: the parameters gathered once per run, as (R, 1) columns
+            cell = v["t_run"] * self.ND + v["d_run"]
+        else:  # one flat index per observation (a 1-d gather costs far less than full[t_idx, d_idx])
+            cell = v["t_idx"] * self.ND + v["d_idx"]
+
+        def gather(val: Any) -> Any:
+            g = pt.flatten(val * pt.ones((self.T, self.ND)))[cell]
+            return g[:, None] if self.design.blocks else g
+
         x = {"N": v["N"], "D": v["D"], "r": v["r"]}
         if self.cross:
             k_feats = {k: pm.Data(k, self.arr[k], dims="domain")[None, :] for k in ("k1", "k2", "k3")}
@@ -346,9 +358,21 @@ class _ModelBuilder:
             zk = pm.ZeroSumNormal("z_K", sigma=1.0, dims=("target", "domain"), n_zerosum_axes=1)
             log_k = log_k_mean + sigma_k[:, None] * zk
             K = pm.Deterministic("K", pt.exp(log_k), dims=("target", "domain"))
-            x["K"] = K[t_idx, d_idx]
-        p_obs = {k: val[t_idx, d_idx] for k, val in full.items()}
+            x["K"] = gather(K)
+        p_obs = {k: gather(val) for k, val in full.items()}
         return pt.log(self.law.formula(pt, p_obs, x))
+
+
+def _data(pm: Any, name: str, value: np.ndarray, blocks: bool) -> Any:
+    """One ``pm.Data``: per observation with dims ``obs``.
+
+    In the run-block layout a run-level ``(R, 1)`` column keeps a static 1, so that it broadcasts along the run's
+    checkpoints.
+    """
+    if blocks and np.ndim(value) == 2 and name not in ("anchor_lo", "anchor_hi", "loss_lo_d"):
+        return pm.Data(name, value, shape=(None, 1) if np.shape(value)[1] == 1 else None)
+    dims = _DATA_DIMS.get(name)
+    return pm.Data(name, value, dims=None if blocks and dims == "obs" else dims)
 
 
 def build_model(law: Law, cfg: FitConfig, design: Design, likelihood: bool = True) -> Any:
@@ -363,7 +387,7 @@ _MODEL_CACHE: dict[tuple, dict[str, Any]] = {}
 def structure_key(law: Law, cfg: FitConfig, design: Design) -> tuple:
     """What fixes the compiled model's shapes and graph: law, configuration, targets, domains, run slots, axes."""
     return (law.name, cfg.key(), design.targets, tuple(design.domains), design.run_capacity,
-            design.varying_axes["axes"])
+            design.varying_axes["axes"], design.layout())
 
 
 def get_model(law: Law, cfg: FitConfig, design: Design, likelihood: bool = True) -> dict[str, Any]:

@@ -17,8 +17,9 @@ from bayes_dcpt.errors import FitError
 from bayes_dcpt.fitting.config import FitConfig
 from bayes_dcpt.fitting.marginal import run_groups
 from bayes_dcpt.laws.registry import BILLION, Law
+from bayes_dcpt.numerics.runblock import RunBlocks
 
-__all__ = ["Design", "make_design", "run_capacity"]
+__all__ = ["Design", "make_design", "run_blocks", "run_capacity"]
 
 
 @dataclass
@@ -42,19 +43,28 @@ class Design:
     loss_lo: np.ndarray
     loss_lo_d: np.ndarray
     varying_axes: dict[str, tuple[str, ...]]
+    blocks: bool = False
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The named arrays of the model's ``pm.Data`` containers."""
+        """The named arrays of the model's ``pm.Data`` containers.
+
+        With ``blocks`` (run offsets integrated out) the observations are laid out one row per run
+        (:class:`~bayes_dcpt.numerics.runblock.RunBlocks`: run-level N and r as ``(R, 1)`` columns, the checkpoints
+        as ``(R, K)`` matrices with a ``mask``); otherwise one entry per observation.
+        """
         o = self.obs
-        out = {
-            "t_idx": o["t_idx"].to_numpy(np.int64),
-            "d_idx": o["d_idx"].to_numpy(np.int64),
-            "run_idx": o["run_idx"].to_numpy(np.int64),
-            "run_group": run_groups(self.runs, self.targets, self.run_capacity),
-            "N": o["n_params"].to_numpy(float) / BILLION,
-            "D": o["tokens"].to_numpy(float) / BILLION,
-            "r": o["r"].to_numpy(float),
-            "log_loss": np.log(o["loss"].to_numpy(float)),
+        n, d = o["n_params"].to_numpy(float) / BILLION, o["tokens"].to_numpy(float) / BILLION
+        r, y = o["r"].to_numpy(float), np.log(o["loss"].to_numpy(float))
+        if self.blocks:
+            b, out = run_blocks(o)
+            out |= {"N": b.column(n), "D": b.matrix(d, 1.0), "r": b.column(r), "log_loss": b.matrix(y),
+                    "mask": b.mask()}
+        else:
+            out = {"t_idx": o["t_idx"].to_numpy(np.int64), "d_idx": o["d_idx"].to_numpy(np.int64),
+                   "run_idx": o["run_idx"].to_numpy(np.int64),
+                   "run_group": run_groups(self.runs, self.targets, self.run_capacity),
+                   "N": n, "D": d, "r": r, "log_loss": y}
+        out |= {
             "loss_ref": self.lref.astype(float),
             "D_min": np.asarray(self.d_min, float),
             "N_ref": np.asarray(self.n_ref, float),
@@ -71,6 +81,26 @@ class Design:
                 v = f[k].to_numpy(float)
                 out[k] = np.where(np.isfinite(v), v, 1.0)  # an unused feature may be missing (e.g. k3 for K3)
         return out
+
+    def layout(self) -> tuple[bool, ...]:
+        """Run-block layout: whether N and r vary along a run (then full matrices); part of the compiled structure."""
+        if not self.blocks:
+            return ()
+        a = self.arrays()
+        return tuple(np.shape(a[k])[1] > 1 for k in ("N", "r"))
+
+
+def run_blocks(obs: pd.DataFrame) -> tuple[RunBlocks, dict[str, np.ndarray]]:
+    """The run-block layout of observations (``run_idx``, ``t_idx``, ``d_idx``) and each run's target, domain, size.
+
+    A run must stay in one domain (the run-level parameters are its domain's): one that does not is a data error.
+    """
+    b = RunBlocks(obs["run_idx"].to_numpy())
+    d_run = b.per_run(obs["d_idx"].to_numpy(np.int64))
+    if d_run is None:
+        bad = obs.groupby("run_id")["domain"].nunique()
+        raise FitError(f"run {bad[bad > 1].index[0]!r} has rows of several domains: give each its own run_id")
+    return b, {"t_run": b.per_run(obs["t_idx"].to_numpy(np.int64)), "d_run": d_run, "n_run": b.counts}
 
 
 def run_capacity(n: int) -> int:
@@ -142,6 +172,7 @@ def make_design(df: pd.DataFrame, law: Law, cfg: FitConfig, run_slots: int | Non
         loss_lo=np.array([float(np.quantile(long.loc[long["target"] == t, "loss"], 0.1)) for t in targets]),
         loss_lo_d=np.array([[_q10(long, t, d) for d in domains] for t in targets]),
         varying_axes={"axes": _varying_axes(long)},
+        blocks=cfg.run_effect and cfg.run_offsets == "marginal",
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from bayes_dcpt.fitting.config import DynamicsConfig, FitConfig
-from bayes_dcpt.fitting.marginal import run_loglik
+from bayes_dcpt.fitting.marginal import block_loglik, run_loglik
 
 __all__ = ["NU_FLOOR", "add_noise_and_likelihood", "student_dof"]
 
@@ -32,11 +32,14 @@ def student_dof(pm: Any, cfg: FitConfig | DynamicsConfig) -> Any:
 
 
 def add_noise_and_likelihood(mu: Any, y: Any, t_idx: Any, run_idx: Any, run_group: Any,
-                             cfg: FitConfig | DynamicsConfig, capacity: int, likelihood: bool = True) -> None:
+                             cfg: FitConfig | DynamicsConfig, capacity: int, likelihood: bool = True,
+                             blocks: tuple[Any, Any] | None = None) -> None:
     """Add the noise parameters and the likelihood of log losses ``y`` around ``mu`` to the current PyMC model.
 
     ``t_idx``/``run_idx`` index each observation's target and run, ``run_group`` each run slot's target; ``capacity``
     is the number of run slots. Without ``likelihood`` only the noise priors are added (the prior model).
+    ``blocks`` = ``(mask, n_run)``: ``y`` and ``mu`` are in the run-block layout (one row per run, ``run_group``
+    each row's target; :class:`~bayes_dcpt.numerics.runblock.RunBlocks`), with the run offsets integrated out.
     """
     import pymc as pm
 
@@ -51,7 +54,11 @@ def add_noise_and_likelihood(mu: Any, y: Any, t_idx: Any, run_idx: Any, run_grou
     nu = student_dof(pm, cfg) if cfg.robust else None
     if not likelihood:
         return
-    if marginal:
+    if blocks is not None:
+        if not marginal:
+            raise ValueError("the run-block layout needs the run offsets integrated out")
+        pm.Potential("obs_log_loss", block_loglik(y - mu, *blocks, run_group, sigma, tau, nu))
+    elif marginal:
         # the run offsets integrated out in closed form (see bayes_dcpt.fitting.marginal)
         pm.Potential("obs_log_loss", run_loglik(y - mu, run_idx, run_group, sigma, tau, nu, capacity))
     elif cfg.robust:

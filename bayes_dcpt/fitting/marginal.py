@@ -15,7 +15,7 @@ import numpy as np
 
 from bayes_dcpt.numerics.runblock import loo_pointwise, run_terms
 
-__all__ = ["marginal_log_likelihood", "run_groups", "run_loglik"]
+__all__ = ["block_loglik", "marginal_log_likelihood", "run_groups", "run_loglik"]
 
 
 def run_groups(runs: list[str], targets: tuple[str, ...], capacity: int) -> np.ndarray:
@@ -40,6 +40,20 @@ def run_loglik(e: Any, run_idx: Any, run_group: Any, sigma: Any, tau: Any, nu: A
     n = pt.inc_subtensor(zero[run_idx], pt.ones_like(e))
     lp = run_terms(pt, s1, s2, n, sigma[run_group] ** 2, tau[run_group] ** 2,
                    None if nu is None else nu[run_group])
+    return pt.sum(lp)
+
+
+def block_loglik(e: Any, mask: Any, n_run: Any, group: Any, sigma: Any, tau: Any, nu: Any | None) -> Any:
+    """:func:`run_loglik` in the run-block layout.
+
+    ``e`` is ``(R, K)`` (the padding masked out by ``mask``), ``group`` each row's index of ``sigma`` / ``tau`` /
+    ``nu``, ``n_run`` each run's number of checkpoints.
+    """
+    import pytensor.tensor as pt
+
+    em = e * mask
+    lp = run_terms(pt, pt.sum(em, axis=1), pt.sum(em * e, axis=1), n_run, sigma[group] ** 2, tau[group] ** 2,
+                   None if nu is None else nu[group])
     return pt.sum(lp)
 
 
