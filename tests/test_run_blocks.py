@@ -1,0 +1,103 @@
+"""The run-block layout (one row per run) computes the same log-density as one entry per observation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bayes_dcpt.numerics.runblock import RunBlocks
+
+
+def test_run_blocks_lay_out_ragged_runs_and_spot_run_level_values():
+    run_idx = np.array([2, 0, 0, 1, 2, 2, 0])
+    b = RunBlocks(run_idx)
+    assert (b.n_runs, b.width) == (3, 3)
+    assert b.counts.tolist() == [3.0, 1.0, 3.0]
+    v = np.arange(7.0)
+    m = b.matrix(v, fill=-1.0)
+    assert m.tolist() == [[1.0, 2.0, 6.0], [3.0, -1.0, -1.0], [0.0, 4.0, 5.0]]  # order within a run kept
+    assert b.mask().sum() == 7
+    assert b.per_run(np.array([5, 7, 7, 6, 5, 5, 7])).tolist() == [7, 6, 5]
+    assert b.per_run(v) is None  # varies along a run
+    assert b.column(np.array([5, 7, 7, 6, 5, 5, 7.0])).shape == (3, 1)
+    assert b.column(v).shape == (3, 3)
+
+
+def _ragged(df, seed=0):
+    """Drop a random share of checkpoints so runs have different lengths."""
+    rng = np.random.default_rng(seed)
+    keep = (df["tokens"] == 0) | (rng.random(len(df)) > 0.3)
+    return df[keep].reset_index(drop=True)
+
+
+def _logp(model, point):
+    return float(model.compile_logp(mode="JAX")(point))
+
+
+@pytest.mark.parametrize("law", ["cross-domain"])  # the D-CPT terms and the gathered DLC K
+def test_dcpt_model_has_the_same_log_density_in_both_layouts(law):
+    from bayes_dcpt.data import schema
+    from bayes_dcpt.datasets import load_example
+    from bayes_dcpt.fitting.config import FitConfig
+    from bayes_dcpt.fitting.dcpt_model import build_model
+    from bayes_dcpt.fitting.design import make_design
+    from bayes_dcpt.laws.registry import get_law
+
+    df = _ragged(schema.load(load_example()))
+    law_ = get_law(law)
+    design = make_design(df, law_, FitConfig(law=law_.name, target="both"))
+    assert design.blocks and design.layout() == (False, False)
+    blocks = build_model(law_, FitConfig(law=law_.name, target="both"), design)
+    flat = build_model(law_, FitConfig(law=law_.name, target="both"), dataclasses.replace(design, blocks=False))
+    rng = np.random.default_rng(1)
+    ip = blocks.initial_point()
+    for _ in range(3):
+        point = {k: v + rng.normal(0, 0.1, np.shape(v)) for k, v in ip.items()}
+        assert _logp(blocks, point) == pytest.approx(_logp(flat, point), rel=1e-10)
+
+
+def test_cpt_model_log_density_is_each_runs_multivariate_t():
+    """The CPT model's likelihood, recomputed by hand from the law's numpy formula and one scipy density per run."""
+    from bayes_dcpt.data import schema
+    from bayes_dcpt.datasets import load_example
+    from bayes_dcpt.fitting.config import FitConfig
+    from bayes_dcpt.fitting.cpt_model import build_cpt_model, make_cpt_design
+    from bayes_dcpt.laws.cpt import CPT_LAW
+    from bayes_dcpt.laws.registry import BILLION
+
+    df = _ragged(schema.load(load_example()))
+    df = df[df["domain"] == df["domain"].iloc[0]]
+    cfg = FitConfig(law="cpt", target="both", zero_ratio=True)
+    design = make_cpt_design(df, cfg)
+    model = build_cpt_model(cfg, design)
+    point = model.initial_point()
+    rng = np.random.default_rng(2)
+    point = {k: v + rng.normal(0, 0.2, np.shape(v)) for k, v in point.items()}
+    names = ["amp", "lam", "phi", "psi", "rho", "kappa", "h", "sc", "sigma", "sigma_move", "tau", "nu"]
+    outs = model.replace_rvs_by_values([model.potentials[0]] + [model[n] for n in names])
+    fn = model.compile_fn(outs, inputs=model.value_vars,
+                          point_fn=True, mode="JAX")
+    pot, *got = (np.asarray(v) for v in fn(point))
+    vals = dict(zip(names, got, strict=True))
+    o = design.obs
+    ref = 0.0
+    for run in np.unique(o["run_idx"]):
+        rows = o[o["run_idx"] == run]
+        t = design.targets.index(rows["target"].iloc[0])
+        p = {k: np.asarray(vals[k])[t] if np.ndim(vals[k]) == 1 else np.asarray(vals[k])[t, 0]
+             for k in ("amp", "lam", "phi", "psi", "rho", "kappa")}
+        p |= {"h": float(vals["h"]), "sc": float(vals["sc"])}
+        x = {"N": rows["n_params"].to_numpy() / BILLION, "D": rows["tokens"].to_numpy() / BILLION,
+             "r": rows["r_domain"].to_numpy(), "L0": rows["L0"].to_numpy(), "L0g": rows["L0g"].to_numpy(),
+             "D_ref": design.d_ref, "target": design.targets[t]}
+        if design.targets[t] == "general":
+            x["r"] = 1.0 - x["r"]  # the law takes the target's own ratio
+        log_mu = np.log(CPT_LAW.formula(np, p, x))
+        e = np.log(rows["loss"].to_numpy()) - log_mu
+        var = vals["sigma"][t] ** 2 + (vals["sigma_move"][t] * (log_mu - np.log(x["L0"]))) ** 2
+        cov = np.diag(var) + vals["tau"][t] ** 2
+        ref += stats.multivariate_t(np.zeros(len(e)), cov, df=vals["nu"][t]).logpdf(e)
+    assert float(pot) == pytest.approx(ref, rel=1e-9)
