@@ -1,0 +1,140 @@
+"""Fits at the scale of real probe logs: where the time goes, and how the cost grows with the number of rows.
+
+Data: the simulated set of the scale issue, ``World.default`` with 6 domains, sizes 0.5B / 1.8B / 4B, ratios
+0.1-0.9 in 9 steps and ``n`` evenly spaced checkpoints per run up to 10B tokens (an evaluation every few hundred
+steps): n = 6, 25, 100, 200 give 972, 4,050, 16,200 and 32,400 rows (plus 18 base rows), both losses.
+
+1. Gradient cost (``--part grad``): milliseconds per log-density + gradient evaluation (PyTensor's numba backend,
+   the one nutpie compiles) of the D-CPT model laid out one entry per observation (the layout before the run-block
+   change) and one row per run, side by side in one process, and of the CPT model (run-block layout).
+2. Fits (``--part fit``): ``bayes_dcpt.fit(df, seed=1)`` as the CLI runs it by default (the CPT law here, since
+   every size has base rows; 4 chains x 1000 draws after 1000 tuning steps; held-out calibration refits), split
+   into sampling, calibration and the adequacy checks, with the sampler's diagnostics and leapfrog steps per draw,
+   and the paper's point fit (L3, both targets) as the baseline the times are divided by.
+
+Rows are appended to ``benchmarks/results/scale_<part>.csv`` as they finish.
+Run: ``.venv/bin/python benchmarks/bench_scale.py --part grad``; ``... --part fit --sizes 6,25,100,200``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import machine, md_table
+
+OUT = Path(__file__).parent / "results"
+
+
+def scale_set(n_checkpoints: int, seed: int = 0) -> pd.DataFrame:
+    from bayes_dcpt.plan.simulate import World
+
+    domains = [f"d{i}" for i in range(6)]
+    world = World.default(domains=domains, seed=seed)
+    ck = np.unique(np.linspace(10e9 / n_checkpoints, 10e9, n_checkpoints).round())
+    rows = [{"domain": d, "n_params": n, "r_domain": float(r), "tokens": float(t)}
+            for d in domains for n in (0.5e9, 1.8e9, 4e9) for r in np.linspace(0.1, 0.9, 9) for t in ck]
+    return world.simulate(pd.DataFrame(rows), seed=seed)
+
+
+def _ms_per_grad(model, n_evals: int = 100) -> float:
+    import pytensor
+    import pytensor.tensor as pt
+
+    lp = model.logp()
+    grad = pt.concatenate([pt.flatten(g) for g in pytensor.grad(lp, model.value_vars)])
+    fn = model.compile_fn([lp, grad], inputs=model.value_vars, point_fn=False, mode="NUMBA")
+    ip = model.initial_point()
+    args = [ip[v.name] for v in model.value_vars]
+    fn(*args)
+    t0 = time.perf_counter()
+    for _ in range(n_evals):
+        fn(*args)
+    return (time.perf_counter() - t0) / n_evals * 1e3
+
+
+def part_grad(sizes: list[int]) -> pd.DataFrame:
+    from bayes_dcpt.data import schema
+    from bayes_dcpt.fitting.config import FitConfig
+    from bayes_dcpt.fitting.cpt_model import build_cpt_model, make_cpt_design
+    from bayes_dcpt.fitting.dcpt_model import build_model
+    from bayes_dcpt.fitting.design import make_design
+    from bayes_dcpt.laws.registry import get_law
+
+    out = []
+    for n in sizes:
+        df = schema.load(scale_set(n))
+        law = get_law("dcpt")
+        cfg = FitConfig(law="dcpt", target="both")
+        design = make_design(df, law, cfg)
+        flat = _ms_per_grad(build_model(law, cfg, dataclasses.replace(design, blocks=False)))
+        block = _ms_per_grad(build_model(law, cfg, design))
+        ccfg = FitConfig(law="cpt", target="both", zero_ratio=True)
+        cpt = _ms_per_grad(build_cpt_model(ccfg, make_cpt_design(df, ccfg)))
+        row = {"rows": int((df["tokens"] > 0).sum()), "log losses": len(design.obs), "dcpt flat ms": flat,
+               "dcpt run-block ms": block, "speed-up": flat / block, "cpt run-block ms": cpt}
+        print(row, flush=True)
+        out.append(row)
+        pd.DataFrame(out).to_csv(OUT / "scale_grad.csv", index=False)
+    return pd.DataFrame(out)
+
+
+def part_fit(sizes: list[int]) -> pd.DataFrame:
+    import bayes_dcpt as bd
+    from bayes_dcpt.fitting import dcpt
+    from bayes_dcpt.fitting.api import _refit_settings, default_law
+    from bayes_dcpt.fitting.extrapolation import calibrate
+
+    out = []
+    for n in sizes:
+        df = scale_set(n)
+        t0 = time.perf_counter()
+        bd.fit_point(df, law="dcpt", target="both")
+        point_s = time.perf_counter() - t0
+        law = default_law(df)
+        t0 = time.perf_counter()
+        f = dcpt.fit(df, law, "both", seed=1, warn=False)
+        fit_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        calibrate(f, seed=1, refit=_refit_settings(True, {}))
+        cal_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            d = f.diagnostics()
+        adeq_s = time.perf_counter() - t0
+        steps = np.asarray(f.idata["sample_stats"]["n_steps"])
+        total = fit_s + cal_s + adeq_s
+        row = {"rows": int((df["tokens"] > 0).sum()), "law": law, "point fit s": point_s, "fit s": fit_s,
+               "of which sampling s": d.seconds, "calibration s": cal_s, "adequacy s": adeq_s, "total s": total,
+               "x point fit": total / point_s, "steps/draw": float(steps.mean()), "divergences": d.divergences,
+               "R-hat max": d.rhat_max, "ESS bulk min": d.ess_bulk_min, "problems": len(d.problems),
+               "misfit checks": len(d.misfit)}
+        print(row, flush=True)
+        out.append(row)
+        pd.DataFrame(out).to_csv(OUT / "scale_fit.csv", index=False)
+    return pd.DataFrame(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--part", choices=["grad", "fit"], default="grad")
+    ap.add_argument("--sizes", default="6,25,100,200", help="checkpoints per run")
+    a = ap.parse_args()
+    sizes = [int(s) for s in a.sizes.split(",")]
+    OUT.mkdir(exist_ok=True)
+    print(machine())
+    res = part_grad(sizes) if a.part == "grad" else part_fit(sizes)
+    print(md_table(res))
+
+
+if __name__ == "__main__":
+    main()
