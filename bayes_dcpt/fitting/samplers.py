@@ -8,6 +8,7 @@ refit with new data of the same structure costs sampling only. The nutpie defaul
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 import warnings
@@ -19,12 +20,26 @@ import numpy as np
 from bayes_dcpt.errors import FitError
 from bayes_dcpt.fitting.diagnostics import Diagnostics, diagnose
 
-__all__ = ["NUTPIE_DEFAULTS", "SAMPLERS", "cached_entry", "check_counts", "check_sampler", "laplace", "run_sampler",
-           "sample"]
+__all__ = [
+    "JAX_FROM_OBS",
+    "NUTPIE_DEFAULTS",
+    "SAMPLERS",
+    "cached_entry",
+    "check_counts",
+    "check_sampler",
+    "laplace",
+    "nutpie_backend",
+    "run_sampler",
+    "sample",
+]
 
 #: nutpie settings chosen by measurement (BENCHMARKS.md): the low-rank mass matrix captures the remaining
 #: linear correlations of the anchored parameterisation; target_accept 0.9 removes the rare divergences.
 NUTPIE_DEFAULTS: dict[str, Any] = {"adaptation": "low_rank", "target_accept": 0.9}
+#: From this many fitted log losses on, nutpie compiles the log-density with JAX (XLA) rather than numba: on the
+#: 32,400-row scale set a draw costs about half (BENCHMARKS.md, scale); on small data numba's loops are as fast
+#: and JAX's per-call overhead dominates. ``sampler_kwargs={"backend": "numba" | "jax"}`` overrides it.
+JAX_FROM_OBS = 10_000
 SAMPLERS = ("nutpie", "pymc", "numpyro", "laplace", "advi")
 
 
@@ -54,18 +69,43 @@ def cached_entry(cache: dict[tuple, dict[str, Any]], key: tuple, build: Callable
         with entry["model"]:
             pm.set_data(dict(arrays), coords={"obs": np.arange(n_obs)})
     entry["arrays"] = arrays
+    entry["n_obs"] = n_obs
     return entry
+
+
+def nutpie_backend(n_obs: int, requested: str | None = None) -> str:
+    """The backend nutpie compiles a model with: ``requested``, else JAX from :data:`JAX_FROM_OBS` log losses on."""
+    if requested is not None:
+        if requested not in ("numba", "jax"):
+            raise FitError(f"unknown nutpie backend {requested!r}; choose 'numba' or 'jax'")
+        return requested
+    if n_obs >= JAX_FROM_OBS and importlib.util.find_spec("jax") is not None:
+        return "jax"
+    return "numba"
+
+
+def _compiled(entry: dict[str, Any], backend: str) -> Any:
+    """The entry's nutpie model compiled with ``backend`` (cached in the entry) with the entry's data set."""
+    import nutpie
+
+    by = entry.setdefault("nutpie_by", {})
+    if backend not in by:
+        if backend == "jax":
+            by[backend] = nutpie.compile_pymc_model(entry["model"], backend="jax", gradient_backend="jax")
+        else:
+            by[backend] = nutpie.compile_pymc_model(entry["model"])
+    compiled = by[backend]
+    keys = getattr(compiled, "shared_var_keys", None)
+    known = {v.name for v in keys} if keys is not None else set(getattr(compiled, "_shared_data", {}))
+    return compiled.with_data(**{k: v for k, v in entry["arrays"].items() if k in known})
 
 
 def _nutpie(entry: dict[str, Any], *, draws: int, tune: int, chains: int, cores: int, seed: int,
             progressbar: bool, sampler_kwargs: Mapping[str, Any] | None) -> Any:
     import nutpie
 
-    if entry["nutpie"] is None:
-        entry["nutpie"] = nutpie.compile_pymc_model(entry["model"])
-    known = {var.name for var in entry["nutpie"].shared_var_keys}
-    compiled = entry["nutpie"].with_data(**{k: v for k, v in entry["arrays"].items() if k in known})
     opts = {**NUTPIE_DEFAULTS, **(sampler_kwargs or {})}
+    compiled = _compiled(entry, nutpie_backend(int(entry["n_obs"]), opts.pop("backend", None)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
