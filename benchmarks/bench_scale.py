@@ -87,24 +87,25 @@ def part_grad(sizes: list[int]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def part_fit(sizes: list[int]) -> pd.DataFrame:
+def part_fit(sizes: list[int], backends: list[str]) -> pd.DataFrame:
     import bayes_dcpt as bd
     from bayes_dcpt.fitting import dcpt
     from bayes_dcpt.fitting.api import _refit_settings, default_law
     from bayes_dcpt.fitting.extrapolation import calibrate
 
     out = []
-    for n in sizes:
+    for n, backend in ((n, b) for n in sizes for b in backends):
         df = scale_set(n)
         t0 = time.perf_counter()
         bd.fit_point(df, law="dcpt", target="both")
         point_s = time.perf_counter() - t0
         law = default_law(df)
+        kw = {} if backend == "auto" else {"sampler_kwargs": {"backend": backend}}
         t0 = time.perf_counter()
-        f = dcpt.fit(df, law, "both", seed=1, warn=False)
+        f = dcpt.fit(df, law, "both", seed=1, warn=False, **kw)
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        calibrate(f, seed=1, refit=_refit_settings(True, {}))
+        calibrate(f, seed=1, refit={**_refit_settings(True, {}), **kw})
         cal_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         with warnings.catch_warnings():
@@ -113,7 +114,8 @@ def part_fit(sizes: list[int]) -> pd.DataFrame:
         adeq_s = time.perf_counter() - t0
         steps = np.asarray(f.idata["sample_stats"]["n_steps"])
         total = fit_s + cal_s + adeq_s
-        row = {"rows": int((df["tokens"] > 0).sum()), "law": law, "point fit s": point_s, "fit s": fit_s,
+        row = {"rows": int((df["tokens"] > 0).sum()), "law": law, "backend": backend, "point fit s": point_s,
+               "fit s": fit_s,
                "of which sampling s": d.seconds, "calibration s": cal_s, "adequacy s": adeq_s, "total s": total,
                "x point fit": total / point_s, "steps/draw": float(steps.mean()), "divergences": d.divergences,
                "R-hat max": d.rhat_max, "ESS bulk min": d.ess_bulk_min, "problems": len(d.problems),
@@ -128,11 +130,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--part", choices=["grad", "fit"], default="grad")
     ap.add_argument("--sizes", default="6,25,100,200", help="checkpoints per run")
+    ap.add_argument("--backends", default="auto", help="nutpie backends to compare: auto, numba, jax")
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(",")]
     OUT.mkdir(exist_ok=True)
     print(machine())
-    res = part_grad(sizes) if a.part == "grad" else part_fit(sizes)
+    res = part_grad(sizes) if a.part == "grad" else part_fit(sizes, a.backends.split(","))
     print(md_table(res))
 
 

@@ -101,3 +101,35 @@ def test_cpt_model_log_density_is_each_runs_multivariate_t():
         cov = np.diag(var) + vals["tau"][t] ** 2
         ref += stats.multivariate_t(np.zeros(len(e)), cov, df=vals["nu"][t]).logpdf(e)
     assert float(pot) == pytest.approx(ref, rel=1e-9)
+
+
+def test_large_fits_compile_with_jax_and_small_ones_with_numba():
+    from importlib.util import find_spec
+
+    from bayes_dcpt.errors import FitError
+    from bayes_dcpt.fitting.samplers import JAX_FROM_OBS, nutpie_backend
+
+    assert nutpie_backend(JAX_FROM_OBS - 1) == "numba"
+    assert nutpie_backend(JAX_FROM_OBS) == ("jax" if find_spec("jax") else "numba")
+    assert nutpie_backend(10, "jax") == "jax"
+    with pytest.raises(FitError, match="backend"):
+        nutpie_backend(10, "cuda")
+
+
+def test_the_jax_backend_samples_and_swaps_data_without_recompiling():
+    """A JAX-compiled model refitted on part of its data (the calibration refits' path) gets the new data."""
+    pytest.importorskip("jax")
+    import bayes_dcpt as bd
+    from bayes_dcpt.datasets import load_example
+
+    df = load_example()
+    df = df[df["domain"] == df["domain"].iloc[0]]
+    kw = {"law": "cpt", "draws": 60, "tune": 60, "chains": 1, "seed": 3, "discrepancy": False, "warn": False,
+          "sampler_kwargs": {"backend": "jax"}}
+    full = bd.fit(df, **kw)
+    early = bd.fit(df[df["tokens"] <= df["tokens"].max() / 4], **kw, run_slots=full.design.run_capacity)
+    assert full.sampler_config["options"] == {"backend": "jax"}
+    assert early.design.run_capacity == full.design.run_capacity  # the same compiled model, new data
+    # the refit sees only the early checkpoints: its noise and rates differ from the full fit's
+    lam = [float(np.asarray(f.idata["posterior"]["lam"]).mean()) for f in (full, early)]
+    assert lam[0] != pytest.approx(lam[1], rel=1e-6)

@@ -91,7 +91,8 @@ def _compiled(entry: dict[str, Any], backend: str) -> Any:
     by = entry.setdefault("nutpie_by", {})
     if backend not in by:
         if backend == "jax":
-            by[backend] = nutpie.compile_pymc_model(entry["model"], backend="jax", gradient_backend="jax")
+            by[backend] = nutpie.compile_pymc_model(entry["model"], backend="jax", gradient_backend="jax",
+                                                    freeze_model=False)  # data swapped by refits
         else:
             by[backend] = nutpie.compile_pymc_model(entry["model"])
     compiled = by[backend]
