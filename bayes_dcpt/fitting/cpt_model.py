@@ -98,9 +98,13 @@ class CPTDesign:
             "D_ref": np.asarray(self.d_ref, float), "loss_ref": self.lref.astype(float),
         }
 
-    def layout(self) -> tuple[bool, ...]:
-        """Which run-level inputs vary along a run (then ``(R, K)`` matrices): part of the compiled structure."""
-        return tuple(np.shape(v)[1] > 1 for k, v in self.arrays().items() if k in ("is_domain", "s", "L0", "L0g"))
+    def layout(self, arrays: dict[str, np.ndarray] | None = None) -> tuple[bool, ...]:
+        """Which run-level inputs vary along a run (then ``(R, K)`` matrices): part of the compiled structure.
+
+        ``arrays``: this design's :meth:`arrays` when the caller has them already (they are not built twice).
+        """
+        a = self.arrays() if arrays is None else arrays
+        return tuple(np.shape(a[k])[1] > 1 for k in ("is_domain", "s", "L0", "L0g"))
 
 
 def _attach_base(long: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
@@ -253,6 +257,8 @@ def build_cpt_model(cfg: FitConfig, design: CPTDesign, likelihood: bool = True) 
 
 def get_cpt_model(cfg: FitConfig, design: CPTDesign, likelihood: bool = True) -> dict[str, Any]:
     """A cached CPT model for this structure with the design's data set (no recompilation on new data)."""
-    key = ("cpt", cfg.key(), design.targets, tuple(design.domains), design.run_capacity, design.layout(), likelihood)
-    return cached_entry(_MODEL_CACHE, key, lambda: build_cpt_model(cfg, design, likelihood), design.arrays(),
+    arrays = design.arrays()
+    key = ("cpt", cfg.key(), design.targets, tuple(design.domains), design.run_capacity, design.layout(arrays),
+           likelihood)
+    return cached_entry(_MODEL_CACHE, key, lambda: build_cpt_model(cfg, design, likelihood), arrays,
                         len(design.obs))

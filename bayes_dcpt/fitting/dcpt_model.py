@@ -384,16 +384,20 @@ def build_model(law: Law, cfg: FitConfig, design: Design, likelihood: bool = Tru
 _MODEL_CACHE: dict[tuple, dict[str, Any]] = {}
 
 
-def structure_key(law: Law, cfg: FitConfig, design: Design) -> tuple:
-    """What fixes the compiled model's shapes and graph: law, configuration, targets, domains, run slots, axes."""
+def structure_key(law: Law, cfg: FitConfig, design: Design, arrays: dict[str, np.ndarray] | None = None) -> tuple:
+    """What fixes the compiled model's shapes and graph: law, configuration, targets, domains, run slots, axes, layout.
+
+    ``arrays``: the design's arrays when the caller has built them already.
+    """
     return (law.name, cfg.key(), design.targets, tuple(design.domains), design.run_capacity,
-            design.varying_axes["axes"], design.layout())
+            design.varying_axes["axes"], design.layout(arrays))
 
 
 def get_model(law: Law, cfg: FitConfig, design: Design, likelihood: bool = True) -> dict[str, Any]:
     """A cached model for this structure with the design's data set (no recompilation on new data)."""
-    key = (*structure_key(law, cfg, design), likelihood)
-    return cached_entry(_MODEL_CACHE, key, lambda: build_model(law, cfg, design, likelihood), design.arrays(),
+    arrays = design.arrays()
+    key = (*structure_key(law, cfg, design, arrays), likelihood)
+    return cached_entry(_MODEL_CACHE, key, lambda: build_model(law, cfg, design, likelihood), arrays,
                         len(design.obs))
 
 

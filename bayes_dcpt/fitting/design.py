@@ -82,11 +82,14 @@ class Design:
                 out[k] = np.where(np.isfinite(v), v, 1.0)  # an unused feature may be missing (e.g. k3 for K3)
         return out
 
-    def layout(self) -> tuple[bool, ...]:
-        """Run-block layout: whether N and r vary along a run (then full matrices); part of the compiled structure."""
+    def layout(self, arrays: dict[str, np.ndarray] | None = None) -> tuple[bool, ...]:
+        """Run-block layout: whether N and r vary along a run (then full matrices); part of the compiled structure.
+
+        ``arrays``: this design's :meth:`arrays` when the caller has them already (they are not built twice).
+        """
         if not self.blocks:
             return ()
-        a = self.arrays()
+        a = self.arrays() if arrays is None else arrays
         return tuple(np.shape(a[k])[1] > 1 for k in ("N", "r"))
 
 

@@ -63,7 +63,7 @@ def cached_entry(cache: dict[tuple, dict[str, Any]], key: tuple, build: Callable
 
     entry = cache.get(key)
     if entry is None:
-        entry = {"model": build(), "nutpie": None, "n_obs": n_obs}
+        entry = {"model": build(), "n_obs": n_obs}
         cache[key] = entry
     else:
         with entry["model"]:
