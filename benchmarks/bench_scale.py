@@ -34,11 +34,16 @@ from _common import machine, md_table
 OUT = Path(__file__).parent / "results"
 
 
-def scale_set(n_checkpoints: int, seed: int = 0) -> pd.DataFrame:
+def scale_world(seed: int = 0):
+    """The simulated world of the scale set (its true parameters judge recovery)."""
     from bayes_dcpt.plan.simulate import World
 
-    domains = [f"d{i}" for i in range(6)]
-    world = World.default(domains=domains, seed=seed)
+    return World.default(domains=[f"d{i}" for i in range(6)], seed=seed)
+
+
+def scale_set(n_checkpoints: int, seed: int = 0) -> pd.DataFrame:
+    world = scale_world(seed)
+    domains = world.domains
     ck = np.unique(np.linspace(10e9 / n_checkpoints, 10e9, n_checkpoints).round())
     rows = [{"domain": d, "n_params": n, "r_domain": float(r), "tokens": float(t)}
             for d in domains for n in (0.5e9, 1.8e9, 4e9) for r in np.linspace(0.1, 0.9, 9) for t in ck]
@@ -87,22 +92,40 @@ def part_grad(sizes: list[int]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def part_fit(sizes: list[int], backends: list[str]) -> pd.DataFrame:
+def recovery(fit, world) -> float:
+    """Share of the world's true (target, domain, parameter) values inside the fit's 90% equal-tailed intervals."""
+    post = fit.idata["posterior"]
+    inside = []
+    for (target, dom), params in world.params.items():
+        for name, true in params.items():
+            if name not in post:
+                continue
+            a = post[name].sel(target=target)
+            if "domain" in a.dims:
+                a = a.sel(domain=dom)
+            lo, hi = np.quantile(np.asarray(a).ravel(), [0.05, 0.95])
+            inside.append(lo <= true <= hi)
+    return float(np.mean(inside))
+
+
+def part_fit(sizes: list[int], backends: list[str], law_name: str = "default",
+             parametrizations: tuple[str, ...] = ("auto",), tag: str = "") -> pd.DataFrame:
     import bayes_dcpt as bd
     from bayes_dcpt.fitting import dcpt
     from bayes_dcpt.fitting.api import _refit_settings, default_law
     from bayes_dcpt.fitting.extrapolation import calibrate
 
     out = []
-    for n, backend in ((n, b) for n in sizes for b in backends):
+    world = scale_world()
+    for n, backend, par in ((n, b, p) for n in sizes for b in backends for p in parametrizations):
         df = scale_set(n)
         t0 = time.perf_counter()
         bd.fit_point(df, law="dcpt", target="both")
         point_s = time.perf_counter() - t0
-        law = default_law(df)
+        law = default_law(df) if law_name == "default" else law_name
         kw = {} if backend == "auto" else {"sampler_kwargs": {"backend": backend}}
         t0 = time.perf_counter()
-        f = dcpt.fit(df, law, "both", seed=1, warn=False, **kw)
+        f = dcpt.fit(df, law, "both", seed=1, warn=False, parametrization=par, **kw)
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         calibrate(f, seed=1, refit={**_refit_settings(True, {}), **kw})
@@ -114,15 +137,17 @@ def part_fit(sizes: list[int], backends: list[str]) -> pd.DataFrame:
         adeq_s = time.perf_counter() - t0
         steps = np.asarray(f.idata["sample_stats"]["n_steps"])
         total = fit_s + cal_s + adeq_s
-        row = {"rows": int((df["tokens"] > 0).sum()), "law": law, "backend": backend, "point fit s": point_s,
+        row = {"rows": int((df["tokens"] > 0).sum()), "law": law, "backend": backend,
+               "parametrization": f.config.parametrization, "point fit s": point_s,
                "fit s": fit_s,
                "of which sampling s": d.seconds, "calibration s": cal_s, "adequacy s": adeq_s, "total s": total,
                "x point fit": total / point_s, "steps/draw": float(steps.mean()), "divergences": d.divergences,
                "R-hat max": d.rhat_max, "ESS bulk min": d.ess_bulk_min, "problems": len(d.problems),
-               "misfit checks": len(d.misfit)}
+               "misfit checks": len(d.misfit), "truth in 90%": recovery(f, world) if law == "dcpt" else np.nan}
         print(row, flush=True)
         out.append(row)
-        pd.DataFrame(out).to_csv(OUT / "scale_fit.csv", index=False)
+        suffix = ("" if law_name == "default" else f"_{law_name}") + (f"_{tag}" if tag else "")
+        pd.DataFrame(out).to_csv(OUT / f"scale_fit{suffix}.csv", index=False)
     return pd.DataFrame(out)
 
 
@@ -131,11 +156,15 @@ def main() -> None:
     ap.add_argument("--part", choices=["grad", "fit"], default="grad")
     ap.add_argument("--sizes", default="6,25,100,200", help="checkpoints per run")
     ap.add_argument("--backends", default="auto", help="nutpie backends to compare: auto, numba, jax")
+    ap.add_argument("--law", default="default", help="the law fitted: default (the CLI's choice), dcpt, ...")
+    ap.add_argument("--parametrizations", default="auto", help="hierarchy parameterisations to compare")
+    ap.add_argument("--tag", default="", help="suffix of the results file (scale_fit_<law>_<tag>.csv)")
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(",")]
     OUT.mkdir(exist_ok=True)
     print(machine())
-    res = part_grad(sizes) if a.part == "grad" else part_fit(sizes, a.backends.split(","))
+    res = part_grad(sizes) if a.part == "grad" else part_fit(sizes, a.backends.split(","), a.law,
+                                                                           tuple(a.parametrizations.split(",")), a.tag)
     print(md_table(res))
 
 

@@ -31,7 +31,7 @@ from bayes_dcpt.data import schema as _data
 from bayes_dcpt.data.dlc import dlc_features
 from bayes_dcpt.errors import BayesDCPTError, FitError
 from bayes_dcpt.fitting.base import BaseFit, DecisionMethods, add_run_mixing, flat_draws, noise_draws
-from bayes_dcpt.fitting.config import FitConfig
+from bayes_dcpt.fitting.config import PARAMETRIZATIONS, FitConfig, resolve_parametrization
 from bayes_dcpt.fitting.cpt import fit_cpt
 from bayes_dcpt.fitting.dcpt_model import get_model
 from bayes_dcpt.fitting.design import Design, make_design
@@ -142,8 +142,8 @@ def _check_options(law: Law, sampler: str, parametrization: str, domain_levels: 
         raise FitError(f"law {law.name!r} is not a law of (N, D, r); the Bayesian fit supports the D-CPT, "
                        "cross-domain, CPT (base-anchored) and Chinchilla laws")
     check_sampler(sampler)
-    if parametrization not in ("centered", "noncentered", "mixed"):
-        raise FitError("parametrization must be 'centered', 'noncentered' or 'mixed'")
+    if parametrization not in PARAMETRIZATIONS:
+        raise FitError(f"parametrization must be one of {', '.join(map(repr, PARAMETRIZATIONS))}")
     if domain_levels not in ("pooled", "separate"):
         raise FitError("domain_levels must be 'pooled' or 'separate'")
     if run_offsets not in ("marginal", "latent"):
@@ -179,7 +179,7 @@ def fit(
     robust: bool = True,
     run_effect: bool = True,
     hierarchical: bool | None = None,
-    parametrization: str = "noncentered",
+    parametrization: str = "auto",
     monotone: bool = True,
     probe_tokens: float | None = None,
     prior_scale: float = 1.0,
@@ -214,8 +214,11 @@ def fit(
         fast approximations ``"laplace"`` (MAP + inverse Hessian) and ``"advi"`` for interactive use.
     robust, run_effect, hierarchical, parametrization, monotone, domain_levels
         Student-t likelihood; per-run random offsets; partial pooling across domains (default when there
-        are >= 2 domains); ``"centered"``, ``"noncentered"`` or ``"mixed"`` (centred for the domain loss
-        only); the paper's C > C0 constraint; the domain-loss levels per domain (``"separate"``) or pooled.
+        are >= 2 domains); the hierarchy's parameterisation: ``"auto"`` (default: ``"split"`` from
+        :data:`~bayes_dcpt.fitting.config.SPLIT_FROM_ROWS` fitted rows per domain on, else ``"noncentered"``),
+        ``"centered"``, ``"noncentered"``, ``"mixed"`` (centred for the domain loss only) or ``"split"`` (centred
+        levels and drops, non-centred shares; ``MODEL.md``); the paper's C > C0 constraint; the domain-loss
+        levels per domain (``"separate"``) or pooled.
     run_offsets
         ``"marginal"`` (default): the per-run offsets integrated out of the likelihood in closed form (the
         same model for a Normal likelihood; robust: one Student-t scale per run); ``"latent"``: sampled
@@ -248,7 +251,8 @@ def fit(
     _check_options(law_, sampler, parametrization, domain_levels, run_offsets, draws, tune, chains)
     df = _data.load(data)
     cfg = FitConfig(law=law_.name, target=target, robust=robust, run_effect=_identifiable_run_effect(df, run_effect),
-                    hierarchical=hierarchical, parametrization=parametrization, monotone=monotone,
+                    hierarchical=hierarchical,
+                    parametrization=resolve_parametrization(parametrization, df), monotone=monotone,
                     probe_tokens=probe_tokens, prior_scale=prior_scale, zero_ratio=zero_ratio,
                     domain_levels=domain_levels, run_offsets=run_offsets, burn_in=burn_in)
     if law_.family == "cpt":  # the base-anchored law fits every own ratio (it is meaningful at 0)

@@ -100,7 +100,7 @@ class _ModelBuilder:
             return pm.Normal(name, mu, sd, dims="target")[:, None] * pt.ones((1, self.ND))
         mu_h = pm.Normal(f"mu_{name}", mu, sd, dims="target")
         s_h = pm.HalfNormal(f"sd_{name}", pool_sd, dims="target")
-        if self.cfg.parametrization == "centered":
+        if self._centred(name):
             return pm.Normal(name, mu_h[:, None], s_h[:, None], dims=("target", "domain"))
         if self.cfg.parametrization == "mixed":
             # Partial centring (Papaspiliopoulos, Roberts & Skold 2007) with weight w per target:
@@ -111,6 +111,17 @@ class _ModelBuilder:
             return pm.Deterministic(name, (1.0 - w) * m + sd_ ** (1.0 - w) * u, dims=("target", "domain"))
         z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=("target", "domain"))
         return pm.Deterministic(name, mu_h[:, None] + s_h[:, None] * z, dims=("target", "domain"))
+
+    def _centred(self, name: str) -> bool:
+        """Whether the domain-level variable ``name`` is sampled centred.
+
+        ``"split"``: centred where the data pin each domain's value (the far-corner levels, the drops across
+        the data range: a non-centred offset would then be a deterministic function of the population mean and
+        spread, a curved ridge NUTS crosses in hundreds of steps), non-centred for the stick-breaking shares
+        (how far each curve still falls beyond the data, which the data barely identify: centred, a funnel).
+        """
+        par = self.cfg.parametrization
+        return par == "centered" or (par == "split" and not name.startswith("share_"))
 
     def _log_center(self, par: Param) -> Any:
         import pytensor.tensor as pt
@@ -213,6 +224,10 @@ class _ModelBuilder:
         sep = self._domain_weight()
         mu_far = pm.Normal("mu_log_far_loss", pt.log(loss_lo), 0.5 * ps, dims="target")
         sd_far = pm.HalfNormal("sd_log_far_loss", 0.5, dims="target")
+        if self._centred("log_far_loss"):
+            loc = sep * pt.log(self.data["loss_lo_d"]) + (1.0 - sep) * mu_far[:, None]
+            scale = sep * 0.5 * ps + (1.0 - sep) * sd_far[:, None]
+            return pm.Normal("log_far_loss", loc, scale, dims=("target", "domain"))
         z_far = pm.Normal("z_log_far_loss", 0.0, 1.0, dims=("target", "domain"))
         pooled = mu_far[:, None] + sd_far[:, None] * z_far
         own = pt.log(self.data["loss_lo_d"]) + 0.5 * ps * z_far
