@@ -22,9 +22,9 @@ __all__ = ["PARAMETRIZATIONS", "SPLIT_FROM_ROWS", "DynamicsConfig", "FitConfig",
 #: (the default) is resolved by :func:`resolve_parametrization` before the model is built.
 PARAMETRIZATIONS = ("auto", "centered", "noncentered", "mixed", "split")
 #: ``"auto"`` is ``"split"`` from this many fitted measurements per domain on, else ``"noncentered"``. Measured
-#: (BENCHMARKS.md, "Fits at the scale of real probe logs"): with 165 per domain and more the split hierarchy took
-#: 2.6-3.6x fewer leapfrog steps per draw at the same or better R-hat; on the example grid (108 per domain) it
-#: diverged (30 divergences against 2).
+#: (BENCHMARKS.md, "Fits at the scale of real probe logs"): with 162 and 675 per domain the split hierarchy took
+#: 3.0-3.8x fewer leapfrog steps per draw with far fewer divergences and better R-hat; on the example grid (108
+#: per domain) it diverged more (30 divergences against 2 in a short run).
 SPLIT_FROM_ROWS = 150
 
 
