@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bayes_dcpt.data.schema import in_warmup
+from bayes_dcpt.data.schema import fit_rows, in_warmup
 from bayes_dcpt.laws.lr_schedules import DEFAULT_MOMENTUM
 
 __all__ = ["PARAMETRIZATIONS", "SPLIT_FROM_ROWS", "DynamicsConfig", "FitConfig", "config_key",
@@ -29,7 +29,7 @@ SPLIT_FROM_ROWS = 150
 
 
 def resolve_parametrization(parametrization: str, df: Any) -> str:
-    """``parametrization``, with ``"auto"`` made concrete from the fitted rows per domain of ``df``.
+    """``parametrization``, with ``"auto"`` made concrete from the CPT rows (tokens > 0) per domain of ``df``.
 
     Strong data pin each domain's levels and drops, so a non-centred offset becomes a deterministic function of
     the population mean and spread (a curved ridge: 100-350 leapfrog steps per draw from a few thousand rows on);
@@ -38,10 +38,7 @@ def resolve_parametrization(parametrization: str, df: Any) -> str:
     """
     if parametrization != "auto":
         return parametrization
-    from bayes_dcpt.data.schema import fit_rows
-
-    rows = fit_rows(df)
-    per_domain = rows.groupby("domain").size()
+    per_domain = fit_rows(df).groupby("domain").size()
     return "split" if len(per_domain) and int(per_domain.min()) >= SPLIT_FROM_ROWS else "noncentered"
 
 
