@@ -104,6 +104,21 @@ def test_infeasible_and_always_satisfied_draws_are_counted_not_dropped():
     assert d.prob("r_domain", ">=", 0.0) == pytest.approx(1 - n_inf / 300)
     js = d.to_json()
     assert js["counts"]["infeasible"] == n_inf and js["r_domain"]["valid_share"] == pytest.approx(1 - n_inf / 300)
+    # the interval over all draws, reading an infeasible draw as r* = 0 (no domain data), beside the table's r*
+    r0 = p["r_domain"].fillna(0.0).to_numpy()
+    row = d.summary().table.loc["r_domain_or_zero"]
+    assert (row["lo"], row["median"], row["hi"]) == pytest.approx(tuple(np.quantile(r0, [0.05, 0.5, 0.95])))
+    assert row["median"] < d.summary().table.loc["r_domain", "median"]
+    # this many infeasible draws (well over 10%) is a CAUTION: a flag in the JSON, the interval in the note
+    assert n_inf / 300 >= dc.results.INFEASIBLE_CAUTION
+    caution = [n for n in d.summary().notes if n.startswith("CAUTION")]
+    assert len(caution) == 1 and f"{n_inf / 300:.0%} of the posterior weight" in caution[0]
+    assert caution == js["flags"] and js["r_domain_or_zero"]["lo"] == pytest.approx(row["lo"])
+    from rich.console import Console
+
+    con = Console(width=400, record=True)
+    con.print(dc.decision_table(d))
+    assert "FLAG" in con.export_text() and "CAUTION" in con.export_text()
 
 
 def _p_holds(post, r, thr, w):
@@ -165,7 +180,7 @@ def test_weights_are_respected(post):
     a, b = d_w.summary().table, d_sub.summary().table
     for col in ("median", "lo", "hi", "mean"):
         np.testing.assert_allclose(a[col], b[col], rtol=1e-12)
-    assert not np.allclose(d_full.summary().table["lo"], a["lo"])
+    assert not np.allclose(d_full.summary().table.loc[a.index, "lo"], a["lo"])
     assert d_w.summary().counts["effective_draws (importance weights)"] == len(idx)
     assert d_w.prob("r_domain", ">=", 0.4) == pytest.approx(d_sub.prob("r_domain", ">=", 0.4))
 

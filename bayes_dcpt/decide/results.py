@@ -24,7 +24,10 @@ from bayes_dcpt.encoding import to_jsonable
 from bayes_dcpt.errors import InputError, UnknownDomainError
 from bayes_dcpt.numerics.quantiles import weighted_quantile
 
-__all__ = ["Decision", "DecisionSet", "DecisionSummary", "format_value", "one_or_set"]
+__all__ = ["INFEASIBLE_CAUTION", "Decision", "DecisionSet", "DecisionSummary", "format_value", "one_or_set"]
+
+#: Usage 1: from this share of the posterior weight with no feasible ratio on, the summary's note is a CAUTION.
+INFEASIBLE_CAUTION = 0.1
 
 
 def format_value(v: Any, spec: str = ".4g") -> str:
@@ -69,8 +72,8 @@ class DecisionSummary:
 
     @property
     def flags(self) -> list[str]:
-        """The notes that warn: the answer disagrees with the measurements."""
-        return [n for n in self.notes if n.startswith("DISAGREES")]
+        """The notes that warn: the answer disagrees with the measurements, or many draws are infeasible."""
+        return [n for n in self.notes if n.startswith(("DISAGREES", "CAUTION"))]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python form (JSON-ready)."""
@@ -193,6 +196,8 @@ class Decision:
             return DecisionSummary(self.usage, self.domain, ci, self._curve_table(lo, hi, measured), counts, probs,
                                    None, None, notes)
         table = self._quantity_table(lo, hi)
+        if self.usage == "tradeoff":
+            notes = (*self._infeasible_notes(table, lo, hi, ci), *notes)
         if "r_domain" not in table.index:
             why = (f"no posterior draw meets the constraint ({counts.get('infeasible', 0)} of "
                    f"{counts.get('n_draws', self.n_draws)} infeasible)" if self.usage == "tradeoff"
@@ -252,6 +257,36 @@ class Decision:
             else:
                 notes.append("agrees with the data: " + text)
         return tuple(notes)
+
+    def _infeasible_notes(self, table: pd.DataFrame, lo: float, hi: float, ci: float) -> tuple[str, ...]:
+        """Usage 1: the table's r* is over the feasible draws; say what the infeasible ones change, loudly if many.
+
+        A draw where even ``r = 0`` breaks the limit answers "no domain data" (r* = 0, as the planner counts it);
+        the interval over all draws with that reading is added to the table as ``r_domain_or_zero``. From
+        :data:`INFEASIBLE_CAUTION` of the weight on, the note is a CAUTION: the law puts the general loss at this
+        size above the limit with no domain data at all, which usually means its level at this N extrapolates
+        badly (measure the base model there, check the fit's adequacy).
+        """
+        if "feasible" not in self.posterior:
+            return ()
+        w = self.draw_weights()
+        feas = self.posterior["feasible"].to_numpy(bool)
+        share = float(np.sum(w[~feas]))
+        if share <= 0 or feas.sum() == 0:  # none infeasible, or none feasible (the table has no r* at all)
+            return ()
+        r0 = np.where(feas, self.posterior["r_domain"].to_numpy(float), 0.0)
+        q = weighted_quantile(r0, (lo, 0.5, hi), w)
+        table.loc["r_domain_or_zero"] = {"description": "r* counting infeasible draws as 0 (no domain data)",
+                                         "median": q[1], "lo": q[0], "hi": q[2], "mean": float(np.sum(w * r0)),
+                                         "valid_share": 1.0}
+        text = (f"{share:.0%} of the posterior weight finds no ratio that keeps the general loss within the limit "
+                f"(even r = 0 breaks it); r* above is over the other draws; counting those as r* = 0 (no domain "
+                f"data), r* has median {q[1]:.3g} and {ci:.0%} interval [{q[0]:.3g}, {q[2]:.3g}]")
+        if share >= INFEASIBLE_CAUTION:
+            text = ("CAUTION: " + text + ". The law puts the general loss at this size above the limit without "
+                    "any domain data: its level at this N may extrapolate badly (measure the base model at this "
+                    "size, check the fit's adequacy, compare laws)")
+        return (text,)
 
     def _quantity_table(self, lo: float, hi: float) -> pd.DataFrame:
         """One row per quantity of the usage that is defined for some draw: median, interval, mean, share."""

@@ -43,6 +43,7 @@ def _answer_line(dom: str, dec: Any, ci: float) -> str:
             f"{dom}: r* = {r['median']:.3f} ({ci:.0%} interval {r['lo']:.3f} to {r['hi']:.3f}); "
             f"risk-aware r = {fmt(ra.get('r_domain'), '.3f') if ra.get('feasible') else 'none'}; "
             f"infeasible draws {s.counts['infeasible']} of {s.counts['n_draws']}"
+            + "".join(f". {n}" for n in s.notes if n.startswith("CAUTION"))
         )
     return f"{dom}: no draw meets the constraint (infeasible {s.counts['infeasible']} of {s.counts['n_draws']})"
 
