@@ -118,7 +118,8 @@ def test_infeasible_and_always_satisfied_draws_are_counted_not_dropped():
 
     con = Console(width=400, record=True)
     con.print(dc.decision_table(d))
-    assert "FLAG" in con.export_text() and "CAUTION" in con.export_text()
+    text = con.export_text()
+    assert "FLAG" in text and "CAUTION" in text
 
 
 def _p_holds(post, r, thr, w):
