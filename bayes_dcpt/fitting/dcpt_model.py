@@ -413,7 +413,7 @@ def get_model(law: Law, cfg: FitConfig, design: Design, likelihood: bool = True)
     arrays = design.arrays()
     key = (*structure_key(law, cfg, design, arrays), likelihood)
     return cached_entry(_MODEL_CACHE, key, lambda: build_model(law, cfg, design, likelihood), arrays,
-                        len(design.obs))
+                        len(design.obs), jax_from_obs=None)  # numba is faster for this family at every size
 
 
 def clear_model_cache() -> None:

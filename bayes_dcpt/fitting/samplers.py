@@ -36,9 +36,11 @@ __all__ = [
 #: nutpie settings chosen by measurement (BENCHMARKS.md): the low-rank mass matrix captures the remaining
 #: linear correlations of the anchored parameterisation; target_accept 0.9 removes the rare divergences.
 NUTPIE_DEFAULTS: dict[str, Any] = {"adaptation": "low_rank", "target_accept": 0.9}
-#: From this many fitted log losses on, nutpie compiles the log-density with JAX (XLA) rather than numba: on the
-#: 32,400-row scale set a draw costs about half (BENCHMARKS.md, scale); on small data numba's loops are as fast
-#: and JAX's per-call overhead dominates. ``sampler_kwargs={"backend": "numba" | "jax"}`` overrides it.
+#: From this many fitted log losses on, nutpie compiles the CPT law's log-density with JAX (XLA) rather than
+#: numba: on the 32,400-row scale set a leapfrog step costs 1.4x less (BENCHMARKS.md, scale); on small data
+#: numba's loops are as fast and JAX's per-call overhead dominates. The D-CPT family's models stay on numba at
+#: every size (there a step costs 1.15x more with JAX): a model cache passes ``jax_from_obs=None``.
+#: ``sampler_kwargs={"backend": "numba" | "jax"}`` overrides either choice.
 JAX_FROM_OBS = 10_000
 SAMPLERS = ("nutpie", "pymc", "numpyro", "laplace", "advi")
 
@@ -57,13 +59,17 @@ def check_counts(draws: int, tune: int, chains: int) -> None:
 
 
 def cached_entry(cache: dict[tuple, dict[str, Any]], key: tuple, build: Callable[[], Any],
-                 arrays: dict[str, np.ndarray], n_obs: int) -> dict[str, Any]:
-    """The entry of ``cache`` under ``key`` (built by ``build()`` on a miss) with the data ``arrays`` set."""
+                 arrays: dict[str, np.ndarray], n_obs: int, jax_from_obs: int | None = JAX_FROM_OBS) -> dict[str, Any]:
+    """The entry of ``cache`` under ``key`` (built by ``build()`` on a miss) with the data ``arrays`` set.
+
+    ``jax_from_obs``: from this many log losses on, nutpie compiles the model with JAX (``None``: never; measured
+    per model family, see :data:`JAX_FROM_OBS`).
+    """
     import pymc as pm
 
     entry = cache.get(key)
     if entry is None:
-        entry = {"model": build(), "n_obs": n_obs}
+        entry = {"model": build(), "n_obs": n_obs, "jax_from_obs": jax_from_obs}
         cache[key] = entry
     else:
         with entry["model"]:
@@ -73,13 +79,13 @@ def cached_entry(cache: dict[tuple, dict[str, Any]], key: tuple, build: Callable
     return entry
 
 
-def nutpie_backend(n_obs: int, requested: str | None = None) -> str:
-    """The backend nutpie compiles a model with: ``requested``, else JAX from :data:`JAX_FROM_OBS` log losses on."""
+def nutpie_backend(n_obs: int, requested: str | None = None, jax_from_obs: int | None = JAX_FROM_OBS) -> str:
+    """The backend nutpie compiles a model with: ``requested``, else JAX from ``jax_from_obs`` log losses on."""
     if requested is not None:
         if requested not in ("numba", "jax"):
             raise FitError(f"unknown nutpie backend {requested!r}; choose 'numba' or 'jax'")
         return requested
-    if n_obs >= JAX_FROM_OBS and importlib.util.find_spec("jax") is not None:
+    if jax_from_obs is not None and n_obs >= jax_from_obs and importlib.util.find_spec("jax") is not None:
         return "jax"
     return "numba"
 
@@ -106,7 +112,8 @@ def _nutpie(entry: dict[str, Any], *, draws: int, tune: int, chains: int, cores:
     import nutpie
 
     opts = {**NUTPIE_DEFAULTS, **(sampler_kwargs or {})}
-    compiled = _compiled(entry, nutpie_backend(int(entry["n_obs"]), opts.pop("backend", None)))
+    backend = nutpie_backend(int(entry["n_obs"]), opts.pop("backend", None), entry.get("jax_from_obs", JAX_FROM_OBS))
+    compiled = _compiled(entry, backend)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,

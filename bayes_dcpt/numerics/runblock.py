@@ -22,6 +22,7 @@ leave-one-out terms ``log p(y_i | y_-i)`` of this non-factorised model (Burkner,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = [
     "block_log_likelihood",
     "latent_student_log_likelihood",
     "loo_conditional",
+    "loo_log_density",
     "loo_pointwise",
     "run_sums",
     "run_terms",
@@ -152,6 +154,22 @@ def block_log_likelihood(e: np.ndarray, runs: np.ndarray, sigma: Any, tau: Any, 
     return np.sum(run_terms(np, s1, s2, n[None, :], col(sigma) ** 2, col(tau) ** 2, col(nu)), axis=-1)
 
 
+def _grouped_sums(arrays: Sequence[np.ndarray], run_idx: np.ndarray) -> list[np.ndarray]:
+    """Per observation, the sum over its run of each array's last axis: one sort for all of them."""
+    _, inv = np.unique(np.asarray(run_idx), return_inverse=True)
+    order = np.argsort(inv, kind="stable")
+    srt = inv[order]
+    starts = np.flatnonzero(np.r_[True, srt[1:] != srt[:-1]])
+    back = np.empty_like(inv)
+    back[order] = np.arange(inv.size)
+    run_of_sorted = np.cumsum(np.r_[0, srt[1:] != srt[:-1]])  # each sorted position's run (0 .. R - 1)
+    out = []
+    for a in arrays:
+        sums = np.add.reduceat(a[..., order], starts, axis=-1)
+        out.append(sums[..., run_of_sorted][..., back])
+    return out
+
+
 def loo_conditional(e: np.ndarray, run_idx: np.ndarray, sigma: Any, tau: Any, nu: Any = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Each observation's predictive given the rest of its run: ``(resid, scale, dof)``, each ``(S, n)``.
@@ -163,13 +181,12 @@ def loo_conditional(e: np.ndarray, run_idx: np.ndarray, sigma: Any, tau: Any, nu
     quadratic form of the other members of the run. ``sigma``, ``tau``, ``nu`` broadcast against ``e``.
     """
     e = np.asarray(e, float)
-    _, inv = np.unique(np.asarray(run_idx), return_inverse=True)
     var_e = np.broadcast_to(np.asarray(sigma, float) ** 2, e.shape)  # each checkpoint's own noise variance
     var_u = np.asarray(tau, float) ** 2
     # per run: w0 = sum 1/v, w1 = sum e/v, w2 = sum e^2/v, n; mapped back to each observation
-    w0, _, n = (v[..., inv] for v in run_sums(1.0 / var_e, inv))
-    w1 = run_sums(e / var_e, inv)[0][..., inv]
-    w2 = run_sums(e / np.sqrt(var_e), inv)[1][..., inv]
+    prec = 1.0 / var_e
+    ep = e * prec
+    w0, w1, w2, n = _grouped_sums([prec, ep, e * ep, np.ones(e.shape[-1])], run_idx)
     den = 1.0 + var_u * w0
     cbar = (1.0 - var_u / (var_e * den)) / var_e  # diagonal of Sigma^-1
     g = (e - var_u * w1 / den) / var_e  # Sigma^-1 e
@@ -183,6 +200,14 @@ def loo_conditional(e: np.ndarray, run_idx: np.ndarray, sigma: Any, tau: Any, nu
     return resid, np.sqrt(var_c * (nu + np.maximum(q_rest, 0.0)) / dof), np.broadcast_to(dof, e.shape)
 
 
+def loo_log_density(resid: np.ndarray, scale: np.ndarray, dof: np.ndarray | None) -> np.ndarray:
+    """``log p(y_i | y_-i, theta)`` from :func:`loo_conditional`'s ``(resid, scale, dof)``."""
+    if dof is None:
+        return -0.5 * (LOG_2PI + 2.0 * np.log(scale) + (resid / scale) ** 2)
+    return (gammaln(0.5 * (dof + 1.0)) - gammaln(0.5 * dof) - 0.5 * np.log(dof * np.pi) - np.log(scale)
+            - 0.5 * (dof + 1.0) * np.log1p((resid / scale) ** 2 / dof))
+
+
 def loo_pointwise(e: np.ndarray, run_idx: np.ndarray, sigma: Any, tau: Any, nu: Any = None) -> np.ndarray:
     """``log p(y_i | y_-i, theta)`` per draw and observation, shape ``(S, n)`` (numpy).
 
@@ -190,11 +215,7 @@ def loo_pointwise(e: np.ndarray, run_idx: np.ndarray, sigma: Any, tau: Any, nu: 
     observation's own values); ``run_idx`` is ``(n,)``. Summed over a run's members these are not its joint
     log-likelihood; they are the leave-one-out predictive terms that PSIS-LOO needs (non-factorised model).
     """
-    resid, scale, dof = loo_conditional(e, run_idx, sigma, tau, nu)
-    if dof is None:
-        return -0.5 * (LOG_2PI + 2.0 * np.log(scale) + (resid / scale) ** 2)
-    return (gammaln(0.5 * (dof + 1.0)) - gammaln(0.5 * dof) - 0.5 * np.log(dof * np.pi) - np.log(scale)
-            - 0.5 * (dof + 1.0) * np.log1p((resid / scale) ** 2 / dof))
+    return loo_log_density(*loo_conditional(e, run_idx, sigma, tau, nu))
 
 
 def latent_student_log_likelihood(

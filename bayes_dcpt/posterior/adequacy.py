@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from bayes_dcpt.numerics.psis import psis
-from bayes_dcpt.numerics.runblock import loo_conditional, loo_pointwise
+from bayes_dcpt.numerics.runblock import loo_conditional, loo_log_density
 
 __all__ = ["NU_FLAG", "Adequacy", "AdequacyCheck", "check_adequacy"]
 
@@ -149,7 +149,9 @@ def _observations(post: Any, data: pd.DataFrame, zero_ratio: bool) -> tuple[pd.D
     logm = np.concatenate(logms, axis=1)
     sd = np.concatenate(sds, axis=1)
     obs["m"] = np.nanmean(logm, axis=0)
-    obs["v"] = np.nanmedian(sd**2, axis=0)  # each checkpoint's noise variance (posterior median)
+    var = sd**2
+    # each checkpoint's noise variance (posterior median); numpy's nanmedian loops over columns in Python
+    obs["v"] = np.nanmedian(var, axis=0) if np.isnan(var).any() else np.median(var, axis=0)
     return obs, logm, sd
 
 
@@ -188,7 +190,9 @@ def _coverage(post: Any, t: str, d: str, g: pd.DataFrame, ci: float, n_rep: int,
     frame = g[["domain", "n_params", "tokens", "r_domain", "run_id"]].reset_index(drop=True)
     with np.errstate(over="ignore", divide="ignore"):  # nu < 1 draws overflow to inf/0: far out in the tails
         draws = np.log(post.sample_observations(frame, t, seed=seed))
-    lo, hi = np.nanquantile(draws, [(1 - ci) / 2, 1 - (1 - ci) / 2], axis=0)
+    q = [(1 - ci) / 2, 1 - (1 - ci) / 2]
+    # numpy's nanquantile loops over the columns in Python: only when some draw is NaN
+    lo, hi = np.nanquantile(draws, q, axis=0) if np.isnan(draws).any() else np.quantile(draws, q, axis=0)
     y = g["y"].to_numpy()
     inside = (y >= lo) & (y <= hi)
     rep = draws[np.random.default_rng([seed, 7]).integers(0, draws.shape[0], n_rep)]
@@ -259,8 +263,8 @@ def _loo_pit(post: Any, t: str, d: str, g: pd.DataFrame, logm: np.ndarray, sd: n
     tau = col(nz["tau"]) if "tau" in nz else 0.0
     nu = col(nz["nu"]) if "nu" in nz else None
     resid, scale, dof = loo_conditional(e, runs, sd, tau, nu)
-    cdf = stats.norm.cdf(resid / scale) if dof is None else stats.t.cdf(resid / scale, dof)
-    ll = loo_pointwise(e, runs, sd, tau, nu)
+    cdf = special.ndtr(resid / scale) if dof is None else special.stdtr(dof, resid / scale)
+    ll = loo_log_density(resid, scale, dof)
     lw, _ = psis(-ll.T)  # (n, S)
     pit = np.sum(np.exp(lw) * cdf.T, axis=1)
     tails = float(np.mean((pit < 0.05) | (pit > 0.95)))
