@@ -112,6 +112,24 @@ def test_heavy_tails_are_flagged(small_fit):
     assert "heavy-tailed" in a.summary()
 
 
+def test_large_data_use_fewer_draws_in_the_checks_and_still_pass(small_fit, monkeypatch):
+    """The checks' per-draw arrays are capped in cells (at least 200 draws): the same verdict, fewer draws."""
+    from bayes_dcpt.posterior import adequacy
+
+    post = small_fit.posterior
+    seen = []
+    subset = type(post).subset
+    monkeypatch.setattr(type(post), "subset", lambda self, idx: seen.append(len(idx)) or subset(self, idx))
+    monkeypatch.setattr(adequacy, "_MAX_CELLS", 1)
+    a = check_adequacy(post, small_fit.data)
+    assert seen == [adequacy._MIN_DRAWS] and post.n_draws > adequacy._MIN_DRAWS
+    assert a.ok, a.summary()
+    monkeypatch.setattr(adequacy, "_MAX_CELLS", 10**12)
+    seen.clear()
+    check_adequacy(post, small_fit.data, checks=("tails",))
+    assert seen == ([] if post.n_draws <= adequacy._MAX_DRAWS else [adequacy._MAX_DRAWS])
+
+
 def test_warmup_checkpoints_are_left_out_and_said_so():
     df = load_example()
     warm = _data.in_warmup(df)

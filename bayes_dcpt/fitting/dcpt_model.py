@@ -22,10 +22,10 @@ from bayes_dcpt.laws.registry import Law, Param
 __all__ = ["build_model", "clear_model_cache", "get_model", "structure_key"]
 
 _AXES = ("N", "D", "r")
-_DATA = ("t_idx", "d_idx", "run_idx", "run_group", "t_run", "d_run", "n_run", "mask", "N", "D", "r", "log_loss",
+_DATA = ("t_idx", "d_idx", "run_idx", "run_group", "t_run", "d_run", "n_run", "mask", "N", "log_D", "r", "log_loss",
          "loss_ref", "D_min", "N_ref", "D_ref", "r_ref", "anchor_lo", "anchor_hi", "loss_lo", "loss_lo_d")
 _DATA_DIMS: dict[str, Any] = {"t_idx": "obs", "d_idx": "obs", "run_idx": "obs", "run_group": "run", "N": "obs",
-                              "D": "obs", "r": "obs", "log_loss": "obs", "loss_ref": "target", "r_ref": "target",
+                              "log_D": "obs", "r": "obs", "log_loss": "obs", "loss_ref": "target", "r_ref": "target",
                               "anchor_lo": ("target", "axis"), "anchor_hi": ("target", "axis"),
                               "loss_lo": "target", "loss_lo_d": ("target", "domain")}
 
@@ -361,7 +361,8 @@ class _ModelBuilder:
             g = pt.flatten(val * pt.ones((self.T, self.ND)))[cell]
             return g[:, None] if self.design.blocks else g
 
-        x = {"N": v["N"], "D": v["D"], "r": v["r"]}
+        # D = exp(log D): in every power D**-beta = exp(-beta log D) PyTensor cancels log(exp(.)) (Design.arrays)
+        x = {"N": v["N"], "D": pt.exp(v["log_D"]), "r": v["r"]}
         if self.cross:
             k_feats = {k: pm.Data(k, self.arr[k], dims="domain")[None, :] for k in ("k1", "k2", "k3")}
             p_t = {k: val[:, :1] for k, val in full.items()}

@@ -35,6 +35,11 @@ __all__ = ["NU_FLAG", "Adequacy", "AdequacyCheck", "check_adequacy"]
 #: Posterior median of the Student-t degrees of freedom below which the noise is flagged as too heavy-tailed.
 NU_FLAG = 3.0
 _MAX_DRAWS = 800
+#: At most this many (draw, log loss) cells in the checks' per-draw arrays (at least 200 draws): the example grid
+#: and fits up to 20,000 log losses keep 800 draws; 64,800 log losses get 246 (two such arrays of 800 draws were
+#: 830 MB, and the checks took 40-70 s; BENCHMARKS.md, scale).
+_MAX_CELLS = 16_000_000
+_MIN_DRAWS = 200
 _CHECK_TEXT = {
     "coverage": "predictive bands miscalibrated",
     "trend_tokens": "the law misses the curves' shape along log D",
@@ -286,6 +291,9 @@ def check_adequacy(post: Any, data: pd.DataFrame, *, ci: float = 0.9, alpha: flo
                    zero_ratio: bool = False, n_rep: int = 400, checks: Sequence[str] | None = None) -> Adequacy:
     """Posterior predictive checks of a fitted law against the data it was fitted on.
 
+    They use at most 800 evenly spaced posterior draws, and on very large data fewer (at least 200), so that the
+    per-draw arrays stay under 16 million cells.
+
     Parameters
     ----------
     post
@@ -302,7 +310,9 @@ def check_adequacy(post: Any, data: pd.DataFrame, *, ci: float = 0.9, alpha: flo
         A subset of ``coverage, trend_tokens, trend_ratio, trend_size, loo_pit, tails`` (default: all).
     """
     wanted = set(checks or _CHECK_TEXT)
-    idx = np.unique(np.linspace(0, post.n_draws - 1, min(post.n_draws, _MAX_DRAWS)).astype(int))
+    n_obs = max(1, int((data["tokens"] > 0).sum()) * len(post.targets))
+    n_keep = min(post.n_draws, _MAX_DRAWS, max(_MIN_DRAWS, _MAX_CELLS // n_obs))
+    idx = np.unique(np.linspace(0, post.n_draws - 1, n_keep).astype(int))
     sub = post.subset(idx) if len(idx) < post.n_draws else post
     obs, logm_all, sd_all = _observations(sub, data, zero_ratio)
     out: list[AdequacyCheck] = []
