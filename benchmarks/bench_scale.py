@@ -6,7 +6,8 @@ steps): n = 6, 25, 100, 200 give 972, 4,050, 16,200 and 32,400 rows (plus 18 bas
 
 1. Gradient cost (``--part grad``): milliseconds per log-density + gradient evaluation (PyTensor's numba backend,
    the one nutpie compiles) of the D-CPT model laid out one entry per observation (the layout before the run-block
-   change) and one row per run, side by side in one process, and of the CPT model (run-block layout).
+   change) and one row per run, the latter also with the tokens as data (before they entered as ``log_D``), side by
+   side in one process, and of the CPT model (run-block layout).
 2. Fits (``--part fit``): ``bayes_dcpt.fit(df, seed=1)`` as the CLI runs it by default (the CPT law here, since
    every size has base rows; 4 chains x 1000 draws after 1000 tuning steps; held-out calibration refits), split
    into sampling, calibration and the adequacy checks, with the sampler's diagnostics and leapfrog steps per draw,
@@ -50,13 +51,22 @@ def scale_set(n_checkpoints: int, seed: int = 0) -> pd.DataFrame:
     return world.simulate(pd.DataFrame(rows), seed=seed)
 
 
-def _ms_per_grad(model, n_evals: int = 100) -> float:
+def _ms_per_grad(model, n_evals: int = 100, tokens_as_data: bool = False) -> float:
+    """Milliseconds per log-density + gradient (numba). ``tokens_as_data``: the model as it was before tokens entered
+    as ``log_D`` (D itself as data, so every evaluation takes its logarithm)."""
     import pytensor
     import pytensor.tensor as pt
+    from pytensor.graph.replace import graph_replace
 
     lp = model.logp()
     grad = pt.concatenate([pt.flatten(g) for g in pytensor.grad(lp, model.value_vars)])
-    fn = model.compile_fn([lp, grad], inputs=model.value_vars, point_fn=False, mode="NUMBA")
+    if tokens_as_data:
+        log_d = model["log_D"]
+        d = pytensor.shared(np.exp(log_d.get_value()), name="D", shape=log_d.type.shape)
+        lp, grad = graph_replace([lp, grad], {log_d: pt.log(d)})
+        fn = pytensor.function(model.value_vars, [lp, grad], mode="NUMBA")
+    else:
+        fn = model.compile_fn([lp, grad], inputs=model.value_vars, point_fn=False, mode="NUMBA")
     ip = model.initial_point()
     args = [ip[v.name] for v in model.value_vars]
     fn(*args)
@@ -81,11 +91,14 @@ def part_grad(sizes: list[int]) -> pd.DataFrame:
         cfg = FitConfig(law="dcpt", target="both")
         design = make_design(df, law, cfg)
         flat = _ms_per_grad(build_model(law, cfg, dataclasses.replace(design, blocks=False)))
-        block = _ms_per_grad(build_model(law, cfg, design))
+        block_model = build_model(law, cfg, design)
+        block_d = _ms_per_grad(block_model, tokens_as_data=True)
+        block = _ms_per_grad(block_model)
         ccfg = FitConfig(law="cpt", target="both", zero_ratio=True)
         cpt = _ms_per_grad(build_cpt_model(ccfg, make_cpt_design(df, ccfg)))
         row = {"rows": int((df["tokens"] > 0).sum()), "log losses": len(design.obs), "dcpt flat ms": flat,
-               "dcpt run-block ms": block, "speed-up": flat / block, "cpt run-block ms": cpt}
+               "dcpt run-block, D as data ms": block_d, "dcpt run-block ms": block, "speed-up": flat / block,
+               "log D speed-up": block_d / block, "cpt run-block ms": cpt}
         print(row, flush=True)
         out.append(row)
         pd.DataFrame(out).to_csv(OUT / "scale_grad.csv", index=False)
