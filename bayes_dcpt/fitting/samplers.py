@@ -1,6 +1,6 @@
 """Sampling a cached PyMC model: nutpie (default), PyMC's NUTS, numpyro, and the Laplace and ADVI approximations.
 
-A model *entry* is a dict ``{"model", "arrays", "nutpie", ...}`` kept in a model cache
+A model *entry* is a dict ``{"model", "arrays", "n_obs", "jax_from_obs", ...}`` kept in a model cache
 (:func:`cached_entry`); the compiled nutpie model and the Laplace functions are stored in it on first use, so a
 refit with new data of the same structure costs sampling only. The nutpie defaults were chosen by measurement
 (see BENCHMARKS.md).
@@ -112,7 +112,7 @@ def _nutpie(entry: dict[str, Any], *, draws: int, tune: int, chains: int, cores:
     import nutpie
 
     opts = {**NUTPIE_DEFAULTS, **(sampler_kwargs or {})}
-    backend = nutpie_backend(int(entry["n_obs"]), opts.pop("backend", None), entry.get("jax_from_obs", JAX_FROM_OBS))
+    backend = nutpie_backend(int(entry["n_obs"]), opts.pop("backend", None), entry["jax_from_obs"])
     compiled = _compiled(entry, backend)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -76,16 +76,21 @@ def weighted_run_terms(xp: Any, w0: Any, w1: Any, w2: Any, logvar: Any, n: Any, 
             - 0.5 * (nu + n) * xp.log1p(q / nu))
 
 
-def run_sums(e: np.ndarray, runs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(sum e, sum e^2, n)`` per run over the last axis of ``e``; ``runs`` labels each column (any values)."""
+def _run_grouping(runs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(inv, order, starts)``: each column's run (0 .. R - 1, sorted labels), the stable sort by run, run starts."""
     _, inv = np.unique(np.asarray(runs), return_inverse=True)
     order = np.argsort(inv, kind="stable")
     srt = inv[order]
-    starts = np.flatnonzero(np.r_[True, srt[1:] != srt[:-1]])
+    return inv, order, np.flatnonzero(np.r_[True, srt[1:] != srt[:-1]])
+
+
+def run_sums(e: np.ndarray, runs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(sum e, sum e^2, n)`` per run over the last axis of ``e``; ``runs`` labels each column (any values)."""
+    inv, order, starts = _run_grouping(runs)
     es = np.asarray(e, float)[..., order]
     s1 = np.add.reduceat(es, starts, axis=-1)
     s2 = np.add.reduceat(es * es, starts, axis=-1)
-    n = np.diff(np.r_[starts, len(srt)]).astype(float)
+    n = np.diff(np.r_[starts, len(inv)]).astype(float)
     return s1, s2, n
 
 
@@ -156,18 +161,8 @@ def block_log_likelihood(e: np.ndarray, runs: np.ndarray, sigma: Any, tau: Any, 
 
 def _grouped_sums(arrays: Sequence[np.ndarray], run_idx: np.ndarray) -> list[np.ndarray]:
     """Per observation, the sum over its run of each array's last axis: one sort for all of them."""
-    _, inv = np.unique(np.asarray(run_idx), return_inverse=True)
-    order = np.argsort(inv, kind="stable")
-    srt = inv[order]
-    starts = np.flatnonzero(np.r_[True, srt[1:] != srt[:-1]])
-    back = np.empty_like(inv)
-    back[order] = np.arange(inv.size)
-    run_of_sorted = np.cumsum(np.r_[0, srt[1:] != srt[:-1]])  # each sorted position's run (0 .. R - 1)
-    out = []
-    for a in arrays:
-        sums = np.add.reduceat(a[..., order], starts, axis=-1)
-        out.append(sums[..., run_of_sorted][..., back])
-    return out
+    inv, order, starts = _run_grouping(run_idx)
+    return [np.add.reduceat(a[..., order], starts, axis=-1)[..., inv] for a in arrays]
 
 
 def loo_conditional(e: np.ndarray, run_idx: np.ndarray, sigma: Any, tau: Any, nu: Any = None

@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import special, stats
 
 from bayes_dcpt.numerics.psis import psis
+from bayes_dcpt.numerics.quantiles import weighted_quantile
 from bayes_dcpt.numerics.runblock import loo_conditional, loo_log_density
 
 __all__ = ["NU_FLAG", "Adequacy", "AdequacyCheck", "check_adequacy"]
@@ -154,9 +155,7 @@ def _observations(post: Any, data: pd.DataFrame, zero_ratio: bool) -> tuple[pd.D
     logm = np.concatenate(logms, axis=1)
     sd = np.concatenate(sds, axis=1)
     obs["m"] = np.nanmean(logm, axis=0)
-    var = sd**2
-    # each checkpoint's noise variance (posterior median); numpy's nanmedian loops over columns in Python
-    obs["v"] = np.nanmedian(var, axis=0) if np.isnan(var).any() else np.median(var, axis=0)
+    obs["v"] = weighted_quantile(sd**2, 0.5)[0]  # each checkpoint's noise variance (posterior median)
     return obs, logm, sd
 
 
@@ -195,9 +194,7 @@ def _coverage(post: Any, t: str, d: str, g: pd.DataFrame, ci: float, n_rep: int,
     frame = g[["domain", "n_params", "tokens", "r_domain", "run_id"]].reset_index(drop=True)
     with np.errstate(over="ignore", divide="ignore"):  # nu < 1 draws overflow to inf/0: far out in the tails
         draws = np.log(post.sample_observations(frame, t, seed=seed))
-    q = [(1 - ci) / 2, 1 - (1 - ci) / 2]
-    # numpy's nanquantile loops over the columns in Python: only when some draw is NaN
-    lo, hi = np.nanquantile(draws, q, axis=0) if np.isnan(draws).any() else np.quantile(draws, q, axis=0)
+    lo, hi = weighted_quantile(draws, [(1 - ci) / 2, 1 - (1 - ci) / 2])
     y = g["y"].to_numpy()
     inside = (y >= lo) & (y <= hi)
     rep = draws[np.random.default_rng([seed, 7]).integers(0, draws.shape[0], n_rep)]
