@@ -133,6 +133,20 @@ def test_dcpt_family_models_never_choose_jax_by_size():
     assert entry["jax_from_obs"] is None
 
 
+def test_nutpie_settings_are_recorded_and_the_remedy_asks_for_more_than_was_used():
+    """The settings nutpie ran with (defaults, the user's, the backend by size) and a remedy above them."""
+    from bayes_dcpt.fitting.diagnostics import sampler_remedy
+    from bayes_dcpt.fitting.samplers import JAX_FROM_OBS, NUTPIE_DEFAULTS, nutpie_options
+
+    entry = {"n_obs": 10 * JAX_FROM_OBS, "jax_from_obs": None}
+    assert nutpie_options(entry) == {**NUTPIE_DEFAULTS, "backend": "numba"}
+    mine = nutpie_options(entry, {"target_accept": 0.8, "backend": "jax"})
+    assert (mine["target_accept"], mine["backend"], mine["adaptation"]) == (0.8, "jax", NUTPIE_DEFAULTS["adaptation"])
+    assert "0.95" in sampler_remedy({"settings": nutpie_options(entry)})
+    assert "0.98" in sampler_remedy({"settings": nutpie_options(entry, {"target_accept": 0.95})})
+    assert "0.95" in sampler_remedy(None)  # a card written before the settings were recorded
+
+
 def test_the_jax_backend_samples_and_swaps_data_without_recompiling():
     """A JAX-compiled model refitted on part of its data (the calibration refits' path) gets the new data."""
     pytest.importorskip("jax")
@@ -146,6 +160,7 @@ def test_the_jax_backend_samples_and_swaps_data_without_recompiling():
     full = bd.fit(df, **kw)
     early = bd.fit(df[df["tokens"] <= df["tokens"].max() / 4], **kw, run_slots=full.design.run_capacity)
     assert full.sampler_config["options"] == {"backend": "jax"}
+    assert full.sampler_config["settings"]["backend"] == "jax"  # what nutpie ran with, recorded
     assert early.design.run_capacity == full.design.run_capacity  # the same compiled model, new data
     # the refit sees only the early checkpoints: its noise and rates differ from the full fit's
     lam = [float(np.asarray(f.idata["posterior"]["lam"]).mean()) for f in (full, early)]

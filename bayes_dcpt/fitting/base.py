@@ -24,7 +24,7 @@ from bayes_dcpt._version import __version__
 from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.errors import BayesDCPTError, ConvergenceWarning, MisfitWarning
-from bayes_dcpt.fitting.diagnostics import Diagnostics, diagnostics_from_card, misfit_remedies
+from bayes_dcpt.fitting.diagnostics import Diagnostics, diagnostics_from_card, misfit_remedies, sampler_remedy
 from bayes_dcpt.fitting.discrepancy import data_envelope
 from bayes_dcpt.fitting.io import read_fit_file, write_fit_file
 from bayes_dcpt.fitting.marginal import marginal_log_likelihood
@@ -184,7 +184,7 @@ class BaseFit:
 
     def remedies(self) -> list[str]:
         """What to try when the diagnostics are bad, most specific first."""
-        return ["more tuning and draws, sampler_kwargs={'target_accept': 0.95}, or a simpler law"]
+        return [sampler_remedy(self.sampler_config)]
 
     def summary(self, ci: float = CI_PROB, var_names: Sequence[str] | None = None) -> pd.DataFrame:
         """Posterior mean, sd, ``ci`` HDI, R-hat and ESS of every reported parameter."""

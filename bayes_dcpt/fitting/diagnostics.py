@@ -17,7 +17,7 @@ from bayes_dcpt.constants import BFMI_MIN, ESS_MIN, RHAT_MAX
 from bayes_dcpt.fitting.config import FitConfig
 
 __all__ = ["APPROXIMATE_SAMPLERS", "Diagnostics", "dcpt_remedies", "diagnose", "diagnostics_from_card",
-           "dynamics_remedies", "misfit_remedies"]
+           "dynamics_remedies", "misfit_remedies", "sampler_remedy"]
 
 #: Samplers that approximate the posterior (no MCMC diagnostics).
 APPROXIMATE_SAMPLERS = ("laplace", "advi")
@@ -125,7 +125,15 @@ def diagnostics_from_card(card: Mapping[str, Any]) -> Diagnostics:
                           if k not in skip})
 
 
-def dcpt_remedies(config: FitConfig, data: pd.DataFrame, n_domains: int) -> list[str]:
+def sampler_remedy(sampler_config: Mapping[str, Any] | None = None) -> str:
+    """The generic sampler remedy, with a ``target_accept`` above the one the fit used (0.9 -> 0.95 -> 0.98)."""
+    used = float(((sampler_config or {}).get("settings") or {}).get("target_accept", 0.9))
+    return f"more tuning and draws, sampler_kwargs={{'target_accept': {0.95 if used < 0.95 else 0.98}}}, " \
+           "or a simpler law"
+
+
+def dcpt_remedies(config: FitConfig, data: pd.DataFrame, n_domains: int,
+                  sampler_config: Mapping[str, Any] | None = None) -> list[str]:
     """What to try when a D-CPT fit's diagnostics are bad, most specific first (from its model and data)."""
     out = []
     cpt = data[data["tokens"] > 0] if "tokens" in data else data
@@ -140,7 +148,7 @@ def dcpt_remedies(config: FitConfig, data: pd.DataFrame, n_domains: int) -> list
                    "it diverge on the example grid) or run_offsets='latent'")
     if n_domains >= 2 and config.domain_levels == "pooled":
         out.append("several domains: try domain_levels='separate' (each domain's own domain-loss level)")
-    out.append("more tuning and draws, sampler_kwargs={'target_accept': 0.95}, or a simpler law")
+    out.append(sampler_remedy(sampler_config))
     return out
 
 

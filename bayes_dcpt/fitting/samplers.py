@@ -29,6 +29,7 @@ __all__ = [
     "check_sampler",
     "laplace",
     "nutpie_backend",
+    "nutpie_options",
     "run_sampler",
     "sample",
 ]
@@ -90,6 +91,18 @@ def nutpie_backend(n_obs: int, requested: str | None = None, jax_from_obs: int |
     return "numba"
 
 
+def nutpie_options(entry: dict[str, Any], sampler_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The settings nutpie samples the entry's model with (the model card records them as ``settings``).
+
+    :data:`NUTPIE_DEFAULTS` with ``sampler_kwargs`` over them, and the backend :func:`nutpie_backend` chooses
+    for the entry's data size. Callables (a progress callback) are left out of the record.
+    """
+    given = dict(sampler_kwargs or {})
+    opts = {**NUTPIE_DEFAULTS, **given}
+    opts["backend"] = nutpie_backend(int(entry["n_obs"]), given.get("backend"), entry["jax_from_obs"])
+    return opts
+
+
 def _compiled(entry: dict[str, Any], backend: str) -> Any:
     """The entry's nutpie model compiled with ``backend`` (cached in the entry) with the entry's data set."""
     import nutpie
@@ -111,8 +124,8 @@ def _nutpie(entry: dict[str, Any], *, draws: int, tune: int, chains: int, cores:
             progressbar: bool, sampler_kwargs: Mapping[str, Any] | None) -> Any:
     import nutpie
 
-    opts = {**NUTPIE_DEFAULTS, **(sampler_kwargs or {})}
-    backend = nutpie_backend(int(entry["n_obs"]), opts.pop("backend", None), entry["jax_from_obs"])
+    opts = nutpie_options(entry, sampler_kwargs)
+    backend = opts.pop("backend")
     compiled = _compiled(entry, backend)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -240,6 +253,9 @@ def run_sampler(entry: dict[str, Any], sampler: str, var_names: list[str], *, dr
     names = [*var_names, *(v for v in post_vars if v.startswith(("mu_", "sd_")))]
     diag = diagnose(idata, sampler, names, seconds, draws, chains)
     sampler_config = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains, "cores": cores,
-                      "seed": seed, "options": dict(sampler_kwargs or {})}
+                      "seed": seed, "options": {k: v for k, v in (sampler_kwargs or {}).items() if not callable(v)}}
+    if sampler == "nutpie":  # what nutpie ran with (the defaults and the backend chosen by data size included)
+        sampler_config["settings"] = {k: v for k, v in nutpie_options(entry, sampler_kwargs).items()
+                                      if not callable(v)}
     return idata, diag, sampler_config
 
