@@ -272,9 +272,9 @@ def test_bad_diagnostics_name_remedies_fitted_to_the_model(small_fit):
     clone.config = dataclasses.replace(small_fit.config, robust=False)
     assert any("robust=True" in r for r in clone.remedies())
     # the sampler remedy asks for a target_accept above the one the fit ran with (recorded in its settings)
-    if small_fit.sampler_config["sampler"] == "nutpie":
-        used = small_fit.sampler_config["settings"]["target_accept"]
-        assert f"'target_accept': {0.95 if used < 0.95 else 0.98}" in rem[-1]
+    assert small_fit.sampler_config["sampler"] == "nutpie"
+    used = small_fit.sampler_config["settings"]["target_accept"]
+    assert f"'target_accept': {0.95 if used < 0.95 else 0.98}" in rem[-1]
     clone.sampler_config = {**small_fit.sampler_config, "settings": {"target_accept": 0.95}}
     assert "'target_accept': 0.98" in clone.remedies()[-1]
 

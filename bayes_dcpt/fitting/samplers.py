@@ -95,7 +95,7 @@ def nutpie_options(entry: dict[str, Any], sampler_kwargs: Mapping[str, Any] | No
     """The settings nutpie samples the entry's model with (the model card records them as ``settings``).
 
     :data:`NUTPIE_DEFAULTS` with ``sampler_kwargs`` over them, and the backend :func:`nutpie_backend` chooses
-    for the entry's data size. Callables (a progress callback) are left out of the record.
+    for the entry's data size.
     """
     given = dict(sampler_kwargs or {})
     opts = {**NUTPIE_DEFAULTS, **given}
@@ -253,9 +253,13 @@ def run_sampler(entry: dict[str, Any], sampler: str, var_names: list[str], *, dr
     names = [*var_names, *(v for v in post_vars if v.startswith(("mu_", "sd_")))]
     diag = diagnose(idata, sampler, names, seconds, draws, chains)
     sampler_config = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains, "cores": cores,
-                      "seed": seed, "options": {k: v for k, v in (sampler_kwargs or {}).items() if not callable(v)}}
+                      "seed": seed, "options": _recordable(sampler_kwargs or {})}
     if sampler == "nutpie":  # what nutpie ran with (the defaults and the backend chosen by data size included)
-        sampler_config["settings"] = {k: v for k, v in nutpie_options(entry, sampler_kwargs).items()
-                                      if not callable(v)}
+        sampler_config["settings"] = _recordable(nutpie_options(entry, sampler_kwargs))
     return idata, diag, sampler_config
+
+
+def _recordable(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Sampler options as the model card keeps them: callables (a progress callback) left out."""
+    return {k: v for k, v in options.items() if not callable(v)}
 
