@@ -164,9 +164,46 @@ def part_fit(sizes: list[int], backends: list[str], law_name: str = "default",
     return pd.DataFrame(out)
 
 
+def part_auto(sizes: list[int], tag: str = "") -> pd.DataFrame:
+    """``bd.fit(df, law="auto")`` with the CLI defaults on the scale set: wall time against the point fit, the
+    weights, and the worst sampler diagnostics over the candidates."""
+    import bayes_dcpt as bd
+
+    out = []
+    for n in sizes:
+        df = scale_set(n)
+        t0 = time.perf_counter()
+        bd.fit_point(df, law="dcpt", target="both")
+        point_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a = bd.fit(df, law="auto", target="both", seed=1)
+        total = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ad = a.diagnostics()
+        adeq_s = time.perf_counter() - t0
+        diags = list(ad.candidates.values())
+        row = {"rows": int((df["tokens"] > 0).sum()), "point fit s": point_s, "auto total s": total,
+               "x point fit": total / point_s,
+               "weights": " ".join(f"{k}={v:.2f}" for k, v in a.weights.items()),
+               "divergences": sum(d.divergences for d in diags),
+               "R-hat max": max(d.rhat_max for d in diags), "ESS bulk min": min(d.ess_bulk_min for d in diags),
+               "sampling s": sum(d.seconds for d in diags), "diagnostics s": adeq_s,
+               "per law": " ".join(f"{k}:div={d.divergences},rhat={d.rhat_max:.3f},ess={d.ess_bulk_min:.0f}"
+                                   for k, d in ad.candidates.items()),
+               "misfit checks": len(ad.misfit)}
+        print(row, flush=True)
+        out.append(row)
+        pd.DataFrame(out).to_csv(OUT / f"scale_auto{'_' + tag if tag else ''}.csv", index=False)
+    return pd.DataFrame(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", choices=["grad", "fit"], default="grad")
+    ap.add_argument("--part", choices=["grad", "fit", "auto"], default="grad")
     ap.add_argument("--sizes", default="6,25,100,200", help="checkpoints per run")
     ap.add_argument("--backends", default="auto", help="nutpie backends to compare: auto, numba, jax")
     ap.add_argument("--law", default="default", help="the law fitted: default (the CLI's choice), dcpt, ...")
@@ -176,8 +213,12 @@ def main() -> None:
     sizes = [int(s) for s in a.sizes.split(",")]
     OUT.mkdir(exist_ok=True)
     print(machine())
-    res = part_grad(sizes) if a.part == "grad" else part_fit(sizes, a.backends.split(","), a.law,
-                                                                           tuple(a.parametrizations.split(",")), a.tag)
+    if a.part == "grad":
+        res = part_grad(sizes)
+    elif a.part == "auto":
+        res = part_auto(sizes, a.tag)
+    else:
+        res = part_fit(sizes, a.backends.split(","), a.law, tuple(a.parametrizations.split(",")), a.tag)
     print(md_table(res))
 
 
