@@ -156,12 +156,60 @@ def test_the_jax_backend_samples_and_swaps_data_without_recompiling():
     df = load_example()
     df = df[df["domain"] == df["domain"].iloc[0]]
     kw = {"law": "cpt", "draws": 60, "tune": 60, "chains": 1, "seed": 3, "discrepancy": False, "warn": False,
-          "sampler_kwargs": {"backend": "jax"}}
+          "sampler_kwargs": {"backend": "jax", "init": "optimum"}}
     full = bd.fit(df, **kw)
     early = bd.fit(df[df["tokens"] <= df["tokens"].max() / 4], **kw, run_slots=full.design.run_capacity)
-    assert full.sampler_config["options"] == {"backend": "jax"}
+    assert full.sampler_config["options"] == {"backend": "jax", "init": "optimum"}
     assert full.sampler_config["settings"]["backend"] == "jax"  # what nutpie ran with, recorded
+    assert full.sampler_config["start"]["init"] == "optimum"  # the start works through the JAX model too
     assert early.design.run_capacity == full.design.run_capacity  # the same compiled model, new data
     # the refit sees only the early checkpoints: its noise and rates differ from the full fit's
     lam = [float(np.asarray(f.idata["posterior"]["lam"]).mean()) for f in (full, early)]
     assert lam[0] != pytest.approx(lam[1], rel=1e-6)
+
+
+def test_chains_start_near_the_optimum(small_fit, df3):
+    """On request (init="optimum") nutpie's chains start near the log density's optimum (recorded on the card),
+    apart from each other; by default at nutpie's own jittered start, with no start record."""
+    from bayes_dcpt.errors import FitError
+    from bayes_dcpt.fitting import fit
+    from bayes_dcpt.fitting.samplers import START_JITTER, _compiled, _log_density, start_at_optimum
+
+    assert "start" not in small_fit.sampler_config and small_fit.sampler_config["settings"]["init"] == "jitter"
+    opt = fit(df3, "dcpt", "both", seed=3, draws=20, tune=20, chains=1, warn=False,
+              sampler_kwargs={"init": "optimum"})
+    start = opt.sampler_config["start"]  # the model card says where the chains started
+    assert start["init"] == "optimum" and start["optimum_lp"] > start["start_lp"]
+    entry = small_fit._model_entry()
+    compiled = _compiled(entry, "numba")
+    moved, info = start_at_optimum(compiled, entry["model"], seed=5)
+    a, b = moved.initial_point_func(1), moved.initial_point_func(2)
+    assert not np.allclose(a, b) and np.max(np.abs(a - b)) <= 2 * START_JITTER  # apart, but near one point
+    logp = _log_density(compiled)
+    assert logp(a)[0] > logp(compiled.initial_point_func(1))[0]  # far better than nutpie's own start
+    assert info["optimum_lp"] == pytest.approx(start["optimum_lp"], rel=0.05)
+    with pytest.raises(FitError, match="init"):
+        fit(df3, "dcpt", "both", draws=20, tune=20, chains=1, warn=False, sampler_kwargs={"init": "mode"})
+
+
+def test_a_hierarchy_starts_away_from_its_funnel_neck():
+    """Data with no spread between groups put the joint mode at a group scale of 0; the start keeps the scale at
+    the support point and optimises the rest (the group values move to the data)."""
+    import nutpie
+    import pymc as pm
+
+    from bayes_dcpt.fitting.samplers import START_JITTER, _support_point, start_at_optimum
+
+    with pm.Model() as model:
+        sd_x = pm.HalfNormal("sd_x", 1.0)
+        mu = pm.Normal("mu", 0.0, 1.0)
+        x = pm.Normal("x", mu, sd_x, shape=5)
+        pm.Normal("y", x, 0.05, observed=np.full(5, 0.3))
+    compiled = nutpie.compile_pymc_model(model)
+    moved, info = start_at_optimum(compiled, model, seed=0)
+    support, scales = _support_point(model)
+    assert model.value_vars[0].name == "sd_x_log__" and list(scales) == [0]
+    start = moved.initial_point_func(7)
+    assert abs(start[0] - support[0]) <= START_JITTER  # the scale: at the support point, not at log(0)
+    assert np.allclose(start[2:], 0.3, atol=0.05 + START_JITTER)  # the group values: at the data
+    assert info["optimum_lp"] > info["start_lp"]

@@ -8,6 +8,7 @@ refit with new data of the same structure costs sampling only. The nutpie defaul
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import time
@@ -32,11 +33,16 @@ __all__ = [
     "nutpie_options",
     "run_sampler",
     "sample",
+    "start_at_optimum",
 ]
 
 #: nutpie settings chosen by measurement (BENCHMARKS.md): the low-rank mass matrix captures the remaining
-#: linear correlations of the anchored parameterisation; target_accept 0.9 removes the rare divergences.
-NUTPIE_DEFAULTS: dict[str, Any] = {"adaptation": "low_rank", "target_accept": 0.9}
+#: linear correlations of the anchored parameterisation; target_accept 0.9 removes the rare divergences. The
+#: chains start at nutpie's own jittered support point ("jitter"); "optimum" (:func:`start_at_optimum`) is an
+#: opt-in: no faster at full length, and once a chain stuck near it (BENCHMARKS.md, scale, fourth round).
+NUTPIE_DEFAULTS: dict[str, Any] = {"adaptation": "low_rank", "target_accept": 0.9, "init": "jitter"}
+#: Half-width of the uniform jitter (unconstrained space) around the optimum each chain starts from.
+START_JITTER = 0.1
 #: From this many fitted log losses on, nutpie compiles the CPT law's log-density with JAX (XLA) rather than
 #: numba: on the 32,400-row scale set a leapfrog step costs 1.4x less (BENCHMARKS.md, scale); on small data
 #: numba's loops are as fast and JAX's per-call overhead dominates. The D-CPT family's models stay on numba at
@@ -120,13 +126,110 @@ def _compiled(entry: dict[str, Any], backend: str) -> Any:
     return compiled.with_data(**{k: v for k, v in entry["arrays"].items() if k in known})
 
 
+def _log_density(compiled: Any) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """``x -> (log density, gradient)`` of a compiled nutpie model with its data, at a flat unconstrained point.
+
+    Calls the function nutpie samples with (numba: its C callback through ctypes; JAX: its Python wrapper), so
+    nothing is compiled again; a failed evaluation is ``-inf``.
+    """
+    import ctypes
+
+    n = int(compiled.n_dim)
+    if hasattr(compiled, "compiled_logp_func"):  # numba
+        cfunc, user_data = compiled.compiled_logp_func.ctypes, compiled.user_data
+        dbl = ctypes.POINTER(ctypes.c_double)
+
+        def f(x: np.ndarray) -> tuple[float, np.ndarray]:
+            x = np.ascontiguousarray(x, dtype=float)
+            grad, lp = np.empty(n), np.empty(1)
+            code = cfunc(n, x.ctypes.data_as(dbl), grad.ctypes.data_as(dbl), lp.ctypes.data_as(dbl),
+                         ctypes.c_void_p(user_data.ctypes.data))
+            return (float(lp[0]), grad) if code == 0 else (-np.inf, np.zeros(n))
+    else:  # a Python-function model (the JAX backend)
+        logp, shared = compiled._make_logp_func(), compiled._shared_data
+
+        def f(x: np.ndarray) -> tuple[float, np.ndarray]:
+            try:
+                lp, grad = logp(np.ascontiguousarray(x, dtype=float), **shared)
+            except Exception:  # any failed evaluation is an invalid point
+                return -np.inf, np.zeros(n)
+            return float(lp), np.asarray(grad, dtype=float)
+    return f
+
+
+def _support_point(model: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The model's support point as nutpie's flat unconstrained vector, and the indices of the hierarchy's scales.
+
+    The vector holds the free variables in model order (as nutpie joins them); the scales are ``sd_*`` and
+    ``sigma_K``.
+    """
+    ip = model.initial_point()
+    parts = [np.ravel(ip[v.name]).astype(float) for v in model.value_vars]
+    ends = np.cumsum([p.size for p in parts])
+    scales = [np.arange(e - p.size, e) for v, p, e in zip(model.value_vars, parts, ends, strict=True)
+              if v.name.startswith(("sd_", "sigma_K"))]
+    return np.concatenate(parts), (np.concatenate(scales) if scales else np.zeros(0, dtype=int))
+
+
+def start_at_optimum(compiled: Any, model: Any, seed: int, jitter: float = START_JITTER,
+                     maxiter: int = 3000) -> tuple[Any, dict]:
+    """``compiled`` with its chains started near the conditional optimum of the log density, and what was done.
+
+    Why: nutpie's default start is the prior's support point with a U(-1, 1) jitter in every unconstrained
+    coordinate; with thousands of log losses that point is far out in the likelihood, the first warm-up steps
+    see huge gradients, and a chain can spend hundreds of leapfrog steps per iteration or stall (BENCHMARKS.md,
+    scale). Here L-BFGS maximises the log density over every parameter except the hierarchy's scales (``sd_*``,
+    ``sigma_K``), which stay at the support point: the joint mode of a hierarchy sits at a scale of zero, the
+    funnel's neck, a bad place to start. Each chain starts at that point plus a U(-jitter, jitter) jitter
+    (seeded per chain), so chains still start apart. If the optimisation fails, the default start is kept.
+    """
+    from scipy.optimize import minimize
+
+    f = _log_density(compiled)
+    field = "_make_initial_points" if hasattr(compiled, "_make_initial_points") else "initial_point_func"
+    x0 = np.asarray(getattr(compiled, field)(seed), dtype=float)  # nutpie's own start: support point + jitter
+    support, fixed = _support_point(model)
+    x0[fixed] = support[fixed]
+    free = np.setdiff1d(np.arange(x0.size), fixed)
+    lp0 = f(x0)[0]
+
+    def neg(z: np.ndarray) -> tuple[float, np.ndarray]:
+        x = x0.copy()
+        x[free] = z
+        lp, g = f(x)
+        if not np.isfinite(lp) or not np.all(np.isfinite(g)):
+            return 1e20, np.zeros(free.size)
+        return -lp, -g[free]
+
+    res = minimize(neg, x0[free], jac=True, method="L-BFGS-B", options={"maxiter": maxiter})
+    info = {"init": "optimum", "start_lp": float(lp0) if np.isfinite(lp0) else None,
+            "optimum_lp": float(-res.fun) if res.fun < 1e20 else None, "iterations": int(res.nit)}
+    if not np.isfinite(res.fun) or res.fun >= 1e20 or (np.isfinite(lp0) and -res.fun < lp0):
+        info["init"] = "jitter (the optimisation failed)"
+        return compiled, info
+    x_opt = x0.copy()
+    x_opt[free] = res.x
+
+    def initial_point(chain_seed: Any) -> np.ndarray:
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(np.sum(np.atleast_1d(chain_seed)))]))
+        return x_opt + rng.uniform(-jitter, jitter, size=x_opt.size)
+
+    return dataclasses.replace(compiled, **{field: initial_point}), info
+
+
 def _nutpie(entry: dict[str, Any], *, draws: int, tune: int, chains: int, cores: int, seed: int,
             progressbar: bool, sampler_kwargs: Mapping[str, Any] | None) -> Any:
     import nutpie
 
     opts = nutpie_options(entry, sampler_kwargs)
     backend = opts.pop("backend")
+    init = opts.pop("init")
+    if init not in ("optimum", "jitter"):
+        raise FitError(f"unknown nutpie start init={init!r}; choose 'optimum' or 'jitter' (nutpie's own)")
     compiled = _compiled(entry, backend)
+    entry.pop("start", None)
+    if init == "optimum":
+        compiled, entry["start"] = start_at_optimum(compiled, entry["model"], seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
@@ -256,6 +359,8 @@ def run_sampler(entry: dict[str, Any], sampler: str, var_names: list[str], *, dr
                       "seed": seed, "options": _recordable(sampler_kwargs or {})}
     if sampler == "nutpie":  # what nutpie ran with (the defaults and the backend chosen by data size included)
         sampler_config["settings"] = _recordable(nutpie_options(entry, sampler_kwargs))
+        if entry.get("start") is not None:  # where the chains started (start_at_optimum)
+            sampler_config["start"] = entry["start"]
     return idata, diag, sampler_config
 
 
