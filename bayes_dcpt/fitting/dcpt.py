@@ -237,7 +237,9 @@ def fit(
         first reaches its peak ``lr``; the ``lr`` column tells), a transient no scaling law describes; ``"none"``:
         fit every checkpoint.
     sampler_kwargs
-        Extra sampler settings (nutpie: ``adaptation``, ``target_accept``, ...; PyMC/numpyro: the ``nuts`` dict).
+        Extra sampler settings (nutpie: ``adaptation``, ``target_accept``, ``backend``, ``init`` -- ``"jitter"``,
+        nutpie's own start, or ``"optimum"``, chains started near the log density's optimum -- ...; PyMC/numpyro:
+        the ``nuts`` dict).
     run_slots
         At least this many run slots in the compiled model: a refit on part of a fit's data passes the fit's
         (``fit.design.run_capacity``) to reuse its compiled model.
