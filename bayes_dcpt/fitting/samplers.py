@@ -218,7 +218,8 @@ def start_at_optimum(compiled: Any, model: Any, seed: int, jitter: float = START
 
 
 def _nutpie(entry: dict[str, Any], *, draws: int, tune: int, chains: int, cores: int, seed: int,
-            progressbar: bool, sampler_kwargs: Mapping[str, Any] | None) -> Any:
+            progressbar: bool, sampler_kwargs: Mapping[str, Any] | None) -> tuple[Any, dict[str, Any] | None]:
+    """Draws by nutpie, and where the chains started (:func:`start_at_optimum`'s record; None: nutpie's own start)."""
     import nutpie
 
     opts = nutpie_options(entry, sampler_kwargs)
@@ -226,14 +227,13 @@ def _nutpie(entry: dict[str, Any], *, draws: int, tune: int, chains: int, cores:
     init = opts.pop("init")
     if init not in ("optimum", "jitter"):
         raise FitError(f"unknown nutpie start init={init!r}; choose 'optimum' or 'jitter' (nutpie's own)")
-    compiled = _compiled(entry, backend)
-    entry.pop("start", None)
+    compiled, start = _compiled(entry, backend), None
     if init == "optimum":
-        compiled, entry["start"] = start_at_optimum(compiled, entry["model"], seed)
+        compiled, start = start_at_optimum(compiled, entry["model"], seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-                             progress_bar=progressbar, **opts)
+                             progress_bar=progressbar, **opts), start
 
 
 def sample(entry: dict[str, Any], sampler: str, *, draws: int, tune: int, chains: int, cores: int, seed: int,
@@ -244,7 +244,7 @@ def sample(entry: dict[str, Any], sampler: str, *, draws: int, tune: int, chains
     model = entry["model"]
     if sampler == "nutpie":
         return _nutpie(entry, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, progressbar=progressbar,
-                       sampler_kwargs=sampler_kwargs)
+                       sampler_kwargs=sampler_kwargs)[0]
     if sampler in ("pymc", "numpyro"):
         if sampler == "numpyro":
             try:
@@ -349,8 +349,9 @@ def run_sampler(entry: dict[str, Any], sampler: str, var_names: list[str], *, dr
     """
     cores = cores or min(chains, os.cpu_count() or 1)
     t0 = time.perf_counter()
-    idata = sample(entry, sampler, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-                   progressbar=progressbar, sampler_kwargs=sampler_kwargs)
+    kw = {"draws": draws, "tune": tune, "chains": chains, "cores": cores, "seed": seed, "progressbar": progressbar,
+          "sampler_kwargs": sampler_kwargs}
+    idata, start = _nutpie(entry, **kw) if sampler == "nutpie" else (sample(entry, sampler, **kw), None)
     seconds = time.perf_counter() - t0
     post_vars = [str(v) for v in idata["posterior"].data_vars]
     names = [*var_names, *(v for v in post_vars if v.startswith(("mu_", "sd_")))]
@@ -359,8 +360,8 @@ def run_sampler(entry: dict[str, Any], sampler: str, var_names: list[str], *, dr
                       "seed": seed, "options": _recordable(sampler_kwargs or {})}
     if sampler == "nutpie":  # what nutpie ran with (the defaults and the backend chosen by data size included)
         sampler_config["settings"] = _recordable(nutpie_options(entry, sampler_kwargs))
-        if entry.get("start") is not None:  # where the chains started (start_at_optimum)
-            sampler_config["start"] = entry["start"]
+        if start is not None:  # where the chains started (start_at_optimum)
+            sampler_config["start"] = start
     return idata, diag, sampler_config
 
 
