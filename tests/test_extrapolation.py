@@ -265,10 +265,34 @@ def test_discrepancy_estimator_recovers_known_kappas():
     ds = np.where(np.arange(n) % 3 == 1, rng.choice([0.7, 1.5], n), 0.0)
     dr = np.zeros(n)
     e = rng.normal(0, np.sqrt(v + (0.02 * dt) ** 2 + (0.05 * ds) ** 2))
-    k = estimate_kappa(e, v, {"tokens": dt, "size": ds, "ratio": dr})
+    k = estimate_kappa(e, v, {"tokens": dt, "size": ds, "ratio": dr}, uncertainty=True)
     assert k["tokens"] == pytest.approx(0.02, rel=0.1) and k["size"] == pytest.approx(0.05, rel=0.1)
     assert k["ratio"] is None  # nothing held out along the ratio: not measured
     # no discrepancy: the estimate stays at (or very near) zero
     e0 = rng.normal(0, np.sqrt(v))
-    k0 = estimate_kappa(e0, v, {"tokens": dt, "size": ds})
+    k0 = estimate_kappa(e0, v, {"tokens": dt, "size": ds}, uncertainty=True)
     assert k0["tokens"] < 0.002 and k0["size"] < 0.002
+    ml = estimate_kappa(e, v, {"tokens": dt, "size": ds})  # the default: maximum likelihood
+    assert ml["size"] == pytest.approx(k["size"], rel=0.02)  # many units: the posterior meets the ML slope
+
+
+def test_a_few_held_out_runs_leave_the_slope_open():
+    """Errors no larger than the band from 15 runs put the ML slope at 0, and say little: the posterior slope stays
+    well above 0, and shrinks as runs accumulate; a run's checkpoints count as one unit of evidence."""
+    rng = np.random.default_rng(3)
+    sd = 0.0074
+
+    def slope(n_runs: int, per_run: int, units: bool, uncertainty: bool = True) -> float:  # (opt-in)
+        ks = []
+        for _ in range(20):
+            run = np.repeat(np.arange(n_runs), per_run)
+            e = rng.normal(0, sd / np.sqrt(2), n_runs)[run] + rng.normal(0, sd / np.sqrt(2), run.size)
+            d = np.tile(np.linspace(0.35, 0.7, per_run), n_runs)
+            ks.append(estimate_kappa(e, np.full(run.size, sd**2), {"tokens": d}, units=run if units else None,
+                                     uncertainty=uncertainty)["tokens"])
+        return float(np.median(ks))
+
+    assert slope(15, 2, True, uncertainty=False) < 0.1 * sd  # the ML slope: (nearly) no growth
+    few, many = slope(15, 2, True), slope(500, 2, True)
+    assert 0.4 * sd < few < 1.2 * sd and many < 0.6 * few
+    assert slope(15, 8, True) > 1.5 * slope(15, 8, False)  # 8 checkpoints of a run are not 8 runs
