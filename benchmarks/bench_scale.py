@@ -194,7 +194,11 @@ def part_auto(sizes: list[int], tag: str = "") -> pd.DataFrame:
                "sampling s": sum(d.seconds for d in diags), "diagnostics s": adeq_s,
                "per law": " ".join(f"{k}:div={d.divergences},rhat={d.rhat_max:.3f},ess={d.ess_bulk_min:.0f}"
                                    for k, d in ad.candidates.items()),
-               "misfit checks": len(ad.misfit)}
+               "misfit checks": len(ad.misfit), "fitted laws": " ".join(a.fits),
+               "refits s": float(a.holdout.drop_duplicates(["law", "split"])["seconds"].sum()),
+               "refit s per law": " ".join(f"{k}={v:.0f}" for k, v in a.holdout.drop_duplicates(["law", "split"])
+                                           .groupby("law", sort=False)["seconds"].sum().items()),
+               "full fit s per law": " ".join(f"{k}={d.seconds:.0f}" for k, d in ad.candidates.items())}
         print(row, flush=True)
         out.append(row)
         pd.DataFrame(out).to_csv(OUT / f"scale_auto{'_' + tag if tag else ''}.csv", index=False)

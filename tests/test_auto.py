@@ -57,8 +57,16 @@ def test_auto_weighs_laws_by_held_out_refits(auto, df):
     assert set(auto.holdout["split"]) == {"tokens", "size"}
     _check_interface(auto.posterior, ("domain",))
     _check_interface(auto.fits["L3"].posterior, ("domain",))  # each candidate calibrated by its own refits
+    # the weights come from the refits alone: a law with weight 0 is scored, not fitted to all the data
+    w_l1 = auto.weights["L1"]
+    assert set(auto.fits) == ({"L3", "L1"} if w_l1 > 0 else {"L3"})
+    assert tab.set_index("law")["fitted"].to_dict() == {"L3": True, "L1": w_l1 > 0}
+    if w_l1 == 0:
+        assert tab.set_index("law").loc["L1", "sampler_ok"] is None
+        assert np.isfinite(tab.set_index("law").loc["L1", "mape_tokens_domain"])
+        assert any("L1 not fitted" in n for n in auto.notes)
     d = auto.diagnostics(warn=False)
-    assert isinstance(d, AutoDiagnostics) and set(d) == {"L3", "L1"}
+    assert isinstance(d, AutoDiagnostics) and set(d) == set(auto.fits)
     js = d.as_dict()
     for key in ("ok", "sampler_ok", "adequate", "misfit", "weights", "candidates"):
         assert key in js

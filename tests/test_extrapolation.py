@@ -296,3 +296,15 @@ def test_a_few_held_out_runs_leave_the_slope_open():
     few, many = slope(15, 2, True), slope(500, 2, True)
     assert 0.4 * sd < few < 1.2 * sd and many < 0.6 * few
     assert slope(15, 8, True) > 1.5 * slope(15, 8, False)  # 8 checkpoints of a run are not 8 runs
+
+
+def test_scoring_refits_cap_the_nuts_trees_unless_told():
+    from bayes_dcpt.fitting.extrapolation import REFIT_DEFAULTS, REFIT_MAXDEPTH, refit_settings
+
+    kw = refit_settings()
+    assert kw["sampler_kwargs"] == {"maxdepth": REFIT_MAXDEPTH} and REFIT_MAXDEPTH < 10  # nutpie's default: 10
+    assert {k: kw[k] for k in REFIT_DEFAULTS} == REFIT_DEFAULTS
+    assert refit_settings({"sampler_kwargs": {"maxdepth": 10}})["sampler_kwargs"]["maxdepth"] == 10
+    assert refit_settings({"sampler_kwargs": {"target_accept": 0.95}})["sampler_kwargs"] == {
+        "maxdepth": REFIT_MAXDEPTH, "target_accept": 0.95}
+    assert "sampler_kwargs" not in refit_settings({"sampler": "laplace"})  # only NUTS by nutpie has trees to cap

@@ -204,8 +204,11 @@ def test_compare_laws_by_loo(df3):
 @pytest.mark.slow
 def test_auto_law_stacks_candidates_and_predicts(df3, tmp_path):
     # held-out refits by Laplace approximation keep this cheap (test_auto.py has the NUTS refits)
-    auto = fit(df3, "auto", "domain", seed=1, candidates=("L3", "L1"), refit={"sampler": "laplace"}, **KW)
+    # fit_unweighted: every candidate fitted to all the data, whatever its weight (its checks in the table)
+    auto = fit(df3, "auto", "domain", seed=1, candidates=("L3", "L1"), refit={"sampler": "laplace"},
+               fit_unweighted=True, **KW)
     tab = auto.table()
+    assert set(auto.fits) == {"L3", "L1"} and tab["fitted"].all()
     assert abs(tab["weight"].sum() - 1) < 1e-6
     assert tab.iloc[0]["law"] == "L3"  # the data come from L3
     assert "implicit_trend" in tab.set_index("law").loc["L1", "requirements_failed"]

@@ -217,7 +217,8 @@ def _print_parameters(f: Any) -> None:
     shown, title = f, f"{f.law.name}: {f.law.title} (90% HDI)"
     if hasattr(f, "table") and hasattr(f, "weights"):
         t = law_table(f)
-        rows = [[str(r["law"]), *[num(v, ".3g") if isinstance(v, float) else str(v) for v in r.iloc[1:]]]
+        rows = [[str(r["law"]), *[num(v, ".3g") if isinstance(v, float) else "-" if v is None else str(v)
+                                   for v in r.iloc[1:]]]
                 for _, r in t.iterrows()]
         print_table(console, "law=auto: candidate laws, weighed", list(t.columns), rows)
         shown = f.best

@@ -2,9 +2,10 @@
 
 A law is used beyond its data (later tokens, a larger model), and the law that interpolates best is not the one
 that extrapolates best: PSIS-LOO leaves one checkpoint out of the middle of a curve and rewards interpolation. So
-:func:`fit_auto` fits each candidate on all data and refits it on held-out splits (each run's last third of log D;
-the largest model size; :mod:`~bayes_dcpt.fitting.holdout`), and weighs the candidates by stacking (Yao, Vehtari,
-Simpson & Gelman 2018) of their held-out log predictive densities, one per held-out run, the splits pooled. The
+:func:`fit_auto` refits each candidate on held-out splits of the data (each run's last third of log D; the
+largest model size; :mod:`~bayes_dcpt.fitting.holdout`), and weighs the candidates by stacking (Yao, Vehtari,
+Simpson & Gelman 2018) of their held-out log predictive densities, one per held-out run, the splits pooled. Only
+the laws with weight are then fitted to all the data (the weights need the refits alone). The
 stacked posterior (:mod:`~bayes_dcpt.fitting.stacked`) draws from the full fits in proportion to the weights; the
 same refits, stacked with the same weights, measure how its error grows beyond the data (the discrepancy stored
 in ``posterior.ctx``, :mod:`~bayes_dcpt.fitting.extrapolation`). Beside each weight: the held-out elpd, MAPE and
@@ -29,14 +30,18 @@ import pandas as pd
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.errors import BayesDCPTError, FitError
 from bayes_dcpt.fitting.auto_fit import AutoDiagnostics, AutoFit, load_auto, requirement_failures
+from bayes_dcpt.fitting.config import resolve_parametrization
+from bayes_dcpt.fitting.dcpt import _identifiable_run_effect
 from bayes_dcpt.fitting.dcpt import fit as fit_one
+from bayes_dcpt.fitting.design import run_capacity
 from bayes_dcpt.fitting.discrepancy import data_envelope, stacking_weights
 from bayes_dcpt.fitting.extrapolation import (
     DEFAULT_SPLITS,
+    MODEL_SETTINGS,
     attach,
     discrepancy_from_scores,
-    holdout_scores,
     holdout_table,
+    law_holdout_scores,
 )
 from bayes_dcpt.fitting.holdout import HoldoutScore, make_splits, score_split
 from bayes_dcpt.fitting.stacked import stack_laws, stacked_posterior
@@ -105,23 +110,72 @@ def _stacked_scores(scores: dict[str, list[HoldoutScore]], weights: dict[str, fl
     return out
 
 
-def _fit_candidates(df: pd.DataFrame, names: list[str], target: str, seed: int, notes: list[str],
-                    fit_kwargs: dict[str, Any]) -> dict[str, Any]:
-    fits = {}
+def _model_settings(df: pd.DataFrame, kw: dict[str, Any]) -> dict[str, Any]:
+    """The candidates' model settings from ``kw`` (popped), resolved on all of ``df`` as their full fits would be."""
+    model = {k: kw.pop(k) for k in MODEL_SETTINGS if k in kw}
+    model["parametrization"] = resolve_parametrization(model.get("parametrization", "auto"), df)
+    model["run_effect"] = _identifiable_run_effect(df, model.get("run_effect", True))
+    return model
+
+
+def _held_out(df: pd.DataFrame, names: list[str], target: str, model: dict[str, Any], split_list: list, zr: bool,
+              seed: int, refit: dict[str, Any] | None, slots: int, notes: list[str]) -> dict[str, list[HoldoutScore]]:
+    """Each candidate's held-out refits and scores; a candidate no split could refit is left out, with a note."""
+    scores = {}
     for c in names:
+        sc = law_holdout_scores(df, c, target, model, split_list, zero_ratio=zr, seed=seed, refit=refit, keep=True,
+                                run_slots=slots)
+        if sc or not split_list:
+            scores[c] = sc
+        else:
+            notes.append(f"{c} left out: none of its held-out refits could be fitted")
+    if len(scores) < 2:
+        raise BayesDCPTError(f"law='auto': fewer than two candidate laws could be refitted ({'; '.join(notes)})")
+    return scores
+
+
+def _weigh(scores: dict[str, list[HoldoutScore]], notes: list[str]) -> tuple[pd.DataFrame, dict[str, float]]:
+    lpd = _lpd_matrix(scores)
+    if len(lpd):
+        w = stacking_weights(lpd.to_numpy())
+        return lpd, {n: float(w[i]) for i, n in enumerate(lpd.columns)}
+    # no split the data allow (one size and one checkpoint per run): equal weights, said so
+    notes.append("no held-out split is possible with these data: the laws are weighted equally")
+    return lpd, {n: 1.0 / len(scores) for n in scores}
+
+
+def _fit_weighted(df: pd.DataFrame, weights: dict[str, float], target: str, seed: int, notes: list[str],
+                  fit_kwargs: dict[str, Any], fit_unweighted: bool) -> dict[str, Any]:
+    """Full fits of the candidates with weight (all with ``fit_unweighted``); a failed one loses its weight."""
+    fits = {}
+    for c, w in weights.items():
+        if w <= 0 and not fit_unweighted:
+            continue
         try:
             fits[c] = fit_one(df, c, target, seed=seed, **fit_kwargs)
         except FitError as exc:
             notes.append(f"{c} left out: {exc}")
-    if len(fits) < 2:
-        raise BayesDCPTError(f"law='auto': fewer than two candidate laws could be fitted ({'; '.join(notes)})")
+            weights[c] = 0.0
+    if not fits or sum(weights.values()) <= 0:
+        raise BayesDCPTError(f"law='auto': no candidate with weight could be fitted ({'; '.join(notes)})")
+    total = sum(weights.values())
+    for c in weights:
+        weights[c] /= total
+    skipped = [c for c in weights if c not in fits]
+    if skipped:
+        notes.append(f"{', '.join(skipped)} not fitted to all the data: held-out stacking weight 0, so the stacked "
+                     "posterior never draws from them (fit_unweighted=True fits them too)")
     return fits
 
 
 def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | None = None, seed: int = 0,
              n_draws: int | None = None, splits: Sequence[str] = DEFAULT_SPLITS, refit: dict[str, Any] | None = None,
-             discrepancy: bool = True, **fit_kwargs: Any) -> AutoFit:
-    """Fit the candidate laws, weight them by held-out stacking and build the stacked posterior.
+             discrepancy: bool = True, fit_unweighted: bool = False, **fit_kwargs: Any) -> AutoFit:
+    """Weight the candidate laws by held-out stacking, fit those with weight and build the stacked posterior.
+
+    The weights come from the held-out refits alone (the candidates' full fits play no part in them), so the
+    refits run first and only the laws with weight are fitted to all the data: at 32,400 rows a law with weight 0
+    costs its refits, not a full fit as well (BENCHMARKS.md, scale).
 
     Parameters
     ----------
@@ -142,10 +196,15 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
     refit
         Sampler settings of the held-out refits (:data:`~bayes_dcpt.fitting.extrapolation.REFIT_DEFAULTS`).
     discrepancy
-        Store the discrepancy measured by the stacked refits on the stacked posterior (and each candidate's on
-        its own); it costs no further refit.
+        Store the discrepancy measured by the stacked refits on the stacked posterior (and each fitted candidate's
+        on its own); it costs no further refit.
+    fit_unweighted
+        Also fit the candidates with weight 0 to all the data (their diagnostics and checks in :meth:`table`);
+        by default they are reported by their held-out scores only.
     **fit_kwargs
-        Settings of every candidate's full fit (:func:`bayes_dcpt.fitting.dcpt.fit`), over :data:`AUTO_DEFAULTS`.
+        Settings of every candidate's full fit (:func:`bayes_dcpt.fitting.dcpt.fit`), over :data:`AUTO_DEFAULTS`;
+        the model settings among them (:data:`~bayes_dcpt.fitting.extrapolation.MODEL_SETTINGS`) shape the refits
+        too.
     """
     t0 = time.perf_counter()
     df = _data.load(data)
@@ -153,19 +212,16 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
     names = _candidates(df, target, candidates, notes)
     kw = {**AUTO_DEFAULTS, "warn": False, **fit_kwargs}
     warn = bool(kw.pop("warn"))
-    fits = _fit_candidates(df, names, target, seed, notes, kw)
+    model = _model_settings(df, kw)
+    slots = run_capacity(int(_data.fit_rows(df)["run_id"].nunique()))
     # every law is scored on the same rows: the zero own-ratio rows only when every candidate fits them
-    zr = all(f.law.family == "cpt" or f.config.zero_ratio for f in fits.values())
+    zr = all(get_law(n).family == "cpt" or bool(model.get("zero_ratio", False)) for n in names)
     split_list = make_splits(df, splits)
-    scores = {n: holdout_scores(f, split_list, zero_ratio=zr, seed=seed, refit=refit, keep=True)
-              for n, f in fits.items()}
-    lpd = _lpd_matrix(scores)
-    if len(lpd):
-        w = stacking_weights(lpd.to_numpy())
-        weights = {n: float(w[i]) for i, n in enumerate(lpd.columns)}
-    else:  # no split the data allow (one size and one checkpoint per run): equal weights, said so
-        notes.append("no held-out split is possible with these data: the laws are weighted equally")
-        weights = {n: 1.0 / len(fits) for n in fits}
+    scores = _held_out(df, names, target, model, split_list, zr, seed, refit, slots, notes)
+    lpd, weights = _weigh(scores, notes)
+    # the candidates do not warn one by one: the pooled diagnostics of the used ones do (below)
+    fits = _fit_weighted(df, weights, target, seed, notes, {**kw, **model, "run_slots": slots, "warn": False},
+                         fit_unweighted)
     posts = [f.posterior for f in fits.values()]
     n = n_draws or max(p.n_draws for p in posts)
     stacked = stacked_posterior(posts, np.array([weights[k] for k in fits]), n, seed)

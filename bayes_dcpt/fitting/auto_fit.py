@@ -171,12 +171,16 @@ class AutoFit(DecisionMethods, BaseFit):
         return self.fits[max(self.weights, key=self.weights.get)]
 
     def table(self) -> pd.DataFrame:
-        """One row per law: weight, held-out elpd (se), MAPE and coverage per split, diagnostics, requirements."""
+        """One row per law: weight, held-out elpd (se), MAPE and coverage per split, diagnostics, requirements.
+
+        ``fitted`` says whether the law was fitted to all the data; a law with weight 0 is not by default, and its
+        row has its held-out scores only (diagnostics and requirement checks None).
+        """
         rows = []
-        for name, f in self.fits.items():
+        for name in dict.fromkeys([*self.fits, *self.weights]):
+            f = self.fits.get(name)
             c = self.comparison.loc[name] if name in self.comparison.index else {}
-            d = f.diagnostics(warn=False)
-            row = {"law": name, "weight": self.weights.get(name, 0.0),
+            row = {"law": name, "weight": self.weights.get(name, 0.0), "fitted": f is not None,
                    "elpd_holdout" if self.method == "holdout-stacking" else "elpd_loo": float(c.get("elpd", np.nan)),
                    "se": float(c.get("se", np.nan))}
             h = self.holdout[self.holdout["law"] == name] if len(self.holdout) else self.holdout
@@ -184,8 +188,11 @@ class AutoFit(DecisionMethods, BaseFit):
                 for t, gt in g.groupby("target", sort=False):
                     row[f"mape_{split}_{t}"] = float(gt["mape"].iloc[0])
                     row[f"coverage_{split}_{t}"] = float(gt["coverage"].iloc[0])
-            row.update({"sampler_ok": d.sampler_ok, "adequate": not d.misfit,
-                        "requirements_failed": ", ".join(self.requirements.get(name, [])) or "none"})
+            d = f.diagnostics(warn=False) if f is not None else None
+            row.update({"sampler_ok": None if d is None else d.sampler_ok,
+                        "adequate": None if d is None else not d.misfit,
+                        "requirements_failed": None if f is None else
+                        (", ".join(self.requirements.get(name, [])) or "none")})
             rows.append(row)
         return pd.DataFrame(rows).sort_values("weight", ascending=False).reset_index(drop=True)
 

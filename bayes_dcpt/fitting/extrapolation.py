@@ -28,13 +28,50 @@ from bayes_dcpt.errors import FitError
 from bayes_dcpt.fitting.discrepancy import AXES, data_envelope, estimate_kappa
 from bayes_dcpt.fitting.holdout import HoldoutScore, Split, make_splits, score_split
 
-__all__ = ["DEFAULT_SPLITS", "REFIT_DEFAULTS", "calibrate", "discrepancy_from_scores", "holdout_scores",
-           "holdout_table", "refit_law"]
+__all__ = ["DEFAULT_SPLITS", "MODEL_SETTINGS", "REFIT_DEFAULTS", "REFIT_MAXDEPTH", "calibrate",
+           "discrepancy_from_scores", "holdout_scores", "holdout_table", "law_holdout_scores", "model_settings",
+           "refit_law", "refit_settings"]
 
 #: The splits calibrated by default: later tokens and the largest size (what users extrapolate to).
 DEFAULT_SPLITS = ("tokens", "size")
 #: Scoring refits: two chains of 400 draws after 400 tuning steps (see BENCHMARKS.md for the measurement).
 REFIT_DEFAULTS: dict[str, Any] = {"sampler": "nutpie", "draws": 400, "tune": 400, "chains": 2}
+#: A scoring refit's NUTS trees stop at depth 7 (127 leapfrog steps per draw; nutpie's default is 10, 1023). A law
+#: whose refit needs longer trajectories is still sampled correctly, only less efficiently, and its refit is not
+#: allowed to cost 8x a well-behaved law's: at 32,400 rows the base-anchored law's refit on the simulated D-CPT
+#: world ran over 14 minutes uncapped while the D-CPT law's took ~28 steps per draw (BENCHMARKS.md, scale).
+REFIT_MAXDEPTH = 7
+
+
+#: The keyword arguments of :func:`bayes_dcpt.fitting.dcpt.fit` that define the model (its configuration); the
+#: rest are sampler settings, which the refits take from ``refit`` and :data:`REFIT_DEFAULTS`.
+MODEL_SETTINGS = ("robust", "run_effect", "hierarchical", "parametrization", "monotone", "probe_tokens",
+                  "prior_scale", "zero_ratio", "domain_levels", "run_offsets", "burn_in")
+
+
+def model_settings(fit: Any) -> dict[str, Any]:
+    """The model settings of ``fit`` (its configuration, resolved on its data) as keyword arguments of ``fit``."""
+    cfg = fit.config
+    return {k: getattr(cfg, k) for k in MODEL_SETTINGS if hasattr(cfg, k)}
+
+
+def _refit(data: pd.DataFrame, law: Any, target: str, model: Mapping[str, Any], slots: int | None, seed: int,
+           settings: Mapping[str, Any]) -> Any:
+    from bayes_dcpt.fitting.dcpt import fit as fit_one
+
+    return fit_one(data, law, target, seed=seed, warn=False, run_slots=slots, **dict(model),
+                   **refit_settings(settings))
+
+
+def refit_settings(settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The sampler settings of a scoring refit: ``settings`` over :data:`REFIT_DEFAULTS`, NUTS trees capped.
+
+    nutpie refits get ``maxdepth`` :data:`REFIT_MAXDEPTH` unless ``settings["sampler_kwargs"]`` names one.
+    """
+    kw = {**REFIT_DEFAULTS, **dict(settings or {})}
+    if kw.get("sampler") == "nutpie":
+        kw["sampler_kwargs"] = {"maxdepth": REFIT_MAXDEPTH, **dict(kw.get("sampler_kwargs") or {})}
+    return kw
 
 
 def refit_law(fit: Any, data: pd.DataFrame, *, seed: int = 0, **settings: Any) -> Any:
@@ -43,16 +80,8 @@ def refit_law(fit: Any, data: pd.DataFrame, *, seed: int = 0, **settings: Any) -
     ``settings`` override :data:`REFIT_DEFAULTS` (``sampler``, ``draws``, ``tune``, ``chains``, ``cores``,
     ``sampler_kwargs``). Never warns: a scoring refit's diagnostics are recorded, not shouted.
     """
-    from bayes_dcpt.fitting.dcpt import fit as fit_one
-
-    cfg = fit.config
-    kw = {**REFIT_DEFAULTS, **settings}
-    design = getattr(fit, "_design", None)
-    slots = getattr(design, "run_capacity", None)
-    return fit_one(data, fit.law, cfg.target, seed=seed, robust=cfg.robust, run_effect=cfg.run_effect,
-                   hierarchical=cfg.hierarchical, parametrization=cfg.parametrization, monotone=cfg.monotone,
-                   probe_tokens=cfg.probe_tokens, prior_scale=cfg.prior_scale, zero_ratio=cfg.zero_ratio,
-                   domain_levels=cfg.domain_levels, run_offsets=cfg.run_offsets, warn=False, run_slots=slots, **kw)
+    slots = getattr(getattr(fit, "_design", None), "run_capacity", None)
+    return _refit(data, fit.law, fit.config.target, model_settings(fit), slots, seed, settings)
 
 
 def holdout_scores(fit: Any, splits: Sequence[str] | Sequence[Split] = DEFAULT_SPLITS, *,
@@ -76,22 +105,36 @@ def holdout_scores(fit: Any, splits: Sequence[str] | Sequence[Split] = DEFAULT_S
     keep
         Keep each refit's posterior in the score's ``info["posterior"]`` (``law="auto"`` stacks them).
     """
-    items = make_splits(fit.data, splits) if all(isinstance(s, str) for s in splits) else list(splits)
     zr = bool(getattr(fit.config, "zero_ratio", False) or fit.law.family == "cpt") if zero_ratio is None \
         else zero_ratio
+    slots = getattr(getattr(fit, "_design", None), "run_capacity", None)
+    return law_holdout_scores(fit.data, fit.law, fit.config.target, model_settings(fit), splits, zero_ratio=zr,
+                              seed=seed, refit=refit, keep=keep, run_slots=slots)
+
+
+def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping[str, Any],
+                       splits: Sequence[str] | Sequence[Split] = DEFAULT_SPLITS, *, zero_ratio: bool,
+                       seed: int = 0, refit: Mapping[str, Any] | None = None, keep: bool = False,
+                       run_slots: int | None = None) -> list[HoldoutScore]:
+    """:func:`holdout_scores` of a law that has not been fitted to all of ``data`` (``law="auto"`` weighs first).
+
+    ``model`` are the model settings (:data:`MODEL_SETTINGS`) the full fit would use, resolved on ``data`` (so the
+    refits keep its parameterisation); ``run_slots`` the full fit's run capacity (one compiled model for all).
+    """
+    items = make_splits(data, splits) if all(isinstance(s, str) for s in splits) else list(splits)
+    name = getattr(law, "name", str(law))
     out = []
     for k, split in enumerate(items):
         t0 = time.perf_counter()
         try:
-            f = refit_law(fit, split.train, seed=seed + 17 * (k + 1), **dict(refit or {}))
-            score = score_split(f.posterior, split, law=fit.law.name, zero_ratio=zr, seed=seed)
+            f = _refit(split.train, law, target, model, run_slots, seed + 17 * (k + 1), dict(refit or {}))
+            score = score_split(f.posterior, split, law=f.law.name, zero_ratio=zero_ratio, seed=seed)
         except FitError as exc:  # the split leaves too little of some target to fit: it measures nothing
-            warnings.warn(f"held-out split {split.kind!r} skipped for {fit.law.name}: {exc}", UserWarning,
-                          stacklevel=2)
+            warnings.warn(f"held-out split {split.kind!r} skipped for {name}: {exc}", UserWarning, stacklevel=2)
             continue
         score.seconds = time.perf_counter() - t0
         d = f._diagnostics
-        score.info = {"description": split.description, "refit": {**REFIT_DEFAULTS, **dict(refit or {})},
+        score.info = {"description": split.description, "refit": refit_settings(refit),
                       "sampler_ok": bool(d.sampler_ok), "problems": list(d.problems),
                       **({"posterior": f.posterior} if keep else {})}
         out.append(score)
@@ -102,7 +145,8 @@ def discrepancy_from_scores(scores: Sequence[HoldoutScore], targets: Sequence[st
     """``{target: {"tokens": kappa, "size": kappa, "ratio": kappa}}`` from held-out scores (``None``: not measured).
 
     Each target's held-out measurements of every split are pooled; an axis is estimated from the measurements at
-    a positive distance along it (:func:`~bayes_dcpt.fitting.discrepancy.estimate_kappa`).
+    a positive distance along it, a held-out run (per split) counting as one unit of evidence, with the slope's
+    uncertainty (:func:`~bayes_dcpt.fitting.discrepancy.estimate_kappa`).
     """
     pts = pd.concat([s.points for s in scores], ignore_index=True) if scores else pd.DataFrame()
     out: dict[str, dict[str, Any]] = {}
@@ -113,7 +157,8 @@ def discrepancy_from_scores(scores: Sequence[HoldoutScore], targets: Sequence[st
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            k = estimate_kappa(p["log_error"], p["log_sd"] ** 2, {a: p[f"delta_{a}"] for a in AXES})
+            k = estimate_kappa(p["log_error"], p["log_sd"] ** 2, {a: p[f"delta_{a}"] for a in AXES},
+                               units=(p["split"].astype(str) + "|" + p["run_id"].astype(str)).to_numpy())
         out[t] = {a: k.get(a) for a in AXES}
     return out
 
@@ -133,7 +178,7 @@ def attach(fit: Any, scores: Sequence[HoldoutScore], seconds: float, refit: Mapp
     fit.posterior.ctx["discrepancy"] = kappa
     fit.posterior.ctx["envelope"] = data_envelope(fit.data)
     fit.extrapolation = {"discrepancy": kappa, "splits": [s.split for s in scores],
-                         "holdout": _records(holdout_table(scores)), "refit": {**REFIT_DEFAULTS, **dict(refit or {})},
+                         "holdout": _records(holdout_table(scores)), "refit": refit_settings(refit),
                          "seconds": float(seconds)}
     return fit
 
