@@ -37,8 +37,8 @@ from bench_honest_fit import example_splits, long_splits
 
 import bayes_dcpt as bd
 from bayes_dcpt.data import schema as _data
-from bayes_dcpt.fitting.discrepancy import AXES, data_envelope, estimate_kappa
-from bayes_dcpt.fitting.extrapolation import holdout_scores
+from bayes_dcpt.fitting.discrepancy import data_envelope
+from bayes_dcpt.fitting.extrapolation import discrepancy_from_scores, holdout_scores
 
 OUT = Path(__file__).parent / "results"
 REFIT = {"sampler": "nutpie", "draws": 300, "tune": 300, "chains": 2}
@@ -49,17 +49,10 @@ VARIANTS = {"t3": (1.0, 3.0), "normal": (1.0, np.inf), "t3 half-scale": (0.5, 3.
 
 
 def kappas(scores, targets, uncertainty: bool, prior: tuple[float, float] = (1.0, 3.0)) -> dict:
-    pts = pd.concat([s.points for s in scores], ignore_index=True)
-    out = {}
-    for t in targets:
-        p = pts[pts["target"] == t]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            k = estimate_kappa(p["log_error"], p["log_sd"] ** 2, {a: p[f"delta_{a}"] for a in AXES},
-                               units=(p["split"].astype(str) + "|" + p["run_id"].astype(str)).to_numpy(),
-                               uncertainty=uncertainty, prior_scale=prior[0], prior_dof=prior[1])
-        out[t] = {a: k.get(a) for a in AXES}
-    return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return discrepancy_from_scores(scores, targets, uncertainty=uncertainty, prior_scale=prior[0],
+                                       prior_dof=prior[1])
 
 
 def run(split, law: str, log=print) -> list[dict]:

@@ -74,14 +74,18 @@ def refit_settings(settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return kw
 
 
+def _run_slots(fit: Any) -> int | None:
+    """The run capacity of ``fit``'s compiled model (a refit passes it on to reuse the model)."""
+    return getattr(getattr(fit, "_design", None), "run_capacity", None)
+
+
 def refit_law(fit: Any, data: pd.DataFrame, *, seed: int = 0, **settings: Any) -> Any:
     """``fit``'s law and configuration fitted again on ``data`` (a part of its data), reusing its compiled model.
 
     ``settings`` override :data:`REFIT_DEFAULTS` (``sampler``, ``draws``, ``tune``, ``chains``, ``cores``,
     ``sampler_kwargs``). Never warns: a scoring refit's diagnostics are recorded, not shouted.
     """
-    slots = getattr(getattr(fit, "_design", None), "run_capacity", None)
-    return _refit(data, fit.law, fit.config.target, model_settings(fit), slots, seed, settings)
+    return _refit(data, fit.law, fit.config.target, model_settings(fit), _run_slots(fit), seed, settings)
 
 
 def holdout_scores(fit: Any, splits: Sequence[str] | Sequence[Split] = DEFAULT_SPLITS, *,
@@ -107,9 +111,8 @@ def holdout_scores(fit: Any, splits: Sequence[str] | Sequence[Split] = DEFAULT_S
     """
     zr = bool(getattr(fit.config, "zero_ratio", False) or fit.law.family == "cpt") if zero_ratio is None \
         else zero_ratio
-    slots = getattr(getattr(fit, "_design", None), "run_capacity", None)
     return law_holdout_scores(fit.data, fit.law, fit.config.target, model_settings(fit), splits, zero_ratio=zr,
-                              seed=seed, refit=refit, keep=keep, run_slots=slots)
+                              seed=seed, refit=refit, keep=keep, run_slots=_run_slots(fit))
 
 
 def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping[str, Any],
@@ -141,12 +144,14 @@ def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping
     return out
 
 
-def discrepancy_from_scores(scores: Sequence[HoldoutScore], targets: Sequence[str]) -> dict[str, dict[str, Any]]:
+def discrepancy_from_scores(scores: Sequence[HoldoutScore], targets: Sequence[str],
+                            **options: Any) -> dict[str, dict[str, Any]]:
     """``{target: {"tokens": kappa, "size": kappa, "ratio": kappa}}`` from held-out scores (``None``: not measured).
 
     Each target's held-out measurements of every split are pooled; an axis is estimated from the measurements at
-    a positive distance along it, a held-out run (per split) counting as one unit of evidence, with the slope's
-    uncertainty (:func:`~bayes_dcpt.fitting.discrepancy.estimate_kappa`).
+    a positive distance along it (:func:`~bayes_dcpt.fitting.discrepancy.estimate_kappa`, the maximum-likelihood
+    slope by default; ``options`` go to it, e.g. ``uncertainty=True``, where a held-out run of a split counts as
+    one unit of evidence).
     """
     pts = pd.concat([s.points for s in scores], ignore_index=True) if scores else pd.DataFrame()
     out: dict[str, dict[str, Any]] = {}
@@ -158,7 +163,8 @@ def discrepancy_from_scores(scores: Sequence[HoldoutScore], targets: Sequence[st
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             k = estimate_kappa(p["log_error"], p["log_sd"] ** 2, {a: p[f"delta_{a}"] for a in AXES},
-                               units=(p["split"].astype(str) + "|" + p["run_id"].astype(str)).to_numpy())
+                               units=(p["split"].astype(str) + "|" + p["run_id"].astype(str)).to_numpy(),
+                               **options)
         out[t] = {a: k.get(a) for a in AXES}
     return out
 
