@@ -7,14 +7,18 @@ Small NUTS fits (2 chains x 150 draws) of a small synthetic grid; the held-out r
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from bayes_dcpt.fitting import auto as A
 from bayes_dcpt.fitting import fit, load_fit
+from bayes_dcpt.fitting.auto import screened_out
 from bayes_dcpt.fitting.auto_fit import AutoDiagnostics
 from bayes_dcpt.fitting.discrepancy import size_key
+from bayes_dcpt.fitting.holdout import HoldoutScore
 from bayes_dcpt.plan.simulate import World, probe_grid
 
 KW = {"draws": 150, "tune": 150, "chains": 2, "cores": 2, "warn": False}
@@ -75,6 +79,57 @@ def test_auto_weighs_laws_by_held_out_refits(auto, df):
     rows = df[df["tokens"] > 0].head(4)
     p = auto.predict(rows)
     assert (p["loss_domain_lo"] < p["loss_domain_mean"]).all() and (p["loss_domain_mean"] < p["loss_domain_hi"]).all()
+
+
+def _fake_scores(shifts: dict[str, float], calls: list):
+    """A stand-in for the held-out refits: law ``k``'s run lpds are a shared base + ``shifts[k]`` + noise."""
+    rng = np.random.default_rng(3)
+    base = rng.normal(10.0, 2.0, 20)
+    noise = {k: rng.normal(0.0, 0.4, (2, 20)) for k in shifts}
+
+    def scores(df, law, target, model, splits, *, first, **kw):
+        (split,) = splits
+        calls.append((law, split.kind, first))
+        runs = pd.DataFrame({"split": split.kind, "target": "domain", "run_id": [f"r{i}" for i in range(20)],
+                             "lpd": base + shifts[law] + noise[law][first]})
+        return [HoldoutScore(law, split.kind, runs, pd.DataFrame())]
+
+    return scores
+
+
+def test_screening_rules_out_a_law_only_on_clear_evidence():
+    rng = np.random.default_rng(0)
+    base = rng.normal(10.0, 2.0, 30)
+    lpd = pd.DataFrame({"good": base, "close": base - rng.normal(0.1, 0.5, 30),
+                        "bad": base - 3.0 + rng.normal(0.0, 0.3, 30),  # 90 nats below, se ~1.6: ruled out
+                        "noisy": base - 1.0 + rng.normal(0.0, 8.0, 30)})  # below on average, better on some runs
+    out = screened_out(lpd)
+    assert set(out) == {"bad"} and "below good" in out["bad"]
+    assert screened_out(lpd[["good"]]) == {} and screened_out(lpd.iloc[:1]) == {}
+
+
+def test_auto_skips_the_later_refits_of_a_screened_law(monkeypatch):
+    """The split-by-split refits: a law the first split rules out is not refitted on the second; weight 0."""
+    splits = [SimpleNamespace(kind="tokens"), SimpleNamespace(kind="size")]
+    for screen, expect in ((True, {"C": "tokens"}), (False, {})):
+        calls: list = []
+        monkeypatch.setattr(A, "law_holdout_scores", _fake_scores({"A": 0.0, "B": -0.05, "C": -5.0}, calls))
+        notes: list[str] = []
+        scores, screened = A._held_out(None, ["A", "B", "C"], "domain", {}, splits, False, 1, None, 0, notes,
+                                       screen)
+        assert screened == expect
+        assert ("C", "size", 1) in calls or screen  # refitted on the second split only without screening
+        assert ("C", "size", 1) not in calls or not screen
+        assert [c[2] for c in calls if c[1] == "size"] == [1] * len([c for c in calls if c[1] == "size"])
+        lpd, w = A._weigh(scores, notes, screened)
+        assert w["C"] == 0.0 and sum(w.values()) == pytest.approx(1.0)
+        comp = A._comparison(lpd, w, screened)
+        if screen:
+            assert list(lpd.columns) == ["A", "B"] and len(lpd) == 40  # both splits of the laws left
+            assert comp.loc["C", "screened"] == "tokens" and np.isnan(comp.loc["C", "elpd"])
+            assert any("C screened out after the 'tokens' split" in n for n in notes)
+        else:
+            assert len(calls) == 6 and comp["screened"].isna().all()
 
 
 @pytest.mark.slow

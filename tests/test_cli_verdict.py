@@ -117,6 +117,9 @@ def test_fit_passes_cli_options_to_the_fit(cli, monkeypatch, fits, data_csv, tmp
     assert calls[-1]["domain_levels"] == "pooled" and calls[-1]["draws"] == 10
     rc, _, err = cli("fit", data_csv, "--out", tmp_path / "f.nc", "--law", "auto", "--auto-laws", "L3,cpt")
     assert calls[-1]["law"] == "auto" and calls[-1]["candidates"] == ["L3", "cpt"]
+    assert "screen" not in calls[-1]  # law="auto" screens by default
+    rc, _, err = cli("fit", data_csv, "--out", tmp_path / "f.nc", "--law", "auto", "--no-screen")
+    assert calls[-1]["law"] == "auto" and calls[-1]["screen"] is False
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -124,6 +127,7 @@ def test_fit_passes_cli_options_to_the_fit(cli, monkeypatch, fits, data_csv, tmp
     (("--law", "mixing"), "not fitted by"),
     (("--auto-laws", "L3,L1"), "--law auto"),
     (("--law", "auto", "--auto-laws", "L3"), "at least two"),
+    (("--law", "cpt", "--no-screen"), "--law auto"),
     (("--domain-levels", "shared"), "--domain-levels"),
     (("--target-accept", "1.5"), "--target-accept"),
 ])

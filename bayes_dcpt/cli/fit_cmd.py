@@ -84,6 +84,9 @@ def fit_cmd(
                                    show_default=False),
     auto_laws: str | None = typer.Option(None, "--auto-laws", help="Candidates of --law auto, comma-separated "
                                                                    "(default: the package's choice)."),
+    no_screen: bool = typer.Option(False, "--no-screen", help="With --law auto: refit every candidate on every "
+                                   "held-out split (by default a law the first split rules out is not refitted on "
+                                   "the next)."),
     target: str = typer.Option("both", help="general, domain or both."),
     out: Path = typer.Option(Path("fit.nc"), help="Where to write the fit (netCDF with a model card)."),
     draws: int = typer.Option(1000, min=1, help="Posterior draws per chain."),
@@ -118,6 +121,8 @@ def fit_cmd(
     from bayes_dcpt.fitting import fit
 
     candidates = _check_fit_options(law or "dcpt", target, sampler, run_offsets, domain_levels, auto_laws, burn_in)
+    if no_screen and (law or "").strip().lower() != "auto":
+        raise BayesDCPTError("--no-screen goes with --law auto")
     df = _load_input(data, db)
     if law is None:
         from bayes_dcpt.fitting.api import default_law
@@ -133,6 +138,8 @@ def fit_cmd(
         kw["sampler_kwargs"] = {"target_accept": target_accept}
     if candidates is not None:
         kw["candidates"] = candidates
+    if no_screen:
+        kw["screen"] = False
     with _spinner(f"sampling {law} ({chains} chains x {draws} draws, {sampler})"):
         f = fit(df, law, target, **kw)
     f.save(out)

@@ -47,11 +47,15 @@ from bayes_dcpt.fitting.holdout import HoldoutScore, make_splits, score_split
 from bayes_dcpt.fitting.stacked import stack_laws, stacked_posterior
 from bayes_dcpt.laws.registry import get_law
 
-__all__ = ["AUTO_DEFAULTS", "DEFAULT_CANDIDATES", "AutoDiagnostics", "AutoFit", "fit_auto", "load_auto",
-           "stack_laws"]
+__all__ = ["AUTO_DEFAULTS", "DEFAULT_CANDIDATES", "SCREEN_SE", "SCREEN_WEIGHT", "AutoDiagnostics", "AutoFit",
+           "fit_auto", "load_auto", "screened_out", "stack_laws"]
 
 #: Candidate laws, in order; ``cpt`` only when the data have base rows for every (domain, size).
 DEFAULT_CANDIDATES = ("cpt", "L3", "L1", "L7")
+#: A law is screened out after a split when its stacking weight there is below SCREEN_WEIGHT and its held-out
+#: elpd is more than SCREEN_SE standard errors below the best law's (see :func:`screened_out`).
+SCREEN_WEIGHT = 1e-3
+SCREEN_SE = 4.0
 #: Sampler settings of the candidates' full fits unless given (see BENCHMARKS.md for the measurement).
 AUTO_DEFAULTS: dict[str, Any] = {"draws": 500, "tune": 500, "chains": 2}
 
@@ -118,27 +122,70 @@ def _model_settings(df: pd.DataFrame, kw: dict[str, Any]) -> dict[str, Any]:
     return model
 
 
+def screened_out(lpd: pd.DataFrame) -> dict[str, str]:
+    """Laws one split's held-out scores already rule out: ``{law: reason}``.
+
+    ``lpd`` is (held-out runs of one split) x laws. A law is ruled out when its stacking weight on the split is 0
+    (below :data:`SCREEN_WEIGHT`: the others' predictions leave nothing for it) *and* its held-out elpd is below the
+    best law's by more than :data:`SCREEN_SE` standard errors of the paired difference. Such a law could regain
+    weight only by predicting a later split better than every other law by a wide margin; its refits there are
+    the costliest ones (a misfitting law saturates its NUTS trees), so ``law="auto"`` skips them (BENCHMARKS.md,
+    scale: the base-anchored law's size refit alone was 422 s at 32,400 rows).
+    """
+    if lpd.shape[1] < 2 or len(lpd) < 2:
+        return {}
+    w = stacking_weights(lpd.to_numpy())
+    total = lpd.sum()
+    best = total.idxmax()
+    out = {}
+    for i, name in enumerate(lpd.columns):
+        diff = lpd[best] - lpd[name]
+        se = float(np.sqrt(len(diff) * np.var(diff, ddof=1)))
+        gap = float(diff.sum())
+        if name != best and w[i] < SCREEN_WEIGHT and np.isfinite(gap) and gap > SCREEN_SE * se:
+            out[name] = f"held-out elpd {gap:.1f} below {best} ({gap / se if se > 0 else np.inf:.1f} se), weight 0"
+    return out
+
+
 def _held_out(df: pd.DataFrame, names: list[str], target: str, model: dict[str, Any], split_list: list, zr: bool,
-              seed: int, refit: dict[str, Any] | None, slots: int, notes: list[str]) -> dict[str, list[HoldoutScore]]:
-    """Each candidate's held-out refits and scores; a candidate no split could refit is left out, with a note."""
-    scores = {}
+              seed: int, refit: dict[str, Any] | None, slots: int, notes: list[str],
+              screen: bool) -> tuple[dict[str, list[HoldoutScore]], dict[str, str]]:
+    """Each candidate's held-out refits and scores, split by split, and the laws screened out on the way.
+
+    With ``screen``, after each split but the last the laws that split rules out (:func:`screened_out`) are not
+    refitted on the later ones. A candidate no split could refit is left out, with a note.
+    """
+    scores: dict[str, list[HoldoutScore]] = {c: [] for c in names}
+    screened: dict[str, str] = {}
+    for k, split in enumerate(split_list):
+        active = [c for c in names if c not in screened]
+        for c in active:
+            scores[c] += law_holdout_scores(df, c, target, model, [split], zero_ratio=zr, seed=seed, refit=refit,
+                                            keep=True, run_slots=slots, first=k)
+        if screen and k < len(split_list) - 1 and len(active) > 1:
+            lpd = _lpd_matrix({c: hit for c in active if (hit := [s for s in scores[c] if s.split == split.kind])})
+            for c, why in screened_out(lpd).items():
+                screened[c] = split.kind
+                later = ", ".join(repr(s.kind) for s in split_list[k + 1:])
+                notes.append(f"{c} screened out after the {split.kind!r} split ({why}): not refitted on {later}, "
+                             "weight 0 (screen=False refits every law on every split)")
     for c in names:
-        sc = law_holdout_scores(df, c, target, model, split_list, zero_ratio=zr, seed=seed, refit=refit, keep=True,
-                                run_slots=slots)
-        if sc or not split_list:
-            scores[c] = sc
-        else:
+        if not scores[c] and split_list:
             notes.append(f"{c} left out: none of its held-out refits could be fitted")
+            del scores[c]
     if len(scores) < 2:
         raise BayesDCPTError(f"law='auto': fewer than two candidate laws could be refitted ({'; '.join(notes)})")
-    return scores
+    return scores, screened
 
 
-def _weigh(scores: dict[str, list[HoldoutScore]], notes: list[str]) -> tuple[pd.DataFrame, dict[str, float]]:
-    lpd = _lpd_matrix(scores)
+def _weigh(scores: dict[str, list[HoldoutScore]], notes: list[str],
+           screened: dict[str, str]) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Stacking weights of the laws not screened out (over the runs they all scored); the screened ones weigh 0."""
+    lpd = _lpd_matrix({c: sc for c, sc in scores.items() if c not in screened})
     if len(lpd):
         w = stacking_weights(lpd.to_numpy())
-        return lpd, {n: float(w[i]) for i, n in enumerate(lpd.columns)}
+        out = {n: float(w[i]) for i, n in enumerate(lpd.columns)}
+        return lpd, {n: out.get(n, 0.0) for n in scores}
     # no split the data allow (one size and one checkpoint per run): equal weights, said so
     notes.append("no held-out split is possible with these data: the laws are weighted equally")
     return lpd, {n: 1.0 / len(scores) for n in scores}
@@ -170,7 +217,8 @@ def _fit_weighted(df: pd.DataFrame, weights: dict[str, float], target: str, seed
 
 def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | None = None, seed: int = 0,
              n_draws: int | None = None, splits: Sequence[str] = DEFAULT_SPLITS, refit: dict[str, Any] | None = None,
-             discrepancy: bool = True, fit_unweighted: bool = False, **fit_kwargs: Any) -> AutoFit:
+             discrepancy: bool = True, fit_unweighted: bool = False, screen: bool = True,
+             **fit_kwargs: Any) -> AutoFit:
     """Weight the candidate laws by held-out stacking, fit those with weight and build the stacked posterior.
 
     The weights come from the held-out refits alone (the candidates' full fits play no part in them), so the
@@ -201,6 +249,10 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
     fit_unweighted
         Also fit the candidates with weight 0 to all the data (their diagnostics and checks in :meth:`table`);
         by default they are reported by their held-out scores only.
+    screen
+        Skip a law's refits on the later splits once an earlier split rules it out (:func:`screened_out`: weight 0
+        there and its held-out elpd more than :data:`SCREEN_SE` se below the best); False refits every law on every
+        split.
     **fit_kwargs
         Settings of every candidate's full fit (:func:`bayes_dcpt.fitting.dcpt.fit`), over :data:`AUTO_DEFAULTS`;
         the model settings among them (:data:`~bayes_dcpt.fitting.extrapolation.MODEL_SETTINGS`) shape the refits
@@ -217,8 +269,8 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
     # every law is scored on the same rows: the zero own-ratio rows only when every candidate fits them
     zr = all(get_law(n).family == "cpt" or bool(model.get("zero_ratio", False)) for n in names)
     split_list = make_splits(df, splits)
-    scores = _held_out(df, names, target, model, split_list, zr, seed, refit, slots, notes)
-    lpd, weights = _weigh(scores, notes)
+    scores, screened = _held_out(df, names, target, model, split_list, zr, seed, refit, slots, notes, screen)
+    lpd, weights = _weigh(scores, notes, screened)
     # the candidates do not warn one by one: the pooled diagnostics of the used ones do (below)
     fits = _fit_weighted(df, weights, target, seed, notes, {**kw, **model, "run_slots": slots, "warn": False},
                          fit_unweighted)
@@ -240,15 +292,20 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
         for s in sc:
             s.info.pop("posterior", None)
     reqs = {name: requirement_failures(f) for name, f in fits.items()}
-    auto = AutoFit(fits, _comparison(lpd, weights), weights, reqs, stacked, holdout=table, method="holdout-stacking",
-                   notes=notes, seed=seed, extrapolation=extrapolation, seconds=time.perf_counter() - t0)
+    auto = AutoFit(fits, _comparison(lpd, weights, screened), weights, reqs, stacked, holdout=table,
+                   method="holdout-stacking", notes=notes, seed=seed, extrapolation=extrapolation,
+                   seconds=time.perf_counter() - t0)
     if warn:
         auto.diagnostics(warn=True)
     return auto
 
 
-def _comparison(lpd: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:
-    """Per law: pooled held-out elpd over the runs every law scored, its se, the difference to the best, weight."""
+def _comparison(lpd: pd.DataFrame, weights: dict[str, float], screened: dict[str, str]) -> pd.DataFrame:
+    """Per law: pooled held-out elpd over the runs every law scored, its se, the difference to the best, weight.
+
+    A law screened out (``screened``: law -> the split after which) was not scored on every split: its elpd is
+    NaN here (its scores are in the held-out table) and ``screened`` names the split.
+    """
     rows = []
     for name, w in weights.items():
         v = lpd[name].to_numpy(float) if name in lpd else np.array([])
@@ -261,4 +318,5 @@ def _comparison(lpd: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:
     comp["dse"] = [float(np.sqrt(len(lpd) * np.var(lpd[best] - lpd[n], ddof=1))) if n in lpd and len(lpd) > 1
                    else np.nan for n in comp.index]
     comp["rank"] = np.arange(len(comp))
+    comp["screened"] = [screened.get(n) for n in comp.index]
     return comp

@@ -174,7 +174,8 @@ class AutoFit(DecisionMethods, BaseFit):
         """One row per law: weight, held-out elpd (se), MAPE and coverage per split, diagnostics, requirements.
 
         ``fitted`` says whether the law was fitted to all the data; a law with weight 0 is not by default, and its
-        row has its held-out scores only (diagnostics and requirement checks None).
+        row has its held-out scores only (diagnostics and requirement checks None). ``screened`` names the split
+        after which a law was screened out (not refitted on the later splits; its pooled elpd is then NaN).
         """
         rows = []
         for name in dict.fromkeys([*self.fits, *self.weights]):
@@ -182,7 +183,7 @@ class AutoFit(DecisionMethods, BaseFit):
             c = self.comparison.loc[name] if name in self.comparison.index else {}
             row = {"law": name, "weight": self.weights.get(name, 0.0), "fitted": f is not None,
                    "elpd_holdout" if self.method == "holdout-stacking" else "elpd_loo": float(c.get("elpd", np.nan)),
-                   "se": float(c.get("se", np.nan))}
+                   "se": float(c.get("se", np.nan)), "screened": _screened(c.get("screened"))}
             h = self.holdout[self.holdout["law"] == name] if len(self.holdout) else self.holdout
             for split, g in (h.groupby("split", sort=False) if len(h) else ()):
                 for t, gt in g.groupby("target", sort=False):
@@ -295,6 +296,11 @@ class AutoFit(DecisionMethods, BaseFit):
                                 self.seconds).sampler_ok
         return (f"<AutoFit {self.law.name} weights={weights} draws={self.posterior.n_draws} "
                 f"diagnostics={'ok' if ok else 'BAD'}>")
+
+
+def _screened(value: Any) -> str | None:
+    """The split a law was screened out after (None: not screened; NaN from a loaded table counts as None)."""
+    return value if isinstance(value, str) else None
 
 
 def load_auto(path: str | Path) -> AutoFit:

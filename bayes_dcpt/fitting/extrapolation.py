@@ -118,16 +118,17 @@ def holdout_scores(fit: Any, splits: Sequence[str] | Sequence[Split] = DEFAULT_S
 def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping[str, Any],
                        splits: Sequence[str] | Sequence[Split] = DEFAULT_SPLITS, *, zero_ratio: bool,
                        seed: int = 0, refit: Mapping[str, Any] | None = None, keep: bool = False,
-                       run_slots: int | None = None) -> list[HoldoutScore]:
+                       run_slots: int | None = None, first: int = 0) -> list[HoldoutScore]:
     """:func:`holdout_scores` of a law that has not been fitted to all of ``data`` (``law="auto"`` weighs first).
 
     ``model`` are the model settings (:data:`MODEL_SETTINGS`) the full fit would use, resolved on ``data`` (so the
-    refits keep its parameterisation); ``run_slots`` the full fit's run capacity (one compiled model for all).
+    refits keep its parameterisation); ``run_slots`` the full fit's run capacity (one compiled model for all);
+    ``first`` the position of ``splits[0]`` in a longer list scored piecewise (each refit's seed follows it).
     """
     items = make_splits(data, splits) if all(isinstance(s, str) for s in splits) else list(splits)
     name = getattr(law, "name", str(law))
     out = []
-    for k, split in enumerate(items):
+    for k, split in enumerate(items, start=first):
         t0 = time.perf_counter()
         try:
             f = _refit(split.train, law, target, model, run_slots, seed + 17 * (k + 1), dict(refit or {}))
