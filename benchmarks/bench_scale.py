@@ -164,9 +164,11 @@ def part_fit(sizes: list[int], backends: list[str], law_name: str = "default",
     return pd.DataFrame(out)
 
 
-def part_auto(sizes: list[int], tag: str = "") -> pd.DataFrame:
-    """``bd.fit(df, law="auto")`` with the CLI defaults on the scale set: wall time against the point fit, the
-    weights, and the worst sampler diagnostics over the candidates."""
+def part_auto(sizes: list[int], tag: str = "", cli_draws: bool = False) -> pd.DataFrame:
+    """``bd.fit(df, law="auto")`` on the scale set: wall time against the point fit, the weights, and the worst
+    sampler diagnostics over the candidates. ``cli_draws``: the candidates' full fits with the CLI's draws (4 chains
+    x 1,000 draws after 1,000 tuning steps, what ``bayes-dcpt fit --law auto`` passes) instead of the Python API's
+    ``AUTO_DEFAULTS``."""
     import bayes_dcpt as bd
 
     out = []
@@ -178,7 +180,8 @@ def part_auto(sizes: list[int], tag: str = "") -> pd.DataFrame:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            a = bd.fit(df, law="auto", target="both", seed=1)
+            a = bd.fit(df, law="auto", target="both", seed=1,
+                       **({"draws": 1000, "tune": 1000, "chains": 4} if cli_draws else {}))
         total = time.perf_counter() - t0
         t0 = time.perf_counter()
         with warnings.catch_warnings():
@@ -198,7 +201,9 @@ def part_auto(sizes: list[int], tag: str = "") -> pd.DataFrame:
                "refits s": float(a.holdout.drop_duplicates(["law", "split"])["seconds"].sum()),
                "refit s per law": " ".join(f"{k}={v:.0f}" for k, v in a.holdout.drop_duplicates(["law", "split"])
                                            .groupby("law", sort=False)["seconds"].sum().items()),
-               "full fit s per law": " ".join(f"{k}={d.seconds:.0f}" for k, d in ad.candidates.items())}
+               "full fit s per law": " ".join(f"{k}={d.seconds:.0f}" for k, d in ad.candidates.items()),
+               "full fit draws": "4 x 1000 + 1000" if cli_draws else "2 x 500 + 500",
+               "screened": " ".join(a.comparison.index[a.comparison["screened"].notna()]) or "none"}
         print(row, flush=True)
         out.append(row)
         pd.DataFrame(out).to_csv(OUT / f"scale_auto{'_' + tag if tag else ''}.csv", index=False)
@@ -212,6 +217,7 @@ def main() -> None:
     ap.add_argument("--backends", default="auto", help="nutpie backends to compare: auto, numba, jax")
     ap.add_argument("--law", default="default", help="the law fitted: default (the CLI's choice), dcpt, ...")
     ap.add_argument("--parametrizations", default="auto", help="hierarchy parameterisations to compare")
+    ap.add_argument("--cli-draws", action="store_true", help="auto: the candidates' full fits with the CLI's draws")
     ap.add_argument("--tag", default="", help="suffix of the results file (scale_fit_<law>_<tag>.csv)")
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(",")]
@@ -220,7 +226,7 @@ def main() -> None:
     if a.part == "grad":
         res = part_grad(sizes)
     elif a.part == "auto":
-        res = part_auto(sizes, a.tag)
+        res = part_auto(sizes, a.tag, a.cli_draws)
     else:
         res = part_fit(sizes, a.backends.split(","), a.law, tuple(a.parametrizations.split(",")), a.tag)
     print(md_table(res))
