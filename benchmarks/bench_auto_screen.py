@@ -79,9 +79,8 @@ def measure(name: str, seed: int = 1) -> dict:
     gaps = {}
     best = lpd_first.sum().idxmax()
     for c in lpd_first.columns:
-        d = lpd_first[best] - lpd_first[c]
-        se = float((len(d) * d.var(ddof=1)) ** 0.5)
-        gaps[c] = f"{float(d.sum()):.1f} ({float(d.sum()) / se:.1f} se)" if se > 0 else "0"
+        gap, se = A.elpd_gap(lpd_first, best, c)
+        gaps[c] = f"{gap:.1f} ({gap / se:.1f} se)" if se > 0 else "0"
     return {"data": name, "rows": int((df["tokens"] > 0).sum()), "candidates": " ".join(names),
             "first split": first, "elpd gap on it": " ".join(f"{k}={v}" for k, v in gaps.items()),
             "screened": " ".join(screened) or "none", "weights, every law refitted on every split": _fmt(w_all),

@@ -124,6 +124,12 @@ def _model_settings(df: pd.DataFrame, kw: dict[str, Any]) -> dict[str, Any]:
     return model
 
 
+def elpd_gap(lpd: pd.DataFrame, best: str, name: str) -> tuple[float, float]:
+    """How far law ``name``'s pooled held-out elpd is below ``best``'s, and the se of that paired difference."""
+    diff = (lpd[best] - lpd[name]).to_numpy(float)
+    return float(diff.sum()), float(np.sqrt(diff.size * np.var(diff, ddof=1))) if diff.size > 1 else np.nan
+
+
 def screened_out(lpd: pd.DataFrame) -> dict[str, str]:
     """Laws one split's held-out scores already rule out: ``{law: reason}``.
 
@@ -141,9 +147,7 @@ def screened_out(lpd: pd.DataFrame) -> dict[str, str]:
     best = total.idxmax()
     out = {}
     for i, name in enumerate(lpd.columns):
-        diff = lpd[best] - lpd[name]
-        se = float(np.sqrt(len(diff) * np.var(diff, ddof=1)))
-        gap = float(diff.sum())
+        gap, se = elpd_gap(lpd, best, name)
         if name != best and w[i] < SCREEN_WEIGHT and np.isfinite(gap) and gap > SCREEN_SE * se:
             out[name] = f"held-out elpd {gap:.1f} below {best} ({gap / se if se > 0 else np.inf:.1f} se), weight 0"
     return out
@@ -317,8 +321,7 @@ def _comparison(lpd: pd.DataFrame, weights: dict[str, float], screened: dict[str
     comp = pd.DataFrame(rows).set_index("law").sort_values("elpd", ascending=False)
     best = comp.index[0]
     comp["elpd_diff"] = comp["elpd"].iloc[0] - comp["elpd"]
-    comp["dse"] = [float(np.sqrt(len(lpd) * np.var(lpd[best] - lpd[n], ddof=1))) if n in lpd and len(lpd) > 1
-                   else np.nan for n in comp.index]
+    comp["dse"] = [elpd_gap(lpd, best, n)[1] if n in lpd else np.nan for n in comp.index]
     comp["rank"] = np.arange(len(comp))
     comp["screened"] = [screened.get(n) for n in comp.index]
     return comp
