@@ -99,8 +99,12 @@ def _lpd_matrix(scores: dict[str, list[HoldoutScore]]) -> pd.DataFrame:
 
 
 def _stacked_scores(scores: dict[str, list[HoldoutScore]], weights: dict[str, float], splits: list,
-                    zero_ratio: bool, n_draws: int, seed: int) -> list[HoldoutScore]:
-    """The refits of every split stacked with ``weights``, scored: the stacked predictor's held-out errors."""
+                    zero_ratio: bool, seed: int) -> list[HoldoutScore]:
+    """The refits of every split stacked with ``weights``, scored: the stacked predictor's held-out errors.
+
+    The stacked refit has as many draws as the largest refit: more would repeat the refits' draws (at 32,400 rows
+    scoring 4,000 draws, the full fits' count with the CLI's settings, took ~100 s per split; BENCHMARKS.md).
+    """
     out = []
     for split in splits:
         posts, w = [], []
@@ -111,7 +115,7 @@ def _stacked_scores(scores: dict[str, list[HoldoutScore]], weights: dict[str, fl
                 w.append(weights[name])
         if not posts:
             continue
-        post = stacked_posterior(posts, np.asarray(w), n_draws, seed)
+        post = stacked_posterior(posts, np.asarray(w), max(p.n_draws for p in posts), seed)
         out.append(score_split(post, split, law="stacked", zero_ratio=zero_ratio, seed=seed))
     return out
 
@@ -288,7 +292,7 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
     if discrepancy:
         for name, f in fits.items():
             attach(f, scores[name], float(sum(s.seconds for s in scores[name])), refit)
-        st = _stacked_scores(scores, weights, split_list, zr, n, seed)
+        st = _stacked_scores(scores, weights, split_list, zr, seed)
         kappa = discrepancy_from_scores(st, stacked.targets)
         stacked.ctx["discrepancy"] = kappa
         stacked.ctx["envelope"] = data_envelope(df)
