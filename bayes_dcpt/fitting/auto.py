@@ -103,7 +103,8 @@ def _stacked_scores(scores: dict[str, list[HoldoutScore]], weights: dict[str, fl
     """The refits of every split stacked with ``weights``, scored: the stacked predictor's held-out errors.
 
     The stacked refit has as many draws as the largest refit: more would repeat the refits' draws (at 32,400 rows
-    scoring 4,000 draws, the full fits' count with the CLI's settings, took ~100 s per split; BENCHMARKS.md).
+    scoring 4,000 draws, the full fits' count with the CLI's settings, took 107 s on the tokens split against 25 s
+    with the refits' 800; BENCHMARKS.md, scale).
     """
     out = []
     for split in splits:
