@@ -4,10 +4,10 @@ The issue's cost target is ``law="auto"`` on ~500 points in under 5 minutes on 2
 ``fit_auto`` call (the Python API's defaults: candidates cpt, L3, L1, L7; refits 2 x 400 + 400 on the tokens and
 size splits, screening; full fits 2 x 500 + 500 of the laws with weight) and splits its wall time into nutpie's
 compilation of each model (``nutpie.compile_pymc_model``), sampling (``nutpie.sample``) and everything else
-(model building, scoring, stacking), by wrapping the two nutpie functions. Each dataset runs in a fresh process
-(``--datasets`` one at a time) so that compilation is counted as a user meets it; PyTensor's numba disk cache
-(``~/.pytensor``) persists between processes, so the first run on a machine can pay more than later ones (run it
-twice to see).
+(model building, scoring, stacking), by wrapping the two nutpie functions. One dataset per run
+(``--dataset``), a fresh process each so that compilation is counted as a user meets it; PyTensor's numba disk cache
+(``~/.pytensor``) persists between processes but did not shorten nutpie's compilation in a later process
+(BENCHMARKS.md).
 
 Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_auto_cost.py --dataset long``
 (appends to ``benchmarks/results/auto_cost.csv``).

@@ -132,9 +132,9 @@ def test_auto_skips_the_later_refits_of_a_screened_law(monkeypatch):
             assert len(calls) == 6 and comp["screened"].isna().all()
 
 
-
 def test_stacked_refits_are_scored_with_the_refits_draws_not_the_full_fits(monkeypatch):
-    """Resampling the 800-draw refits to the full fits' 4,000 draws only repeats them (107 s of scoring on one split at 32,400 rows)."""
+    """Resampling the 800-draw refits to the full fits' 4,000 draws only repeats them (BENCHMARKS.md: 107 s of
+    scoring on one split at 32,400 rows)."""
     seen: list = []
     monkeypatch.setattr(A, "stacked_posterior", lambda posts, w, n, seed: seen.append((len(posts), n)) or n)
     monkeypatch.setattr(A, "score_split", lambda post, split, **kw: (split.kind, post))
@@ -148,6 +148,7 @@ def test_stacked_refits_are_scored_with_the_refits_draws_not_the_full_fits(monke
     out = A._stacked_scores(scores, {"A": 0.7, "B": 0.3, "C": 0.0}, splits, False, 1)
     assert out == [("tokens", 800), ("size", 800)]  # C has weight 0: its 999 draws are not drawn from
     assert seen == [(2, 800), (1, 800)]
+
 
 @pytest.mark.slow
 def test_auto_saves_and_loads_with_its_held_out_scores(auto, df, tmp_path):
