@@ -12,9 +12,15 @@ steps): n = 6, 25, 100, 200 give 972, 4,050, 16,200 and 32,400 rows (plus 18 bas
    every size has base rows; 4 chains x 1000 draws after 1000 tuning steps; held-out calibration refits), split
    into sampling, calibration and the adequacy checks, with the sampler's diagnostics and leapfrog steps per draw,
    and the paper's point fit (L3, both targets) as the baseline the times are divided by.
+3. ``law="auto"`` (``--part auto``): wall time against the point fit, weights, the candidates' diagnostics.
+4. Warm-up length (``--part tune``): the full fit of a candidate as ``law="auto"`` runs it with the CLI's draws
+   (4 chains x 1,000 draws, auto's model settings and run slots), once per number of tuning steps, side by side in
+   one process after a throw-away fit that compiles the model: sampling seconds (ratio to the longest warm-up),
+   leapfrog steps per warm-up iteration and per draw, divergences, R-hat, ESS.
 
 Rows are appended to ``benchmarks/results/scale_<part>.csv`` as they finish.
-Run: ``.venv/bin/python benchmarks/bench_scale.py --part grad``; ``... --part fit --sizes 6,25,100,200``.
+Run: ``.venv/bin/python benchmarks/bench_scale.py --part grad``; ``... --part fit --sizes 6,25,100,200``;
+``... --part tune --sizes 200 --laws L3,L7 --tunes 1000,500,300``.
 """
 
 from __future__ import annotations
@@ -210,14 +216,54 @@ def part_auto(sizes: list[int], tag: str = "", cli_draws: bool = False) -> pd.Da
     return pd.DataFrame(out)
 
 
+def part_tune(sizes: list[int], laws: list[str], tunes: list[int], tag: str = "") -> pd.DataFrame:
+    """Candidates' full fits at several warm-up lengths, side by side (see the module docstring, part 4)."""
+    from bayes_dcpt.data import schema as data
+    from bayes_dcpt.fitting import dcpt
+    from bayes_dcpt.fitting.auto import _model_settings
+    from bayes_dcpt.fitting.design import run_capacity
+
+    out = []
+    for n in sizes:
+        df = scale_set(n)
+        model = _model_settings(df, {})
+        slots = run_capacity(int(data.fit_rows(df)["run_id"].nunique()))
+        for law in laws:
+            dcpt.fit(df, law, "both", seed=1, draws=5, tune=5, chains=1, run_slots=slots, warn=False, **model)
+            base = None
+            for tune in sorted(tunes, reverse=True):
+                t0 = time.perf_counter()
+                f = dcpt.fit(df, law, "both", seed=1, draws=1000, tune=tune, chains=4, run_slots=slots, warn=False,
+                             **model)
+                wall = time.perf_counter() - t0
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    d = f.diagnostics()
+                warm = f.idata.get("warmup_sample_stats") if hasattr(f.idata, "get") else None
+                base = base or d.seconds
+                row = {"rows": int((df["tokens"] > 0).sum()), "law": law, "tune": tune, "draws": "4 x 1000",
+                       "sampling s": d.seconds, "fit s": wall, "x longest warm-up": d.seconds / base,
+                       "steps/warm-up iter": float(np.asarray(warm["n_steps"]).mean()) if warm is not None
+                       and "n_steps" in warm else np.nan,
+                       "steps/draw": float(np.asarray(f.idata["sample_stats"]["n_steps"]).mean()),
+                       "divergences": d.divergences, "R-hat max": d.rhat_max, "ESS bulk min": d.ess_bulk_min,
+                       "ESS tail min": getattr(d, "ess_tail_min", np.nan)}
+                print(row, flush=True)
+                out.append(row)
+                pd.DataFrame(out).to_csv(OUT / f"scale_tune{'_' + tag if tag else ''}.csv", index=False)
+    return pd.DataFrame(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", choices=["grad", "fit", "auto"], default="grad")
+    ap.add_argument("--part", choices=["grad", "fit", "auto", "tune"], default="grad")
     ap.add_argument("--sizes", default="6,25,100,200", help="checkpoints per run")
     ap.add_argument("--backends", default="auto", help="nutpie backends to compare: auto, numba, jax")
     ap.add_argument("--law", default="default", help="the law fitted: default (the CLI's choice), dcpt, ...")
     ap.add_argument("--parametrizations", default="auto", help="hierarchy parameterisations to compare")
     ap.add_argument("--cli-draws", action="store_true", help="auto: the candidates' full fits with the CLI's draws")
+    ap.add_argument("--laws", default="L3,L7", help="tune: the candidate laws fitted")
+    ap.add_argument("--tunes", default="1000,500,300", help="tune: the warm-up lengths compared")
     ap.add_argument("--tag", default="", help="suffix of the results file (scale_fit_<law>_<tag>.csv)")
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(",")]
@@ -225,6 +271,8 @@ def main() -> None:
     print(machine())
     if a.part == "grad":
         res = part_grad(sizes)
+    elif a.part == "tune":
+        res = part_tune(sizes, a.laws.split(","), [int(t) for t in a.tunes.split(",")], a.tag)
     elif a.part == "auto":
         res = part_auto(sizes, a.tag, a.cli_draws)
     else:
