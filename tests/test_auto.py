@@ -19,6 +19,7 @@ from bayes_dcpt.fitting.auto import screened_out
 from bayes_dcpt.fitting.auto_fit import AutoDiagnostics
 from bayes_dcpt.fitting.discrepancy import size_key
 from bayes_dcpt.fitting.holdout import HoldoutScore
+from bayes_dcpt.fitting.progress import reporting
 from bayes_dcpt.plan.simulate import World, probe_grid
 
 KW = {"draws": 150, "tune": 150, "chains": 2, "cores": 2, "warn": False}
@@ -33,8 +34,16 @@ def df() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def auto(df):
-    return fit(df, "auto", "domain", candidates=("L3", "L1"), seed=1, refit=REFIT, **KW)
+def auto_run(df):
+    lines: list[str] = []
+    with reporting(lines.append):
+        a = fit(df, "auto", "domain", candidates=("L3", "L1"), seed=1, refit=REFIT, **KW)
+    return a, lines
+
+
+@pytest.fixture(scope="module")
+def auto(auto_run):
+    return auto_run[0]
 
 
 def _check_interface(post, targets):
@@ -95,6 +104,23 @@ def _fake_scores(shifts: dict[str, float], calls: list):
         return [HoldoutScore(law, split.kind, runs, pd.DataFrame())]
 
     return scores
+
+
+@pytest.mark.slow
+def test_auto_reports_its_stages_and_the_chains_progress(auto_run):
+    """A reporter sees every refit and full fit announced, in order, and the full fits' chains advancing."""
+    auto, lines = auto_run
+    stages = [x for x in lines if "divergence" not in x]
+    refits = [x for x in stages if "held-out refit" in x]
+    assert refits[:2] == ["L3: held-out refit, tokens split", "L1: held-out refit, tokens split"]
+    fitted = [x for x in stages if "fit to all the data" in x]
+    assert [x.split(":")[0] for x in fitted] == list(auto.fits)
+    assert stages.index(fitted[0]) > stages.index(refits[-1])  # weights first, then the full fits
+    assert "scoring the stacked refits" in stages
+    first = lines.index(fitted[0])
+    chains = [x for x in lines[first:] if "divergence" in x]
+    assert chains and chains[0].startswith(fitted[0] + ": ")  # nutpie's progress carries the stage
+    assert any("(100%)" in x for x in chains)
 
 
 def test_screening_rules_out_a_law_only_on_clear_evidence():

@@ -7,6 +7,8 @@ data (``--allow-bad-fit``: 0); see :mod:`~bayes_dcpt.cli.verdict`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -140,22 +142,32 @@ def fit_cmd(
         kw["candidates"] = candidates
     if no_screen:
         kw["screen"] = False
-    with _spinner(f"sampling {law} ({chains} chains x {draws} draws, {sampler})"):
+    with _spinner(f"sampling {law} ({chains} chains x {draws} draws, {sampler})", law):
         f = fit(df, law, target, **kw)
     f.save(out)
     report_fit(f, out, allow_bad_fit=allow_bad_fit, json_out=json_out)
 
 
-def _spinner(text: str) -> Any:
-    """A transient spinner on stderr (nothing when stderr is not a terminal)."""
+@contextmanager
+def _spinner(text: str, label: str) -> Iterator[None]:
+    """A transient spinner on stderr with the fit's stage and its chains' progress.
+
+    Nothing is shown when stderr is not a terminal. A fit of tens of thousands of checkpoints, or ``--law auto``
+    with its refits, runs for minutes: the line (``label``, then the stage and the chains' progress) says which
+    stage it is in and how far.
+    """
     import sys
 
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from bayes_dcpt.fitting.progress import reporting
+
+    tty = sys.stderr.isatty()
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
-                        transient=True, disable=not sys.stderr.isatty())
-    progress.add_task(text, total=None)
-    return progress
+                        transient=True, disable=not tty)
+    task = progress.add_task(text, total=None)
+    with progress, reporting((lambda line: progress.update(task, description=f"{label}: {line}")) if tty else None):
+        yield
 
 
 def report_fit(f: Any, out: Path, *, allow_bad_fit: bool, json_out: bool, notes: list[str] | None = None) -> None:

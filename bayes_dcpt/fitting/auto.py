@@ -46,6 +46,7 @@ from bayes_dcpt.fitting.extrapolation import (
     law_holdout_scores,
 )
 from bayes_dcpt.fitting.holdout import HoldoutScore, make_splits, score_split
+from bayes_dcpt.fitting.progress import stage
 from bayes_dcpt.fitting.stacked import stack_laws, stacked_posterior
 from bayes_dcpt.laws.registry import get_law
 
@@ -206,11 +207,11 @@ def _fit_weighted(df: pd.DataFrame, weights: dict[str, float], target: str, seed
                   fit_kwargs: dict[str, Any], fit_unweighted: bool) -> dict[str, Any]:
     """Full fits of the candidates with weight (all with ``fit_unweighted``); a failed one loses its weight."""
     fits = {}
-    for c, w in weights.items():
-        if w <= 0 and not fit_unweighted:
-            continue
+    todo = [c for c, w in weights.items() if w > 0 or fit_unweighted]
+    for i, c in enumerate(todo, start=1):
         try:
-            fits[c] = fit_one(df, c, target, seed=seed, **fit_kwargs)
+            with stage(f"{c}: fit to all the data ({i} of {len(todo)}, weight {weights[c]:.2f})"):
+                fits[c] = fit_one(df, c, target, seed=seed, **fit_kwargs)
         except FitError as exc:
             notes.append(f"{c} left out: {exc}")
             weights[c] = 0.0
@@ -293,7 +294,8 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
     if discrepancy:
         for name, f in fits.items():
             attach(f, scores[name], float(sum(s.seconds for s in scores[name])), refit)
-        st = _stacked_scores(scores, weights, split_list, zr, seed)
+        with stage("scoring the stacked refits"):
+            st = _stacked_scores(scores, weights, split_list, zr, seed)
         kappa = discrepancy_from_scores(st, stacked.targets)
         stacked.ctx["discrepancy"] = kappa
         stacked.ctx["envelope"] = data_envelope(df)

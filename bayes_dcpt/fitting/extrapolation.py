@@ -27,6 +27,7 @@ import pandas as pd
 from bayes_dcpt.errors import FitError
 from bayes_dcpt.fitting.discrepancy import AXES, data_envelope, estimate_kappa
 from bayes_dcpt.fitting.holdout import HoldoutScore, Split, make_splits, score_split
+from bayes_dcpt.fitting.progress import stage
 
 __all__ = ["DEFAULT_SPLITS", "MODEL_SETTINGS", "REFIT_DEFAULTS", "REFIT_MAXDEPTH", "calibrate",
            "discrepancy_from_scores", "holdout_scores", "holdout_table", "law_holdout_scores", "model_settings",
@@ -131,8 +132,9 @@ def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping
     for k, split in enumerate(items, start=first):
         t0 = time.perf_counter()
         try:
-            f = _refit(split.train, law, target, model, run_slots, seed + 17 * (k + 1), dict(refit or {}))
-            score = score_split(f.posterior, split, law=f.law.name, zero_ratio=zero_ratio, seed=seed)
+            with stage(f"{name}: held-out refit, {split.kind} split"):
+                f = _refit(split.train, law, target, model, run_slots, seed + 17 * (k + 1), dict(refit or {}))
+                score = score_split(f.posterior, split, law=f.law.name, zero_ratio=zero_ratio, seed=seed)
         except FitError as exc:  # the split leaves too little of some target to fit: it measures nothing
             warnings.warn(f"held-out split {split.kind!r} skipped for {name}: {exc}", UserWarning, stacklevel=2)
             continue

@@ -20,6 +20,7 @@ import numpy as np
 
 from bayes_dcpt.errors import FitError
 from bayes_dcpt.fitting.diagnostics import Diagnostics, diagnose
+from bayes_dcpt.fitting.progress import nutpie_callback
 
 __all__ = [
     "JAX_FROM_OBS",
@@ -230,6 +231,8 @@ def _nutpie(entry: dict[str, Any], *, draws: int, tune: int, chains: int, cores:
     compiled, start = _compiled(entry, backend), None
     if init == "optimum":
         compiled, start = start_at_optimum(compiled, entry["model"], seed)
+    if "progress_callback" not in opts and (callback := nutpie_callback()) is not None:
+        opts["progress_callback"] = callback  # a reporter is installed (progress.reporting): the chains' progress
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
