@@ -166,7 +166,11 @@ def _spinner(text: str, label: str) -> Iterator[None]:
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
                         transient=True, disable=not tty)
     task = progress.add_task(text, total=None)
-    with progress, reporting((lambda line: progress.update(task, description=f"{label}: {line}")) if tty else None):
+
+    def show(line: str) -> None:  # a stage named after the fit's own law is not prefixed with it twice
+        progress.update(task, description=line if line.startswith(f"{label}: ") else f"{label}: {line}")
+
+    with progress, reporting(show if tty else None):
         yield
 
 

@@ -4,10 +4,10 @@
 fits; BENCHMARKS.md, scale), and a spinner alone does not say whether a fit is a minute or an hour from done. A
 *reporter* (any ``str -> None`` callable, e.g. the CLI's spinner) installed with :func:`reporting` receives one
 line per stage (:func:`stage`: "L3: held-out refit, tokens split") and, while nutpie samples, the chains'
-iterations and divergences so far (nutpie's ``progress_callback``: every half second, or every ``every`` seconds
-and at the end). Without a reporter nothing is reported and nothing is passed to nutpie. Context variables, not
-arguments, carry it: the fitting functions' signatures (and the model cards, which record sampler options) stay
-as they are.
+iterations and divergences so far (nutpie's ``progress_callback``, which the fits ask for twice a second; or every
+``every`` seconds, and at the end). A reporter that raises is warned about and the fit goes on. Without a reporter
+nothing is reported and nothing is passed to nutpie. Context variables, not arguments, carry it: the fitting
+functions' signatures (and the model cards, which record sampler options) stay as they are.
 
     >>> from bayes_dcpt.fitting.progress import reporting
     >>> with reporting(print, every=30):
@@ -17,6 +17,7 @@ as they are.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -46,13 +47,22 @@ def reporting(report: Callable[[str], None] | None, every: float = 0.0) -> Itera
 def stage(label: str) -> Iterator[None]:
     """Name the stage the block runs (reported once at its start; prefixes the chains' progress inside it)."""
     token = _STAGE.set(label)
-    hook = _REPORT.get()
-    if hook is not None:
-        hook[0](label)
     try:
+        hook = _REPORT.get()
+        if hook is not None:
+            _send(hook[0], label)
         yield
     finally:
         _STAGE.reset(token)
+
+
+def _send(report: Callable[[str], None], line: str) -> None:
+    """Hand ``line`` to the reporter; a failing reporter is warned about, it does not stop a fit of many minutes."""
+    try:
+        report(line)
+    except Exception as exc:  # the reporter is the user's code; the fit matters more
+        warnings.warn(f"the progress reporter failed ({type(exc).__name__}: {exc}); the fit goes on",
+                      RuntimeWarning, stacklevel=3)
 
 
 def chain_summary(chains: Sequence[Any]) -> str:
@@ -84,6 +94,6 @@ def nutpie_callback() -> Callable[[Sequence[Any]], None] | None:
             return
         last[0] = now
         line = chain_summary(chains)
-        report(f"{label}: {line}" if label else line)
+        _send(report, f"{label}: {line}" if label else line)
 
     return callback

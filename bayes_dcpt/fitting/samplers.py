@@ -51,6 +51,8 @@ START_JITTER = 0.1
 #: ``sampler_kwargs={"backend": "numba" | "jax"}`` overrides either choice.
 JAX_FROM_OBS = 10_000
 SAMPLERS = ("nutpie", "pymc", "numpyro", "laplace", "advi")
+#: Milliseconds between two progress updates nutpie sends a reporter (:mod:`~bayes_dcpt.fitting.progress`).
+PROGRESS_MS = 500
 
 
 def check_sampler(sampler: str) -> None:
@@ -233,6 +235,7 @@ def _nutpie(entry: dict[str, Any], *, draws: int, tune: int, chains: int, cores:
         compiled, start = start_at_optimum(compiled, entry["model"], seed)
     if "progress_callback" not in opts and (callback := nutpie_callback()) is not None:
         opts["progress_callback"] = callback  # a reporter is installed (progress.reporting): the chains' progress
+        opts.setdefault("progress_rate", PROGRESS_MS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
