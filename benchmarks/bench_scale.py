@@ -239,7 +239,7 @@ def part_tune(sizes: list[int], laws: list[str], tunes: list[int], tag: str = ""
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     d = f.diagnostics()
-                warm = f.idata.get("warmup_sample_stats") if hasattr(f.idata, "get") else None
+                warm = f.idata["warmup_sample_stats"] if "warmup_sample_stats" in f.idata else None
                 base = base or d.seconds
                 row = {"rows": int((df["tokens"] > 0).sum()), "law": law, "tune": tune, "draws": "4 x 1000",
                        "sampling s": d.seconds, "fit s": wall, "x longest warm-up": d.seconds / base,
@@ -247,7 +247,7 @@ def part_tune(sizes: list[int], laws: list[str], tunes: list[int], tag: str = ""
                        and "n_steps" in warm else np.nan,
                        "steps/draw": float(np.asarray(f.idata["sample_stats"]["n_steps"]).mean()),
                        "divergences": d.divergences, "R-hat max": d.rhat_max, "ESS bulk min": d.ess_bulk_min,
-                       "ESS tail min": getattr(d, "ess_tail_min", np.nan)}
+                       "ESS tail min": d.ess_tail_min}
                 print(row, flush=True)
                 out.append(row)
                 pd.DataFrame(out).to_csv(OUT / f"scale_tune{'_' + tag if tag else ''}.csv", index=False)
