@@ -105,6 +105,17 @@ def test_a_runs_rows_share_one_discrepancy_draw(post):
     assert abs(np.corrcoef(z[:, 2], z[:, 3])[0, 1]) < 0.15
 
 
+def test_a_given_law_mean_gives_the_same_draws_and_is_what_they_scatter_around(post):
+    """``log_mean`` (the law's values a caller has computed already: held-out scoring) replaces the evaluation."""
+    rows = pd.DataFrame({"domain": "code", "n_params": [1e9, 3e9], "tokens": [2e10, 4e10], "r_domain": 0.4,
+                         "run_id": ["a", "b"]})
+    mu = post.mean_log_loss(rows, "general")
+    np.testing.assert_array_equal(post.sample_observations(rows, "general", seed=3, log_mean=mu),
+                                  post.sample_observations(rows, "general", seed=3))
+    shifted = post.sample_observations(rows, "general", seed=3, log_mean=mu + 1.0)
+    np.testing.assert_allclose(shifted, np.e * post.sample_observations(rows, "general", seed=3), rtol=1e-12)
+
+
 def test_law_draws_carry_one_seeded_factor_per_draw_and_target(plain, post):
     base = law_draws(plain, "general", "code", 1e9, 1e11, 0.4)
     got = law_draws(post, "general", "code", 1e9, 1e11, 0.4)

@@ -152,16 +152,18 @@ class Posterior:
                                             sub["tokens"].to_numpy(float), sub["r_domain"].to_numpy(float)))
         return out
 
-    def sample_observations(self, frame: pd.DataFrame, target: str, *, seed: int = 0,
-                            new_run: bool = True, discrepancy: bool = True) -> np.ndarray:
+    def sample_observations(self, frame: pd.DataFrame, target: str, *, seed: int = 0, new_run: bool = True,
+                            discrepancy: bool = True, log_mean: np.ndarray | None = None) -> np.ndarray:
         """Posterior predictive draws of the observed loss, ``(S, len(frame))``.
 
         Rows with the same ``run_id`` share one run offset per draw (a new run when ``new_run``). With
         ``discrepancy``, rows outside the data also get the law's error: one Normal draw per draw and run, scaled
         by each row's :meth:`discrepancy_sd` (its own random stream, so predictions inside the data are unchanged).
+        ``log_mean``: :meth:`mean_log_loss` of ``frame`` when the caller has it already (the law is the costly
+        part on large frames).
         """
         rng = np.random.default_rng(seed)
-        mu = self.mean_log_loss(frame, target)
+        mu = self.mean_log_loss(frame, target) if log_mean is None else np.asarray(log_mean, float)
         runs = frame["run_id"].to_numpy() if "run_id" in frame else np.arange(len(frame))
         sd = self.checkpoint_sd(frame, target, mu) if self.ctx.get("heteroscedastic") else None
         log_y = mu + log_noise(rng, self.noise[target], runs, self.n_draws, new_run=new_run,
