@@ -308,3 +308,18 @@ def test_scoring_refits_cap_the_nuts_trees_unless_told():
     assert refit_settings({"sampler_kwargs": {"target_accept": 0.95}})["sampler_kwargs"] == {
         "maxdepth": REFIT_MAXDEPTH, "target_accept": 0.95}
     assert "sampler_kwargs" not in refit_settings({"sampler": "laplace"})  # only NUTS by nutpie has trees to cap
+
+
+def test_the_card_records_the_refit_settings_without_callables(grid_df):
+    """A progress callback given for the refits runs them but is not written into the model card (JSON)."""
+    import json
+    from types import SimpleNamespace
+
+    from bayes_dcpt.fitting.extrapolation import REFIT_MAXDEPTH, attach
+
+    fit = SimpleNamespace(posterior=SimpleNamespace(ctx={}), targets=("general", "domain"), data=grid_df)
+    attach(fit, [], 1.0, {"draws": 50, "sampler_kwargs": {"progress_callback": print, "target_accept": 0.95}})
+    refit = fit.extrapolation["refit"]
+    assert refit["draws"] == 50
+    assert refit["sampler_kwargs"] == {"maxdepth": REFIT_MAXDEPTH, "target_accept": 0.95}
+    json.dumps(fit.extrapolation)

@@ -28,6 +28,7 @@ from bayes_dcpt.errors import FitError
 from bayes_dcpt.fitting.discrepancy import AXES, data_envelope, estimate_kappa
 from bayes_dcpt.fitting.holdout import HoldoutScore, Split, make_splits, score_split
 from bayes_dcpt.fitting.progress import stage
+from bayes_dcpt.fitting.samplers import recordable
 
 __all__ = ["DEFAULT_SPLITS", "MODEL_SETTINGS", "REFIT_DEFAULTS", "REFIT_MAXDEPTH", "calibrate",
            "discrepancy_from_scores", "holdout_scores", "holdout_table", "law_holdout_scores", "model_settings",
@@ -73,6 +74,14 @@ def refit_settings(settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
     if kw.get("sampler") == "nutpie":
         kw["sampler_kwargs"] = {"maxdepth": REFIT_MAXDEPTH, **dict(kw.get("sampler_kwargs") or {})}
     return kw
+
+
+def _recorded(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """:func:`refit_settings` as the model card keeps them: callables (a progress callback) left out."""
+    kw = refit_settings(settings)
+    if "sampler_kwargs" in kw:
+        kw["sampler_kwargs"] = recordable(kw["sampler_kwargs"])
+    return recordable(kw)
 
 
 def _run_slots(fit: Any) -> int | None:
@@ -140,7 +149,7 @@ def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping
             continue
         score.seconds = time.perf_counter() - t0
         d = f._diagnostics
-        score.info = {"description": split.description, "refit": refit_settings(refit),
+        score.info = {"description": split.description, "refit": _recorded(refit),
                       "sampler_ok": bool(d.sampler_ok), "problems": list(d.problems),
                       **({"posterior": f.posterior} if keep else {})}
         out.append(score)
@@ -187,7 +196,7 @@ def attach(fit: Any, scores: Sequence[HoldoutScore], seconds: float, refit: Mapp
     fit.posterior.ctx["discrepancy"] = kappa
     fit.posterior.ctx["envelope"] = data_envelope(fit.data)
     fit.extrapolation = {"discrepancy": kappa, "splits": [s.split for s in scores],
-                         "holdout": _records(holdout_table(scores)), "refit": refit_settings(refit),
+                         "holdout": _records(holdout_table(scores)), "refit": _recorded(refit),
                          "seconds": float(seconds)}
     return fit
 

@@ -32,6 +32,7 @@ __all__ = [
     "laplace",
     "nutpie_backend",
     "nutpie_options",
+    "recordable",
     "run_sampler",
     "sample",
     "start_at_optimum",
@@ -363,15 +364,15 @@ def run_sampler(entry: dict[str, Any], sampler: str, var_names: list[str], *, dr
     names = [*var_names, *(v for v in post_vars if v.startswith(("mu_", "sd_")))]
     diag = diagnose(idata, sampler, names, seconds, draws, chains)
     sampler_config = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains, "cores": cores,
-                      "seed": seed, "options": _recordable(sampler_kwargs or {})}
+                      "seed": seed, "options": recordable(sampler_kwargs or {})}
     if sampler == "nutpie":  # what nutpie ran with (the defaults and the backend chosen by data size included)
-        sampler_config["settings"] = _recordable(nutpie_options(entry, sampler_kwargs))
+        sampler_config["settings"] = recordable(nutpie_options(entry, sampler_kwargs))
         if start is not None:  # where the chains started (start_at_optimum)
             sampler_config["start"] = start
     return idata, diag, sampler_config
 
 
-def _recordable(options: Mapping[str, Any]) -> dict[str, Any]:
+def recordable(options: Mapping[str, Any]) -> dict[str, Any]:
     """Sampler options as the model card keeps them: callables (a progress callback) left out."""
     return {k: v for k, v in options.items() if not callable(v)}
 
