@@ -11,6 +11,7 @@ from planner_helpers import jitter_posterior
 
 from bayes_dcpt import decide as dc
 from bayes_dcpt.decide.draws import law_draws
+from bayes_dcpt.errors import BayesDCPTError
 from bayes_dcpt.plan.simulate import World
 from bayes_dcpt.posterior.extrapolation import domain_envelope, extrapolation_distances
 
@@ -114,6 +115,8 @@ def test_a_given_law_mean_gives_the_same_draws_and_is_what_they_scatter_around(p
                                   post.sample_observations(rows, "general", seed=3))
     shifted = post.sample_observations(rows, "general", seed=3, log_mean=mu + 1.0)
     np.testing.assert_allclose(shifted, np.e * post.sample_observations(rows, "general", seed=3), rtol=1e-12)
+    with pytest.raises(BayesDCPTError, match="log_mean has shape"):
+        post.sample_observations(rows, "general", log_mean=mu[:, :1])
 
 
 def test_law_draws_carry_one_seeded_factor_per_draw_and_target(plain, post):

@@ -164,6 +164,9 @@ class Posterior:
         """
         rng = np.random.default_rng(seed)
         mu = self.mean_log_loss(frame, target) if log_mean is None else np.asarray(log_mean, float)
+        if mu.shape != (self.n_draws, len(frame)):
+            raise BayesDCPTError(f"log_mean has shape {mu.shape}; expected (draws, rows) = "
+                                 f"{(self.n_draws, len(frame))}, as mean_log_loss(frame, target) returns")
         runs = frame["run_id"].to_numpy() if "run_id" in frame else np.arange(len(frame))
         sd = self.checkpoint_sd(frame, target, mu) if self.ctx.get("heteroscedastic") else None
         log_y = mu + log_noise(rng, self.noise[target], runs, self.n_draws, new_run=new_run,
