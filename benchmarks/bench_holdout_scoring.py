@@ -18,7 +18,7 @@ Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_holdout_scoring.py --sizes
 ``--compare band``: the predictive band of the held-out rows as it was computed before (the law evaluated again
 for the band and once more inside ``sample_observations``, and ``np.nanquantile``, which loops over the held-out
 rows in Python) against the package's (the law's values reused, a vectorised quantile when no draw is NaN), the
-same refit scored at its own draws by both; the scores must be identical
+same refit scored at its own draws by both; the bands must agree to 1e-12 relative
 (``benchmarks/results/holdout_scoring_band.csv``).
 """
 

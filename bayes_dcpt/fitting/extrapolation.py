@@ -78,10 +78,7 @@ def refit_settings(settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
 def _recorded(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     """:func:`refit_settings` as the model card keeps them: callables (a progress callback) left out."""
-    kw = refit_settings(settings)
-    if "sampler_kwargs" in kw:
-        kw["sampler_kwargs"] = recordable(kw["sampler_kwargs"])
-    return recordable(kw)
+    return recordable(refit_settings(settings))
 
 
 def _run_slots(fit: Any) -> int | None:

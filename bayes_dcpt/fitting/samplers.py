@@ -373,6 +373,9 @@ def run_sampler(entry: dict[str, Any], sampler: str, var_names: list[str], *, dr
 
 
 def recordable(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Sampler options as the model card keeps them: callables (a progress callback) left out."""
-    return {k: v for k, v in options.items() if not callable(v)}
+    """Sampler options as the model card keeps them: callables (a progress callback) left out, at any depth.
+
+    The refits' settings nest their ``sampler_kwargs``.
+    """
+    return {k: recordable(v) if isinstance(v, Mapping) else v for k, v in options.items() if not callable(v)}
 
