@@ -210,3 +210,26 @@ def test_summary_of_a_decision_without_a_feasible_draw(dcpt):
     con = Console(width=250, record=True)
     con.print(dc.decision_table(d))
     assert "no posterior draw meets the constraint" in con.export_text()
+
+
+def test_cpt_predictive_draws_from_a_given_law_mean_keep_the_noise_that_grows_with_the_move(cpt):
+    """Held-out scoring passes the law's values it has already (``log_mean``): for the heteroscedastic CPT noise
+    the draws must equal the plain call's, and the noise scale must follow the given mean's move from the base."""
+    rows = pd.DataFrame({"domain": "python", "n_params": SIZES[1], "tokens": [2e-5, 1e-4, 4e-4],
+                         "r_domain": 0.5, "run_id": ["a", "b", "c"]})
+    mu = cpt.mean_log_loss(rows, "domain")
+    plain = cpt.sample_observations(rows, "domain", seed=5, new_run=False)
+    np.testing.assert_array_equal(cpt.sample_observations(rows, "domain", seed=5, new_run=False, log_mean=mu),
+                                  plain)
+    # the base model's own loss as the mean: no move, the noise is sigma alone; a mean e times lower: a wider one
+    log_l0 = np.log(BASE["loss_domain"][1])
+
+    def spread(log_mean):
+        got = np.log(cpt.sample_observations(rows, "domain", seed=5, new_run=False, log_mean=log_mean))
+        return (got - log_mean).std(axis=0)
+
+    still, moved = spread(np.full_like(mu, log_l0)), spread(np.full_like(mu, log_l0 - 1.0))
+    assert still.max() < 0.5 * moved.min()
+    np.testing.assert_allclose(cpt.checkpoint_sd(rows, "domain", np.full_like(mu, log_l0)), CPT_NOISE["domain"][0])
+    np.testing.assert_allclose(cpt.checkpoint_sd(rows, "domain", np.full_like(mu, log_l0 - 1.0)),
+                               np.hypot(CPT_NOISE["domain"][0], CPT_NOISE["domain"][3]))
