@@ -17,10 +17,14 @@ steps): n = 6, 25, 100, 200 give 972, 4,050, 16,200 and 32,400 rows (plus 18 bas
    (4 chains x 1,000 draws, auto's model settings and run slots), once per number of tuning steps, side by side in
    one process after a throw-away fit that compiles the model: sampling seconds (ratio to the longest warm-up),
    leapfrog steps per warm-up iteration and per draw, divergences, R-hat, ESS.
+5. Centring of the general loss's drop along D (``--part centring``): the D-CPT fit (``dcpt.fit``, no
+   calibration refits) with that drop centred (``"split"``) and non-centred (``"split_weak_d"``), side by side
+   per size and seed: divergences, R-hat, ESS, leapfrog steps per draw, sampling seconds (the fit's seconds
+   include each parameterisation's compilation), truth in the 90% intervals.
 
 Rows are appended to ``benchmarks/results/scale_<part>.csv`` as they finish.
 Run: ``.venv/bin/python benchmarks/bench_scale.py --part grad``; ``... --part fit --sizes 6,25,100,200``;
-``... --part tune --sizes 200 --laws L3,L7 --tunes 1000,500,300``.
+``... --part tune --sizes 200 --laws L3,L7 --tunes 1000,500,300``; ``... --part centring --seeds 1,2``.
 """
 
 from __future__ import annotations
@@ -254,9 +258,32 @@ def part_tune(sizes: list[int], laws: list[str], tunes: list[int], tag: str = ""
     return pd.DataFrame(out)
 
 
+def part_centring(sizes: list[int], seeds: list[int]) -> pd.DataFrame:
+    """The split hierarchy with the general loss's D-drop centred (``"split"``) and not (``"split_weak_d"``)."""
+    from bayes_dcpt.fitting import dcpt
+
+    out, world = [], scale_world()
+    for n, seed, par in ((n, s, p) for n in sizes for s in seeds for p in ("split", "split_weak_d")):
+        df = scale_set(n)
+        t0 = time.perf_counter()
+        f = dcpt.fit(df, "dcpt", "both", seed=seed, warn=False, parametrization=par)
+        fit_s = time.perf_counter() - t0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            d = f.diagnostics()
+        row = {"rows": int((df["tokens"] > 0).sum()), "seed": seed, "parametrization": par, "fit s": fit_s,
+               "sampling s": d.seconds, "steps/draw": float(np.asarray(f.idata["sample_stats"]["n_steps"]).mean()),
+               "divergences": d.divergences, "R-hat max": d.rhat_max, "ESS bulk min": d.ess_bulk_min,
+               "truth in 90%": recovery(f, world)}
+        print(row, flush=True)
+        out.append(row)
+        pd.DataFrame(out).to_csv(OUT / "scale_centring.csv", index=False)
+    return pd.DataFrame(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", choices=["grad", "fit", "auto", "tune"], default="grad")
+    ap.add_argument("--part", choices=["grad", "fit", "auto", "tune", "centring"], default="grad")
     ap.add_argument("--sizes", default="6,25,100,200", help="checkpoints per run")
     ap.add_argument("--backends", default="auto", help="nutpie backends to compare: auto, numba, jax")
     ap.add_argument("--law", default="default", help="the law fitted: default (the CLI's choice), dcpt, ...")
@@ -264,6 +291,7 @@ def main() -> None:
     ap.add_argument("--cli-draws", action="store_true", help="auto: the candidates' full fits with the CLI's draws")
     ap.add_argument("--laws", default="L3,L7", help="tune: the candidate laws fitted")
     ap.add_argument("--tunes", default="1000,500,300", help="tune: the warm-up lengths compared")
+    ap.add_argument("--seeds", default="1,2", help="centring: the sampler seeds")
     ap.add_argument("--tag", default="", help="suffix of the results file (scale_fit_<law>_<tag>.csv)")
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(",")]
@@ -273,6 +301,8 @@ def main() -> None:
         res = part_grad(sizes)
     elif a.part == "tune":
         res = part_tune(sizes, a.laws.split(","), [int(t) for t in a.tunes.split(",")], a.tag)
+    elif a.part == "centring":
+        res = part_centring(sizes, [int(s) for s in a.seeds.split(",")])
     elif a.part == "auto":
         res = part_auto(sizes, a.tag, a.cli_draws)
     else:

@@ -1,4 +1,5 @@
-"""The hierarchy's parameterisations: ``"split"`` is the same posterior as ``"noncentered"``, and ``"auto"`` picks."""
+"""The hierarchy's parameterisations: ``"split"`` and ``"split_weak_d"`` are the same posterior as ``"noncentered"``,
+and ``"auto"`` picks by the rows per domain."""
 
 from __future__ import annotations
 
@@ -15,16 +16,24 @@ def _example():
 
 
 def test_auto_is_noncentred_on_few_rows_per_domain_and_split_on_many():
-    from bayes_dcpt.fitting.config import SPLIT_FROM_ROWS, resolve_parametrization
+    from bayes_dcpt.fitting.config import CENTRED_D_DROP_FROM_ROWS, SPLIT_FROM_ROWS, resolve_parametrization
 
     df = _example()
     assert resolve_parametrization("auto", df) == "noncentered"  # the example grid: ~108 rows per domain
-    rows = pd.concat([df[df["tokens"] > 0]] * (SPLIT_FROM_ROWS // 50 + 1), ignore_index=True)
+    cpt = df[df["tokens"] > 0]
+
+    def per_domain(n):  # n fitted rows in every domain (the example's rows repeated)
+        return pd.concat([g.sample(n, replace=True, random_state=0) for _, g in cpt.groupby("domain")],
+                         ignore_index=True)
+
+    assert resolve_parametrization("auto", per_domain(SPLIT_FROM_ROWS)) == "split_weak_d"
+    assert resolve_parametrization("auto", per_domain(CENTRED_D_DROP_FROM_ROWS - 1)) == "split_weak_d"
+    rows = per_domain(CENTRED_D_DROP_FROM_ROWS)
     assert resolve_parametrization("auto", rows) == "split"
     first = rows["domain"] == rows["domain"].iloc[0]
     one_short = pd.concat([rows[~first], rows[first].iloc[:SPLIT_FROM_ROWS - 1]], ignore_index=True)
     assert resolve_parametrization("auto", one_short) == "noncentered"  # the thinnest domain decides
-    for name in ("noncentered", "centered", "mixed", "split"):
+    for name in ("noncentered", "centered", "mixed", "split", "split_weak_d"):
         assert resolve_parametrization(name, df) == name
 
 
@@ -32,15 +41,17 @@ def test_unknown_parametrization_is_refused_with_the_choices():
     import bayes_dcpt as bd
     from bayes_dcpt.errors import FitError
 
-    with pytest.raises(FitError, match="'auto', 'centered', 'noncentered', 'mixed', 'split'"):
+    with pytest.raises(FitError, match="'auto', 'centered', 'noncentered', 'mixed', 'split', 'split_weak_d'"):
         bd.fit(_example(), law="dcpt", parametrization="centred", discrepancy=False)
 
 
-def test_split_hierarchy_is_the_noncentred_posterior_up_to_the_jacobian():
+@pytest.mark.parametrize("split_name", ["split", "split_weak_d"])
+def test_split_hierarchy_is_the_noncentred_posterior_up_to_the_jacobian(split_name):
     """Centred levels and drops, non-centred shares: the same model, other coordinates.
 
     For any point, log p_split(x) = log p_nc(z) - sum log(scale) with z = (x - loc) / scale for every centred
-    variable (the change of variables), so both sample the same posterior.
+    value (the change of variables), so both sample the same posterior. ``"split_weak_d"`` centres the drop along
+    D for the domain loss only (``u_log_drop_B``: centred rows shifted and scaled, non-centred rows as they are).
     """
     from bayes_dcpt.fitting.config import FitConfig
     from bayes_dcpt.fitting.dcpt_model import build_model
@@ -48,14 +59,19 @@ def test_split_hierarchy_is_the_noncentred_posterior_up_to_the_jacobian():
     from bayes_dcpt.laws.registry import get_law
 
     df, law = _example(), get_law("dcpt")
-    split_cfg = FitConfig(law="L3", target="both", parametrization="split")
+    split_cfg = FitConfig(law="L3", target="both", parametrization=split_name)
     nc_cfg = FitConfig(law="L3", target="both", parametrization="noncentered")
     design = make_design(df, law, split_cfg)
     split, nc = build_model(law, split_cfg, design), build_model(law, nc_cfg, design)
-    centred = [v.name for v in split.free_RVs if v.name == "log_far_loss" or v.name.startswith("log_drop_")]
-    assert len(centred) == 4  # the far-corner level and the drops of A, B and C
+    names = {v.name for v in split.free_RVs}
+    centred = [n for n in names if n == "log_far_loss" or n.startswith("log_drop_")]
+    weak = split_name == "split_weak_d"
+    # the far-corner level and the drops along N and r; along D (B) too, or for the domain loss only
+    assert sorted(centred) == ["log_drop_A", "log_drop_C", "log_far_loss"] if weak else \
+        ["log_drop_A", "log_drop_B", "log_drop_C", "log_far_loss"]
+    assert ("u_log_drop_B" in names) == weak
     assert {f"z_{n}" for n in centred} <= {v.name for v in nc.free_RVs}
-    assert any(v.name.startswith("z_share_") for v in split.free_RVs)  # the shares stay non-centred
+    assert any(n.startswith("z_share_") for n in names)  # the shares stay non-centred
     sep = np.array([[1.0] if t == "domain" else [0.0] for t in design.targets])
     loss_lo_d = np.log(design.arrays()["loss_lo_d"])
     f_split, f_nc = split.compile_logp(), nc.compile_logp()
@@ -70,4 +86,8 @@ def test_split_hierarchy_is_the_noncentred_posterior_up_to_the_jacobian():
                 mu, sd = sep * loss_lo_d + (1 - sep) * mu, sep * 0.5 + (1 - sep) * sd
             z[f"z_{n}"] = (z.pop(n) - mu) / sd
             log_jac += float(np.sum(np.log(sd * np.ones_like(z[f"z_{n}"]))))
+        if weak:  # centred on the domain-loss row (sep = 1), non-centred on the general one
+            mu, sd = x["mu_log_drop_B"][:, None], np.exp(x["sd_log_drop_B_log__"])[:, None]
+            z["z_log_drop_B"] = np.where(sep == 1, (z.pop("u_log_drop_B") - mu) / sd, x["u_log_drop_B"])
+            log_jac += float(np.sum(np.log(sd) * sep * np.ones_like(z["z_log_drop_B"])))
         assert float(f_split(x)) == pytest.approx(float(f_nc(z)) - log_jac, rel=1e-9)

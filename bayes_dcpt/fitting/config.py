@@ -14,18 +14,25 @@ from typing import Any
 from bayes_dcpt.data.schema import fit_rows, in_warmup
 from bayes_dcpt.laws.lr_schedules import DEFAULT_MOMENTUM
 
-__all__ = ["PARAMETRIZATIONS", "SPLIT_FROM_ROWS", "DynamicsConfig", "FitConfig", "config_key",
-           "resolve_parametrization"]
+__all__ = ["CENTRED_D_DROP_FROM_ROWS", "PARAMETRIZATIONS", "SPLIT_FROM_ROWS", "DynamicsConfig", "FitConfig",
+           "config_key", "resolve_parametrization"]
 
 #: The hierarchy parameterisations of the D-CPT family's model (``fitting/MODEL.md``): ``"split"`` is centred
-#: for what the data pin and non-centred for the shares; ``"mixed"`` centres the domain loss only; ``"auto"``
-#: (the default) is resolved by :func:`resolve_parametrization` before the model is built.
-PARAMETRIZATIONS = ("auto", "centered", "noncentered", "mixed", "split")
-#: ``"auto"`` is ``"split"`` from this many fitted measurements per domain on, else ``"noncentered"``. Measured
-#: (BENCHMARKS.md, "Fits at the scale of real probe logs"): with 162 and 675 per domain the split hierarchy took
-#: 3.0-3.8x fewer leapfrog steps per draw with far fewer divergences and better R-hat; on the example grid (108
-#: per domain) it diverged more (30 divergences against 2 in a short run).
+#: for what the data pin and non-centred for the shares; ``"split_weak_d"`` also non-centres the general loss's
+#: drop along D; ``"mixed"`` centres the domain loss only; ``"auto"`` (the default) is resolved by
+#: :func:`resolve_parametrization` before the model is built.
+PARAMETRIZATIONS = ("auto", "centered", "noncentered", "mixed", "split", "split_weak_d")
+#: ``"auto"`` is a split hierarchy from this many fitted measurements per domain on, else ``"noncentered"``.
+#: Measured (BENCHMARKS.md, "Fits at the scale of real probe logs"): with 162 and 675 per domain the split
+#: hierarchy took 3.0-3.8x fewer leapfrog steps per draw with far fewer divergences and better R-hat; on the
+#: example grid (108 per domain) it diverged more (30 divergences against 2 in a short run).
 SPLIT_FROM_ROWS = 150
+#: ... and ``"split"`` (the general loss's drop along D centred too) from this many on, ``"split_weak_d"`` below.
+#: Measured on the scale set (tenth round): that drop's per-domain posterior sd is 1.7-2.1 times the population
+#: spread at 162-675 rows per domain (non-centred there, two seeds each: divergences 12, 12, 9, 63 -> 41, 4, 0, 2,
+#: ESS 1.3-3.4x higher) and 0.31-0.46 at 2,700-5,400 (where non-centring it did not help); 1,200 is where it
+#: crosses 1, interpolated in log rows.
+CENTRED_D_DROP_FROM_ROWS = 1200
 
 
 def resolve_parametrization(parametrization: str, df: Any) -> str:
@@ -39,7 +46,10 @@ def resolve_parametrization(parametrization: str, df: Any) -> str:
     if parametrization != "auto":
         return parametrization
     per_domain = fit_rows(df).groupby("domain").size()
-    return "split" if len(per_domain) and int(per_domain.min()) >= SPLIT_FROM_ROWS else "noncentered"
+    fewest = int(per_domain.min()) if len(per_domain) else 0
+    if fewest < SPLIT_FROM_ROWS:
+        return "noncentered"
+    return "split" if fewest >= CENTRED_D_DROP_FROM_ROWS else "split_weak_d"
 
 
 def config_key(config: object) -> str:

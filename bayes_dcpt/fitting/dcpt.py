@@ -214,10 +214,12 @@ def fit(
         fast approximations ``"laplace"`` (MAP + inverse Hessian) and ``"advi"`` for interactive use.
     robust, run_effect, hierarchical, parametrization, monotone, domain_levels
         Student-t likelihood; per-run random offsets; partial pooling across domains (default when there
-        are >= 2 domains); the hierarchy's parameterisation: ``"auto"`` (default: ``"split"`` from
-        :data:`~bayes_dcpt.fitting.config.SPLIT_FROM_ROWS` fitted rows per domain on, else ``"noncentered"``),
-        ``"centered"``, ``"noncentered"``, ``"mixed"`` (centred for the domain loss only) or ``"split"`` (centred
-        levels and drops, non-centred shares; ``MODEL.md``); the paper's C > C0 constraint; the domain-loss
+        are >= 2 domains); the hierarchy's parameterisation: ``"auto"`` (default: ``"noncentered"`` under
+        :data:`~bayes_dcpt.fitting.config.SPLIT_FROM_ROWS` fitted rows per domain, ``"split_weak_d"`` under
+        :data:`~bayes_dcpt.fitting.config.CENTRED_D_DROP_FROM_ROWS`, ``"split"`` from there on),
+        ``"centered"``, ``"noncentered"``, ``"mixed"`` (centred for the domain loss only), ``"split"`` (centred
+        levels and drops, non-centred shares; ``MODEL.md``) or ``"split_weak_d"`` (as ``"split"``, the general
+        loss's drop along D non-centred); the paper's C > C0 constraint; the domain-loss
         levels per domain (``"separate"``) or pooled.
     run_offsets
         ``"marginal"`` (default): the per-run offsets integrated out of the likelihood in closed form (the

@@ -91,8 +91,12 @@ class _ModelBuilder:
 
         return pt.as_tensor(np.array([1.0 if t == "domain" else 0.0 for t in self.design.targets]))[:, None]
 
-    def rv(self, name: str, mu: Any, sd: float, varying: bool, pool_sd: float = 0.5) -> Any:
-        """A (T, ND) Normal variable; partially pooled over domains when ``varying``."""
+    def rv(self, name: str, mu: Any, sd: float, varying: bool, pool_sd: float = 0.5, axis: str | None = None) -> Any:
+        """A (T, ND) Normal variable; partially pooled over domains when ``varying``.
+
+        ``axis`` is the data axis the variable's term moves along (for the drops), which decides its centring
+        per target (:meth:`_centring`).
+        """
         import pymc as pm
         import pytensor.tensor as pt
 
@@ -100,28 +104,46 @@ class _ModelBuilder:
             return pm.Normal(name, mu, sd, dims="target")[:, None] * pt.ones((1, self.ND))
         mu_h = pm.Normal(f"mu_{name}", mu, sd, dims="target")
         s_h = pm.HalfNormal(f"sd_{name}", pool_sd, dims="target")
-        if self._centred(name):
+        w_np = self._centring(name, axis)
+        if w_np.all():
             return pm.Normal(name, mu_h[:, None], s_h[:, None], dims=("target", "domain"))
-        if self.cfg.parametrization == "mixed":
+        if w_np.any():
             # Partial centring (Papaspiliopoulos, Roberts & Skold 2007) with weight w per target:
             # u ~ Normal(w mu, s^w), x = (1 - w) mu + s^(1 - w) u; w = 1 is centred, w = 0 non-centred.
-            w = self._domain_weight()
+            w = pt.as_tensor(w_np)[:, None]
             m, sd_ = mu_h[:, None], s_h[:, None]
             u = pm.Normal(f"u_{name}", w * m, sd_**w, dims=("target", "domain"))
             return pm.Deterministic(name, (1.0 - w) * m + sd_ ** (1.0 - w) * u, dims=("target", "domain"))
         z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=("target", "domain"))
         return pm.Deterministic(name, mu_h[:, None] + s_h[:, None] * z, dims=("target", "domain"))
 
-    def _centred(self, name: str) -> bool:
-        """Whether the domain-level variable ``name`` is sampled centred.
+    def _centring(self, name: str, axis: str | None = None) -> np.ndarray:
+        """(T,) centring weights of the domain-level variable ``name``: 1 centred, 0 non-centred, per target.
 
-        ``"split"``: centred where the data pin each domain's value (the far-corner levels, the drops across
-        the data range: a non-centred offset would then be a deterministic function of the population mean and
-        spread, a curved ridge NUTS crosses in hundreds of steps), non-centred for the stick-breaking shares
-        (how far each curve still falls beyond the data, which the data barely identify: centred, a funnel).
+        ``"mixed"``: the domain loss centred, the general loss non-centred. ``"split"``: centred where the data
+        pin each domain's value (the far-corner levels, the drops across the data range: a non-centred offset
+        would then be a deterministic function of the population mean and spread, a curved ridge NUTS crosses in
+        hundreds of steps), non-centred for the stick-breaking shares (how far each curve still falls beyond the
+        data, which the data barely identify: centred, a funnel). ``"split_weak_d"``: the same but the general
+        loss's drop along D non-centred too: the general loss moves little with D during CPT, so with up to a
+        thousand or so rows per domain one domain's D-drop of it is weakly pinned (posterior sd 1.7-2.1 times
+        the population spread, under a third for every other centred value) and, centred, it made the funnel
+        the split fit's divergences sat in (BENCHMARKS.md, "Fits at the scale of real probe logs").
         """
-        par = self.cfg.parametrization
-        return par == "centered" or (par == "split" and not name.startswith("share_"))
+        par, targets = self.cfg.parametrization, self.design.targets
+        if par == "mixed":
+            return np.array([1.0 if t == "domain" else 0.0 for t in targets])
+        if par in ("split", "split_weak_d"):
+            if name.startswith("share_"):
+                return np.zeros(len(targets))
+            if par == "split_weak_d" and axis == "D":
+                return np.array([0.0 if t == "general" else 1.0 for t in targets])
+            return np.ones(len(targets))
+        return np.full(len(targets), 1.0 if par == "centered" else 0.0)
+
+    def _centred(self, name: str) -> bool:
+        """Whether ``name`` is sampled centred for every target."""
+        return bool(self._centring(name).all())
 
     def _log_center(self, par: Param) -> Any:
         import pytensor.tensor as pt
@@ -246,7 +268,8 @@ class _ModelBuilder:
             # one value on this axis: the exponent cannot be learnt from the data; its prior stands
             full[expo] = self._direct(pe, False) * pt.ones((T, ND))
         else:
-            drop = pt.exp(self.rv(f"log_drop_{c}", np.log(0.05) + pt.log(self.data["loss_ref"]), 1.5 * ps, varying))
+            drop = pt.exp(self.rv(f"log_drop_{c}", np.log(0.05) + pt.log(self.data["loss_ref"]), 1.5 * ps, varying,
+                                 axis=axis))
             lo, hi = self.lo, self.hi
             if axis == "r":
                 span = pt.log((hi["r"] + full["eps"]) / (lo["r"] + full["eps"]))
