@@ -40,7 +40,8 @@ def resolve_parametrization(parametrization: str, df: Any) -> str:
 
     Strong data pin each domain's levels and drops, so a non-centred offset becomes a deterministic function of
     the population mean and spread (a curved ridge: 100-350 leapfrog steps per draw from a few thousand rows on);
-    with few rows per domain the centred levels make funnels instead. The concrete name goes into the
+    with few rows per domain the centred levels make funnels instead, and up to ``CENTRED_D_DROP_FROM_ROWS`` the
+    general loss's drop along D is still weakly pinned (``"split_weak_d"``). The concrete name goes into the
     :class:`FitConfig` (and the model card), so a refit on part of the data keeps the fit's parameterisation.
     """
     if parametrization != "auto":
