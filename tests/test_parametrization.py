@@ -67,8 +67,8 @@ def test_split_hierarchy_is_the_noncentred_posterior_up_to_the_jacobian(split_na
     centred = [n for n in names if n == "log_far_loss" or n.startswith("log_drop_")]
     weak = split_name == "split_weak_d"
     # the far-corner level and the drops along N and r; along D (B) too, or for the domain loss only
-    assert sorted(centred) == ["log_drop_A", "log_drop_C", "log_far_loss"] if weak else \
-        ["log_drop_A", "log_drop_B", "log_drop_C", "log_far_loss"]
+    assert sorted(centred) == (["log_drop_A", "log_drop_C", "log_far_loss"] if weak else
+                               ["log_drop_A", "log_drop_B", "log_drop_C", "log_far_loss"])
     assert ("u_log_drop_B" in names) == weak
     assert {f"z_{n}" for n in centred} <= {v.name for v in nc.free_RVs}
     assert any(n.startswith("z_share_") for n in names)  # the shares stay non-centred

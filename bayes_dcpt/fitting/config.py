@@ -30,8 +30,8 @@ SPLIT_FROM_ROWS = 150
 #: ... and ``"split"`` (the general loss's drop along D centred too) from this many on, ``"split_weak_d"`` below.
 #: Measured on the scale set (tenth round): that drop's per-domain posterior sd is 1.7-2.1 times the population
 #: spread at 162-675 rows per domain (non-centred there, two seeds each: divergences 12, 12, 9, 63 -> 41, 4, 0, 2,
-#: ESS 1.3-3.4x higher) and 0.31-0.46 at 2,700-5,400 (where non-centring it did not help); 1,200 is where it
-#: crosses 1, interpolated in log rows.
+#: ESS 1.3-3.4x higher) and 0.31-0.46 at 2,700-5,400 (where non-centring it did not help); it crosses 1 at
+#: about 1,200 (1,180-1,330 interpolated in log rows).
 CENTRED_D_DROP_FROM_ROWS = 1200
 
 
