@@ -85,11 +85,15 @@ class _ModelBuilder:
         return model
 
     # ------------------------------------------------------------------------------- hierarchy helpers
+    def _domain_rows(self) -> np.ndarray:
+        """(T,) array: 1 for the domain loss, 0 for the general loss."""
+        return np.array([1.0 if t == "domain" else 0.0 for t in self.design.targets])
+
     def _domain_weight(self) -> Any:
-        """(T, 1) tensor: 1 for the domain loss, 0 for the general loss."""
+        """(T, 1) tensor of :meth:`_domain_rows`."""
         import pytensor.tensor as pt
 
-        return pt.as_tensor(np.array([1.0 if t == "domain" else 0.0 for t in self.design.targets]))[:, None]
+        return pt.as_tensor(self._domain_rows())[:, None]
 
     def rv(self, name: str, mu: Any, sd: float, varying: bool, pool_sd: float = 0.5, axis: str | None = None) -> Any:
         """A (T, ND) Normal variable; partially pooled over domains when ``varying``.
@@ -130,16 +134,12 @@ class _ModelBuilder:
         the population spread, under a third for every other centred value) and, centred, it made the funnel
         the split fit's divergences sat in (BENCHMARKS.md, "Fits at the scale of real probe logs").
         """
-        par, targets = self.cfg.parametrization, self.design.targets
-        if par == "mixed":
-            return np.array([1.0 if t == "domain" else 0.0 for t in targets])
+        par, T = self.cfg.parametrization, self.T
+        if par == "mixed" or (par == "split_weak_d" and axis == "D"):  # only the drops have an axis
+            return self._domain_rows()
         if par in ("split", "split_weak_d"):
-            if name.startswith("share_"):
-                return np.zeros(len(targets))
-            if par == "split_weak_d" and axis == "D":
-                return np.array([0.0 if t == "general" else 1.0 for t in targets])
-            return np.ones(len(targets))
-        return np.full(len(targets), 1.0 if par == "centered" else 0.0)
+            return np.zeros(T) if name.startswith("share_") else np.ones(T)
+        return np.full(T, 1.0 if par == "centered" else 0.0)
 
     def _centred(self, name: str) -> bool:
         """Whether ``name`` is sampled centred for every target."""
