@@ -67,7 +67,7 @@ def test_auto_weighs_laws_by_held_out_refits(auto, df):
                 "coverage_size_domain", "sampler_ok", "adequate", "requirements_failed"):
         assert col in tab.columns, col
     assert tab.iloc[0]["law"] == "L3"  # the data come from L3; L1 extrapolates its misfit
-    assert set(auto.holdout["split"]) == {"tokens", "size"}
+    assert set(auto.holdout["split"]) == {"tokens", "size", "tokens_early"}  # two token origins
     _check_interface(auto.posterior, ("domain",))
     _check_interface(auto.fits["L3"].posterior, ("domain",))  # each candidate calibrated by its own refits
     # the weights come from the refits alone: a law with weight 0 is scored, not fitted to all the data
@@ -204,7 +204,8 @@ def test_auto_saves_and_loads_with_its_held_out_scores(auto, df, tmp_path):
 def test_single_fit_calibration_round_trips(df, tmp_path):
     f = fit(df, "dcpt", "domain", seed=2, discrepancy=REFIT, **KW)
     _check_interface(f.posterior, ("domain",))
-    assert f.extrapolation["splits"] == ["tokens", "size"] and f.extrapolation["refit"]["sampler"] == "laplace"
+    assert f.extrapolation["splits"] == ["tokens", "size", "tokens_early"]
+    assert f.extrapolation["refit"]["sampler"] == "laplace"
     card = f.card()
     assert list(card)[-2:] == ["extrapolation", "created"]
     back = load_fit(f.save(tmp_path / "f.nc"))

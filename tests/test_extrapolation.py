@@ -23,7 +23,8 @@ from bayes_dcpt.fitting.discrepancy import (
     size_key,
     stacking_weights,
 )
-from bayes_dcpt.fitting.holdout import make_splits, score_split
+from bayes_dcpt.fitting.extrapolation import discrepancy_from_scores
+from bayes_dcpt.fitting.holdout import HoldoutScore, make_splits, score_split
 from bayes_dcpt.laws.registry import Law, Param, Prior
 from bayes_dcpt.numerics.psis import psis
 from bayes_dcpt.plan.simulate import World, probe_grid
@@ -53,6 +54,25 @@ def test_tokens_split_holds_out_the_last_third_of_log_tokens(grid_df):
     assert (s.train["tokens"] <= cut).all() and (s.train["tokens"] == 0).sum() == (grid_df["tokens"] == 0).sum()
     assert len(s.train) + len(s.test) == len(grid_df)
     assert set(s.test["run_id"]) == set(cpt["run_id"])  # every run keeps its early checkpoints, loses its late ones
+
+
+def test_early_tokens_split_holds_out_the_last_two_thirds_and_only_when_it_adds_rows(grid_df):
+    late, early = make_splits(grid_df, ("tokens", "tokens_early"))
+    cpt = grid_df[grid_df["tokens"] > 0]
+    lo, hi = np.log(cpt["tokens"].min()), np.log(cpt["tokens"].max())
+    cut = np.exp(lo + 1 / 3 * (hi - lo))
+    assert early.kind == "tokens_early" and "two-thirds" in early.description
+    assert set(early.test["tokens"]) == {t for t in cpt["tokens"] if t > cut}
+    assert set(late.test["tokens"]) < set(early.test["tokens"])  # nested: the early origin reaches further
+    assert early.train.loc[early.train["tokens"] > 0, "tokens"].nunique() >= 2
+    # two early checkpoints and a late one: both origins hold out the same (last) one; one origin is all there is
+    ticks = sorted(cpt["tokens"].unique())
+    three = grid_df[grid_df["tokens"].isin([0.0, ticks[0], ticks[1], ticks[-1]])]
+    assert make_splits(three, ("tokens_early",))[0].test["tokens"].unique().tolist() == [ticks[-1]]
+    assert [s.kind for s in make_splits(three, ("tokens", "tokens_early"))] == ["tokens"]
+    # two checkpoints: the early origin would leave one token count to fit, so it is not made
+    two = grid_df[grid_df["tokens"].isin([0.0, ticks[0], ticks[-1]])]
+    assert [s.kind for s in make_splits(two, ("tokens_early",))] == []
 
 
 def test_size_split_keeps_every_base_row(grid_df):
@@ -274,6 +294,38 @@ def test_discrepancy_estimator_recovers_known_kappas():
     assert k0["tokens"] < 0.002 and k0["size"] < 0.002
     ml = estimate_kappa(e, v, {"tokens": dt, "size": ds})  # the default: maximum likelihood
     assert ml["size"] == pytest.approx(k["size"], rel=0.02)  # many units: the posterior meets the ML slope
+
+
+def test_two_token_origins_each_give_a_slope_and_the_larger_one_is_kept():
+    """The late origin's errors do not grow (slope ~0), the early one's grow at 0.03 per e-fold: pooled, its
+    larger distances and the late origin's many small errors would meet in between; each origin alone measures
+    its own slope, and the band takes the larger (the law's error need not grow linearly with the distance)."""
+    rng = np.random.default_rng(5)
+    v = 1e-5
+
+    def score(kind: str, kappa: float, lo: float, hi: float, n_runs: int) -> HoldoutScore:
+        run = np.repeat(np.arange(n_runs), 4)
+        d = np.tile(np.linspace(lo, hi, 4), n_runs)
+        pts = pd.DataFrame({"split": kind, "target": "general", "run_id": [f"r{i}" for i in run],
+                            "log_error": rng.normal(0, np.sqrt(v + (kappa * d) ** 2)), "log_sd": np.sqrt(v),
+                            "delta_tokens": d, "delta_size": 0.0, "delta_ratio": 0.0})
+        return HoldoutScore("L", kind, pd.DataFrame(), pts)
+
+    late, early = score("tokens", 0.0, 0.2, 0.7, 120), score("tokens_early", 0.03, 0.3, 1.4, 60)
+    size = score("size", 0.0, 0.0, 0.0, 20).points.assign(delta_size=np.tile([0.5, 0.7, 0.9, 1.1], 20))
+    size = HoldoutScore("L", "size", pd.DataFrame(), size.assign(
+        log_error=rng.normal(0, np.sqrt(v + (0.02 * size["delta_size"]) ** 2))))
+    both = discrepancy_from_scores([late, size, early], ["general"])["general"]
+    alone = {k: discrepancy_from_scores([s, size], ["general"])["general"] for k, s in
+             (("late", late), ("early", early))}
+    assert alone["late"]["tokens"] < 0.01 and alone["early"]["tokens"] == pytest.approx(0.03, rel=0.2)
+    assert both["tokens"] == alone["early"]["tokens"]  # the larger slope, not a pooled compromise:
+    one = HoldoutScore("L", "tokens", pd.DataFrame(), early.points.assign(split="tokens"))
+    assert discrepancy_from_scores([late, size, one], ["general"])["general"]["tokens"] < 0.8 * both["tokens"]
+    assert both["size"] == max(alone["late"]["size"], alone["early"]["size"])
+    assert both["size"] == pytest.approx(0.02, rel=0.3) and both["ratio"] is None
+    # one origin: exactly the pooled estimate it always was
+    assert discrepancy_from_scores([late, size], ["general"])["general"] == alone["late"]
 
 
 def test_a_few_held_out_runs_leave_the_slope_open():

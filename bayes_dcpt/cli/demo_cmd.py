@@ -155,7 +155,7 @@ def _load_or_fit(
         return f, str(saved)
     console.print(
         f"fit: sampling the {'CPT' if law == 'cpt' else 'D-CPT'} law afresh ({why}): {chains} chains x {draws} "
-        f"draws, tune {tune}, seed {seed}, then two held-out refits that calibrate the bands for extrapolation "
+        f"draws, tune {tune}, seed {seed}, then three held-out refits that calibrate the bands for extrapolation "
         f"(a few minutes on 2 cores) ...",
         soft_wrap=True,
     )

@@ -108,9 +108,9 @@ def fit_cmd(
                                                                       "or the law does not describe the data."),
     burn_in: str = typer.Option("warmup", "--burn-in", help="warmup (leave out the checkpoints inside their "
                                 "run's LR warm-up, detected from the lr column; default) or none (fit them all)."),
-    no_calibration: bool = typer.Option(False, "--no-calibration", help="Skip the two held-out refits (later "
-                                        "tokens, largest size) that widen the bands beyond the data: faster, "
-                                        "but the bands then only cover interpolation."),
+    no_calibration: bool = typer.Option(False, "--no-calibration", help="Skip the held-out refits (later "
+                                        "tokens from two origins, largest size) that widen the bands beyond the "
+                                        "data: faster, but the bands then only cover interpolation."),
     json_out: bool = typer.Option(False, "--json", help="Print the verdict and the parameter table as JSON."),
 ) -> None:
     """Fit a law as a hierarchical Bayesian model: parameters, sampler checks, and whether the law fits the data.

@@ -3,15 +3,15 @@
 A law is used beyond its data (later tokens, a larger model), and the law that interpolates best is not the one
 that extrapolates best: PSIS-LOO leaves one checkpoint out of the middle of a curve and rewards interpolation. So
 :func:`fit_auto` refits each candidate on held-out splits of the data (each run's last third of log D; the
-largest model size; :mod:`~bayes_dcpt.fitting.holdout`), and weighs the candidates by stacking (Yao, Vehtari,
-Simpson & Gelman 2018) of their held-out log predictive densities, one per held-out run, the splits pooled. The
-refits go split by split, and a law the first split clearly rules out is not refitted on the next
-(:func:`screened_out`). Only the laws with weight are then fitted to all the data (the weights need the refits
-alone). The
-stacked posterior (:mod:`~bayes_dcpt.fitting.stacked`) draws from the full fits in proportion to the weights; the
-same refits, stacked with the same weights, measure how its error grows beyond the data (the discrepancy stored
-in ``posterior.ctx``, :mod:`~bayes_dcpt.fitting.extrapolation`). Beside each weight: the held-out elpd, MAPE and
-coverage per split, the sampler diagnostics and posterior predictive checks, and the paper's requirement checks.
+largest model size; the last two-thirds of log D; :mod:`~bayes_dcpt.fitting.holdout`), and weighs the candidates
+by stacking (Yao, Vehtari, Simpson & Gelman 2018) of their held-out log predictive densities, one per held-out
+run, the splits pooled. The refits go split by split, and a law the first split clearly rules out is not
+refitted on the next ones (:func:`screened_out`). Only the laws with weight are then fitted to all the data (the
+weights need the refits alone). The stacked posterior (:mod:`~bayes_dcpt.fitting.stacked`) draws from the full
+fits in proportion to the weights; the same refits, stacked with the same weights, measure how its error grows
+beyond the data (the discrepancy stored in ``posterior.ctx``, :mod:`~bayes_dcpt.fitting.extrapolation`). Beside
+each weight: the held-out elpd, MAPE and coverage per split, the sampler diagnostics and posterior predictive
+checks, and the paper's requirement checks.
 
 Quickstart::
 

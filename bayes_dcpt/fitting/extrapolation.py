@@ -34,8 +34,10 @@ __all__ = ["DEFAULT_SPLITS", "MODEL_SETTINGS", "REFIT_DEFAULTS", "REFIT_MAXDEPTH
            "discrepancy_from_scores", "holdout_scores", "holdout_table", "law_holdout_scores", "model_settings",
            "refit_law", "refit_settings"]
 
-#: The splits calibrated by default: later tokens and the largest size (what users extrapolate to).
-DEFAULT_SPLITS = ("tokens", "size")
+#: The splits calibrated by default: later tokens from two origins and the largest size (what users extrapolate
+#: to). The early token origin comes last, so that ``law="auto"`` screens out the laws the first two rule out
+#: before refitting them on it.
+DEFAULT_SPLITS = ("tokens", "size", "tokens_early")
 #: Scoring refits: two chains of 400 draws after 400 tuning steps (see BENCHMARKS.md for the measurement).
 REFIT_DEFAULTS: dict[str, Any] = {"sampler": "nutpie", "draws": 400, "tune": 400, "chains": 2}
 #: A scoring refit's NUTS trees stop at depth 7 (127 leapfrog steps per draw; nutpie's default is 10, 1023). A law
@@ -161,7 +163,18 @@ def discrepancy_from_scores(scores: Sequence[HoldoutScore], targets: Sequence[st
     a positive distance along it (:func:`~bayes_dcpt.fitting.discrepancy.estimate_kappa`, the maximum-likelihood
     slope by default; ``options`` go to it, e.g. ``uncertainty=True``, where a held-out run of a split counts as
     one unit of evidence).
+
+    With two token origins (``"tokens"`` and ``"tokens_early"``) the slopes are estimated once with each (and the
+    other splits) and each axis takes the larger: every origin measures the law's error at its own distances, and
+    that error need not grow linearly with the distance. On the example grid it grows faster from the early origin
+    on (its slope was 0 from the late origin alone), on the long-CPT grid the late checkpoints jump with the data
+    order; pooled, the many small errors of one origin dilute the other's (BENCHMARKS.md, "Two token origins").
     """
+    origins = [k for k in ("tokens", "tokens_early") if any(s.split == k for s in scores)]
+    if len(origins) > 1:
+        each = [discrepancy_from_scores([s for s in scores if s.split == o or s.split not in origins], targets,
+                                        **options) for o in origins]
+        return {t: {a: _larger(*(k[t][a] for k in each)) for a in AXES} for t in targets}
     pts = pd.concat([s.points for s in scores], ignore_index=True) if scores else pd.DataFrame()
     out: dict[str, dict[str, Any]] = {}
     for t in targets:
@@ -176,6 +189,12 @@ def discrepancy_from_scores(scores: Sequence[HoldoutScore], targets: Sequence[st
                                **options)
         out[t] = {a: k.get(a) for a in AXES}
     return out
+
+
+def _larger(*values: float | None) -> float | None:
+    """The largest of the measured slopes (``None``: no origin measured it)."""
+    known = [float(v) for v in values if v is not None]
+    return max(known) if known else None
 
 
 def holdout_table(scores: Sequence[HoldoutScore]) -> pd.DataFrame:
