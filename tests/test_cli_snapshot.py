@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bayes_dcpt.cli import EXIT_MISFIT
+from bayes_dcpt.cli import EXIT_MISFIT, EXIT_SAMPLER
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "example_dcpt.nc"
@@ -61,7 +61,11 @@ def test_fit_output_at_80_columns_matches_the_snapshot(cli, monkeypatch, narrow,
     monkeypatch.setattr(fitting, "fit", lambda *a, **k: example_fit)
     out_path = tmp_path / "fit.nc"
     rc, out, err = cli("fit", example_csv, "--law", "dcpt", "--out", out_path)
-    assert rc == EXIT_MISFIT, err
+    # the committed model misfits its data (and, rebuilt with today's code, its chains miss R-hat < 1.01 too):
+    # the exit code says the first failure, the sampler's before the law's
+    sampler_ok = example_fit.diagnostics(warn=False).sampler_ok
+    assert rc == (EXIT_MISFIT if sampler_ok else EXIT_SAMPLER), err
+    assert "MISFIT" in out + err or "does not describe" in out + err
     _no_cut_lines(out.replace(str(out_path), "fit.nc"))
     _no_cut_lines(err.replace(str(out_path), "fit.nc"))
     # every parameter is labelled with its target and domain: six E rows, six different labels
