@@ -74,7 +74,7 @@ def test_a_law_that_misses_the_curves_is_flagged_where_it_misses(misfit):
 def test_the_committed_dcpt_model_converges_but_misses_its_data():
     f = load_fit(model_path(MODELS, "dcpt"))
     d = f.diagnostics(warn=False)
-    assert d.sampler_ok  # R-hat 1.008, ESS > 400: the sampler is not the problem
+    assert d.sampler_ok, str(d)  # R-hat 1.003, ESS > 1,100: the sampler is not the problem
     a = f.adequacy()
     assert not a.ok and not d.ok
     where = {c.domain for c in a.checks if not c.ok}
