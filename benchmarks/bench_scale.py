@@ -213,7 +213,7 @@ def part_auto(sizes: list[int], tag: str = "", cli_draws: bool = False) -> pd.Da
                                            .groupby("law", sort=False)["seconds"].sum().items()),
                "full fit s per law": " ".join(f"{k}={d.seconds:.0f}" for k, d in ad.candidates.items()),
                "full fit draws": "4 x 1000 + 1000" if cli_draws else "2 x 500 + 500",
-               "screened": " ".join(a.comparison.index[a.comparison["screened"].notna()]) or "none"}
+               "screened": " ".join(f"{k}@{v}" for k, v in a.comparison["screened"].dropna().items()) or "none"}
         print(row, flush=True)
         out.append(row)
         pd.DataFrame(out).to_csv(OUT / f"scale_auto{'_' + tag if tag else ''}.csv", index=False)
