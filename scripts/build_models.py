@@ -58,7 +58,7 @@ LAW_SETTINGS: dict[str, dict[str, Any]] = {
     "cpt": {"draws": 500, "tune": 500, "chains": 4, "seed": 1, "adaptation": None},
 }
 #: Settings of a law without its own entry in LAW_SETTINGS (the cross-domain law: low-rank, see CROSS_DOMAIN_NOTE).
-DEFAULTS: dict[str, Any] = {"draws": 2000, "tune": 1500, "chains": 4, "seed": 1, "adaptation": "low_rank"}
+DEFAULTS: dict[str, Any] = {**LAW_SETTINGS["dcpt"], "adaptation": "low_rank"}
 #: Largest file size committed without thinning (MB).
 MAX_MB = 8.0
 _DROP_GROUPS = ("warmup_posterior", "warmup_sample_stats")
