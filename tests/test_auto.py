@@ -169,19 +169,31 @@ def test_stacked_refits_are_scored_with_the_refits_draws_not_the_full_fits(monke
         return HoldoutScore(law="x", split=kind, runs=pd.DataFrame(), points=pd.DataFrame(), seconds=0.0,
                             info={"posterior": SimpleNamespace(n_draws=n_draws)})
 
-    scores = {"A": [score("tokens", 800), score("size", 800)], "B": [score("tokens", 300)], "C": [score("size", 999)]}
+    scores = {"cpt": [score("tokens", 800), score("size", 800)], "L3": [score("tokens", 300)],
+              "L1": [score("size", 999)]}
     splits = [SimpleNamespace(kind="tokens"), SimpleNamespace(kind="size")]
-    out = A._stacked_scores(scores, {"A": 0.7, "B": 0.3, "C": 0.0}, splits, False, 1)
-    assert out == [("tokens", 800), ("size", 800)]  # C has weight 0: its 999 draws are not drawn from
+    out = A._stacked_scores(scores, {"cpt": 0.7, "L3": 0.3, "L1": 0.0}, splits, {}, 1)
+    assert out == [("tokens", 800), ("size", 800)]  # L1 has weight 0: its 999 draws are not drawn from
     assert seen == [(2, 800), (1, 800)]
 
 
-def test_the_stacked_discrepancy_is_measured_on_the_rows_the_weighted_laws_fit():
+def test_the_stacked_discrepancy_is_measured_on_the_rows_the_weighted_laws_fit(monkeypatch):
     """The weights compare laws on shared rows (L3 drops the ratio-0 runs); the stacked band's discrepancy is measured
     on the rows of the laws with weight, so all weight on ``cpt`` keeps the ratio-0 runs (BENCHMARKS.md: without
     them the example's token band covered 0.67, not 0.90)."""
     assert A.predicts_zero_ratio(["cpt"], {}) and not A.predicts_zero_ratio(["cpt", "L3"], {})
     assert A.predicts_zero_ratio(["cpt", "L3"], {"zero_ratio": True}) and not A.predicts_zero_ratio(["L1"], {})
+    rows: list = []
+    monkeypatch.setattr(A, "stacked_posterior", lambda posts, w, n, seed: n)
+    monkeypatch.setattr(A, "score_split", lambda post, split, **kw: rows.append(kw["zero_ratio"]))
+    scores = {name: [HoldoutScore(law=name, split="tokens", runs=pd.DataFrame(), points=pd.DataFrame(),
+                                  seconds=0.0, info={"posterior": SimpleNamespace(n_draws=10)})]
+              for name in ("cpt", "L3")}
+    splits = [SimpleNamespace(kind="tokens")]
+    for weights in ({"cpt": 1.0, "L3": 0.0}, {"cpt": 0.6, "L3": 0.4}):
+        A._stacked_scores(scores, weights, splits, {}, 1)
+    A._stacked_scores(scores, {"cpt": 0.6, "L3": 0.4}, splits, {"zero_ratio": True}, 1)
+    assert rows == [True, False, True]
 
 
 @pytest.mark.slow
