@@ -122,6 +122,36 @@ def test_fit_passes_cli_options_to_the_fit(cli, monkeypatch, fits, data_csv, tmp
     assert calls[-1]["law"] == "auto" and calls[-1]["screen"] is False
 
 
+def test_fit_domains_fits_only_the_named_domains(cli, monkeypatch, fits, data_csv, df3, tmp_path):
+    seen: list = []
+    import bayes_dcpt.fitting as fitting
+
+    monkeypatch.setattr(fitting, "fit", lambda df, law, target, **kw: seen.append(df) or fits["good"][0])
+    names = sorted(df3["domain"].astype(str).unique())
+    rc, _, err = cli("fit", data_csv, "--out", tmp_path / "f.nc", "--domains", names[0])
+    assert rc == 0, err
+    assert set(seen[-1]["domain"].astype(str)) == {names[0]}
+    assert len(seen[-1]) == int((df3["domain"].astype(str) == names[0]).sum())  # its base rows too
+    assert (seen[-1]["tokens"] == 0).any() == (df3.loc[df3["domain"] == names[0], "tokens"] == 0).any()
+    rc, _, err = cli("fit", data_csv, "--out", tmp_path / "f.nc", "--domains", f"{names[0]},nope")
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2 and len(lines) == 1 and "--domains" in lines[0] and "'nope'" in lines[0], err
+    assert names[0] in lines[0]  # the domains the data have
+
+
+def test_a_joint_l_law_misfit_suggests_one_fit_per_domain():
+    """Fitted together the domains share noise and shape parameters: one domain's misfit degrades the others'."""
+    from bayes_dcpt.fitting.diagnostics import misfit_remedies
+
+    a = Adequacy((AdequacyCheck("trend_ratio", "domain", "x", 1.0, 1.0, "", 0.0, False, "m"),), 0.01, 0.9)
+
+    def says(family, n_domains):
+        return any("one fit per domain" in r for r in misfit_remedies(a, family, n_domains))
+
+    assert says("dcpt", 2) and not says("dcpt", 1)
+    assert not says("cross-domain", 3) and not says("cpt", 3)
+
+
 @pytest.mark.parametrize("args, needle", [
     (("--law", "cpt-dynamics"), "fit-dynamics"),
     (("--law", "mixing"), "not fitted by"),
@@ -247,7 +277,7 @@ def test_every_remedy_is_said_with_options_fit_has():
     every = tuple(AdequacyCheck(c, "domain", "x", 1.0, 1.0, "", 0.0, False, "m")
                   for c in ("coverage", "trend_tokens", "trend_ratio", "trend_size", "loo_pit", "tails"))
     for family in ("dcpt", "cpt"):
-        texts += misfit_remedies(Adequacy(every, 0.01, 0.9), family)
+        texts += misfit_remedies(Adequacy(every, 0.01, 0.9), family, 3)
     texts += dynamics_remedies()
     assert texts
     for t in texts:

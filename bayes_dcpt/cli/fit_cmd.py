@@ -43,6 +43,24 @@ def _load_input(data: Path | None, db: Path | None):
     return load(data)
 
 
+def only_domains(df: Any, domains: str | None) -> Any:
+    """The rows of the domains named in ``domains`` (comma-separated; None: all), base rows included.
+
+    One fit per domain when the law misses some domain: fitted together, the domains share the noise scales and
+    the law's shape parameters, so one domain's misfit degrades the others' fits (BENCHMARKS.md, honest fit).
+    """
+    if domains is None:
+        return df
+    names = [x.strip() for x in domains.split(",") if x.strip()]
+    have = sorted(df["domain"].astype(str).unique())
+    if not names:
+        raise BayesDCPTError(f"--domains needs at least one domain name, comma-separated (the data have {have})")
+    unknown = [x for x in names if x not in have]
+    if unknown:
+        raise BayesDCPTError(f"--domains: unknown domain {unknown[0]!r} (the data have {', '.join(have)})")
+    return df[df["domain"].astype(str).isin(names)].reset_index(drop=True)
+
+
 def _check_fit_options(law: str, target: str, sampler: str, run_offsets: str, domain_levels: str,
                        auto_laws: str | None, burn_in: str = "warmup") -> list[str] | None:
     """Every option checked before the data is read; the candidate laws of ``--law auto`` (None: the default)."""
@@ -90,6 +108,8 @@ def fit_cmd(
                                    "held-out split (by default a law the first split rules out is not refitted on "
                                    "the next)."),
     target: str = typer.Option("both", help="general, domain or both."),
+    domains: str | None = typer.Option(None, "--domains", help="Fit only these domains (comma-separated; "
+                                       "default: all, fitted together)."),
     out: Path = typer.Option(Path("fit.nc"), help="Where to write the fit (netCDF with a model card)."),
     draws: int = typer.Option(1000, min=1, help="Posterior draws per chain."),
     tune: int = typer.Option(1000, min=0, help="Tuning steps per chain."),
@@ -125,7 +145,7 @@ def fit_cmd(
     candidates = _check_fit_options(law or "dcpt", target, sampler, run_offsets, domain_levels, auto_laws, burn_in)
     if no_screen and (law or "").strip().lower() != "auto":
         raise BayesDCPTError("--no-screen goes with --law auto")
-    df = _load_input(data, db)
+    df = only_domains(_load_input(data, db), domains)
     if law is None:
         from bayes_dcpt.fitting.api import default_law
 

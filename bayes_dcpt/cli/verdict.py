@@ -100,7 +100,9 @@ def _adequacy(fit: Any) -> Any:
 def _misfit_remedies(fit: Any, adequacy: Any) -> list[str]:
     from bayes_dcpt.fitting.diagnostics import misfit_remedies
 
-    return misfit_remedies(adequacy, fit.law.family) if adequacy is not None and not adequacy.ok else []
+    if adequacy is None or adequacy.ok:
+        return []
+    return misfit_remedies(adequacy, fit.law.family, len(fit.domains))
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:

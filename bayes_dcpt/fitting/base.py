@@ -163,9 +163,10 @@ class BaseFit:
                           f"intervals before fixing this ({'; '.join(self.remedies())}).",
                           ConvergenceWarning, stacklevel=2)
         if warn and misfit:
+            tries = misfit_remedies(adequacy, self.law.family, len(self.domains))
             warnings.warn(f"bayes-dcpt {self.LABEL}: the law does not describe the data. {adequacy.summary()}. "
-                          f"Its predictions and decisions are not to be trusted; try "
-                          f"{'; '.join(misfit_remedies(adequacy, self.law.family))}.", MisfitWarning, stacklevel=2)
+                          f"Its predictions and decisions are not to be trusted; try {'; '.join(tries)}.",
+                          MisfitWarning, stacklevel=2)
         return d
 
     def adequacy(self) -> Adequacy | None:

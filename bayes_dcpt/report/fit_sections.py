@@ -203,7 +203,7 @@ def adequacy_blocks(fit: Any) -> list[Block]:
     if a.ok:
         return [*blocks, Para(about), Para(f"Yes: {a.summary()}.", good=True)]
     n_fail, n_all = len(a.failures), len(a.checks)
-    tries = "; ".join(cli_words(r) for r in misfit_remedies(a, fit.law.family))
+    tries = "; ".join(cli_words(r) for r in misfit_remedies(a, fit.law.family, len(fit.domains)))
     blocks += [
         Para(about),
         Para(

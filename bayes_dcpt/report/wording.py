@@ -23,6 +23,7 @@ _WORDS: tuple[tuple[str, Any], ...] = (
     (r"\(fit_dynamics\)", "(bayes-dcpt fit-dynamics)"),
     (r"\bfit_dynamics\b", "bayes-dcpt fit-dynamics"),
     (r"a simpler law\b(?! \(--law)", "a simpler law (--law)"),
+    (r"each on its own rows", "each on its own rows (--domains NAME)"),
     (r"\bbase_loss=\.\.\.,? ?(--base-loss)?", "--base-loss"),
     (r"pass the reference loss explicitly", "pass the base model's general loss with --base-loss"),
     (r"\bpass (\w+)=\.\.\.", lambda m: f"pass --{m.group(1).replace('_', '-')}"),
