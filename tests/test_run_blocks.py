@@ -49,7 +49,8 @@ def test_dcpt_model_has_the_same_log_density_in_both_layouts(law):
     df = _ragged(schema.load(load_example()))
     law_ = get_law(law)
     design = make_design(df, law_, FitConfig(law=law_.name, target="both"))
-    assert design.blocks and design.layout() == (False, False)
+    a = design.arrays()
+    assert design.blocks and np.shape(a["N"])[1] == 1 and np.shape(a["r"])[1] == 1  # run-level: one column
     blocks = build_model(law_, FitConfig(law=law_.name, target="both"), design)
     flat = build_model(law_, FitConfig(law=law_.name, target="both"), dataclasses.replace(design, blocks=False))
     rng = np.random.default_rng(1)
@@ -213,3 +214,32 @@ def test_a_hierarchy_starts_away_from_its_funnel_neck():
     assert abs(start[0] - support[0]) <= START_JITTER  # the scale: at the support point, not at log(0)
     assert np.allclose(start[2:], 0.3, atol=0.05 + START_JITTER)  # the group values: at the data
     assert info["optimum_lp"] > info["start_lp"]
+
+
+def test_one_checkpoint_per_run_and_several_do_not_share_a_compiled_model():
+    """A width-1 input is built with a static 1; data with one checkpoint per run (a refit on early tokens) and
+    then with several (the full fit) once reused the first model and failed on the new shape (`fit --law auto` on
+    the example grid's first two-thirds of tokens: "The type's shape ((None, 1)) is not compatible with the
+    data's ((90, 3))")."""
+    from bayes_dcpt.data import schema
+    from bayes_dcpt.datasets import load_example
+    from bayes_dcpt.fitting.config import FitConfig
+    from bayes_dcpt.fitting.cpt_model import get_cpt_model, make_cpt_design
+    from bayes_dcpt.fitting.design import make_design
+    from bayes_dcpt.fitting.dcpt_model import get_model
+    from bayes_dcpt.laws.registry import get_law
+
+    df = schema.load(load_example())
+    df = df[df["domain"] == df["domain"].iloc[0]]
+    cpt = df[df["tokens"] > 0]
+    first = df[(df["tokens"] == 0) | (df["tokens"] == cpt["tokens"].min())]  # one checkpoint per run
+    cfg = FitConfig(law="cpt", target="both", zero_ratio=True)
+    one, many = make_cpt_design(first, cfg), make_cpt_design(df, cfg)
+    assert one.layout() != many.layout()
+    a, b = get_cpt_model(cfg, one), get_cpt_model(cfg, many)  # the second raised before
+    assert a is not b and b["model"]["D"].get_value().shape[1] > 1
+    law, cfg3 = get_law("L3"), FitConfig(law="L3", target="both")
+    d1, d2 = make_design(first, law, cfg3), make_design(df, law, cfg3)
+    if d1.blocks and d2.blocks:
+        assert d1.layout() != d2.layout()
+        assert get_model(law, cfg3, d1) is not get_model(law, cfg3, d2)

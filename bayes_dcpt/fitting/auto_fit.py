@@ -198,10 +198,17 @@ class AutoFit(DecisionMethods, BaseFit):
         return pd.DataFrame(rows).sort_values("weight", ascending=False).reset_index(drop=True)
 
     def adequacy(self) -> Adequacy | None:
-        """Posterior predictive checks of the *stacked* posterior against the data (computed once)."""
+        """Posterior predictive checks of the *stacked* posterior against the data it was fitted to (computed once).
+
+        The data its candidates were fitted to: without the LR warm-up checkpoints they leave out (``burn_in``).
+        Checked against every row, a stack of one adequate law failed its residual trends along log D where that
+        law alone passed (example grid, first two-thirds of the tokens: 10 groups).
+        """
         if self._adequacy is None:
             zr = all(f.law.family == "cpt" or f.config.zero_ratio for f in self.fits.values())
-            self._adequacy = check_adequacy(self.posterior, self.data, zero_ratio=zr)
+            cfg = next(iter(self.fits.values())).config if self.fits else None
+            data = cfg.fitted_data(self.data) if hasattr(cfg, "fitted_data") else self.data
+            self._adequacy = check_adequacy(self.posterior, data, zero_ratio=zr)
         return self._adequacy
 
     def diagnostics(self, warn: bool = True) -> AutoDiagnostics:

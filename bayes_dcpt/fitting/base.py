@@ -265,8 +265,16 @@ class BaseFit:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write the fit to netCDF (posterior + model card + the fitted data); :meth:`load` reads it."""
-        return write_fit_file(self.idata, self.data, self.SAVED_NUMERIC, self.SAVED_TEXT, self.card(), path)
+        """Write the fit to netCDF (posterior + model card + the fitted data); :meth:`load` reads it.
+
+        The ``lr`` column goes with the data when the fit has one and leaves out the LR warm-up (``burn_in``):
+        without it a loaded fit would count the warm-up checkpoints among its data (its design, adequacy checks
+        and leave-one-out), and the CPT law's reference token count with them.
+        """
+        numeric = tuple(self.SAVED_NUMERIC)
+        if hasattr(self.config, "fitted_data") and "lr" in self.data and "lr" not in numeric:
+            numeric += ("lr",)
+        return write_fit_file(self.idata, self.data, numeric, self.SAVED_TEXT, self.card(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> Self:

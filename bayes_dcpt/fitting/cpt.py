@@ -52,13 +52,16 @@ class CPTFit(DecisionMethods, BaseFit):
     SAVED_TEXT = ("domain", "run_id")
 
     def __init__(self, data: pd.DataFrame, law: Law, config: FitConfig, idata: Any, *,
-                 sampler_config: Mapping[str, Any], diagnostics: Diagnostics, design: CPTDesign | None = None):
+                 sampler_config: Mapping[str, Any], diagnostics: Diagnostics, design: CPTDesign | None = None,
+                 d_ref: float | None = None):
         super().__init__(data, law, config, idata, sampler_config=sampler_config, diagnostics=diagnostics,
                          design=design)
         self.targets = _data.targets_of(config.target)
         design = self.design
         self.domains = list(design.domains)
-        ctx = add_run_mixing({"D_ref": design.d_ref, "heteroscedastic": 1.0}, config)
+        # the reference token count the model was sampled with (a loaded fit: its card's), never re-derived
+        ctx = add_run_mixing({"D_ref": design.d_ref if d_ref is None else float(d_ref), "heteroscedastic": 1.0},
+                             config)
         self.posterior = cpt_posterior(idata, law, self.targets, self.domains, ctx, _data.base_losses(data))
 
     @property
@@ -85,10 +88,13 @@ class CPTFit(DecisionMethods, BaseFit):
     def _model_entry(self) -> dict[str, Any]:
         return get_cpt_model(self.config, self.design)
 
+    def _card_extra(self) -> dict[str, Any]:
+        return {"D_ref": float(self.posterior.ctx["D_ref"])}
+
     @classmethod
     def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:
         return cls(data, get_law(card["law"]), FitConfig(**card["config"]), tree, sampler_config=card["sampler"],
-                   diagnostics=diagnostics)
+                   diagnostics=diagnostics, d_ref=card.get("D_ref"))
 
 
 def fit_cpt(df: pd.DataFrame, cfg: FitConfig, *, draws: int, tune: int, chains: int, cores: int | None, seed: int,

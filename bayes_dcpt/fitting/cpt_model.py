@@ -99,12 +99,15 @@ class CPTDesign:
         }
 
     def layout(self, arrays: dict[str, np.ndarray] | None = None) -> tuple[bool, ...]:
-        """Which run-level inputs vary along a run (then ``(R, K)`` matrices): part of the compiled structure.
+        """Which ``(R, K)`` inputs are wider than one column: part of the compiled structure.
 
+        A width-1 input gets a static 1 (it broadcasts along the run), so the checkpoint matrices count too: data
+        with one checkpoint per run (a refit on early tokens) compile another model than data with several (the
+        full fit), which before this reused the first model and failed on the new shape.
         ``arrays``: this design's :meth:`arrays` when the caller has them already (they are not built twice).
         """
         a = self.arrays() if arrays is None else arrays
-        return tuple(np.shape(a[k])[1] > 1 for k in ("is_domain", "s", "L0", "L0g"))
+        return tuple(np.shape(v)[1] > 1 for _, v in sorted(a.items()) if np.ndim(v) == 2)
 
 
 def _attach_base(long: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:

@@ -85,14 +85,16 @@ class Design:
         return out
 
     def layout(self, arrays: dict[str, np.ndarray] | None = None) -> tuple[bool, ...]:
-        """Run-block layout: whether N and r vary along a run (then full matrices); part of the compiled structure.
+        """Run-block layout: which ``(R, K)`` inputs are wider than one column; part of the compiled structure.
 
-        ``arrays``: this design's :meth:`arrays` when the caller has them already (they are not built twice).
+        A width-1 input gets a static 1 (it broadcasts along the run): N and r when they do not vary along a run,
+        and the checkpoint matrices when every run has one checkpoint, so those count too (see
+        ``CPTDesign.layout``). ``arrays``: this design's :meth:`arrays` when the caller has them already.
         """
         if not self.blocks:
             return ()
         a = self.arrays() if arrays is None else arrays
-        return tuple(np.shape(a[k])[1] > 1 for k in ("N", "r"))
+        return tuple(np.shape(v)[1] > 1 for _, v in sorted(a.items()) if np.ndim(v) == 2)
 
 
 def run_blocks(obs: pd.DataFrame) -> tuple[RunBlocks, dict[str, np.ndarray]]:
