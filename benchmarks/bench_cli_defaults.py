@@ -16,7 +16,8 @@ and ``--law auto``. Splits (all domains of a grid in one fit, as a user fits a f
   largest size 443k).
 
 Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_cli_defaults.py [--datasets long,example] [--laws
-default,dcpt,auto]``; raw rows in ``benchmarks/results/cli_defaults.csv``. Exit codes and wall times of the
+default,dcpt,auto] [--suffix S]``; raw rows in ``benchmarks/results/cli_defaults<S>.csv``
+(written after every split). Exit codes and wall times of the
 commands are recorded with the scores (the fit exits 3 or 4 when its checks fail; the bands are scored anyway).
 """
 
@@ -58,10 +59,10 @@ def splits(name: str) -> list[tuple[str, pd.DataFrame, pd.DataFrame]]:
             (f"{name}: fit the two smaller sizes (+ base rows), predict 443k", df[~big | base], df[big & ~base])]
 
 
-def _run(args: list[str]) -> tuple[int, float, str]:
+def _run(args: list[str]) -> tuple[int, float, str, str]:
     t0 = time.perf_counter()
     p = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True)
-    return p.returncode, time.perf_counter() - t0, p.stdout
+    return p.returncode, time.perf_counter() - t0, p.stdout, p.stderr
 
 
 def _point_rows(split: str, train: pd.DataFrame, test: pd.DataFrame, targets: list[str]) -> list[dict]:
@@ -95,7 +96,9 @@ def run(split: str, train: pd.DataFrame, test: pd.DataFrame, laws: list[str], wo
     test.to_csv(test_csv, index=False)
     for law in laws:
         fit_nc, pred_csv = work / f"{law}.nc", work / f"{law}.csv"
-        code, secs, out = _run(["fit", train_csv, *([] if law == "default" else ["--law", law]), "--out", fit_nc,
+        fit_nc.unlink(missing_ok=True)
+        pred_csv.unlink(missing_ok=True)
+        code, secs, out, err = _run(["fit", train_csv, *([] if law == "default" else ["--law", law]), "--out", fit_nc,
                                 "--json", *extra_args])
         verdict = json.loads(out) if out.strip().startswith("{") else {}
         diag = verdict.get("diagnostics", {})
@@ -103,10 +106,16 @@ def run(split: str, train: pd.DataFrame, test: pd.DataFrame, laws: list[str], wo
                  "R-hat max": diag.get("rhat_max"), "ESS bulk min": diag.get("ess_bulk_min"),
                  "divergences": diag.get("divergences"), "adequate": diag.get("adequate")}
         if not fit_nc.exists():
-            print(f"  {split}: {law}: fit failed (exit {code})")
-            rows += [{"split": split, "target": t, "method": f"cli {law}", **extra} for t in targets]
+            print(f"  {split}: {law}: fit failed (exit {code}): {err.strip()[-400:]}")
+            rows += [{"split": split, "target": t, "method": f"cli {law}", "error": err.strip()[-400:], **extra}
+                     for t in targets]
             continue
-        pcode, psecs, _ = _run(["predict", fit_nc, test_csv, "--out", pred_csv])
+        pcode, psecs, _, perr = _run(["predict", fit_nc, test_csv, "--out", pred_csv])
+        if not pred_csv.exists():
+            print(f"  {split}: {law}: predict failed (exit {pcode}): {perr.strip()[-400:]}")
+            rows += [{"split": split, "target": t, "method": f"cli {law}", "error": perr.strip()[-400:], **extra}
+                     for t in targets]
+            continue
         pred = pd.read_csv(pred_csv)
         assert len(pred) == len(test) and np.allclose(pred["tokens"], test["tokens"]), "rows out of order"
         for t in targets:
@@ -133,18 +142,22 @@ def main() -> None:
     ap.add_argument("--datasets", default="long,example")
     ap.add_argument("--laws", default="default,dcpt,auto")
     ap.add_argument("--fit-args", default="", help="appended to every fit (a smoke test: '--sampler laplace')")
+    ap.add_argument("--suffix", default="", help="appended to the CSV name")
     a = ap.parse_args()
     print(machine())
     rows: list[dict] = []
+    path = OUT / f"cli_defaults{a.suffix}.csv"
     with tempfile.TemporaryDirectory() as tmp:
         for name in a.datasets.split(","):
-            for split, train, test in splits(name):
+            for i, (split, train, test) in enumerate(splits(name)):
                 print(f"{split}: {int((train['tokens'] > 0).sum())} train rows, {len(test)} held out")
-                rows += run(split, train, test, a.laws.split(","), Path(tmp), a.fit_args.split())
-    table = target_check(pd.DataFrame(rows))
-    if not a.fit_args:  # a smoke test with other settings does not overwrite the results
-        OUT.mkdir(exist_ok=True)
-        table.to_csv(OUT / "cli_defaults.csv", index=False)
+                work = Path(tmp) / f"{name}{i}"
+                work.mkdir()
+                rows += run(split, train, test, a.laws.split(","), work, a.fit_args.split())
+                table = target_check(pd.DataFrame(rows))
+                if not a.fit_args:  # a smoke test with other settings does not overwrite the results
+                    OUT.mkdir(exist_ok=True)
+                    table.to_csv(path, index=False)  # after every split: a late failure loses nothing
     cols = ["split", "target", "method", "law fitted", "MAPE %", "coverage 90%", "meets target", "fit exit code",
             "fit s", "R-hat max", "adequate"]
     print(md_table(table[[c for c in cols if c in table]]))
