@@ -176,6 +176,9 @@ def test_a_saved_cpt_fit_predicts_and_checks_as_it_did_before_saving(tmp_path):
     rows = _data.fit_rows(_data.load(df)).reset_index(drop=True)
     np.testing.assert_allclose(back.posterior.mean_log_loss(rows, "general"),
                                f.posterior.mean_log_loss(rows, "general"))
+    old_card = {k: v for k, v in back.card().items() if k != "D_ref"}  # a file of an older version: it says so
+    with pytest.warns(UserWarning, match="older bayes-dcpt"):
+        type(back)._from_card(back.data.drop(columns="lr"), back.idata, old_card, back._diagnostics)
 
 
 def test_a_stack_is_checked_against_the_data_its_candidates_were_fitted_to(monkeypatch):

@@ -8,6 +8,7 @@ is where forgetting is largest).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
@@ -93,7 +94,13 @@ class CPTFit(DecisionMethods, BaseFit):
 
     @classmethod
     def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:
-        return cls(data, get_law(card["law"]), FitConfig(**card["config"]), tree, sampler_config=card["sampler"],
+        cfg = FitConfig(**card["config"])
+        if "D_ref" not in card and cfg.burn_in == "warmup" and "lr" not in data:
+            warnings.warn("this CPT fit was saved by an older bayes-dcpt without its lr column and reference token "
+                          "count: D_ref is re-derived from every row, LR warm-up included, and its predictions can "
+                          "be off by about half a percent; refit it (or `make models` for the example models)",
+                          UserWarning, stacklevel=2)
+        return cls(data, get_law(card["law"]), cfg, tree, sampler_config=card["sampler"],
                    diagnostics=diagnostics, d_ref=card.get("D_ref"))
 
 
