@@ -190,7 +190,10 @@ def test_a_stack_is_checked_against_the_data_its_candidates_were_fitted_to(monke
     seen = []
     monkeypatch.setattr(auto_fit, "check_adequacy", lambda post, data, zero_ratio: seen.append(data) or "checked")
     df = _data.load(load_example())
+    from bayes_dcpt.fitting.base import BaseFit
+
     cand = SimpleNamespace(data=df, config=FitConfig(law="cpt", target="both"), law=SimpleNamespace(family="cpt"))
+    cand.fitted_data = lambda: BaseFit.fitted_data(cand)  # the fits' own method on the fake candidate
     a = auto_fit.AutoFit({"cpt": cand}, pd.DataFrame(), {"cpt": 1.0}, {}, posterior=None)
     assert a.adequacy() == "checked"
     assert len(seen[0]) == len(df) - int(_data.in_warmup(df).sum()) < len(df)

@@ -17,7 +17,7 @@ import typer
 from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER, app, console, emit_json, err_console
 from bayes_dcpt.cli.tables import num, param_rows, print_table
 from bayes_dcpt.cli.verdict import Verdict, print_verdict, verdict, warn_if_bad
-from bayes_dcpt.errors import BayesDCPTError
+from bayes_dcpt.errors import BayesDCPTError, UnknownDomainError
 
 #: What ``fit --help`` says about its exit codes (the README's "Exit codes" says the same).
 EXIT_HELP = (
@@ -57,7 +57,7 @@ def only_domains(df: Any, domains: str | None) -> Any:
         raise BayesDCPTError(f"--domains needs at least one domain name, comma-separated (the data have {have})")
     unknown = [x for x in names if x not in have]
     if unknown:
-        raise BayesDCPTError(f"--domains: unknown domain {unknown[0]!r} (the data have {', '.join(have)})")
+        raise UnknownDomainError(f"--domains: unknown domain {unknown[0]!r} (the data have {', '.join(have)})")
     return df[df["domain"].astype(str).isin(names)].reset_index(drop=True)
 
 

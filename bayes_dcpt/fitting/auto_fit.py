@@ -206,10 +206,12 @@ class AutoFit(DecisionMethods, BaseFit):
         """
         if self._adequacy is None:
             zr = all(f.law.family == "cpt" or f.config.zero_ratio for f in self.fits.values())
-            cfg = next(iter(self.fits.values())).config if self.fits else None
-            data = cfg.fitted_data(self.data) if hasattr(cfg, "fitted_data") else self.data
-            self._adequacy = check_adequacy(self.posterior, data, zero_ratio=zr)
+            self._adequacy = check_adequacy(self.posterior, self.fitted_data(), zero_ratio=zr)
         return self._adequacy
+
+    def fitted_data(self) -> pd.DataFrame:
+        """The rows the candidates were fitted to (without the LR warm-up checkpoints they leave out)."""
+        return next(iter(self.fits.values())).fitted_data()
 
     def diagnostics(self, warn: bool = True) -> AutoDiagnostics:
         """The used candidates' sampler checks pooled, and whether the stacked posterior describes the data.

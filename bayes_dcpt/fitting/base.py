@@ -178,10 +178,13 @@ class BaseFit:
         if not self.ADEQUACY:
             return None
         if getattr(self, "_adequacy", None) is None:
-            fitted = self.config.fitted_data(self.data) if hasattr(self.config, "fitted_data") else self.data
-            self._adequacy = check_adequacy(self.posterior, fitted,
+            self._adequacy = check_adequacy(self.posterior, self.fitted_data(),
                                             zero_ratio=bool(getattr(self.config, "zero_ratio", False)))
         return self._adequacy
+
+    def fitted_data(self) -> pd.DataFrame:
+        """The rows the model was fitted to: :attr:`data` without the LR warm-up checkpoints (``burn_in``)."""
+        return self.config.fitted_data(self.data) if hasattr(self.config, "fitted_data") else self.data
 
     def remedies(self) -> list[str]:
         """What to try when the diagnostics are bad, most specific first."""

@@ -20,7 +20,7 @@ import pandas as pd
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.errors import FitError
 from bayes_dcpt.fitting.config import FitConfig
-from bayes_dcpt.fitting.design import run_blocks, run_capacity
+from bayes_dcpt.fitting.design import block_layout, run_blocks, run_capacity
 from bayes_dcpt.fitting.samplers import cached_entry
 from bayes_dcpt.laws.base import BILLION
 from bayes_dcpt.laws.cpt import saturation
@@ -99,15 +99,11 @@ class CPTDesign:
         }
 
     def layout(self, arrays: dict[str, np.ndarray] | None = None) -> tuple[bool, ...]:
-        """Which ``(R, K)`` inputs are wider than one column: part of the compiled structure.
+        """Run-block layout (:func:`~bayes_dcpt.fitting.design.block_layout`): part of the compiled structure.
 
-        A width-1 input gets a static 1 (it broadcasts along the run), so the checkpoint matrices count too: data
-        with one checkpoint per run (a refit on early tokens) compile another model than data with several (the
-        full fit), which before this reused the first model and failed on the new shape.
         ``arrays``: this design's :meth:`arrays` when the caller has them already (they are not built twice).
         """
-        a = self.arrays() if arrays is None else arrays
-        return tuple(np.shape(v)[1] > 1 for _, v in sorted(a.items()) if np.ndim(v) == 2)
+        return block_layout(self.arrays() if arrays is None else arrays)
 
 
 def _attach_base(long: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:

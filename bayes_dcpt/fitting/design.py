@@ -19,7 +19,7 @@ from bayes_dcpt.fitting.marginal import run_groups
 from bayes_dcpt.laws.registry import BILLION, Law
 from bayes_dcpt.numerics.runblock import RunBlocks
 
-__all__ = ["Design", "make_design", "run_blocks", "run_capacity"]
+__all__ = ["Design", "block_layout", "make_design", "run_blocks", "run_capacity"]
 
 
 @dataclass
@@ -85,16 +85,24 @@ class Design:
         return out
 
     def layout(self, arrays: dict[str, np.ndarray] | None = None) -> tuple[bool, ...]:
-        """Run-block layout: which ``(R, K)`` inputs are wider than one column; part of the compiled structure.
+        """Run-block layout (:func:`block_layout`); part of the compiled structure.
 
-        A width-1 input gets a static 1 (it broadcasts along the run): N and r when they do not vary along a run,
-        and the checkpoint matrices when every run has one checkpoint, so those count too (see
-        ``CPTDesign.layout``). ``arrays``: this design's :meth:`arrays` when the caller has them already.
+        ``arrays``: this design's :meth:`arrays` when the caller has them already (they are not built twice).
         """
         if not self.blocks:
             return ()
-        a = self.arrays() if arrays is None else arrays
-        return tuple(np.shape(v)[1] > 1 for _, v in sorted(a.items()) if np.ndim(v) == 2)
+        return block_layout(self.arrays() if arrays is None else arrays)
+
+
+def block_layout(arrays: dict[str, np.ndarray]) -> tuple[bool, ...]:
+    """Which ``(R, K)`` inputs of a run-block model are wider than one column (part of its compiled structure).
+
+    A width-1 input gets a static 1 (it broadcasts along the run): N and r when they do not vary along a run, and
+    the checkpoint matrices when every run has one checkpoint. Data with one checkpoint per run (a refit on early
+    tokens) therefore compile another model than data with several (the full fit), which before reused the first
+    model and failed on the new shape.
+    """
+    return tuple(np.shape(v)[1] > 1 for _, v in sorted(arrays.items()) if np.ndim(v) == 2)
 
 
 def run_blocks(obs: pd.DataFrame) -> tuple[RunBlocks, dict[str, np.ndarray]]:
