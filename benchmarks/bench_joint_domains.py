@@ -1,13 +1,12 @@
 """One D-CPT fit over every domain against one fit per domain, on the long-CPT grid's tokens split.
 
-Why: fitted together, the domains of an L-law fit share the noise scales (sigma, tau, nu per target), the law's
-eps and eta, and pool the exponents (log-scale spread 0.15, ``fitting.priors.EXPONENT_SPREAD``). When the law
-misses one domain, that domain's misfit enters the shared parameters. This measures what it does to the other
-domains: the same law (``law="dcpt"``, i.e. L3), the same sampler settings and held-out rows, fitted (a) jointly
-over both domains and (b) once per domain; plus the point fits of L3 and L1 per domain. (c) A variant not in the
-package, patched in for this measurement: the joint fit with its noise (sigma, tau, nu) per (target, domain)
-instead of per target (:func:`noise_per_domain`), to tell whether the shared noise is how one domain's misfit
-reaches the others. Its bands average the domains' noise, so only its MAPE and sampler checks are reported.
+Why: fitted together, the domains of an L-law fit share the law's eps and eta and pool the exponents (log-scale
+spread 0.15, ``fitting.priors.EXPONENT_SPREAD``); until the noise went per domain they also shared the noise scales
+(sigma, tau, nu per target). When the law misses one domain, that domain's misfit enters the shared parameters. This
+measures what it does to the other domains: the same law (``law="dcpt"``, i.e. L3), the same sampler settings and
+held-out rows, fitted (a) jointly over both domains with the noise per (target, domain) (the default,
+``noise_scope="domain"``), (b) jointly with the noise per target (``noise_scope="target"``, the earlier default),
+(c) once per domain; plus the point fits of L3 and L1 per domain.
 
 Split: fit the checkpoints with D <= 2^19 tokens, predict 2^19 < D <= 2^21 (the honest-fit benchmark's ``long``
 tokens split). Bayesian bands: posterior predictive 90%, without the held-out calibration (``discrepancy=False``:
@@ -54,32 +53,6 @@ def _rows(method: str, f, test: pd.DataFrame, secs: float, diag: dict) -> list[d
     return out
 
 
-def noise_per_domain(mu, y, t_idx, run_idx, run_group, cfg, capacity, likelihood=True, blocks=None) -> None:
-    """``fitting.likelihood.add_noise_and_likelihood`` (run-block layout) with sigma, tau, nu per (target, domain).
-
-    Same priors as the package's; ``sigma``, ``tau`` and ``nu`` per target are recorded as the domains' mean
-    (``nu``: minimum) so that the rest of the package reads the fit; those are not used for the MAPE.
-    """
-    import numpy as np
-    import pymc as pm
-
-    from bayes_dcpt.fitting.marginal import block_loglik
-
-    assert blocks is not None, "the variant is written for the run-block layout"
-    model = pm.modelcontext(None)
-    nd, nt = len(model.coords["domain"]), len(model.coords["target"])
-    group = run_group * nd + model["d_run"]
-    ps = cfg.prior_scale
-    tau = pm.HalfNormal("tau_td", 0.01 * ps, shape=nt * nd)
-    sigma = pm.LogNormal("sigma_td", np.log(0.004), 1.0 * ps, shape=nt * nd)
-    nu = cfg.nu_floor + pm.Gamma("nu_excess_td", alpha=2.0, beta=0.1, shape=nt * nd)
-    pm.Deterministic("tau", tau.reshape((nt, nd)).mean(axis=1), dims="target")
-    pm.Deterministic("sigma", sigma.reshape((nt, nd)).mean(axis=1), dims="target")
-    pm.Deterministic("nu", nu.reshape((nt, nd)).min(axis=1), dims="target")
-    if likelihood:
-        pm.Potential("obs_log_loss", block_loglik(y - mu, *blocks, group, sigma, tau, nu))
-
-
 def _diag(f) -> dict:
     d = f.diagnostics(warn=False)
     return {"divergences": d.divergences, "R-hat max": d.rhat_max, "ESS bulk min": d.ess_bulk_min,
@@ -104,11 +77,16 @@ def main() -> None:
             for t in ("general", "domain"):
                 pred = pd.DataFrame({f"loss_{t}_mean": pm[f"loss_{t}_pred"].to_numpy()})
                 rows.append({"domain": dom, **_score(f"point {law}, per domain", "none", SPLIT, t, td, pred, secs)})
-    t0 = time.perf_counter()
-    f = bd.fit(train, **MCMC)
-    secs = time.perf_counter() - t0
-    print(f"joint: {secs:.0f} s; {f.diagnostics(warn=False)}"[:400])
-    rows += _rows("dcpt, both domains jointly", f, test, secs, _diag(f))
+    for scope, label in (("domain", "dcpt, both domains jointly (noise per domain)"),
+                         ("target", "dcpt, both domains jointly (noise per target)")):
+        t0 = time.perf_counter()
+        f = bd.fit(train, noise_scope=scope, **MCMC)
+        secs = time.perf_counter() - t0
+        print(f"joint, noise per {scope}: {secs:.0f} s; {f.diagnostics(warn=False)}"[:400])
+        post = f.idata["posterior"]
+        for v in ("sigma", "tau", "nu"):
+            print(f"  {v} median (domains {f.domains}): {post[v].median(('chain', 'draw')).values.round(4)}")
+        rows += _rows(label, f, test, secs, _diag(f))
     for dom in sorted(test["domain"].unique()):
         t0 = time.perf_counter()
         f = bd.fit(train[train["domain"] == dom], **MCMC)
@@ -116,30 +94,6 @@ def main() -> None:
         print(f"{dom} alone: {secs:.0f} s; {f.diagnostics(warn=False)}"[:400])
         rows += _rows("dcpt, one fit per domain", f, test[test["domain"] == dom].reset_index(drop=True), secs,
                       _diag(f))
-    import bayes_dcpt.fitting.dcpt_model as dcpt_model
-
-    shared = dcpt_model.add_noise_and_likelihood
-    dcpt_model.add_noise_and_likelihood = noise_per_domain
-    dcpt_model.clear_model_cache()  # the joint fit's compiled model would be reused otherwise
-    try:
-        t0 = time.perf_counter()
-        f = bd.fit(train, **MCMC)
-        secs = time.perf_counter() - t0
-    finally:
-        dcpt_model.add_noise_and_likelihood = shared
-        dcpt_model.clear_model_cache()
-    print(f"joint, noise per domain: {secs:.0f} s; {f.diagnostics(warn=False)}"[:400])
-    post = f.idata["posterior"]
-    for v in ("sigma_td", "tau_td", "nu_excess_td"):
-        print(f"  {v} (target-major, domains {f.domains}): {post[v].median(('chain', 'draw')).values.round(4)}")
-    grid = test[["domain", "n_params", "tokens", "r_domain", "run_id"]]
-    pm_ = f.predict(grid, CI, kind="mean", seed=1)
-    for dom in sorted(test["domain"].unique()):
-        m = (test["domain"] == dom).to_numpy()
-        for t in ("general", "domain"):
-            pred = pd.DataFrame({f"loss_{t}_mean": pm_.loc[m, f"loss_{t}_mean"].to_numpy()})
-            rows.append({"domain": dom, **_score("dcpt jointly, noise per (target, domain) [variant]", "none",
-                                                 SPLIT, t, test[m].reset_index(drop=True), pred, secs, _diag(f))})
     table = pd.DataFrame(rows)
     OUT.mkdir(exist_ok=True)
     table.to_csv(OUT / "joint_domains_long.csv", index=False)

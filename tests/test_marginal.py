@@ -77,7 +77,7 @@ def test_loo_terms_are_each_checkpoints_predictive_given_the_rest_of_its_run(rob
 
 
 def test_the_models_likelihood_term_is_the_per_run_density_of_the_law_residuals(small_fit):
-    """Wiring: observations to runs, runs to targets (each its own sigma, tau, nu), at a random point."""
+    """Wiring: observations to runs, runs to (target, domain) cells (each its own sigma, tau, nu), at a random point."""
     from bayes_dcpt.fitting.dcpt_model import get_model
 
     assert small_fit.config.run_offsets == "marginal"
@@ -98,9 +98,10 @@ def test_the_models_likelihood_term_is_the_per_run_density_of_the_law_residuals(
         x = {"N": rows["n_params"].to_numpy() / 1e9, "D": rows["tokens"].to_numpy() / 1e9,
              "r": rows["r"].to_numpy()}
         e = np.log(rows["loss"].to_numpy()) - np.log(small_fit.law(np, p, x))
-        sig, tau, nu = (float(np.asarray(vals[n])[ti]) for n in ("sigma", "tau", "nu"))
         for run in rows["run_idx"].unique():
             m = (rows["run_idx"] == run).to_numpy()
+            di = int(rows["d_idx"].to_numpy()[m][0])  # the noise is each (target, domain)'s own
+            sig, tau, nu = (float(np.asarray(vals[n])[ti, di]) for n in ("sigma", "tau", "nu"))
             ref += stats.multivariate_t(np.zeros(m.sum()), _cov(sig, tau, m.sum()), df=nu).logpdf(e[m])
     assert got == pytest.approx(ref, rel=1e-8)
 

@@ -103,7 +103,7 @@ def test_conditioning_on_a_replicate_is_an_independent_run_with_its_own_offset(w
             blocks += [np.arange(k, k + half), np.arange(k + half, k + kc)]
             k += kc
         sig = np.sqrt(np.stack([draws.noise[t][0].mean(axis=1) for t in ("general", "domain")] * 2, axis=1))
-        tau = np.sqrt(np.stack([draws.noise[t][1] for t in ("general", "domain")] * 2, axis=1))
+        tau = np.sqrt(np.stack([draws.noise[t][1][:, 0] for t in ("general", "domain")] * 2, axis=1))
         R = BlockNoise(tuple(blocks), sig, tau).mean_cov(draws.w)
         return mm_information(F, R, draws.z, draws.w)[1]
 

@@ -77,7 +77,7 @@ def _noise_var(post: Posterior) -> Any:
 
     def var(rows: pd.DataFrame) -> np.ndarray:
         ve, vu = post.measurement_variance(rows.reset_index(drop=True), "general")
-        return w @ (ve + vu[:, None])
+        return w @ (ve + vu)
 
     return var
 

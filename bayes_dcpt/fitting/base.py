@@ -31,7 +31,8 @@ from bayes_dcpt.fitting.marginal import marginal_log_likelihood
 from bayes_dcpt.laws.registry import Law
 from bayes_dcpt.posterior.adequacy import Adequacy, check_adequacy
 
-__all__ = ["BaseFit", "DecisionMethods", "add_run_mixing", "flat_draws", "noise_draws", "psis_loo", "summary_table"]
+__all__ = ["BaseFit", "DecisionMethods", "add_run_mixing", "flat_draws", "noise_ctx", "noise_draws", "psis_loo",
+           "summary_table"]
 
 
 # ------------------------------------------------------------------------------- posterior helpers
@@ -41,16 +42,26 @@ def flat_draws(post: Any, name: str) -> np.ndarray:
     return arr.reshape(arr.shape[0] * arr.shape[1], *arr.shape[2:])
 
 
-def noise_draws(post: Any, targets: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
-    """Per target, the draws of the noise parameters (``tau`` zero without a run effect; ``nu`` when robust)."""
+def noise_draws(post: Any, targets: Sequence[str],
+                names: Sequence[str] = ("sigma", "tau", "nu")) -> dict[str, dict[str, np.ndarray]]:
+    """Per target, the draws of the noise parameters (``tau`` zero without a run effect; ``nu`` when robust).
+
+    Each is ``(S,)`` for noise per target, ``(S, n_domains)`` for noise per (target, domain), its columns in the
+    order of :func:`noise_ctx`'s ``noise_domains``.
+    """
     noise: dict[str, dict[str, np.ndarray]] = {}
     for ti, t in enumerate(targets):
-        nz = {"sigma": flat_draws(post, "sigma")[:, ti]}
-        nz["tau"] = flat_draws(post, "tau")[:, ti] if "tau" in post.data_vars else np.zeros_like(nz["sigma"])
-        if "nu" in post.data_vars:
-            nz["nu"] = flat_draws(post, "nu")[:, ti]
+        nz = {nm: flat_draws(post, nm)[:, ti] for nm in names if nm in post.data_vars}
+        if "tau" not in nz:
+            nz["tau"] = np.zeros_like(nz["sigma"])
         noise[t] = nz
     return noise
+
+
+def noise_ctx(post: Any) -> dict[str, Any]:
+    """``{"noise_domains": [...]}`` (the column order of the noise draws) when the fit's noise is per domain."""
+    return {"noise_domains": [str(d) for d in post["sigma"].coords["domain"].values]} \
+        if "domain" in post["sigma"].dims else {}
 
 
 def add_run_mixing(ctx: dict[str, Any], config: Any) -> dict[str, Any]:

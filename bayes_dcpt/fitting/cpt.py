@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_dcpt.data import schema as _data
-from bayes_dcpt.fitting.base import BaseFit, DecisionMethods, add_run_mixing, flat_draws, noise_draws
+from bayes_dcpt.fitting.base import BaseFit, DecisionMethods, add_run_mixing, flat_draws, noise_ctx, noise_draws
 from bayes_dcpt.fitting.config import FitConfig
 from bayes_dcpt.fitting.cpt_model import CPTDesign, cpt_prior_table, get_cpt_model, make_cpt_design
 from bayes_dcpt.fitting.diagnostics import Diagnostics, dcpt_remedies
@@ -39,10 +39,8 @@ def cpt_posterior(idata: Any, law: Law, targets: Sequence[str], domains: Sequenc
             p.update({k: flat_draws(post, k)[:, ti] for k in ("rho", "kappa")})
             p.update({k: flat_draws(post, k) for k in _OWN[t]})
             params[(t, d)] = p
-    noise = noise_draws(post, targets)
-    for ti, t in enumerate(targets):
-        noise[t]["sigma_move"] = flat_draws(post, "sigma_move")[:, ti]
-    return CPTPosterior(law, params, noise, ctx=dict(ctx), reference=reference)
+    noise = noise_draws(post, targets, ("sigma", "tau", "nu", "sigma_move"))
+    return CPTPosterior(law, params, noise, ctx={**ctx, **noise_ctx(post)}, reference=reference)
 
 
 class CPTFit(DecisionMethods, BaseFit):
@@ -94,7 +92,7 @@ class CPTFit(DecisionMethods, BaseFit):
 
     @classmethod
     def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:
-        cfg = FitConfig(**card["config"])
+        cfg = FitConfig(**{"noise_scope": "target", **card["config"]})  # older cards: noise per target
         if "D_ref" not in card and cfg.burn_in == "warmup" and "lr" not in data:
             warnings.warn("this CPT fit was saved by an older bayes-dcpt without its lr column and reference token "
                           "count: D_ref is re-derived from every row, LR warm-up included, and its predictions can "

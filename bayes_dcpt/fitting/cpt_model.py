@@ -21,6 +21,7 @@ from bayes_dcpt.data import schema as _data
 from bayes_dcpt.errors import FitError
 from bayes_dcpt.fitting.config import FitConfig
 from bayes_dcpt.fitting.design import block_layout, run_blocks, run_capacity
+from bayes_dcpt.fitting.likelihood import NU_FLOOR, noise_dims, noise_group, student_dof
 from bayes_dcpt.fitting.samplers import cached_entry
 from bayes_dcpt.laws.base import BILLION
 from bayes_dcpt.laws.cpt import saturation
@@ -33,7 +34,6 @@ __all__ = ["CPTDesign", "cpt_prior_table", "get_cpt_model", "make_cpt_design"]
 #: kappa 0.6-1.7; domain rho ~ 0.1-0.3, kappa 0.2-0.75).
 _SHAPES = {"general": {"rho": (np.log(10.0), 1.5), "kappa": (np.log(0.8), 1.0)},
            "domain": {"rho": (np.log(0.15), 1.5), "kappa": (np.log(0.4), 0.8)}}
-NU_FLOOR = 2.0
 _MODEL_CACHE: dict[tuple, dict[str, Any]] = {}
 
 
@@ -55,12 +55,13 @@ def cpt_prior_table() -> pd.DataFrame:
         ("h", "LogNormal(log 0.003, 1.5)", "continued learning of the general corpus: small, the base model was "
          "trained on it"),
         ("sc", "LogNormal(log 0.5, 1.5)", "critical domain-batch fraction: 0.2-2 on real probe grids"),
-        ("sigma", "LogNormal(log 0.004, 1)", "checkpoint noise on the log scale when the loss has not moved"),
-        ("sigma_move", "HalfNormal(0.2)", "the noise grows with the move from the base: sd^2 = sigma^2 + "
+        ("sigma", "LogNormal(log 0.004, 1) per domain", "checkpoint noise on the log scale when the loss has not "
+         "moved; each (target, domain) its own, so a domain the law misses does not widen the others' noise"),
+        ("sigma_move", "HalfNormal(0.2) per domain", "the noise grows with the move from the base: sd^2 = sigma^2 + "
          "(sigma_move * |log L/L0|)^2 (real probe grids: 0.5% at small moves, ~2% beyond 10%)"),
-        ("tau", "HalfNormal(0.01)", "per-run offset on the log scale (integrated out)"),
-        ("nu", f"{NU_FLOOR:g} + Gamma(2, 0.1)", "Student-t degrees of freedom, floored at 2: heavy enough for a few "
-         "bad checkpoints, never a licence for a curve the law misses (a finite variance is kept)"),
+        ("tau", "HalfNormal(0.01) per domain", "per-run offset on the log scale (integrated out)"),
+        ("nu", f"{NU_FLOOR:g} + Gamma(2, 0.1) per domain", "Student-t degrees of freedom, floored at 2: heavy "
+         "enough for a few bad checkpoints, never a licence for a curve the law misses (a finite variance is kept)"),
     ]
     rows += [(f"base law {k}", v[0], v[1]) for k, v in BASE_PRIORS.items()]
     return pd.DataFrame(rows, columns=["parameter", "prior", "reason"])
@@ -217,14 +218,13 @@ def _mean(pt: Any, p: dict[str, Any], a: dict[str, Any], n_domains: int) -> Any:
 def _likelihood(pm: Any, pt: Any, log_rel: Any, a: dict[str, Any], cfg: FitConfig, design: CPTDesign,
                 ps: float) -> None:
     """Heteroscedastic run-block likelihood (offsets integrated out), Student-t with nu >= 2 when robust."""
-    sigma = pm.LogNormal("sigma", np.log(0.004), 1.0 * ps, dims="target")
-    sigma_move = pm.HalfNormal("sigma_move", 0.2 * ps, dims="target")
-    tau = pm.HalfNormal("tau", 0.01 * ps, dims="target") if cfg.run_effect else pt.zeros(len(design.targets))
-    nu = None
-    if cfg.robust:
-        nu_excess = pm.Gamma("nu_excess", alpha=2.0, beta=0.1, dims="target")
-        nu = pm.Deterministic("nu", NU_FLOOR + nu_excess, dims="target")
-    g = a["t_run"]
+    dims = noise_dims(cfg)
+    sigma = pm.LogNormal("sigma", np.log(0.004), 1.0 * ps, dims=dims).flatten()
+    sigma_move = pm.HalfNormal("sigma_move", 0.2 * ps, dims=dims).flatten()
+    tau = (pm.HalfNormal("tau", 0.01 * ps, dims=dims).flatten() if cfg.run_effect
+           else pt.zeros(len(design.targets) * len(design.domains)))
+    nu = student_dof(pm, cfg) if cfg.robust else None
+    g = noise_group(cfg, a["t_run"], a["d_run"], len(design.domains))
     v = sigma[g][:, None] ** 2 + (sigma_move[g][:, None] * log_rel) ** 2
     e = a["log_loss"] - pt.log(a["L0"]) - log_rel
     mask = a["mask"]
@@ -250,7 +250,7 @@ def build_cpt_model(cfg: FitConfig, design: CPTDesign, likelihood: bool = True) 
         if likelihood:
             _likelihood(pm, pt, log_rel, a, cfg, design, ps)
         else:
-            pm.LogNormal("sigma", np.log(0.004), 1.0 * ps, dims="target")
+            pm.LogNormal("sigma", np.log(0.004), 1.0 * ps, dims=noise_dims(cfg))
     return model
 
 

@@ -30,7 +30,7 @@ import pandas as pd
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.data.dlc import dlc_features
 from bayes_dcpt.errors import BayesDCPTError, FitError
-from bayes_dcpt.fitting.base import BaseFit, DecisionMethods, add_run_mixing, flat_draws, noise_draws
+from bayes_dcpt.fitting.base import BaseFit, DecisionMethods, add_run_mixing, flat_draws, noise_ctx, noise_draws
 from bayes_dcpt.fitting.config import PARAMETRIZATIONS, FitConfig, resolve_parametrization
 from bayes_dcpt.fitting.cpt import fit_cpt
 from bayes_dcpt.fitting.dcpt_model import get_model
@@ -58,7 +58,7 @@ def posterior_from_idata(idata: Any, law: Law, targets: Sequence[str], domains: 
             if cross:
                 p["K"] = flat_draws(post, "K")[:, ti, di]
             params[(t, d)] = p
-    return Posterior(law, params, noise_draws(post, targets), ctx=dict(ctx), reference=reference)
+    return Posterior(law, params, noise_draws(post, targets), ctx={**ctx, **noise_ctx(post)}, reference=reference)
 
 
 class Fit(DecisionMethods, BaseFit):
@@ -116,7 +116,7 @@ class Fit(DecisionMethods, BaseFit):
     def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:
         # cards written before an option existed were fitted with its old behaviour
         cfg = FitConfig(**{"domain_levels": "pooled", "run_offsets": "latent", "nu_floor": 0.0, "burn_in": "none",
-                           **card["config"]})
+                           "noise_scope": "target", **card["config"]})
         return cls(data, get_law(card["law"]), cfg, tree, sampler_config=card["sampler"], diagnostics=diagnostics)
 
 
@@ -187,6 +187,7 @@ def fit(
     domain_levels: str = "separate",
     run_offsets: str = "marginal",
     burn_in: str = "warmup",
+    noise_scope: str = "domain",
     progressbar: bool = False,
     warn: bool = True,
     sampler_kwargs: Mapping[str, Any] | None = None,
@@ -238,6 +239,10 @@ def fit(
         ``"warmup"`` (default): leave out the checkpoints measured inside their run's LR warm-up (before the run
         first reaches its peak ``lr``; the ``lr`` column tells), a transient no scaling law describes; ``"none"``:
         fit every checkpoint.
+    noise_scope
+        ``"domain"`` (default): the noise scales (checkpoint sigma, run offset tau, Student-t nu) are each
+        (target, domain)'s own, so a domain the law misses or a noisier domain does not set the others' bands;
+        ``"target"``: one set per target shared by the domains (fits saved before this option).
     sampler_kwargs
         Extra sampler settings (nutpie: ``adaptation``, ``target_accept``, ``backend``, ``init`` -- ``"jitter"``,
         nutpie's own start, or ``"optimum"``, chains started near the log density's optimum -- ...; PyMC/numpyro:
@@ -252,13 +257,15 @@ def fit(
     law_ = get_law(law)
     if burn_in not in ("warmup", "none"):
         raise FitError("burn_in must be 'warmup' or 'none'")
+    if noise_scope not in ("domain", "target"):
+        raise FitError(f"noise_scope must be 'domain' or 'target', not {noise_scope!r}")
     _check_options(law_, sampler, parametrization, domain_levels, run_offsets, draws, tune, chains)
     df = _data.load(data)
     cfg = FitConfig(law=law_.name, target=target, robust=robust, run_effect=_identifiable_run_effect(df, run_effect),
                     hierarchical=hierarchical,
                     parametrization=resolve_parametrization(parametrization, df), monotone=monotone,
                     probe_tokens=probe_tokens, prior_scale=prior_scale, zero_ratio=zero_ratio,
-                    domain_levels=domain_levels, run_offsets=run_offsets, burn_in=burn_in)
+                    domain_levels=domain_levels, run_offsets=run_offsets, burn_in=burn_in, noise_scope=noise_scope)
     if law_.family == "cpt":  # the base-anchored law fits every own ratio (it is meaningful at 0)
         result = fit_cpt(df, replace(cfg, zero_ratio=True), draws=draws, tune=tune, chains=chains, cores=cores,
                          seed=seed, sampler=sampler, progressbar=progressbar, sampler_kwargs=sampler_kwargs,

@@ -14,7 +14,7 @@ import numpy as np
 
 from bayes_dcpt.fitting.config import FitConfig
 from bayes_dcpt.fitting.design import Design
-from bayes_dcpt.fitting.likelihood import add_noise_and_likelihood
+from bayes_dcpt.fitting.likelihood import add_noise_and_likelihood, noise_group
 from bayes_dcpt.fitting.priors import EXPONENT_SPREAD, MONOTONE_SHARPNESS
 from bayes_dcpt.fitting.samplers import cached_entry
 from bayes_dcpt.laws.registry import Law, Param
@@ -22,10 +22,12 @@ from bayes_dcpt.laws.registry import Law, Param
 __all__ = ["build_model", "clear_model_cache", "get_model", "structure_key"]
 
 _AXES = ("N", "D", "r")
-_DATA = ("t_idx", "d_idx", "run_idx", "run_group", "t_run", "d_run", "n_run", "mask", "N", "log_D", "r", "log_loss",
-         "loss_ref", "D_min", "N_ref", "D_ref", "r_ref", "anchor_lo", "anchor_hi", "loss_lo", "loss_lo_d")
-_DATA_DIMS: dict[str, Any] = {"t_idx": "obs", "d_idx": "obs", "run_idx": "obs", "run_group": "run", "N": "obs",
-                              "log_D": "obs", "r": "obs", "log_loss": "obs", "loss_ref": "target", "r_ref": "target",
+_DATA = ("t_idx", "d_idx", "run_idx", "run_group", "run_domain", "t_run", "d_run", "n_run", "mask", "N", "log_D",
+         "r", "log_loss", "loss_ref", "D_min", "N_ref", "D_ref", "r_ref", "anchor_lo", "anchor_hi", "loss_lo",
+         "loss_lo_d")
+_DATA_DIMS: dict[str, Any] = {"t_idx": "obs", "d_idx": "obs", "run_idx": "obs", "run_group": "run",
+                              "run_domain": "run", "N": "obs", "log_D": "obs", "r": "obs", "log_loss": "obs",
+                              "loss_ref": "target", "r_ref": "target",
                               "anchor_lo": ("target", "axis"), "anchor_hi": ("target", "axis"),
                               "loss_lo": "target", "loss_lo_d": ("target", "domain")}
 
@@ -76,12 +78,15 @@ class _ModelBuilder:
             self._record_parameters()
             mu = self._mean_log_loss()
             v = self.data
+            nd = self.ND
             if d.blocks:
-                add_noise_and_likelihood(mu, v["log_loss"], None, None, v["t_run"], self.cfg, d.run_capacity,
-                                         likelihood, blocks=(v["mask"], v["n_run"]))
+                add_noise_and_likelihood(mu, v["log_loss"], None, None,
+                                         noise_group(self.cfg, v["t_run"], v["d_run"], nd), self.cfg,
+                                         d.run_capacity, likelihood, blocks=(v["mask"], v["n_run"]))
             else:
-                add_noise_and_likelihood(mu, v["log_loss"], v["t_idx"], v["run_idx"], v["run_group"], self.cfg,
-                                         d.run_capacity, likelihood)
+                add_noise_and_likelihood(mu, v["log_loss"], noise_group(self.cfg, v["t_idx"], v["d_idx"], nd),
+                                         v["run_idx"], noise_group(self.cfg, v["run_group"], v["run_domain"], nd),
+                                         self.cfg, d.run_capacity, likelihood)
         return model
 
     # ------------------------------------------------------------------------------- hierarchy helpers

@@ -65,6 +65,7 @@ class Design:
             out = {"t_idx": o["t_idx"].to_numpy(np.int64), "d_idx": o["d_idx"].to_numpy(np.int64),
                    "run_idx": o["run_idx"].to_numpy(np.int64),
                    "run_group": run_groups(self.runs, self.targets, self.run_capacity),
+                   "run_domain": _run_domains(o, self.run_capacity),
                    "N": n, "log_D": np.log(d), "r": r, "log_loss": y}
         out |= {
             "loss_ref": self.lref.astype(float),
@@ -92,6 +93,13 @@ class Design:
         if not self.blocks:
             return ()
         return block_layout(self.arrays() if arrays is None else arrays)
+
+
+def _run_domains(obs: pd.DataFrame, capacity: int) -> np.ndarray:
+    """Domain index of every run slot (empty slots get 0): with ``run_group``, a run's noise cell."""
+    out = np.zeros(capacity, dtype=np.int64)
+    out[obs["run_idx"].to_numpy(np.int64)] = obs["d_idx"].to_numpy(np.int64)
+    return out
 
 
 def block_layout(arrays: dict[str, np.ndarray]) -> tuple[bool, ...]:

@@ -50,7 +50,7 @@ REFIT_MAXDEPTH = 7
 #: The keyword arguments of :func:`bayes_dcpt.fitting.dcpt.fit` that define the model (its configuration); the
 #: rest are sampler settings, which the refits take from ``refit`` and :data:`REFIT_DEFAULTS`.
 MODEL_SETTINGS = ("robust", "run_effect", "hierarchical", "parametrization", "monotone", "probe_tokens",
-                  "prior_scale", "zero_ratio", "domain_levels", "run_offsets", "burn_in")
+                  "prior_scale", "zero_ratio", "domain_levels", "run_offsets", "burn_in", "noise_scope")
 
 
 def model_settings(fit: Any) -> dict[str, Any]:

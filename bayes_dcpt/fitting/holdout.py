@@ -183,17 +183,24 @@ def _run_log_lik(post: Any, target: str, frame: pd.DataFrame, logm: np.ndarray, 
     S = logm.shape[0]
     if len(frame) == 0:
         return np.zeros((S, n_runs))
-    nz = post.noise[target]
+    nz = post.noise_rows(target, frame["domain"])  # (S, n): each row's (its domain's) noise
+
+    def per_run(v: np.ndarray) -> np.ndarray:  # (S, n_runs): the value of each run's rows (one domain per run)
+        out = np.repeat(v[:, :1], n_runs, axis=1)
+        out[:, codes] = v
+        return out
+
     e = np.log(frame[f"loss_{target}"].to_numpy(float))[None, :] - logm
     sd = np.asarray(post.checkpoint_sd(frame, target, logm), float)
-    tau = np.asarray(nz.get("tau", np.zeros(S)), float)[:, None]
-    nu = np.asarray(nz["nu"], float)[:, None] if "nu" in nz else None
+    tau = per_run(nz["tau"]) if "tau" in nz else np.zeros((S, n_runs))
+    nu = per_run(nz["nu"]) if "nu" in nz else None
     if nu is not None and not post.ctx.get("run_mixing"):  # sampled-offset fits: Student-t checkpoints
         out = np.zeros((S, n_runs))
-        sig = np.asarray(nz["sigma"], float)
+        sig = per_run(nz["sigma"])
         for k in np.unique(codes):
             m = codes == k
-            out[:, k] = latent_student_log_likelihood(e[:, m], np.zeros(int(m.sum())), sig, tau[:, 0], nu[:, 0])
+            out[:, k] = latent_student_log_likelihood(e[:, m], np.zeros(int(m.sum())), sig[:, k], tau[:, k],
+                                                      nu[:, k])
         return out
     M = np.zeros((len(codes), n_runs))
     M[np.arange(len(codes)), codes] = 1.0

@@ -1,7 +1,11 @@
 """The noise model and likelihood both PyMC models share: per-run offsets, checkpoint noise, Student-t or Normal.
 
-A run's checkpoints share one offset ``u ~ Normal(0, tau_t)``; each checkpoint adds noise ``e ~ Normal(0, sigma_t)``
-(robust: Student-t(nu_t)). The offsets are integrated out in closed form (``run_offsets="marginal"``, see
+A run's checkpoints share one offset ``u ~ Normal(0, tau)``; each checkpoint adds noise ``e ~ Normal(0, sigma)``
+(robust: Student-t(nu)), each scale per (target, domain) (``FitConfig.noise_scope="domain"``, the default) or per
+target (older fits). Per domain because a domain the law misses must not widen the others' noise: fitted with one
+shared scale, a misfitting domain's residuals set the noise of every domain and the likelihood then lets the law
+drift on the well-fitted ones (BENCHMARKS.md, "One fit over every domain": 22.6% against 4.0% MAPE on the
+long-CPT grid's python domain). The offsets are integrated out in closed form (``run_offsets="marginal"``, see
 :mod:`bayes_dcpt.fitting.marginal`) or sampled as latent variables (``"latent"``). The priors and their reasons
 are :data:`bayes_dcpt.fitting.priors.NOISE_PRIORS`.
 """
@@ -15,7 +19,7 @@ import numpy as np
 from bayes_dcpt.fitting.config import DynamicsConfig, FitConfig
 from bayes_dcpt.fitting.marginal import block_loglik, run_loglik
 
-__all__ = ["NU_FLOOR", "add_noise_and_likelihood", "student_dof"]
+__all__ = ["NU_FLOOR", "add_noise_and_likelihood", "noise_dims", "noise_group", "student_dof"]
 
 
 #: Floor of the Student-t degrees of freedom: heavy tails for a few bad checkpoints, never so heavy (nu < 2, an
@@ -23,12 +27,27 @@ __all__ = ["NU_FLOOR", "add_noise_and_likelihood", "student_dof"]
 NU_FLOOR = 2.0
 
 
+def noise_dims(cfg: FitConfig | DynamicsConfig) -> tuple[str, ...]:
+    """The dims of each noise scale: ``("target", "domain")`` or ``("target",)`` (older fits, dynamics fits)."""
+    return ("target", "domain") if getattr(cfg, "noise_scope", "target") == "domain" else ("target",)
+
+
+def noise_group(cfg: FitConfig | DynamicsConfig, t_idx: Any, d_idx: Any, n_domains: int) -> Any:
+    """Index into the flattened noise scales of observations or runs with target ``t_idx`` and domain ``d_idx``."""
+    return t_idx * n_domains + d_idx if len(noise_dims(cfg)) == 2 else t_idx
+
+
+def _flat(v: Any) -> Any:
+    return v.flatten() if v.ndim > 1 else v
+
+
 def student_dof(pm: Any, cfg: FitConfig | DynamicsConfig) -> Any:
-    """The Student-t degrees of freedom per target: ``nu = 2 + Gamma(2, 0.1)`` (floored; legacy fits: no floor)."""
+    """The Student-t degrees of freedom: ``nu = 2 + Gamma(2, 0.1)`` (floored; legacy fits: no floor), flattened."""
+    dims = noise_dims(cfg)
     if getattr(cfg, "nu_floor", NU_FLOOR) <= 0:
-        return pm.Gamma("nu", alpha=2.0, beta=0.1, dims="target")
-    excess = pm.Gamma("nu_excess", alpha=2.0, beta=0.1, dims="target")
-    return pm.Deterministic("nu", cfg.nu_floor + excess, dims="target")
+        return _flat(pm.Gamma("nu", alpha=2.0, beta=0.1, dims=dims))
+    excess = pm.Gamma("nu_excess", alpha=2.0, beta=0.1, dims=dims)
+    return _flat(pm.Deterministic("nu", cfg.nu_floor + excess, dims=dims))
 
 
 def add_noise_and_likelihood(mu: Any, y: Any, t_idx: Any, run_idx: Any, run_group: Any,
@@ -36,21 +55,23 @@ def add_noise_and_likelihood(mu: Any, y: Any, t_idx: Any, run_idx: Any, run_grou
                              blocks: tuple[Any, Any] | None = None) -> None:
     """Add the noise parameters and the likelihood of log losses ``y`` around ``mu`` to the current PyMC model.
 
-    ``t_idx``/``run_idx`` index each observation's target and run, ``run_group`` each run slot's target; ``capacity``
-    is the number of run slots. Without ``likelihood`` only the noise priors are added (the prior model).
+    ``t_idx`` indexes each observation's noise group (:func:`noise_group`: its target, or its (target, domain)
+    cell), ``run_idx`` its run, ``run_group`` each run slot's noise group; ``capacity`` is the number of run
+    slots. Without ``likelihood`` only the noise priors are added (the prior model).
     ``blocks`` = ``(mask, n_run)``: ``y`` and ``mu`` are in the run-block layout (one row per run, ``run_group``
-    each row's target; :class:`~bayes_dcpt.numerics.runblock.RunBlocks`), with the run offsets integrated out.
+    each row's noise group; :class:`~bayes_dcpt.numerics.runblock.RunBlocks`), with the run offsets integrated out.
     """
     import pymc as pm
 
     ps = cfg.prior_scale
+    dims = noise_dims(cfg)
     marginal = cfg.run_effect and cfg.run_offsets == "marginal"
     if cfg.run_effect:
-        tau = pm.HalfNormal("tau", 0.01 * ps, dims="target")
+        tau = _flat(pm.HalfNormal("tau", 0.01 * ps, dims=dims))
         if not marginal:
             z_run = pm.Normal("z_run", 0.0, 1.0, dims="run")
             mu = mu + tau[t_idx] * z_run[run_idx]
-    sigma = pm.LogNormal("sigma", np.log(0.004), 1.0 * ps, dims="target")
+    sigma = _flat(pm.LogNormal("sigma", np.log(0.004), 1.0 * ps, dims=dims))
     nu = student_dof(pm, cfg) if cfg.robust else None
     if not likelihood:
         return

@@ -73,13 +73,9 @@ def marginal_log_likelihood(idata: Any, posterior: Any, obs: Any, targets: tuple
         rows = obs[m]
         logm = posterior.mean_log_loss(rows, t)
         e = np.log(rows["loss"].to_numpy(float))[None] - logm
-        nz = posterior.noise[t]
-
-        def each(v: np.ndarray, shape: tuple[int, int] = e.shape) -> np.ndarray:
-            return np.broadcast_to(np.asarray(v, float)[:, None], shape)
-
+        nz = posterior.noise_rows(t, rows["domain"])  # (S, n): each row's (its domain's) noise
         ll[:, m] = loo_pointwise(e, rows["run_idx"].to_numpy(), posterior.checkpoint_sd(rows, t, logm),
-                                 each(nz["tau"]), each(nz["nu"]) if "nu" in nz else None)
+                                 nz["tau"], nz.get("nu"))
     ds = xr.Dataset({"obs_log_loss": (("chain", "draw", "obs"), ll.reshape(chains, draws, len(obs)))},
                     coords={"chain": post["chain"].values, "draw": post["draw"].values, "obs": np.arange(len(obs))})
     return xr.DataTree(ds)

@@ -76,6 +76,9 @@ def prior_table(law: str | Law, anchored: bool = True) -> pd.DataFrame:
     else:
         rows = [{"parameter": p.name, "prior": p.prior.describe(), "reason": p.prior.reason} for p in law.params]
     rows += [{"parameter": k, "prior": v[0], "reason": v[1]} for k, v in NOISE_PRIORS.items()]
+    rows.append({"parameter": "sigma, tau, nu scope", "prior": "one each per (target, domain)",
+                 "reason": "a domain the law misses must not set the others' noise (one shared scale let the law "
+                           "drift on the well-fitted domains: BENCHMARKS.md, one fit over every domain)"})
     return pd.DataFrame(rows)
 
 

@@ -89,7 +89,9 @@ class StackedPosterior(Posterior):
         name = self.components[k].law.name
         params = {key: {n: np.asarray(v)[idx] for n, v in _own(p, name).items()} for key, p in self.params.items()}
         noise = {t: {n: np.asarray(v)[idx] for n, v in nz.items()} for t, nz in self.noise.items()}
-        return replace(self._template(k), params=params, noise=noise)
+        template = self._template(k)
+        ctx = template.ctx if self.noise_domains is None else {**template.ctx, "noise_domains": self.noise_domains}
+        return replace(template, params=params, noise=noise, ctx=ctx)
 
     def law_inputs(self, target: str, domain: str, n_params: np.ndarray, tokens: np.ndarray, r_domain: np.ndarray,
                    params: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -122,16 +124,28 @@ class StackedPosterior(Posterior):
             raise
 
 
-def _noise_union(posts: Sequence[Posterior], idxs: Sequence[np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
-    """Each draw's noise parameters from its own component (keys a component lacks: 0, or a near-Normal nu)."""
+def _noise_union(posts: Sequence[Posterior], idxs: Sequence[np.ndarray],
+                 domains: Sequence[str] | None) -> dict[str, dict[str, np.ndarray]]:
+    """Each draw's noise parameters from its own component (keys a component lacks: 0, or a near-Normal nu).
+
+    With ``domains`` (some component's noise is per domain) every component's draws become ``(S, n_domains)``
+    columns in that order (a component with noise per target repeats its own in each column).
+    """
+    def own(p: Posterior, t: str, nm: str, idx: np.ndarray) -> np.ndarray:
+        if domains is None:
+            return np.asarray(p.noise[t][nm], float)[idx]
+        return np.stack([p.noise_of(t, d)[nm][idx] for d in domains], axis=1)
+
     noise: dict[str, dict[str, np.ndarray]] = {}
+    shape = (len(domains),) if domains is not None else ()
     for t in posts[0].noise:
         names = sorted({n for p in posts for n in p.noise.get(t, {})})
         noise[t] = {}
         for nm in names:
             fill = 1e6 if nm == "nu" else 0.0
-            noise[t][nm] = np.concatenate([np.asarray(p.noise[t][nm], float)[idx] if nm in p.noise.get(t, {})
-                                           else np.full(len(idx), fill) for p, idx in zip(posts, idxs, strict=True)])
+            noise[t][nm] = np.concatenate([own(p, t, nm, idx) if nm in p.noise.get(t, {})
+                                           else np.full((len(idx), *shape), fill)
+                                           for p, idx in zip(posts, idxs, strict=True)])
     return noise
 
 
@@ -163,6 +177,10 @@ def stacked_posterior(posts: Sequence[Posterior], weights: Any, n_draws: int, se
     if any(p.ctx.get("heteroscedastic") for p in posts):
         merged["heteroscedastic"] = 1.0
     merged.update(ctx or {})
+    merged.pop("noise_domains", None)
+    domains = posts[0].domains if any(p.noise_domains is not None for p in posts) else None
+    if domains is not None:
+        merged["noise_domains"] = list(domains)
     law = stack_laws([p.law for p in posts])
-    return StackedPosterior(law, params, _noise_union(posts, idxs), ctx=merged, reference=posts[0].reference,
-                            components=tuple(posts))
+    return StackedPosterior(law, params, _noise_union(posts, idxs, domains), ctx=merged,
+                            reference=posts[0].reference, components=tuple(posts))

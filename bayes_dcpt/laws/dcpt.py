@@ -64,7 +64,7 @@ def _f_L4(xp, p, x):
 
 
 def _f_L5(xp, p, x):
-    eff = x["r"] * x["D"] + (1.0 - x["r"]) * p["sigma"]
+    eff = x["r"] * x["D"] + (1.0 - x["r"]) * p["sigma_D"]
     return p["E"] + n_term(xp, p, x) + p["B"] * power(xp, eff, -p["beta"])
 
 
@@ -161,10 +161,11 @@ def dcpt_laws() -> list[Law]:
             {"E": 1.2, "A": 0.35, "alpha": 0.34, "B": 0.25, "beta": 0.3, "C": 0.4, "b": 2.0, "c": 2.0},
             at_ratio=_at_ratio_L4, notes="fails the explicit trend dL/dr < 0 when b > 1 (needed for the implicit one)",
             linear=("E", "A", "B", "C"), level=("E", "A", "C")),
-        Law("L5", "E + A/N^alpha + B/(r D + (1-r) sigma)^beta",
-            (*core(), coef("sigma", "effective tokens of off-domain data (billions)", 0.1)),
+        # the paper's sigma, renamed: a fit's noise scale is "sigma" (one PyMC model cannot hold both)
+        Law("L5", "E + A/N^alpha + B/(r D + (1-r) sigma_D)^beta",
+            (*core(), coef("sigma_D", "effective tokens of off-domain data (billions; the paper's sigma)", 0.1)),
             ("N", "D", "r"), _f_L5, "dcpt", ref,
-            {"E": 1.2, "A": 0.35, "alpha": 0.34, "B": 0.25, "beta": 0.3, "sigma": 0.05},
+            {"E": 1.2, "A": 0.35, "alpha": 0.34, "B": 0.25, "beta": 0.3, "sigma_D": 0.05},
             linear=("E", "A", "B"), level=("E", "A")),
         Law("L6", "E + A/N^alpha + B e^r/D^beta + C/(r+eps)^gamma",
             (*core(), gamma_param(), eps_param(), c_param(False)), ("N", "D", "r"), _f_L6, "dcpt", ref,

@@ -59,7 +59,7 @@ class ScoringDraws:
     log_f
         Per loss, the mean log loss ``(S, rows)`` at every row of the candidates' checkpoint frame.
     noise
-        Per loss, ``(variance of each checkpoint's noise (S, rows), variance of a run's offset (S,))``.
+        Per loss, ``(variance of each checkpoint's noise (S, rows), variance of its run's offset (S, rows))``.
     lens, starts
         Number of checkpoints of each candidate and its first row in ``log_f``.
     width_now
@@ -100,7 +100,7 @@ def draw_weights(post: Posterior) -> np.ndarray:
 
 
 def noise_moments(post: Posterior, rows: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per loss, the noise variances of a new measurement of ``rows``: checkpoint ``(S, rows)``, run offset ``(S,)``.
+    """Per loss, the noise variances of a new measurement of ``rows``: checkpoint and run offset, each ``(S, rows)``.
 
     :meth:`~bayes_dcpt.posterior.Posterior.measurement_variance`: Student-t noise through its variance
     (``nu`` floored at 2.5), the robust fit's run offset sharing that factor, heteroscedastic noise per row.
@@ -184,7 +184,7 @@ def _feature_block(draws: ScoringDraws, c_idx: np.ndarray, k_max: int) -> tuple[
             F[j, :, cols] = draws.log_f[t][:, draws.starts[c] : draws.starts[c] + kc]
             s2, t2 = draws.noise[t]
             rows = slice(draws.starts[c], draws.starts[c] + kc)
-            R[j, cols, cols] = float(w @ t2) + np.diag(w @ s2[:, rows])
+            R[j, cols, cols] = float(w @ t2[:, draws.starts[c]]) + np.diag(w @ s2[:, rows])
     return F, R
 
 
@@ -282,8 +282,8 @@ def predicted_bands(scores: pd.DataFrame, draws: ScoringDraws, opts: SuggestOpti
         sd = draws.sub.checkpoint_sd(draws.rows.iloc[last].reset_index(drop=True), t, mu) \
             if draws.sub.ctx.get("heteroscedastic") else None
         with np.errstate(over="ignore"):  # a heavy-tailed noise draw may overflow to inf: far in the band's tail
-            y = np.exp(mu + log_noise(brng, draws.sub.noise[t], np.arange(n_cands), draws.n_draws, mixing=mixing,
-                                      sd=sd))
+            y = np.exp(mu + log_noise(brng, draws.sub.noise_rows(t, draws.rows["domain"].to_numpy()[last]),
+                                      np.arange(n_cands), draws.n_draws, mixing=mixing, sd=sd))
         q = weighted_quantile(y, [lo_q, 0.5, hi_q], draws.w, axis=0)
         scores[f"pred_loss_{t}_lo"], scores[f"pred_loss_{t}_med"], scores[f"pred_loss_{t}_hi"] = q[0], q[1], q[2]
 

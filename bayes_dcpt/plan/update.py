@@ -65,21 +65,28 @@ def run_log_likelihood(post: Posterior, rows: pd.DataFrame) -> np.ndarray:
         if not np.all(np.isfinite(e)):
             e = np.where(np.isfinite(e), e, np.inf)
         _, runs = np.unique(sub["run_id"].astype(str).to_numpy(), return_inverse=True)
-        nz = post.noise[t]
-        sigma = np.asarray(nz["sigma"], float)
-        tau = np.asarray(nz.get("tau", np.zeros_like(sigma)), float)
-        if post.ctx.get("heteroscedastic"):
-            sigma = post.checkpoint_sd(sub, t, law)  # each checkpoint's own scale (S, n)
-        with np.errstate(invalid="ignore", over="ignore"):
-            if "nu" in nz and post.ctx.get("run_mixing"):
-                # the default fit's robust form: one multivariate Student-t per run
-                ll = block_log_likelihood(e, runs, sigma, tau, np.asarray(nz["nu"], float))
-            elif "nu" in nz:
-                ll = latent_student_log_likelihood(e, runs, sigma, tau, np.asarray(nz["nu"], float))
-            else:
-                ll = block_log_likelihood(e, runs, sigma, tau)
-        total += np.where(np.isfinite(ll), ll, -np.inf)
+        sd = post.checkpoint_sd(sub, t, law) if post.ctx.get("heteroscedastic") else None  # each checkpoint's own
+        doms = sub["domain"].astype(str).to_numpy()
+        for d in np.unique(doms):  # each domain with its own noise draws (runs never span domains)
+            m = doms == d
+            ll = _runs_log_likelihood(post, t, str(d), e[:, m], runs[m], None if sd is None else sd[:, m])
+            total += np.where(np.isfinite(ll), ll, -np.inf)
     return total
+
+
+def _runs_log_likelihood(post: Posterior, target: str, domain: str, e: np.ndarray, runs: np.ndarray,
+                         sd: np.ndarray | None) -> np.ndarray:
+    """Log-likelihood ``(S,)`` of one domain's residuals ``e`` (runs ``runs``) under the fit's noise model."""
+    nz = post.noise_of(target, domain)
+    sigma = nz["sigma"] if sd is None else sd
+    tau = nz.get("tau", np.zeros_like(nz["sigma"]))
+    with np.errstate(invalid="ignore", over="ignore"):
+        if "nu" in nz and post.ctx.get("run_mixing"):
+            # the default fit's robust form: one multivariate Student-t per run
+            return block_log_likelihood(e, runs, sigma, tau, nz["nu"])
+        if "nu" in nz:
+            return latent_student_log_likelihood(e, runs, sigma, tau, nz["nu"])
+        return block_log_likelihood(e, runs, sigma, tau)
 
 
 # ---------------------------------------------------------------------------------------------- update

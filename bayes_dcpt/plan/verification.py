@@ -32,7 +32,7 @@ def _block_noise(draws: ScoringDraws, c: int) -> BlockNoise:
     for t in draws.targets:
         s2, t2 = draws.noise[t]
         sig_cols.append(np.sqrt(s2[:, draws.starts[c] : draws.starts[c] + kc].mean(axis=1)))
-        tau_cols.append(np.sqrt(t2))
+        tau_cols.append(np.sqrt(t2[:, draws.starts[c]]))  # the candidate's run: one domain, one offset
     return BlockNoise(
         tuple(np.arange(b * kc, (b + 1) * kc) for b in range(len(draws.targets))),
         np.stack(sig_cols, axis=1),

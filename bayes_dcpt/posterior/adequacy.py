@@ -256,7 +256,7 @@ def _trend_runs(check: str, t: str, d: str, n: float | None, g: pd.DataFrame, x_
 
 def _loo_pit(post: Any, t: str, d: str, g: pd.DataFrame, logm: np.ndarray, sd: np.ndarray) -> AdequacyCheck | None:
     """LOO-PIT of each checkpoint given the rest of its run (closed form of the marginal model; PSIS weights)."""
-    nz = post.noise[t]
+    nz = post.noise_of(t, d)
     if "nu" in nz and not post.ctx.get("run_mixing"):
         return None  # sampled-offset fits have no closed-form conditional predictive
     col = lambda v: np.asarray(v, float)[:, None]  # noqa: E731
@@ -277,10 +277,10 @@ def _loo_pit(post: Any, t: str, d: str, g: pd.DataFrame, logm: np.ndarray, sd: n
                          f"{tails:.0%} of leave-one-out PITs outside [0.05, 0.95] (calibrated: 10%)")
 
 
-def _tails(t: str, nu: float) -> AdequacyCheck:
+def _tails(t: str, d: str, nu: float) -> AdequacyCheck:
     ok = nu >= NU_FLAG
     msg = f"noise degrees of freedom {nu:.2f}"
-    return AdequacyCheck("tails", t, "*", None, nu, f"nu >= {NU_FLAG:g}", float("nan"), ok,
+    return AdequacyCheck("tails", t, d, None, nu, f"nu >= {NU_FLAG:g}", float("nan"), ok,
                          msg if ok else f"{_CHECK_TEXT['tails']} ({msg} < {NU_FLAG:g})")
 
 
@@ -313,9 +313,13 @@ def check_adequacy(post: Any, data: pd.DataFrame, *, ci: float = 0.9, alpha: flo
     sub = post.subset(idx) if len(idx) < post.n_draws else post
     obs, logm_all, sd_all = _observations(sub, data, zero_ratio)
     out: list[AdequacyCheck] = []
+    per_domain = sub.noise_domains is not None  # the noise (and its tails) per (target, domain), else per target
     for t in sub.targets:
-        inflate, var_u, nu = _noise_scales(sub.noise[t])
-        for d in sorted(obs.loc[obs["target"] == t, "domain"].unique()):
+        doms = sorted(obs.loc[obs["target"] == t, "domain"].unique())
+        for d in doms:
+            inflate, var_u, nu = _noise_scales(sub.noise_of(t, d))
+            if "tails" in wanted and per_domain and np.isfinite(nu):
+                out.append(_tails(t, d, nu))
             m = ((obs["target"] == t) & (obs["domain"] == d)).to_numpy()
             g = obs[m]
             if "coverage" in wanted:
@@ -330,8 +334,9 @@ def check_adequacy(post: Any, data: pd.DataFrame, *, ci: float = 0.9, alpha: flo
                 out.append(c)
             if "loo_pit" in wanted and (c := _loo_pit(sub, t, d, g, logm_all[:, m], sd_all[:, m])):
                 out.append(c)
-        if "tails" in wanted and np.isfinite(nu):
-            out.append(_tails(t, nu))
+        nu_t = _noise_scales(sub.noise_of(t, doms[0]))[2] if doms else np.inf
+        if "tails" in wanted and not per_domain and np.isfinite(nu_t):
+            out.append(_tails(t, "*", nu_t))
     n_tests = max(1, sum(np.isfinite(c.p_value) for c in out))
     threshold = alpha / n_tests
     final = []

@@ -38,9 +38,9 @@ class CPTPosterior(Posterior):
 
     def checkpoint_sd(self, frame: Any, target: str, log_mean: np.ndarray) -> np.ndarray:
         """Noise scale per draw and row: ``sqrt(sigma^2 + (sigma_move * |log L - log L0|)^2)``, ``(S, n)``."""
-        nz = self.noise[target]
-        sig = np.asarray(nz["sigma"], float)[:, None]
-        move = np.asarray(nz.get("sigma_move", np.zeros_like(nz["sigma"])), float)[:, None]
+        nz = self.noise_rows(target, np.asarray(frame["domain"]))
+        sig = nz["sigma"]
+        move = nz.get("sigma_move", np.zeros_like(sig))
         log_l0 = np.full(np.shape(log_mean), np.nan)
         doms = np.asarray(frame["domain"]).astype(str)
         n = np.asarray(frame["n_params"], float)

@@ -62,7 +62,9 @@ class Posterior:
         ``(target, domain) -> {name: (S,) draws}`` in natural units (N, D in billions); the cross-domain
         law also carries each domain's ``K`` draws.
     noise
-        ``target -> {"sigma": (S,), "tau": (S,)[, "nu": (S,)]}`` on the log-loss scale.
+        ``target -> {"sigma", "tau"[, "nu"]}`` on the log-loss scale, each ``(S,)`` (one per target) or
+        ``(S, n_domains)`` (per (target, domain), columns in the order of ``ctx["noise_domains"]``); read them
+        through :meth:`noise_of` and :meth:`noise_rows`, which handle both.
     ctx
         Constants of the fit (``D_min`` in billions for the C > C0 constraint; ``discrepancy`` and ``envelope``
         when the fit calibrated its extrapolation, :mod:`bayes_dcpt.posterior.extrapolation`).
@@ -111,6 +113,45 @@ class Posterior:
             raise BayesDCPTError(f"the fit has no {target!r} loss; fitted targets: {list(self.targets)}")
         if (target, domain) not in self.params:
             raise UnknownDomainError(f"unknown domain {domain!r}; the fit knows {self.domains}")
+
+    # --------------------------------------------------------------------------------------- noise
+    @property
+    def noise_domains(self) -> list[str] | None:
+        """The domains of the noise draws' columns when the noise is per (target, domain), else None."""
+        doms = self.ctx.get("noise_domains")
+        return None if doms is None else [str(d) for d in doms]
+
+    def _noise_columns(self, domains: Any) -> np.ndarray:
+        """Column of each entry of ``domains`` in the per-domain noise draws."""
+        known = self.noise_domains or []
+        pos = {d: i for i, d in enumerate(known)}
+        doms = np.asarray(domains).astype(str)
+        missing = sorted(set(doms) - set(pos))
+        if missing:
+            raise UnknownDomainError(f"unknown domain {missing[0]!r}: the fit has noise draws for {known}")
+        return np.array([pos[d] for d in doms], dtype=np.int64)
+
+    def noise_of(self, target: str, domain: str) -> dict[str, np.ndarray]:
+        """One (target, domain)'s noise draws ``{name: (S,)}`` (the target's own when the noise is per target)."""
+        if target not in self.noise:
+            raise BayesDCPTError(f"the posterior has no noise draws for the {target} loss; it has {list(self.noise)}")
+        nz = self.noise[target]
+        if self.noise_domains is None:
+            return {k: np.asarray(v, float) for k, v in nz.items()}
+        col = int(self._noise_columns([domain])[0])
+        return {k: np.asarray(v, float)[:, col] if np.ndim(v) == 2 else np.asarray(v, float) for k, v in nz.items()}
+
+    def noise_rows(self, target: str, domains: Any) -> dict[str, np.ndarray]:
+        """Each noise parameter per draw and row, ``(S, n)``; ``domains`` holds each row's domain."""
+        if target not in self.noise:
+            raise BayesDCPTError(f"the posterior has no noise draws for the {target} loss; it has {list(self.noise)}")
+        n = len(domains)
+        cols = self._noise_columns(domains) if self.noise_domains is not None else None
+        out = {}
+        for k, v in self.noise[target].items():
+            v = np.asarray(v, float)
+            out[k] = v[:, cols] if v.ndim == 2 else np.broadcast_to(v[:, None], (len(v), n))
+        return out
 
     # ---------------------------------------------------------------------------------- evaluation
     def surface(self, target: str, domain: str, n_params: Any, tokens: Any, r_domain: Any) -> np.ndarray:
@@ -169,7 +210,7 @@ class Posterior:
                                  f"{(self.n_draws, len(frame))}, as mean_log_loss(frame, target) returns")
         runs = frame["run_id"].to_numpy() if "run_id" in frame else np.arange(len(frame))
         sd = self.checkpoint_sd(frame, target, mu) if self.ctx.get("heteroscedastic") else None
-        log_y = mu + log_noise(rng, self.noise[target], runs, self.n_draws, new_run=new_run,
+        log_y = mu + log_noise(rng, self.noise_rows(target, frame["domain"]), runs, self.n_draws, new_run=new_run,
                                mixing=bool(self.ctx.get("run_mixing")), sd=sd)
         sd_disc = self.frame_discrepancy_sd(frame, target) if discrepancy else np.zeros(len(frame))
         if np.any(sd_disc > 0):
@@ -248,28 +289,30 @@ class Posterior:
     def checkpoint_sd(self, frame: pd.DataFrame, target: str, log_mean: np.ndarray) -> np.ndarray:
         """Each checkpoint's noise scale on the log scale per draw, shape ``(S, len(frame))``.
 
-        ``sigma`` everywhere here; posteriors whose noise grows with the loss's move from the base model override it.
+        ``sigma`` of each row's domain here; posteriors whose noise grows with the loss's move from the base model
+        override it.
         """
-        return np.broadcast_to(np.asarray(self.noise[target]["sigma"], float)[:, None], np.shape(log_mean))
+        return np.broadcast_to(self.noise_rows(target, frame["domain"])["sigma"], np.shape(log_mean))
 
     def measurement_variance(self, frame: pd.DataFrame, target: str) -> tuple[np.ndarray, np.ndarray]:
-        """Variances of a new measurement's noise on the log scale per draw: checkpoint ``(S, n)``, run offset ``(S,)``.
+        """Variances of a new measurement's noise on the log scale per draw and row: checkpoint and run offset.
 
-        Student-t noise enters through its variance (``nu / (nu - 2)`` times the scale squared, ``nu`` floored at
-        2.5); with the robust fit's run mixing the offset shares that factor. What the planner's Gaussian
-        information and the check of a decision against noisy measurements use.
+        Both ``(S, len(frame))`` (the run offset's is that of each row's run, by its domain). Student-t noise
+        enters through its variance (``nu / (nu - 2)`` times the scale squared, ``nu`` floored at 2.5); with the
+        robust fit's run mixing the offset shares that factor. What the planner's Gaussian information and the
+        check of a decision against noisy measurements use.
         """
-        nz = self.noise[target]
-        sig = np.asarray(nz["sigma"], float)
+        nz = self.noise_rows(target, frame["domain"])
+        sig = nz["sigma"]
         var_e = (self.checkpoint_sd(frame, target, self.mean_log_loss(frame, target)) ** 2
-                 if self.ctx.get("heteroscedastic") else np.broadcast_to(sig[:, None] ** 2, (len(sig), len(frame))))
-        var_u = np.asarray(nz["tau"], float) ** 2 if "tau" in nz else np.zeros_like(sig)
+                 if self.ctx.get("heteroscedastic") else sig**2)
+        var_u = nz["tau"] ** 2 if "tau" in nz else np.zeros_like(sig)
         if "nu" in nz:
-            nu = np.maximum(np.asarray(nz["nu"], float), 2.5)
-            var_e = var_e * (nu / (nu - 2.0))[:, None]
+            nu = np.maximum(nz["nu"], 2.5)
+            var_e = var_e * (nu / (nu - 2.0))
             if self.ctx.get("run_mixing"):
                 var_u = var_u * nu / (nu - 2.0)
-        return np.asarray(var_e, float), var_u
+        return np.asarray(var_e, float), np.asarray(var_u, float)
 
     def predict(self, frame: pd.DataFrame, ci: float = CI_PROB, *, kind: str = "predictive",
                 seed: int = 0) -> pd.DataFrame:

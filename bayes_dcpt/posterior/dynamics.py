@@ -145,8 +145,9 @@ class DynamicsPosterior(Posterior):
             if kind == "mean":
                 draws = law
             else:
-                draws = law * np.exp(log_noise(rng, self.noise[t], df["run_id"].astype(str).to_numpy(),
-                                               self.n_draws, mixing=bool(self.ctx.get("run_mixing"))))
+                runs = df["run_id"].astype(str).to_numpy()
+                draws = law * np.exp(log_noise(rng, self.noise_rows(t, df["domain"]), runs, self.n_draws,
+                                               mixing=bool(self.ctx.get("run_mixing"))))
             mean = np.nansum(law * (w[:, None] if w is not None else 1.0 / law.shape[0]), axis=0)
             q = weighted_quantile(draws, [lo, hi], w, axis=0)
             df[f"loss_{t}_mean"] = mean

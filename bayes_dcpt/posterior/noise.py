@@ -20,25 +20,36 @@ def log_noise(rng: np.random.Generator, noise: Mapping[str, Any], runs: Any, n_d
               mixing: bool, new_run: bool = True, sd: np.ndarray | None = None) -> np.ndarray:
     """Additive noise on the log loss, one row per draw: shape ``(n_draws, len(runs))``.
 
-    ``noise`` holds per-draw ``sigma`` (and ``tau``, ``nu`` when fitted); entries of ``runs`` that are equal
-    share a run offset. ``new_run=False`` leaves the offsets out (noise around a run already measured). ``sd``
+    ``noise`` holds per-draw ``sigma`` (and ``tau``, ``nu`` when fitted), each ``(n_draws,)`` or one per draw and
+    entry ``(n_draws, len(runs))`` (noise per domain: :meth:`~bayes_dcpt.posterior.Posterior.noise_rows`; a run's
+    entries share one domain, its offset takes its first entry's). Entries of ``runs`` that are equal share a run
+    offset. ``new_run=False`` leaves the offsets out (noise around a run already measured). ``sd``
     (``(n_draws, len(runs))``) replaces ``sigma`` when each checkpoint has its own noise scale.
     """
     runs = np.asarray(runs)
     n = len(runs)
-    _, inv = np.unique(runs.astype(str), return_inverse=True)
-    n_runs = int(inv.max()) + 1 if n else 0
-    sigma = np.asarray(noise["sigma"], float)[:, None] if sd is None else np.asarray(sd, float)
+    _, first, inv = np.unique(runs.astype(str), return_index=True, return_inverse=True)
+    n_runs = len(first)
+
+    def rows(v: Any) -> np.ndarray:  # per draw and entry, broadcastable to (n_draws, n)
+        v = np.asarray(v, float)
+        return v[:, None] if v.ndim == 1 else v
+
+    def per_run(v: Any) -> np.ndarray:  # per draw and run, broadcastable to (n_draws, n_runs)
+        v = np.asarray(v, float)
+        return v[:, None] if v.ndim == 1 else v[:, first]
+
+    sigma = rows(noise["sigma"]) if sd is None else np.asarray(sd, float)
     if new_run and "tau" in noise and "nu" in noise and mixing:
-        nu = np.asarray(noise["nu"], float)[:, None]
+        nu = per_run(noise["nu"])
         w = np.sqrt(nu / rng.chisquare(np.broadcast_to(nu, (n_draws, n_runs))))[:, inv]
-        u = rng.standard_normal((n_draws, n_runs))[:, inv] * np.asarray(noise["tau"], float)[:, None]
+        u = (rng.standard_normal((n_draws, n_runs)) * per_run(noise["tau"]))[:, inv]
         return w * (u + rng.standard_normal((n_draws, n)) * sigma)
     if "nu" in noise:
-        e = rng.standard_t(np.broadcast_to(np.asarray(noise["nu"], float)[:, None], (n_draws, n))) * sigma
+        e = rng.standard_t(np.broadcast_to(rows(noise["nu"]), (n_draws, n))) * sigma
     else:
         e = rng.standard_normal((n_draws, n)) * sigma
     if new_run and "tau" in noise:
-        u = rng.standard_normal((n_draws, n_runs)) * np.asarray(noise["tau"], float)[:, None]
+        u = rng.standard_normal((n_draws, n_runs)) * per_run(noise["tau"])
         e = e + u[:, inv]
     return e
