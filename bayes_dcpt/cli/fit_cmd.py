@@ -46,8 +46,9 @@ def _load_input(data: Path | None, db: Path | None):
 def only_domains(df: Any, domains: str | None) -> Any:
     """The rows of the domains named in ``domains`` (comma-separated; None: all), base rows included.
 
-    One fit per domain when the law misses some domain: fitted together, the domains share the noise scales and
-    the law's shape parameters, so one domain's misfit degrades the others' fits (BENCHMARKS.md, honest fit).
+    One fit per domain when the law misses some domain: fitted together, the domains share the law's shape
+    parameters (each has its own noise scales), so one domain's misfit can still pull the others' fits
+    (BENCHMARKS.md, honest fit).
     """
     if domains is None:
         return df

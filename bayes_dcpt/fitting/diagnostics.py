@@ -166,9 +166,9 @@ def misfit_remedies(adequacy: Any, law_family: str, n_domains: int = 1) -> list[
         out.append("law='auto' (laws weighed by how they extrapolate); where one domain or size fails, check its "
                    "probes (a diverged run, a data-order artefact) before trusting its predictions")
     if law_family == "dcpt" and n_domains >= 2 and failed - {"tails"}:
-        out.append("one fit per domain, each on its own rows: fitted together, the domains share the noise scales "
-                   "and eps and eta and pool the exponents, so a domain the law misses degrades the others' fits "
-                   "(measured on the long-CPT grid: BENCHMARKS.md)")
+        out.append("one fit per domain, each on its own rows: fitted together, the domains share eps and eta and "
+                   "pool the exponents, so a domain the law misses can still pull the others' fits (each domain "
+                   "has its own noise scales; measured on the long-CPT grid: BENCHMARKS.md)")
     if "trend_tokens" in failed:
         out.append("the early checkpoints inside the LR warm-up follow another curve: drop them (tokens below a few "
                    "warm-up lengths) or fit the LR-aware dynamics law (fit_dynamics)")
