@@ -318,3 +318,24 @@ def test_load_errors_are_user_errors(tmp_path):
     p.write_text("not netcdf")
     with pytest.raises(BayesDCPTError):
         load_fit(p)
+
+
+@pytest.mark.parametrize(("model", "hollow"), [("example_cpt.nc", False), ("example_dcpt.nc", True)])
+def test_curves_draw_the_zero_ratio_series_a_law_fits(model, hollow):
+    """The CPT law fits the losses measured with none of their own corpus (own ratio 0): their series get the
+    law's band like any other; the D-CPT law (fitted without them) marks them hollow, "(not fitted)"."""
+    import matplotlib.pyplot as plt
+
+    from bayes_dcpt.fitting import load_fit
+    from bayes_dcpt.viz import curves as plotting
+
+    fit = load_fit(Path(__file__).parents[1] / "models" / model)
+    assert fit.posterior.fits_zero_ratio is not hollow
+    fig = plotting.loss_curves(fit, domain="python", n_params=[fit.data["n_params"].max()])
+    labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    bands = [len(ax.collections) for ax in fig.axes]  # one fill per ratio with a band (and the misfit frame)
+    n_ratios = fit.data.loc[fit.data["tokens"] > 0, "r_domain"].nunique()
+    plt.close(fig)
+    assert any("(not fitted)" in t for t in labels) is hollow
+    if not hollow:
+        assert min(bands) >= n_ratios

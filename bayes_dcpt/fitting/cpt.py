@@ -59,8 +59,9 @@ class CPTFit(DecisionMethods, BaseFit):
         design = self.design
         self.domains = list(design.domains)
         # the reference token count the model was sampled with (a loaded fit: its card's), never re-derived
-        ctx = add_run_mixing({"D_ref": design.d_ref if d_ref is None else float(d_ref), "heteroscedastic": 1.0},
-                             config)
+        # the base-anchored law fits every own ratio, 0 included (zero_ratio)
+        ctx = add_run_mixing({"D_ref": design.d_ref if d_ref is None else float(d_ref), "heteroscedastic": 1.0,
+                              "zero_ratio": 1.0}, config)
         self.posterior = cpt_posterior(idata, law, self.targets, self.domains, ctx, _data.base_losses(data))
 
     @property

@@ -82,6 +82,8 @@ class Fit(DecisionMethods, BaseFit):
             if law.dlc is not None else None
         ctx = {"D_min": float(np.asarray(idata["constant_data"]["D_min"])) if "constant_data" in idata.children
                and "D_min" in idata["constant_data"] else float(_data.fit_rows(data)["tokens"].min() / BILLION)}
+        if config.zero_ratio:
+            ctx["zero_ratio"] = 1.0  # losses with none of their own corpus were fitted too
         self.posterior = posterior_from_idata(idata, law, self.targets, self.domains, add_run_mixing(ctx, config),
                                               _data.base_losses(data), law.dlc is not None)
 

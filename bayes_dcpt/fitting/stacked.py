@@ -174,6 +174,9 @@ def stacked_posterior(posts: Sequence[Posterior], weights: Any, n_draws: int, se
     for p in reversed(posts):
         merged.update(p.ctx)
     merged.pop("heteroscedastic", None)
+    merged.pop("zero_ratio", None)  # the stack fits zero own ratios only when every component does
+    if all(p.fits_zero_ratio for p in posts):
+        merged["zero_ratio"] = 1.0
     if any(p.ctx.get("heteroscedastic") for p in posts):
         merged["heteroscedastic"] = 1.0
     merged.update(ctx or {})

@@ -114,6 +114,15 @@ class Posterior:
         if (target, domain) not in self.params:
             raise UnknownDomainError(f"unknown domain {domain!r}; the fit knows {self.domains}")
 
+    @property
+    def fits_zero_ratio(self) -> bool:
+        """Whether the fit described losses with none of their own corpus (own ratio 0).
+
+        The domain loss at ``r = 0`` and the general loss at ``r = 1``: the base-anchored law fits them, the D-CPT
+        laws only with ``zero_ratio=True`` (the paper finds L3 meaningless there).
+        """
+        return bool(self.ctx.get("zero_ratio"))
+
     # --------------------------------------------------------------------------------------- noise
     @property
     def noise_domains(self) -> list[str] | None:

@@ -86,7 +86,8 @@ def law_section(fit: Any) -> list[Block]:
             f"{'partial pooling across domains' if pooled else 'no pooling'}"
             f" ({cfg.parametrization}); paper's C > C0 constraint {'on' if cfg.monotone else 'off'}; prior scale "
             f"{cfg.prior_scale:g}; losses measured with none of their own corpus (own ratio 0) "
-            f"{'fitted' if cfg.zero_ratio else 'not fitted'}."
+            f"{'fitted' if cfg.zero_ratio else 'not fitted'}; noise scales (sigma, tau, nu) per "
+            f"{'(target, domain)' if getattr(cfg, 'noise_scope', 'target') == 'domain' else 'target'}."
         ),
         Table(prior_table(fit.law, cfg.anchored), caption="Priors as sampled, with their reasons"),
     ]
@@ -271,9 +272,10 @@ def curves_section(fit: Any, ci: float, dpi: int) -> list[Block]:
         Heading(2, "Fitted curves against the data", "curves"),
         Para(
             f"Lines: posterior mean of the law; grey bands: its {ci:.0%} credible band (the law "
-            "itself, without run offsets or checkpoint noise); markers: measurements (hollow: "
-            "measured with none of the loss's own corpus, not fitted: the law does not hold "
-            "there). Shaded region: beyond the largest measured tokens."
+            "itself, without run offsets or checkpoint noise); markers: measurements"
+            + ("" if getattr(getattr(fit, "posterior", None), "fits_zero_ratio", False) else
+               " (hollow: measured with none of the loss's own corpus, not fitted: the law does not hold there)")
+            + ". Shaded region: beyond the largest measured tokens."
         ),
     ]
     adequacy = fit.adequacy() if callable(getattr(fit, "adequacy", None)) else None

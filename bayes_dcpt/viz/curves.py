@@ -187,9 +187,9 @@ def loss_curves(
 
     One row of panels per model size, one column per fitted target (general, domain loss). Each ratio
     is one series: the measurements (markers; hollow when not fitted, i.e. measured with none of the
-    loss's own corpus) and, where the law applies (own ratio > 0), the posterior mean of the law with its
-    ``ci`` band. The x axis is logarithmic and extends ``extend`` times beyond the largest measured tokens
-    (extrapolation shaded).
+    loss's own corpus and the law does not fit those: ``post.fits_zero_ratio``) and, where the fit applies,
+    the posterior mean of the law with its ``ci`` band. The x axis is logarithmic and extends ``extend`` times
+    beyond the largest measured tokens (extrapolation shaded).
 
     Parameters
     ----------
@@ -265,7 +265,7 @@ def _ratio_series(
     """One ratio (the ``k``-th) on a loss-against-tokens panel: its measurements and, if fitted, the law's band."""
     col = f"loss_{t}"
     mk, ls = MARKERS[k % len(MARKERS)], LINESTYLES[k % len(LINESTYLES)]
-    fitted = _own_ratio(t, r) > 0
+    fitted = _own_ratio(t, r) > 0 or post.fits_zero_ratio
     label = f"r = {r:g}" + ("" if fitted else " (not fitted)")
     if len(pts):
         ax.plot(
@@ -327,7 +327,8 @@ def loss_vs_ratio(
         ax = axes[0, j]
         col = f"loss_{t}"
         rgrid = np.linspace(0.0, 1.0, 81)
-        rgrid = rgrid[_own_ratio(t, rgrid) > 0]
+        if not post.fits_zero_ratio:
+            rgrid = rgrid[_own_ratio(t, rgrid) > 0]
         for k, n in enumerate(sizes):
             mk, ls, g = MARKERS[k % len(MARKERS)], LINESTYLES[k % len(LINESTYLES)], greys[k]
             if (t, domain) in post.params:
@@ -338,7 +339,7 @@ def loss_vs_ratio(
                 )
             pts = at[np.isclose(at["n_params"].to_numpy(float), n)].dropna(subset=[col])
             if len(pts):
-                fitted = _own_ratio(t, pts["r_domain"].to_numpy(float)) > 0
+                fitted = (_own_ratio(t, pts["r_domain"].to_numpy(float)) > 0) | post.fits_zero_ratio
                 ax.plot(
                     pts["r_domain"][fitted],
                     pts[col][fitted],
