@@ -23,12 +23,13 @@ from bayes_dcpt.fitting.discrepancy import (
     size_key,
     stacking_weights,
 )
-from bayes_dcpt.fitting.extrapolation import discrepancy_from_scores
+from bayes_dcpt.fitting.extrapolation import DOMAIN_PRIOR_RUNS, discrepancy_from_scores
 from bayes_dcpt.fitting.holdout import HoldoutScore, make_splits, score_split
 from bayes_dcpt.laws.registry import Law, Param, Prior
 from bayes_dcpt.numerics.psis import psis
 from bayes_dcpt.plan.simulate import World, probe_grid
 from bayes_dcpt.posterior.draws import Posterior
+from bayes_dcpt.posterior.extrapolation import discrepancy_slopes
 
 SIZES = (1e8, 3e8, 1e9)
 
@@ -375,3 +376,41 @@ def test_the_card_records_the_refit_settings_without_callables(grid_df):
     assert refit["draws"] == 50
     assert refit["sampler_kwargs"] == {"maxdepth": REFIT_MAXDEPTH, "target_accept": 0.95}
     json.dumps(fit.extrapolation)
+
+
+def test_each_domain_gets_its_own_slope_where_its_errors_measure_one():
+    """Domain ``miss`` (the law misses it) has errors growing at 0.05 per e-fold of tokens, ``fits`` none: pooled,
+    one slope would widen ``fits``' bands for ``miss``' sake. Each gets its own; a domain with too few held-out
+    points beyond the data (``few``) takes the pooled slope."""
+    rng = np.random.default_rng(11)
+    v = 1e-5
+
+    def pts(dom: str, kappa: float, n_runs: int) -> pd.DataFrame:
+        run = np.repeat(np.arange(n_runs), 4)
+        d = np.tile(np.linspace(0.2, 1.2, 4), n_runs)
+        return pd.DataFrame({"split": "tokens", "target": "general", "domain": dom,
+                             "run_id": [f"{dom}{i}" for i in run],
+                             "log_error": rng.normal(0, np.sqrt(v + (kappa * d) ** 2)), "log_sd": np.sqrt(v),
+                             "delta_tokens": d, "delta_size": 0.0, "delta_ratio": 0.0})
+
+    points = pd.concat([pts("miss", 0.05, 30), pts("fits", 0.0, 30), pts("few", 0.05, 1).iloc[:2]])
+    scores = [HoldoutScore("L", "tokens", pd.DataFrame(), points)]
+    kappa = discrepancy_from_scores(scores, ["general"], prior_runs=0.0)  # each domain's own, unshrunk
+    k = kappa["general"]
+    assert 0.01 < k["tokens"] < 0.045  # pooled: in between
+    own = k["domains"]
+    assert own["miss"]["tokens"] == pytest.approx(0.05, rel=0.25) and own["fits"]["tokens"] < 0.005
+    assert own["few"]["tokens"] is None  # 2 points beyond the data: not measured on its own
+    ctx = {"discrepancy": kappa}
+    assert discrepancy_slopes(ctx, "general", "fits")[0]["tokens"] == own["fits"]["tokens"]
+    assert discrepancy_slopes(ctx, "general", "few")[0]["tokens"] == k["tokens"]  # the pooled slope
+    assert discrepancy_slopes(ctx, "general")[0]["tokens"] == k["tokens"]
+    flat = discrepancy_from_scores(scores, ["general"], by_domain=False)["general"]
+    assert "domains" not in flat and flat["tokens"] == k["tokens"]
+    # the default shrinks each domain's slope towards the pooled one: DOMAIN_PRIOR_RUNS pseudo-runs against its 30
+    shrunk = discrepancy_from_scores(scores, ["general"])["general"]["domains"]
+    w = DOMAIN_PRIOR_RUNS / (30 + DOMAIN_PRIOR_RUNS)
+    for d in ("miss", "fits"):
+        want = np.sqrt((1 - w) * own[d]["tokens"] ** 2 + w * k["tokens"] ** 2)
+        assert shrunk[d]["tokens"] == pytest.approx(want, rel=1e-9)
+    assert own["fits"]["tokens"] < shrunk["fits"]["tokens"] < k["tokens"] < shrunk["miss"]["tokens"]

@@ -5,8 +5,12 @@ held-out split of its data (:mod:`~bayes_dcpt.fitting.holdout`) and scores the h
 turns the scores into the discrepancy slopes of :mod:`~bayes_dcpt.fitting.discrepancy` and stores them on the fit's
 posterior, where predictions and decisions read them::
 
-    posterior.ctx["discrepancy"] = {target: {"tokens": kappa, "size": kappa, "ratio": kappa}}   # None: not measured
+    posterior.ctx["discrepancy"] = {target: {"tokens": kappa, "size": kappa, "ratio": kappa,  # None: not measured
+                                             "domains": {domain: {"tokens": kappa, ...}}}}    # each domain's own
     posterior.ctx["envelope"]    = {domain: {"n_max", "n_min", "d_max": {str(float(N)): tokens}, "ratios"}}
+
+With several domains, each domain's bands use the slopes its own held-out errors measure (the pooled ones where
+too few of its points lie beyond the data): a domain the law misses must not widen the others' bands.
 
 ``fit(..., discrepancy=True)`` (the default) calls it; ``law="auto"`` reuses the refits that weigh its laws. The
 refits are scoring refits: fewer draws than the fit itself (the scores need a few hundred draws, not a full
@@ -30,7 +34,7 @@ from bayes_dcpt.fitting.holdout import HoldoutScore, Split, make_splits, score_s
 from bayes_dcpt.fitting.progress import stage
 from bayes_dcpt.fitting.samplers import recordable
 
-__all__ = ["DEFAULT_SPLITS", "MODEL_SETTINGS", "REFIT_DEFAULTS", "REFIT_MAXDEPTH", "calibrate",
+__all__ = ["DEFAULT_SPLITS", "DOMAIN_PRIOR_RUNS", "MODEL_SETTINGS", "REFIT_DEFAULTS", "REFIT_MAXDEPTH", "calibrate",
            "discrepancy_from_scores", "holdout_scores", "holdout_table", "law_holdout_scores", "model_settings",
            "refit_law", "refit_settings"]
 
@@ -46,6 +50,11 @@ REFIT_DEFAULTS: dict[str, Any] = {"sampler": "nutpie", "draws": 400, "tune": 400
 #: world ran over 14 minutes uncapped while the D-CPT law's took ~28 steps per draw (BENCHMARKS.md, scale).
 REFIT_MAXDEPTH = 7
 
+
+#: Pseudo-runs of the pooled discrepancy slope in a domain's own (:func:`discrepancy_from_scores`): a domain's slope
+#: is its own measured on its held-out runs, shrunk towards the pooled one as if that had been measured on this
+#: many of its runs. Measured on the example and long-CPT grids (BENCHMARKS.md, "The discrepancy per domain").
+DOMAIN_PRIOR_RUNS = 5.0
 
 #: The keyword arguments of :func:`bayes_dcpt.fitting.dcpt.fit` that define the model (its configuration); the
 #: rest are sampler settings, which the refits take from ``refit`` and :data:`REFIT_DEFAULTS`.
@@ -155,14 +164,24 @@ def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping
     return out
 
 
-def discrepancy_from_scores(scores: Sequence[HoldoutScore], targets: Sequence[str],
-                            **options: Any) -> dict[str, dict[str, Any]]:
+def discrepancy_from_scores(scores: Sequence[HoldoutScore], targets: Sequence[str], *, by_domain: bool = True,
+                            prior_runs: float | None = None, **options: Any) -> dict[str, dict[str, Any]]:
     """``{target: {"tokens": kappa, "size": kappa, "ratio": kappa}}`` from held-out scores (``None``: not measured).
 
     Each target's held-out measurements of every split are pooled; an axis is estimated from the measurements at
     a positive distance along it (:func:`~bayes_dcpt.fitting.discrepancy.estimate_kappa`, the maximum-likelihood
     slope by default; ``options`` go to it, e.g. ``uncertainty=True``, where a held-out run of a split counts as
     one unit of evidence).
+
+    With ``by_domain`` (default) and held-out measurements of several domains, each domain's own slopes are
+    estimated too, under ``"domains"``: ``{target: {..., "domains": {domain: {axis: kappa}}}}``, so that a domain
+    the law misses does not widen the bands of the domains it describes
+    (:func:`bayes_dcpt.posterior.extrapolation.discrepancy_slopes`). A domain's slope is its own maximum-likelihood
+    slope shrunk towards the pooled one, on the variance scale: ``kappa_d^2 = (u_d kappa_own^2 + u_0
+    kappa_pooled^2) / (u_d + u_0)``, ``u_d`` the domain's held-out runs beyond the data along that axis and
+    ``u_0`` = ``prior_runs`` (default :data:`DOMAIN_PRIOR_RUNS`); ``None`` (the pooled slope) where too few of its
+    points lie beyond the data. Unshrunk (``prior_runs=0``), a domain's few held-out runs understate its error
+    at larger distances (BENCHMARKS.md, "The discrepancy per domain").
 
     With two token origins (``"tokens"`` and ``"tokens_early"``) the slopes are estimated once with each (and the
     other splits) and each axis takes the larger: every origin measures the law's error at its own distances, and
@@ -173,21 +192,54 @@ def discrepancy_from_scores(scores: Sequence[HoldoutScore], targets: Sequence[st
     origins = [k for k in ("tokens", "tokens_early") if any(s.split == k for s in scores)]
     if len(origins) > 1:
         each = [discrepancy_from_scores([s for s in scores if s.split == o or s.split not in origins], targets,
-                                        **options) for o in origins]
-        return {t: {a: _larger(*(k[t][a] for k in each)) for a in AXES} for t in targets}
+                                        by_domain=by_domain, prior_runs=prior_runs, **options) for o in origins]
+        return {t: _larger_slopes([k[t] for k in each]) for t in targets}
     pts = pd.concat([s.points for s in scores], ignore_index=True) if scores else pd.DataFrame()
     out: dict[str, dict[str, Any]] = {}
     for t in targets:
         p = pts[pts["target"] == t] if len(pts) else pts
-        if p.empty:
-            out[t] = {a: None for a in AXES}
+        out[t] = _slopes(p, options)
+        if by_domain and "domain" in p and p["domain"].nunique() > 1:
+            u0 = DOMAIN_PRIOR_RUNS if prior_runs is None else float(prior_runs)
+            out[t]["domains"] = {str(d): _shrunk(_slopes(g, options), out[t], g, u0) for d, g in p.groupby("domain")}
+    return out
+
+
+def _units(p: pd.DataFrame) -> pd.Series:
+    """The independent unit of each held-out point: its run within its split."""
+    return p["split"].astype(str) + "|" + p["run_id"].astype(str)
+
+
+def _shrunk(own: Mapping[str, Any], pooled: Mapping[str, Any], g: pd.DataFrame, u0: float) -> dict[str, Any]:
+    """A domain's slopes shrunk towards the pooled ones (variance scale, ``u0`` pseudo-runs of the pooled)."""
+    out: dict[str, Any] = {}
+    for a in AXES:
+        if own.get(a) is None or pooled.get(a) is None:
+            out[a] = own.get(a)
             continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            k = estimate_kappa(p["log_error"], p["log_sd"] ** 2, {a: p[f"delta_{a}"] for a in AXES},
-                               units=(p["split"].astype(str) + "|" + p["run_id"].astype(str)).to_numpy(),
-                               **options)
-        out[t] = {a: k.get(a) for a in AXES}
+        u = float(_units(g[g[f"delta_{a}"] > 0]).nunique())
+        out[a] = float(np.sqrt((u * own[a] ** 2 + u0 * pooled[a] ** 2) / (u + u0))) if u + u0 > 0 else own[a]
+    return out
+
+
+def _slopes(p: pd.DataFrame, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``{axis: kappa}`` of held-out points ``p`` (``None`` where not estimable)."""
+    if p.empty:
+        return {a: None for a in AXES}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        k = estimate_kappa(p["log_error"], p["log_sd"] ** 2, {a: p[f"delta_{a}"] for a in AXES},
+                           units=_units(p).to_numpy(), **options)
+    return {a: k.get(a) for a in AXES}
+
+
+def _larger_slopes(each: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per axis the larger slope of several origins' estimates, per domain too."""
+    out: dict[str, Any] = {a: _larger(*(k.get(a) for k in each)) for a in AXES}
+    domains = sorted({d for k in each for d in (k.get("domains") or {})})
+    if domains:
+        out["domains"] = {d: {a: _larger(*((k.get("domains") or {}).get(d, {}).get(a) for k in each))
+                              for a in AXES} for d in domains}
     return out
 
 

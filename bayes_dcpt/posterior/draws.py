@@ -40,6 +40,7 @@ from bayes_dcpt.numerics.quantiles import weighted_quantile
 from bayes_dcpt.posterior.base_law import BaseLaw, fit_base_law
 from bayes_dcpt.posterior.extrapolation import (
     AXES,
+    any_slope,
     discrepancy_slopes,
     domain_envelope,
     extrapolation_distances,
@@ -232,7 +233,7 @@ class Posterior:
     @property
     def has_discrepancy(self) -> bool:
         """True when the fit calibrated the law's error beyond the data (some slope > 0)."""
-        return any(any(v > 0 for v in discrepancy_slopes(self.ctx, t)[0].values()) for t in self.targets)
+        return any(any_slope(self.ctx, t) for t in self.targets)
 
     def extrapolation(self, domain: str, n_params: Any, tokens: Any, r_domain: Any) -> dict[str, np.ndarray]:
         """``{"tokens", "size", "ratio"}`` distances of raw-count inputs beyond the fit's data envelope."""
@@ -244,7 +245,7 @@ class Posterior:
 
         ``sqrt(sum over tokens, size, ratio of (kappa * distance)^2)``, :mod:`bayes_dcpt.posterior.extrapolation`.
         """
-        slopes, _ = discrepancy_slopes(self.ctx, target)
+        slopes, _ = discrepancy_slopes(self.ctx, target, domain)
         shape = np.broadcast_shapes(*(np.shape(v) for v in (n_params, tokens, r_domain)))
         if not any(v > 0 for v in slopes.values()):
             return np.zeros(shape)
@@ -254,7 +255,7 @@ class Posterior:
     def frame_discrepancy_sd(self, frame: pd.DataFrame, target: str) -> np.ndarray:
         """:meth:`discrepancy_sd` of each row of a schema frame, shape ``(len(frame),)``."""
         out = np.zeros(len(frame))
-        if not any(v > 0 for v in discrepancy_slopes(self.ctx, target)[0].values()):
+        if not any_slope(self.ctx, target):
             return out
         doms = frame["domain"].astype(str).to_numpy()
         for d in np.unique(doms):

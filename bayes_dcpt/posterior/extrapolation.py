@@ -4,7 +4,8 @@ The posterior of a law's parameters assumes the law is right. Beyond the probes 
 a ratio nobody ran -- the law's error grows with the distance, and a fit measures how fast from held-out refits
 (the fitting layer stores it on the posterior's ``ctx``)::
 
-    ctx["discrepancy"] = {target: {"tokens": k_t, "size": k_n, "ratio": k_r}}     # None: not measured
+    ctx["discrepancy"] = {target: {"tokens": k_t, "size": k_n, "ratio": k_r,      # None: not measured
+                                   "domains": {domain: {"tokens": ..., ...}}}}   # optional, per domain
     ctx["envelope"]    = {domain: {"n_max", "n_min", "d_max": {str(N): max tokens probed at N}, "ratios": [r]}}
 
 This module turns them into the sd of the log-loss error at any ``(domain, N, D, r)`` (zero inside the data)::
@@ -18,7 +19,9 @@ This module turns them into the sd of the log-loss error at any ``(domain, N, D,
 size below it, or the largest of all below every probed size. Distances below the smallest probed size count too:
 the held-out calibration measures them the same way. A domain missing from the envelope is measured against the
 union of the other domains' envelopes (the hierarchical fit pools the domains; its data extent is theirs). A
-slope that could not be measured (``None``) adds nothing and is reported as such.
+slope that could not be measured (``None``) adds nothing and is reported as such. A domain's own slopes (measured on
+its own held-out errors) replace the pooled ones where they were measured: a domain the law misses must not widen
+the bands of the domains it describes.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AXES", "DomainEnvelope", "discrepancy_slopes", "domain_envelope", "extrapolation_distances"]
+__all__ = ["AXES", "DomainEnvelope", "any_slope", "discrepancy_slopes", "domain_envelope", "extrapolation_distances"]
 
 #: The directions of extrapolation, in the order of ``ctx["discrepancy"][target]``.
 AXES = ("tokens", "size", "ratio")
@@ -92,15 +95,29 @@ def extrapolation_distances(env: DomainEnvelope | None, n_params: Any, tokens: A
     return {"tokens": tok, "size": np.nan_to_num(size), "ratio": np.nan_to_num(ratio)}
 
 
-def discrepancy_slopes(ctx: Mapping[str, Any], target: str) -> tuple[dict[str, float], list[str]]:
-    """The slopes ``{axis: kappa}`` of ``target`` (unmeasured ones as 0) and the axes left unmeasured."""
+def discrepancy_slopes(ctx: Mapping[str, Any], target: str,
+                       domain: str | None = None) -> tuple[dict[str, float], list[str]]:
+    """The slopes ``{axis: kappa}`` of ``target`` (unmeasured ones as 0) and the axes left unmeasured.
+
+    With ``domain``, that domain's own slope on each axis where it was measured, else the pooled one.
+    """
     disc = (ctx.get("discrepancy") or {}).get(target) or {}
+    own = ((disc.get("domains") or {}).get(str(domain)) or {}) if domain is not None else {}
     slopes, missing = {}, []
     for a in AXES:
-        v = disc.get(a)
+        v = own.get(a)
+        if v is None or not np.isfinite(float(v)):
+            v = disc.get(a)
         if v is None or not np.isfinite(float(v)):
             missing.append(a)
             slopes[a] = 0.0
         else:
             slopes[a] = max(float(v), 0.0)
     return slopes, missing
+
+
+def any_slope(ctx: Mapping[str, Any], target: str) -> bool:
+    """True when some slope of ``target`` (pooled or a domain's own) is > 0."""
+    disc = (ctx.get("discrepancy") or {}).get(target) or {}
+    values = [disc.get(a) for a in AXES] + [d.get(a) for d in (disc.get("domains") or {}).values() for a in AXES]
+    return any(v is not None and np.isfinite(float(v)) and float(v) > 0 for v in values)
