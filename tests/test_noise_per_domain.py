@@ -133,3 +133,11 @@ def test_a_joint_fit_gives_each_domain_its_own_noise():
     # the adequacy check reads each domain's own tails
     tails = [c for c in f.adequacy().checks if c.check == "tails"]
     assert {c.domain for c in tails} == {"code", "law"}
+
+
+def test_an_unknown_noise_scope_is_one_clear_error(df3):
+    from bayes_dcpt.errors import FitError
+    from bayes_dcpt.fitting import fit
+
+    with pytest.raises(FitError, match="noise_scope must be 'domain' or 'target'"):
+        fit(df3, "dcpt", "both", noise_scope="run", draws=10, tune=10, chains=1, warn=False)
