@@ -143,13 +143,7 @@ class Posterior:
 
     def noise_of(self, target: str, domain: str) -> dict[str, np.ndarray]:
         """One (target, domain)'s noise draws ``{name: (S,)}`` (the target's own when the noise is per target)."""
-        if target not in self.noise:
-            raise BayesDCPTError(f"the posterior has no noise draws for the {target} loss; it has {list(self.noise)}")
-        nz = self.noise[target]
-        if self.noise_domains is None:
-            return {k: np.asarray(v, float) for k, v in nz.items()}
-        col = int(self._noise_columns([domain])[0])
-        return {k: np.asarray(v, float)[:, col] if np.ndim(v) == 2 else np.asarray(v, float) for k, v in nz.items()}
+        return {k: v[:, 0] for k, v in self.noise_rows(target, [domain]).items()}
 
     def noise_rows(self, target: str, domains: Any) -> dict[str, np.ndarray]:
         """Each noise parameter per draw and row, ``(S, n)``; ``domains`` holds each row's domain."""
