@@ -36,7 +36,7 @@ from bayes_dcpt.fitting.config import resolve_parametrization
 from bayes_dcpt.fitting.dcpt import _identifiable_run_effect
 from bayes_dcpt.fitting.dcpt import fit as fit_one
 from bayes_dcpt.fitting.design import run_capacity
-from bayes_dcpt.fitting.discrepancy import data_envelope, stacking_weights
+from bayes_dcpt.fitting.discrepancy import attach_data_context, stacking_weights
 from bayes_dcpt.fitting.extrapolation import (
     DEFAULT_SPLITS,
     MODEL_SETTINGS,
@@ -49,6 +49,7 @@ from bayes_dcpt.fitting.holdout import HoldoutScore, make_splits, score_split
 from bayes_dcpt.fitting.progress import stage
 from bayes_dcpt.fitting.stacked import stack_laws, stacked_posterior
 from bayes_dcpt.laws.registry import get_law
+from bayes_dcpt.posterior.streams import stream_summary
 
 __all__ = ["AUTO_DEFAULTS", "DEFAULT_CANDIDATES", "SCREEN_SE", "SCREEN_WEIGHT", "AutoDiagnostics", "AutoFit",
            "fit_auto", "load_auto", "predicts_zero_ratio", "screened_out", "stack_laws"]
@@ -312,8 +313,9 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
             st = _stacked_scores(scores, weights, split_list, model, seed)
         kappa = discrepancy_from_scores(st, stacked.targets)
         stacked.ctx["discrepancy"] = kappa
-        stacked.ctx["envelope"] = data_envelope(df)
-        extrapolation = {"discrepancy": kappa, "splits": [s.kind for s in split_list],
+        attach_data_context(stacked, df)
+        extrapolation = {"discrepancy": kappa, "streams": stream_summary(stacked.ctx),
+                         "splits": [s.kind for s in split_list],
                          "holdout": holdout_table(st).to_dict(orient="records")}
     for sc in scores.values():
         for s in sc:

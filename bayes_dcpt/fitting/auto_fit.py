@@ -24,7 +24,7 @@ from bayes_dcpt.fitting.base import BaseFit, DecisionMethods
 from bayes_dcpt.fitting.cpt import CPTFit
 from bayes_dcpt.fitting.dcpt import Fit
 from bayes_dcpt.fitting.diagnostics import Diagnostics
-from bayes_dcpt.fitting.discrepancy import data_envelope
+from bayes_dcpt.fitting.discrepancy import attach_data_context
 from bayes_dcpt.fitting.io import read_card
 from bayes_dcpt.fitting.stacked import StackedPosterior, stacked_posterior
 from bayes_dcpt.laws.checks import check_requirements
@@ -293,7 +293,8 @@ class AutoFit(DecisionMethods, BaseFit):
         extrapolation = m.get("extrapolation")
         if extrapolation:
             stacked.ctx["discrepancy"] = extrapolation["discrepancy"]
-            stacked.ctx["envelope"] = data_envelope(next(iter(fits.values())).data)
+            attach_data_context(stacked, next(iter(fits.values())).data,
+                                streams=bool(extrapolation.get("streams")))
         return cls(fits, comp, m["weights"], m["requirements"], stacked,
                    holdout=pd.DataFrame(m.get("holdout", [])), method=m.get("method", "loo-stacking"),
                    notes=list(m.get("notes", [])), seed=seed, extrapolation=extrapolation,

@@ -25,7 +25,7 @@ from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.errors import BayesDCPTError, ConvergenceWarning, MisfitWarning
 from bayes_dcpt.fitting.diagnostics import Diagnostics, diagnostics_from_card, misfit_remedies, sampler_remedy
-from bayes_dcpt.fitting.discrepancy import data_envelope
+from bayes_dcpt.fitting.discrepancy import attach_data_context
 from bayes_dcpt.fitting.io import read_fit_file, write_fit_file
 from bayes_dcpt.fitting.marginal import marginal_log_likelihood
 from bayes_dcpt.laws.registry import Law
@@ -281,6 +281,7 @@ class BaseFit:
     def save(self, path: str | Path) -> Path:
         """Write the fit to netCDF (posterior + model card + the fitted data); :meth:`load` reads it.
 
+        A numeric ``seed`` column goes with the data (runs of different sizes with one seed share a data stream).
         The ``lr`` column goes with the data when the fit has one and leaves out the LR warm-up (``burn_in``):
         without it a loaded fit would count the warm-up checkpoints among its data (its design, adequacy checks
         and leave-one-out), and the CPT law's reference token count with them.
@@ -288,6 +289,8 @@ class BaseFit:
         numeric = tuple(self.SAVED_NUMERIC)
         if hasattr(self.config, "fitted_data") and "lr" in self.data and "lr" not in numeric:
             numeric += ("lr",)
+        if "seed" in self.data and "seed" not in numeric and _numeric_or_missing(self.data["seed"]):
+            numeric += ("seed",)  # which runs share a data stream (bayes_dcpt.posterior.streams)
         return write_fit_file(self.idata, self.data, numeric, self.SAVED_TEXT, self.card(), path)
 
     @classmethod
@@ -307,7 +310,7 @@ class BaseFit:
         if card.get("extrapolation"):  # the bands' calibration for extrapolation, back on the posterior
             fitted.extrapolation = dict(card["extrapolation"])
             fitted.posterior.ctx["discrepancy"] = card["extrapolation"]["discrepancy"]
-            fitted.posterior.ctx["envelope"] = data_envelope(df)
+            attach_data_context(fitted.posterior, df, streams=bool(card["extrapolation"].get("streams")))
         return fitted
 
     def __repr__(self) -> str:
@@ -351,3 +354,8 @@ class BaseFit:
     def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:
         """The fit rebuilt from its file's parts."""
         raise NotImplementedError
+
+
+def _numeric_or_missing(col: pd.Series) -> bool:
+    """True when every value of ``col`` is a number or missing (such a column can be stored as floats)."""
+    return bool(pd.to_numeric(col, errors="coerce").notna().sum() == col.notna().sum())

@@ -31,8 +31,10 @@ from scipy.optimize import minimize
 from scipy.special import logsumexp
 
 from bayes_dcpt.data import schema as _data
+from bayes_dcpt.posterior.streams import stream_deviations
 
-__all__ = ["AXES", "data_envelope", "estimate_kappa", "extrapolation_distances", "size_key", "stacking_weights"]
+__all__ = ["AXES", "attach_data_context", "data_envelope", "estimate_kappa", "extrapolation_distances", "size_key",
+           "stacking_weights"]
 
 #: The directions of extrapolation, in the order of ``ctx["discrepancy"][target]``.
 AXES = ("tokens", "size", "ratio")
@@ -66,6 +68,17 @@ def data_envelope(df: pd.DataFrame) -> dict[str, dict[str, Any]]:
             "ratios": sorted(float(r) for r in g["r_domain"].dropna().unique()),
         }
     return out
+
+
+def attach_data_context(post: Any, df: pd.DataFrame, *, streams: bool = True) -> None:
+    """Store on ``post.ctx`` what predictions beyond the data read: the envelope and the data streams' deviations.
+
+    ``streams``: what runs of other sizes on the same data stream deviated from the law
+    (:mod:`bayes_dcpt.posterior.streams`); saved fits from before it leave it out and predict as they did.
+    """
+    post.ctx["envelope"] = data_envelope(df)
+    if streams:
+        post.ctx["streams"] = stream_deviations(post, df)
 
 
 def extrapolation_distances(frame: pd.DataFrame, envelope: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:

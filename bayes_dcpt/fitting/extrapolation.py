@@ -8,6 +8,7 @@ posterior, where predictions and decisions read them::
     posterior.ctx["discrepancy"] = {target: {"tokens": kappa, "size": kappa, "ratio": kappa,  # None: not measured
                                              "domains": {domain: {"tokens": kappa, ...}}}}    # each domain's own
     posterior.ctx["envelope"]    = {domain: {"n_max", "n_min", "d_max": {str(float(N)): tokens}, "ratios"}}
+    posterior.ctx["streams"]     = what runs of other sizes on the same data stream deviated (posterior.streams)
 
 With several domains, each domain's bands use the slopes its own held-out errors measure (the pooled ones where
 too few of its points lie beyond the data): a domain the law misses must not widen the others' bands.
@@ -29,10 +30,11 @@ import numpy as np
 import pandas as pd
 
 from bayes_dcpt.errors import FitError
-from bayes_dcpt.fitting.discrepancy import AXES, data_envelope, estimate_kappa
+from bayes_dcpt.fitting.discrepancy import AXES, attach_data_context, estimate_kappa
 from bayes_dcpt.fitting.holdout import HoldoutScore, Split, make_splits, score_split
 from bayes_dcpt.fitting.progress import stage
 from bayes_dcpt.fitting.samplers import recordable
+from bayes_dcpt.posterior.streams import stream_summary
 
 __all__ = ["DEFAULT_SPLITS", "DOMAIN_PRIOR_RUNS", "MODEL_SETTINGS", "REFIT_DEFAULTS", "REFIT_MAXDEPTH", "calibrate",
            "discrepancy_from_scores", "holdout_scores", "holdout_table", "law_holdout_scores", "model_settings",
@@ -262,8 +264,9 @@ def attach(fit: Any, scores: Sequence[HoldoutScore], seconds: float, refit: Mapp
     """Store the discrepancy, the envelope and the held-out summary on ``fit`` (and its posterior)."""
     kappa = discrepancy_from_scores(scores, fit.targets)
     fit.posterior.ctx["discrepancy"] = kappa
-    fit.posterior.ctx["envelope"] = data_envelope(fit.data)
-    fit.extrapolation = {"discrepancy": kappa, "splits": [s.split for s in scores],
+    attach_data_context(fit.posterior, fit.data)
+    fit.extrapolation = {"discrepancy": kappa, "streams": stream_summary(fit.posterior.ctx),
+                         "splits": [s.split for s in scores],
                          "holdout": _records(holdout_table(scores)), "refit": _recorded(refit),
                          "seconds": float(seconds)}
     return fit

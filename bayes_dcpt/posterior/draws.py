@@ -47,6 +47,7 @@ from bayes_dcpt.posterior.extrapolation import (
 )
 from bayes_dcpt.posterior.frames import prediction_frame
 from bayes_dcpt.posterior.noise import log_noise
+from bayes_dcpt.posterior.streams import stream_shift
 
 __all__ = ["Posterior", "as_posterior"]
 
@@ -201,7 +202,9 @@ class Posterior:
                             discrepancy: bool = True, log_mean: np.ndarray | None = None) -> np.ndarray:
         """Posterior predictive draws of the observed loss, ``(S, len(frame))``.
 
-        Rows with the same ``run_id`` share one run offset per draw (a new run when ``new_run``). With
+        Rows with the same ``run_id`` share one run offset per draw (a new run when ``new_run``). A row on a data
+        stream the fit saw at other sizes is centred on the law plus that stream's shared deviation there
+        (:mod:`bayes_dcpt.posterior.streams`; fits calibrated for extrapolation carry it). With
         ``discrepancy``, rows outside the data also get the law's error: one Normal draw per draw and run, scaled
         by each row's :meth:`discrepancy_sd` (its own random stream, so predictions inside the data are unchanged).
         ``log_mean``: :meth:`mean_log_loss` of ``frame`` when the caller has it already (the law is the costly
@@ -214,8 +217,11 @@ class Posterior:
                                  f"{(self.n_draws, len(frame))}, as mean_log_loss(frame, target) returns")
         runs = frame["run_id"].to_numpy() if "run_id" in frame else np.arange(len(frame))
         sd = self.checkpoint_sd(frame, target, mu) if self.ctx.get("heteroscedastic") else None
-        log_y = mu + log_noise(rng, self.noise_rows(target, frame["domain"]), runs, self.n_draws, new_run=new_run,
-                               mixing=bool(self.ctx.get("run_mixing")), sd=sd)
+        noise = log_noise(rng, self.noise_rows(target, frame["domain"]), runs, self.n_draws, new_run=new_run,
+                          mixing=bool(self.ctx.get("run_mixing")), sd=sd)
+        # a new size on a probed data stream inherits part of its deviation there (posterior.streams)
+        shift, factor = stream_shift(self.ctx, frame, target)
+        log_y = mu + shift[None, :] + noise * factor[None, :]
         sd_disc = self.frame_discrepancy_sd(frame, target) if discrepancy else np.zeros(len(frame))
         if np.any(sd_disc > 0):
             _, inv = np.unique(np.asarray(runs).astype(str), return_inverse=True)
@@ -334,8 +340,9 @@ class Posterior:
         Returns
         -------
         pandas.DataFrame
-            The input columns plus ``loss_<target>_mean`` (posterior mean of the law), ``_lo``, ``_hi``
-            (the ``ci`` interval of ``kind``) for each fitted target.
+            The input columns plus ``loss_<target>_mean`` (posterior mean of the law; ``"predictive"`` at a new
+            size on a data stream the fit saw, times that stream's shared deviation: :mod:`bayes_dcpt.posterior.
+            streams`), ``_lo``, ``_hi`` (the ``ci`` interval of ``kind``) for each fitted target.
         """
         if kind not in ("predictive", "mean"):
             raise BayesDCPTError(f"kind must be 'predictive' or 'mean', not {kind!r}")
@@ -345,16 +352,19 @@ class Posterior:
         out = frame.copy()
         lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
         for t in self.targets:
+            log_mean = self.mean_log_loss(frame, t)
             if kind == "mean":
-                draws = np.exp(self.mean_log_loss(frame, t))
+                draws = np.exp(log_mean)
             else:
                 f2 = frame.copy()
                 f2["run_id"] = np.arange(len(frame)).astype(str) if "run_id" not in frame else frame["run_id"]
-                draws = self.sample_observations(f2, t, seed=seed)
+                draws = self.sample_observations(f2, t, seed=seed, log_mean=log_mean)
             w = self.weights
             # the point prediction is the posterior mean of the law itself for both kinds (the predictive
             # distribution with Student-t noise may have no mean); the bands follow ``kind``
-            law_draws = np.exp(self.mean_log_loss(frame, t)) if kind == "predictive" else draws
+            law_draws = draws
+            if kind == "predictive":  # on a probed data stream at a new size, with its shared deviation there
+                law_draws = np.exp(log_mean + stream_shift(self.ctx, frame, t)[0][None, :])
             mean = np.nansum(law_draws * (w[:, None] if w is not None else 1.0 / draws.shape[0]), axis=0)
             qs = weighted_quantile(draws, [lo, hi], w, axis=0)
             out[f"loss_{t}_mean"] = mean
