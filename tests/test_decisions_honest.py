@@ -13,7 +13,7 @@ from planner_helpers import jitter_posterior
 
 from bayes_dcpt import decide as dc
 from bayes_dcpt.decide.draws import law_draws
-from bayes_dcpt.decide.measured import measured_crossing
+from bayes_dcpt.decide.measured import check_against, measured_crossing
 from bayes_dcpt.errors import InputError
 from bayes_dcpt.laws.cpt import CPT_LAW
 from bayes_dcpt.plan.simulate import World
@@ -188,6 +188,47 @@ def test_optimize_passes_a_fits_data_and_the_curve_checks_every_measured_budget(
     assert set(cur.measured_check()) == {2.5e9, 1e10}
 
 
+def test_the_measured_crossing_is_checked_against_what_the_fit_predicts_the_measurements_show():
+    # a predictor that returns the measurements themselves in every draw: the crossing it predicts is the measured
+    # one (replicates averaged the same way), so the check agrees with the measured value at its median
+    df = _measured_frame({0.2: [2.02], 0.4: [2.03, 2.05], 0.6: [2.08], 0.8: [2.2]})
+    exact = lambda rows: np.tile(rows["loss_general"].to_numpy(float), (50, 1))  # noqa: E731
+    m = measured_crossing(df, "code", 1e9, 1e10, max_general_increase=0.03, relative=True, predict=exact)
+    assert np.allclose(m["predicted_draws"], 0.5)
+    chk = check_against(m, np.full(50, 0.9), np.full(50, 1 / 50), 0.9)
+    assert chk["agrees"] and not chk["contains"] and chk["pit"] == pytest.approx(0.5)
+    assert chk["predicted_interval"] == pytest.approx([0.5, 0.5]) and "predicted_draws" not in chk
+    # the same measurements predicted 1.5% lower at every ratio: the fit expects a later crossing, and the
+    # measured one sits below every predicted draw
+    def low(rows: pd.DataFrame) -> np.ndarray:
+        return exact(rows) * np.exp(-0.015 + 0.001 * np.random.default_rng(0).standard_normal((50, len(rows))))
+
+    chk = check_against(measured_crossing(df, "code", 1e9, 1e10, max_general_increase=0.03, relative=True,
+                                          predict=low), np.linspace(0.45, 0.55, 50), np.full(50, 1 / 50), 0.9)
+    assert chk["contains"] and not chk["agrees"] and chk["pit"] == 0.0 and chk["predicted_interval"][0] > 0.5
+
+
+def test_a_decision_predicts_its_measurements_with_their_noise(world):
+    # noisy measurements the posterior itself could have made: they agree, and the interval the fit predicts for
+    # the measured crossing is wider than r*'s (it carries the runs' noise)
+    post = jitter_posterior(world, S=400, spread=0.002, sigma=0.004, tau=0.003)
+    base = post.base_loss("code", 1e9)
+    rng = np.random.default_rng(3)
+    law_r = lambda r: float(np.median(law_draws(post, "general", "code", 1e9, 1e10, r)))  # noqa: E731
+    df = _measured_frame({r: [law_r(r) * np.exp(0.005 * rng.standard_normal())] for r in (0.1, 0.3, 0.5, 0.7, 0.9)},
+                         base=base)
+    chk = dc.tradeoff(post, n_params=1e9, tokens=1e10, data=df).measured_check()
+    assert chk["agrees"] and 0.05 < chk["pit"] < 0.95
+    (lo, hi), (p_lo, p_hi) = chk["interval"], chk["predicted_interval"]
+    assert p_hi - p_lo > 1.5 * (hi - lo)
+    # the same runs 3% lower: a crossing the fit does not predict for them, flagged
+    low = df.assign(loss_general=np.where(df["tokens"] > 0, df["loss_general"] * 0.97, df["loss_general"]))
+    d = dc.tradeoff(post, n_params=1e9, tokens=1e10, data=low)
+    chk = d.measured_check()
+    assert not chk["agrees"] and chk["pit"] > 0.95
+    assert d.summary().flags[0].startswith("DISAGREES") and "predictive quantile" in d.summary().flags[0]
+
+
 # ------------------------------------------------------------------------------------ no feasible draw
 def test_summary_of_a_decision_without_a_feasible_draw(dcpt):
     d = dc.tradeoff(dcpt, n_params=1e9, tokens=1e10, base_loss=1.0)
@@ -233,3 +274,19 @@ def test_cpt_predictive_draws_from_a_given_law_mean_keep_the_noise_that_grows_wi
     np.testing.assert_allclose(cpt.checkpoint_sd(rows, "domain", np.full_like(mu, log_l0)), CPT_NOISE["domain"][0])
     np.testing.assert_allclose(cpt.checkpoint_sd(rows, "domain", np.full_like(mu, log_l0 - 1.0)),
                                np.hypot(CPT_NOISE["domain"][0], CPT_NOISE["domain"][3]))
+
+
+def test_one_runs_chance_to_stay_within_the_threshold_is_given_beside_the_laws(world):
+    def run_probs(post):
+        s = dc.tradeoff(post, n_params=1e9, tokens=1e10, max_general_increase=0.02).summary()
+        law = next(v for k, v in s.probabilities.items() if k.startswith("P(constraint holds"))
+        med = next(v for k, v in s.probabilities.items() if k.startswith("P(one run at the median"))
+        ra = next(v for k, v in s.probabilities.items() if k.startswith("P(one run at the risk-aware"))
+        return law, med, ra
+
+    # runs that barely deviate from the law: one run's chance is the law's (0.5 at the median, ~0.9 at the risk-aware r)
+    law, med, ra = run_probs(jitter_posterior(world, S=400, spread=0.01, sigma=1e-6, tau=1e-6))
+    assert med == pytest.approx(law, abs=0.02) and ra == pytest.approx(0.9, abs=0.02)
+    # runs that deviate by ~1.5% (offset and checkpoint noise): at the risk-aware r one run stays within it less often
+    law, med, ra = run_probs(jitter_posterior(world, S=400, spread=0.01, sigma=0.01, tau=0.01))
+    assert med == pytest.approx(0.5, abs=0.05) and 0.5 < ra < 0.85

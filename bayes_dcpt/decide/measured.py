@@ -6,9 +6,14 @@ over the base model against r, interpolated linearly between the two measured ra
 (the largest ratio within it and the next one). A law that misses the data shows here first, so a
 :class:`~bayes_dcpt.decide.results.Decision` carries this crossing and says when r*'s interval disagrees with it.
 
-Measurements are noisy (a run's offset and its checkpoint noise), so the crossing gets its own interval: the
-measured losses are perturbed by the fit's noise (replicate runs at one ratio averaged), the crossing is read off
-each perturbed set, and the answer *disagrees* with the data only when the two intervals do not overlap. Whether
+Measurements are noisy (a run's offset and its checkpoint noise), and the crossing is read off by linear
+interpolation between the measured ratios, which a curved law does not follow exactly: r*'s interval and the
+measured value answer slightly different questions. So the check is a posterior predictive check of the decision
+(Gelman, Meng & Stern 1996): the fit predicts *the measurement* -- new runs at the measured ratios, with their noise
+and the law's discrepancy beyond the data, each draw read off by the same interpolation -- and the answer
+*disagrees* with the data when the measured crossing falls outside that predictive interval (its predictive
+quantile, ``pit``, is reported). Without a posterior to predict with, the measured losses are perturbed by the
+fit's noise instead and the answer disagrees when that interval and r*'s do not overlap (a weaker test). Whether
 r*'s interval contains the measured crossing itself is reported too. The crossing is a bound when every measured
 ratio is within the threshold (``"above"`` the largest) or none is (``"below"`` the smallest).
 """
@@ -56,13 +61,16 @@ def _crossings(r: np.ndarray, inc: np.ndarray, T: float) -> tuple[np.ndarray, np
 def measured_crossing(data: pd.DataFrame | None, domain: str, n_params: float, tokens: float, *,
                       max_general_increase: float, relative: bool, base_loss: float | None = None,
                       noise_var: Callable[[pd.DataFrame], np.ndarray] | None = None,
+                      predict: Callable[[pd.DataFrame], np.ndarray] | None = None,
                       seed: int = 0) -> dict[str, Any] | None:
     """The measured critical ratio at ``(n_params, tokens)``, or None when the data do not measure it.
 
     Needs the base model's general loss (``base_loss`` when given, else the data's ``tokens == 0`` rows at this
     size) and the general loss at a checkpoint of ``tokens`` (within 1e-6) at two or more ratios. ``noise_var``
     gives the log-scale variance of a new measurement of each row (offset and checkpoint noise); the base model's
-    evaluation is taken as exact (every run starts from it).
+    evaluation is taken as exact (every run starts from it). ``predict`` gives posterior predictive draws of the
+    general loss measured at each row of a frame, ``(S, len(frame))`` (new runs: their offsets and checkpoint noise,
+    and the discrepancy); the crossing is read off every draw the same way (replicates averaged).
 
     Returns
     -------
@@ -71,7 +79,8 @@ def measured_crossing(data: pd.DataFrame | None, domain: str, n_params: float, t
         ``"above"``: every measured ratio is within the threshold, ``"below"``: none is), ``bracket`` (the two
         ratios interpolated between), ``ratios`` and ``increases`` (measured, replicates averaged), ``base_loss``,
         ``base_loss_source`` (``"given"`` or ``"measured"``), ``n_runs`` and ``crossing_draws`` (the crossing of
-        each noise-perturbed set; absent without ``noise_var``).
+        each noise-perturbed set; absent without ``noise_var``) and ``predicted_draws`` (the crossing read off each
+        posterior predictive draw, ``(S,)``; absent without ``predict``).
     """
     if data is None or not len(data) or not {"domain", "n_params", "tokens", "r_domain", "loss_general"} <= set(data):
         return None
@@ -110,6 +119,11 @@ def measured_crossing(data: pd.DataFrame | None, domain: str, n_params: float, t
         sd = np.sqrt(var.reindex(by_r.index).to_numpy(float) / g.size().reindex(by_r.index).to_numpy(float))
         sims = log_l[None, :] + np.random.default_rng(seed).standard_normal((_N_SIM, len(r))) * sd[None, :]
         out["crossing_draws"] = _crossings(r, increase(sims), T)[0]
+    if predict is not None:
+        y = np.asarray(predict(at), float)
+        codes = pd.Categorical(at["r_domain"], categories=by_r.index).codes
+        mean_y = np.stack([y[:, codes == j].mean(axis=1) for j in range(len(r))], axis=1)
+        out["predicted_draws"] = _crossings(r, increase(np.log(mean_y)), T)[0]
     return out
 
 
@@ -129,20 +143,30 @@ def check_against(m: dict[str, Any], r_star: np.ndarray, w: np.ndarray, ci: floa
     """The measured crossing ``m`` against r*'s ``ci`` interval from its draws ``r_star`` (weights ``w``).
 
     Adds ``interval`` (r*'s), ``contains`` (it holds the measured crossing), ``crossing_interval`` (the measured
-    crossing's own ``ci`` interval under the noise) and ``agrees`` (the two intervals overlap; without a noise
-    interval, ``contains``). ``crossing_draws`` is dropped.
+    crossing's own ``ci`` interval under the noise), with ``predicted_draws``: ``predicted_interval`` (the ``ci``
+    interval of the crossing the fit predicts these measurements to show, per draw ``w``) and ``pit`` (the
+    predictive probability of a crossing below the measured one, ties counted half), and ``agrees``: the measured
+    crossing lies inside the predicted interval (without predictions: r*'s and the noise interval overlap; without
+    either, ``contains``). ``crossing_draws`` and ``predicted_draws`` are dropped.
     """
     q = ((1 - ci) / 2, 1 - (1 - ci) / 2)
     lo, hi = (float(v) for v in weighted_quantile(r_star, q, w))
-    out = {k: v for k, v in m.items() if k != "crossing_draws"}
+    out = {k: v for k, v in m.items() if k not in ("crossing_draws", "predicted_draws")}
     out.update({"interval": [lo, hi], "contains": contains(m, lo, hi)})
+    if "predicted_draws" in m:
+        pred = np.asarray(m["predicted_draws"], float)
+        p_lo, p_hi = (float(v) for v in weighted_quantile(pred, q, w))
+        x = float(m["crossing"])
+        pit = float(np.sum(w * (pred < x - 1e-9)) + 0.5 * np.sum(w * (np.abs(pred - x) <= 1e-9))) / float(np.sum(w))
+        out.update({"predicted_interval": [p_lo, p_hi], "pit": pit,
+                    "agrees": bool(p_lo - 1e-9 <= x <= p_hi + 1e-9)})
     if "crossing_draws" in m:
         c_lo, c_hi = (float(v) for v in np.quantile(m["crossing_draws"], q))
         out["crossing_interval"] = [c_lo, c_hi]
         if not (np.isfinite(lo) and np.isfinite(hi)):
-            out["agrees"] = bool(c_lo <= m["ratios"][0] and m["kind"] == "below")
+            overlap = bool(c_lo <= m["ratios"][0] and m["kind"] == "below")
         else:
-            out["agrees"] = bool(max(lo, c_lo) <= min(hi, c_hi))
-    else:
-        out["agrees"] = out["contains"]
+            overlap = bool(max(lo, c_lo) <= min(hi, c_hi))
+        out.setdefault("agrees", overlap)
+    out.setdefault("agrees", out["contains"])
     return out

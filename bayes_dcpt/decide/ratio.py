@@ -5,14 +5,17 @@ then bisection of the bracket after the last feasible grid point, so a non-monot
 largest feasible ``r``), and adds the risk-aware answer: the largest ``r`` with ``P(constraint holds) >= prob``.
 :func:`critical_ratio_curve` solves the same question at several token budgets (the CMR paper's ``R_CMR(T)``).
 The threshold is relative to the base model's general loss (``T``, the D-CPT paper) or absolute
-(``epsilon``, the CMR paper). Draws where even ``r = 0`` breaks the threshold are flagged ``infeasible``
+(``epsilon``, the CMR paper). Both answers are about the law; the probability that *one run* (with its own offset
+and noise) stays within the threshold is given beside them. Draws where even ``r = 0`` breaks the threshold are
+flagged ``infeasible``
 (``r* = NaN``); draws where ``r = 1`` keeps it are flagged ``always_satisfied`` (``r* = 1``): counted, never dropped.
 
 The base loss enters per draw: measured where the data have it, given by the user (then the posterior takes it as
 the base model's, so a base-anchored law starts from it too), or predicted by the base-loss law in N, whose
 uncertainty then travels into r*. Outside the data the law carries its calibrated discrepancy
 (:func:`~bayes_dcpt.decide.draws.law_draws`). Where the data measure the constraint itself, the answer is checked
-against the measured crossing (:mod:`~bayes_dcpt.decide.measured`).
+against the measured crossing (:mod:`~bayes_dcpt.decide.measured`): the fit predicts what those measurements
+show (new runs, their noise, the discrepancy) and the answer disagrees when the measured crossing falls outside it.
 """
 
 from __future__ import annotations
@@ -80,6 +83,35 @@ def _noise_var(post: Posterior) -> Any:
         return w @ (ve + vu)
 
     return var
+
+
+def _predict_measured(post: Posterior) -> Any:
+    """Posterior predictive draws of the general loss measured at each row of a frame: new runs, with discrepancy."""
+    def predict(rows: pd.DataFrame) -> np.ndarray:
+        return post.sample_observations(rows.reset_index(drop=True), "general", new_run=True, discrepancy=True)
+
+    return predict
+
+
+def _run_within(post: Posterior, domain: str, n_params: float, tokens: float, r: float, law: np.ndarray,
+                threshold: np.ndarray, w: np.ndarray) -> float:
+    """P(the general loss *measured* on one run at ``r`` stays within the threshold), over draws and the run's noise.
+
+    ``law``: the general loss per draw at ``r`` (:func:`~bayes_dcpt.decide.draws.law_draws`), shape ``(S,)``.
+
+    r* and its risk-aware answer are about the law (with its discrepancy); a single run also deviates from it by its
+    offset and checkpoint noise (on real grids 1-3% late in training, as large as a 2-3% threshold). Log-normal with
+    the fit's new-measurement variance (Student-t entering through its variance).
+    """
+    from scipy.special import ndtr
+
+    row = pd.DataFrame({"domain": [domain], "n_params": [n_params], "tokens": [tokens], "r_domain": [r],
+                        "run_id": ["new run"]})
+    var_e, var_u = post.measurement_variance(row, "general")
+    sd = np.sqrt(np.asarray(var_e + var_u, float)[:, 0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = ndtr((np.log(threshold) - np.log(np.reshape(law, -1))) / sd)
+    return float(np.sum(w * np.nan_to_num(p)))
 
 
 def _per_draw(v: Any, ndim: int) -> np.ndarray:
@@ -216,7 +248,8 @@ def tradeoff(
                   "threshold_loss": float(weighted_quantile(threshold, (0.5,), posterior_weights(post_d))[0]),
                   "prob": prob, "law": post.law.name}
         measured = measured_crossing(data, dom, n_params, tokens, max_general_increase=T, relative=bool(relative),
-                                     base_loss=_given_base(dom, base_loss), noise_var=_noise_var(post_d))
+                                     base_loss=_given_base(dom, base_loss), noise_var=_noise_var(post_d),
+                                     predict=_predict_measured(post_d))
         out.append(_tradeoff_decision(post_d, inputs, grid, L0, threshold, measured))
     return one_or_set(out)
 
@@ -240,17 +273,23 @@ def _tradeoff_decision(post: Posterior, inputs: dict[str, Any], grid: np.ndarray
                           "loss_domain": ld, "general_increase": incr, "base_loss": L0, "feasible": feas,
                           "always_satisfied": res["always"], "monotone": res["monotone"]})
     ra = _risk_aware(r, res["monotone"], res["grid_ok"], grid, w, prob)
+    lg_ra = None
     if ra["feasible"]:
-        ra["loss_general_median"] = float(weighted_quantile(
-            law_draws(post, "general", dom, n_params, tokens, ra["r_domain"]), (0.5,), w)[0])
+        lg_ra = law_draws(post, "general", dom, n_params, tokens, ra["r_domain"])
+        ra["loss_general_median"] = float(weighted_quantile(lg_ra, (0.5,), w)[0])
         if has_dom:
             ra["loss_domain_median"] = float(weighted_quantile(
                 law_draws(post, "domain", dom, n_params, tokens, ra["r_domain"]), (0.5,), w)[0])
     med = weighted_quantile(r, (0.5,), w)[0]
     probs = {}
     if np.isfinite(med):
-        holds = law_draws(post, "general", dom, n_params, tokens, med) <= threshold
-        probs[f"P(constraint holds at the median r* = {med:.4f})"] = float(np.sum(w * holds))
+        lg_med = law_draws(post, "general", dom, n_params, tokens, med)
+        probs[f"P(constraint holds at the median r* = {med:.4f})"] = float(np.sum(w * (lg_med <= threshold)))
+        probs[f"P(one run at the median r* = {med:.4f} stays within it)"] = _run_within(
+            post, dom, n_params, tokens, float(med), lg_med, threshold, w)
+    if lg_ra is not None:
+        probs[f"P(one run at the risk-aware r = {ra['r_domain']:.4f} stays within it)"] = _run_within(
+            post, dom, n_params, tokens, float(ra["r_domain"]), lg_ra, threshold, w)
     counts = {"n_draws": post.n_draws, "infeasible": int(res["infeasible"].sum()),
               "always_satisfied": int(res["always"].sum()), "non_monotone": int((~res["monotone"]).sum())}
     L0c = L0[:, None]
@@ -305,7 +344,8 @@ def critical_ratio_curve(
                   "prob": prob, "law": post.law.name}
         measured = {float(D): m for D in toks if (m := measured_crossing(
             data, dom, n_params, D, max_general_increase=T, relative=bool(relative),
-            base_loss=_given_base(dom, base_loss), noise_var=_noise_var(post_d))) is not None}
+            base_loss=_given_base(dom, base_loss), noise_var=_noise_var(post_d),
+            predict=_predict_measured(post_d))) is not None}
         out.append(_curve_decision(post_d, inputs, toks, grid, threshold, measured))
     return one_or_set(out)
 

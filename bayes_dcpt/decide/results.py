@@ -216,7 +216,8 @@ class Decision:
     def measured_check(self, ci: float = CI_PROB) -> dict[str, Any] | None:
         """The measured crossing against r*'s ``ci`` interval (:mod:`bayes_dcpt.decide.measured`), or None.
 
-        Usage 1: ``{crossing, kind, bracket, ..., "interval": [lo, hi], "agrees": bool}``; the critical curve:
+        Usage 1: ``{crossing, kind, bracket, ..., "interval": [lo, hi], "predicted_interval": [lo, hi], "pit",
+        "agrees": bool}``; the critical curve:
         ``{tokens: that}`` for every budget the data measure.
         """
         m = self.extras.get("measured")
@@ -246,14 +247,21 @@ class Decision:
             if "crossing_interval" in c:
                 noise = " (with its measurement noise {} .. {})".format(*(format_value(v, ".3g")
                                                                           for v in c["crossing_interval"]))
+            predicted = ""
+            if "predicted_interval" in c:
+                predicted = (", the fit predicts these measurements to cross in [{}, {}] (the measured one at its "
+                             "predictive quantile {:.3f})").format(*(format_value(v, ".3g")
+                                                                   for v in c["predicted_interval"]), c["pit"])
             text = (f"measured crossing r = {c['crossing']:.3g}{noise} at D = {tok:.4g} ({where}; {c['n_runs']} "
                     f"run(s), base loss {c['base_loss_source']}) vs r*'s {ci:.0%} interval "
-                    f"[{format_value(lo, '.3g')}, {format_value(hi, '.3g')}]")
+                    f"[{format_value(lo, '.3g')}, {format_value(hi, '.3g')}]{predicted}")
             if not c["agrees"]:
-                notes.append("DISAGREES with the data, beyond the measurements' noise: the law misses them here; "
-                             + text)
+                why = ("outside what the fit predicts these measurements to show" if predicted
+                       else "beyond the measurements' noise")
+                notes.append(f"DISAGREES with the data, {why}: the law misses them here; " + text)
             elif not c["contains"]:
-                notes.append("within the measurements' noise, though r*'s interval misses the measured value: " + text)
+                notes.append("within what the measurements' noise allows, though r*'s interval misses the measured "
+                             "value: " + text)
             else:
                 notes.append("agrees with the data: " + text)
         return tuple(notes)
