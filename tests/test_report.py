@@ -339,3 +339,16 @@ def test_curves_draw_the_zero_ratio_series_a_law_fits(model, hollow):
     assert any("(not fitted)" in t for t in labels) is hollow
     if not hollow:
         assert min(bands) >= n_ratios
+
+
+def test_the_report_says_what_the_bands_beyond_the_data_rest_on():
+    """A calibrated fit's diagnostics end with the held-out splits its bands beyond the data were calibrated on (and
+    the shared data streams where measured); a fit without that calibration says nothing of it."""
+    from bayes_dcpt.fitting import load_fit
+    from bayes_dcpt.report.fit_sections import diagnostics_section
+
+    fit = load_fit(Path(__file__).parents[1] / "models" / "example_cpt.nc")
+    texts = [getattr(b, "text", "") for b in diagnostics_section(fit, dpi=40)]
+    assert any("calibrated by held-out refits (tokens, size, tokens_early)" in t for t in texts)
+    fit.extrapolation = None
+    assert not any("held-out refits" in getattr(b, "text", "") for b in diagnostics_section(fit, dpi=40))

@@ -16,8 +16,9 @@ import typer
 
 from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER, app, console, emit_json, err_console
 from bayes_dcpt.cli.tables import num, param_rows, print_table
-from bayes_dcpt.cli.verdict import Verdict, print_verdict, verdict, warn_if_bad
+from bayes_dcpt.cli.verdict import Verdict, print_verdict, print_wrapped, verdict, warn_if_bad
 from bayes_dcpt.errors import BayesDCPTError, UnknownDomainError
+from bayes_dcpt.report.wording import extrapolation_line
 
 #: What ``fit --help`` says about its exit codes (the README's "Exit codes" says the same).
 EXIT_HELP = (
@@ -209,6 +210,8 @@ def report_fit(f: Any, out: Path, *, allow_bad_fit: bool, json_out: bool, notes:
         for n in notes or []:
             console.print(f"note: {n}", markup=False, highlight=False, soft_wrap=True)
         print_verdict(console, v)
+        if (line := extrapolation_line(f)) is not None:
+            print_wrapped(console, line, first="", rest="  ")
         console.print(f"fit written to {out}", markup=False, highlight=False, soft_wrap=True)
     if not v.ok:
         what = {EXIT_SAMPLER: "the sampler checks fail", EXIT_MISFIT: "the law does not describe the data"}
@@ -235,6 +238,10 @@ def fit_json(f: Any, v: Verdict, out: Path, code: int, notes: list[str]) -> dict
         payload["laws"] = law_table(f).to_dict(orient="records")
     if notes:
         payload["notes"] = notes
+    if getattr(f, "extrapolation", None):
+        ex = f.extrapolation
+        payload["extrapolation"] = {"discrepancy": ex.get("discrepancy"), "splits": ex.get("splits"),
+                                    "streams": ex.get("streams") or {}}
     summ = f.summary()
     names = ["law", "parameter"] if summ.index.nlevels == 2 else "parameter"
     payload["summary"] = summ.reset_index(names=names).to_dict(orient="records")

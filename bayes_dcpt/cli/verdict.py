@@ -23,7 +23,7 @@ import numpy as np
 from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER
 from bayes_dcpt.report.wording import cli_words
 
-__all__ = ["Verdict", "cli_words", "print_verdict", "sampler_line", "verdict", "warn_if_bad"]
+__all__ = ["Verdict", "cli_words", "print_verdict", "print_wrapped", "sampler_line", "verdict", "warn_if_bad"]
 
 #: Weight below which a candidate of a ``law="auto"`` fit does not enter its verdict (it hardly enters its answers).
 MIN_WEIGHT = 0.01
@@ -165,7 +165,7 @@ def _stacked_verdict(fit: Any, diags: Mapping[str, Any]) -> Verdict:
 
 
 # ------------------------------------------------------------------------------------------------- printing
-def _wrapped(console: Any, text: str, first: str = "  - ", rest: str = "    ", style: str | None = None) -> None:
+def print_wrapped(console: Any, text: str, first: str = "  - ", rest: str = "    ", style: str | None = None) -> None:
     """``text`` wrapped to the console width with a hanging indent (printed as plain text, no markup)."""
     width = max(40, int(console.width) - 1)
     for line in textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False):
@@ -188,9 +188,9 @@ def print_verdict(console: Any, v: Verdict, limit: int = 8) -> None:
     ok, bad = "green", "bold red"
     console.print(f"[{ok if v.sampler_ok else bad}]sampler[/]: " + ("OK" if v.sampler_ok else "PROBLEMS"),
                   highlight=False)
-    _wrapped(console, sampler_line(v), first="  ")
+    print_wrapped(console, sampler_line(v), first="  ")
     for p in v.problems:
-        _wrapped(console, p, style="red")
+        print_wrapped(console, p, style="red")
     if v.adequate is None:
         console.print("adequacy: not checked for this kind of fit", highlight=False)
     elif v.adequate:
@@ -200,13 +200,13 @@ def print_verdict(console: Any, v: Verdict, limit: int = 8) -> None:
         console.print(f"[{bad}]adequacy[/]: MISFIT, the law does not describe the data "
                       f"({_count(v.adequacy_summary, v.misfit)}):", highlight=False)
         for m in v.misfit[:limit]:
-            _wrapped(console, m, style="red")
+            print_wrapped(console, m, style="red")
         if len(v.misfit) > limit:
             console.print(f"  - and {len(v.misfit) - limit} more (--json lists them all)", highlight=False)
     if v.remedies:
         console.print("what to try:", highlight=False)
         for r in v.remedies:
-            _wrapped(console, r)
+            print_wrapped(console, r)
 
 
 def warn_if_bad(err_console: Any, fit: Any, source: Any) -> Verdict:

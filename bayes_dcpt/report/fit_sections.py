@@ -18,6 +18,7 @@ import pandas as pd
 from bayes_dcpt.constants import BFMI_MIN, ESS_MIN, RHAT_MAX
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.report.blocks import Block, Heading, Image, Para, Table, fmt, fmt_frame
+from bayes_dcpt.report.wording import extrapolation_line
 
 __all__ = ["adequacy_blocks", "checkpoints_per_run", "curves_section", "data_section", "diagnostics_section",
            "law_section", "parameters_section"]
@@ -248,7 +249,7 @@ def diagnostics_section(fit: Any, dpi: int) -> list[Block]:
                 bad=True,
             )
         )
-        return blocks + adequacy_blocks(fit)
+        return blocks + adequacy_blocks(fit) + _extrapolation_blocks(fit)
     blocks.append(_checks_table(d))
     if d.sampler_ok:
         blocks.append(Para("Yes: every convergence check passes (R-hat, ESS, divergences, BFMI).", good=True))
@@ -261,7 +262,15 @@ def diagnostics_section(fit: Any, dpi: int) -> list[Block]:
             )
         )
     blocks.append(_rank_figure(fit, dpi))
-    return blocks + adequacy_blocks(fit)
+    return blocks + adequacy_blocks(fit) + _extrapolation_blocks(fit)
+
+
+def _extrapolation_blocks(fit: Any) -> list[Block]:
+    """What the fit's bands beyond its data rest on (held-out splits, shared data streams), when calibrated."""
+    line = extrapolation_line(fit)
+    if line is None:
+        return []
+    return [Heading(3, "Bands beyond the data", "extrapolation"), Para(line.removeprefix("extrapolation: "))]
 
 
 def curves_section(fit: Any, ci: float, dpi: int) -> list[Block]:

@@ -3,6 +3,7 @@
 The remedies of :mod:`bayes_dcpt.fitting.diagnostics` and some error messages name Python keywords
 (``law='cpt'``, ``sampler_kwargs={'target_accept': 0.95}``, ``pass domain=...``); a reader of the command line or
 of a report wants the options of ``bayes-dcpt fit`` (``--law cpt``, ``--target-accept 0.95``, ``--domain``).
+:func:`extrapolation_line` says, for both, what a fit's bands beyond its data rest on.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["cli_words"]
+__all__ = ["cli_words", "extrapolation_line"]
 
 # Python spellings of fit options in messages and remedies, and how the command line says them (in this order).
 _WORDS: tuple[tuple[str, Any], ...] = (
@@ -54,3 +55,20 @@ def cli_words(text: str, *, generic: bool = True) -> str:
     for pattern, repl in _WORDS:
         text = re.sub(pattern, repl, text)
     return _ASSIGN.sub(_option, text) if generic else text
+
+
+def extrapolation_line(f: Any) -> str | None:
+    """What the bands beyond the data rest on: the held-out splits and, where measured, the shared data streams."""
+    ex = getattr(f, "extrapolation", None)
+    if not ex:
+        return None
+    line = f"extrapolation: bands beyond the data calibrated by held-out refits ({', '.join(ex.get('splits', []))})"
+    streams = ex.get("streams") or {}
+    if streams:
+        shares = []
+        for t, by in streams.items():
+            s = sorted(v["shared_share"] for v in by.values())
+            shares.append(f"{s[0]:.0%}" + (f"-{s[-1]:.0%}" if s[-1] - s[0] >= 0.005 else "") + f" ({t} loss)")
+        line += ("; runs of different sizes on one data stream share " + ", ".join(shares) + " of their deviations "
+                 "from the law, which predictions at a new size on a probed stream inherit")
+    return line
