@@ -7,7 +7,9 @@ prediction, share of held-out measurements inside the 90% interval, interval wid
   law + residual noise (``to_posterior``; no parameter uncertainty);
 * ``dcpt``: ``bd.fit(law="dcpt")`` with its default extrapolation calibration (``discrepancy=`` the refit settings);
 * ``cpt``: ``bd.fit(law="cpt")`` (the base-anchored law) where the data have base rows (tokens == 0);
-* ``auto``: ``bd.fit(law="auto")``, candidates ("cpt", "L3", "L1") with base rows, else ("L3", "L1", "L7").
+* ``auto``: ``bd.fit(law="auto")``, candidates ("cpt", "L3", "L1") with base rows, else ("L3", "L1", "L7");
+* ``<method> (no streams)``: the same fit, predicted without the deviations its data streams showed at the other
+  sizes (``bayes_dcpt.posterior.streams``; only where the held-out rows are on probed streams at a new size).
 
 Bayesian intervals are posterior predictive (a new run's measurement). "meets target" = MAPE no worse than the
 better point fit on that split and target, and 90% coverage in [0.80, 0.95].
@@ -29,7 +31,9 @@ Decision at scale (``example``, ``long``; ``mixinglaws``: the critical ratio, T 
 without r = 0.7148, observed crossing 0.7203): the size split's fits (two smaller sizes + all base rows) answer the
 trade-off r* (max_general_increase 0.02 and 0.03, relative) at the largest size and the largest token count, per
 domain; the 90% interval of r* is compared with the crossing measured at that size (the measured general-loss
-increase over the base model interpolated linearly in r, ``bayes_dcpt.decide.measured``; ``data=`` the full grid).
+increase over the base model interpolated linearly in r, ``bayes_dcpt.decide.measured``; ``data=`` the full grid),
+and the measured crossing with the interval the fit predicts for those measurements (new runs at the measured
+ratios with their noise and the discrepancy, read off the same way; ``pit`` = its predictive quantile).
 
 Cost: wall time of each method as a multiple of the point fit of L3 on the same split (same process; the
 Bayesian rows include compilation the first time a model structure is seen, and their held-out refits).
@@ -136,7 +140,8 @@ def slimpajama_splits() -> list[Split]:
 # ------------------------------------------------------------------------------------------------ methods
 def _grid(test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     test = _data.fit_rows(_data.load(test)).reset_index(drop=True)
-    return test, test[["domain", "n_params", "tokens", "r_domain", "run_id"]]
+    cols = ["domain", "n_params", "tokens", "r_domain", "run_id"] + (["seed"] if "seed" in test else [])
+    return test, test[cols]  # the seed says which held-out runs share a probed data stream (posterior.streams)
 
 
 def _diag(f: Any) -> dict[str, Any]:
@@ -197,6 +202,13 @@ def run_split(sp: Split, a: argparse.Namespace, log=print) -> tuple[list[dict], 
         pred = f.predict(grid, CI, kind="predictive", seed=1)
         for t in sp.targets:
             rows.append(_score(label, "posterior predictive", sp.name, t, test, pred, secs, extra))
+        if f.posterior.ctx.get("streams"):  # the same fit scored without the streams' deviations, side by side
+            streams = f.posterior.ctx.pop("streams")
+            plain = f.predict(grid, CI, kind="predictive", seed=1)
+            f.posterior.ctx["streams"] = streams
+            for t in sp.targets:
+                rows.append(_score(f"{label} (no streams)", "posterior predictive", sp.name, t, test, plain, secs,
+                                   extra))
         log(f"  {sp.name}: {label} {secs:.1f} s; {f.diagnostics(warn=False)}"
             + (f"; weights {extra['weights']}" if label == "auto" else ""))
     return rows, fits
@@ -245,7 +257,10 @@ def decisions_at_scale(sp: Split, fits: dict[str, Any], log=print) -> list[dict]
                     "measured crossing": m.get("crossing", np.nan), "measured kind": m.get("kind", ""),
                     "measured 90%": (f"{m['crossing_interval'][0]:.3f}-{m['crossing_interval'][1]:.3f}"
                                      if "crossing_interval" in m else ""),
-                    "contains measured": m.get("contains"), "agrees (intervals overlap)": m.get("agrees"),
+                    "contains measured": m.get("contains"),
+                    "predicted measured 90%": (f"{m['predicted_interval'][0]:.3f}-{m['predicted_interval'][1]:.3f}"
+                                               if "predicted_interval" in m else ""),
+                    "pit": m.get("pit", np.nan), "agrees (predictive check)": m.get("agrees"),
                     "infeasible/always": f"{s.counts.get('infeasible')}/{s.counts.get('always_satisfied')}",
                     "base loss": (m.get("base_loss", np.nan)),
                 })
@@ -259,7 +274,9 @@ def compact_report(name: str) -> str:
     if not path.exists():
         return f"{name}: not run"
     t = pd.read_csv(path)
-    methods = [m for m in ("point L3", "point L1", "dcpt", "cpt", "auto") if m in set(t["method"])]
+    order = ("point L3", "point L1", "dcpt", "dcpt (no streams)", "cpt", "cpt (no streams)", "auto",
+             "auto (no streams)")
+    methods = [m for m in order if m in set(t["method"])]
     rows = []
     for (split, target), g in t.groupby(["split", "target"], sort=False):
         g = g.set_index("method")
@@ -294,7 +311,9 @@ def compact_report(name: str) -> str:
         d["measured crossing [noise 90%]"] = [f"{a:.3f} [{b}]" for a, b in
                                               zip(d["measured crossing"], d["measured 90%"], strict=True)]
         cols = ["method", "domain", "T", "r* median [90%]", "infeasible/always", "measured crossing [noise 90%]",
-                "contains measured", "agrees (intervals overlap)"]
+                "contains measured"]
+        cols += [c for c in ("predicted measured 90%", "pit", "agrees (predictive check)", "agrees (intervals overlap)")
+                 if c in d]
         out += "\n\n" + md_table(d[cols])
     return out
 
