@@ -225,8 +225,8 @@ def test_one_checkpoint_per_run_and_several_do_not_share_a_compiled_model():
     from bayes_dcpt.datasets import load_example
     from bayes_dcpt.fitting.config import FitConfig
     from bayes_dcpt.fitting.cpt_model import get_cpt_model, make_cpt_design
-    from bayes_dcpt.fitting.design import make_design
     from bayes_dcpt.fitting.dcpt_model import get_model
+    from bayes_dcpt.fitting.design import make_design
     from bayes_dcpt.laws.registry import get_law
 
     df = schema.load(load_example())
@@ -243,3 +243,34 @@ def test_one_checkpoint_per_run_and_several_do_not_share_a_compiled_model():
     if d1.blocks and d2.blocks:
         assert d1.layout() != d2.layout()
         assert get_model(law, cfg3, d1) is not get_model(law, cfg3, d2)
+
+
+def test_every_model_samples_the_noise_priors_its_card_prints():
+    """One copy of the noise priors: the D-CPT and CPT models (and the dynamics one) draw sigma, tau and nu from
+    ``likelihood.NOISE_PRIORS``'s values, and the prior tables print those values."""
+    import pymc as pm
+
+    from bayes_dcpt.data import schema
+    from bayes_dcpt.datasets import load_example
+    from bayes_dcpt.fitting.config import FitConfig
+    from bayes_dcpt.fitting.cpt_model import build_cpt_model, cpt_prior_table, make_cpt_design
+    from bayes_dcpt.fitting.dcpt_model import build_model
+    from bayes_dcpt.fitting.design import make_design
+    from bayes_dcpt.fitting.likelihood import NOISE_PRIORS, NU_FLOOR, SIGMA_MEDIAN, TAU_SCALE
+    from bayes_dcpt.fitting.priors import prior_table
+    from bayes_dcpt.laws.registry import get_law
+
+    df = schema.load(load_example())
+    law_ = get_law("L3")
+    dcpt = build_model(law_, FitConfig(law="L3", target="both"), make_design(df, law_, FitConfig(law="L3",
+                                                                                                 target="both")))
+    cfg = FitConfig(law="cpt", target="both", zero_ratio=True)
+    cpt = build_cpt_model(cfg, make_cpt_design(df, cfg))
+    for model in (dcpt, cpt):
+        sigma, tau, nu = pm.draw([model["sigma"], model["tau"], model["nu"]], draws=4000, random_seed=3)
+        assert np.median(sigma) == pytest.approx(SIGMA_MEDIAN, rel=0.1)
+        assert np.median(tau) == pytest.approx(TAU_SCALE * 0.6745, rel=0.1)  # HalfNormal's median
+        assert nu.min() >= NU_FLOOR and np.median(nu) == pytest.approx(NU_FLOOR + 16.78, rel=0.1)  # Gamma(2, 0.1)
+    for tab in (prior_table("L3").set_index("parameter")["prior"], cpt_prior_table().set_index("parameter")["prior"]):
+        for name in ("sigma", "tau", "nu"):
+            assert tab[name].startswith(NOISE_PRIORS[name][0])

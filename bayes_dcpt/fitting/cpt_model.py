@@ -21,7 +21,7 @@ from bayes_dcpt.data import schema as _data
 from bayes_dcpt.errors import FitError
 from bayes_dcpt.fitting.config import FitConfig
 from bayes_dcpt.fitting.design import block_layout, run_blocks, run_capacity
-from bayes_dcpt.fitting.likelihood import NU_FLOOR, noise_dims, noise_group, student_dof
+from bayes_dcpt.fitting.likelihood import NOISE_PRIORS, checkpoint_sd, noise_group, run_sd, student_dof
 from bayes_dcpt.fitting.samplers import cached_entry
 from bayes_dcpt.laws.base import BILLION
 from bayes_dcpt.laws.cpt import saturation
@@ -55,13 +55,12 @@ def cpt_prior_table() -> pd.DataFrame:
         ("h", "LogNormal(log 0.003, 1.5)", "continued learning of the general corpus: small, the base model was "
          "trained on it"),
         ("sc", "LogNormal(log 0.5, 1.5)", "critical domain-batch fraction: 0.2-2 on real probe grids"),
-        ("sigma", "LogNormal(log 0.004, 1) per domain", "checkpoint noise on the log scale when the loss has not "
-         "moved; each (target, domain) its own, so a domain the law misses does not widen the others' noise"),
+        ("sigma", f"{NOISE_PRIORS['sigma'][0]} per domain", NOISE_PRIORS["sigma"][1] + "; each (target, domain) "
+         "its own, so a domain the law misses does not widen the others' noise"),
         ("sigma_move", "HalfNormal(0.2) per target", "the noise grows with the move from the base: sd^2 = sigma^2 + "
          "(sigma_move * |log L/L0|)^2 (real probe grids: 0.5% at small moves, ~2% beyond 10%)"),
-        ("tau", "HalfNormal(0.01) per domain", "per-run offset on the log scale (integrated out)"),
-        ("nu", f"{NU_FLOOR:g} + Gamma(2, 0.1) per domain", "Student-t degrees of freedom, floored at 2: heavy "
-         "enough for a few bad checkpoints, never a licence for a curve the law misses (a finite variance is kept)"),
+        ("tau", f"{NOISE_PRIORS['tau'][0]} per domain", NOISE_PRIORS["tau"][1] + " (integrated out)"),
+        ("nu", f"{NOISE_PRIORS['nu'][0]} per domain", NOISE_PRIORS["nu"][1]),
     ]
     rows += [(f"base law {k}", v[0], v[1]) for k, v in BASE_PRIORS.items()]
     return pd.DataFrame(rows, columns=["parameter", "prior", "reason"])
@@ -218,12 +217,11 @@ def _mean(pt: Any, p: dict[str, Any], a: dict[str, Any], n_domains: int) -> Any:
 def _likelihood(pm: Any, pt: Any, log_rel: Any, a: dict[str, Any], cfg: FitConfig, design: CPTDesign,
                 ps: float) -> None:
     """Heteroscedastic run-block likelihood (offsets integrated out), Student-t with nu >= 2 when robust."""
-    dims = noise_dims(cfg)
-    sigma = pm.LogNormal("sigma", np.log(0.004), 1.0 * ps, dims=dims).flatten()
+    sigma = checkpoint_sd(pm, cfg)
     # the growth of the scatter with the move is one per target: per domain it is weakly identified (on the
     # example, python's domain loss: tail ESS 364 of 2000 draws) and it is a shape, not where a misfit hides
     sigma_move = pm.HalfNormal("sigma_move", 0.2 * ps, dims="target")
-    tau = (pm.HalfNormal("tau", 0.01 * ps, dims=dims).flatten() if cfg.run_effect
+    tau = (run_sd(pm, cfg) if cfg.run_effect
            else pt.zeros(len(design.targets) * len(design.domains)))
     nu = student_dof(pm, cfg) if cfg.robust else None
     g = noise_group(cfg, a["t_run"], a["d_run"], len(design.domains))
@@ -252,7 +250,7 @@ def build_cpt_model(cfg: FitConfig, design: CPTDesign, likelihood: bool = True) 
         if likelihood:
             _likelihood(pm, pt, log_rel, a, cfg, design, ps)
         else:
-            pm.LogNormal("sigma", np.log(0.004), 1.0 * ps, dims=noise_dims(cfg))
+            checkpoint_sd(pm, cfg)
     return model
 
 

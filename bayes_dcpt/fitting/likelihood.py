@@ -19,12 +19,27 @@ import numpy as np
 from bayes_dcpt.fitting.config import DynamicsConfig, FitConfig
 from bayes_dcpt.fitting.marginal import block_loglik, run_loglik
 
-__all__ = ["NU_FLOOR", "add_noise_and_likelihood", "noise_dims", "noise_group", "student_dof"]
+__all__ = ["NOISE_PRIORS", "NU_FLOOR", "SIGMA_MEDIAN", "TAU_SCALE", "add_noise_and_likelihood", "checkpoint_sd",
+           "noise_dims", "noise_group", "run_sd", "student_dof"]
 
 
 #: Floor of the Student-t degrees of freedom: heavy tails for a few bad checkpoints, never so heavy (nu < 2, an
 #: infinite variance; below 1 not even a mean) that the noise can absorb a curve the law misses.
 NU_FLOOR = 2.0
+#: Median of the checkpoint noise ``sigma`` (log scale; prior LogNormal(log SIGMA_MEDIAN, 1)).
+SIGMA_MEDIAN = 0.004
+#: Scale of the per-run offset ``tau`` (log scale; prior HalfNormal(TAU_SCALE)).
+TAU_SCALE = 0.01
+
+#: The noise priors as every fit samples them (:func:`checkpoint_sd`, :func:`run_sd`, :func:`student_dof`), with
+#: their reasons: the one copy the prior tables of the model cards print.
+NOISE_PRIORS = {
+    "sigma": (f"LogNormal(log {SIGMA_MEDIAN:g}, 1)", "checkpoint noise on log loss when the loss has not moved; seed "
+              "spread 0.001-0.03 nats (Datablations)"),
+    "tau": (f"HalfNormal({TAU_SCALE:g})", "per-run offset on log loss; same evidence; median 0.007"),
+    "nu": (f"{NU_FLOOR:g} + Gamma(2, 0.1)", "Student-t degrees of freedom (Juarez & Steel 2010), floored at 2: heavy "
+           "enough for a few bad checkpoints, never a licence for a curve the law misses (a finite variance is kept)"),
+}
 
 
 def noise_dims(cfg: FitConfig | DynamicsConfig) -> tuple[str, ...]:
@@ -39,6 +54,16 @@ def noise_group(cfg: FitConfig | DynamicsConfig, t_idx: Any, d_idx: Any, n_domai
 
 def _flat(v: Any) -> Any:
     return v.flatten() if v.ndim > 1 else v
+
+
+def checkpoint_sd(pm: Any, cfg: FitConfig | DynamicsConfig) -> Any:
+    """The checkpoint noise ``sigma`` per noise group (:data:`NOISE_PRIORS`), flattened."""
+    return _flat(pm.LogNormal("sigma", np.log(SIGMA_MEDIAN), 1.0 * cfg.prior_scale, dims=noise_dims(cfg)))
+
+
+def run_sd(pm: Any, cfg: FitConfig | DynamicsConfig) -> Any:
+    """The spread ``tau`` of the per-run offsets per noise group (:data:`NOISE_PRIORS`), flattened."""
+    return _flat(pm.HalfNormal("tau", TAU_SCALE * cfg.prior_scale, dims=noise_dims(cfg)))
 
 
 def student_dof(pm: Any, cfg: FitConfig | DynamicsConfig) -> Any:
@@ -63,15 +88,13 @@ def add_noise_and_likelihood(mu: Any, y: Any, t_idx: Any, run_idx: Any, run_grou
     """
     import pymc as pm
 
-    ps = cfg.prior_scale
-    dims = noise_dims(cfg)
     marginal = cfg.run_effect and cfg.run_offsets == "marginal"
     if cfg.run_effect:
-        tau = _flat(pm.HalfNormal("tau", 0.01 * ps, dims=dims))
+        tau = run_sd(pm, cfg)
         if not marginal:
             z_run = pm.Normal("z_run", 0.0, 1.0, dims="run")
             mu = mu + tau[t_idx] * z_run[run_idx]
-    sigma = _flat(pm.LogNormal("sigma", np.log(0.004), 1.0 * ps, dims=dims))
+    sigma = checkpoint_sd(pm, cfg)
     nu = student_dof(pm, cfg) if cfg.robust else None
     if not likelihood:
         return

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bayes_dcpt.fitting.likelihood import NOISE_PRIORS
 from bayes_dcpt.laws.dynamics import VARIANTS
 from bayes_dcpt.laws.registry import Law, get_law
 
-__all__ = ["BARRIER_SHARPNESS", "DYNAMICS_PRIORS", "EXPONENT_SPREAD", "MONOTONE_SHARPNESS", "NOISE_PRIORS",
+__all__ = ["BARRIER_SHARPNESS", "DYNAMICS_PRIORS", "EXPONENT_SPREAD", "HIERARCHY_PRIORS", "MONOTONE_SHARPNESS",
            "dynamics_prior_table", "prior_table"]
 
 #: Sharpness of the smooth C > C0 barrier (2% softness).
@@ -22,10 +23,8 @@ EXPONENT_SPREAD = 0.15
 #: Sharpness of the smooth L0 > 0 barrier of the dynamics fit (2% of the reference loss).
 BARRIER_SHARPNESS = 50.0
 
-NOISE_PRIORS = {
-    "sigma": ("LogNormal(log 0.004, 1)", "checkpoint noise on log loss; seed spread 0.001-0.03 nats (Datablations)"),
-    "tau": ("HalfNormal(0.01)", "per-run offset on log loss; same evidence; median 0.007"),
-    "nu": ("Gamma(2, 0.1)", "Student-t degrees of freedom (Juarez & Steel 2010)"),
+#: The hierarchy's own priors beside the noise's (:data:`bayes_dcpt.fitting.likelihood.NOISE_PRIORS`).
+HIERARCHY_PRIORS = {
     "s_X": ("HalfNormal(0.5)", "spread of domain coefficients on the log scale (hierarchical)"),
     "sigma_K": ("HalfNormal(0.5)", "deviation of log K from the paper's K3 features (cross-domain)"),
 }
@@ -75,7 +74,7 @@ def prior_table(law: str | Law, anchored: bool = True) -> pd.DataFrame:
         rows = _anchored_rows(law)
     else:
         rows = [{"parameter": p.name, "prior": p.prior.describe(), "reason": p.prior.reason} for p in law.params]
-    rows += [{"parameter": k, "prior": v[0], "reason": v[1]} for k, v in NOISE_PRIORS.items()]
+    rows += [{"parameter": k, "prior": v[0], "reason": v[1]} for k, v in {**NOISE_PRIORS, **HIERARCHY_PRIORS}.items()]
     rows.append({"parameter": "sigma, tau, nu scope", "prior": "one each per (target, domain)",
                  "reason": "a domain the law misses must not set the others' noise (one shared scale let the law "
                            "drift on the well-fitted domains: BENCHMARKS.md, one fit over every domain)"})
@@ -119,6 +118,5 @@ def dynamics_prior_table(law: str = "cpt-dynamics-full") -> pd.DataFrame:
         if name in ("gamma1, gamma2", "F N_ref^-gamma3", "gamma3") and not use_n:
             continue
         rows.append({"parameter": name, "prior": prior, "reason": reason})
-    rows += [{"parameter": k, "prior": v[0], "reason": v[1]} for k, v in NOISE_PRIORS.items()
-             if k in ("sigma", "tau", "nu")]
+    rows += [{"parameter": k, "prior": v[0], "reason": v[1]} for k, v in NOISE_PRIORS.items()]
     return pd.DataFrame(rows)
