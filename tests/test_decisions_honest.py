@@ -290,3 +290,32 @@ def test_one_runs_chance_to_stay_within_the_threshold_is_given_beside_the_laws(w
     # runs that deviate by ~1.5% (offset and checkpoint noise): at the risk-aware r one run stays within it less often
     law, med, ra = run_probs(jitter_posterior(world, S=400, spread=0.01, sigma=0.01, tau=0.01))
     assert med == pytest.approx(0.5, abs=0.05) and 0.5 < ra < 0.85
+
+
+def test_the_risk_aware_answer_for_one_run_keeps_that_run_within_the_threshold(world):
+    """The largest r whose one run (its offset and noise included) stays within the threshold with probability 0.9:
+    the law's risk-aware r when runs barely deviate, smaller when they do, and the probability met at it."""
+    from bayes_dcpt.decide.draws import law_draws
+    from bayes_dcpt.decide.ratio import _run_within
+
+    def answer(post):
+        d = dc.tradeoff(post, n_params=1e9, tokens=1e10, max_general_increase=0.02)
+        ra = d.extras["risk_aware"]
+        return d, ra["r_domain"], ra["one_run"]
+
+    _, law_r, one = answer(jitter_posterior(world, S=400, spread=0.01, sigma=1e-6, tau=1e-6))
+    assert one["feasible"] and one["r_domain"] == pytest.approx(law_r, abs=0.01)
+    post = jitter_posterior(world, S=400, spread=0.01, sigma=0.01, tau=0.01)
+    d, law_r, one = answer(post)
+    assert one["feasible"] and one["r_domain"] < law_r - 0.01
+    w = np.full(post.n_draws, 1.0 / post.n_draws)
+    L0 = d.posterior["base_loss"].to_numpy()
+    p_at = float(_run_within(post, "code", 1e9, 1e10, one["r_domain"],
+                             law_draws(post, "general", "code", 1e9, 1e10, one["r_domain"]), L0 * 1.02, w))
+    assert p_at == pytest.approx(0.9, abs=0.01)
+    text = str(d.summary())
+    assert f"risk-aware r for one run (P(one run stays within) >= 0.9): {one['r_domain']:.4g}" in text
+    assert d.to_json()["risk_aware"]["one_run"]["r_domain"] == pytest.approx(one["r_domain"])
+    # runs so noisy that no ratio keeps one run within 2% with probability 0.9: said, not a number
+    _, _, none = answer(jitter_posterior(world, S=400, spread=0.01, sigma=0.05, tau=0.05))
+    assert not none["feasible"] and np.isnan(none["r_domain"]) and none["prob_at_r0"] < 0.9

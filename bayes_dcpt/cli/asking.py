@@ -122,6 +122,11 @@ def print_decisions(console: Any, dec: Any, ci: float) -> None:
                 ra = s.risk_aware
                 rows.append([f"risk-aware r (P(constraint holds) >= {ra['prob']:g})", num(ra["r_domain"]), "",
                              "" if ra["feasible"] else "no r meets the constraint with this probability"])
+                if "one_run" in ra:
+                    one = ra["one_run"]
+                    rows.append([f"risk-aware r for one run (P(it stays within) >= {ra['prob']:g})",
+                                 num(one["r_domain"]), "", "" if one["feasible"]
+                                 else "no r keeps one run within the threshold with this probability"])
             rows += [[k, f"{v:.3f}", "", ""] for k, v in s.probabilities.items()]
             headers = ["quantity", "median", f"{ci:.0%} interval", "note"]
             if not any(r[3] for r in rows):

@@ -181,9 +181,11 @@ def _print_answers(rep: Any) -> None:
         if "r_domain" in s.table.index:
             r = s.table.loc["r_domain"]
             risk = f"{ra['r_domain']:.3f}" if ra.get("feasible") else "none"
+            one = ra.get("one_run") or {}
+            one_run = f" (one run: {one['r_domain']:.3f})" if one.get("feasible") else ""
             console.print(
                 f"  {dom}: r* = {r['median']:.3f}, 90% interval [{r['lo']:.3f}, {r['hi']:.3f}], "
-                f"risk-aware r (P >= {ra.get('prob', 0.9):g}) = {risk}; infeasible draws "
+                f"risk-aware r (P >= {ra.get('prob', 0.9):g}) = {risk}{one_run}; infeasible draws "
                 f"{s.counts['infeasible']} of {s.counts['n_draws']}",
                 soft_wrap=True,
             )

@@ -5,10 +5,11 @@ then bisection of the bracket after the last feasible grid point, so a non-monot
 largest feasible ``r``), and adds the risk-aware answer: the largest ``r`` with ``P(constraint holds) >= prob``.
 :func:`critical_ratio_curve` solves the same question at several token budgets (the CMR paper's ``R_CMR(T)``).
 The threshold is relative to the base model's general loss (``T``, the D-CPT paper) or absolute
-(``epsilon``, the CMR paper). Both answers are about the law; the probability that *one run* (with its own offset
-and noise) stays within the threshold is given beside them. Draws where even ``r = 0`` breaks the threshold are
-flagged ``infeasible``
-(``r* = NaN``); draws where ``r = 1`` keeps it are flagged ``always_satisfied`` (``r* = 1``): counted, never dropped.
+(``epsilon``, the CMR paper). Both answers are about the law; a team usually trains *one* run, which deviates from
+the law by its own offset and noise, so the probability that one run stays within the threshold is given beside
+them, and the risk-aware answer for one run: the largest ``r`` with ``P(one run stays within) >= prob``. Draws where
+even ``r = 0`` breaks the threshold are flagged ``infeasible`` (``r* = NaN``); draws where ``r = 1`` keeps it are
+flagged ``always_satisfied`` (``r* = 1``): counted, never dropped.
 
 The base loss enters per draw: measured where the data have it, given by the user (then the posterior takes it as
 the base model's, so a base-anchored law starts from it too), or predicted by the base-loss law in N, whose
@@ -93,11 +94,12 @@ def _predict_measured(post: Posterior) -> Any:
     return predict
 
 
-def _run_within(post: Posterior, domain: str, n_params: float, tokens: float, r: float, law: np.ndarray,
-                threshold: np.ndarray, w: np.ndarray) -> float:
+def _run_within(post: Posterior, domain: str, n_params: float, tokens: float, r: Any, law: np.ndarray,
+                threshold: np.ndarray, w: np.ndarray) -> np.ndarray:
     """P(the general loss *measured* on one run at ``r`` stays within the threshold), over draws and the run's noise.
 
-    ``law``: the general loss per draw at ``r`` (:func:`~bayes_dcpt.decide.draws.law_draws`), shape ``(S,)``.
+    ``r``: one ratio or several ``(G,)``; ``law``: the general loss per draw there
+    (:func:`~bayes_dcpt.decide.draws.law_draws`), ``(S,)`` or ``(S, G)``. Returns ``(G,)`` (a 0-d array for one r).
 
     r* and its risk-aware answer are about the law (with its discrepancy); a single run also deviates from it by its
     offset and checkpoint noise (on real grids 1-3% late in training, as large as a 2-3% threshold). Log-normal with
@@ -105,13 +107,35 @@ def _run_within(post: Posterior, domain: str, n_params: float, tokens: float, r:
     """
     from scipy.special import ndtr
 
-    row = pd.DataFrame({"domain": [domain], "n_params": [n_params], "tokens": [tokens], "r_domain": [r],
-                        "run_id": ["new run"]})
-    var_e, var_u = post.measurement_variance(row, "general")
-    sd = np.sqrt(np.asarray(var_e + var_u, float)[:, 0])
+    rs = np.atleast_1d(np.asarray(r, float))
+    rows = pd.DataFrame({"domain": domain, "n_params": n_params, "tokens": tokens, "r_domain": rs,
+                         "run_id": [f"new run {i}" for i in range(len(rs))]})
+    var_e, var_u = post.measurement_variance(rows, "general")
+    sd = np.sqrt(np.asarray(var_e + var_u, float))
+    lg = np.reshape(law, (len(w), len(rs)))
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = ndtr((np.log(threshold) - np.log(np.reshape(law, -1))) / sd)
-    return float(np.sum(w * np.nan_to_num(p)))
+        p = ndtr((np.log(_per_draw(threshold, 2)) - np.log(lg)) / sd)
+    out = w @ np.nan_to_num(p)
+    return out.reshape(np.shape(r))
+
+
+def _risk_aware_run(post: Posterior, domain: str, n_params: float, tokens: float, grid: np.ndarray,
+                    law_grid: np.ndarray, threshold: np.ndarray, w: np.ndarray, prob: float) -> dict[str, Any]:
+    """``sup{r : P(one run at r stays within the threshold) >= prob}``: the risk-aware answer for a single run.
+
+    The probability is scanned on ``grid`` (``law_grid``: the law's general loss per draw there, ``(S, G)``) and
+    interpolated linearly in the bracket after the last grid point that meets it. Below the law's risk-aware r when
+    a run's own noise is comparable to the threshold, as late in CPT it is.
+    """
+    P = _run_within(post, domain, n_params, tokens, grid, law_grid, threshold, w)
+    idx = np.flatnonzero(P >= prob - 1e-12)
+    if not idx.size:
+        return {"r_domain": float("nan"), "feasible": False, "prob_at_r0": float(P[0])}
+    i = int(idx[-1])
+    r = float(grid[i])
+    if i + 1 < len(grid) and P[i] > P[i + 1]:
+        r += float((grid[i + 1] - grid[i]) * (P[i] - prob) / (P[i] - P[i + 1]))
+    return {"r_domain": min(r, 1.0), "feasible": True}
 
 
 def _per_draw(v: Any, ndim: int) -> np.ndarray:
@@ -219,7 +243,9 @@ def tradeoff(
         is carried into r*). ``inputs["base_loss_source"]`` says which.
     prob
         Probability level of the risk-aware answer: the largest ``r`` with
-        ``P(increase <= threshold) >= prob``.
+        ``P(increase <= threshold) >= prob`` (``extras["risk_aware"]``), and of the one for a single run: the
+        largest ``r`` whose one run's measured increase stays within the threshold with that probability
+        (``extras["risk_aware"]["one_run"]``, its noise and offset included).
     data
         The measurements (a schema frame, e.g. ``fit.data``): when they hold the base model and CPT runs at
         this N with a checkpoint at D at several ratios, the measured crossing is compared with r*'s interval
@@ -273,6 +299,8 @@ def _tradeoff_decision(post: Posterior, inputs: dict[str, Any], grid: np.ndarray
                           "loss_domain": ld, "general_increase": incr, "base_loss": L0, "feasible": feas,
                           "always_satisfied": res["always"], "monotone": res["monotone"]})
     ra = _risk_aware(r, res["monotone"], res["grid_ok"], grid, w, prob)
+    ra["one_run"] = _risk_aware_run(post, dom, n_params, tokens, grid, res["grid_values"] + threshold[:, None],
+                                    threshold, w, prob)
     lg_ra = None
     if ra["feasible"]:
         lg_ra = law_draws(post, "general", dom, n_params, tokens, ra["r_domain"])
@@ -285,11 +313,11 @@ def _tradeoff_decision(post: Posterior, inputs: dict[str, Any], grid: np.ndarray
     if np.isfinite(med):
         lg_med = law_draws(post, "general", dom, n_params, tokens, med)
         probs[f"P(constraint holds at the median r* = {med:.4f})"] = float(np.sum(w * (lg_med <= threshold)))
-        probs[f"P(one run at the median r* = {med:.4f} stays within it)"] = _run_within(
-            post, dom, n_params, tokens, float(med), lg_med, threshold, w)
+        probs[f"P(one run at the median r* = {med:.4f} stays within it)"] = float(_run_within(
+            post, dom, n_params, tokens, float(med), lg_med, threshold, w))
     if lg_ra is not None:
-        probs[f"P(one run at the risk-aware r = {ra['r_domain']:.4f} stays within it)"] = _run_within(
-            post, dom, n_params, tokens, float(ra["r_domain"]), lg_ra, threshold, w)
+        probs[f"P(one run at the risk-aware r = {ra['r_domain']:.4f} stays within it)"] = float(_run_within(
+            post, dom, n_params, tokens, float(ra["r_domain"]), lg_ra, threshold, w))
     counts = {"n_draws": post.n_draws, "infeasible": int(res["infeasible"].sum()),
               "always_satisfied": int(res["always"].sum()), "non_monotone": int((~res["monotone"]).sum())}
     L0c = L0[:, None]

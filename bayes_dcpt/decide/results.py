@@ -52,7 +52,8 @@ class DecisionSummary:
     probabilities
         Probability statements over all draws, e.g. ``"P(r* >= 0.5)"``.
     risk_aware
-        Usage 1 only: ``{"prob", "r_domain", "method", ...}``; ``None`` otherwise.
+        Usage 1 only: ``{"prob", "r_domain", "method", ..., "one_run": {"r_domain", "feasible"}}`` (``one_run``: the
+        largest r whose single run stays within the threshold with probability ``prob``); ``None`` otherwise.
     measured
         Usage 1 when the data measure the constraint: the measured crossing and whether r*'s interval agrees
         (:meth:`Decision.measured_check`); ``None`` otherwise.
@@ -92,6 +93,9 @@ class DecisionSummary:
         if self.risk_aware is not None:
             ra = self.risk_aware
             lines.append(f"risk-aware r (P(constraint holds) >= {ra['prob']:g}): {format_value(ra['r_domain'])}")
+            if "one_run" in ra:
+                lines.append(f"risk-aware r for one run (P(one run stays within) >= {ra['prob']:g}): "
+                             f"{format_value(ra['one_run']['r_domain'])}")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 

@@ -64,6 +64,11 @@ def _add_rows(t: Any, d: Decision, ci: float) -> None:
         ra = s.risk_aware
         t.add_row(d.domain, f"risk-aware r (P(constraint holds) >= {ra['prob']:g})", fmt(ra["r_domain"]), "",
                   ra["method"] if ra["feasible"] else "no r meets the constraint with this probability")
+        if "one_run" in ra:
+            one = ra["one_run"]
+            t.add_row(d.domain, f"risk-aware r for one run (P(it stays within) >= {ra['prob']:g})",
+                      fmt(one["r_domain"]), "", "its offset and noise included" if one["feasible"]
+                      else "no r keeps one run within the threshold with this probability")
     for k, v in s.probabilities.items():
         t.add_row(d.domain, k, f"{v:.3f}", "", "")
     t.add_row(d.domain, "draws", str(s.counts.get("n_draws", d.n_draws)), "",

@@ -41,7 +41,8 @@ def _answer_line(dom: str, dec: Any, ci: float) -> str:
         r = tb.loc["r_domain"]
         return (
             f"{dom}: r* = {r['median']:.3f} ({ci:.0%} interval {r['lo']:.3f} to {r['hi']:.3f}); "
-            f"risk-aware r = {fmt(ra.get('r_domain'), '.3f') if ra.get('feasible') else 'none'}; "
+            f"risk-aware r = {fmt(ra.get('r_domain'), '.3f') if ra.get('feasible') else 'none'}"
+            + (f" (for one run: {_one_run(ra)})" if "one_run" in ra else "") + "; "
             f"infeasible draws {s.counts['infeasible']} of {s.counts['n_draws']}"
             + "".join(f". {n}" for n in s.notes if n.startswith("CAUTION"))
         )
@@ -84,6 +85,12 @@ def key_answers(decs: Mapping[str, Any], plan: Any, diag: Any, notes: list[str],
     return blocks
 
 
+def _one_run(ra: Mapping[str, Any]) -> str:
+    """The risk-aware r for a single run, or "none"."""
+    one = ra["one_run"]
+    return fmt(one["r_domain"], ".3f") if one["feasible"] else "none"
+
+
 def _tradeoff_table(decs: Mapping[str, Any], ci: float) -> pd.DataFrame:
     rows = []
     for dom, d in decs.items():
@@ -99,6 +106,7 @@ def _tradeoff_table(decs: Mapping[str, Any], ci: float) -> pd.DataFrame:
                 f"risk-aware r (P >= {ra.get('prob', 0.9):g})": fmt(ra.get("r_domain"), ".3f")
                 if ra.get("feasible")
                 else "none",
+                "risk-aware r for one run": _one_run(ra) if "one_run" in ra else "n/a",
                 "domain loss at r* (median)": fmt(tb.loc["loss_domain", "median"], ".4g")
                 if "loss_domain" in tb.index
                 else "n/a",
@@ -127,7 +135,9 @@ def tradeoff_section(decs: Mapping[str, Any], inp: Mapping[str, Any], ci: float,
             f"Usage 1 of the D-CPT paper, solved for every posterior draw: the largest domain share r* whose general "
             f"loss for a model of N = {inp['n_params']:,.0f} parameters after D = {inp['tokens']:,.0f} CPT tokens "
             f"stays within {_threshold(inp)} above the base model's. The risk-aware r is the largest share whose "
-            f"constraint holds with probability >= {inp['prob']:g}. Infeasible draws (even r = 0 breaks the "
+            f"constraint holds with probability >= {inp['prob']:g}; the one for one run asks the same of a single "
+            "run's measured loss, its own offset and noise included (what a team training one run lives with). "
+            "Infeasible draws (even r = 0 breaks the "
             "threshold) are counted, never dropped; the interval of r* is over the feasible draws."
         ),
     ]
