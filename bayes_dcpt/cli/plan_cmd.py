@@ -32,7 +32,8 @@ def optimize_cmd(
         None, "--max-general-increase", min=0.0, help="Threshold T on the general-loss increase (0.03 = 3%)."),
     absolute: bool = typer.Option(False, "--absolute", help="Threshold in nats instead of relative (CMR style)."),
     prob: float | None = typer.Option(None, "--prob", min=0.5, max=0.999,
-                                      help="Risk-aware answer: P(increase <= T) at least this."),
+                                      help="Risk-aware answers: P(increase <= T) at least this, for the law "
+                                           "and for one run (its noise included)."),
     base_loss: float | None = typer.Option(None, "--base-loss", min=0.0,
                                            help="General loss L0 of the base model at --n-params (default: from "
                                                 "the fit: its measured base row, or its base-loss law)."),

@@ -38,7 +38,7 @@ def report_cmd(
         "fit: its measured base row, or its base-loss law)."
     ),
     prob: float = typer.Option(
-        0.9, "--prob", min=0.5, max=0.999, help="Probability of the risk-aware answer."
+        0.9, "--prob", min=0.5, max=0.999, help="Probability of the risk-aware answers (the law's and one run's)."
     ),
     domain: str | None = typer.Option(
         None, "--domain", help="Domain whose r* the planner targets (default: the widest interval)."
