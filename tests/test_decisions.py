@@ -230,6 +230,8 @@ def test_critical_curve_equals_tradeoff_at_each_budget(post):
         np.testing.assert_allclose(got, one.posterior["r_domain"], atol=1e-12)
         assert s.table.loc[D, "median"] == pytest.approx(one.summary().table.loc["r_domain", "median"])
         assert s.table.loc[D, "risk_aware"] == pytest.approx(one.summary().risk_aware["r_domain"])
+        assert s.table.loc[D, "risk_aware_one_run"] == pytest.approx(one.summary().risk_aware["one_run"]["r_domain"],
+                                                                     nan_ok=True)
     # more tokens lower the general loss at fixed r here, so the critical ratio rises with D
     assert s.table["median"].is_monotonic_increasing
     js = cur.to_json()

@@ -392,6 +392,9 @@ def _curve_decision(post: Posterior, inputs: dict[str, Any], toks: np.ndarray, g
                                     "feasible": ~res["infeasible"], "always_satisfied": res["always"],
                                     "monotone": res["monotone"]}))
         ras[float(D)] = _risk_aware(res["r"], res["monotone"], res["grid_ok"], grid, w, inputs["prob"])
+        ras[float(D)]["one_run"] = _risk_aware_run(post, dom, n_params, D, grid,
+                                                   res["grid_values"] + threshold[:, None], threshold, w,
+                                                   inputs["prob"])
     frame = pd.concat(frames, ignore_index=True)
     counts = {"n_draws": post.n_draws, "n_tokens": int(toks.size),
               "infeasible (draw x budget)": int((~frame["feasible"]).sum()),

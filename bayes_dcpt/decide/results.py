@@ -321,7 +321,9 @@ class Decision:
         return pd.DataFrame(rows, columns=cols).set_index("quantity")
 
     def _curve_table(self, lo: float, hi: float, measured: dict[float, Any] | None = None) -> pd.DataFrame:
-        """The critical curve: one row per token budget with the ``r*`` band, risk-aware ``r`` and counts.
+        """The critical curve: one row per token budget with the ``r*`` band, the risk-aware answers and counts.
+
+        ``risk_aware`` is the law's, ``risk_aware_one_run`` the one for a single run (its noise included).
 
         With measurements, ``measured_crossing`` and ``agrees`` columns (NaN / None where not measured).
         """
@@ -333,6 +335,8 @@ class Decision:
             q = weighted_quantile(r, (lo, 0.5, hi), gw)
             rows.append({"tokens": tok, "median": q[1], "lo": q[0], "hi": q[2],
                          "risk_aware": self.extras["risk_aware"][float(tok)]["r_domain"],
+                         "risk_aware_one_run": self.extras["risk_aware"][float(tok)].get("one_run", {}).get(
+                             "r_domain", np.nan),
                          "infeasible": int((~g["feasible"]).sum()),
                          "always_satisfied": int(g["always_satisfied"].sum())})
             if measured:
