@@ -16,7 +16,7 @@ import pytest
 from bayes_dcpt.cli.demo_cmd import default_models_dir, model_path
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.datasets import load_example
-from bayes_dcpt.errors import MisfitWarning
+from bayes_dcpt.errors import FitError, MisfitWarning
 from bayes_dcpt.fitting import fit, load_fit
 from bayes_dcpt.fitting.config import FitConfig
 from bayes_dcpt.posterior.adequacy import NU_FLAG, check_adequacy
@@ -197,3 +197,29 @@ def test_a_stack_is_checked_against_the_data_its_candidates_were_fitted_to(monke
     a = auto_fit.AutoFit({"cpt": cand}, pd.DataFrame(), {"cpt": 1.0}, {}, posterior=None)
     assert a.adequacy() == "checked"
     assert len(seen[0]) == len(df) - int(_data.in_warmup(df).sum()) < len(df)
+
+
+def test_the_cpt_law_bends_each_domains_rise_in_r_with_its_own_replay_balance(tmp_path):
+    """rho per (target, domain) by default (replay_scope): the posterior carries each domain's own; one per target
+    on request and for cards written before the option (their draws have no domain axis)."""
+    df = load_example()
+    df = df[df["domain"].isin(["c_headers", "python"]) & (df["tokens"] < 262144)]
+    kw = {"draws": 100, "tune": 100, "chains": 1, "seed": 0, "warn": False, "discrepancy": False,
+          "sampler": "laplace"}
+    own = fit(df, "cpt", "both", **kw)
+    assert own.idata["posterior"]["rho"].dims[-2:] == ("target", "domain")
+    rho = {d: own.posterior.params[("general", d)]["rho"] for d in own.domains}
+    assert not np.allclose(rho["c_headers"], rho["python"])
+    assert "per domain" in own.priors().set_index("parameter").loc["rho", "prior"]
+    back = load_fit(own.save(tmp_path / "own.nc"))
+    np.testing.assert_allclose(back.posterior.params[("general", "python")]["rho"], rho["python"])
+    shared = fit(df, "cpt", "both", replay_scope="target", **kw)
+    assert shared.idata["posterior"]["rho"].dims[-1] == "target"
+    np.testing.assert_allclose(shared.posterior.params[("general", "c_headers")]["rho"],
+                               shared.posterior.params[("general", "python")]["rho"])
+    old_card = shared.card()
+    old_card["config"] = {k: v for k, v in old_card["config"].items() if k != "replay_scope"}
+    old = type(shared)._from_card(shared.data, shared.idata, old_card, shared._diagnostics)
+    assert old.config.replay_scope == "target"
+    with pytest.raises(FitError, match="replay_scope"):
+        fit(df, "cpt", "both", replay_scope="run", **kw)

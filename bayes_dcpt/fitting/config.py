@@ -78,6 +78,7 @@ class FitConfig:
     nu_floor: float = 2.0  # Student-t degrees of freedom nu = nu_floor + Gamma(2, 0.1); 0: no floor (older fits)
     burn_in: str = "warmup"  # "warmup": leave out checkpoints inside their run's LR warm-up; "none": fit all
     noise_scope: str = "domain"  # noise scales (sigma, tau, nu) per (target, "domain"), or per "target" (older fits)
+    replay_scope: str = "domain"  # the CPT law's replay balance rho per (target, "domain"), or per "target" (older)
 
     def key(self) -> str:
         """Short stable hash of the configuration."""

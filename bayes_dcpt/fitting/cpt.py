@@ -37,6 +37,8 @@ def cpt_posterior(idata: Any, law: Law, targets: Sequence[str], domains: Sequenc
         for di, d in enumerate(domains):
             p = {k: flat_draws(post, k)[:, ti, di] for k in ("amp", "lam", "phi", "psi")}
             p.update({k: flat_draws(post, k)[:, ti] for k in ("rho", "kappa")})
+            if p["rho"].ndim == 2:  # the replay balance per (target, domain) (replay_scope="domain")
+                p["rho"] = p["rho"][:, di]
             p.update({k: flat_draws(post, k) for k in _OWN[t]})
             params[(t, d)] = p
     noise = noise_draws(post, targets, ("sigma", "tau", "nu", "sigma_move"))
@@ -78,7 +80,7 @@ class CPTFit(DecisionMethods, BaseFit):
 
     def priors(self) -> pd.DataFrame:
         """The priors of the CPT law's fit, as sampled, with their reasons."""
-        return cpt_prior_table()
+        return cpt_prior_table(self.config.replay_scope)
 
 
     # ------------------------------------------------------------------------------------ base hooks
@@ -93,7 +95,8 @@ class CPTFit(DecisionMethods, BaseFit):
 
     @classmethod
     def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:
-        cfg = FitConfig(**{"noise_scope": "target", **card["config"]})  # older cards: noise per target
+        # older cards: noise and replay balance per target
+        cfg = FitConfig(**{"noise_scope": "target", "replay_scope": "target", **card["config"]})
         if "D_ref" not in card and cfg.burn_in == "warmup" and "lr" not in data:
             warnings.warn("this CPT fit was saved by an older bayes-dcpt without its lr column and reference token "
                           "count: D_ref is re-derived from every row, LR warm-up included, and its predictions can "

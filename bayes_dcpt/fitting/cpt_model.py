@@ -37,8 +37,8 @@ _SHAPES = {"general": {"rho": (np.log(10.0), 1.5), "kappa": (np.log(0.8), 1.0)},
 _MODEL_CACHE: dict[tuple, dict[str, Any]] = {}
 
 
-def cpt_prior_table() -> pd.DataFrame:
-    """The priors of the CPT law's Bayesian fit, as sampled, with their reasons."""
+def cpt_prior_table(replay_scope: str = "domain") -> pd.DataFrame:
+    """The priors of the CPT law's Bayesian fit, as sampled, with their reasons (``rho`` per ``replay_scope``)."""
     rows = [
         ("a (general)", "LogNormal(log 0.25, 1.2) per domain", "forgetting at s = 1 as a share of the base "
          "loss: a quarter, within a factor of ~7"),
@@ -48,8 +48,10 @@ def cpt_prior_table() -> pd.DataFrame:
          "somewhere in the probed token range (D_mid its geometric middle)"),
         ("phi, psi", "Normal(0, 1.5) per domain", "capability exponents; the base loss spans little, so weakly "
          "identified; not pooled (a learnt spread over a few domains is a funnel)"),
-        ("rho", "LogNormal(log 10, 1.5) general; LogNormal(log 0.15, 1.5) domain", "the replay balance measured "
-         "on real probe grids (general tokens undo forgetting ~10x faster; pull the domain plateau back ~0.15x)"),
+        ("rho", "LogNormal(log 10, 1.5) general; LogNormal(log 0.15, 1.5) domain"
+         + (" per domain" if replay_scope == "domain" else ""), "the replay balance measured on real probe grids "
+         "(general tokens undo forgetting ~10x faster; pull the domain plateau back ~0.15x); per domain because it "
+         "sets how the general loss's rise bends in r, which differs between domains (the example grid: ~5 to ~23)"),
         ("kappa", "0.1 + LogNormal(log 0.8, 1) general; 0.1 + LogNormal(log 0.4, 0.8) domain", "the tail shape "
          "measured on real probe grids; the floor keeps the saturation from degenerating into a log"),
         ("h", "LogNormal(log 0.003, 1.5)", "continued learning of the general corpus: small, the base model was "
@@ -161,15 +163,23 @@ def _per_domain(pm: Any, name: str, mu: np.ndarray, sd: float, n_domains: int) -
     return pm.Normal(name, np.asarray(mu, float)[:, None] * np.ones((1, n_domains)), sd, dims=("target", "domain"))
 
 
-def _law_params(pm: Any, pt: Any, design: CPTDesign, ps: float) -> dict[str, Any]:
-    """The law's parameters as (target, domain) tensors (``h`` and ``sc`` per target, unused by the other)."""
+def _law_params(pm: Any, pt: Any, design: CPTDesign, cfg: FitConfig) -> dict[str, Any]:
+    """The law's parameters as (target, domain) tensors (``h`` and ``sc`` per target, unused by the other).
+
+    ``rho`` is per (target, domain) or per target (``cfg.replay_scope``); ``kappa`` per target.
+    """
+    ps = cfg.prior_scale
     nd = len(design.domains)
     gen = np.array([t == "general" for t in design.targets])
     amp_centre = np.where(gen, np.log(0.25), np.log(0.3 / 0.7))  # log a (general) / logit a (domain)
     log_amp = _per_domain(pm, "log_amp", amp_centre, 1.2 * ps, nd)
     log_lam = _per_domain(pm, "log_lam", np.full(len(gen), -np.log(design.d_ref)), 1.5 * ps, nd)
     shapes = {k: np.array([_SHAPES[t][k] for t in design.targets]) for k in ("rho", "kappa")}
-    log_rho = pm.Normal("log_rho", shapes["rho"][:, 0], shapes["rho"][:, 1] * ps, dims="target")
+    if cfg.replay_scope == "domain":  # each domain's own bend of the general loss's rise in r (it decides r*)
+        log_rho = pm.Normal("log_rho", shapes["rho"][:, :1] * np.ones((1, nd)), shapes["rho"][:, 1:] * ps,
+                            dims=("target", "domain"))
+    else:
+        log_rho = pm.Normal("log_rho", shapes["rho"][:, 0], shapes["rho"][:, 1] * ps, dims="target")
     log_kappa = pm.Normal("log_kappa", shapes["kappa"][:, 0], shapes["kappa"][:, 1] * ps, dims="target")
     ones = pt.ones((1, nd))
     amp_nat = pt.where(gen[:, None], pt.exp(log_amp), pt.sigmoid(log_amp))
@@ -180,7 +190,8 @@ def _law_params(pm: Any, pt: Any, design: CPTDesign, ps: float) -> dict[str, Any
         # handful of domains is a funnel the sampler crawls through
         "phi": pm.Normal("phi", 0.0, 1.5 * ps, dims=("target", "domain")),
         "psi": pm.Normal("psi", 0.0, 1.5 * ps, dims=("target", "domain")),
-        "rho": pm.Deterministic("rho", pt.exp(log_rho), dims="target")[:, None] * ones,
+        "rho": (pm.Deterministic("rho", pt.exp(log_rho), dims=("target", "domain")) if cfg.replay_scope == "domain"
+                else pm.Deterministic("rho", pt.exp(log_rho), dims="target")[:, None] * ones),
         "kappa": pm.Deterministic("kappa", 0.1 + pt.exp(log_kappa), dims="target")[:, None] * ones,
     }
     # the general loss's continued learning and the domain loss's critical batch belong to one target each
@@ -245,7 +256,7 @@ def build_cpt_model(cfg: FitConfig, design: CPTDesign, likelihood: bool = True) 
         # a run-level column keeps a static 1 so it broadcasts along the run's checkpoints
         a = {k: pm.Data(k, v, shape=(None, 1) if np.ndim(v) == 2 and np.shape(v)[1] == 1 else None)
              for k, v in design.arrays().items()}
-        p = _law_params(pm, pt, design, ps)
+        p = _law_params(pm, pt, design, cfg)
         log_rel = _mean(pt, p, a, len(design.domains))
         if likelihood:
             _likelihood(pm, pt, log_rel, a, cfg, design, ps)

@@ -190,6 +190,7 @@ def fit(
     run_offsets: str = "marginal",
     burn_in: str = "warmup",
     noise_scope: str = "domain",
+    replay_scope: str = "domain",
     progressbar: bool = False,
     warn: bool = True,
     sampler_kwargs: Mapping[str, Any] | None = None,
@@ -245,6 +246,11 @@ def fit(
         ``"domain"`` (default): the noise scales (checkpoint sigma, run offset tau, Student-t nu) are each
         (target, domain)'s own, so a domain the law misses or a noisier domain does not set the others' bands;
         ``"target"``: one set per target shared by the domains (fits saved before this option).
+    replay_scope
+        The CPT law only: ``"domain"`` (default): the replay balance ``rho`` (how much faster general tokens undo
+        forgetting than domain tokens cause it) is each (target, domain)'s own -- it sets how the general loss's
+        rise bends in r, which differs between domains (the example grid: about 5 for python, 23 for codec_tables)
+        and decides r*; ``"target"``: one per target (fits saved before this option).
     sampler_kwargs
         Extra sampler settings (nutpie: ``adaptation``, ``target_accept``, ``backend``, ``init`` -- ``"jitter"``,
         nutpie's own start, or ``"optimum"``, chains started near the log density's optimum -- ...; PyMC/numpyro:
@@ -261,13 +267,16 @@ def fit(
         raise FitError("burn_in must be 'warmup' or 'none'")
     if noise_scope not in ("domain", "target"):
         raise FitError(f"noise_scope must be 'domain' or 'target', not {noise_scope!r}")
+    if replay_scope not in ("domain", "target"):
+        raise FitError(f"replay_scope must be 'domain' or 'target', not {replay_scope!r}")
     _check_options(law_, sampler, parametrization, domain_levels, run_offsets, draws, tune, chains)
     df = _data.load(data)
     cfg = FitConfig(law=law_.name, target=target, robust=robust, run_effect=_identifiable_run_effect(df, run_effect),
                     hierarchical=hierarchical,
                     parametrization=resolve_parametrization(parametrization, df), monotone=monotone,
                     probe_tokens=probe_tokens, prior_scale=prior_scale, zero_ratio=zero_ratio,
-                    domain_levels=domain_levels, run_offsets=run_offsets, burn_in=burn_in, noise_scope=noise_scope)
+                    domain_levels=domain_levels, run_offsets=run_offsets, burn_in=burn_in, noise_scope=noise_scope,
+                    replay_scope=replay_scope)
     if law_.family == "cpt":  # the base-anchored law fits every own ratio (it is meaningful at 0)
         result = fit_cpt(df, replace(cfg, zero_ratio=True), draws=draws, tune=tune, chains=chains, cores=cores,
                          seed=seed, sampler=sampler, progressbar=progressbar, sampler_kwargs=sampler_kwargs,

@@ -61,7 +61,8 @@ DOMAIN_PRIOR_RUNS = 5.0
 #: The keyword arguments of :func:`bayes_dcpt.fitting.dcpt.fit` that define the model (its configuration); the
 #: rest are sampler settings, which the refits take from ``refit`` and :data:`REFIT_DEFAULTS`.
 MODEL_SETTINGS = ("robust", "run_effect", "hierarchical", "parametrization", "monotone", "probe_tokens",
-                  "prior_scale", "zero_ratio", "domain_levels", "run_offsets", "burn_in", "noise_scope")
+                  "prior_scale", "zero_ratio", "domain_levels", "run_offsets", "burn_in", "noise_scope",
+                  "replay_scope")
 
 
 def model_settings(fit: Any) -> dict[str, Any]:
