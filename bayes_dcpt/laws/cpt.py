@@ -70,7 +70,8 @@ _PARAMS = (
     Param("psi", "capability exponent of the rate", "identity", (0.0,),
           Prior("normal", 0.0, 1.5, "as phi")),
     _p("rho", "general tokens undo forgetting (general) / pull the domain plateau back (domain) rho times",
-       Prior("lognormal", 1.0, 1.5, "general ~10, domain ~0.1 on real probe grids (set per target by the fit)")),
+       Prior("lognormal", 1.0, 1.5, "general ~10, domain ~0.1 on real probe grids (set per target and domain by "
+                                    "the fit)")),
     _p("kappa", "tail shape of the saturation (small: log-like, large: exponential)",
        Prior("lognormal", 0.7, 1.0, "0.3-1.7 on real probe grids")),
     _p("h", "continued learning of the general corpus (general loss only), share of L0_g per e-fold of D / D_ref",
