@@ -313,7 +313,7 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
             st = _stacked_scores(scores, weights, split_list, model, seed)
         kappa = discrepancy_from_scores(st, stacked.targets)
         stacked.ctx["discrepancy"] = kappa
-        attach_data_context(stacked, df)
+        attach_data_context(stacked, next(iter(fits.values())).fitted_data())
         extrapolation = {"discrepancy": kappa, "streams": stream_summary(stacked.ctx),
                          "splits": [s.kind for s in split_list],
                          "holdout": holdout_table(st).to_dict(orient="records")}

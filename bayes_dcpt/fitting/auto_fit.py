@@ -293,7 +293,7 @@ class AutoFit(DecisionMethods, BaseFit):
         extrapolation = m.get("extrapolation")
         if extrapolation:
             stacked.ctx["discrepancy"] = extrapolation["discrepancy"]
-            attach_data_context(stacked, next(iter(fits.values())).data,
+            attach_data_context(stacked, next(iter(fits.values())).fitted_data(),
                                 streams=bool(extrapolation.get("streams")))
         return cls(fits, comp, m["weights"], m["requirements"], stacked,
                    holdout=pd.DataFrame(m.get("holdout", [])), method=m.get("method", "loo-stacking"),

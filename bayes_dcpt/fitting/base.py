@@ -310,7 +310,8 @@ class BaseFit:
         if card.get("extrapolation"):  # the bands' calibration for extrapolation, back on the posterior
             fitted.extrapolation = dict(card["extrapolation"])
             fitted.posterior.ctx["discrepancy"] = card["extrapolation"]["discrepancy"]
-            attach_data_context(fitted.posterior, df, streams=bool(card["extrapolation"].get("streams")))
+            attach_data_context(fitted.posterior, fitted.fitted_data(),
+                                streams=bool(card["extrapolation"].get("streams")))
         return fitted
 
     def __repr__(self) -> str:

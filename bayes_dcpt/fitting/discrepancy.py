@@ -73,6 +73,9 @@ def data_envelope(df: pd.DataFrame) -> dict[str, dict[str, Any]]:
 def attach_data_context(post: Any, df: pd.DataFrame, *, streams: bool = True) -> None:
     """Store on ``post.ctx`` what predictions beyond the data read: the envelope and the data streams' deviations.
 
+    ``df``: the rows the model was fitted to (``fit.fitted_data()``: the LR warm-up left out, as the fit leaves it
+    out; the streams' residuals are the law's on those rows).
+
     ``streams``: what runs of other sizes on the same data stream deviated from the law
     (:mod:`bayes_dcpt.posterior.streams`); saved fits from before it leave it out and predict as they did.
     """

@@ -265,7 +265,7 @@ def attach(fit: Any, scores: Sequence[HoldoutScore], seconds: float, refit: Mapp
     """Store the discrepancy, the envelope and the held-out summary on ``fit`` (and its posterior)."""
     kappa = discrepancy_from_scores(scores, fit.targets)
     fit.posterior.ctx["discrepancy"] = kappa
-    attach_data_context(fit.posterior, fit.data)
+    attach_data_context(fit.posterior, fit.fitted_data())
     fit.extrapolation = {"discrepancy": kappa, "streams": stream_summary(fit.posterior.ctx),
                          "splits": [s.split for s in scores],
                          "holdout": _records(holdout_table(scores)), "refit": _recorded(refit),

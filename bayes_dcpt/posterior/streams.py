@@ -19,7 +19,8 @@ the law's discrepancy beyond the data is kept whole (the residuals are measured 
 nothing about how the law's error grows with size). A stream is ``(domain, r_domain, seed, tokens)``: data without
 a ``seed`` column have no streams, and rows at a size the stream was fitted at (in-sample rows) are left as they
 are. ``ctx["streams"]`` holds, per target,
-``{"domains": {domain: {"omega2", "total"}}, "keys": {key: [mean residual, K, sizes...]}}``.
+``{"domains": {domain: {"omega2", "total"}}, "keys": {key: [mean residual, sizes...]}}`` (the sizes
+the stream was fitted at; ``K`` is their number). The residuals are those of the rows the model was fitted to.
 """
 
 from __future__ import annotations
