@@ -319,3 +319,21 @@ def test_the_risk_aware_answer_for_one_run_keeps_that_run_within_the_threshold(w
     # runs so noisy that no ratio keeps one run within 2% with probability 0.9: said, not a number
     _, _, none = answer(jitter_posterior(world, S=400, spread=0.01, sigma=0.05, tau=0.05))
     assert not none["feasible"] and np.isnan(none["r_domain"]) and none["prob_at_r0"] < 0.9
+
+
+def test_the_predictive_check_of_a_measured_crossing_holds_with_few_draws(world):
+    """With a handful of draws the check draws several sets of new runs per draw: its predicted interval is an
+    interval, not a few draws' points, and it agrees where the full posterior does (before: one replicate per draw,
+    and a one-draw posterior said DISAGREES with an interval [x, x])."""
+    post = jitter_posterior(world, S=400, spread=0.002, sigma=0.004, tau=0.003)
+    base = post.base_loss("code", 1e9)
+    rng = np.random.default_rng(3)
+    law_r = lambda r: float(np.median(law_draws(post, "general", "code", 1e9, 1e10, r)))  # noqa: E731
+    df = _measured_frame({r: [law_r(r) * np.exp(0.005 * rng.standard_normal())] for r in (0.1, 0.3, 0.5, 0.7, 0.9)},
+                         base=base)
+    full = dc.tradeoff(post, n_params=1e9, tokens=1e10, data=df).measured_check()
+    for k in (1, 3):
+        few = dc.tradeoff(post.subset(np.arange(k)), n_params=1e9, tokens=1e10, data=df).measured_check()
+        (lo, hi), (f_lo, f_hi) = few["predicted_interval"], full["predicted_interval"]
+        assert hi - lo > 0.5 * (f_hi - f_lo)
+        assert few["agrees"] and full["agrees"]

@@ -80,7 +80,7 @@ def measured_crossing(data: pd.DataFrame | None, domain: str, n_params: float, t
         ratios interpolated between), ``ratios`` and ``increases`` (measured, replicates averaged), ``base_loss``,
         ``base_loss_source`` (``"given"`` or ``"measured"``), ``n_runs`` and ``crossing_draws`` (the crossing of
         each noise-perturbed set; absent without ``noise_var``) and ``predicted_draws`` (the crossing read off each
-        posterior predictive draw, ``(S,)``; absent without ``predict``).
+        posterior predictive replicate, ``(S, M)``: M sets of new runs per draw; absent without ``predict``).
     """
     if data is None or not len(data) or not {"domain", "n_params", "tokens", "r_domain", "loss_general"} <= set(data):
         return None
@@ -120,11 +120,29 @@ def measured_crossing(data: pd.DataFrame | None, domain: str, n_params: float, t
         sims = log_l[None, :] + np.random.default_rng(seed).standard_normal((_N_SIM, len(r))) * sd[None, :]
         out["crossing_draws"] = _crossings(r, increase(sims), T)[0]
     if predict is not None:
-        y = np.asarray(predict(at), float)
-        codes = pd.Categorical(at["r_domain"], categories=by_r.index).codes
-        mean_y = np.stack([y[:, codes == j].mean(axis=1) for j in range(len(r))], axis=1)
-        out["predicted_draws"] = _crossings(r, increase(np.log(mean_y)), T)[0]
+        out["predicted_draws"] = _predicted_crossings(predict, at, by_r.index, lambda y: increase(np.log(y)), T)
     return out
+
+
+def _predicted_crossings(predict: Callable[[pd.DataFrame], np.ndarray], at: pd.DataFrame, ratios: pd.Index,
+                         increase: Callable[[np.ndarray], np.ndarray], T: float) -> np.ndarray:
+    """The crossing read off posterior predictive replicates of the measured rows ``at``, ``(S, M)``.
+
+    ``M`` sets of new runs per draw (distinct run ids, so independent offsets and noise), enough for about
+    ``_N_SIM`` replicates in all: with few draws one replicate per draw would make the predicted interval a point.
+    """
+    y = np.asarray(predict(at), float)
+    S, n = y.shape
+    reps = max(1, -(-_N_SIM // S))
+    if reps > 1:
+        run = at["run_id"].astype(str) if "run_id" in at else pd.Series(np.arange(n).astype(str), index=at.index)
+        tiled = pd.concat([at.assign(run_id=run + f" #{m}") for m in range(reps)], ignore_index=True)
+        y = np.asarray(predict(tiled), float)
+    y = y.reshape(S * reps, n)  # replicate-major columns: (S, reps * n) -> (S * reps, n)
+    codes = pd.Categorical(at["r_domain"], categories=ratios).codes
+    mean_y = np.stack([y[:, codes == j].mean(axis=1) for j in range(len(ratios))], axis=1)
+    r = ratios.to_numpy(float)
+    return _crossings(r, increase(mean_y), T)[0].reshape(S, reps)
 
 
 def contains(check: dict[str, Any], lo: float, hi: float) -> bool:
@@ -155,9 +173,11 @@ def check_against(m: dict[str, Any], r_star: np.ndarray, w: np.ndarray, ci: floa
     out.update({"interval": [lo, hi], "contains": contains(m, lo, hi)})
     if "predicted_draws" in m:
         pred = np.asarray(m["predicted_draws"], float)
-        p_lo, p_hi = (float(v) for v in weighted_quantile(pred, q, w))
+        reps = pred.shape[1] if pred.ndim == 2 else 1
+        pred, wr = pred.reshape(-1), np.repeat(np.asarray(w, float), reps) / reps  # M replicates per draw
+        p_lo, p_hi = (float(v) for v in weighted_quantile(pred, q, wr))
         x = float(m["crossing"])
-        pit = float(np.sum(w * (pred < x - 1e-9)) + 0.5 * np.sum(w * (np.abs(pred - x) <= 1e-9))) / float(np.sum(w))
+        pit = float(np.sum(wr * (pred < x - 1e-9)) + 0.5 * np.sum(wr * (np.abs(pred - x) <= 1e-9))) / float(np.sum(wr))
         out.update({"predicted_interval": [p_lo, p_hi], "pit": pit,
                     "agrees": bool(p_lo - 1e-9 <= x <= p_hi + 1e-9)})
     if "crossing_draws" in m:
