@@ -215,6 +215,8 @@ def test_the_cpt_law_bends_each_domains_rise_in_r_with_its_own_replay_balance(tm
     np.testing.assert_allclose(back.posterior.params[("general", "python")]["rho"], rho["python"])
     shared = fit(df, "cpt", "both", replay_scope="target", **kw)
     assert shared.idata["posterior"]["rho"].dims[-1] == "target"
+    row = shared.priors().set_index("parameter").loc["rho"]
+    assert row["prior"].endswith("per target") and "per domain because" not in row["reason"]
     np.testing.assert_allclose(shared.posterior.params[("general", "c_headers")]["rho"],
                                shared.posterior.params[("general", "python")]["rho"])
     old_card = shared.card()

@@ -274,3 +274,11 @@ def test_every_model_samples_the_noise_priors_its_card_prints():
     for tab in (prior_table("L3").set_index("parameter")["prior"], cpt_prior_table().set_index("parameter")["prior"]):
         for name in ("sigma", "tau", "nu"):
             assert tab[name].startswith(NOISE_PRIORS[name][0])
+    # a fit saved before the floor and the per-domain noise: its table says what it sampled
+    old = FitConfig(law="cpt", nu_floor=0.0, noise_scope="target", replay_scope="target")
+    for tab in (prior_table("L3", cfg=old).set_index("parameter")["prior"],
+                cpt_prior_table(old).set_index("parameter")["prior"]):
+        assert tab["nu"].startswith("Gamma(2, 0.1)")
+    assert cpt_prior_table(old).set_index("parameter").loc["tau", "prior"].endswith("per target")
+    scope = prior_table("L3", cfg=old).set_index("parameter").loc["sigma, tau, nu scope", "prior"]
+    assert scope == "one each per target"

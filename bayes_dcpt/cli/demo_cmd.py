@@ -182,7 +182,8 @@ def _print_answers(rep: Any) -> None:
             r = s.table.loc["r_domain"]
             risk = f"{ra['r_domain']:.3f}" if ra.get("feasible") else "none"
             one = ra.get("one_run") or {}
-            one_run = f" (one run: {one['r_domain']:.3f})" if one.get("feasible") else ""
+            one_run = (f" (one run: {one['r_domain']:.3f})" if one.get("feasible")
+                       else " (one run: none)" if one else "")
             console.print(
                 f"  {dom}: r* = {r['median']:.3f}, 90% interval [{r['lo']:.3f}, {r['hi']:.3f}], "
                 f"risk-aware r (P >= {ra.get('prob', 0.9):g}) = {risk}{one_run}; infeasible draws "

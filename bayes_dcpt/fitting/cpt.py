@@ -80,7 +80,7 @@ class CPTFit(DecisionMethods, BaseFit):
 
     def priors(self) -> pd.DataFrame:
         """The priors of the CPT law's fit, as sampled, with their reasons."""
-        return cpt_prior_table(self.config.replay_scope)
+        return cpt_prior_table(self.config)
 
 
     # ------------------------------------------------------------------------------------ base hooks

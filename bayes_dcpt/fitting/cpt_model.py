@@ -21,7 +21,14 @@ from bayes_dcpt.data import schema as _data
 from bayes_dcpt.errors import FitError
 from bayes_dcpt.fitting.config import FitConfig
 from bayes_dcpt.fitting.design import block_layout, run_blocks, run_capacity
-from bayes_dcpt.fitting.likelihood import NOISE_PRIORS, checkpoint_sd, noise_group, run_sd, student_dof
+from bayes_dcpt.fitting.likelihood import (
+    checkpoint_sd,
+    noise_group,
+    noise_priors,
+    noise_scope_words,
+    run_sd,
+    student_dof,
+)
 from bayes_dcpt.fitting.samplers import cached_entry
 from bayes_dcpt.laws.base import BILLION
 from bayes_dcpt.laws.cpt import saturation
@@ -37,8 +44,18 @@ _SHAPES = {"general": {"rho": (np.log(10.0), 1.5), "kappa": (np.log(0.8), 1.0)},
 _MODEL_CACHE: dict[tuple, dict[str, Any]] = {}
 
 
-def cpt_prior_table(replay_scope: str = "domain") -> pd.DataFrame:
-    """The priors of the CPT law's Bayesian fit, as sampled, with their reasons (``rho`` per ``replay_scope``)."""
+def cpt_prior_table(cfg: FitConfig | None = None) -> pd.DataFrame:
+    """The priors of the CPT law's Bayesian fit, as sampled, with their reasons.
+
+    ``cfg``: the fit's configuration (the scope of rho and of the noise scales, the floor on nu); None: defaults.
+    """
+    per_domain = cfg is None or cfg.replay_scope == "domain"
+    noise, scope = noise_priors(cfg), noise_scope_words(cfg)
+    rho_why = ("the replay balance measured on real probe grids (general tokens undo forgetting ~10x faster; pull "
+               "the domain plateau back ~0.15x)")
+    if per_domain:
+        rho_why += ("; per domain because it sets how the general loss's rise bends in r, which differs between "
+                    "domains (the example grid: ~5 to ~23)")
     rows = [
         ("a (general)", "LogNormal(log 0.25, 1.2) per domain", "forgetting at s = 1 as a share of the base "
          "loss: a quarter, within a factor of ~7"),
@@ -49,20 +66,19 @@ def cpt_prior_table(replay_scope: str = "domain") -> pd.DataFrame:
         ("phi, psi", "Normal(0, 1.5) per domain", "capability exponents; the base loss spans little, so weakly "
          "identified; not pooled (a learnt spread over a few domains is a funnel)"),
         ("rho", "LogNormal(log 10, 1.5) general; LogNormal(log 0.15, 1.5) domain"
-         + (" per domain" if replay_scope == "domain" else ""), "the replay balance measured on real probe grids "
-         "(general tokens undo forgetting ~10x faster; pull the domain plateau back ~0.15x); per domain because it "
-         "sets how the general loss's rise bends in r, which differs between domains (the example grid: ~5 to ~23)"),
+         + (" per domain" if per_domain else " per target"), rho_why),
         ("kappa", "0.1 + LogNormal(log 0.8, 1) general; 0.1 + LogNormal(log 0.4, 0.8) domain", "the tail shape "
          "measured on real probe grids; the floor keeps the saturation from degenerating into a log"),
         ("h", "LogNormal(log 0.003, 1.5)", "continued learning of the general corpus: small, the base model was "
          "trained on it"),
         ("sc", "LogNormal(log 0.5, 1.5)", "critical domain-batch fraction: 0.2-2 on real probe grids"),
-        ("sigma", f"{NOISE_PRIORS['sigma'][0]} per domain", NOISE_PRIORS["sigma"][1] + "; each (target, domain) "
-         "its own, so a domain the law misses does not widen the others' noise"),
+        ("sigma", f"{noise['sigma'][0]} {scope}", noise["sigma"][1] + ", when the loss has not moved from the base"
+         + ("; each (target, domain) its own, so a domain the law misses does not widen the others' noise"
+            if scope != "per target" else "")),
         ("sigma_move", "HalfNormal(0.2) per target", "the noise grows with the move from the base: sd^2 = sigma^2 + "
          "(sigma_move * |log L/L0|)^2 (real probe grids: 0.5% at small moves, ~2% beyond 10%)"),
-        ("tau", f"{NOISE_PRIORS['tau'][0]} per domain", NOISE_PRIORS["tau"][1] + " (integrated out)"),
-        ("nu", f"{NOISE_PRIORS['nu'][0]} per domain", NOISE_PRIORS["nu"][1]),
+        ("tau", f"{noise['tau'][0]} {scope}", noise["tau"][1] + " (integrated out)"),
+        ("nu", f"{noise['nu'][0]} {scope}", noise["nu"][1]),
     ]
     rows += [(f"base law {k}", v[0], v[1]) for k, v in BASE_PRIORS.items()]
     return pd.DataFrame(rows, columns=["parameter", "prior", "reason"])

@@ -93,7 +93,7 @@ class Fit(DecisionMethods, BaseFit):
 
     def priors(self) -> pd.DataFrame:
         """The priors of this fit's law, as sampled, with their reasons (:func:`prior_table`)."""
-        return prior_table(self.law, self.config.anchored)
+        return prior_table(self.law, self.config.anchored, self.config)
 
     def prior_predictive(self, draws: int = 500, seed: int = 0) -> Posterior:
         """Draws of the prior as a :class:`Posterior` (same law and noise model): plot curves, check plausibility.

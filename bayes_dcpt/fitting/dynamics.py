@@ -106,7 +106,7 @@ class DynamicsFit(BaseFit):
 
     def priors(self) -> pd.DataFrame:
         """The priors of this fit's law variant, as sampled, with their reasons (:func:`dynamics_prior_table`)."""
-        return dynamics_prior_table(self.law.name)
+        return dynamics_prior_table(self.law.name, self.config)
 
     def predict(self, rows: pd.DataFrame | Mapping[str, Any], ci: float = CI_PROB, *, kind: str = "predictive",
                 seed: int = 0) -> pd.DataFrame:

@@ -7,7 +7,7 @@ shared scale, a misfitting domain's residuals set the noise of every domain and 
 drift on the well-fitted ones (BENCHMARKS.md, "One fit over every domain": 22.6% against 4.0% MAPE on the
 long-CPT grid's python domain). The offsets are integrated out in closed form (``run_offsets="marginal"``, see
 :mod:`bayes_dcpt.fitting.marginal`) or sampled as latent variables (``"latent"``). The priors and their reasons
-are :data:`bayes_dcpt.fitting.priors.NOISE_PRIORS`.
+are :data:`NOISE_PRIORS` (:func:`noise_priors` for a given fit's configuration).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from bayes_dcpt.fitting.config import DynamicsConfig, FitConfig
 from bayes_dcpt.fitting.marginal import block_loglik, run_loglik
 
 __all__ = ["NOISE_PRIORS", "NU_FLOOR", "SIGMA_MEDIAN", "TAU_SCALE", "add_noise_and_likelihood", "checkpoint_sd",
-           "noise_dims", "noise_group", "run_sd", "student_dof"]
+           "noise_dims", "noise_group", "noise_priors", "noise_scope_words", "run_sd",
+           "student_dof"]
 
 
 #: Floor of the Student-t degrees of freedom: heavy tails for a few bad checkpoints, never so heavy (nu < 2, an
@@ -34,12 +35,32 @@ TAU_SCALE = 0.01
 #: The noise priors as every fit samples them (:func:`checkpoint_sd`, :func:`run_sd`, :func:`student_dof`), with
 #: their reasons: the one copy the prior tables of the model cards print.
 NOISE_PRIORS = {
-    "sigma": (f"LogNormal(log {SIGMA_MEDIAN:g}, 1)", "checkpoint noise on log loss when the loss has not moved; seed "
-              "spread 0.001-0.03 nats (Datablations)"),
+    "sigma": (f"LogNormal(log {SIGMA_MEDIAN:g}, 1)", "checkpoint noise on log loss; seed spread 0.001-0.03 nats "
+              "(Datablations)"),
     "tau": (f"HalfNormal({TAU_SCALE:g})", "per-run offset on log loss; same evidence; median 0.007"),
     "nu": (f"{NU_FLOOR:g} + Gamma(2, 0.1)", "Student-t degrees of freedom (Juarez & Steel 2010), floored at 2: heavy "
            "enough for a few bad checkpoints, never a licence for a curve the law misses (a finite variance is kept)"),
 }
+
+
+def noise_priors(cfg: FitConfig | DynamicsConfig | None = None) -> dict[str, tuple[str, str]]:
+    """:data:`NOISE_PRIORS` as a fit with ``cfg`` samples them (``None``: today's defaults).
+
+    Fits saved before the floor on nu (``nu_floor = 0``) sampled ``nu ~ Gamma(2, 0.1)``; their tables say so.
+    """
+    floor = NU_FLOOR if cfg is None else float(getattr(cfg, "nu_floor", NU_FLOOR))
+    out = dict(NOISE_PRIORS)
+    if floor <= 0:
+        out["nu"] = ("Gamma(2, 0.1)", "Student-t degrees of freedom (Juarez & Steel 2010); no floor (a fit saved "
+                                      "before the floor of 2)")
+    elif floor != NU_FLOOR:
+        out["nu"] = (f"{floor:g} + Gamma(2, 0.1)", NOISE_PRIORS["nu"][1])
+    return out
+
+
+def noise_scope_words(cfg: FitConfig | DynamicsConfig | None = None) -> str:
+    """``"per (target, domain)"`` or ``"per target"``: each noise scale's scope under ``cfg`` (None: the default)."""
+    return "per (target, domain)" if cfg is None or len(noise_dims(cfg)) == 2 else "per target"
 
 
 def noise_dims(cfg: FitConfig | DynamicsConfig) -> tuple[str, ...]:

@@ -6,9 +6,11 @@ the dynamics fit's; ``MODEL.md`` beside this file explains the parameterisation 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
-from bayes_dcpt.fitting.likelihood import NOISE_PRIORS
+from bayes_dcpt.fitting.likelihood import noise_priors, noise_scope_words
 from bayes_dcpt.laws.dynamics import VARIANTS
 from bayes_dcpt.laws.registry import Law, get_law
 
@@ -63,19 +65,23 @@ def _anchored_rows(law: Law) -> list[dict[str, str]]:
     return rows
 
 
-def prior_table(law: str | Law, anchored: bool = True) -> pd.DataFrame:
-    """The priors of a law's Bayesian fit, as sampled, with their reasons (also in every saved model card)."""
+def prior_table(law: str | Law, anchored: bool = True, cfg: Any = None) -> pd.DataFrame:
+    """The priors of a law's Bayesian fit, as sampled, with their reasons (also in every saved model card).
+
+    ``cfg``: the fit's configuration (its noise scope and floor on nu, the CPT law's replay scope); None: defaults.
+    """
     law = get_law(law)
     if law.family == "cpt":  # the base-anchored law has its own model (fitting/cpt_model.py)
         from bayes_dcpt.fitting.cpt_model import cpt_prior_table
 
-        return cpt_prior_table()
+        return cpt_prior_table(cfg)
     if law.power_terms and anchored:
         rows = _anchored_rows(law)
     else:
         rows = [{"parameter": p.name, "prior": p.prior.describe(), "reason": p.prior.reason} for p in law.params]
-    rows += [{"parameter": k, "prior": v[0], "reason": v[1]} for k, v in {**NOISE_PRIORS, **HIERARCHY_PRIORS}.items()]
-    rows.append({"parameter": "sigma, tau, nu scope", "prior": "one each per (target, domain)",
+    rows += [{"parameter": k, "prior": v[0], "reason": v[1]}
+             for k, v in {**noise_priors(cfg), **HIERARCHY_PRIORS}.items()]
+    rows.append({"parameter": "sigma, tau, nu scope", "prior": f"one each {noise_scope_words(cfg)}",
                  "reason": "a domain the law misses must not set the others' noise (one shared scale let the law "
                            "drift on the well-fitted domains: BENCHMARKS.md, one fit over every domain)"})
     return pd.DataFrame(rows)
@@ -108,8 +114,8 @@ DYNAMICS_PRIORS: list[tuple[str, str, str]] = [
 ]
 
 
-def dynamics_prior_table(law: str = "cpt-dynamics-full") -> pd.DataFrame:
-    """The priors of the dynamics fit of ``law``, as sampled, with their reasons."""
+def dynamics_prior_table(law: str = "cpt-dynamics-full", cfg: Any = None) -> pd.DataFrame:
+    """The priors of the dynamics fit of ``law``, as sampled, with their reasons (``cfg``: its configuration)."""
     use_n, use_r = VARIANTS[get_law(law).name]
     rows = []
     for name, prior, reason in DYNAMICS_PRIORS:
@@ -118,5 +124,5 @@ def dynamics_prior_table(law: str = "cpt-dynamics-full") -> pd.DataFrame:
         if name in ("gamma1, gamma2", "F N_ref^-gamma3", "gamma3") and not use_n:
             continue
         rows.append({"parameter": name, "prior": prior, "reason": reason})
-    rows += [{"parameter": k, "prior": v[0], "reason": v[1]} for k, v in NOISE_PRIORS.items()]
+    rows += [{"parameter": k, "prior": v[0], "reason": v[1]} for k, v in noise_priors(cfg).items()]
     return pd.DataFrame(rows)
