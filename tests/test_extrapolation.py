@@ -370,7 +370,8 @@ def test_the_card_records_the_refit_settings_without_callables(grid_df):
 
     from bayes_dcpt.fitting.extrapolation import REFIT_MAXDEPTH, attach
 
-    fit = SimpleNamespace(posterior=SimpleNamespace(ctx={}), targets=("general", "domain"), data=grid_df)
+    fit = SimpleNamespace(posterior=SimpleNamespace(ctx={}), targets=("general", "domain"), data=grid_df,
+                          fitted_data=lambda: grid_df)
     attach(fit, [], 1.0, {"draws": 50, "sampler_kwargs": {"progress_callback": print, "target_accept": 0.95}})
     refit = fit.extrapolation["refit"]
     assert refit["draws"] == 50
