@@ -208,15 +208,21 @@ def test_the_measured_crossing_is_checked_against_what_the_fit_predicts_the_meas
     assert chk["contains"] and not chk["agrees"] and chk["pit"] == 0.0 and chk["predicted_interval"][0] > 0.5
 
 
-def test_a_decision_predicts_its_measurements_with_their_noise(world):
-    # noisy measurements the posterior itself could have made: they agree, and the interval the fit predicts for
-    # the measured crossing is wider than r*'s (it carries the runs' noise)
+def _noisy_measurements(world):
+    """A posterior with a little run noise, and measurements at N = 1e9, D = 1e10 it could itself have made."""
     post = jitter_posterior(world, S=400, spread=0.002, sigma=0.004, tau=0.003)
     base = post.base_loss("code", 1e9)
     rng = np.random.default_rng(3)
     law_r = lambda r: float(np.median(law_draws(post, "general", "code", 1e9, 1e10, r)))  # noqa: E731
     df = _measured_frame({r: [law_r(r) * np.exp(0.005 * rng.standard_normal())] for r in (0.1, 0.3, 0.5, 0.7, 0.9)},
                          base=base)
+    return post, df
+
+
+def test_a_decision_predicts_its_measurements_with_their_noise(world):
+    # noisy measurements the posterior itself could have made: they agree, and the interval the fit predicts for
+    # the measured crossing is wider than r*'s (it carries the runs' noise)
+    post, df = _noisy_measurements(world)
     chk = dc.tradeoff(post, n_params=1e9, tokens=1e10, data=df).measured_check()
     assert chk["agrees"] and 0.05 < chk["pit"] < 0.95
     (lo, hi), (p_lo, p_hi) = chk["interval"], chk["predicted_interval"]
@@ -295,7 +301,6 @@ def test_one_runs_chance_to_stay_within_the_threshold_is_given_beside_the_laws(w
 def test_the_risk_aware_answer_for_one_run_keeps_that_run_within_the_threshold(world):
     """The largest r whose one run (its offset and noise included) stays within the threshold with probability 0.9:
     the law's risk-aware r when runs barely deviate, smaller when they do, and the probability met at it."""
-    from bayes_dcpt.decide.draws import law_draws
     from bayes_dcpt.decide.ratio import _run_within
 
     def answer(post):
@@ -325,12 +330,7 @@ def test_the_predictive_check_of_a_measured_crossing_holds_with_few_draws(world)
     """With a handful of draws the check draws several sets of new runs per draw: its predicted interval is an
     interval, not a few draws' points, and it agrees where the full posterior does (before: one replicate per draw,
     and a one-draw posterior said DISAGREES with an interval [x, x])."""
-    post = jitter_posterior(world, S=400, spread=0.002, sigma=0.004, tau=0.003)
-    base = post.base_loss("code", 1e9)
-    rng = np.random.default_rng(3)
-    law_r = lambda r: float(np.median(law_draws(post, "general", "code", 1e9, 1e10, r)))  # noqa: E731
-    df = _measured_frame({r: [law_r(r) * np.exp(0.005 * rng.standard_normal())] for r in (0.1, 0.3, 0.5, 0.7, 0.9)},
-                         base=base)
+    post, df = _noisy_measurements(world)
     full = dc.tradeoff(post, n_params=1e9, tokens=1e10, data=df).measured_check()
     for k in (1, 3):
         few = dc.tradeoff(post.subset(np.arange(k)), n_params=1e9, tokens=1e10, data=df).measured_check()
