@@ -319,11 +319,23 @@ def test_the_risk_aware_answer_for_one_run_keeps_that_run_within_the_threshold(w
                              law_draws(post, "general", "code", 1e9, 1e10, one["r_domain"]), L0 * 1.02, w))
     assert p_at == pytest.approx(0.9, abs=0.01)
     text = str(d.summary())
-    assert f"risk-aware r for one run (P(one run stays within) >= 0.9): {one['r_domain']:.4g}" in text
+    assert f"risk-aware r for one run (P(it stays within) >= 0.9): {one['r_domain']:.4g}" in text
     assert d.to_json()["risk_aware"]["one_run"]["r_domain"] == pytest.approx(one["r_domain"])
     # runs so noisy that no ratio keeps one run within 2% with probability 0.9: said, not a number
-    _, _, none = answer(jitter_posterior(world, S=400, spread=0.01, sigma=0.05, tau=0.05))
+    d, _, none = answer(jitter_posterior(world, S=400, spread=0.01, sigma=0.05, tau=0.05))
     assert not none["feasible"] and np.isnan(none["r_domain"]) and none["prob_at_r0"] < 0.9
+    # ... and every surface words it the same way: "none", with the reason where there is room for one
+    from rich.console import Console
+
+    from bayes_dcpt.cli.asking import print_decisions
+    from bayes_dcpt.report.answer_sections import _answer_line
+
+    assert "risk-aware r for one run (P(it stays within) >= 0.9): none" in str(d.summary())
+    assert "(for one run: none)" in _answer_line("code", d, 0.9)
+    for show in (lambda c: c.print(dc.decision_table(d)), lambda c: print_decisions(c, d, 0.9)):
+        con = Console(record=True, width=250)
+        show(con)
+        assert "no r keeps one run within the threshold with this probability" in con.export_text()
 
 
 def test_the_predictive_check_of_a_measured_crossing_holds_with_few_draws(world):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bayes_dcpt.cli.tables import num, print_table
+from bayes_dcpt.decide.wording import risk_answers
 from bayes_dcpt.errors import BayesDCPTError
 
 __all__ = ["example_run", "print_decisions", "print_plan", "require_domain", "require_run"]
@@ -119,15 +120,8 @@ def print_decisions(console: Any, dec: Any, ci: float) -> None:
             for _, r in s.table.iterrows():
                 note = "" if r["valid_share"] > 0.9999 else f"defined for {r['valid_share']:.1%} of draws"
                 rows.append([str(r["description"]), num(r["median"]), f"{num(r['lo'])} .. {num(r['hi'])}", note])
-            if s.risk_aware is not None:
-                ra = s.risk_aware
-                rows.append([f"risk-aware r (P(constraint holds) >= {ra['prob']:g})", num(ra["r_domain"]), "",
-                             "" if ra["feasible"] else "no r meets the constraint with this probability"])
-                if "one_run" in ra:
-                    one = ra["one_run"]
-                    rows.append([f"risk-aware r for one run (P(it stays within) >= {ra['prob']:g})",
-                                 num(one["r_domain"]), "", "" if one["feasible"]
-                                 else "no r keeps one run within the threshold with this probability"])
+            rows += [[a.label, a.value(".4g"), "", "" if a.r is not None else a.why_none]
+                     for a in risk_answers(s.risk_aware)]
             rows += [[k, f"{v:.3f}", "", ""] for k, v in s.probabilities.items()]
             headers = ["quantity", "median", f"{ci:.0%} interval", "note"]
             if not any(r[3] for r in rows):

@@ -168,6 +168,8 @@ def _load_or_fit(
 
 def _print_answers(rep: Any) -> None:
     """r* per domain with its interval and risk-aware answer, and the top suggested probe."""
+    from bayes_dcpt.decide.wording import risk_answers
+
     inp = rep.inputs
     console.print(
         f"critical ratio r* (largest domain share keeping the general loss within "
@@ -180,10 +182,9 @@ def _print_answers(rep: Any) -> None:
         ra = s.risk_aware or {}
         if "r_domain" in s.table.index:
             r = s.table.loc["r_domain"]
-            risk = f"{ra['r_domain']:.3f}" if ra.get("feasible") else "none"
-            one = ra.get("one_run") or {}
-            one_run = (f" (one run: {one['r_domain']:.3f})" if one.get("feasible")
-                       else " (one run: none)" if one else "")
+            answers = {a.key: a for a in risk_answers(ra)}
+            risk = answers["law"].value() if answers else "none"
+            one_run = f" (one run: {answers['one_run'].value()})" if "one_run" in answers else ""
             console.print(
                 f"  {dom}: r* = {r['median']:.3f}, 90% interval [{r['lo']:.3f}, {r['hi']:.3f}], "
                 f"risk-aware r (P >= {ra.get('prob', 0.9):g}) = {risk}{one_run}; infeasible draws "

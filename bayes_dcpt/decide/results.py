@@ -20,6 +20,7 @@ from bayes_dcpt import hooks
 from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.decide.inputs import unit_interval
 from bayes_dcpt.decide.measured import check_against
+from bayes_dcpt.decide.wording import risk_answers
 from bayes_dcpt.encoding import to_jsonable
 from bayes_dcpt.errors import InputError, UnknownDomainError
 from bayes_dcpt.numerics.quantiles import weighted_quantile
@@ -90,12 +91,7 @@ class DecisionSummary:
         lines.append("counts: " + ", ".join(f"{k}={v}" for k, v in self.counts.items()))
         for k, v in self.probabilities.items():
             lines.append(f"{k} = {v:.3f}")
-        if self.risk_aware is not None:
-            ra = self.risk_aware
-            lines.append(f"risk-aware r (P(constraint holds) >= {ra['prob']:g}): {format_value(ra['r_domain'])}")
-            if "one_run" in ra:
-                lines.append(f"risk-aware r for one run (P(one run stays within) >= {ra['prob']:g}): "
-                             f"{format_value(ra['one_run']['r_domain'])}")
+        lines.extend(f"{a.label}: {a.value('.4g')}" for a in risk_answers(self.risk_aware))
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.decide.results import Decision, DecisionSet, format_value
+from bayes_dcpt.decide.wording import risk_answers
 from bayes_dcpt.errors import InputError
 
 __all__ = ["decision_table"]
@@ -61,15 +62,8 @@ def _add_rows(t: Any, d: Decision, ci: float) -> None:
             note = "" if row["valid_share"] > 0.9999 else f"defined for {row['valid_share']:.1%} of draws"
             t.add_row(d.domain, str(row["description"]), fmt(row["median"]),
                       f"{fmt(row['lo'])} .. {fmt(row['hi'])}", note)
-    if s.risk_aware is not None:
-        ra = s.risk_aware
-        t.add_row(d.domain, f"risk-aware r (P(constraint holds) >= {ra['prob']:g})", fmt(ra["r_domain"]), "",
-                  ra["method"] if ra["feasible"] else "no r meets the constraint with this probability")
-        if "one_run" in ra:
-            one = ra["one_run"]
-            t.add_row(d.domain, f"risk-aware r for one run (P(it stays within) >= {ra['prob']:g})",
-                      fmt(one["r_domain"]), "", "its offset and noise included" if one["feasible"]
-                      else "no r keeps one run within the threshold with this probability")
+    for a in risk_answers(s.risk_aware):
+        t.add_row(d.domain, a.label, a.value(".4g"), "", a.note)
     for k, v in s.probabilities.items():
         t.add_row(d.domain, k, f"{v:.3f}", "", "")
     t.add_row(d.domain, "draws", str(s.counts.get("n_draws", d.n_draws)), "",

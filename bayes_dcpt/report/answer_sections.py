@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from bayes_dcpt._version import __version__
+from bayes_dcpt.decide.wording import risk_answers
 from bayes_dcpt.report.blocks import Block, Heading, Image, Para, Pre, Table, fmt, fmt_frame, interval
 from bayes_dcpt.report.fit_sections import ordinal
 
@@ -36,13 +37,13 @@ def header(ci: float, source: str | None) -> list[Block]:
 
 def _answer_line(dom: str, dec: Any, ci: float) -> str:
     s = dec.summary(ci)
-    tb, ra = s.table, s.risk_aware or {}
+    tb, answers = s.table, {a.key: a for a in risk_answers(s.risk_aware)}
     if "r_domain" in tb.index:
         r = tb.loc["r_domain"]
         return (
             f"{dom}: r* = {r['median']:.3f} ({ci:.0%} interval {r['lo']:.3f} to {r['hi']:.3f}); "
-            f"risk-aware r = {fmt(ra.get('r_domain'), '.3f') if ra.get('feasible') else 'none'}"
-            + (f" (for one run: {_one_run(ra)})" if "one_run" in ra else "") + "; "
+            f"risk-aware r = {answers['law'].value() if answers else 'none'}"
+            + (f" (for one run: {answers['one_run'].value()})" if "one_run" in answers else "") + "; "
             f"infeasible draws {s.counts['infeasible']} of {s.counts['n_draws']}"
             + "".join(f". {n}" for n in s.notes if n.startswith("CAUTION"))
         )
@@ -85,12 +86,6 @@ def key_answers(decs: Mapping[str, Any], plan: Any, diag: Any, notes: list[str],
     return blocks
 
 
-def _one_run(ra: Mapping[str, Any]) -> str:
-    """The risk-aware r for a single run, or "none"."""
-    one = ra["one_run"]
-    return fmt(one["r_domain"], ".3f") if one["feasible"] else "none"
-
-
 def _tradeoff_table(decs: Mapping[str, Any], ci: float) -> pd.DataFrame:
     rows = []
     for dom, d in decs.items():
@@ -98,15 +93,14 @@ def _tradeoff_table(decs: Mapping[str, Any], ci: float) -> pd.DataFrame:
         tb = s.table
         r = tb.loc["r_domain"] if "r_domain" in tb.index else None
         ra = s.risk_aware or {}
+        answers = {a.key: a for a in risk_answers(ra)}
         rows.append(
             {
                 "domain": dom,
                 "median r*": fmt(r["median"], ".3f") if r is not None else "n/a",
                 f"{ci:.0%} interval": interval(r["lo"], r["hi"], ".3f") if r is not None else "n/a",
-                f"risk-aware r (P >= {ra.get('prob', 0.9):g})": fmt(ra.get("r_domain"), ".3f")
-                if ra.get("feasible")
-                else "none",
-                "risk-aware r for one run": _one_run(ra) if "one_run" in ra else "n/a",
+                f"risk-aware r (P >= {ra.get('prob', 0.9):g})": answers["law"].value() if answers else "none",
+                "risk-aware r for one run": answers["one_run"].value() if "one_run" in answers else "n/a",
                 "domain loss at r* (median)": fmt(tb.loc["loss_domain", "median"], ".4g")
                 if "loss_domain" in tb.index
                 else "n/a",
