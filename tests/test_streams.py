@@ -85,6 +85,30 @@ def test_independent_runs_get_no_shift(world):
     assert np.abs(shift).max() < 2 * IDIO
 
 
+def test_a_refit_on_one_size_scores_the_held_out_size_with_the_fits_streams(world):
+    """The size discrepancy is calibrated on the predictor the fit uses: a refit on one size cannot measure the
+    streams, so it takes the full fit's variances, and its held-out errors are those left after the streams."""
+    from bayes_dcpt.fitting.holdout import Split, score_split
+
+    post = jitter_posterior(world, S=200, spread=0.001, sigma=0.02, tau=0.001)
+    df = _data.load(_streams(world, SHARED))
+    sizes = np.sort(df["n_params"].unique())
+    comps = {t: st["domains"] for t, st in stream_deviations(post, df).items()}
+    small, mid = np.isclose(df["n_params"], sizes[0]), np.isclose(df["n_params"], sizes[1])
+    train, test = df[small | (df["tokens"] == 0)], df[mid & (df["tokens"] > 0)]
+    assert stream_deviations(post, train) == {}  # one size: nothing to measure the shared part with
+    refit = stream_deviations(post, train, components=comps)
+    assert refit["general"]["domains"] == comps["general"] and len(refit["general"]["keys"]) > 10
+    split = Split("size", train, test)
+    err = {}
+    for label, ctx_streams in (("with", refit), ("without", {})):
+        post.ctx["streams"] = ctx_streams
+        pts = score_split(post, split, seed=1).points
+        err[label] = pts.groupby("target")["log_error"].apply(lambda e: float(np.mean(np.abs(e))))
+        assert np.allclose(pts["pred"], np.exp(np.log(pts["loss"]) - pts["log_error"]), rtol=1e-3)
+    assert (err["with"] < 0.5 * err["without"]).all(), err
+
+
 @pytest.mark.slow
 def test_a_calibrated_fit_carries_its_streams_through_save_and_load(tmp_path):
     """The example grid (python), the largest size's CPT runs held out: a fit of the two smaller sizes predicts them

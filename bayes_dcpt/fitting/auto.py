@@ -44,12 +44,13 @@ from bayes_dcpt.fitting.extrapolation import (
     discrepancy_from_scores,
     holdout_table,
     law_holdout_scores,
+    stream_components,
 )
 from bayes_dcpt.fitting.holdout import HoldoutScore, make_splits, score_split
 from bayes_dcpt.fitting.progress import stage
 from bayes_dcpt.fitting.stacked import stack_laws, stacked_posterior
 from bayes_dcpt.laws.registry import get_law
-from bayes_dcpt.posterior.streams import stream_summary
+from bayes_dcpt.posterior.streams import stream_deviations, stream_summary
 
 __all__ = ["AUTO_DEFAULTS", "DEFAULT_CANDIDATES", "SCREEN_SE", "SCREEN_WEIGHT", "AutoDiagnostics", "AutoFit",
            "fit_auto", "load_auto", "predicts_zero_ratio", "screened_out", "stack_laws"]
@@ -112,10 +113,14 @@ def _lpd_matrix(scores: dict[str, list[HoldoutScore]]) -> pd.DataFrame:
 
 
 def _stacked_scores(scores: dict[str, list[HoldoutScore]], weights: dict[str, float], splits: list,
-                    model: dict[str, Any], seed: int) -> list[HoldoutScore]:
+                    model: dict[str, Any], seed: int, streams: dict[str, Any] | None = None,
+                    fitted: Any = None) -> list[HoldoutScore]:
     """The refits of every split stacked with ``weights``, scored: the stacked predictor's held-out errors.
 
     Scored on the rows of the laws *with weight* (:func:`predicts_zero_ratio`), not on the rows every candidate fits.
+    ``streams``: the stacked fit's data-stream variances (``extrapolation.stream_components``), with which each
+    stacked refit predicts a held-out size as the stacked fit will; ``fitted`` maps a split's training rows to
+    the rows the candidates fit (the LR warm-up left out).
 
     The stacked refit has as many draws as the largest refit: more would repeat the refits' draws (at 32,400 rows
     scoring 4,000 draws, the full fits' count with the CLI's settings, took 107 s on the tokens split against 25 s
@@ -133,6 +138,8 @@ def _stacked_scores(scores: dict[str, list[HoldoutScore]], weights: dict[str, fl
         if not posts:
             continue
         post = stacked_posterior(posts, np.asarray(w), max(p.n_draws for p in posts), seed)
+        if streams:
+            post.ctx["streams"] = stream_deviations(post, fitted(split.train), components=streams)
         out.append(score_split(post, split, law="stacked", zero_ratio=zero_ratio, seed=seed))
     return out
 
@@ -309,8 +316,10 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
     if discrepancy:
         for name, f in fits.items():
             attach(f, scores[name], float(sum(s.seconds for s in scores[name])), refit)
+        first = next(iter(fits.values()))
         with stage("scoring the stacked refits"):
-            st = _stacked_scores(scores, weights, split_list, model, seed)
+            st = _stacked_scores(scores, weights, split_list, model, seed,
+                                 stream_components(stacked, first.fitted_data()), first.config.fitted_data)
         kappa = discrepancy_from_scores(st, stacked.targets)
         stacked.ctx["discrepancy"] = kappa
         attach_data_context(stacked, next(iter(fits.values())).fitted_data())

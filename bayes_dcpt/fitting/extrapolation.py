@@ -34,11 +34,11 @@ from bayes_dcpt.fitting.discrepancy import AXES, attach_data_context, estimate_k
 from bayes_dcpt.fitting.holdout import HoldoutScore, Split, make_splits, score_split
 from bayes_dcpt.fitting.progress import stage
 from bayes_dcpt.fitting.samplers import recordable
-from bayes_dcpt.posterior.streams import stream_summary
+from bayes_dcpt.posterior.streams import stream_deviations, stream_summary
 
 __all__ = ["DEFAULT_SPLITS", "DOMAIN_PRIOR_RUNS", "MODEL_SETTINGS", "REFIT_DEFAULTS", "REFIT_MAXDEPTH", "calibrate",
            "discrepancy_from_scores", "holdout_scores", "holdout_table", "law_holdout_scores", "model_settings",
-           "refit_law", "refit_settings"]
+           "refit_law", "refit_settings", "stream_components"]
 
 #: The splits calibrated by default: later tokens from two origins and the largest size (what users extrapolate
 #: to). The early token origin comes last, so that ``law="auto"`` screens out the laws the first two rule out
@@ -133,18 +133,32 @@ def holdout_scores(fit: Any, splits: Sequence[str] | Sequence[Split] = DEFAULT_S
     zr = bool(getattr(fit.config, "zero_ratio", False) or fit.law.family == "cpt") if zero_ratio is None \
         else zero_ratio
     return law_holdout_scores(fit.data, fit.law, fit.config.target, model_settings(fit), splits, zero_ratio=zr,
-                              seed=seed, refit=refit, keep=keep, run_slots=_run_slots(fit))
+                              seed=seed, refit=refit, keep=keep, run_slots=_run_slots(fit),
+                              streams=stream_components(fit.posterior, fit.fitted_data()))
+
+
+def stream_components(post: Any, data: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
+    """``{target: {domain: {"omega2", "total"}}}``: the shared data streams' variances a fit measures on its rows.
+
+    The held-out refits take them (:func:`law_holdout_scores`): a refit on the smaller sizes predicts the held-out
+    size with the streams, as the fit will predict a new size, so the size discrepancy is the error left after them
+    (a refit on one size could not measure them, and its discrepancy kept the streams' part: bands too wide).
+    """
+    return {t: st["domains"] for t, st in stream_deviations(post, data).items()}
 
 
 def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping[str, Any],
                        splits: Sequence[str] | Sequence[Split] = DEFAULT_SPLITS, *, zero_ratio: bool,
                        seed: int = 0, refit: Mapping[str, Any] | None = None, keep: bool = False,
-                       run_slots: int | None = None, first: int = 0) -> list[HoldoutScore]:
+                       run_slots: int | None = None, first: int = 0,
+                       streams: Mapping[str, Any] | None = None) -> list[HoldoutScore]:
     """:func:`holdout_scores` of a law that has not been fitted to all of ``data`` (``law="auto"`` weighs first).
 
     ``model`` are the model settings (:data:`MODEL_SETTINGS`) the full fit would use, resolved on ``data`` (so the
     refits keep its parameterisation); ``run_slots`` the full fit's run capacity (one compiled model for all);
-    ``first`` the position of ``splits[0]`` in a longer list scored piecewise (each refit's seed follows it).
+    ``first`` the position of ``splits[0]`` in a longer list scored piecewise (each refit's seed follows it);
+    ``streams`` the shared data streams' variances of the full fit (:func:`stream_components`): the refits predict
+    a held-out size on a probed stream with them, each from the deviations its own fitted rows show (None: without).
     """
     items = make_splits(data, splits) if all(isinstance(s, str) for s in splits) else list(splits)
     name = getattr(law, "name", str(law))
@@ -154,6 +168,8 @@ def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping
         try:
             with stage(f"{name}: held-out refit, {split.kind} split"):
                 f = _refit(split.train, law, target, model, run_slots, seed + 17 * (k + 1), dict(refit or {}))
+                if streams:
+                    f.posterior.ctx["streams"] = stream_deviations(f.posterior, f.fitted_data(), components=streams)
                 score = score_split(f.posterior, split, law=f.law.name, zero_ratio=zero_ratio, seed=seed)
         except FitError as exc:  # the split leaves too little of some target to fit: it measures nothing
             warnings.warn(f"held-out split {split.kind!r} skipped for {name}: {exc}", UserWarning, stacklevel=2)

@@ -38,6 +38,7 @@ from bayes_dcpt.errors import FitError
 from bayes_dcpt.fitting.discrepancy import AXES, data_envelope, extrapolation_distances
 from bayes_dcpt.numerics.quantiles import weighted_quantile
 from bayes_dcpt.numerics.runblock import latent_student_log_likelihood, weighted_run_terms
+from bayes_dcpt.posterior.streams import stream_shift
 
 __all__ = ["SPLITS", "HoldoutScore", "Split", "make_splits", "score_split"]
 
@@ -238,6 +239,8 @@ def _score_target(post: Any, split: Split, target: str, zero_ratio: bool, seed: 
     with np.errstate(all="ignore"):
         logm_all = post.mean_log_loss(both, target)
     logm_test = logm_all[:, :len(test)]
+    # a new size on a probed data stream is centred on its stream's shared deviation, as predictions centre it
+    shift = stream_shift(post.ctx, test, target)[0]
     ll_all = _run_log_lik(post, target, both, logm_all, np.r_[codes, cond_codes], len(runs))
     ll_cond = _run_log_lik(post, target, cond, logm_all[:, len(test):], cond_codes, len(runs))
     ll = np.where(np.isfinite(ll_all), ll_all - ll_cond, -np.inf)
@@ -251,8 +254,8 @@ def _score_target(post: Any, split: Split, target: str, zero_ratio: bool, seed: 
     lo, hi, log_sd = _band(post, target, test, seed, ci, logm_test)
     y = test[f"loss_{target}"].to_numpy(float)
     with np.errstate(all="ignore"):
-        pred = np.nanmean(np.exp(logm_test), axis=0)
-        log_error = np.log(y) - np.nanmean(logm_test, axis=0)
+        pred = np.nanmean(np.exp(logm_test), axis=0) * np.exp(shift)
+        log_error = np.log(y) - np.nanmean(logm_test, axis=0) - shift
     dist = extrapolation_distances(test, envelope)
     points = pd.DataFrame({"split": split.kind, "target": target, "domain": test["domain"].to_numpy(),
                            "n_params": test["n_params"].to_numpy(float), "tokens": test["tokens"].to_numpy(float),

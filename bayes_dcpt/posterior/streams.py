@@ -69,8 +69,14 @@ def _components(res: pd.DataFrame) -> dict[str, float] | None:
     return {"omega2": max(float(np.mean(covs)), 0.0), "total": float(np.mean(tots))}
 
 
-def stream_deviations(post: Any, data: pd.DataFrame) -> dict[str, Any]:
-    """``ctx["streams"]`` of a posterior from the data it was fitted on (empty without shared streams)."""
+def stream_deviations(post: Any, data: pd.DataFrame,
+                      components: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None) -> dict[str, Any]:
+    """``ctx["streams"]`` of a posterior from the data it was fitted on (empty without shared streams).
+
+    ``components``: ``{target: {domain: {"omega2", "total"}}}`` measured elsewhere (a held-out refit on one size
+    cannot measure them; it takes the full fit's, so that the discrepancy its errors calibrate is the error left
+    after the streams, as predictions will use it). None: measured here, from every pair of fitted sizes.
+    """
     cpt = data[pd.to_numeric(data["tokens"], errors="coerce") > 0].reset_index(drop=True)
     keys = stream_keys(cpt)
     if keys is None or not (keys != "").any():
@@ -93,11 +99,14 @@ def stream_deviations(post: Any, data: pd.DataFrame) -> dict[str, Any]:
         frame = pd.DataFrame({"key": keys[ok], "domain": rows["domain"].astype(str).to_numpy(),
                               "n": rows["n_params"].to_numpy(float), "res": res})
         frame = frame[np.isfinite(frame["res"])]
-        comps = {}
-        for d, g in frame.groupby("domain"):
-            c = _components(g.pivot_table(index="key", columns="n", values="res", aggfunc="mean"))
-            if c is not None:
-                comps[str(d)] = c
+        if components is not None:
+            comps = {d: dict(c) for d, c in (components.get(t) or {}).items() if d in set(frame["domain"])}
+        else:
+            comps = {}
+            for d, g in frame.groupby("domain"):
+                c = _components(g.pivot_table(index="key", columns="n", values="res", aggfunc="mean"))
+                if c is not None:
+                    comps[str(d)] = c
         if not comps:
             continue
         g = frame[frame["domain"].isin(comps)].groupby("key")
