@@ -132,7 +132,8 @@ def recovery(fit, world) -> float:
 
 
 def part_fit(sizes: list[int], backends: list[str], law_name: str = "default",
-             parametrizations: tuple[str, ...] = ("auto",), tag: str = "") -> pd.DataFrame:
+             parametrizations: tuple[str, ...] = ("auto",), tag: str = "", seeds: tuple[int, ...] = (1,)
+             ) -> pd.DataFrame:
     import bayes_dcpt as bd
     from bayes_dcpt.fitting import dcpt
     from bayes_dcpt.fitting.api import _refit_settings, default_law
@@ -140,7 +141,8 @@ def part_fit(sizes: list[int], backends: list[str], law_name: str = "default",
 
     out = []
     world = scale_world()
-    for n, backend, par in ((n, b, p) for n in sizes for b in backends for p in parametrizations):
+    for n, backend, par, seed in ((n, b, p, s) for n in sizes for b in backends for p in parametrizations
+                                  for s in seeds):
         df = scale_set(n)
         t0 = time.perf_counter()
         bd.fit_point(df, law="dcpt", target="both")
@@ -148,10 +150,10 @@ def part_fit(sizes: list[int], backends: list[str], law_name: str = "default",
         law = default_law(df) if law_name == "default" else law_name
         kw = {} if backend == "auto" else {"sampler_kwargs": {"backend": backend}}
         t0 = time.perf_counter()
-        f = dcpt.fit(df, law, "both", seed=1, warn=False, parametrization=par, **kw)
+        f = dcpt.fit(df, law, "both", seed=seed, warn=False, parametrization=par, **kw)
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        calibrate(f, seed=1, refit={**_refit_settings(True, {}), **kw})
+        calibrate(f, seed=seed, refit={**_refit_settings(True, {}), **kw})
         cal_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         with warnings.catch_warnings():
@@ -160,7 +162,7 @@ def part_fit(sizes: list[int], backends: list[str], law_name: str = "default",
         adeq_s = time.perf_counter() - t0
         steps = np.asarray(f.idata["sample_stats"]["n_steps"])
         total = fit_s + cal_s + adeq_s
-        row = {"rows": int((df["tokens"] > 0).sum()), "law": law, "backend": backend,
+        row = {"rows": int((df["tokens"] > 0).sum()), "seed": seed, "law": law, "backend": backend,
                "parametrization": f.config.parametrization, "point fit s": point_s,
                "fit s": fit_s,
                "of which sampling s": d.seconds, "calibration s": cal_s, "adequacy s": adeq_s, "total s": total,
@@ -292,6 +294,7 @@ def main() -> None:
     ap.add_argument("--laws", default="L3,L7", help="tune: the candidate laws fitted")
     ap.add_argument("--tunes", default="1000,500,300", help="tune: the warm-up lengths compared")
     ap.add_argument("--seeds", default="1,2", help="centring: the sampler seeds")
+    ap.add_argument("--fit-seeds", default="1", help="fit: the sampler seeds")
     ap.add_argument("--tag", default="", help="suffix of the results file (scale_fit_<law>_<tag>.csv)")
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(",")]
@@ -306,7 +309,8 @@ def main() -> None:
     elif a.part == "auto":
         res = part_auto(sizes, a.tag, a.cli_draws)
     else:
-        res = part_fit(sizes, a.backends.split(","), a.law, tuple(a.parametrizations.split(",")), a.tag)
+        res = part_fit(sizes, a.backends.split(","), a.law, tuple(a.parametrizations.split(",")), a.tag,
+                       tuple(int(s) for s in a.fit_seeds.split(",")))
     print(md_table(res))
 
 
