@@ -121,7 +121,7 @@ def print_decisions(console: Any, dec: Any, ci: float) -> None:
                 note = "" if r["valid_share"] > 0.9999 else f"defined for {r['valid_share']:.1%} of draws"
                 rows.append([str(r["description"]), num(r["median"]), f"{num(r['lo'])} .. {num(r['hi'])}", note])
             rows += [[a.label, a.value(".4g"), "", "" if a.r is not None else a.why_none]
-                     for a in risk_answers(s.risk_aware)]
+                     for a in risk_answers(s.risk_aware).values()]
             rows += [[k, f"{v:.3f}", "", ""] for k, v in s.probabilities.items()]
             headers = ["quantity", "median", f"{ci:.0%} interval", "note"]
             if not any(r[3] for r in rows):

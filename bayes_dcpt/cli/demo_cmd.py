@@ -182,7 +182,7 @@ def _print_answers(rep: Any) -> None:
         ra = s.risk_aware or {}
         if "r_domain" in s.table.index:
             r = s.table.loc["r_domain"]
-            answers = {a.key: a for a in risk_answers(ra)}
+            answers = risk_answers(ra)
             risk = answers["law"].value() if answers else "none"
             one_run = f" (one run: {answers['one_run'].value()})" if "one_run" in answers else ""
             console.print(

@@ -91,7 +91,7 @@ class DecisionSummary:
         lines.append("counts: " + ", ".join(f"{k}={v}" for k, v in self.counts.items()))
         for k, v in self.probabilities.items():
             lines.append(f"{k} = {v:.3f}")
-        lines.extend(f"{a.label}: {a.value('.4g')}" for a in risk_answers(self.risk_aware))
+        lines.extend(f"{a.label}: {a.value('.4g')}" for a in risk_answers(self.risk_aware).values())
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 

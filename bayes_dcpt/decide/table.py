@@ -62,7 +62,7 @@ def _add_rows(t: Any, d: Decision, ci: float) -> None:
             note = "" if row["valid_share"] > 0.9999 else f"defined for {row['valid_share']:.1%} of draws"
             t.add_row(d.domain, str(row["description"]), fmt(row["median"]),
                       f"{fmt(row['lo'])} .. {fmt(row['hi'])}", note)
-    for a in risk_answers(s.risk_aware):
+    for a in risk_answers(s.risk_aware).values():
         t.add_row(d.domain, a.label, a.value(".4g"), "", a.note)
     for k, v in s.probabilities.items():
         t.add_row(d.domain, k, f"{v:.3f}", "", "")

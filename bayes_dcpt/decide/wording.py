@@ -22,13 +22,12 @@ __all__ = ["RiskAnswer", "risk_answers"]
 class RiskAnswer:
     """One risk-aware answer: which one it is, how it is labelled, its ratio (``None``: no ratio qualifies).
 
-    ``label`` is the long label with the probability, ``short`` the column header, ``why_none`` what to say when
-    no ratio qualifies and ``detail`` what the answer includes when one does.
+    ``label`` is the label with the probability, ``why_none`` what to say when no ratio qualifies and ``detail``
+    what the answer includes when one does.
     """
 
     key: str
     label: str
-    short: str
     r: float | None
     why_none: str
     detail: str
@@ -50,16 +49,19 @@ def _ratio(entry: Mapping[str, Any]) -> float | None:
     return float(r)
 
 
-def risk_answers(ra: Mapping[str, Any] | None) -> list[RiskAnswer]:
-    """The law's risk-aware answer and, where it was computed, the one for one run (empty without ``ra``)."""
+def risk_answers(ra: Mapping[str, Any] | None) -> dict[str, RiskAnswer]:
+    """The law's risk-aware answer and, where it was computed, the one for one run (empty without ``ra``).
+
+    Keyed ``"law"`` and ``"one_run"``, in that order.
+    """
     if not ra:
-        return []
+        return {}
     prob = float(ra.get("prob", 0.9))
-    out = [RiskAnswer("law", f"risk-aware r (P(constraint holds) >= {prob:g})", "risk-aware r", _ratio(ra),
-                      "no r meets the constraint with this probability", str(ra.get("method", "")))]
+    out = {"law": RiskAnswer("law", f"risk-aware r (P(constraint holds) >= {prob:g})", _ratio(ra),
+                             "no r meets the constraint with this probability", str(ra.get("method", "")))}
     if "one_run" in ra:
-        out.append(RiskAnswer("one_run", f"risk-aware r for one run (P(it stays within) >= {prob:g})",
-                              "for one run", _ratio(ra["one_run"]),
-                              "no r keeps one run within the threshold with this probability",
-                              "its offset and noise included"))
+        out["one_run"] = RiskAnswer("one_run", f"risk-aware r for one run (P(it stays within) >= {prob:g})",
+                                    _ratio(ra["one_run"]),
+                                    "no r keeps one run within the threshold with this probability",
+                                    "its offset and noise included")
     return out

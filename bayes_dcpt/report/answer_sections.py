@@ -37,7 +37,7 @@ def header(ci: float, source: str | None) -> list[Block]:
 
 def _answer_line(dom: str, dec: Any, ci: float) -> str:
     s = dec.summary(ci)
-    tb, answers = s.table, {a.key: a for a in risk_answers(s.risk_aware)}
+    tb, answers = s.table, risk_answers(s.risk_aware)
     if "r_domain" in tb.index:
         r = tb.loc["r_domain"]
         return (
@@ -93,7 +93,7 @@ def _tradeoff_table(decs: Mapping[str, Any], ci: float) -> pd.DataFrame:
         tb = s.table
         r = tb.loc["r_domain"] if "r_domain" in tb.index else None
         ra = s.risk_aware or {}
-        answers = {a.key: a for a in risk_answers(ra)}
+        answers = risk_answers(ra)
         rows.append(
             {
                 "domain": dom,
