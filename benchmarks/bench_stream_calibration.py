@@ -67,7 +67,7 @@ def main() -> None:
             f = bd.fit(train, law="cpt", discrepancy=False, **MCMC)
         print(f"{name}: fit {time.perf_counter() - t0:.0f} s; {f.diagnostics(warn=False)}", flush=True)
         for variant in ("without", "with"):
-            extrapolation.stream_components = own if variant == "with" else (lambda post, data: None)
+            extrapolation.stream_components = own if variant == "with" else (lambda streams: None)
             t0 = time.perf_counter()
             try:
                 with warnings.catch_warnings():

@@ -317,12 +317,12 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
         for name, f in fits.items():
             attach(f, scores[name], float(sum(s.seconds for s in scores[name])), refit)
         first = next(iter(fits.values()))
+        attach_data_context(stacked, first.fitted_data())  # the envelope and streams; the stacked refits take these
         with stage("scoring the stacked refits"):
             st = _stacked_scores(scores, weights, split_list, model, seed,
-                                 stream_components(stacked, first.fitted_data()), first.config.fitted_data)
+                                 stream_components(stacked.ctx.get("streams") or {}), first.config.fitted_data)
         kappa = discrepancy_from_scores(st, stacked.targets)
         stacked.ctx["discrepancy"] = kappa
-        attach_data_context(stacked, next(iter(fits.values())).fitted_data())
         extrapolation = {"discrepancy": kappa, "streams": stream_summary(stacked.ctx),
                          "splits": [s.kind for s in split_list],
                          "holdout": holdout_table(st).to_dict(orient="records")}

@@ -134,17 +134,19 @@ def holdout_scores(fit: Any, splits: Sequence[str] | Sequence[Split] = DEFAULT_S
         else zero_ratio
     return law_holdout_scores(fit.data, fit.law, fit.config.target, model_settings(fit), splits, zero_ratio=zr,
                               seed=seed, refit=refit, keep=keep, run_slots=_run_slots(fit),
-                              streams=stream_components(fit.posterior, fit.fitted_data()))
+                              streams=stream_components(stream_deviations(fit.posterior, fit.fitted_data())))
 
 
-def stream_components(post: Any, data: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
-    """``{target: {domain: {"omega2", "total"}}}``: the shared data streams' variances a fit measures on its rows.
+def stream_components(streams: Mapping[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """``{target: {domain: {"omega2", "total"}}}``: the data streams' variances in a fit's ``ctx["streams"]``.
+
+    ``streams`` is what :func:`~bayes_dcpt.posterior.streams.stream_deviations` returns.
 
     The held-out refits take them (:func:`law_holdout_scores`): a refit on the smaller sizes predicts the held-out
     size with the streams, as the fit will predict a new size, so the size discrepancy is the error left after them
     (a refit on one size could not measure them, and its discrepancy kept the streams' part: bands too wide).
     """
-    return {t: st["domains"] for t, st in stream_deviations(post, data).items()}
+    return {t: st["domains"] for t, st in streams.items()}
 
 
 def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping[str, Any],

@@ -100,7 +100,8 @@ def stream_deviations(post: Any, data: pd.DataFrame,
                               "n": rows["n_params"].to_numpy(float), "res": res})
         frame = frame[np.isfinite(frame["res"])]
         if components is not None:
-            comps = {d: dict(c) for d, c in (components.get(t) or {}).items() if d in set(frame["domain"])}
+            present = set(frame["domain"])
+            comps = {d: dict(c) for d, c in (components.get(t) or {}).items() if d in present}
         else:
             comps = {}
             for d, g in frame.groupby("domain"):
