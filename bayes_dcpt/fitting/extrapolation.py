@@ -134,7 +134,13 @@ def holdout_scores(fit: Any, splits: Sequence[str] | Sequence[Split] = DEFAULT_S
         else zero_ratio
     return law_holdout_scores(fit.data, fit.law, fit.config.target, model_settings(fit), splits, zero_ratio=zr,
                               seed=seed, refit=refit, keep=keep, run_slots=_run_slots(fit),
-                              streams=stream_components(stream_deviations(fit.posterior, fit.fitted_data())))
+                              streams=stream_components(_streams_of(fit)))
+
+
+def _streams_of(fit: Any) -> dict[str, Any]:
+    """``fit``'s data streams: those its posterior carries (measured on its fitted rows), else measured now."""
+    have = fit.posterior.ctx.get("streams")
+    return have if have is not None else stream_deviations(fit.posterior, fit.fitted_data())
 
 
 def stream_components(streams: Mapping[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
@@ -283,7 +289,7 @@ def attach(fit: Any, scores: Sequence[HoldoutScore], seconds: float, refit: Mapp
     """Store the discrepancy, the envelope and the held-out summary on ``fit`` (and its posterior)."""
     kappa = discrepancy_from_scores(scores, fit.targets)
     fit.posterior.ctx["discrepancy"] = kappa
-    attach_data_context(fit.posterior, fit.fitted_data())
+    attach_data_context(fit.posterior, fit.fitted_data(), streams="streams" not in fit.posterior.ctx)
     fit.extrapolation = {"discrepancy": kappa, "streams": stream_summary(fit.posterior.ctx),
                          "splits": [s.split for s in scores],
                          "holdout": _records(holdout_table(scores)), "refit": _recorded(refit),
@@ -300,6 +306,8 @@ def calibrate(fit: Any, splits: Sequence[str] = DEFAULT_SPLITS, *, seed: int = 0
     split (one size and a single checkpoint per run) leave every kappa ``None``.
     """
     t0 = time.perf_counter()
+    # the data streams measured once, on the rows the fit fitted: the refits take their variances, the fit keeps them
+    fit.posterior.ctx["streams"] = stream_deviations(fit.posterior, fit.fitted_data())
     scores = holdout_scores(fit, splits, seed=seed, refit=refit)
     return attach(fit, scores, time.perf_counter() - t0, refit)
 
