@@ -1,11 +1,12 @@
 """Why held-out ratios over-cover: what a new run's band at a held-out ratio is made of, against its errors.
 
-Fits ``law="cpt"`` on the example grid without the runs at r = 0.25 and 0.75 (every domain in one fit, as the CLI
-does; 4 chains x 500 draws after 500 tuning steps, seed 1, the default calibration), predicts the held-out runs and
-prints per (target, domain): the 90% coverage and median half-width of the posterior predictive band, the law's own
-posterior sd, the fitted noise (sigma, tau, nu), and the held-out runs' errors split into run means and the scatter
-within runs. Then the fitted rows' run-mean residuals of the general loss per ratio and size (python's), and, for
-the r = 0 runs, per checkpoint: where the run offsets tau is fitted to come from.
+Fits ``law="cpt"`` without and with its re-warming rise (``rewarm``) on the example grid without the runs at r =
+0.25 and 0.75 (every domain in one fit, as the CLI does; 4 chains x 500 draws after 500 tuning steps, seed 1, the
+default calibration), predicts the held-out runs and prints per (target, domain): the 90% coverage and median
+half-width of the posterior predictive band, the law's own posterior sd, the fitted noise (sigma, tau, nu), and the
+held-out runs' errors split into run means and the scatter within runs. Then the fitted rows' run-mean residuals of
+the general loss per ratio and size (python's), and, for the r = 0 runs, per checkpoint: where the run offsets tau
+is fitted to come from.
 
 Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_ratio_bands.py`` (about a minute);
 rows in ``benchmarks/results/ratio_bands.csv``.
@@ -29,11 +30,21 @@ COLS = ["domain", "n_params", "tokens", "r_domain", "run_id", "seed"]
 
 def main() -> None:
     print(f"machine: {machine()}")
+    tables = [one(rewarm) for rewarm in (False, True)]
+    table = pd.concat(tables, ignore_index=True)
+    table.to_csv(OUT / "ratio_bands.csv", index=False)
+    print(md_table(table, ".4g"))
+
+
+def one(rewarm: bool) -> pd.DataFrame:
+    """The held-out-ratio table of one fit, with (``rewarm``) or without the law's re-warming rise."""
+    print(f"--- re-warming rise: {rewarm}")
     df = datasets.load_example()
     two = df["r_domain"].isin([0.25, 0.75])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        f = bd.fit(df[~two], law="cpt", draws=500, tune=500, chains=4, seed=1, warn=False)
+        f = bd.fit(df[~two], law="cpt", draws=500, tune=500, chains=4, seed=1, warn=False, rewarm=rewarm)
+    print(f.diagnostics())
     p = f.posterior
     test = _data.fit_rows(_data.load(df[two])).reset_index(drop=True)
     pred = f.predict(test[COLS], 0.9, kind="predictive", seed=1)
@@ -49,7 +60,7 @@ def main() -> None:
             run_mean = err.groupby(g["run_id"].to_numpy()).transform("mean")
             lo, hi = pred[f"loss_{t}_lo"].to_numpy()[m], pred[f"loss_{t}_hi"].to_numpy()[m]
             n = p.noise_of(t, dom)
-            rows.append({"target": t, "domain": dom, "n": int(m.sum()),
+            rows.append({"re-warming rise": rewarm, "target": t, "domain": dom, "n": int(m.sum()),
                          "coverage 90%": float(np.mean((y[m] >= lo) & (y[m] <= hi))),
                          "half-width %": float(50 * np.median((hi - lo) / y[m])),
                          "law sd": float(np.median(logm.std(axis=0))),
@@ -58,9 +69,6 @@ def main() -> None:
                          "held-out run means, rms": float(np.sqrt(np.mean(run_mean.groupby(
                              g["run_id"].to_numpy()).first() ** 2))),
                          "within runs, sd": float((err - run_mean).std())})
-    table = pd.DataFrame(rows)
-    table.to_csv(OUT / "ratio_bands.csv", index=False)
-    print(md_table(table, ".4g"))
     tr = f.fitted_data()
     tr = tr[(tr["tokens"] > 0) & (tr["r_domain"] < 1)].reset_index(drop=True)
     err = np.log(tr["loss_general"].to_numpy(float)) - p.mean_log_loss(tr, "general").mean(axis=0)
@@ -70,6 +78,7 @@ def main() -> None:
     print(py.groupby(["r_domain", "n_params"])["e"].mean().unstack().round(4).to_string())
     print("r = 0 runs: residual per checkpoint (rows) and size (columns)")
     print(py[py["r_domain"] == 0].pivot_table(index="tokens", columns="n_params", values="e").round(4).to_string())
+    return pd.DataFrame(rows)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,11 @@ held-out calibration of the bands on. Cases:
 * ``long, size`` and ``long, tokens`` (the packaged long-CPT grid): the same size split; fit D <= 2^19, predict
   2^19 < D <= 2^21.
 
-Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_replay_scope.py [--cases ...]``; rows in
-``benchmarks/results/replay_scope_{fits,scores,decisions}.csv`` (written after every case).
+``--compare rewarm`` compares, on the same cases, the CPT law without and with its re-warming rise of the general
+loss (``rewarm``; rho per domain in both).
+
+Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_replay_scope.py [--cases ...] [--compare rewarm]``; rows in
+``benchmarks/results/{replay_scope,rewarm}_{fits,scores,decisions}.csv`` (written after every case).
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ from benchmarks._common import REPO, machine, md_table
 CI = 0.9
 MCMC = {"draws": 500, "tune": 500, "chains": 4, "seed": 1, "warn": False}
 OUT = REPO / "benchmarks" / "results"
+#: The model options compared: label -> keyword arguments of ``bd.fit``.
+VARIANTS = {"replay_scope": {"target": {"replay_scope": "target", "rewarm": False},
+                             "domain": {"replay_scope": "domain", "rewarm": False}},
+            "rewarm": {"without the rise": {"rewarm": False}, "with the rise": {"rewarm": True}}}
 
 
 def cases() -> dict[str, tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame, bool]]:
@@ -70,7 +77,7 @@ def scores(name: str, scope: str, f, test: pd.DataFrame) -> list[dict]:
         for dom in sorted(test["domain"].unique()):
             m = ok & (test["domain"] == dom).to_numpy()
             mid, lo, hi = (pred[f"loss_{t}_{k}"].to_numpy(float)[m] for k in ("mean", "lo", "hi"))
-            rows.append({"case": name, "replay_scope": scope, "target": t, "domain": dom, "n": int(m.sum()),
+            rows.append({"case": name, "variant": scope, "target": t, "domain": dom, "n": int(m.sum()),
                          "MAPE %": float(100 * np.mean(np.abs(mid / y[m] - 1))),
                          "coverage 90%": float(np.mean((y[m] >= lo) & (y[m] <= hi)))})
     return rows
@@ -88,7 +95,7 @@ def decisions(name: str, scope: str, f, full: pd.DataFrame, demo: bool) -> list[
                 s = d.summary(CI)
                 m, ra = s.measured or {}, s.risk_aware or {}
                 r = s.table.loc["r_domain"] if "r_domain" in s.table.index else None
-                rows.append({"case": name, "replay_scope": scope, "where": where, "T": T, "domain": dom,
+                rows.append({"case": name, "variant": scope, "where": where, "T": T, "domain": dom,
                              "r* median": r["median"] if r is not None else np.nan,
                              "r* 90%": f"{r['lo']:.3f}-{r['hi']:.3f}" if r is not None else "",
                              "risk-aware (one run)": (ra.get("one_run") or {}).get("r_domain", np.nan),
@@ -100,6 +107,7 @@ def decisions(name: str, scope: str, f, full: pd.DataFrame, demo: bool) -> list[
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="", help="only cases whose name contains one of these (comma list)")
+    ap.add_argument("--compare", default="replay_scope", choices=sorted(VARIANTS), help="the option compared")
     a = ap.parse_args()
     want = [w for w in a.cases.split(",") if w]
     print(f"machine: {machine()}")
@@ -108,34 +116,38 @@ def main() -> None:
         if want and not any(w in name for w in want):
             continue
         fits = {}
-        for scope in ("target", "domain"):
+        for scope, kw in VARIANTS[a.compare].items():
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                f = bd.fit(train, law="cpt", replay_scope=scope, **MCMC)
+                f = bd.fit(train, law="cpt", **kw, **MCMC)
             secs = time.perf_counter() - t0
             d = f.diagnostics(warn=False)
             fits[scope] = f
-            fit_rows.append({"case": name, "replay_scope": scope, "seconds": secs, "divergences": d.divergences,
+            fit_rows.append({"case": name, "variant": scope, "seconds": secs, "divergences": d.divergences,
                              "R-hat max": d.rhat_max, "ESS bulk min": d.ess_bulk_min, "sampler ok": d.sampler_ok,
                              "adequate": not d.misfit, "misfit groups": len(d.misfit)})
-            print(f"{name} rho per {scope}: {secs:.0f} s; {d}", flush=True)
+            print(f"{name} {a.compare} {scope}: {secs:.0f} s; {d}", flush=True)
             if test is not None:
                 score_rows += scores(name, scope, f, test)
             dec_rows += decisions(name, scope, f, full, demo)
-            if scope == "domain":
+            if f.config.replay_scope == "domain":
                 rho = f.idata["posterior"]["rho"].sel(target="general")
                 fit_rows[-1]["rho general per domain (median)"] = ", ".join(
                     f"{dom} {float(rho.sel(domain=dom).median()):.3g}" for dom in rho.coords["domain"].values)
-                if test is None:
+            if f.config.rewarm:
+                post = f.idata["posterior"]
+                fit_rows[-1]["w, phi_w (median)"] = (f"{float(post['w'].median()):.3g}, "
+                                                     f"{float(post['phi_w'].median()):.3g}")
+            if len(fits) == 2 and test is None:
                     cmp = compare(fits)
                     worse = cmp.index[-1]  # arviz rounds elpd and its differences to what their se supports
                     fit_rows[-1]["elpd_loo: worse model, difference (se), stacking weights"] = (
-                        f"rho per {worse}, {float(cmp.loc[worse, 'elpd_diff']):g} ({float(cmp.loc[worse, 'dse']):g}), "
+                        f"{worse}, {float(cmp.loc[worse, 'elpd_diff']):g} ({float(cmp.loc[worse, 'dse']):g}), "
                         + ", ".join(f"{k} {float(v):.2f}" for k, v in cmp["weight"].items()))
-            pd.DataFrame(fit_rows).to_csv(OUT / "replay_scope_fits.csv", index=False)
-            pd.DataFrame(score_rows).to_csv(OUT / "replay_scope_scores.csv", index=False)
-            pd.DataFrame(dec_rows).to_csv(OUT / "replay_scope_decisions.csv", index=False)
+            pd.DataFrame(fit_rows).to_csv(OUT / f"{a.compare}_fits.csv", index=False)
+            pd.DataFrame(score_rows).to_csv(OUT / f"{a.compare}_scores.csv", index=False)
+            pd.DataFrame(dec_rows).to_csv(OUT / f"{a.compare}_decisions.csv", index=False)
     print(md_table(pd.DataFrame(fit_rows), ".4g"))
     if score_rows:
         print(md_table(pd.DataFrame(score_rows), ".3f"))

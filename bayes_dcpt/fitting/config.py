@@ -79,6 +79,7 @@ class FitConfig:
     burn_in: str = "warmup"  # "warmup": leave out checkpoints inside their run's LR warm-up; "none": fit all
     noise_scope: str = "domain"  # noise scales (sigma, tau, nu) per (target, "domain"), or per "target" (older fits)
     replay_scope: str = "domain"  # the CPT law's replay balance rho per (target, "domain"), or per "target" (older)
+    rewarm: bool = False  # the CPT law's re-warming rise of the general loss (opt-in: measured, BENCHMARKS.md)
 
     def key(self) -> str:
         """Short stable hash of the configuration."""

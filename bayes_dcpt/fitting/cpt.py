@@ -25,7 +25,9 @@ from bayes_dcpt.posterior.cpt import CPTPosterior
 
 __all__ = ["CPTFit", "cpt_posterior", "fit_cpt"]
 
-_OWN = {"general": ("h",), "domain": ("sc",)}
+_OWN = {"general": ("h", "w", "phi_w"), "domain": ("sc",)}
+#: The parameters reported, checked and kept (``w`` and ``phi_w`` only in fits with the re-warming rise).
+_NAMES = ("amp", "lam", "phi", "psi", "rho", "kappa", "h", "sc", "w", "phi_w", "sigma", "sigma_move", "tau", "nu")
 
 
 def cpt_posterior(idata: Any, law: Law, targets: Sequence[str], domains: Sequence[str], ctx: dict,
@@ -39,7 +41,7 @@ def cpt_posterior(idata: Any, law: Law, targets: Sequence[str], domains: Sequenc
             p.update({k: flat_draws(post, k)[:, ti] for k in ("rho", "kappa")})
             if p["rho"].ndim == 2:  # the replay balance per (target, domain) (replay_scope="domain")
                 p["rho"] = p["rho"][:, di]
-            p.update({k: flat_draws(post, k) for k in _OWN[t]})
+            p.update({k: flat_draws(post, k) for k in _OWN[t] if k in post.data_vars})
             params[(t, d)] = p
     noise = noise_draws(post, targets, ("sigma", "tau", "nu", "sigma_move"))
     return CPTPosterior(law, params, noise, ctx={**ctx, **noise_ctx(post)}, reference=reference)
@@ -70,8 +72,7 @@ class CPTFit(DecisionMethods, BaseFit):
     def var_names(self) -> list[str]:
         """The parameters reported by :meth:`summary` and checked by :meth:`diagnostics`."""
         post = self.idata["posterior"]
-        names = ["amp", "lam", "phi", "psi", "rho", "kappa", "h", "sc", "sigma", "sigma_move", "tau", "nu"]
-        names = [n for n in names if n in post.data_vars]
+        names = [n for n in _NAMES if n in post.data_vars]
         return names + [str(n) for n in post.data_vars if str(n).startswith(("mu_", "sd_"))]
 
     def remedies(self) -> list[str]:
@@ -95,8 +96,8 @@ class CPTFit(DecisionMethods, BaseFit):
 
     @classmethod
     def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:
-        # older cards: noise and replay balance per target
-        cfg = FitConfig(**{"noise_scope": "target", "replay_scope": "target", **card["config"]})
+        # older cards: noise and replay balance per target, no re-warming rise
+        cfg = FitConfig(**{"noise_scope": "target", "replay_scope": "target", "rewarm": False, **card["config"]})
         if "D_ref" not in card and cfg.burn_in == "warmup" and "lr" not in data:
             warnings.warn("this CPT fit was saved by an older bayes-dcpt without its lr column and reference token "
                           "count: D_ref is re-derived from every row, LR warm-up included, and its predictions can "
@@ -114,7 +115,8 @@ def fit_cpt(df: pd.DataFrame, cfg: FitConfig, *, draws: int, tune: int, chains: 
 
     design = make_cpt_design(df, cfg, run_slots)
     entry = get_cpt_model(cfg, design)
-    names = ["amp", "lam", "phi", "psi", "rho", "kappa", "h", "sc", "sigma", "sigma_move", "tau", "nu"]
+    rise = cfg.rewarm and "general" in design.targets
+    names = [n for n in _NAMES if rise or n not in _OWN["general"][1:]]
     idata, diag, sampler_config = run_sampler(entry, sampler, names, draws=draws, tune=tune, chains=chains,
                                               cores=cores, seed=seed, progressbar=progressbar,
                                               sampler_kwargs=sampler_kwargs)

@@ -72,6 +72,15 @@ def cpt_prior_table(cfg: FitConfig | None = None) -> pd.DataFrame:
         ("h", "LogNormal(log 0.003, 1.5)", "continued learning of the general corpus: small, the base model was "
          "trained on it"),
         ("sc", "LogNormal(log 0.5, 1.5)", "critical domain-batch fraction: 0.2-2 on real probe grids"),
+    ]
+    if cfg is not None and cfg.rewarm:
+        rows += [
+            ("w", "LogNormal(log 0.01, 1.5)", "the general loss's re-warming rise at every mixture, a share of the "
+             "base loss: the r = 0 runs of real probe grids sit 0.5-3% above their base after the warm-up"),
+            ("phi_w", "Normal(0, 1.5)", "capability exponent of the rise (larger models rose more on the example "
+             "grid); as phi"),
+        ]
+    rows += [
         ("sigma", f"{noise['sigma'][0]} {scope}", noise["sigma"][1] + ", when the loss has not moved from the base"
          + ("; each (target, domain) its own, so a domain the law misses does not widen the others' noise"
             if scope != "per target" else "")),
@@ -214,6 +223,10 @@ def _law_params(pm: Any, pt: Any, design: CPTDesign, cfg: FitConfig) -> dict[str
     zero = pt.zeros((len(gen), nd))
     p["h"] = pm.LogNormal("h", np.log(0.003), 1.5 * ps) + zero if "general" in design.targets else zero
     p["sc"] = pm.LogNormal("sc", np.log(0.5), 1.5 * ps) + zero if "domain" in design.targets else zero + 1.0
+    if cfg.rewarm and "general" in design.targets:  # the general loss's re-warming rise (opt-in), one for all domains
+        gen_col = pt.as_tensor(gen.astype(float))[:, None] * pt.ones((1, nd))
+        p["w"] = pm.LogNormal("w", np.log(0.01), 1.5 * ps) * gen_col
+        p["phi_w"] = pm.Normal("phi_w", 0.0, 1.5 * ps) * gen_col
     return p
 
 
@@ -221,8 +234,8 @@ def _mean(pt: Any, p: dict[str, Any], a: dict[str, Any], n_domains: int) -> Any:
     """``log(L / L0)`` at every checkpoint, ``(R, K)``: each run's coefficients once, then its checkpoints.
 
     Both targets share one form ``1 + c1 sat(x D; kappa) + c2 log(1 + D / D_ref)``: the general loss forgets
-    (c1 > 0) balanced by replay and keeps learning its own corpus (c2 < 0); the domain loss learns (c1 < 0) with
-    the critical-batch dilution and replay (c2 = 0).
+    (c1 > 0) balanced by replay, rises with the re-warmed learning rate (also in c1) and keeps learning its own
+    corpus (c2 < 0); the domain loss learns (c1 < 0) with the critical-batch dilution and replay (c2 = 0).
     """
     cell = a["t_run"] * n_domains + a["d_run"]
     q = {k: pt.flatten(v)[cell][:, None] for k, v in p.items()}
@@ -231,6 +244,8 @@ def _mean(pt: Any, p: dict[str, Any], a: dict[str, Any], n_domains: int) -> Any:
     s = a["s"]
     u_g = s + q["rho"] * (1.0 - s)
     c1_g = q["amp"] * pt.exp(q["phi"] * logc) * (s / u_g)
+    if "w" in q:  # the re-warming rise (rewarm=True): at every mixture, with the forgetting's saturation
+        c1_g = c1_g + q["w"] * pt.exp(q["phi_w"] * logc)
     m = s * (1.0 + q["sc"]) / (s + q["sc"])
     u_d = m + q["rho"] * (1.0 - s)
     g = pt.sigmoid(pt.log(q["amp"] / (1.0 - q["amp"])) + q["phi"] * logc)

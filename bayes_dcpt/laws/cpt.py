@@ -7,11 +7,18 @@ share. This law anchors both at the measured base-model losses ``L0`` (``D = 0``
 the change (``s`` = the domain share, ``c = 2 / L0_general(N)`` the base model's capability, which carries the
 size dependence)::
 
-    general:  L_g = L0_g [1 + a c^phi (s / u) sat(lam c^psi u D; kappa) - h (1 - s) log(1 + D / D_ref)],
+    general:  L_g = L0_g [1 + (a c^phi (s / u) + w c^phi_w) sat(lam c^psi u D; kappa) - h (1 - s) log(1 + D / D_ref)],
               u = s + rho (1 - s)                    (general tokens undo forgetting rho times faster)
     domain:   L_d = L0_d [1 - g(c) (m / u) sat(lam c^psi u D; kappa)],  g(c) = expit(logit(a) + phi log c),
               m = s (1 + s_c) / (s + s_c),  u = m + rho (1 - s)
     sat(x; kappa) = 1 - (1 + x / kappa)^(-kappa)     (0 at x = 0, slope 1, saturating; exp(-x) as kappa -> inf)
+
+``w c^phi_w`` is the optional re-warming rise (``fit(..., rewarm=True)``; without it ``w = 0``): CPT re-warms the
+learning rate above the base model's final one, which lifts the general loss at every mixture, r = 0 included
+(Gupta et al. 2023), more the more capable the model; it shares the forgetting's saturation, so the law still
+starts at the base loss. Measured, it describes the r = 0 runs and calibrates a new ratio's band, but the rise is a
+transient that fades as the model adapts to the new LR, and held constant it extrapolates worse in tokens and size:
+opt-in (BENCHMARKS.md, "The re-warming rise").
 
 The amplitudes are relative to the base loss (``a``: forgetting at s = 1 as a share of L0_g; for the domain loss
 the largest share of L0_d that CPT can remove, kept below 1 at every size by the logistic ``g``).
@@ -49,7 +56,10 @@ def _cpt(xp: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
         g = 1.0 / (1.0 + xp.exp(-(xp.log(p["amp"] / (1.0 - p["amp"])) + p["phi"] * logc)))
         return x["L0"] * (1.0 - g * (m / u) * saturation(xp, rate * u * x["D"], p["kappa"]))
     u = s + p["rho"] * (1.0 - s)
-    forget = p["amp"] * xp.exp(p["phi"] * logc) * (s / u) * saturation(xp, rate * u * x["D"], p["kappa"])
+    amp = p["amp"] * xp.exp(p["phi"] * logc) * (s / u)
+    if "w" in p:  # the re-warming rise (fits without it have none)
+        amp = amp + p["w"] * xp.exp(p["phi_w"] * logc)
+    forget = amp * saturation(xp, rate * u * x["D"], p["kappa"])
     return x["L0"] * (1.0 + forget - p["h"] * (1.0 - s) * xp.log1p(x["D"] / x["D_ref"]))
 
 
@@ -57,7 +67,7 @@ def _p(name: str, doc: str, prior: Prior) -> Param:
     return Param(name, doc, "log", (0.0,), prior)
 
 
-#: Parameters; ``h`` is used by the general loss only and ``sc`` by the domain loss only.
+#: Parameters; ``h``, ``w`` and ``phi_w`` are used by the general loss only and ``sc`` by the domain loss only.
 _PARAMS = (
     _p("amp", "relative amplitude: forgetting at s = 1 as a share of L0_g (general); the largest share of L0_d "
        "that CPT removes at c = 1 (domain, in (0, 1))",
@@ -78,6 +88,10 @@ _PARAMS = (
        Prior("lognormal", 0.003, 1.5, "small: the base model is already trained on that corpus")),
     _p("sc", "critical domain-batch fraction of the domain loss (domain loss only)",
        Prior("lognormal", 0.5, 1.5, "0.2-2 on real probe grids")),
+    _p("w", "re-warming rise of the general loss at every mixture (general loss only), share of L0_g",
+       Prior("lognormal", 0.01, 1.5, "about 1% on real probe grids (0.5-3% above the base after the warm-up)")),
+    Param("phi_w", "capability exponent of the re-warming rise (general loss only)", "identity", (0.0,),
+          Prior("normal", 0.0, 1.5, "as phi")),
 )
 
 CPT_LAW = Law(
@@ -91,7 +105,7 @@ CPT_LAW = Law(
     reference="this package: base-anchored CPT law (forgetting and learning as saturating changes from the "
               "base model; cf. Wang et al. 2025's distribution-shift term and the CMR law's base anchoring)",
     example_params={"amp": 0.3, "phi": 0.0, "lam": 2e4, "psi": 0.0, "rho": 1.0, "kappa": 0.7, "h": 0.003,
-                    "sc": 0.5},
+                    "sc": 0.5, "w": 0.01, "phi_w": 0.0},
     aliases=("base-anchored", "cpt-law"),
     notes="anchored at the measured base-model losses; needs base rows (tokens == 0) of every (domain, size)",
 )

@@ -1,0 +1,82 @@
+"""The CPT law's opt-in re-warming rise: the general loss rises at every mixture once the LR is re-warmed.
+
+Every r = 0 run of the example grid sits above its base loss after the warm-up, which the law's continued learning
+alone cannot describe; without the term the run offsets absorb it and their scale widens every run's band. Opt-in:
+it extrapolates worse in tokens and size (BENCHMARKS.md, "The re-warming rise").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bayes_dcpt import fit, load_fit
+from bayes_dcpt.data import schema as _data
+from bayes_dcpt.datasets import load_example
+from bayes_dcpt.laws.cpt import CPT_LAW
+
+P = {"amp": 0.3, "phi": 0.0, "lam": 2e4, "psi": 0.0, "rho": 10.0, "kappa": 0.7, "h": 0.003, "sc": 0.5}
+X = {"N": 1e-4, "L0": 2.0, "L0g": 2.0, "D_ref": 1e-4}
+
+
+def _law(p: dict, r_domain: float, d: np.ndarray, target: str = "general") -> np.ndarray:
+    own = 1.0 - r_domain if target == "general" else r_domain
+    return CPT_LAW.formula(np, p, {**X, "D": d, "r": own, "target": target})
+
+
+def test_the_rise_lifts_the_general_loss_at_every_mixture_and_keeps_the_base_at_zero_tokens():
+    d = np.array([0.0, 1e-6, 1e-4, 1e-3])
+    with_rise = P | {"w": 0.02, "phi_w": 0.0}
+    for r in (0.0, 0.5):
+        lo, hi = _law(P, r, d), _law(with_rise, r, d)
+        assert hi[0] == lo[0] == X["L0"]  # anchored at the base model
+        assert np.all(hi[1:] > lo[1:])
+    # at r = 0 the rise is the only thing lifting the loss: without it the law can only fall (continued learning)
+    assert np.all(_law(P, 0.0, d)[1:] < X["L0"]) and _law(with_rise, 0.0, d)[2] > X["L0"] * 1.01
+    # more capable models (lower base loss, c = 2 / L0g) rise more when phi_w > 0; the domain loss has no rise
+    capable = {**X, "L0g": 1.6, "L0": 1.6, "D": d, "r": 1.0, "target": "general"}
+    strong = CPT_LAW.formula(np, with_rise | {"phi_w": 2.0}, capable)
+    assert strong[2] / 1.6 > _law(with_rise, 0.0, d)[2] / X["L0"]
+    np.testing.assert_array_equal(_law(with_rise, 0.5, d, "domain"), _law(P, 0.5, d, "domain"))
+    # once saturated, the rise is w at every token count (a constant: it does not fade)
+    far = np.array([0.1, 1.0, 100.0])
+    np.testing.assert_allclose((_law(with_rise, 0.0, far) - _law(P, 0.0, far)) / X["L0"], 0.02, rtol=0.01)
+
+
+@pytest.fixture(scope="module")
+def two_fits():
+    df = load_example()
+    df = df[df["domain"] == "c_headers"]
+    kw = {"draws": 300, "tune": 300, "chains": 2, "seed": 1, "warn": False, "discrepancy": False}
+    return df, fit(df, "cpt", "general", **kw), fit(df, "cpt", "general", rewarm=True, **kw)
+
+
+def test_with_the_rise_the_zero_ratio_runs_no_longer_set_every_runs_offset_scale(two_fits):
+    _, without, with_rise = two_fits
+    assert without.config.rewarm is False and with_rise.config.rewarm is True
+    tau = {k: float(np.median(f.posterior.noise_of("general", "c_headers")["tau"]))
+           for k, f in (("without", without), ("with", with_rise))}
+    assert tau["with"] < 0.6 * tau["without"]
+    rows = _data.fit_rows(with_rise.fitted_data())
+    zero = rows[rows["r_domain"] == 0].reset_index(drop=True)
+    y = np.log(zero["loss_general"].to_numpy(float))
+    bias = {k: abs(float(np.mean(y - f.posterior.mean_log_loss(zero, "general").mean(axis=0))))
+            for k, f in (("without", without), ("with", with_rise))}
+    assert bias["with"] < 0.5 * bias["without"]
+    w = with_rise.posterior.params[("general", "c_headers")]["w"]
+    assert 0.003 < float(np.median(w)) < 0.05  # about 1-2% of the base loss, as the r = 0 runs show
+    assert {"w", "phi_w"} <= set(with_rise.priors()["parameter"]) and "w" in with_rise.summary().index
+    assert "w" not in set(without.priors()["parameter"]) and "w" not in without.posterior.params[
+        ("general", "c_headers")]
+
+
+def test_a_fit_saved_before_the_rise_loads_without_it(two_fits, tmp_path):
+    _, without, with_rise = two_fits
+    old_card = without.card()
+    old_card["config"] = {k: v for k, v in old_card["config"].items() if k != "rewarm"}
+    old = type(without)._from_card(without.data, without.idata, old_card, without._diagnostics)
+    assert old.config.rewarm is False
+    back = load_fit(with_rise.save(tmp_path / "rise.nc"))
+    assert back.config.rewarm is True
+    np.testing.assert_allclose(back.posterior.params[("general", "c_headers")]["w"],
+                               with_rise.posterior.params[("general", "c_headers")]["w"])
