@@ -29,6 +29,7 @@ __all__ = [
     "cached_entry",
     "check_counts",
     "check_sampler",
+    "compile_numba",
     "laplace",
     "nutpie_backend",
     "nutpie_options",
@@ -113,6 +114,21 @@ def nutpie_options(entry: dict[str, Any], sampler_kwargs: Mapping[str, Any] | No
     return opts
 
 
+def compile_numba(model: Any) -> Any:
+    """``model`` compiled by nutpie with the numba backend, without floating-point fast-math.
+
+    Why: with fast-math, LLVM may reassociate sums, and it does so differently in a fresh compile and in code loaded
+    from numba's cache, so the same seed gave other draws in the first process after a model changed than in every
+    later one (log-density gradients apart by ~1e-14, which the chains amplify). Without it the draws are the same
+    whatever the cache holds, at no measured cost in sampling time (BENCHMARKS.md, "Reproducibility").
+    """
+    import nutpie
+    import pytensor
+
+    with pytensor.config.change_flags(numba__fastmath=False):
+        return nutpie.compile_pymc_model(model)
+
+
 def _compiled(entry: dict[str, Any], backend: str) -> Any:
     """The entry's nutpie model compiled with ``backend`` (cached in the entry) with the entry's data set."""
     import nutpie
@@ -123,7 +139,7 @@ def _compiled(entry: dict[str, Any], backend: str) -> Any:
             by[backend] = nutpie.compile_pymc_model(entry["model"], backend="jax", gradient_backend="jax",
                                                     freeze_model=False)  # data swapped by refits
         else:
-            by[backend] = nutpie.compile_pymc_model(entry["model"])
+            by[backend] = compile_numba(entry["model"])
     compiled = by[backend]
     keys = getattr(compiled, "shared_var_keys", None)
     known = {v.name for v in keys} if keys is not None else set(getattr(compiled, "_shared_data", {}))
