@@ -100,13 +100,17 @@ def test_a_refit_on_one_size_scores_the_held_out_size_with_the_fits_streams(worl
     refit = stream_deviations(post, train, components=comps)
     assert refit["general"]["domains"] == comps["general"] and len(refit["general"]["keys"]) > 10
     split = Split("size", train, test)
-    err = {}
+    err, lpd = {}, {}
     for label, ctx_streams in (("with", refit), ("without", {})):
         post.ctx["streams"] = ctx_streams
-        pts = score_split(post, split, seed=1).points
+        score = score_split(post, split, seed=1)
+        pts = score.points
         err[label] = pts.groupby("target")["log_error"].apply(lambda e: float(np.mean(np.abs(e))))
         assert np.allclose(pts["pred"], np.exp(np.log(pts["loss"]) - pts["log_error"]), rtol=1e-3)
+        lpd[label] = score.runs.groupby("target")["lpd"].sum()
     assert (err["with"] < 0.5 * err["without"]).all(), err
+    # the held-out density (what law="auto" weighs laws by) is that of the same predictor: higher with the streams
+    assert (lpd["with"] > lpd["without"]).all(), lpd
 
 
 @pytest.mark.slow

@@ -179,8 +179,13 @@ def _scored_rows(frame: pd.DataFrame, target: str, zero_ratio: bool) -> pd.DataF
 
 
 def _run_log_lik(post: Any, target: str, frame: pd.DataFrame, logm: np.ndarray, codes: np.ndarray,
-                 n_runs: int) -> np.ndarray:
-    """Run-block log-likelihood ``(S, n_runs)`` of the rows of ``frame`` (run ``codes``), offsets integrated out."""
+                 n_runs: int, streams: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Run-block log-likelihood ``(S, n_runs)`` of the rows of ``frame`` (run ``codes``), offsets integrated out.
+
+    ``streams``: each row's data-stream shift and noise factor (:func:`~bayes_dcpt.posterior.streams.stream_shift`),
+    as the predictive draws apply them: the residual is taken from the shifted law, and the checkpoint noise and the
+    run offset (the run's mean factor) are scaled.
+    """
     S = logm.shape[0]
     if len(frame) == 0:
         return np.zeros((S, n_runs))
@@ -194,10 +199,17 @@ def _run_log_lik(post: Any, target: str, frame: pd.DataFrame, logm: np.ndarray, 
     e = np.log(frame[f"loss_{target}"].to_numpy(float))[None, :] - logm
     sd = np.asarray(post.checkpoint_sd(frame, target, logm), float)
     tau = per_run(nz["tau"]) if "tau" in nz else np.zeros((S, n_runs))
+    run_factor = np.ones(n_runs)
+    if streams is not None:
+        shift, factor = streams
+        e = e - shift[None, :]
+        sd = sd * factor[None, :]
+        run_factor = np.bincount(codes, factor, n_runs) / np.maximum(np.bincount(codes, minlength=n_runs), 1)
+        tau = tau * run_factor
     nu = per_run(nz["nu"]) if "nu" in nz else None
     if nu is not None and not post.ctx.get("run_mixing"):  # sampled-offset fits: Student-t checkpoints
         out = np.zeros((S, n_runs))
-        sig = per_run(nz["sigma"])
+        sig = per_run(nz["sigma"]) * run_factor
         for k in np.unique(codes):
             m = codes == k
             out[:, k] = latent_student_log_likelihood(e[:, m], np.zeros(int(m.sum())), sig[:, k], tau[:, k],
@@ -240,8 +252,10 @@ def _score_target(post: Any, split: Split, target: str, zero_ratio: bool, seed: 
         logm_all = post.mean_log_loss(both, target)
     logm_test = logm_all[:, :len(test)]
     # a new size on a probed data stream is centred on its stream's shared deviation, as predictions centre it
-    shift = stream_shift(post.ctx, test, target)[0]
-    ll_all = _run_log_lik(post, target, both, logm_all, np.r_[codes, cond_codes], len(runs))
+    shift, factor = stream_shift(post.ctx, test, target)
+    # the conditioning rows were fitted at their size (no shift), so they keep shift 0 and factor 1
+    on_streams = (np.r_[shift, np.zeros(len(cond))], np.r_[factor, np.ones(len(cond))])
+    ll_all = _run_log_lik(post, target, both, logm_all, np.r_[codes, cond_codes], len(runs), on_streams)
     ll_cond = _run_log_lik(post, target, cond, logm_all[:, len(test):], cond_codes, len(runs))
     ll = np.where(np.isfinite(ll_all), ll_all - ll_cond, -np.inf)
     lpd = logsumexp(ll, axis=0) - np.log(ll.shape[0])
