@@ -8,12 +8,16 @@ held-out runs' errors split into run means and the scatter within runs. Then the
 the general loss per ratio and size (python's), and, for the r = 0 runs, per checkpoint: where the run offsets tau
 is fitted to come from.
 
-Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_ratio_bands.py`` (about a minute);
-rows in ``benchmarks/results/ratio_bands.csv``.
+``--compare share_power`` fits the law with the general loss's forgetting linear in the domain share and with
+``s^eta_s`` instead.
+
+Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_ratio_bands.py [--compare share_power]`` (about a minute);
+rows in ``benchmarks/results/ratio_bands.csv`` (``ratio_bands_share_power.csv``).
 """
 
 from __future__ import annotations
 
+import argparse
 import warnings
 
 import numpy as np
@@ -29,21 +33,25 @@ COLS = ["domain", "n_params", "tokens", "r_domain", "run_id", "seed"]
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--compare", default="rewarm", choices=["rewarm", "share_power"],
+                    help="the CPT law's option fitted off and on")
+    a = ap.parse_args()
     print(f"machine: {machine()}")
-    tables = [one(rewarm) for rewarm in (False, True)]
+    tables = [one(a.compare, on) for on in (False, True)]
     table = pd.concat(tables, ignore_index=True)
-    table.to_csv(OUT / "ratio_bands.csv", index=False)
+    table.to_csv(OUT / ("ratio_bands.csv" if a.compare == "rewarm" else f"ratio_bands_{a.compare}.csv"), index=False)
     print(md_table(table, ".4g"))
 
 
-def one(rewarm: bool) -> pd.DataFrame:
-    """The held-out-ratio table of one fit, with (``rewarm``) or without the law's re-warming rise."""
-    print(f"--- re-warming rise: {rewarm}")
+def one(option: str, on: bool) -> pd.DataFrame:
+    """The held-out-ratio table of one fit, with the law's ``option`` on or off."""
+    print(f"--- {option}: {on}")
     df = datasets.load_example()
     two = df["r_domain"].isin([0.25, 0.75])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        f = bd.fit(df[~two], law="cpt", draws=500, tune=500, chains=4, seed=1, warn=False, rewarm=rewarm)
+        f = bd.fit(df[~two], law="cpt", draws=500, tune=500, chains=4, seed=1, warn=False, **{option: on})
     print(f.diagnostics())
     p = f.posterior
     test = _data.fit_rows(_data.load(df[two])).reset_index(drop=True)
@@ -60,7 +68,7 @@ def one(rewarm: bool) -> pd.DataFrame:
             run_mean = err.groupby(g["run_id"].to_numpy()).transform("mean")
             lo, hi = pred[f"loss_{t}_lo"].to_numpy()[m], pred[f"loss_{t}_hi"].to_numpy()[m]
             n = p.noise_of(t, dom)
-            rows.append({"re-warming rise": rewarm, "target": t, "domain": dom, "n": int(m.sum()),
+            rows.append({option: on, "target": t, "domain": dom, "n": int(m.sum()),
                          "coverage 90%": float(np.mean((y[m] >= lo) & (y[m] <= hi))),
                          "half-width %": float(50 * np.median((hi - lo) / y[m])),
                          "law sd": float(np.median(logm.std(axis=0))),

@@ -20,10 +20,11 @@ held-out calibration of the bands on. Cases:
   2^19 < D <= 2^21.
 
 ``--compare rewarm`` compares, on the same cases, the CPT law without and with its re-warming rise of the general
-loss (``rewarm``; rho per domain in both).
+loss (``rewarm``; rho per domain in both); ``--compare share_power`` its forgetting linear in the domain share
+against ``s^eta_s`` per domain.
 
 Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_replay_scope.py [--cases ...] [--compare rewarm]``; rows in
-``benchmarks/results/{replay_scope,rewarm}_{fits,scores,decisions}.csv`` (written after every case).
+``benchmarks/results/{replay_scope,rewarm,share_power}_{fits,scores,decisions}.csv`` (written after every case).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ OUT = REPO / "benchmarks" / "results"
 #: The model options compared: label -> keyword arguments of ``bd.fit``.
 VARIANTS = {"replay_scope": {"target": {"replay_scope": "target", "rewarm": False},
                              "domain": {"replay_scope": "domain", "rewarm": False}},
-            "rewarm": {"without the rise": {"rewarm": False}, "with the rise": {"rewarm": True}}}
+            "rewarm": {"without the rise": {"rewarm": False}, "with the rise": {"rewarm": True}},
+            "share_power": {"linear in s": {"share_power": False}, "s^eta_s": {"share_power": True}}}
 
 
 def cases() -> dict[str, tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame, bool]]:
@@ -83,10 +85,12 @@ def scores(name: str, scope: str, f, test: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def decisions(name: str, scope: str, f, full: pd.DataFrame, demo: bool) -> list[dict]:
+def decisions(name: str, scope: str, f, full: pd.DataFrame, demo: bool, every_d: bool = False) -> list[dict]:
     N = float(full["n_params"].max())
     d_max = float(full.loc[np.isclose(full["n_params"], N), "tokens"].max())
     asks = [("largest measured D", d_max)] + ([("4x (demo)", 4 * d_max)] if demo else [])
+    if every_d:  # the last checkpoint can jump (data order): the crossing at the earlier ones too
+        asks += [(f"D = {d:.0f}", d) for d in (d_max / 4, d_max / 2)]
     rows = []
     for where, D in asks:
         for T in (0.02, 0.03):
@@ -108,6 +112,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="", help="only cases whose name contains one of these (comma list)")
     ap.add_argument("--compare", default="replay_scope", choices=sorted(VARIANTS), help="the option compared")
+    ap.add_argument("--tokens", action="store_true", help="also check r* at every measured token count")
     a = ap.parse_args()
     want = [w for w in a.cases.split(",") if w]
     print(f"machine: {machine()}")
@@ -130,11 +135,15 @@ def main() -> None:
             print(f"{name} {a.compare} {scope}: {secs:.0f} s; {d}", flush=True)
             if test is not None:
                 score_rows += scores(name, scope, f, test)
-            dec_rows += decisions(name, scope, f, full, demo)
+            dec_rows += decisions(name, scope, f, full, demo, a.tokens)
             if f.config.replay_scope == "domain":
                 rho = f.idata["posterior"]["rho"].sel(target="general")
                 fit_rows[-1]["rho general per domain (median)"] = ", ".join(
                     f"{dom} {float(rho.sel(domain=dom).median()):.3g}" for dom in rho.coords["domain"].values)
+            if f.config.share_power:
+                eta = f.idata["posterior"]["eta_s"]
+                fit_rows[-1]["eta_s per domain (median)"] = ", ".join(
+                    f"{dom} {float(eta.sel(domain=dom).median()):.3g}" for dom in eta.coords["domain"].values)
             if f.config.rewarm:
                 post = f.idata["posterior"]
                 fit_rows[-1]["w, phi_w (median)"] = (f"{float(post['w'].median()):.3g}, "

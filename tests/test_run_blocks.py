@@ -60,9 +60,10 @@ def test_dcpt_model_has_the_same_log_density_in_both_layouts(law):
         assert _logp(blocks, point) == pytest.approx(_logp(flat, point), rel=1e-10)
 
 
-@pytest.mark.parametrize("rewarm", [False, True])
-def test_cpt_model_log_density_is_each_runs_multivariate_t(rewarm):
-    """The CPT model's likelihood, recomputed by hand from the law's numpy formula and one scipy density per run."""
+@pytest.mark.parametrize("opt_in", [False, True])
+def test_cpt_model_log_density_is_each_runs_multivariate_t(opt_in):
+    """The CPT model's likelihood, recomputed by hand from the law's numpy formula and one scipy density per run
+    (with the opt-in terms: the re-warming rise and the share's exponent, when ``opt_in``)."""
     from bayes_dcpt.data import schema
     from bayes_dcpt.datasets import load_example
     from bayes_dcpt.fitting.config import FitConfig
@@ -72,14 +73,15 @@ def test_cpt_model_log_density_is_each_runs_multivariate_t(rewarm):
 
     df = _ragged(schema.load(load_example()))
     df = df[df["domain"] == df["domain"].iloc[0]]
-    cfg = FitConfig(law="cpt", target="both", zero_ratio=True, rewarm=rewarm)
+    cfg = FitConfig(law="cpt", target="both", zero_ratio=True, rewarm=opt_in, share_power=opt_in)
     design = make_cpt_design(df, cfg)
     model = build_cpt_model(cfg, design)
     point = model.initial_point()
     rng = np.random.default_rng(2)
     point = {k: v + rng.normal(0, 0.2, np.shape(v)) for k, v in point.items()}
-    own = ["h", "sc"] + (["w", "phi_w"] if rewarm else [])  # the re-warming rise is opt-in
-    names = ["amp", "lam", "phi", "psi", "rho", "kappa", *own, "sigma", "sigma_move", "tau", "nu"]
+    own = ["h", "sc"] + (["w", "phi_w"] if opt_in else [])  # the re-warming rise is opt-in
+    names = ["amp", "lam", "phi", "psi", "rho", "kappa", *own, *(["eta_s"] if opt_in else []), "sigma", "sigma_move",
+             "tau", "nu"]
     outs = model.replace_rvs_by_values([model.potentials[0]] + [model[n] for n in names])
     fn = model.compile_fn(outs, inputs=model.value_vars,
                           point_fn=True, mode="JAX")
@@ -93,6 +95,8 @@ def test_cpt_model_log_density_is_each_runs_multivariate_t(rewarm):
         p = {k: np.asarray(vals[k])[t] if np.ndim(vals[k]) == 1 else np.asarray(vals[k])[t, 0]
              for k in ("amp", "lam", "phi", "psi", "rho", "kappa")}
         p |= {k: float(vals[k]) for k in own}
+        if opt_in:
+            p["eta_s"] = float(np.asarray(vals["eta_s"])[0]) if design.targets[t] == "general" else 1.0
         x = {"N": rows["n_params"].to_numpy() / BILLION, "D": rows["tokens"].to_numpy() / BILLION,
              "r": rows["r_domain"].to_numpy(), "L0": rows["L0"].to_numpy(), "L0g": rows["L0g"].to_numpy(),
              "D_ref": design.d_ref, "target": design.targets[t]}

@@ -80,6 +80,7 @@ class FitConfig:
     noise_scope: str = "domain"  # noise scales (sigma, tau, nu) per (target, "domain"), or per "target" (older fits)
     replay_scope: str = "domain"  # the CPT law's replay balance rho per (target, "domain"), or per "target" (older)
     rewarm: bool = False  # the CPT law's re-warming rise of the general loss (opt-in: measured, BENCHMARKS.md)
+    share_power: bool = False  # the CPT law's general loss rises with s^eta_s per domain, not with s (opt-in)
 
     def key(self) -> str:
         """Short stable hash of the configuration."""

@@ -26,8 +26,10 @@ from bayes_dcpt.posterior.cpt import CPTPosterior
 __all__ = ["CPTFit", "cpt_posterior", "fit_cpt"]
 
 _OWN = {"general": ("h", "w", "phi_w"), "domain": ("sc",)}
-#: The parameters reported, checked and kept (``w`` and ``phi_w`` only in fits with the re-warming rise).
-_NAMES = ("amp", "lam", "phi", "psi", "rho", "kappa", "h", "sc", "w", "phi_w", "sigma", "sigma_move", "tau", "nu")
+#: The parameters reported, checked and kept (``w`` and ``phi_w`` only in fits with the re-warming rise, ``eta_s``
+#: only with the share's exponent).
+_NAMES = ("amp", "lam", "phi", "psi", "rho", "kappa", "h", "sc", "w", "phi_w", "eta_s", "sigma", "sigma_move", "tau",
+          "nu")
 
 
 def cpt_posterior(idata: Any, law: Law, targets: Sequence[str], domains: Sequence[str], ctx: dict,
@@ -42,6 +44,8 @@ def cpt_posterior(idata: Any, law: Law, targets: Sequence[str], domains: Sequenc
             if p["rho"].ndim == 2:  # the replay balance per (target, domain) (replay_scope="domain")
                 p["rho"] = p["rho"][:, di]
             p.update({k: flat_draws(post, k) for k in _OWN[t] if k in post.data_vars})
+            if t == "general" and "eta_s" in post.data_vars:  # the share's exponent per domain (share_power)
+                p["eta_s"] = flat_draws(post, "eta_s")[:, di]
             params[(t, d)] = p
     noise = noise_draws(post, targets, ("sigma", "tau", "nu", "sigma_move"))
     return CPTPosterior(law, params, noise, ctx={**ctx, **noise_ctx(post)}, reference=reference)
@@ -97,7 +101,8 @@ class CPTFit(DecisionMethods, BaseFit):
     @classmethod
     def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:
         # older cards: noise and replay balance per target, no re-warming rise
-        cfg = FitConfig(**{"noise_scope": "target", "replay_scope": "target", "rewarm": False, **card["config"]})
+        older = {"noise_scope": "target", "replay_scope": "target", "rewarm": False, "share_power": False}
+        cfg = FitConfig(**{**older, **card["config"]})
         if "D_ref" not in card and cfg.burn_in == "warmup" and "lr" not in data:
             warnings.warn("this CPT fit was saved by an older bayes-dcpt without its lr column and reference token "
                           "count: D_ref is re-derived from every row, LR warm-up included, and its predictions can "
@@ -115,8 +120,7 @@ def fit_cpt(df: pd.DataFrame, cfg: FitConfig, *, draws: int, tune: int, chains: 
 
     design = make_cpt_design(df, cfg, run_slots)
     entry = get_cpt_model(cfg, design)
-    rise = cfg.rewarm and "general" in design.targets
-    names = [n for n in _NAMES if rise or n not in _OWN["general"][1:]]
+    names = [n for n in _NAMES if n in entry["model"].named_vars]  # the opt-in terms' only where fitted
     idata, diag, sampler_config = run_sampler(entry, sampler, names, draws=draws, tune=tune, chains=chains,
                                               cores=cores, seed=seed, progressbar=progressbar,
                                               sampler_kwargs=sampler_kwargs)

@@ -73,6 +73,10 @@ def cpt_prior_table(cfg: FitConfig | None = None) -> pd.DataFrame:
          "trained on it"),
         ("sc", "LogNormal(log 0.5, 1.5)", "critical domain-batch fraction: 0.2-2 on real probe grids"),
     ]
+    if cfg is not None and cfg.share_power:
+        rows.append(("eta_s", "LogNormal(0, 0.75) per domain", "the general loss's forgetting grows as s^eta_s: 1 is "
+                     "linear in the domain share, below 1 the rise comes early in s (codec_tables: a point fit finds "
+                     "0.04), within a factor of ~4"))
     if cfg is not None and cfg.rewarm:
         rows += [
             ("w", "LogNormal(log 0.01, 1.5)", "the general loss's re-warming rise at every mixture, a share of the "
@@ -223,6 +227,9 @@ def _law_params(pm: Any, pt: Any, design: CPTDesign, cfg: FitConfig) -> dict[str
     zero = pt.zeros((len(gen), nd))
     p["h"] = pm.LogNormal("h", np.log(0.003), 1.5 * ps) + zero if "general" in design.targets else zero
     p["sc"] = pm.LogNormal("sc", np.log(0.5), 1.5 * ps) + zero if "domain" in design.targets else zero + 1.0
+    if cfg.share_power and "general" in design.targets:  # the forgetting's bend in s, each domain its own
+        log_eta = pm.Normal("log_eta_s", 0.0, 0.75 * ps, dims="domain")
+        p["eta_s"] = pt.where(gen[:, None], pm.Deterministic("eta_s", pt.exp(log_eta), dims="domain")[None, :], 1.0)
     if cfg.rewarm and "general" in design.targets:  # the general loss's re-warming rise (opt-in), one for all domains
         gen_col = pt.as_tensor(gen.astype(float))[:, None] * pt.ones((1, nd))
         p["w"] = pm.LogNormal("w", np.log(0.01), 1.5 * ps) * gen_col
@@ -243,7 +250,8 @@ def _mean(pt: Any, p: dict[str, Any], a: dict[str, Any], n_domains: int) -> Any:
     rate = q["lam"] * pt.exp(q["psi"] * logc)
     s = a["s"]
     u_g = s + q["rho"] * (1.0 - s)
-    c1_g = q["amp"] * pt.exp(q["phi"] * logc) * (s / u_g)
+    share = s if "eta_s" not in q else pt.exp(q["eta_s"] * pt.log(pt.maximum(s, 1e-12)))  # s^eta_s (share_power)
+    c1_g = q["amp"] * pt.exp(q["phi"] * logc) * (share / u_g)
     if "w" in q:  # the re-warming rise (rewarm=True): at every mixture, with the forgetting's saturation
         c1_g = c1_g + q["w"] * pt.exp(q["phi_w"] * logc)
     m = s * (1.0 + q["sc"]) / (s + q["sc"])

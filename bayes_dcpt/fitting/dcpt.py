@@ -192,6 +192,7 @@ def fit(
     noise_scope: str = "domain",
     replay_scope: str = "domain",
     rewarm: bool = False,
+    share_power: bool = False,
     progressbar: bool = False,
     warn: bool = True,
     sampler_kwargs: Mapping[str, Any] | None = None,
@@ -256,6 +257,9 @@ def fit(
         The CPT law only: also fit the re-warming rise of the general loss (``w c^phi_w``): re-warming the learning
         rate lifts the general loss at every mixture, r = 0 included. Off by default: it calibrates the bands of a
         held-out ratio but extrapolates worse in tokens and size (the rise fades; BENCHMARKS.md).
+    share_power
+        The CPT law only: the general loss's forgetting grows with ``s^eta_s`` (each domain its own exponent)
+        instead of the domain share ``s`` itself, so a domain whose general loss rises early in r is described.
     sampler_kwargs
         Extra sampler settings (nutpie: ``adaptation``, ``target_accept``, ``backend``, ``init`` -- ``"jitter"``,
         nutpie's own start, or ``"optimum"``, chains started near the log density's optimum -- ...; PyMC/numpyro:
@@ -281,7 +285,8 @@ def fit(
                     parametrization=resolve_parametrization(parametrization, df), monotone=monotone,
                     probe_tokens=probe_tokens, prior_scale=prior_scale, zero_ratio=zero_ratio,
                     domain_levels=domain_levels, run_offsets=run_offsets, burn_in=burn_in, noise_scope=noise_scope,
-                    replay_scope=replay_scope, rewarm=bool(rewarm))
+                    replay_scope=replay_scope, rewarm=bool(rewarm),
+                    share_power=bool(share_power))
     if law_.family == "cpt":  # the base-anchored law fits every own ratio (it is meaningful at 0)
         result = fit_cpt(df, replace(cfg, zero_ratio=True), draws=draws, tune=tune, chains=chains, cores=cores,
                          seed=seed, sampler=sampler, progressbar=progressbar, sampler_kwargs=sampler_kwargs,

@@ -18,7 +18,9 @@ learning rate above the base model's final one, which lifts the general loss at 
 (Gupta et al. 2023), more the more capable the model; it shares the forgetting's saturation, so the law still
 starts at the base loss. Measured, it describes the r = 0 runs and calibrates a new ratio's band, but the rise is a
 transient that fades as the model adapts to the new LR, and held constant it extrapolates worse in tokens and size:
-opt-in (BENCHMARKS.md, "The re-warming rise").
+opt-in (BENCHMARKS.md, "The re-warming rise"). ``share_power=True`` replaces ``s`` in the forgetting's amplitude by
+``s^eta_s`` (each domain its own ``eta_s``; 1 is the form above): a domain whose general loss rises early in r
+(codec_tables on the example grid) bends with ``eta_s`` below 1 (BENCHMARKS.md, "The share's exponent").
 
 The amplitudes are relative to the base loss (``a``: forgetting at s = 1 as a share of L0_g; for the domain loss
 the largest share of L0_d that CPT can remove, kept below 1 at every size by the logistic ``g``).
@@ -56,7 +58,8 @@ def _cpt(xp: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
         g = 1.0 / (1.0 + xp.exp(-(xp.log(p["amp"] / (1.0 - p["amp"])) + p["phi"] * logc)))
         return x["L0"] * (1.0 - g * (m / u) * saturation(xp, rate * u * x["D"], p["kappa"]))
     u = s + p["rho"] * (1.0 - s)
-    amp = p["amp"] * xp.exp(p["phi"] * logc) * (s / u)
+    share = s if "eta_s" not in p else xp.exp(p["eta_s"] * xp.log(xp.maximum(s, 1e-12)))  # s^eta_s (opt-in)
+    amp = p["amp"] * xp.exp(p["phi"] * logc) * (share / u)
     if "w" in p:  # the re-warming rise (fits without it have none)
         amp = amp + p["w"] * xp.exp(p["phi_w"] * logc)
     forget = amp * saturation(xp, rate * u * x["D"], p["kappa"])
@@ -67,7 +70,7 @@ def _p(name: str, doc: str, prior: Prior) -> Param:
     return Param(name, doc, "log", (0.0,), prior)
 
 
-#: Parameters; ``h``, ``w`` and ``phi_w`` are used by the general loss only and ``sc`` by the domain loss only.
+#: Parameters; ``h``, ``w``, ``phi_w`` and ``eta_s`` are used by the general loss only, ``sc`` by the domain loss only.
 _PARAMS = (
     _p("amp", "relative amplitude: forgetting at s = 1 as a share of L0_g (general); the largest share of L0_d "
        "that CPT removes at c = 1 (domain, in (0, 1))",
@@ -92,6 +95,8 @@ _PARAMS = (
        Prior("lognormal", 0.01, 1.5, "about 1% on real probe grids (0.5-3% above the base after the warm-up)")),
     Param("phi_w", "capability exponent of the re-warming rise (general loss only)", "identity", (0.0,),
           Prior("normal", 0.0, 1.5, "as phi")),
+    _p("eta_s", "exponent of the domain share in the forgetting (general loss only; 1: linear in s)",
+       Prior("lognormal", 1.0, 0.75, "1 (the share as it is) within a factor of ~4")),
 )
 
 CPT_LAW = Law(
@@ -105,7 +110,8 @@ CPT_LAW = Law(
     reference="this package: base-anchored CPT law (forgetting and learning as saturating changes from the "
               "base model; cf. Wang et al. 2025's distribution-shift term and the CMR law's base anchoring)",
     example_params={"amp": 0.3, "phi": 0.0, "lam": 2e4, "psi": 0.0, "rho": 1.0, "kappa": 0.7, "h": 0.003,
-                    "sc": 0.5, "w": 0.01, "phi_w": 0.0},
+                    "sc": 0.5, "w": 0.01, "phi_w": 0.0,
+                    "eta_s": 1.0},
     aliases=("base-anchored", "cpt-law"),
     notes="anchored at the measured base-model losses; needs base rows (tokens == 0) of every (domain, size)",
 )

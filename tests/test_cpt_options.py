@@ -1,8 +1,11 @@
-"""The CPT law's opt-in re-warming rise: the general loss rises at every mixture once the LR is re-warmed.
+"""The CPT law's opt-in terms: the re-warming rise (``rewarm``) and the share's exponent (``share_power``).
 
-Every r = 0 run of the example grid sits above its base loss after the warm-up, which the law's continued learning
-alone cannot describe; without the term the run offsets absorb it and their scale widens every run's band. Opt-in:
-it extrapolates worse in tokens and size (BENCHMARKS.md, "The re-warming rise").
+Re-warming rise: every r = 0 run of the example grid sits above its base loss after the warm-up, which the law's
+continued learning alone cannot describe; without the term the run offsets absorb it and their scale widens every
+run's band. Opt-in: it extrapolates worse in tokens and size (BENCHMARKS.md, "The re-warming rise").
+
+Share's exponent: codec_tables' general loss rises early in r, which forgetting linear in the domain share cannot
+bend to; ``s^eta_s`` per domain can (BENCHMARKS.md, "The share's exponent").
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import pytest
 from bayes_dcpt import fit, load_fit
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.datasets import load_example
+from bayes_dcpt.decide.measured import measured_crossing
 from bayes_dcpt.laws.cpt import CPT_LAW
 
 P = {"amp": 0.3, "phi": 0.0, "lam": 2e4, "psi": 0.0, "rho": 10.0, "kappa": 0.7, "h": 0.003, "sc": 0.5}
@@ -80,3 +84,35 @@ def test_a_fit_saved_before_the_rise_loads_without_it(two_fits, tmp_path):
     assert back.config.rewarm is True
     np.testing.assert_allclose(back.posterior.params[("general", "c_headers")]["w"],
                                with_rise.posterior.params[("general", "c_headers")]["w"])
+
+
+def test_the_shares_exponent_bends_the_rise_in_r_and_leaves_it_at_s_1():
+    d = np.array([0.0, 1e-4, 1e-3])
+    bent = P | {"eta_s": 0.3}
+    np.testing.assert_allclose(_law(P | {"eta_s": 1.0}, 0.5, d), _law(P, 0.5, d), rtol=1e-12)
+    for r in (0.1, 0.25, 0.5):  # below 1 the general loss rises earlier in r ...
+        assert np.all(_law(bent, r, d)[1:] > _law(P, r, d)[1:])
+    np.testing.assert_allclose(_law(bent, 1.0, d), _law(P, 1.0, d), rtol=1e-12)  # ... and as much at s = 1
+    assert _law(bent, 0.0, d)[0] == X["L0"]
+    np.testing.assert_array_equal(_law(bent, 0.5, d, "domain"), _law(P, 0.5, d, "domain"))
+
+
+def test_with_the_shares_exponent_codec_tables_r_star_meets_the_measured_crossing():
+    """codec_tables' general loss already rises 3% at r of about 0.26 (443k, 131k tokens); linear in s the law puts
+    r* near 0.45; with its own exponent (well below 1) r* comes down to the crossing."""
+    df = load_example()
+    df = df[df["domain"] == "codec_tables"]
+    kw = {"draws": 300, "tune": 300, "chains": 2, "seed": 1, "warn": False, "discrepancy": False}
+    ask = {"n_params": 443232.0, "tokens": 131072.0, "max_general_increase": 0.03, "data": df}
+    crossing = measured_crossing(df, "codec_tables", 443232.0, 131072.0, max_general_increase=0.03,
+                                 relative=True)["crossing"]
+    r_star = {}
+    for power in (False, True):
+        f = fit(df, "cpt", "both", share_power=power, **kw)
+        dec = f.optimize("tradeoff", **ask)  # one domain fitted: its decision itself
+        r_star[power] = float(dec.summary(0.9).table.loc["r_domain", "median"])
+        if power:
+            eta = f.posterior.params[("general", "codec_tables")]["eta_s"]
+            assert np.quantile(eta, 0.95) < 0.6  # well below linear
+            assert "eta_s" in set(f.priors()["parameter"]) and "eta_s[codec_tables]" in f.summary().index
+    assert abs(r_star[True] - crossing) < 0.08 < abs(r_star[False] - crossing), (r_star, crossing)
