@@ -120,7 +120,7 @@ def compile_numba(model: Any) -> Any:
     Why: with fast-math, LLVM may reassociate sums, and it does so differently in a fresh compile and in code loaded
     from numba's cache, so the same seed gave other draws in the first process after a model changed than in every
     later one (log-density gradients apart by ~1e-14, which the chains amplify). Without it the draws are the same
-    whatever the cache holds, at no measured cost in sampling time (BENCHMARKS.md, "Reproducibility").
+    whatever the cache holds, for 9-21% more sampling time (BENCHMARKS.md, "Reproducibility: found").
     """
     import nutpie
     import pytensor
