@@ -17,7 +17,7 @@ from scipy.optimize import least_squares
 from bayes_dcpt.data import schema
 from bayes_dcpt.datasets import load_example
 from bayes_dcpt.decide.measured import measured_crossing
-from bayes_dcpt.laws.cpt import saturation
+from bayes_dcpt.laws.cpt import powered_share, saturation
 
 N_CHECK, T = 443232.0, 0.03
 
@@ -29,7 +29,7 @@ def form(th: np.ndarray, x: dict, nd: int, power: bool) -> np.ndarray:
     lam, psi = np.exp(th[2 * nd:3 * nd])[di], th[3 * nd:4 * nd][di]
     rho = np.exp(th[4 * nd:5 * nd])[di]
     kappa, h = 0.1 + np.exp(th[5 * nd]), np.exp(th[5 * nd + 1])
-    share = np.maximum(s, 1e-12) ** np.exp(th[5 * nd + 2:6 * nd + 2])[di] if power else s
+    share = powered_share(np, s, np.exp(th[5 * nd + 2:6 * nd + 2])[di]) if power else s
     u = s + rho * (1 - s)
     sat = saturation(np, lam * np.exp(psi * logc) * u * D, kappa)
     return np.log1p(amp * np.exp(phi * logc) * share / u * sat - h * (1 - s) * np.log1p(D / x["d_ref"]))

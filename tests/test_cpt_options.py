@@ -94,6 +94,8 @@ def test_the_shares_exponent_bends_the_rise_in_r_and_leaves_it_at_s_1():
         assert np.all(_law(bent, r, d)[1:] > _law(P, r, d)[1:])
     np.testing.assert_allclose(_law(bent, 1.0, d), _law(P, 1.0, d), rtol=1e-12)  # ... and as much at s = 1
     assert _law(bent, 0.0, d)[0] == X["L0"]
+    # with no domain data (s = 0) there is no forgetting, however small the exponent (a floor alone left 0.33 of it)
+    np.testing.assert_array_equal(_law(P | {"eta_s": 0.04}, 0.0, d), _law(P, 0.0, d))
     np.testing.assert_array_equal(_law(bent, 0.5, d, "domain"), _law(P, 0.5, d, "domain"))
 
 

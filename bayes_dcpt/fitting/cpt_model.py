@@ -31,7 +31,7 @@ from bayes_dcpt.fitting.likelihood import (
 )
 from bayes_dcpt.fitting.samplers import cached_entry
 from bayes_dcpt.laws.base import BILLION
-from bayes_dcpt.laws.cpt import saturation
+from bayes_dcpt.laws.cpt import powered_share, saturation
 from bayes_dcpt.numerics.runblock import weighted_run_terms
 from bayes_dcpt.posterior.base_law import BASE_PRIORS
 
@@ -76,7 +76,7 @@ def cpt_prior_table(cfg: FitConfig | None = None) -> pd.DataFrame:
     if cfg is not None and cfg.share_power:
         rows.append(("eta_s", "LogNormal(0, 0.75) per domain", "the general loss's forgetting grows as s^eta_s: 1 is "
                      "linear in the domain share, below 1 the rise comes early in s (codec_tables: a point fit finds "
-                     "0.04), within a factor of ~4"))
+                     "0.13), within a factor of ~4"))
     if cfg is not None and cfg.rewarm:
         rows += [
             ("w", "LogNormal(log 0.01, 1.5)", "the general loss's re-warming rise at every mixture, a share of the "
@@ -250,7 +250,7 @@ def _mean(pt: Any, p: dict[str, Any], a: dict[str, Any], n_domains: int) -> Any:
     rate = q["lam"] * pt.exp(q["psi"] * logc)
     s = a["s"]
     u_g = s + q["rho"] * (1.0 - s)
-    share = s if "eta_s" not in q else pt.exp(q["eta_s"] * pt.log(pt.maximum(s, 1e-12)))  # s^eta_s (share_power)
+    share = s if "eta_s" not in q else powered_share(pt, s, q["eta_s"])  # s^eta_s (share_power)
     c1_g = q["amp"] * pt.exp(q["phi"] * logc) * (share / u_g)
     if "w" in q:  # the re-warming rise (rewarm=True): at every mixture, with the forgetting's saturation
         c1_g = c1_g + q["w"] * pt.exp(q["phi_w"] * logc)
