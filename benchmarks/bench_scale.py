@@ -162,7 +162,8 @@ def part_fit(sizes: list[int], backends: list[str], law_name: str = "default",
         adeq_s = time.perf_counter() - t0
         steps = np.asarray(f.idata["sample_stats"]["n_steps"])
         total = fit_s + cal_s + adeq_s
-        row = {"rows": int((df["tokens"] > 0).sum()), "seed": seed, "law": law, "backend": backend,
+        row = {"rows": int((df["tokens"] > 0).sum()), "seed": seed, "fastmath": FASTMATH[0], "law": law,
+               "backend": backend,
                "parametrization": f.config.parametrization, "point fit s": point_s,
                "fit s": fit_s,
                "of which sampling s": d.seconds, "calibration s": cal_s, "adequacy s": adeq_s, "total s": total,
@@ -283,6 +284,28 @@ def part_centring(sizes: list[int], seeds: list[int]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def use_fastmath() -> None:
+    """Make the package compile its numba models with fast-math, as before ``compile_numba`` turned it off.
+
+    For measuring what exact arithmetic does to the sampler at this scale (divergences, steps per draw), side by
+    side with the package's setting; rows carry ``fastmath``.
+    """
+    import nutpie
+    import pytensor
+
+    from bayes_dcpt.fitting import samplers
+
+    def compile_fast(model):
+        with pytensor.config.change_flags(numba__fastmath=True):
+            return nutpie.compile_pymc_model(model)
+
+    samplers.compile_numba = compile_fast
+    FASTMATH[0] = True
+
+
+FASTMATH = [False]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--part", choices=["grad", "fit", "auto", "tune", "centring"], default="grad")
@@ -296,7 +319,11 @@ def main() -> None:
     ap.add_argument("--seeds", default="1,2", help="centring: the sampler seeds")
     ap.add_argument("--fit-seeds", default="1", help="fit: the sampler seeds")
     ap.add_argument("--tag", default="", help="suffix of the results file (scale_fit_<law>_<tag>.csv)")
+    ap.add_argument("--fastmath", action="store_true",
+                    help="compile numba models with fast-math (the package compiles without it since 4f1f0aa)")
     a = ap.parse_args()
+    if a.fastmath:
+        use_fastmath()
     sizes = [int(s) for s in a.sizes.split(",")]
     OUT.mkdir(exist_ok=True)
     print(machine())
