@@ -28,6 +28,9 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("show-schema", ("data", "show", "--db", "{ok}"), "not a SQLite database"),
     # fit, fit-point, predict, laws
     ("fit-missing", ("fit", "/no/such/file.csv", "--out", "{tmp}/f.nc"), "no such file"),
+    ("fit-rewarm-law", ("fit", "{ok}", "--law", "L1", "--rewarm", "--out", "{tmp}/f.nc"), "option of the CPT law"),
+    ("fit-share-auto", ("fit", "{ok}", "--law", "auto", "--auto-laws", "L1,L3", "--share-power", "--out",
+                        "{tmp}/f.nc"), "no cpt candidate"),
     ("fit-schema", ("fit", "{nocol}", "--out", "{tmp}/f.nc"), "n_params"),
     ("fit-law", ("fit", "{ok}", "--law", "L9", "--out", "{tmp}/f.nc"), "unknown law"),
     ("fit-draws", ("fit", "{ok}", "--draws", "0", "--out", "{tmp}/f.nc"), "--draws"),

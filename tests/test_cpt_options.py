@@ -15,8 +15,9 @@ import pytest
 
 from bayes_dcpt import fit, load_fit
 from bayes_dcpt.data import schema as _data
-from bayes_dcpt.datasets import load_example
+from bayes_dcpt.datasets import example_path, load_example
 from bayes_dcpt.decide.measured import measured_crossing
+from bayes_dcpt.errors import FitError
 from bayes_dcpt.laws.cpt import CPT_LAW
 
 P = {"amp": 0.3, "phi": 0.0, "lam": 2e4, "psi": 0.0, "rho": 10.0, "kappa": 0.7, "h": 0.003, "sc": 0.5}
@@ -99,22 +100,39 @@ def test_the_shares_exponent_bends_the_rise_in_r_and_leaves_it_at_s_1():
     np.testing.assert_array_equal(_law(bent, 0.5, d, "domain"), _law(P, 0.5, d, "domain"))
 
 
-def test_with_the_shares_exponent_codec_tables_r_star_meets_the_measured_crossing():
+def test_with_the_shares_exponent_codec_tables_r_star_meets_the_measured_crossing(cli, tmp_path):
     """codec_tables' general loss already rises 3% at r of about 0.26 (443k, 131k tokens); linear in s the law puts
-    r* near 0.45; with its own exponent (well below 1) r* comes down to the crossing."""
+    r* near 0.45, and the decision says it disagrees with the data and names the exponent; with it (fitted through
+    the CLI's ``--share-power``) r* comes down to the crossing."""
     df = load_example()
     df = df[df["domain"] == "codec_tables"]
     kw = {"draws": 300, "tune": 300, "chains": 2, "seed": 1, "warn": False, "discrepancy": False}
     ask = {"n_params": 443232.0, "tokens": 131072.0, "max_general_increase": 0.03, "data": df}
     crossing = measured_crossing(df, "codec_tables", 443232.0, 131072.0, max_general_increase=0.03,
                                  relative=True)["crossing"]
-    r_star = {}
-    for power in (False, True):
-        f = fit(df, "cpt", "both", share_power=power, **kw)
-        dec = f.optimize("tradeoff", **ask)  # one domain fitted: its decision itself
-        r_star[power] = float(dec.summary(0.9).table.loc["r_domain", "median"])
-        if power:
-            eta = f.posterior.params[("general", "codec_tables")]["eta_s"]
-            assert np.quantile(eta, 0.95) < 0.6  # well below linear
-            assert "eta_s" in set(f.priors()["parameter"]) and "eta_s[codec_tables]" in f.summary().index
+    linear = fit(df, "cpt", "both", **kw)
+    code, _out, err = cli("fit", example_path(), "--law", "cpt", "--share-power", "--domains", "codec_tables",
+                         "--draws", "300", "--tune", "300", "--chains", "2", "--seed", "1", "--no-calibration",
+                         "--allow-bad-fit", "--out", tmp_path / "power.nc")
+    assert code == 0, err
+    powered = load_fit(tmp_path / "power.nc")
+    assert powered.config.share_power is True and linear.config.share_power is False
+    r_star, notes = {}, {}
+    for power, f in ((False, linear), (True, powered)):
+        s = f.optimize("tradeoff", **ask).summary(0.9)  # one domain fitted: its decision itself
+        r_star[power] = float(s.table.loc["r_domain", "median"])
+        notes[power] = [n for n in s.notes if n.startswith("DISAGREES")]
+    eta = powered.posterior.params[("general", "codec_tables")]["eta_s"]
+    assert np.quantile(eta, 0.95) < 0.6  # well below linear
+    assert "eta_s" in set(powered.priors()["parameter"]) and "eta_s[codec_tables]" in powered.summary().index
     assert abs(r_star[True] - crossing) < 0.08 < abs(r_star[False] - crossing), (r_star, crossing)
+    assert notes[False] and all("--share-power" in n for n in notes[False]), notes
+    assert not any("--share-power" in n for n in notes[True]), notes
+
+
+def test_an_option_of_the_cpt_law_is_refused_for_another_law():
+    df = load_example()
+    with pytest.raises(FitError, match="share_power: an option of the CPT law"):
+        fit(df, "L1", "general", share_power=True, draws=10, tune=10, chains=1)
+    with pytest.raises(FitError, match="rewarm: an option of the CPT law"):
+        fit(df, "auto", "general", rewarm=True, candidates=["L1", "L3"])

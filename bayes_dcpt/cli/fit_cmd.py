@@ -109,6 +109,15 @@ def fit_cmd(
     no_screen: bool = typer.Option(False, "--no-screen", help="With --law auto: refit every candidate on every "
                                    "held-out split (by default a law the first split rules out is not refitted on "
                                    "the next)."),
+    rewarm: bool = typer.Option(False, "--rewarm", help="CPT law (or the cpt candidate of --law auto): also fit "
+                                "the general loss's re-warming rise, at every mixture, r = 0 included. Off by "
+                                "default: it calibrates held-out ratios but extrapolates worse in tokens and size "
+                                "(BENCHMARKS.md)."),
+    share_power: bool = typer.Option(False, "--share-power", help="CPT law (or the cpt candidate of --law auto): "
+                                     "the general loss's forgetting grows with each domain's own power of the "
+                                     "domain share, for a general loss that rises early in r. Off by default: r* "
+                                     "meets measured crossings more often, extrapolation is no better "
+                                     "(BENCHMARKS.md)."),
     target: str = typer.Option("both", help="general, domain or both."),
     domains: str | None = typer.Option(None, "--domains", help="Fit only these domains (comma-separated; "
                                        "default: all, fitted together)."),
@@ -160,6 +169,7 @@ def fit_cmd(
                               robust=not normal, burn_in=burn_in, discrepancy=not no_calibration, warn=False)
     if target_accept is not None and sampler not in ("laplace", "advi"):
         kw["sampler_kwargs"] = {"target_accept": target_accept}
+    kw.update({k: True for k, on in (("rewarm", rewarm), ("share_power", share_power)) if on})
     if candidates is not None:
         kw["candidates"] = candidates
     if no_screen:

@@ -272,12 +272,17 @@ def tradeoff(
         inputs = {"domain": dom, "n_params": n_params, "tokens": tokens, "max_general_increase": T,
                   "relative": bool(relative), **facts,
                   "threshold_loss": float(weighted_quantile(threshold, (0.5,), posterior_weights(post_d))[0]),
-                  "prob": prob, "law": post.law.name}
+                  "prob": prob, "law": post.law.name, "share_power": _share_power(post, dom)}
         measured = measured_crossing(data, dom, n_params, tokens, max_general_increase=T, relative=bool(relative),
                                      base_loss=_given_base(dom, base_loss), noise_var=_noise_var(post_d),
                                      predict=_predict_measured(post_d))
         out.append(_tradeoff_decision(post_d, inputs, grid, L0, threshold, measured))
     return one_or_set(out)
+
+
+def _share_power(post: Posterior, dom: str) -> bool:
+    """Whether the fit's general loss rises with its own power of the domain share (CPT law, ``share_power``)."""
+    return "eta_s" in post.params.get(("general", dom), {})
 
 
 def _tradeoff_decision(post: Posterior, inputs: dict[str, Any], grid: np.ndarray, L0: np.ndarray,
@@ -369,7 +374,7 @@ def critical_ratio_curve(
         inputs = {"domain": dom, "n_params": n_params, "tokens_grid": toks.tolist(), "max_general_increase": T,
                   "relative": bool(relative), **facts,
                   "threshold_loss": float(weighted_quantile(threshold, (0.5,), posterior_weights(post_d))[0]),
-                  "prob": prob, "law": post.law.name}
+                  "prob": prob, "law": post.law.name, "share_power": _share_power(post, dom)}
         measured = {float(D): m for D in toks if (m := measured_crossing(
             data, dom, n_params, D, max_general_increase=T, relative=bool(relative),
             base_loss=_given_base(dom, base_loss), noise_var=_noise_var(post_d),

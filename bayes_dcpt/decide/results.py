@@ -258,13 +258,21 @@ class Decision:
             if not c["agrees"]:
                 why = ("outside what the fit predicts these measurements to show" if predicted
                        else "beyond the measurements' noise")
-                notes.append(f"DISAGREES with the data, {why}: the law misses them here; " + text)
+                notes.append(f"DISAGREES with the data, {why}: the law misses them here; " + text + self._remedy())
             elif not c["contains"]:
                 notes.append("within what the measurements' noise allows, though r*'s interval misses the measured "
                              "value: " + text)
             else:
                 notes.append("agrees with the data: " + text)
         return tuple(notes)
+
+    def _remedy(self) -> str:
+        """What to try when r* disagrees with a measured crossing, when the fit says what (else nothing)."""
+        if self.inputs.get("law") == "cpt" and not self.inputs.get("share_power", True):
+            return (". Try the CPT law's share exponent (fit(..., share_power=True), `bayes-dcpt fit --share-power`):"
+                    " the general loss's rise then bends in r per domain, which brought r* to the measured crossing "
+                    "in more cells of the example grid (BENCHMARKS.md, \"The share's exponent\")")
+        return ""
 
     def _infeasible_notes(self, table: pd.DataFrame, lo: float, hi: float, ci: float) -> tuple[str, ...]:
         """Usage 1: the table's r* is over the feasible draws; say what the infeasible ones change, loudly if many.

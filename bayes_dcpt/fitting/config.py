@@ -14,8 +14,8 @@ from typing import Any
 from bayes_dcpt.data.schema import fit_rows, in_warmup
 from bayes_dcpt.laws.lr_schedules import DEFAULT_MOMENTUM
 
-__all__ = ["CENTRED_D_DROP_FROM_ROWS", "PARAMETRIZATIONS", "SPLIT_FROM_ROWS", "DynamicsConfig", "FitConfig",
-           "config_key", "resolve_parametrization"]
+__all__ = ["CENTRED_D_DROP_FROM_ROWS", "CPT_OPTIONS", "PARAMETRIZATIONS", "SPLIT_FROM_ROWS", "DynamicsConfig",
+           "FitConfig", "config_key", "resolve_parametrization"]
 
 #: The hierarchy parameterisations of the D-CPT family's model (``fitting/MODEL.md``): ``"split"`` is centred
 #: for what the data pin and non-centred for the shares; ``"split_weak_d"`` also non-centres the general loss's
@@ -56,6 +56,11 @@ def resolve_parametrization(parametrization: str, df: Any) -> str:
 def config_key(config: object) -> str:
     """Short stable hash of a configuration dataclass (12 hex digits of the SHA-256 of its sorted JSON)."""
     return hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
+
+
+#: Options of the base-anchored CPT law alone (its re-warming rise, its share exponent; both opt-in, measured in
+#: BENCHMARKS.md): asked of another law they are refused, and ``law="auto"`` gives them to its CPT candidate.
+CPT_OPTIONS = ("rewarm", "share_power")
 
 
 @dataclass(frozen=True)
