@@ -13,7 +13,8 @@ import importlib.util
 import os
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from bayes_dcpt.fitting.diagnostics import Diagnostics, diagnose
 from bayes_dcpt.fitting.progress import nutpie_callback
 
 __all__ = [
+    "FASTMATH_FLAGS",
     "JAX_FROM_OBS",
     "NUTPIE_DEFAULTS",
     "SAMPLERS",
@@ -114,18 +116,62 @@ def nutpie_options(entry: dict[str, Any], sampler_kwargs: Mapping[str, Any] | No
     return opts
 
 
-def compile_numba(model: Any) -> Any:
-    """``model`` compiled by nutpie with the numba backend, without floating-point fast-math.
+#: numba's fast-math flags for the models nutpie samples: reassociation alone. It lets LLVM vectorise the sums
+#: over checkpoints (gradients 2.4x faster than without fast-math at 32,400 rows, BENCHMARKS.md "Fast-math at
+#: scale") and a fresh compile and a cached one agree bit for bit; PyTensor's other flags (contraction into fused
+#: multiply-adds, approximate functions, reciprocals) made them differ.
+FASTMATH_FLAGS = frozenset({"reassoc"})
 
-    Why: with fast-math, LLVM may reassociate sums, and it does so differently in a fresh compile and in code loaded
-    from numba's cache, so the same seed gave other draws in the first process after a model changed than in every
-    later one (log-density gradients apart by ~1e-14, which the chains amplify). Without it the draws are the same
-    whatever the cache holds, for 9-21% more sampling time (BENCHMARKS.md, "Reproducibility: found").
+
+@contextmanager
+def _reassoc_only() -> Iterator[None]:
+    """PyTensor compiles its numba functions with :data:`FASTMATH_FLAGS`, cached apart from its own fast-math.
+
+    PyTensor has one switch (``numba__fastmath``: its five flags or none) and one cache key for each setting, so
+    the flags are narrowed where it calls ``numba.njit`` (functions that ask for no fast-math keep none), and the
+    cache entries get their own name, so that code compiled elsewhere with all five flags is never loaded here.
+    The elementwise loops PyTensor generates keep its flags: with them, too, the cold and the warm compile agree
+    (``tests/test_seeded.py``). Private PyTensor API: if it moves, the models compile without fast-math (correct,
+    slower).
     """
-    import nutpie
     import pytensor
 
-    with pytensor.config.change_flags(numba__fastmath=False):
+    try:
+        from pytensor.link.numba import cache as nb_cache
+        from pytensor.link.numba.dispatch import basic as nb_basic
+
+        njit, locate = nb_basic._njit, nb_cache.NumbaPyTensorCacheLocator.get_disambiguator
+    except (ImportError, AttributeError):
+        with pytensor.config.change_flags(numba__fastmath=False):
+            yield
+        return
+
+    def narrowed(*args: Any, fastmath: Any = False, **kwargs: Any) -> Any:
+        return njit(*args, fastmath=set(FASTMATH_FLAGS) if fastmath else False, **kwargs)
+
+    def disambiguator(self: Any) -> str:
+        return f"{locate(self)}-{'-'.join(sorted(FASTMATH_FLAGS))}"
+
+    nb_basic._njit, nb_cache.NumbaPyTensorCacheLocator.get_disambiguator = narrowed, disambiguator
+    try:
+        with pytensor.config.change_flags(numba__fastmath=True):
+            yield
+    finally:
+        nb_basic._njit, nb_cache.NumbaPyTensorCacheLocator.get_disambiguator = njit, locate
+
+
+def compile_numba(model: Any) -> Any:
+    """``model`` compiled by nutpie with the numba backend, with :data:`FASTMATH_FLAGS` as its only fast-math.
+
+    Why: with PyTensor's full fast-math a model compiled fresh and the same model loaded from numba's cache computed
+    log-density gradients ~1e-14 apart, which the chains amplify: the same seed gave other draws in the first
+    process after a model changed than in every later one. Without any fast-math the draws agree but the gradient
+    costs 1.2x (972 rows) to 2.5x (32,400 rows) as much; reassociation alone agrees and keeps most of the speed
+    (BENCHMARKS.md, "Reproducibility: found" and "Fast-math at scale").
+    """
+    import nutpie
+
+    with _reassoc_only():
         return nutpie.compile_pymc_model(model)
 
 
