@@ -22,6 +22,11 @@ steps): n = 6, 25, 100, 200 give 972, 4,050, 16,200 and 32,400 rows (plus 18 bas
    per size and seed: divergences, R-hat, ESS, leapfrog steps per draw, sampling seconds (the fit's seconds
    include each parameterisation's compilation), truth in the 90% intervals.
 
+6. Fast-math (``--part fastmath``): milliseconds per log-density + gradient of the model ``dcpt.fit`` samples,
+   through nutpie's numba callback, compiled with PyTensor's full fast-math, the package's (reassociation alone,
+   ``fitting.samplers.compile_numba``) and none, alternating in one process; ``--part fit --fastmath`` samples
+   with the full flags.
+
 Rows are appended to ``benchmarks/results/scale_<part>.csv`` as they finish.
 Run: ``.venv/bin/python benchmarks/bench_scale.py --part grad``; ``... --part fit --sizes 6,25,100,200``;
 ``... --part tune --sizes 200 --laws L3,L7 --tunes 1000,500,300``; ``... --part centring --seeds 1,2``.
@@ -112,6 +117,66 @@ def part_grad(sizes: list[int]) -> pd.DataFrame:
         print(row, flush=True)
         out.append(row)
         pd.DataFrame(out).to_csv(OUT / "scale_grad.csv", index=False)
+    return pd.DataFrame(out)
+
+
+def part_fastmath(sizes: list[int], repeats: int = 5, n_evals: int = 50) -> pd.DataFrame:
+    """ms per log-density + gradient of the fitted D-CPT model through nutpie's numba callback, three ways.
+
+    PyTensor's full fast-math, the package's (``samplers.compile_numba``: reassociation alone) and none. The model
+    is the one ``dcpt.fit`` samples (the ``auto`` parameterisation for the size), each setting compiled once
+    untimed, then ``repeats`` alternating rounds of ``n_evals`` evaluations at the support point; also the largest
+    relative difference of the gradient from the build without fast-math.
+    """
+    import nutpie
+    import pytensor
+
+    from bayes_dcpt.data import schema
+    from bayes_dcpt.fitting.config import FitConfig, resolve_parametrization
+    from bayes_dcpt.fitting.dcpt_model import get_model
+    from bayes_dcpt.fitting.design import make_design
+    from bayes_dcpt.fitting.samplers import _log_density, compile_numba
+    from bayes_dcpt.laws.registry import get_law
+
+    def full(model):
+        with pytensor.config.change_flags(numba__fastmath=True):
+            return nutpie.compile_pymc_model(model)
+
+    def off(model):
+        with pytensor.config.change_flags(numba__fastmath=False):
+            return nutpie.compile_pymc_model(model)
+
+    builds = {"full": full, "package": compile_numba, "off": off}
+    out = []
+    for n in sizes:
+        df = schema.load(scale_set(n))
+        law = get_law("dcpt")
+        cfg = FitConfig(law="L3", target="both", parametrization=resolve_parametrization("auto", df))
+        entry = get_model(law, cfg, make_design(df, law, cfg))
+        fns, keep = {}, {}  # the compiled models stay alive: the callbacks read their data
+        for name, build in builds.items():
+            c = build(entry["model"])
+            keys = {v.name for v in c.shared_var_keys} if hasattr(c, "shared_var_keys") else set(c._shared_data)
+            keep[name] = c.with_data(**{k: v for k, v in entry["arrays"].items() if k in keys})
+            fns[name] = _log_density(keep[name])
+        ip = entry["model"].initial_point()
+        x = np.concatenate([np.ravel(ip[v.name]).astype(float) for v in entry["model"].value_vars])
+        ref = fns["off"](x)[1]
+        ms = {name: [] for name in builds}
+        for _ in range(repeats):
+            for name, f in fns.items():
+                t0 = time.perf_counter()
+                for _ in range(n_evals):
+                    f(x)
+                ms[name].append((time.perf_counter() - t0) / n_evals * 1e3)
+        med = {name: float(np.median(v)) for name, v in ms.items()}
+        row = {"rows": int((df["tokens"] > 0).sum()), **{f"ms {k}": v for k, v in med.items()},
+               "off / package": med["off"] / med["package"], "package / full": med["package"] / med["full"],
+               **{f"gradient rel. diff {k}": float(np.max(np.abs(fns[k](x)[1] - ref)) / np.max(np.abs(ref)))
+                  for k in ("full", "package")}}
+        print(row, flush=True)
+        out.append(row)
+        pd.DataFrame(out).to_csv(OUT / "scale_fastmath.csv", index=False)
     return pd.DataFrame(out)
 
 
@@ -285,10 +350,10 @@ def part_centring(sizes: list[int], seeds: list[int]) -> pd.DataFrame:
 
 
 def use_fastmath() -> None:
-    """Make the package compile its numba models with fast-math, as before ``compile_numba`` turned it off.
+    """Make the package compile its numba models with PyTensor's full fast-math (as before the ninth session).
 
-    For measuring what exact arithmetic does to the sampler at this scale (divergences, steps per draw), side by
-    side with the package's setting; rows carry ``fastmath``.
+    For measuring what the flags do to the sampler at this scale (divergences, steps per draw), side by side with
+    the package's setting; rows carry ``fastmath``.
     """
     import nutpie
     import pytensor
@@ -300,15 +365,18 @@ def use_fastmath() -> None:
             return nutpie.compile_pymc_model(model)
 
     samplers.compile_numba = compile_fast
-    FASTMATH[0] = True
+    FASTMATH[0] = "full"
 
 
-FASTMATH = [False]
+#: The fast-math of the numba models sampled, as rows record it: the package's (reassociation alone) unless
+#: ``--fastmath`` (PyTensor's full flags). Rows of the thirteenth round and the fourteenth's first runs say
+#: ``False`` (none: the package's setting then) and ``True`` (full).
+FASTMATH = ["reassoc"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", choices=["grad", "fit", "auto", "tune", "centring"], default="grad")
+    ap.add_argument("--part", choices=["grad", "fit", "auto", "tune", "centring", "fastmath"], default="grad")
     ap.add_argument("--sizes", default="6,25,100,200", help="checkpoints per run")
     ap.add_argument("--backends", default="auto", help="nutpie backends to compare: auto, numba, jax")
     ap.add_argument("--law", default="default", help="the law fitted: default (the CLI's choice), dcpt, ...")
@@ -320,7 +388,7 @@ def main() -> None:
     ap.add_argument("--fit-seeds", default="1", help="fit: the sampler seeds")
     ap.add_argument("--tag", default="", help="suffix of the results file (scale_fit_<law>_<tag>.csv)")
     ap.add_argument("--fastmath", action="store_true",
-                    help="compile numba models with fast-math (the package compiles without it since 4f1f0aa)")
+                    help="compile numba models with PyTensor's full fast-math (the package: reassociation alone)")
     a = ap.parse_args()
     if a.fastmath:
         use_fastmath()
@@ -329,6 +397,8 @@ def main() -> None:
     print(machine())
     if a.part == "grad":
         res = part_grad(sizes)
+    elif a.part == "fastmath":
+        res = part_fastmath(sizes)
     elif a.part == "tune":
         res = part_tune(sizes, a.laws.split(","), [int(t) for t in a.tunes.split(",")], a.tag)
     elif a.part == "centring":
