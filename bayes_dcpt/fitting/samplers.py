@@ -117,7 +117,7 @@ def nutpie_options(entry: dict[str, Any], sampler_kwargs: Mapping[str, Any] | No
 
 
 #: numba's fast-math flags for the models nutpie samples: reassociation alone. It lets LLVM vectorise the sums
-#: over checkpoints (gradients 2.4x faster than without fast-math at 32,400 rows, BENCHMARKS.md "Fast-math at
+#: over checkpoints (gradients 1.66x faster than without fast-math at 32,400 rows, BENCHMARKS.md "Fast-math at
 #: scale") and a fresh compile and a cached one agree bit for bit; PyTensor's other flags (contraction into fused
 #: multiply-adds, approximate functions, reciprocals) made them differ.
 FASTMATH_FLAGS = frozenset({"reassoc"})
@@ -166,7 +166,7 @@ def compile_numba(model: Any) -> Any:
     Why: with PyTensor's full fast-math a model compiled fresh and the same model loaded from numba's cache computed
     log-density gradients ~1e-14 apart, which the chains amplify: the same seed gave other draws in the first
     process after a model changed than in every later one. Without any fast-math the draws agree but the gradient
-    costs 1.2x (972 rows) to 2.5x (32,400 rows) as much; reassociation alone agrees and keeps most of the speed
+    costs 1.2x (972 rows) to 1.9x (32,400 rows) as much; reassociation alone agrees and keeps most of the speed
     (BENCHMARKS.md, "Reproducibility: found" and "Fast-math at scale").
     """
     import nutpie
