@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from bayes_dcpt.data import schema as _data
-from bayes_dcpt.errors import BayesDCPTError, FitError
+from bayes_dcpt.errors import BayesDCPTError
 from bayes_dcpt.fitting import auto, dcpt
-from bayes_dcpt.fitting.config import CPT_OPTIONS
+from bayes_dcpt.fitting.config import check_cpt_options
 from bayes_dcpt.fitting.cpt import CPTFit
 from bayes_dcpt.fitting.diagnostics import APPROXIMATE_SAMPLERS
 from bayes_dcpt.fitting.extrapolation import REFIT_DEFAULTS, calibrate
 from bayes_dcpt.fitting.io import read_card
 from bayes_dcpt.laws.registry import get_law
 
-__all__ = ["check_cpt_options", "default_law", "fit", "load_fit"]
+__all__ = ["default_law", "fit", "load_fit"]
 
 
 def _refit_settings(discrepancy: bool | Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -37,17 +37,6 @@ def _refit_settings(discrepancy: bool | Mapping[str, Any], kwargs: Mapping[str, 
     # never more than the fit itself: a quick fit gets quick scoring refits
     return {"draws": min(draws, REFIT_DEFAULTS["draws"]), "tune": min(tune, REFIT_DEFAULTS["tune"]),
             "chains": min(chains, REFIT_DEFAULTS["chains"])}
-
-
-def check_cpt_options(law: Any, kwargs: Mapping[str, Any]) -> None:
-    """Refuse an option of the CPT law alone asked of another law: it would change nothing, silently.
-
-    (``law="auto"`` checks that its candidates include the CPT law: :func:`~bayes_dcpt.fitting.auto.fit_auto`.)
-    """
-    asked = [k for k in CPT_OPTIONS if kwargs.get(k)]
-    if asked and get_law(law).family != "cpt":
-        raise FitError(f"{', '.join(asked)}: an option of the CPT law (law='cpt'), not of {get_law(law).name}; "
-                       "it would change nothing")
 
 
 def default_law(data: Any) -> str:
@@ -81,7 +70,7 @@ def fit(data: Any, law: Any = None, target: str = "both", *, discrepancy: bool |
         if isinstance(discrepancy, Mapping) and "refit" not in kwargs:  # the held-out refits' sampler settings
             kwargs["refit"] = dict(discrepancy)
         return auto.fit_auto(data, target, discrepancy=bool(discrepancy), **kwargs)
-    check_cpt_options(law, kwargs)
+    check_cpt_options([law], kwargs, f"not of {get_law(law).name}")
     result = dcpt.fit(data, law, target, **kwargs)
     if discrepancy:
         calibrate(result, seed=int(kwargs.get("seed", 0)), refit=_refit_settings(discrepancy, kwargs))

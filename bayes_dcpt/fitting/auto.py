@@ -32,7 +32,7 @@ import pandas as pd
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.errors import BayesDCPTError, FitError
 from bayes_dcpt.fitting.auto_fit import AutoDiagnostics, AutoFit, load_auto, requirement_failures
-from bayes_dcpt.fitting.config import CPT_OPTIONS, resolve_parametrization
+from bayes_dcpt.fitting.config import check_cpt_options, resolve_parametrization
 from bayes_dcpt.fitting.dcpt import _identifiable_run_effect
 from bayes_dcpt.fitting.dcpt import fit as fit_one
 from bayes_dcpt.fitting.design import run_capacity
@@ -296,10 +296,8 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
     df = _data.load(data)
     notes: list[str] = []
     names = _candidates(df, target, candidates, notes)
-    asked = [k for k in CPT_OPTIONS if fit_kwargs.get(k)]
-    if asked and not any(get_law(n).family == "cpt" for n in names):
-        raise FitError(f"{', '.join(asked)}: an option of the CPT law, and law='auto' weighs no cpt candidate here "
-                       f"({', '.join(names)}{'; ' + '; '.join(notes) if notes else ''})")
+    check_cpt_options(names, fit_kwargs, f"and law='auto' weighs no cpt candidate here ({', '.join(names)}"
+                                         f"{'; ' + '; '.join(notes) if notes else ''})")
     kw = {**AUTO_DEFAULTS, "warn": False, **fit_kwargs}
     warn = bool(kw.pop("warn"))
     model = _model_settings(df, kw)

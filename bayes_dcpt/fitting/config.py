@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from bayes_dcpt.data.schema import fit_rows, in_warmup
+from bayes_dcpt.errors import FitError
 from bayes_dcpt.laws.lr_schedules import DEFAULT_MOMENTUM
+from bayes_dcpt.laws.registry import get_law
 
 __all__ = ["CENTRED_D_DROP_FROM_ROWS", "CPT_OPTIONS", "PARAMETRIZATIONS", "SPLIT_FROM_ROWS", "DynamicsConfig",
-           "FitConfig", "config_key", "resolve_parametrization"]
+           "FitConfig", "check_cpt_options", "config_key", "resolve_parametrization"]
 
 #: The hierarchy parameterisations of the D-CPT family's model (``fitting/MODEL.md``): ``"split"`` is centred
 #: for what the data pin and non-centred for the shares; ``"split_weak_d"`` also non-centres the general loss's
@@ -61,6 +64,16 @@ def config_key(config: object) -> str:
 #: Options of the base-anchored CPT law alone (its re-warming rise, its share exponent; both opt-in, measured in
 #: BENCHMARKS.md): asked of another law they are refused, and ``law="auto"`` gives them to its CPT candidate.
 CPT_OPTIONS = ("rewarm", "share_power")
+
+
+def check_cpt_options(laws: Sequence[Any], kwargs: Mapping[str, Any], why: str) -> None:
+    """Refuse an option of the CPT law alone when none of ``laws`` is the CPT law: it would change nothing, silently.
+
+    ``why`` ends the message (which laws were asked instead).
+    """
+    asked = [k for k in CPT_OPTIONS if kwargs.get(k)]
+    if asked and not any(get_law(n).family == "cpt" for n in laws):
+        raise FitError(f"{', '.join(asked)}: an option of the CPT law (law='cpt'), {why}; it would change nothing")
 
 
 @dataclass(frozen=True)
