@@ -27,7 +27,8 @@ steps): n = 6, 25, 100, 200 give 972, 4,050, 16,200 and 32,400 rows (plus 18 bas
    ``fitting.samplers.compile_numba``) and none, alternating in one process; ``--part fit --fastmath`` samples
    with the full flags.
 
-Rows are appended to ``benchmarks/results/scale_<part>.csv`` as they finish.
+Rows are written to ``benchmarks/results/scale_<part>.csv`` as they finish, one file per run: a later run with the
+same part and tag replaces it (give each process its own ``--tag``).
 Run: ``.venv/bin/python benchmarks/bench_scale.py --part grad``; ``... --part fit --sizes 6,25,100,200``;
 ``... --part tune --sizes 200 --laws L3,L7 --tunes 1000,500,300``; ``... --part centring --seeds 1,2``.
 """
@@ -128,9 +129,6 @@ def part_fastmath(sizes: list[int], repeats: int = 5, n_evals: int = 50) -> pd.D
     untimed, then ``repeats`` alternating rounds of ``n_evals`` evaluations at the support point; also the largest
     relative difference of the gradient from the build without fast-math.
     """
-    import nutpie
-    import pytensor
-
     from bayes_dcpt.data import schema
     from bayes_dcpt.fitting.config import FitConfig, resolve_parametrization
     from bayes_dcpt.fitting.dcpt_model import get_model
@@ -138,15 +136,7 @@ def part_fastmath(sizes: list[int], repeats: int = 5, n_evals: int = 50) -> pd.D
     from bayes_dcpt.fitting.samplers import _log_density, compile_numba
     from bayes_dcpt.laws.registry import get_law
 
-    def full(model):
-        with pytensor.config.change_flags(numba__fastmath=True):
-            return nutpie.compile_pymc_model(model)
-
-    def off(model):
-        with pytensor.config.change_flags(numba__fastmath=False):
-            return nutpie.compile_pymc_model(model)
-
-    builds = {"full": full, "package": compile_numba, "off": off}
+    builds = {"full": pytensor_fastmath(True), "package": compile_numba, "off": pytensor_fastmath(False)}
     out = []
     for n in sizes:
         df = schema.load(scale_set(n))
@@ -355,17 +345,23 @@ def use_fastmath() -> None:
     For measuring what the flags do to the sampler at this scale (divergences, steps per draw), side by side with
     the package's setting; rows carry ``fastmath``.
     """
+    from bayes_dcpt.fitting import samplers
+
+    samplers.compile_numba = pytensor_fastmath(True)
+    FASTMATH[0] = "full"
+
+
+def pytensor_fastmath(on: bool):
+    """A compile function for nutpie's numba backend with PyTensor's own fast-math switch (its five flags or none),
+    not the package's narrowed setting."""
     import nutpie
     import pytensor
 
-    from bayes_dcpt.fitting import samplers
-
-    def compile_fast(model):
-        with pytensor.config.change_flags(numba__fastmath=True):
+    def build(model):
+        with pytensor.config.change_flags(numba__fastmath=on):
             return nutpie.compile_pymc_model(model)
 
-    samplers.compile_numba = compile_fast
-    FASTMATH[0] = "full"
+    return build
 
 
 #: The fast-math of the numba models sampled, as rows record it: the package's (reassociation alone) unless
