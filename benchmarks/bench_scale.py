@@ -27,6 +27,10 @@ steps): n = 6, 25, 100, 200 give 972, 4,050, 16,200 and 32,400 rows (plus 18 bas
    ``fitting.samplers.compile_numba``) and none, alternating in one process; ``--part fit --fastmath`` samples
    with the full flags.
 
+7. Token grids (``--part tokengrid``): milliseconds per log-density + gradient of the D-CPT model with ``D^-beta``
+   computed once per (target-domain cell, token grid) (the package) against once per checkpoint, on the example
+   grid and the scale set, alternating in one process.
+
 Rows are written to ``benchmarks/results/scale_<part>.csv`` as they finish, one file per run: a later run with the
 same part and tag replaces it (give each process its own ``--tag``).
 Run: ``.venv/bin/python benchmarks/bench_scale.py --part grad``; ``... --part fit --sizes 6,25,100,200``;
@@ -167,6 +171,69 @@ def part_fastmath(sizes: list[int], repeats: int = 5, n_evals: int = 50) -> pd.D
         print(row, flush=True)
         out.append(row)
         pd.DataFrame(out).to_csv(OUT / "scale_fastmath.csv", index=False)
+    return pd.DataFrame(out)
+
+
+def part_tokengrid(sizes: list[int], repeats: int = 5, n_evals: int = 50) -> pd.DataFrame:
+    """ms per log-density + gradient of the fitted D-CPT model with ``D^-beta`` once per (cell, token grid) (the
+    package, ``design.token_grids``) and once per checkpoint (as before: ``laws.dcpt.d_power`` made to ignore the
+    precomputed powers), both compiled by ``samplers.compile_numba``, alternating in one process; the example grid
+    first (its ``dcpt`` fit's model), then the scale set at each size; also the largest relative difference of
+    the log density and the gradient between the two.
+    """
+    from bayes_dcpt import datasets
+    from bayes_dcpt.data import schema
+    from bayes_dcpt.fitting.config import FitConfig, resolve_parametrization
+    from bayes_dcpt.fitting.dcpt_model import build_model
+    from bayes_dcpt.fitting.design import make_design
+    from bayes_dcpt.fitting.samplers import _log_density, compile_numba
+    from bayes_dcpt.laws import dcpt as dcpt_laws
+    from bayes_dcpt.laws.base import power
+    from bayes_dcpt.laws.registry import get_law
+
+    shared = dcpt_laws.d_power
+
+    def per_checkpoint(xp, p, x):
+        return power(xp, x["D"], -p["beta"])
+
+    out = []
+    for n in ["example", *sizes]:
+        df = schema.load(datasets.load_example() if n == "example" else scale_set(n))
+        law = get_law("dcpt")
+        cfg = FitConfig(law="L3", target="both", parametrization=resolve_parametrization("auto", df))
+        design = make_design(df, law, cfg)
+        arrays = design.arrays()
+        fns, keep = {}, {}
+        for name, dp in (("per checkpoint", per_checkpoint), ("per grid", shared)):
+            dcpt_laws.d_power = dp
+            try:
+                model = build_model(law, cfg, design)
+                c = compile_numba(model)
+            finally:
+                dcpt_laws.d_power = shared
+            keys = {v.name for v in c.shared_var_keys} if hasattr(c, "shared_var_keys") else set(c._shared_data)
+            keep[name] = c.with_data(**{k: v for k, v in arrays.items() if k in keys})
+            fns[name] = _log_density(keep[name])
+        ip = model.initial_point()
+        x = np.concatenate([np.ravel(ip[v.name]).astype(float) for v in model.value_vars])
+        ms = {name: [] for name in fns}
+        for _ in range(repeats):
+            for name, f in fns.items():
+                t0 = time.perf_counter()
+                for _ in range(n_evals):
+                    f(x)
+                ms[name].append((time.perf_counter() - t0) / n_evals * 1e3)
+        med = {name: float(np.median(v)) for name, v in ms.items()}
+        (l0, g0), (l1, g1) = fns["per checkpoint"](x), fns["per grid"](x)
+        row = {"rows": int((df["tokens"] > 0).sum()), "data": "example" if n == "example" else f"scale, {n} per run",
+               "runs x targets": len(arrays["run_pair"]), "pairs": len(arrays["pair_cell"]),
+               **{f"ms {k}": v for k, v in med.items()},
+               "speed-up": med["per checkpoint"] / med["per grid"],
+               "log density rel. diff": abs(l1 - l0) / abs(l0),
+               "gradient rel. diff": float(np.max(np.abs(g1 - g0)) / np.max(np.abs(g0)))}
+        print(row, flush=True)
+        out.append(row)
+        pd.DataFrame(out).to_csv(OUT / "scale_tokengrid.csv", index=False)
     return pd.DataFrame(out)
 
 
@@ -372,7 +439,8 @@ FASTMATH = ["reassoc"]
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", choices=["grad", "fit", "auto", "tune", "centring", "fastmath"], default="grad")
+    ap.add_argument("--part", choices=["grad", "fit", "auto", "tune", "centring", "fastmath", "tokengrid"],
+                    default="grad")
     ap.add_argument("--sizes", default="6,25,100,200", help="checkpoints per run")
     ap.add_argument("--backends", default="auto", help="nutpie backends to compare: auto, numba, jax")
     ap.add_argument("--law", default="default", help="the law fitted: default (the CLI's choice), dcpt, ...")
@@ -395,6 +463,8 @@ def main() -> None:
         res = part_grad(sizes)
     elif a.part == "fastmath":
         res = part_fastmath(sizes)
+    elif a.part == "tokengrid":
+        res = part_tokengrid(sizes)
     elif a.part == "tune":
         res = part_tune(sizes, a.laws.split(","), [int(t) for t in a.tunes.split(",")], a.tag)
     elif a.part == "centring":

@@ -37,8 +37,9 @@ def _logp(model, point):
     return float(model.compile_logp(mode="JAX")(point))
 
 
-@pytest.mark.parametrize("law", ["cross-domain"])  # the D-CPT terms and the gathered DLC K
-def test_dcpt_model_has_the_same_log_density_in_both_layouts(law):
+@pytest.mark.parametrize(("law", "ragged"), [("cross-domain", True), ("L3", False)])  # + the gathered DLC K
+def test_dcpt_model_has_the_same_log_density_in_both_layouts(law, ragged):
+    """Ragged runs each log their own token grid; the example's runs share one per cell (``D^-beta`` per grid)."""
     from bayes_dcpt.data import schema
     from bayes_dcpt.datasets import load_example
     from bayes_dcpt.fitting.config import FitConfig
@@ -46,11 +47,17 @@ def test_dcpt_model_has_the_same_log_density_in_both_layouts(law):
     from bayes_dcpt.fitting.design import make_design
     from bayes_dcpt.laws.registry import get_law
 
-    df = _ragged(schema.load(load_example()))
+    df = schema.load(load_example())
+    df = _ragged(df) if ragged else df
     law_ = get_law(law)
     design = make_design(df, law_, FitConfig(law=law_.name, target="both"))
     a = design.arrays()
     assert design.blocks and np.shape(a["N"])[1] == 1 and np.shape(a["r"])[1] == 1  # run-level: one column
+    cells = a["t_run"] * len(design.domains) + a["d_run"]
+    assert np.array_equal(a["pair_cell"][a["run_pair"]], cells)  # every run's (cell, token grid) pair
+    assert np.array_equal(a["pair_log_D"][a["run_pair"]], a["log_D"])
+    n_cells = len(np.unique(cells))
+    assert len(a["pair_cell"]) > 3 * n_cells if ragged else len(a["pair_cell"]) == n_cells
     blocks = build_model(law_, FitConfig(law=law_.name, target="both"), design)
     flat = build_model(law_, FitConfig(law=law_.name, target="both"), dataclasses.replace(design, blocks=False))
     rng = np.random.default_rng(1)

@@ -24,7 +24,7 @@ __all__ = ["build_model", "clear_model_cache", "get_model", "structure_key"]
 _AXES = ("N", "D", "r")
 _DATA = ("t_idx", "d_idx", "run_idx", "run_group", "run_domain", "t_run", "d_run", "n_run", "mask", "N", "log_D",
          "r", "log_loss", "loss_ref", "D_min", "N_ref", "D_ref", "r_ref", "anchor_lo", "anchor_hi", "loss_lo",
-         "loss_lo_d")
+         "loss_lo_d", "pair_cell", "pair_log_D", "run_pair")
 _DATA_DIMS: dict[str, Any] = {"t_idx": "obs", "d_idx": "obs", "run_idx": "obs", "run_group": "run",
                               "run_domain": "run", "N": "obs", "log_D": "obs", "r": "obs", "log_loss": "obs",
                               "loss_ref": "target", "r_ref": "target",
@@ -391,6 +391,9 @@ class _ModelBuilder:
 
         # D = exp(log D): in every power D**-beta = exp(-beta log D) PyTensor cancels log(exp(.)) (Design.arrays)
         x = {"N": v["N"], "D": pt.exp(v["log_D"]), "r": v["r"]}
+        if self.design.blocks and "beta" in full:  # D^-beta once per (cell, token grid), gathered by run
+            beta = pt.flatten(full["beta"] * pt.ones((self.T, self.ND)))[v["pair_cell"]]
+            x["D_pow"] = pt.exp(-beta[:, None] * v["pair_log_D"])[v["run_pair"]]
         if self.cross:
             k_feats = {k: pm.Data(k, self.arr[k], dims="domain")[None, :] for k in ("k1", "k2", "k3")}
             p_t = {k: val[:, :1] for k, val in full.items()}

@@ -19,7 +19,7 @@ from bayes_dcpt.fitting.marginal import run_groups
 from bayes_dcpt.laws.registry import BILLION, Law
 from bayes_dcpt.numerics.runblock import RunBlocks
 
-__all__ = ["Design", "block_layout", "make_design", "run_blocks", "run_capacity"]
+__all__ = ["Design", "block_layout", "make_design", "run_blocks", "run_capacity", "token_grids"]
 
 
 @dataclass
@@ -59,8 +59,9 @@ class Design:
         r, y = o["r"].to_numpy(float), np.log(o["loss"].to_numpy(float))
         if self.blocks:
             b, out = run_blocks(o)
-            out |= {"N": b.column(n), "log_D": b.matrix(np.log(d), 0.0), "r": b.column(r), "log_loss": b.matrix(y),
-                    "mask": b.mask()}
+            log_d = b.matrix(np.log(d), 0.0)
+            out |= {"N": b.column(n), "log_D": log_d, "r": b.column(r), "log_loss": b.matrix(y), "mask": b.mask()}
+            out |= token_grids(out["t_run"] * len(self.domains) + out["d_run"], log_d)
         else:
             out = {"t_idx": o["t_idx"].to_numpy(np.int64), "d_idx": o["d_idx"].to_numpy(np.int64),
                    "run_idx": o["run_idx"].to_numpy(np.int64),
@@ -111,6 +112,21 @@ def block_layout(arrays: dict[str, np.ndarray]) -> tuple[bool, ...]:
     model and failed on the new shape.
     """
     return tuple(np.shape(v)[1] > 1 for _, v in sorted(arrays.items()) if np.ndim(v) == 2)
+
+
+def token_grids(cells: np.ndarray, log_d: np.ndarray) -> dict[str, np.ndarray]:
+    """The distinct (parameter cell, token grid) pairs of a run-block layout, for ``D^-beta`` once per pair.
+
+    Runs of one (target, domain) cell that log the same token grid share their ``D^-beta`` row: the model computes
+    it for each pair (``pair_cell``, ``pair_log_D``) and gathers it by ``run_pair``. Probe grids usually evaluate
+    every run at the same steps, so the pairs are the cells and the token term's transcendentals fall from one per
+    checkpoint to one per cell and grid point (BENCHMARKS.md, scale); with a grid per run nothing is shared and
+    the gather costs little.
+    """
+    key = np.column_stack([np.asarray(cells, float), log_d])
+    _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    return {"pair_cell": np.asarray(cells, np.int64)[first], "pair_log_D": log_d[first],
+            "run_pair": inv.reshape(-1).astype(np.int64)}
 
 
 def run_blocks(obs: pd.DataFrame) -> tuple[RunBlocks, dict[str, np.ndarray]]:

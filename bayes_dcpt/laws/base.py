@@ -27,6 +27,7 @@ __all__ = [
     "Law",
     "Param",
     "Prior",
+    "d_power",
     "inputs_from_frame",
     "n_term",
     "power",
@@ -195,6 +196,18 @@ def inputs_from_frame(df: pd.DataFrame, target: str | None = None) -> dict[str, 
 def power(xp: Any, base: Any, expo: Any) -> Any:
     """base**expo for base > 0 written as exp(expo*log(base)) (stable gradients in PyTensor)."""
     return xp.exp(expo * xp.log(base))
+
+
+def d_power(xp: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
+    """The token term ``D^-beta`` of the D-CPT family.
+
+    A model whose runs share token grids passes it precomputed as ``x["D_pow"]`` (each distinct grid and
+    ``beta`` once, not once per run: on dense probe logs that is most of a gradient's transcendentals); everything
+    else computes it here.
+    """
+    if "D_pow" in x:
+        return x["D_pow"]
+    return power(xp, x["D"], -p["beta"])
 
 
 def ratio_power(xp: Any, r: Any, expo: Any) -> Any:

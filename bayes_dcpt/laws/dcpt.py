@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayes_dcpt.laws.base import Law, Param, Prior, n_term, power, ratio_power
+from bayes_dcpt.laws.base import Law, Param, Prior, d_power, n_term, power, ratio_power
 from bayes_dcpt.laws.priors import (
     c_param,
     coef,
@@ -41,16 +41,16 @@ def _c_term(xp, p, x):
 
 # -------------------------------------------------------------------------------------------- formulas
 def _f_L1(xp, p, x):
-    return p["E"] + n_term(xp, p, x) + p["B"] * power(xp, x["D"], -p["beta"]) + _c_term(xp, p, x)
+    return p["E"] + n_term(xp, p, x) + p["B"] * d_power(xp, p, x) + _c_term(xp, p, x)
 
 
 def _f_L2(xp, p, x):
-    inner = p["B"] * power(xp, x["D"], -p["beta"]) + _c_term(xp, p, x)
+    inner = p["B"] * d_power(xp, p, x) + _c_term(xp, p, x)
     return p["E"] + n_term(xp, p, x) + power(xp, inner, p["eta"])
 
 
 def _f_L3(xp, p, x):
-    d_term = p["B"] * ratio_power(xp, x["r"], p["eta"]) * power(xp, x["D"], -p["beta"])
+    d_term = p["B"] * ratio_power(xp, x["r"], p["eta"]) * d_power(xp, p, x)
     return p["E"] + n_term(xp, p, x) + d_term + _c_term(xp, p, x)
 
 
@@ -58,7 +58,7 @@ def _f_L4(xp, p, x):
     return (
         p["E"]
         + n_term(xp, p, x)
-        + p["B"] * power(xp, p["b"], x["r"]) * power(xp, x["D"], -p["beta"])
+        + p["B"] * power(xp, p["b"], x["r"]) * d_power(xp, p, x)
         + p["C"] * power(xp, p["c"], -x["r"])
     )
 
@@ -69,12 +69,12 @@ def _f_L5(xp, p, x):
 
 
 def _f_L6(xp, p, x):
-    return p["E"] + n_term(xp, p, x) + p["B"] * xp.exp(x["r"]) * power(xp, x["D"], -p["beta"]) + _c_term(xp, p, x)
+    return p["E"] + n_term(xp, p, x) + p["B"] * xp.exp(x["r"]) * d_power(xp, p, x) + _c_term(xp, p, x)
 
 
 def _f_L7(xp, p, x):
     rp = x["r"] + p["eps"]
-    return p["E"] + n_term(xp, p, x) + p["B"] * power(xp, rp, p["eta"]) * power(xp, x["D"], -p["beta"]) + _c_term(
+    return p["E"] + n_term(xp, p, x) + p["B"] * power(xp, rp, p["eta"]) * d_power(xp, p, x) + _c_term(
         xp, p, x
     )
 
