@@ -6,7 +6,9 @@ a calibration measure, not a score of the whole predictive distribution. This sc
 calibrated exactly as ``bd.fit`` does it (its data streams, then its held-out refits on the default splits: later
 tokens from two origins and the largest size), and each held-out run's log predictive density kept. Reported per
 grid, split and target: elpd of each variant, the paired difference with its standard error (runs as units, as
-``law="auto"``'s screening computes it) and the stacking weights over all the held-out runs of the grid.
+``law="auto"``'s screening computes it) and the stacking weights over all the held-out runs of the grid; each with
+two scores: a run's held-out checkpoints jointly (``lpd``, what ``law="auto"`` weighs by) and the sum of each held-out
+checkpoint's own density given the run's fitted checkpoints (``lpd_points``).
 
 Variants: ``--compare share_power`` (default; forgetting linear in the domain share against ``s^eta_s`` per
 domain), ``rewarm`` or ``replay_scope`` (``bench_replay_scope.VARIANTS``), or ``seed`` (the default law at seeds 1
@@ -14,7 +16,7 @@ and 2: the Monte Carlo spread of the same comparison between two fits of one mod
 after 500 tuning steps, seed 1 (``bench_replay_scope.MCMC``); refits with the package's settings for such a fit.
 
 Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_heldout_elpd.py [--compare share_power] [--grids example]``;
-rows in ``benchmarks/results/heldout_elpd_<compare>.csv``.
+rows in ``benchmarks/results/heldout_elpd_<compare>[_<tag>].csv``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ OUT = REPO / "benchmarks" / "results"
 #: model apart the held-out elpd lands (the Monte Carlo error of the refits, which run-level se does not include).
 COMPARES = {**VARIANTS, "seed": {"seed 1": {"seed": 1}, "seed 2": {"seed": 2}}}
 GRIDS = {"example": datasets.load_example, "long": datasets.load_long_cpt}
+#: The held-out scores compared: each run's held-out checkpoints jointly (what ``law="auto"`` weighs by), and the sum
+#: of each checkpoint's own predictive density given the run's fitted checkpoints (``HoldoutScore.runs``).
+SCORES = {"lpd": "run jointly", "lpd_points": "per checkpoint"}
 
 
 def scored_fit(df: pd.DataFrame, kw: dict) -> tuple[object, pd.DataFrame, float]:
@@ -55,7 +60,7 @@ def scored_fit(df: pd.DataFrame, kw: dict) -> tuple[object, pd.DataFrame, float]
         sc = holdout_scores(f, seed=mcmc["seed"], refit=refit)
         attach(f, sc, time.perf_counter() - t1, refit)
     runs = pd.concat([s.runs.assign(split=s.split) for s in sc], ignore_index=True)
-    return f, runs[["split", "target", "run_id", "lpd"]], time.perf_counter() - t0
+    return f, runs[["split", "target", "run_id", "lpd", "lpd_points"]], time.perf_counter() - t0
 
 
 def paired(lpd: pd.DataFrame, a: str, b: str) -> tuple[float, float, int]:
@@ -68,29 +73,31 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--compare", default="share_power", choices=sorted(COMPARES))
     ap.add_argument("--grids", default="example,long")
+    ap.add_argument("--tag", default="", help="suffix of the results file")
     a = ap.parse_args()
     print(f"machine: {machine()}")
     names = list(COMPARES[a.compare])
     rows = []
     for grid in a.grids.split(","):
         df = GRIDS[grid]()
-        lpds = {}
+        runs_of = {}
         for name in names:
             f, runs, secs = scored_fit(df, COMPARES[a.compare][name])
             d = f.diagnostics(warn=False)
             print(f"{grid} {name}: {secs:.0f} s (fit and held-out refits); {d}", flush=True)
-            lpds[name] = runs.set_index(["split", "target", "run_id"])["lpd"]
-        lpd = pd.concat(lpds, axis=1, join="inner")
-        w = stacking_weights(lpd.to_numpy())
-        base, other = names
-        groups = [("all", "both", lpd)] + [(s, t, g) for (s, t), g in lpd.groupby(level=["split", "target"])]
-        for split, target, g in groups:
-            diff, se, n = paired(g, base, other)
-            rows.append({"grid": grid, "split": split, "target": target, "runs": n,
-                         f"elpd {base}": float(g[base].sum()), f"elpd {other}": float(g[other].sum()),
-                         "difference": diff, "se": se, "z": diff / se if se > 0 else np.nan,
-                         "stacking weight of " + other: float(w[1]) if split == "all" else np.nan})
-        pd.DataFrame(rows).to_csv(OUT / f"heldout_elpd_{a.compare}.csv", index=False)
+            runs_of[name] = runs.set_index(["split", "target", "run_id"])
+        for score in SCORES:
+            lpd = pd.concat({n: r[score] for n, r in runs_of.items()}, axis=1, join="inner")
+            w = stacking_weights(lpd.to_numpy())
+            base, other = names
+            groups = [("all", "both", lpd)] + [(s, t, g) for (s, t), g in lpd.groupby(level=["split", "target"])]
+            for split, target, g in groups:
+                diff, se, n = paired(g, base, other)
+                rows.append({"grid": grid, "score": SCORES[score], "split": split, "target": target, "runs": n,
+                             f"elpd {base}": float(g[base].sum()), f"elpd {other}": float(g[other].sum()),
+                             "difference": diff, "se": se, "z": diff / se if se > 0 else np.nan,
+                             "stacking weight of " + other: float(w[1]) if split == "all" else np.nan})
+        pd.DataFrame(rows).to_csv(OUT / f"heldout_elpd_{a.compare}{'_' + a.tag if a.tag else ''}.csv", index=False)
     print(md_table(pd.DataFrame(rows), ".3g"))
 
 

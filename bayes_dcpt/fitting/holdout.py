@@ -142,7 +142,9 @@ def make_splits(df: pd.DataFrame, kinds: Sequence[str] = ("tokens", "size")) -> 
 class HoldoutScore:
     """A posterior's score on one split's held-out rows.
 
-    ``runs``: one row per held-out (target, run) with its log predictive density ``lpd`` and ``n_points``;
+    ``runs``: one row per held-out (target, run) with its log predictive density ``lpd`` (the run's held-out
+    checkpoints jointly), ``lpd_points`` (the sum of each held-out checkpoint's own log predictive density, each
+    given the run's fitted checkpoints: less Monte Carlo error, BENCHMARKS.md) and ``n_points``;
     ``points``: one row per held-out measurement with the prediction ``pred`` (posterior mean), the band ``lo``,
     ``hi``, ``inside``, the log error ``log_error`` (``log y - E[log f]``), the predictive log-scale sd
     ``log_sd`` and the distances ``delta_tokens``, ``delta_size``, ``delta_ratio`` beyond the training data.
@@ -178,17 +180,17 @@ def _scored_rows(frame: pd.DataFrame, target: str, zero_ratio: bool) -> pd.DataF
     return rows.reset_index(drop=True)
 
 
-def _run_log_lik(post: Any, target: str, frame: pd.DataFrame, logm: np.ndarray, codes: np.ndarray,
-                 n_runs: int, streams: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """Run-block log-likelihood ``(S, n_runs)`` of the rows of ``frame`` (run ``codes``), offsets integrated out.
+def _run_sums(post: Any, target: str, frame: pd.DataFrame, logm: np.ndarray, codes: np.ndarray, n_runs: int,
+              streams: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
+    """The pieces of the run-block log-likelihood of the rows of ``frame`` (run ``codes``), per draw.
 
-    ``streams``: each row's data-stream shift and noise factor (:func:`~bayes_dcpt.posterior.streams.stream_shift`),
-    as the predictive draws apply them: the residual is taken from the shifted law, and the checkpoint noise and the
-    run offset (the run's mean factor) are scaled.
+    ``e`` and ``v``: each row's residual and noise variance ``(S, n)``; ``tau`` and ``nu``: each run's offset sd and
+    degrees of freedom ``(S, n_runs)`` (``nu`` None: Normal); ``student``: sampled-offset fits, whose checkpoints
+    are Student-t given the offset (no closed form by sums). ``streams``: each row's data-stream shift and noise
+    factor (:func:`~bayes_dcpt.posterior.streams.stream_shift`), as the predictive draws apply them: the residual
+    is taken from the shifted law, and the checkpoint noise and the run offset (the run's mean factor) are scaled.
     """
     S = logm.shape[0]
-    if len(frame) == 0:
-        return np.zeros((S, n_runs))
     nz = post.noise_rows(target, frame["domain"])  # (S, n): each row's (its domain's) noise
 
     def per_run(v: np.ndarray) -> np.ndarray:  # (S, n_runs): the value of each run's rows (one domain per run)
@@ -207,21 +209,59 @@ def _run_log_lik(post: Any, target: str, frame: pd.DataFrame, logm: np.ndarray, 
         run_factor = np.bincount(codes, factor, n_runs) / np.maximum(np.bincount(codes, minlength=n_runs), 1)
         tau = tau * run_factor
     nu = per_run(nz["nu"]) if "nu" in nz else None
-    if nu is not None and not post.ctx.get("run_mixing"):  # sampled-offset fits: Student-t checkpoints
-        out = np.zeros((S, n_runs))
-        sig = per_run(nz["sigma"]) * run_factor
-        for k in np.unique(codes):
-            m = codes == k
-            out[:, k] = latent_student_log_likelihood(e[:, m], np.zeros(int(m.sum())), sig[:, k], tau[:, k],
-                                                      nu[:, k])
-        return out
+    student = nu is not None and not post.ctx.get("run_mixing")
+    sig = per_run(nz["sigma"]) * run_factor if student else None
+    return {"e": e, "v": sd**2, "tau": tau, "nu": nu, "student": student, "sigma": sig}
+
+
+def _block_sums(parts: dict[str, Any], codes: np.ndarray, n_runs: int) -> tuple[np.ndarray, ...]:
+    """``w0 = sum 1/v``, ``w1 = sum e/v``, ``w2 = sum e^2/v``, ``sum log v`` and the count of each run's rows."""
     M = np.zeros((len(codes), n_runs))
     M[np.arange(len(codes)), codes] = 1.0
-    v = sd**2
-    w0, w1, w2, lv = (1.0 / v) @ M, (e / v) @ M, (e**2 / v) @ M, np.log(v) @ M
-    n = M.sum(axis=0)[None, :]
+    e, v = parts["e"], parts["v"]
+    return (1.0 / v) @ M, (e / v) @ M, (e**2 / v) @ M, np.log(v) @ M, M.sum(axis=0)[None, :]
+
+
+def _run_log_lik(post: Any, target: str, frame: pd.DataFrame, logm: np.ndarray, codes: np.ndarray,
+                 n_runs: int, streams: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Run-block log-likelihood ``(S, n_runs)`` of the rows of ``frame`` (run ``codes``), offsets integrated out."""
+    S = logm.shape[0]
+    if len(frame) == 0:
+        return np.zeros((S, n_runs))
+    parts = _run_sums(post, target, frame, logm, codes, n_runs, streams)
+    if parts["student"]:  # sampled-offset fits: Student-t checkpoints
+        out = np.zeros((S, n_runs))
+        for k in np.unique(codes):
+            m = codes == k
+            out[:, k] = latent_student_log_likelihood(parts["e"][:, m], np.zeros(int(m.sum())),
+                                                      parts["sigma"][:, k], parts["tau"][:, k], parts["nu"][:, k])
+        return out
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        return weighted_run_terms(np, w0, w1, w2, lv, n, tau**2, nu)
+        return weighted_run_terms(np, *_block_sums(parts, codes, n_runs), parts["tau"]**2, parts["nu"])
+
+
+def _point_log_lik(post: Any, target: str, both: pd.DataFrame, logm: np.ndarray, codes: np.ndarray,
+                   n_test: int, n_runs: int, streams: tuple[np.ndarray, np.ndarray]) -> np.ndarray | None:
+    """Each held-out checkpoint's log-likelihood given its run's fitted ones, ``(S, n_test)`` (None: no closed form).
+
+    ``both`` holds the ``n_test`` held-out rows first, then the conditioning rows; ``codes`` their runs. A point's
+    density is its run's block with the point added, divided by the block without it: the run offset is what the
+    fitted checkpoints say, and the other held-out checkpoints of the run are left out (they are scored alone).
+    """
+    parts = _run_sums(post, target, both, logm, codes, n_runs, streams)
+    if parts["student"]:
+        return None
+    cond = slice(n_test, None)
+    sums = _block_sums({"e": parts["e"][:, cond], "v": parts["v"][:, cond]}, codes[cond], n_runs)
+    c = codes[:n_test]
+    e, v = parts["e"][:, :n_test], parts["v"][:, :n_test]
+    var_u = parts["tau"][:, c] ** 2
+    nu = None if parts["nu"] is None else parts["nu"][:, c]
+    w0, w1, w2, lv, n = (x[:, c] for x in sums)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        with_point = weighted_run_terms(np, w0 + 1.0 / v, w1 + e / v, w2 + e**2 / v, lv + np.log(v), n + 1.0,
+                                        var_u, nu)
+        return with_point - weighted_run_terms(np, w0, w1, w2, lv, n, var_u, nu)
 
 
 def _band(post: Any, target: str, test: pd.DataFrame, seed: int, ci: float,
@@ -259,12 +299,19 @@ def _score_target(post: Any, split: Split, target: str, zero_ratio: bool, seed: 
     ll_cond = _run_log_lik(post, target, cond, logm_all[:, len(test):], cond_codes, len(runs))
     ll = np.where(np.isfinite(ll_all), ll_all - ll_cond, -np.inf)
     lpd = logsumexp(ll, axis=0) - np.log(ll.shape[0])
+    ll_pt = _point_log_lik(post, target, both, logm_all, np.r_[codes, cond_codes], len(test), len(runs), on_streams)
+    if ll_pt is None:
+        lpd_points = np.full(len(runs), np.nan)
+    else:
+        ll_pt = np.where(np.isfinite(ll_pt), ll_pt, -np.inf)
+        lpd_points = np.bincount(codes, logsumexp(ll_pt, axis=0) - np.log(ll_pt.shape[0]), len(runs))
     first = test.groupby("run_id", sort=True).first()
     run_rows = pd.DataFrame({"split": split.kind, "target": target, "run_id": runs,
                              "domain": first.loc[runs, "domain"].to_numpy(),
                              "n_params": first.loc[runs, "n_params"].to_numpy(float),
                              "r_domain": first.loc[runs, "r_domain"].to_numpy(float),
-                             "n_points": np.bincount(codes, minlength=len(runs)), "lpd": lpd})
+                             "n_points": np.bincount(codes, minlength=len(runs)), "lpd": lpd,
+                           "lpd_points": lpd_points})
     lo, hi, log_sd = _band(post, target, test, seed, ci, logm_test)
     y = test[f"loss_{target}"].to_numpy(float)
     with np.errstate(all="ignore"):
