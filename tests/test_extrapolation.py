@@ -132,8 +132,10 @@ class _Hetero(Posterior):
         return np.asarray(self.noise[target]["sigma"])[:, None] * grow[None, :]
 
 
-def _brute_lpd(post: Posterior, split, target: str, run: str, conditional: bool) -> float:
+def _brute_lpd(post: Posterior, split, target: str, run: str, conditional: bool, point: int | None = None) -> float:
+    """A held-out run's log predictive density by dense covariances (``point``: that held-out checkpoint alone)."""
     test = split.test[(split.test["run_id"] == run) & split.test[f"loss_{target}"].notna()]
+    test = test if point is None else test.iloc[[point]]
     early = split.train[(split.train["run_id"] == run) & (split.train["tokens"] > 0)] if conditional else \
         split.train.head(0)
     rows = pd.concat([test, early], ignore_index=True)
@@ -166,8 +168,13 @@ def test_run_scores_equal_brute_force_densities(world, grid_df, nu, hetero):
         for t in ("general", "domain"):
             ids = runs.loc[t].index.to_numpy()
             for run in rng.choice(ids, 3, replace=False):
-                want = _brute_lpd(post, split, t, run, conditional=split.kind == "tokens")
+                cond = split.kind == "tokens"
+                want = _brute_lpd(post, split, t, run, conditional=cond)
                 assert runs.loc[(t, run), "lpd"] == pytest.approx(want, rel=1e-8, abs=1e-8)
+                # per checkpoint: each held-out checkpoint alone, given the run's fitted ones, summed over the run
+                k = int(runs.loc[(t, run), "n_points"])
+                each = sum(_brute_lpd(post, split, t, run, cond, point=i) for i in range(k))
+                assert runs.loc[(t, run), "lpd_points"] == pytest.approx(each, rel=1e-8, abs=1e-8)
         # zero own-ratio losses are not scored unless asked: the general loss at r = 1, the domain loss at r = 0
         assert not ((sc.points["target"] == "domain") & (sc.points["r_domain"] == 0)).any()
         assert not ((sc.points["target"] == "general") & (sc.points["r_domain"] == 1)).any()
@@ -361,6 +368,40 @@ def test_scoring_refits_cap_the_nuts_trees_unless_told():
     assert refit_settings({"sampler_kwargs": {"target_accept": 0.95}})["sampler_kwargs"] == {
         "maxdepth": REFIT_MAXDEPTH, "target_accept": 0.95}
     assert "sampler_kwargs" not in refit_settings({"sampler": "laplace"})  # only NUTS by nutpie has trees to cap
+
+
+def test_an_unconverged_scoring_refit_is_sampled_again(monkeypatch):
+    """R-hat over 1.01 or under 100 effective draws: the refit is sampled again with the retry settings, once."""
+    from types import SimpleNamespace
+
+    from bayes_dcpt.fitting import dcpt
+    from bayes_dcpt.fitting import extrapolation as ex
+    from bayes_dcpt.fitting.api import _refit_settings
+    from bayes_dcpt.fitting.diagnostics import Diagnostics
+
+    calls, n_obs = [], 500
+
+    def fake_fit(data, law, target, **kw):  # converges only with the retry's draws
+        calls.append(kw)
+        rhat, ess = (1.05, 60.0) if kw["draws"] < 1000 else (1.003, 900.0)
+        return SimpleNamespace(_diagnostics=Diagnostics("nutpie", 0, rhat, ess, ess, 1.0, kw["draws"], kw["chains"],
+                                                        1.0), design=SimpleNamespace(obs=range(n_obs)))
+
+    monkeypatch.setattr(dcpt, "fit", fake_fit)
+    f = ex._refit(None, "L1", "both", {}, None, 3, {})
+    assert [(c["draws"], c["tune"], c["chains"], c["seed"]) for c in calls] == [(400, 400, 2, 3), (1000, 1000, 4, 3)]
+    assert all("retry" not in c for c in calls) and calls[1]["sampler_kwargs"]["maxdepth"] == ex.REFIT_MAXDEPTH
+    assert f.retried_after == ("R-hat 1.050 > 1.01", "ESS 60 < 100") and f._diagnostics.rhat_max < 1.01
+    for settings in ({"retry": None}, {"draws": 1000, "tune": 1000, "chains": 4}, {"sampler": "laplace"}):
+        calls.clear()
+        assert ex._refit(None, "L1", "both", {}, None, 3, settings).retried_after == () and len(calls) == 1
+    calls.clear()
+    n_obs = ex.REFIT_RETRY_MAX_OBS  # at scale a retry costs minutes: not retried
+    assert ex._refit(None, "L1", "both", {}, None, 3, {}).retried_after == () and len(calls) == 1
+    # a quick fit retries no longer than itself
+    assert _refit_settings(True, {"draws": 500, "tune": 300, "chains": 4})["retry"] == {"draws": 500, "tune": 300,
+                                                                                         "chains": 4}
+    assert ex.refit_settings({"sampler": "laplace"})["retry"] is None
 
 
 def test_the_card_records_the_refit_settings_without_callables(grid_df):

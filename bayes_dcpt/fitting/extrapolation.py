@@ -29,16 +29,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayes_dcpt.constants import RHAT_MAX
 from bayes_dcpt.errors import FitError
+from bayes_dcpt.fitting.diagnostics import APPROXIMATE_SAMPLERS
 from bayes_dcpt.fitting.discrepancy import AXES, attach_data_context, estimate_kappa
 from bayes_dcpt.fitting.holdout import HoldoutScore, Split, make_splits, score_split
 from bayes_dcpt.fitting.progress import stage
 from bayes_dcpt.fitting.samplers import recordable
 from bayes_dcpt.posterior.streams import stream_deviations, stream_summary
 
-__all__ = ["DEFAULT_SPLITS", "DOMAIN_PRIOR_RUNS", "MODEL_SETTINGS", "REFIT_DEFAULTS", "REFIT_MAXDEPTH", "calibrate",
-           "discrepancy_from_scores", "holdout_scores", "holdout_table", "law_holdout_scores", "model_settings",
-           "refit_law", "refit_settings", "stream_components"]
+__all__ = ["DEFAULT_SPLITS", "DOMAIN_PRIOR_RUNS", "MODEL_SETTINGS", "REFIT_DEFAULTS", "REFIT_ESS_MIN", "REFIT_MAXDEPTH",
+           "REFIT_RETRY", "REFIT_RETRY_MAX_OBS", "calibrate", "discrepancy_from_scores", "holdout_scores",
+           "holdout_table", "law_holdout_scores", "model_settings", "refit_law", "refit_settings", "stream_components"]
 
 #: The splits calibrated by default: later tokens from two origins and the largest size (what users extrapolate
 #: to). The early token origin comes last, so that ``law="auto"`` screens out the laws the first two rule out
@@ -51,6 +53,18 @@ REFIT_DEFAULTS: dict[str, Any] = {"sampler": "nutpie", "draws": 400, "tune": 400
 #: allowed to cost 8x a well-behaved law's: at 32,400 rows the base-anchored law's refit on the simulated D-CPT
 #: world ran over 14 minutes uncapped while the D-CPT law's took ~28 steps per draw (BENCHMARKS.md, scale).
 REFIT_MAXDEPTH = 7
+#: A scoring refit whose chains disagree (R-hat above :data:`~bayes_dcpt.fitting.diagnostics.RHAT_MAX`) or whose
+#: draws are too few to average a run's density (ESS under :data:`REFIT_ESS_MIN`) is sampled again with these
+#: settings (``refit={"retry": None}``: never). On the long-CPT grid every 2 x 400 refit of the CPT law had R-hat
+#: 1.011-1.021, and two seeds of the same model put its held-out elpd 78 apart (3.4 se); with the retries, 8-12
+#: apart. The example's early-origin refit stays unconverged even so (R-hat 1.027 at 4 x 1,000; BENCHMARKS.md,
+#: "Held-out elpd ... two seeds").
+REFIT_RETRY: dict[str, Any] = {"draws": 1000, "tune": 1000, "chains": 4}
+#: Effective draws below which a scoring refit is sampled again (:data:`REFIT_RETRY`).
+REFIT_ESS_MIN = 100
+#: Refits of this many fitted log losses or more are not retried: at 32,400 rows (64,800 log losses) the D-CPT
+#: fit's three retried refits took its calibration from 60 to 521 s, and the 5-minute fit to 11 minutes.
+REFIT_RETRY_MAX_OBS = 10_000
 
 
 #: Pseudo-runs of the pooled discrepancy slope in a domain's own (:func:`discrepancy_from_scores`): a domain's slope
@@ -73,20 +87,45 @@ def model_settings(fit: Any) -> dict[str, Any]:
 
 def _refit(data: pd.DataFrame, law: Any, target: str, model: Mapping[str, Any], slots: int | None, seed: int,
            settings: Mapping[str, Any]) -> Any:
+    """A scoring refit; sampled again with the ``retry`` settings when its chains say it has not converged.
+
+    Only refits of fewer than :data:`REFIT_RETRY_MAX_OBS` log losses are retried. The retried fit carries the
+    first one's problems in ``retried_after`` (empty when it was not retried).
+    """
     from bayes_dcpt.fitting.dcpt import fit as fit_one
 
-    return fit_one(data, law, target, seed=seed, warn=False, run_slots=slots, **dict(model),
-                   **refit_settings(settings))
+    kw = refit_settings(settings)
+    retry = kw.pop("retry", None)
+    f = fit_one(data, law, target, seed=seed, warn=False, run_slots=slots, **dict(model), **kw)
+    first = _unconverged(f._diagnostics) if retry and len(f.design.obs) < REFIT_RETRY_MAX_OBS else []
+    if first:
+        f = fit_one(data, law, target, seed=seed, warn=False, run_slots=slots, **dict(model), **{**kw, **retry})
+    f.retried_after = tuple(first)
+    return f
+
+
+def _unconverged(d: Any) -> list[str]:
+    """Why a scoring refit's draws cannot be trusted to average densities: disagreeing chains, too few draws."""
+    if d.approximate:
+        return []
+    out = [f"R-hat {d.rhat_max:.3f} > {RHAT_MAX}"] if d.rhat_max > RHAT_MAX else []
+    ess = min(d.ess_bulk_min, d.ess_tail_min)
+    return out + ([f"ESS {ess:.0f} < {REFIT_ESS_MIN}"] if ess < REFIT_ESS_MIN else [])
 
 
 def refit_settings(settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The sampler settings of a scoring refit: ``settings`` over :data:`REFIT_DEFAULTS`, NUTS trees capped.
 
-    nutpie refits get ``maxdepth`` :data:`REFIT_MAXDEPTH` unless ``settings["sampler_kwargs"]`` names one.
+    nutpie refits get ``maxdepth`` :data:`REFIT_MAXDEPTH` unless ``settings["sampler_kwargs"]`` names one. MCMC
+    refits get ``retry`` (:data:`REFIT_RETRY` unless given; None: no retry), dropped when it asks for no more
+    draws, tuning or chains than the refit itself.
     """
     kw = {**REFIT_DEFAULTS, **dict(settings or {})}
     if kw.get("sampler") == "nutpie":
         kw["sampler_kwargs"] = {"maxdepth": REFIT_MAXDEPTH, **dict(kw.get("sampler_kwargs") or {})}
+    retry = kw.get("retry", REFIT_RETRY) if kw.get("sampler") not in APPROXIMATE_SAMPLERS else None
+    more = retry and any(int(retry.get(k, kw.get(k, 0))) > int(kw.get(k, 0)) for k in ("draws", "tune", "chains"))
+    kw["retry"] = dict(retry) if more else None
     return kw
 
 
@@ -186,6 +225,7 @@ def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping
         d = f._diagnostics
         score.info = {"description": split.description, "refit": _recorded(refit),
                       "sampler_ok": bool(d.sampler_ok), "problems": list(d.problems),
+                      "retried_after": list(getattr(f, "retried_after", ())),
                       **({"posterior": f.posterior} if keep else {})}
         out.append(score)
     return out
