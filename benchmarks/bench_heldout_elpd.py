@@ -57,7 +57,7 @@ def scored_fit(df: pd.DataFrame, kw: dict) -> tuple[object, pd.DataFrame, float]
         t1 = time.perf_counter()
         f.posterior.ctx["streams"] = stream_deviations(f.posterior, f.fitted_data())  # as ``calibrate`` does
         refit = _refit_settings(True, mcmc)
-        sc = holdout_scores(f, seed=mcmc["seed"], refit=refit)
+        sc = holdout_scores(f, seed=mcmc["seed"], refit=refit, per_point=True)
         attach(f, sc, time.perf_counter() - t1, refit)
     runs = pd.concat([s.runs.assign(split=s.split) for s in sc], ignore_index=True)
     return f, runs[["split", "target", "run_id", "lpd", "lpd_points"]], time.perf_counter() - t0

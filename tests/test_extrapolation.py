@@ -162,8 +162,10 @@ def _brute_lpd(post: Posterior, split, target: str, run: str, conditional: bool,
 def test_run_scores_equal_brute_force_densities(world, grid_df, nu, hetero):
     post = _l3_posterior(world, 12, 0, nu=nu, hetero=hetero)
     for split in make_splits(grid_df, ("tokens", "size")):
-        sc = score_split(post, split, law="L3", zero_ratio=False)
+        sc = score_split(post, split, law="L3", zero_ratio=False, per_point=True)
         runs = sc.runs.set_index(["target", "run_id"])
+        plain = score_split(post, split, law="L3", zero_ratio=False).runs  # per checkpoint only when asked
+        assert plain["lpd_points"].isna().all() and np.array_equal(plain["lpd"], sc.runs["lpd"])
         rng = np.random.default_rng(1)
         for t in ("general", "domain"):
             ids = runs.loc[t].index.to_numpy()

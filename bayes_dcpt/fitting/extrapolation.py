@@ -150,7 +150,7 @@ def refit_law(fit: Any, data: pd.DataFrame, *, seed: int = 0, **settings: Any) -
 
 def holdout_scores(fit: Any, splits: Sequence[str] | Sequence[Split] = DEFAULT_SPLITS, *,
                    zero_ratio: bool | None = None, seed: int = 0, refit: Mapping[str, Any] | None = None,
-                   keep: bool = False) -> list[HoldoutScore]:
+                   keep: bool = False, per_point: bool = False) -> list[HoldoutScore]:
     """Refit ``fit``'s law on each held-out split of its data and score the held-out rows.
 
     Parameters
@@ -168,12 +168,14 @@ def holdout_scores(fit: Any, splits: Sequence[str] | Sequence[Split] = DEFAULT_S
         Sampler settings of the refits (over :data:`REFIT_DEFAULTS`).
     keep
         Keep each refit's posterior in the score's ``info["posterior"]`` (``law="auto"`` stacks them).
+    per_point
+        Also score each held-out checkpoint on its own (:func:`~bayes_dcpt.fitting.holdout.score_split`).
     """
     zr = bool(getattr(fit.config, "zero_ratio", False) or fit.law.family == "cpt") if zero_ratio is None \
         else zero_ratio
     return law_holdout_scores(fit.data, fit.law, fit.config.target, model_settings(fit), splits, zero_ratio=zr,
                               seed=seed, refit=refit, keep=keep, run_slots=_run_slots(fit),
-                              streams=stream_components(_streams_of(fit)))
+                              streams=stream_components(_streams_of(fit)), per_point=per_point)
 
 
 def _streams_of(fit: Any) -> dict[str, Any]:
@@ -198,7 +200,7 @@ def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping
                        splits: Sequence[str] | Sequence[Split] = DEFAULT_SPLITS, *, zero_ratio: bool,
                        seed: int = 0, refit: Mapping[str, Any] | None = None, keep: bool = False,
                        run_slots: int | None = None, first: int = 0,
-                       streams: Mapping[str, Any] | None = None) -> list[HoldoutScore]:
+                       streams: Mapping[str, Any] | None = None, per_point: bool = False) -> list[HoldoutScore]:
     """:func:`holdout_scores` of a law that has not been fitted to all of ``data`` (``law="auto"`` weighs first).
 
     ``model`` are the model settings (:data:`MODEL_SETTINGS`) the full fit would use, resolved on ``data`` (so the
@@ -217,7 +219,8 @@ def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping
                 f = _refit(split.train, law, target, model, run_slots, seed + 17 * (k + 1), dict(refit or {}))
                 if streams:
                     f.posterior.ctx["streams"] = stream_deviations(f.posterior, f.fitted_data(), components=streams)
-                score = score_split(f.posterior, split, law=f.law.name, zero_ratio=zero_ratio, seed=seed)
+                score = score_split(f.posterior, split, law=f.law.name, zero_ratio=zero_ratio, seed=seed,
+                                    per_point=per_point)
         except FitError as exc:  # the split leaves too little of some target to fit: it measures nothing
             warnings.warn(f"held-out split {split.kind!r} skipped for {name}: {exc}", UserWarning, stacklevel=2)
             continue

@@ -143,8 +143,8 @@ class HoldoutScore:
     """A posterior's score on one split's held-out rows.
 
     ``runs``: one row per held-out (target, run) with its log predictive density ``lpd`` (the run's held-out
-    checkpoints jointly), ``lpd_points`` (the sum of each held-out checkpoint's own log predictive density, each
-    given the run's fitted checkpoints: less Monte Carlo error, BENCHMARKS.md) and ``n_points``;
+    checkpoints jointly), ``lpd_points`` (with ``score_split(..., per_point=True)``, else NaN: the sum of each
+    held-out checkpoint's own log predictive density, each given the run's fitted checkpoints) and ``n_points``;
     ``points``: one row per held-out measurement with the prediction ``pred`` (posterior mean), the band ``lo``,
     ``hi``, ``inside``, the log error ``log_error`` (``log y - E[log f]``), the predictive log-scale sd
     ``log_sd`` and the distances ``delta_tokens``, ``delta_size``, ``delta_ratio`` beyond the training data.
@@ -278,7 +278,7 @@ def _band(post: Any, target: str, test: pd.DataFrame, seed: int, ci: float,
 
 
 def _score_target(post: Any, split: Split, target: str, zero_ratio: bool, seed: int, ci: float,
-                  envelope: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+                  envelope: dict[str, Any], per_point: bool = False) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     test = _scored_rows(split.test, target, zero_ratio)
     if test.empty:
         return None
@@ -299,7 +299,8 @@ def _score_target(post: Any, split: Split, target: str, zero_ratio: bool, seed: 
     ll_cond = _run_log_lik(post, target, cond, logm_all[:, len(test):], cond_codes, len(runs))
     ll = np.where(np.isfinite(ll_all), ll_all - ll_cond, -np.inf)
     lpd = logsumexp(ll, axis=0) - np.log(ll.shape[0])
-    ll_pt = _point_log_lik(post, target, both, logm_all, np.r_[codes, cond_codes], len(test), len(runs), on_streams)
+    ll_pt = _point_log_lik(post, target, both, logm_all, np.r_[codes, cond_codes], len(test), len(runs),
+                           on_streams) if per_point else None
     if ll_pt is None:
         lpd_points = np.full(len(runs), np.nan)
     else:
@@ -328,7 +329,7 @@ def _score_target(post: Any, split: Split, target: str, zero_ratio: bool, seed: 
 
 
 def score_split(post: Any, split: Split, *, law: str = "", zero_ratio: bool = False, seed: int = 0,
-                ci: float = CI_PROB) -> HoldoutScore:
+                ci: float = CI_PROB, per_point: bool = False) -> HoldoutScore:
     """Score posterior ``post`` (fitted on ``split.train``) on the held-out rows of ``split``.
 
     Parameters
@@ -344,11 +345,14 @@ def score_split(post: Any, split: Split, *, law: str = "", zero_ratio: bool = Fa
         loss at ``r_domain = 0``). Laws compared with each other must be scored on the same rows.
     seed, ci
         Seed of the predictive simulation and probability of its band.
+    per_point
+        Also score each held-out checkpoint on its own (``runs["lpd_points"]``; NaN otherwise). It does not make
+        the scores less seed-dependent and triples the scoring time at 32,400 rows (BENCHMARKS.md), so it is off.
     """
     envelope = data_envelope(split.train)
     runs, points = [], []
     for t in post.targets:
-        res = _score_target(post, split, t, zero_ratio, seed, ci, envelope)
+        res = _score_target(post, split, t, zero_ratio, seed, ci, envelope, per_point)
         if res is not None:
             runs.append(res[0])
             points.append(res[1])
