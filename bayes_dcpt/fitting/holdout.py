@@ -225,12 +225,15 @@ def _block_sums(parts: dict[str, Any], codes: np.ndarray, n_runs: int) -> tuple[
 def _run_log_lik(post: Any, target: str, frame: pd.DataFrame, logm: np.ndarray, codes: np.ndarray,
                  n_runs: int, streams: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Run-block log-likelihood ``(S, n_runs)`` of the rows of ``frame`` (run ``codes``), offsets integrated out."""
-    S = logm.shape[0]
     if len(frame) == 0:
-        return np.zeros((S, n_runs))
-    parts = _run_sums(post, target, frame, logm, codes, n_runs, streams)
+        return np.zeros((logm.shape[0], n_runs))
+    return _parts_log_lik(_run_sums(post, target, frame, logm, codes, n_runs, streams), codes, n_runs)
+
+
+def _parts_log_lik(parts: dict[str, Any], codes: np.ndarray, n_runs: int) -> np.ndarray:
+    """:func:`_run_log_lik` from the pieces :func:`_run_sums` computed."""
     if parts["student"]:  # sampled-offset fits: Student-t checkpoints
-        out = np.zeros((S, n_runs))
+        out = np.zeros((parts["e"].shape[0], n_runs))
         for k in np.unique(codes):
             m = codes == k
             out[:, k] = latent_student_log_likelihood(parts["e"][:, m], np.zeros(int(m.sum())),
@@ -240,15 +243,14 @@ def _run_log_lik(post: Any, target: str, frame: pd.DataFrame, logm: np.ndarray, 
         return weighted_run_terms(np, *_block_sums(parts, codes, n_runs), parts["tau"]**2, parts["nu"])
 
 
-def _point_log_lik(post: Any, target: str, both: pd.DataFrame, logm: np.ndarray, codes: np.ndarray,
-                   n_test: int, n_runs: int, streams: tuple[np.ndarray, np.ndarray]) -> np.ndarray | None:
+def _point_log_lik(parts: dict[str, Any], codes: np.ndarray, n_test: int, n_runs: int) -> np.ndarray | None:
     """Each held-out checkpoint's log-likelihood given its run's fitted ones, ``(S, n_test)`` (None: no closed form).
 
-    ``both`` holds the ``n_test`` held-out rows first, then the conditioning rows; ``codes`` their runs. A point's
-    density is its run's block with the point added, divided by the block without it: the run offset is what the
-    fitted checkpoints say, and the other held-out checkpoints of the run are left out (they are scored alone).
+    ``parts`` (:func:`_run_sums`) hold the ``n_test`` held-out rows first, then the conditioning rows; ``codes``
+    their runs. A point's density is its run's block with the point added, divided by the block without it: the run
+    offset is what the fitted checkpoints say, and the other held-out checkpoints of the run are left out (they are
+    scored alone).
     """
-    parts = _run_sums(post, target, both, logm, codes, n_runs, streams)
     if parts["student"]:
         return None
     cond = slice(n_test, None)
@@ -295,12 +297,13 @@ def _score_target(post: Any, split: Split, target: str, zero_ratio: bool, seed: 
     shift, factor = stream_shift(post.ctx, test, target)
     # the conditioning rows were fitted at their size (no shift), so they keep shift 0 and factor 1
     on_streams = (np.r_[shift, np.zeros(len(cond))], np.r_[factor, np.ones(len(cond))])
-    ll_all = _run_log_lik(post, target, both, logm_all, np.r_[codes, cond_codes], len(runs), on_streams)
+    all_codes = np.r_[codes, cond_codes]
+    parts = _run_sums(post, target, both, logm_all, all_codes, len(runs), on_streams)
+    ll_all = _parts_log_lik(parts, all_codes, len(runs))
     ll_cond = _run_log_lik(post, target, cond, logm_all[:, len(test):], cond_codes, len(runs))
     ll = np.where(np.isfinite(ll_all), ll_all - ll_cond, -np.inf)
     lpd = logsumexp(ll, axis=0) - np.log(ll.shape[0])
-    ll_pt = _point_log_lik(post, target, both, logm_all, np.r_[codes, cond_codes], len(test), len(runs),
-                           on_streams) if per_point else None
+    ll_pt = _point_log_lik(parts, all_codes, len(test), len(runs)) if per_point else None
     if ll_pt is None:
         lpd_points = np.full(len(runs), np.nan)
     else:
