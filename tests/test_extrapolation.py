@@ -390,16 +390,16 @@ def test_an_unconverged_scoring_refit_is_sampled_again(monkeypatch):
                                                         1.0), design=SimpleNamespace(obs=range(n_obs)))
 
     monkeypatch.setattr(dcpt, "fit", fake_fit)
-    f = ex._refit(None, "L1", "both", {}, None, 3, {})
+    f, retried_after = ex._refit(None, "L1", "both", {}, None, 3, {})
     assert [(c["draws"], c["tune"], c["chains"], c["seed"]) for c in calls] == [(400, 400, 2, 3), (1000, 1000, 4, 3)]
     assert all("retry" not in c for c in calls) and calls[1]["sampler_kwargs"]["maxdepth"] == ex.REFIT_MAXDEPTH
-    assert f.retried_after == ("R-hat 1.050 > 1.01", "ESS 60 < 100") and f._diagnostics.rhat_max < 1.01
+    assert retried_after == ("R-hat 1.050 > 1.01", "ESS 60 < 100") and f._diagnostics.rhat_max < 1.01
     for settings in ({"retry": None}, {"draws": 1000, "tune": 1000, "chains": 4}, {"sampler": "laplace"}):
         calls.clear()
-        assert ex._refit(None, "L1", "both", {}, None, 3, settings).retried_after == () and len(calls) == 1
+        assert ex._refit(None, "L1", "both", {}, None, 3, settings)[1] == () and len(calls) == 1
     calls.clear()
     n_obs = ex.REFIT_RETRY_MAX_OBS  # at scale a retry costs minutes: not retried
-    assert ex._refit(None, "L1", "both", {}, None, 3, {}).retried_after == () and len(calls) == 1
+    assert ex._refit(None, "L1", "both", {}, None, 3, {})[1] == () and len(calls) == 1
     # a quick fit retries no longer than itself
     assert _refit_settings(True, {"draws": 500, "tune": 300, "chains": 4})["retry"] == {"draws": 500, "tune": 300,
                                                                                          "chains": 4}

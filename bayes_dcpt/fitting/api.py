@@ -19,7 +19,7 @@ from bayes_dcpt.fitting import auto, dcpt
 from bayes_dcpt.fitting.config import check_cpt_options
 from bayes_dcpt.fitting.cpt import CPTFit
 from bayes_dcpt.fitting.diagnostics import APPROXIMATE_SAMPLERS
-from bayes_dcpt.fitting.extrapolation import REFIT_DEFAULTS, REFIT_RETRY, calibrate
+from bayes_dcpt.fitting.extrapolation import REFIT_DEFAULTS, calibrate, retry_within
 from bayes_dcpt.fitting.io import read_card
 from bayes_dcpt.laws.registry import get_law
 
@@ -36,8 +36,7 @@ def _refit_settings(discrepancy: bool | Mapping[str, Any], kwargs: Mapping[str, 
         return {"sampler": sampler, "draws": draws, "chains": chains}
     # never more than the fit itself: a quick fit gets quick scoring refits, and quick retries of unconverged ones
     own = {"draws": draws, "tune": tune, "chains": chains}
-    return {**{k: min(v, REFIT_DEFAULTS[k]) for k, v in own.items()},
-            "retry": {k: min(v, REFIT_RETRY[k]) for k, v in own.items()}}
+    return {**{k: min(v, REFIT_DEFAULTS[k]) for k, v in own.items()}, "retry": retry_within(own)}
 
 
 def default_law(data: Any) -> str:

@@ -40,11 +40,11 @@ from bayes_dcpt.fitting.discrepancy import attach_data_context, stacking_weights
 from bayes_dcpt.fitting.extrapolation import (
     DEFAULT_SPLITS,
     MODEL_SETTINGS,
-    REFIT_RETRY,
     attach,
     discrepancy_from_scores,
     holdout_table,
     law_holdout_scores,
+    retry_within,
     stream_components,
 )
 from bayes_dcpt.fitting.holdout import HoldoutScore, make_splits, score_split
@@ -306,8 +306,8 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
     # every law is scored on the same rows: the zero own-ratio rows only when every candidate fits them
     zr = predicts_zero_ratio(names, model)
     split_list = make_splits(df, splits)
-    # an unconverged refit is sampled again with no more draws than the candidates' own fits (REFIT_RETRY)
-    refit = {"retry": {k: min(int(kw[k]), REFIT_RETRY[k]) for k in REFIT_RETRY}, **(refit or {})}
+    # an unconverged refit is sampled again with no more draws than the candidates' own fits
+    refit = {"retry": retry_within(kw), **(refit or {})}
     scores, screened = _held_out(df, names, target, model, split_list, zr, seed, refit, slots, notes, screen)
     lpd, weights = _weigh(scores, notes, screened)
     # the candidates do not warn one by one: the pooled diagnostics of the used ones do (below)

@@ -385,14 +385,17 @@ class _ModelBuilder:
         else:  # one flat index per observation (a 1-d gather costs far less than full[t_idx, d_idx])
             cell = v["t_idx"] * self.ND + v["d_idx"]
 
+        def flat(val: Any) -> Any:  # a (T, ND) or (T, 1) parameter as one value per (target, domain) cell
+            return pt.flatten(val * pt.ones((self.T, self.ND)))
+
         def gather(val: Any) -> Any:
-            g = pt.flatten(val * pt.ones((self.T, self.ND)))[cell]
+            g = flat(val)[cell]
             return g[:, None] if self.design.blocks else g
 
         # D = exp(log D): in every power D**-beta = exp(-beta log D) PyTensor cancels log(exp(.)) (Design.arrays)
         x = {"N": v["N"], "D": pt.exp(v["log_D"]), "r": v["r"]}
         if self.design.blocks and "beta" in full:  # D^-beta once per (cell, token grid), gathered by run
-            beta = pt.flatten(full["beta"] * pt.ones((self.T, self.ND)))[v["pair_cell"]]
+            beta = flat(full["beta"])[v["pair_cell"]]
             x["D_pow"] = pt.exp(-beta[:, None] * v["pair_log_D"])[v["run_pair"]]
         if self.cross:
             k_feats = {k: pm.Data(k, self.arr[k], dims="domain")[None, :] for k in ("k1", "k2", "k3")}

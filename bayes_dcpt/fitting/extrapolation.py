@@ -40,7 +40,8 @@ from bayes_dcpt.posterior.streams import stream_deviations, stream_summary
 
 __all__ = ["DEFAULT_SPLITS", "DOMAIN_PRIOR_RUNS", "MODEL_SETTINGS", "REFIT_DEFAULTS", "REFIT_ESS_MIN", "REFIT_MAXDEPTH",
            "REFIT_RETRY", "REFIT_RETRY_MAX_OBS", "calibrate", "discrepancy_from_scores", "holdout_scores",
-           "holdout_table", "law_holdout_scores", "model_settings", "refit_law", "refit_settings", "stream_components"]
+           "holdout_table", "law_holdout_scores", "model_settings", "refit_law", "refit_settings", "retry_within",
+           "stream_components"]
 
 #: The splits calibrated by default: later tokens from two origins and the largest size (what users extrapolate
 #: to). The early token origin comes last, so that ``law="auto"`` screens out the laws the first two rule out
@@ -86,11 +87,11 @@ def model_settings(fit: Any) -> dict[str, Any]:
 
 
 def _refit(data: pd.DataFrame, law: Any, target: str, model: Mapping[str, Any], slots: int | None, seed: int,
-           settings: Mapping[str, Any]) -> Any:
+           settings: Mapping[str, Any]) -> tuple[Any, tuple[str, ...]]:
     """A scoring refit; sampled again with the ``retry`` settings when its chains say it has not converged.
 
-    Only refits of fewer than :data:`REFIT_RETRY_MAX_OBS` log losses are retried. The retried fit carries the
-    first one's problems in ``retried_after`` (empty when it was not retried).
+    Only refits of fewer than :data:`REFIT_RETRY_MAX_OBS` log losses are retried. Returns the fit and the first
+    refit's problems when it was retried (empty when it was not).
     """
     from bayes_dcpt.fitting.dcpt import fit as fit_one
 
@@ -100,8 +101,12 @@ def _refit(data: pd.DataFrame, law: Any, target: str, model: Mapping[str, Any], 
     first = _unconverged(f._diagnostics) if retry and len(f.design.obs) < REFIT_RETRY_MAX_OBS else []
     if first:
         f = fit_one(data, law, target, seed=seed, warn=False, run_slots=slots, **dict(model), **{**kw, **retry})
-    f.retried_after = tuple(first)
-    return f
+    return f, tuple(first)
+
+
+def retry_within(own: Mapping[str, Any]) -> dict[str, int]:
+    """:data:`REFIT_RETRY` capped at a fit's own ``draws``, ``tune`` and ``chains``: never more than the fit itself."""
+    return {k: min(int(own[k]), REFIT_RETRY[k]) for k in REFIT_RETRY}
 
 
 def _unconverged(d: Any) -> list[str]:
@@ -145,7 +150,7 @@ def refit_law(fit: Any, data: pd.DataFrame, *, seed: int = 0, **settings: Any) -
     ``settings`` override :data:`REFIT_DEFAULTS` (``sampler``, ``draws``, ``tune``, ``chains``, ``cores``,
     ``sampler_kwargs``). Never warns: a scoring refit's diagnostics are recorded, not shouted.
     """
-    return _refit(data, fit.law, fit.config.target, model_settings(fit), _run_slots(fit), seed, settings)
+    return _refit(data, fit.law, fit.config.target, model_settings(fit), _run_slots(fit), seed, settings)[0]
 
 
 def holdout_scores(fit: Any, splits: Sequence[str] | Sequence[Split] = DEFAULT_SPLITS, *,
@@ -216,7 +221,8 @@ def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping
         t0 = time.perf_counter()
         try:
             with stage(f"{name}: held-out refit, {split.kind} split"):
-                f = _refit(split.train, law, target, model, run_slots, seed + 17 * (k + 1), dict(refit or {}))
+                f, retried = _refit(split.train, law, target, model, run_slots, seed + 17 * (k + 1),
+                                    dict(refit or {}))
                 if streams:
                     f.posterior.ctx["streams"] = stream_deviations(f.posterior, f.fitted_data(), components=streams)
                 score = score_split(f.posterior, split, law=f.law.name, zero_ratio=zero_ratio, seed=seed,
@@ -228,7 +234,7 @@ def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping
         d = f._diagnostics
         score.info = {"description": split.description, "refit": _recorded(refit),
                       "sampler_ok": bool(d.sampler_ok), "problems": list(d.problems),
-                      "retried_after": list(getattr(f, "retried_after", ())),
+                      "retried_after": list(retried),
                       **({"posterior": f.posterior} if keep else {})}
         out.append(score)
     return out
