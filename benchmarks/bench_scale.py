@@ -125,6 +125,37 @@ def part_grad(sizes: list[int]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _callback(compiled, arrays: dict):
+    """``compiled`` (a nutpie numba model) with ``arrays`` as its data, and its log-density + gradient callback.
+
+    Both are returned: the callback reads the data of the model it came from, which must stay alive.
+    """
+    from bayes_dcpt.fitting.samplers import _log_density
+
+    c = compiled
+    keys = {v.name for v in c.shared_var_keys} if hasattr(c, "shared_var_keys") else set(c._shared_data)
+    live = c.with_data(**{k: v for k, v in arrays.items() if k in keys})
+    return live, _log_density(live)
+
+
+def _start(model) -> np.ndarray:
+    """The model's support point as the flat vector the callbacks take."""
+    ip = model.initial_point()
+    return np.concatenate([np.ravel(ip[v.name]).astype(float) for v in model.value_vars])
+
+
+def _alternating_ms(fns: dict, x: np.ndarray, repeats: int, n_evals: int) -> dict[str, float]:
+    """Median ms per call of each callback at ``x``: ``repeats`` rounds of ``n_evals`` calls, alternating."""
+    ms = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, f in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(n_evals):
+                f(x)
+            ms[name].append((time.perf_counter() - t0) / n_evals * 1e3)
+    return {name: float(np.median(v)) for name, v in ms.items()}
+
+
 def part_fastmath(sizes: list[int], repeats: int = 5, n_evals: int = 50) -> pd.DataFrame:
     """ms per log-density + gradient of the fitted D-CPT model through nutpie's numba callback, three ways.
 
@@ -137,7 +168,7 @@ def part_fastmath(sizes: list[int], repeats: int = 5, n_evals: int = 50) -> pd.D
     from bayes_dcpt.fitting.config import FitConfig, resolve_parametrization
     from bayes_dcpt.fitting.dcpt_model import get_model
     from bayes_dcpt.fitting.design import make_design
-    from bayes_dcpt.fitting.samplers import _log_density, compile_numba
+    from bayes_dcpt.fitting.samplers import compile_numba
     from bayes_dcpt.laws.registry import get_law
 
     builds = {"full": pytensor_fastmath(True), "package": compile_numba, "off": pytensor_fastmath(False)}
@@ -149,21 +180,10 @@ def part_fastmath(sizes: list[int], repeats: int = 5, n_evals: int = 50) -> pd.D
         entry = get_model(law, cfg, make_design(df, law, cfg))
         fns, keep = {}, {}  # the compiled models stay alive: the callbacks read their data
         for name, build in builds.items():
-            c = build(entry["model"])
-            keys = {v.name for v in c.shared_var_keys} if hasattr(c, "shared_var_keys") else set(c._shared_data)
-            keep[name] = c.with_data(**{k: v for k, v in entry["arrays"].items() if k in keys})
-            fns[name] = _log_density(keep[name])
-        ip = entry["model"].initial_point()
-        x = np.concatenate([np.ravel(ip[v.name]).astype(float) for v in entry["model"].value_vars])
+            keep[name], fns[name] = _callback(build(entry["model"]), entry["arrays"])
+        x = _start(entry["model"])
         ref = fns["off"](x)[1]
-        ms = {name: [] for name in builds}
-        for _ in range(repeats):
-            for name, f in fns.items():
-                t0 = time.perf_counter()
-                for _ in range(n_evals):
-                    f(x)
-                ms[name].append((time.perf_counter() - t0) / n_evals * 1e3)
-        med = {name: float(np.median(v)) for name, v in ms.items()}
+        med = _alternating_ms(fns, x, repeats, n_evals)
         row = {"rows": int((df["tokens"] > 0).sum()), **{f"ms {k}": v for k, v in med.items()},
                "off / package": med["off"] / med["package"], "package / full": med["package"] / med["full"],
                **{f"gradient rel. diff {k}": float(np.max(np.abs(fns[k](x)[1] - ref)) / np.max(np.abs(ref)))
@@ -186,7 +206,7 @@ def part_tokengrid(sizes: list[int], repeats: int = 5, n_evals: int = 50) -> pd.
     from bayes_dcpt.fitting.config import FitConfig, resolve_parametrization
     from bayes_dcpt.fitting.dcpt_model import build_model
     from bayes_dcpt.fitting.design import make_design
-    from bayes_dcpt.fitting.samplers import _log_density, compile_numba
+    from bayes_dcpt.fitting.samplers import compile_numba
     from bayes_dcpt.laws import dcpt as dcpt_laws
     from bayes_dcpt.laws.base import power
     from bayes_dcpt.laws.registry import get_law
@@ -211,19 +231,9 @@ def part_tokengrid(sizes: list[int], repeats: int = 5, n_evals: int = 50) -> pd.
                 c = compile_numba(model)
             finally:
                 dcpt_laws.d_power = shared
-            keys = {v.name for v in c.shared_var_keys} if hasattr(c, "shared_var_keys") else set(c._shared_data)
-            keep[name] = c.with_data(**{k: v for k, v in arrays.items() if k in keys})
-            fns[name] = _log_density(keep[name])
-        ip = model.initial_point()
-        x = np.concatenate([np.ravel(ip[v.name]).astype(float) for v in model.value_vars])
-        ms = {name: [] for name in fns}
-        for _ in range(repeats):
-            for name, f in fns.items():
-                t0 = time.perf_counter()
-                for _ in range(n_evals):
-                    f(x)
-                ms[name].append((time.perf_counter() - t0) / n_evals * 1e3)
-        med = {name: float(np.median(v)) for name, v in ms.items()}
+            keep[name], fns[name] = _callback(c, arrays)
+        x = _start(model)
+        med = _alternating_ms(fns, x, repeats, n_evals)
         (l0, g0), (l1, g1) = fns["per checkpoint"](x), fns["per grid"](x)
         row = {"rows": int((df["tokens"] > 0).sum()), "data": "example" if n == "example" else f"scale, {n} per run",
                "runs x targets": len(arrays["run_pair"]), "pairs": len(arrays["pair_cell"]),
