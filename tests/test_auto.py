@@ -163,18 +163,21 @@ def test_stacked_refits_are_scored_with_the_refits_draws_not_the_full_fits(monke
     scoring on one split at 32,400 rows)."""
     seen: list = []
     monkeypatch.setattr(A, "stacked_posterior", lambda posts, w, n, seed: seen.append((len(posts), n)) or n)
-    monkeypatch.setattr(A, "score_split", lambda post, split, **kw: (split.kind, post))
+    monkeypatch.setattr(A, "score_split", lambda post, split, **kw: SimpleNamespace(kind=split.kind, post=post,
+                                                                                      info={}))
 
-    def score(kind, n_draws):
+    def score(kind, n_draws, unconverged=()):
         return HoldoutScore(law="x", split=kind, runs=pd.DataFrame(), points=pd.DataFrame(), seconds=0.0,
-                            info={"posterior": SimpleNamespace(n_draws=n_draws)})
+                            info={"posterior": SimpleNamespace(n_draws=n_draws), "unconverged": list(unconverged)})
 
-    scores = {"cpt": [score("tokens", 800), score("size", 800)], "L3": [score("tokens", 300)],
-              "L1": [score("size", 999)]}
+    scores = {"cpt": [score("tokens", 800), score("size", 800)], "L3": [score("tokens", 300, ["R-hat 1.030 > 1.01"])],
+              "L1": [score("size", 999, ["ESS 50 < 100"])]}
     splits = [SimpleNamespace(kind="tokens"), SimpleNamespace(kind="size")]
     out = A._stacked_scores(scores, {"cpt": 0.7, "L3": 0.3, "L1": 0.0}, splits, {}, 1)
-    assert out == [("tokens", 800), ("size", 800)]  # L1 has weight 0: its 999 draws are not drawn from
+    assert [(s.kind, s.post) for s in out] == [("tokens", 800), ("size", 800)]  # L1 (weight 0): its draws unused
     assert seen == [(2, 800), (1, 800)]
+    # a stacked refit is as converged as the refits it stacks (those with weight)
+    assert [s.info["unconverged"] for s in out] == [["L3: R-hat 1.030 > 1.01"], []]
 
 
 def test_the_stacked_discrepancy_is_measured_on_the_rows_the_weighted_laws_fit(monkeypatch):
@@ -185,7 +188,8 @@ def test_the_stacked_discrepancy_is_measured_on_the_rows_the_weighted_laws_fit(m
     assert A.predicts_zero_ratio(["cpt", "L3"], {"zero_ratio": True}) and not A.predicts_zero_ratio(["L1"], {})
     rows: list = []
     monkeypatch.setattr(A, "stacked_posterior", lambda posts, w, n, seed: n)
-    monkeypatch.setattr(A, "score_split", lambda post, split, **kw: rows.append(kw["zero_ratio"]))
+    monkeypatch.setattr(A, "score_split", lambda post, split, **kw: rows.append(kw["zero_ratio"]) or
+                        SimpleNamespace(info={}))
     scores = {name: [HoldoutScore(law=name, split="tokens", runs=pd.DataFrame(), points=pd.DataFrame(),
                                   seconds=0.0, info={"posterior": SimpleNamespace(n_draws=10)})]
               for name in ("cpt", "L3")}

@@ -18,6 +18,7 @@ from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER, app, console, emit_js
 from bayes_dcpt.cli.tables import num, param_rows, print_table
 from bayes_dcpt.cli.verdict import Verdict, print_verdict, print_wrapped, verdict, warn_if_bad
 from bayes_dcpt.errors import BayesDCPTError, UnknownDomainError
+from bayes_dcpt.fitting.extrapolation import unconverged_refits
 from bayes_dcpt.report.wording import extrapolation_line
 
 #: What ``fit --help`` says about its exit codes (the README's "Exit codes" says the same).
@@ -251,7 +252,7 @@ def fit_json(f: Any, v: Verdict, out: Path, code: int, notes: list[str]) -> dict
     if getattr(f, "extrapolation", None):
         ex = f.extrapolation
         payload["extrapolation"] = {"discrepancy": ex.get("discrepancy"), "splits": ex.get("splits"),
-                                    "streams": ex.get("streams") or {}}
+                                    "streams": ex.get("streams") or {}, "unconverged_refits": unconverged_refits(f)}
     summ = f.summary()
     names = ["law", "parameter"] if summ.index.nlevels == 2 else "parameter"
     payload["summary"] = summ.reset_index(names=names).to_dict(orient="records")

@@ -19,7 +19,7 @@ from bayes_dcpt.fitting import auto, dcpt
 from bayes_dcpt.fitting.config import check_cpt_options
 from bayes_dcpt.fitting.cpt import CPTFit
 from bayes_dcpt.fitting.diagnostics import APPROXIMATE_SAMPLERS
-from bayes_dcpt.fitting.extrapolation import REFIT_DEFAULTS, calibrate, retry_within
+from bayes_dcpt.fitting.extrapolation import REFIT_DEFAULTS, calibrate, retry_within, warn_unconverged_refits
 from bayes_dcpt.fitting.io import read_card
 from bayes_dcpt.laws.registry import get_law
 
@@ -74,6 +74,8 @@ def fit(data: Any, law: Any = None, target: str = "both", *, discrepancy: bool |
     result = dcpt.fit(data, law, target, **kwargs)
     if discrepancy:
         calibrate(result, seed=int(kwargs.get("seed", 0)), refit=_refit_settings(discrepancy, kwargs))
+        if kwargs.get("warn", True):
+            warn_unconverged_refits(result)
     return result
 
 

@@ -46,6 +46,7 @@ from bayes_dcpt.fitting.extrapolation import (
     law_holdout_scores,
     retry_within,
     stream_components,
+    warn_unconverged_refits,
 )
 from bayes_dcpt.fitting.holdout import HoldoutScore, make_splits, score_split
 from bayes_dcpt.fitting.progress import stage
@@ -130,18 +131,20 @@ def _stacked_scores(scores: dict[str, list[HoldoutScore]], weights: dict[str, fl
     zero_ratio = predicts_zero_ratio([c for c, w in weights.items() if w > 0], model)
     out = []
     for split in splits:
-        posts, w = [], []
+        posts, w, unconverged = [], [], []
         for name, sc in scores.items():
             hit = [s for s in sc if s.split == split.kind]
             if hit and weights[name] > 0:
                 posts.append(hit[0].info["posterior"])
                 w.append(weights[name])
+                unconverged += [f"{name}: {u}" for u in hit[0].info.get("unconverged", ())]
         if not posts:
             continue
         post = stacked_posterior(posts, np.asarray(w), max(p.n_draws for p in posts), seed)
         if streams:
             post.ctx["streams"] = stream_deviations(post, fitted(split.train), components=streams)
         out.append(score_split(post, split, law="stacked", zero_ratio=zero_ratio, seed=seed))
+        out[-1].info["unconverged"] = unconverged  # the stacked refit is as converged as its parts
     return out
 
 
@@ -340,6 +343,7 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
                    seconds=time.perf_counter() - t0)
     if warn:
         auto.diagnostics(warn=True)
+        warn_unconverged_refits(auto)
     return auto
 
 

@@ -173,6 +173,9 @@ class AutoFit(DecisionMethods, BaseFit):
     def table(self) -> pd.DataFrame:
         """One row per law: weight, held-out elpd (se), MAPE and coverage per split, diagnostics, requirements.
 
+        ``refits_unconverged`` names the splits whose refit of the law did not converge (its score, and so the
+        weights, may move with the seed; :func:`~bayes_dcpt.fitting.extrapolation.holdout_table`).
+
         ``fitted`` says whether the law was fitted to all the data; a law with weight 0 is not by default, and its
         row has its held-out scores only (diagnostics and requirement checks None). ``screened`` names the split
         after which a law was screened out (not refitted on the later splits; its pooled elpd is then NaN).
@@ -185,10 +188,14 @@ class AutoFit(DecisionMethods, BaseFit):
                    "elpd_holdout" if self.method == "holdout-stacking" else "elpd_loo": float(c.get("elpd", np.nan)),
                    "se": float(c.get("se", np.nan)), "screened": _screened(c.get("screened"))}
             h = self.holdout[self.holdout["law"] == name] if len(self.holdout) else self.holdout
+            unconverged = []
             for split, g in (h.groupby("split", sort=False) if len(h) else ()):
                 for t, gt in g.groupby("target", sort=False):
                     row[f"mape_{split}_{t}"] = float(gt["mape"].iloc[0])
                     row[f"coverage_{split}_{t}"] = float(gt["coverage"].iloc[0])
+                if "refit_unconverged" in g and g["refit_unconverged"].fillna("").astype(bool).any():
+                    unconverged.append(str(split))
+            row["refits_unconverged"] = ", ".join(unconverged) or "none"
             d = f.diagnostics(warn=False) if f is not None else None
             row.update({"sampler_ok": None if d is None else d.sampler_ok,
                         "adequate": None if d is None else not d.misfit,

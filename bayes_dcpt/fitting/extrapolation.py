@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_dcpt.constants import RHAT_MAX
-from bayes_dcpt.errors import FitError
+from bayes_dcpt.errors import ConvergenceWarning, FitError
 from bayes_dcpt.fitting.diagnostics import APPROXIMATE_SAMPLERS
 from bayes_dcpt.fitting.discrepancy import AXES, attach_data_context, estimate_kappa
 from bayes_dcpt.fitting.holdout import HoldoutScore, Split, make_splits, score_split
@@ -41,7 +41,7 @@ from bayes_dcpt.posterior.streams import stream_deviations, stream_summary
 __all__ = ["DEFAULT_SPLITS", "DOMAIN_PRIOR_RUNS", "MODEL_SETTINGS", "REFIT_DEFAULTS", "REFIT_ESS_MIN", "REFIT_MAXDEPTH",
            "REFIT_RETRY", "REFIT_RETRY_MAX_OBS", "calibrate", "discrepancy_from_scores", "holdout_scores",
            "holdout_table", "law_holdout_scores", "model_settings", "refit_law", "refit_settings", "retry_within",
-           "stream_components"]
+           "stream_components", "unconverged_refits", "warn_unconverged_refits"]
 
 #: The splits calibrated by default: later tokens from two origins and the largest size (what users extrapolate
 #: to). The early token origin comes last, so that ``law="auto"`` screens out the laws the first two rule out
@@ -234,7 +234,7 @@ def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping
         d = f._diagnostics
         score.info = {"description": split.description, "refit": _recorded(refit),
                       "sampler_ok": bool(d.sampler_ok), "problems": list(d.problems),
-                      "retried_after": list(retried),
+                      "retried_after": list(retried), "unconverged": _unconverged(d),
                       **({"posterior": f.posterior} if keep else {})}
         out.append(score)
     return out
@@ -326,11 +326,17 @@ def _larger(*values: float | None) -> float | None:
 
 
 def holdout_table(scores: Sequence[HoldoutScore]) -> pd.DataFrame:
-    """One row per (law, split, target): held-out elpd (se), runs, points, MAPE (%), coverage, refit seconds."""
+    """One row per (law, split, target): held-out elpd (se), runs, points, MAPE (%), coverage, refit seconds.
+
+    ``refit_ok``: the refit passed the full fit's sampler checks; ``refit_unconverged``: why its draws cannot be
+    trusted to average the held-out densities (:func:`_unconverged`, after any retry; empty when they can), so
+    that the score, and the weights and discrepancy measured from it, may move with the seed.
+    """
     if not scores:
         return pd.DataFrame(columns=["law", "split", "target", "elpd", "se", "n_runs", "n_points", "mape",
-                                     "coverage", "seconds", "refit_ok"])
-    return pd.concat([s.summary().assign(seconds=s.seconds, refit_ok=s.info.get("sampler_ok", True))
+                                     "coverage", "seconds", "refit_ok", "refit_unconverged"])
+    return pd.concat([s.summary().assign(seconds=s.seconds, refit_ok=s.info.get("sampler_ok", True),
+                                         refit_unconverged="; ".join(s.info.get("unconverged", ())))
                       for s in scores], ignore_index=True)
 
 
@@ -365,3 +371,36 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-ready rows (NaN as None)."""
     return [{k: (None if isinstance(v, float) and not np.isfinite(v) else (v.item() if hasattr(v, "item") else v))
              for k, v in row.items()} for row in table.to_dict(orient="records")]
+
+
+def unconverged_refits(fit: Any) -> dict[str, str]:
+    """``{split: why}`` for the held-out refits of ``fit`` whose draws cannot be trusted to average densities.
+
+    Read from the held-out table the fit keeps: ``fit.extrapolation["holdout"]`` of one law; a ``law="auto"``
+    fit's ``holdout`` (every candidate's refits, keyed ``"law split"``: a law without weight might have earned
+    some with a converged refit). Empty when every refit converged, or for fits saved before this was recorded.
+    """
+    table = getattr(fit, "holdout", None)
+    rows = (table.to_dict(orient="records") if isinstance(table, pd.DataFrame)
+            else (getattr(fit, "extrapolation", None) or {}).get("holdout") or [])
+    out: dict[str, str] = {}
+    for row in rows:
+        if isinstance(row.get("refit_unconverged"), str) and row["refit_unconverged"]:
+            key = f"{row['law']} {row['split']}" if isinstance(table, pd.DataFrame) else str(row["split"])
+            out.setdefault(key, row["refit_unconverged"])
+    return out
+
+
+def warn_unconverged_refits(fit: Any) -> None:
+    """A :class:`~bayes_dcpt.errors.ConvergenceWarning` naming the held-out refits that did not converge, if any.
+
+    The fit itself may be fine; what rests on those refits (the discrepancy beyond the data, ``law="auto"``'s
+    weights) may move with the seed: on the example grid the early-origin refit (R-hat 1.027 at 4 x 1,000) put two
+    seeds' held-out elpd 65 apart (BENCHMARKS.md, "Held-out elpd ... two seeds").
+    """
+    if bad := unconverged_refits(fit):
+        what = "the discrepancy and the laws' weights" if hasattr(fit, "weights") else "the discrepancy"
+        warnings.warn(f"bayes-dcpt: held-out refits did not converge ({'; '.join(f'{k}: {v}' for k, v in bad.items())}"
+                      f"): {what} measured on them may move with the seed; compare a fit with another seed, or "
+                      "give the refits more draws (refit={'retry': {'draws': 2000, 'tune': 2000, 'chains': 4}}).",
+                      ConvergenceWarning, stacklevel=3)
