@@ -47,13 +47,14 @@ def test_unknown_parametrization_is_refused_with_the_choices():
 
 @pytest.mark.parametrize("split_name", ["split", "split_weak_d"])
 def test_split_hierarchy_is_the_noncentred_posterior_up_to_the_jacobian(split_name):
-    """Centred levels and drops, non-centred shares: the same model, other coordinates.
+    """Centred levels and drops, non-centred shares: the same model, other coordinates (and, for dense data, a
+    tighter prior on the shares' spread).
 
     For any point, log p_split(x) = log p_nc(z) - sum log(scale) with z = (x - loc) / scale for every centred
     value (the change of variables), so both sample the same posterior. ``"split_weak_d"`` centres the drop along
     D for the domain loss only (``u_log_drop_B``: centred rows shifted and scaled, non-centred rows as they are).
     """
-    from bayes_dcpt.fitting.config import FitConfig
+    from bayes_dcpt.fitting.config import DENSE_SHARE_SPREAD, FitConfig
     from bayes_dcpt.fitting.dcpt_model import build_model
     from bayes_dcpt.fitting.design import make_design
     from bayes_dcpt.laws.registry import get_law
@@ -90,4 +91,33 @@ def test_split_hierarchy_is_the_noncentred_posterior_up_to_the_jacobian(split_na
             mu, sd = x["mu_log_drop_B"][:, None], np.exp(x["sd_log_drop_B_log__"])[:, None]
             z["z_log_drop_B"] = np.where(sep == 1, (z.pop("u_log_drop_B") - mu) / sd, x["u_log_drop_B"])
             log_jac += float(np.sum(np.log(sd) * sep * np.ones_like(z["z_log_drop_B"])))
-        assert float(f_split(x)) == pytest.approx(float(f_nc(z)) - log_jac, rel=1e-9)
+        # and the dense-data prior of the shares' spread: HalfNormal(DENSE_SHARE_SPREAD) for HalfNormal(0.5)
+        shift = sum(float(np.sum(np.log(0.5 / DENSE_SHARE_SPREAD)
+                                 - np.exp(2 * x[k]) / 2 * (DENSE_SHARE_SPREAD**-2 - 0.5**-2)))
+                    for k in x if k.startswith("sd_share_"))
+        assert shift != 0.0
+        assert float(f_split(x)) == pytest.approx(float(f_nc(z)) - log_jac + shift, rel=1e-9)
+
+
+@pytest.mark.parametrize("parametrization, given, want", [("split", None, 0.95), ("split_weak_d", None, 0.95),
+                                                          ("noncentered", None, None), ("split", 0.99, 0.99)])
+def test_dense_data_fits_run_nuts_at_a_higher_target_acceptance(monkeypatch, parametrization, given, want):
+    """The split hierarchies (dense data) sample at ``DENSE_TARGET_ACCEPT`` unless told; the others at nutpie's
+    default (BENCHMARKS.md, "Sixteenth round": their last rare divergences at 32,400 rows)."""
+    from bayes_dcpt.fitting import dcpt
+    from bayes_dcpt.fitting.config import DENSE_TARGET_ACCEPT
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake(entry, sampler, names, **kw):
+        seen.update(kw["sampler_kwargs"] or {})
+        raise Stop
+
+    monkeypatch.setattr(dcpt, "run_sampler", fake)
+    with pytest.raises(Stop):
+        dcpt.fit(_example(), "dcpt", "both", parametrization=parametrization, warn=False,
+                 sampler_kwargs=None if given is None else {"target_accept": given})
+    assert seen.get("target_accept") == want and DENSE_TARGET_ACCEPT == 0.95

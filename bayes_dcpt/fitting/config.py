@@ -17,8 +17,9 @@ from bayes_dcpt.errors import FitError
 from bayes_dcpt.laws.lr_schedules import DEFAULT_MOMENTUM
 from bayes_dcpt.laws.registry import get_law
 
-__all__ = ["CENTRED_D_DROP_FROM_ROWS", "CPT_OPTIONS", "PARAMETRIZATIONS", "SPLIT_FROM_ROWS", "DynamicsConfig",
-           "FitConfig", "check_cpt_options", "config_key", "resolve_parametrization"]
+__all__ = ["CENTRED_D_DROP_FROM_ROWS", "CPT_OPTIONS", "DENSE_SHARE_SPREAD", "DENSE_TARGET_ACCEPT", "PARAMETRIZATIONS",
+           "SPLIT_FROM_ROWS", "DynamicsConfig", "FitConfig", "check_cpt_options", "config_key", "is_dense",
+           "resolve_parametrization"]
 
 #: The hierarchy parameterisations of the D-CPT family's model (``fitting/MODEL.md``): ``"split"`` is centred
 #: for what the data pin and non-centred for the shares; ``"split_weak_d"`` also non-centres the general loss's
@@ -36,6 +37,23 @@ SPLIT_FROM_ROWS = 150
 #: ESS 1.3-3.4x higher) and 0.31-0.46 at 2,700-5,400 (where non-centring it did not help); it crosses 1 at
 #: about 1,200 (1,180-1,330 interpolated in log rows).
 CENTRED_D_DROP_FROM_ROWS = 1200
+#: The split hierarchies (dense data) sample the stick-breaking shares' spread over domains on a HalfNormal of this
+#: scale (logit scale; 0.5 otherwise) and NUTS at this target acceptance (nutpie, PyMC, NumPyro; 0.9 otherwise),
+#: unless ``sampler_kwargs`` names one. The data inside the range do not pin the shares (how far each curve still
+#: falls beyond it), so their spread is what its prior allows: at 32,400 rows the HalfNormal(0.5) tail (spreads of
+#: 0.7-1) put a domain's share logit into the sigmoid's flat tail, where the default fit's last divergences sat
+#: (seeds 1 and 2: 2 and 1; the spread's posterior was its prior, mean 0.35). HalfNormal(0.25) still covers the
+#: spreads the simulated worlds have (coefficients varied by 0.15 on the log scale) and the posterior means of the
+#: general loss's spreads there (0.11-0.13). Both changes together: 0 divergences in every seed, R-hat <= 1.010,
+#: ESS bulk >= 446 in three seeds (divergences 2 / 1 / 0 before); target_accept alone: 0 divergences but R-hat 1.013
+#: (BENCHMARKS.md, "Sixteenth round").
+DENSE_SHARE_SPREAD = 0.25
+DENSE_TARGET_ACCEPT = 0.95
+
+
+def is_dense(parametrization: str) -> bool:
+    """Whether ``parametrization`` is one of the split hierarchies chosen for dense data (see above)."""
+    return parametrization in ("split", "split_weak_d")
 
 
 def resolve_parametrization(parametrization: str, df: Any) -> str:

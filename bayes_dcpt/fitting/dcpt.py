@@ -31,7 +31,13 @@ from bayes_dcpt.data import schema as _data
 from bayes_dcpt.data.dlc import dlc_features
 from bayes_dcpt.errors import BayesDCPTError, FitError
 from bayes_dcpt.fitting.base import BaseFit, DecisionMethods, add_run_mixing, flat_draws, noise_ctx, noise_draws
-from bayes_dcpt.fitting.config import PARAMETRIZATIONS, FitConfig, resolve_parametrization
+from bayes_dcpt.fitting.config import (
+    DENSE_TARGET_ACCEPT,
+    PARAMETRIZATIONS,
+    FitConfig,
+    is_dense,
+    resolve_parametrization,
+)
 from bayes_dcpt.fitting.cpt import fit_cpt
 from bayes_dcpt.fitting.dcpt_model import get_model
 from bayes_dcpt.fitting.design import Design, make_design
@@ -225,8 +231,9 @@ def fit(
         :data:`~bayes_dcpt.fitting.config.CENTRED_D_DROP_FROM_ROWS`, ``"split"`` from there on),
         ``"centered"``, ``"noncentered"``, ``"mixed"`` (centred for the domain loss only), ``"split"`` (centred
         levels and drops, non-centred shares; ``MODEL.md``) or ``"split_weak_d"`` (as ``"split"``, the general
-        loss's drop along D non-centred); the paper's C > C0 constraint; the domain-loss
-        levels per domain (``"separate"``) or pooled.
+        loss's drop along D non-centred; both sample the shares' spread on a tighter prior and NUTS at
+        target_accept 0.95, :data:`~bayes_dcpt.fitting.config.DENSE_SHARE_SPREAD`); the paper's C > C0
+        constraint; the domain-loss levels per domain (``"separate"``) or pooled.
     run_offsets
         ``"marginal"`` (default): the per-run offsets integrated out of the likelihood in closed form (the
         same model for a Normal likelihood; robust: one Student-t scale per run); ``"latent"``: sampled
@@ -294,6 +301,9 @@ def fit(
         if warn:
             result.diagnostics(warn=True)
         return result
+    if is_dense(cfg.parametrization) and sampler in ("nutpie", "pymc", "numpyro") \
+            and "target_accept" not in (sampler_kwargs or {}):
+        sampler_kwargs = {**(sampler_kwargs or {}), "target_accept": DENSE_TARGET_ACCEPT}
     design = make_design(df, law_, cfg, run_slots)
     entry = get_model(law_, cfg, design)
     names = [p.name for p in law_.params] + ["sigma", "tau", "nu", "K", "sigma_K"]

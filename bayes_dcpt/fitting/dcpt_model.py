@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from bayes_dcpt.fitting.config import FitConfig
+from bayes_dcpt.fitting.config import DENSE_SHARE_SPREAD, FitConfig, is_dense
 from bayes_dcpt.fitting.design import Design
 from bayes_dcpt.fitting.likelihood import add_noise_and_likelihood, noise_group
 from bayes_dcpt.fitting.priors import EXPONENT_SPREAD, MONOTONE_SHARPNESS
@@ -170,7 +170,8 @@ class _ModelBuilder:
         """Split ``total`` into the terms ``names`` by stick-breaking; returns the terms and the rest.
 
         Each share is logit-normal (sd 1.5) centred on the coefficient priors' proportions (``left``: the sum
-        of the centres still to share).
+        of the centres still to share); across domains its spread is HalfNormal(0.5), or
+        :data:`~bayes_dcpt.fitting.config.DENSE_SHARE_SPREAD` in the split hierarchies of dense data.
         """
         import pytensor.tensor as pt
 
@@ -179,7 +180,8 @@ class _ModelBuilder:
             center = self.law.param(n).prior.center
             share0 = center / left
             left -= center
-            v = self.rv(f"share_{n}", np.log(share0 / (1 - share0)) * pt.ones(self.T), 1.5 * self.ps, varying)
+            v = self.rv(f"share_{n}", np.log(share0 / (1 - share0)) * pt.ones(self.T), 1.5 * self.ps, varying,
+                        pool_sd=DENSE_SHARE_SPREAD if is_dense(self.cfg.parametrization) else 0.5)
             terms[n] = total * pt.sigmoid(v)
             total = total * pt.sigmoid(-v)
         return terms, total

@@ -35,7 +35,7 @@ from bayes_dcpt.fitting.diagnostics import APPROXIMATE_SAMPLERS
 from bayes_dcpt.fitting.discrepancy import AXES, attach_data_context, estimate_kappa
 from bayes_dcpt.fitting.holdout import HoldoutScore, Split, make_splits, score_split
 from bayes_dcpt.fitting.progress import stage
-from bayes_dcpt.fitting.samplers import recordable
+from bayes_dcpt.fitting.samplers import NUTPIE_DEFAULTS, recordable
 from bayes_dcpt.posterior.streams import stream_deviations, stream_summary
 
 __all__ = ["DEFAULT_SPLITS", "DOMAIN_PRIOR_RUNS", "MODEL_SETTINGS", "REFIT_DEFAULTS", "REFIT_ESS_MIN", "REFIT_MAXDEPTH",
@@ -121,13 +121,17 @@ def _unconverged(d: Any) -> list[str]:
 def refit_settings(settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The sampler settings of a scoring refit: ``settings`` over :data:`REFIT_DEFAULTS`, NUTS trees capped.
 
-    nutpie refits get ``maxdepth`` :data:`REFIT_MAXDEPTH` unless ``settings["sampler_kwargs"]`` names one. MCMC
+    nutpie refits get ``maxdepth`` :data:`REFIT_MAXDEPTH` and nutpie's default target_accept (0.9) unless
+    ``settings["sampler_kwargs"]`` names them: the dense-data fits' 0.95
+    (:data:`~bayes_dcpt.fitting.config.DENSE_TARGET_ACCEPT`) is for their last rare divergences, and on the
+    32,400-row set it took the calibration refits from 60 to 147 s (BENCHMARKS.md, "Sixteenth round"). MCMC
     refits get ``retry`` (:data:`REFIT_RETRY` unless given; None: no retry), dropped when it asks for no more
     draws, tuning or chains than the refit itself.
     """
     kw = {**REFIT_DEFAULTS, **dict(settings or {})}
     if kw.get("sampler") == "nutpie":
-        kw["sampler_kwargs"] = {"maxdepth": REFIT_MAXDEPTH, **dict(kw.get("sampler_kwargs") or {})}
+        kw["sampler_kwargs"] = {"maxdepth": REFIT_MAXDEPTH, "target_accept": NUTPIE_DEFAULTS["target_accept"],
+                                **dict(kw.get("sampler_kwargs") or {})}
     retry = kw.get("retry", REFIT_RETRY) if kw.get("sampler") not in APPROXIMATE_SAMPLERS else None
     more = retry and any(int(retry.get(k, kw.get(k, 0))) > int(kw.get(k, 0)) for k in ("draws", "tune", "chains"))
     kw["retry"] = dict(retry) if more else None
