@@ -404,7 +404,8 @@ def warn_unconverged_refits(fit: Any) -> None:
     """
     if bad := unconverged_refits(fit):
         what = "the discrepancy and the laws' weights" if hasattr(fit, "weights") else "the discrepancy"
-        warnings.warn(f"bayes-dcpt: held-out refits did not converge ({'; '.join(f'{k}: {v}' for k, v in bad.items())}"
-                      f"): {what} measured on them may move with the seed; compare a fit with another seed, or "
-                      "give the refits more draws (refit={'retry': {'draws': 2000, 'tune': 2000, 'chains': 4}}).",
+        which = "; ".join(f"{k}: {v}" for k, v in bad.items())
+        warnings.warn(f"bayes-dcpt: held-out refits did not converge ({which}): {what} measured on them may move "
+                      "with the seed; compare a fit with another seed, or give the refits more draws "
+                      "(bayes_dcpt.fit(..., discrepancy={'retry': {'draws': 2000, 'tune': 2000, 'chains': 4}})).",
                       ConvergenceWarning, stacklevel=3)
