@@ -15,8 +15,8 @@ domains ``HalfNormal(X)`` on the logit scale, learnt; ``fixedX``: fixed at X, no
 
 Per fit: divergences, R-hat max, ESS bulk min, leapfrog steps per draw, the share of the world's true values inside
 the 90% intervals, the wall time (loaded when two fits run side by side), and where the divergent draws sit (each
-variable's most extreme rank of a divergent draw among all draws). The variants patch the model builder in this
-process only (``fitting.dcpt_model._ModelBuilder.rv``).
+variable whose divergent draws rank under 0.02 or over 0.98 among all its draws). The variants patch the model
+builder in the fit's own process only (``fitting.dcpt_model._ModelBuilder.rv``).
 
 Run: ``.venv/bin/python benchmarks/bench_scale_shares.py --variants pool0.5ta0.9,pool0.25ta0.95 --seeds 1,2 --tag T``
 (one fresh process per fit); rows go to
@@ -26,6 +26,8 @@ Run: ``.venv/bin/python benchmarks/bench_scale_shares.py --variants pool0.5ta0.9
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import time
 import warnings
@@ -69,7 +71,7 @@ def _patch(variant: str) -> dict:
 
 
 def _where(fit) -> str:
-    """Variables a divergent draw sits at the edge of (rank among all draws under 0.05 or over 0.95)."""
+    """Variables a divergent draw sits at the edge of (rank among all draws under 0.02 or over 0.98)."""
     post, div = fit.idata["posterior"], np.asarray(fit.idata["sample_stats"]["diverging"]).astype(bool).ravel()
     if not div.any():
         return ""
@@ -113,12 +115,10 @@ def main() -> None:
     for variant in a.variants.split(","):
         for seed in (int(s) for s in a.seeds.split(",")):
             # one process per fit: a variant's patch must not leak into the next
-            import subprocess
-
             code = (f"import sys, json; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
                     f"import bench_scale_shares as b; print('ROW', json.dumps(b.one({variant!r}, {seed})))")
             out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-            row = __import__("json").loads(out.split("ROW ", 1)[1])
+            row = json.loads(out.split("ROW ", 1)[1])
             print(row, flush=True)
             rows.append(row)
             pd.DataFrame(rows).to_csv(OUT / f"scale_shares{'_' + a.tag if a.tag else ''}.csv", index=False)

@@ -142,7 +142,7 @@ class _ModelBuilder:
         par, T = self.cfg.parametrization, self.T
         if par == "mixed" or (par == "split_weak_d" and axis == "D"):  # only the drops have an axis
             return self._domain_rows()
-        if par in ("split", "split_weak_d"):
+        if is_dense(par):
             return np.zeros(T) if name.startswith("share_") else np.ones(T)
         return np.full(T, 1.0 if par == "centered" else 0.0)
 

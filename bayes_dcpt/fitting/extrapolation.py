@@ -41,7 +41,7 @@ from bayes_dcpt.posterior.streams import stream_deviations, stream_summary
 __all__ = ["DEFAULT_SPLITS", "DOMAIN_PRIOR_RUNS", "MODEL_SETTINGS", "REFIT_DEFAULTS", "REFIT_ESS_MIN", "REFIT_MAXDEPTH",
            "REFIT_RETRY", "REFIT_RETRY_MAX_OBS", "calibrate", "discrepancy_from_scores", "holdout_scores",
            "holdout_table", "law_holdout_scores", "model_settings", "refit_law", "refit_settings", "retry_within",
-           "stream_components", "unconverged_refits", "warn_unconverged_refits"]
+           "stream_components", "unconverged_refits", "unconverged_said", "warn_unconverged_refits"]
 
 #: The splits calibrated by default: later tokens from two origins and the largest size (what users extrapolate
 #: to). The early token origin comes last, so that ``law="auto"`` screens out the laws the first two rule out
@@ -395,6 +395,15 @@ def unconverged_refits(fit: Any) -> dict[str, str]:
     return out
 
 
+def unconverged_said(fit: Any) -> tuple[int, str, str] | None:
+    """:func:`unconverged_refits` in words: ``(how many, "split: why; ...", "what rests on them")``, or None."""
+    bad = unconverged_refits(fit)
+    if not bad:
+        return None
+    what = "the discrepancy and the laws' weights" if hasattr(fit, "weights") else "the discrepancy"
+    return len(bad), "; ".join(f"{k}: {v}" for k, v in bad.items()), what
+
+
 def warn_unconverged_refits(fit: Any) -> None:
     """A :class:`~bayes_dcpt.errors.ConvergenceWarning` naming the held-out refits that did not converge, if any.
 
@@ -402,9 +411,8 @@ def warn_unconverged_refits(fit: Any) -> None:
     weights) may move with the seed: on the example grid the early-origin refit (R-hat 1.027 at 4 x 1,000) put two
     seeds' held-out elpd 65 apart (BENCHMARKS.md, "Held-out elpd ... two seeds").
     """
-    if bad := unconverged_refits(fit):
-        what = "the discrepancy and the laws' weights" if hasattr(fit, "weights") else "the discrepancy"
-        which = "; ".join(f"{k}: {v}" for k, v in bad.items())
+    if said := unconverged_said(fit):
+        _, which, what = said
         warnings.warn(f"bayes-dcpt: held-out refits did not converge ({which}): {what} measured on them may move "
                       "with the seed; compare a fit with another seed, or give the refits more draws "
                       "(bayes_dcpt.fit(..., discrepancy={'retry': {'draws': 2000, 'tune': 2000, 'chains': 4}})).",

@@ -4,7 +4,7 @@ The remedies of :mod:`bayes_dcpt.fitting.diagnostics` and some error messages na
 (``law='cpt'``, ``sampler_kwargs={'target_accept': 0.95}``, ``pass domain=...``); a reader of the command line or
 of a report wants the options of ``bayes-dcpt fit`` (``--law cpt``, ``--target-accept 0.95``, ``--domain``).
 :func:`extrapolation_line` says, for both, what a fit's bands beyond its data rest on, and whether the held-out refits
-they were measured with converged (:func:`~bayes_dcpt.fitting.extrapolation.unconverged_refits`).
+they were measured with converged (:func:`~bayes_dcpt.fitting.extrapolation.unconverged_said`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bayes_dcpt.fitting.extrapolation import unconverged_refits
+from bayes_dcpt.fitting.extrapolation import unconverged_said
 
 __all__ = ["cli_words", "extrapolation_line"]
 
@@ -74,10 +74,8 @@ def extrapolation_line(f: Any) -> str | None:
             shares.append(f"{s[0]:.0%}" + (f"-{s[-1]:.0%}" if s[-1] - s[0] >= 0.005 else "") + f" ({t} loss)")
         line += ("; runs of different sizes on one data stream share " + ", ".join(shares) + " of their deviations "
                  "from the law, which predictions at a new size on a probed stream inherit")
-    if bad := unconverged_refits(f):
-        what = "the discrepancy and the laws' weights" if hasattr(f, "weights") else "the discrepancy"
-        line += (f". CAUTION: {len(bad)} held-out refit{'s' if len(bad) > 1 else ''} did not converge ("
-                 + "; ".join(f"{k}: {v}" for k, v in bad.items()) + f"): {what} measured on "
-                 f"{'them' if len(bad) > 1 else 'it'} may move with the seed (compare a fit with another seed)")
+    if said := unconverged_said(f):
+        n, which, what = said
+        line += (f". CAUTION: {n} held-out refit{'s' if n > 1 else ''} did not converge ({which}): {what} measured "
+                 f"on {'them' if n > 1 else 'it'} may move with the seed (compare a fit with another seed)")
     return line
-
