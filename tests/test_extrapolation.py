@@ -401,6 +401,11 @@ def test_an_unconverged_scoring_refit_is_sampled_again(monkeypatch):
     calls.clear()
     n_obs = ex.REFIT_RETRY_MAX_OBS  # at scale a retry costs minutes: not retried
     assert ex._refit(None, "L1", "both", {}, None, 3, {})[1] == () and len(calls) == 1
+    calls.clear()
+    n_obs = 500  # nor a small part of data at that scale (the early-origin split of dense logs)
+    assert ex._refit(None, "L1", "both", {}, None, 3, {}, ex.REFIT_RETRY_MAX_OBS)[1] == () and len(calls) == 1
+    df = pd.DataFrame({"loss_general": [1.0, np.nan, 2.0], "loss_domain": [1.0, 1.0, 1.0]})
+    assert (ex.log_losses(df, "both"), ex.log_losses(df, "general"), ex.log_losses(df, "domain")) == (5, 2, 3)
     # a quick fit retries no longer than itself
     assert _refit_settings(True, {"draws": 500, "tune": 300, "chains": 4})["retry"] == {"draws": 500, "tune": 300,
                                                                                          "chains": 4}

@@ -63,8 +63,11 @@ REFIT_MAXDEPTH = 7
 REFIT_RETRY: dict[str, Any] = {"draws": 1000, "tune": 1000, "chains": 4}
 #: Effective draws below which a scoring refit is sampled again (:data:`REFIT_RETRY`).
 REFIT_ESS_MIN = 100
-#: Refits of this many fitted log losses or more are not retried: at 32,400 rows (64,800 log losses) the D-CPT
-#: fit's three retried refits took its calibration from 60 to 521 s, and the 5-minute fit to 11 minutes.
+#: Refits of data with this many log losses or more are not retried (counted on the data the full fit has, not only
+#: on the refit's part): at 32,400 rows (64,800 log losses) the D-CPT fit's three retried refits took its
+#: calibration from 60 to 521 s, and the 5-minute fit to 11 minutes; counted on each refit's own part, the
+#: early-origin split's (3,240 log losses) was still retried and the calibration took 134-138 s (BENCHMARKS.md,
+#: "Sixteenth round"). A refit left unconverged is said with the fit (``refit_unconverged``).
 REFIT_RETRY_MAX_OBS = 10_000
 
 
@@ -87,26 +90,37 @@ def model_settings(fit: Any) -> dict[str, Any]:
 
 
 def _refit(data: pd.DataFrame, law: Any, target: str, model: Mapping[str, Any], slots: int | None, seed: int,
-           settings: Mapping[str, Any]) -> tuple[Any, tuple[str, ...]]:
+           settings: Mapping[str, Any], full_obs: int = 0) -> tuple[Any, tuple[str, ...]]:
     """A scoring refit; sampled again with the ``retry`` settings when its chains say it has not converged.
 
-    Only refits of fewer than :data:`REFIT_RETRY_MAX_OBS` log losses are retried. Returns the fit and the first
-    refit's problems when it was retried (empty when it was not).
+    Only refits of fewer than :data:`REFIT_RETRY_MAX_OBS` log losses, of data (``full_obs``: the full fit's log
+    losses) of fewer than that, are retried. Returns the fit and the first refit's problems when it was retried
+    (empty when it was not).
     """
     from bayes_dcpt.fitting.dcpt import fit as fit_one
 
     kw = refit_settings(settings)
     retry = kw.pop("retry", None)
     f = fit_one(data, law, target, seed=seed, warn=False, run_slots=slots, **dict(model), **kw)
-    first = _unconverged(f._diagnostics) if retry and len(f.design.obs) < REFIT_RETRY_MAX_OBS else []
+    small = max(len(f.design.obs), full_obs) < REFIT_RETRY_MAX_OBS
+    first = _unconverged(f._diagnostics) if retry and small else []
     if first:
         f = fit_one(data, law, target, seed=seed, warn=False, run_slots=slots, **dict(model), **{**kw, **retry})
     return f, tuple(first)
 
 
+def log_losses(data: pd.DataFrame, target: str) -> int:
+    """How many log losses of ``target`` (``"both"``: the two) ``data`` has: the size a retry is decided on."""
+    cols = [f"loss_{t}" for t in (("general", "domain") if target == "both" else (target,))]
+    return int(sum(data[c].notna().sum() for c in cols if c in data))
+
+
 def retry_within(own: Mapping[str, Any]) -> dict[str, int]:
-    """:data:`REFIT_RETRY` capped at a fit's own ``draws``, ``tune`` and ``chains``: never more than the fit itself."""
-    return {k: min(int(own[k]), REFIT_RETRY[k]) for k in REFIT_RETRY}
+    """:data:`REFIT_RETRY` capped at a fit's own ``draws``, ``tune`` and ``chains``: never more than the fit itself.
+
+    A setting the fit leaves to its default (None) does not cap: the default is never fewer than the retry's.
+    """
+    return {k: REFIT_RETRY[k] if own.get(k) is None else min(int(own[k]), REFIT_RETRY[k]) for k in REFIT_RETRY}
 
 
 def _unconverged(d: Any) -> list[str]:
@@ -220,13 +234,14 @@ def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping
     """
     items = make_splits(data, splits) if all(isinstance(s, str) for s in splits) else list(splits)
     name = getattr(law, "name", str(law))
+    full_obs = log_losses(data, target)
     out = []
     for k, split in enumerate(items, start=first):
         t0 = time.perf_counter()
         try:
             with stage(f"{name}: held-out refit, {split.kind} split"):
                 f, retried = _refit(split.train, law, target, model, run_slots, seed + 17 * (k + 1),
-                                    dict(refit or {}))
+                                    dict(refit or {}), full_obs)
                 if streams:
                     f.posterior.ctx["streams"] = stream_deviations(f.posterior, f.fitted_data(), components=streams)
                 score = score_split(f.posterior, split, law=f.law.name, zero_ratio=zero_ratio, seed=seed,
