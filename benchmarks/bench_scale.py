@@ -264,8 +264,8 @@ def recovery(fit, world) -> float:
 
 
 def part_fit(sizes: list[int], backends: list[str], law_name: str = "default",
-             parametrizations: tuple[str, ...] = ("auto",), tag: str = "", seeds: tuple[int, ...] = (1,)
-             ) -> pd.DataFrame:
+             parametrizations: tuple[str, ...] = ("auto",), tag: str = "", seeds: tuple[int, ...] = (1,),
+             draws: int | None = None) -> pd.DataFrame:
     import bayes_dcpt as bd
     from bayes_dcpt.fitting import dcpt
     from bayes_dcpt.fitting.api import _refit_settings, default_law
@@ -282,7 +282,8 @@ def part_fit(sizes: list[int], backends: list[str], law_name: str = "default",
         law = default_law(df) if law_name == "default" else law_name
         kw = {} if backend == "auto" else {"sampler_kwargs": {"backend": backend}}
         t0 = time.perf_counter()
-        f = dcpt.fit(df, law, "both", seed=seed, warn=False, parametrization=par, **kw)
+        f = dcpt.fit(df, law, "both", seed=seed, warn=False, parametrization=par, **kw,
+                     **({} if draws is None else {"draws": draws}))
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         calibrate(f, seed=seed, refit={**_refit_settings(True, {}), **kw})
@@ -300,7 +301,8 @@ def part_fit(sizes: list[int], backends: list[str], law_name: str = "default",
                "fit s": fit_s,
                "of which sampling s": d.seconds, "calibration s": cal_s, "adequacy s": adeq_s, "total s": total,
                "x point fit": total / point_s, "steps/draw": float(steps.mean()), "divergences": d.divergences,
-               "R-hat max": d.rhat_max, "ESS bulk min": d.ess_bulk_min, "problems": len(d.problems),
+               "R-hat max": d.rhat_max, "ESS bulk min": d.ess_bulk_min, "ESS tail min": d.ess_tail_min,
+               "draws": d.draws, "problems": len(d.problems),
                "misfit checks": len(d.misfit), "truth in 90%": recovery(f, world) if law == "dcpt" else np.nan}
         print(row, flush=True)
         out.append(row)
@@ -460,6 +462,7 @@ def main() -> None:
     ap.add_argument("--tunes", default="1000,500,300", help="tune: the warm-up lengths compared")
     ap.add_argument("--seeds", default="1,2", help="centring: the sampler seeds")
     ap.add_argument("--fit-seeds", default="1", help="fit: the sampler seeds")
+    ap.add_argument("--draws", type=int, default=None, help="fit: draws per chain (default: the package's)")
     ap.add_argument("--tag", default="", help="suffix of the results file (scale_fit_<law>_<tag>.csv)")
     ap.add_argument("--fastmath", action="store_true",
                     help="compile numba models with PyTensor's full fast-math (the package: reassociation alone)")
@@ -483,7 +486,7 @@ def main() -> None:
         res = part_auto(sizes, a.tag, a.cli_draws)
     else:
         res = part_fit(sizes, a.backends.split(","), a.law, tuple(a.parametrizations.split(",")), a.tag,
-                       tuple(int(s) for s in a.fit_seeds.split(",")))
+                       tuple(int(s) for s in a.fit_seeds.split(",")), a.draws)
     print(md_table(res))
 
 

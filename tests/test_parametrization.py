@@ -99,13 +99,16 @@ def test_split_hierarchy_is_the_noncentred_posterior_up_to_the_jacobian(split_na
         assert float(f_split(x)) == pytest.approx(float(f_nc(z)) - log_jac + shift, rel=1e-9)
 
 
-@pytest.mark.parametrize("parametrization, given, want", [("split", None, 0.95), ("split_weak_d", None, 0.95),
-                                                          ("noncentered", None, None), ("split", 0.99, 0.99)])
-def test_dense_data_fits_run_nuts_at_a_higher_target_acceptance(monkeypatch, parametrization, given, want):
-    """The split hierarchies (dense data) sample at ``DENSE_TARGET_ACCEPT`` unless told; the others at nutpie's
-    default (BENCHMARKS.md, "Sixteenth round": their last rare divergences at 32,400 rows)."""
+@pytest.mark.parametrize("parametrization, given, want, draws, want_draws",
+                         [("split", None, 0.95, None, 1500), ("split_weak_d", None, 0.95, None, 1500),
+                          ("noncentered", None, None, None, 1000), ("split", 0.99, 0.99, 700, 700)])
+def test_dense_data_fits_run_nuts_at_a_higher_target_acceptance(monkeypatch, parametrization, given, want, draws,
+                                                                 want_draws):
+    """The split hierarchies (dense data) sample at ``DENSE_TARGET_ACCEPT`` and ``DENSE_DRAWS`` unless told; the
+    others at nutpie's default and 1000 draws (BENCHMARKS.md, "Sixteenth round": their last rare divergences at
+    32,400 rows; "Seventeenth round": their tail ESS)."""
     from bayes_dcpt.fitting import dcpt
-    from bayes_dcpt.fitting.config import DENSE_TARGET_ACCEPT
+    from bayes_dcpt.fitting.config import DENSE_DRAWS, DENSE_TARGET_ACCEPT
 
     seen = {}
 
@@ -113,11 +116,12 @@ def test_dense_data_fits_run_nuts_at_a_higher_target_acceptance(monkeypatch, par
         pass
 
     def fake(entry, sampler, names, **kw):
-        seen.update(kw["sampler_kwargs"] or {})
+        seen.update(kw["sampler_kwargs"] or {}, draws=kw["draws"])
         raise Stop
 
     monkeypatch.setattr(dcpt, "run_sampler", fake)
     with pytest.raises(Stop):
-        dcpt.fit(_example(), "dcpt", "both", parametrization=parametrization, warn=False,
+        dcpt.fit(_example(), "dcpt", "both", parametrization=parametrization, warn=False, draws=draws,
                  sampler_kwargs=None if given is None else {"target_accept": given})
     assert seen.get("target_accept") == want and DENSE_TARGET_ACCEPT == 0.95
+    assert seen["draws"] == want_draws and DENSE_DRAWS == 1500

@@ -16,7 +16,7 @@ from typing import Any
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.errors import BayesDCPTError
 from bayes_dcpt.fitting import auto, dcpt
-from bayes_dcpt.fitting.config import check_cpt_options
+from bayes_dcpt.fitting.config import DEFAULT_DRAWS, check_cpt_options
 from bayes_dcpt.fitting.cpt import CPTFit
 from bayes_dcpt.fitting.diagnostics import APPROXIMATE_SAMPLERS
 from bayes_dcpt.fitting.extrapolation import REFIT_DEFAULTS, calibrate, retry_within, warn_unconverged_refits
@@ -31,7 +31,8 @@ def _refit_settings(discrepancy: bool | Mapping[str, Any], kwargs: Mapping[str, 
     if isinstance(discrepancy, Mapping):
         return dict(discrepancy)
     sampler = kwargs.get("sampler", "nutpie")
-    draws, tune, chains = (int(kwargs.get(k, v)) for k, v in (("draws", 1000), ("tune", 1000), ("chains", 4)))
+    draws, tune, chains = (int(v if kwargs.get(k) is None else kwargs[k])
+                           for k, v in (("draws", DEFAULT_DRAWS), ("tune", 1000), ("chains", 4)))
     if sampler in APPROXIMATE_SAMPLERS:
         return {"sampler": sampler, "draws": draws, "chains": chains}
     # never more than the fit itself: a quick fit gets quick scoring refits, and quick retries of unconverged ones

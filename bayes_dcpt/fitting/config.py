@@ -17,9 +17,9 @@ from bayes_dcpt.errors import FitError
 from bayes_dcpt.laws.lr_schedules import DEFAULT_MOMENTUM
 from bayes_dcpt.laws.registry import get_law
 
-__all__ = ["CENTRED_D_DROP_FROM_ROWS", "CPT_OPTIONS", "DENSE_SHARE_SPREAD", "DENSE_TARGET_ACCEPT", "PARAMETRIZATIONS",
-           "SPLIT_FROM_ROWS", "DynamicsConfig", "FitConfig", "check_cpt_options", "config_key", "is_dense",
-           "resolve_parametrization"]
+__all__ = ["CENTRED_D_DROP_FROM_ROWS", "CPT_OPTIONS", "DEFAULT_DRAWS", "DENSE_DRAWS", "DENSE_SHARE_SPREAD",
+           "DENSE_TARGET_ACCEPT", "PARAMETRIZATIONS", "SPLIT_FROM_ROWS", "DynamicsConfig", "FitConfig",
+           "check_cpt_options", "config_key", "default_draws", "is_dense", "resolve_parametrization"]
 
 #: The hierarchy parameterisations of the D-CPT family's model (``fitting/MODEL.md``): ``"split"`` is centred
 #: for what the data pin and non-centred for the shares; ``"split_weak_d"`` also non-centres the general loss's
@@ -49,11 +49,24 @@ CENTRED_D_DROP_FROM_ROWS = 1200
 #: (BENCHMARKS.md, "Sixteenth round").
 DENSE_SHARE_SPREAD = 0.25
 DENSE_TARGET_ACCEPT = 0.95
+#: Posterior draws per chain of an MCMC fit when none are asked for ...
+DEFAULT_DRAWS = 1000
+#: ... and of a fit of the split hierarchies (dense data). There the worst-mixing direction is one the data
+#: inside the range do not pin (a domain's far level split between E and the ratio term: E = 0.24 +- 0.11), and at
+#: target_accept 0.95 the tail ESS of 4 x 1000 draws fell under 400 in one seed of three at 32,400 rows (391) and
+#: at 4,050 rows (392). Half as many draws again cost a quarter more sampling (tuning is the other half of the
+#: iterations): 4 x 1500 gave ESS bulk/tail 733/750 in that seed, 23 s more (BENCHMARKS.md, "Seventeenth round").
+DENSE_DRAWS = 1500
 
 
 def is_dense(parametrization: str) -> bool:
     """Whether ``parametrization`` is one of the split hierarchies chosen for dense data (see above)."""
     return parametrization in ("split", "split_weak_d")
+
+
+def default_draws(parametrization: str) -> int:
+    """Draws per chain when a fit asks for none: :data:`DENSE_DRAWS` for dense data, else :data:`DEFAULT_DRAWS`."""
+    return DENSE_DRAWS if is_dense(parametrization) else DEFAULT_DRAWS
 
 
 def resolve_parametrization(parametrization: str, df: Any) -> str:

@@ -35,6 +35,7 @@ from bayes_dcpt.fitting.config import (
     DENSE_TARGET_ACCEPT,
     PARAMETRIZATIONS,
     FitConfig,
+    default_draws,
     is_dense,
     resolve_parametrization,
 )
@@ -178,7 +179,7 @@ def fit(
     law: str | Law = "dcpt",
     target: str = "both",
     *,
-    draws: int = 1000,
+    draws: int | None = None,
     tune: int = 1000,
     chains: int = 4,
     cores: int | None = None,
@@ -220,7 +221,9 @@ def fit(
     target
         ``"both"`` (general and domain loss in one call), ``"general"`` or ``"domain"``.
     draws, tune, chains, cores, seed
-        MCMC settings; the same seed (and compile cache state) gives the same posterior.
+        MCMC settings; the same seed (and compile cache state) gives the same posterior. ``draws`` per chain
+        defaults to :func:`~bayes_dcpt.fitting.config.default_draws`: 1000, or 1500 for the split hierarchies of
+        dense data, whose tail ESS fell short of 400 with 1000 (BENCHMARKS.md, "Seventeenth round").
     sampler
         ``"nutpie"`` (default: fastest by measurement, see BENCHMARKS.md), ``"pymc"``, ``"numpyro"``, or the
         fast approximations ``"laplace"`` (MAP + inverse Hessian) and ``"advi"`` for interactive use.
@@ -285,7 +288,8 @@ def fit(
         raise FitError(f"noise_scope must be 'domain' or 'target', not {noise_scope!r}")
     if replay_scope not in ("domain", "target"):
         raise FitError(f"replay_scope must be 'domain' or 'target', not {replay_scope!r}")
-    _check_options(law_, sampler, parametrization, domain_levels, run_offsets, draws, tune, chains)
+    _check_options(law_, sampler, parametrization, domain_levels, run_offsets, 1 if draws is None else draws, tune,
+                   chains)
     df = _data.load(data)
     cfg = FitConfig(law=law_.name, target=target, robust=robust, run_effect=_identifiable_run_effect(df, run_effect),
                     hierarchical=hierarchical,
@@ -294,6 +298,10 @@ def fit(
                     domain_levels=domain_levels, run_offsets=run_offsets, burn_in=burn_in, noise_scope=noise_scope,
                     replay_scope=replay_scope, rewarm=bool(rewarm),
                     share_power=bool(share_power))
+    # the dense hierarchy's NUTS settings (the CPT law has no such hierarchy): more draws, smaller steps
+    dense_nuts = law_.family != "cpt" and is_dense(cfg.parametrization) and sampler in ("nutpie", "pymc", "numpyro")
+    if draws is None:
+        draws = default_draws(cfg.parametrization if dense_nuts else "")
     if law_.family == "cpt":  # the base-anchored law fits every own ratio (it is meaningful at 0)
         result = fit_cpt(df, replace(cfg, zero_ratio=True), draws=draws, tune=tune, chains=chains, cores=cores,
                          seed=seed, sampler=sampler, progressbar=progressbar, sampler_kwargs=sampler_kwargs,
@@ -301,8 +309,7 @@ def fit(
         if warn:
             result.diagnostics(warn=True)
         return result
-    if is_dense(cfg.parametrization) and sampler in ("nutpie", "pymc", "numpyro") \
-            and "target_accept" not in (sampler_kwargs or {}):
+    if dense_nuts and "target_accept" not in (sampler_kwargs or {}):
         sampler_kwargs = {**(sampler_kwargs or {}), "target_accept": DENSE_TARGET_ACCEPT}
     design = make_design(df, law_, cfg, run_slots)
     entry = get_model(law_, cfg, design)
