@@ -314,8 +314,8 @@ def part_fit(sizes: list[int], backends: list[str], law_name: str = "default",
 def part_auto(sizes: list[int], tag: str = "", cli_draws: bool = False) -> pd.DataFrame:
     """``bd.fit(df, law="auto")`` on the scale set: wall time against the point fit, the weights, and the worst
     sampler diagnostics over the candidates. ``cli_draws``: the candidates' full fits with the CLI's draws (4 chains
-    x 1,000 draws after 1,000 tuning steps, what ``bayes-dcpt fit --law auto`` passes) instead of the Python API's
-    ``AUTO_DEFAULTS``."""
+    after 1,000 tuning steps, each law's default draws: 1,000, 1,500 for dense data; what ``bayes-dcpt fit --law
+    auto`` passes) instead of the Python API's ``AUTO_DEFAULTS``."""
     import bayes_dcpt as bd
 
     out = []
@@ -328,7 +328,7 @@ def part_auto(sizes: list[int], tag: str = "", cli_draws: bool = False) -> pd.Da
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             a = bd.fit(df, law="auto", target="both", seed=1,
-                       **({"draws": 1000, "tune": 1000, "chains": 4} if cli_draws else {}))
+                       **({"draws": None, "tune": 1000, "chains": 4} if cli_draws else {}))
         total = time.perf_counter() - t0
         t0 = time.perf_counter()
         with warnings.catch_warnings():
@@ -349,7 +349,7 @@ def part_auto(sizes: list[int], tag: str = "", cli_draws: bool = False) -> pd.Da
                "refit s per law": " ".join(f"{k}={v:.0f}" for k, v in a.holdout.drop_duplicates(["law", "split"])
                                            .groupby("law", sort=False)["seconds"].sum().items()),
                "full fit s per law": " ".join(f"{k}={d.seconds:.0f}" for k, d in ad.candidates.items()),
-               "full fit draws": "4 x 1000 + 1000" if cli_draws else "2 x 500 + 500",
+               "full fit draws": " ".join(f"{k}={d.chains}x{d.draws}" for k, d in ad.candidates.items()),
                "screened": " ".join(f"{k}@{v}" for k, v in a.comparison["screened"].dropna().items()) or "none"}
         print(row, flush=True)
         out.append(row)
