@@ -45,6 +45,10 @@ def test_committed_model_is_the_example_fit():
     assert p.name in readme and "make models" in readme
     d = f.diagnostics(warn=False)
     assert f"R-hat max {d.rhat_max:.3f}" in readme  # the README states the file's own diagnostics
+    # ... and whether the held-out refits under its bands beyond the data converged (this misfitting law's do not)
+    said = build_models_script._refits_said(f)
+    assert said in readme and said.startswith("**3 unconverged** (tokens: R-hat")
+    assert build_models_script._refits_said(load_fit(model_path(MODELS, "cpt"))) == "converged"
     sc = f.sampler_config
     assert f.posterior.n_draws == sc.get("draws_saved", sc["draws"]) * sc["chains"]  # draws_saved: per chain
 
