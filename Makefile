@@ -7,6 +7,9 @@ BIN     = $(VENV)/bin
 PIP     = $(BIN)/python -m pip
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
+# Two pytest workers, each test file on one (its module fixtures built once): much of the suite is single-threaded
+# (compiling models, Python), so two files overlap on 2 cores (BENCHMARKS.md, "The test suite's wall time").
+PYTEST_WORKERS ?= -n 2 --dist loadfile
 
 .PHONY: demo test install install-dev models example-data long-data notebooks clean
 
@@ -30,7 +33,7 @@ demo: $(VENV)/.installed
 	$(BIN)/bayes-dcpt demo --out $(DEMO_OUT)
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # Regenerate the embedded example grid (real CPU probes; ~25 min on 2 shared cores) and its record
 example-data: $(VENV)/.installed-dev
