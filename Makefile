@@ -7,9 +7,10 @@ BIN     = $(VENV)/bin
 PIP     = $(BIN)/python -m pip
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
-# Two pytest workers, each test file on one (its module fixtures built once): much of the suite is single-threaded
-# (compiling models, Python), so two files overlap on 2 cores (BENCHMARKS.md, "The test suite's wall time").
-PYTEST_WORKERS ?= -n 2 --dist loadfile
+# Two pytest workers, each test file on one (its module fixtures built once), the slowest files first
+# (tests/conftest.py): much of the suite is single-threaded (compiling models, Python), so two files overlap on
+# 2 cores (BENCHMARKS.md, "The test suite's wall time").
+PYTEST_WORKERS ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: demo test install install-dev models example-data long-data notebooks clean
 

@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("NO_COLOR", "1")
 
-from bayes_dcpt.plan.simulate import World, probe_grid  # noqa: E402
+from bayes_dcpt.plan.simulate import World, probe_grid
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = (REPO / ".." / "shared" / "data").resolve()
@@ -114,3 +114,16 @@ def without_config_key(path: Path, key: str, out: Path) -> Path:
     tree.to_netcdf(out)
     tree.close()
     return out
+
+
+#: Test files that take many minutes, in the order they start: with two pytest-xdist workers (``make test``,
+#: ``--dist loadfile --no-loadscope-reorder``) each begins one of them, so that neither is left running alone at the
+#: end (test_docs' run of every documented command is ~10 min, the notebooks ~7 min; in collection order test_docs
+#: ran alone for its last minutes: 21 min in all).
+SLOW_FILES_FIRST = ("test_docs.py", "test_notebooks.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Start the slowest test files first (see :data:`SLOW_FILES_FIRST`); the rest keep their order."""
+    rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
