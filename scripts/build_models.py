@@ -201,7 +201,7 @@ def build_models(
         log(
             f"  {path} ({rec['mb']:.1f} MB, {saved.posterior.n_draws} draws saved"
             + (f", thinned by {thin}" if thin > 1 else "")
-            + f"), {seconds:.0f} s: {d}; {f.adequacy().summary()}"
+            + f"), {seconds:.0f} s: {d}" + ("" if d.misfit else f"; {f.adequacy().summary()}")
         )
     log(f"wrote {write_readme(out)}")
     return records
