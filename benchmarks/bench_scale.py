@@ -282,8 +282,7 @@ def part_fit(sizes: list[int], backends: list[str], law_name: str = "default",
         law = default_law(df) if law_name == "default" else law_name
         kw = {} if backend == "auto" else {"sampler_kwargs": {"backend": backend}}
         t0 = time.perf_counter()
-        f = dcpt.fit(df, law, "both", seed=seed, warn=False, parametrization=par, **kw,
-                     **({} if draws is None else {"draws": draws}))
+        f = dcpt.fit(df, law, "both", seed=seed, warn=False, parametrization=par, draws=draws, **kw)
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         calibrate(f, seed=seed, refit={**_refit_settings(True, {}), **kw})

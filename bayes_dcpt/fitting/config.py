@@ -19,7 +19,7 @@ from bayes_dcpt.laws.registry import get_law
 
 __all__ = ["CENTRED_D_DROP_FROM_ROWS", "CPT_OPTIONS", "DEFAULT_DRAWS", "DENSE_DRAWS", "DENSE_SHARE_SPREAD",
            "DENSE_TARGET_ACCEPT", "PARAMETRIZATIONS", "SPLIT_FROM_ROWS", "DynamicsConfig", "FitConfig",
-           "check_cpt_options", "config_key", "default_draws", "is_dense", "resolve_parametrization"]
+           "check_cpt_options", "config_key", "is_dense", "resolve_parametrization"]
 
 #: The hierarchy parameterisations of the D-CPT family's model (``fitting/MODEL.md``): ``"split"`` is centred
 #: for what the data pin and non-centred for the shares; ``"split_weak_d"`` also non-centres the general loss's
@@ -62,11 +62,6 @@ DENSE_DRAWS = 1500
 def is_dense(parametrization: str) -> bool:
     """Whether ``parametrization`` is one of the split hierarchies chosen for dense data (see above)."""
     return parametrization in ("split", "split_weak_d")
-
-
-def default_draws(parametrization: str) -> int:
-    """Draws per chain when a fit asks for none: :data:`DENSE_DRAWS` for dense data, else :data:`DEFAULT_DRAWS`."""
-    return DENSE_DRAWS if is_dense(parametrization) else DEFAULT_DRAWS
 
 
 def resolve_parametrization(parametrization: str, df: Any) -> str:

@@ -32,10 +32,11 @@ from bayes_dcpt.data.dlc import dlc_features
 from bayes_dcpt.errors import BayesDCPTError, FitError
 from bayes_dcpt.fitting.base import BaseFit, DecisionMethods, add_run_mixing, flat_draws, noise_ctx, noise_draws
 from bayes_dcpt.fitting.config import (
+    DEFAULT_DRAWS,
+    DENSE_DRAWS,
     DENSE_TARGET_ACCEPT,
     PARAMETRIZATIONS,
     FitConfig,
-    default_draws,
     is_dense,
     resolve_parametrization,
 )
@@ -145,7 +146,7 @@ def load_fit(path: str | Path) -> Fit:
 
 
 def _check_options(law: Law, sampler: str, parametrization: str, domain_levels: str, run_offsets: str,
-                   draws: int, tune: int, chains: int) -> None:
+                   draws: int | None, tune: int, chains: int) -> None:
     """Raise :class:`FitError` for an argument of :func:`fit` outside its choices."""
     if law.family not in ("dcpt", "cross-domain", "chinchilla", "cpt"):
         raise FitError(f"law {law.name!r} is not a law of (N, D, r); the Bayesian fit supports the D-CPT, "
@@ -222,8 +223,9 @@ def fit(
         ``"both"`` (general and domain loss in one call), ``"general"`` or ``"domain"``.
     draws, tune, chains, cores, seed
         MCMC settings; the same seed (and compile cache state) gives the same posterior. ``draws`` per chain
-        defaults to :func:`~bayes_dcpt.fitting.config.default_draws`: 1000, or 1500 for the split hierarchies of
-        dense data, whose tail ESS fell short of 400 with 1000 (BENCHMARKS.md, "Seventeenth round").
+        defaults to :data:`~bayes_dcpt.fitting.config.DEFAULT_DRAWS` (1000), or
+        :data:`~bayes_dcpt.fitting.config.DENSE_DRAWS` (1500) for NUTS on the split hierarchies of dense data,
+        whose tail ESS fell short of 400 with 1000 (BENCHMARKS.md, "Seventeenth round").
     sampler
         ``"nutpie"`` (default: fastest by measurement, see BENCHMARKS.md), ``"pymc"``, ``"numpyro"``, or the
         fast approximations ``"laplace"`` (MAP + inverse Hessian) and ``"advi"`` for interactive use.
@@ -288,8 +290,7 @@ def fit(
         raise FitError(f"noise_scope must be 'domain' or 'target', not {noise_scope!r}")
     if replay_scope not in ("domain", "target"):
         raise FitError(f"replay_scope must be 'domain' or 'target', not {replay_scope!r}")
-    _check_options(law_, sampler, parametrization, domain_levels, run_offsets, 1 if draws is None else draws, tune,
-                   chains)
+    _check_options(law_, sampler, parametrization, domain_levels, run_offsets, draws, tune, chains)
     df = _data.load(data)
     cfg = FitConfig(law=law_.name, target=target, robust=robust, run_effect=_identifiable_run_effect(df, run_effect),
                     hierarchical=hierarchical,
@@ -301,7 +302,7 @@ def fit(
     # the dense hierarchy's NUTS settings (the CPT law has no such hierarchy): more draws, smaller steps
     dense_nuts = law_.family != "cpt" and is_dense(cfg.parametrization) and sampler in ("nutpie", "pymc", "numpyro")
     if draws is None:
-        draws = default_draws(cfg.parametrization if dense_nuts else "")
+        draws = DENSE_DRAWS if dense_nuts else DEFAULT_DRAWS
     if law_.family == "cpt":  # the base-anchored law fits every own ratio (it is meaningful at 0)
         result = fit_cpt(df, replace(cfg, zero_ratio=True), draws=draws, tune=tune, chains=chains, cores=cores,
                          seed=seed, sampler=sampler, progressbar=progressbar, sampler_kwargs=sampler_kwargs,

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_dcpt.constants import RHAT_MAX
+from bayes_dcpt.data.schema import targets_of
 from bayes_dcpt.errors import ConvergenceWarning, FitError
 from bayes_dcpt.fitting.diagnostics import APPROXIMATE_SAMPLERS
 from bayes_dcpt.fitting.discrepancy import AXES, attach_data_context, estimate_kappa
@@ -111,8 +112,7 @@ def _refit(data: pd.DataFrame, law: Any, target: str, model: Mapping[str, Any], 
 
 def log_losses(data: pd.DataFrame, target: str) -> int:
     """How many log losses of ``target`` (``"both"``: the two) ``data`` has: the size a retry is decided on."""
-    cols = [f"loss_{t}" for t in (("general", "domain") if target == "both" else (target,))]
-    return int(sum(data[c].notna().sum() for c in cols if c in data))
+    return int(sum(data[f"loss_{t}"].notna().sum() for t in targets_of(target) if f"loss_{t}" in data))
 
 
 def retry_within(own: Mapping[str, Any]) -> dict[str, int]:

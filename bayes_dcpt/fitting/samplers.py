@@ -65,10 +65,10 @@ def check_sampler(sampler: str) -> None:
         raise FitError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
 
 
-def check_counts(draws: int, tune: int, chains: int) -> None:
-    """Raise :class:`FitError` unless draws and chains are >= 1 and tune >= 0."""
+def check_counts(draws: int | None, tune: int, chains: int) -> None:
+    """Raise :class:`FitError` unless draws and chains are >= 1 and tune >= 0 (None: the fit's default)."""
     for name, v in (("draws", draws), ("tune", tune), ("chains", chains)):
-        if int(v) < (0 if name == "tune" else 1):
+        if v is not None and int(v) < (0 if name == "tune" else 1):
             raise FitError(f"{name} must be positive, got {v}")
 
 
