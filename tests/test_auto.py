@@ -150,7 +150,11 @@ def test_auto_skips_the_later_refits_of_a_screened_law(monkeypatch):
         lpd, w = A._weigh(scores, notes, screened)
         assert w["C"] == 0.0 and sum(w.values()) == pytest.approx(1.0)
         comp = A._comparison(lpd, w, screened)
+        # every weight sits inside its Bayesian-bootstrap interval; a screened law's interval is [0, 0]
+        for law in lpd.columns:
+            assert comp.loc[law, "weight_lo"] - 1e-9 <= w[law] <= comp.loc[law, "weight_hi"] + 1e-9
         if screen:
+            assert comp.loc["C", ["weight_lo", "weight_hi"]].tolist() == [0.0, 0.0]
             assert list(lpd.columns) == ["A", "B"] and len(lpd) == 40  # both splits of the laws left
             assert comp.loc["C", "screened"] == "tokens" and np.isnan(comp.loc["C", "elpd"])
             assert any("C screened out after the 'tokens' split" in n for n in notes)
@@ -237,3 +241,13 @@ def test_single_fit_calibration_round_trips(df, tmp_path):
     assert back.posterior.ctx["envelope"] == f.posterior.ctx["envelope"]
     g = fit(df, "dcpt", "domain", seed=2, discrepancy=False, **KW)
     assert "discrepancy" not in g.posterior.ctx and g.extrapolation is None and "extrapolation" not in g.card()
+
+
+def test_unsettled_weights_are_said_and_settled_ones_are_not():
+    comp = pd.DataFrame({"law": ["cpt", "L1"], "n_runs": [12, 12], "weight": [0.6, 0.4],
+                         "weight_lo": [0.05, 0.0], "weight_hi": [1.0, 0.95]}).set_index("law")
+    note = A.unsettled(comp)
+    assert note is not None and "do not settle" in note and "cpt 0.60 [0.05, 1.00]" in note and "12 held-out" in note
+    comp[["weight_lo", "weight_hi"]] = [[0.9, 1.0], [0.0, 0.1]]
+    assert A.unsettled(comp) is None
+    assert A.unsettled(comp.drop(columns=["weight_lo", "weight_hi"])) is None  # fits saved before the interval

@@ -21,6 +21,7 @@ from bayes_dcpt.fitting.discrepancy import (
     estimate_kappa,
     extrapolation_distances,
     size_key,
+    stacking_weight_interval,
     stacking_weights,
 )
 from bayes_dcpt.fitting.extrapolation import DOMAIN_PRIOR_RUNS, discrepancy_from_scores
@@ -211,6 +212,31 @@ def test_stacking_weights_recover_a_known_mixture():
     # a candidate that fails on every unit gets no weight
     np.testing.assert_allclose(stacking_weights(np.c_[lpd[:, 0], np.full(len(y), -np.inf)]), [1.0, 0.0])
 
+
+
+def test_stacking_weight_interval_is_narrow_when_the_runs_settle_it_and_wide_when_they_do_not():
+    rng = np.random.default_rng(1)
+    # unit weights of 1 are the plain objective; doubling one unit is the same as listing it twice
+    lpd = rng.normal(size=(30, 3))
+    np.testing.assert_allclose(stacking_weights(lpd, np.ones(30)), stacking_weights(lpd), atol=1e-6)
+    a = np.ones(30)
+    a[0] = 2.0
+    np.testing.assert_allclose(stacking_weights(lpd, a), stacking_weights(np.r_[lpd, lpd[:1]]), atol=1e-4)
+    # one law better on every one of 40 held-out runs: weight 1, and every replicate says so
+    better = np.c_[np.full(40, -1.0), np.full(40, -3.0)] + rng.normal(0, 0.1, (40, 1))
+    lo, hi = stacking_weight_interval(better, seed=0)
+    assert lo[0] > 0.99 and hi[1] < 0.01
+    # two laws each better on half of 8 runs, by runs of different weight: the data do not settle it
+    tied = np.c_[rng.normal(0, 2, 8), rng.normal(0, 2, 8)]
+    lo, hi = stacking_weight_interval(tied, seed=0)
+    assert (hi - lo).min() > 0.5
+    w = stacking_weights(tied)
+    assert (lo <= w + 1e-9).all() and (w <= hi + 1e-9).all()
+    # seeded: the same interval twice
+    np.testing.assert_array_equal(stacking_weight_interval(tied, seed=3)[0], stacking_weight_interval(tied, seed=3)[0])
+    # one held-out run or one law: the point weights, no interval
+    assert stacking_weight_interval(better[:1])[0].tolist() == stacking_weights(better[:1]).tolist()
+    assert stacking_weight_interval(better[:, :1])[1].tolist() == [1.0]
 
 def _curve_law(name: str, formula) -> Law:
     pars = tuple(Param(f"c{i}", "coefficient", "identity", (0.0,), Prior("normal", 0.0, 1.0, "test")) for i in

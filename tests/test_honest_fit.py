@@ -154,9 +154,12 @@ def test_cli_fit_law_auto_end_to_end(cli, df3, tmp_path):
     js = json.loads(so)
     assert {r["law"] for r in js["laws"]} == {"L3", "L1"}
     assert sum(r["weight"] for r in js["laws"]) == pytest.approx(1.0)
+    for r in js["laws"]:  # how firmly the held-out runs settle each weight
+        assert 0.0 <= r["weight_lo"] <= r["weight_hi"] <= 1.0
     assert "adequate" in js["diagnostics"] and "per_law" in js["diagnostics"]
     back = load_fit(out)
     assert set(back.weights) == {"L3", "L1"} and back.method == "holdout-stacking"
+    assert js.get("notes", []) == back.notes  # what law='auto' noted reaches the command line's output
 
 
 def test_a_saved_cpt_fit_predicts_and_checks_as_it_did_before_saving(tmp_path):

@@ -180,7 +180,8 @@ def fit_cmd(
     with _spinner(f"sampling {law} ({chains} chains x {draws or 'the default'} draws, {sampler})", law):
         f = fit(df, law, target, **kw)
     f.save(out)
-    report_fit(f, out, allow_bad_fit=allow_bad_fit, json_out=json_out)
+    # law='auto' says what it screened out, left out, and whether the held-out runs settle the weights
+    report_fit(f, out, allow_bad_fit=allow_bad_fit, json_out=json_out, notes=list(getattr(f, "notes", [])))
 
 
 @contextmanager

@@ -36,7 +36,7 @@ from bayes_dcpt.fitting.config import check_cpt_options, resolve_parametrization
 from bayes_dcpt.fitting.dcpt import _identifiable_run_effect
 from bayes_dcpt.fitting.dcpt import fit as fit_one
 from bayes_dcpt.fitting.design import run_capacity
-from bayes_dcpt.fitting.discrepancy import attach_data_context, stacking_weights
+from bayes_dcpt.fitting.discrepancy import attach_data_context, stacking_weight_interval, stacking_weights
 from bayes_dcpt.fitting.extrapolation import (
     DEFAULT_SPLITS,
     MODEL_SETTINGS,
@@ -63,6 +63,10 @@ DEFAULT_CANDIDATES = ("cpt", "L3", "L1", "L7")
 #: elpd is more than SCREEN_SE standard errors below the best law's (see :func:`screened_out`).
 SCREEN_WEIGHT = 1e-3
 SCREEN_SE = 4.0
+#: A law's weight is "not settled" by the held-out runs when its 90% Bayesian-bootstrap interval
+#: (:func:`~bayes_dcpt.fitting.discrepancy.stacking_weight_interval`) is wider than this: ``law="auto"`` then says
+#: so, since another seed or a few more runs could move the answer from one law to another.
+UNSETTLED_WIDTH = 0.5
 #: Sampler settings of the candidates' full fits unless given (see BENCHMARKS.md for the measurement).
 AUTO_DEFAULTS: dict[str, Any] = {"draws": 500, "tune": 500, "chains": 2}
 
@@ -338,7 +342,10 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
         for s in sc:
             s.info.pop("posterior", None)
     reqs = {name: requirement_failures(f) for name, f in fits.items()}
-    auto = AutoFit(fits, _comparison(lpd, weights, screened), weights, reqs, stacked, holdout=table,
+    comparison = _comparison(lpd, weights, screened, seed)
+    if (why := unsettled(comparison)) is not None:
+        notes.append(why)
+    auto = AutoFit(fits, comparison, weights, reqs, stacked, holdout=table,
                    method="holdout-stacking", notes=notes, seed=seed, extrapolation=extrapolation,
                    seconds=time.perf_counter() - t0)
     if warn:
@@ -347,18 +354,25 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
     return auto
 
 
-def _comparison(lpd: pd.DataFrame, weights: dict[str, float], screened: dict[str, str]) -> pd.DataFrame:
+def _comparison(lpd: pd.DataFrame, weights: dict[str, float], screened: dict[str, str],
+                seed: int = 0) -> pd.DataFrame:
     """Per law: pooled held-out elpd over the runs every law scored, its se, the difference to the best, weight.
 
-    A law screened out (``screened``: law -> the split after which) was not scored on every split: its elpd is
-    NaN here (its scores are in the held-out table) and ``screened`` names the split.
+    ``weight_lo`` / ``weight_hi``: the held-out stacking weight's 90% Bayesian-bootstrap interval over the runs
+    (:func:`~bayes_dcpt.fitting.discrepancy.stacking_weight_interval`; 0 for a law screened out). A law screened
+    out (``screened``: law -> the split after which) was not scored on every split: its elpd is NaN here (its
+    scores are in the held-out table) and ``screened`` names the split.
     """
+    lo, hi = (stacking_weight_interval(lpd.to_numpy(), seed=seed) if len(lpd) and lpd.shape[1]
+              else (np.array([]), np.array([])))
+    interval = {n: (float(lo[i]), float(hi[i])) for i, n in enumerate(lpd.columns)}
     rows = []
     for name, w in weights.items():
         v = lpd[name].to_numpy(float) if name in lpd else np.array([])
+        w_lo, w_hi = interval.get(name, (0.0, 0.0) if name in screened else (np.nan, np.nan))
         rows.append({"law": name, "elpd": float(v.sum()) if v.size else np.nan,
                      "se": float(np.sqrt(v.size * np.var(v, ddof=1))) if v.size > 1 else np.nan,
-                     "n_runs": int(v.size), "weight": w})
+                     "n_runs": int(v.size), "weight": w, "weight_lo": w_lo, "weight_hi": w_hi})
     comp = pd.DataFrame(rows).set_index("law").sort_values("elpd", ascending=False)
     best = comp.index[0]
     comp["elpd_diff"] = comp["elpd"].iloc[0] - comp["elpd"]
@@ -366,3 +380,16 @@ def _comparison(lpd: pd.DataFrame, weights: dict[str, float], screened: dict[str
     comp["rank"] = np.arange(len(comp))
     comp["screened"] = [screened.get(n) for n in comp.index]
     return comp
+
+
+def unsettled(comparison: pd.DataFrame) -> str | None:
+    """A note when the held-out runs do not settle the weights (an interval wider than :data:`UNSETTLED_WIDTH`)."""
+    if not {"weight_lo", "weight_hi"} <= set(comparison.columns):
+        return None
+    wide = comparison[(comparison["weight_hi"] - comparison["weight_lo"]) > UNSETTLED_WIDTH]
+    if wide.empty:
+        return None
+    parts = ", ".join(f"{n} {r['weight']:.2f} [{r['weight_lo']:.2f}, {r['weight_hi']:.2f}]" for n, r in wide.iterrows())
+    return (f"the held-out runs do not settle the choice of law: weight (90% Bayesian-bootstrap interval over "
+            f"the {int(comparison['n_runs'].max())} held-out runs) {parts}; another seed or a few more runs may move "
+            "the weight between these laws, so read the stacked bands, not one law's")

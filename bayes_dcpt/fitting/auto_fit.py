@@ -173,6 +173,9 @@ class AutoFit(DecisionMethods, BaseFit):
     def table(self) -> pd.DataFrame:
         """One row per law: weight, held-out elpd (se), MAPE and coverage per split, diagnostics, requirements.
 
+        ``weight_lo`` / ``weight_hi``: the held-out stacking weight's 90% Bayesian-bootstrap interval over the
+        held-out runs (NaN for fits saved before it): how firmly the data settle the weight.
+
         ``refits_unconverged`` names the splits whose refit of the law did not converge (its score, and so the
         weights, may move with the seed; :func:`~bayes_dcpt.fitting.extrapolation.holdout_table`).
 
@@ -184,7 +187,9 @@ class AutoFit(DecisionMethods, BaseFit):
         for name in dict.fromkeys([*self.fits, *self.weights]):
             f = self.fits.get(name)
             c = self.comparison.loc[name] if name in self.comparison.index else {}
-            row = {"law": name, "weight": self.weights.get(name, 0.0), "fitted": f is not None,
+            row = {"law": name, "weight": self.weights.get(name, 0.0),
+                   "weight_lo": float(c.get("weight_lo", np.nan)), "weight_hi": float(c.get("weight_hi", np.nan)),
+                   "fitted": f is not None,
                    "elpd_holdout" if self.method == "holdout-stacking" else "elpd_loo": float(c.get("elpd", np.nan)),
                    "se": float(c.get("se", np.nan)), "screened": _screened(c.get("screened"))}
             h = self.holdout[self.holdout["law"] == name] if len(self.holdout) else self.holdout

@@ -34,7 +34,7 @@ from bayes_dcpt.data import schema as _data
 from bayes_dcpt.posterior.streams import stream_deviations
 
 __all__ = ["AXES", "attach_data_context", "data_envelope", "estimate_kappa", "extrapolation_distances", "size_key",
-           "stacking_weights"]
+           "stacking_weight_interval", "stacking_weights"]
 
 #: The directions of extrapolation, in the order of ``ctx["discrepancy"][target]``.
 AXES = ("tokens", "size", "ratio")
@@ -212,11 +212,13 @@ def _posterior_kappa(k: int, ml: np.ndarray, e2: np.ndarray, v: np.ndarray, d2: 
     return float(min(np.sqrt(np.sum(p * grid**2)), _KAPPA_MAX))
 
 
-def stacking_weights(lpd: Any) -> np.ndarray:
+def stacking_weights(lpd: Any, unit_weights: Any = None) -> np.ndarray:
     """Stacking weights of predictive densities (Yao et al. 2018): maximise ``sum_i log sum_k w_k p_k(y_i)``.
 
     ``lpd`` is ``(n, K)``: the log predictive density of held-out unit ``i`` (a run) under candidate ``k``. A
-    candidate whose density is not finite on a unit gets density 0 there. Returns ``(K,)`` weights on the simplex.
+    candidate whose density is not finite on a unit gets density 0 there. ``unit_weights`` (``(n,)``, default all
+    1) weighs each unit's term (the Bayesian bootstrap of :func:`stacking_weight_interval`). Returns ``(K,)``
+    weights on the simplex.
     """
     lp = np.asarray(lpd, float)
     if lp.ndim != 2 or lp.shape[1] < 1:
@@ -227,6 +229,8 @@ def stacking_weights(lpd: Any) -> np.ndarray:
     lp = np.where(np.isfinite(lp), lp, -np.inf)
     keep = np.isfinite(lp).any(axis=1)
     lp = lp[keep]
+    a = np.ones(len(keep)) if unit_weights is None else np.asarray(unit_weights, float)
+    a = a[keep]
     lp = lp - lp.max(axis=1, keepdims=True)
     dens = np.exp(lp)
 
@@ -234,8 +238,8 @@ def stacking_weights(lpd: Any) -> np.ndarray:
         zz = np.r_[z, 0.0]
         w = np.exp(zz - logsumexp(zz))
         mix = dens @ w
-        f = -float(np.sum(np.log(mix)))
-        g_w = -(dens / mix[:, None]).sum(axis=0)  # d f / d w
+        f = -float(np.sum(a * np.log(mix)))
+        g_w = -(a[:, None] * dens / mix[:, None]).sum(axis=0)  # d f / d w
         g_z = w * (g_w - g_w @ w)  # through the softmax
         return f, g_z[:-1]
 
@@ -244,3 +248,28 @@ def stacking_weights(lpd: Any) -> np.ndarray:
     w = np.exp(zz - logsumexp(zz))
     w[w < 1e-6] = 0.0
     return w / w.sum()
+
+
+#: Bayesian-bootstrap replicates behind :func:`stacking_weight_interval`.
+WEIGHT_BOOTSTRAP = 200
+
+
+def stacking_weight_interval(lpd: Any, prob: float = 0.9, n_boot: int = WEIGHT_BOOTSTRAP,
+                             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """How firmly the held-out units settle the stacking weights: a ``prob`` interval per candidate, ``(lo, hi)``.
+
+    The Bayesian bootstrap over the held-out units (Yao et al. 2018, sec. 3.4; Rubin 1981): each replicate
+    weighs the units by a Dirichlet(1, ..., 1) draw and re-solves the stacking weights. Few held-out runs, or laws
+    that predict them about equally well, give wide intervals: the law choice is then not settled by the data, and
+    another seed's refits (whose Monte Carlo error moves each run's density a little) may move the weights.
+    """
+    lp = np.asarray(lpd, float)
+    K = lp.shape[1] if lp.ndim == 2 else 0
+    if K < 2 or lp.shape[0] < 2:
+        w = stacking_weights(lp) if K >= 1 and lp.shape[0] >= 1 else np.ones(max(K, 1)) / max(K, 1)
+        return w.copy(), w.copy()
+    rng = np.random.default_rng(seed)
+    reps = np.array([stacking_weights(lp, rng.dirichlet(np.ones(lp.shape[0])) * lp.shape[0])
+                     for _ in range(n_boot)])
+    q = (1.0 - prob) / 2.0
+    return np.quantile(reps, q, axis=0), np.quantile(reps, 1.0 - q, axis=0)
