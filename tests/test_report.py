@@ -352,3 +352,29 @@ def test_the_report_says_what_the_bands_beyond_the_data_rest_on():
     assert any("calibrated by held-out refits (tokens, size, tokens_early)" in t for t in texts)
     fit.extrapolation = None
     assert not any("held-out refits" in getattr(b, "text", "") for b in diagnostics_section(fit, dpi=40))
+
+
+@pytest.mark.slow
+def test_a_law_auto_fit_reports_its_weighed_laws(df3, tmp_path):
+    """``bayes-dcpt report`` of a ``law="auto"`` fit (it raised AttributeError: an AutoFit has no single config):
+    the candidate laws with their weights and bootstrap intervals, the heaviest law's model, per-law parameters,
+    and a reproduce command that weighs the same candidates again (Laplace fits: this is about the report)."""
+    from bayes_dcpt.fitting import fit, load_fit
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        auto = fit(df3, "auto", "both", candidates=("L3", "L1"), seed=1, sampler="laplace",
+                   refit={"sampler": "laplace"}, discrepancy=False)
+    back = load_fit(auto.save(tmp_path / "auto.nc"))
+    out = tmp_path / "auto.md"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        build_report(back, out=out, format="md", plan=False)
+    text = out.read_text(encoding="utf-8")
+    assert "Candidate laws, weighed" in text and "weight 5%" in text and "weight 95%" in text
+    t = back.table()
+    for _, r in t.iterrows():
+        assert 0.0 <= r["weight_lo"] <= r["weight_hi"] <= 1.0
+    assert f"the heaviest law, {back.best.law.name}" in text
+    assert "--law auto --auto-laws L3,L1" in text
+    assert re.search(r"\|\s*L1\s*\|", text) and re.search(r"\|\s*L3\s*\|", text)  # per-law parameter rows

@@ -283,8 +283,12 @@ def _report_command(
 
 def _fit_command(fit: Any, out: str) -> str:
     """``bayes-dcpt fit`` with the law, target, sampler settings and model options of ``fit``, writing ``out``."""
-    sc, cfg = fit.sampler_config, fit.config
-    cmd = (f"bayes-dcpt fit DATA.csv --law {fit.law.name} --target {cfg.target} --draws {sc.get('draws')} "
+    sc = fit.sampler_config
+    if hasattr(fit, "weights") and hasattr(fit, "best"):  # law="auto": the same candidates, weighed again
+        cfg, law = fit.best.config, f"auto --auto-laws {','.join(fit.weights)}"
+    else:
+        cfg, law = fit.config, fit.law.name
+    cmd = (f"bayes-dcpt fit DATA.csv --law {law} --target {cfg.target} --draws {sc.get('draws')} "
            f"--tune {sc.get('tune')} --chains {sc.get('chains')} --seed {sc.get('seed')}")
     if sc.get("sampler", "nutpie") != "nutpie":
         cmd += f" --sampler {sc.get('sampler')}"

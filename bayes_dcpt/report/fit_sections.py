@@ -66,7 +66,43 @@ def data_section(fit: Any) -> list[Block]:
 
 
 def law_section(fit: Any) -> list[Block]:
-    """The law, the model around it (likelihood, pooling, constraints) and the priors with their reasons."""
+    """The law, the model around it (likelihood, pooling, constraints) and the priors with their reasons.
+
+    A ``law="auto"`` fit: first its candidate laws with their held-out weights (and how firmly the held-out runs
+    settle them) and what it noted, then the model and priors of its heaviest law.
+    """
+    if hasattr(fit, "weights") and hasattr(fit, "best"):
+        return _candidates_section(fit) + law_section(fit.best)[1:]
+    return _one_law_section(fit)
+
+
+#: The columns of a ``law="auto"`` fit's candidate table the report shows.
+_CANDIDATE_COLUMNS = {"law": "law", "weight": "weight", "weight_lo": "weight 5%", "weight_hi": "weight 95%",
+                      "elpd_holdout": "held-out elpd", "se": "se", "screened": "screened out after",
+                      "fitted": "fitted to all data", "sampler_ok": "sampler ok", "adequate": "describes the data"}
+
+
+def _candidates_section(fit: Any) -> list[Block]:
+    """The candidate laws of a ``law="auto"`` fit, weighed by their held-out predictions, and its notes."""
+    t = fit.table()
+    t = t[[c for c in _CANDIDATE_COLUMNS if c in t]].rename(columns=_CANDIDATE_COLUMNS)
+    bad = pd.DataFrame(False, index=t.index, columns=t.columns)
+    for c in ("sampler ok", "describes the data"):
+        if c in t:
+            bad[c] = t[c].eq(False) & t["weight"].gt(0)
+    blocks: list[Block] = [
+        Heading(2, "Law and priors", "law"),
+        Para(f"law='auto': {len(t)} candidate laws weighed by stacking their predictions of held-out data "
+             "(later tokens, the largest size); the answers draw from each law in proportion to its weight. "
+             "Weight 5%/95%: the Bayesian bootstrap over the held-out runs (how firmly they settle the weight). "
+             f"The model and priors below are those of the heaviest law, {fit.best.law.name}."),
+        Table(fmt_frame(t), bad, caption="Candidate laws, weighed"),
+    ]
+    blocks += [Para(f"Note: {n}") for n in getattr(fit, "notes", [])]
+    return blocks
+
+
+def _one_law_section(fit: Any) -> list[Block]:
     from bayes_dcpt.fitting import prior_table
 
     cfg = fit.config
@@ -97,7 +133,7 @@ def law_section(fit: Any) -> list[Block]:
 def parameters_section(fit: Any, ci: float) -> list[Block]:
     """Posterior summary of every reported parameter; cells breaking R-hat or ESS in red."""
     s = fit.summary(ci=ci)
-    s = s.reset_index(names="parameter")
+    s = s.reset_index(names=["law", "parameter"] if s.index.nlevels == 2 else "parameter")  # law="auto": per law
     for c in ("ess_bulk", "ess_tail"):
         if c in s:
             s[c] = s[c].round().astype("Int64")
