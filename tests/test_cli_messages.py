@@ -72,3 +72,11 @@ def test_error_lines_say_cli_options_not_python():
     msg = cli_words("no base-model general loss at n_params=4e+05 (run code|N=1e+08|r=0.5); pass the reference "
                     "loss explicitly", generic=False)
     assert "--base-loss" in msg and "r=0.5" in msg and "at N = 4e+05" in msg
+
+
+def test_cli_words_says_a_cli_remedy_once_however_often_it_is_applied():
+    from bayes_dcpt.report.wording import cli_words
+
+    once = cli_words("more tuning and draws, or a simpler law")
+    assert once == "more tuning and draws (--tune, --draws), or a simpler law (--law)"
+    assert cli_words(once) == once

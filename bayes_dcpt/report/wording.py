@@ -19,7 +19,7 @@ __all__ = ["cli_words", "extrapolation_line"]
 # Python spellings of fit options in messages and remedies, and how the command line says them (in this order).
 _WORDS: tuple[tuple[str, Any], ...] = (
     (r"sampler_kwargs=\{'target_accept': ([0-9.]+)\}", r"--target-accept \1"),
-    (r"more tuning and draws", "more tuning and draws (--tune, --draws)"),
+    (r"more tuning and draws\b(?! \(--tune)", "more tuning and draws (--tune, --draws)"),
     (r"more tuning/draws", "more tuning and draws (--tune, --draws)"),
     (r"robust=True", "the Student-t likelihood (without --normal)"),
     (r"robust=False", "--normal"),
