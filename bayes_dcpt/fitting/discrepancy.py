@@ -258,10 +258,11 @@ def stacking_weight_interval(lpd: Any, prob: float = 0.9, n_boot: int = WEIGHT_B
                              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """How firmly the held-out units settle the stacking weights: a ``prob`` interval per candidate, ``(lo, hi)``.
 
-    The Bayesian bootstrap over the held-out units (Yao et al. 2018, sec. 3.4; Rubin 1981): each replicate
-    weighs the units by a Dirichlet(1, ..., 1) draw and re-solves the stacking weights. Few held-out runs, or laws
-    that predict them about equally well, give wide intervals: the law choice is then not settled by the data, and
-    another seed's refits (whose Monte Carlo error moves each run's density a little) may move the weights.
+    The Bayesian bootstrap over the held-out units (Rubin 1981; as Yao et al. 2018 use it for pseudo-BMA+): each
+    replicate weighs the units by a Dirichlet(1, ..., 1) draw and re-solves the stacking weights. Few held-out
+    runs, or laws that predict them about equally well, give wide intervals: the law choice is then not settled by
+    the data, and another seed's refits (whose Monte Carlo error moves each run's density a little) may move the
+    weights.
     """
     lp = np.asarray(lpd, float)
     K = lp.shape[1] if lp.ndim == 2 else 0
