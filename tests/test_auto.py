@@ -251,3 +251,33 @@ def test_unsettled_weights_are_said_and_settled_ones_are_not():
     comp[["weight_lo", "weight_hi"]] = [[0.9, 1.0], [0.0, 0.1]]
     assert A.unsettled(comp) is None
     assert A.unsettled(comp.drop(columns=["weight_lo", "weight_hi"])) is None  # fits saved before the interval
+
+
+def test_an_unconverged_full_fit_of_a_weighted_law_is_sampled_again(monkeypatch):
+    """The first fit of L1 fails its sampler checks: with retry it is fitted again at FULL_RETRY's settings (never
+    fewer draws than asked, target_accept raised), and a note says what each attempt gave; without retry, or for a
+    law with weight 0, it is fitted once."""
+    calls: list[dict] = []
+
+    def fake_fit(df, law, target, *, seed, **kw):
+        calls.append({"law": law, **kw})
+        ok = law != "L1" or len([c for c in calls if c["law"] == "L1"]) > 1
+        diag = SimpleNamespace(sampler_ok=ok, problems=() if ok else ("R-hat 1.026 > 1.01", "ESS 118 < 400"))
+        return SimpleNamespace(diagnostics=lambda warn=False, d=diag: d)
+
+    monkeypatch.setattr(A, "fit_one", fake_fit)
+    kw = {"draws": 500, "tune": 500, "chains": 2, "sampler_kwargs": {"target_accept": 0.9, "init": "jitter"}}
+    notes: list[str] = []
+    fits = A._fit_weighted(None, {"cpt": 0.6, "L1": 0.4, "L3": 0.0}, "both", 1, notes, dict(kw), True, True)
+    assert set(fits) == {"cpt", "L1", "L3"} and [c["law"] for c in calls] == ["cpt", "L1", "L1", "L3"]
+    again = calls[2]
+    assert (again["draws"], again["tune"], again["chains"]) == (3000, 1000, 4)
+    assert again["sampler_kwargs"] == {"target_accept": 0.95, "init": "jitter"}
+    assert any(n.startswith("L1: its full fit failed the sampler checks (R-hat 1.026") and "every check passes" in n
+               for n in notes)
+    calls.clear()
+    A._fit_weighted(None, {"cpt": 0.6, "L1": 0.4}, "both", 1, [], dict(kw), False, False)
+    assert [c["law"] for c in calls] == ["cpt", "L1"]
+    # more than the retry asks is kept
+    assert A._retry_settings({"draws": 5000, "sampler_kwargs": {"target_accept": 0.99}})["draws"] == 5000
+    assert A._retry_settings({"sampler_kwargs": {"target_accept": 0.99}})["sampler_kwargs"]["target_accept"] == 0.99

@@ -124,7 +124,9 @@ def fit_cmd(
                                        "default: all, fitted together)."),
     out: Path = typer.Option(Path("fit.nc"), help="Where to write the fit (netCDF with a model card)."),
     draws: int | None = typer.Option(None, min=1, help="Posterior draws per chain (default 1000; 1500 for "
-                                     "the D-CPT hierarchy of dense logs, whose tail ESS needs them)."),
+                                     "the D-CPT hierarchy of dense logs, whose tail ESS needs them; with --law "
+                                     "auto and no --draws, a weighted law whose fit fails the sampler checks is "
+                                     "sampled again at 4 x 3000)."),
     tune: int = typer.Option(1000, min=0, help="Tuning steps per chain."),
     chains: int = typer.Option(4, min=1, help="Chains."),
     seed: int = typer.Option(0, help="Random seed (same seed, same posterior)."),
