@@ -7,6 +7,8 @@ the quiet domain's bands stay narrow; the rest checks the posterior's readers on
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -141,3 +143,32 @@ def test_an_unknown_noise_scope_is_one_clear_error(df3):
 
     with pytest.raises(FitError, match="noise_scope must be 'domain' or 'target'"):
         fit(df3, "dcpt", "both", noise_scope="run", draws=10, tune=10, chains=1, warn=False)
+
+
+def test_a_stack_of_posteriors_with_different_draw_counts_evaluates_each_components_base_loss_law():
+    """Candidates of different draw counts (a retried full fit, dense data's 1,500 per chain): every component of
+    the stack is aligned with the stacked draws, so what it keeps per draw (its base-loss law's draws, used by the
+    CPT law at an unmeasured size) has the stack's count. Before, the report of such a stack raised a broadcast
+    error (4,000 base-law draws against 12,000 stacked ones)."""
+    from bayes_dcpt.fitting.stacked import stacked_posterior
+
+    ref = pd.DataFrame({"domain": ["code", "code", "law", "law"], "n_params": [1e8, 3e8] * 2,
+                        "loss_general": [3.2, 2.9, 3.2, 2.9], "loss_domain": [2.5, 2.2, 2.7, 2.4]})
+    big = replace(_post(), reference=ref)
+    l1 = get_law("L1")
+    rng = np.random.default_rng(1)
+    small = Posterior(l1, {(t, d): {k: v * np.exp(rng.normal(0, 0.002, 150)) for k, v in l1.example_params.items()}
+                           for t in ("general", "domain") for d in DOMS},
+                      {t: {k: np.full(150, 0.005) for k in ("sigma", "tau")} for t in ("general", "domain")},
+                      reference=ref)
+    st = stacked_posterior([big, small], [0.5, 0.5], n_draws=S, seed=0)
+    assert [c.n_draws for c in st.components] == [S, S]
+    for k in range(2):
+        base = st._template(k).base_values("code", "general", np.full((S, 1), 1e9))
+        assert base.shape == (S, 1) and np.isfinite(base).all()
+    # a component's own draw sits behind each stacked draw
+    comp = st.component
+    for k, post in enumerate((big, small)):
+        own = st.components[k].params[("general", "code")]["E"][comp == k]
+        assert np.isin(own, post.params[("general", "code")]["E"]).all()
+        np.testing.assert_array_equal(own, st.params[("general", "code")][f"{post.law.name}__E"][comp == k])

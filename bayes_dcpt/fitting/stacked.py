@@ -159,11 +159,13 @@ def stacked_posterior(posts: Sequence[Posterior], weights: Any, n_draws: int, se
     idxs = [rng.integers(0, p.n_draws, c) if c else np.zeros(0, int) for p, c in zip(posts, counts, strict=True)]
     keys = list(posts[0].params)
     params: dict[tuple[str, str], dict[str, np.ndarray]] = {k: {} for k in keys}
+    fills = []
     for k, post in enumerate(posts):
         # every component gets values in every draw (its own draws, resampled); its selected draws in its block
         fill = rng.integers(0, post.n_draws, n_draws)
         start = int(sum(counts[:k]))
         fill[start:start + counts[k]] = idxs[k]
+        fills.append(fill)
         for key in keys:
             for name, v in post.params[key].items():
                 params[key][f"{post.law.name}{_SEP}{name}"] = np.asarray(v)[fill]
@@ -185,5 +187,10 @@ def stacked_posterior(posts: Sequence[Posterior], weights: Any, n_draws: int, se
     if domains is not None:
         merged["noise_domains"] = list(domains)
     law = stack_laws([p.law for p in posts])
+    # each component as a template aligned with the stacked draws (its own draw behind each one), so that what a
+    # component keeps per draw beside its parameters (the base-loss law's draws, the discrepancy's z) has the
+    # stack's draw count: with candidates of different draw counts (a retried full fit, dense data's 1,500 per
+    # chain) a component's base-loss law had its own count and the stacked CPT law could not be evaluated
+    components = tuple(p.subset(f) for p, f in zip(posts, fills, strict=True))
     return StackedPosterior(law, params, _noise_union(posts, idxs, domains), ctx=merged,
-                            reference=posts[0].reference, components=tuple(posts))
+                            reference=posts[0].reference, components=components)
