@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bayes_dcpt.errors import FitError
 from bayes_dcpt.fitting import auto as A
 from bayes_dcpt.fitting import fit, load_fit
 from bayes_dcpt.fitting.auto import screened_out
@@ -278,6 +279,18 @@ def test_an_unconverged_full_fit_of_a_weighted_law_is_sampled_again(monkeypatch)
     calls.clear()
     A._fit_weighted(None, {"cpt": 0.6, "L1": 0.4}, "both", 1, [], dict(kw), False, False)
     assert [c["law"] for c in calls] == ["cpt", "L1"]
+    # a retry that cannot be fitted keeps the first fit, and says so
+    first = SimpleNamespace(diagnostics=lambda warn=False: SimpleNamespace(sampler_ok=False, problems=("R-hat 1.03",)))
+
+    def failing(df, law, target, *, seed, **kw):
+        if kw.get("draws") == 3000:
+            raise FitError("out of memory")
+        return first
+
+    monkeypatch.setattr(A, "fit_one", failing)
+    notes.clear()
+    assert A._fit_converged(None, "L1", "both", 1, notes, dict(kw), True) is first
+    assert "sampling it again failed (out of memory), so the first fit is kept" in notes[0]
     # more than the retry asks is kept
     assert A._retry_settings({"draws": 5000, "sampler_kwargs": {"target_accept": 0.99}})["draws"] == 5000
     assert A._retry_settings({"sampler_kwargs": {"target_accept": 0.99}})["sampler_kwargs"]["target_accept"] == 0.99

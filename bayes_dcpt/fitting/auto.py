@@ -262,9 +262,14 @@ def _fit_converged(df: pd.DataFrame, c: str, target: str, seed: int, notes: list
     if not retry or d.sampler_ok:
         return f
     kw = _retry_settings(fit_kwargs)
-    with stage(f"{c}: sampled again ({kw['chains']} x {kw['draws']} draws, target_accept "
-               f"{kw['sampler_kwargs']['target_accept']:g}): {'; '.join(d.problems)}"):
-        again = fit_one(df, c, target, seed=seed, **kw)
+    try:
+        with stage(f"{c}: sampled again ({kw['chains']} x {kw['draws']} draws, target_accept "
+                   f"{kw['sampler_kwargs']['target_accept']:g}): {'; '.join(d.problems)}"):
+            again = fit_one(df, c, target, seed=seed, **kw)
+    except FitError as exc:  # the first fit stands, with its failed checks said
+        notes.append(f"{c}: its full fit failed the sampler checks ({'; '.join(d.problems)}); sampling it again "
+                     f"failed ({exc}), so the first fit is kept")
+        return f
     d2 = again.diagnostics(warn=False)
     notes.append(f"{c}: its full fit failed the sampler checks ({'; '.join(d.problems)}) and was sampled again "
                  f"with {kw['chains']} x {kw['draws']} draws at target_accept {kw['sampler_kwargs']['target_accept']:g}"
