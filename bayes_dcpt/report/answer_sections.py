@@ -18,7 +18,7 @@ import pandas as pd
 from bayes_dcpt._version import __version__
 from bayes_dcpt.decide.wording import risk_answers
 from bayes_dcpt.report.blocks import Block, Heading, Image, Para, Pre, Table, fmt, fmt_frame, interval
-from bayes_dcpt.report.fit_sections import ordinal
+from bayes_dcpt.report.fit_sections import ordinal, weighs_laws
 
 __all__ = ["arg", "compute_section", "header", "key_answers", "plan_section", "refit_path", "reproduce_section",
            "tradeoff_section", "verdict_paras"]
@@ -284,7 +284,7 @@ def _report_command(
 def _fit_command(fit: Any, out: str) -> str:
     """``bayes-dcpt fit`` with the law, target, sampler settings and model options of ``fit``, writing ``out``."""
     sc = fit.sampler_config
-    if hasattr(fit, "weights") and hasattr(fit, "best"):  # law="auto": the same candidates, weighed again
+    if weighs_laws(fit):  # law="auto": the same candidates, weighed again
         cfg, law = fit.best.config, f"auto --auto-laws {','.join(fit.weights)}"
     else:
         cfg, law = fit.config, fit.law.name

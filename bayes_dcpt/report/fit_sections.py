@@ -71,9 +71,14 @@ def law_section(fit: Any) -> list[Block]:
     A ``law="auto"`` fit: first its candidate laws with their held-out weights (and how firmly the held-out runs
     settle them) and what it noted, then the model and priors of its heaviest law.
     """
-    if hasattr(fit, "weights") and hasattr(fit, "best"):
+    if weighs_laws(fit):
         return _candidates_section(fit) + law_section(fit.best)[1:]
     return _one_law_section(fit)
+
+
+def weighs_laws(fit: Any) -> bool:
+    """Whether ``fit`` is a ``law="auto"`` fit: candidate laws with weights and a heaviest one (``best``)."""
+    return hasattr(fit, "weights") and hasattr(fit, "best")
 
 
 #: The columns of a ``law="auto"`` fit's candidate table the report shows.
