@@ -262,18 +262,18 @@ def _fit_converged(df: pd.DataFrame, c: str, target: str, seed: int, notes: list
     if not retry or d.sampler_ok:
         return f
     kw = _retry_settings(fit_kwargs)
+    problems = "; ".join(d.problems)
+    settings = f"{kw['chains']} x {kw['draws']} draws at target_accept {kw['sampler_kwargs']['target_accept']:g}"
     try:
-        with stage(f"{c}: sampled again ({kw['chains']} x {kw['draws']} draws, target_accept "
-                   f"{kw['sampler_kwargs']['target_accept']:g}): {'; '.join(d.problems)}"):
+        with stage(f"{c}: sampled again ({settings}): {problems}"):
             again = fit_one(df, c, target, seed=seed, **kw)
     except FitError as exc:  # the first fit stands, with its failed checks said
-        notes.append(f"{c}: its full fit failed the sampler checks ({'; '.join(d.problems)}); sampling it again "
-                     f"failed ({exc}), so the first fit is kept")
+        notes.append(f"{c}: its full fit failed the sampler checks ({problems}); sampling it again failed ({exc}), "
+                     "so the first fit is kept")
         return f
     d2 = again.diagnostics(warn=False)
-    notes.append(f"{c}: its full fit failed the sampler checks ({'; '.join(d.problems)}) and was sampled again "
-                 f"with {kw['chains']} x {kw['draws']} draws at target_accept {kw['sampler_kwargs']['target_accept']:g}"
-                 f": {'every check passes' if d2.sampler_ok else '; '.join(d2.problems)}")
+    notes.append(f"{c}: its full fit failed the sampler checks ({problems}) and was sampled again with {settings}: "
+                 f"{'every check passes' if d2.sampler_ok else '; '.join(d2.problems)}")
     return again
 
 

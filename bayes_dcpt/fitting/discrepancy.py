@@ -265,9 +265,8 @@ def stacking_weight_interval(lpd: Any, prob: float = 0.9, n_boot: int = WEIGHT_B
     weights.
     """
     lp = np.asarray(lpd, float)
-    K = lp.shape[1] if lp.ndim == 2 else 0
-    if K < 2 or lp.shape[0] < 2:
-        w = stacking_weights(lp) if K >= 1 and lp.shape[0] >= 1 else np.ones(max(K, 1)) / max(K, 1)
+    if lp.ndim != 2 or lp.shape[1] < 2 or lp.shape[0] < 2:  # one law or one unit: nothing to resample
+        w = stacking_weights(lp)
         return w.copy(), w.copy()
     rng = np.random.default_rng(seed)
     reps = np.array([stacking_weights(lp, rng.dirichlet(np.ones(lp.shape[0])) * lp.shape[0])
