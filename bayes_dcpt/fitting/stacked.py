@@ -187,10 +187,11 @@ def stacked_posterior(posts: Sequence[Posterior], weights: Any, n_draws: int, se
     if domains is not None:
         merged["noise_domains"] = list(domains)
     law = stack_laws([p.law for p in posts])
-    # each component as a template aligned with the stacked draws (its own draw behind each one), so that what a
-    # component keeps per draw beside its parameters (the base-loss law's draws, the discrepancy's z) has the
-    # stack's draw count: with candidates of different draw counts (a retried full fit, dense data's 1,500 per
-    # chain) a component's base-loss law had its own count and the stacked CPT law could not be evaluated
+    # each component's template has the stack's draw count (its own draw behind each stacked one), so that what a
+    # template derives per draw beside the parameters it is handed (the base-loss law, drawn for the template's
+    # count) lines up with the stacked draws: with candidates of different draw counts (a retried full fit, dense
+    # data's 1,500 per chain) a component's base-loss law had its own count and the stacked CPT law could not be
+    # evaluated
     components = tuple(p.subset(f) for p, f in zip(posts, fills, strict=True))
     return StackedPosterior(law, params, _noise_union(posts, idxs, domains), ctx=merged,
                             reference=posts[0].reference, components=components)
