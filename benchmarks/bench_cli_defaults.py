@@ -13,7 +13,7 @@ and ``--law auto``. Splits (all domains of a grid in one fit, as a user fits a f
 * ``long`` (packaged long-CPT grid, 2 domains): tokens (fit D <= 2^19, predict 2^19 < D <= 2^21); size (fit the two
   smaller sizes + every base row, predict 443k).
 * ``example`` (packaged example grid, 3 domains): the same two kinds (last third of tokens: D >= 262k held out;
-  largest size 443k).
+  largest size 443k), and held-out ratios (the runs at r = 0.25 and 0.75 of every size).
 
 Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_cli_defaults.py [--datasets long,example] [--laws
 default,dcpt,auto] [--suffix S]``; raw rows in ``benchmarks/results/cli_defaults<S>.csv``
@@ -55,8 +55,12 @@ def splits(name: str) -> list[tuple[str, pd.DataFrame, pd.DataFrame]]:
     big = np.isclose(df["n_params"], df["n_params"].max())
     late = df["tokens"] > 2**19 if name == "long" else df["tokens"] >= 262144
     tok = "fit D <= 2^19, predict 2^19 < D <= 2^21" if name == "long" else "last third of tokens (262k, 524k)"
-    return [(f"{name}: {tok}", df[~late], df[late]),
-            (f"{name}: fit the two smaller sizes (+ base rows), predict 443k", df[~big | base], df[big & ~base])]
+    out = [(f"{name}: {tok}", df[~late], df[late]),
+           (f"{name}: fit the two smaller sizes (+ base rows), predict 443k", df[~big | base], df[big & ~base])]
+    if name == "example":  # the held-out ratios: the runs at r = 0.25 and 0.75, every size
+        held = df["r_domain"].isin([0.25, 0.75]) & ~base
+        out.append((f"{name}: ratios 0.25, 0.75 held out", df[~held], df[held]))
+    return out
 
 
 def _run(args: list[str]) -> tuple[int, float, str, str]:
