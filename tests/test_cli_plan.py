@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -93,3 +94,18 @@ def test_suggest_with_db_skips_measured_candidates(cli, small_fit_path, df3, tmp
     assert code == 0, err
     plan = pd.read_csv(tmp_path / "p.csv")
     assert set(plan["r_domain"].round(6)) == {0.2}
+
+
+def test_optimize_checks_its_answer_against_the_fit_data_and_prints_the_flag(cli):
+    """Where the fit's runs measure the crossing, `optimize` checks r* against it and says DISAGREES in its table
+    output and its --json (before, the command answered from the posterior alone and printed no note)."""
+    model = Path(__file__).parents[1] / "models" / "example_cpt.nc"
+    ask = ("optimize", model, "--domain", "python", "--n-params", "443232", "--tokens", "524288",
+           "--max-general-increase", "0.02")
+    code, out, err = cli(*ask)
+    assert code == 0, err
+    assert "FLAG: DISAGREES with the data" in out and "measured crossing r = 0.415" in out
+    code, out, err = cli(*ask, "--json")
+    js = json.loads(out)
+    assert js["measured_check"]["crossing"] == pytest.approx(0.415, abs=0.001) and not js["measured_check"]["agrees"]
+    assert any(f.startswith("DISAGREES") for f in js["flags"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bayes_dcpt.cli.tables import num, print_table
+from bayes_dcpt.cli.verdict import print_wrapped
 from bayes_dcpt.decide.wording import risk_answers
 from bayes_dcpt.errors import BayesDCPTError
 
@@ -100,8 +101,9 @@ def print_plan(console: Any, plan: Any, *, target: str, n_params: Any, tokens: A
 def print_decisions(console: Any, dec: Any, ci: float) -> None:
     """Each domain's answers as a table (vertical when too wide), then its draw counts.
 
-    Per quantity the median and the interval, then the risk-aware answer and the probabilities: what
-    ``decide.decision_table`` shows, at any terminal width.
+    Per quantity the median and the interval, then the risk-aware answer and the probabilities, then the notes
+    (``FLAG:`` where the answer disagrees with the measurements or needs care): what ``decide.decision_table``
+    shows, at any terminal width.
     """
     items = list(dec.values()) if hasattr(dec, "values") else [dec]
     for d in items:
@@ -130,4 +132,7 @@ def print_decisions(console: Any, dec: Any, ci: float) -> None:
         counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in s.counts.items() if k != "n_draws")
         console.print(f"draws: {s.counts.get('n_draws', d.n_draws)}" + (f" ({counts})" if counts else ""),
                       markup=False, highlight=False)
+        for n in s.notes:  # DISAGREES / CAUTION first-class, as in the report and --json
+            flag = n.startswith(("DISAGREES", "CAUTION"))
+            print_wrapped(console, n, first="FLAG: " if flag else "note: ", rest="  ", style="bold" if flag else None)
         console.print("", markup=False)

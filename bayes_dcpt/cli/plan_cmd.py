@@ -68,7 +68,7 @@ def optimize_cmd(
 
         inputs.pop("tokens", None)
         inputs["tokens_grid"] = np.geomspace(tokens / 30, tokens, 12)
-    dec = decisions.optimize(f.posterior, usage, **inputs)
+    dec = decisions.optimize(f, usage, **inputs)  # the fit, so its data check the answer where they measure it
     if plot is not None:
         items = list(dec.values()) if isinstance(dec, decisions.DecisionSet) else [dec]
         fig = items[0].plot()
