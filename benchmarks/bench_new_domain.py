@@ -10,9 +10,12 @@ other CPT measurement of the new domain (every size, ratio and checkpoint). The 
 predicted by the same fit, are the in-data reference. Scored rows: past the LR warm-up (left out of every fit) and
 with some domain data in the mixture (r > 0).
 
+``--laws cross-domain,cpt`` also fits the base-anchored CPT law (every domain its own parameters, so the new
+domain's are what its base rows and two checkpoints say, within the priors) on the same training rows.
+
 Cells: MAPE % and 90% coverage of the held-out rows (posterior predictive, a new run's measurement), median band
 width (% of the loss). Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_new_domain.py [--datasets
-example,long]``; rows in ``benchmarks/results/new_domain.csv``.
+example,long] [--laws cross-domain,cpt] [--suffix S]``; rows in ``benchmarks/results/new_domain<S>.csv``.
 """
 
 from __future__ import annotations
@@ -51,16 +54,20 @@ def split_new_domain(df: pd.DataFrame, new: str) -> tuple[pd.DataFrame, pd.DataF
     return train, test, float(first_two[0])
 
 
-def run(name: str, df: pd.DataFrame, new: str, log=print) -> list[dict]:
+def run(name: str, df: pd.DataFrame, new: str, law: str = "cross-domain", log=print) -> list[dict]:
     train, test, budget = split_new_domain(df, new)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        f = bd.fit(train, law="cross-domain", target="domain", draws=500, tune=500, chains=2, seed=1, warn=False,
-                   probe_tokens=budget, discrepancy=REFIT)
+        if law == "cross-domain":
+            f = bd.fit(train, law=law, target="domain", draws=500, tune=500, chains=2, seed=1, warn=False,
+                       probe_tokens=budget, discrepancy=REFIT)
+        else:  # a law with per-domain parameters (the base-anchored cpt): the probe is all the new domain has
+            f = bd.fit(train, law=law, draws=500, tune=500, chains=2, seed=1, warn=False, discrepancy=REFIT)
     secs = time.perf_counter() - t0
     d = f.diagnostics(warn=False)
-    extra = {"dataset": name, "new domain": new, "probe tokens": budget, "n train": int((train["tokens"] > 0).sum()),
+    extra = {"dataset": name, "law": law, "new domain": new, "probe tokens": budget,
+             "n train": int((train["tokens"] > 0).sum()),
              "divergences": d.divergences, "R-hat max": d.rhat_max, "ESS bulk min": d.ess_bulk_min,
              "kappa": str(f.posterior.ctx.get("discrepancy"))}
     rows = []
@@ -74,9 +81,9 @@ def run(name: str, df: pd.DataFrame, new: str, log=print) -> list[dict]:
     for label, rows_ in (("new domain", held), ("other domains (in the data)", ref)):
         grid = rows_[["domain", "n_params", "tokens", "r_domain", "run_id"]]
         pred = f.predict(grid, CI, kind="predictive", seed=1)
-        r = _score("cross-domain", "posterior predictive", label, "domain", rows_, pred, secs, extra)
+        r = _score(law, "posterior predictive", label, "domain", rows_, pred, secs, extra)
         rows.append(r)
-        log(f"  {name} new={new} {label}: MAPE {r['MAPE %']:.2f} cov {r['coverage 90%']:.2f} "
+        log(f"  {name} {law} new={new} {label}: MAPE {r['MAPE %']:.2f} cov {r['coverage 90%']:.2f} "
             f"width {r['width % of loss']:.1f}% ({secs:.0f} s; R-hat {d.rhat_max:.3f}, div {d.divergences})")
     return rows
 
@@ -84,14 +91,17 @@ def run(name: str, df: pd.DataFrame, new: str, log=print) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", default="example,long")
+    ap.add_argument("--laws", default="cross-domain", help="comma list: cross-domain, cpt")
+    ap.add_argument("--suffix", default="", help="appended to the CSV name")
     a = ap.parse_args()
     sets = {"example": datasets.load_example, "long": datasets.load_long_cpt}
     rows: list[dict] = []
     for name in a.datasets.split(","):
         df = sets[name]()
         for new in sorted(df["domain"].unique()):
-            rows += run(name, df, new)
-            pd.DataFrame(rows).to_csv(OUT / "new_domain.csv", index=False)
+            for law in a.laws.split(","):
+                rows += run(name, df, new, law)
+                pd.DataFrame(rows).to_csv(OUT / f"new_domain{a.suffix}.csv", index=False)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER, app, console, emit_js
 from bayes_dcpt.cli.tables import num, param_rows, print_table
 from bayes_dcpt.cli.verdict import Verdict, print_verdict, print_wrapped, verdict, warn_if_bad
 from bayes_dcpt.errors import BayesDCPTError, UnknownDomainError
+from bayes_dcpt.fitting.discrepancy import fit_thin_domains
 from bayes_dcpt.fitting.extrapolation import unconverged_refits
-from bayes_dcpt.report.wording import extrapolation_line
+from bayes_dcpt.report.wording import extrapolation_line, thin_domains_line
 
 #: What ``fit --help`` says about its exit codes (the README's "Exit codes" says the same).
 EXIT_HELP = (
@@ -228,6 +229,8 @@ def report_fit(f: Any, out: Path, *, allow_bad_fit: bool, json_out: bool, notes:
         print_verdict(console, v)
         if (line := extrapolation_line(f)) is not None:
             print_wrapped(console, line, first="", rest="  ")
+        if (line := thin_domains_line(f)) is not None:
+            print_wrapped(console, line, first="", rest="  ")
         console.print(f"fit written to {out}", markup=False, highlight=False, soft_wrap=True)
     if not v.ok:
         what = {EXIT_SAMPLER: "the sampler checks fail", EXIT_MISFIT: "the law does not describe the data"}
@@ -258,6 +261,8 @@ def fit_json(f: Any, v: Verdict, out: Path, code: int, notes: list[str]) -> dict
         ex = f.extrapolation
         payload["extrapolation"] = {"discrepancy": ex.get("discrepancy"), "splits": ex.get("splits"),
                                     "streams": ex.get("streams") or {}, "unconverged_refits": unconverged_refits(f)}
+    if thin := fit_thin_domains(f):
+        payload["thin_domains"] = {"domains": thin, "note": thin_domains_line(f)}
     summ = f.summary()
     names = ["law", "parameter"] if summ.index.nlevels == 2 else "parameter"
     payload["summary"] = summ.reset_index(names=names).to_dict(orient="records")

@@ -35,6 +35,7 @@ from bayes_dcpt.errors import InputError
 from bayes_dcpt.numerics.quantiles import weighted_quantile
 from bayes_dcpt.numerics.search import bisect_last_feasible
 from bayes_dcpt.posterior.draws import Posterior
+from bayes_dcpt.posterior.extrapolation import thin_domains
 
 __all__ = ["R_GRID_SIZE", "base_reference", "critical_ratio_curve", "tradeoff"]
 
@@ -145,13 +146,19 @@ def _per_draw(v: Any, ndim: int) -> np.ndarray:
 
 
 def _extrapolation_facts(post: Posterior, domain: str, n_params: float, tokens: float, r: float) -> dict[str, Any]:
-    """How far ``(N, D, r)`` lies beyond the data and the general loss's discrepancy sd (log scale) there."""
+    """How far ``(N, D, r)`` lies beyond the data and the general loss's discrepancy sd (log scale) there.
+
+    ``thinly_probed``: the domain's single probed size and/or ratio when the other domains span several
+    (:func:`~bayes_dcpt.posterior.extrapolation.thin_domains`): its bands beyond them are not calibrated.
+    """
+    thin = thin_domains(post.ctx.get("envelope")).get(str(domain))
+    facts: dict[str, Any] = {"thinly_probed": thin} if thin else {}
     if not post.has_discrepancy:
-        return {"discrepancy": "none calibrated: the law's parameter uncertainty alone"}
+        return {"discrepancy": "none calibrated: the law's parameter uncertainty alone", **facts}
     dist = post.extrapolation(domain, n_params, tokens, r)
     return {"discrepancy": "calibrated: every draw carries the law's error beyond the data",
             **{f"extrapolation_{a}": float(v) for a, v in dist.items()},
-            "discrepancy_sd_general": float(post.discrepancy_sd("general", domain, n_params, tokens, r))}
+            "discrepancy_sd_general": float(post.discrepancy_sd("general", domain, n_params, tokens, r)), **facts}
 
 
 def _largest_feasible_r(post: Posterior, domain: str, n_params: float, tokens: float, threshold: float,

@@ -191,7 +191,7 @@ class Decision:
             counts["effective_draws (importance weights)"] = round(1.0 / np.sum(self.draw_weights() ** 2))
         probs = dict(self.extras.get("probabilities", {}))
         measured = self.measured_check(ci)
-        notes = self._notes(measured, ci)
+        notes = (*self._thin_note(), *self._notes(measured, ci))
         if self.usage == "critical-curve":
             return DecisionSummary(self.usage, self.domain, ci, self._curve_table(lo, hi, measured), counts, probs,
                                    None, None, notes)
@@ -265,6 +265,17 @@ class Decision:
             else:
                 notes.append("agrees with the data: " + text)
         return tuple(notes)
+
+    def _thin_note(self) -> tuple[str, ...]:
+        """A CAUTION when the domain was probed at one size or one ratio where the other domains span several."""
+        thin = self.inputs.get("thinly_probed")
+        if not thin:
+            return ()
+        where = " and ".join(w for w in (f"one model size (N = {thin['size']:,.0f})" if "size" in thin else "",
+                                          f"one ratio (r = {thin['ratio']:g})" if "ratio" in thin else "") if w)
+        return (f"CAUTION: {self.domain} was probed at {where} only: how its losses change beyond that comes from "
+                "the prior or the other domains, and its bands there are not calibrated; probe it at a second size "
+                "and ratio before acting on this answer",)
 
     def _remedy(self) -> str:
         """What to try when r* disagrees with a measured crossing, when the fit says what (else nothing)."""

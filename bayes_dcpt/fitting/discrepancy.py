@@ -31,10 +31,11 @@ from scipy.optimize import minimize
 from scipy.special import logsumexp
 
 from bayes_dcpt.data import schema as _data
+from bayes_dcpt.posterior.extrapolation import thin_domains
 from bayes_dcpt.posterior.streams import stream_deviations
 
-__all__ = ["AXES", "attach_data_context", "data_envelope", "estimate_kappa", "extrapolation_distances", "size_key",
-           "stacking_weight_interval", "stacking_weights"]
+__all__ = ["AXES", "attach_data_context", "data_envelope", "estimate_kappa", "extrapolation_distances",
+           "fit_thin_domains", "size_key", "stacking_weight_interval", "stacking_weights"]
 
 #: The directions of extrapolation, in the order of ``ctx["discrepancy"][target]``.
 AXES = ("tokens", "size", "ratio")
@@ -68,6 +69,20 @@ def data_envelope(df: pd.DataFrame) -> dict[str, dict[str, Any]]:
             "ratios": sorted(float(r) for r in g["r_domain"].dropna().unique()),
         }
     return out
+
+
+def fit_thin_domains(fit: Any) -> dict[str, dict[str, float]]:
+    """:func:`~bayes_dcpt.posterior.extrapolation.thin_domains` of a fit: its posterior's envelope, else its data's.
+
+    Empty for a fit without fitted data (a loaded fit keeps its data; a bare posterior has none).
+    """
+    env = (getattr(getattr(fit, "posterior", None), "ctx", None) or {}).get("envelope")
+    if env is None:
+        data = getattr(fit, "fitted_data", None)
+        if not callable(data):
+            return {}
+        env = data_envelope(data())
+    return thin_domains(env)
 
 
 def attach_data_context(post: Any, df: pd.DataFrame, *, streams: bool = True) -> None:

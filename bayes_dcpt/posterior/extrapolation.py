@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AXES", "DomainEnvelope", "any_slope", "discrepancy_slopes", "domain_envelope", "extrapolation_distances"]
+__all__ = ["AXES", "DomainEnvelope", "any_slope", "discrepancy_slopes", "domain_envelope", "extrapolation_distances",
+           "thin_domains"]
 
 #: The directions of extrapolation, in the order of ``ctx["discrepancy"][target]``.
 AXES = ("tokens", "size", "ratio")
@@ -121,3 +122,28 @@ def any_slope(ctx: Mapping[str, Any], target: str) -> bool:
     disc = (ctx.get("discrepancy") or {}).get(target) or {}
     values = [disc.get(a) for a in AXES] + [d.get(a) for d in (disc.get("domains") or {}).values() for a in AXES]
     return any(v is not None and np.isfinite(float(v)) and float(v) > 0 for v in values)
+
+
+def thin_domains(envelope: Mapping[str, Any] | None) -> dict[str, dict[str, float]]:
+    """The domains probed at one model size, or at one ratio, where the other domains' probes span several.
+
+    ``{domain: {"size": N, "ratio": r}}`` with the thin axes only (empty when no domain is thin). Such a domain is
+    a new one (its base rows and a probe run or two): its own measurements cannot show how its losses change along
+    that axis (the prior says it, or the other domains' shape under a shared law), and no held-out refit measures
+    the law's error for it there, so its bands beyond its probes are not calibrated (BENCHMARKS.md, "A new domain
+    from its base rows and two probe checkpoints").
+    """
+    if not envelope:
+        return {}
+    sizes = {d: {float(k) for k in dict(env.get("d_max", {}))} for d, env in envelope.items()}
+    ratios = {d: {float(r) for r in env.get("ratios", [])} for d, env in envelope.items()}
+    out: dict[str, dict[str, float]] = {}
+    for d in envelope:
+        axes = {}
+        for axis, own in (("size", sizes), ("ratio", ratios)):
+            others = set().union(*(v for k, v in own.items() if k != d))
+            if len(own[d]) == 1 and len(others) > 1:
+                axes[axis] = next(iter(own[d]))
+        if axes:
+            out[str(d)] = axes
+    return out

@@ -18,7 +18,7 @@ import pandas as pd
 from bayes_dcpt.constants import BFMI_MIN, ESS_MIN, RHAT_MAX
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.report.blocks import Block, Heading, Image, Para, Table, fmt, fmt_frame
-from bayes_dcpt.report.wording import extrapolation_line
+from bayes_dcpt.report.wording import extrapolation_line, thin_domains_line
 
 __all__ = ["adequacy_blocks", "checkpoints_per_run", "curves_section", "data_section", "diagnostics_section",
            "law_section", "parameters_section"]
@@ -307,11 +307,13 @@ def diagnostics_section(fit: Any, dpi: int) -> list[Block]:
 
 
 def _extrapolation_blocks(fit: Any) -> list[Block]:
-    """What the fit's bands beyond its data rest on (held-out splits, shared data streams), when calibrated."""
-    line = extrapolation_line(fit)
-    if line is None:
+    """What the fit's bands beyond its data rest on (held-out splits, shared data streams, thinly probed domains)."""
+    line, thin = extrapolation_line(fit), thin_domains_line(fit)
+    if line is None and thin is None:
         return []
-    return [Heading(3, "Bands beyond the data", "extrapolation"), Para(line.removeprefix("extrapolation: "))]
+    paras = [Para(line.removeprefix("extrapolation: "))] if line is not None else []
+    paras += [Para(thin, bad=True)] if thin is not None else []
+    return [Heading(3, "Bands beyond the data", "extrapolation"), *paras]
 
 
 def curves_section(fit: Any, ci: float, dpi: int) -> list[Block]:

@@ -4,7 +4,8 @@ The remedies of :mod:`bayes_dcpt.fitting.diagnostics` and some error messages na
 (``law='cpt'``, ``sampler_kwargs={'target_accept': 0.95}``, ``pass domain=...``); a reader of the command line or
 of a report wants the options of ``bayes-dcpt fit`` (``--law cpt``, ``--target-accept 0.95``, ``--domain``).
 :func:`extrapolation_line` says, for both, what a fit's bands beyond its data rest on, and whether the held-out refits
-they were measured with converged (:func:`~bayes_dcpt.fitting.extrapolation.unconverged_said`).
+they were measured with converged (:func:`~bayes_dcpt.fitting.extrapolation.unconverged_said`);
+:func:`thin_domains_line` names the domains probed too thinly for their bands beyond the probes to be calibrated.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bayes_dcpt.fitting.discrepancy import fit_thin_domains
 from bayes_dcpt.fitting.extrapolation import unconverged_said
 
-__all__ = ["cli_words", "extrapolation_line"]
+__all__ = ["cli_words", "extrapolation_line", "thin_domains_line"]
 
 # Python spellings of fit options in messages and remedies, and how the command line says them (in this order).
 _WORDS: tuple[tuple[str, Any], ...] = (
@@ -79,3 +81,25 @@ def extrapolation_line(f: Any) -> str | None:
         line += (f". CAUTION: {n} held-out refit{'s' if n > 1 else ''} did not converge ({which}): {what} measured "
                  f"on {'them' if n > 1 else 'it'} may move with the seed (compare a fit with another seed)")
     return line
+
+
+def thin_domains_line(f: Any) -> str | None:
+    """A caution naming the domains probed at one size or one ratio where the others span several (None: none).
+
+    Such a domain (a new one, its base rows and a probe or two) borrows how its losses change along that axis from
+    the prior or the other domains, and no held-out refit measures the law's error for it there.
+    """
+    thin = fit_thin_domains(f)
+    if not thin:
+        return None
+    parts = []
+    for dom, axes in thin.items():
+        said = [f"one model size (N = {axes['size']:,.0f})" if "size" in axes else None,
+                f"one ratio (r = {axes['ratio']:g})" if "ratio" in axes else None]
+        parts.append(f"{dom} at " + " and ".join(w for w in said if w))
+    return ("CAUTION: thinly probed domain" + ("s" if len(parts) > 1 else "") + ": " + "; ".join(parts) + ". "
+            "How such a domain's losses change along that axis comes from the prior (or from the other domains, "
+            "under a law that shares its shape), and no held-out refit measured the law's error for it there: its "
+            "bands at other sizes or ratios carry the other domains' error, not its own, and are not calibrated (a "
+            "new domain's can miss by far; BENCHMARKS.md, \"A new domain\"). Probe it at a second size and ratio "
+            "before acting on them (bayes-dcpt suggest --domain NAME ranks the probes).")
