@@ -90,3 +90,22 @@ def test_fit_json_carries_the_thin_domains(thin_fit, tmp_path):
     thin = json.loads(json.dumps(payload, default=str))["thin_domains"]
     assert thin["domains"] == {"python": {"size": 13408.0, "ratio": 1.0}}
     assert thin["note"].startswith("CAUTION: thinly probed domain: python")
+
+
+def test_fit_and_predict_commands_name_a_new_domain(cli, tmp_path):
+    """End to end on the example with codec_tables cut to a new domain's data: `fit` prints the CAUTION and
+    `predict` repeats it when the grid asks about that domain (not when it asks about the others)."""
+    train = tmp_path / "train.csv"
+    _new_domain(datasets.load_example(), "codec_tables").to_csv(train, index=False)
+    code, out, err = cli("fit", train, "--out", tmp_path / "f.nc", "--draws", "100", "--tune", "100", "--chains", "2",
+                         "--no-calibration", "--allow-bad-fit")
+    assert code == 0, err
+    assert "CAUTION: thinly probed domain: codec_tables at one model size (N = 13,408)" in " ".join(out.split())
+    full = datasets.load_example()
+    ask = full[(full["tokens"] > 0) & (full["n_params"] == full["n_params"].max())]
+    for dom, named in (("codec_tables", True), ("python", False)):
+        grid = tmp_path / f"{dom}.csv"
+        ask[ask["domain"] == dom].to_csv(grid, index=False)
+        code, out, err = cli("predict", tmp_path / "f.nc", grid, "--out", tmp_path / f"p_{dom}.csv")
+        assert code == 0, err
+        assert ("thinly probed domain: codec_tables" in " ".join(err.split())) is named

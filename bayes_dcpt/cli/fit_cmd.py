@@ -324,11 +324,14 @@ def predict_cmd(
     g = _cpt_rows(read_table(grid), grid)
     v = warn_if_bad(err_console, f, fit_path)
     pred = f.predict(g, ci=ci, kind=kind, seed=seed)
+    thin = {d: a for d, a in fit_thin_domains(f).items() if d in set(g["domain"].astype(str))}
+    if thin and not json_out:  # rows of a thinly probed domain: their bands are not calibrated, said once
+        print_wrapped(err_console, thin_domains_line(f), first="", rest="  ", style="yellow")
     if out:
         pred.to_csv(out, index=False)
     if json_out:
         emit_json({"diagnostics": v.as_json(), **({"out": str(out)} if out else {}),
-                   "predictions": pred.to_dict(orient="records")})
+                   **({"thin_domains": thin} if thin else {}), "predictions": pred.to_dict(orient="records")})
     elif out:
         console.print(f"{len(pred)} predictions written to {out}", markup=False, soft_wrap=True)
     else:
