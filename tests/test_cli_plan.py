@@ -109,3 +109,25 @@ def test_optimize_checks_its_answer_against_the_fit_data_and_prints_the_flag(cli
     js = json.loads(out)
     assert js["measured_check"]["crossing"] == pytest.approx(0.415, abs=0.001) and not js["measured_check"]["agrees"]
     assert any(f.startswith("DISAGREES") for f in js["flags"])
+
+
+def test_optimize_measured_checks_against_the_runs_given(cli, tmp_path):
+    """--measured replaces the fit's own data as what r* is checked against (e.g. runs trained after the fit)."""
+    from bayes_dcpt import datasets
+
+    model = Path(__file__).parents[1] / "models" / "example_cpt.nc"
+    ask = ("optimize", model, "--domain", "python", "--n-params", "443232", "--tokens", "524288",
+           "--max-general-increase", "0.02", "--json")
+    df = datasets.load_example()
+    big = (df["n_params"] == 443232) & (df["domain"] == "python")
+    for rows, checked in ((df[big], True), (df[~big], False)):
+        path = tmp_path / f"runs_{checked}.csv"
+        rows.to_csv(path, index=False)
+        code, out, err = cli(*ask, "--measured", path)
+        assert code == 0, err
+        js = json.loads(out)
+        assert ("measured_check" in js) is checked
+        assert any(f.startswith("DISAGREES") for f in js["flags"]) is checked
+    code, _, err = cli("optimize", model, "--usage", "compute", "--n-params", "443232", "--tokens", "524288",
+                       "--measured", tmp_path / "runs_True.csv")
+    assert code == 2 and "--measured checks the answers of --usage tradeoff and critical-curve" in err

@@ -43,6 +43,10 @@ def optimize_cmd(
     ci: float = typer.Option(0.9, min=0.5, max=0.99, help="Interval probability."),
     json_out: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
     plot: Path | None = typer.Option(None, "--plot", help="Save the decision plot (PNG) here."),
+    measured: Path | None = typer.Option(
+        None, "--measured", help="Runs (a CSV of the data schema) to check r* against: the crossing they measure "
+                                 "at --n-params and --tokens, e.g. runs trained after the fit (default: the fit's "
+                                 "own data). tradeoff and critical-curve."),
 ) -> None:
     """Solve a usage of the D-CPT paper for every posterior draw: r* with its credible interval.
 
@@ -68,6 +72,12 @@ def optimize_cmd(
 
         inputs.pop("tokens", None)
         inputs["tokens_grid"] = np.geomspace(tokens / 30, tokens, 12)
+    if measured is not None:
+        if usage not in ("tradeoff", "critical-curve"):
+            raise BayesDCPTError(f"--measured checks the answers of --usage tradeoff and critical-curve, not {usage}")
+        from bayes_dcpt.data.schema import load
+
+        inputs["data"] = load(measured)
     dec = decisions.optimize(f, usage, **inputs)  # the fit, so its data check the answer where they measure it
     if plot is not None:
         items = list(dec.values()) if isinstance(dec, decisions.DecisionSet) else [dec]
