@@ -24,6 +24,7 @@ from bayes_dcpt.decide.wording import risk_answers
 from bayes_dcpt.encoding import to_jsonable
 from bayes_dcpt.errors import InputError, UnknownDomainError
 from bayes_dcpt.numerics.quantiles import weighted_quantile
+from bayes_dcpt.posterior.extrapolation import thin_words
 
 __all__ = ["INFEASIBLE_CAUTION", "Decision", "DecisionSet", "DecisionSummary", "format_value", "one_or_set"]
 
@@ -271,11 +272,9 @@ class Decision:
         thin = self.inputs.get("thinly_probed")
         if not thin:
             return ()
-        where = " and ".join(w for w in (f"one model size (N = {thin['size']:,.0f})" if "size" in thin else "",
-                                          f"one ratio (r = {thin['ratio']:g})" if "ratio" in thin else "") if w)
-        return (f"CAUTION: {self.domain} was probed at {where} only: how its losses change beyond that comes from "
-                "the prior or the other domains, and its bands there are not calibrated; probe it at a second size "
-                "and ratio before acting on this answer",)
+        return (f"CAUTION: {self.domain} was probed at {thin_words(thin)} only: how its losses change beyond that "
+                "comes from the prior or the other domains, and its bands there are not calibrated; probe it at a "
+                "second size and ratio before acting on this answer",)
 
     def _remedy(self) -> str:
         """What to try when r* disagrees with a measured crossing, when the fit says what (else nothing)."""

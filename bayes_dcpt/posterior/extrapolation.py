@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["AXES", "DomainEnvelope", "any_slope", "discrepancy_slopes", "domain_envelope", "extrapolation_distances",
-           "thin_domains"]
+           "thin_domains", "thin_words"]
 
 #: The directions of extrapolation, in the order of ``ctx["discrepancy"][target]``.
 AXES = ("tokens", "size", "ratio")
@@ -147,3 +147,10 @@ def thin_domains(envelope: Mapping[str, Any] | None) -> dict[str, dict[str, floa
         if axes:
             out[str(d)] = axes
     return out
+
+
+def thin_words(axes: Mapping[str, float]) -> str:
+    """``"one model size (N = 13,408) and one ratio (r = 1)"``: where a thin domain was probed (its thin axes)."""
+    said = [f"one model size (N = {axes['size']:,.0f})" if "size" in axes else "",
+            f"one ratio (r = {axes['ratio']:g})" if "ratio" in axes else ""]
+    return " and ".join(w for w in said if w)

@@ -15,6 +15,7 @@ from typing import Any
 
 from bayes_dcpt.fitting.discrepancy import fit_thin_domains
 from bayes_dcpt.fitting.extrapolation import unconverged_said
+from bayes_dcpt.posterior.extrapolation import thin_words
 
 __all__ = ["cli_words", "extrapolation_line", "thin_domains_line"]
 
@@ -92,11 +93,7 @@ def thin_domains_line(f: Any) -> str | None:
     thin = fit_thin_domains(f)
     if not thin:
         return None
-    parts = []
-    for dom, axes in thin.items():
-        said = [f"one model size (N = {axes['size']:,.0f})" if "size" in axes else None,
-                f"one ratio (r = {axes['ratio']:g})" if "ratio" in axes else None]
-        parts.append(f"{dom} at " + " and ".join(w for w in said if w))
+    parts = [f"{dom} at {thin_words(axes)}" for dom, axes in thin.items()]
     return ("CAUTION: thinly probed domain" + ("s" if len(parts) > 1 else "") + ": " + "; ".join(parts) + ". "
             "How such a domain's losses change along that axis comes from the prior (or from the other domains, "
             "under a law that shares its shape), and no held-out refit measured the law's error for it there: its "
