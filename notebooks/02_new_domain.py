@@ -142,3 +142,11 @@ fig.savefig(FIG_DIR / "02_new_domain_bands.png", dpi=110)
 # law already gives a band, borrowed from the known domains through the shared exponents and the DLC. The
 # coverage column says whether those bands are honest on the held-out run; the diagnostics column says
 # whether the sampler can be trusted at these (QUICK) draw counts.
+#
+# On the packaged grids, with the new domain's base rows at every size and two early checkpoints, the
+# base-anchored CPT law (`law="cpt"`, the default when every domain has base rows) predicted the new domain's
+# later runs better than the cross-domain law in four of five cases, with bands half as wide, and missed
+# `codec_tables` as badly (BENCHMARKS.md, "A new domain from its base rows and two probe checkpoints"). With
+# two or three domains no held-out refit can measure how far a new domain strays, so either fit names a domain
+# probed at one size or one ratio ("thinly probed") and says its bands beyond those probes are not calibrated:
+# the next probe to run is one at a second size and ratio.
