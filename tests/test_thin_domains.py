@@ -109,3 +109,8 @@ def test_fit_and_predict_commands_name_a_new_domain(cli, tmp_path):
         code, out, err = cli("predict", tmp_path / "f.nc", grid, "--out", tmp_path / f"p_{dom}.csv")
         assert code == 0, err
         assert ("thinly probed domain: codec_tables" in " ".join(err.split())) is named
+    # a decision about it says so too, from a fit without the held-out calibration (its envelope from its data)
+    code, out, err = cli("optimize", tmp_path / "f.nc", "--domain", "codec_tables", "--n-params", "443232",
+                         "--tokens", "524288")
+    assert code == 0, err
+    assert "FLAG: CAUTION: codec_tables was probed at one model size (N = 13,408)" in " ".join(out.split())

@@ -19,6 +19,7 @@ from bayes_dcpt.fitting import auto, dcpt
 from bayes_dcpt.fitting.config import DEFAULT_DRAWS, check_cpt_options
 from bayes_dcpt.fitting.cpt import CPTFit
 from bayes_dcpt.fitting.diagnostics import APPROXIMATE_SAMPLERS
+from bayes_dcpt.fitting.discrepancy import data_envelope
 from bayes_dcpt.fitting.extrapolation import REFIT_DEFAULTS, calibrate, retry_within, warn_unconverged_refits
 from bayes_dcpt.fitting.io import read_card
 from bayes_dcpt.laws.registry import get_law
@@ -77,6 +78,8 @@ def fit(data: Any, law: Any = None, target: str = "both", *, discrepancy: bool |
         calibrate(result, seed=int(kwargs.get("seed", 0)), refit=_refit_settings(discrepancy, kwargs))
         if kwargs.get("warn", True):
             warn_unconverged_refits(result)
+    else:  # where the probes are, for what decisions say of a thinly probed domain (no slope: bands unchanged)
+        result.posterior.ctx.setdefault("envelope", data_envelope(result.fitted_data()))
     return result
 
 

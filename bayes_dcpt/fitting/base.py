@@ -25,7 +25,7 @@ from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.errors import BayesDCPTError, ConvergenceWarning, MisfitWarning
 from bayes_dcpt.fitting.diagnostics import Diagnostics, diagnostics_from_card, misfit_remedies, sampler_remedy
-from bayes_dcpt.fitting.discrepancy import attach_data_context
+from bayes_dcpt.fitting.discrepancy import attach_data_context, data_envelope
 from bayes_dcpt.fitting.io import read_fit_file, write_fit_file
 from bayes_dcpt.fitting.marginal import marginal_log_likelihood
 from bayes_dcpt.laws.registry import Law
@@ -312,6 +312,8 @@ class BaseFit:
             fitted.posterior.ctx["discrepancy"] = card["extrapolation"]["discrepancy"]
             attach_data_context(fitted.posterior, fitted.fitted_data(),
                                 streams=bool(card["extrapolation"].get("streams")))
+        elif isinstance(fitted, DecisionMethods):  # uncalibrated: where the probes are (for decisions on thin domains)
+            fitted.posterior.ctx.setdefault("envelope", data_envelope(fitted.fitted_data()))
         return fitted
 
     def __repr__(self) -> str:
