@@ -47,12 +47,12 @@ def test_line_names_the_domain_and_is_none_without_one():
     df = _new_domain(datasets.load_example(), "codec_tables")
     f = SimpleNamespace(posterior=SimpleNamespace(ctx={}), fitted_data=lambda: df)  # envelope from the data
     assert fit_thin_domains(f) == {"codec_tables": {"size": 13408.0, "ratio": 1.0}}
-    line = thin_domains_line(f)
+    line = thin_domains_line(fit_thin_domains(f))
     assert line.startswith("CAUTION: thinly probed domain: codec_tables at one model size (N = 13,408) and one "
                            "ratio (r = 1)")
     assert "not calibrated" in line
     full = SimpleNamespace(posterior=SimpleNamespace(ctx={"envelope": data_envelope(datasets.load_example())}))
-    assert thin_domains_line(full) is None
+    assert fit_thin_domains(full) == {} and thin_domains_line({}) is None
 
 
 @pytest.fixture(scope="module")

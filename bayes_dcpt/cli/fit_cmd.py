@@ -229,7 +229,7 @@ def report_fit(f: Any, out: Path, *, allow_bad_fit: bool, json_out: bool, notes:
         print_verdict(console, v)
         if (line := extrapolation_line(f)) is not None:
             print_wrapped(console, line, first="", rest="  ")
-        if (line := thin_domains_line(f)) is not None:
+        if (line := thin_domains_line(fit_thin_domains(f))) is not None:
             print_wrapped(console, line, first="", rest="  ")
         console.print(f"fit written to {out}", markup=False, highlight=False, soft_wrap=True)
     if not v.ok:
@@ -262,7 +262,7 @@ def fit_json(f: Any, v: Verdict, out: Path, code: int, notes: list[str]) -> dict
         payload["extrapolation"] = {"discrepancy": ex.get("discrepancy"), "splits": ex.get("splits"),
                                     "streams": ex.get("streams") or {}, "unconverged_refits": unconverged_refits(f)}
     if thin := fit_thin_domains(f):
-        payload["thin_domains"] = {"domains": thin, "note": thin_domains_line(f)}
+        payload["thin_domains"] = {"domains": thin, "note": thin_domains_line(thin)}
     summ = f.summary()
     names = ["law", "parameter"] if summ.index.nlevels == 2 else "parameter"
     payload["summary"] = summ.reset_index(names=names).to_dict(orient="records")
@@ -326,7 +326,7 @@ def predict_cmd(
     pred = f.predict(g, ci=ci, kind=kind, seed=seed)
     thin = {d: a for d, a in fit_thin_domains(f).items() if d in set(g["domain"].astype(str))}
     if thin and not json_out:  # rows of a thinly probed domain: their bands are not calibrated, said once
-        print_wrapped(err_console, thin_domains_line(f), first="", rest="  ", style="yellow")
+        print_wrapped(err_console, thin_domains_line(thin), first="", rest="  ", style="yellow")
     if out:
         pred.to_csv(out, index=False)
     if json_out:

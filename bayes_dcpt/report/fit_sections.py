@@ -17,6 +17,7 @@ import pandas as pd
 
 from bayes_dcpt.constants import BFMI_MIN, ESS_MIN, RHAT_MAX
 from bayes_dcpt.data import schema as _data
+from bayes_dcpt.fitting.discrepancy import fit_thin_domains
 from bayes_dcpt.report.blocks import Block, Heading, Image, Para, Table, fmt, fmt_frame
 from bayes_dcpt.report.wording import extrapolation_line, thin_domains_line
 
@@ -308,7 +309,7 @@ def diagnostics_section(fit: Any, dpi: int) -> list[Block]:
 
 def _extrapolation_blocks(fit: Any) -> list[Block]:
     """What the fit's bands beyond its data rest on (held-out splits, shared data streams, thinly probed domains)."""
-    line, thin = extrapolation_line(fit), thin_domains_line(fit)
+    line, thin = extrapolation_line(fit), thin_domains_line(fit_thin_domains(fit))
     if line is None and thin is None:
         return []
     paras = [Para(line.removeprefix("extrapolation: "))] if line is not None else []

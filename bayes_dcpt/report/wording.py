@@ -11,9 +11,9 @@ they were measured with converged (:func:`~bayes_dcpt.fitting.extrapolation.unco
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
-from bayes_dcpt.fitting.discrepancy import fit_thin_domains
 from bayes_dcpt.fitting.extrapolation import unconverged_said
 from bayes_dcpt.posterior.extrapolation import thin_words
 
@@ -84,13 +84,15 @@ def extrapolation_line(f: Any) -> str | None:
     return line
 
 
-def thin_domains_line(f: Any) -> str | None:
-    """A caution naming the domains probed at one size or one ratio where the others span several (None: none).
+def thin_domains_line(thin: Mapping[str, Mapping[str, float]]) -> str | None:
+    """A caution naming the thinly probed domains ``thin``; None when there are none.
+
+    ``thin``: :func:`~bayes_dcpt.fitting.discrepancy.fit_thin_domains` of a fit, or the part of it a command asks
+    about (``predict`` names the grid's domains only).
 
     Such a domain (a new one, its base rows and a probe or two) borrows how its losses change along that axis from
     the prior or the other domains, and no held-out refit measures the law's error for it there.
     """
-    thin = fit_thin_domains(f)
     if not thin:
         return None
     parts = [f"{dom} at {thin_words(axes)}" for dom, axes in thin.items()]
