@@ -132,7 +132,7 @@ def print_decisions(console: Any, dec: Any, ci: float) -> None:
         counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in s.counts.items() if k != "n_draws")
         console.print(f"draws: {s.counts.get('n_draws', d.n_draws)}" + (f" ({counts})" if counts else ""),
                       markup=False, highlight=False)
-        for n in s.notes:  # DISAGREES / CAUTION first-class, as in the report and --json
-            flag = n.startswith(("DISAGREES", "CAUTION"))
+        for n in s.notes:  # the warning ones (DecisionSummary.flags) first-class, as in the report and --json
+            flag = n in s.flags
             print_wrapped(console, n, first="FLAG: " if flag else "note: ", rest="  ", style="bold" if flag else None)
         console.print("", markup=False)

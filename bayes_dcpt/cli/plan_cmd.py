@@ -73,8 +73,9 @@ def optimize_cmd(
         inputs.pop("tokens", None)
         inputs["tokens_grid"] = np.geomspace(tokens / 30, tokens, 12)
     if measured is not None:
-        if usage not in ("tradeoff", "critical-curve"):
-            raise BayesDCPTError(f"--measured checks the answers of --usage tradeoff and critical-curve, not {usage}")
+        checked = [u for u in _USAGES if "data" in decisions.usage_inputs(u)]  # the usages a measurement checks
+        if usage not in checked:
+            raise BayesDCPTError(f"--measured checks the answers of --usage {' and '.join(checked)}, not {usage}")
         from bayes_dcpt.data.schema import load
 
         inputs["data"] = load(measured)

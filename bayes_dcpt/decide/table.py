@@ -69,5 +69,5 @@ def _add_rows(t: Any, d: Decision, ci: float) -> None:
     t.add_row(d.domain, "draws", str(s.counts.get("n_draws", d.n_draws)), "",
               ", ".join(f"{k}: {v}" for k, v in s.counts.items() if k != "n_draws"))
     for n in s.notes:
-        flag = n.startswith(("DISAGREES", "CAUTION"))
+        flag = n in s.flags
         t.add_row(d.domain, "FLAG" if flag else "note", "", "", Text(n, style="bold" if flag else ""))
