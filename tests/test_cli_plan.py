@@ -128,6 +128,11 @@ def test_optimize_measured_checks_against_the_runs_given(cli, tmp_path):
         js = json.loads(out)
         assert ("measured_check" in js) is checked
         assert any(f.startswith("DISAGREES") for f in js["flags"]) is checked
+    no_general = tmp_path / "domain_loss_only.csv"
+    df[big].drop(columns=["loss_general"]).to_csv(no_general, index=False)
+    code, out, err = cli(*ask, "--measured", no_general)  # valid runs that cannot check r*: said, not silent
+    assert code == 0 and "measured_check" not in json.loads(out)
+    assert f"note: {no_general} measures no crossing for python here" in " ".join(err.split())
     code, _, err = cli("optimize", model, "--usage", "compute", "--n-params", "443232", "--tokens", "524288",
                        "--measured", tmp_path / "runs_True.csv")
     assert code == 2 and "--measured checks the answers of --usage tradeoff and critical-curve" in err

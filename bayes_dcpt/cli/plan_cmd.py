@@ -80,8 +80,15 @@ def optimize_cmd(
 
         inputs["data"] = load(measured)
     dec = decisions.optimize(f, usage, **inputs)  # the fit, so its data check the answer where they measure it
+    items = list(dec.values()) if isinstance(dec, decisions.DecisionSet) else [dec]
+    if measured is not None:  # asked for a check: say where the runs given could not make one
+        for d in items:
+            if not d.measured_check(ci):
+                err_console.print(f"note: {measured} measures no crossing for {d.domain} here (it needs the general "
+                                  "loss of runs at this size and these tokens, at two ratios or more, and the base "
+                                  "model's: its tokens == 0 row or --base-loss): r* is not checked",
+                                  markup=False, soft_wrap=True)
     if plot is not None:
-        items = list(dec.values()) if isinstance(dec, decisions.DecisionSet) else [dec]
         fig = items[0].plot()
         fig.savefig(plot, dpi=120, bbox_inches="tight")
     if json_out:
