@@ -81,6 +81,19 @@ def test_the_committed_dcpt_model_converges_but_misses_its_data():
     assert "codec_tables" in where, a.summary()
 
 
+def test_a_notebook_shows_the_verdict_and_where_it_fails_not_the_dataclass():
+    from IPython.lib.pretty import pretty
+
+    f = load_fit(model_path(MODELS, "dcpt"))
+    a = f.adequacy()
+    shown = pretty(a).splitlines()
+    assert shown[0].startswith(f"MISFIT ({len(a.failures)} of {len(a.checks)} checks fail)")
+    assert len(shown) == 1 + len(a.failures) and all(ln.startswith("  FAIL ") for ln in shown[1:])
+    assert a.failures[0].message in shown[1] and "AdequacyCheck(" not in pretty(a)
+    d = pretty(f.diagnostics(warn=False))
+    assert d == str(f.diagnostics(warn=False)) and "MISFIT" in d and "R-hat max" in d
+
+
 def test_the_committed_cpt_model_describes_its_data_and_converged():
     p = model_path(MODELS, "cpt")
     f = load_fit(p)

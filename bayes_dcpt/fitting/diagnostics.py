@@ -70,6 +70,10 @@ class Diagnostics:
                 f"{self.ess_bulk_min:.0f}, ESS tail min {self.ess_tail_min:.0f}, BFMI min {self.bfmi_min:.2f} "
                 f"-> {head}")
 
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython and Jupyter show the one-line verdict above, not the dataclass's field list."""
+        p.text("Diagnostics(...)" if cycle else str(self))
+
 
 def _values(obj: Any, names: list[str]) -> np.ndarray:
     """All values of the variables ``names`` in an ArviZ result (DataTree or Dataset), flattened."""

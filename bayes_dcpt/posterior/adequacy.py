@@ -108,6 +108,17 @@ class Adequacy:
         """One row per check."""
         return pd.DataFrame([asdict(c) for c in self.checks])
 
+    def __str__(self) -> str:
+        """The verdict, then one line per failed check, worst first: what a notebook shows."""
+        if self.ok:
+            return self.summary()
+        head = f"MISFIT ({len(self.failures)} of {len(self.checks)} checks fail): the law does not describe the data"
+        return "\n".join([head, *(f"  FAIL {c.where()}: {c.message}" for c in self.failures)])
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython and Jupyter show the verdict, not the dataclass's tuple of every check."""
+        p.text("Adequacy(...)" if cycle else str(self))
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: ``ok``, the summary line, counts and the failed checks."""
         return {"ok": self.ok, "summary": self.summary(), "n_checks": len(self.checks),
