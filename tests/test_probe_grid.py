@@ -7,9 +7,9 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -120,77 +120,54 @@ def test_ray_executor_with_a_local_ray_instance(tmp_path, stdlib_corpora):
         assert len(st.to_frame()) == 2 * 3 + 2
 
 
-_DDP = textwrap.dedent(
-    """
-    import json, sys
-    import torch
-    torch.set_num_threads(1)
-    from bayes_dcpt.probe import ProbeConfig, TrainSettings, run_probe
-    cfg = ProbeConfig(**json.loads(sys.argv[1]))
-    cfg.train = TrainSettings(**cfg.train)
-    res = run_probe(cfg, db=sys.argv[2])
-    import torch.distributed as dist
-    print(json.dumps({"rank": dist.get_rank(), "world": dist.get_world_size(), "n": len(res.evaluations)}))
-    dist.destroy_process_group()
-    """
-)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def test_ddp_two_processes_gloo_matches_one_process(tmp_path, stdlib_corpora):
-    from dataclasses import asdict
+def _torchrun(*args: object) -> subprocess.CompletedProcess:
+    """``torchrun --nproc-per-node 2 $(command -v bayes-dcpt) ...`` as the probe commands' --help shows it (gloo)."""
+    exe = Path(sys.executable).with_name("bayes-dcpt")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+           "--master-port", str(_free_port()), str(exe), *map(str, args)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
+
+def test_ddp_two_processes_through_the_cli_match_one_process(tmp_path, stdlib_corpora):
+    """Under torchrun (gloo): rank 0 alone saves, stores, exports and reports, and the losses match one process;
+    every rank leaves the process group it joined, so the launch exits 0 (a rank left joined can abort at exit)."""
     from bayes_dcpt.probe import ProbeConfig, TrainSettings, run_probe
 
-    cfg = ProbeConfig(
-        base="micro",
-        general=str(stdlib_corpora / "general.jsonl"),
-        domain=str(stdlib_corpora / "codec_tables.jsonl"),
-        domain_name="codec",
-        r_domain=0.5,
-        tokens=2048,
-        eval_first=512,
-        val_tokens=2048,
-        train=TrainSettings(seq_len=32, batch_size=4, lr=3e-3, warmup_steps=2),
-    )
-    script = tmp_path / "ddp.py"
-    script.write_text(_DDP)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        "OMP_NUM_THREADS": "1",
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--master-addr",
-        "127.0.0.1",
-        "--master-port",
-        str(_free_port()),
-        str(script),
-        json.dumps(asdict(cfg)),
-        str(tmp_path / "ddp.sqlite"),
-    ]
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    general = stdlib_corpora / "general.jsonl"
+    p = _torchrun("probe", "pretrain", "--preset", "micro", "--general", general, "--tokens", "1024", "--seq-len",
+                  "32", "--batch-size", "4", "--warmup", "2", "--threads", "1", "--out", tmp_path / "base", "--json")
     assert p.returncode == 0, p.stderr[-3000:]
-    outs = [json.loads(ln) for ln in p.stdout.splitlines() if ln.startswith("{")]
-    assert sorted(o["rank"] for o in outs) == [0, 1] and all(o["world"] == 2 for o in outs)
+    assert json.loads(p.stdout)["out"] == str(tmp_path / "base")  # one JSON document: rank 0 reports, once
+    args = ["--model", tmp_path / "base", "--general", general, "--domain", stdlib_corpora / "codec_tables.jsonl",
+            "--domain-name", "codec", "--ratio", "0.5", "--tokens", "2048", "--eval-first", "512",
+            "--val-tokens", "2048", "--seq-len", "32", "--batch-size", "4", "--lr", "3e-3", "--warmup", "2",
+            "--threads", "1"]
+    p = _torchrun("probe", "run", *args, "--db", tmp_path / "ddp.sqlite", "--csv", tmp_path / "ddp.csv", "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout)  # one JSON document: reported once, by rank 0
+    assert out["skipped"] is False
     torch.set_num_threads(1)
+    cfg = ProbeConfig(base=str(tmp_path / "base"), general=str(general),
+                      domain=str(stdlib_corpora / "codec_tables.jsonl"), domain_name="codec", r_domain=0.5,
+                      tokens=2048, eval_first=512, val_tokens=2048,
+                      train=TrainSettings(seq_len=32, batch_size=4, lr=3e-3, warmup_steps=2))
     single = run_probe(cfg, db=tmp_path / "one.sqlite")
+    assert single.main and not single.skipped
     with Store(tmp_path / "ddp.sqlite") as a, Store(tmp_path / "one.sqlite") as b:
         ea, eb = a.evaluations(), b.evaluations()
-    assert len(ea) == len(eb) == len(single.evaluations)  # rank 0 wrote every row once
+    assert len(ea) == len(eb) == len(single.evaluations) == out["evaluations"]  # rank 0 wrote every row once
     merged = ea.merge(eb, on=["run_id", "tokens", "eval_set"])
     assert len(merged) == len(ea)
     assert ((merged["loss_x"] - merged["loss_y"]).abs() / merged["loss_y"]).max() < 1e-3
+    exported = pd.read_csv(tmp_path / "ddp.csv")
+    assert sorted(exported["tokens"].unique()) == [0, 512, 1024, 2048]
 
 
 # ----------------------------------------------------------------------------------------------- CLI

@@ -172,6 +172,9 @@ class ProbeResult:
     resumed_from_step: int = 0
     skipped: bool = False
     out: str | None = None
+    #: Whether this process is rank 0, the one that stored the measurements (always, without ``torchrun``):
+    #: under DDP every rank returns a result, and only rank 0's should be reported or exported.
+    main: bool = True
 
 
 def check_base(base: str) -> None:

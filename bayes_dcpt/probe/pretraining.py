@@ -22,7 +22,7 @@ from bayes_dcpt.probe.configs import PretrainConfig, ProbeConfigError, ProbeResu
 from bayes_dcpt.probe.corpora import Corpus
 from bayes_dcpt.probe.loop import ProgressFn, TrainJob, train
 from bayes_dcpt.probe.networks import LoadedModel, build_preset, save_base
-from bayes_dcpt.probe.runtime import barrier, make_runtime, mfu
+from bayes_dcpt.probe.runtime import Runtime, barrier, mfu, runtime
 from bayes_dcpt.probe.timeline import train_schedule
 
 __all__ = ["LR_TRACE_FILE", "base_schedule", "pretrain"]
@@ -67,8 +67,13 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> ProbeRe
     """Train a preset from scratch on the general corpus and save it as a base model directory."""
     cfg.check()
     wall0 = time.perf_counter()
+    with runtime(cfg.train) as rt:  # under torchrun: joins the process group, and leaves it once saved
+        return _pretrain(cfg, rt, progress, wall0)
+
+
+def _pretrain(cfg: PretrainConfig, rt: Runtime, progress: ProgressFn | None, wall0: float) -> ProbeResult:
+    """:func:`pretrain` on its runtime."""
     st = cfg.train
-    rt = make_runtime(st)
     loaded = build_preset(cfg.preset, seed=cfg.seed, max_len=max(1024, st.seq_len + 1))
     corpus = Corpus(
         Path(cfg.general),
@@ -125,4 +130,5 @@ def pretrain(cfg: PretrainConfig, progress: ProgressFn | None = None) -> ProbeRe
         tok_s,
         mfu(loaded, st, tok_s, rt),
         out=out,
+        main=rt.main,
     )

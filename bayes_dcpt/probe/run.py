@@ -24,7 +24,7 @@ from bayes_dcpt.probe.corpora import Corpus
 from bayes_dcpt.probe.loop import ProgressFn, TrainJob, train
 from bayes_dcpt.probe.networks import PRESETS, LoadedModel, build_preset, load_base
 from bayes_dcpt.probe.pretraining import base_schedule
-from bayes_dcpt.probe.runtime import Runtime, barrier, broadcast, make_runtime, mfu
+from bayes_dcpt.probe.runtime import Runtime, barrier, broadcast, mfu, runtime
 from bayes_dcpt.probe.timeline import eval_tokens
 
 __all__ = ["probe_run_id", "run_probe"]
@@ -188,13 +188,13 @@ class _Recorder:
         self.evaluations.extend(rows)
 
 
-def _not_going(decision: dict[str, Any], store: Any, run_id: str, n_params: int) -> ProbeResult:
+def _not_going(decision: dict[str, Any], store: Any, run_id: str, n_params: int, main: bool) -> ProbeResult:
     """The result of a run already done (skipped), or the refusal raised; closes the store either way."""
     stored_rows = store.evaluations(run_id).to_dict(orient="records") if store is not None else []
     if store is not None:
         store.close()
     if decision["action"] == "skip":
-        return ProbeResult(run_id, n_params, stored_rows, 0, 0.0, 0.0, 0.0, None, skipped=True)
+        return ProbeResult(run_id, n_params, stored_rows, 0, 0.0, 0.0, 0.0, None, skipped=True, main=main)
     raise ProbeConfigError(decision["action"])
 
 
@@ -238,6 +238,7 @@ def _train_and_store(
         tok_s,
         mfu_,
         resumed_from_step=timing["start_step"],
+        main=rt.main,
     )
 
 
@@ -269,12 +270,18 @@ def run_probe(
     -------
     ProbeResult
     """
-    from bayes_dcpt.data.store import Store, base_run_id
-
     cfg.check()
     wall0 = time.perf_counter()
+    with runtime(cfg.train) as rt:  # under torchrun: joins the process group, and leaves it once stored
+        return _run(cfg, db, rt, resume, force, progress, wall0)
+
+
+def _run(cfg: ProbeConfig, db: str | Path, rt: Runtime, resume: bool, force: bool, progress: ProgressFn | None,
+         wall0: float) -> ProbeResult:
+    """:func:`run_probe` on its runtime: load, decide (go, skip or refuse), train and store."""
+    from bayes_dcpt.data.store import Store, base_run_id
+
     st = cfg.train
-    rt = make_runtime(st)
     loaded = _load(cfg.base, cfg.seed, cfg.trust_remote_code, st.seq_len + 1)
     max_len = _max_len(loaded)
     if max_len and st.seq_len + 1 > max_len:
@@ -296,7 +303,7 @@ def run_probe(
         decision = _decide(store, run_id, base_id, ckpt, resume, force)
     decision = broadcast(decision, rt)
     if decision["action"] != "go":
-        return _not_going(decision, store, run_id, loaded.n_params)
+        return _not_going(decision, store, run_id, loaded.n_params, rt.main)
     try:
         if store is not None:
             _register(store, cfg, loaded, (base_id, run_id), (pt_spec, pt_trace), config_json)

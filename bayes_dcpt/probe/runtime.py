@@ -9,6 +9,8 @@ against the peak bf16 FLOP/s of the accelerator when its name is known.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +30,11 @@ __all__ = [
     "compile_wanted",
     "flops_per_token",
     "fused_adamw",
+    "leave_process_group",
     "make_runtime",
     "mfu",
     "peak_flops",
+    "runtime",
     "synchronize",
     "unwrap",
 ]
@@ -59,6 +63,8 @@ class Runtime:
     world: int = 1
     ddp: bool = False
     autocast: bool = False
+    #: This process joined the data-parallel group itself (under ``torchrun``), so it leaves it when done.
+    owns_group: bool = False
 
     @property
     def main(self) -> bool:
@@ -75,10 +81,37 @@ def make_runtime(settings: TrainSettings) -> Runtime:
     if settings.device.startswith("cuda") and not torch.cuda.is_available():
         raise ProbeConfigError("device cuda requested but CUDA is not available")
     if world > 1:
-        rank, dev = _join_process_group(cuda)
+        rank, dev, joined = _join_process_group(cuda)
     else:
-        rank, dev = 0, (_cuda_device(settings) if cuda else torch.device("cpu"))
-    return Runtime(dev, rank, world, world > 1, autocast=autocast_enabled(dev))
+        rank, dev, joined = 0, (_cuda_device(settings) if cuda else torch.device("cpu")), False
+    return Runtime(dev, rank, world, world > 1, autocast=autocast_enabled(dev), owns_group=joined)
+
+
+@contextmanager
+def runtime(settings: TrainSettings) -> Iterator[Runtime]:
+    """:func:`make_runtime` for one run; when the run succeeds, every rank leaves the group it joined.
+
+    PyTorch asks for ``destroy_process_group`` before exit; a group left joined is torn down at interpreter exit,
+    rank by rank in no set order. The barrier first means no rank closes its connections while another still
+    uses them (a teardown without it aborted a gloo rank now and then in our tests: SIGABRT after the results
+    were stored, which ``torchrun`` reports as a failed launch). A group the caller created stays theirs. After
+    an error the group is not touched: the other ranks may be inside a collective, and ``torchrun`` stops them.
+    """
+    rt = make_runtime(settings)
+    yield rt
+    leave_process_group(rt)
+
+
+def leave_process_group(rt: Runtime) -> None:
+    """Wait for every rank, then destroy the process group this process joined (a no-op otherwise)."""
+    if not rt.owns_group:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    rt.owns_group = False
 
 
 def autocast_enabled(device: torch.device) -> bool:
@@ -104,14 +137,16 @@ def fused_adamw(device: torch.device) -> bool:
     return device.type == "cuda"
 
 
-def _join_process_group(cuda: bool) -> tuple[int, torch.device]:
+def _join_process_group(cuda: bool) -> tuple[int, torch.device, bool]:
+    """The rank, its device, and whether this process joined the group here (False: the caller had initialised it)."""
     import torch.distributed as dist
 
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
+    joined = not dist.is_initialized()
+    if joined:
         dist.init_process_group("nccl" if cuda else "gloo")
-    return rank, (_cuda_local_device(local) if cuda else torch.device("cpu"))
+    return rank, (_cuda_local_device(local) if cuda else torch.device("cpu")), joined
 
 
 def _cuda_local_device(local: int) -> torch.device:
