@@ -9,7 +9,9 @@ posterior predictive check of ``decide.measured``: ``agrees`` when the measured 
 of what the fit predicts those runs to show; ``contains`` when r*'s own 90% interval holds it).
 
 Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_rstar_scale_cli.py [--work DIR]`` (about 12 minutes; the fits
-are kept in DIR and reused); rows in ``benchmarks/results/rstar_scale_cli.csv``.
+are kept in DIR and reused); rows in ``benchmarks/results/rstar_scale_cli.csv``. With ``--checkpoints`` the same
+question is asked at every token count the largest size measures at two or more ratios, not only the last (is a
+miss the law's, or one checkpoint's data-order jump?): ``benchmarks/results/rstar_scale_cli_checkpoints.csv``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ OUT = Path(__file__).parent / "results"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default=None, help="where the fits are written (and reused); default: a temp dir")
+    ap.add_argument("--checkpoints", action="store_true",
+                    help="ask at every token count the largest size measures, not only the last")
     a = ap.parse_args()
     work = Path(a.work) if a.work else Path(tempfile.mkdtemp())
     rows = []
@@ -43,7 +47,9 @@ def main() -> None:
         train.to_csv(d / "train.csv", index=False)
         full.to_csv(d / "full.csv", index=False)
         n_max = float(full["n_params"].max())
-        d_max = float(full.loc[full["n_params"] == n_max, "tokens"].max())
+        at = full[(full["n_params"] == n_max) & (full["tokens"] > 0)]
+        ratios = at.groupby("tokens")["r_domain"].nunique()
+        tokens = sorted(ratios.index[ratios >= 2]) if a.checkpoints else [float(at["tokens"].max())]
         for law in ("default", "auto"):
             fit_nc = d / f"{law}.nc"
             if not fit_nc.exists():
@@ -52,22 +58,29 @@ def main() -> None:
                                    capture_output=True, text=True)
                 print(f"{name} {law}: fit exit {p.returncode}", flush=True)
             for dom in sorted(full["domain"].unique()):
-                for T in (0.02, 0.03):
-                    p = subprocess.run([*CLI, "optimize", fit_nc, "--domain", dom, "--n-params", str(n_max),
-                                        "--tokens", str(d_max), "--max-general-increase", str(T), "--json",
-                                        "--measured", d / "full.csv"], capture_output=True, text=True)
-                    js = json.loads(p.stdout)
-                    r, m = js["r_domain"], js.get("measured_check") or {}
-                    rows.append({"grid": name, "law": law, "domain": dom, "T": T, "r* median": r["median"],
-                                 "r* lo": r["lo"], "r* hi": r["hi"], "measured crossing": m.get("crossing"),
-                                 "predicted lo": (m.get("predicted_interval") or [None, None])[0],
-                                 "predicted hi": (m.get("predicted_interval") or [None, None])[1],
-                                 "pit": m.get("pit"), "agrees": m.get("agrees"), "contains": m.get("contains"),
-                                 "infeasible": js["counts"].get("infeasible"), "n_draws": js["counts"]["n_draws"],
-                                 "flags": len(js.get("flags", []))})
-                    print(rows[-1], flush=True)
+                for tok in tokens:
+                    for T in (0.02, 0.03):
+                        rows.append({"grid": name, "law": law, "domain": dom, "tokens": tok, "T": T,
+                                     **_ask(fit_nc, dom, n_max, tok, T, d / "full.csv")})
+                        print(rows[-1], flush=True)
     OUT.mkdir(exist_ok=True)
-    pd.DataFrame(rows).to_csv(OUT / "rstar_scale_cli.csv", index=False)
+    pd.DataFrame(rows).to_csv(OUT / f"rstar_scale_cli{'_checkpoints' if a.checkpoints else ''}.csv", index=False)
+
+
+def _ask(fit_nc: Path, dom: str, n_params: float, tokens: float, T: float, measured: Path) -> dict:
+    """``bayes-dcpt optimize --json --measured``'s r*, its check against the measured crossing, and its flags."""
+    p = subprocess.run([*CLI, "optimize", fit_nc, "--domain", dom, "--n-params", str(n_params),
+                        "--tokens", str(tokens), "--max-general-increase", str(T), "--json",
+                        "--measured", measured], capture_output=True, text=True)
+    if not p.stdout.strip():
+        raise RuntimeError(f"optimize {fit_nc} {dom} D={tokens} T={T}: exit {p.returncode}\n{p.stderr[-3000:]}")
+    js = json.loads(p.stdout)
+    r, m = js["r_domain"], js.get("measured_check") or {}
+    pred = m.get("predicted_interval") or [None, None]
+    return {"r* median": r["median"], "r* lo": r["lo"], "r* hi": r["hi"], "measured crossing": m.get("crossing"),
+            "predicted lo": pred[0], "predicted hi": pred[1], "pit": m.get("pit"), "agrees": m.get("agrees"),
+            "contains": m.get("contains"), "infeasible": js["counts"].get("infeasible"),
+            "n_draws": js["counts"]["n_draws"], "flags": len(js.get("flags", []))}
 
 
 if __name__ == "__main__":
