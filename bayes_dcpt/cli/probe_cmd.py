@@ -5,7 +5,6 @@ torch is imported only when a command runs, so the rest of the CLI works without
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +161,7 @@ def pretrain_cmd(
             threads=threads,
         ),
     )
-    with _Bar(quiet or json_out or not _rank_zero()) as bar:
+    with _Bar(quiet or json_out) as bar:
         res = pretrain(cfg, progress=lambda ev: bar.update(ev, f"pretrain {preset}"))
     if not res.main:  # under torchrun rank 0 saved the model and reports it; the other ranks measured nothing
         return
@@ -272,18 +271,13 @@ def run_cmd(
             threads=threads,
         ),
     )
-    with _Bar(quiet or json_out or not _rank_zero()) as bar:
+    with _Bar(quiet or json_out) as bar:
         res = run_probe(cfg, db=db, resume=resume, force=force, progress=bar.update)
     if not res.main:  # under torchrun rank 0 stored the measurements and reports them, once
         return
     if csv is not None:
         _export_run(db, csv, res.run_id, domain_name, res.n_params)
     _print_run(res, db, json_out)
-
-
-def _rank_zero() -> bool:
-    """Whether this process is rank 0 of a ``torchrun`` launch (always, without one): the one that draws progress."""
-    return os.environ.get("RANK", "0") == "0"
 
 
 def _export_run(db: Path, csv: Path, run_id: str, domain_name: str, n_params: float) -> None:

@@ -102,7 +102,11 @@ class Adequacy:
         items = [f"{c.where()}: {c.message}" for c in self.failures[:limit]]
         more = len(self.failures) - limit
         tail = f"; and {more} more" if more > 0 else ""
-        return f"MISFIT ({len(self.failures)} of {len(self.checks)} checks fail): " + "; ".join(items) + tail
+        return self._misfit_head() + ": " + "; ".join(items) + tail
+
+    def _misfit_head(self) -> str:
+        """``"MISFIT (3 of 32 checks fail)"``: how the summary and the notebook display begin when a check fails."""
+        return f"MISFIT ({len(self.failures)} of {len(self.checks)} checks fail)"
 
     def table(self) -> pd.DataFrame:
         """One row per check."""
@@ -112,7 +116,7 @@ class Adequacy:
         """The verdict, then one line per failed check, worst first: what a notebook shows."""
         if self.ok:
             return self.summary()
-        head = f"MISFIT ({len(self.failures)} of {len(self.checks)} checks fail): the law does not describe the data"
+        head = self._misfit_head() + ": the law does not describe the data"
         return "\n".join([head, *(f"  FAIL {c.where()}: {c.message}" for c in self.failures)])
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:

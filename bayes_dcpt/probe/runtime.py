@@ -30,7 +30,6 @@ __all__ = [
     "compile_wanted",
     "flops_per_token",
     "fused_adamw",
-    "leave_process_group",
     "make_runtime",
     "mfu",
     "peak_flops",
@@ -99,19 +98,12 @@ def runtime(settings: TrainSettings) -> Iterator[Runtime]:
     """
     rt = make_runtime(settings)
     yield rt
-    leave_process_group(rt)
+    if rt.owns_group:
+        import torch.distributed as dist
 
-
-def leave_process_group(rt: Runtime) -> None:
-    """Wait for every rank, then destroy the process group this process joined (a no-op otherwise)."""
-    if not rt.owns_group:
-        return
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-    rt.owns_group = False
+        if dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
 
 
 def autocast_enabled(device: torch.device) -> bool:
