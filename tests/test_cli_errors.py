@@ -40,6 +40,7 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("fitpoint-missing", ("fit-point", "/no/such/file.csv"), "no such file"),
     ("fitpoint-schema", ("fit-point", "{nocol}"), "n_params"),
     ("fitpoint-law", ("fit-point", "{ok}", "--law", "L9"), "unknown law"),
+    ("fitpoint-anchored-law", ("fit-point", "{ok}", "--law", "cpt"), "fit --law cpt"),
     ("fitpoint-grid", ("fit-point", "{ok}", "--n-grid", "0"), "n-grid"),
     ("predict-missing", ("predict", "/no/such/fit.nc", "{grid}"), "no such fit file"),
     ("predict-schema", ("predict", "{ok}", "{grid}"), "not a readable bayes-dcpt fit"),

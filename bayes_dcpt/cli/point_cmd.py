@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -29,9 +30,16 @@ def laws_cmd(
     families = sorted({law.family for law in LAWS.values()})
     if family is not None and family not in families:
         raise UnknownLawError(f"unknown law family {family!r}; families: {', '.join(families)}")
-    rows = [[name, law.family, law.title, ", ".join(law.param_names),
-             "fit --law " + name if law.family in FIT_FAMILIES else
-             ("fit-dynamics" if law.family == "cpt-dynamics" else "formula only")]
+    from bayes_dcpt.fitting.pointfit import point_fittable
+
+    def fitted_by(name: str, law: Any) -> str:
+        if law.family == "cpt-dynamics":
+            return "fit-dynamics"
+        if law.family not in FIT_FAMILIES:
+            return "formula only"
+        return f"fit --law {name}" + (", fit-point" if point_fittable(law) else "")
+
+    rows = [[name, law.family, law.title, ", ".join(law.param_names), fitted_by(name, law)]
             for name, law in LAWS.items() if not family or law.family == family]
     print_table(console, "laws", ["name", "family", "formula", "parameters", "fitted by"], rows,
                 right=[False] * 5, labels=2)

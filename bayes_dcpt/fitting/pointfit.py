@@ -39,7 +39,8 @@ from bayes_dcpt.errors import FitError, UnknownDomainError
 from bayes_dcpt.laws.registry import BILLION, Law, get_law, inputs_from_frame
 from bayes_dcpt.posterior.draws import Posterior
 
-__all__ = ["BootstrapResult", "PointFit", "PointFitResult", "bootstrap", "fit_point", "huber", "metrics"]
+__all__ = ["BootstrapResult", "PointFit", "PointFitResult", "bootstrap", "fit_point", "huber", "metrics",
+           "point_fittable"]
 
 HUBER_DELTA = 1e-3
 _PENALTY = 1e6
@@ -292,8 +293,23 @@ def _context(rows: pd.DataFrame) -> dict[str, float]:
     return {"D_min": float(pos.min()) / BILLION if len(pos) else 0.1311}
 
 
+#: Inputs a point fit reads off a CPT table: N, D, the ratio and (cross-domain laws) the DLC built from the probes.
+TABLE_INPUTS = frozenset({"N", "D", "r", "K"})
+
+
+def point_fittable(law: Law) -> bool:
+    """Whether :func:`fit_point` can fit ``law`` from a CPT table alone (no input it has to be told)."""
+    return set(law.inputs) <= TABLE_INPUTS and ({"N", "D", "r"} <= set(law.inputs) or law.family == "chinchilla")
+
+
 def _check_law_inputs(law: Law) -> None:
-    if not {"N", "D", "r"} <= set(law.inputs) and law.family not in ("chinchilla",):
+    extra = [k for k in law.inputs if k not in TABLE_INPUTS]
+    if law.family == "cpt":  # anchored at the measured base model: its inputs come from the Bayesian fit's design
+        raise FitError(f"law {law.name!r} is anchored at the base model (inputs {', '.join(extra)}: the measured base "
+                       "losses and a reference token count), which the paper's point fit has no place for; fit it "
+                       "with `bayes-dcpt fit --law cpt` (Python: bd.fit(data, law='cpt')), or point-fit a law of (N, "
+                       "D, r) such as dcpt or L1")
+    if not point_fittable(law):
         raise FitError(
             f"law {law.name!r} takes inputs {law.inputs}; fit_point fits CPT tables (n_params, tokens, r_domain). "
             "Use fit_arrays for other inputs."
