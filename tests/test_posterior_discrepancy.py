@@ -155,3 +155,19 @@ def test_r_star_interval_widens_when_the_question_extrapolates(plain, post):
     assert b.inputs["extrapolation_tokens"] > 0 and b.inputs["discrepancy_sd_general"] > 0
     # the same posterior gives the same answer
     np.testing.assert_array_equal(b.posterior["r_domain"], dc.tradeoff(post, **far).posterior["r_domain"])
+
+
+def test_a_prediction_grid_with_base_rows_names_them_and_says_what_to_do():
+    """Base-model rows (tokens == 0) in a prediction grid: one problem naming the rows and how to drop them."""
+    import pandas as pd
+
+    from bayes_dcpt.errors import DataValidationError
+    from bayes_dcpt.posterior.frames import prediction_frame
+
+    grid = pd.DataFrame({"domain": ["python"] * 3, "n_params": [1e5] * 3, "tokens": [0.0, 8192.0, 0.0],
+                         "r_domain": [0.0, 0.5, 0.5]})
+    with pytest.raises(DataValidationError) as exc:
+        prediction_frame(grid, ["python"])
+    text = str(exc.value)
+    assert "tokens" in text and "rows 1, 3" in text and "base-model rows" in text and "df[df['tokens'] > 0]" in text
+    assert len(prediction_frame(grid[grid["tokens"] > 0], ["python"])) == 1

@@ -1,8 +1,8 @@
 """Prediction grids: the rows a posterior is asked about, checked before any law is evaluated.
 
 A grid names ``domain, n_params, tokens, r_domain``; every problem (a missing column, a non-numeric or
-non-positive size, tokens of 0 where the law is infinite, a ratio outside [0, 1], an unknown domain) is reported
-with its column and rows in one :class:`~bayes_dcpt.errors.DataValidationError`.
+non-positive size, tokens of 0 (a base-model row, not a CPT checkpoint), a ratio outside [0, 1], an unknown
+domain) is reported with its column and rows in one :class:`~bayes_dcpt.errors.DataValidationError`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def prediction_frame(frame: pd.DataFrame | Mapping[str, Any], domains: list[str]
         if (df["n_params"] <= 0).any():
             problems.append(Problem("n_params", "model size must be > 0", row_numbers(df["n_params"] <= 0)))
         if (df["tokens"] <= 0).any():
-            problems.append(Problem("tokens", "predictions need tokens > 0 (the law is infinite at 0)",
+            problems.append(Problem("tokens", "predictions are of CPT checkpoints and need tokens > 0 (tokens == 0 "
+                                              "are base-model rows: drop them, e.g. df[df['tokens'] > 0])",
                                     row_numbers(df["tokens"] <= 0)))
         bad_r = (df["r_domain"] < 0) | (df["r_domain"] > 1)
         if bad_r.any():
