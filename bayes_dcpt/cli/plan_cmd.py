@@ -239,8 +239,9 @@ def loop_cmd(
     db: Path | None = typer.Option(None, "--db", help="Experiment store: read from it and store every result in it."),
     candidates: Path | None = typer.Option(None, "--candidates", help="Candidate probes CSV (not needed with "
                                                                        "--executor table)."),
-    executor: str = typer.Option("simulate", help="simulate (a known law), table (a measured grid) or probe "
-                                                  "(train the probes with the probe runner)."),
+    executor: str = typer.Option("simulate", help="simulate (a known law: the D-CPT law point-fitted to DATA), "
+                                                  "table (a measured grid) or probe (train the probes with the "
+                                                  "probe runner)."),
     table: Path | None = typer.Option(None, "--table", help="Measured grid for --executor table."),
     spec: Path | None = typer.Option(None, "--spec", help="Probe grid spec (TOML) for --executor probe."),
     target: str = typer.Option("tradeoff", help="tradeoff, limited-data or compute."),
@@ -248,7 +249,10 @@ def loop_cmd(
     tokens: float | None = typer.Option(None, "--tokens", help="CPT tokens of the planned run."),
     max_general_increase: float | None = typer.Option(0.03, "--max-general-increase", min=0.0),
     domain: str | None = typer.Option(None, "--domain", help="Domain of the planned run."),
-    law: str = typer.Option("dcpt", help="Law to fit."),
+    law: str | None = typer.Option(None, help="Law of the refits. Default: with --refit nuts, the law `fit` "
+                                              "chooses (cpt where every (domain, size) has base-model rows, else "
+                                              "dcpt); with --refit smc, dcpt (the SMC stand-in fits laws of N, D, "
+                                              "r)."),
     refit: str = typer.Option("nuts", help="nuts (the Bayesian fit) or smc (a fast numpy stand-in)."),
     draws: int = typer.Option(500, min=50, help="Draws per chain of each NUTS refit."),
     k: int = typer.Option(2, "-k", "--k", min=1, help="Probes per round."),
@@ -279,6 +283,10 @@ def loop_cmd(
     tgt = _target(target, n_params=n_params, tokens=tokens, max_general_increase=max_general_increase,
                   domain=domain)
     ex, cands = _loop_executor(executor, df, candidates=candidates, table=table, spec=spec, db=db, seed=seed)
+    if law is None:
+        from bayes_dcpt.fitting.api import default_law
+
+        law = default_law(df) if refit == "nuts" else "dcpt"
     refit_fn = _refit_fn(refit, law, draws, seed)
     settings = dict(k=k, budget_gpu_hours=budget_gpu_hours, stop_width=stop_width, max_rounds=rounds,
                     cost_model=_cost_model(gpu_flops, mfu, overhead), seed=seed)
@@ -313,14 +321,40 @@ def _loop_executor(
         raise BayesDCPTError(f"--executor {executor} needs --candidates CAND.csv")
     cands = planner.read_candidates(candidates)
     if executor == "simulate":
-        from bayes_dcpt.plan.simulate import World
-
-        return SimulatorExecutor(World.default(domains=sorted(df["domain"].unique())), seed=seed), cands
+        return SimulatorExecutor(_world_from_data(df, seed), seed=seed), cands
     if spec is None or db is None:
         raise BayesDCPTError("--executor probe needs --spec GRID.toml and --db runs.sqlite")
     from bayes_dcpt.probe.executor import ProbeExecutor
 
     return ProbeExecutor(spec, db, seed=seed), cands
+
+
+def _world_from_data(df: Any, seed: int) -> Any:
+    """The known world ``--executor simulate`` answers probes from: the D-CPT law point-fitted to DATA.
+
+    A dry run of the loop must simulate losses on the user's own scale: the package's default synthetic world
+    (losses of 5-7 nats) beside measured ones of 1.6-2.0 at the same size made every refit's r* collapse to 0.
+    Each (target, domain) gets the paper's point fit of the D-CPT law (a law of N, D, r that a simulator can
+    evaluate anywhere); the noise is the fits' residual scatter (the median over fits of 1.4826 x the MAD of the
+    log residuals), as checkpoint noise without run offsets.
+    """
+    import numpy as np
+
+    from bayes_dcpt.fitting.pointfit import fit_point
+    from bayes_dcpt.plan.simulate import World
+
+    pf = fit_point(df, "dcpt", "both", seed=seed)
+    scatter = []
+    for f in pf.fits.values():
+        rows = df[(df["domain"].astype(str) == f.domain) & (df["tokens"] > 0)]
+        y = rows[f"loss_{f.target}"].to_numpy(float)
+        ok = np.isfinite(y) & (rows["r_domain"].to_numpy(float) > 0 if f.target == "domain" else
+                               rows["r_domain"].to_numpy(float) < 1)
+        e = np.log(y[ok]) - np.log(f.predict(rows[ok]))
+        if e.size:
+            scatter.append(1.4826 * float(np.median(np.abs(e - np.median(e)))))
+    sigma = float(np.median(scatter)) if scatter else 0.004
+    return World(pf.law, {key: dict(f.params) for key, f in pf.fits.items()}, sigma=sigma, tau=0.0)
 
 
 def _refit_fn(refit: str, law: str, draws: int, seed: int) -> Any:
