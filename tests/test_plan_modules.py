@@ -20,7 +20,7 @@ from bayes_dcpt.plan.persistence import read_loop_state, write_round
 from bayes_dcpt.plan.scoring import eti_width, score_candidates, scoring_draws
 from bayes_dcpt.plan.screening import canonical_order, screen_candidates
 from bayes_dcpt.plan.simulate import World
-from bayes_dcpt.plan.verification import IS_COLUMNS, check_by_reweighting
+from bayes_dcpt.plan.verification import IS_COLUMNS, check_by_reweighting, first_pick_by_check
 
 # what these modules exported before the split: the CLI, notebooks, benchmarks and users import them from here
 OLD_EXPORTS = {
@@ -142,6 +142,28 @@ def test_scores_verification_and_batch_compose_to_suggest(post, cands, target):
     pd.testing.assert_frame_equal(plan.table.drop(columns=[x for x in plan.table if x.startswith("pred_")]),
                                   table, check_exact=True)
     assert plan.first_pick == first
+
+
+def test_an_unreliable_reweighting_check_is_said_and_not_called_verified(post, cands, target):
+    """k-hat above 0.7 for most simulated outcomes: the check cannot be trusted, so the plan says so.
+
+    'verified' used to mean only that the check ran: a user saw True beside a k-hat fraction of 0.98.
+    """
+    opts = _opts(k=2, verify_top=3, n_verify=40)
+    c = canonical_order(cands)
+    draws = scoring_draws(post, c, target.evaluate(post), opts, [])
+    scored = score_candidates(draws, c, opts)
+    verified = check_by_reweighting(scored, draws, opts)
+    picks = [{"cand": int(i)} for i in verified[:2]]
+    scored.scores.loc[verified, "is_frac_khat_bad"] = 0.0
+    assert batch_table(picks, c, scored.scores)["verified"].all()
+    notes: list[str] = []
+    assert first_pick_by_check(scored, verified, opts, notes)[1] in ("mm", "is") and not notes
+    scored.scores.loc[verified[1], "is_frac_khat_bad"] = 0.9
+    table = batch_table(picks, c, scored.scores)
+    assert list(table["verified"]) == [True, False]
+    assert first_pick_by_check(scored, verified, opts, notes) == (None, "mm")
+    assert len(notes) == 1 and "unreliable" in notes[0] and "90%" in notes[0]
 
 
 def test_an_empty_batch_table_keeps_its_columns(cands):

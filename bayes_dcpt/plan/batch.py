@@ -23,6 +23,7 @@ from bayes_dcpt.plan.information import Conditioner
 from bayes_dcpt.plan.options import SuggestOptions
 from bayes_dcpt.plan.scoring import Scored
 from bayes_dcpt.plan.targets import TargetDraws
+from bayes_dcpt.plan.verification import reliably_checked
 
 __all__ = ["BATCH_COLUMNS", "batch_table", "choose_batch", "greedy_batch", "stopping_checks"]
 
@@ -204,7 +205,7 @@ def batch_table(picks: list[dict[str, Any]], cands: pd.DataFrame, scores: pd.Dat
         for col in scores.columns:
             if col.startswith(("pred_loss_", "is_")):
                 row[col] = scores.iloc[c][col]
-        row["verified"] = bool(np.isfinite(scores.iloc[c]["is_U_z"]))
+        row["verified"] = reliably_checked(scores, c)  # checked, and the check can be trusted
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:

@@ -9,15 +9,18 @@ another candidate first by more than twice its Monte Carlo error, the batch star
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from bayes_dcpt.plan.information import BlockNoise, is_information
 from bayes_dcpt.plan.options import SuggestOptions
 from bayes_dcpt.plan.scoring import Scored, ScoringDraws
 
-__all__ = ["IS_COLUMNS", "check_by_reweighting", "first_pick_by_check"]
+__all__ = ["IS_COLUMNS", "UNRELIABLE", "check_by_reweighting", "first_pick_by_check", "reliably_checked"]
 
 #: Score columns of the check (NaN for candidates not checked).
 IS_COLUMNS = ("is_U_z", "is_U_z_se", "is_U_z_entropy", "is_khat_median", "is_frac_khat_bad", "is_ess_median")
+#: Share of simulated outcomes with k-hat > 0.7 from which a candidate's check counts as unreliable.
+UNRELIABLE = 0.5
 _RESULT_KEYS = ("U_z_is", "U_z_is_se", "U_z_is_entropy", "khat_median", "frac_khat_bad", "ess_median")
 
 
@@ -63,10 +66,16 @@ def first_pick_by_check(
     scored: Scored, verified: np.ndarray, opts: SuggestOptions, notes: list[str]
 ) -> tuple[int | None, str]:
     """The candidate the batch must start with (or None) and how the first pick is made (``"mm"``/``"is"``)."""
-    if len(verified) < 2:
-        return None, "mm"
     scores, hours = scored.scores, scored.hours
-    if not (scores.loc[verified, "is_frac_khat_bad"].to_numpy() < 0.5).all():
+    bad = scores.loc[verified, "is_frac_khat_bad"].to_numpy(float)
+    if len(verified) and not (bad < UNRELIABLE).all():
+        notes.append(
+            f"the importance-reweighting check of the top {len(verified)} candidates is unreliable (k-hat above 0.7 "
+            f"for up to {np.nanmax(bad):.0%} of their simulated outcomes: the posterior cannot be reweighted that "
+            "far): their expected information rests on the Gaussian approximation alone ('verified' is False)"
+        )
+        return None, "mm"
+    if len(verified) < 2:
         return None, "mm"
     is_score = scores.loc[verified, "is_U_z"].to_numpy() / hours[verified] ** opts.kappa
     se = scores.loc[verified, "is_U_z_se"].to_numpy() / hours[verified] ** opts.kappa
@@ -78,3 +87,9 @@ def first_pick_by_check(
         )
         return int(verified[j]), "is"
     return None, "mm"
+
+
+def reliably_checked(scores: pd.DataFrame, c: int) -> bool:
+    """Whether candidate ``c`` was checked by reweighting and the check is reliable (few outcomes at k-hat > 0.7)."""
+    row = scores.iloc[c]
+    return bool(np.isfinite(row["is_U_z"]) and row["is_frac_khat_bad"] < UNRELIABLE)
