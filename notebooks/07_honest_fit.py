@@ -55,8 +55,8 @@ from bayes_dcpt.cli.demo_cmd import default_models_dir
 
 pd.set_option("display.width", 160)
 pd.set_option("display.max_colwidth", 90)
-# The D-CPT fit's domain-loss noise has degrees of freedom below 1 (see its checks below): some predictive draws
-# overflow to inf. The quantiles stay finite; the warning is silenced where we draw from it.
+# The D-CPT fit's codec_tables domain-loss noise is wide (sigma about 0.24 on the log scale, Student-t): a few
+# predictive draws overflow to inf. The quantiles stay finite; the warning is silenced where we draw from it.
 QUIET = {"over": "ignore", "invalid": "ignore"}
 
 # %% [markdown]
@@ -176,7 +176,9 @@ pd.DataFrame(score).round(3)
 
 # %% [markdown]
 # The D-CPT Law's nearly flat curves cannot follow the codec_tables domain loss, which keeps falling across the token
-# range; its heavy-tailed noise (degrees of freedom below 1) widens its band instead. On the general loss both
+# range; the fit widens that domain's noise instead (each domain has its own noise scale: sigma about 0.24 on the
+# log scale for codec_tables' domain loss against 0.014-0.04 for the others; its degrees of freedom are floored at
+# 2, so the miss cannot hide in the tails, where before 2026-12-04 they fell below 1). On the general loss both
 # laws are off in places (the CPT law's mean leans high late in the r = 0.75 run): compare the two rows above.
 
 # %% [markdown]
