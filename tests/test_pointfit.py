@@ -109,3 +109,20 @@ def test_mixinglaws_holdout_ratio(mixinglaws_df):
     for t in ("general", "domain"):
         m = metrics(pred[f"loss_{t}"], pred[f"loss_{t}_pred"])
         assert m["n"] == 10 and m["mape"] < 1.0, (t, m)
+
+
+def test_the_point_fit_says_when_the_law_misses_and_what_the_data_do_not_pin(sim_df):
+    """A table of estimates hides a misfit and estimates stuck at their limits; the notes say both.
+
+    The example's codec_tables domain loss misses the D-CPT law by 22% in sample, with eps at the edge of its
+    range; data simulated from the law itself get no misfit note.
+    """
+    from bayes_dcpt import datasets
+
+    ex = datasets.load_example()
+    notes = fit_point(ex, "dcpt", "domain", domain="codec_tables", n_grid=1000, n_starts=4)[
+        ("domain", "codec_tables")].notes
+    assert any(n.startswith("in-sample error") and "does not describe" in n for n in notes), notes
+    assert any(n.startswith("eps at the edge of its range") for n in notes), notes
+    good = fit_point(sim_df, "dcpt", "both", n_grid=1000, n_starts=4)
+    assert not any("does not describe" in n for f in good.fits.values() for n in f.notes)

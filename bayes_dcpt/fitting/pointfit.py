@@ -316,6 +316,38 @@ def _check_law_inputs(law: Law) -> None:
         )
 
 
+#: In-sample MAPE (%) above which a point fit says the law does not describe its data.
+MISFIT_MAPE = 5.0
+#: A log-space estimate this many e-folds from 1 has collapsed to 0 (or run off to infinity).
+_COLLAPSED = 25.0
+
+
+def _predicted(law: Law, params: Mapping[str, float], x: Mapping[str, np.ndarray]) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return np.asarray(law(np, {k: np.asarray(v) for k, v in params.items()}, x), float)
+
+
+def estimate_notes(law: Law, u: np.ndarray, params: Mapping[str, float], m: Mapping[str, float]) -> list[str]:
+    """What a point estimate's table does not say: parameters stuck at a bound or collapsed, and a misfit.
+
+    An estimate at the edge of its search range is one the data do not pin (the others trade off against it);
+    an in-sample error above :data:`MISFIT_MAPE` percent means the law misses the data it was fitted to.
+    """
+    notes = []
+    for par, (lo, hi), v in zip(law.params, _bounds(law), u, strict=True):
+        if par.space == "identity":
+            edge = next((b for b in (lo, hi) if b is not None and abs(v - b) <= 1e-6 * max(1.0, abs(b))), None)
+            if edge is not None:
+                notes.append(f"{par.name} at the edge of its range ({edge:g}): the data do not pin it")
+        elif abs(v) >= _COLLAPSED:  # exp(u) has collapsed to 0 (the parameter sits at its lower limit) or exploded
+            where = "at its lower limit" if v < 0 else "ran off to"
+            notes.append(f"{par.name} {where} {params[par.name]:.3g}: the data do not pin it")
+    if np.isfinite(m.get("mape", np.nan)) and m["mape"] > MISFIT_MAPE:
+        notes.append(f"in-sample error {m['mape']:.1f}%: the law does not describe these data (the Bayesian fit's "
+                     "adequacy checks say where)")
+    return notes
+
+
 def fit_arrays(law: str | Law, x: Mapping[str, Any], y: Any, *, ctx: Mapping[str, float] | None = None,
                delta: float = HUBER_DELTA, n_grid: int = 4000, n_starts: int = 8, seed: int = 0) -> dict[str, float]:
     """Point-fit any registered law on prepared inputs (billions) and targets; returns natural parameters."""
@@ -389,13 +421,12 @@ def fit_point(
             t0 = time.perf_counter()
             u, res = _fit_arrays(law, x, y, ctx, delta=delta, n_grid=n_grid, n_starts=n_starts, seed=seed)
             params = {k: float(v) for k, v in to_natural(law, u, ctx).items()}
-            p = {k: np.asarray(v) for k, v in params.items()}
-            with np.errstate(all="ignore"):
-                yhat = np.asarray(law(np, p, x), float)
             notes = []
             if "N" in law.inputs and rows["n_params"].nunique() < 2:
                 notes.append("one model size: A/N^alpha is not identified (absorbed in E)")
-            fits[(t, dom)] = PointFit(law, t, dom, params, ctx, metrics(y, yhat, delta), bool(res.success),
+            fit_metrics = metrics(y, _predicted(law, params, x), delta)
+            notes += estimate_notes(law, u, params, fit_metrics)
+            fits[(t, dom)] = PointFit(law, t, dom, params, ctx, fit_metrics, bool(res.success),
                                       str(res.message), time.perf_counter() - t0, features, notes)
     return PointFitResult(law, fits)
 
