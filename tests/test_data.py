@@ -109,7 +109,7 @@ def test_files(tmp_path):
     with pytest.raises(DataValidationError, match="empty"):
         data.load(tmp_path / "empty.csv")
     (tmp_path / "bin.csv").write_bytes(bytes(range(256)) * 4)
-    with pytest.raises(DataValidationError, match="UTF-8|unreadable"):
+    with pytest.raises(DataValidationError, match=r"UTF-8|unreadable"):
         data.load(tmp_path / "bin.csv")
     text = p.read_text()
     (tmp_path / "trunc.csv").write_text(text[: len(text) - 9])
@@ -189,3 +189,111 @@ def test_garbage_parquet_raises_our_error(tmp_path_factory, blob):
     p.write_bytes(blob)
     with pytest.raises(DataValidationError):
         data.load(p)
+
+
+# ------------------------------------------------------------------ user review: truncated files, NaN text, typos
+def extra_frame() -> pd.DataFrame:
+    """The good frame with the extra columns the package's own datasets carry (a quoted comma in base_schedule)."""
+    f = good_frame()
+    return f.assign(
+        seed=0, step=[0, 1, 2, 4], lr=[np.nan, 1e-3, 1e-3, 1e-3], schedule="cosine", base_schedule="constant,warmup=10"
+    )
+
+
+def test_ragged_and_truncated_csv_name_the_line_and_legit_csvs_load(tmp_path):
+    p = tmp_path / "ok.csv"
+    extra_frame().to_csv(p, index=False)
+    text = p.read_text()
+    assert '"constant,warmup=10"' in text  # quoted commas count as one field
+    cut = text.rstrip("\n")[:-25]  # cut inside the last line (line 5), no final newline
+    (tmp_path / "cut.csv").write_text(cut)
+    with pytest.raises(DataValidationError, match=r"line 5 .*has \d+ fields but the header has 11.*truncated"):
+        data.load(tmp_path / "cut.csv")
+    lines = text.splitlines(keepends=True)
+    lines[2] = lines[2].rstrip("\n") + ",extra\n"  # a ragged line inside the file
+    (tmp_path / "ragged.csv").write_text("".join(lines))
+    with pytest.raises(DataValidationError, match=r"line 3 \(data row 2\) has 12 fields but the header has 11") as ei:
+        data.load(tmp_path / "ragged.csv")
+    assert "truncated" not in ei.value.problems[0].message
+    legit = {
+        "crlf": text.replace("\n", "\r\n"),
+        "nonl": text.rstrip("\n"),
+        "blank": text + "\n\n \n",
+        "crlf_nonl": text.rstrip("\n").replace("\n", "\r\n"),
+    }
+    for name, body in legit.items():
+        (tmp_path / f"{name}.csv").write_bytes(body.encode())
+        df = data.load(tmp_path / f"{name}.csv")
+        assert len(df) == 4 and (df["base_schedule"] == "constant,warmup=10").all(), name
+
+
+def test_truncated_csv_import_leaves_the_store_unchanged(tmp_path, cli):
+    from bayes_dcpt.data.store import Store
+
+    good = tmp_path / "good.csv"
+    extra_frame().to_csv(good, index=False)
+    db = tmp_path / "runs.sqlite"
+    with Store(db) as st:
+        st.import_frame(good)
+        before = st.evaluations()
+    more = extra_frame().assign(r_domain=[np.nan, 0.25, 0.25, 0.25], loss_domain=[1.8, 1.7, 1.65, 1.62])
+    more.to_csv(tmp_path / "more.csv", index=False)
+    (tmp_path / "cut.csv").write_text((tmp_path / "more.csv").read_text().rstrip("\n")[:-30])
+    code, out, err = cli("data", "import", tmp_path / "cut.csv", "--db", db)
+    assert code == 2, (out, err)
+    lines = [ln for ln in err.strip().splitlines() if ln]
+    assert len(lines) == 1 and "line 5" in lines[0] and "truncated" in lines[0], err
+    with Store(db) as st:
+        with pytest.raises(DataValidationError, match="truncated"):
+            st.import_frame(tmp_path / "cut.csv")
+        pd.testing.assert_frame_equal(st.evaluations(), before)
+
+
+def test_literal_nan_is_an_error_but_an_empty_loss_cell_is_missing(tmp_path):
+    f = good_frame().astype({"loss_general": object})
+    f.loc[2, "loss_general"] = ""
+    p = tmp_path / "empty_cell.csv"
+    f.to_csv(p, index=False)
+    assert np.isnan(data.load(p).loc[2, "loss_general"])  # a run that did not measure that loss
+    for cell, column in [("NaN", "loss_general"), ("nan", "loss_domain"), ("NaN", "n_params"), ("-nan", "tokens")]:
+        g = good_frame().astype({column: object})
+        g.loc[2, column] = cell
+        q = tmp_path / f"{column}.csv"
+        g.to_csv(q, index=False)
+        with pytest.raises(DataValidationError) as ei:
+            data.load(q)
+        msg = str(ei.value)
+        assert f"column '{column}'" in msg and "row 3; line 4 of the file" in msg, msg
+        assert "leave the cell empty" in msg and "NaN is not a measurement" in msg, msg
+    with pytest.raises(DataValidationError, match=r"'loss_domain': NaN is not a measurement.*row 2"):
+        data.load(good_frame().astype({"loss_domain": object}).assign(loss_domain=[1.8, "nan", 1.55, 1.5]))
+    # Parquet stores NaN and missing alike: a float NaN loss there reads as not measured
+    q = tmp_path / "nan.parquet"
+    good_frame().assign(loss_general=[2.9, np.nan, 2.96, 2.97]).to_parquet(q)
+    assert len(data.load(q)) == 4
+
+
+def test_misspelt_column_is_an_error_other_extra_columns_are_kept(tmp_path, cli):
+    p = tmp_path / "typo.csv"
+    extra_frame().rename(columns={"loss_general": "loss_genral"}).to_csv(p, index=False)
+    with pytest.raises(DataValidationError) as ei:
+        data.load(p)
+    assert str(ei.value).endswith("column 'loss_genral': not in the schema; did you mean 'loss_general'?")
+    code, out, err = cli("data", "validate", p)
+    assert code == 2 and "did you mean 'loss_general'" in err and len(err.strip().splitlines()) == 1, (out, err)
+    with pytest.raises(DataValidationError, match=r"'n_parms': not in the schema; did you mean 'n_params'") as ei:
+        data.load(good_frame().rename(columns={"n_params": "n_parms"}))
+    assert len(ei.value.problems) == 1  # no second "required column is missing" for the same column
+    kept = extra_frame().assign(my_note="x", loss_general_std=0.01)  # extra columns, loss_general present
+    df = data.load(kept)
+    assert {"seed", "step", "lr", "schedule", "base_schedule", "my_note", "loss_general_std"} <= set(df.columns)
+
+
+def test_absent_loss_column_is_allowed_and_shown_in_the_summary(tmp_path, cli):
+    p = tmp_path / "domain_only.csv"
+    good_frame().drop(columns="loss_general").to_csv(p, index=False)
+    s = data.summarize(data.load(p))
+    assert s["loss_general_rows"] == 0 and s["loss_columns_absent"] == ["loss_general"]
+    assert data.summarize(data.load(good_frame()))["loss_columns_absent"] == []
+    code, out, err = cli("data", "validate", p, "--json")
+    assert code == 0 and '"loss_columns_absent": [' in out and '"loss_general"' in out, (out, err)

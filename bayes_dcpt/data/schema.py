@@ -24,6 +24,8 @@ line each, the message also gives the line of the file (row 1 is line 2, after t
 
 from __future__ import annotations
 
+import csv
+import difflib
 import hashlib
 import io
 import math
@@ -35,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_dcpt.errors import DataValidationError, Problem, row_numbers
+from bayes_dcpt.errors import DataValidationError, Problem, format_rows, row_numbers
 
 __all__ = [
     "ALIASES",
@@ -80,8 +82,18 @@ _READERS = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".parquet": "parquet", 
 
 
 # --------------------------------------------------------------------------------------------- reading
+#: How a diverged evaluation logs its loss: text that reads as NaN. An empty cell means "not measured"; this text is an
+#: error in the schema's numeric columns (pandas would otherwise read both as missing).
+_NAN_TEXT = frozenset({"nan", "-nan", "+nan", "1.#qnan", "-1.#qnan", "1.#ind", "-1.#ind"})
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV/TSV/Parquet file into a raw DataFrame, turning every reader failure into our error."""
+    return _read_table(path)[0]
+
+
+def _read_table(path: str | Path) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
+    """The raw frame and, per column position, the cells whose text is a literal NaN (CSV/TSV only)."""
     p = Path(path)
     src = str(path)
     if not p.exists():
@@ -99,22 +111,105 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataValidationError([Problem("file", f"cannot read file: {exc.strerror or exc}")], source=src) from exc
     if not raw.strip():
         raise DataValidationError([Problem("file", "the file is empty")], source=src)
+    if kind == "parquet":
+        # A Parquet float column stores NaN and "missing" alike, so a literal NaN loss cannot be told from a loss
+        # that was not measured: both are read as missing, as the schema allows for one of the two losses.
+        try:
+            return pd.read_parquet(io.BytesIO(raw)), {}
+        except Exception as exc:  # pyarrow errors on corrupt or truncated files
+            raise DataValidationError(
+                [Problem("file", f"unreadable {kind} file: {_first_line(exc)}")], source=src
+            ) from exc
     try:
-        if kind == "parquet":
-            return pd.read_parquet(io.BytesIO(raw))
         text = raw.decode("utf-8-sig")
-        sep = "\t" if kind == "tsv" else ","
-        df = pd.read_csv(io.StringIO(text), sep=sep, skipinitialspace=True)
-        if len(text.rstrip("\r\n").splitlines()) == len(df) + 1:  # one line per row: errors can name the line
-            df.attrs["first_line"] = 2
-        return df
     except UnicodeDecodeError as exc:
         raise DataValidationError(
             [Problem("file", f"not a UTF-8 text file (byte {exc.start}); is it corrupt or binary?")], source=src
         ) from exc
-    except Exception as exc:  # pandas/pyarrow parser errors on corrupt or truncated files
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataValidationError([Problem("file", f"unreadable {kind} file: {msg}")], source=src) from exc
+    sep = "\t" if kind == "tsv" else ","
+    unterminated = not text.endswith(("\n", "\r"))
+    ragged = _ragged_lines(text, sep, unterminated)
+    if ragged:
+        raise DataValidationError(ragged, source=src)
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=sep, skipinitialspace=True)
+        nan_text = _nan_text_cells(text, sep, df)
+    except Exception as exc:  # pandas parser errors on corrupt or truncated files
+        hint = "; the file does not end with a newline: is it truncated?" if unterminated else ""
+        raise DataValidationError(
+            [Problem("file", f"unreadable {kind} file: {_first_line(exc)}{hint}")], source=src
+        ) from exc
+    if len(text.rstrip("\r\n").splitlines()) == len(df) + 1:  # one line per row: errors can name the line
+        df.attrs["first_line"] = 2
+    return df, nan_text
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _ragged_lines(text: str, sep: str, unterminated: bool) -> list[Problem]:
+    """Data lines whose number of fields differs from the header's (a cut-off file, an unquoted separator).
+
+    Fields are counted by the csv module, as the reader does (quoted separators and line breaks stay in their field);
+    blank lines are skipped, as the reader skips them. Lines are those of the file, the header being line 1.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, skipinitialspace=True)
+    header: int | None = None
+    bad: list[tuple[int, int, int]] = []  # (file line where the record starts, data row, fields)
+    last: tuple[int, int, int] | None = None
+    row, line = 0, 0
+    try:
+        for rec in reader:
+            start, line = line + 1, reader.line_num
+            if len(rec) <= 1 and not "".join(rec).strip():
+                continue  # blank line
+            if header is None:
+                header = len(rec)
+                continue
+            row += 1
+            last = (start, row, len(rec))
+            if len(rec) != header:
+                bad.append(last)
+    except csv.Error:  # e.g. a NUL byte or an overlong field: leave the verdict to the pandas reader
+        return []
+    if not bad:
+        return []
+    problems = []
+    cut = bad[-1] if unterminated and bad[-1] == last else None
+    if cut is not None:
+        bad = bad[:-1]
+        problems.append(
+            Problem(
+                "file",
+                f"line {cut[0]} (data row {cut[1]}) has {cut[2]} field{'s' if cut[2] != 1 else ''} but the header "
+                f"has {header}, and the file ends inside it without a newline: the file looks truncated",
+            )
+        )
+    if bad:
+        if len(bad) == 1:
+            what = f"line {bad[0][0]} (data row {bad[0][1]}) has {bad[0][2]} fields but the header has {header}"
+        else:
+            lines = format_rows([b[0] for b in bad]).replace("row", "line", 1)
+            counts = ", ".join(f"line {b[0]}: {b[2]}" for b in bad[:4]) + (", ..." if len(bad) > 4 else "")
+            what = f"{lines} do not have the header's {header} fields ({counts})"
+        problems.append(Problem("file", f"{what}; is the file cut short, or a value with a separator not quoted?"))
+    return problems
+
+
+def _nan_text_cells(text: str, sep: str, df: pd.DataFrame) -> dict[int, np.ndarray]:
+    """Per column position, the rows whose cell is literal NaN text (read as missing, like an empty cell)."""
+    if not df.isna().to_numpy().any():
+        return {}
+    cells = pd.read_csv(io.StringIO(text), sep=sep, skipinitialspace=True, dtype=str, na_filter=False)
+    out: dict[int, np.ndarray] = {}
+    if cells.shape != df.shape:
+        return out
+    for i in range(cells.shape[1]):
+        mask = cells.iloc[:, i].str.strip().str.lower().isin(_NAN_TEXT).to_numpy()
+        if mask.any():
+            out[i] = mask
+    return out
 
 
 def normalise_columns(df: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
@@ -151,7 +246,21 @@ def _as_float(col: pd.Series, name: str, problems: list[Problem], unreadable: pd
         return pd.Series(np.nan, index=col.index, dtype="float64")
     num = pd.to_numeric(col, errors="coerce")
     if not pd.api.types.is_numeric_dtype(col):
-        bad = num.isna() & col.notna() & (col.astype(str).str.strip() != "")
+        text = col.astype(str).str.strip()
+        bad = num.isna() & col.notna() & (text != "")
+        nan_text = bad & text.str.lower().isin(_NAN_TEXT)
+        if nan_text.any():
+            what = "the loss" if name in LOSS_COLUMNS else "the value"
+            problems.append(
+                Problem(
+                    name,
+                    f"NaN is not a measurement (e.g. {text[nan_text].iloc[0][:30]!r}); leave the "
+                    f"cell empty if {what} was not measured",
+                    row_numbers(nan_text),
+                )
+            )
+            unreadable[nan_text.to_numpy()] = True
+            bad &= ~nan_text
         if bad.any():
             sample = col[bad].astype(str).iloc[0][:30]
             problems.append(Problem(name, f"not a number (e.g. {sample!r})", row_numbers(bad)))
@@ -173,11 +282,12 @@ def validate(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
     if len(df) == 0:
         raise DataValidationError([*problems, Problem("data", "the table has no rows")], source)
 
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    misspelt = _misspelt_columns(df, problems)
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns and c not in misspelt]
     for c in missing:
         aka = ", ".join(ALIASES.get(c, ()))
         problems.append(Problem(c, f"required column is missing (accepted names: {c}, {aka})"))
-    if not any(c in df.columns for c in LOSS_COLUMNS):
+    if not any(c in df.columns or c in misspelt for c in LOSS_COLUMNS):
         problems.append(Problem("loss_general/loss_domain", "at least one loss column is required"))
     if problems:
         raise DataValidationError(problems, source)
@@ -202,7 +312,11 @@ def validate(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
             problems.append(Problem(name, msg, row_numbers(bad)))
 
     for c in _NUMERIC:
-        check(c, np.isinf(out[c]), "infinite value")
+        check(
+            c,
+            np.isinf(out[c]),
+            "infinite value" + ("; leave the cell empty if the loss was not measured" if c in LOSS_COLUMNS else ""),
+        )
     check("n_params", out["n_params"].isna(), "missing value (NaN)")
     check("n_params", out["n_params"] <= 0, "model size must be > 0")
     check("tokens", out["tokens"].isna(), "missing value (NaN)")
@@ -244,9 +358,30 @@ def validate(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
     out = out.drop_duplicates(subset=["run_id", "tokens", "loss_general", "loss_domain"], keep="first")
     out = out.reset_index(drop=True)
     out.attrs["bayes_dcpt_validated"] = True
+    out.attrs["absent_columns"] = [c for c in LOSS_COLUMNS if c not in df.columns]
     if source:
         out.attrs["source"] = source
     return out
+
+
+def _misspelt_columns(df: pd.DataFrame, problems: list[Problem]) -> set[str]:
+    """Schema columns that are absent while a column not in the schema is a near spelling of them (``loss_genral``).
+
+    Each such column is a problem ("did you mean"); other columns outside the schema (``schedule``, ``lr``, a user's
+    own) are kept. Returns the canonical names so suggested, whose "missing column" problem the suggestion replaces.
+    """
+    canon = (*REQUIRED_COLUMNS, *LOSS_COLUMNS, *OPTIONAL_COLUMNS)
+    names = {name: c for c in canon for name in (c, *ALIASES.get(c, ()))}
+    suggested: set[str] = set()
+    for col in df.columns:
+        key = str(col).lower().strip()
+        if col in canon or key in names:
+            continue
+        hit = difflib.get_close_matches(key, list(names), n=1, cutoff=0.8)
+        if hit and names[hit[0]] not in df.columns:
+            problems.append(Problem(str(col), f"not in the schema; did you mean '{hit[0]}'?"))
+            suggested.add(names[hit[0]])
+    return suggested
 
 
 def _g(x: float) -> str:
@@ -314,7 +449,8 @@ def load(source: str | Path | pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:
             raise DataValidationError([Problem("data", f"cannot make a table from the mapping: {exc}")]) from exc
         return validate(frame)
     if isinstance(source, (str, Path)):
-        raw = read_table(source)
+        raw, nan_text = _read_table(source)
+        raw = _keep_nan_text(raw, nan_text)
         try:
             return validate(raw, source=str(source))
         except DataValidationError as exc:
@@ -323,6 +459,24 @@ def load(source: str | Path | pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:
                 raise
             raise DataValidationError([replace(p, first_line=first) for p in exc.problems], exc.source) from None
     raise DataValidationError([Problem("data", f"cannot load data from a {type(source).__name__}")])
+
+
+def _keep_nan_text(raw: pd.DataFrame, nan_text: dict[int, np.ndarray]) -> pd.DataFrame:
+    """Put literal NaN text back into the schema's numeric columns, where :func:`validate` reports it.
+
+    The CSV reader reads ``NaN`` as missing, like an empty cell; but an empty loss cell means "not measured" while a
+    ``NaN`` one is a diverged evaluation, which must not pass as a run that measured one loss only.
+    """
+    if not nan_text:
+        return raw
+    names = normalise_columns(raw)[0].columns  # same positions as raw, schema names
+    out = raw.copy()
+    for i, mask in nan_text.items():
+        if names[i] in _NUMERIC:
+            col = out.iloc[:, i].astype(object)
+            col[mask] = "NaN"
+            out.isetitem(i, col)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ derived views
@@ -418,6 +572,8 @@ def summarize(df: pd.DataFrame) -> dict[str, Any]:
         "rows_per_run_max": int(per_run.max()) if per_run.size else 0,
         "loss_general_rows": int(df["loss_general"].notna().sum()),
         "loss_domain_rows": int(df["loss_domain"].notna().sum()),
+        # loss columns the file did not have at all (allowed: a run may measure one loss); not just empty cells
+        "loss_columns_absent": list(df.attrs.get("absent_columns", [])),
     }
 
 
