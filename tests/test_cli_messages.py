@@ -80,3 +80,134 @@ def test_cli_words_says_a_cli_remedy_once_however_often_it_is_applied():
     once = cli_words("more tuning and draws, or a simpler law")
     assert once == "more tuning and draws (--tune, --draws), or a simpler law (--law)"
     assert cli_words(once) == once
+
+
+# ------------------------------------------------------------------ --help examples that paste into a shell
+def _help_paths() -> list[tuple[str, ...]]:
+    """Every command and group of the CLI, as the words before ``--help`` (``()``: ``bayes-dcpt`` itself)."""
+    from bayes_dcpt.cli import app
+
+    paths: list[tuple[str, ...]] = [()]
+
+    def walk(typer_app, prefix: tuple[str, ...]) -> None:
+        for cmd in typer_app.registered_commands:
+            paths.append((*prefix, cmd.name or cmd.callback.__name__.replace("_", "-")))
+        for group in typer_app.registered_groups:
+            paths.append((*prefix, group.name))
+            walk(group.typer_instance, (*prefix, group.name))
+
+    walk(app, ())
+    return paths
+
+
+def _rendered_examples(text: str) -> list[list[str]]:
+    """The ``Example:`` commands of a rendered ``--help``, read as a shell reads a paste: a line continues onto the
+    next only when it ends with `` \\``."""
+    import shlex
+
+    out, lines = [], [ln.strip() for ln in text.splitlines()]
+    for i, line in enumerate(lines):
+        if not line.startswith("Example: "):
+            continue
+        cmd = line[len("Example: "):]
+        while cmd.endswith("\\") and i + 1 < len(lines):
+            i += 1
+            cmd = cmd[:-1] + " " + lines[i]
+        out.append(shlex.split(cmd.split("  (")[0]))  # demo: "...  (what make demo runs)"
+    return out
+
+
+@pytest.mark.parametrize("path", _help_paths(), ids=lambda p: " ".join(p) or "bayes-dcpt")
+@pytest.mark.parametrize("columns", [80, 250])
+def test_every_help_has_an_example_that_pastes_as_one_command(cli, monkeypatch, path, columns):
+    """README: every command has ``--help`` with an example; at 80 and 250 columns each example reads, line by
+    line, as the one command the docstring means (a long one continues with `` \\``, never wraps bare)."""
+    from test_docs import examples_of
+
+    from bayes_dcpt.cli import app
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, out, err = cli(*path, "--help")
+    assert code == 0, err
+    node, doc = app, app.info.help
+    for word in path:  # the help text the examples come from: the group's or the command's
+        group = next((g for g in node.registered_groups if g.name == word), None)
+        if group is not None:
+            node, doc = group.typer_instance, group.typer_instance.info.help
+        else:
+            doc = next(c.callback.__doc__ for c in node.registered_commands
+                       if (c.name or c.callback.__name__.replace("_", "-")) == word)
+    documented = examples_of(doc)
+    assert documented, f"bayes-dcpt {' '.join(path)} --help has no example"
+    assert _rendered_examples(out) == documented, out
+    assert all(len(ln) <= columns for ln in out.splitlines())
+
+
+def test_help_paragraphs_wrap_as_one_paragraph(cli, monkeypatch):
+    """A docstring's line breaks inside a sentence do not show (fit-dynamics: "written anyway; --allow-bad-fit")."""
+    monkeypatch.setenv("COLUMNS", "250")
+    _, out, _ = cli("fit-dynamics", "--help")
+    assert "the fit is written anyway; --allow-bad-fit exits 0" in out
+
+
+# ------------------------------------------------------------------ a closed pipe is not a bug
+def test_a_closed_stdout_pipe_exits_quietly_and_not_as_a_bug(tmp_path):
+    """``bayes-dcpt laws | head -1``: the reader has gone; no traceback, and not exit 1 (README: 1 is a bug)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from bayes_dcpt.cli import EXIT_PIPE
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    read, write = os.pipe()
+    os.close(read)  # every write to the pipe fails: the reader is gone before the first line
+    try:
+        proc = subprocess.run([sys.executable, "-c", "from bayes_dcpt.cli import _entry; _entry()", "laws"],
+                              stdout=write, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path, timeout=300)
+    finally:
+        os.close(write)
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+    assert proc.returncode == EXIT_PIPE != 1, proc.stderr
+
+
+# ------------------------------------------------------------------ one chain: R-hat cannot be computed
+def test_one_chain_is_a_sampler_problem_said_readably():
+    """R-hat compares chains: with one it is NaN, which is a listed problem (not a pass), no numpy warning leaks,
+    the CLI says ``R-hat max n/a`` and ``--chains 2``, and ``--json`` has ``null``."""
+    import json
+    import warnings
+    from types import SimpleNamespace
+
+    import arviz as az
+
+    from bayes_dcpt.cli.verdict import sampler_line, verdict
+    from bayes_dcpt.encoding import dumps
+    from bayes_dcpt.fitting.diagnostics import RHAT_NEEDS_CHAINS, diagnose, diagnostics_from_card
+
+    rng = np.random.default_rng(0)
+
+    def idata(chains: int):
+        return az.from_dict({"posterior": {"a": rng.normal(size=(chains, 500)), "b": rng.normal(size=(chains, 500, 2))},
+                             "sample_stats": {"diverging": np.zeros((chains, 500), bool)}})
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the All-NaN RuntimeWarning of np.nanmax would raise here
+        one = diagnose(idata(1), "nutpie", ["a", "b"], 1.0, 500, 1)
+        two = diagnose(idata(2), "nutpie", ["a", "b"], 1.0, 500, 2)
+    assert two.sampler_ok and two.rhat_max < 1.01, str(two)
+    assert np.isnan(one.rhat_max) and not one.sampler_ok and not one.ok
+    assert one.problems == (RHAT_NEEDS_CHAINS,)
+    assert "R-hat max n/a" in str(one) and "1 chain x 500 draws" in str(one) and "nan" not in str(one)
+    assert json.loads(dumps(one.as_dict()))["rhat_max"] is None
+    back = diagnostics_from_card({"diagnostics": json.loads(dumps(one.as_dict()))})  # a saved fit, loaded
+    assert np.isnan(back.rhat_max) and back.problems == one.problems and str(back) == str(one)
+    fake = SimpleNamespace(diagnostics=lambda warn=False: one, remedies=lambda: ["more tuning and draws"])
+    v = verdict(fake)
+    assert v.problems == ("R-hat needs at least 2 chains: run --chains 2 or more",)
+    assert not v.sampler_ok and v.exit_code() == 3
+    line = sampler_line(v)
+    assert "R-hat max n/a" in line and "nan" not in line and "1 chain x" in line
+    assert json.loads(dumps(v.as_json()))["rhat_max"] is None

@@ -1,4 +1,4 @@
-"""Docs as tests: the README's commands, its Python quickstart and the examples of the ``--help`` texts run as
+r"""Docs as tests: the README's commands, its Python quickstart and the examples of the ``--help`` texts run as
 written on the example data, so that none of them can drift from the code again.
 
 * The README's ``bash`` blocks: every line that starts with ``bayes-dcpt`` runs in one empty folder, block by
@@ -8,7 +8,8 @@ written on the example data, so that none of them can drift from the code again.
   seconds; the README says they take minutes.
 * The ``python`` quickstart runs as a script in that folder, then every other ``python`` block (the Trainer
   callback of "From your Trainer": a tiny model, seconds; skipped without ``accelerate``, which the Trainer needs).
-* Every ``Example:`` of a command's ``--help`` runs in the same folder after the README's commands.
+* Every ``Example:`` of a command's or group's ``--help`` runs in the same folder after the README's commands (an
+  example continued with `` \`` at a line's end is one command, as a shell reads it).
 
 One slow end-to-end path: the default fits take minutes.
 """
@@ -51,16 +52,27 @@ def commands(block: str) -> list[list[str]]:
     return out
 
 
+def examples_of(help_text: str) -> list[list[str]]:
+    """The ``Example: [bold]...[/bold]`` commands of one help text as argument lists.
+
+    An example too long for one line of an 80-column terminal continues on the next with `` \\`` at the line's end
+    (a shell continuation, so that it pastes as one command); a line break without it would run the first line alone.
+    """
+    return [shlex.split(" ".join(re.sub(r"\\\n\s*", " ", ex).split()))
+            for ex in re.findall(r"Example: \[bold\](.*?)\[/bold\]", help_text, flags=re.S)]
+
+
 def help_examples() -> list[list[str]]:
-    """The ``Example:`` lines of every command's help text, as argument lists."""
+    """The ``Example:`` lines of every command's and group's help text, as argument lists."""
     from bayes_dcpt.cli import app
 
     found: list[list[str]] = []
 
     def walk(typer_app) -> None:
+        if isinstance(typer_app.info.help, str):  # a group's own help (bayes-dcpt, data, probe)
+            found.extend(examples_of(typer_app.info.help))
         for cmd in typer_app.registered_commands:
-            for ex in re.findall(r"Example: \[bold\](.*?)\[/bold\]", cmd.callback.__doc__ or "", flags=re.S):
-                found.append(shlex.split(" ".join(ex.split())))
+            found.extend(examples_of(cmd.callback.__doc__ or ""))
         for group in typer_app.registered_groups:
             walk(group.typer_instance)
 
@@ -144,3 +156,4 @@ def test_every_documented_command_runs_as_written(tmp_path):
         todo = _scaled(args) if any(key.startswith(k) for k in TRAINING) else args
         out = run(todo, tmp_path)
         assert out.returncode == 0, f"--help example: {' '.join(args)}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+        done.append(" ".join(args))  # an example shown twice (a group's and its command's) runs once

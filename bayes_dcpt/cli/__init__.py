@@ -3,11 +3,13 @@
 User errors (bad data, unknown law or domain, bad option values, missing files) print one clear line
 per problem to stderr and exit with code 2; ``--debug`` shows the traceback instead. ``fit`` exits 3 when
 the sampler checks fail and 4 when the law does not describe the data (the fit is written; ``--allow-bad-fit``
-exits 0). Anything else is a bug: its traceback is printed and the exit code is 1.
+exits 0). Anything else is a bug: its traceback is printed and the exit code is 1. When the reader of stdout goes
+away (``bayes-dcpt laws | head -1``) the command stops quietly with 141 (:data:`EXIT_PIPE`).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -27,11 +29,37 @@ from bayes_dcpt.cli import report_cmd  # noqa: F401
 from bayes_dcpt.cli import demo_cmd  # noqa: F401
 from bayes_dcpt.cli import dynamics_cmd  # noqa: F401  (fit-dynamics, predict-curve, choose-schedule)
 from bayes_dcpt.cli import data_cmd, probe_cmd, store_cmd  # noqa: F401  (the data and probe groups)
-from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER, EXIT_USAGE, STATE, app, err_console
+from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER, EXIT_USAGE, STATE, app, err_console, reflow_help
 from bayes_dcpt.report.wording import cli_words
 from bayes_dcpt.errors import BayesDCPTError
 
-__all__ = ["EXIT_MISFIT", "EXIT_SAMPLER", "EXIT_USAGE", "app", "main"]
+__all__ = ["EXIT_MISFIT", "EXIT_PIPE", "EXIT_SAMPLER", "EXIT_USAGE", "app", "main"]
+
+reflow_help(app)  # every command registered above: its paragraphs wrap to the terminal, examples paste as written
+
+#: Exit code when stdout's reader has gone (a closed pipe: ``bayes-dcpt laws | head -1``): 128 + SIGPIPE (13), what
+#: the shell reports for ``git log | head -1`` or ``yes | head -1``, which the signal kills. Not 1 (a bug, README
+#: "Exit codes") and not 0: the output was cut short, and ``set -o pipefail`` should see it as coreutils make it.
+EXIT_PIPE = 141
+
+
+def _stdout_gone() -> int:
+    """Point stdout at devnull so that the interpreter's last flush cannot fail again; returns :data:`EXIT_PIPE`.
+
+    Python ignores SIGPIPE, so a write to a closed pipe raises BrokenPipeError instead of killing the process; the
+    Python docs (``signal`` module, "Note on SIGPIPE") recommend exactly this redirect.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real stdout (already replaced or closed): nothing to flush
+        pass
+    return EXIT_PIPE
+
+
+def _is_broken_pipe(exc: BaseException) -> bool:
+    """Click turns a BrokenPipeError into ``sys.exit(1)`` inside its own ``except``: the exit's context says so."""
+    return isinstance(exc, BrokenPipeError) or isinstance(exc.__context__, BrokenPipeError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,8 +96,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
+    except BrokenPipeError:
+        return _stdout_gone()
+    except SystemExit as exc:
+        if _is_broken_pipe(exc):
+            return _stdout_gone()
+        raise
     return 0
 
 
 def _entry() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()  # the last buffered output fails here, not in the interpreter's shutdown
+    except BrokenPipeError:
+        code = _stdout_gone()
+    sys.exit(code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -42,16 +43,47 @@ def _plain_help() -> None:
 
 _plain_help()
 
+
+def reflowed(doc: str) -> str:
+    r"""``doc`` with the lines of each paragraph joined, so that the help wraps them to the terminal's width.
+
+    Typer's rich markup mode keeps a docstring's line breaks: a source line wider than the terminal wraps there and
+    breaks again where the source did, mid-sentence. A line that ends in `` \`` (a shell continuation, in an example
+    too long for one line) keeps its break: the example pastes into a shell as one command.
+    """
+    out = []
+    for para in inspect.cleandoc(doc).split("\n\n"):
+        text = ""
+        for line in para.splitlines():
+            text += ("\n" if text.endswith("\\") else " " if text else "") + line.strip()
+        out.append(text)
+    return "\n\n".join(out)
+
+
+def reflow_help(typer_app: typer.Typer) -> None:
+    """Every command's help, in ``typer_app`` and its groups, :func:`reflowed` from its docstring."""
+    for info in typer_app.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            info.help = reflowed(info.callback.__doc__)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            reflow_help(group.typer_instance)
+
+
 app = typer.Typer(
     name="bayes-dcpt",
-    help="Bayesian D-CPT scaling laws: fit probe runs, read credible intervals, plan the next probe.",
+    help="Bayesian D-CPT scaling laws: fit probe runs, read credible intervals, plan the next probe.\n\n"
+         "Example: [bold]bayes-dcpt data example --out probes.csv[/bold]\n\n"
+         "Example: [bold]bayes-dcpt fit probes.csv --out fit.nc[/bold]\n\n"
+         "Every command's --help has an example.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-data_app = typer.Typer(help="Validate, import, export and summarise CPT measurement tables.", no_args_is_help=True)
+data_app = typer.Typer(help="Validate, import, export and summarise CPT measurement tables.\n\n"
+                            "Example: [bold]bayes-dcpt data validate probes.csv[/bold]", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 _no_color = bool(os.environ.get("NO_COLOR"))

@@ -70,10 +70,12 @@ def predict_curve_cmd(
     out: Path | None = typer.Option(None, help="Write the predictions to this CSV (else print them)."),
     seed: int = typer.Option(0, help="Seed of the predictive noise draws."),
 ) -> None:
-    """Predicted loss curves with bands for any LR schedule, e.g. one that was never trained.
+    r"""Predicted loss curves with bands for any LR schedule, e.g. one that was never trained.
 
-    Example: [bold]bayes-dcpt predict-curve dyn.nc --schedule "wsd(peak=1e-3, steps=256, warmup=10)" --n-params 100672 --r-domain 0.5[/bold]
-    """  # noqa: E501  (the example is one command; a line break would show in --help)
+    Example: [bold]bayes-dcpt predict-curve dyn.nc \
+    --schedule "wsd(peak=1e-3, steps=256, warmup=10)" \
+    --n-params 100672 --r-domain 0.5[/bold]
+    """
     import pandas as pd
 
     from bayes_dcpt.data.schema import read_table
@@ -116,10 +118,13 @@ def choose_schedule_cmd(
     prob: float = typer.Option(0.9, min=0.01, max=0.99, help="Level of the risk-aware answer."),
     json_out: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
 ) -> None:
-    """Which LR schedule and replay ratio keep the general loss within T while minimising the domain loss.
+    r"""Which LR schedule and replay ratio keep the general loss within T while minimising the domain loss.
 
-    Example: [bold]bayes-dcpt choose-schedule dyn.nc --schedule "wsd=wsd(peak=1e-3, steps=256, warmup=10)" --schedule "cos=cosine(peak=1e-3, steps=256, warmup=10)" --ratios 0.25,0.5,0.75 --n-params 100672[/bold]
-    """  # noqa: E501  (the example is one command; a line break would show in --help)
+    Example: [bold]bayes-dcpt choose-schedule dyn.nc \
+    --schedule "wsd=wsd(peak=1e-3, steps=256, warmup=10)" \
+    --schedule "cos=cosine(peak=1e-3, steps=256, warmup=10)" \
+    --ratios 0.25,0.5,0.75 --n-params 100672[/bold]
+    """
     from bayes_dcpt.decide.lr_choice import candidate_grid, choose_schedule
     from bayes_dcpt.fitting.dynamics import load_dynamics_fit
 

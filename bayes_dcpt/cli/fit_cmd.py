@@ -150,12 +150,13 @@ def fit_cmd(
                                         "data: faster, but the bands then only cover interpolation."),
     json_out: bool = typer.Option(False, "--json", help="Print the verdict and the parameter table as JSON."),
 ) -> None:
-    """Fit a law as a hierarchical Bayesian model: parameters, sampler checks, and whether the law fits the data.
+    r"""Fit a law as a hierarchical Bayesian model: parameters, sampler checks, and whether the law fits the data.
 
     Exit codes: 0 good fit, 3 sampler checks fail, 4 the law does not describe the data (the fit is written
     anyway; --allow-bad-fit exits 0).
 
-    Example: [bold]bayes-dcpt fit probes.csv --law cpt --out fit.nc --draws 1000 --chains 4[/bold]
+    Example: [bold]bayes-dcpt fit probes.csv --law cpt --out fit.nc \
+    --draws 1000 --chains 4[/bold]
     """
     from bayes_dcpt.fitting import fit
 

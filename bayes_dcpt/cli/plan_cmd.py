@@ -48,10 +48,10 @@ def optimize_cmd(
                                  "at --n-params and --tokens, e.g. runs trained after the fit (default: the fit's "
                                  "own data). tradeoff and critical-curve."),
 ) -> None:
-    """Solve a usage of the D-CPT paper for every posterior draw: r* with its credible interval.
+    r"""Solve a usage of the D-CPT paper for every posterior draw: r* with its credible interval.
 
-    Example: [bold]bayes-dcpt optimize fit.nc --usage tradeoff --n-params 443232 --tokens 2097152
-    --max-general-increase 0.03[/bold]
+    Example: [bold]bayes-dcpt optimize fit.nc --usage tradeoff --n-params 443232 \
+    --tokens 2097152 --max-general-increase 0.03[/bold]
     """
     from bayes_dcpt import decide as decisions
     from bayes_dcpt.cli.asking import print_decisions, require_run
@@ -198,10 +198,11 @@ def suggest_cmd(
     plot: Path | None = typer.Option(None, "--plot", help="Save the plan plot (PNG) here."),
     json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
-    """Rank candidate probes by expected information about r* per GPU-hour and choose a batch of k.
+    r"""Rank candidate probes by expected information about r* per GPU-hour and choose a batch of k.
 
-    Example: [bold]bayes-dcpt suggest fit.nc --candidates cand.csv --target tradeoff --domain python
-    --n-params 443232 --tokens 2097152 --max-general-increase 0.03 -k 3 --budget-gpu-hours 10 --out plan.csv[/bold]
+    Example: [bold]bayes-dcpt suggest fit.nc --candidates cand.csv --target tradeoff \
+    --domain python --n-params 443232 --tokens 2097152 \
+    --max-general-increase 0.03 -k 3 --budget-gpu-hours 10 --out plan.csv[/bold]
     """
     from bayes_dcpt.cli.asking import print_plan, require_domain, require_run
     from bayes_dcpt.cli.verdict import warn_if_bad
@@ -247,7 +248,8 @@ def loop_cmd(
     target: str = typer.Option("tradeoff", help="tradeoff, limited-data or compute."),
     n_params: float | None = typer.Option(None, "--n-params", help="Model size of the planned run."),
     tokens: float | None = typer.Option(None, "--tokens", help="CPT tokens of the planned run."),
-    max_general_increase: float | None = typer.Option(0.03, "--max-general-increase", min=0.0),
+    max_general_increase: float | None = typer.Option(0.03, "--max-general-increase", min=0.0,
+                                                      help="Threshold T on the general-loss increase (0.03 = 3%)."),
     domain: str | None = typer.Option(None, "--domain", help="Domain of the planned run."),
     law: str | None = typer.Option(None, help="Law of the refits. Default: with --refit nuts, the law `fit` "
                                               "chooses (cpt where every (domain, size) has base-model rows, else "
@@ -260,17 +262,18 @@ def loop_cmd(
     budget_gpu_hours: float | None = typer.Option(None, "--budget-gpu-hours", min=0.0),
     stop_width: float | None = typer.Option(None, "--stop-width", min=0.0, help="Stop when the 90% interval of "
                                                                                   "the target is this narrow."),
-    gpu_flops: float = typer.Option(312e12, "--gpu-flops", min=1.0),
-    mfu: float = typer.Option(0.4, "--mfu", min=0.001, max=1.0),
-    overhead: float = typer.Option(0.25, "--overhead-hours", min=0.0),
+    gpu_flops: float = typer.Option(312e12, "--gpu-flops", min=1.0, help="Peak FLOP/s of one GPU."),
+    mfu: float = typer.Option(0.4, "--mfu", min=0.001, max=1.0, help="Model FLOP utilisation."),
+    overhead: float = typer.Option(0.25, "--overhead-hours", min=0.0, help="Fixed GPU-hours per run."),
     state_dir: Path = typer.Option(Path("loop-state"), "--state-dir", help="Where every round is stored."),
     resume: bool = typer.Option(False, "--resume", help="Continue the loop stored in --state-dir."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="Seed of the planner, the simulated outcomes and the refits."),
 ) -> None:
-    """Alternate suggest -> run -> refit until the target's interval is narrow or the budget is spent.
+    r"""Alternate suggest -> run -> refit until the target's interval is narrow or the budget is spent.
 
-    Example: [bold]bayes-dcpt loop probes.csv --candidates cand.csv --executor simulate --refit smc
-    --domain python --n-params 443232 --tokens 2097152 --rounds 1 --state-dir loop[/bold]
+    Example: [bold]bayes-dcpt loop probes.csv --candidates cand.csv \
+    --executor simulate --refit smc --domain python --n-params 443232 \
+    --tokens 2097152 --rounds 1 --state-dir loop[/bold]
     """
     from bayes_dcpt.cli.fit_cmd import _load_input
     from bayes_dcpt.plan.loop import PlannerLoop

@@ -15,7 +15,8 @@ from bayes_dcpt.errors import BayesDCPTError
 from bayes_dcpt.probe import require_extra
 
 probe_app = typer.Typer(
-    help="Probe runs: pretrain a size ladder, run CPT probes, run grids.", no_args_is_help=True
+    help="Probe runs: pretrain a size ladder, run CPT probes, run grids.\n\n"
+         "Example: [bold]bayes-dcpt probe corpora --out corpora[/bold]", no_args_is_help=True
 )
 app.add_typer(probe_app, name="probe")
 
@@ -137,10 +138,11 @@ def pretrain_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Pretrain a preset from scratch on the general corpus and save it (a rung of the size ladder).
+    r"""Pretrain a preset from scratch on the general corpus and save it (a rung of the size ladder).
 
-    Example: [bold]bayes-dcpt probe pretrain --preset tiny --general corpora/general.jsonl --tokens 2097152 --out bases/tiny[/bold]
-    """  # noqa: E501  (the example is one command; a line break would show in --help)
+    Example: [bold]bayes-dcpt probe pretrain --preset tiny \
+    --general corpora/general.jsonl --tokens 2097152 --out bases/tiny[/bold]
+    """
     require_extra()
     from bayes_dcpt.probe.configs import PretrainConfig
     from bayes_dcpt.probe.pretraining import pretrain
@@ -232,12 +234,14 @@ def run_cmd(
     quiet: bool = typer.Option(False, "--quiet"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Run one probe: continue the base model on the mixture and store the losses as they are measured.
+    r"""Run one probe: continue the base model on the mixture and store the losses as they are measured.
 
-    Example: [bold]bayes-dcpt probe run --model bases/tiny --general corpora/general.jsonl --domain corpora/python.jsonl --domain-name python --ratio 0.25 --tokens 524288 --db runs.sqlite[/bold]
+    Example: [bold]bayes-dcpt probe run --model bases/tiny \
+    --general corpora/general.jsonl --domain corpora/python.jsonl \
+    --domain-name python --ratio 0.25 --tokens 524288 --db runs.sqlite[/bold]
 
-    Several GPUs for one probe: [bold]torchrun --nproc-per-node 2 $(command -v bayes-dcpt) probe run ...[/bold]
-    """  # noqa: E501  (the example is one command; a line break would show in --help)
+    On 2 GPUs: [bold]torchrun --nproc-per-node 2 $(command -v bayes-dcpt) probe run ...[/bold]
+    """
     require_extra()
     from bayes_dcpt.probe.configs import ProbeConfig
     from bayes_dcpt.probe.run import run_probe
@@ -331,9 +335,10 @@ def grid_cmd(
     quiet: bool = typer.Option(False, "--quiet"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Run a grid of (size, domain, ratio, seed) probes from a spec file; done runs are skipped.
+    r"""Run a grid of (size, domain, ratio, seed) probes from a spec file; done runs are skipped.
 
-    Example: [bold]bayes-dcpt probe grid bayes_dcpt/datasets/example_grid.toml --db runs.sqlite --workers 2[/bold]
+    Example: [bold]bayes-dcpt probe grid bayes_dcpt/datasets/example_grid.toml \
+    --db runs.sqlite --workers 2[/bold]
     """
     require_extra()
     from bayes_dcpt.data.store import Store

@@ -60,10 +60,11 @@ def report_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print what was written, the questions asked and the "
                                                         "fit's diagnostics as JSON."),
 ) -> None:
-    """Write the report of a fit: data, law and priors, parameters, diagnostics, fitted curves, r*, compute
+    r"""Write the report of a fit: data, law and priors, parameters, diagnostics, fitted curves, r*, compute
     allocation and the next suggested probes.
 
-    Example: [bold]bayes-dcpt report fit.nc --out report.html --max-general-increase 0.03[/bold]
+    Example: [bold]bayes-dcpt report fit.nc --out report.html \
+    --max-general-increase 0.03[/bold]
     """  # noqa: D205  (typer shows the first paragraph, as wrapped here, in the command list)
     from bayes_dcpt.cli.verdict import warn_if_bad
     from bayes_dcpt.fitting import load_fit

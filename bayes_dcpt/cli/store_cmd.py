@@ -33,7 +33,7 @@ def import_cmd(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
 ) -> None:
-    """Validate measurements and add them to the store; re-importing the same rows adds nothing.
+    r"""Validate measurements and add them to the store; re-importing the same rows adds nothing.
 
     A table in the schema, or runs that already exist in a training log: a Trainer's trainer_state.json,
     TensorBoard event files or a W&B history CSV, with a mapping file that names each run's domain, ratio
@@ -41,8 +41,8 @@ def import_cmd(
 
     Example: [bold]bayes-dcpt data import probes.csv --db runs.sqlite[/bold]
 
-    Example: [bold]bayes-dcpt data import --from trainer-state hf-run/trainer_state.json --map hf-run/runs.toml
-    --db hf.sqlite --dry-run[/bold]
+    Example: [bold]bayes-dcpt data import --from trainer-state \
+    hf-run/trainer_state.json --map hf-run/runs.toml --db hf.sqlite --dry-run[/bold]
     """
     from bayes_dcpt.data.logmap import FORMATS
     from bayes_dcpt.errors import InputError

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER
+from bayes_dcpt.fitting.diagnostics import number
 from bayes_dcpt.report.wording import cli_words
 
 __all__ = ["Verdict", "cli_words", "print_verdict", "print_wrapped", "sampler_line", "verdict", "warn_if_bad"]
@@ -105,6 +106,12 @@ def _misfit_remedies(fit: Any, adequacy: Any) -> list[str]:
     return misfit_remedies(adequacy, fit.law.family, len(fit.domains))
 
 
+def _pooled(values: Iterable[Any], reduce: Any) -> float:
+    """``reduce`` (max or min) over the candidates' finite values; NaN when none has one (R-hat of one chain)."""
+    finite = [float(v) for v in values if v is not None and np.isfinite(float(v))]
+    return float(reduce(finite)) if finite else float("nan")
+
+
 def _unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(cli_words(i) for i in items))
 
@@ -118,7 +125,7 @@ def verdict(fit: Any) -> Verdict:
     adequacy = _adequacy(fit)
     adequate = None if adequacy is None else bool(adequacy.ok and not d.misfit)
     remedies = (list(fit.remedies()) if not d.sampler_ok else []) + _misfit_remedies(fit, adequacy)
-    return Verdict(d.sampler_ok, adequate, tuple(d.problems), tuple(d.misfit), _stats(d),
+    return Verdict(d.sampler_ok, adequate, _unique(d.problems), tuple(d.misfit), _stats(d),
                    adequacy.summary() if adequacy is not None else "", _unique(remedies))
 
 
@@ -142,11 +149,11 @@ def _stacked_verdict(fit: Any, diags: Mapping[str, Any]) -> Verdict:
             if one.adequate is not None:
                 adequate = bool((adequate is not False) and one.adequate)
     stats = {"sampler": ", ".join(sorted({str(diags[n].sampler) for n in used})),
-             "rhat_max": max(float(diags[n].rhat_max) for n in used),
-             "ess_bulk_min": min(float(diags[n].ess_bulk_min) for n in used),
-             "ess_tail_min": min(float(diags[n].ess_tail_min) for n in used),
+             "rhat_max": _pooled([diags[n].rhat_max for n in used], max),
+             "ess_bulk_min": _pooled([diags[n].ess_bulk_min for n in used], min),
+             "ess_tail_min": _pooled([diags[n].ess_tail_min for n in used], min),
              "divergences": sum(int(diags[n].divergences) for n in used),
-             "bfmi_min": min(float(diags[n].bfmi_min) for n in used),
+             "bfmi_min": _pooled([diags[n].bfmi_min for n in used], min),
              "laws": used}
     n_fail = sum(int(m.group(1)) for s in summaries if (m := re.search(r"\((\d+) of", s)))
     n_all = sum(int(m.group(1)) for s in summaries if (m := re.search(r"of (\d+) checks", s)))
@@ -160,7 +167,7 @@ def _stacked_verdict(fit: Any, diags: Mapping[str, Any]) -> Verdict:
             from bayes_dcpt.fitting.diagnostics import misfit_remedies
 
             remedies += misfit_remedies(stacked, "auto")
-    return Verdict(not problems, adequate, tuple(problems), tuple(misfit), stats, summary, _unique(remedies),
+    return Verdict(not problems, adequate, _unique(problems), tuple(misfit), stats, summary, _unique(remedies),
                    per_law)
 
 
@@ -177,10 +184,11 @@ def sampler_line(v: Verdict) -> str:
     s = v.stats
     if s.get("approximate"):
         return f"{s['sampler']} is an approximation: no convergence diagnostics"
-    head = f"{s['sampler']}" + (f", {s['chains']} chains x {s['draws']} draws, {s['seconds']:.0f} s"
-                                if "chains" in s else "")
-    return (f"{head}: divergences {s['divergences']}, R-hat max {s['rhat_max']:.4f}, ESS bulk/tail min "
-            f"{s['ess_bulk_min']:.0f}/{s['ess_tail_min']:.0f}, BFMI min {s['bfmi_min']:.2f}")
+    head = f"{s['sampler']}" + (f", {s['chains']} chain{'' if s['chains'] == 1 else 's'} x {s['draws']} draws, "
+                                f"{s['seconds']:.0f} s" if "chains" in s else "")
+    return (f"{head}: divergences {s['divergences']}, R-hat max {number(s['rhat_max'], '.4f')}, ESS bulk/tail min "
+            f"{number(s['ess_bulk_min'], '.0f')}/{number(s['ess_tail_min'], '.0f')}, "
+            f"BFMI min {number(s['bfmi_min'], '.2f')}")
 
 
 def print_verdict(console: Any, v: Verdict, limit: int = 8) -> None:

@@ -6,6 +6,7 @@ loaded fit reports the diagnostics of the run that produced it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -16,11 +17,22 @@ import pandas as pd
 from bayes_dcpt.constants import BFMI_MIN, ESS_MIN, RHAT_MAX
 from bayes_dcpt.fitting.config import FitConfig
 
-__all__ = ["APPROXIMATE_SAMPLERS", "Diagnostics", "dcpt_remedies", "diagnose", "diagnostics_from_card",
-           "dynamics_remedies", "misfit_remedies", "sampler_remedy"]
+__all__ = ["APPROXIMATE_SAMPLERS", "RHAT_NEEDS_CHAINS", "Diagnostics", "dcpt_remedies", "diagnose",
+           "diagnostics_from_card", "dynamics_remedies", "misfit_remedies", "number", "sampler_remedy"]
 
 #: Samplers that approximate the posterior (no MCMC diagnostics).
 APPROXIMATE_SAMPLERS = ("laplace", "advi")
+#: The problem of a run with one chain: R-hat compares chains, so it has none (NaN), and an unchecked run is not a
+#: converged one. The CLI says ``--chains 2`` (:func:`~bayes_dcpt.report.wording.cli_words`).
+RHAT_NEEDS_CHAINS = "R-hat needs at least 2 chains: run chains=2 or more"
+
+
+def number(value: float, fmt: str) -> str:
+    """``value`` formatted with ``fmt``, or ``n/a`` when it is missing (NaN: R-hat of one chain, BFMI unrecorded)."""
+    try:
+        return format(float(value), fmt) if np.isfinite(value) else "n/a"
+    except (TypeError, ValueError):
+        return "n/a"
 
 
 @dataclass(frozen=True)
@@ -65,10 +77,10 @@ class Diagnostics:
         head = "OK" if self.ok else " | ".join(parts)
         if self.approximate:
             return f"{self.sampler} (approximate, no MCMC diagnostics): {head}"
-        return (f"{self.sampler}, {self.chains} chains x {self.draws} draws, {self.seconds:.1f} s: "
-                f"divergences {self.divergences}, R-hat max {self.rhat_max:.4f}, ESS bulk min "
-                f"{self.ess_bulk_min:.0f}, ESS tail min {self.ess_tail_min:.0f}, BFMI min {self.bfmi_min:.2f} "
-                f"-> {head}")
+        return (f"{self.sampler}, {self.chains} chain{'' if self.chains == 1 else 's'} x {self.draws} draws, "
+                f"{self.seconds:.1f} s: divergences {self.divergences}, R-hat max {number(self.rhat_max, '.4f')}, "
+                f"ESS bulk min {number(self.ess_bulk_min, '.0f')}, ESS tail min {number(self.ess_tail_min, '.0f')}, "
+                f"BFMI min {number(self.bfmi_min, '.2f')} -> {head}")
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         """IPython and Jupyter show the one-line verdict above, not the dataclass's field list."""
@@ -81,6 +93,13 @@ def _values(obj: Any, names: list[str]) -> np.ndarray:
     if hasattr(ds, "to_dataset"):
         ds = ds.to_dataset()
     return np.concatenate([np.ravel(np.asarray(ds[n])) for n in names if n in ds])
+
+
+def _finite(values: np.ndarray, reduce: Any) -> float:
+    """``reduce`` (max or min) over the finite ``values``; NaN when there are none (no All-NaN RuntimeWarning)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    return float(reduce(values)) if values.size else float("nan")
 
 
 def _bfmi_min(idata: Any) -> float:
@@ -103,18 +122,27 @@ def diagnose(idata: Any, sampler: str, var_names: list[str], seconds: float, dra
                                            "check against NUTS before trusting intervals",))
     post = idata["posterior"]
     names = [v for v in var_names if v in post.data_vars]
-    rhat_max = float(np.nanmax(_values(az.rhat(idata, var_names=names), names)))
-    ess_b = float(np.nanmin(_values(az.ess(idata, var_names=names, method="bulk"), names)))
-    ess_t = float(np.nanmin(_values(az.ess(idata, var_names=names, method="tail"), names)))
+    n_chains = int(dict(post.sizes).get("chain", chains))
+    with warnings.catch_warnings():  # one chain: R-hat is NaN by definition; said as a problem below, not warned
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat_max = _finite(_values(az.rhat(idata, var_names=names), names), np.max)
+        ess_b = _finite(_values(az.ess(idata, var_names=names, method="bulk"), names), np.min)
+        ess_t = _finite(_values(az.ess(idata, var_names=names, method="tail"), names), np.min)
     ss = idata["sample_stats"] if "sample_stats" in idata.children else None
     div = int(np.asarray(ss["diverging"]).sum()) if ss is not None and "diverging" in ss else 0
     bfmi_min = _bfmi_min(idata)
     problems = []
     if div > 0:
         problems.append(f"{div} divergent transitions")
-    if rhat_max > RHAT_MAX:
+    if n_chains < 2:
+        problems.append(RHAT_NEEDS_CHAINS)
+    elif not np.isfinite(rhat_max):
+        problems.append("R-hat could not be computed")
+    elif rhat_max > RHAT_MAX:
         problems.append(f"R-hat {rhat_max:.3f} > {RHAT_MAX}")
-    if ess_b < ESS_MIN or ess_t < ESS_MIN:
+    if not (np.isfinite(ess_b) and np.isfinite(ess_t)):
+        problems.append("ESS could not be computed")
+    elif ess_b < ESS_MIN or ess_t < ESS_MIN:
         problems.append(f"ESS {min(ess_b, ess_t):.0f} < {ESS_MIN}")
     if np.isfinite(bfmi_min) and bfmi_min < BFMI_MIN:
         problems.append(f"BFMI {bfmi_min:.2f} < {BFMI_MIN}")
@@ -123,10 +151,16 @@ def diagnose(idata: Any, sampler: str, var_names: list[str], seconds: float, dra
 
 
 def diagnostics_from_card(card: Mapping[str, Any]) -> Diagnostics:
-    """The :class:`Diagnostics` stored in a model card."""
+    """The :class:`Diagnostics` stored in a model card (a missing value, NaN written as JSON ``null``, is NaN again)."""
     skip = ("ok", "sampler_ok", "adequate")
-    return Diagnostics(**{k: (tuple(v) if k in ("problems", "misfit") else v) for k, v in card["diagnostics"].items()
-                          if k not in skip})
+    floats = ("rhat_max", "ess_bulk_min", "ess_tail_min", "bfmi_min")
+
+    def value(k: str, v: Any) -> Any:
+        if k in ("problems", "misfit"):
+            return tuple(v)
+        return float("nan") if k in floats and v is None else v
+
+    return Diagnostics(**{k: value(k, v) for k, v in card["diagnostics"].items() if k not in skip})
 
 
 def sampler_remedy(sampler_config: Mapping[str, Any] | None = None) -> str:
