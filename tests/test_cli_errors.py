@@ -46,6 +46,9 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("predict-schema", ("predict", "{ok}", "{grid}"), "not a readable bayes-dcpt fit"),
     ("predict-grid-schema", ("predict", "{fit}", "{nocol}"), "n_params"),
     ("predict-grid-missing", ("predict", "{fit}", "/no/such/grid.csv"), "no such file"),
+    # rows as the file numbers them (its base-model rows included), and the file named
+    ("predict-grid-domain-row", ("predict", "{fit}", "{unkdom}"), "unkdom.csv: column 'domain': unknown domain(s) "
+                                                                   "['nope']; the fit knows ['code'] (row 11; line 12"),
     ("predict-kind", ("predict", "{fit}", "{grid}", "--kind", "median"), "--kind"),
     ("predict-ci", ("predict", "{fit}", "{grid}", "--ci", "2"), "--ci"),
     ("laws-family", ("laws", "--family", "nonesuch"), "unknown law family"),
@@ -263,6 +266,11 @@ def files(tmp_path_factory, sim_df, small_fit_path):
     )
     cands = d / "cands.csv"
     candidates_from_menus(["code"], [1e8], [1e9], [0.5]).to_csv(cands, index=False)
+    unkdom = d / "unkdom.csv"
+    bad = sim_df.head(12).copy()
+    assert (bad["tokens"].head(11) == 0).sum() >= 1  # base-model rows come before the bad one
+    bad.loc[bad.index[10], "domain"] = "nope"
+    bad.to_csv(unkdom, index=False)
     store = d / "store.sqlite"
     with Store(store) as st:
         st.import_frame(sim_df)
@@ -272,6 +280,7 @@ def files(tmp_path_factory, sim_df, small_fit_path):
         "nocand": nocand,
         "grid": grid,
         "cands": cands,
+        "unkdom": unkdom,
         "store": store,
         "fit": small_fit_path,
         "spec": example_path().parent / "example_grid.toml",

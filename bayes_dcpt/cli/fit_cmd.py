@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import typer
 from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER, app, console, emit_json, err_console
 from bayes_dcpt.cli.tables import num, param_rows, print_table
 from bayes_dcpt.cli.verdict import Verdict, print_verdict, print_wrapped, verdict, warn_if_bad
-from bayes_dcpt.errors import BayesDCPTError, UnknownDomainError
+from bayes_dcpt.errors import BayesDCPTError, DataValidationError, UnknownDomainError
 from bayes_dcpt.fitting.discrepancy import fit_thin_domains
 from bayes_dcpt.fitting.extrapolation import unconverged_refits
 from bayes_dcpt.report.wording import extrapolation_line, thin_domains_line
@@ -322,9 +323,19 @@ def predict_cmd(
     if kind not in ("predictive", "mean"):
         raise BayesDCPTError(f"--kind must be predictive or mean, not {kind!r}")
     f = load_fit(fit_path)
-    g = _cpt_rows(read_table(grid), grid)
+    table = read_table(grid)
+    g, kept = _cpt_rows(table, grid)
     v = warn_if_bad(err_console, f, fit_path)
-    pred = f.predict(g, ci=ci, kind=kind, seed=seed)
+    try:
+        pred = f.predict(g, ci=ci, kind=kind, seed=seed)
+    except DataValidationError as exc:  # name the rows of GRID as the file numbers them, base rows included
+        raise DataValidationError([replace(p, rows=tuple(int(kept[r - 1]) + 1 for r in p.rows),
+                                           first_line=table.attrs.get("first_line")) for p in exc.problems],
+                                  source=str(grid)) from None
+    if len(kept) < len(table):
+        n = len(table) - len(kept)
+        err_console.print(f"note: {n} base-model row{'s' if n > 1 else ''} of {grid} (tokens == 0) skipped: the law "
+                          "predicts CPT checkpoints", markup=False, highlight=False, soft_wrap=True)
     thin = {d: a for d, a in fit_thin_domains(f).items() if d in set(g["domain"].astype(str))}
     if thin and not json_out:  # rows of a thinly probed domain: their bands are not calibrated, said once
         print_wrapped(err_console, thin_domains_line(thin), first="", rest="  ", style="yellow")
@@ -339,21 +350,18 @@ def predict_cmd(
         _print_predictions(pred)
 
 
-def _cpt_rows(g: Any, source: Path) -> Any:
-    """The grid without base-model rows (tokens == 0: no CPT mixture, the law predicts CPT checkpoints), said."""
+def _cpt_rows(g: Any, source: Path) -> tuple[Any, Any]:
+    """The grid without base-model rows (tokens == 0: the law predicts CPT checkpoints) and the kept positions."""
+    import numpy as np
     import pandas as pd
 
     if "tokens" not in g:
-        return g
+        return g, np.arange(len(g))
     base = pd.to_numeric(g["tokens"], errors="coerce").eq(0).to_numpy()
-    if base.any():
-        if base.all():
-            raise BayesDCPTError(f"{source}: every row is a base-model row (tokens == 0); the law predicts CPT "
-                                 "checkpoints (tokens > 0)")
-        n = int(base.sum())
-        err_console.print(f"note: {n} base-model row{'s' if n > 1 else ''} of {source} (tokens == 0) skipped: the law "
-                          "predicts CPT checkpoints", markup=False, highlight=False, soft_wrap=True)
-    return g[~base].reset_index(drop=True)
+    if base.any() and base.all():
+        raise BayesDCPTError(f"{source}: every row is a base-model row (tokens == 0); the law predicts CPT "
+                             "checkpoints (tokens > 0)")
+    return g[~base].reset_index(drop=True), np.flatnonzero(~base)
 
 
 def _print_predictions(pred: Any) -> None:
