@@ -297,3 +297,5 @@ def test_absent_loss_column_is_allowed_and_shown_in_the_summary(tmp_path, cli):
     assert data.summarize(data.load(good_frame()))["loss_columns_absent"] == []
     code, out, err = cli("data", "validate", p, "--json")
     assert code == 0 and '"loss_columns_absent": [' in out and '"loss_general"' in out, (out, err)
+    code, out, err = cli("data", "validate", p)
+    assert code == 0 and "no column loss_general" in " ".join(out.split()), out

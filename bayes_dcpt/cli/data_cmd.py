@@ -28,7 +28,9 @@ def print_summary(s: dict, title: str) -> None:
     t.add_row("ratios r_domain", _fmt_counts(s["r_domain"]))
     t.add_row("CPT tokens", f"{s['tokens_min']:,.0f} to {s['tokens_max']:,.0f}")
     t.add_row("runs", f"{s['runs']} ({checkpoints_per_run(s)} per run)")
-    t.add_row("losses", f"general {s['loss_general_rows']} rows, domain {s['loss_domain_rows']} rows")
+    absent = s.get("loss_columns_absent") or []
+    t.add_row("losses", f"general {s['loss_general_rows']} rows, domain {s['loss_domain_rows']} rows"
+              + (f" (no column {', '.join(absent)} in the file: only the other loss can be fitted)" if absent else ""))
     console.print(t)
 
 
