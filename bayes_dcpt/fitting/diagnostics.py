@@ -96,9 +96,12 @@ def _values(obj: Any, names: list[str]) -> np.ndarray:
 
 
 def _finite(values: np.ndarray, reduce: Any) -> float:
-    """``reduce`` (max or min) over the finite ``values``; NaN when there are none (no All-NaN RuntimeWarning)."""
+    """``reduce`` (max or min) over the non-NaN ``values``; NaN when there are none (no All-NaN RuntimeWarning).
+
+    An infinite R-hat (chains stuck apart) is kept: it is the worst value, not a missing one.
+    """
     values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
+    values = values[~np.isnan(values)]
     return float(reduce(values)) if values.size else float("nan")
 
 
