@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER
-from bayes_dcpt.fitting.diagnostics import number
+from bayes_dcpt.cli.tables import num
+from bayes_dcpt.fitting.diagnostics import reduce_present
 from bayes_dcpt.report.wording import cli_words
 
 __all__ = ["Verdict", "cli_words", "print_verdict", "print_wrapped", "sampler_line", "verdict", "warn_if_bad"]
@@ -106,12 +107,6 @@ def _misfit_remedies(fit: Any, adequacy: Any) -> list[str]:
     return misfit_remedies(adequacy, fit.law.family, len(fit.domains))
 
 
-def _pooled(values: Iterable[Any], reduce: Any) -> float:
-    """``reduce`` (max or min) over the candidates' finite values; NaN when none has one (R-hat of one chain)."""
-    finite = [float(v) for v in values if v is not None and np.isfinite(float(v))]
-    return float(reduce(finite)) if finite else float("nan")
-
-
 def _unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(cli_words(i) for i in items))
 
@@ -149,11 +144,11 @@ def _stacked_verdict(fit: Any, diags: Mapping[str, Any]) -> Verdict:
             if one.adequate is not None:
                 adequate = bool((adequate is not False) and one.adequate)
     stats = {"sampler": ", ".join(sorted({str(diags[n].sampler) for n in used})),
-             "rhat_max": _pooled([diags[n].rhat_max for n in used], max),
-             "ess_bulk_min": _pooled([diags[n].ess_bulk_min for n in used], min),
-             "ess_tail_min": _pooled([diags[n].ess_tail_min for n in used], min),
+             "rhat_max": reduce_present([diags[n].rhat_max for n in used], max),
+             "ess_bulk_min": reduce_present([diags[n].ess_bulk_min for n in used], min),
+             "ess_tail_min": reduce_present([diags[n].ess_tail_min for n in used], min),
              "divergences": sum(int(diags[n].divergences) for n in used),
-             "bfmi_min": _pooled([diags[n].bfmi_min for n in used], min),
+             "bfmi_min": reduce_present([diags[n].bfmi_min for n in used], min),
              "laws": used}
     n_fail = sum(int(m.group(1)) for s in summaries if (m := re.search(r"\((\d+) of", s)))
     n_all = sum(int(m.group(1)) for s in summaries if (m := re.search(r"of (\d+) checks", s)))
@@ -186,9 +181,9 @@ def sampler_line(v: Verdict) -> str:
         return f"{s['sampler']} is an approximation: no convergence diagnostics"
     head = f"{s['sampler']}" + (f", {s['chains']} chain{'' if s['chains'] == 1 else 's'} x {s['draws']} draws, "
                                 f"{s['seconds']:.0f} s" if "chains" in s else "")
-    return (f"{head}: divergences {s['divergences']}, R-hat max {number(s['rhat_max'], '.4f')}, ESS bulk/tail min "
-            f"{number(s['ess_bulk_min'], '.0f')}/{number(s['ess_tail_min'], '.0f')}, "
-            f"BFMI min {number(s['bfmi_min'], '.2f')}")
+    return (f"{head}: divergences {s['divergences']}, R-hat max {num(s['rhat_max'], '.4f')}, ESS bulk/tail min "
+            f"{num(s['ess_bulk_min'], '.0f')}/{num(s['ess_tail_min'], '.0f')}, "
+            f"BFMI min {num(s['bfmi_min'], '.2f')}")
 
 
 def print_verdict(console: Any, v: Verdict, limit: int = 8) -> None:

@@ -18,7 +18,7 @@ from bayes_dcpt.constants import BFMI_MIN, ESS_MIN, RHAT_MAX
 from bayes_dcpt.fitting.config import FitConfig
 
 __all__ = ["APPROXIMATE_SAMPLERS", "RHAT_NEEDS_CHAINS", "Diagnostics", "dcpt_remedies", "diagnose",
-           "diagnostics_from_card", "dynamics_remedies", "misfit_remedies", "number", "sampler_remedy"]
+           "diagnostics_from_card", "dynamics_remedies", "misfit_remedies", "reduce_present", "sampler_remedy"]
 
 #: Samplers that approximate the posterior (no MCMC diagnostics).
 APPROXIMATE_SAMPLERS = ("laplace", "advi")
@@ -27,7 +27,7 @@ APPROXIMATE_SAMPLERS = ("laplace", "advi")
 RHAT_NEEDS_CHAINS = "R-hat needs at least 2 chains: run chains=2 or more"
 
 
-def number(value: float, fmt: str) -> str:
+def _number(value: float, fmt: str) -> str:
     """``value`` formatted with ``fmt``, or ``n/a`` when it is missing (NaN: R-hat of one chain, BFMI unrecorded)."""
     try:
         return format(float(value), fmt) if np.isfinite(value) else "n/a"
@@ -78,9 +78,9 @@ class Diagnostics:
         if self.approximate:
             return f"{self.sampler} (approximate, no MCMC diagnostics): {head}"
         return (f"{self.sampler}, {self.chains} chain{'' if self.chains == 1 else 's'} x {self.draws} draws, "
-                f"{self.seconds:.1f} s: divergences {self.divergences}, R-hat max {number(self.rhat_max, '.4f')}, "
-                f"ESS bulk min {number(self.ess_bulk_min, '.0f')}, ESS tail min {number(self.ess_tail_min, '.0f')}, "
-                f"BFMI min {number(self.bfmi_min, '.2f')} -> {head}")
+                f"{self.seconds:.1f} s: divergences {self.divergences}, R-hat max {_number(self.rhat_max, '.4f')}, "
+                f"ESS bulk min {_number(self.ess_bulk_min, '.0f')}, ESS tail min {_number(self.ess_tail_min, '.0f')}, "
+                f"BFMI min {_number(self.bfmi_min, '.2f')} -> {head}")
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         """IPython and Jupyter show the one-line verdict above, not the dataclass's field list."""
@@ -95,12 +95,13 @@ def _values(obj: Any, names: list[str]) -> np.ndarray:
     return np.concatenate([np.ravel(np.asarray(ds[n])) for n in names if n in ds])
 
 
-def _finite(values: np.ndarray, reduce: Any) -> float:
-    """``reduce`` (max or min) over the non-NaN ``values``; NaN when there are none (no All-NaN RuntimeWarning).
+def reduce_present(values: Any, reduce: Any) -> float:
+    """``reduce`` (max or min) over the values that are there (not NaN or None); NaN when none is.
 
-    An infinite R-hat (chains stuck apart) is kept: it is the worst value, not a missing one.
+    R-hat of one chain is missing (NaN), not bad; an infinite R-hat (chains stuck apart) is kept: it is the worst
+    value, not a missing one. No All-NaN RuntimeWarning.
     """
-    values = np.asarray(values, dtype=float)
+    values = np.asarray([np.nan if v is None else v for v in np.ravel(values)], dtype=float)
     values = values[~np.isnan(values)]
     return float(reduce(values)) if values.size else float("nan")
 
@@ -128,9 +129,9 @@ def diagnose(idata: Any, sampler: str, var_names: list[str], seconds: float, dra
     n_chains = int(dict(post.sizes).get("chain", chains))
     with warnings.catch_warnings():  # one chain: R-hat is NaN by definition; said as a problem below, not warned
         warnings.simplefilter("ignore", RuntimeWarning)
-        rhat_max = _finite(_values(az.rhat(idata, var_names=names), names), np.max)
-        ess_b = _finite(_values(az.ess(idata, var_names=names, method="bulk"), names), np.min)
-        ess_t = _finite(_values(az.ess(idata, var_names=names, method="tail"), names), np.min)
+        rhat_max = reduce_present(_values(az.rhat(idata, var_names=names), names), np.max)
+        ess_b = reduce_present(_values(az.ess(idata, var_names=names, method="bulk"), names), np.min)
+        ess_t = reduce_present(_values(az.ess(idata, var_names=names, method="tail"), names), np.min)
     ss = idata["sample_stats"] if "sample_stats" in idata.children else None
     div = int(np.asarray(ss["diverging"]).sum()) if ss is not None and "diverging" in ss else 0
     bfmi_min = _bfmi_min(idata)
