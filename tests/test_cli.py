@@ -77,3 +77,50 @@ def test_debug_shows_traceback(cli):
 
     with pytest.raises(DataValidationError):
         cli("--debug", "data", "validate", "/no/such/file.csv")
+
+
+def test_validate_import_and_show_count_the_example_csv_alike(cli, tmp_path):
+    """One file, one count: ``data validate``, ``data import`` and ``data show`` print the same line for the
+    embedded example, and its numbers are pandas' own count of the file (a base-model row is not a CPT run; a
+    loss is one value of loss_general or loss_domain, what the store keeps one record of)."""
+    import json
+
+    from bayes_dcpt.datasets import example_path
+
+    csv = example_path()
+    raw = pd.read_csv(csv)
+    rows, base = len(raw), int((raw["tokens"] == 0).sum())
+    runs = raw.loc[raw["tokens"] > 0, "run_id"].nunique()
+    losses = int(raw[["loss_general", "loss_domain"]].notna().sum().sum())
+    assert (rows, base, runs, losses) == (324, 9, 45, 648)  # 3 domains x 3 sizes x 5 ratios x 7 checkpoints + bases
+    line = f"{rows} rows ({rows - base} checkpoints of {runs} CPT runs + {base} base-model rows), {losses} losses"
+    want = {"rows": rows, "base_rows": base, "runs": runs, "losses": losses}
+
+    code, out, err = cli("data", "validate", csv)
+    assert code == 0, err
+    assert line in out.splitlines(), out
+    code, out, _ = cli("data", "validate", csv, "--json")
+    assert code == 0 and {k: json.loads(out)[k] for k in want} == want
+
+    db = tmp_path / "runs.sqlite"
+    code, out, err = cli("data", "import", csv, "--db", db)
+    assert code == 0, err
+    assert line in out.splitlines() and f"{losses} losses added, 0 already stored" in out, out
+    code, out, _ = cli("data", "import", csv, "--db", db, "--json")  # again: every loss is a duplicate
+    got = json.loads(out)
+    assert code == 0 and {k: got[k] for k in want} == want and (got["inserted"], got["skipped"]) == (0, losses)
+    code, out, _ = cli("data", "show", "--db", db)
+    assert code == 0 and line in out.splitlines() and f"CPT runs by status: done {runs}" in out, out
+
+    # into a store that holds part of the file: the same counts of the file, and which of its losses are new
+    part = tmp_path / "part.sqlite"
+    head = raw[raw["run_id"].str.contains("c_headers|N=13408", regex=False)]
+    head.to_csv(tmp_path / "head.csv", index=False)
+    code, out, err = cli("data", "import", tmp_path / "head.csv", "--db", part)
+    assert code == 0, err
+    assert "36 rows (35 checkpoints of 5 CPT runs + 1 base-model row), 72 losses" in out, out
+    for extra in (("--dry-run",), ()):
+        code, out, err = cli("data", "import", csv, "--db", part, *extra)
+        assert code == 0, err
+        assert line in out.splitlines(), out
+        assert f"{losses - 72} losses{' to ' + str(part) if extra else ' added'}, 72 already stored" in out, out

@@ -214,7 +214,7 @@ def test_dry_run_shows_and_writes_nothing(hf, tmp_path, cli):
     code, out, err = cli("data", "import", "--from", "trainer-state", state, "--map", mapping,
                          "--db", tmp_path / "x.sqlite", "--dry-run")
     assert code == 0, err
-    assert "would add 10 measurements" in out and "python|N=" in out
+    assert "would add 10 losses" in out and "python|N=" in out
     assert not (tmp_path / "x.sqlite").exists()
     db = tmp_path / "y.sqlite"
     shutil.copy(hf["ref"], db)
@@ -313,7 +313,7 @@ def test_the_readme_section_runs_as_written(tmp_path):
     for args in lines:
         out = run(args, tmp_path)
         assert out.returncode == 0 and "Traceback" not in out.stderr, (args, out.stdout, out.stderr)
-    assert "would add 0 measurements" in out.stdout or "0 measurements added" in out.stdout
+    assert "would add 0 losses" in out.stdout or "0 losses added" in out.stdout
     script = tmp_path / "from_your_trainer.py"
     script.write_text(code_blocks(section, "python")[0])
     env = {**os.environ, "PYTHONPATH": str(README.parent)}

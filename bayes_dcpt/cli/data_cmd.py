@@ -9,6 +9,7 @@ from rich.table import Table
 
 from bayes_dcpt.cli._app import console, data_app, emit_json
 from bayes_dcpt.data import schema as _data
+from bayes_dcpt.data.store_frames import summary_counts
 from bayes_dcpt.errors import BayesDCPTError
 from bayes_dcpt.report.fit_sections import checkpoints_per_run
 
@@ -17,12 +18,30 @@ def _fmt_counts(values: list[float]) -> str:
     return ", ".join(f"{v:.3g}" for v in values)
 
 
+def n_of(k: int, word: str, plural: str = "") -> str:
+    """``1 row``, ``2 rows``, ``1,000 losses``."""
+    return f"{k:,} {word if k == 1 else plural or word + 's'}"
+
+
+def counts_line(c: dict) -> str:
+    """``324 rows (315 checkpoints of 45 CPT runs + 9 base-model rows), 648 losses``: what a table holds.
+
+    ``c`` is :func:`~bayes_dcpt.data.store_frames.summary_counts` (or a ``data import`` result, which has its keys):
+    ``data validate``, ``data import`` and ``data show`` print this same line for the same rows. A run is a CPT
+    run (its checkpoints have tokens > 0); a base-model row (tokens == 0) is not a run; a loss is one value of
+    loss_general or loss_domain (the store keeps one record per loss).
+    """
+    cpt, base = n_of(c["rows"] - c["base_rows"], "checkpoint"), n_of(c["base_rows"], "base-model row")
+    losses = n_of(c["losses"], "loss", "losses")
+    return f"{n_of(c['rows'], 'row')} ({cpt} of {n_of(c['runs'], 'CPT run')} + {base}), {losses}"
+
+
 def print_summary(s: dict, title: str) -> None:
     """Render :func:`bayes_dcpt.data.schema.summarize` output as a rich table."""
     t = Table(title=title, show_header=False, title_justify="left")
     t.add_column("field", style="bold")
     t.add_column("value")
-    t.add_row("rows", f"{s['rows']} ({s['base_rows']} base-model rows with tokens == 0)")
+    t.add_row("rows", f"{s['rows']} ({n_of(s['base_rows'], 'base-model row')} with tokens == 0)")
     t.add_row("domains", ", ".join(s["domains"]))
     t.add_row("model sizes N", ", ".join(f"{n:,.0f}" for n in s["n_params"]))
     t.add_row("ratios r_domain", _fmt_counts(s["r_domain"]))
@@ -46,9 +65,10 @@ def validate_cmd(
     df = _data.load(file)
     s = _data.summarize(df)
     if json_out:
-        emit_json({"valid": True, **s})
+        emit_json({"valid": True, **s, **summary_counts(s)})
     else:
         console.print(f"[green]valid[/green]: {file}")
+        console.print(counts_line(summary_counts(s)), soft_wrap=True, markup=False, highlight=False)
         print_summary(s, "summary")
 
 

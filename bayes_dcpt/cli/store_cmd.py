@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 
 from bayes_dcpt.cli._app import console, data_app, emit_json
-from bayes_dcpt.cli.data_cmd import print_summary
+from bayes_dcpt.cli.data_cmd import counts_line, n_of, print_summary
 from bayes_dcpt.data import schema as _data
+from bayes_dcpt.data.store_frames import summary_counts
 
 DB_HELP = "The experiment store (SQLite file; created when absent)."
 
@@ -92,12 +93,12 @@ def _print_import(file: Path, db: Path, res: dict, run_list: list, dry_run: bool
     for label in res.get("missing", []):
         console.print(f"note: run {label!r} of the mapping has no log under {file}", soft_wrap=True,
                       markup=False)
-    verb = "dry run, nothing written: would add" if dry_run else f"imported {file} into {db}:"
-    console.print(
-        f"{verb} {res['inserted']} measurements{' to ' + str(db) if dry_run else ' added'}, "
-        f"{res['skipped']} already stored, {res['runs']} runs",
-        soft_wrap=True, markup=False,
-    )
+    # what the file holds, in the words of data validate; then what of it the store did not have yet
+    console.print(counts_line(res), soft_wrap=True, markup=False, highlight=False)
+    added = n_of(res["inserted"], "loss", "losses")
+    done = f"dry run, nothing written: would add {added} to {db}" if dry_run else \
+        f"imported {file} into {db}: {added} added"
+    console.print(f"{done}, {res['skipped']:,} already stored", soft_wrap=True, markup=False, highlight=False)
 
 
 @data_app.command("export")
@@ -139,20 +140,22 @@ def show_cmd(
         runs_df = st.runs()
         df = st.to_frame()
     s = _data.summarize(df)
-    status = runs_df["status"].value_counts().to_dict()
+    # the CPT runs by status (a base model's row, stored under a run id base|..., is not a run: see counts_line)
+    status = runs_df.loc[~runs_df["run_id"].str.startswith("base|"), "status"].value_counts().to_dict()
     if json_out:
-        payload = {**s, "status": status}
+        payload = {**s, **summary_counts(s), "status": status}
         if runs:
             payload["run_list"] = runs_df[
                 ["run_id", "status", "domain", "n_params", "r_domain", "n_evaluations", "wall_seconds"]
             ].to_dict(orient="records")
         emit_json(payload)
         return
+    console.print(counts_line(summary_counts(s)), soft_wrap=True, markup=False, highlight=False)
     print_summary(s, f"store {db}")
-    console.print("runs by status: " + ", ".join(f"{k} {v}" for k, v in sorted(status.items())))
+    console.print("CPT runs by status: " + (", ".join(f"{k} {v}" for k, v in sorted(status.items())) or "none"))
     if runs:
         t = Table(title="runs", title_justify="left")
-        for c in ("run_id", "status", "evaluations", "wall s"):
+        for c in ("run_id", "status", "losses", "wall s"):  # n_evaluations: one per stored loss
             t.add_column(c)
         for r in runs_df.itertuples():
             ws = "" if r.wall_seconds is None or r.wall_seconds != r.wall_seconds else f"{r.wall_seconds:.1f}"

@@ -207,9 +207,11 @@ def import_logs(fmt: str, path: str | Path, mapping: str | Path, db: str | Path,
     Returns
     -------
     dict
-        ``inserted``, ``skipped`` (already stored), ``runs``, ``dry_run``, ``run_list`` (one summary per run:
-        run id, files, domain, N, r, checkpoints, whether it has the base evaluation) and ``missing`` (mapped
-        runs whose logs were not found under ``path``).
+        ``inserted`` and ``skipped`` (already stored: both count losses), what the logs hold as ``data validate``
+        counts a table (``rows``, ``base_rows``, ``runs`` = CPT runs, ``losses``, ...: see
+        :meth:`~bayes_dcpt.data.store.Store.import_frame`), ``dry_run``, ``run_list`` (one summary per run: run id,
+        files, domain, N, r, checkpoints, whether it has the base evaluation) and ``missing`` (mapped runs whose
+        logs were not found under ``path``).
     """
     if fmt not in FORMATS:
         raise LogImportError(f"unknown log format {fmt!r}; use one of {', '.join(FORMATS)}")

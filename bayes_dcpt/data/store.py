@@ -14,7 +14,7 @@ Quickstart::
     ...     st.upsert_run("code|N=1e5|r=0.5", domain="code", n_params=1e5, r_domain=0.5, seed=0)
     ...     st.add_evaluation("code|N=1e5|r=0.5", tokens=65536, eval_set="domain", loss=1.93, step=32)
     ...     df = st.to_frame()                  # the schema of bayes_dcpt.data.schema (validated)
-    >>> Store("runs.sqlite").import_frame("more_probes.csv")   # {'inserted': ..., 'skipped': ...}
+    >>> Store("runs.sqlite").import_frame("more_probes.csv")   # {'inserted': ..., 'skipped': ..., 'rows': ...}
 
 The tables, file checks and transactions are in :mod:`~bayes_dcpt.data.store_sql`, value conversions in
 :mod:`~bayes_dcpt.data.store_values`, and the conversion to and from the wide measurement table in
@@ -45,7 +45,13 @@ import pandas as pd
 
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.data.schema import base_run_id
-from bayes_dcpt.data.store_frames import EXPORT_COLS, frame_records, schedules_from_configs, wide_frame
+from bayes_dcpt.data.store_frames import (
+    EXPORT_COLS,
+    frame_records,
+    schedules_from_configs,
+    summary_counts,
+    wide_frame,
+)
 from bayes_dcpt.data.store_sql import (
     EVAL_SETS,
     LOSS_RTOL,
@@ -358,8 +364,11 @@ class Store:
     ) -> dict[str, int]:
         """Validate a table with :func:`bayes_dcpt.data.schema.load` and store it; nothing is written if invalid.
 
-        Returns ``{"inserted": ..., "skipped": ..., "runs": ...}``; re-importing the same table skips
-        every row. A measurement stored with a different loss raises :class:`StoreConflictError`.
+        Returns ``{"inserted": ..., "skipped": ..., **counts}``: ``inserted`` and ``skipped`` (already stored) count
+        losses, one per (run, tokens, eval set), and ``counts`` is what the table holds, as ``data validate`` counts
+        it (:func:`~bayes_dcpt.data.store_frames.summary_counts`: ``rows``, ``base_rows``, ``runs`` = CPT runs,
+        ``losses``, ...); ``inserted + skipped == losses``. Re-importing the same table skips every loss. A
+        measurement stored with a different loss raises :class:`StoreConflictError`.
         ``dry_run=True`` does the whole import in a transaction that is rolled back: the counts (and any
         conflict) are what a real import would give, and nothing is written. ``run_config`` adds fields to the
         ``config`` of runs created by this import (e.g. where they were imported from).
@@ -367,6 +376,7 @@ class Store:
         df = _data.load(source)
         src = str(source) if isinstance(source, (str, Path)) else "table"
         run_rows, evals = frame_records(df, src)
+        counts = summary_counts(_data.summarize(df))
         result: dict[str, int] = {}
         try:
             with self._write() as con:
@@ -375,7 +385,7 @@ class Store:
                     raise _RollBack
         except _RollBack:
             pass
-        return result
+        return {**result, **counts}
 
     def _import_records(
         self,
@@ -406,7 +416,7 @@ class Store:
                     fields["config"] = cfg
             self._upsert_run(con, rid, fields)
         ins, skip = self._add_evaluations(con, evals, replace)
-        return {"inserted": ins, "skipped": skip, "runs": len(run_rows)}
+        return {"inserted": ins, "skipped": skip}
 
     def export(self, path: str | Path) -> Path:
         """Write :meth:`to_frame` to a ``.csv`` or ``.parquet`` file."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -19,7 +19,8 @@ import pandas as pd
 from bayes_dcpt.data.store_sql import EVAL_SETS, StoreError
 from bayes_dcpt.data.store_values import float_or_none, int_or_none
 
-__all__ = ["EXPORT_COLS", "FRAME_COLS", "SCHEDULE_COLS", "frame_records", "schedules_from_configs", "wide_frame"]
+__all__ = ["EXPORT_COLS", "FRAME_COLS", "SCHEDULE_COLS", "frame_records", "schedules_from_configs", "summary_counts",
+           "wide_frame"]
 
 #: Columns of :meth:`Store.to_frame` (the schedule columns only when the store knows schedules) and exports.
 FRAME_COLS = (
@@ -27,6 +28,19 @@ FRAME_COLS = (
 )
 SCHEDULE_COLS = ("schedule", "base_schedule")
 EXPORT_COLS = (*FRAME_COLS, *SCHEDULE_COLS)
+
+
+def summary_counts(s: Mapping[str, Any]) -> dict[str, int]:
+    """What a measurement table holds, counted alike by ``data validate``, ``data import`` and ``data show``.
+
+    From a :func:`bayes_dcpt.data.schema.summarize` of the table: ``rows`` (every row: a checkpoint of a CPT run,
+    or a base-model row with ``tokens == 0``), ``base_rows``, ``runs`` (the CPT runs: the run ids of the rows with
+    ``tokens > 0``; a base model's row is not a run), ``losses`` (the loss values, general and domain: the store
+    keeps one record per loss) and the two loss columns' counts.
+    """
+    keys = ("rows", "base_rows", "runs", "loss_general_rows", "loss_domain_rows")
+    out = {k: int(s[k]) for k in keys}
+    return {**out, "losses": out["loss_general_rows"] + out["loss_domain_rows"]}
 
 
 def schedules_from_configs(rows: Iterable[tuple[str, str]]) -> dict[str, dict[str, str]]:
