@@ -6,6 +6,7 @@ Small NUTS fits (2 chains x 150 draws) of a small synthetic grid; the held-out r
 
 from __future__ import annotations
 
+import copy
 import json
 from types import SimpleNamespace
 
@@ -89,6 +90,27 @@ def test_auto_weighs_laws_by_held_out_refits(auto, df):
     rows = df[df["tokens"] > 0].head(4)
     p = auto.predict(rows)
     assert (p["loss_domain_lo"] < p["loss_domain_mean"]).all() and (p["loss_domain_mean"] < p["loss_domain_hi"]).all()
+
+
+def test_a_law_auto_fit_warns_once_for_its_laws_and_their_refits(auto):
+    """The stacked fit's failing sampler checks and its held-out refits that did not converge are said in one
+    ConvergenceWarning (``fit_auto`` used to warn for the candidates, then again for the refits)."""
+    import warnings
+    from dataclasses import replace
+
+    from bayes_dcpt.errors import ConvergenceWarning
+
+    fits = {}
+    for k, f in auto.fits.items():
+        fits[k] = copy.copy(f)
+        fits[k]._diagnostics = replace(f._diagnostics, problems=("R-hat 1.200 > 1.01",))
+    bad = replace(auto, fits=fits, holdout=auto.holdout.assign(refit_unconverged="ESS 30 < 100"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bad.diagnostics()
+    said = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(said) == 1, said
+    assert "R-hat 1.200 > 1.01" in said[0] and "held-out refits did not converge" in said[0], said
 
 
 def _fake_scores(shifts: dict[str, float], calls: list):

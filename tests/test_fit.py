@@ -57,6 +57,20 @@ def test_bad_diagnostics_warn_loudly(df3):
         fit(df3, "dcpt", "both", draws=15, tune=5, chains=2, seed=0, discrepancy=False)
 
 
+def test_a_fit_warns_once_with_every_failing_check(df3):
+    """A fit whose sampler checks fail and whose held-out refits did not converge says so in one ConvergenceWarning
+    (it used to warn for itself, then again for its refits), naming each failing check of both."""
+    refit = {"draws": 15, "tune": 15, "chains": 2, "retry": None}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        f = fit(df3, "dcpt", "both", draws=15, tune=5, chains=2, seed=0, discrepancy=refit)
+    said = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(said) == 1, said
+    problems = f.diagnostics(warn=False).problems
+    assert problems and all(p in said[0] for p in problems), (problems, said)
+    assert "held-out refits did not converge (tokens: " in said[0]
+
+
 def test_predictive_bands(small_fit):
     grid = pd.DataFrame({"domain": "code", "n_params": [3e8, 3e9], "tokens": [1e9, 2e10], "r_domain": [0.5, 0.5]})
     p = small_fit.predict(grid, ci=0.9)

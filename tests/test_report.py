@@ -169,6 +169,33 @@ def test_bad_diagnostics_are_flagged_red(bad_fit, tmp_path):
     assert 'id="plan"' not in text  # plan=False drops the section
 
 
+def test_a_one_chain_fit_says_why_it_has_no_r_hat(df3, tmp_path):
+    """R-hat compares chains, so a fit of one chain has none: the report says why wherever it would show the value
+    (it printed ``R-hat max nan``), names the missing chains as a problem in words (not ``chains=2``), and says the
+    sampler settings in words (``1 chain of 30 draws after 30 tuning steps``, not ``1 chains x 30 draws``)."""
+    from bayes_dcpt.fitting import fit
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one = fit(df3, "dcpt", "both", draws=30, tune=30, chains=1, seed=5, warn=False, discrepancy=False)
+    assert one.diagnostics(warn=False).chains == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no All-NaN reduction over the missing R-hat either
+        text = build_report(one, out=tmp_path / "one.md", plan=False).path.read_text(encoding="utf-8")
+    assert not re.search(r"\bnan\b", text, flags=re.IGNORECASE)
+    assert "chains=" not in text and "1 chains" not in text
+    key = text.split("## Key answers")[1].split("\n## ")[0]
+    assert "sampler: PROBLEMS (R-hat n/a with one chain: run 2 chains or more;" in key
+    assert "nutpie, 1 chain of 30 draws:" in key
+    assert "R-hat is n/a throughout: it compares chains, and this fit ran one (run 2 or more)." in text
+    diag = text.split("## Diagnostics")[1].split("\n## ")[0]
+    assert "Sampler nutpie: 1 chain of 30 draws after 30 tuning steps, seed 5;" in diag
+    assert re.search(r"\| R-hat \(max\) \| \*\*\u26a0 n/a \(one chain; run 2 or more\)\*\* \|", diag), diag
+    assert "NO: R-hat n/a with one chain: run 2 chains or more; " in diag
+    assert "No rank plot: it compares chains, and this fit ran one" in diag
+    assert "# fit (1 chain of 30 draws after 30 tuning steps, seed 5)" in text
+
+
 # ============================================================================================ Markdown
 def test_markdown_report_writes_pngs_beside_it(small_fit, tmp_path):
     out = tmp_path / "r.md"

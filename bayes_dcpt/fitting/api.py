@@ -20,7 +20,7 @@ from bayes_dcpt.fitting.config import DEFAULT_DRAWS, check_cpt_options
 from bayes_dcpt.fitting.cpt import CPTFit
 from bayes_dcpt.fitting.diagnostics import APPROXIMATE_SAMPLERS
 from bayes_dcpt.fitting.discrepancy import data_envelope
-from bayes_dcpt.fitting.extrapolation import REFIT_DEFAULTS, calibrate, retry_within, warn_unconverged_refits
+from bayes_dcpt.fitting.extrapolation import REFIT_DEFAULTS, calibrate, retry_within
 from bayes_dcpt.fitting.io import read_card
 from bayes_dcpt.laws.registry import get_law
 
@@ -73,11 +73,15 @@ def fit(data: Any, law: Any = None, target: str = "both", *, discrepancy: bool |
             kwargs["refit"] = dict(discrepancy)
         return auto.fit_auto(data, target, discrepancy=bool(discrepancy), **kwargs)
     check_cpt_options([law], kwargs, f"not of {get_law(law).name}")
-    result = dcpt.fit(data, law, target, **kwargs)
+    warn = bool(kwargs.get("warn", True))
+    # with the refits, the fit warns once they are done: one ConvergenceWarning for its sampler and its refits
+    result = dcpt.fit(data, law, target, **{**kwargs, "warn": warn and not discrepancy})
     if discrepancy:
+        if warn:  # the posterior predictive checks of the fit as sampled (computed once), as without the refits
+            result.adequacy()
         calibrate(result, seed=int(kwargs.get("seed", 0)), refit=_refit_settings(discrepancy, kwargs))
-        if kwargs.get("warn", True):
-            warn_unconverged_refits(result)
+        if warn:
+            result.diagnostics(warn=True)
     else:  # where the probes are, for what decisions say of a thinly probed domain (no slope: bands unchanged)
         result.posterior.ctx.setdefault("envelope", data_envelope(result.fitted_data()))
     return result

@@ -49,7 +49,6 @@ from bayes_dcpt.fitting.extrapolation import (
     log_losses,
     retry_within,
     stream_components,
-    warn_unconverged_refits,
 )
 from bayes_dcpt.fitting.holdout import HoldoutScore, make_splits, score_split
 from bayes_dcpt.fitting.progress import stage
@@ -400,9 +399,8 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
     auto = AutoFit(fits, comparison, weights, reqs, stacked, holdout=table,
                    method="holdout-stacking", notes=notes, seed=seed, extrapolation=extrapolation,
                    seconds=time.perf_counter() - t0)
-    if warn:
+    if warn:  # one ConvergenceWarning: the used candidates' sampler checks and the refits that did not converge
         auto.diagnostics(warn=True)
-        warn_unconverged_refits(auto)
     return auto
 
 

@@ -19,11 +19,11 @@ import pandas as pd
 
 from bayes_dcpt._version import __version__
 from bayes_dcpt.constants import CI_PROB
-from bayes_dcpt.errors import ConvergenceWarning, MisfitWarning
+from bayes_dcpt.errors import MisfitWarning
 from bayes_dcpt.fitting.base import BaseFit, DecisionMethods
 from bayes_dcpt.fitting.cpt import CPTFit
 from bayes_dcpt.fitting.dcpt import Fit
-from bayes_dcpt.fitting.diagnostics import Diagnostics
+from bayes_dcpt.fitting.diagnostics import Diagnostics, warn_convergence
 from bayes_dcpt.fitting.discrepancy import attach_data_context
 from bayes_dcpt.fitting.io import read_card
 from bayes_dcpt.fitting.stacked import StackedPosterior, stacked_posterior
@@ -235,10 +235,10 @@ class AutoFit(DecisionMethods, BaseFit):
         misfit = () if a is None or a.ok else tuple(f"{c.where()}: {c.message}" for c in a.failures)
         d = pooled_diagnostics({k: f.diagnostics(warn=False) for k, f in self.fits.items()}, self.weights, misfit,
                                self.seconds)
-        if warn and not d.sampler_ok:
-            warnings.warn(f"bayes-dcpt {self.LABEL} diagnostics: {'; '.join(d.problems)}. Do not trust these "
-                          "intervals before fixing this (more tuning and draws for the laws named).",
-                          ConvergenceWarning, stacklevel=2)
+        if warn:  # one warning: the used candidates' sampler checks and every held-out refit that did not converge
+            warn_convergence(self, None if d.sampler_ok else (
+                f"bayes-dcpt {self.LABEL} diagnostics: {'; '.join(d.problems)}. Do not trust these intervals before "
+                "fixing this (more tuning and draws for the laws named)."), stacklevel=2)
         if warn and misfit:
             warnings.warn(f"bayes-dcpt {self.LABEL}: the stacked laws do not describe the data. {a.summary()}.",
                           MisfitWarning, stacklevel=2)

@@ -23,8 +23,14 @@ from bayes_dcpt import hooks
 from bayes_dcpt._version import __version__
 from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.data import schema as _data
-from bayes_dcpt.errors import BayesDCPTError, ConvergenceWarning, MisfitWarning
-from bayes_dcpt.fitting.diagnostics import Diagnostics, diagnostics_from_card, misfit_remedies, sampler_remedy
+from bayes_dcpt.errors import BayesDCPTError, MisfitWarning
+from bayes_dcpt.fitting.diagnostics import (
+    Diagnostics,
+    diagnostics_from_card,
+    misfit_remedies,
+    sampler_remedy,
+    warn_convergence,
+)
 from bayes_dcpt.fitting.discrepancy import attach_data_context, data_envelope
 from bayes_dcpt.fitting.io import read_fit_file, write_fit_file
 from bayes_dcpt.fitting.marginal import marginal_log_likelihood
@@ -162,17 +168,18 @@ class BaseFit:
     def diagnostics(self, warn: bool = True) -> Diagnostics:
         """Divergences, R-hat max, ESS min (bulk and tail), BFMI min, and whether the law describes the data.
 
-        Warns loudly when any is bad: :class:`~bayes_dcpt.errors.ConvergenceWarning` for the sampler,
+        Warns loudly when any is bad: one :class:`~bayes_dcpt.errors.ConvergenceWarning` for the sampler and the
+        held-out refits that did not converge (:func:`~bayes_dcpt.fitting.diagnostics.warn_convergence`),
         :class:`~bayes_dcpt.errors.MisfitWarning` when the posterior predictive checks fail (:meth:`adequacy`).
         """
         adequacy = self.adequacy()
         misfit = () if adequacy is None or adequacy.ok else tuple(
             f"{c.where()}: {c.message}" for c in adequacy.failures)
         d = replace(self._diagnostics, misfit=misfit)
-        if warn and not d.sampler_ok:
-            warnings.warn(f"bayes-dcpt {self.LABEL} diagnostics: {'; '.join(d.problems)}. Do not trust these "
-                          f"intervals before fixing this ({'; '.join(self.remedies())}).",
-                          ConvergenceWarning, stacklevel=2)
+        if warn:
+            warn_convergence(self, None if d.sampler_ok else (
+                f"bayes-dcpt {self.LABEL} diagnostics: {'; '.join(d.problems)}. Do not trust these intervals before "
+                f"fixing this ({'; '.join(self.remedies())})."), stacklevel=2)
         if warn and misfit:
             tries = misfit_remedies(adequacy, self.law.family, len(self.domains))
             warnings.warn(f"bayes-dcpt {self.LABEL}: the law does not describe the data. {adequacy.summary()}. "

@@ -1,7 +1,9 @@
 """Sampler diagnostics of a fit (R-hat, ESS, divergences, BFMI) and what to try when they are bad.
 
 The thresholds are :mod:`bayes_dcpt.constants`; a fit keeps its :class:`Diagnostics` in its model card, so a
-loaded fit reports the diagnostics of the run that produced it.
+loaded fit reports the diagnostics of the run that produced it. :func:`warn_convergence` says in one warning what
+failed: the fit's sampler checks and its held-out refits (:mod:`~bayes_dcpt.fitting.extrapolation`) that did not
+converge.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import numpy as np
 import pandas as pd
 
 from bayes_dcpt.constants import BFMI_MIN, ESS_MIN, RHAT_MAX
+from bayes_dcpt.errors import ConvergenceWarning
 from bayes_dcpt.fitting.config import FitConfig
 
 __all__ = ["APPROXIMATE_SAMPLERS", "RHAT_NEEDS_CHAINS", "Diagnostics", "dcpt_remedies", "diagnose",
-           "diagnostics_from_card", "dynamics_remedies", "misfit_remedies", "reduce_present", "sampler_remedy"]
+           "diagnostics_from_card", "dynamics_remedies", "misfit_remedies", "reduce_present", "sampler_remedy",
+           "unconverged_refits", "unconverged_refits_words", "unconverged_said", "warn_convergence"]
 
 #: Samplers that approximate the posterior (no MCMC diagnostics).
 APPROXIMATE_SAMPLERS = ("laplace", "advi")
@@ -217,6 +221,60 @@ def misfit_remedies(adequacy: Any, law_family: str, n_domains: int = 1) -> list[
     if "tails" in failed:
         out.append("heavy-tailed noise stands in for the misfit: do not trust the bands until the law fits")
     return out
+
+
+def unconverged_refits(fit: Any) -> dict[str, str]:
+    """``{split: why}`` for the held-out refits of ``fit`` whose draws cannot be trusted to average densities.
+
+    Read from the held-out table the fit keeps: ``fit.extrapolation["holdout"]`` of one law; a ``law="auto"``
+    fit's ``holdout`` (every candidate's refits, keyed ``"law split"``: a law without weight might have earned
+    some with a converged refit). Empty when every refit converged, or for fits saved before this was recorded.
+    """
+    table = getattr(fit, "holdout", None)
+    rows = (table.to_dict(orient="records") if isinstance(table, pd.DataFrame)
+            else (getattr(fit, "extrapolation", None) or {}).get("holdout") or [])
+    out: dict[str, str] = {}
+    for row in rows:
+        if isinstance(row.get("refit_unconverged"), str) and row["refit_unconverged"]:
+            key = f"{row['law']} {row['split']}" if isinstance(table, pd.DataFrame) else str(row["split"])
+            out.setdefault(key, row["refit_unconverged"])
+    return out
+
+
+def unconverged_said(fit: Any) -> tuple[int, str, str] | None:
+    """:func:`unconverged_refits` in words: ``(how many, "split: why; ...", "what rests on them")``, or None."""
+    bad = unconverged_refits(fit)
+    if not bad:
+        return None
+    what = "the discrepancy and the laws' weights" if hasattr(fit, "weights") else "the discrepancy"
+    return len(bad), "; ".join(f"{k}: {v}" for k, v in bad.items()), what
+
+
+def unconverged_refits_words(fit: Any) -> str | None:
+    """:func:`unconverged_said` as the sentence a warning says (from ``held-out refits did not converge``), or None."""
+    if not (said := unconverged_said(fit)):
+        return None
+    _, which, what = said
+    return (f"held-out refits did not converge ({which}): {what} measured on them may move with the seed; compare a "
+            "fit with another seed, or give the refits more draws "
+            "(bayes_dcpt.fit(..., discrepancy={'retry': {'draws': 2000, 'tune': 2000, 'chains': 4}})).")
+
+
+def warn_convergence(fit: Any, sampler: str | None, stacklevel: int = 3) -> None:
+    """One :class:`~bayes_dcpt.errors.ConvergenceWarning` for ``fit``, naming every check that failed, if any did.
+
+    ``sampler``: the fit's own failing sampler checks said (None when they pass); the held-out refits that did not
+    converge (:func:`unconverged_refits_words`) are added to the same message, so a fit warns once, not once for
+    itself and again for its refits. ``stacklevel``: as the caller would give :func:`warnings.warn`.
+    """
+    refits = unconverged_refits_words(fit)
+    if sampler and refits:
+        text = f"{sampler} Also, {refits}"
+    elif sampler or refits:
+        text = sampler or f"bayes-dcpt: {refits}"
+    else:
+        return
+    warnings.warn(text, ConvergenceWarning, stacklevel=stacklevel + 1)
 
 
 def dynamics_remedies() -> list[str]:

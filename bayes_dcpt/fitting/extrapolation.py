@@ -31,8 +31,14 @@ import pandas as pd
 
 from bayes_dcpt.constants import RHAT_MAX
 from bayes_dcpt.data.schema import targets_of
-from bayes_dcpt.errors import ConvergenceWarning, FitError
-from bayes_dcpt.fitting.diagnostics import APPROXIMATE_SAMPLERS
+from bayes_dcpt.errors import FitError
+from bayes_dcpt.fitting.diagnostics import (  # the refits' convergence said (re-exported here)
+    APPROXIMATE_SAMPLERS,
+    unconverged_refits,
+    unconverged_refits_words,
+    unconverged_said,
+    warn_convergence,
+)
 from bayes_dcpt.fitting.discrepancy import AXES, attach_data_context, estimate_kappa
 from bayes_dcpt.fitting.holdout import HoldoutScore, Split, make_splits, score_split
 from bayes_dcpt.fitting.progress import stage
@@ -42,7 +48,8 @@ from bayes_dcpt.posterior.streams import stream_deviations, stream_summary
 __all__ = ["DEFAULT_SPLITS", "DOMAIN_PRIOR_RUNS", "MODEL_SETTINGS", "REFIT_DEFAULTS", "REFIT_ESS_MIN", "REFIT_MAXDEPTH",
            "REFIT_RETRY", "REFIT_RETRY_MAX_OBS", "calibrate", "discrepancy_from_scores", "holdout_scores",
            "holdout_table", "law_holdout_scores", "model_settings", "refit_law", "refit_settings", "retry_within",
-           "stream_components", "unconverged_refits", "unconverged_said", "warn_unconverged_refits"]
+           "stream_components", "unconverged_refits", "unconverged_refits_words", "unconverged_said",
+           "warn_convergence", "warn_unconverged_refits"]
 
 #: The splits calibrated by default: later tokens from two origins and the largest size (what users extrapolate
 #: to). The early token origin comes last, so that ``law="auto"`` screens out the laws the first two rule out
@@ -392,43 +399,12 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
              for k, v in row.items()} for row in table.to_dict(orient="records")]
 
 
-def unconverged_refits(fit: Any) -> dict[str, str]:
-    """``{split: why}`` for the held-out refits of ``fit`` whose draws cannot be trusted to average densities.
-
-    Read from the held-out table the fit keeps: ``fit.extrapolation["holdout"]`` of one law; a ``law="auto"``
-    fit's ``holdout`` (every candidate's refits, keyed ``"law split"``: a law without weight might have earned
-    some with a converged refit). Empty when every refit converged, or for fits saved before this was recorded.
-    """
-    table = getattr(fit, "holdout", None)
-    rows = (table.to_dict(orient="records") if isinstance(table, pd.DataFrame)
-            else (getattr(fit, "extrapolation", None) or {}).get("holdout") or [])
-    out: dict[str, str] = {}
-    for row in rows:
-        if isinstance(row.get("refit_unconverged"), str) and row["refit_unconverged"]:
-            key = f"{row['law']} {row['split']}" if isinstance(table, pd.DataFrame) else str(row["split"])
-            out.setdefault(key, row["refit_unconverged"])
-    return out
-
-
-def unconverged_said(fit: Any) -> tuple[int, str, str] | None:
-    """:func:`unconverged_refits` in words: ``(how many, "split: why; ...", "what rests on them")``, or None."""
-    bad = unconverged_refits(fit)
-    if not bad:
-        return None
-    what = "the discrepancy and the laws' weights" if hasattr(fit, "weights") else "the discrepancy"
-    return len(bad), "; ".join(f"{k}: {v}" for k, v in bad.items()), what
-
-
 def warn_unconverged_refits(fit: Any) -> None:
     """A :class:`~bayes_dcpt.errors.ConvergenceWarning` naming the held-out refits that did not converge, if any.
 
     The fit itself may be fine; what rests on those refits (the discrepancy beyond the data, ``law="auto"``'s
     weights) may move with the seed: on the example grid the early-origin refit (R-hat 1.027 at 4 x 1,000) put two
-    seeds' held-out elpd 65 apart (BENCHMARKS.md, "Held-out elpd ... two seeds").
+    seeds' held-out elpd 65 apart (BENCHMARKS.md, "Held-out elpd ... two seeds"). A fit's ``diagnostics()`` says the
+    same in its one warning (:func:`warn_convergence`).
     """
-    if said := unconverged_said(fit):
-        _, which, what = said
-        warnings.warn(f"bayes-dcpt: held-out refits did not converge ({which}): {what} measured on them may move "
-                      "with the seed; compare a fit with another seed, or give the refits more draws "
-                      "(bayes_dcpt.fit(..., discrepancy={'retry': {'draws': 2000, 'tune': 2000, 'chains': 4}})).",
-                      ConvergenceWarning, stacklevel=3)
+    warn_convergence(fit, None, stacklevel=3)

@@ -18,7 +18,7 @@ import pandas as pd
 from bayes_dcpt._version import __version__
 from bayes_dcpt.decide.wording import risk_answers
 from bayes_dcpt.report.blocks import Block, Heading, Image, Para, Pre, Table, fmt, fmt_frame, interval
-from bayes_dcpt.report.fit_sections import ordinal, weighs_laws
+from bayes_dcpt.report.fit_sections import number, ordinal, problems_words, rhat_words, run_words, weighs_laws
 
 __all__ = ["arg", "compute_section", "header", "key_answers", "plan_section", "refit_path", "reproduce_section",
            "tradeoff_section", "verdict_paras"]
@@ -55,11 +55,12 @@ def verdict_paras(diag: Any, adequacy: Any) -> list[Para]:
     if diag.approximate:
         sampler = Para(f"sampler: {diag.sampler} is an approximation, without convergence diagnostics", bad=True)
     else:
-        stats = (f"{diag.sampler}, {diag.chains} chains x {diag.draws} draws: divergences {diag.divergences}, "
-                 f"R-hat max {diag.rhat_max:.4f}, ESS bulk/tail min {diag.ess_bulk_min:.0f}/{diag.ess_tail_min:.0f}, "
-                 f"BFMI min {diag.bfmi_min:.2f}")
+        rhat = rhat_words(diag) if diag.sampler_ok else number(diag.rhat_max, ".4f")  # else the problems say why
+        stats = (f"{diag.sampler}, {run_words(diag.chains, diag.draws)}: divergences {diag.divergences}, "
+                 f"R-hat max {rhat}, ESS bulk/tail min {number(diag.ess_bulk_min, '.0f')}/"
+                 f"{number(diag.ess_tail_min, '.0f')}, BFMI min {number(diag.bfmi_min, '.2f')}")
         sampler = Para(f"sampler: OK ({stats})", good=True) if diag.sampler_ok else \
-            Para(f"sampler: PROBLEMS ({'; '.join(diag.problems)}; {stats}): do not trust the intervals", bad=True)
+            Para(f"sampler: PROBLEMS ({problems_words(diag.problems)}; {stats}): do not trust the intervals", bad=True)
     if adequacy is None:
         return [sampler]
     if adequacy.ok and not diag.misfit:
@@ -329,7 +330,7 @@ def reproduce_section(
     sc = fit.sampler_config
     fit_path = source or "FIT.nc"
     lines = [
-        f"# fit ({sc.get('chains')} chains x {sc.get('draws')} draws, tune {sc.get('tune')}, seed {sc.get('seed')}); "
+        f"# fit ({run_words(sc.get('chains'), sc.get('draws'), sc.get('tune'))}, seed {sc.get('seed')}); "
         f"DATA.csv: the measurements fitted (data hash {_data.data_hash(fit.data)})",
         _fit_command(fit, refit_path(source)),
         "# this report",

@@ -17,12 +17,17 @@ import pandas as pd
 
 from bayes_dcpt.constants import BFMI_MIN, ESS_MIN, RHAT_MAX
 from bayes_dcpt.data import schema as _data
+from bayes_dcpt.fitting.diagnostics import RHAT_NEEDS_CHAINS
 from bayes_dcpt.fitting.discrepancy import fit_thin_domains
 from bayes_dcpt.report.blocks import Block, Heading, Image, Para, Table, fmt, fmt_frame
 from bayes_dcpt.report.wording import extrapolation_line, thin_domains_line
 
-__all__ = ["adequacy_blocks", "checkpoints_per_run", "curves_section", "data_section", "diagnostics_section",
-           "law_section", "parameters_section"]
+__all__ = ["ONE_CHAIN", "adequacy_blocks", "checkpoints_per_run", "curves_section", "data_section",
+           "diagnostics_section", "law_section", "number", "parameters_section", "problems_words", "rhat_words",
+           "run_words"]
+
+#: Why a fit of one chain has no R-hat, where the report would show its value (R-hat compares chains).
+ONE_CHAIN = "n/a (one chain; run 2 or more)"
 
 
 def checkpoints_per_run(s: Mapping[str, Any]) -> str:
@@ -150,6 +155,8 @@ def parameters_section(fit: Any, ci: float) -> list[Block]:
         if c in s:
             bad[c] = s[c].astype(float) < ESS_MIN
     n_bad = int(bad.any(axis=1).sum())
+    chains = (getattr(fit, "sampler_config", None) or {}).get("chains")
+    one_chain = "r_hat" in s and chains is not None and chains < 2  # R-hat compares chains: none to show
     return [
         Heading(2, f"Parameters ({ci:.0%} intervals)", "parameters"),
         Para(
@@ -157,6 +164,8 @@ def parameters_section(fit: Any, ci: float) -> list[Block]:
             f"(hierarchical means mu_* and spreads sd_* included), with R-hat and effective sample "
             f"sizes. Cells in red break R-hat <= {RHAT_MAX} or ESS >= {ESS_MIN}"
             + (f": {n_bad} parameter(s)." if n_bad else ": none.")
+            + (" R-hat is n/a throughout: it compares chains, and this fit ran one (run 2 or more)." if one_chain
+               else "")
         ),
         Table(fmt_frame(s), bad, caption=f"Posterior summary ({ci:.0%} HDI)"),
     ]
@@ -169,10 +178,40 @@ def ordinal(k: int) -> str:
     return f"{k}{suffix}"
 
 
+def _count(n: Any, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def run_words(chains: Any, draws: Any, tune: Any = None) -> str:
+    """A sampler run in words: ``2 chains of 1000 draws after 1000 tuning steps`` (``1 chain of 30 draws``)."""
+    out = " of ".join(_count(n, w) for n, w in ((chains, "chain"), (draws, "draw")) if n is not None)
+    return out + (f" after {_count(tune, 'tuning step')}" if tune is not None else "")
+
+
+def number(value: Any, spec: str) -> str:
+    """``value`` formatted with ``spec``, or ``n/a`` when it is missing (never ``nan``)."""
+    try:
+        return format(float(value), spec) if np.isfinite(value) else "n/a"
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+def rhat_words(d: Any, spec: str = ".4f") -> str:
+    """The largest R-hat of diagnostics ``d``, or why there is none (:data:`ONE_CHAIN`)."""
+    if d.chains is not None and d.chains < 2 and not np.isfinite(d.rhat_max):
+        return ONE_CHAIN
+    return number(d.rhat_max, spec)
+
+
+def problems_words(problems: Any) -> str:
+    """A fit's sampler problems for a reader of the report: the one-chain one in words, not as ``chains=2``."""
+    return "; ".join(p.replace(RHAT_NEEDS_CHAINS, "R-hat n/a with one chain: run 2 chains or more") for p in problems)
+
+
 def _sampler_line(sc: Mapping[str, Any], seconds: float) -> str:
     return (
-        f"Sampler {sc.get('sampler')}: {sc.get('chains')} chains x {sc.get('draws')} draws after "
-        f"{sc.get('tune')} tuning steps, seed {sc.get('seed')}"
+        f"Sampler {sc.get('sampler')}: {run_words(sc.get('chains'), sc.get('draws'), sc.get('tune'))}, "
+        f"seed {sc.get('seed')}"
         + (f", options {sc.get('options')}" if sc.get("options") else "")
         + (f"; saved with every {ordinal(sc['thin'])} draw ({sc.get('draws_saved')} per chain)"
            if sc.get("thin") else "")
@@ -183,7 +222,7 @@ def _sampler_line(sc: Mapping[str, Any], seconds: float) -> str:
 def _checks_table(d: Any) -> Table:
     rows = [
         ("divergent transitions", d.divergences, "0", d.divergences > 0),
-        ("R-hat (max)", d.rhat_max, f"<= {RHAT_MAX}", not d.rhat_max <= RHAT_MAX),
+        ("R-hat (max)", rhat_words(d, ".4g"), f"<= {RHAT_MAX}", not d.rhat_max <= RHAT_MAX),
         ("bulk ESS (min)", d.ess_bulk_min, f">= {ESS_MIN}", not d.ess_bulk_min >= ESS_MIN),
         ("tail ESS (min)", d.ess_tail_min, f">= {ESS_MIN}", not d.ess_tail_min >= ESS_MIN),
         ("E-BFMI (min)", d.bfmi_min, f">= {BFMI_MIN}", bool(np.isfinite(d.bfmi_min) and d.bfmi_min < BFMI_MIN)),
@@ -198,10 +237,12 @@ def _checks_table(d: Any) -> Table:
     return Table(t, mask, caption="Convergence checks over every reported parameter")
 
 
-def _rank_figure(fit: Any, dpi: int) -> Block:
+def _rank_figure(fit: Any, dpi: int, chains: Any = None) -> Block:
     from bayes_dcpt.viz import curves as plotting
     from bayes_dcpt.viz import diagnostics
 
+    if chains is not None and chains < 2:
+        return Para("No rank plot: it compares chains, and this fit ran one (run 2 or more).")
     try:
         worst = diagnostics.worst_parameters(fit, 4)
         fig = diagnostics.rank_plot(fit, worst)
@@ -298,12 +339,12 @@ def diagnostics_section(fit: Any, dpi: int) -> list[Block]:
     else:
         blocks.append(
             Para(
-                "NO: " + "; ".join(d.problems) + ". Do not trust these intervals before fixing "
+                "NO: " + problems_words(d.problems) + ". Do not trust these intervals before fixing "
                 "this (more tuning or draws: --tune, --draws; a higher --target-accept; or a simpler law).",
                 bad=True,
             )
         )
-    blocks.append(_rank_figure(fit, dpi))
+    blocks.append(_rank_figure(fit, dpi, d.chains))
     return blocks + adequacy_blocks(fit) + _extrapolation_blocks(fit)
 
 
