@@ -71,6 +71,10 @@ def test_fit_output_at_80_columns_matches_the_snapshot(cli, monkeypatch, narrow,
     # every parameter is labelled with its target and domain: six E rows, six different labels
     labels = re.findall(r"^(E\[[a-z]+, [a-z_]+\])\s", out, re.M)
     assert len(labels) == len(set(labels)) == 6, out[:800]
+    # the ESS column is one number for two diagnostics: the table says which (before: a bare "ESS")
+    from bayes_dcpt.cli.tables import ESS_LEGEND
+
+    assert ESS_LEGEND in " ".join(out.split())
     text = out.replace(str(out_path), "fit.nc")
     if os.environ.get("BAYES_DCPT_UPDATE_SNAPSHOTS"):
         SNAPSHOT.parent.mkdir(exist_ok=True)
@@ -86,6 +90,9 @@ def test_decision_outputs_fit_80_columns(cli, narrow, tmp_path):
     assert rc == 0, err
     _no_cut_lines(out)
     assert "optimal domain share r*" in out
+    # stacked at 80 columns: "median" only beside an interval, a probability row says "probability"
+    assert re.search(r"^P\(r\* >= 0\.5\)\n   probability 0\.\d{3}$", out, re.M), out
+    assert all("90% interval" in ln for ln in out.splitlines() if ln.strip().startswith("median ")), out
     rc, out, err = cli("suggest", MODEL, "--domain", "python", "--n-params", "443232", "--tokens", "2097152",
                        "-k", "2")
     assert rc == 0, err

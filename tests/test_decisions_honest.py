@@ -349,3 +349,65 @@ def test_the_predictive_check_of_a_measured_crossing_holds_with_few_draws(world)
         (lo, hi), (f_lo, f_hi) = few["predicted_interval"], full["predicted_interval"]
         assert hi - lo > 0.5 * (f_hi - f_lo)
         assert few["agrees"] and full["agrees"]
+
+
+def _few_infeasible(S=4000, k=5):
+    """A tradeoff decision over ``S`` draws of which ``k`` find no feasible ratio (r* undefined there)."""
+    from bayes_dcpt.decide.results import Decision
+
+    rng = np.random.default_rng(0)
+    feasible = np.ones(S, bool)
+    feasible[:k] = False
+    r = np.where(feasible, rng.uniform(0.4, 0.8, S), np.nan)
+    post = pd.DataFrame({"draw": np.arange(S), "r_domain": r, "feasible": feasible,
+                         "always_satisfied": np.zeros(S, bool)})
+    extras = {"counts": {"n_draws": S, "infeasible": k},
+              "risk_aware": {"prob": 0.9, "r_domain": 0.45, "feasible": True, "method": "quantile"},
+              "probabilities": {"P(constraint holds at the median r* = 0.6)": 0.5}}
+    return Decision("tradeoff", "code", {"relative": True}, post, extras=extras)
+
+
+def test_a_few_infeasible_draws_are_not_worded_as_0_percent():
+    """5 infeasible draws of 4,000 (0.125%) read "0.1% ... (5 of 4000 draws)", never "0%" (before: "0% of the
+    posterior weight finds no ratio"); shares that round to nothing or everything say so with < and >."""
+    note = next(n for n in _few_infeasible().summary().notes if "finds no ratio" in n)
+    assert note.startswith("0.1% of the posterior weight (5 of 4000 draws) finds no ratio"), note
+    note = next(n for n in _few_infeasible(k=1).summary().notes if "finds no ratio" in n)
+    assert note.startswith("<0.1% of the posterior weight (1 of 4000 draws)"), note
+    from bayes_dcpt.decide.wording import percent
+
+    assert [percent(x) for x in (0, 1e-5, 0.004, 0.25, 0.995, 0.99999, 1)] == \
+        ["0%", "<0.1%", "0.4%", "25%", "99.5%", ">99.9%", "100%"]
+
+
+def test_the_decision_table_names_each_number_for_what_it_is():
+    """The column of medians, single ratios and probabilities is headed "estimate" with a legend (wide), and the
+    stacked layout says "median" only beside an interval, "value" for a risk-aware ratio and "probability" for a
+    probability (before: "median 0.500" on every probability row)."""
+    from rich.console import Console
+
+    from bayes_dcpt.cli.asking import print_decisions
+
+    d = _few_infeasible()
+    con = Console(record=True, width=250)
+    print_decisions(con, d, 0.9)
+    wide = con.export_text()
+    header = next(ln for ln in wide.splitlines() if ln.startswith("quantity"))
+    assert "estimate" in header and "median" not in header, wide
+    assert "estimate: the posterior median where a 90% interval follows; a single ratio on risk-aware rows, a " \
+           "probability on P(...) rows" in wide
+    con = Console(record=True, width=60)
+    print_decisions(con, d, 0.9)
+    lines = con.export_text().splitlines()
+    assert not any(ln.startswith("quantity") for ln in lines)  # the stacked layout
+    cells = {lines[i]: lines[i + 1].strip() for i in range(len(lines) - 1) if lines[i + 1].startswith("   ")
+             and not lines[i].startswith(" ")}
+    assert cells["optimal domain share r*"].startswith("median ") and "90% interval" in cells[
+        "optimal domain share r*"]
+    assert cells["risk-aware r (P(constraint holds) >= 0.9)"] == "value 0.45"
+    assert cells["P(constraint holds at the median r* = 0.6)"] == "probability 0.500"
+    assert all("90% interval" in c for c in cells.values() if c.startswith("median")), cells
+    con = Console(record=True, width=250)  # the library's rich table: the same header and legend
+    con.print(dc.decision_table(d))
+    text = con.export_text()
+    assert "estimate" in text and "estimate: the posterior median where a 90% interval follows" in text

@@ -103,32 +103,26 @@ def print_decisions(console: Any, dec: Any, ci: float) -> None:
 
     Per quantity the median and the interval, then the risk-aware answer and the probabilities, then the notes
     (``FLAG:`` where the answer disagrees with the measurements or needs care): what ``decide.decision_table``
-    shows, at any terminal width.
+    shows, at any terminal width. One column holds medians, probabilities and single ratios, so it is headed
+    ``estimate`` with a legend saying which is which; the vertical layout names each number itself (``median``
+    beside an interval, ``probability``, ``value``), never ``median`` for what is not one.
     """
     items = list(dec.values()) if hasattr(dec, "values") else [dec]
     for d in items:
         s = d.summary(ci)
-        rows: list[list[str]] = []
         if d.usage == "critical-curve":
             rows = [[f"{tok:,.0f}", num(r["median"]), f"{num(r['lo'])} .. {num(r['hi'])}", num(r["risk_aware"]),
                      num(r["risk_aware_one_run"]), str(int(r["infeasible"]))] for tok, r in s.table.iterrows()]
             print_table(console, f"{d.domain}: r* against the CPT tokens D ({ci:.0%} equal-tailed intervals)",
                         ["tokens D", "median r*", f"{ci:.0%} interval", "risk-aware r", "for one run", "infeasible"],
                         rows)
-            rows = [[k, f"{v:.3f}", "", ""] for k, v in s.probabilities.items()]
+            rows = [[k, f"{v:.3f}"] for k, v in s.probabilities.items()]
             if rows:
-                print_table(console, "", ["probability", "value", "", ""], rows)
+                print_table(console, "", ["statement", "probability"], rows)
         else:
-            for _, r in s.table.iterrows():
-                note = "" if r["valid_share"] > 0.9999 else f"defined for {r['valid_share']:.1%} of draws"
-                rows.append([str(r["description"]), num(r["median"]), f"{num(r['lo'])} .. {num(r['hi'])}", note])
-            rows += [[a.label, a.value(".4g"), "", "" if a.r is not None else a.why_none]
-                     for a in risk_answers(s.risk_aware).values()]
-            rows += [[k, f"{v:.3f}", "", ""] for k, v in s.probabilities.items()]
-            headers = ["quantity", "median", f"{ci:.0%} interval", "note"]
-            if not any(r[3] for r in rows):
-                headers, rows = headers[:3], [r[:3] for r in rows]
-            print_table(console, f"{d.domain}: {d.usage} ({ci:.0%} equal-tailed intervals)", headers, rows)
+            headers, rows, names, legend = _decision_rows(s, ci)
+            print_table(console, f"{d.domain}: {d.usage} ({ci:.0%} equal-tailed intervals)", headers, rows,
+                        legend=legend, names=names)
         counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in s.counts.items() if k != "n_draws")
         console.print(f"draws: {s.counts.get('n_draws', d.n_draws)}" + (f" ({counts})" if counts else ""),
                       markup=False, highlight=False)
@@ -136,3 +130,33 @@ def print_decisions(console: Any, dec: Any, ci: float) -> None:
             flag = n in s.flags
             print_wrapped(console, n, first="FLAG: " if flag else "note: ", rest="  ", style="bold" if flag else None)
         console.print("", markup=False)
+
+
+def _decision_rows(s: Any, ci: float) -> tuple[list[str], list[list[str]], list[list[str]], str]:
+    """Headers, rows, each row's cell names (for the vertical layout) and the legend of a summary's answers.
+
+    A quantity's row has the median and the ``ci`` interval (named ``median`` and ``90% interval``); a risk-aware
+    answer is one ratio (``value``) and a probability statement one probability (``probability``). When rows of
+    more than one kind share the column it is headed ``estimate`` and the legend names the kinds present; the
+    note column is dropped when no row has a note.
+    """
+    interval = f"{ci:.0%} interval"
+    rows: list[list[str]] = []
+    names: list[list[str]] = []
+    for _, r in s.table.iterrows():
+        note = "" if r["valid_share"] > 0.9999 else f"defined for {r['valid_share']:.1%} of draws"
+        rows.append([str(r["description"]), num(r["median"]), f"{num(r['lo'])} .. {num(r['hi'])}", note])
+        names.append(["median", interval, "note"])
+    for a in risk_answers(s.risk_aware).values():
+        rows.append([a.label, a.value(".4g"), "", "" if a.r is not None else a.why_none])
+        names.append(["value", "", "note"])
+    for k, v in s.probabilities.items():
+        rows.append([k, f"{v:.3f}", "", ""])
+        names.append(["probability", "", "note"])
+    kinds = [k for k, there in (("a single ratio on risk-aware rows", s.risk_aware), ("a probability on P(...) rows",
+                                                                                     s.probabilities)) if there]
+    legend = (f"estimate: the posterior median where a {interval} follows; " + ", ".join(kinds)) if kinds else ""
+    headers = ["quantity", "estimate" if kinds else "median", interval, "note"]
+    if not any(r[3] for r in rows):
+        headers, rows, names = headers[:3], [r[:3] for r in rows], [n[:2] for n in names]
+    return headers, rows, names, legend

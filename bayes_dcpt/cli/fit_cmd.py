@@ -16,7 +16,7 @@ from typing import Any
 import typer
 
 from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER, app, console, emit_json, err_console
-from bayes_dcpt.cli.tables import num, param_rows, print_table
+from bayes_dcpt.cli.tables import num, print_params, print_table
 from bayes_dcpt.cli.verdict import Verdict, print_verdict, print_wrapped, verdict, warn_if_bad
 from bayes_dcpt.errors import BayesDCPTError, DataValidationError, UnknownDomainError
 from bayes_dcpt.fitting.discrepancy import fit_thin_domains
@@ -298,8 +298,7 @@ def _print_parameters(f: Any) -> None:
         shown = f.best
         title = (f"parameters of {shown.law.name}, the heaviest law: {shown.law.title} (90% HDI; the others: "
                  "--json)")
-    headers, rows = param_rows(shown.summary())
-    print_table(console, title, headers, rows)
+    print_params(console, title, shown.summary())
 
 
 @app.command("predict")

@@ -20,7 +20,7 @@ from bayes_dcpt import hooks
 from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.decide.inputs import unit_interval
 from bayes_dcpt.decide.measured import check_against
-from bayes_dcpt.decide.wording import risk_answers
+from bayes_dcpt.decide.wording import percent, risk_answers
 from bayes_dcpt.encoding import to_jsonable
 from bayes_dcpt.errors import InputError, UnknownDomainError
 from bayes_dcpt.numerics.quantiles import weighted_quantile
@@ -291,7 +291,9 @@ class Decision:
         the interval over all draws with that reading is added to the table as ``r_domain_or_zero``. From
         :data:`INFEASIBLE_CAUTION` of the weight on, the note is a CAUTION: the law puts the general loss at this
         size above the limit with no domain data at all, which usually means its level at this N extrapolates
-        badly (measure the base model there, check the fit's adequacy).
+        badly (measure the base model there, check the fit's adequacy). The share is worded by
+        :func:`~bayes_dcpt.decide.wording.percent` with its draw count beside it, so 3 draws of 4,000 never read as
+        "0%".
         """
         if "feasible" not in self.posterior:
             return ()
@@ -305,9 +307,10 @@ class Decision:
         table.loc["r_domain_or_zero"] = {"description": "r* counting infeasible draws as 0 (no domain data)",
                                          "median": q[1], "lo": q[0], "hi": q[2], "mean": float(np.sum(w * r0)),
                                          "valid_share": 1.0}
-        text = (f"{share:.0%} of the posterior weight finds no ratio that keeps the general loss within the limit "
-                f"(even r = 0 breaks it); r* above is over the other draws; counting those as r* = 0 (no domain "
-                f"data), r* has median {q[1]:.3g} and {ci:.0%} interval [{q[0]:.3g}, {q[2]:.3g}]")
+        text = (f"{percent(share)} of the posterior weight ({int((~feas).sum())} of {feas.size} draws) finds no "
+                "ratio that keeps the general loss within the limit (even r = 0 breaks it); r* above is over the "
+                "other draws; counting those as r* = 0 (no domain data), r* has median "
+                f"{q[1]:.3g} and {ci:.0%} interval [{q[0]:.3g}, {q[2]:.3g}]")
         if share >= INFEASIBLE_CAUTION:
             text = ("CAUTION: " + text + ". The law puts the general loss at this size above the limit without "
                     "any domain data: its level at this N may extrapolate badly (measure the base model at this "

@@ -22,7 +22,8 @@ def decision_table(decisions: Decision | DecisionSet | Sequence[Decision], ci: f
     """A rich :class:`~rich.table.Table` of one or more decisions.
 
     One row per (domain, quantity) with the median and the ``ci`` interval, then the counts, probabilities
-    and the risk-aware answer.
+    and the risk-aware answer. The column of numbers holds medians, ratios and probabilities, so it is headed
+    ``estimate`` and the caption says which is which.
     """
     from rich.table import Table
 
@@ -35,8 +36,10 @@ def decision_table(decisions: Decision | DecisionSet | Sequence[Decision], ci: f
     if not items:
         raise InputError("decision_table needs at least one decision")
     usage = items[0].usage
-    t = Table(title=f"{usage}: per-draw answers ({ci:.0%} equal-tailed intervals)", title_justify="left")
-    for col, kw in (("domain", {"style": "bold"}), ("quantity", {}), ("median", {"justify": "right"}),
+    t = Table(title=f"{usage}: per-draw answers ({ci:.0%} equal-tailed intervals)", title_justify="left",
+              caption=f"estimate: the posterior median where a {ci:.0%} interval follows; otherwise a probability "
+                      "(P(...) rows), a single ratio (risk-aware rows) or a count (draws)", caption_justify="left")
+    for col, kw in (("domain", {"style": "bold"}), ("quantity", {}), ("estimate", {"justify": "right"}),
                     (f"{ci:.0%} interval", {"justify": "right"}), ("note", {})):
         t.add_column(col, **kw)
     for d in items:

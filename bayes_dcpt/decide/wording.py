@@ -5,6 +5,9 @@ within the threshold with probability ``prob``) and the one for one run (the lar
 *measured* loss stays within it, its offset and checkpoint noise included). The summary's text, the rich decision
 table, the CLI's tables, the demo's line and the report all show both; they take the labels, the "none" and the
 reason for it from here, so the five surfaces cannot drift apart.
+
+:func:`percent` words a share of the posterior weight (infeasible draws, say) so that a few draws of thousands
+never read as "0%" nor all but a few as "100%".
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RiskAnswer", "risk_answers"]
+__all__ = ["RiskAnswer", "percent", "risk_answers"]
 
 
 @dataclass(frozen=True)
@@ -65,3 +68,23 @@ def risk_answers(ra: Mapping[str, Any] | None) -> dict[str, RiskAnswer]:
                                     "no r keeps one run within the threshold with this probability",
                                     "its offset and noise included")
     return out
+
+
+def percent(share: float) -> str:
+    """``share`` (0..1) as a percentage that never hides whether it is none, some or all of the weight.
+
+    ``0%``, ``<0.1%``, ``0.1%``, ``12%``, ``99.5%``, ``>99.9%``, ``100%``: whole percents from 10% to 90%, one
+    decimal below and above, so 5 draws of 4,000 read ``0.1%``, not ``0%``; a share that is neither 0 nor 1
+    never prints as either.
+    """
+    share = float(share)
+    if not np.isfinite(share):
+        return "n/a"
+    if share <= 0 or share >= 1:
+        return "0%" if share <= 0 else "100%"
+    text = f"{share:.0%}" if 0.1 <= share <= 0.9 else f"{share:.1%}"
+    if text in ("0.0%", "0%"):
+        return "<0.1%"
+    if text in ("100.0%", "100%"):
+        return ">99.9%"
+    return text
