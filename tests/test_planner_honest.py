@@ -210,3 +210,31 @@ def test_a_cpt_posterior_with_its_discrepancy_survives_the_loop_file(tmp_path, c
     np.testing.assert_array_equal(back.discrepancy_z("general"), post.discrepancy_z("general"))
     grid = pd.DataFrame({"domain": "python", "n_params": 443232.0, "tokens": [5e5, 4e6], "r_domain": 0.5})
     pd.testing.assert_frame_equal(back.predict(grid, kind="mean"), post.predict(grid, kind="mean"))
+
+
+# ----------------------------------------------------------------------------- probes of another domain
+def test_the_note_on_probes_of_another_domain_names_them_and_the_channel():
+    from bayes_dcpt.plan.planner import other_domain_notes
+
+    table = pd.DataFrame({"rank": [1, 2, 3], "domain": ["python", "c_headers", "codec_tables"]})
+    (note,) = other_domain_notes(table, ("python",), True)
+    assert "#2, #3" in note and "c_headers, codec_tables" in note and "not of the target's python" in note
+    assert "one shift common to every domain" in note
+    assert "one shift" not in other_domain_notes(table, ("python",), False)[0]
+    assert other_domain_notes(table[table["domain"] == "python"], ("python",), True) == []
+    assert other_domain_notes(table, (), True) == []  # a user's callable: the target's domains are unknown
+
+
+def test_a_plan_of_other_domains_probes_says_how_they_inform_the_target():
+    from pathlib import Path
+
+    from bayes_dcpt import load_fit
+
+    fit = load_fit(Path(__file__).parents[1] / "models" / "example_cpt.nc")
+    c = planner.candidates_from_menus(["c_headers", "python"], [443232.0], [2097152.0], [0.25, 0.5])
+    tgt = planner.critical_ratio_target("python", 443232.0, 2097152.0, max_general_increase=0.03)
+    assert tgt.domains == ("python",)
+    plan = planner.suggest(fit, c[c["domain"] == "c_headers"], tgt, k=1, verify_top=0)
+    assert any("not of the target's python" in n for n in plan.notes)
+    plan = planner.suggest(fit, c[c["domain"] == "python"], tgt, k=1, verify_top=0)
+    assert not any("not of the target's" in n for n in plan.notes)

@@ -26,6 +26,7 @@ Quickstart::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +149,8 @@ def suggest(
         first_fraction=first_fraction, max_draws=max_draws, n_verify=n_verify, ci=ci,
     )
     cands, notes = screen_candidates(post, candidates, require_base)
-    td = as_target(target).evaluate(post)
+    tgt = as_target(target)
+    td = tgt.evaluate(post)
     notes += td.notes
     draws = scoring_draws(post, cands, td, opts, notes)
     scored = score_candidates(draws, cands, opts)
@@ -158,8 +160,30 @@ def suggest(
     checks, stop_reasons = stopping_checks(scored, td, opts)
     picks, info, first_pick = choose_batch(scored, cands, opts, forced_first, first_pick, stop_reasons, notes)
     table = batch_table(picks, cands, scored.scores)
+    notes += other_domain_notes(table, tgt.domains, post.has_discrepancy)
     return _plan(table, scored, td, opts, info=info, checks=checks, stop_reasons=stop_reasons, notes=notes,
                  first_pick=first_pick)
+
+
+def other_domain_notes(table: pd.DataFrame, target_domains: Sequence[str], shared_discrepancy: bool) -> list[str]:
+    """A note when the batch probes domains the target is not about: say through what they inform it.
+
+    A probe of domain B tells about a quantity of domain A only through what the fit shares between domains: the
+    law's error beyond the data (one discrepancy shift per draw, common to every domain, when the fit calibrated
+    one) and the population-level priors. Ranking such a probe first is then a bet that the domains err alike
+    there; users should see that bet, not guess it from the table.
+    """
+    if not len(target_domains) or table.empty or "domain" not in table:
+        return []
+    other = table[~table["domain"].astype(str).isin([str(d) for d in target_domains])]
+    if other.empty:
+        return []
+    ranks = ", ".join(f"#{int(r)}" for r in other["rank"])
+    via = ("the law's error beyond the data, which the fit takes to be one shift common to every domain, and the "
+           "priors the domains share" if shared_discrepancy else "the priors the domains share")
+    return [f"probe(s) {ranks} are of {', '.join(sorted(set(other['domain'].astype(str))))}, not of the target's "
+            f"{', '.join(target_domains)}: they inform the target only through {via}, so their rank rests on the "
+            "domains erring alike"]
 
 
 def _plan(table: pd.DataFrame, scored: Scored, td: TargetDraws, opts: SuggestOptions, *, info: float,

@@ -78,6 +78,9 @@ class Target:
         What an infeasible (NaN) draw becomes: ``"lower"``/``"upper"`` bound, a number, or ``"raise"``.
     labels
         Names of the m components.
+    domains
+        The domains the quantity is about (empty when unknown, e.g. a user's callable): the planner says so when
+        it picks probes of other domains, which inform the target only through what the fit shares.
     """
 
     name: str
@@ -86,6 +89,7 @@ class Target:
     bounds: tuple[float, float] | None = None
     on_nan: NanPolicy = "raise"
     labels: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
 
     def evaluate(self, post: Posterior) -> TargetDraws:
         """Compute the draws, apply the NaN policy and the bounds, and report what was changed."""
@@ -186,7 +190,9 @@ def decision_target(usage: str, *, on_nan: NanPolicy = "lower", **kwargs: Any) -
         return np.asarray(res.posterior["r_domain"], float).reshape(post.n_draws, -1)
 
     desc = ", ".join(f"{k}={v}" for k, v in kwargs.items())
-    return Target(f"r* ({usage}{': ' + desc if desc else ''})", fn, "domain share", (0.0, 1.0), on_nan)
+    doms = (str(kwargs["domain"]),) if kwargs.get("domain") is not None else ()
+    return Target(f"r* ({usage}{': ' + desc if desc else ''})", fn, "domain share", (0.0, 1.0), on_nan,
+                  domains=doms)
 
 
 def loss_target(
@@ -212,7 +218,8 @@ def loss_target(
         )
     )
     name = labels[0] if len(labels) == 1 else f"{loss} loss at {len(pts)} target points"
-    return Target(name, fn, "nats/token", None, "raise", labels)
+    doms = tuple(sorted({str(d) for d in pts["domain"]})) if "domain" in pts else ()
+    return Target(name, fn, "nats/token", None, "raise", labels, doms)
 
 
 def critical_ratio_target(
@@ -242,7 +249,8 @@ def critical_ratio_target(
     inc = f"{max_general_increase:.3g}" + (" (relative)" if relative else " nats")
     t = decision_target("tradeoff", **kw)
     return Target(
-        f"critical r* at N={n_params:.3g}, D={tokens:.3g}, +{inc}", t.fn, t.unit, t.bounds, t.on_nan
+        f"critical r* at N={n_params:.3g}, D={tokens:.3g}, +{inc}", t.fn, t.unit, t.bounds, t.on_nan,
+        domains=t.domains,
     )
 
 
