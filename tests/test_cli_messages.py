@@ -211,3 +211,17 @@ def test_one_chain_is_a_sampler_problem_said_readably():
     line = sampler_line(v)
     assert "R-hat max n/a" in line and "nan" not in line and "1 chain x" in line
     assert json.loads(dumps(v.as_json()))["rhat_max"] is None
+
+
+def test_a_low_ess_problem_names_which_ess_it_is():
+    """The fit table labels its ESS column min(bulk, tail); the problem it raises names the one that is short."""
+    import arviz as az
+
+    from bayes_dcpt.fitting.diagnostics import diagnose
+
+    walk = np.cumsum(np.random.default_rng(1).normal(size=(2, 300)), axis=1)  # a random walk: ESS far below 400
+    d = diagnose(az.from_dict({"posterior": {"a": walk}, "sample_stats": {"diverging": np.zeros((2, 300), bool)}}),
+                 "nutpie", ["a"], 1.0, 300, 2)
+    (ess,) = [p for p in d.problems if p.startswith("ESS")]
+    which = "bulk" if d.ess_bulk_min <= d.ess_tail_min else "tail"
+    assert ess == f"ESS ({which}) {min(d.ess_bulk_min, d.ess_tail_min):.0f} < 400", d.problems
