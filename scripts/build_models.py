@@ -209,7 +209,7 @@ def build_models(
 
 def _refits_said(f: Any) -> str:
     """Whether the held-out refits that calibrate the bands beyond the data converged, in words."""
-    from bayes_dcpt.fitting.extrapolation import unconverged_said
+    from bayes_dcpt.fitting.diagnostics import unconverged_said
 
     if not (f.extrapolation or {}).get("holdout"):
         return "not calibrated"

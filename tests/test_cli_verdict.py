@@ -308,13 +308,8 @@ def test_unconverged_scoring_refits_are_said_with_the_fit(cli, monkeypatch, smal
     table, by a warning, in ``bayes-dcpt fit``'s extrapolation line and in its ``--json``: the discrepancy measured
     on it may move with the seed, though the fit itself passes its checks."""
     from bayes_dcpt.errors import ConvergenceWarning
-    from bayes_dcpt.fitting.extrapolation import (
-        holdout_table,
-        law_holdout_scores,
-        model_settings,
-        unconverged_refits,
-        warn_unconverged_refits,
-    )
+    from bayes_dcpt.fitting.diagnostics import unconverged_refits, warn_convergence
+    from bayes_dcpt.fitting.extrapolation import holdout_table, law_holdout_scores, model_settings
 
     scores = law_holdout_scores(df3, small_fit.law, "both", model_settings(small_fit), ("tokens",),
                                 zero_ratio=small_fit.config.zero_ratio, seed=1,
@@ -325,7 +320,7 @@ def test_unconverged_scoring_refits_are_said_with_the_fit(cli, monkeypatch, smal
     f.extrapolation = {"splits": ["tokens"], "holdout": table.to_dict(orient="records"), "streams": {}}
     assert list(unconverged_refits(f)) == ["tokens"]
     with pytest.warns(ConvergenceWarning, match="held-out refits did not converge .tokens: .*ESS"):
-        warn_unconverged_refits(f)
+        warn_convergence(f, None)  # the refits alone: the fit's own checks pass
     _stub_fit(monkeypatch, f)
     rc, out, err = cli("fit", data_csv, "--out", tmp_path / "f.nc")
     assert rc == 0, (out, err)  # the fit's own checks pass: a caution, not a failure

@@ -19,8 +19,8 @@ from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER, app, console, emit_js
 from bayes_dcpt.cli.tables import num, print_params, print_table
 from bayes_dcpt.cli.verdict import Verdict, print_verdict, print_wrapped, verdict, warn_if_bad
 from bayes_dcpt.errors import BayesDCPTError, DataValidationError, UnknownDomainError
+from bayes_dcpt.fitting.diagnostics import unconverged_refits
 from bayes_dcpt.fitting.discrepancy import fit_thin_domains
-from bayes_dcpt.fitting.extrapolation import unconverged_refits
 from bayes_dcpt.report.wording import extrapolation_line, thin_domains_line
 
 #: What ``fit --help`` says about its exit codes (the README's "Exit codes" says the same).

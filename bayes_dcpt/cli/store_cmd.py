@@ -141,7 +141,7 @@ def show_cmd(
         df = st.to_frame()
     s = _data.summarize(df)
     # the CPT runs by status (a base model's row, stored under a run id base|..., is not a run: see counts_line)
-    status = runs_df.loc[~runs_df["run_id"].str.startswith("base|"), "status"].value_counts().to_dict()
+    status = runs_df.loc[~runs_df["run_id"].str.startswith(_data.BASE_RUN_PREFIX), "status"].value_counts().to_dict()
     if json_out:
         payload = {**s, **summary_counts(s), "status": status}
         if runs:

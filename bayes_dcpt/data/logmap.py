@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bayes_dcpt.data.schema import BASE_RUN_PREFIX
 from bayes_dcpt.errors import BayesDCPTError
 
 __all__ = ["FORMATS", "FORMAT_KEYS", "LogImportError", "RunMap", "RunSpec", "load_mapping", "run_label_id"]
@@ -156,8 +157,9 @@ def _resolve(path: Path, fmt: str, label: str, run: dict[str, Any], domains: dic
             raise LogImportError(f"{src}: field '{k}' must be a logged key (a non-empty string), got {v!r}")
     seed = merged.get("seed")
     rid = run.get("run_id") or run_label_id(dom, n, r, seed)
-    if not isinstance(rid, str) or rid.startswith("base|"):
-        raise LogImportError(f"{src}: field 'run_id' must be a string not starting with 'base|', got {rid!r}")
+    if not isinstance(rid, str) or rid.startswith(BASE_RUN_PREFIX):
+        raise LogImportError(f"{src}: field 'run_id' must be a string not starting with {BASE_RUN_PREFIX!r}, "
+                             f"got {rid!r}")
     source = run.get("source", label)
     if not isinstance(source, str) or not source:
         raise LogImportError(f"{src}: field 'source' must be a path or glob under the imported PATH")

@@ -41,6 +41,7 @@ from bayes_dcpt.errors import DataValidationError, Problem, format_rows, row_num
 
 __all__ = [
     "ALIASES",
+    "BASE_RUN_PREFIX",
     "INPUT_COLUMNS",
     "LOSS_COLUMNS",
     "REQUIRED_COLUMNS",
@@ -388,9 +389,13 @@ def _g(x: float) -> str:
     return f"{x:.6g}" if isinstance(x, float) and math.isfinite(x) else str(x)
 
 
+#: How the run id of base-model rows begins (:func:`base_run_id`): a base model's rows are not a CPT run.
+BASE_RUN_PREFIX = "base|"
+
+
 def base_run_id(domain: str, n_params: float) -> str:
     """The run id of the base-model rows (tokens == 0) of one (domain, N): ``base|<domain>|N=<n_params>``."""
-    return f"base|{domain}|N={_g(float(n_params))}"
+    return f"{BASE_RUN_PREFIX}{domain}|N={_g(float(n_params))}"
 
 
 def _derive_run_ids(out: pd.DataFrame, raw: pd.DataFrame) -> pd.Series:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from bayes_dcpt.data.schema import BASE_RUN_PREFIX
 from bayes_dcpt.data.store_sql import StoreError
 
 __all__ = [
@@ -94,7 +95,7 @@ def float_or_none(v: Any) -> float | None:
 def parse_base_id(run_id: str) -> tuple[str, float]:
     """``base|<domain>|N=<n_params>`` -> ``(domain, n_params)`` (raises :class:`StoreError` otherwise)."""
     try:
-        head, n = run_id[len("base|") :].rsplit("|N=", 1)
+        head, n = run_id[len(BASE_RUN_PREFIX) :].rsplit("|N=", 1)
         return head, float(n)
     except ValueError as exc:
         raise StoreError(f"{run_id!r} is not a base-model run id (base|<domain>|N=<n_params>)") from exc

@@ -21,8 +21,8 @@ from bayes_dcpt.errors import ConvergenceWarning
 from bayes_dcpt.fitting.config import FitConfig
 
 __all__ = ["APPROXIMATE_SAMPLERS", "RHAT_NEEDS_CHAINS", "Diagnostics", "dcpt_remedies", "diagnose",
-           "diagnostics_from_card", "dynamics_remedies", "misfit_remedies", "reduce_present", "sampler_remedy",
-           "unconverged_refits", "unconverged_refits_words", "unconverged_said", "warn_convergence"]
+           "diagnostics_from_card", "dynamics_remedies", "misfit_remedies", "number_or_na", "reduce_present",
+           "sampler_remedy", "unconverged_refits", "unconverged_refits_words", "unconverged_said", "warn_convergence"]
 
 #: Samplers that approximate the posterior (no MCMC diagnostics).
 APPROXIMATE_SAMPLERS = ("laplace", "advi")
@@ -31,8 +31,11 @@ APPROXIMATE_SAMPLERS = ("laplace", "advi")
 RHAT_NEEDS_CHAINS = "R-hat needs at least 2 chains: run chains=2 or more"
 
 
-def _number(value: float, fmt: str) -> str:
-    """``value`` formatted with ``fmt``, or ``n/a`` when it is missing (NaN: R-hat of one chain, BFMI unrecorded)."""
+def number_or_na(value: Any, fmt: str) -> str:
+    """``value`` formatted with ``fmt``, or ``n/a`` when it is missing (NaN: R-hat of one chain, BFMI unrecorded).
+
+    How every diagnostic value is written for a reader (this summary, the report): never ``nan``.
+    """
     try:
         return format(float(value), fmt) if np.isfinite(value) else "n/a"
     except (TypeError, ValueError):
@@ -81,10 +84,11 @@ class Diagnostics:
         head = "OK" if self.ok else " | ".join(parts)
         if self.approximate:
             return f"{self.sampler} (approximate, no MCMC diagnostics): {head}"
+        n = number_or_na
         return (f"{self.sampler}, {self.chains} chain{'' if self.chains == 1 else 's'} x {self.draws} draws, "
-                f"{self.seconds:.1f} s: divergences {self.divergences}, R-hat max {_number(self.rhat_max, '.4f')}, "
-                f"ESS bulk min {_number(self.ess_bulk_min, '.0f')}, ESS tail min {_number(self.ess_tail_min, '.0f')}, "
-                f"BFMI min {_number(self.bfmi_min, '.2f')} -> {head}")
+                f"{self.seconds:.1f} s: divergences {self.divergences}, R-hat max {n(self.rhat_max, '.4f')}, "
+                f"ESS bulk min {n(self.ess_bulk_min, '.0f')}, ESS tail min {n(self.ess_tail_min, '.0f')}, "
+                f"BFMI min {n(self.bfmi_min, '.2f')} -> {head}")
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         """IPython and Jupyter show the one-line verdict above, not the dataclass's field list."""
@@ -252,7 +256,12 @@ def unconverged_said(fit: Any) -> tuple[int, str, str] | None:
 
 
 def unconverged_refits_words(fit: Any) -> str | None:
-    """:func:`unconverged_said` as the sentence a warning says (from ``held-out refits did not converge``), or None."""
+    """:func:`unconverged_said` as the sentence a warning says (from ``held-out refits did not converge``), or None.
+
+    The fit itself may be fine; what rests on those refits (the discrepancy beyond the data, ``law="auto"``'s
+    weights) may move with the seed: on the example grid the early-origin refit (R-hat 1.027 at 4 x 1,000) put two
+    seeds' held-out elpd 65 apart (BENCHMARKS.md, "Held-out elpd ... two seeds").
+    """
     if not (said := unconverged_said(fit)):
         return None
     _, which, what = said

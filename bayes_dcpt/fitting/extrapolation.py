@@ -32,13 +32,7 @@ import pandas as pd
 from bayes_dcpt.constants import RHAT_MAX
 from bayes_dcpt.data.schema import targets_of
 from bayes_dcpt.errors import FitError
-from bayes_dcpt.fitting.diagnostics import (  # the refits' convergence said (re-exported here)
-    APPROXIMATE_SAMPLERS,
-    unconverged_refits,
-    unconverged_refits_words,
-    unconverged_said,
-    warn_convergence,
-)
+from bayes_dcpt.fitting.diagnostics import APPROXIMATE_SAMPLERS
 from bayes_dcpt.fitting.discrepancy import AXES, attach_data_context, estimate_kappa
 from bayes_dcpt.fitting.holdout import HoldoutScore, Split, make_splits, score_split
 from bayes_dcpt.fitting.progress import stage
@@ -48,8 +42,7 @@ from bayes_dcpt.posterior.streams import stream_deviations, stream_summary
 __all__ = ["DEFAULT_SPLITS", "DOMAIN_PRIOR_RUNS", "MODEL_SETTINGS", "REFIT_DEFAULTS", "REFIT_ESS_MIN", "REFIT_MAXDEPTH",
            "REFIT_RETRY", "REFIT_RETRY_MAX_OBS", "calibrate", "discrepancy_from_scores", "holdout_scores",
            "holdout_table", "law_holdout_scores", "model_settings", "refit_law", "refit_settings", "retry_within",
-           "stream_components", "unconverged_refits", "unconverged_refits_words", "unconverged_said",
-           "warn_convergence", "warn_unconverged_refits"]
+           "stream_components"]
 
 #: The splits calibrated by default: later tokens from two origins and the largest size (what users extrapolate
 #: to). The early token origin comes last, so that ``law="auto"`` screens out the laws the first two rule out
@@ -397,14 +390,3 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-ready rows (NaN as None)."""
     return [{k: (None if isinstance(v, float) and not np.isfinite(v) else (v.item() if hasattr(v, "item") else v))
              for k, v in row.items()} for row in table.to_dict(orient="records")]
-
-
-def warn_unconverged_refits(fit: Any) -> None:
-    """A :class:`~bayes_dcpt.errors.ConvergenceWarning` naming the held-out refits that did not converge, if any.
-
-    The fit itself may be fine; what rests on those refits (the discrepancy beyond the data, ``law="auto"``'s
-    weights) may move with the seed: on the example grid the early-origin refit (R-hat 1.027 at 4 x 1,000) put two
-    seeds' held-out elpd 65 apart (BENCHMARKS.md, "Held-out elpd ... two seeds"). A fit's ``diagnostics()`` says the
-    same in its one warning (:func:`warn_convergence`).
-    """
-    warn_convergence(fit, None, stacklevel=3)

@@ -17,8 +17,9 @@ import pandas as pd
 
 from bayes_dcpt._version import __version__
 from bayes_dcpt.decide.wording import risk_answers
+from bayes_dcpt.fitting.diagnostics import number_or_na
 from bayes_dcpt.report.blocks import Block, Heading, Image, Para, Pre, Table, fmt, fmt_frame, interval
-from bayes_dcpt.report.fit_sections import number, ordinal, problems_words, rhat_words, run_words, weighs_laws
+from bayes_dcpt.report.fit_sections import ordinal, problems_words, rhat_words, run_words, weighs_laws
 
 __all__ = ["arg", "compute_section", "header", "key_answers", "plan_section", "refit_path", "reproduce_section",
            "tradeoff_section", "verdict_paras"]
@@ -55,10 +56,11 @@ def verdict_paras(diag: Any, adequacy: Any) -> list[Para]:
     if diag.approximate:
         sampler = Para(f"sampler: {diag.sampler} is an approximation, without convergence diagnostics", bad=True)
     else:
-        rhat = rhat_words(diag) if diag.sampler_ok else number(diag.rhat_max, ".4f")  # else the problems say why
+        # R-hat's value, or why there is none; on a failed fit the problems say why
+        rhat = rhat_words(diag) if diag.sampler_ok else number_or_na(diag.rhat_max, ".4f")
         stats = (f"{diag.sampler}, {run_words(diag.chains, diag.draws)}: divergences {diag.divergences}, "
-                 f"R-hat max {rhat}, ESS bulk/tail min {number(diag.ess_bulk_min, '.0f')}/"
-                 f"{number(diag.ess_tail_min, '.0f')}, BFMI min {number(diag.bfmi_min, '.2f')}")
+                 f"R-hat max {rhat}, ESS bulk/tail min {number_or_na(diag.ess_bulk_min, '.0f')}/"
+                 f"{number_or_na(diag.ess_tail_min, '.0f')}, BFMI min {number_or_na(diag.bfmi_min, '.2f')}")
         sampler = Para(f"sampler: OK ({stats})", good=True) if diag.sampler_ok else \
             Para(f"sampler: PROBLEMS ({problems_words(diag.problems)}; {stats}): do not trust the intervals", bad=True)
     if adequacy is None:

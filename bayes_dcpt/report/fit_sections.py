@@ -17,13 +17,13 @@ import pandas as pd
 
 from bayes_dcpt.constants import BFMI_MIN, ESS_MIN, RHAT_MAX
 from bayes_dcpt.data import schema as _data
-from bayes_dcpt.fitting.diagnostics import RHAT_NEEDS_CHAINS
+from bayes_dcpt.fitting.diagnostics import RHAT_NEEDS_CHAINS, number_or_na
 from bayes_dcpt.fitting.discrepancy import fit_thin_domains
 from bayes_dcpt.report.blocks import Block, Heading, Image, Para, Table, fmt, fmt_frame
 from bayes_dcpt.report.wording import extrapolation_line, thin_domains_line
 
 __all__ = ["ONE_CHAIN", "adequacy_blocks", "checkpoints_per_run", "curves_section", "data_section",
-           "diagnostics_section", "law_section", "number", "parameters_section", "problems_words", "rhat_words",
+           "diagnostics_section", "law_section", "parameters_section", "problems_words", "rhat_words",
            "run_words"]
 
 #: Why a fit of one chain has no R-hat, where the report would show its value (R-hat compares chains).
@@ -188,19 +188,11 @@ def run_words(chains: Any, draws: Any, tune: Any = None) -> str:
     return out + (f" after {_count(tune, 'tuning step')}" if tune is not None else "")
 
 
-def number(value: Any, spec: str) -> str:
-    """``value`` formatted with ``spec``, or ``n/a`` when it is missing (never ``nan``)."""
-    try:
-        return format(float(value), spec) if np.isfinite(value) else "n/a"
-    except (TypeError, ValueError):
-        return "n/a"
-
-
 def rhat_words(d: Any, spec: str = ".4f") -> str:
     """The largest R-hat of diagnostics ``d``, or why there is none (:data:`ONE_CHAIN`)."""
     if d.chains is not None and d.chains < 2 and not np.isfinite(d.rhat_max):
         return ONE_CHAIN
-    return number(d.rhat_max, spec)
+    return number_or_na(d.rhat_max, spec)
 
 
 def problems_words(problems: Any) -> str:

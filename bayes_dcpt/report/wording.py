@@ -4,7 +4,7 @@ The remedies of :mod:`bayes_dcpt.fitting.diagnostics` and some error messages na
 (``law='cpt'``, ``sampler_kwargs={'target_accept': 0.95}``, ``pass domain=...``); a reader of the command line or
 of a report wants the options of ``bayes-dcpt fit`` (``--law cpt``, ``--target-accept 0.95``, ``--domain``).
 :func:`extrapolation_line` says, for both, what a fit's bands beyond its data rest on, and whether the held-out refits
-they were measured with converged (:func:`~bayes_dcpt.fitting.extrapolation.unconverged_said`);
+they were measured with converged (:func:`~bayes_dcpt.fitting.diagnostics.unconverged_said`);
 :func:`thin_domains_line` names the domains probed too thinly for their bands beyond the probes to be calibrated.
 """
 
@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from bayes_dcpt.fitting.extrapolation import unconverged_said
+from bayes_dcpt.fitting.diagnostics import unconverged_said
 from bayes_dcpt.posterior.extrapolation import thin_words
 
 __all__ = ["cli_words", "extrapolation_line", "thin_domains_line"]
