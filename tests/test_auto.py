@@ -52,9 +52,12 @@ def _check_interface(post, targets):
     kappa = post.ctx["discrepancy"]
     assert set(kappa) == set(targets)
     for t in targets:
-        assert set(kappa[t]) == {"tokens", "size", "ratio"}
+        assert set(kappa[t]) == {"tokens", "size", "ratio", "reach"}
         assert kappa[t]["ratio"] is None  # no ratio split by default
-        assert all(v is None or (np.isfinite(v) and v >= 0) for v in kappa[t].values())
+        assert all(kappa[t][a] is None or (np.isfinite(kappa[t][a]) and kappa[t][a] >= 0)
+                   for a in ("tokens", "size", "ratio"))
+        reach = kappa[t]["reach"]  # how far the held-out points lay: the size split holds 1e9 out from 3e8
+        assert reach["size"] == pytest.approx(np.log(1e9 / 3e8)) and reach["tokens"] > 0 and reach["ratio"] is None
     env = post.ctx["envelope"]["code"]
     assert env["n_max"] == 1e9 and env["n_min"] == 1e8 and env["ratios"] == [0.25, 0.5, 0.75]
     assert set(env["d_max"]) == {size_key(n) for n in SIZES}

@@ -21,7 +21,7 @@ from bayes_dcpt.cli.verdict import Verdict, print_verdict, print_wrapped, verdic
 from bayes_dcpt.errors import BayesDCPTError, DataValidationError, UnknownDomainError
 from bayes_dcpt.fitting.diagnostics import unconverged_refits
 from bayes_dcpt.fitting.discrepancy import fit_thin_domains
-from bayes_dcpt.report.wording import extrapolation_line, thin_domains_line
+from bayes_dcpt.report.wording import extrapolation_line, reach_rows_line, thin_domains_line
 
 #: What ``fit --help`` says about its exit codes (the README's "Exit codes" says the same).
 EXIT_HELP = (
@@ -338,15 +338,25 @@ def predict_cmd(
     thin = {d: a for d, a in fit_thin_domains(f).items() if d in set(g["domain"].astype(str))}
     if thin and not json_out:  # rows of a thinly probed domain: their bands are not calibrated, said once
         print_wrapped(err_console, thin_domains_line(thin), first="", rest="  ", style="yellow")
+    far = _beyond_reach_rows(f.posterior.frame_beyond_reach(g), kept, table.attrs.get("first_line"))
+    if far and not json_out:
+        print_wrapped(err_console, reach_rows_line(far, len(g), kind), first="", rest="  ", style="yellow")
     if out:
         pred.to_csv(out, index=False)
     if json_out:
         emit_json({"diagnostics": v.as_json(), **({"out": str(out)} if out else {}),
-                   **({"thin_domains": thin} if thin else {}), "predictions": pred.to_dict(orient="records")})
+                   **({"thin_domains": thin} if thin else {}), **({"beyond_reach": far} if far else {}),
+                   "predictions": pred.to_dict(orient="records")})
     elif out:
         console.print(f"{len(pred)} predictions written to {out}", markup=False, soft_wrap=True)
     else:
         _print_predictions(pred)
+
+
+def _beyond_reach_rows(far: list[dict[str, Any]], kept: Any, first_line: int | None) -> list[dict[str, Any]]:
+    """The grid's rows beyond the fit's reach, numbered as GRID numbers them (its base rows included)."""
+    return [{"row": int(kept[i]) + 1, **({"line": int(kept[i]) + first_line} if first_line else {}), "axes": a}
+            for i, a in enumerate(far) if a]
 
 
 def _cpt_rows(g: Any, source: Path) -> tuple[Any, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_dcpt.decide.draws import answer_domains, law_draws
+from bayes_dcpt.decide.draws import answer_domains, law_draws, reach_facts
 from bayes_dcpt.decide.inputs import positive, unit_interval
 from bayes_dcpt.decide.results import Decision, DecisionSet, one_or_set
 from bayes_dcpt.errors import InputError
@@ -208,4 +208,8 @@ def _compute_decision(post: Posterior, dom: str, flops: float, r_domain: float |
     inputs = {"domain": dom, "flops": flops, "r_domain": r_domain, "target": target, "mode": mode,
               "method": "closed form (appendix G.3)" if closed else "numerical (grid + golden section)",
               "law": post.law.name}
+    ok = ~bad
+    if ok.any():  # where the median answer lies: a compute-optimal size far beyond the probes is the law's alone
+        inputs.update(reach_facts(post, dom, float(np.median(N[ok])), float(np.median(D[ok])),
+                                  float(np.median(r[ok])), target))
     return Decision("compute", dom, inputs, frame, post.weights, curves, {"counts": counts})

@@ -19,6 +19,7 @@ import numpy as np
 
 from bayes_dcpt.errors import InputError, UnknownDomainError
 from bayes_dcpt.posterior.draws import Posterior
+from bayes_dcpt.posterior.extrapolation import beyond_reach
 
 __all__ = ["answer_domains", "law_draws", "posterior_weights"]
 
@@ -74,3 +75,17 @@ def posterior_weights(post: Posterior) -> np.ndarray:
         return np.full(S, 1.0 / S)
     w = np.asarray(post.weights, float)
     return w / w.sum()
+
+
+def reach_facts(post: Posterior, domain: str, n_params: float, tokens: float, r: float,
+                target: str = "general") -> dict[str, Any]:
+    """``{"beyond_reach": ...}`` when ``(N, D, r)`` lies farther out than the fit measured ``target``'s error, else {}.
+
+    :func:`~bayes_dcpt.posterior.extrapolation.beyond_reach` at the question (for a usage whose answer is a size
+    or a token count, at its median answer); a :class:`~bayes_dcpt.decide.results.Decision` turns it into a CAUTION.
+    """
+    if not all(np.isfinite(v) and v > 0 for v in (n_params, tokens)):
+        return {}
+    far = beyond_reach(post.ctx, target, post.extrapolation(domain, n_params, tokens, r))
+    return {"beyond_reach": far} if far else {}
+

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayes_dcpt.decide.draws import answer_domains, law_draws
+from bayes_dcpt.decide.draws import answer_domains, law_draws, reach_facts
 from bayes_dcpt.decide.inputs import positive
 from bayes_dcpt.decide.results import Decision, DecisionSet, one_or_set
 from bayes_dcpt.laws.registry import BILLION
@@ -111,6 +111,8 @@ def limited_data(
         curves = {"r": grid, "loss_domain": law_draws(post, "domain", dom, n_params, domain_tokens / grid[None, :],
                                                       grid[None, :])}
         inputs = {"domain": dom, "n_params": n_params, "domain_tokens": domain_tokens, "method": method,
-                  "law": post.law.name}
+                  "law": post.law.name,
+                  **reach_facts(post, dom, n_params, float(np.nanmedian(D)) if np.isfinite(D).any() else np.nan,
+                                float(np.nanmedian(r)) if np.isfinite(r).any() else 0.5, "domain")}
         out.append(Decision("limited-data", dom, inputs, frame, post.weights, curves, {"counts": counts}))
     return one_or_set(out)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_dcpt.decide.draws import answer_domains, law_draws, posterior_weights
+from bayes_dcpt.decide.draws import answer_domains, law_draws, posterior_weights, reach_facts
 from bayes_dcpt.decide.inputs import number, positive, unit_interval
 from bayes_dcpt.decide.measured import measured_crossing
 from bayes_dcpt.decide.results import Decision, DecisionSet, one_or_set
@@ -150,9 +150,12 @@ def _extrapolation_facts(post: Posterior, domain: str, n_params: float, tokens: 
 
     ``thinly_probed``: the domain's single probed size and/or ratio when the other domains span several
     (:func:`~bayes_dcpt.posterior.extrapolation.thin_domains`): its bands beyond them are not calibrated.
+    ``beyond_reach``: the axes along which the question lies farther out than the held-out refits measured the
+    general loss's error (:func:`~bayes_dcpt.posterior.extrapolation.beyond_reach`): its band there is assumed.
     """
     thin = thin_domains(post.ctx.get("envelope")).get(str(domain))
     facts: dict[str, Any] = {"thinly_probed": thin} if thin else {}
+    facts.update(reach_facts(post, domain, n_params, tokens, r))  # the constraint's loss: what r* is read off
     if not post.has_discrepancy:
         return {"discrepancy": "none calibrated: the law's parameter uncertainty alone", **facts}
     dist = post.extrapolation(domain, n_params, tokens, r)

@@ -24,7 +24,7 @@ from bayes_dcpt.decide.wording import percent, risk_answers
 from bayes_dcpt.encoding import to_jsonable
 from bayes_dcpt.errors import InputError, UnknownDomainError
 from bayes_dcpt.numerics.quantiles import weighted_quantile
-from bayes_dcpt.posterior.extrapolation import thin_words
+from bayes_dcpt.posterior.extrapolation import reach_words, thin_words
 
 __all__ = ["INFEASIBLE_CAUTION", "Decision", "DecisionSet", "DecisionSummary", "format_value", "one_or_set"]
 
@@ -192,7 +192,7 @@ class Decision:
             counts["effective_draws (importance weights)"] = round(1.0 / np.sum(self.draw_weights() ** 2))
         probs = dict(self.extras.get("probabilities", {}))
         measured = self.measured_check(ci)
-        notes = (*self._thin_note(), *self._notes(measured, ci))
+        notes = (*self._thin_note(), *self._reach_note(), *self._notes(measured, ci))
         if self.usage == "critical-curve":
             return DecisionSummary(self.usage, self.domain, ci, self._curve_table(lo, hi, measured), counts, probs,
                                    None, None, notes)
@@ -275,6 +275,16 @@ class Decision:
         return (f"CAUTION: {self.domain} was probed at {thin_words(thin)} only: how its losses change beyond that "
                 "comes from the prior or the other domains, and its bands there are not calibrated; probe it at a "
                 "second size and ratio before acting on this answer",)
+
+    def _reach_note(self) -> tuple[str, ...]:
+        """A CAUTION when the question lies farther beyond the data than the fit measured its law's error."""
+        far = self.inputs.get("beyond_reach")
+        if not far:
+            return ()
+        what = "the answer (its median size and tokens)" if self.usage == "compute" else "this question"
+        return (f"CAUTION: {what} lies beyond what the fit's data checked: " + reach_words(far) + ". Read "
+                "the interval as the law's answer, not a measured one, and probe closer to it (a larger size, "
+                "longer runs: bayes-dcpt suggest ranks them) before acting on it",)
 
     def _remedy(self) -> str:
         """What to try when r* disagrees with a measured crossing, when the fit says what (else nothing)."""

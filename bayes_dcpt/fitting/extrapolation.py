@@ -6,7 +6,8 @@ turns the scores into the discrepancy slopes of :mod:`~bayes_dcpt.fitting.discre
 posterior, where predictions and decisions read them::
 
     posterior.ctx["discrepancy"] = {target: {"tokens": kappa, "size": kappa, "ratio": kappa,  # None: not measured
-                                             "domains": {domain: {"tokens": kappa, ...}}}}    # each domain's own
+                                             "domains": {domain: {"tokens": kappa, ...}},     # each domain's own
+                                             "reach": {"tokens": distance, ...}}}             # measured out to
     posterior.ctx["envelope"]    = {domain: {"n_max", "n_min", "d_max": {str(float(N)): tokens}, "ratios"}}
     posterior.ctx["streams"]     = what runs of other sizes on the same data stream deviated (posterior.streams)
 
@@ -261,7 +262,10 @@ def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping
 
 def discrepancy_from_scores(scores: Sequence[HoldoutScore], targets: Sequence[str], *, by_domain: bool = True,
                             prior_runs: float | None = None, **options: Any) -> dict[str, dict[str, Any]]:
-    """``{target: {"tokens": kappa, "size": kappa, "ratio": kappa}}`` from held-out scores (``None``: not measured).
+    """``{target: {"tokens": kappa, "size": kappa, "ratio": kappa, "reach": {axis: distance}}}`` from held-out scores.
+
+    ``None``: not measured. ``reach``: the farthest distance beyond the training data at which a held-out point
+    measured the error along each axis (:func:`_reach`); the slopes carry the bands on beyond it by assumption.
 
     Each target's held-out measurements of every split are pooled; an axis is estimated from the measurements at
     a positive distance along it (:func:`~bayes_dcpt.fitting.discrepancy.estimate_kappa`, the maximum-likelihood
@@ -285,15 +289,15 @@ def discrepancy_from_scores(scores: Sequence[HoldoutScore], targets: Sequence[st
     order; pooled, the many small errors of one origin dilute the other's (BENCHMARKS.md, "Two token origins").
     """
     origins = [k for k in ("tokens", "tokens_early") if any(s.split == k for s in scores)]
+    pts = pd.concat([s.points for s in scores], ignore_index=True) if scores else pd.DataFrame()
     if len(origins) > 1:
         each = [discrepancy_from_scores([s for s in scores if s.split == o or s.split not in origins], targets,
                                         by_domain=by_domain, prior_runs=prior_runs, **options) for o in origins]
-        return {t: _larger_slopes([k[t] for k in each]) for t in targets}
-    pts = pd.concat([s.points for s in scores], ignore_index=True) if scores else pd.DataFrame()
+        return {t: {**_larger_slopes([k[t] for k in each]), "reach": _reach(pts, t)} for t in targets}
     out: dict[str, dict[str, Any]] = {}
     for t in targets:
         p = pts[pts["target"] == t] if len(pts) else pts
-        out[t] = _slopes(p, options)
+        out[t] = {**_slopes(p, options), "reach": _reach(pts, t)}
         if by_domain and "domain" in p and p["domain"].nunique() > 1:
             u0 = DOMAIN_PRIOR_RUNS if prior_runs is None else float(prior_runs)
             out[t]["domains"] = {str(d): _shrunk(_slopes(g, options), out[t], g, u0) for d, g in p.groupby("domain")}
@@ -326,6 +330,21 @@ def _slopes(p: pd.DataFrame, options: Mapping[str, Any]) -> dict[str, Any]:
         k = estimate_kappa(p["log_error"], p["log_sd"] ** 2, {a: p[f"delta_{a}"] for a in AXES},
                            units=_units(p).to_numpy(), **options)
     return {a: k.get(a) for a in AXES}
+
+
+def _reach(pts: pd.DataFrame, target: str) -> dict[str, float | None]:
+    """``{axis: farthest distance}`` at which ``target``'s held-out points measured the law's error (None: none).
+
+    The slopes are measured out to here; beyond it a band's growth is the slope carried on, an assumption
+    (:func:`bayes_dcpt.posterior.extrapolation.beyond_reach` says so with a question asked farther out).
+    """
+    p = pts[pts["target"] == target] if len(pts) else pts
+    out: dict[str, float | None] = {}
+    for a in AXES:
+        d = p[f"delta_{a}"].to_numpy(float) if f"delta_{a}" in p else np.zeros(0)
+        d = d[np.isfinite(d) & (d > 0)]
+        out[a] = float(d.max()) if d.size else None
+    return out
 
 
 def _larger_slopes(each: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

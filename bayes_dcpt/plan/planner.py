@@ -60,6 +60,7 @@ from bayes_dcpt.plan.targets import (
 )
 from bayes_dcpt.plan.verification import check_by_reweighting, first_pick_by_check
 from bayes_dcpt.posterior.draws import Posterior, as_posterior
+from bayes_dcpt.posterior.extrapolation import reach_words
 
 __all__ = [
     "Plan",
@@ -161,6 +162,7 @@ def suggest(
     picks, info, first_pick = choose_batch(scored, cands, opts, forced_first, first_pick, stop_reasons, notes)
     table = batch_table(picks, cands, scored.scores)
     notes += other_domain_notes(table, tgt.domains, post.has_discrepancy)
+    notes += reach_notes(post, tgt.where)
     return _plan(table, scored, td, opts, info=info, checks=checks, stop_reasons=stop_reasons, notes=notes,
                  first_pick=first_pick)
 
@@ -184,6 +186,23 @@ def other_domain_notes(table: pd.DataFrame, target_domains: Sequence[str], share
     return [f"probe(s) {ranks} are of {', '.join(sorted(set(other['domain'].astype(str))))}, not of the target's "
             f"{', '.join(target_domains)}: they inform the target only through {via}, so their rank rests on the "
             "domains erring alike"]
+
+
+def reach_notes(post: Posterior, where: Sequence[tuple[str, float, float, float]]) -> list[str]:
+    """A CAUTION when the target lies farther out than the fit measured its law's error (first point in full).
+
+    The planner ranks probes by how much they narrow the target's interval; out there that interval's width is the
+    measured growth carried on, so the ranking rests on it too.
+    """
+    if not where:
+        return []
+    frame = pd.DataFrame(list(where), columns=["domain", "n_params", "tokens", "r_domain"])
+    far = [a for a in post.frame_beyond_reach(frame) if a]
+    if not far:
+        return []
+    return ["CAUTION: the target lies beyond what the fit's data checked: " + reach_words(far[0]) + "; its "
+            "interval, and how much each probe narrows it, rest on that: probes nearer the target (a larger size, "
+            "longer runs) also test it"]
 
 
 def _plan(table: pd.DataFrame, scored: Scored, td: TargetDraws, opts: SuggestOptions, *, info: float,

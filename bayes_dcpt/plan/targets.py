@@ -81,6 +81,9 @@ class Target:
     domains
         The domains the quantity is about (empty when unknown, e.g. a user's callable): the planner says so when
         it picks probes of other domains, which inform the target only through what the fit shares.
+    where
+        The ``(domain, n_params, tokens, r_domain)`` points the quantity is read at (empty when unknown): the
+        planner cautions when they lie farther out than the fit measured its law's error.
     """
 
     name: str
@@ -90,6 +93,7 @@ class Target:
     on_nan: NanPolicy = "raise"
     labels: tuple[str, ...] = ()
     domains: tuple[str, ...] = ()
+    where: tuple[tuple[str, float, float, float], ...] = ()
 
     def evaluate(self, post: Posterior) -> TargetDraws:
         """Compute the draws, apply the NaN policy and the bounds, and report what was changed."""
@@ -191,8 +195,10 @@ def decision_target(usage: str, *, on_nan: NanPolicy = "lower", **kwargs: Any) -
 
     desc = ", ".join(f"{k}={v}" for k, v in kwargs.items())
     doms = (str(kwargs["domain"]),) if kwargs.get("domain") is not None else ()
+    scalar = all(isinstance(kwargs.get(k), (int, float)) for k in ("n_params", "tokens"))
+    where = tuple((d, float(kwargs["n_params"]), float(kwargs["tokens"]), 0.5) for d in doms) if scalar else ()
     return Target(f"r* ({usage}{': ' + desc if desc else ''})", fn, "domain share", (0.0, 1.0), on_nan,
-                  domains=doms)
+                  domains=doms, where=where)
 
 
 def loss_target(
@@ -219,7 +225,10 @@ def loss_target(
     )
     name = labels[0] if len(labels) == 1 else f"{loss} loss at {len(pts)} target points"
     doms = tuple(sorted({str(d) for d in pts["domain"]})) if "domain" in pts else ()
-    return Target(name, fn, "nats/token", None, "raise", labels, doms)
+    cols = ("domain", "n_params", "tokens", "r_domain")
+    where = (tuple((str(r[0]), float(r[1]), float(r[2]), float(r[3])) for r in pts[list(cols)].itertuples(index=False))
+             if all(c in pts for c in cols) else ())
+    return Target(name, fn, "nats/token", None, "raise", labels, doms, where)
 
 
 def critical_ratio_target(
@@ -250,7 +259,7 @@ def critical_ratio_target(
     t = decision_target("tradeoff", **kw)
     return Target(
         f"critical r* at N={n_params:.3g}, D={tokens:.3g}, +{inc}", t.fn, t.unit, t.bounds, t.on_nan,
-        domains=t.domains,
+        domains=t.domains, where=t.where,
     )
 
 

@@ -41,6 +41,7 @@ from bayes_dcpt.posterior.base_law import BaseLaw, fit_base_law
 from bayes_dcpt.posterior.extrapolation import (
     AXES,
     any_slope,
+    beyond_reach,
     discrepancy_slopes,
     domain_envelope,
     extrapolation_distances,
@@ -262,6 +263,22 @@ class Posterior:
             m = doms == d
             out[m] = self.discrepancy_sd(target, str(d), *(frame.loc[m, c].to_numpy(float)
                                                             for c in ("n_params", "tokens", "r_domain")))
+        return out
+
+    def frame_beyond_reach(self, frame: pd.DataFrame) -> list[dict[str, dict[str, Any]]]:
+        """Per row of a schema frame, the axes along which it lies farther out than the fit measured its law's error.
+
+        :func:`~bayes_dcpt.posterior.extrapolation.beyond_reach` for each fitted target, merged (the first
+        target's finding on an axis wins); ``{}`` for a row within reach.
+        """
+        out = []
+        for _, row in frame.iterrows():
+            dist = self.extrapolation(str(row["domain"]), float(row["n_params"]), float(row["tokens"]),
+                                      float(row["r_domain"]))
+            far: dict[str, dict[str, Any]] = {}
+            for t in self.targets:
+                far = {**beyond_reach(self.ctx, t, dist), **far}
+            out.append(far)
         return out
 
     def discrepancy_z(self, target: str) -> np.ndarray:

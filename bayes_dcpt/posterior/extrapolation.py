@@ -6,6 +6,7 @@ a ratio nobody ran -- the law's error grows with the distance, and a fit measure
 
     ctx["discrepancy"] = {target: {"tokens": k_t, "size": k_n, "ratio": k_r,      # None: not measured
                                    "domains": {domain: {"tokens": ..., ...}}}}   # optional, per domain
+    ctx["discrepancy"][target]["reach"] = {"tokens": Delta, "size": Delta, "ratio": Delta}  # measured out to
     ctx["envelope"]    = {domain: {"n_max", "n_min", "d_max": {str(N): max tokens probed at N}, "ratios": [r]}}
 
 This module turns them into the sd of the log-loss error at any ``(domain, N, D, r)`` (zero inside the data)::
@@ -22,6 +23,12 @@ union of the other domains' envelopes (the hierarchical fit pools the domains; i
 slope that could not be measured (``None``) adds nothing and is reported as such. A domain's own slopes (measured on
 its own held-out errors) replace the pooled ones where they were measured: a domain the law misses must not widen
 the bands of the domains it describes.
+
+The held-out refits measure the law's error only as far out as their held-out points lie (``reach``: the largest
+size held out is a few times the next; the later tokens a third of a run's log-token range). A question farther out
+than :data:`REACH_FACTOR` times that gets its band from the measured slope carried on, an assumption no data
+checked: :func:`beyond_reach` finds such questions (and those along an axis no refit measured, or on a fit with no
+calibration at all), :func:`reach_words` says so.
 """
 
 from __future__ import annotations
@@ -32,11 +39,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AXES", "DomainEnvelope", "any_slope", "discrepancy_slopes", "domain_envelope", "extrapolation_distances",
-           "thin_domains", "thin_words"]
+__all__ = ["AXES", "REACH_AXES", "REACH_FACTOR", "DomainEnvelope", "any_slope", "beyond_reach", "discrepancy_slopes",
+           "domain_envelope", "extrapolation_distances", "reach_factor", "reach_words", "thin_domains", "thin_words"]
 
 #: The directions of extrapolation, in the order of ``ctx["discrepancy"][target]``.
 AXES = ("tokens", "size", "ratio")
+#: A question more than this factor past the held-out refits' reach (along tokens or size) is cautioned
+#: (:func:`beyond_reach`): the refits measured the error out to 4.4x the largest size, so beyond 8.8x it is
+#: cautioned. Twice, not once: a little past what was measured is not news (a fit with one token origin reaches a
+#: run's last third of log tokens, 4x on the example's runs, the default question's distance); 15,000x the
+#: largest probed size when 4.4x was measured is.
+REACH_FACTOR = 2.0
+#: The axes :func:`beyond_reach` checks. A ratio between the probed ones is an interpolation (and r lies in
+#: [0, 1]); the default held-out splits hold no ratio out, so its slope is unmeasured on most fits.
+REACH_AXES = ("tokens", "size")
 
 
 @dataclass(frozen=True)
@@ -154,3 +170,62 @@ def thin_words(axes: Mapping[str, float]) -> str:
     said = [f"one model size (N = {axes['size']:,.0f})" if "size" in axes else "",
             f"one ratio (r = {axes['ratio']:g})" if "ratio" in axes else ""]
     return " and ".join(w for w in said if w)
+
+
+def beyond_reach(ctx: Mapping[str, Any], target: str, distances: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The axes along which a question lies farther beyond the data than the fit measured its law's error.
+
+    ``distances``: one question's ``{axis: Delta}`` (:func:`extrapolation_distances`). Returns, for each axis of
+    :data:`REACH_AXES` with ``Delta > 0`` that is not covered, ``{"distance": Delta, "reach": measured distance or
+    None, "why": ...}``; ``why`` is ``"uncalibrated"`` (the fit has no discrepancy: its bands beyond the data are
+    the parameters' uncertainty alone), ``"unmeasured"`` (no held-out point lay beyond the data along this axis,
+    e.g. one probed model size: the band does not grow along it) or ``"beyond"`` (``exp(Delta)`` more than
+    :data:`REACH_FACTOR` times the factor ``exp(reach)`` the refits measured out to). Empty when the question
+    lies within reach. A fit saved before reaches were recorded has slopes without a reach: only its unmeasured
+    axes are reported.
+    """
+    disc = (ctx.get("discrepancy") or {}).get(target)
+    out: dict[str, dict[str, Any]] = {}
+    for a in REACH_AXES:
+        d = float(np.max(np.asarray(distances.get(a, 0.0), float)))
+        if not d > 1e-9:
+            continue
+        reach = ((disc or {}).get("reach") or {}).get(a)
+        if not disc:
+            out[a] = {"distance": d, "reach": None, "why": "uncalibrated"}
+        elif disc.get(a) is None:
+            out[a] = {"distance": d, "reach": None, "why": "unmeasured"}
+        elif reach is not None and d > float(reach) + np.log(REACH_FACTOR):
+            out[a] = {"distance": d, "reach": float(reach), "why": "beyond"}
+    return out
+
+
+def reach_words(far: Mapping[str, Mapping[str, Any]]) -> str:
+    """What :func:`beyond_reach` found, in words.
+
+    E.g. ``"model size 15,793x outside the probed sizes (the held-out refits measured the law's error out to
+    4.39x). That far out ..."``.
+    """
+    what = {"size": "model size {f} outside the probed sizes", "tokens": "tokens {f} beyond the probed tokens"}
+    parts = []
+    for a, v in far.items():
+        said = what[a].format(f=reach_factor(v["distance"]))
+        if v["why"] == "beyond":
+            said += f" (the held-out refits measured the law's error out to {reach_factor(v['reach'])})"
+        elif v["why"] == "unmeasured":
+            said += " (no held-out refit measured the law's error along it: the band does not widen there)"
+        parts.append(said)
+    text = "; ".join(parts)
+    if all(v["why"] == "uncalibrated" for v in far.values()):
+        return (text + ", and the fit's bands were not calibrated for extrapolation (fitted without its held-out "
+                "refits): they carry the law's parameter uncertainty alone, not its error out there")
+    if any(v["why"] == "beyond" for v in far.values()):
+        text += (". That far out the band widens by the growth measured nearer, carried on: an assumption no data "
+                 "checked")
+    return text
+
+
+def reach_factor(distance: float) -> str:
+    """A log distance as a multiple: ``"4.39x"``, ``"15,793x"``."""
+    f = float(np.exp(distance))
+    return f"{f:.3g}x" if f < 1000 else f"{f:,.0f}x"

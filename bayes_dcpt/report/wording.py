@@ -11,11 +11,11 @@ they were measured with converged (:func:`~bayes_dcpt.fitting.diagnostics.unconv
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bayes_dcpt.fitting.diagnostics import unconverged_said
-from bayes_dcpt.posterior.extrapolation import thin_words
+from bayes_dcpt.posterior.extrapolation import reach_factor, reach_words, thin_words
 
 __all__ = ["cli_words", "extrapolation_line", "thin_domains_line"]
 
@@ -69,6 +69,9 @@ def extrapolation_line(f: Any) -> str | None:
     if not ex:
         return None
     line = f"extrapolation: bands beyond the data calibrated by held-out refits ({', '.join(ex.get('splits', []))})"
+    if reach := _reach_said(ex.get("discrepancy") or {}):
+        line += (f", which measured the law's error out to {reach} beyond what each refit fitted (a question more "
+                 "than twice that far out is cautioned)")
     streams = ex.get("streams") or {}
     if streams:
         shares = []
@@ -82,6 +85,35 @@ def extrapolation_line(f: Any) -> str | None:
         line += (f". CAUTION: {n} held-out refit{'s' if n > 1 else ''} did not converge ({which}): {what} measured "
                  f"on {'them' if n > 1 else 'it'} may move with the seed (compare a fit with another seed)")
     return line
+
+
+def _reach_said(kappa: Mapping[str, Any]) -> str:
+    """``"4.4x in model size and 16x in tokens"``: how far the held-out refits measured (all targets)."""
+    said = []
+    for a, what in (("size", "in model size"), ("tokens", "in tokens")):
+        v = [float(r) for k in kappa.values() if isinstance(k, Mapping)
+             if (r := (k.get("reach") or {}).get(a)) is not None]
+        if v:
+            said.append(f"{reach_factor(max(v))} {what}")
+    return " and ".join(said)
+
+
+def reach_rows_line(far: Sequence[Mapping[str, Any]], n_rows: int, kind: str = "predictive") -> str:
+    """A CAUTION naming the rows of a prediction grid that lie farther out than the fit measured its law's error.
+
+    ``far``: ``[{"row": i, "line": j, "axes": beyond_reach(...)}]`` (rows numbered as the file numbers its data
+    rows); the first row's axes are worded in full, the others by number. ``kind="mean"``: the bands are the law's
+    parameter uncertainty alone (no discrepancy), which the line says.
+    """
+    first = far[0]
+    where = f"row {first['row']}" + (f" (line {first['line']} of the file)" if "line" in first else "")
+    more = [str(r["row"]) for r in far[1:]]
+    others = f"; also row{'s' if len(more) > 1 else ''} {', '.join(more[:10])}" + (" ..." if len(more) > 10 else "")
+    return (f"CAUTION: {len(far)} of {n_rows} rows lie beyond what the fit's data checked: {where}: "
+            f"{reach_words(first['axes'])}{others if more else ''}. Their bands are the law's answer carried out "
+            "there, not measured; probe closer (a larger size, longer runs) before acting on them."
+            + (" With --kind mean they are narrower still: the law's parameter uncertainty alone, without its error "
+               "beyond the data (the default --kind predictive carries it)." if kind == "mean" else ""))
 
 
 def thin_domains_line(thin: Mapping[str, Mapping[str, float]]) -> str | None:

@@ -1,0 +1,156 @@
+"""How far the held-out refits measured the law's error ("reach"), and the caution on questions asked farther out.
+
+The bands beyond the data grow with the distance at slopes the held-out refits measure, but only as far out as
+their held-out points lay (the largest size a few times the next, a run's last third of log tokens). A question at
+15,000x the largest probed size is answered by carrying that slope on: an assumption, which the decisions, the
+predictions, the planner and the fit's own line now name.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_dcpt.decide.ratio import tradeoff
+from bayes_dcpt.fitting import load_fit
+from bayes_dcpt.fitting.extrapolation import discrepancy_from_scores
+from bayes_dcpt.fitting.holdout import HoldoutScore
+from bayes_dcpt.plan.planner import reach_notes
+from bayes_dcpt.plan.targets import critical_ratio_target, loss_target
+from bayes_dcpt.posterior.extrapolation import REACH_FACTOR, beyond_reach, reach_words
+from bayes_dcpt.report.wording import extrapolation_line
+
+MODEL = Path(__file__).parents[1] / "models" / "example_cpt.nc"
+FAR = {"n_params": 7e9, "tokens": 1e10}  # a 7B model from probes of at most 443k parameters
+NEAR = {"n_params": 443232.0, "tokens": 4 * 524288.0}  # the demo's question: 4x the largest probed tokens
+
+
+def _score(kind: str, d_tokens: np.ndarray, d_size: np.ndarray) -> HoldoutScore:
+    rng = np.random.default_rng(0)
+    n = len(d_tokens)
+    pts = pd.DataFrame({"split": kind, "target": "general", "run_id": [f"r{i // 4}" for i in range(n)],
+                        "log_error": rng.normal(0, 0.01, n), "log_sd": 0.01, "delta_tokens": d_tokens,
+                        "delta_size": d_size, "delta_ratio": 0.0})
+    return HoldoutScore("L", kind, pd.DataFrame(), pts)
+
+
+def test_reach_is_the_farthest_held_out_distance_along_each_axis():
+    late = _score("tokens", np.tile(np.linspace(0.2, 0.7, 4), 10), np.zeros(40))
+    early = _score("tokens_early", np.tile(np.linspace(0.3, 1.4, 4), 10), np.zeros(40))
+    size = _score("size", np.zeros(40), np.full(40, 1.48))
+    both = discrepancy_from_scores([late, early, size], ["general"])["general"]
+    assert both["reach"] == {"tokens": pytest.approx(1.4), "size": pytest.approx(1.48), "ratio": None}
+    alone = discrepancy_from_scores([late], ["general"])["general"]  # one origin, no size split
+    assert alone["reach"] == {"tokens": pytest.approx(0.7), "size": None, "ratio": None}
+    assert alone["size"] is None
+
+
+def test_beyond_reach_names_each_case():
+    disc = {"general": {"tokens": 0.02, "size": 0.01, "ratio": None,
+                        "reach": {"tokens": 1.4, "size": 1.48, "ratio": None}}}
+    ctx = {"discrepancy": disc}
+    assert beyond_reach(ctx, "general", {"tokens": 1.39, "size": 0.0, "ratio": 0.3}) == {}  # inside reach
+    margin = np.log(REACH_FACTOR)  # "twice as far out" as a factor: 16x measured -> cautioned beyond 32x
+    assert beyond_reach(ctx, "general", {"tokens": 1.4 + margin - 0.01, "size": 0.0}) == {}
+    assert beyond_reach(ctx, "general", {"tokens": 1.4 + margin + 0.01})["tokens"]["why"] == "beyond"
+    far = beyond_reach(ctx, "general", {"tokens": 0.5, "size": np.log(7e9 / 443232)})
+    assert list(far) == ["size"] and far["size"]["why"] == "beyond" and far["size"]["reach"] == 1.48
+    words = reach_words(far)
+    assert "model size 15,793x outside the probed sizes" in words and "out to 4.39x" in words
+    assert "assumption" in words
+    # an axis no refit measured (one probed size): the band does not widen along it
+    one_size = {"discrepancy": {"general": {"tokens": 0.02, "size": None, "reach": {"tokens": 1.4}}}}
+    far = beyond_reach(one_size, "general", {"tokens": 0.0, "size": 0.7})
+    assert far["size"]["why"] == "unmeasured" and "does not widen" in reach_words(far)
+    # a fit without calibration: any distance beyond the data is the parameters' uncertainty alone
+    far = beyond_reach({}, "general", {"tokens": 0.2, "size": 0.0})
+    assert far["tokens"]["why"] == "uncalibrated" and "not calibrated" in reach_words(far)
+    # a fit saved before reaches were recorded: its measured slopes are not second-guessed
+    old = {"discrepancy": {"general": {"tokens": 0.02, "size": 0.01}}}
+    assert beyond_reach(old, "general", {"tokens": 9.0, "size": 9.0}) == {}
+    assert beyond_reach(ctx, "general", {"ratio": 0.9}) == {}  # between probed ratios: interpolation
+
+
+@pytest.fixture(scope="module")
+def committed():
+    return load_fit(MODEL)
+
+
+def test_the_committed_model_records_its_reach(committed):
+    reach = committed.posterior.ctx["discrepancy"]["general"]["reach"]
+    assert reach["size"] == pytest.approx(np.log(443232 / 100672), rel=1e-6)  # the size split: 443k from 101k
+    assert reach["tokens"] == pytest.approx(np.log(16), rel=1e-6)  # the early origin: 32k -> 524k tokens
+    line = extrapolation_line(committed)
+    assert "measured the law's error out to 4.4x in model size and 16x in tokens" in " ".join(line.split())
+
+
+def test_a_decision_far_beyond_the_data_says_so_and_the_demo_question_does_not(committed):
+    far = tradeoff(committed.posterior, domain="python", max_general_increase=0.03, **FAR)
+    notes = [n for n in far.summary().notes if n.startswith("CAUTION: this question lies beyond")]
+    assert len(notes) == 1 and "15,793x" in notes[0]
+    assert set(json.loads(json.dumps(far.to_json()))["inputs"]["beyond_reach"]) == {"tokens", "size"}
+    small = tradeoff(committed.posterior, domain="python", max_general_increase=0.03, n_params=1000.0,
+                     tokens=NEAR["tokens"])  # 13x below the smallest probed size, where 4.4x was measured
+    assert set(small.inputs["beyond_reach"]) == {"size"}
+    near = tradeoff(committed.posterior, domain="python", max_general_increase=0.03, **NEAR)
+    assert "beyond_reach" not in near.inputs
+    assert not any("lies beyond" in n for n in near.summary().notes)
+
+
+def test_the_planner_cautions_on_a_target_beyond_reach(committed):
+    post = committed.posterior
+    far = reach_notes(post, critical_ratio_target("python", **FAR).where)
+    assert len(far) == 1 and far[0].startswith("CAUTION: the target lies beyond")
+    assert reach_notes(post, critical_ratio_target("python", **NEAR).where) == []
+    pts = pd.DataFrame({"domain": ["python"], "n_params": [7e9], "tokens": [1e6], "r_domain": [0.5]})
+    assert "model size" in reach_notes(post, loss_target(pts).where)[0]
+
+
+def test_predict_names_the_rows_beyond_reach(tmp_path, cli):
+    grid = tmp_path / "grid.csv"
+    grid.write_text("domain,n_params,tokens,r_domain\npython,443232,2097152,0.5\npython,7e9,1e10,0.5\n")
+    code, _, err = cli("predict", MODEL, grid)
+    assert code == 0
+    assert "CAUTION: 1 of 2 rows lie beyond what the fit's data checked: row 2 (line 3 of the file)" in " ".join(
+        err.split())
+    code, out, _ = cli("predict", MODEL, grid, "--json")
+    payload = json.loads(out)
+    assert [r["row"] for r in payload["beyond_reach"]] == [2]
+    assert payload["beyond_reach"][0]["axes"]["size"]["why"] == "beyond"
+    code, _, err = cli("predict", MODEL, grid, "--kind", "mean")
+    assert "without its error beyond the data" in " ".join(err.split())
+
+
+def test_compute_and_limited_data_answers_far_out_are_cautioned(committed):
+    from bayes_dcpt.decide.limited import limited_data
+
+    lim = limited_data(committed.posterior, domain="python", n_params=7e9, domain_tokens=1e10)
+    assert "size" in lim.inputs["beyond_reach"]
+    assert any(n.startswith("CAUTION: this question lies beyond") for n in lim.summary().notes)
+    from bayes_dcpt.decide.compute import compute_allocation
+
+    dcpt = load_fit(MODEL.with_name("example_dcpt.nc"))
+    comp = compute_allocation(dcpt.posterior, flops=1e15, domain="python")
+    assert "size" in comp.inputs["beyond_reach"]  # N_opt ~ 1e7 from probes of at most 443k parameters
+    assert any(n.startswith("CAUTION: the answer (its median size and tokens) lies beyond")
+               for n in comp.summary().notes)
+
+
+def test_commands_that_read_a_fit_say_its_refits_did_not_converge(tmp_path, cli):
+    """The committed D-CPT fit's three held-out refits are unconverged: the bands beyond its data rest on them, so
+    predict (like fit and the report) says so, on stderr and in --json."""
+    grid = tmp_path / "grid.csv"
+    grid.write_text("domain,n_params,tokens,r_domain\npython,443232,2097152,0.5\n")
+    dcpt = MODEL.with_name("example_dcpt.nc")
+    _, _, err = cli("predict", dcpt, grid)
+    warned = [ln for ln in err.splitlines() if ln.startswith(("warning:", "caution:"))]
+    assert len(warned) == 1  # one warning on a bad fit: the misfit, and its refits in the same line
+    assert "does not describe the data" in warned[0] and "held-out refits did not converge (tokens: R-hat" in warned[0]
+    _, out, _ = cli("predict", dcpt, grid, "--json")
+    assert json.loads(out)["diagnostics"]["refits_unconverged"].startswith("tokens: R-hat")
+    _, out, err = cli("predict", MODEL, grid, "--json")  # the CPT fit's refits converged
+    assert "refits_unconverged" not in json.loads(out)["diagnostics"] and "did not converge" not in err
