@@ -89,6 +89,10 @@ def test_fit_exit_code_says_what_is_wrong_and_the_file_is_written(cli, monkeypat
     if name in ("misfit", "both"):
         assert "MISFIT" in stdout and "misses" not in err
         assert "--law cpt" in stdout  # the remedy, in CLI words
+    if name == "sampler":  # checks that pass on chains that disagree vouch for nothing
+        assert "adequacy: not established" in stdout and "adequacy: OK" not in stdout
+    if name == "good":
+        assert "adequacy: OK" in stdout
     rc, stdout, err = cli("fit", data_csv, "--out", out, "--allow-bad-fit")
     assert rc == 0
     if code:

@@ -241,3 +241,9 @@ def test_the_cpt_law_bends_each_domains_rise_in_r_with_its_own_replay_balance(tm
     assert old.config.replay_scope == "target"
     with pytest.raises(FitError, match="replay_scope"):
         fit(df, "cpt", "both", replay_scope="run", **kw)
+
+
+def test_a_fit_s_repr_says_misfit_not_ok_when_its_law_misses_the_data():
+    """The committed D-CPT fit converged but misses codec_tables: its repr must not read 'diagnostics=ok'."""
+    bad, good = (load_fit(model_path(default_models_dir(), law)) for law in ("dcpt", "cpt"))
+    assert repr(bad).endswith("diagnostics=MISFIT>") and repr(good).endswith("diagnostics=ok>")

@@ -15,14 +15,14 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER
 from bayes_dcpt.cli.tables import num
-from bayes_dcpt.fitting.diagnostics import reduce_present
+from bayes_dcpt.fitting.diagnostics import reduce_present, unconverged_said
 from bayes_dcpt.report.wording import cli_words
 
 __all__ = ["Verdict", "cli_words", "print_verdict", "print_wrapped", "sampler_line", "verdict", "warn_if_bad"]
@@ -45,6 +45,8 @@ class Verdict:
     adequacy_summary: str = ""
     remedies: tuple[str, ...] = ()
     per_law: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The held-out refits that did not converge (``"split: why; ..."``), on which the bands beyond the data rest.
+    refits_unconverged: str = ""
 
     @property
     def ok(self) -> bool:
@@ -63,6 +65,8 @@ class Verdict:
                "problems": list(self.problems), "misfit": list(self.misfit), "remedies": list(self.remedies)}
         if self.per_law:
             out["per_law"] = self.per_law
+        if self.refits_unconverged:
+            out["refits_unconverged"] = self.refits_unconverged
         return out
 
     @property
@@ -115,13 +119,14 @@ def verdict(fit: Any) -> Verdict:
     """The verdict on any fit: one law (its diagnostics and adequacy) or ``law="auto"`` (its weighted candidates)."""
     with np.errstate(all="ignore"):
         d = fit.diagnostics(warn=False)
+    refits = said[1] if (said := unconverged_said(fit)) else ""
     if isinstance(d, Mapping) or isinstance(getattr(d, "candidates", None), Mapping):  # law="auto"
-        return _stacked_verdict(fit, d)
+        return replace(_stacked_verdict(fit, d), refits_unconverged=refits)
     adequacy = _adequacy(fit)
     adequate = None if adequacy is None else bool(adequacy.ok and not d.misfit)
     remedies = (list(fit.remedies()) if not d.sampler_ok else []) + _misfit_remedies(fit, adequacy)
     return Verdict(d.sampler_ok, adequate, _unique(d.problems), tuple(d.misfit), _stats(d),
-                   adequacy.summary() if adequacy is not None else "", _unique(remedies))
+                   adequacy.summary() if adequacy is not None else "", _unique(remedies), refits_unconverged=refits)
 
 
 def _stacked_verdict(fit: Any, diags: Mapping[str, Any]) -> Verdict:
@@ -196,6 +201,11 @@ def print_verdict(console: Any, v: Verdict, limit: int = 8) -> None:
         print_wrapped(console, p, style="red")
     if v.adequate is None:
         console.print("adequacy: not checked for this kind of fit", highlight=False)
+    elif v.adequate and not v.sampler_ok:  # checks on chains that disagree say nothing either way
+        console.print("adequacy: not established: ", end="", highlight=False)
+        console.print((v.adequacy_summary or "the posterior predictive checks pass") + ", but on draws that "
+                      "failed the sampler checks, so they are not reliable; fix the sampler first",
+                      markup=False, highlight=False)
     elif v.adequate:
         console.print(f"[{ok}]adequacy[/]: OK, ", end="", highlight=False)
         console.print(v.adequacy_summary or "the law describes the data", markup=False, highlight=False)
@@ -215,8 +225,13 @@ def print_verdict(console: Any, v: Verdict, limit: int = 8) -> None:
 def warn_if_bad(err_console: Any, fit: Any, source: Any) -> Verdict:
     """One warning on stderr when the fit read from ``source`` is bad; returns the verdict (for ``--json``)."""
     v = verdict(fit)
-    if not v.ok:
+    refits = (f"held-out refits did not converge ({v.refits_unconverged}): the bands beyond the data, measured on "
+              "them, may move with the seed (compare a fit with another seed)") if v.refits_unconverged else ""
+    if not v.ok:  # one warning, the refits in it
         text = (f"warning: {source}: {v.headline()}; predictions and decisions from this fit are not to be "
-                "trusted." + (f" Try: {v.remedies[0]}." if v.remedies else ""))
+                "trusted." + (f" Try: {v.remedies[0]}." if v.remedies else "") + (f" Its {refits}." if refits else ""))
         err_console.print(text, style="yellow", markup=False, highlight=False, soft_wrap=True)
+    elif refits:  # the fit itself is fine; its bands beyond the data rest on these refits
+        err_console.print(f"caution: {source}: {refits}", style="yellow", markup=False, highlight=False,
+                          soft_wrap=True)
     return v

@@ -324,8 +324,10 @@ class BaseFit:
         return fitted
 
     def __repr__(self) -> str:
+        a = getattr(self, "_adequacy", None)  # as computed or loaded; not computed for a repr
+        health = ("BAD" if not self._diagnostics.sampler_ok else "MISFIT" if a is not None and not a.ok else "ok")
         return (f"<{type(self).__name__} {self.law.name} {self._repr_layout()} draws={self.posterior.n_draws} "
-                f"diagnostics={'ok' if self._diagnostics.sampler_ok else 'BAD'}>")
+                f"diagnostics={health}>")
 
     # ------------------------------------------------------------------------------------------ hooks
     def _make_design(self) -> Any:
