@@ -23,7 +23,7 @@ import numpy as np
 from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER
 from bayes_dcpt.cli.tables import num
 from bayes_dcpt.fitting.diagnostics import reduce_present, unconverged_said
-from bayes_dcpt.report.wording import cli_words
+from bayes_dcpt.report.wording import cli_words, unconverged_refits_line
 
 __all__ = ["Verdict", "cli_words", "print_verdict", "print_wrapped", "sampler_line", "verdict", "warn_if_bad"]
 
@@ -225,13 +225,13 @@ def print_verdict(console: Any, v: Verdict, limit: int = 8) -> None:
 def warn_if_bad(err_console: Any, fit: Any, source: Any) -> Verdict:
     """One warning on stderr when the fit read from ``source`` is bad; returns the verdict (for ``--json``)."""
     v = verdict(fit)
-    refits = (f"held-out refits did not converge ({v.refits_unconverged}): the bands beyond the data, measured on "
-              "them, may move with the seed (compare a fit with another seed)") if v.refits_unconverged else ""
+    refits = unconverged_refits_line(fit)  # the fit may be fine; its bands beyond the data rest on these refits
     if not v.ok:  # one warning, the refits in it
         text = (f"warning: {source}: {v.headline()}; predictions and decisions from this fit are not to be "
-                "trusted." + (f" Try: {v.remedies[0]}." if v.remedies else "") + (f" Its {refits}." if refits else ""))
+                "trusted." + (f" Try: {v.remedies[0]}." if v.remedies else "")
+                + (f" Also, {refits}." if refits else ""))
         err_console.print(text, style="yellow", markup=False, highlight=False, soft_wrap=True)
-    elif refits:  # the fit itself is fine; its bands beyond the data rest on these refits
+    elif refits:
         err_console.print(f"caution: {source}: {refits}", style="yellow", markup=False, highlight=False,
                           soft_wrap=True)
     return v

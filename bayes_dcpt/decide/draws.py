@@ -21,7 +21,7 @@ from bayes_dcpt.errors import InputError, UnknownDomainError
 from bayes_dcpt.posterior.draws import Posterior
 from bayes_dcpt.posterior.extrapolation import beyond_reach
 
-__all__ = ["answer_domains", "law_draws", "posterior_weights"]
+__all__ = ["answer_domains", "law_draws", "posterior_weights", "reach_facts"]
 
 
 def answer_domains(post: Posterior, domain: str | None, targets: Sequence[str], usage: str) -> list[str]:
@@ -88,4 +88,3 @@ def reach_facts(post: Posterior, domain: str, n_params: float, tokens: float, r:
         return {}
     far = beyond_reach(post.ctx, target, post.extrapolation(domain, n_params, tokens, r))
     return {"beyond_reach": far} if far else {}
-

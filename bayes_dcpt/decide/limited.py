@@ -111,8 +111,9 @@ def limited_data(
         curves = {"r": grid, "loss_domain": law_draws(post, "domain", dom, n_params, domain_tokens / grid[None, :],
                                                       grid[None, :])}
         inputs = {"domain": dom, "n_params": n_params, "domain_tokens": domain_tokens, "method": method,
-                  "law": post.law.name,
-                  **reach_facts(post, dom, n_params, float(np.nanmedian(D)) if np.isfinite(D).any() else np.nan,
-                                float(np.nanmedian(r)) if np.isfinite(r).any() else 0.5, "domain")}
+                  "law": post.law.name}
+        ok = np.isfinite(D) & np.isfinite(r)
+        if ok.any():  # where the median answer's run lies (its total tokens D = domain tokens / r*)
+            inputs.update(reach_facts(post, dom, n_params, float(np.median(D[ok])), float(np.median(r[ok])), "domain"))
         out.append(Decision("limited-data", dom, inputs, frame, post.weights, curves, {"counts": counts}))
     return one_or_set(out)

@@ -17,7 +17,7 @@ from typing import Any
 from bayes_dcpt.fitting.diagnostics import unconverged_said
 from bayes_dcpt.posterior.extrapolation import reach_factor, reach_words, thin_words
 
-__all__ = ["cli_words", "extrapolation_line", "thin_domains_line"]
+__all__ = ["cli_words", "extrapolation_line", "reach_rows_line", "thin_domains_line", "unconverged_refits_line"]
 
 # Python spellings of fit options in messages and remedies, and how the command line says them (in this order).
 _WORDS: tuple[tuple[str, Any], ...] = (
@@ -80,11 +80,22 @@ def extrapolation_line(f: Any) -> str | None:
             shares.append(f"{s[0]:.0%}" + (f"-{s[-1]:.0%}" if s[-1] - s[0] >= 0.005 else "") + f" ({t} loss)")
         line += ("; runs of different sizes on one data stream share " + ", ".join(shares) + " of their deviations "
                  "from the law, which predictions at a new size on a probed stream inherit")
-    if said := unconverged_said(f):
-        n, which, what = said
-        line += (f". CAUTION: {n} held-out refit{'s' if n > 1 else ''} did not converge ({which}): {what} measured "
-                 f"on {'them' if n > 1 else 'it'} may move with the seed (compare a fit with another seed)")
+    if refits := unconverged_refits_line(f):
+        line += f". CAUTION: {refits}"
     return line
+
+
+def unconverged_refits_line(f: Any) -> str | None:
+    """``"3 held-out refits did not converge (...): the discrepancy measured on them may move with the seed ..."``.
+
+    What the command line and the report say of a fit's unconverged held-out refits
+    (:func:`~bayes_dcpt.fitting.diagnostics.unconverged_said`); None when they converged.
+    """
+    if not (said := unconverged_said(f)):
+        return None
+    n, which, what = said
+    return (f"{n} held-out refit{'s' if n > 1 else ''} did not converge ({which}): {what} measured on "
+            f"{'them' if n > 1 else 'it'} may move with the seed (compare a fit with another seed)")
 
 
 def _reach_said(kappa: Mapping[str, Any]) -> str:
