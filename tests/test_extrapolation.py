@@ -99,9 +99,10 @@ def test_envelope_and_distances_follow_the_documented_interface(grid_df):
     env = data_envelope(grid_df)
     assert set(env) == {"code", "law"}
     e = env["code"]
-    assert set(e) == {"n_max", "n_min", "d_max", "ratios"}
+    assert set(e) == {"n_max", "n_min", "d_max", "d_min", "ratios"}
     assert e["n_max"] == 1e9 and e["n_min"] == 1e8 and e["ratios"] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert e["d_max"] == {size_key(n): 5e9 for n in SIZES} and size_key(1e9) == "1000000000.0"
+    assert e["d_min"] == {size_key(n): float(grid_df.loc[grid_df.tokens > 0, "tokens"].min()) for n in SIZES}
     q = pd.DataFrame({"domain": ["code", "code", "code", "law"], "n_params": [1e9, 4e9, 3e8, 1e7],
                       "tokens": [2e10, 1e9, 5e9, 5e10], "r_domain": [0.5, 0.6, 0.1, 0.25]})
     d = extrapolation_distances(q, env)

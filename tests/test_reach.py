@@ -154,3 +154,26 @@ def test_commands_that_read_a_fit_say_its_refits_did_not_converge(tmp_path, cli)
     assert json.loads(out)["diagnostics"]["refits_unconverged"].startswith("tokens: R-hat")
     _, out, err = cli("predict", MODEL, grid, "--json")  # the CPT fit's refits converged
     assert "refits_unconverged" not in json.loads(out)["diagnostics"] and "did not converge" not in err
+
+
+def test_a_question_before_the_earliest_fitted_checkpoint_is_cautioned(committed, tmp_path, cli):
+    """The law is fitted from the first checkpoint after the LR warm-up (32,768 tokens on the example): a question
+    at 1,000 tokens lies where no checkpoint checked it. The base model (tokens = 0) is data, not a question."""
+    env = committed.posterior.ctx["envelope"]["python"]
+    assert set(env["d_min"].values()) == {32768.0}  # recomputed from the fitted rows when a saved fit is loaded
+    ctx = committed.posterior.ctx
+    dist = committed.posterior.extrapolation("python", 100672.0, [1000.0, 20000.0, 0.0, 32768.0], 0.5)
+    assert dist["early_tokens"] == pytest.approx([np.log(32.768), np.log(32768 / 20000), 0.0, 0.0])
+    assert beyond_reach(ctx, "general", {"early_tokens": np.log(32768 / 20000)}) == {}  # within REACH_FACTOR
+    far = beyond_reach(ctx, "general", {"early_tokens": np.log(32.768)})
+    assert far["early_tokens"]["why"] == "early" and "32.8x below the earliest fitted checkpoint" in reach_words(far)
+    # it widens no band: the slopes measure the error forwards in tokens, not backwards
+    assert committed.posterior.discrepancy_sd("general", "python", 100672.0, 1000.0, 0.5) == 0.0
+    early = tradeoff(committed.posterior, domain="python", max_general_increase=0.03, n_params=100672.0, tokens=1000.0)
+    assert set(early.inputs["beyond_reach"]) == {"early_tokens"}
+    note = next(n for n in early.summary().notes if n.startswith("CAUTION: this question lies beyond"))
+    assert "ask at tokens the runs were fitted at" in note and "probe closer" not in note
+    grid = tmp_path / "grid.csv"
+    grid.write_text("domain,n_params,tokens,r_domain\npython,100672,0,0.5\npython,100672,1000,0.5\n")
+    code, out, _ = cli("predict", MODEL, grid, "--json")
+    assert code == 0 and [r["row"] for r in json.loads(out)["beyond_reach"]] == [2]

@@ -52,20 +52,22 @@ def size_key(n_params: float) -> str:
 
 
 def data_envelope(df: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Per domain, where the CPT probes are: ``n_min``, ``n_max``, ``d_max`` per size and the probed ratios.
+    """Per domain, where the CPT probes are: ``n_min``, ``n_max``, ``d_max`` and ``d_min`` per size, the ratios.
 
-    Returns ``{domain: {"n_max": float, "n_min": float, "d_max": {size_key(N): max tokens at N}, "ratios": [r]}}``
-    from the rows with ``tokens > 0`` (the base rows are not probes of CPT). ``ratios`` are the domain shares
-    ``r_domain`` probed, sorted.
+    Returns ``{domain: {"n_max": float, "n_min": float, "d_max": {size_key(N): max tokens at N},
+    "d_min": {size_key(N): min tokens at N}, "ratios": [r]}}`` from the rows with ``tokens > 0`` (the base rows are
+    not probes of CPT). ``d_min`` is the earliest fitted checkpoint (the LR warm-up's rows are left out of ``df``
+    by the fit): the law describes no data before it. ``ratios`` are the domain shares ``r_domain`` probed, sorted.
     """
     cpt = _data.fit_rows(df)
     out: dict[str, dict[str, Any]] = {}
     for dom, g in cpt.groupby("domain"):
-        sizes = g.groupby("n_params")["tokens"].max()
+        by_size = g.groupby("n_params")["tokens"]
         out[str(dom)] = {
             "n_max": float(g["n_params"].max()),
             "n_min": float(g["n_params"].min()),
-            "d_max": {size_key(n): float(v) for n, v in sizes.items()},
+            "d_max": {size_key(n): float(v) for n, v in by_size.max().items()},
+            "d_min": {size_key(n): float(v) for n, v in by_size.min().items()},
             "ratios": sorted(float(r) for r in g["r_domain"].dropna().unique()),
         }
     return out

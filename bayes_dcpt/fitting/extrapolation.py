@@ -8,7 +8,7 @@ posterior, where predictions and decisions read them::
     posterior.ctx["discrepancy"] = {target: {"tokens": kappa, "size": kappa, "ratio": kappa,  # None: not measured
                                              "domains": {domain: {"tokens": kappa, ...}},     # each domain's own
                                              "reach": {"tokens": distance, ...}}}             # measured out to
-    posterior.ctx["envelope"]    = {domain: {"n_max", "n_min", "d_max": {str(float(N)): tokens}, "ratios"}}
+    posterior.ctx["envelope"]    = {domain: {"n_max", "n_min", "d_max"/"d_min": {str(float(N)): tokens}, "ratios"}}
     posterior.ctx["streams"]     = what runs of other sizes on the same data stream deviated (posterior.streams)
 
 With several domains, each domain's bands use the slopes its own held-out errors measure (the pooled ones where

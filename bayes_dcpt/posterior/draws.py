@@ -278,7 +278,7 @@ class Posterior:
             dist = self.extrapolation(str(d), *(frame[c].to_numpy(float)[rows] for c in ("n_params", "tokens",
                                                                                          "r_domain")))
             for j, i in enumerate(rows):
-                one = {a: dist[a][j] for a in AXES}
+                one = {a: v[j] for a, v in dist.items()}
                 for t in self.targets:
                     out[i] = {**beyond_reach(self.ctx, t, one), **out[i]}
         return out

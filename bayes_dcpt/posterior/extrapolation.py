@@ -7,7 +7,8 @@ a ratio nobody ran -- the law's error grows with the distance, and a fit measure
     ctx["discrepancy"] = {target: {"tokens": k_t, "size": k_n, "ratio": k_r,      # None: not measured
                                    "domains": {domain: {"tokens": ..., ...}}}}   # optional, per domain
     ctx["discrepancy"][target]["reach"] = {"tokens": Delta, "size": Delta, "ratio": Delta}  # measured out to
-    ctx["envelope"]    = {domain: {"n_max", "n_min", "d_max": {str(N): max tokens probed at N}, "ratios": [r]}}
+    ctx["envelope"]    = {domain: {"n_max", "n_min", "d_max": {str(N): max tokens probed at N},
+                                   "d_min": {str(N): min tokens fitted at N}, "ratios": [r]}}
 
 This module turns them into the sd of the log-loss error at any ``(domain, N, D, r)`` (zero inside the data)::
 
@@ -29,6 +30,12 @@ size held out is a few times the next; the later tokens a third of a run's log-t
 than :data:`REACH_FACTOR` times that gets its band from the measured slope carried on, an assumption no data
 checked: :func:`beyond_reach` finds such questions (and those along an axis no refit measured, or on a fit with no
 calibration at all), :func:`reach_words` says so.
+
+Before the data the law describes nothing either: a question at fewer tokens than the earliest fitted checkpoint
+(``d_min(N)``, the LR warm-up's rows are left out of the fit) lies in the warm-up or before the first evaluation,
+where no checkpoint checked the law and no refit measured its error. Its distance ``Delta_early = log(d_min(N) /
+D)`` (``D > 0``; ``D = 0`` is the base model, which the data hold) does not widen the band (no slope was measured
+backwards), but :func:`beyond_reach` cautions it past :data:`REACH_FACTOR`.
 """
 
 from __future__ import annotations
@@ -39,8 +46,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AXES", "REACH_AXES", "REACH_FACTOR", "DomainEnvelope", "any_slope", "beyond_reach", "discrepancy_slopes",
-           "domain_envelope", "extrapolation_distances", "reach_factor", "reach_words", "thin_domains", "thin_words"]
+__all__ = ["AXES", "EARLY", "REACH_AXES", "REACH_FACTOR", "DomainEnvelope", "any_slope", "beyond_reach",
+           "discrepancy_slopes", "domain_envelope", "extrapolation_distances", "reach_factor", "reach_remedy",
+           "reach_words", "thin_domains", "thin_words"]
 
 #: The directions of extrapolation, in the order of ``ctx["discrepancy"][target]``.
 AXES = ("tokens", "size", "ratio")
@@ -53,6 +61,9 @@ REACH_FACTOR = 2.0
 #: The axes :func:`beyond_reach` checks. A ratio between the probed ones is an interpolation (and r lies in
 #: [0, 1]); the default held-out splits hold no ratio out, so its slope is unmeasured on most fits.
 REACH_AXES = ("tokens", "size")
+#: The key of :func:`extrapolation_distances`' distance before the earliest fitted checkpoint (not an axis of the
+#: discrepancy: it widens no band, :func:`beyond_reach` cautions it).
+EARLY = "early_tokens"
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,7 @@ class DomainEnvelope:
     n_max: float
     ratios: np.ndarray
     pooled: bool = False
+    d_min: np.ndarray | None = None
 
     def tokens_limit(self, n_params: np.ndarray) -> np.ndarray:
         """``d_max(N)``: probed size -> its largest tokens; else the largest probed size below N; else the widest."""
@@ -75,6 +87,14 @@ class DomainEnvelope:
         i_below = np.sum(self.sizes <= n[..., None] * (1 + 1e-6), axis=-1) - 1
         return np.where(i_below >= 0, self.d_max[np.maximum(i_below, 0)], self.d_max.max())
 
+    def tokens_floor(self, n_params: np.ndarray) -> np.ndarray:
+        """``d_min(N)``: the earliest fitted tokens at a probed size; elsewhere the earliest of all (0 if unknown)."""
+        n = np.asarray(n_params, float)
+        if self.d_min is None or self.sizes.size == 0:
+            return np.zeros(n.shape)
+        at = np.isclose(self.sizes, n[..., None], rtol=1e-6, atol=0.0)
+        return np.where(at.any(axis=-1), self.d_min[np.argmax(at, axis=-1)], self.d_min.min())
+
 
 def domain_envelope(envelope: Mapping[str, Any] | None, domain: str) -> DomainEnvelope | None:
     """The envelope of ``domain`` (or the union of all domains' when it is missing); None without any envelope."""
@@ -82,34 +102,44 @@ def domain_envelope(envelope: Mapping[str, Any] | None, domain: str) -> DomainEn
         return None
     names = [str(domain)] if str(domain) in envelope else list(envelope)
     d_max: dict[float, float] = {}
+    d_min: dict[float, float] = {}
     n_min, n_max, ratios = np.inf, -np.inf, set()
     for name in names:
         env = envelope[name]
         for k, v in dict(env.get("d_max", {})).items():
             d_max[float(k)] = max(float(v), d_max.get(float(k), -np.inf))
+        for k, v in dict(env.get("d_min", {})).items():  # fits saved before it have none: nothing is "early"
+            d_min[float(k)] = min(float(v), d_min.get(float(k), np.inf))
         n_min = min(n_min, float(env.get("n_min", np.inf)))
         n_max = max(n_max, float(env.get("n_max", -np.inf)))
         ratios |= {float(r) for r in env.get("ratios", [])}
     sizes = np.array(sorted(d_max), float)
+    floor = np.array([d_min.get(s, 0.0) for s in sizes], float) if d_min else None
     return DomainEnvelope(sizes, np.array([d_max[s] for s in sizes], float), n_min, n_max,
-                          np.array(sorted(ratios), float), pooled=str(domain) not in envelope)
+                          np.array(sorted(ratios), float), pooled=str(domain) not in envelope, d_min=floor)
 
 
 def extrapolation_distances(env: DomainEnvelope | None, n_params: Any, tokens: Any,
                             r_domain: Any) -> dict[str, np.ndarray]:
-    """``{axis: Delta}`` of broadcast raw-count inputs beyond ``env`` (all zero without an envelope)."""
+    """``{axis: Delta}`` of broadcast raw-count inputs beyond ``env`` (all zero without an envelope).
+
+    The :data:`AXES` and :data:`EARLY` (how far before the earliest fitted checkpoint, ``D > 0``).
+    """
     N, D, r = np.broadcast_arrays(*(np.asarray(v, float) for v in (n_params, tokens, r_domain)))
     if env is None:
-        return {a: np.zeros(N.shape) for a in AXES}
+        return {a: np.zeros(N.shape) for a in (*AXES, EARLY)}
     with np.errstate(divide="ignore", invalid="ignore"):
         tok = np.maximum(0.0, np.nan_to_num(np.log(D / env.tokens_limit(N)), nan=0.0, neginf=0.0))
+        floor = env.tokens_floor(N)
+        early = np.where((D > 0) & (floor > 0), np.log(floor / np.where(D > 0, D, 1.0)), 0.0)
         size = np.zeros(N.shape)
         if np.isfinite(env.n_max):
             size = size + np.maximum(0.0, np.log(N / env.n_max))
         if np.isfinite(env.n_min):
             size = size + np.maximum(0.0, np.log(env.n_min / N))
     ratio = (np.min(np.abs(r[..., None] - env.ratios), axis=-1) if env.ratios.size else np.zeros(N.shape))
-    return {"tokens": tok, "size": np.nan_to_num(size), "ratio": np.nan_to_num(ratio)}
+    return {"tokens": tok, "size": np.nan_to_num(size), "ratio": np.nan_to_num(ratio),
+            EARLY: np.maximum(0.0, np.nan_to_num(early, nan=0.0, posinf=0.0))}
 
 
 def discrepancy_slopes(ctx: Mapping[str, Any], target: str,
@@ -182,7 +212,8 @@ def beyond_reach(ctx: Mapping[str, Any], target: str, distances: Mapping[str, An
     e.g. one probed model size: the band does not grow along it) or ``"beyond"`` (``exp(Delta)`` more than
     :data:`REACH_FACTOR` times the factor ``exp(reach)`` the refits measured out to). Empty when the question
     lies within reach. A fit saved before reaches were recorded has slopes without a reach: only its unmeasured
-    axes are reported.
+    axes are reported. And :data:`EARLY` (``why="early"``) when the question lies more than :data:`REACH_FACTOR`
+    times before the earliest fitted checkpoint, calibrated or not: no data checked the law there.
     """
     disc = (ctx.get("discrepancy") or {}).get(target)
     out: dict[str, dict[str, Any]] = {}
@@ -197,6 +228,9 @@ def beyond_reach(ctx: Mapping[str, Any], target: str, distances: Mapping[str, An
             out[a] = {"distance": d, "reach": None, "why": "unmeasured"}
         elif reach is not None and d > float(reach) + np.log(REACH_FACTOR):
             out[a] = {"distance": d, "reach": float(reach), "why": "beyond"}
+    early = float(np.max(np.asarray(distances.get(EARLY, 0.0), float)))
+    if early > np.log(REACH_FACTOR):
+        out[EARLY] = {"distance": early, "reach": None, "why": "early"}
     return out
 
 
@@ -206,7 +240,8 @@ def reach_words(far: Mapping[str, Mapping[str, Any]]) -> str:
     E.g. ``"model size 15,793x outside the probed sizes (the held-out refits measured the law's error out to
     4.39x). That far out ..."``.
     """
-    what = {"size": "model size {f} outside the probed sizes", "tokens": "tokens {f} beyond the probed tokens"}
+    what = {"size": "model size {f} outside the probed sizes", "tokens": "tokens {f} beyond the probed tokens",
+            EARLY: "tokens {f} below the earliest fitted checkpoint"}
     parts = []
     for a, v in far.items():
         said = what[a].format(f=reach_factor(v["distance"]))
@@ -214,15 +249,26 @@ def reach_words(far: Mapping[str, Mapping[str, Any]]) -> str:
             said += f" (the held-out refits measured the law's error out to {reach_factor(v['reach'])})"
         elif v["why"] == "unmeasured":
             said += " (no held-out refit measured the law's error along it: the band does not widen there)"
+        elif v["why"] == "early":
+            said += (" (the law describes no data there: the LR warm-up, left out of the fit, or before the first "
+                     "evaluation; the band does not widen there)")
         parts.append(said)
     text = "; ".join(parts)
-    if all(v["why"] == "uncalibrated" for v in far.values()):
+    if any(v["why"] == "uncalibrated" for v in far.values()):
         return (text + ", and the fit's bands were not calibrated for extrapolation (fitted without its held-out "
                 "refits): they carry the law's parameter uncertainty alone, not its error out there")
     if any(v["why"] == "beyond" for v in far.values()):
         text += (". That far out the band widens by the growth measured nearer, carried on: an assumption no data "
                  "checked")
     return text
+
+
+def reach_remedy(far: Mapping[str, Mapping[str, Any]]) -> str:
+    """What to do about what :func:`beyond_reach` found: probe closer, or (only early) ask where runs were fitted."""
+    if set(far) == {EARLY}:
+        return ("ask at tokens the runs were fitted at (the law describes CPT from its earliest fitted checkpoint on; "
+                "before it, the LR warm-up, no law applies)")
+    return "probe closer to it (a larger size, longer runs)"
 
 
 def reach_factor(distance: float) -> str:

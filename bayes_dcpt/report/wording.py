@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bayes_dcpt.fitting.diagnostics import unconverged_said
-from bayes_dcpt.posterior.extrapolation import reach_factor, reach_words, thin_words
+from bayes_dcpt.posterior.extrapolation import reach_factor, reach_remedy, reach_words, thin_words
 
 __all__ = ["cli_words", "extrapolation_line", "reach_rows_line", "thin_domains_line", "unconverged_refits_line"]
 
@@ -122,7 +122,7 @@ def reach_rows_line(far: Sequence[Mapping[str, Any]], n_rows: int, kind: str = "
     others = f"; also row{'s' if len(more) > 1 else ''} {', '.join(more[:10])}" + (" ..." if len(more) > 10 else "")
     return (f"CAUTION: {len(far)} of {n_rows} rows lie beyond what the fit's data checked: {where}: "
             f"{reach_words(first['axes'])}{others if more else ''}. Their bands are the law's answer carried out "
-            "there, not measured; probe closer (a larger size, longer runs) before acting on them."
+            f"there, not measured; {reach_remedy(first['axes'])} before acting on them."
             + (" With --kind mean they are narrower still: the law's parameter uncertainty alone, without its error "
                "beyond the data (the default --kind predictive carries it)." if kind == "mean" else ""))
 
