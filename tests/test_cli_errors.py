@@ -14,6 +14,9 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("validate-missing", ("data", "validate", "/no/such/file.csv"), "no such file"),
     ("validate-schema", ("data", "validate", "{nocol}"), "n_params"),
     ("validate-flag", ("data", "validate", "{ok}", "--jsn"), "no such option"),
+    ("validate-run-mixture", ("data", "validate", "{remix}"), "column 'r_domain': run 'run-a' changes its value "
+                                                              "between checkpoints (0.5, 0.25)"),
+    ("import-run-mixture", ("data", "import", "{remix}", "--db", "{store}"), "run 'run-a' changes its value"),
     ("import-missing", ("data", "import", "/no/such/file.csv", "--db", "{tmp}/a.sqlite"), "no such file"),
     ("import-schema", ("data", "import", "{nocol}", "--db", "{tmp}/a.sqlite"), "n_params"),
     ("import-no-db", ("data", "import", "{ok}"), "--db"),
@@ -271,6 +274,9 @@ def files(tmp_path_factory, sim_df, small_fit_path):
     assert (bad["tokens"].head(11) == 0).sum() >= 1  # base-model rows come before the bad one
     bad.loc[bad.index[10], "domain"] = "nope"
     bad.to_csv(unkdom, index=False)
+    remix = d / "remix.csv"  # one run_id whose ratio changes between its checkpoints
+    cpt = sim_df[sim_df["tokens"] > 0].head(3).assign(run_id="run-a", r_domain=[0.5, 0.5, 0.25])
+    cpt.to_csv(remix, index=False)
     store = d / "store.sqlite"
     with Store(store) as st:
         st.import_frame(sim_df)
@@ -281,6 +287,7 @@ def files(tmp_path_factory, sim_df, small_fit_path):
         "grid": grid,
         "cands": cands,
         "unkdom": unkdom,
+        "remix": remix,
         "store": store,
         "fit": small_fit_path,
         "spec": example_path().parent / "example_grid.toml",

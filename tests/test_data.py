@@ -90,6 +90,22 @@ def test_conflicting_duplicates_are_an_error_but_exact_duplicates_are_dropped():
         data.load(bad)
 
 
+def test_a_run_that_changes_its_mixture_between_checkpoints_is_an_error():
+    """One run_id, two ratios: every law would read it as one curve through two mixtures. The user's store keeps
+    what it had (validation comes before any write), and the message names the run, the values and every row."""
+    f = pd.DataFrame({"domain": "code", "n_params": 1e8, "tokens": [1e9, 2e9, 4e9], "r_domain": [0.5, 0.5, 0.25],
+                      "loss_general": [2.1, 2.0, 1.95], "loss_domain": [1.8, 1.7, 1.65], "run_id": "code-small"})
+    with pytest.raises(DataValidationError) as ei:
+        data.load(f)
+    (p,) = ei.value.problems
+    assert p.column == "r_domain" and p.rows == (1, 2, 3)
+    assert "run 'code-small' changes its value between checkpoints (0.5, 0.25)" in str(p)
+    two = f.assign(n_params=[1e8, 1e8, 3e8], r_domain=0.5, run_id=["a", "a", "a"])
+    with pytest.raises(DataValidationError, match=r"'n_params'.*run 'a'"):
+        data.load(two)
+    assert len(data.load(f.assign(run_id=None))) == 3  # without run ids, each ratio is its own run
+
+
 def test_all_problems_are_reported_together():
     f = good_frame().assign(r_domain=[np.nan, 2.0, 0.5, 0.5], n_params=[1e8, 1e8, -3, 1e8])
     with pytest.raises(DataValidationError) as ei:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayes_dcpt.data.runs import duplicate_problems, run_problems
 from bayes_dcpt.errors import DataValidationError, Problem, format_rows, row_numbers
 
 __all__ = [
@@ -347,7 +348,7 @@ def validate(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
         ]
 
     if not problems:
-        problems += _duplicate_problems(out)
+        problems += duplicate_problems(out, LOSS_COLUMNS) + run_problems(out)
     if problems:
         raise DataValidationError(problems, source)
 
@@ -405,24 +406,6 @@ def _derive_run_ids(out: pd.DataFrame, raw: pd.DataFrame) -> pd.Series:
         for i, (d, n, r) in enumerate(zip(out["domain"], out["n_params"], out["r_domain"], strict=True))
     ]
     return pd.Series(ids, index=out.index, dtype=object)
-
-
-def _duplicate_problems(out: pd.DataFrame) -> list[Problem]:
-    problems = []
-    key = ["run_id", "tokens"]
-    dup = out.duplicated(subset=key, keep=False)
-    if not dup.any():
-        return problems
-    sub = out[dup]
-    for loss in LOSS_COLUMNS:
-        spread = sub.groupby(key, dropna=False)[loss].transform(lambda s: s.nunique(dropna=True))
-        conflict = spread > 1
-        if conflict.any():
-            rows = tuple(int(i) + 1 for i in sub.index[conflict.to_numpy()])
-            problems.append(
-                Problem(loss, "the same (run_id, tokens) appears with different losses; which one is right?", rows)
-            )
-    return problems
 
 
 def load(source: str | Path | pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:
