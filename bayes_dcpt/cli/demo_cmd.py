@@ -195,10 +195,13 @@ def _print_answers(rep: Any) -> None:
             console.print(f"  {dom}: no posterior draw meets the threshold", soft_wrap=True)
     if rep.plan is not None and len(rep.plan.table):
         top = rep.plan.table.iloc[0]
+        n_inf = rep.decisions()[rep.plan_domain].summary().counts["infeasible"]
         console.print(
             f"next probe (target: r* of {rep.plan_domain}): {top['domain']}, N = {top['n_params']:,.0f}, "
             f"D = {top['tokens']:,.0f} tokens, r_domain = {top['r_domain']:.3g}; cost "
             f"{top['gpu_hours']:.3g} GPU-hours; expected r* interval width {rep.plan.current_width:.3f} "
-            f"-> {top['width_after_batch']:.3f}",
+            f"-> {top['width_after_batch']:.3f}"
+            + (f" (over all draws, its {n_inf} infeasible ones as r* = 0: wider than the interval above, which is "
+               "over the feasible draws)" if n_inf else ""),
             soft_wrap=True,
         )

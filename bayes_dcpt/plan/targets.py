@@ -133,7 +133,9 @@ class Target:
                 fill = float(self.on_nan)
             z[bad] = fill
             clipped += int(bad.sum())
-            notes.append(f"{n_nan} of {z.shape[0]} draws infeasible (NaN): set to {fill:g}")
+            notes.append(f"{n_nan} of {z.shape[0]} draws infeasible (NaN): set to {fill:g}, and counted so in the "
+                         "interval widths here (an interval over the feasible draws alone, as optimize gives for r*, "
+                         "can be narrower)")
         if self.bounds is not None:
             lo, hi = self.bounds
             out = (z < lo) | (z > hi)
