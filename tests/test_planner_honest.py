@@ -238,3 +238,19 @@ def test_a_plan_of_other_domains_probes_says_how_they_inform_the_target():
     assert any("not of the target's python" in n for n in plan.notes)
     plan = planner.suggest(fit, c[c["domain"] == "python"], tgt, k=1, verify_top=0)
     assert not any("not of the target's" in n for n in plan.notes)
+
+
+def test_a_target_every_draw_agrees_on_proposes_no_probe():
+    """Limited domain data of 10M tokens at 443k parameters: every draw says r* = 1 (domain data only). The
+    planner used to rank probes by information 0 and propose two; now it stops and says there is nothing to learn."""
+    from pathlib import Path
+
+    from bayes_dcpt import load_fit
+
+    fit = load_fit(Path(__file__).parents[1] / "models" / "example_cpt.nc")
+    c = planner.candidates_from_menus(["python"], [100672.0, 443232.0], [524288.0], [0.25, 0.5])
+    plan = fit.suggest(c, "limited-data", domain="python", n_params=443232.0, domain_tokens=1e7, k=2, verify_top=0)
+    assert plan.table.empty and plan.stop and plan.checks["target_constant"]
+    assert "every posterior draw gives the target the same value (1 domain share)" in "; ".join(plan.stop_reasons)
+    plan = fit.suggest(c, "limited-data", domain="python", n_params=443232.0, domain_tokens=1e5, k=2, verify_top=0)
+    assert len(plan.table) == 2 and not plan.checks["target_constant"]  # r* is uncertain there: probes proposed

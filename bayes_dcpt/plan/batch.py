@@ -45,7 +45,11 @@ BATCH_COLUMNS = (
 
 
 def stopping_checks(scored: Scored, td: TargetDraws, opts: SuggestOptions) -> tuple[dict[str, Any], list[str]]:
-    """The stopping rule before any pick: the target's width reached, or no probe informative enough.
+    """The stopping rule before any pick: the target's width reached, no probe informative enough, or nothing to learn.
+
+    Nothing to learn: every posterior draw gives the target the same value (e.g. r* = 1, domain data only, in every
+    draw of a limited-data question): its interval has width 0, every probe's information about it is 0, and a
+    batch chosen among zeros would be noise presented as a plan.
 
     Returns the checks (for the plan) and the reasons to stop (empty: go on).
     """
@@ -63,12 +67,19 @@ def stopping_checks(scored: Scored, td: TargetDraws, opts: SuggestOptions) -> tu
         "best_info_per_gpu_hour": best_info_per_hour,
         "min_info_per_gpu_hour": min_info,
         "info_below_threshold": bool(min_info is not None and best_info_per_hour < min_info),
+        "target_constant": bool(td.z.size and np.all(np.ptp(td.z, axis=0) <= 1e-12 * np.maximum(1.0, np.abs(
+            td.z[0])))),
     }
     stop_reasons: list[str] = []
     if checks["width_reached"]:
         stop_reasons.append(
             f"the {opts.ci:.0%} interval width {current_width:.4g} is within the tolerance {stop_width:.4g}"
         )
+    if checks["target_constant"]:
+        value = ", ".join(f"{v:.4g}" for v in td.z[0]) + (f" {td.unit}" if td.unit else "")
+        stop_reasons.append(f"every posterior draw gives the target the same value ({value}): its "
+                            f"{opts.ci:.0%} interval has width 0 and no probe can narrow it (nothing to learn; "
+                            "ask about another target, e.g. another size, tokens or threshold)")
     if checks["info_below_threshold"]:
         stop_reasons.append(f"no candidate gives {min_info:.3g} nats per GPU-hour (best {best_info_per_hour:.3g})")
     return checks, stop_reasons
