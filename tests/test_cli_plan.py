@@ -25,7 +25,8 @@ def test_optimize_json_has_r_star_interval(cli, small_fit_path, tmp_path):
                          "--max-general-increase", "0.02", "--json", "--plot", tmp_path / "d.png")
     assert code == 0, err
     js = json.loads(out)
-    r = js["r_domain"]
+    assert set(js) == {"usage", "domains", "diagnostics"} and list(js["domains"]) == ["code"]  # a one-domain fit
+    r = js["domains"]["code"]["r_domain"]
     assert 0 <= r["lo"] <= r["median"] <= r["hi"] <= 1
     assert (tmp_path / "d.png").stat().st_size > 1000
     code, out, err = cli("optimize", small_fit_path, "--usage", "compute", "--n-params", "1e9", "--tokens", "2e10")
@@ -139,7 +140,7 @@ def test_optimize_checks_its_answer_against_the_fit_data_and_prints_the_flag(cli
     assert code == 0, err
     assert "FLAG: DISAGREES with the data" in out and "measured crossing r = 0.415" in out
     code, out, err = cli(*ask, "--json")
-    js = json.loads(out)
+    js = json.loads(out)["domains"]["python"]
     assert js["measured_check"]["crossing"] == pytest.approx(0.415, abs=0.001) and not js["measured_check"]["agrees"]
     assert any(f.startswith("DISAGREES") for f in js["flags"])
 
@@ -158,13 +159,13 @@ def test_optimize_measured_checks_against_the_runs_given(cli, tmp_path):
         rows.to_csv(path, index=False)
         code, out, err = cli(*ask, "--measured", path)
         assert code == 0, err
-        js = json.loads(out)
+        js = json.loads(out)["domains"]["python"]
         assert ("measured_check" in js) is checked
         assert any(f.startswith("DISAGREES") for f in js["flags"]) is checked
     no_general = tmp_path / "domain_loss_only.csv"
     df[big].drop(columns=["loss_general"]).to_csv(no_general, index=False)
     code, out, err = cli(*ask, "--measured", no_general)  # valid runs that cannot check r*: said, not silent
-    assert code == 0 and "measured_check" not in json.loads(out)
+    assert code == 0 and "measured_check" not in json.loads(out)["domains"]["python"]
     assert f"note: {no_general} measures no crossing for python here" in " ".join(err.split())
     code, _, err = cli("optimize", model, "--usage", "compute", "--n-params", "443232", "--tokens", "524288",
                        "--measured", tmp_path / "runs_True.csv")

@@ -238,10 +238,11 @@ def test_a_size_nobody_probed_takes_the_base_loss_law_or_base_loss(cli, fits):
     args = ("--n-params", "7e9", "--tokens", "1e11", "--json")
     rc, out, err = cli("optimize", path, *args)
     assert rc == 0, err
-    assert "base-loss law" in json.dumps(json.loads(out)["inputs"]).replace("_", "-"), out
+    (answer,) = json.loads(out)["domains"].values()  # one layout for one domain or several
+    assert "base-loss law" in json.dumps(answer["inputs"]).replace("_", "-"), out
     rc, out, err = cli("optimize", path, *args, "--base-loss", "2.5")
     assert rc == 0, err
-    assert json.loads(out)["inputs"]["base_loss"] == 2.5
+    assert next(iter(json.loads(out)["domains"].values()))["inputs"]["base_loss"] == 2.5
     rc, out, err = cli("suggest", path, *args, "-k", "1")
     assert rc == 0, err
     rc, out, err = cli("suggest", path, *args, "-k", "1", "--base-loss", "2.5")

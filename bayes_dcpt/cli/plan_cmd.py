@@ -91,8 +91,10 @@ def optimize_cmd(
     if plot is not None:
         fig = items[0].plot()
         fig.savefig(plot, dpi=120, bbox_inches="tight")
-    if json_out:
+    if json_out:  # one layout whether one domain is asked (--domain, a one-domain fit) or all: domains -> answer
         js = dec.to_json()
+        if isinstance(js, dict) and "domains" not in js and "domain" in js:
+            js = {"usage": js.get("usage", usage), "domains": {str(js["domain"]): js}}
         emit_json({**js, "diagnostics": v.as_json()} if isinstance(js, dict) else {"decisions": js,
                                                                                    "diagnostics": v.as_json()})
         return
