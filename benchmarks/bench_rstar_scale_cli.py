@@ -74,7 +74,7 @@ def _ask(fit_nc: Path, dom: str, n_params: float, tokens: float, T: float, measu
                         "--measured", measured], capture_output=True, text=True)
     if not p.stdout.strip():
         raise RuntimeError(f"optimize {fit_nc} {dom} D={tokens} T={T}: exit {p.returncode}\n{p.stderr[-3000:]}")
-    js = json.loads(p.stdout)
+    js = json.loads(p.stdout)["domains"][dom]
     r, m = js["r_domain"], js.get("measured_check") or {}
     pred = m.get("predicted_interval") or [None, None]
     return {"r* median": r["median"], "r* lo": r["lo"], "r* hi": r["hi"], "measured crossing": m.get("crossing"),
