@@ -171,3 +171,16 @@ def test_a_prediction_grid_with_base_rows_names_them_and_says_what_to_do():
     text = str(exc.value)
     assert "tokens" in text and "rows 1, 3" in text and "base-model rows" in text and "df[df['tokens'] > 0]" in text
     assert len(prediction_frame(grid[grid["tokens"] > 0], ["python"])) == 1
+
+
+def test_a_prediction_grid_names_every_problem_at_once(cli, tmp_path):
+    """A non-numeric cell no longer hides the other rows' problems (a user fixed one, ran again, met the next)."""
+    from pathlib import Path
+
+    grid = tmp_path / "grid.csv"
+    grid.write_text("domain,n_params,tokens,r_domain\npython,abc,2097152,0.5\npython,443232,-3,1.5\nmusic,1,1,0.5\n")
+    code, _, err = cli("predict", Path(__file__).parents[1] / "models" / "example_cpt.nc", grid)
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and len(lines) == 4, err
+    for col, row in (("n_params", 1), ("tokens", 2), ("r_domain", 2), ("domain", 3)):
+        assert any(f"column '{col}'" in ln and f"(row {row};" in ln for ln in lines), (col, err)

@@ -35,16 +35,16 @@ def prediction_frame(frame: pd.DataFrame | Mapping[str, Any], domains: list[str]
         if v.isna().any() or np.isinf(v).any():
             problems.append(Problem(c, "missing or non-numeric value", row_numbers(v.isna() | np.isinf(v))))
         df[c] = v
-    if not problems:
-        if (df["n_params"] <= 0).any():
-            problems.append(Problem("n_params", "model size must be > 0", row_numbers(df["n_params"] <= 0)))
-        if (df["tokens"] <= 0).any():
-            problems.append(Problem("tokens", "predictions are of CPT checkpoints and need tokens > 0 (tokens == 0 "
-                                              "are base-model rows: drop them, e.g. df[df['tokens'] > 0])",
-                                    row_numbers(df["tokens"] <= 0)))
-        bad_r = (df["r_domain"] < 0) | (df["r_domain"] > 1)
-        if bad_r.any():
-            problems.append(Problem("r_domain", "must be in [0, 1]", row_numbers(bad_r)))
+    # every problem at once: a non-numeric cell (NaN here) fails no range check, the other rows are checked
+    if (df["n_params"] <= 0).any():
+        problems.append(Problem("n_params", "model size must be > 0", row_numbers(df["n_params"] <= 0)))
+    if (df["tokens"] <= 0).any():
+        problems.append(Problem("tokens", "predictions are of CPT checkpoints and need tokens > 0 (tokens == 0 "
+                                          "are base-model rows: drop them, e.g. df[df['tokens'] > 0])",
+                                row_numbers(df["tokens"] <= 0)))
+    bad_r = (df["r_domain"] < 0) | (df["r_domain"] > 1)
+    if bad_r.any():
+        problems.append(Problem("r_domain", "must be in [0, 1]", row_numbers(bad_r)))
     unknown = ~df["domain"].astype(str).isin(domains)
     if unknown.any():
         names = sorted(set(df.loc[unknown, "domain"].astype(str)))
