@@ -177,3 +177,17 @@ def test_a_question_before_the_earliest_fitted_checkpoint_is_cautioned(committed
     grid.write_text("domain,n_params,tokens,r_domain\npython,100672,0,0.5\npython,100672,1000,0.5\n")
     code, out, _ = cli("predict", MODEL, grid, "--json")
     assert code == 0 and [r["row"] for r in json.loads(out)["beyond_reach"]] == [2]
+
+
+def test_suggest_says_its_widths_are_assumed_for_a_target_beyond_reach(cli, tmp_path):
+    """The expected widths ('0.955 now, 0.317 after') of a 7e9-parameter target read as plain claims; the line
+    now says they are the law's carried out there, and plan.checks records it for a script."""
+    cands = tmp_path / "c.csv"
+    cands.write_text("domain,n_params,tokens,r_domain\npython,443232,2097152,0.5\n")
+    args = ("suggest", MODEL, "--candidates", cands, "--domain", "python", "-k", "1")
+    code, out, err = cli(*args, "--n-params", "7e9", "--tokens", "1e10")
+    assert code == 0, err
+    assert "both widths are the law's carried out to a target beyond what the fit's data checked" in " ".join(
+        out.split())
+    code, out, err = cli(*args, "--n-params", str(NEAR["n_params"]), "--tokens", str(NEAR["tokens"]))
+    assert code == 0 and "carried out to a target beyond" not in " ".join(out.split())

@@ -89,7 +89,9 @@ def print_plan(console: Any, plan: Any, *, target: str, n_params: Any, tokens: A
     lines = [f"{plan.ci:.0%} interval width of the target: {plan.current_width:.4g}{u} now, "
              f"{plan.width_after_batch:.4g}{u} expected after the batch ({len(plan.table)} probe(s), "
              f"{plan.total_gpu_hours:.4g} GPU-h"
-             + (f" of a {plan.budget_gpu_hours:.4g} GPU-h budget" if plan.budget_gpu_hours else "") + ")"]
+             + (f" of a {plan.budget_gpu_hours:.4g} GPU-h budget" if plan.budget_gpu_hours else "") + ")"
+             + ("; both widths are the law's carried out to a target beyond what the fit's data checked (CAUTION "
+                "below)" if plan.checks.get("target_beyond_reach") else "")]
     if plan.stop:
         lines.append("STOP: " + "; ".join(plan.stop_reasons))
     lines += [f"note: {n}" for n in plan.notes]

@@ -162,7 +162,9 @@ def suggest(
     picks, info, first_pick = choose_batch(scored, cands, opts, forced_first, first_pick, stop_reasons, notes)
     table = batch_table(picks, cands, scored.scores)
     notes += other_domain_notes(table, tgt.domains, post.has_discrepancy)
-    notes += reach_notes(post, tgt.where)
+    far = reach_notes(post, tgt.where)
+    notes += far
+    checks["target_beyond_reach"] = bool(far)  # its widths rest on the law carried out there (the note says how far)
     return _plan(table, scored, td, opts, info=info, checks=checks, stop_reasons=stop_reasons, notes=notes,
                  first_pick=first_pick)
 
