@@ -104,6 +104,12 @@ def test_a_run_that_changes_its_mixture_between_checkpoints_is_an_error():
     with pytest.raises(DataValidationError, match=r"'n_params'.*run 'a'"):
         data.load(two)
     assert len(data.load(f.assign(run_id=None))) == 3  # without run ids, each ratio is its own run
+    # the base model's rows are every run's: repeated with each run's ratio (as log importers write step 0), and
+    # with the runs' own ids, they are one base run, not a run changing its mixture
+    two_runs = pd.DataFrame({"domain": "code", "n_params": 1e8, "tokens": [0, 1e9, 0, 1e9],
+                             "r_domain": [0.25, 0.25, 0.5, 0.5], "loss_general": [2.2, 2.1, 2.2, 2.15],
+                             "loss_domain": [1.9, 1.8, 1.9, 1.7], "run_id": ["a", "a", "b", "b"]})
+    assert len(data.load(two_runs)) == 3 and len(data.load(two_runs.drop(columns="run_id"))) == 3
 
 
 def test_all_problems_are_reported_together():

@@ -184,3 +184,6 @@ def test_a_prediction_grid_names_every_problem_at_once(cli, tmp_path):
     assert code == 2 and len(lines) == 4, err
     for col, row in (("n_params", 1), ("tokens", 2), ("r_domain", 2), ("domain", 3)):
         assert any(f"column '{col}'" in ln and f"(row {row};" in ln for ln in lines), (col, err)
+    grid.write_text("domain,n_params,tokens,r_domain\npython,-inf,2097152,0.5\n")
+    code, _, err = cli("predict", Path(__file__).parents[1] / "models" / "example_cpt.nc", grid)
+    assert code == 2 and err.count("column 'n_params'") == 1, err  # an infinite cell: said once, not also as <= 0

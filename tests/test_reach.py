@@ -191,3 +191,17 @@ def test_suggest_says_its_widths_are_assumed_for_a_target_beyond_reach(cli, tmp_
         out.split())
     code, out, err = cli(*args, "--n-params", str(NEAR["n_params"]), "--tokens", str(NEAR["tokens"]))
     assert code == 0 and "carried out to a target beyond" not in " ".join(out.split())
+
+
+def test_the_earliest_tokens_of_a_size_nobody_probed_are_its_nearest_smaller_probed_sizes():
+    """As the largest tokens are read: a size between probed ones takes the smaller one's earliest checkpoint; a
+    question both far and early gets both remedies."""
+    from bayes_dcpt.posterior.extrapolation import EARLY, domain_envelope, reach_remedy
+
+    env = domain_envelope({"code": {"n_max": 1e9, "n_min": 1e8, "d_max": {"100000000.0": 1e10, "1000000000.0": 1e10},
+                                    "d_min": {"100000000.0": 1e6, "1000000000.0": 1e8}, "ratios": [0.5]}}, "code")
+    np.testing.assert_allclose(env.tokens_floor(np.array([1e9, 0.99e9, 7e9, 1e7])), [1e8, 1e6, 1e8, 1e6])
+    both = {"size": {"distance": 9.0, "reach": 1.5, "why": "beyond"}, EARLY: {"distance": 4.0, "why": "early"}}
+    said = reach_remedy(both)
+    assert said.startswith("probe closer to it") and "ask at tokens the runs were fitted at" in said
+    assert reach_remedy({EARLY: both[EARLY]}).startswith("ask at tokens")

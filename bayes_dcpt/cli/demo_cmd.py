@@ -201,7 +201,7 @@ def _print_answers(rep: Any) -> None:
             f"D = {top['tokens']:,.0f} tokens, r_domain = {top['r_domain']:.3g}; cost "
             f"{top['gpu_hours']:.3g} GPU-hours; expected r* interval width {rep.plan.current_width:.3f} "
             f"-> {top['width_after_batch']:.3f}"
-            + (f" (over all draws, its {n_inf} infeasible ones as r* = 0: wider than the interval above, which is "
-               "over the feasible draws)" if n_inf else ""),
+            + (" (over all draws, the infeasible ones as r* = 0; the interval above is over the feasible draws)"
+               if n_inf else ""),
             soft_wrap=True,
         )

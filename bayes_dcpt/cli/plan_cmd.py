@@ -93,8 +93,8 @@ def optimize_cmd(
         fig.savefig(plot, dpi=120, bbox_inches="tight")
     if json_out:  # one layout whether one domain is asked (--domain, a one-domain fit) or all: domains -> answer
         js = dec.to_json()
-        if isinstance(js, dict) and "domains" not in js and "domain" in js:
-            js = {"usage": js.get("usage", usage), "domains": {str(js["domain"]): js}}
+        if isinstance(js, dict) and not isinstance(dec, decisions.DecisionSet):
+            js = {"usage": js.get("usage", usage), "domains": {str(getattr(dec, "domain", js.get("domain"))): js}}
         emit_json({**js, "diagnostics": v.as_json()} if isinstance(js, dict) else {"decisions": js,
                                                                                    "diagnostics": v.as_json()})
         return

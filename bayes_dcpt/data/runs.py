@@ -6,13 +6,16 @@ ratio between checkpoints (a copy-paste slip, a reused run name, a ratio schedul
 fitted as one curve through two mixtures, silently. :func:`run_problems` names them; :func:`duplicate_problems`
 names a checkpoint measured twice with different losses. Both take the typed frame ``validate`` builds (base rows
 already under their own run ids) and return :class:`~bayes_dcpt.errors.Problem` s naming the 1-based rows.
+
+The base model's rows (tokens == 0) are not checked: every run of one (domain, size) shares them under one id
+(``base|domain|N=...``), and a log importer writes each run's step 0 with that run's ratio, which does not enter
+the law there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 
 from bayes_dcpt.errors import Problem
@@ -49,17 +52,18 @@ def run_problems(out: pd.DataFrame) -> list[Problem]:
     model: give each its own run_id (rows 3, 7)``. The rows named are all the run's rows, so the user sees both.
     """
     problems = []
+    cpt = out[out["tokens"] > 0]
     for col in RUN_FIXED:
-        vals = out[col].astype(str) if col == "domain" else out[col]
-        n_values = vals.groupby(out["run_id"]).transform("nunique")
+        vals = cpt[col].astype(str) if col == "domain" else cpt[col]
+        n_values = vals.groupby(cpt["run_id"]).transform("nunique")
         bad = (n_values > 1).to_numpy()
         if not bad.any():
             continue
-        runs = list(dict.fromkeys(out.loc[bad, "run_id"]))
-        first = out[out["run_id"] == runs[0]][col]
+        runs = list(dict.fromkeys(cpt.loc[bad, "run_id"]))
+        first = cpt[cpt["run_id"] == runs[0]][col]
         seen = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in dict.fromkeys(first))
         more = f" (and {len(runs) - 1} more run{'s' if len(runs) > 2 else ''})" if len(runs) > 1 else ""
         problems.append(Problem(col, f"run '{runs[0]}'{more} changes its value between checkpoints ({seen}); a run "
                                 "is one mixture of one model, which every law reads as one curve: give each its own "
-                                "run_id", tuple(int(i) + 1 for i in np.flatnonzero(bad))))
+                                "run_id", tuple(int(i) + 1 for i in cpt.index[bad])))
     return problems

@@ -9,7 +9,8 @@ One row per evaluated checkpoint of one probe run::
                          may be empty on tokens == 0 rows (the base model has no mixture)
     loss_general  float  validation loss on the general held-out set (nats per token or per byte, > 0)
     loss_domain   float  validation loss on the domain held-out set (> 0); either loss may be empty, not both
-    run_id        str    optional; derived from (domain, n_params, r_domain[, seed]) when absent
+    run_id        str    optional; derived from (domain, n_params, r_domain[, seed]) when absent; one run is one
+                         mixture of one model (its CPT rows may not change domain, n_params or r_domain)
     seed, step, lr       optional; any other column is kept and ignored
 
 Quickstart::

@@ -385,7 +385,7 @@ class Decision:
         return {}
 
     def to_json(self, ci: float = CI_PROB) -> dict[str, Any]:
-        """What ``bayes-dcpt optimize --json`` prints (JSON-ready).
+        """What ``bayes-dcpt optimize --json`` prints for this domain, under ``domains`` (JSON-ready).
 
         ``r_domain: {median, lo, hi}``, the predicted losses and other quantities in the same form, counts,
         probabilities, the risk-aware answer and inputs.

@@ -77,6 +77,8 @@ def stopping_checks(scored: Scored, td: TargetDraws, opts: SuggestOptions) -> tu
         )
     if checks["target_constant"]:
         value = ", ".join(f"{v:.4g}" for v in td.z[0]) + (f" {td.unit}" if td.unit else "")
+        if td.n_nan == td.z.shape[0]:
+            value = f"every draw infeasible, counted as {value}"
         stop_reasons.append(f"every posterior draw gives the target the same value ({value}): its "
                             f"{opts.ci:.0%} interval has width 0 and no probe can narrow it (nothing to learn; "
                             "ask about another target, e.g. another size, tokens or threshold)")

@@ -237,7 +237,10 @@ class Posterior:
         return any(any_slope(self.ctx, t) for t in self.targets)
 
     def extrapolation(self, domain: str, n_params: Any, tokens: Any, r_domain: Any) -> dict[str, np.ndarray]:
-        """``{"tokens", "size", "ratio"}`` distances of raw-count inputs beyond the fit's data envelope."""
+        """``{"tokens", "size", "ratio", "early_tokens"}`` distances of raw-count inputs beyond the fit's data envelope.
+
+        ``early_tokens``: how far before the earliest fitted checkpoint (widens no band; cautioned past reach).
+        """
         return extrapolation_distances(domain_envelope(self.ctx.get("envelope"), domain), n_params, tokens,
                                        r_domain)
 

@@ -88,12 +88,15 @@ class DomainEnvelope:
         return np.where(i_below >= 0, self.d_max[np.maximum(i_below, 0)], self.d_max.max())
 
     def tokens_floor(self, n_params: np.ndarray) -> np.ndarray:
-        """``d_min(N)``: the earliest fitted tokens at a probed size; elsewhere the earliest of all (0 if unknown)."""
+        """``d_min(N)``, read as :meth:`tokens_limit` reads ``d_max`` (0 without a recorded ``d_min``).
+
+        A probed size's earliest fitted tokens, else the one of the largest probed size below N, else the earliest.
+        """
         n = np.asarray(n_params, float)
         if self.d_min is None or self.sizes.size == 0:
             return np.zeros(n.shape)
-        at = np.isclose(self.sizes, n[..., None], rtol=1e-6, atol=0.0)
-        return np.where(at.any(axis=-1), self.d_min[np.argmax(at, axis=-1)], self.d_min.min())
+        i_below = np.sum(self.sizes <= n[..., None] * (1 + 1e-6), axis=-1) - 1
+        return np.where(i_below >= 0, self.d_min[np.maximum(i_below, 0)], self.d_min.min())
 
 
 def domain_envelope(envelope: Mapping[str, Any] | None, domain: str) -> DomainEnvelope | None:
@@ -264,11 +267,12 @@ def reach_words(far: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def reach_remedy(far: Mapping[str, Mapping[str, Any]]) -> str:
-    """What to do about what :func:`beyond_reach` found: probe closer, or (only early) ask where runs were fitted."""
-    if set(far) == {EARLY}:
-        return ("ask at tokens the runs were fitted at (the law describes CPT from its earliest fitted checkpoint on; "
-                "before it, the LR warm-up, no law applies)")
-    return "probe closer to it (a larger size, longer runs)"
+    """What to do about what :func:`beyond_reach` found: probe closer to it, and/or ask where the runs were fitted."""
+    said = ["probe closer to it (a larger size, longer runs)"] if set(far) - {EARLY} else []
+    if EARLY in far:
+        said.append("ask at tokens the runs were fitted at (the law describes CPT from its earliest fitted checkpoint "
+                    "on; no checkpoint checked it before)")
+    return " and ".join(said)
 
 
 def reach_factor(distance: float) -> str:

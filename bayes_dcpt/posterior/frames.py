@@ -34,7 +34,7 @@ def prediction_frame(frame: pd.DataFrame | Mapping[str, Any], domains: list[str]
         v = pd.to_numeric(df[c], errors="coerce")
         if v.isna().any() or np.isinf(v).any():
             problems.append(Problem(c, "missing or non-numeric value", row_numbers(v.isna() | np.isinf(v))))
-        df[c] = v
+        df[c] = v.where(~np.isinf(v))  # reported once: an infinite cell fails no range check below
     # every problem at once: a non-numeric cell (NaN here) fails no range check, the other rows are checked
     if (df["n_params"] <= 0).any():
         problems.append(Problem("n_params", "model size must be > 0", row_numbers(df["n_params"] <= 0)))

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bayes_dcpt.fitting.diagnostics import unconverged_said
-from bayes_dcpt.posterior.extrapolation import reach_factor, reach_remedy, reach_words, thin_words
+from bayes_dcpt.posterior.extrapolation import EARLY, reach_factor, reach_remedy, reach_words, thin_words
 
 __all__ = ["cli_words", "extrapolation_line", "reach_rows_line", "thin_domains_line", "unconverged_refits_line"]
 
@@ -119,12 +119,14 @@ def reach_rows_line(far: Sequence[Mapping[str, Any]], n_rows: int, kind: str = "
     first = far[0]
     where = f"row {first['row']}" + (f" (line {first['line']} of the file)" if "line" in first else "")
     more = [str(r["row"]) for r in far[1:]]
+    every = {a: v for r in far for a, v in r["axes"].items()}  # the remedy and the --kind mean clause: all rows'
+    widened = bool(set(every) - {EARLY})  # rows only before the data: their band never widens, mean or not
     others = f"; also row{'s' if len(more) > 1 else ''} {', '.join(more[:10])}" + (" ..." if len(more) > 10 else "")
     return (f"CAUTION: {len(far)} of {n_rows} rows lie beyond what the fit's data checked: {where}: "
             f"{reach_words(first['axes'])}{others if more else ''}. Their bands are the law's answer carried out "
-            f"there, not measured; {reach_remedy(first['axes'])} before acting on them."
+            f"there, not measured; {reach_remedy(every)} before acting on them."
             + (" With --kind mean they are narrower still: the law's parameter uncertainty alone, without its error "
-               "beyond the data (the default --kind predictive carries it)." if kind == "mean" else ""))
+               "beyond the data (the default --kind predictive carries it)." if kind == "mean" and widened else ""))
 
 
 def thin_domains_line(thin: Mapping[str, Mapping[str, float]]) -> str | None:
