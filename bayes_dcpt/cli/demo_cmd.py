@@ -177,8 +177,10 @@ def _print_answers(rep: Any) -> None:
         f"D = {inp['tokens']:,.0f} CPT tokens:",
         soft_wrap=True,
     )
+    infeasible: dict[str, int] = {}
     for dom, dec in rep.decisions().items():
         s = dec.summary()
+        infeasible[dom] = int(s.counts.get("infeasible", 0))
         ra = s.risk_aware or {}
         if "r_domain" in s.table.index:
             r = s.table.loc["r_domain"]
@@ -195,7 +197,7 @@ def _print_answers(rep: Any) -> None:
             console.print(f"  {dom}: no posterior draw meets the threshold", soft_wrap=True)
     if rep.plan is not None and len(rep.plan.table):
         top = rep.plan.table.iloc[0]
-        n_inf = rep.decisions()[rep.plan_domain].summary().counts["infeasible"]
+        n_inf = infeasible.get(str(rep.plan_domain), 0)
         console.print(
             f"next probe (target: r* of {rep.plan_domain}): {top['domain']}, N = {top['n_params']:,.0f}, "
             f"D = {top['tokens']:,.0f} tokens, r_domain = {top['r_domain']:.3g}; cost "

@@ -24,7 +24,7 @@ from bayes_dcpt.decide.wording import percent, risk_answers
 from bayes_dcpt.encoding import to_jsonable
 from bayes_dcpt.errors import InputError, UnknownDomainError
 from bayes_dcpt.numerics.quantiles import weighted_quantile
-from bayes_dcpt.posterior.extrapolation import reach_remedy, reach_words, thin_words
+from bayes_dcpt.posterior.extrapolation import EARLY, reach_remedy, reach_words, thin_words
 
 __all__ = ["INFEASIBLE_CAUTION", "Decision", "DecisionSet", "DecisionSummary", "format_value", "one_or_set"]
 
@@ -282,9 +282,7 @@ class Decision:
         if not far:
             return ()
         what = "the answer (its median size and tokens)" if self.usage == "compute" else "this question"
-        remedy = reach_remedy(far)
-        if remedy.startswith("probe"):
-            remedy += "; bayes-dcpt suggest ranks the probes"
+        remedy = reach_remedy(far) + ("; bayes-dcpt suggest ranks the probes" if set(far) - {EARLY} else "")
         return (f"CAUTION: {what} lies beyond what the fit's data checked: " + reach_words(far) + ". Read "
                 f"the interval as the law's answer, not a measured one, and {remedy} before acting on it",)
 

@@ -60,7 +60,7 @@ from bayes_dcpt.plan.targets import (
 )
 from bayes_dcpt.plan.verification import check_by_reweighting, first_pick_by_check
 from bayes_dcpt.posterior.draws import Posterior, as_posterior
-from bayes_dcpt.posterior.extrapolation import EARLY, reach_words
+from bayes_dcpt.posterior.extrapolation import reach_remedy, reach_words
 
 __all__ = [
     "Plan",
@@ -202,10 +202,8 @@ def reach_notes(post: Posterior, where: Sequence[tuple[str, float, float, float]
     far = [a for a in post.frame_beyond_reach(frame) if a]
     if not far:
         return []
-    nearer = ("" if set(far[0]) == {EARLY} else
-              ": probes nearer the target (a larger size, longer runs) also test it")
     return ["CAUTION: the target lies beyond what the fit's data checked: " + reach_words(far[0]) + "; its "
-            "interval, and how much each probe narrows it, rest on that" + nearer]
+            "interval, and how much each probe narrows it, rest on that: " + reach_remedy(far[0])]
 
 
 def _plan(table: pd.DataFrame, scored: Scored, td: TargetDraws, opts: SuggestOptions, *, info: float,
