@@ -13,7 +13,7 @@ from planner_helpers import jitter_posterior
 from bayes_dcpt import hooks
 from bayes_dcpt import plan as planner
 from bayes_dcpt.errors import BayesDCPTError, DataValidationError
-from bayes_dcpt.plan.batch import batch_table, choose_batch, greedy_batch, stopping_checks
+from bayes_dcpt.plan.batch import batch_table, choose_batch, constant_value, greedy_batch, stopping_checks
 from bayes_dcpt.plan.cost import CostModel
 from bayes_dcpt.plan.options import SuggestOptions
 from bayes_dcpt.plan.persistence import read_loop_state, write_round
@@ -142,6 +142,34 @@ def test_scores_verification_and_batch_compose_to_suggest(post, cands, target):
     pd.testing.assert_frame_equal(plan.table.drop(columns=[x for x in plan.table if x.startswith("pred_")]),
                                   table, check_exact=True)
     assert plan.first_pick == first
+
+
+def test_a_constant_target_counts_only_draws_of_positive_weight(post, cands, target):
+    """Draws reweighted to 0 (after probes landed) say nothing about the target: the planner used to keep ranking
+    probes because such a draw gave another value; an all-infeasible target says so in its stop reason."""
+    import dataclasses
+
+    z = np.array([[0.4], [0.4], [0.7], [0.4]])
+    assert constant_value(z) is None
+    np.testing.assert_array_equal(constant_value(z, np.array([0.5, 0.3, 0.0, 0.2])), [0.4])
+    assert constant_value(z, np.array([0.0, 0.0, 1.0, 0.0]))[0] == 0.7
+    assert constant_value(np.zeros((0, 1))) is None
+    opts = _opts(k=2)
+    c = canonical_order(cands)
+    td = target.evaluate(post)
+    scored = score_candidates(scoring_draws(post, c, td, opts, []), c, opts)
+    flat = dataclasses.replace(td, z=np.zeros_like(td.z), n_nan=td.z.shape[0], n_clipped=td.z.shape[0])
+    checks, reasons = stopping_checks(scored, flat, opts)
+    assert checks["target_constant"]
+    assert any("every draw infeasible, counted as 0" in r for r in reasons)
+    one_off = flat.z.copy()
+    one_off[0] = 0.3
+    varied = dataclasses.replace(flat, z=one_off, n_nan=0)
+    assert not stopping_checks(scored, varied, opts)[0]["target_constant"]
+    w = np.ones(len(one_off))
+    w[0] = 0.0
+    checks, reasons = stopping_checks(scored, varied, opts, w)
+    assert checks["target_constant"] and not any("infeasible" in r for r in reasons)
 
 
 def test_an_unreliable_reweighting_check_is_said_and_not_called_verified(post, cands, target):

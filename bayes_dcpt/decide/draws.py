@@ -12,7 +12,7 @@ normalised weights that every interval and probability respects.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -78,13 +78,16 @@ def posterior_weights(post: Posterior) -> np.ndarray:
 
 
 def reach_facts(post: Posterior, domain: str, n_params: float, tokens: float, r: float,
-                target: str = "general") -> dict[str, Any]:
+                target: str = "general", distances: Mapping[str, float] | None = None) -> dict[str, Any]:
     """``{"beyond_reach": ...}`` when ``(N, D, r)`` lies farther out than the fit measured ``target``'s error, else {}.
 
     :func:`~bayes_dcpt.posterior.extrapolation.beyond_reach` at the question (for a usage whose answer is a size
     or a token count, at its median answer); a :class:`~bayes_dcpt.decide.results.Decision` turns it into a CAUTION.
+    ``distances``: :meth:`Posterior.extrapolation` at the question, when the caller has them already.
     """
     if not all(np.isfinite(v) and v > 0 for v in (n_params, tokens)):
         return {}
-    far = beyond_reach(post.ctx, target, post.extrapolation(domain, n_params, tokens, r))
+    if distances is None:
+        distances = post.extrapolation(domain, n_params, tokens, r)
+    far = beyond_reach(post.ctx, target, distances)
     return {"beyond_reach": far} if far else {}

@@ -155,10 +155,12 @@ def _extrapolation_facts(post: Posterior, domain: str, n_params: float, tokens: 
     """
     thin = thin_domains(post.ctx.get("envelope")).get(str(domain))
     facts: dict[str, Any] = {"thinly_probed": thin} if thin else {}
-    facts.update(reach_facts(post, domain, n_params, tokens, r))  # the constraint's loss: what r* is read off
+    dist = post.extrapolation(domain, n_params, tokens, r) if n_params > 0 and tokens > 0 else None
+    facts.update(reach_facts(post, domain, n_params, tokens, r, distances=dist))  # the constraint's loss
     if not post.has_discrepancy:
         return {"discrepancy": "none calibrated: the law's parameter uncertainty alone", **facts}
-    dist = post.extrapolation(domain, n_params, tokens, r)
+    if dist is None:
+        dist = post.extrapolation(domain, n_params, tokens, r)
     return {"discrepancy": "calibrated: every draw carries the law's error beyond the data",
             **{f"extrapolation_{a}": float(v) for a, v in dist.items()},
             "discrepancy_sd_general": float(post.discrepancy_sd("general", domain, n_params, tokens, r)), **facts}

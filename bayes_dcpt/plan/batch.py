@@ -25,7 +25,7 @@ from bayes_dcpt.plan.scoring import Scored
 from bayes_dcpt.plan.targets import TargetDraws
 from bayes_dcpt.plan.verification import reliably_checked
 
-__all__ = ["BATCH_COLUMNS", "batch_table", "choose_batch", "greedy_batch", "stopping_checks"]
+__all__ = ["BATCH_COLUMNS", "batch_table", "choose_batch", "constant_value", "greedy_batch", "stopping_checks"]
 
 #: Columns of a batch table besides the candidates' own (the order of an empty table's columns).
 BATCH_COLUMNS = (
@@ -44,12 +44,30 @@ BATCH_COLUMNS = (
 )
 
 
-def stopping_checks(scored: Scored, td: TargetDraws, opts: SuggestOptions) -> tuple[dict[str, Any], list[str]]:
+def constant_value(z: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | None:
+    """The target's value when every draw of positive weight gives the same one (per component), else None.
+
+    Draws of weight 0 (importance-reweighted away after probes landed, or with a non-finite law) say nothing about
+    the target: a value only they take does not make it uncertain.
+    """
+    z = np.asarray(z, float)
+    if weights is not None:
+        z = z[np.asarray(weights, float) > 0]
+    if not z.size:
+        return None
+    tol = 1e-12 * np.maximum(1.0, np.abs(z[0]))
+    return z[0] if np.all(np.ptp(z, axis=0) <= tol) else None
+
+
+def stopping_checks(scored: Scored, td: TargetDraws, opts: SuggestOptions,
+                    weights: np.ndarray | None = None) -> tuple[dict[str, Any], list[str]]:
     """The stopping rule before any pick: the target's width reached, no probe informative enough, or nothing to learn.
 
     Nothing to learn: every posterior draw gives the target the same value (e.g. r* = 1, domain data only, in every
     draw of a limited-data question): its interval has width 0, every probe's information about it is 0, and a
     batch chosen among zeros would be noise presented as a plan.
+
+    ``weights``: the posterior's importance weights (None: uniform); only draws of positive weight count.
 
     Returns the checks (for the plan) and the reasons to stop (empty: go on).
     """
@@ -58,6 +76,7 @@ def stopping_checks(scored: Scored, td: TargetDraws, opts: SuggestOptions) -> tu
     stop_width, min_info = opts.stop_width, opts.min_info_per_gpu_hour
     best_info_per_hour = float(np.max(alone["U_z"] / hours)) if len(hours) else 0.0
     clipped_share = td.n_clipped / td.z.size
+    constant = constant_value(td.z, weights)
     checks = {
         "current_width": current_width,
         "stop_width": stop_width,
@@ -67,8 +86,7 @@ def stopping_checks(scored: Scored, td: TargetDraws, opts: SuggestOptions) -> tu
         "best_info_per_gpu_hour": best_info_per_hour,
         "min_info_per_gpu_hour": min_info,
         "info_below_threshold": bool(min_info is not None and best_info_per_hour < min_info),
-        "target_constant": bool(td.z.size and np.all(np.ptp(td.z, axis=0) <= 1e-12 * np.maximum(1.0, np.abs(
-            td.z[0])))),
+        "target_constant": constant is not None,
     }
     stop_reasons: list[str] = []
     if checks["width_reached"]:
@@ -76,7 +94,7 @@ def stopping_checks(scored: Scored, td: TargetDraws, opts: SuggestOptions) -> tu
             f"the {opts.ci:.0%} interval width {current_width:.4g} is within the tolerance {stop_width:.4g}"
         )
     if checks["target_constant"]:
-        value = ", ".join(f"{v:.4g}" for v in td.z[0]) + (f" {td.unit}" if td.unit else "")
+        value = ", ".join(f"{v:.4g}" for v in constant) + (f" {td.unit}" if td.unit else "")
         if td.n_nan == td.z.shape[0]:
             value = f"every draw infeasible, counted as {value}"
         stop_reasons.append(f"every posterior draw gives the target the same value ({value}): its "

@@ -158,7 +158,7 @@ def suggest(
     predicted_bands(scored.scores, draws, opts)
     verified = check_by_reweighting(scored, draws, opts)
     forced_first, first_pick = first_pick_by_check(scored, verified, opts, notes)
-    checks, stop_reasons = stopping_checks(scored, td, opts)
+    checks, stop_reasons = stopping_checks(scored, td, opts, post.weights)
     picks, info, first_pick = choose_batch(scored, cands, opts, forced_first, first_pick, stop_reasons, notes)
     table = batch_table(picks, cands, scored.scores)
     notes += other_domain_notes(table, tgt.domains, post.has_discrepancy)
