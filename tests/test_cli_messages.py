@@ -225,3 +225,50 @@ def test_a_low_ess_problem_names_which_ess_it_is():
     (ess,) = [p for p in d.problems if p.startswith("ESS")]
     which = "bulk" if d.ess_bulk_min <= d.ess_tail_min else "tail"
     assert ess == f"ESS ({which}) {min(d.ess_bulk_min, d.ess_tail_min):.0f} < 400", d.problems
+
+
+def test_chains_in_separate_modes_are_named_with_what_separates_them():
+    """R-hat 1.73 on the long grid's D-CPT fit came from chains split two and two between two ways of missing one
+    domain's loss; the fit said only 'R-hat 1.735' and 'more tuning and draws', which cannot join modes. Now the
+    problem names the groups and the parameters furthest apart, the remedy is not more draws, the card keeps the
+    groups, and ``fit.modes()`` gives each mode's posterior."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    import arviz as az
+
+    import bayes_dcpt as bd
+    from bayes_dcpt.encoding import dumps
+    from bayes_dcpt.fitting.diagnostics import diagnose, diagnostics_from_card, sampler_remedy, separated_chains
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(4, 400))
+    b = rng.normal(size=(4, 400, 2))
+    b[[0, 2], :, 1] += 12.0  # chains 0 and 2 in another mode of b[1]; a is shared
+    stats = {"diverging": np.zeros((4, 400), bool)}
+    two = az.from_dict({"posterior": {"a": a, "b": b}, "sample_stats": stats}, dims={"b": ["domain"]},
+                       coords={"domain": ["code", "law"]})
+    groups, params = separated_chains(two, ["a", "b"])
+    assert groups == ((0, 2), (1, 3)) and params[0].startswith("b[law] (")
+    d = diagnose(two, "nutpie", ["a", "b"], 1.0, 400, 4)
+    assert d.chain_groups == ((0, 2), (1, 3)) and not d.sampler_ok
+    (line,) = [p for p in d.problems if "separate modes" in p]
+    assert "2 separate modes (chains 0, 2 | 1, 3)" in line and "b[law]" in line and "more draws will not" in line
+    back = diagnostics_from_card({"diagnostics": json.loads(dumps(d.as_dict()))})
+    assert back.chain_groups == d.chain_groups and str(back) == str(d)
+    assert "not more draws" in sampler_remedy(None, d) and "more tuning" in sampler_remedy(None, None)
+    slow = a + np.array([0.0, 0.3, 0.6, 0.9])[:, None]  # chains that disagree but overlap: R-hat fails, no modes
+    d = diagnose(az.from_dict({"posterior": {"a": slow}, "sample_stats": stats}), "nutpie", ["a"], 1.0, 400, 4)
+    assert d.rhat_max > 1.01 and d.chain_groups == () and not any("modes" in p for p in d.problems)
+
+    fit = bd.load_fit(Path(__file__).parents[1] / "models" / "example_cpt.nc")
+    (only,) = fit.modes()
+    assert fit.diagnostics(warn=False).chain_groups == () and only is fit.posterior
+    n = int(fit.idata["posterior"].sizes["draw"])
+    fit._diagnostics = dataclasses.replace(fit._diagnostics, chain_groups=((1,), (0, 2, 3)))
+    first, rest = fit.modes()
+    assert first.n_draws == n and rest.n_draws == 3 * n
+    key = next(iter(fit.posterior.params))
+    name = next(iter(fit.posterior.params[key]))
+    np.testing.assert_array_equal(first.params[key][name], fit.posterior.params[key][name][n:2 * n])

@@ -187,6 +187,23 @@ class BaseFit:
                           MisfitWarning, stacklevel=2)
         return d
 
+    def modes(self) -> list[Any]:
+        """One posterior per group of chains that share no posterior region, else ``[self.posterior]``.
+
+        When the sampler's chains sit in separate modes (:attr:`Diagnostics.chain_groups`, named by
+        :meth:`diagnostics`), the pooled draws are a mixture nobody chose; each mode's posterior can be asked on its
+        own (``fit.modes()[i].predict(held_out)``) to see which way of fitting the data predicts what it did not see.
+        Draws are in chain-major order, as in :attr:`posterior`.
+        """
+        groups = self._diagnostics.chain_groups
+        if len(groups) < 2:
+            return [self.posterior]
+        post = self.idata["posterior"]
+        chains = [int(c) for c in np.asarray(post["chain"].values)]
+        n = int(post.sizes["draw"])
+        return [self.posterior.subset(np.concatenate([np.arange(chains.index(c) * n, (chains.index(c) + 1) * n)
+                                                      for c in g])) for g in groups]
+
     def adequacy(self) -> Adequacy | None:
         """Posterior predictive checks: does the law describe the data? (computed once; ``None`` if not defined).
 
@@ -206,7 +223,7 @@ class BaseFit:
 
     def remedies(self) -> list[str]:
         """What to try when the diagnostics are bad, most specific first."""
-        return [sampler_remedy(self.sampler_config)]
+        return [sampler_remedy(self.sampler_config, self._diagnostics)]
 
     def summary(self, ci: float = CI_PROB, var_names: Sequence[str] | None = None) -> pd.DataFrame:
         """Posterior mean, sd, ``ci`` HDI, R-hat and ESS of every reported parameter."""

@@ -81,7 +81,7 @@ class CPTFit(DecisionMethods, BaseFit):
 
     def remedies(self) -> list[str]:
         """What to try when the diagnostics are bad, most specific first (from this fit's model and data)."""
-        return dcpt_remedies(self.config, self.data, len(self.domains), self.sampler_config)
+        return dcpt_remedies(self.config, self.data, len(self.domains), self.sampler_config, self._diagnostics)
 
     def priors(self) -> pd.DataFrame:
         """The priors of the CPT law's fit, as sampled, with their reasons."""

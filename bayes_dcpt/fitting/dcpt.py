@@ -97,7 +97,7 @@ class Fit(DecisionMethods, BaseFit):
 
     def remedies(self) -> list[str]:
         """What to try when the diagnostics are bad, most specific first (from this fit's model and data)."""
-        return dcpt_remedies(self.config, self.data, len(self.domains), self.sampler_config)
+        return dcpt_remedies(self.config, self.data, len(self.domains), self.sampler_config, self._diagnostics)
 
     def priors(self) -> pd.DataFrame:
         """The priors of this fit's law, as sampled, with their reasons (:func:`prior_table`)."""

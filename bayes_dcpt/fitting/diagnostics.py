@@ -22,7 +22,8 @@ from bayes_dcpt.fitting.config import FitConfig
 
 __all__ = ["APPROXIMATE_SAMPLERS", "RHAT_NEEDS_CHAINS", "Diagnostics", "dcpt_remedies", "diagnose",
            "diagnostics_from_card", "dynamics_remedies", "misfit_remedies", "number_or_na", "reduce_present",
-           "sampler_remedy", "unconverged_refits", "unconverged_refits_words", "unconverged_said", "warn_convergence"]
+           "sampler_remedy", "separated_chains", "separated_words", "unconverged_refits", "unconverged_refits_words",
+           "unconverged_said", "warn_convergence"]
 
 #: Samplers that approximate the posterior (no MCMC diagnostics).
 APPROXIMATE_SAMPLERS = ("laplace", "advi")
@@ -59,6 +60,9 @@ class Diagnostics:
     problems: tuple[str, ...] = ()
     #: Where the law does not describe the data (failed posterior predictive checks); empty when it does.
     misfit: tuple[str, ...] = ()
+    #: Groups of chains that share no posterior region (:func:`separated_chains`), by chain label; empty when the
+    #: chains overlap (or R-hat passes). Two or more groups: separate modes, which more draws do not join.
+    chain_groups: tuple[tuple[int, ...], ...] = ()
 
     @property
     def sampler_ok(self) -> bool:
@@ -124,6 +128,86 @@ def _bfmi_min(idata: Any) -> float:
         return float("nan")
 
 
+#: Quantiles of a chain's draws that bound "its region" of a parameter: two chains whose [1%, 99%] ranges of one
+#: parameter do not meet share no region of the posterior there.
+APART_QUANTILES = (0.01, 0.99)
+
+
+def _chain_parameters(post: Any, names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Draws ``(chain, draw, parameter)`` of every element of ``names``, and each element's label.
+
+    Labels name the element's coordinates, e.g. ``B[domain, c_headers]``.
+    """
+    cols, labels = [], []
+    for n in names:
+        da = post[n]
+        other = [d for d in da.dims if d not in ("chain", "draw")]
+        arr = np.asarray(da.transpose("chain", "draw", *other), float)
+        arr = arr.reshape(arr.shape[0], arr.shape[1], -1)
+        cols.append(arr)
+        if not other:
+            labels.append(str(n))
+            continue
+        idx = np.indices([da.sizes[d] for d in other]).reshape(len(other), -1).T
+        for ix in idx:
+            labels.append(f"{n}[" + ", ".join(str(da[d].values[i]) for d, i in zip(other, ix, strict=True)) + "]")
+    return np.concatenate(cols, axis=2), labels
+
+
+def separated_chains(idata: Any, names: list[str], top: int = 3) -> tuple[tuple[tuple[int, ...], ...], list[str]]:
+    """Groups of chains that share no posterior region, and the parameters furthest apart between the groups.
+
+    Why: R-hat says chains disagree, not how. Chains that merely mix slowly overlap and converge with more draws;
+    chains whose ranges of some parameter do not even meet (:data:`APART_QUANTILES`) sit in separate modes, and
+    more tuning or draws leaves them there (on the long-CPT grid, the D-CPT law's chains split two and two between
+    two ways of missing one domain's loss, R-hat 1.73: BENCHMARKS.md). Two chains are in one group when every
+    parameter's ranges meet (groups: the connected components). The parameters named are those whose chain means
+    differ most between groups, in units of the within-chain sd.
+
+    Returns ``((), [])`` when the chains form one group (or there is one chain).
+    """
+    post = idata["posterior"]
+    names = [n for n in names if n in post.data_vars]
+    if not names or int(post.sizes.get("chain", 1)) < 2:
+        return (), []
+    x, labels = _chain_parameters(post, names)
+    ok = np.all(np.isfinite(x), axis=(0, 1))
+    x, labels = x[:, :, ok], [lab for lab, k in zip(labels, ok, strict=True) if k]
+    lo, hi = np.quantile(x, APART_QUANTILES, axis=1)  # (chain, parameter)
+    n = x.shape[0]
+    apart = (hi[:, None, :] < lo[None, :, :]) | (hi[None, :, :] < lo[:, None, :])  # (chain, chain, parameter)
+    group = list(range(n))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    for i in range(n):
+        for j in range(i + 1, n):
+            if not apart[i, j].any():
+                group[root(j)] = root(i)
+    roots = sorted({root(i) for i in range(n)}, key=lambda r: min(i for i in range(n) if root(i) == r))
+    if len(roots) < 2:
+        return (), []
+    chain_ids = [int(c) for c in np.asarray(post["chain"].values)]
+    groups = tuple(tuple(chain_ids[i] for i in range(n) if root(i) == r) for r in roots)
+    mean, sd = x.mean(axis=1), x.std(axis=1)
+    member = np.array([roots.index(root(i)) for i in range(n)])
+    gmean = np.array([mean[member == g].mean(axis=0) for g in range(len(roots))])
+    gsd = np.sqrt(np.array([np.mean(sd[member == g] ** 2, axis=0) for g in range(len(roots))]).mean(axis=0))
+    spread = np.ptp(gmean, axis=0) / np.maximum(gsd, 1e-300)
+    order = np.argsort(-spread)[:top]
+    return groups, [f"{labels[k]} ({spread[k]:.0f} sd)" for k in order]
+
+
+def separated_words(groups: tuple[tuple[int, ...], ...], params: list[str]) -> str:
+    """:func:`separated_chains` as a problem line: which chains, how far apart, in what."""
+    said = " | ".join(", ".join(str(c) for c in g) for g in groups)
+    return (f"the chains sit in {len(groups)} separate modes (chains {said}) that share no posterior region, "
+            f"furthest apart in {', '.join(params)}: more draws will not join them")
+
+
 def diagnose(idata: Any, sampler: str, var_names: list[str], seconds: float, draws: int, chains: int) -> Diagnostics:
     """The diagnostics of a sampler run over the parameters ``var_names`` (those present in the posterior)."""
     import arviz as az
@@ -144,6 +228,7 @@ def diagnose(idata: Any, sampler: str, var_names: list[str], seconds: float, dra
     div = int(np.asarray(ss["diverging"]).sum()) if ss is not None and "diverging" in ss else 0
     bfmi_min = _bfmi_min(idata)
     problems = []
+    groups: tuple[tuple[int, ...], ...] = ()
     if div > 0:
         problems.append(f"{div} divergent transitions")
     if n_chains < 2:
@@ -152,6 +237,9 @@ def diagnose(idata: Any, sampler: str, var_names: list[str], seconds: float, dra
         problems.append("R-hat could not be computed")
     elif rhat_max > RHAT_MAX:
         problems.append(f"R-hat {rhat_max:.3f} > {RHAT_MAX}")
+        groups, params = separated_chains(idata, names)
+        if groups:
+            problems.append(separated_words(groups, params))
     if not (np.isfinite(ess_b) and np.isfinite(ess_t)):
         problems.append("ESS could not be computed")
     elif ess_b < ESS_MIN or ess_t < ESS_MIN:
@@ -160,7 +248,7 @@ def diagnose(idata: Any, sampler: str, var_names: list[str], seconds: float, dra
     if np.isfinite(bfmi_min) and bfmi_min < BFMI_MIN:
         problems.append(f"BFMI {bfmi_min:.2f} < {BFMI_MIN}")
     return Diagnostics(sampler, div, rhat_max, ess_b, ess_t, bfmi_min, draws, chains, seconds, False,
-                       tuple(problems))
+                       tuple(problems), chain_groups=groups if rhat_max > RHAT_MAX else ())
 
 
 def diagnostics_from_card(card: Mapping[str, Any]) -> Diagnostics:
@@ -171,20 +259,30 @@ def diagnostics_from_card(card: Mapping[str, Any]) -> Diagnostics:
     def value(k: str, v: Any) -> Any:
         if k in ("problems", "misfit"):
             return tuple(v)
+        if k == "chain_groups":
+            return tuple(tuple(int(c) for c in g) for g in v)
         return float("nan") if k in floats and v is None else v
 
     return Diagnostics(**{k: value(k, v) for k, v in card["diagnostics"].items() if k not in skip})
 
 
-def sampler_remedy(sampler_config: Mapping[str, Any] | None = None) -> str:
-    """The generic sampler remedy, with a ``target_accept`` above the one the fit used (0.9 -> 0.95 -> 0.98)."""
+def sampler_remedy(sampler_config: Mapping[str, Any] | None = None, diagnostics: Diagnostics | None = None) -> str:
+    """The generic sampler remedy, with a ``target_accept`` above the one the fit used (0.9 -> 0.95 -> 0.98).
+
+    When the chains sit in separate modes (``diagnostics.chain_groups``), more draws are no remedy: say what is.
+    """
+    if diagnostics is not None and len(diagnostics.chain_groups) > 1:
+        return ("separate modes: the law fits the data two ways or more, so a law that describes the data (or one "
+                "fit per domain) is the remedy, not more draws; compare the modes' predictions with held-out "
+                "checkpoints (in Python: bayes_dcpt.load_fit(path).modes())")
     used = float(((sampler_config or {}).get("settings") or {}).get("target_accept", 0.9))
     return f"more tuning and draws, sampler_kwargs={{'target_accept': {0.95 if used < 0.95 else 0.98}}}, " \
            "or a simpler law"
 
 
 def dcpt_remedies(config: FitConfig, data: pd.DataFrame, n_domains: int,
-                  sampler_config: Mapping[str, Any] | None = None) -> list[str]:
+                  sampler_config: Mapping[str, Any] | None = None,
+                  diagnostics: Diagnostics | None = None) -> list[str]:
     """What to try when a D-CPT fit's diagnostics are bad, most specific first (from its model and data)."""
     out = []
     cpt = data[data["tokens"] > 0] if "tokens" in data else data
@@ -199,7 +297,7 @@ def dcpt_remedies(config: FitConfig, data: pd.DataFrame, n_domains: int,
                    "it diverge on the example grid) or run_offsets='latent'")
     if n_domains >= 2 and config.domain_levels == "pooled":
         out.append("several domains: try domain_levels='separate' (each domain's own domain-loss level)")
-    out.append(sampler_remedy(sampler_config))
+    out.append(sampler_remedy(sampler_config, diagnostics))
     return out
 
 
