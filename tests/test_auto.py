@@ -114,6 +114,19 @@ def test_a_law_auto_fit_warns_once_for_its_laws_and_their_refits(auto):
     said = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
     assert len(said) == 1, said
     assert "R-hat 1.200 > 1.01" in said[0] and "held-out refits did not converge" in said[0], said
+    assert "more tuning and draws for the laws named" in said[0] and "separate modes" not in said[0]
+    # a candidate whose chains sit in separate modes: the warning does not prescribe more draws for it, and
+    # ``modes()`` of the auto fit gives each candidate's modes (it used to raise AttributeError)
+    law = next(iter(fits))
+    fits[law]._diagnostics = replace(fits[law]._diagnostics, chain_groups=((0,), (1,)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bad.diagnostics()
+    (said,) = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert f"{law}: chains in separate modes, which more draws will not join" in said, said
+    modes = bad.modes()
+    assert set(modes) == set(fits) and len(modes[law]) == 2
+    assert all(len(m) == 1 for k, m in modes.items() if k != law)
 
 
 def _fake_scores(shifts: dict[str, float], calls: list):

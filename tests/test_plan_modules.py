@@ -170,6 +170,7 @@ def test_a_constant_target_counts_only_draws_of_positive_weight(post, cands, tar
     w[0] = 0.0
     checks, reasons = stopping_checks(scored, varied, opts, w)
     assert checks["target_constant"] and not any("infeasible" in r for r in reasons)
+    assert any("every posterior draw of positive weight gives" in r for r in reasons)
 
 
 def test_an_unreliable_reweighting_check_is_said_and_not_called_verified(post, cands, target):

@@ -238,15 +238,33 @@ class AutoFit(DecisionMethods, BaseFit):
         if warn:  # one warning: the used candidates' sampler checks and every held-out refit that did not converge
             warn_convergence(self, None if d.sampler_ok else (
                 f"bayes-dcpt {self.LABEL} diagnostics: {'; '.join(d.problems)}. Do not trust these intervals before "
-                "fixing this (more tuning and draws for the laws named)."), stacklevel=2)
+                f"fixing this ({self._sampler_remedy(d)})."), stacklevel=2)
         if warn and misfit:
             warnings.warn(f"bayes-dcpt {self.LABEL}: the stacked laws do not describe the data. {a.summary()}.",
                           MisfitWarning, stacklevel=2)
         return d
 
+    def _sampler_remedy(self, d: Any) -> str:
+        """The warning's remedy: more draws, unless a candidate's chains sit in separate modes.
+
+        More draws do not join modes.
+        """
+        split = [k for k, f in self.fits.items() if len(f.diagnostics(warn=False).chain_groups) > 1]
+        if not split:
+            return "more tuning and draws for the laws named"
+        return (f"{', '.join(split)}: chains in separate modes, which more draws will not join (compare them: "
+                "fit.modes()); more tuning and draws for the other laws named")
+
     def remedies(self) -> dict[str, list[str]]:
         """Each candidate's remedies for bad diagnostics."""
         return {k: f.remedies() for k, f in self.fits.items()}
+
+    def modes(self) -> dict[str, list[Any]]:
+        """Each candidate's :meth:`~bayes_dcpt.fitting.base.BaseFit.modes`, by law.
+
+        One posterior per group of the candidate's chains in separate modes; its posterior alone when they overlap.
+        """
+        return {k: f.modes() for k, f in self.fits.items()}
 
     def summary(self, ci: float = CI_PROB, var_names: Sequence[str] | None = None) -> pd.DataFrame:
         """Each candidate's summary (mean, sd, ``ci`` HDI, R-hat, ESS), indexed by (law, parameter)."""

@@ -26,6 +26,7 @@ from bayes_dcpt.data import schema as _data
 from bayes_dcpt.errors import BayesDCPTError, MisfitWarning
 from bayes_dcpt.fitting.diagnostics import (
     Diagnostics,
+    chain_labels,
     diagnostics_from_card,
     misfit_remedies,
     sampler_remedy,
@@ -44,8 +45,9 @@ __all__ = ["BaseFit", "DecisionMethods", "add_run_mixing", "flat_draws", "noise_
 # ------------------------------------------------------------------------------- posterior helpers
 def flat_draws(post: Any, name: str) -> np.ndarray:
     """A posterior variable's draws with chains and draws flattened into one leading axis."""
-    arr = np.asarray(post[name])
-    return arr.reshape(arr.shape[0] * arr.shape[1], *arr.shape[2:])
+    da = post[name]
+    arr = np.asarray(da.transpose("chain", "draw", ...) if hasattr(da, "transpose") and "chain" in da.dims else da)
+    return arr.reshape(arr.shape[0] * arr.shape[1], *arr.shape[2:])  # chain-major: BaseFit.modes relies on it
 
 
 def noise_draws(post: Any, targets: Sequence[str],
@@ -199,7 +201,7 @@ class BaseFit:
         if len(groups) < 2:
             return [self.posterior]
         post = self.idata["posterior"]
-        chains = [int(c) for c in np.asarray(post["chain"].values)]
+        chains = chain_labels(post)
         n = int(post.sizes["draw"])
         return [self.posterior.subset(np.concatenate([np.arange(chains.index(c) * n, (chains.index(c) + 1) * n)
                                                       for c in g])) for g in groups]

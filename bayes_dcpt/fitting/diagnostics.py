@@ -20,7 +20,7 @@ from bayes_dcpt.constants import BFMI_MIN, ESS_MIN, RHAT_MAX
 from bayes_dcpt.errors import ConvergenceWarning
 from bayes_dcpt.fitting.config import FitConfig
 
-__all__ = ["APPROXIMATE_SAMPLERS", "RHAT_NEEDS_CHAINS", "Diagnostics", "dcpt_remedies", "diagnose",
+__all__ = ["APPROXIMATE_SAMPLERS", "RHAT_NEEDS_CHAINS", "Diagnostics", "chain_labels", "dcpt_remedies", "diagnose",
            "diagnostics_from_card", "dynamics_remedies", "misfit_remedies", "number_or_na", "reduce_present",
            "sampler_remedy", "separated_chains", "separated_words", "unconverged_refits", "unconverged_refits_words",
            "unconverged_said", "warn_convergence"]
@@ -131,6 +131,34 @@ def _bfmi_min(idata: Any) -> float:
 #: Quantiles of a chain's draws that bound "its region" of a parameter: two chains whose [1%, 99%] ranges of one
 #: parameter do not meet share no region of the posterior there.
 APART_QUANTILES = (0.01, 0.99)
+#: Largest split-R-hat within a group of chains for the groups to be called modes: chains that drift slowly through
+#: one posterior (too few draws) also fail to meet, but are not settled within themselves; for them more draws are
+#: the remedy, and they are not called modes.
+SETTLED_RHAT = 1.05
+
+
+def chain_labels(post: Any) -> list[int]:
+    """The posterior's chain labels as integers (their positions when a label is not an integer)."""
+    values = list(np.asarray(post["chain"].values)) if "chain" in post.coords else []
+    try:
+        labels = [int(c) for c in values]
+    except (TypeError, ValueError):
+        return list(range(int(post.sizes.get("chain", len(values)))))
+    return labels if len(set(labels)) == len(labels) else list(range(len(labels)))
+
+
+def _split_rhat(x: np.ndarray) -> float:
+    """Largest split-R-hat (Gelman et al. 2013) over the parameters of draws ``(chain, draw, parameter)``."""
+    half = x.shape[1] // 2
+    if half < 2:
+        return float("nan")
+    parts = np.concatenate([x[:, :half], x[:, half:2 * half]], axis=0)  # (2 chains, half, parameter)
+    w = parts.var(axis=1, ddof=1).mean(axis=0)
+    b = half * parts.mean(axis=1).var(axis=0, ddof=1)
+    var = (half - 1) / half * w + b / half
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.sqrt(np.where(w > 0, var / w, 1.0))
+    return float(np.nanmax(r)) if r.size else float("nan")
 
 
 def _chain_parameters(post: Any, names: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -157,14 +185,16 @@ def _chain_parameters(post: Any, names: list[str]) -> tuple[np.ndarray, list[str
 def separated_chains(idata: Any, names: list[str], top: int = 3) -> tuple[tuple[tuple[int, ...], ...], list[str]]:
     """Groups of chains that share no posterior region, and the parameters furthest apart between the groups.
 
-    Why: R-hat says chains disagree, not how. Chains that merely mix slowly overlap and converge with more draws;
-    chains whose ranges of some parameter do not even meet (:data:`APART_QUANTILES`) sit in separate modes, and
-    more tuning or draws leaves them there (on the long-CPT grid, the D-CPT law's chains split two and two between
-    two ways of missing one domain's loss, R-hat 1.73: BENCHMARKS.md). Two chains are in one group when every
-    parameter's ranges meet (groups: the connected components). The parameters named are those whose chain means
-    differ most between groups, in units of the within-chain sd.
+    Why: R-hat says chains disagree, not how. Chains that merely mix slowly converge with more draws; chains whose
+    ranges of some parameter do not even meet (:data:`APART_QUANTILES`) while each group is settled within itself
+    (split-R-hat at most :data:`SETTLED_RHAT` over the group's chains) sit in separate modes, and more tuning or
+    draws leaves them there (on the long-CPT grid, the D-CPT law's chains split two and two between two ways of
+    missing one domain's loss, R-hat 1.73: BENCHMARKS.md). Two chains are in one group when every parameter's
+    ranges meet (groups: the connected components). The parameters named are those that keep two groups apart,
+    those whose group means differ most first, in units of the within-chain sd.
 
-    Returns ``((), [])`` when the chains form one group (or there is one chain).
+    Returns ``((), [])`` when the chains form one group, a group is not settled (slow chains, not modes), or there
+    is one chain. Groups are given by chain label (:func:`chain_labels`).
     """
     post = idata["posterior"]
     names = [n for n in names if n in post.data_vars]
@@ -190,22 +220,28 @@ def separated_chains(idata: Any, names: list[str], top: int = 3) -> tuple[tuple[
     roots = sorted({root(i) for i in range(n)}, key=lambda r: min(i for i in range(n) if root(i) == r))
     if len(roots) < 2:
         return (), []
-    chain_ids = [int(c) for c in np.asarray(post["chain"].values)]
-    groups = tuple(tuple(chain_ids[i] for i in range(n) if root(i) == r) for r in roots)
-    mean, sd = x.mean(axis=1), x.std(axis=1)
     member = np.array([roots.index(root(i)) for i in range(n)])
+    if any(not _split_rhat(x[member == g]) <= SETTLED_RHAT for g in range(len(roots))):
+        return (), []  # a group still drifting: slow chains, whose remedy is more draws
+    chain_ids = chain_labels(post)
+    groups = tuple(tuple(chain_ids[i] for i in range(n) if member[i] == g) for g in range(len(roots)))
+    mean, sd = x.mean(axis=1), x.std(axis=1)
     gmean = np.array([mean[member == g].mean(axis=0) for g in range(len(roots))])
     gsd = np.sqrt(np.array([np.mean(sd[member == g] ** 2, axis=0) for g in range(len(roots))]).mean(axis=0))
-    spread = np.ptp(gmean, axis=0) / np.maximum(gsd, 1e-300)
-    order = np.argsort(-spread)[:top]
-    return groups, [f"{labels[k]} ({spread[k]:.0f} sd)" for k in order]
+    across = member[:, None] != member[None, :]
+    separating = np.flatnonzero(apart[across].any(axis=0))  # parameters that keep chains of two groups apart
+    gap = np.ptp(gmean, axis=0)
+    spread = np.where(gsd > 0, gap / np.where(gsd > 0, gsd, 1.0), np.inf)
+    order = separating[np.argsort(-spread[separating], kind="stable")][:top]
+    return groups, [f"{labels[k]} ({spread[k]:.0f} sd)" if np.isfinite(spread[k])
+                    else f"{labels[k]} (constant within each chain)" for k in order]
 
 
 def separated_words(groups: tuple[tuple[int, ...], ...], params: list[str]) -> str:
     """:func:`separated_chains` as a problem line: which chains, how far apart, in what."""
     said = " | ".join(", ".join(str(c) for c in g) for g in groups)
-    return (f"the chains sit in {len(groups)} separate modes (chains {said}) that share no posterior region, "
-            f"furthest apart in {', '.join(params)}: more draws will not join them")
+    return (f"the chains sit in {len(groups)} separate modes (chains {said}), each settled, that share no posterior "
+            f"region, furthest apart in {', '.join(params)}: more draws will not join them")
 
 
 def diagnose(idata: Any, sampler: str, var_names: list[str], seconds: float, draws: int, chains: int) -> Diagnostics:
@@ -272,12 +308,19 @@ def sampler_remedy(sampler_config: Mapping[str, Any] | None = None, diagnostics:
     When the chains sit in separate modes (``diagnostics.chain_groups``), more draws are no remedy: say what is.
     """
     if diagnostics is not None and len(diagnostics.chain_groups) > 1:
-        return ("separate modes: the law fits the data two ways or more, so a law that describes the data (or one "
-                "fit per domain) is the remedy, not more draws; compare the modes' predictions with held-out "
-                "checkpoints (in Python: bayes_dcpt.load_fit(path).modes())")
-    used = float(((sampler_config or {}).get("settings") or {}).get("target_accept", 0.9))
+        return ("separate modes, which more draws will not join: the law fits the data two ways or more (or a chain "
+                "is stuck in a poor one); compare the modes' predictions with held-out checkpoints (in Python: "
+                "bayes_dcpt.load_fit(path).modes()), then use a law that describes the data (or one fit per domain)"
+                + (f", and sampler_kwargs={{'target_accept': {0.95 if _accept(sampler_config) < 0.95 else 0.98}}} "
+                   "for the divergences" if diagnostics.divergences else ""))
+    used = _accept(sampler_config)
     return f"more tuning and draws, sampler_kwargs={{'target_accept': {0.95 if used < 0.95 else 0.98}}}, " \
            "or a simpler law"
+
+
+def _accept(sampler_config: Mapping[str, Any] | None) -> float:
+    """The ``target_accept`` a fit sampled with (0.9, nutpie's setting here, when not recorded)."""
+    return float(((sampler_config or {}).get("settings") or {}).get("target_accept", 0.9))
 
 
 def dcpt_remedies(config: FitConfig, data: pd.DataFrame, n_domains: int,
@@ -385,6 +428,8 @@ def warn_convergence(fit: Any, sampler: str | None, stacklevel: int = 3) -> None
     warnings.warn(text, ConvergenceWarning, stacklevel=stacklevel + 1)
 
 
-def dynamics_remedies() -> list[str]:
-    """What to try when a dynamics fit's diagnostics are bad."""
+def dynamics_remedies(diagnostics: Diagnostics | None = None) -> list[str]:
+    """What to try when a dynamics fit's diagnostics are bad (chains in separate modes: not more draws)."""
+    if diagnostics is not None and len(diagnostics.chain_groups) > 1:
+        return [sampler_remedy(None, diagnostics).replace(" (or one fit per domain)", "")]
     return ["more tuning/draws, or a simpler law variant"]

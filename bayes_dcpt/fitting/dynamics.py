@@ -102,7 +102,7 @@ class DynamicsFit(BaseFit):
 
     def remedies(self) -> list[str]:
         """What to try when the diagnostics are bad."""
-        return dynamics_remedies()
+        return dynamics_remedies(self._diagnostics)
 
     def priors(self) -> pd.DataFrame:
         """The priors of this fit's law variant, as sampled, with their reasons (:func:`dynamics_prior_table`)."""

@@ -47,8 +47,8 @@ BATCH_COLUMNS = (
 def constant_value(z: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | None:
     """The target's value when every draw of positive weight gives the same one (per component), else None.
 
-    Draws of weight 0 (importance-reweighted away after probes landed, or with a non-finite law) say nothing about
-    the target: a value only they take does not make it uncertain.
+    Draws of weight 0 (importance-reweighted away after probes landed) say nothing about the target: a value only
+    they take does not make it uncertain.
     """
     z = np.asarray(z, float)
     if weights is not None:
@@ -97,7 +97,8 @@ def stopping_checks(scored: Scored, td: TargetDraws, opts: SuggestOptions,
         value = ", ".join(f"{v:.4g}" for v in constant) + (f" {td.unit}" if td.unit else "")
         if td.n_nan == td.z.shape[0]:
             value = f"every draw infeasible, counted as {value}"
-        stop_reasons.append(f"every posterior draw gives the target the same value ({value}): its "
+        which = "draw of positive weight" if weights is not None and np.any(np.asarray(weights) <= 0) else "draw"
+        stop_reasons.append(f"every posterior {which} gives the target the same value ({value}): its "
                             f"{opts.ci:.0%} interval has width 0 and no probe can narrow it (nothing to learn; "
                             "ask about another target, e.g. another size, tokens or threshold)")
     if checks["info_below_threshold"]:
