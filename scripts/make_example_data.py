@@ -184,6 +184,7 @@ def _lr_phrase(t) -> str:
 def _grid_text(grid: dict, df) -> dict[str, str]:
     """The record's sentences that depend on the grid spec (token budgets, schedules, checkpoints)."""
     from bayes_dcpt import data as _data
+    from bayes_dcpt.probe.configs import LEGACY_SHUFFLE_TOKENS
     from bayes_dcpt.probe.grid import load_spec, pretrain_config, probe_config
 
     spec = load_spec(DATASETS / grid["spec"], workdir=REPO / "build" / grid["workdir"])
@@ -214,7 +215,21 @@ def _grid_text(grid: dict, df) -> dict[str, str]:
         if rises
         else ""
     )
+    order = (
+        "\n\n**Data order.** These probes read each corpus in its file order, shuffled only 66,048 tokens at a "
+        "time (the\ngrid pins `shuffle_tokens = 66048`; the probe runner's default is now 2^23 tokens, a fresh "
+        "random order every\nepoch). The general corpus holds the language reference first (39% of its bytes), "
+        "then docstrings, and the\nvalidation slice is 77% docstrings. So a probe's general stream is the "
+        "reference alone for its first ~400k general\ntokens, then docstrings alone until about 1.18M, then the "
+        f"reference again. The base models ended their {pre_tokens}\npretraining tokens on docstrings. The r = 0 "
+        "rise above is therefore at least partly the stream going back to the\nreference, and the later falls in "
+        "general loss at 450k-700k general tokens are the stream reaching the docstrings\n(BENCHMARKS.md, \"The "
+        "probes' data order\"; `benchmarks/bench_stream_order.py`). A law of CPT cannot foresee these."
+        if tr.shuffle_tokens == LEGACY_SHUFFLE_TOKENS and bump
+        else ""
+    )
     return {
+        "order": order,
         "pre": (f"{pre_tokens} tokens, {_lr_phrase(pre)}, {pre.warmup_steps} warmup steps, "
                 f"batch {pre.batch_size} x {pre.seq_len}"),
         "pre_tokens": pre_tokens,
@@ -308,7 +323,7 @@ so that training never sees them. Checkpoints: tokens 0 (base),
 {gt['checkpoints']}; the DLC probe budget is b = {gt['budget']} tokens (b and 2b are
 checkpoints). Every size was pretrained on the same {gt['pre_tokens']} tokens, \
 far fewer than compute-optimal for the
-larger ones; the base models' losses are the tokens == 0 rows.{gt['bump']}
+larger ones; the base models' losses are the tokens == 0 rows.{gt['bump']}{gt['order']}
 
 ## Corpora (written by `bayes-dcpt probe corpora` from this Python installation, offline)
 

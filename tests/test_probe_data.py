@@ -110,6 +110,50 @@ def test_token_stream_resumes_exactly_and_cycles(stdlib_corpora):
     assert rows(one) != rows(two)  # ... in a new order
 
 
+def test_a_probe_stream_reads_an_ordered_corpus_in_a_random_order(tmp_path, monkeypatch):
+    """Corpora are written in an order (one topic, then another). The probes' streams shuffled 66,048 tokens at a
+    time, so a probe trained on the first topic for hundreds of thousands of tokens, then on the second: the
+    long-CPT grid's general loss dropped where its stream passed from the language reference to the docstrings
+    (BENCHMARKS.md, "The probes' data order"). Today's default shuffles 2^23 tokens: a corpus up to that size is
+    read in a fresh random order every epoch, so every stretch of the stream holds both topics. The committed
+    grids pin the old order, so that their tables can be made again."""
+    from bayes_dcpt.probe import loop
+    from bayes_dcpt.probe.configs import LEGACY_SHUFFLE_TOKENS, SHUFFLE_TOKENS, ProbeConfigError, TrainSettings
+    from bayes_dcpt.probe.grid_spec import load_spec, pretrain_config, probe_config
+
+    path = tmp_path / "ordered.jsonl"
+    docs = [("a" if i < 200 else "b") * 3000 for i in range(400)]  # 600 kB of 'a', then 600 kB of 'b'
+    path.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    corpus = Corpus(path, name="ordered", val_fraction=0.05)
+    settings = {k: TrainSettings(shuffle_tokens=k) for k in (LEGACY_SHUFFLE_TOKENS, SHUFFLE_TOKENS)}
+    share = {}
+    for k, st in settings.items():
+        x = TokenStream(corpus, st.seq_len, seed=0, buffer=st.shuffle_sequences()).take(8000)[:, :-1]
+        share[k] = (x == ord("a")).reshape(8, -1).mean(axis=1)  # 8 stretches of 128,000 tokens
+    assert share[LEGACY_SHUFFLE_TOKENS][0] > 0.99 and share[LEGACY_SHUFFLE_TOKENS][-1] < 0.01  # the file order
+    assert np.all(np.abs(share[SHUFFLE_TOKENS] - 0.5) < 0.05), share[SHUFFLE_TOKENS]  # every stretch mixed
+    assert TrainSettings().shuffle_tokens == SHUFFLE_TOKENS == 2**23
+    assert settings[LEGACY_SHUFFLE_TOKENS].shuffle_sequences() == 512
+    with pytest.raises(ProbeConfigError, match="shuffle_tokens must be >= 1"):
+        TrainSettings(shuffle_tokens=0).check()
+    # the probe loop builds its streams with the settings' buffer
+    seen = []
+    monkeypatch.setattr(loop, "TokenStream", lambda *a, buffer, **kw: seen.append(buffer))
+    job = type("Job", (), {"mixture": {"general": corpus, "domain": corpus, "r": 0.5}, "seed": 0})()
+    loop._mixture(job, settings[SHUFFLE_TOKENS], {"gen_pos": 0, "dom_pos": 0})
+    assert seen == [SHUFFLE_TOKENS // 129] * 2
+    # the committed grids were made with the old order and say so, for both phases
+    from pathlib import Path
+
+    import bayes_dcpt
+
+    for name in ("example_grid", "long_cpt_grid", "schedules_grid"):
+        spec = load_spec(Path(bayes_dcpt.__file__).parent / "datasets" / f"{name}.toml", tmp_path)
+        assert probe_config(spec, spec.jobs()[0]).train.shuffle_tokens == LEGACY_SHUFFLE_TOKENS, name
+        if spec.pretrain:
+            assert pretrain_config(spec, spec.sizes[0]).train.shuffle_tokens == LEGACY_SHUFFLE_TOKENS, name
+
+
 def test_mixture_is_exact_in_expectation(stdlib_corpora):
     g = Corpus(stdlib_corpora / "general.jsonl", name="g")
     d = Corpus(stdlib_corpora / "codec_tables.jsonl", name="d")

@@ -133,6 +133,11 @@ def pretrain_cmd(
     warmup: int = typer.Option(50, "--warmup", min=0, help="Warmup steps."),
     seq_len: int = typer.Option(128, "--seq-len", min=1),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
+    shuffle_tokens: int | None = typer.Option(
+        None, "--shuffle-tokens", min=1,
+        help="Tokens of each training stream shuffled together (default 2^23: a corpus up to that size is read "
+        "in a fresh random order every epoch; a small buffer follows the corpus's file order).",
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:i]."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="Torch CPU threads."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -159,6 +164,7 @@ def pretrain_cmd(
             warmup_steps=warmup,
             seq_len=seq_len,
             batch_size=batch_size,
+            shuffle_tokens=shuffle_tokens,
             device=device,
             threads=threads,
         ),
@@ -208,6 +214,11 @@ def run_cmd(
     warmup: int = typer.Option(10, "--warmup", min=0),
     seq_len: int = typer.Option(128, "--seq-len", min=1),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
+    shuffle_tokens: int | None = typer.Option(
+        None, "--shuffle-tokens", min=1,
+        help="Tokens of each training stream shuffled together (default 2^23: a corpus up to that size is read "
+        "in a fresh random order every epoch; a small buffer follows the corpus's file order).",
+    ),
     eval_first: int | None = typer.Option(None, "--eval-first", help="First evaluation point in tokens."),
     eval_per_octave: float = typer.Option(
         1.0, "--eval-per-octave", help="Evaluations per doubling of tokens."
@@ -271,6 +282,7 @@ def run_cmd(
             warmup_steps=warmup,
             seq_len=seq_len,
             batch_size=batch_size,
+            shuffle_tokens=shuffle_tokens,
             device=device,
             threads=threads,
         ),

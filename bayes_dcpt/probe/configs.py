@@ -17,16 +17,33 @@ from bayes_dcpt.laws.lr_schedules import Schedule
 from bayes_dcpt.probe.networks import PRESETS, ModelError
 from bayes_dcpt.probe.timeline import DECAY_SHAPES, SCHEDULES, train_schedule
 
-__all__ = ["PretrainConfig", "ProbeConfig", "ProbeConfigError", "ProbeResult", "TrainSettings", "check_base"]
+__all__ = ["LEGACY_SHUFFLE_TOKENS", "SHUFFLE_TOKENS", "PretrainConfig", "ProbeConfig", "ProbeConfigError",
+           "ProbeResult", "TrainSettings", "check_base"]
 
 
 class ProbeConfigError(BayesDCPTError, ValueError):
     """A probe or pretraining setting is invalid (caught before any training starts)."""
 
 
+#: Tokens each training stream shuffles together (its buffer, in whole sequences): 2^23, so that a corpus up to
+#: that size is read in a fresh random order every epoch. Corpora are files in an order (sorted sources, one
+#: topic after another); a small buffer streams them in that order, and a probe's loss then moves with what text
+#: comes next, not with the tokens trained: the long-CPT grid's runs, streamed through 66,048 tokens (512 of its
+#: 129-token sequences, the buffer until 2026-12-06), drop in general loss where the general stream passes from the
+#: language reference to the docstrings (BENCHMARKS.md, "The probes' data order"). Larger corpora are mixed within
+#: 2^23-token stretches (about 70 MB per stream of byte tokens).
+SHUFFLE_TOKENS = 2**23
+#: The shuffle of the committed example and long-CPT grids (512 sequences of 129 tokens): their grid files pin it,
+#: so that ``make example-data`` and ``make long-data`` still reproduce the committed tables.
+LEGACY_SHUFFLE_TOKENS = 512 * 129
+
+
 @dataclass
 class TrainSettings:
-    """Optimiser, schedule and hardware settings shared by pretraining and probes."""
+    """Optimiser, schedule and hardware settings shared by pretraining and probes.
+
+    ``shuffle_tokens``: how many tokens of each training stream are shuffled together (:data:`SHUFFLE_TOKENS`).
+    """
 
     seq_len: int = 128
     batch_size: int = 16
@@ -44,10 +61,15 @@ class TrainSettings:
     device: str = "auto"
     compile: bool | None = None
     threads: int | None = None
+    shuffle_tokens: int = SHUFFLE_TOKENS
+
+    def shuffle_sequences(self) -> int:
+        """The training streams' shuffle buffer in whole sequences (at least one)."""
+        return max(1, int(self.shuffle_tokens) // (int(self.seq_len) + 1))
 
     def check(self) -> None:
         """Every setting that can be wrong, before anything is loaded."""
-        for name in ("seq_len", "batch_size", "eval_batch_size"):
+        for name in ("seq_len", "batch_size", "eval_batch_size", "shuffle_tokens"):
             if int(getattr(self, name)) < 1:
                 raise ProbeConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):

@@ -276,7 +276,10 @@ class Corpus:
 class TokenStream:
     """Fixed-length training sequences from a corpus: packed, shuffled in a seeded buffer, endless.
 
-    ``position`` counts the sequences drawn so far; ``TokenStream(..., position=k)`` resumes exactly.
+    ``buffer`` sequences are shuffled together: a buffer at least as large as the corpus reads it in a fresh
+    random order every epoch; a smaller one streams the corpus in its file order, mixed only locally (the probes
+    set it from :attr:`~bayes_dcpt.probe.configs.TrainSettings.shuffle_tokens`). ``position`` counts the sequences
+    drawn so far; ``TokenStream(..., position=k)`` resumes exactly.
     """
 
     def __init__(self, corpus: Corpus, seq_len: int, seed: int, buffer: int = 512, position: int = 0):

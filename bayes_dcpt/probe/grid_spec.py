@@ -72,6 +72,7 @@ _TRAIN_KEYS = (
     "eval_batch_size",
     "device",
     "compile",
+    "shuffle_tokens",
 )
 _PROBE_KEYS = (
     "sizes",

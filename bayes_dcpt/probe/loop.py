@@ -98,9 +98,10 @@ def _optimizer(model: torch.nn.Module, settings: TrainSettings, rt: Runtime) -> 
 def _mixture(job: TrainJob, settings: TrainSettings, state: dict[str, Any]) -> Mixture:
     """The run's batches, positioned where ``state`` (fresh, or from a checkpoint) says."""
     seq_len, seed = settings.seq_len, job.seed
-    gen = TokenStream(job.mixture["general"], seq_len, stream_seed(seed, 1), position=state["gen_pos"])
+    buf = settings.shuffle_sequences()
+    gen = TokenStream(job.mixture["general"], seq_len, stream_seed(seed, 1), buffer=buf, position=state["gen_pos"])
     dom = (
-        TokenStream(job.mixture["domain"], seq_len, stream_seed(seed, 2), position=state["dom_pos"])
+        TokenStream(job.mixture["domain"], seq_len, stream_seed(seed, 2), buffer=buf, position=state["dom_pos"])
         if job.mixture.get("domain") is not None
         else None
     )
