@@ -222,9 +222,10 @@ def _grid_text(grid: dict, df) -> dict[str, str]:
         "then docstrings, and the\nvalidation slice is 77% docstrings. So a probe's general stream is the "
         "reference alone for its first ~400k general\ntokens, then docstrings alone until about 1.18M, then the "
         f"reference again. The base models ended their {pre_tokens}\npretraining tokens on docstrings. The r = 0 "
-        "rise above is therefore at least partly the stream going back to the\nreference, and the later falls in "
-        "general loss at 450k-700k general tokens are the stream reaching the docstrings\n(BENCHMARKS.md, \"The "
-        "probes' data order\"; `benchmarks/bench_stream_order.py`). A law of CPT cannot foresee these."
+        "rise above is therefore mostly the stream going back to the\nreference (five-fold smaller in probes made "
+        "again with a shuffled stream), and the later falls in general\nloss at 450k-700k general tokens are the "
+        "stream reaching the docstrings (BENCHMARKS.md, \"The probes' data\norder\"; "
+        "`benchmarks/bench_stream_order.py`). A law of CPT cannot foresee these."
         if tr.shuffle_tokens == LEGACY_SHUFFLE_TOKENS and bump
         else ""
     )

@@ -320,3 +320,40 @@ def test_the_table_covers_every_subcommand():
     covered = {tuple(a for a in c[1] if not a.startswith(("-", "{", "/"))) for c in CASES}
     for cmd in names(app):
         assert any(c[: len(cmd)] == cmd for c in covered), f"no bad-input case for: {' '.join(cmd)}"
+
+
+def test_an_output_in_a_missing_folder_is_made_and_a_bad_one_said_before_any_work(cli, tmp_path):
+    """``predict --out`` in a folder that did not exist gave a traceback (``report --out`` made its folder), and
+    ``fit --out`` would fail only after its sampling: every output path's folder is now made before any work, and
+    a path that cannot be written is one error line, exit 2."""
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    fit, data = root / "models" / "example_cpt.nc", root / "bayes_dcpt" / "datasets" / "example_cpt.csv"
+    code, out, err = cli("predict", fit, data, "--out", tmp_path / "new" / "deeper" / "p.csv")
+    assert code == 0 and (tmp_path / "new" / "deeper" / "p.csv").is_file(), err
+    (tmp_path / "plain").write_text("a file where a folder should be")
+    for args in (("predict", fit, data, "--out", tmp_path / "new"),  # a folder, not a file
+                 ("fit", data, "--out", tmp_path / "plain" / "fit.nc", "--draws", "10", "--tune", "10"),
+                 ("candidates", fit, "--out", tmp_path / "plain" / "c.csv")):
+        code, out, err = cli(*args)
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("error: cannot write"), (args[0], err)
+        assert "Traceback" not in err
+
+
+def test_a_dynamics_fit_given_to_a_decision_command_is_named_not_a_traceback(cli, tmp_path, monkeypatch):
+    """``predict``/``optimize``/``suggest``/``report`` on a ``fit-dynamics`` file raised TypeError (its card's
+    ``momentum`` in the D-CPT fit's config); now one line says what the file is and which commands read it."""
+    from pathlib import Path
+
+    from bayes_dcpt.fitting import api
+
+    root = Path(__file__).parents[1]
+    fit, data = root / "models" / "example_cpt.nc", root / "bayes_dcpt" / "datasets" / "example_cpt.csv"
+    monkeypatch.setattr(api, "read_card", lambda path: {"law": "cpt-dynamics", "config": {"momentum": 0.99}})
+    for args in (("predict", fit, data), ("optimize", fit, "--n-params", "1e5", "--tokens", "1e5")):
+        code, out, err = cli(*args)
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert code == 2 and len(lines) == 1, (args[0], err)
+        assert "CPT dynamics law 'cpt-dynamics'" in lines[0] and "predict-curve" in lines[0], lines[0]

@@ -253,6 +253,26 @@ def _bad_case(case: str, hf: dict, tmp: Path) -> tuple[str, Path, Path, list[str
         cut.parent.mkdir()
         cut.write_bytes(good.read_bytes()[:-7])
         return "tensorboard", tmp / "tb", _mapping(tmp / "m.toml", hf), [str(cut), "python-r25", "truncated"]
+    if case == "text-loss":  # a loss logged as text was dropped, and the import said "added" (a review's case)
+        hist = state["log_history"]
+        i = next(k for k, e in enumerate(hist) if "eval_general_loss" in e and e["step"] > 0)
+        hist[i]["eval_general_loss"] = "x"
+        f.write_text(json.dumps(state))
+        return "trainer-state", f, _mapping(tmp / "m.toml", hf), [str(f), f"entry {i + 1}", "eval_general_loss",
+                                                                   "not a number: 'x'"]
+    if case in ("wandb-text", "wandb-cut"):
+        csv = _wandb(hf, tmp / "h.csv")
+        if case == "wandb-text":
+            df = pd.read_csv(csv)
+            row = int(df["eval/domain_loss"].notna().to_numpy().nonzero()[0][1])
+            df["eval/domain_loss"] = df["eval/domain_loss"].astype(object)
+            df.loc[row, "eval/domain_loss"] = "oops"
+            df.to_csv(csv, index=False)
+            return "wandb-csv", csv, _mapping(tmp / "m.toml", hf), [str(csv), "eval/domain_loss",
+                                                                     f"row {row + 1}", "'oops'"]
+        text = csv.read_text()
+        csv.write_text(text[: text.rstrip("\n").rfind(",") - 2])  # cut inside the last row, no newline
+        return "wandb-csv", csv, _mapping(tmp / "m.toml", hf), [str(csv), "truncated"]
     # conflict: the same run logged a different loss than the store holds
     csv = _wandb(hf, tmp / "h.csv")
     df = pd.read_csv(csv)
@@ -262,7 +282,7 @@ def _bad_case(case: str, hf: dict, tmp: Path) -> tuple[str, Path, Path, list[str
 
 
 @pytest.mark.parametrize("case", ["missing-key", "non-monotone", "no-base", "unknown-domain", "truncated",
-                                  "conflict"])
+                                  "conflict", "text-loss", "wandb-text", "wandb-cut"])
 def test_bad_input_is_one_line_and_loses_nothing(hf, tmp_path, cli, case):
     db = tmp_path / "runs.sqlite"
     shutil.copy(hf["db"], db)

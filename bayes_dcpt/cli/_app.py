@@ -136,3 +136,26 @@ def emit_json(obj: Any, out: str | None = None) -> None:
     else:
         sys.stdout.write(text + "\n")
 
+
+def prepare_outputs(*paths: Any) -> None:
+    """Make the folder of every output path given, before any work (``None``: not asked).
+
+    ``report --out`` always made its folder; the other commands wrote with no check, so a ``--out`` in a missing
+    folder gave a traceback, after a fit of minutes had been sampled. A path that is a folder, or a folder that
+    cannot be made, is one error line naming it.
+    """
+    from pathlib import Path
+
+    from bayes_dcpt.errors import BayesDCPTError
+
+    for p in paths:
+        if p is None:
+            continue
+        path = Path(p).expanduser()
+        if path.is_dir():
+            raise BayesDCPTError(f"cannot write {p}: it is a folder, give a file name")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BayesDCPTError(f"cannot write {p}: its folder {path.parent} cannot be made "
+                                 f"({exc.strerror or exc})") from exc

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from bayes_dcpt.cli._app import app, console
+from bayes_dcpt.cli._app import app, console, prepare_outputs
 from bayes_dcpt.errors import BayesDCPTError
 
 
@@ -40,6 +40,7 @@ def candidates_cmd(
 
     Example: [bold]bayes-dcpt candidates fit.nc --out cand.csv[/bold]
     """
+    prepare_outputs(out)
     from bayes_dcpt.plan.candidates import candidates_from_menus
 
     menus = {"domains": [d.strip() for d in domains.split(",") if d.strip()] if domains else None,

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from bayes_dcpt.cli._app import app, console, emit_json
+from bayes_dcpt.cli._app import app, console, emit_json, prepare_outputs
 from bayes_dcpt.cli.fit_cmd import report_fit
 from bayes_dcpt.errors import BayesDCPTError
 
@@ -37,6 +37,7 @@ def fit_dynamics_cmd(
 
     Example: [bold]bayes-dcpt fit-dynamics schedules.csv --out dyn.nc --allow-bad-fit[/bold]
     """
+    prepare_outputs(out)
     from bayes_dcpt.data.schema import TARGETS
     from bayes_dcpt.fitting import SAMPLERS
     from bayes_dcpt.fitting.dynamics import fit_dynamics
@@ -76,6 +77,7 @@ def predict_curve_cmd(
     --schedule "wsd(peak=1e-3, steps=256, warmup=10)" \
     --n-params 100672 --r-domain 0.5[/bold]
     """
+    prepare_outputs(out)
     import pandas as pd
 
     from bayes_dcpt.data.schema import read_table

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER, app, console, emit_json, err_console
+from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER, app, console, emit_json, err_console, prepare_outputs
 from bayes_dcpt.cli.tables import num, print_params, print_table
 from bayes_dcpt.cli.verdict import Verdict, print_verdict, print_wrapped, verdict, warn_if_bad
 from bayes_dcpt.errors import BayesDCPTError, DataValidationError, UnknownDomainError
@@ -159,6 +159,7 @@ def fit_cmd(
     Example: [bold]bayes-dcpt fit probes.csv --law cpt --out fit.nc \
     --draws 1000 --chains 4[/bold]
     """
+    prepare_outputs(out)
     from bayes_dcpt.fitting import fit
 
     candidates = _check_fit_options(law or "dcpt", target, sampler, run_offsets, domain_levels, auto_laws, burn_in)
@@ -316,6 +317,7 @@ def predict_cmd(
 
     Example: [bold]bayes-dcpt predict fit.nc probes.csv --ci 0.9 --out pred.csv[/bold]
     """
+    prepare_outputs(out)
     from bayes_dcpt.data.schema import read_table
     from bayes_dcpt.fitting import load_fit
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from bayes_dcpt.cli._app import app, console, emit_json, err_console
+from bayes_dcpt.cli._app import app, console, emit_json, err_console, prepare_outputs
 from bayes_dcpt.errors import BayesDCPTError
 
 _USAGES = ("tradeoff", "limited-data", "compute", "critical-curve")
@@ -53,6 +53,7 @@ def optimize_cmd(
     Example: [bold]bayes-dcpt optimize fit.nc --usage tradeoff --n-params 443232 \
     --tokens 2097152 --max-general-increase 0.03[/bold]
     """
+    prepare_outputs(plot)
     from bayes_dcpt import decide as decisions
     from bayes_dcpt.cli.asking import print_decisions, require_run
     from bayes_dcpt.cli.verdict import warn_if_bad
@@ -206,6 +207,7 @@ def suggest_cmd(
     --domain python --n-params 443232 --tokens 2097152 \
     --max-general-increase 0.03 -k 3 --budget-gpu-hours 10 --out plan.csv[/bold]
     """
+    prepare_outputs(out, plot)
     from bayes_dcpt.cli.asking import print_plan, require_domain, require_run
     from bayes_dcpt.cli.verdict import warn_if_bad
     from bayes_dcpt.fitting import load_fit

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from bayes_dcpt.cli._app import app, console, emit_json
+from bayes_dcpt.cli._app import app, console, emit_json, prepare_outputs
 from bayes_dcpt.errors import BayesDCPTError
 
 #: Law families that ``bayes-dcpt fit --law`` accepts (the laws of (N, D, r)).
@@ -64,6 +64,7 @@ def fit_point_cmd(
 
     Example: [bold]bayes-dcpt fit-point probes.csv --law dcpt --target both[/bold]
     """
+    prepare_outputs(out)
     from bayes_dcpt.cli.tables import print_table
     from bayes_dcpt.data.schema import TARGETS
     from bayes_dcpt.fitting.pointfit import fit_point

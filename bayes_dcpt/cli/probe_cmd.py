@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from bayes_dcpt.cli._app import app, console, emit_json
+from bayes_dcpt.cli._app import app, console, emit_json, prepare_outputs
 from bayes_dcpt.errors import BayesDCPTError
 from bayes_dcpt.probe import require_extra
 
@@ -19,6 +19,12 @@ probe_app = typer.Typer(
          "Example: [bold]bayes-dcpt probe corpora --out corpora[/bold]", no_args_is_help=True
 )
 app.add_typer(probe_app, name="probe")
+
+
+#: ``--shuffle-tokens`` of ``probe pretrain`` and ``probe run`` (TrainSettings.shuffle_tokens).
+_SHUFFLE = typer.Option(None, "--shuffle-tokens", min=1, help="Tokens of each training stream shuffled together "
+                        "(default 2^23: a corpus up to that size is read in a fresh random order every epoch; a "
+                        "small buffer follows the corpus's file order).")
 
 
 def _settings(**kw: Any):
@@ -133,11 +139,7 @@ def pretrain_cmd(
     warmup: int = typer.Option(50, "--warmup", min=0, help="Warmup steps."),
     seq_len: int = typer.Option(128, "--seq-len", min=1),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
-    shuffle_tokens: int | None = typer.Option(
-        None, "--shuffle-tokens", min=1,
-        help="Tokens of each training stream shuffled together (default 2^23: a corpus up to that size is read "
-        "in a fresh random order every epoch; a small buffer follows the corpus's file order).",
-    ),
+    shuffle_tokens: int | None = _SHUFFLE,
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:i]."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="Torch CPU threads."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -214,11 +216,7 @@ def run_cmd(
     warmup: int = typer.Option(10, "--warmup", min=0),
     seq_len: int = typer.Option(128, "--seq-len", min=1),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
-    shuffle_tokens: int | None = typer.Option(
-        None, "--shuffle-tokens", min=1,
-        help="Tokens of each training stream shuffled together (default 2^23: a corpus up to that size is read "
-        "in a fresh random order every epoch; a small buffer follows the corpus's file order).",
-    ),
+    shuffle_tokens: int | None = _SHUFFLE,
     eval_first: int | None = typer.Option(None, "--eval-first", help="First evaluation point in tokens."),
     eval_per_octave: float = typer.Option(
         1.0, "--eval-per-octave", help="Evaluations per doubling of tokens."
@@ -253,6 +251,7 @@ def run_cmd(
 
     On 2 GPUs: [bold]torchrun --nproc-per-node 2 $(command -v bayes-dcpt) probe run ...[/bold]
     """
+    prepare_outputs(csv)
     require_extra()
     from bayes_dcpt.probe.configs import ProbeConfig
     from bayes_dcpt.probe.run import run_probe

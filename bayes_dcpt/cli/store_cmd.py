@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from bayes_dcpt.cli._app import console, data_app, emit_json
+from bayes_dcpt.cli._app import console, data_app, emit_json, prepare_outputs
 from bayes_dcpt.cli.data_cmd import counts_line, n_of, print_summary
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.data.store_frames import summary_counts
@@ -110,6 +110,7 @@ def export_cmd(
 
     Example: [bold]bayes-dcpt data export --db runs.sqlite --out exported.csv[/bold]
     """
+    prepare_outputs(out)
     from bayes_dcpt.data.store import Store, StoreError
 
     if not db.exists():

@@ -22,6 +22,7 @@ and a later file replaces each key's earlier values from the first step it logs 
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from bayes_dcpt.data.logmap import LogImportError
+from bayes_dcpt.data.schema import ragged_lines
 from bayes_dcpt.data.tfevents import EventFileError, is_event_file, read_scalars
 
 __all__ = ["RunLog", "discover", "read_run"]
@@ -93,12 +95,16 @@ def _trainer_state(path: Path, step_key: str) -> Series:
     if not isinstance(hist, list):
         raise LogImportError(f"{path}: no 'log_history' list; is this a Hugging Face trainer_state.json?")
     series: Series = {}
+    text: dict[str, tuple[int, str]] = {}  # a key's first text value: a loss logged as text is not dropped silently
     for i, entry in enumerate(hist, start=1):
         if not isinstance(entry, dict):
             raise LogImportError(f"{path}: log_history entry {i} is not an object")
         step = entry.get(step_key)
         if step is None:
             continue
+        for k, v in entry.items():
+            if isinstance(v, str):
+                text.setdefault(k, (i, v))
         if _number(step) is None or float(step) != int(step):
             raise LogImportError(f"{path}: log_history entry {i}: key {step_key!r} is not a step number: {step!r}")
         for k, v in entry.items():
@@ -107,6 +113,10 @@ def _trainer_state(path: Path, step_key: str) -> Series:
     if hist and not any(isinstance(e, dict) and step_key in e for e in hist):
         raise LogImportError(f"{path}: key {step_key!r} (step_key) is in no log_history entry; set step_key "
                              "in the mapping")
+    bad = [f"{path}: log_history entry {i}: key {k!r} is not a number: {v!r}" for k, (i, v) in text.items()
+           if k in series]  # a numeric key (a loss) with a text value: refuse rather than drop the checkpoint
+    if bad:
+        raise LogImportError(bad)
     return series
 
 
@@ -154,9 +164,12 @@ def _find_event_files(root: Path) -> dict[str, list[Path]]:
 # ---------------------------------------------------------------------------------------------- W&B CSV
 def _wandb_csv(path: Path, step_key: str) -> Series:
     try:
-        df = pd.read_csv(path)
+        raw_text = path.read_text(encoding="utf-8-sig")
+        df = pd.read_csv(io.StringIO(raw_text))
     except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as exc:
         raise LogImportError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from exc
+    if ragged := ragged_lines(raw_text, ",", not raw_text.endswith(("\n", "\r"))):
+        raise LogImportError([f"{path}: {p.message}" for p in ragged])  # a cut-off file: its last row is partial
     if step_key not in df.columns:
         keys = ", ".join(str(c) for c in df.columns[:12])
         raise LogImportError(f"{path}: key {step_key!r} (step_key) is not a column of the W&B history "
@@ -170,6 +183,11 @@ def _wandb_csv(path: Path, step_key: str) -> Series:
         has = vals.notna().to_numpy()
         if not has.any():
             continue
+        cells = df[col].astype(str).str.strip()
+        text = (df[col].notna() & vals.isna() & ~cells.str.lower().isin(("nan", ""))).to_numpy()
+        if text.any():  # a number column with a text cell: refuse rather than drop that checkpoint
+            row = int(text.argmax()) + 1
+            raise LogImportError(f"{path}: key {col!r} in row {row} is not a number: {cells.iloc[row - 1]!r}")
         lost = has & steps.isna().to_numpy()
         if lost.any():
             row = int(lost.argmax()) + 1

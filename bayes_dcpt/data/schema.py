@@ -55,6 +55,7 @@ __all__ = [
     "in_warmup",
     "load",
     "normalise_columns",
+    "ragged_lines",
     "read_table",
     "summarize",
     "targets_of",
@@ -131,7 +132,7 @@ def _read_table(path: str | Path) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
         ) from exc
     sep = "\t" if kind == "tsv" else ","
     unterminated = not text.endswith(("\n", "\r"))
-    ragged = _ragged_lines(text, sep, unterminated)
+    ragged = ragged_lines(text, sep, unterminated)
     if ragged:
         raise DataValidationError(ragged, source=src)
     try:
@@ -151,7 +152,7 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _ragged_lines(text: str, sep: str, unterminated: bool) -> list[Problem]:
+def ragged_lines(text: str, sep: str, unterminated: bool) -> list[Problem]:
     """Data lines whose number of fields differs from the header's (a cut-off file, an unquoted separator).
 
     Fields are counted by the csv module, as the reader does (quoted separators and line breaks stay in their field);

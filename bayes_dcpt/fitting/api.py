@@ -22,6 +22,7 @@ from bayes_dcpt.fitting.diagnostics import APPROXIMATE_SAMPLERS
 from bayes_dcpt.fitting.discrepancy import data_envelope
 from bayes_dcpt.fitting.extrapolation import REFIT_DEFAULTS, calibrate, retry_within
 from bayes_dcpt.fitting.io import read_card
+from bayes_dcpt.laws.dynamics import DYNAMICS_LAWS
 from bayes_dcpt.laws.registry import get_law
 
 __all__ = ["default_law", "fit", "load_fit"]
@@ -104,4 +105,9 @@ def load_fit(path: str | Path) -> Any:
     card = read_card(path)
     if card is not None and card.get("law") == "cpt":
         return CPTFit.load(path)
+    if card is not None and card.get("law") in DYNAMICS_LAWS:
+        raise BayesDCPTError(f"{path}: a fit of the CPT dynamics law {card['law']!r} (made by bayes-dcpt "
+                             "fit-dynamics), which predicts whole loss curves under an LR schedule: ask it with "
+                             "bayes-dcpt predict-curve or choose-schedule (in Python: "
+                             "bayes_dcpt.fitting.load_dynamics_fit)")
     return dcpt.load_fit(path)
