@@ -357,3 +357,34 @@ def test_a_dynamics_fit_given_to_a_decision_command_is_named_not_a_traceback(cli
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert code == 2 and len(lines) == 1, (args[0], err)
         assert "CPT dynamics law 'cpt-dynamics'" in lines[0] and "predict-curve" in lines[0], lines[0]
+
+
+def test_a_grid_of_no_rows_is_an_error_not_zero_predictions(cli, tmp_path):
+    """``predict fit.nc header_only.csv`` said "0 predictions written" and exited 0; ``data validate`` refuses the
+    same file. Now predict does too, naming the file."""
+    from pathlib import Path
+
+    fit = Path(__file__).parents[1] / "models" / "example_cpt.nc"
+    empty = tmp_path / "empty.csv"
+    empty.write_text("domain,n_params,tokens,r_domain\n")
+    code, out, err = cli("predict", fit, empty, "--out", tmp_path / "p.csv")
+    assert code == 2 and f"{empty}: the grid has no rows" in err and not (tmp_path / "p.csv").exists(), err
+
+
+def test_exact_duplicate_rows_are_said_not_dropped_silently(cli, tmp_path):
+    """A table repeating a row exactly validated as one row fewer with no word (a review's case); ``data validate``
+    and ``data import`` now say how many repeats were kept once, and ``--json`` counts them."""
+    import json
+    from pathlib import Path
+
+    src = (Path(__file__).parents[1] / "bayes_dcpt" / "datasets" / "example_cpt.csv").read_text().splitlines()
+    f = tmp_path / "dup.csv"
+    f.write_text("\n".join([*src[:4], src[3], src[3]]) + "\n")  # the third data row twice more
+    code, out, err = cli("data", "validate", f)
+    assert code == 0 and f"note: 2 rows of {f} repeat another row exactly" in err, err
+    code, out, err = cli("data", "validate", f, "--json")
+    assert code == 0 and json.loads(out)["duplicates_dropped"] == 2
+    code, out, err = cli("data", "import", f, "--db", tmp_path / "s.sqlite")
+    assert code == 0 and "note: 2 rows" in err, err
+    code, out, err = cli("data", "validate", Path(__file__).parents[1] / "bayes_dcpt" / "datasets" / "example_cpt.csv")
+    assert code == 0 and "repeat" not in err

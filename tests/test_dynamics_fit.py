@@ -247,6 +247,9 @@ def test_cli_fit_predict_choose(cli, dyn_data, tmp_path):
     code, so, se = cli("predict-curve", out, "--schedule", WSD, "--n-params", "1e5", "--r-domain", "0.5",
                        "--out", tmp_path / "c.csv")
     assert code == 0, se
+    # a bad fit's curves and decisions are said to be untrustworthy, as predict and optimize say it (they were not)
+    bad = not res["diagnostics"]["ok"]
+    assert ("not to be trusted" in se) == bad, se
     curve = pd.read_csv(tmp_path / "c.csv")
     assert len(curve) == 257 and {"loss_general_lo", "loss_domain_hi", "S2cpt"} <= set(curve.columns)
     code, so, se = cli("choose-schedule", out, "--schedule", f"wsd={WSD}", "--schedule",
@@ -254,6 +257,7 @@ def test_cli_fit_predict_choose(cli, dyn_data, tmp_path):
     assert code == 0, se
     js = json.loads(so)
     assert {c["name"] for c in js["candidates"]} == {"wsd", "const"}
+    assert js["diagnostics"]["ok"] == res["diagnostics"]["ok"] and ("not to be trusted" in se) == bad
     code, so, se = cli("choose-schedule", out, "--schedule", "wsd=cosine(peak=1)", "--ratios", "0.5")
     assert code == 2 and "needs peak and steps" in se and "Traceback" not in se
     code, so, se = cli("predict-curve", out)

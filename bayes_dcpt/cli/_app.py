@@ -159,3 +159,9 @@ def prepare_outputs(*paths: Any) -> None:
         except OSError as exc:
             raise BayesDCPTError(f"cannot write {p}: its folder {path.parent} cannot be made "
                                  f"({exc.strerror or exc})") from exc
+
+
+def duplicates_note(n: int, source: Any) -> str:
+    """The note of ``data validate`` and ``data import`` when a table repeats rows exactly (kept once each)."""
+    return (f"note: {n} row{'s' if n > 1 else ''} of {source} repeat{'s' if n == 1 else ''} another row exactly (same "
+            f"run, tokens and losses) and {'is' if n == 1 else 'are'} kept once")

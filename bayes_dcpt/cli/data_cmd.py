@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from bayes_dcpt.cli._app import console, data_app, emit_json
+from bayes_dcpt.cli._app import console, data_app, duplicates_note, emit_json, err_console
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.data.store_frames import summary_counts
 from bayes_dcpt.errors import BayesDCPTError
@@ -64,10 +64,13 @@ def validate_cmd(
     """
     df = _data.load(file)
     s = _data.summarize(df)
+    dups = int(df.attrs.get("duplicates_dropped", 0))
     if json_out:
-        emit_json({"valid": True, **s, **summary_counts(s)})
+        emit_json({"valid": True, **s, **summary_counts(s), "duplicates_dropped": dups})
     else:
         console.print(f"[green]valid[/green]: {file}")
+        if dups:  # exact repeats are kept once: said, so that a row count one short is not a mystery
+            err_console.print(duplicates_note(dups, file), markup=False, highlight=False, soft_wrap=True)
         console.print(counts_line(summary_counts(s)), soft_wrap=True, markup=False, highlight=False)
         print_summary(s, "summary")
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from bayes_dcpt.cli._app import app, console, emit_json, prepare_outputs
+from bayes_dcpt.cli._app import app, console, emit_json, err_console, prepare_outputs
 from bayes_dcpt.cli.fit_cmd import report_fit
+from bayes_dcpt.cli.verdict import warn_if_bad
 from bayes_dcpt.errors import BayesDCPTError
 
 
@@ -88,6 +89,7 @@ def predict_curve_cmd(
     if (rows is None) == (schedule is None):
         raise BayesDCPTError("give either a ROWS file or --schedule (with --n-params and --r-domain)")
     f = load_dynamics_fit(fit_path)
+    warn_if_bad(err_console, f, fit_path)  # a bad fit's curves are not to be trusted: said, as predict says it
     if rows is not None:
         pred = f.predict(read_table(rows), ci=ci, kind=kind, seed=seed)
     else:
@@ -141,10 +143,11 @@ def choose_schedule_cmd(
     except ValueError as exc:
         raise BayesDCPTError(f"--ratios must be comma-separated numbers, got {ratios!r}") from exc
     f = load_dynamics_fit(fit_path)
+    v = warn_if_bad(err_console, f, fit_path)
     d = choose_schedule(f.posterior, candidate_grid(named, rs), domain=domain, n_params=n_params,
                         max_general_increase=max_general_increase, relative=not absolute, over=over, prob=prob)
     if json_out:
-        emit_json(d.to_json())
+        emit_json({**d.to_json(), "diagnostics": v.as_json()})
         return
     tab = d.table()
     t = Table(title=f"schedule x replay ratio: general loss within {max_general_increase:g}"

@@ -366,6 +366,8 @@ def _cpt_rows(g: Any, source: Path) -> tuple[Any, Any]:
     import numpy as np
     import pandas as pd
 
+    if g.empty:  # a header alone: "0 predictions written" with exit 0 read as success (data validate refuses it)
+        raise BayesDCPTError(f"{source}: the grid has no rows")
     if "tokens" not in g:
         return g, np.arange(len(g))
     base = pd.to_numeric(g["tokens"], errors="coerce").eq(0).to_numpy()

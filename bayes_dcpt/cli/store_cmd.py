@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from bayes_dcpt.cli._app import console, data_app, emit_json, prepare_outputs
+from bayes_dcpt.cli._app import console, data_app, duplicates_note, emit_json, err_console, prepare_outputs
 from bayes_dcpt.cli.data_cmd import counts_line, n_of, print_summary
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.data.store_frames import summary_counts
@@ -77,6 +77,8 @@ def _import_table(file: Path, db: Path, replace: bool, dry_run: bool) -> dict:
     from bayes_dcpt.data.store import Store
 
     df = _data.load(file)  # validate before the store is even opened
+    if dups := int(df.attrs.get("duplicates_dropped", 0)):
+        err_console.print(duplicates_note(dups, file), markup=False, highlight=False, soft_wrap=True)
     if dry_run and not db.exists():
         with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "dry.sqlite") as st:
             return st.import_frame(df, replace=replace, dry_run=True)

@@ -359,8 +359,10 @@ def validate(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
     for c in df.columns:
         if c not in used:
             out[c] = df[c].reset_index(drop=True).to_numpy()
+    n_rows = len(out)
     out = out.drop_duplicates(subset=["run_id", "tokens", "loss_general", "loss_domain"], keep="first")
     out = out.reset_index(drop=True)
+    out.attrs["duplicates_dropped"] = n_rows - len(out)  # exact repeats (the same run, tokens and losses)
     out.attrs["bayes_dcpt_validated"] = True
     out.attrs["absent_columns"] = [c for c in LOSS_COLUMNS if c not in df.columns]
     if source:
