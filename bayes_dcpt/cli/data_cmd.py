@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from bayes_dcpt.cli._app import console, data_app, duplicates_note, emit_json, err_console
+from bayes_dcpt.cli._app import console, data_app, duplicates_note, emit_json, err_console, prepare_outputs
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.data.store_frames import summary_counts
 from bayes_dcpt.errors import BayesDCPTError
@@ -114,7 +114,7 @@ def example_cmd(
         raise BayesDCPTError(f"--out {out}: write a .csv or .parquet file")
     loader, what = EXAMPLES[dataset]
     df = getattr(datasets, loader)()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    prepare_outputs(out)
     if out.suffix.lower() == ".csv":
         df.to_csv(out, index=False)
     else:

@@ -102,14 +102,13 @@ def _trainer_state(path: Path, step_key: str) -> Series:
         step = entry.get(step_key)
         if step is None:
             continue
-        for k, v in entry.items():
-            if isinstance(v, str):
-                text.setdefault(k, (i, v))
         if _number(step) is None or float(step) != int(step):
             raise LogImportError(f"{path}: log_history entry {i}: key {step_key!r} is not a step number: {step!r}")
         for k, v in entry.items():
             if k != step_key and _number(v) is not None:
                 _add(series, k, int(step), float(v))
+            elif isinstance(v, str):
+                text.setdefault(k, (i, v))
     if hist and not any(isinstance(e, dict) and step_key in e for e in hist):
         raise LogImportError(f"{path}: key {step_key!r} (step_key) is in no log_history entry; set step_key "
                              "in the mapping")

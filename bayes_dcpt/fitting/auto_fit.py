@@ -233,27 +233,16 @@ class AutoFit(DecisionMethods, BaseFit):
         """
         a = self.adequacy()
         misfit = () if a is None or a.ok else tuple(f"{c.where()}: {c.message}" for c in a.failures)
-        d = pooled_diagnostics({k: f.diagnostics(warn=False) for k, f in self.fits.items()}, self.weights, misfit,
-                               self.seconds)
+        per_law = {k: f.diagnostics(warn=False) for k, f in self.fits.items()}
+        d = pooled_diagnostics(per_law, self.weights, misfit, self.seconds)
         if warn:  # one warning: the used candidates' sampler checks and every held-out refit that did not converge
             warn_convergence(self, None if d.sampler_ok else (
                 f"bayes-dcpt {self.LABEL} diagnostics: {'; '.join(d.problems)}. Do not trust these intervals before "
-                f"fixing this ({self._sampler_remedy(d)})."), stacklevel=2)
+                f"fixing this ({_sampler_remedy(per_law)})."), stacklevel=2)
         if warn and misfit:
             warnings.warn(f"bayes-dcpt {self.LABEL}: the stacked laws do not describe the data. {a.summary()}.",
                           MisfitWarning, stacklevel=2)
         return d
-
-    def _sampler_remedy(self, d: Any) -> str:
-        """The warning's remedy: more draws, unless a candidate's chains sit in separate modes.
-
-        More draws do not join modes.
-        """
-        split = [k for k, f in self.fits.items() if len(f.diagnostics(warn=False).chain_groups) > 1]
-        if not split:
-            return "more tuning and draws for the laws named"
-        return (f"{', '.join(split)}: chains in separate modes, which more draws will not join (compare them: "
-                "fit.modes()); more tuning and draws for the other laws named")
 
     def remedies(self) -> dict[str, list[str]]:
         """Each candidate's remedies for bad diagnostics."""
@@ -355,3 +344,15 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
         return None if isinstance(v, float) and not np.isfinite(v) else v
 
     return [{k: clean(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
+
+
+def _sampler_remedy(per_law: Mapping[str, Diagnostics]) -> str:
+    """The warning's remedy: more draws, unless a candidate's chains sit in separate modes (which they do not join).
+
+    ``per_law``: each candidate's diagnostics.
+    """
+    split = [k for k, d in per_law.items() if len(d.chain_groups) > 1]
+    if not split:
+        return "more tuning and draws for the laws named"
+    return (f"{', '.join(split)}: chains in separate modes, which more draws will not join (compare them: "
+            "fit.modes()); more tuning and draws for the other laws named")

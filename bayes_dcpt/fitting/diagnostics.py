@@ -284,7 +284,7 @@ def diagnose(idata: Any, sampler: str, var_names: list[str], seconds: float, dra
     if np.isfinite(bfmi_min) and bfmi_min < BFMI_MIN:
         problems.append(f"BFMI {bfmi_min:.2f} < {BFMI_MIN}")
     return Diagnostics(sampler, div, rhat_max, ess_b, ess_t, bfmi_min, draws, chains, seconds, False,
-                       tuple(problems), chain_groups=groups if rhat_max > RHAT_MAX else ())
+                       tuple(problems), chain_groups=groups)
 
 
 def diagnostics_from_card(card: Mapping[str, Any]) -> Diagnostics:
@@ -308,19 +308,24 @@ def sampler_remedy(sampler_config: Mapping[str, Any] | None = None, diagnostics:
     When the chains sit in separate modes (``diagnostics.chain_groups``), more draws are no remedy: say what is.
     """
     if diagnostics is not None and len(diagnostics.chain_groups) > 1:
-        return ("separate modes, which more draws will not join: the law fits the data two ways or more (or a chain "
-                "is stuck in a poor one); compare the modes' predictions with held-out checkpoints (in Python: "
-                "bayes_dcpt.load_fit(path).modes()), then use a law that describes the data (or one fit per domain)"
-                + (f", and sampler_kwargs={{'target_accept': {0.95 if _accept(sampler_config) < 0.95 else 0.98}}} "
-                   "for the divergences" if diagnostics.divergences else ""))
-    used = _accept(sampler_config)
-    return f"more tuning and draws, sampler_kwargs={{'target_accept': {0.95 if used < 0.95 else 0.98}}}, " \
+        return _modes_remedy(sampler_config, diagnostics.divergences, " (or one fit per domain)")
+    return f"more tuning and draws, sampler_kwargs={{'target_accept': {_next_accept(sampler_config)}}}, " \
            "or a simpler law"
 
 
-def _accept(sampler_config: Mapping[str, Any] | None) -> float:
-    """The ``target_accept`` a fit sampled with (0.9, nutpie's setting here, when not recorded)."""
-    return float(((sampler_config or {}).get("settings") or {}).get("target_accept", 0.9))
+def _next_accept(sampler_config: Mapping[str, Any] | None) -> float:
+    """A ``target_accept`` above the one the fit sampled with (0.9, nutpie's setting here, when not recorded)."""
+    used = float(((sampler_config or {}).get("settings") or {}).get("target_accept", 0.9))
+    return 0.95 if used < 0.95 else 0.98
+
+
+def _modes_remedy(sampler_config: Mapping[str, Any] | None, divergences: int, alternative: str = "") -> str:
+    """The remedy for chains in separate modes (``alternative``: another way out, said after the law's)."""
+    return ("separate modes, which more draws will not join: the law fits the data two ways or more (or a chain is "
+            "stuck in a poor one); compare the modes' predictions with held-out checkpoints (in Python: "
+            f"bayes_dcpt.load_fit(path).modes()), then use a law that describes the data{alternative}"
+            + (f", and sampler_kwargs={{'target_accept': {_next_accept(sampler_config)}}} for the divergences"
+               if divergences else ""))
 
 
 def dcpt_remedies(config: FitConfig, data: pd.DataFrame, n_domains: int,
@@ -431,5 +436,5 @@ def warn_convergence(fit: Any, sampler: str | None, stacklevel: int = 3) -> None
 def dynamics_remedies(diagnostics: Diagnostics | None = None) -> list[str]:
     """What to try when a dynamics fit's diagnostics are bad (chains in separate modes: not more draws)."""
     if diagnostics is not None and len(diagnostics.chain_groups) > 1:
-        return [sampler_remedy(None, diagnostics).replace(" (or one fit per domain)", "")]
+        return [_modes_remedy(None, diagnostics.divergences)]
     return ["more tuning/draws, or a simpler law variant"]
