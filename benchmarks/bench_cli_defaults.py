@@ -48,9 +48,15 @@ CLI = [str(Path(sys.executable).parent / "bayes-dcpt")]
 KEYS = ["domain", "n_params", "tokens", "r_domain", "run_id"]
 
 
-def splits(name: str) -> list[tuple[str, pd.DataFrame, pd.DataFrame]]:
-    """``(split name, train rows, held-out CPT rows)`` of a packaged grid, every domain in one frame."""
-    df = datasets.load_long_cpt() if name == "long" else datasets.load_example()
+def splits(name: str, long_csv: Path | None = None) -> list[tuple[str, pd.DataFrame, pd.DataFrame]]:
+    """``(split name, train rows, held-out CPT rows)`` of a packaged grid, every domain in one frame.
+
+    ``long_csv``: another long-CPT grid in its place (the same grid made again with shuffled streams).
+    """
+    if name == "long":
+        df = _data.load(long_csv) if long_csv else datasets.load_long_cpt()
+    else:
+        df = datasets.load_example()
     base = df["tokens"] == 0
     big = np.isclose(df["n_params"], df["n_params"].max())
     late = df["tokens"] > 2**19 if name == "long" else df["tokens"] >= 262144
@@ -147,13 +153,15 @@ def main() -> None:
     ap.add_argument("--laws", default="default,dcpt,auto")
     ap.add_argument("--fit-args", default="", help="appended to every fit (a smoke test: '--sampler laplace')")
     ap.add_argument("--suffix", default="", help="appended to the CSV name")
+    ap.add_argument("--long-csv", type=Path, default=None,
+                    help="another long-CPT grid in place of the packaged one (benchmarks/long_shuffled_grid.toml)")
     a = ap.parse_args()
     print(machine())
     rows: list[dict] = []
     path = OUT / f"cli_defaults{a.suffix}.csv"
     with tempfile.TemporaryDirectory() as tmp:
         for name in a.datasets.split(","):
-            for i, (split, train, test) in enumerate(splits(name)):
+            for i, (split, train, test) in enumerate(splits(name, a.long_csv)):
                 print(f"{split}: {int((train['tokens'] > 0).sum())} train rows, {len(test)} held out")
                 work = Path(tmp) / f"{name}{i}"
                 work.mkdir()

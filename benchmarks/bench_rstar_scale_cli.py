@@ -36,11 +36,15 @@ def main() -> None:
     ap.add_argument("--work", default=None, help="where the fits are written (and reused); default: a temp dir")
     ap.add_argument("--checkpoints", action="store_true",
                     help="ask at every token count the largest size measures, not only the last")
+    ap.add_argument("--datasets", default="example,long")
+    ap.add_argument("--long-csv", type=Path, default=None,
+                    help="another long-CPT grid in place of the packaged one (benchmarks/long_shuffled_grid.toml)")
+    ap.add_argument("--suffix", default="", help="appended to the CSV name")
     a = ap.parse_args()
     work = Path(a.work) if a.work else Path(tempfile.mkdtemp())
     rows = []
-    for name in ("example", "long"):
-        _, train, test = splits(name)[1]
+    for name in a.datasets.split(","):
+        _, train, test = splits(name, a.long_csv)[1]
         full = pd.concat([train, test])
         d = work / name
         d.mkdir(parents=True, exist_ok=True)
@@ -64,7 +68,8 @@ def main() -> None:
                                      **_ask(fit_nc, dom, n_max, tok, T, d / "full.csv")})
                         print(rows[-1], flush=True)
     OUT.mkdir(exist_ok=True)
-    pd.DataFrame(rows).to_csv(OUT / f"rstar_scale_cli{'_checkpoints' if a.checkpoints else ''}.csv", index=False)
+    name = f"rstar_scale_cli{'_checkpoints' if a.checkpoints else ''}{a.suffix}.csv"
+    pd.DataFrame(rows).to_csv(OUT / name, index=False)
 
 
 def _ask(fit_nc: Path, dom: str, n_params: float, tokens: float, T: float, measured: Path) -> dict:

@@ -89,6 +89,7 @@ def main() -> None:
     ordered = datasets.load_long_cpt()
     ordered = ordered[ordered["n_params"].isin(SIZES)].reset_index(drop=True)
     shuffled = _data.load(a.shuffled)
+    shuffled = shuffled[shuffled["n_params"].isin(SIZES)].reset_index(drop=True)
     work = a.work or Path(tempfile.mkdtemp())
     work.mkdir(parents=True, exist_ok=True)
     rows = token_split("file-ordered (committed)", ordered, work) + token_split("shuffled", shuffled, work)

@@ -388,3 +388,60 @@ def test_exact_duplicate_rows_are_said_not_dropped_silently(cli, tmp_path):
     assert code == 0 and "note: 2 rows" in err, err
     code, out, err = cli("data", "validate", Path(__file__).parents[1] / "bayes_dcpt" / "datasets" / "example_cpt.csv")
     assert code == 0 and "repeat" not in err
+
+
+def test_json_errors_reach_stdout(cli, tmp_path):
+    """``data validate bad.csv --json`` printed nothing on stdout (a walkthrough's case): a pipeline parsing the JSON
+    could not tell a bad file from a crash. A user error under ``--json`` is now JSON on stdout as well, with the same
+    line as stderr, naming the field and the row; without ``--json`` stdout stays empty."""
+    import json
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("domain,n_params,tokens,r_domain,loss_general,loss_domain,run_id\n"
+                   "python,1000,4096,0.5,3.1,2.9,a\npython,1000,8192,1.5,3.0,2.8,a\n")
+    code, out, err = cli("data", "validate", bad, "--json")
+    assert code == 2, (code, out, err)
+    msg = json.loads(out)["error"]
+    assert msg["exit_code"] == 2 and len(msg["messages"]) == 1
+    assert "r_domain" in msg["messages"][0] and "row" in msg["messages"][0], msg
+    assert msg["messages"][0] in err
+    code, out, err = cli("data", "validate", bad)
+    assert code == 2 and out == "" and "r_domain" in err
+    code, out, err = cli("fit", tmp_path / "none.csv", "--out", tmp_path / "f.nc", "--json")
+    assert code == 2 and "no such file" in json.loads(out)["error"]["messages"][0].lower()
+
+
+def test_negative_and_infinite_tokens_are_named_as_such(cli, tmp_path):
+    """``tokens = -5`` was told about base-model rows (tokens == 0) and ``tokens = inf`` was "non-numeric" (a
+    walkthrough's case): each now gets its own words, with its row."""
+    from pathlib import Path
+
+    fit = Path(__file__).parents[1] / "models" / "example_cpt.nc"
+    grid = tmp_path / "g.csv"
+    grid.write_text("domain,n_params,tokens,r_domain\npython,443232,-5,0.5\npython,443232,inf,0.5\n")
+    code, out, err = cli("predict", fit, grid, "--out", tmp_path / "p.csv")
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and len(lines) == 2, err
+    neg, inf = (next(ln for ln in lines if f"(row {i};" in ln) for i in (1, 2))
+    assert "must be > 0" in neg and "base-model" not in neg, neg
+    assert "infinite" in inf and "non-numeric" not in inf, inf
+
+
+def test_a_candidate_file_error_names_the_file_and_its_line(cli, tmp_path):
+    """An unknown domain in ``--candidates`` was said of "candidates" with a row number only (a walkthrough's case):
+    the file and its line are named now, as for every other bad value in the file."""
+    from pathlib import Path
+
+    fit = Path(__file__).parents[1] / "models" / "example_cpt.nc"
+    c = tmp_path / "cand.csv"
+    c.write_text("domain,n_params,tokens,r_domain\npython,13408,4096,0.5\nrust,13408,4096,0.5\n")
+    code, out, err = cli("suggest", fit, "--candidates", c, "--target", "tradeoff", "--domain", "python",
+                         "--n-params", "443232", "--tokens", "2097152", "--max-general-increase", "0.03")
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith(f"error: {c}: column 'domain': unknown domain(s) ['rust']"), lines[0]
+    assert lines[0].endswith("(row 2; line 3 of the file)"), lines[0]
+    c.write_text("domain,n_params,tokens,r_domain\npython,13408,4096,0.5\npython,13408,4096,1.5\n")
+    code, out, err = cli("suggest", fit, "--candidates", c, "--target", "tradeoff", "--domain", "python",
+                         "--n-params", "443232", "--tokens", "2097152", "--max-general-increase", "0.03")
+    assert code == 2 and "must be in [0, 1] (row 2; line 3 of the file)" in err, err

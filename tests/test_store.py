@@ -89,12 +89,27 @@ def test_conflicting_reimport_is_an_error_and_writes_nothing(tmp_path, sim_df):
         rid = bad.loc[3, "run_id"]
         with pytest.raises(StoreConflictError, match=r"tokens=") as ei:
             st.import_frame(bad)
-        assert rid in str(ei.value)
+        assert rid in str(ei.value) and str(ei.value).startswith("table, row 4: ")  # the table's row is named
         assert len(st.evaluations()) == n0  # the new row was rolled back too
         res = st.import_frame(bad, replace=True)
         n_new = int(new[["loss_general", "loss_domain"]].notna().sum().sum())
         assert res["inserted"] == 1 + n_new
         assert len(st.evaluations()) == n0 + n_new
+
+
+def test_a_conflict_names_the_file_and_its_line(tmp_path, sim_df):
+    """A conflicting re-import named the run and tokens only (a walkthrough's case): with hundreds of rows the user
+    had to search for it. The file, its data row and line are now named, counting exact repeats the load dropped."""
+    db, f = tmp_path / "runs.sqlite", tmp_path / "again.csv"
+    with Store(db) as st:
+        st.import_frame(sim_df)
+        bad = pd.concat([sim_df.iloc[[0]], sim_df], ignore_index=True)  # row 1 repeated exactly (kept once)
+        bad.loc[6, "loss_domain"] += 0.01  # data row 7 of the file, line 8
+        bad.to_csv(f, index=False)
+        with pytest.raises(StoreConflictError) as ei:
+            st.import_frame(f)
+        assert str(ei.value).startswith(f"{f}, row 7 (line 8 of the file): run "), str(ei.value)
+        assert ei.value.run_id == bad.loc[6, "run_id"]
 
 
 def test_invalid_table_writes_nothing(tmp_path, sim_df):

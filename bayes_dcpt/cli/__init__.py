@@ -3,8 +3,10 @@
 User errors (bad data, unknown law or domain, bad option values, missing files) print one clear line
 per problem to stderr and exit with code 2; ``--debug`` shows the traceback instead. ``fit`` exits 3 when
 the sampler checks fail and 4 when the law does not describe the data (the fit is written; ``--allow-bad-fit``
-exits 0). Anything else is a bug: its traceback is printed and the exit code is 1. When the reader of stdout goes
-away (``bayes-dcpt laws | head -1``) the command stops quietly with 141 (:data:`EXIT_PIPE`).
+exits 0). With ``--json`` a user error is also printed on stdout, ``{"error": {"exit_code": 2, "messages":
+[...]}}``, so that a pipeline reading the JSON sees why there is no answer. Anything else is a bug: its traceback
+is printed and the exit code is 1. When the reader of stdout goes away (``bayes-dcpt laws | head -1``) the command
+stops quietly with 141 (:data:`EXIT_PIPE`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from bayes_dcpt.cli import report_cmd  # noqa: F401
 from bayes_dcpt.cli import demo_cmd  # noqa: F401
 from bayes_dcpt.cli import dynamics_cmd  # noqa: F401  (fit-dynamics, predict-curve, choose-schedule)
 from bayes_dcpt.cli import data_cmd, probe_cmd, store_cmd  # noqa: F401  (the data and probe groups)
-from bayes_dcpt.cli._app import EXIT_MISFIT, EXIT_SAMPLER, EXIT_USAGE, STATE, app, err_console, reflow_help
+from bayes_dcpt.cli._app import (EXIT_MISFIT, EXIT_SAMPLER, EXIT_USAGE, STATE, app, emit_json, err_console,
+                                 reflow_help)
 from bayes_dcpt.report.wording import cli_words
 from bayes_dcpt.errors import BayesDCPTError
 
@@ -85,14 +88,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         msg = exc.format_message().replace("\n", " ")
         err_console.print(f"error: {msg}", style="red", markup=False, highlight=False, soft_wrap=True)
-        return EXIT_USAGE
+        return _json_error(args, [msg])
     except BayesDCPTError as exc:
         if STATE["debug"]:
             raise
-        for line in exc.lines():
-            err_console.print("error: " + cli_words(line, generic=False), style="red", markup=False,
-                              highlight=False, soft_wrap=True)
-        return EXIT_USAGE
+        lines = [cli_words(line, generic=False) for line in exc.lines()]
+        for line in lines:
+            err_console.print("error: " + line, style="red", markup=False, highlight=False, soft_wrap=True)
+        return _json_error(args, lines)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
@@ -103,6 +106,16 @@ def main(argv: list[str] | None = None) -> int:
             return _stdout_gone()
         raise
     return 0
+
+
+def _json_error(args: list[str], messages: list[str]) -> int:
+    """A user error under ``--json``: the same lines as JSON on stdout (a pipeline parses stdout, not stderr)."""
+    if "--json" in args:
+        try:
+            emit_json({"error": {"exit_code": EXIT_USAGE, "messages": messages}})
+        except (BrokenPipeError, OSError, ValueError):  # no reader of stdout: stderr has said it
+            pass
+    return EXIT_USAGE
 
 
 def _entry() -> None:

@@ -51,6 +51,7 @@ __all__ = [
     "base_losses",
     "base_run_id",
     "data_hash",
+    "data_row",
     "fit_rows",
     "in_warmup",
     "load",
@@ -359,10 +360,10 @@ def validate(frame: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
     for c in df.columns:
         if c not in used:
             out[c] = df[c].reset_index(drop=True).to_numpy()
-    n_rows = len(out)
-    out = out.drop_duplicates(subset=["run_id", "tokens", "loss_general", "loss_domain"], keep="first")
-    out = out.reset_index(drop=True)
-    out.attrs["duplicates_dropped"] = n_rows - len(out)  # exact repeats (the same run, tokens and losses)
+    repeat = out.duplicated(subset=["run_id", "tokens", "loss_general", "loss_domain"], keep="first").to_numpy()
+    out = out[~repeat].reset_index(drop=True)
+    out.attrs["duplicates_dropped"] = int(repeat.sum())  # exact repeats (the same run, tokens and losses)
+    out.attrs["dropped_rows"] = row_numbers(repeat)  # so that a later error can name a row of the file (data_row)
     out.attrs["bayes_dcpt_validated"] = True
     out.attrs["absent_columns"] = [c for c in LOSS_COLUMNS if c not in df.columns]
     if source:
@@ -444,13 +445,29 @@ def load(source: str | Path | pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:
         raw, nan_text = _read_table(source)
         raw = _keep_nan_text(raw, nan_text)
         try:
-            return validate(raw, source=str(source))
+            out = validate(raw, source=str(source))
+            out.attrs["first_line"] = raw.attrs.get("first_line")
+            return out
         except DataValidationError as exc:
             first = raw.attrs.get("first_line")
             if first is None:
                 raise
             raise DataValidationError([replace(p, first_line=first) for p in exc.problems], exc.source) from None
     raise DataValidationError([Problem("data", f"cannot load data from a {type(source).__name__}")])
+
+
+def data_row(df: pd.DataFrame, position: int) -> str:
+    """Where the validated frame's row at 0-based ``position`` sits in its file: ``"row 7 (line 8 of the file)"``.
+
+    Exact repeats dropped by :func:`validate` are counted back in, so the number is the file's, not the frame's.
+    """
+    dropped = np.asarray(df.attrs.get("dropped_rows", ()), dtype=int)
+    row = position + 1
+    for d in np.sort(dropped):  # every dropped row at or before this one shifts it down by one
+        if d <= row:
+            row += 1
+    first = df.attrs.get("first_line")
+    return f"row {row}" + (f" (line {row + first - 1} of the file)" if first else "")
 
 
 def _keep_nan_text(raw: pd.DataFrame, nan_text: dict[int, np.ndarray]) -> pd.DataFrame:

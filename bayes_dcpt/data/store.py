@@ -268,7 +268,7 @@ class Store:
                 if not replace:
                     raise StoreConflictError(
                         f"{where}: already stored with loss {old[0]:.6g}, now {loss:.6g}; "
-                        "pass replace=True (or --replace) to overwrite"
+                        "pass replace=True (or --replace) to overwrite", run_id=run_id, tokens=tokens
                     )
                 con.execute(
                     "UPDATE evaluations SET loss = ?, step = ?, lr = ?, created_at = ? "
@@ -385,6 +385,11 @@ class Store:
                     raise _RollBack
         except _RollBack:
             pass
+        except StoreConflictError as exc:  # name the table and its row, not only the run (nothing was written)
+            at = (df["run_id"].astype(str) == str(exc.run_id)) & np.isclose(df["tokens"], exc.tokens or 0.0)
+            src = str(df.attrs.get("source") or src)
+            where = f", {_data.data_row(df, int(np.flatnonzero(at)[0]))}" if at.any() else ""
+            raise StoreConflictError(f"{src}{where}: {exc}", exc.run_id, exc.tokens) from None
         return {**result, **counts}
 
     def _import_records(

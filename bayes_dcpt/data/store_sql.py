@@ -114,7 +114,11 @@ class StoreError(BayesDCPTError):
 
 
 class StoreConflictError(StoreError):
-    """A measurement that is already stored was written again with a different loss."""
+    """A measurement that is already stored was written again with a different loss (``run_id``, ``tokens``)."""
+
+    def __init__(self, message: str, run_id: str | None = None, tokens: float | None = None) -> None:
+        super().__init__(message)
+        self.run_id, self.tokens = run_id, tokens
 
 
 def check_store_file(p: Path) -> None:

@@ -29,6 +29,7 @@ Quickstart::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,8 @@ def validate_candidates(frame: pd.DataFrame, source: str | None = None) -> pd.Da
         out["n_checkpoints"] = out["n_checkpoints"].astype("Int64")
     out = out.reset_index(drop=True)
     out.attrs["bayes_dcpt_candidates"] = True
+    if source:  # a later check against the fit (unknown domain) names the file too
+        out.attrs["source"] = source
     return out
 
 
@@ -212,7 +215,14 @@ def _parse_schedule_column(out: pd.DataFrame, col: str, problems: list[Problem])
 
 def read_candidates(path: str | Path) -> pd.DataFrame:
     """Read and validate a candidate CSV/TSV/Parquet file (see the module docstring for the columns)."""
-    return validate_candidates(_data.read_table(path), source=str(path))
+    raw = _data.read_table(path)
+    first = raw.attrs.get("first_line")  # a CSV's data row 1 is line 2: errors name both
+    try:
+        out = validate_candidates(raw, source=str(path))
+    except DataValidationError as exc:
+        raise DataValidationError([replace(p, first_line=first) for p in exc.problems], exc.source) from None
+    out.attrs["first_line"] = first
+    return out
 
 
 def candidates_from_menus(

@@ -8,6 +8,8 @@ does not depend on how the table was sorted.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -84,6 +86,8 @@ def check_against_fit(post: Posterior, cands: pd.DataFrame, require_base: bool) 
                 )
             )
     if problems:
-        raise DataValidationError(problems, source="candidates")
+        first = cands.attrs.get("first_line")
+        raise DataValidationError([replace(p, first_line=first) for p in problems],
+                                  source=cands.attrs.get("source") or "candidates")
 
 

@@ -32,16 +32,20 @@ def prediction_frame(frame: pd.DataFrame | Mapping[str, Any], domains: list[str]
         raise DataValidationError(problems)
     for c in ("n_params", "tokens", "r_domain"):
         v = pd.to_numeric(df[c], errors="coerce")
-        if v.isna().any() or np.isinf(v).any():
-            problems.append(Problem(c, "missing or non-numeric value", row_numbers(v.isna() | np.isinf(v))))
+        if v.isna().any():
+            problems.append(Problem(c, "missing or non-numeric value", row_numbers(v.isna())))
+        if np.isinf(v).any():
+            problems.append(Problem(c, "infinite value (inf)", row_numbers(np.isinf(v))))
         df[c] = v.where(~np.isinf(v))  # reported once: an infinite cell fails no range check below
     # every problem at once: a non-numeric cell (NaN here) fails no range check, the other rows are checked
     if (df["n_params"] <= 0).any():
         problems.append(Problem("n_params", "model size must be > 0", row_numbers(df["n_params"] <= 0)))
-    if (df["tokens"] <= 0).any():
+    if (df["tokens"] < 0).any():
+        problems.append(Problem("tokens", "CPT tokens must be > 0", row_numbers(df["tokens"] < 0)))
+    if (df["tokens"] == 0).any():
         problems.append(Problem("tokens", "predictions are of CPT checkpoints and need tokens > 0 (tokens == 0 "
                                           "are base-model rows: drop them, e.g. df[df['tokens'] > 0])",
-                                row_numbers(df["tokens"] <= 0)))
+                                row_numbers(df["tokens"] == 0)))
     bad_r = (df["r_domain"] < 0) | (df["r_domain"] > 1)
     if bad_r.any():
         problems.append(Problem("r_domain", "must be in [0, 1]", row_numbers(bad_r)))
