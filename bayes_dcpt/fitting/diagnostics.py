@@ -279,8 +279,8 @@ def diagnose(idata: Any, sampler: str, var_names: list[str], seconds: float, dra
     if not (np.isfinite(ess_b) and np.isfinite(ess_t)):
         problems.append("ESS could not be computed")
     elif ess_b < ESS_MIN or ess_t < ESS_MIN:
-        which = "bulk" if ess_b <= ess_t else "tail"  # the smaller of the two, named (the fit table's ESS)
-        problems.append(f"ESS ({which}) {min(ess_b, ess_t):.0f} < {ESS_MIN}")
+        failing = [f"{k} {v:.0f}" for k, v in (("bulk", ess_b), ("tail", ess_t)) if v < ESS_MIN]
+        problems.append(f"ESS ({', '.join(failing)}) < {ESS_MIN}")  # each failing one named, with its value
     if np.isfinite(bfmi_min) and bfmi_min < BFMI_MIN:
         problems.append(f"BFMI {bfmi_min:.2f} < {BFMI_MIN}")
     return Diagnostics(sampler, div, rhat_max, ess_b, ess_t, bfmi_min, draws, chains, seconds, False,
