@@ -67,7 +67,7 @@ def predict_curve_cmd(
     domain: str | None = typer.Option(None, help="Domain of the curve (default: the fit's only domain)."),
     n_params: float | None = typer.Option(None, "--n-params", help="Model size of the curve."),
     r_domain: float | None = typer.Option(None, "--r-domain", help="Domain share of the curve."),
-    ci: float = typer.Option(0.9, min=0.01, max=0.99, help="Interval probability."),
+    ci: float = typer.Option(0.9, min=0.5, max=0.99, help="Interval probability (a central band)."),
     kind: str = typer.Option("predictive", help="predictive (a new run's measurements) or mean (the law)."),
     out: Path | None = typer.Option(None, help="Write the predictions to this CSV (else print them)."),
     seed: int = typer.Option(0, help="Seed of the predictive noise draws."),

@@ -307,7 +307,7 @@ def predict_cmd(
     fit_path: Path = typer.Argument(..., metavar="FIT", help="A fit written by `bayes-dcpt fit`."),
     grid: Path = typer.Argument(..., metavar="GRID", help="CSV with columns domain, n_params, tokens, r_domain "
                                                           "(a data file will do)."),
-    ci: float = typer.Option(0.9, min=0.01, max=0.99, help="Interval probability."),
+    ci: float = typer.Option(0.9, min=0.5, max=0.99, help="Interval probability (a central band)."),
     kind: str = typer.Option("predictive", help="predictive (a new run's measurement) or mean (the law)."),
     out: Path | None = typer.Option(None, help="Write the predictions to this CSV (else print them)."),
     seed: int = typer.Option(0, help="Seed of the predictive noise draws."),
