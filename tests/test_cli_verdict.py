@@ -335,3 +335,22 @@ def test_unconverged_scoring_refits_are_said_with_the_fit(cli, monkeypatch, smal
     converged = _variant(small_fit)
     converged.extrapolation = {**f.extrapolation, "holdout": table.assign(refit_unconverged="").to_dict("records")}
     assert unconverged_refits(converged) == {}
+
+
+def test_suggest_json_carries_the_plans_notes_and_cautions(cli):
+    """``suggest --json`` had the table and the summary only: the CAUTION the text prints (a target far beyond what
+    the fit checked) and the stopping checks were not there for a pipeline. They are now, as in ``optimize --json``."""
+    from pathlib import Path
+
+    fit = Path(__file__).parents[1] / "models" / "example_cpt.nc"
+    rc, out, err = cli("suggest", fit, "--target", "tradeoff", "--domain", "python", "--n-params", "4432320",
+                       "--tokens", "2097152", "--max-general-increase", "0.03", "-k", "1", "--json")
+    assert rc == 0, err
+    js = json.loads(out)
+    assert js["plan"] and js["k"] == 1 and isinstance(js["stop_reasons"], list)
+    assert js["checks"]["target_beyond_reach"] is True  # 10x the largest probed size
+    assert len(js["flags"]) == 1 and js["flags"][0].startswith("CAUTION") and "10x" in js["flags"][0]
+    assert set(js["flags"]) <= set(js["notes"])
+    rc, out, err = cli("suggest", fit, "--target", "tradeoff", "--domain", "python", "--n-params", "443232",
+                       "--tokens", "2097152", "--max-general-increase", "0.03", "-k", "1", "--json")
+    assert rc == 0 and json.loads(out)["flags"] == [], err  # at a probed size: nothing to caution

@@ -229,7 +229,7 @@ def suggest_cmd(
     if plot is not None:
         plan.plot().savefig(plot, dpi=120, bbox_inches="tight")
     if json_out:
-        emit_json({"summary": plan.summary(), "plan": plan.table.to_dict(orient="records"),
+        emit_json({"summary": plan.summary(), "plan": plan.table.to_dict(orient="records"), **plan.to_json(),
                    "diagnostics": v.as_json()})
         return
     print_plan(console, plan, target=target, n_params=n_params, tokens=tokens, domain=domain,

@@ -69,6 +69,16 @@ class Plan:
         self.table.to_csv(p, index=False)
         return p
 
+    def to_json(self) -> dict[str, Any]:
+        """The plan's answer beside its table: target, widths, stopping checks and every note, the CAUTIONs (a
+        target beyond what the fit checked) also as ``flags``, as ``optimize --json`` carries them."""
+        return {"target": self.target, "target_unit": self.target_unit, "ci": self.ci,
+                "current_width": self.current_width, "width_after_batch": self.width_after_batch,
+                "info_batch": self.info_batch, "total_gpu_hours": self.total_gpu_hours,
+                "budget_gpu_hours": self.budget_gpu_hours, "k": self.k, "first_pick": self.first_pick,
+                "stop": self.stop, "stop_reasons": list(self.stop_reasons), "checks": dict(self.checks),
+                "flags": [n for n in self.notes if n.startswith("CAUTION")], "notes": list(self.notes)}
+
     def summary(self) -> str:
         """A few lines: the target, the batch, the expected interval width and the stopping checks."""
         u = f" {self.target_unit}" if self.target_unit else ""
