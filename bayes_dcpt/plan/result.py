@@ -70,8 +70,10 @@ class Plan:
         return p
 
     def to_json(self) -> dict[str, Any]:
-        """The plan's answer beside its table: target, widths, stopping checks and every note, the CAUTIONs (a
-        target beyond what the fit checked) also as ``flags``, as ``optimize --json`` carries them."""
+        """The plan's answer beside its table: target, widths, stopping checks and every note.
+
+        The CAUTIONs (a target beyond what the fit checked) are also ``flags``, as ``optimize --json`` has them.
+        """
         return {"target": self.target, "target_unit": self.target_unit, "ci": self.ci,
                 "current_width": self.current_width, "width_after_batch": self.width_after_batch,
                 "info_batch": self.info_batch, "total_gpu_hours": self.total_gpu_hours,
