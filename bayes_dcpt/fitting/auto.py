@@ -293,6 +293,8 @@ def _fit_weighted(df: pd.DataFrame, weights: dict[str, float], target: str, seed
             weights[c] = 0.0
     if not fits or sum(weights.values()) <= 0:
         raise BayesDCPTError(f"law='auto': no candidate with weight could be fitted ({'; '.join(notes)})")
+    if retry:
+        _drop_unconverged(fits, weights, notes)
     total = sum(weights.values())
     for c in weights:
         weights[c] /= total
@@ -301,6 +303,23 @@ def _fit_weighted(df: pd.DataFrame, weights: dict[str, float], target: str, seed
         notes.append(f"{', '.join(skipped)} not fitted to all the data: held-out stacking weight 0, so the stacked "
                      "posterior never draws from them (fit_unweighted=True fits them too)")
     return fits
+
+
+def _drop_unconverged(fits: dict[str, Any], weights: dict[str, float], notes: list[str]) -> None:
+    """Give the weight of a law whose full fit still fails its sampler checks (after its retry) to the laws that pass.
+
+    Its draws are not the law's posterior (on the long grid, chains in two modes), so stacking them passes a
+    sampler's failure on as a law's answer. When no weighted law passes, nothing changes and the fit says so.
+    """
+    used = [c for c in fits if weights[c] > 0]
+    bad = [c for c in used if not fits[c].diagnostics(warn=False).sampler_ok]
+    if not bad or len(bad) == len(used):
+        return
+    good = [c for c in used if c not in bad]
+    for c in bad:
+        notes.append(f"{c} left out of the stack: its full fit fails the sampler checks even after sampling it "
+                     f"again, so its held-out weight {weights[c]:.2f} goes to {', '.join(good)}, whose fits pass")
+        weights[c] = 0.0
 
 
 def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | None = None, seed: int = 0,
