@@ -40,7 +40,7 @@ test: $(VENV)/.installed-dev
 example-data: $(VENV)/.installed-dev
 	$(BIN)/python scripts/make_example_data.py --workers 2 --threads 1
 
-# The long-CPT probe grid (2 domains x 3 sizes x 7 ratios, 2^21 CPT tokens; ~1.5 h on 2 shared cores)
+# The long-CPT probe grid (2 domains x 3 sizes x 7 ratios, 2^21 CPT tokens; ~35 min on 2 cores, 2 h when shared)
 long-data: $(VENV)/.installed-dev
 	$(BIN)/python scripts/make_example_data.py --grid long --workers 2 --threads 1
 

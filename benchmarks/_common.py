@@ -36,3 +36,24 @@ def md_table(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
             cells.append(format(v, floatfmt) if isinstance(v, float) else str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+#: The last commit whose packaged long-CPT grid was made with file-ordered training streams (``shuffle_tokens =
+#: 66048``); the grid was then made again with shuffled ones (BENCHMARKS.md, "The long-CPT grid made again").
+FILE_ORDERED_LONG_COMMIT = "ebb5832"
+
+
+def file_ordered_long_grid() -> pd.DataFrame:
+    """The long-CPT grid as it was committed before its streams were shuffled, read from git history."""
+    import subprocess
+    import tempfile
+
+    from bayes_dcpt import data as _data
+
+    repo = Path(__file__).resolve().parents[1]
+    text = subprocess.run(["git", "show", f"{FILE_ORDERED_LONG_COMMIT}:bayes_dcpt/datasets/long_cpt.csv"],
+                          cwd=repo, capture_output=True, text=True, check=True).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "long_cpt_file_ordered.csv"
+        p.write_text(text)
+        return _data.load(p)

@@ -1,17 +1,16 @@
 """Probes made with shuffled streams against the same probes made with file-ordered ones: the token split.
 
-The committed long-CPT grid was made with training streams that read each corpus in its file order (BENCHMARKS.md,
-"The probes' data order"), and every law under-covers its late checkpoints. Here its two smaller sizes are made again
-with today's shuffled streams (``benchmarks/long_shuffled_grid.toml``, everything else as the committed grid) and
-both versions go through the same honest-fit check as a user runs it: ``bayes-dcpt fit train.csv --json`` with the
-CLI's defaults on the checkpoints with D <= 2^19 (and the base rows), then ``bayes-dcpt predict`` of the
-checkpoints 2^19 < D <= 2^21; MAPE of the band's centre and the share inside the 90% band, per loss and domain,
-and whether the fit's own checks say the law describes the data. Also the r = 0 runs' general loss: its largest
-rise above the base model (the "re-warming rise") and its largest one-checkpoint fall.
+The long-CPT grid was first made with training streams that read each corpus in its file order (BENCHMARKS.md, "The
+probes' data order"), and every law under-covered its late checkpoints. It is now made with shuffled streams (everything
+else as before). The two smaller sizes of both versions (the file-ordered one from git history,
+``_common.FILE_ORDERED_LONG_COMMIT``) go through the same honest-fit check as a user runs it: ``bayes-dcpt fit train.csv
+--json`` with the CLI's defaults on the checkpoints with D <= 2^19 (and the base rows), then ``bayes-dcpt predict`` of
+the checkpoints 2^19 < D <= 2^21; MAPE of the band's centre and the share inside the 90% band, per loss and domain, and
+whether the fit's own checks say the law describes the data. Also the r = 0 runs' general loss: its largest rise above
+the base model (the "re-warming rise") and its largest one-checkpoint fall.
 
-Make the shuffled grid first (about 20 minutes on 2 cores; the command is at the top of
-``benchmarks/long_shuffled_grid.toml``), then: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_shuffled_probes.py
---shuffled build/long_shuffled/long_shuffled.csv`` (about 5 minutes; ``benchmarks/results/shuffled_probes.csv``).
+Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_shuffled_probes.py [--shuffled another.csv]`` (about 5 minutes;
+``benchmarks/results/shuffled_probes.csv``).
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine, md_table
+from _common import file_ordered_long_grid, machine, md_table
 
 from bayes_dcpt import data as _data
 from bayes_dcpt import datasets
@@ -83,16 +82,17 @@ def token_split(name: str, df: pd.DataFrame, work: Path) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shuffled", type=Path, default=Path("build/long_shuffled/long_shuffled.csv"))
+    ap.add_argument("--shuffled", type=Path, default=None,
+                    help="the shuffled grid (default: the packaged long-CPT grid, made with shuffled streams)")
     ap.add_argument("--work", type=Path, default=None)
     a = ap.parse_args()
-    ordered = datasets.load_long_cpt()
+    ordered = file_ordered_long_grid()  # as committed until the grid was made again
     ordered = ordered[ordered["n_params"].isin(SIZES)].reset_index(drop=True)
-    shuffled = _data.load(a.shuffled)
+    shuffled = _data.load(a.shuffled) if a.shuffled else datasets.load_long_cpt()
     shuffled = shuffled[shuffled["n_params"].isin(SIZES)].reset_index(drop=True)
     work = a.work or Path(tempfile.mkdtemp())
     work.mkdir(parents=True, exist_ok=True)
-    rows = token_split("file-ordered (committed)", ordered, work) + token_split("shuffled", shuffled, work)
+    rows = token_split("file-ordered (until ebb5832)", ordered, work) + token_split("shuffled", shuffled, work)
     table = pd.DataFrame(rows)
     OUT.mkdir(exist_ok=True)
     table.to_csv(OUT / "shuffled_probes.csv", index=False)

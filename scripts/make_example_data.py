@@ -227,7 +227,11 @@ def _grid_text(grid: dict, df) -> dict[str, str]:
         "stream reaching the docstrings (BENCHMARKS.md, \"The probes' data\norder\"; "
         "`benchmarks/bench_stream_order.py`). A law of CPT cannot foresee these."
         if tr.shuffle_tokens == LEGACY_SHUFFLE_TOKENS and bump
-        else ""
+        else f"\n\n**Data order.** Every training stream shuffles {tr.shuffle_tokens:,} tokens at a time (the probe "
+        "runner's default), more\nthan a corpus holds: each stretch of a stream holds its corpus's mix of texts."
+        + (" The first version of this grid read each\ncorpus in its file order and its late checkpoints jumped "
+           "where the text changed (BENCHMARKS.md, \"The\nlong-CPT grid made again with shuffled streams\"; "
+           "`git show ebb5832:bayes_dcpt/datasets/long_cpt.csv`)." if grid["name"] == "long_cpt" else "")
     )
     return {
         "order": order,
