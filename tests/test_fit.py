@@ -235,7 +235,8 @@ def test_auto_law_stacks_candidates_and_predicts(df3, tmp_path):
     again = load_fit(path)
     assert set(again.weights) == set(auto.weights)
     # a fit made of fits: the base interface answered per candidate
-    assert repr(again).startswith("<AutoFit stack(L3+L1) weights=")
+    weighted = "+".join(k for k in auto.fits if auto.weights[k] > 0)  # a law of weight 0 is no component
+    assert repr(again).startswith(f"<AutoFit stack({weighted}) weights=")
     assert set(auto.summary().index.get_level_values("law")) == set(auto.fits)
     assert set(auto.card()["candidates"]) == set(auto.fits) and set(auto.priors()["law"]) == set(auto.fits)
     assert set(auto.diagnostics(warn=False)) == set(auto.remedies()) == set(auto.fits)

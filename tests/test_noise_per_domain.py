@@ -113,6 +113,19 @@ def test_a_stack_of_per_domain_and_per_target_noise_keeps_the_columns():
     assert st.view(0).noise_of("domain", "code")["sigma"][0] in (0.002, 0.005)
 
 
+def test_a_law_of_weight_zero_is_not_a_component_of_the_stack():
+    """`auto` keeps the full fit of a law it left out of the stack (unconverged, weight 0): the stack was named
+    ``stack(cpt+L1+L7)`` though it drew from cpt alone. A law of weight 0 is no component now."""
+    from bayes_dcpt.fitting.stacked import stacked_posterior
+
+    a = _post()
+    b = Posterior(a.law, a.params, {t: {k: np.full(S, 0.005) for k in ("sigma", "tau")} for t in ("general", "domain")})
+    st = stacked_posterior([a, b], [0.0, 1.0], n_draws=100, seed=0)
+    assert len(st.components) == 1 and st.law.name == f"stack({a.law.name})"
+    np.testing.assert_allclose(st.noise_of("domain", "law")["sigma"], 0.005)  # every draw from the weighted one
+    assert len(stacked_posterior([a, b], [0.3, 0.7], n_draws=100, seed=0).components) == 2
+
+
 @pytest.mark.slow
 def test_a_joint_fit_gives_each_domain_its_own_noise():
     """Two domains, one with ten times the checkpoint noise: each gets its own sigma, the quiet one stays narrow."""

@@ -151,9 +151,14 @@ def _noise_union(posts: Sequence[Posterior], idxs: Sequence[np.ndarray],
 
 def stacked_posterior(posts: Sequence[Posterior], weights: Any, n_draws: int, seed: int,
                       ctx: Mapping[str, Any] | None = None) -> StackedPosterior:
-    """``n_draws`` draws from ``posts`` in proportion to ``weights`` (multinomial counts), as one posterior."""
+    """``n_draws`` draws from ``posts`` in proportion to ``weights`` (multinomial counts), as one posterior.
+
+    Laws of weight 0 are not components (the stack's name lists the laws it draws from).
+    """
     posts = list(posts)
     w = np.asarray(weights, float)
+    if (w > 0).any() and not (w > 0).all():
+        posts, w = [p for p, x in zip(posts, w, strict=True) if x > 0], w[w > 0]
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(n_draws, w / w.sum())
     idxs = [rng.integers(0, p.n_draws, c) if c else np.zeros(0, int) for p, c in zip(posts, counts, strict=True)]
