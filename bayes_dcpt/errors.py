@@ -8,7 +8,7 @@ else is a bug and keeps its traceback.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = [
@@ -94,6 +94,15 @@ class DataValidationError(BayesDCPTError, ValueError):
     def lines(self) -> list[str]:  # noqa: D102
         prefix = f"{self.source}: " if self.source else ""
         return [f"{prefix}{p}" for p in self.problems]
+
+    def at_first_line(self, first_line: int | None) -> DataValidationError:
+        """The same problems, each naming the file's line as well as the row.
+
+        ``first_line``: the line that holds data row 1; ``None`` (not a text file): the rows alone, this error.
+        """
+        if first_line is None:
+            return self
+        return DataValidationError([replace(p, first_line=first_line) for p in self.problems], self.source)
 
 
 class UnknownLawError(BayesDCPTError, ValueError):

@@ -31,7 +31,6 @@ import hashlib
 import io
 import math
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -449,10 +448,9 @@ def load(source: str | Path | pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:
             out.attrs["first_line"] = raw.attrs.get("first_line")
             return out
         except DataValidationError as exc:
-            first = raw.attrs.get("first_line")
-            if first is None:
+            if raw.attrs.get("first_line") is None:
                 raise
-            raise DataValidationError([replace(p, first_line=first) for p in exc.problems], exc.source) from None
+            raise exc.at_first_line(raw.attrs["first_line"]) from None
     raise DataValidationError([Problem("data", f"cannot load data from a {type(source).__name__}")])
 
 

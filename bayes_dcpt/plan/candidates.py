@@ -29,7 +29,6 @@ Quickstart::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +219,7 @@ def read_candidates(path: str | Path) -> pd.DataFrame:
     try:
         out = validate_candidates(raw, source=str(path))
     except DataValidationError as exc:
-        raise DataValidationError([replace(p, first_line=first) for p in exc.problems], exc.source) from None
+        raise exc.at_first_line(first) from None
     out.attrs["first_line"] = first
     return out
 

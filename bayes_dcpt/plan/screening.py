@@ -8,8 +8,6 @@ does not depend on how the table was sorted.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 
@@ -86,8 +84,7 @@ def check_against_fit(post: Posterior, cands: pd.DataFrame, require_base: bool) 
                 )
             )
     if problems:
-        first = cands.attrs.get("first_line")
-        raise DataValidationError([replace(p, first_line=first) for p in problems],
-                                  source=cands.attrs.get("source") or "candidates")
+        raise DataValidationError(problems, source=cands.attrs.get("source") or "candidates").at_first_line(
+            cands.attrs.get("first_line"))
 
 
