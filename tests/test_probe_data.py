@@ -115,8 +115,8 @@ def test_a_probe_stream_reads_an_ordered_corpus_in_a_random_order(tmp_path, monk
     time, so a probe trained on the first topic for hundreds of thousands of tokens, then on the second: the
     long-CPT grid's general loss dropped where its stream passed from the language reference to the docstrings
     (BENCHMARKS.md, "The probes' data order"). Today's default shuffles 2^23 tokens: a corpus up to that size is
-    read in a fresh random order every epoch, so every stretch of the stream holds both topics. The committed
-    grids pin the old order, so that their tables can be made again."""
+    read in a fresh random order every epoch, so every stretch of the stream holds both topics. The example and
+    LR-schedule grids pin the old order, so that their tables can be made again; the long-CPT grid was made again."""
     from bayes_dcpt.probe import loop
     from bayes_dcpt.probe.configs import LEGACY_SHUFFLE_TOKENS, SHUFFLE_TOKENS, ProbeConfigError, TrainSettings
     from bayes_dcpt.probe.grid_spec import load_spec, pretrain_config, probe_config
