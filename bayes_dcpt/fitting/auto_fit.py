@@ -217,8 +217,11 @@ class AutoFit(DecisionMethods, BaseFit):
         law alone passed (example grid, first two-thirds of the tokens: 10 groups).
         """
         if self._adequacy is None:
-            zr = all(f.law.family == "cpt" or f.config.zero_ratio for f in self.fits.values())
-            self._adequacy = check_adequacy(self.posterior, self.fitted_data(), zero_ratio=zr)
+            # the rows the stack predicts: those of the laws it draws from (a law left out of it, with weight 0,
+            # does not narrow them; it did, and on the long grid the check of the stack then flagged what the same
+            # law's own fit passed, by leaving out the runs that balance the trend test)
+            self._adequacy = check_adequacy(self.posterior, self.fitted_data(),
+                                            zero_ratio=self.posterior.fits_zero_ratio)
         return self._adequacy
 
     def fitted_data(self) -> pd.DataFrame:

@@ -216,7 +216,7 @@ class BaseFit:
             return None
         if getattr(self, "_adequacy", None) is None:
             self._adequacy = check_adequacy(self.posterior, self.fitted_data(),
-                                            zero_ratio=bool(getattr(self.config, "zero_ratio", False)))
+                                            zero_ratio=self.posterior.fits_zero_ratio)
         return self._adequacy
 
     def fitted_data(self) -> pd.DataFrame:
