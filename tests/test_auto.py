@@ -408,3 +408,10 @@ def test_the_stack_is_checked_on_the_rows_its_weighted_laws_fit(monkeypatch):
                                 fitted_data=lambda: None, fits={"cpt": None, "L1": left_out})
         assert auto_fit.AutoFit.adequacy(stack) == "ok"
     assert seen == [True, False]
+
+
+def test_the_stacks_draw_count_comes_from_the_laws_it_draws_from():
+    fits = {name: SimpleNamespace(posterior=SimpleNamespace(n_draws=n))
+            for name, n in (("cpt", 4000), ("L1", 12000), ("L7", 2000))}
+    assert A.stack_draws(fits, {"cpt": 1.0, "L1": 0.0, "L7": 0.0}) == 4000
+    assert A.stack_draws(fits, {"cpt": 0.5, "L1": 0.2, "L7": 0.3}) == 12000

@@ -57,7 +57,7 @@ from bayes_dcpt.laws.registry import get_law
 from bayes_dcpt.posterior.streams import stream_deviations, stream_summary
 
 __all__ = ["AUTO_DEFAULTS", "DEFAULT_CANDIDATES", "SCREEN_SE", "SCREEN_WEIGHT", "AutoDiagnostics", "AutoFit",
-           "fit_auto", "load_auto", "predicts_zero_ratio", "screened_out", "stack_laws"]
+           "fit_auto", "load_auto", "predicts_zero_ratio", "screened_out", "stack_draws", "stack_laws"]
 
 #: Candidate laws, in order; ``cpt`` only when the data have base rows for every (domain, size).
 DEFAULT_CANDIDATES = ("cpt", "L3", "L1", "L7")
@@ -330,6 +330,15 @@ def _fit_weighted(df: pd.DataFrame, weights: dict[str, float], target: str, seed
     return fits
 
 
+def stack_draws(fits: dict[str, Any], weights: dict[str, float]) -> int:
+    """The stack's draw count: the largest among the fits with weight.
+
+    A law left out of the stack does not set it: a dropped law's 12,000 retry draws made the stack resample the
+    4,000 draws of the law it kept three times over.
+    """
+    return max(f.posterior.n_draws for k, f in fits.items() if weights[k] > 0)
+
+
 def _drop_unconverged(fits: dict[str, Any], weights: dict[str, float], notes: list[str]) -> None:
     """Give the weight of a law whose full fit still fails its sampler checks to the laws that pass.
 
@@ -416,7 +425,7 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
     fits = _fit_weighted(df, weights, target, seed, notes, {**kw, **model, "run_slots": slots, "warn": False},
                          fit_unweighted, retry_full)
     posts = [f.posterior for f in fits.values()]
-    n = n_draws or max(p.n_draws for p in posts)
+    n = n_draws or stack_draws(fits, weights)
     stacked = stacked_posterior(posts, np.array([weights[k] for k in fits]), n, seed)
     table = holdout_table([s for sc in scores.values() for s in sc])
     extrapolation = None
