@@ -38,22 +38,24 @@ def md_table(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
     return "\n".join(lines)
 
 
-#: The last commit whose packaged long-CPT grid was made with file-ordered training streams (``shuffle_tokens =
-#: 66048``); the grid was then made again with shuffled ones (BENCHMARKS.md, "The long-CPT grid made again").
-FILE_ORDERED_LONG_COMMIT = "ebb5832"
+#: The last commit whose packaged grids (file name -> commit) were made with file-ordered training streams
+#: (``shuffle_tokens = 66048``); each was then made again with shuffled ones (BENCHMARKS.md, "The long-CPT grid made
+#: again", "The example grid made again"). Every example-grid number in BENCHMARKS.md before the twenty-third
+#: session, and every long-grid number before the twenty-second, was measured on these versions.
+FILE_ORDERED_COMMITS = {"long_cpt": "ebb5832", "example_cpt": "c2bec45"}
 
 
-def file_ordered_long_grid() -> pd.DataFrame:
-    """The long-CPT grid as it was committed before its streams were shuffled, read from git history."""
+def file_ordered_grid(name: str = "long_cpt") -> pd.DataFrame:
+    """A packaged grid (``"long_cpt"`` or ``"example_cpt"``) as committed before its streams were shuffled."""
     import subprocess
     import tempfile
 
     from bayes_dcpt import data as _data
 
     repo = Path(__file__).resolve().parents[1]
-    text = subprocess.run(["git", "show", f"{FILE_ORDERED_LONG_COMMIT}:bayes_dcpt/datasets/long_cpt.csv"],
+    text = subprocess.run(["git", "show", f"{FILE_ORDERED_COMMITS[name]}:bayes_dcpt/datasets/{name}.csv"],
                           cwd=repo, capture_output=True, text=True, check=True).stdout
     with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp) / "long_cpt_file_ordered.csv"
+        p = Path(tmp) / f"{name}_file_ordered.csv"
         p.write_text(text)
         return _data.load(p)

@@ -3,7 +3,7 @@
 The long-CPT grid was first made with training streams that read each corpus in its file order (BENCHMARKS.md, "The
 probes' data order"), and every law under-covered its late checkpoints. It is now made with shuffled streams (everything
 else as before). The two smaller sizes of both versions (the file-ordered one from git history,
-``_common.FILE_ORDERED_LONG_COMMIT``) go through the same honest-fit check as a user runs it: ``bayes-dcpt fit train.csv
+``_common.FILE_ORDERED_COMMITS``) go through the same honest-fit check as a user runs it: ``bayes-dcpt fit train.csv
 --json`` with the CLI's defaults on the checkpoints with D <= 2^19 (and the base rows), then ``bayes-dcpt predict`` of
 the checkpoints 2^19 < D <= 2^21; MAPE of the band's centre and the share inside the 90% band, per loss and domain, and
 whether the fit's own checks say the law describes the data. Also the r = 0 runs' general loss: its largest rise above
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import file_ordered_long_grid, machine, md_table
+from _common import file_ordered_grid, machine, md_table
 
 from bayes_dcpt import data as _data
 from bayes_dcpt import datasets
@@ -86,7 +86,7 @@ def main() -> None:
                     help="the shuffled grid (default: the packaged long-CPT grid, made with shuffled streams)")
     ap.add_argument("--work", type=Path, default=None)
     a = ap.parse_args()
-    ordered = file_ordered_long_grid()  # as committed until the grid was made again
+    ordered = file_ordered_grid("long_cpt")  # as committed until the grid was made again
     ordered = ordered[ordered["n_params"].isin(SIZES)].reset_index(drop=True)
     shuffled = _data.load(a.shuffled) if a.shuffled else datasets.load_long_cpt()
     shuffled = shuffled[shuffled["n_params"].isin(SIZES)].reset_index(drop=True)

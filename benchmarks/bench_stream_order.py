@@ -8,7 +8,7 @@ reads the corpus in that order, shuffling within a buffer. This script measures,
 1. the share of language-reference text in each 131,072-token stretch of the general stream of a probe (its first
    2^21 tokens, the probes' seed), with the buffer the committed grids were made with (66,048 tokens) and with
    today's default (2^23 tokens);
-2. from the file-ordered ``long_cpt.csv`` (as committed until ``_common.FILE_ORDERED_LONG_COMMIT``, read from git
+2. from the file-ordered ``long_cpt.csv`` (as committed until ``_common.FILE_ORDERED_COMMITS``, read from git
    history; the packaged grid is made with shuffled streams since): where each probe run's general loss drops most
    between two checkpoints,
    in tokens of general text trained (``tokens x (1 - r)``).
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import file_ordered_long_grid, machine, md_table
+from _common import file_ordered_grid, machine, md_table
 
 from bayes_dcpt.probe.configs import LEGACY_SHUFFLE_TOKENS, SHUFFLE_TOKENS
 from bayes_dcpt.probe.corpora import Corpus, TokenStream, _pieces, byte_encoder, gather_stdlib
@@ -79,7 +79,7 @@ def stream_shares(corpus_dir: Path, buffer_tokens: int, seed: int = 0) -> np.nda
 
 def drops() -> pd.DataFrame:
     """Per CPT run of the long grid with 0 < r < 1: the largest one-checkpoint fall of its general loss."""
-    df = file_ordered_long_grid()  # the grid these streams made (the packaged one is shuffled since)
+    df = file_ordered_grid("long_cpt")  # the grid these streams made (the packaged one is shuffled since)
     rows = []
     for (dom, n, r), g in df[(df["tokens"] > 0) & (df["r_domain"] > 0) & (df["r_domain"] < 1)].groupby(
             ["domain", "n_params", "r_domain"]):

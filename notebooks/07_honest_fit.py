@@ -178,8 +178,8 @@ pd.DataFrame(score).round(3)
 # The D-CPT Law's nearly flat curves cannot follow the codec_tables domain loss, which keeps falling across the token
 # range; the fit widens that domain's noise instead (each domain has its own noise scale: sigma about 0.24 on the
 # log scale for codec_tables' domain loss against 0.014-0.04 for the others; its degrees of freedom are floored at
-# 2, so the miss cannot hide in the tails, where before 2026-12-04 they fell below 1). On the general loss both
-# laws are off in places (the CPT law's mean leans high late in the r = 0.75 run): compare the two rows above.
+# 2, so the miss cannot hide in the tails, where before 2026-12-04 they fell below 1). On the general loss compare
+# the two laws' rows above.
 
 # %% [markdown]
 # ## Extrapolation: how wide should the band be beyond the data?

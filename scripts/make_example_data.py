@@ -50,6 +50,27 @@ GRIDS = {
 }
 
 
+def _shown(path: Path) -> str:
+    """A path as the record shows it: relative to the repository when inside it (the command runs from there)."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def _sharing(meta: dict) -> str:
+    """Whether other jobs shared the machine, from the load average recorded at the end (older records: unknown)."""
+    load, workers = meta.get("load_average"), int(meta.get("workers", 1))
+    if load is None:
+        return ""
+    return (f", on a machine shared with other jobs (load average {load:g} at the end)" if load > workers + 0.5
+            else f", alone on the machine (load average {load:g} at the end)")
+
+
+#: The grids first made with file-ordered streams: their last commit then, and how BENCHMARKS.md names them.
+FIRST_VERSIONS = {"long_cpt": ("ebb5832", "long-CPT grid"), "example_cpt": ("c2bec45", "example grid")}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--grid", choices=sorted(GRIDS), default="example", help="Which grid (default: example).")
@@ -80,9 +101,9 @@ def main() -> int:
         "grid",
         str(spec.relative_to(REPO)),
         "--workdir",
-        str(wd),
+        _shown(wd),
         "--db",
-        str(db),
+        _shown(db),
         "--workers",
         str(a.workers),
         "--threads",
@@ -133,6 +154,7 @@ def main() -> int:
         "make": g["make"],
         "seed": 0,
         "wall_seconds": round(wall, 1),
+        "load_average": round(os.getloadavg()[0], 1),  # 1-minute, at the end: were other jobs running beside it?
         "workers": a.workers,
         "threads_per_worker": a.threads,
         "versions": {
@@ -230,8 +252,9 @@ def _grid_text(grid: dict, df) -> dict[str, str]:
         else f"\n\n**Data order.** Every training stream shuffles {tr.shuffle_tokens:,} tokens at a time (the probe "
         "runner's default), more\nthan a corpus holds: each stretch of a stream holds its corpus's mix of texts."
         + (" The first version of this grid read each\ncorpus in its file order and its late checkpoints jumped "
-           "where the text changed (BENCHMARKS.md, \"The\nlong-CPT grid made again with shuffled streams\"; "
-           "`git show ebb5832:bayes_dcpt/datasets/long_cpt.csv`)." if grid["name"] == "long_cpt" else "")
+           f"where the text changed (BENCHMARKS.md, \"The\n{FIRST_VERSIONS[grid['name']][1]} made again with "
+           f"shuffled streams\"; `git show {FIRST_VERSIONS[grid['name']][0]}:bayes_dcpt/datasets/{grid['name']}.csv`)."
+           if grid["name"] in FIRST_VERSIONS else "")
     )
     return {
         "order": order,
@@ -303,7 +326,7 @@ Command (what `{g['make']}` runs; the grid spec is `{g['spec']}` beside this fil
 
 - seed: {meta['seed']} (model initialisation, data order and mixture sampling all derive from it)
 - wall time: {meta['wall_seconds']:.0f} s for the whole grid (pretraining included), {meta['workers']} worker
-  processes x {meta['threads_per_worker']} thread, on a machine shared with other jobs
+  processes x {meta['threads_per_worker']} thread{_sharing(meta)}
 - versions: Python {v['python']}, torch {v['torch']}, transformers {v['transformers']}, bayes-dcpt {v['bayes_dcpt']}
 - hardware: {h['cpu']}, {h['cores']} cores, {h['system']} {h['machine']}, CUDA: {h['cuda']}
 

@@ -210,7 +210,8 @@ def test_a_stack_is_checked_against_the_data_its_candidates_were_fitted_to(monke
 
     cand = SimpleNamespace(data=df, config=FitConfig(law="cpt", target="both"), law=SimpleNamespace(family="cpt"))
     cand.fitted_data = lambda: BaseFit.fitted_data(cand)  # the fits' own method on the fake candidate
-    a = auto_fit.AutoFit({"cpt": cand}, pd.DataFrame(), {"cpt": 1.0}, {}, posterior=None)
+    a = auto_fit.AutoFit({"cpt": cand}, pd.DataFrame(), {"cpt": 1.0}, {},
+                         posterior=SimpleNamespace(fits_zero_ratio=True))
     assert a.adequacy() == "checked"
     assert len(seen[0]) == len(df) - int(_data.in_warmup(df).sum()) < len(df)
 

@@ -142,7 +142,7 @@ def test_compute_and_limited_data_answers_far_out_are_cautioned(committed):
 
 def test_commands_that_read_a_fit_say_its_refits_did_not_converge(tmp_path, cli):
     """The committed D-CPT fit's three held-out refits are unconverged: the bands beyond its data rest on them, so
-    predict (like fit and the report) says so, on stderr and in --json."""
+    predict (like fit and the report) says so, on stderr and in --json; the CPT fit's one unconverged refit too."""
     grid = tmp_path / "grid.csv"
     grid.write_text("domain,n_params,tokens,r_domain\npython,443232,2097152,0.5\n")
     dcpt = MODEL.with_name("example_dcpt.nc")
@@ -152,8 +152,13 @@ def test_commands_that_read_a_fit_say_its_refits_did_not_converge(tmp_path, cli)
     assert "does not describe the data" in warned[0] and "held-out refits did not converge (tokens: R-hat" in warned[0]
     _, out, _ = cli("predict", dcpt, grid, "--json")
     assert json.loads(out)["diagnostics"]["refits_unconverged"].startswith("tokens: R-hat")
-    _, out, err = cli("predict", MODEL, grid, "--json")  # the CPT fit's refits converged
-    assert "refits_unconverged" not in json.loads(out)["diagnostics"] and "did not converge" not in err
+    # the CPT fit describes its data; one of its refits (later tokens from the early origin) stayed at R-hat 1.017:
+    # said the same way, alone
+    _, out, err = cli("predict", MODEL, grid, "--json")
+    said = json.loads(out)["diagnostics"]["refits_unconverged"]
+    assert said.startswith("tokens_early: R-hat") and "tokens:" not in said and "size:" not in said
+    assert "1 held-out refit did not converge (tokens_early: R-hat" in " ".join(err.split())
+    assert "does not describe the data" not in err
 
 
 def test_a_question_before_the_earliest_fitted_checkpoint_is_cautioned(committed, tmp_path, cli):

@@ -196,14 +196,20 @@ def _print_answers(rep: Any) -> None:
         else:
             console.print(f"  {dom}: no posterior draw meets the threshold", soft_wrap=True)
     if rep.plan is not None and len(rep.plan.table):
-        top = rep.plan.table.iloc[0]
-        n_inf = infeasible.get(str(rep.plan_domain), 0)
-        console.print(
-            f"next probe (target: r* of {rep.plan_domain}): {top['domain']}, N = {top['n_params']:,.0f}, "
+        console.print(next_probe_line(rep.plan, str(rep.plan_domain), infeasible.get(str(rep.plan_domain), 0)),
+                      soft_wrap=True)
+
+
+def next_probe_line(plan: Any, domain: str, n_infeasible: int) -> str:
+    """The demo's line on the top suggested probe; with infeasible draws, which draws its widths are over.
+
+    The planner's width counts infeasible draws as r* = 0, so it differs from the r* interval printed above it
+    (over the feasible draws): the line says so whenever ``domain`` has any.
+    """
+    top = plan.table.iloc[0]
+    return (f"next probe (target: r* of {domain}): {top['domain']}, N = {top['n_params']:,.0f}, "
             f"D = {top['tokens']:,.0f} tokens, r_domain = {top['r_domain']:.3g}; cost "
-            f"{top['gpu_hours']:.3g} GPU-hours; expected r* interval width {rep.plan.current_width:.3f} "
+            f"{top['gpu_hours']:.3g} GPU-hours; expected r* interval width {plan.current_width:.3f} "
             f"-> {top['width_after_batch']:.3f}"
             + (" (over all draws, the infeasible ones as r* = 0; the interval above is over the feasible draws)"
-               if n_inf else ""),
-            soft_wrap=True,
-        )
+               if n_infeasible else ""))
