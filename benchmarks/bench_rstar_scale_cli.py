@@ -8,8 +8,9 @@ size and its largest token count, checked against the crossing the full grid's r
 posterior predictive check of ``decide.measured``: ``agrees`` when the measured crossing lies inside the 90% interval
 of what the fit predicts those runs to show; ``contains`` when r*'s own 90% interval holds it).
 
-Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_rstar_scale_cli.py [--work DIR]`` (about 12 minutes; the fits
-are kept in DIR and reused); rows in ``benchmarks/results/rstar_scale_cli.csv``. With ``--checkpoints`` the same
+Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_rstar_scale_cli.py [--work DIR] [--laws default,auto]
+[--fit-args '--transfer'] [--suffix S]`` (about 12 minutes; the fits are kept in DIR, named with the suffix, and
+reused); rows in ``benchmarks/results/rstar_scale_cli.csv``. With ``--checkpoints`` the same
 question is asked at every token count the largest size measures at two or more ratios, not only the last (is a
 miss the law's, or one checkpoint's data-order jump?): ``benchmarks/results/rstar_scale_cli_checkpoints.csv``.
 """
@@ -40,6 +41,8 @@ def main() -> None:
     ap.add_argument("--long-csv", type=Path, default=None,
                     help="another long-CPT grid in place of the packaged one (benchmarks/long_shuffled_grid.toml)")
     ap.add_argument("--suffix", default="", help="appended to the CSV name")
+    ap.add_argument("--laws", default="default,auto", help="which fits: default (no --law) and/or auto")
+    ap.add_argument("--fit-args", default="", help="extra arguments of every fit, e.g. '--transfer'")
     a = ap.parse_args()
     work = Path(a.work) if a.work else Path(tempfile.mkdtemp())
     rows = []
@@ -54,12 +57,12 @@ def main() -> None:
         at = full[(full["n_params"] == n_max) & (full["tokens"] > 0)]
         ratios = at.groupby("tokens")["r_domain"].nunique()
         tokens = sorted(ratios.index[ratios >= 2]) if a.checkpoints else [float(at["tokens"].max())]
-        for law in ("default", "auto"):
-            fit_nc = d / f"{law}.nc"
+        for law in a.laws.split(","):
+            fit_nc = d / f"{law}{a.suffix}.nc"
             if not fit_nc.exists():
                 p = subprocess.run([*CLI, "fit", d / "train.csv", "--out", fit_nc,
-                                    *([] if law == "default" else ["--law", law]), "--allow-bad-fit"],
-                                   capture_output=True, text=True)
+                                    *([] if law == "default" else ["--law", law]), "--allow-bad-fit",
+                                    *a.fit_args.split()], capture_output=True, text=True)
                 print(f"{name} {law}: fit exit {p.returncode}", flush=True)
             for dom in sorted(full["domain"].unique()):
                 for tok in tokens:

@@ -1,4 +1,5 @@
-"""The CPT law's opt-in terms: the re-warming rise (``rewarm``) and the share's exponent (``share_power``).
+"""The CPT law's opt-in terms: the re-warming rise (``rewarm``), the share's exponent (``share_power``) and the
+general loss's learning from domain tokens (``transfer``).
 
 Re-warming rise: every r = 0 run of the example grid sits above its base loss after the warm-up, which the law's
 continued learning alone cannot describe; without the term the run offsets absorb it and their scale widens every
@@ -6,6 +7,10 @@ run's band. Opt-in: it extrapolates worse in tokens and size (BENCHMARKS.md, "Th
 
 Share's exponent: codec_tables' general loss rises early in r, which forgetting linear in the domain share cannot
 bend to; ``s^eta_s`` per domain can (BENCHMARKS.md, "The share's exponent").
+
+Transfer: late in CPT the general loss at high r recovers faster than the general tokens alone explain, on both
+shuffled probe grids; ``h ((1 - s) + xi s)`` per domain lets the domain tokens teach it too (BENCHMARKS.md, "Why r*
+at a larger size misses").
 """
 
 from __future__ import annotations
@@ -138,3 +143,30 @@ def test_an_option_of_the_cpt_law_is_refused_for_another_law():
         fit(df, "L1", "general", share_power=True, draws=10, tune=10, chains=1)
     with pytest.raises(FitError, match="rewarm: an option of the CPT law"):
         fit(df, "auto", "general", rewarm=True, candidates=["L1", "L3"])
+
+
+def test_the_transfer_lets_domain_tokens_teach_the_general_loss_and_keeps_the_base():
+    d = np.array([0.0, 1e-4, 1e-3, 1e-2])
+    np.testing.assert_array_equal(_law(P | {"xi": 0.0}, 0.5, d), _law(P, 0.5, d))  # xi = 0: the law as it was
+    taught = P | {"xi": 2.0}
+    for r in (0.25, 0.5, 1.0):  # with domain data the general loss keeps learning more ...
+        assert _law(taught, r, d)[0] == X["L0"] and np.all(_law(taught, r, d)[1:] < _law(P, r, d)[1:])
+    np.testing.assert_array_equal(_law(taught, 0.0, d), _law(P, 0.0, d))  # ... and without it nothing changes
+    # at r = 1 the learning is h xi log(1 + D / D_ref) of the base loss, forgetting aside
+    gap = (_law(P, 1.0, d) - _law(taught, 1.0, d)) / X["L0"]
+    np.testing.assert_allclose(gap, P["h"] * 2.0 * np.log1p(d / X["D_ref"]), rtol=1e-12)
+    np.testing.assert_array_equal(_law(taught, 0.5, d, "domain"), _law(P, 0.5, d, "domain"))
+
+
+def test_the_transfer_is_fitted_per_domain_through_the_cli_and_saved(cli, tmp_path):
+    code, _out, err = cli("fit", example_path(), "--law", "cpt", "--transfer", "--domains", "c_headers,python",
+                          "--target", "general", "--draws", "200", "--tune", "200", "--chains", "2", "--seed", "1",
+                          "--no-calibration", "--allow-bad-fit", "--out", tmp_path / "transfer.nc")
+    assert code == 0, err
+    f = load_fit(tmp_path / "transfer.nc")
+    assert f.config.transfer is True
+    xi = {d: f.posterior.params[("general", d)]["xi"] for d in ("c_headers", "python")}
+    assert all(np.all(v > 0) for v in xi.values()) and not np.allclose(xi["c_headers"], xi["python"])
+    assert "xi" in set(f.priors()["parameter"]) and "xi[c_headers]" in f.summary().index
+    code, _out, err = cli("fit", example_path(), "--law", "L1", "--transfer", "--out", tmp_path / "no.nc")
+    assert code == 2 and "transfer: an option of the CPT law" in " ".join(err.split())

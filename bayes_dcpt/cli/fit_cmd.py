@@ -121,6 +121,10 @@ def fit_cmd(
                                      "domain share, for a general loss that rises early in r. Off by default: r* "
                                      "meets measured crossings more often, extrapolation is no better "
                                      "(BENCHMARKS.md)."),
+    transfer: bool = typer.Option(False, "--transfer", help="CPT law (or the cpt candidate of --law auto): the "
+                                  "general loss keeps learning from the domain tokens too, each domain its own "
+                                  "rate. Off by default: it moves r* at the last checkpoints towards the measured "
+                                  "crossing in point fits, not yet measured as the default (BENCHMARKS.md)."),
     target: str = typer.Option("both", help="general, domain or both."),
     domains: str | None = typer.Option(None, "--domains", help="Fit only these domains (comma-separated; "
                                        "default: all, fitted together)."),
@@ -178,7 +182,8 @@ def fit_cmd(
                               robust=not normal, burn_in=burn_in, discrepancy=not no_calibration, warn=False)
     if target_accept is not None and sampler not in ("laplace", "advi"):
         kw["sampler_kwargs"] = {"target_accept": target_accept}
-    kw.update({k: True for k, on in (("rewarm", rewarm), ("share_power", share_power)) if on})
+    kw.update({k: True for k, on in (("rewarm", rewarm), ("share_power", share_power), ("transfer", transfer))
+               if on})
     if candidates is not None:
         kw["candidates"] = candidates
     if no_screen:

@@ -87,9 +87,10 @@ def config_key(config: object) -> str:
     return hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
 
 
-#: Options of the base-anchored CPT law alone (its re-warming rise, its share exponent; both opt-in, measured in
-#: BENCHMARKS.md): asked of another law they are refused, and ``law="auto"`` gives them to its CPT candidate.
-CPT_OPTIONS = ("rewarm", "share_power")
+#: Options of the base-anchored CPT law alone (its re-warming rise, its share exponent, its transfer; opt-in,
+#: measured in BENCHMARKS.md): asked of another law they are refused, and ``law="auto"`` gives them to its CPT
+#: candidate.
+CPT_OPTIONS = ("rewarm", "share_power", "transfer")
 
 
 def check_cpt_options(laws: Sequence[Any], kwargs: Mapping[str, Any], why: str) -> None:
@@ -125,6 +126,7 @@ class FitConfig:
     replay_scope: str = "domain"  # the CPT law's replay balance rho per (target, "domain"), or per "target" (older)
     rewarm: bool = False  # the CPT law's re-warming rise of the general loss (opt-in: measured, BENCHMARKS.md)
     share_power: bool = False  # the CPT law's general loss rises with s^eta_s per domain, not with s (opt-in)
+    transfer: bool = False  # the CPT law's general loss also keeps learning from the domain tokens (opt-in)
 
     def key(self) -> str:
         """Short stable hash of the configuration."""

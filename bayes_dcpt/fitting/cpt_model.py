@@ -77,6 +77,10 @@ def cpt_prior_table(cfg: FitConfig | None = None) -> pd.DataFrame:
         rows.append(("eta_s", "LogNormal(0, 0.75) per domain", "the general loss's forgetting grows as s^eta_s: 1 is "
                      "linear in the domain share, below 1 the rise comes early in s (codec_tables: a point fit finds "
                      "0.13), within a factor of ~4"))
+    if cfg is not None and cfg.transfer:
+        rows.append(("xi", "LogNormal(0, 1.5) per domain", "the general loss keeps learning from the domain tokens "
+                     "too, xi times as fast as from its own: a domain token teaches about as much, within a factor "
+                     "of ~20 (point fits on the shuffled probe grids: 0-5)"))
     if cfg is not None and cfg.rewarm:
         rows += [
             ("w", "LogNormal(log 0.01, 1.5)", "the general loss's re-warming rise at every mixture, a share of the "
@@ -230,6 +234,9 @@ def _law_params(pm: Any, pt: Any, design: CPTDesign, cfg: FitConfig) -> dict[str
     if cfg.share_power and "general" in design.targets:  # the forgetting's bend in s, each domain its own
         log_eta = pm.Normal("log_eta_s", 0.0, 0.75 * ps, dims="domain")
         p["eta_s"] = pt.where(gen[:, None], pm.Deterministic("eta_s", pt.exp(log_eta), dims="domain")[None, :], 1.0)
+    if cfg.transfer and "general" in design.targets:  # the general loss also learns from domain tokens, per domain
+        log_xi = pm.Normal("log_xi", 0.0, 1.5 * ps, dims="domain")
+        p["xi"] = pt.where(gen[:, None], pm.Deterministic("xi", pt.exp(log_xi), dims="domain")[None, :], 0.0)
     if cfg.rewarm and "general" in design.targets:  # the general loss's re-warming rise (opt-in), one for all domains
         gen_col = pt.as_tensor(gen.astype(float))[:, None] * pt.ones((1, nd))
         p["w"] = pm.LogNormal("w", np.log(0.01), 1.5 * ps) * gen_col
@@ -259,7 +266,8 @@ def _mean(pt: Any, p: dict[str, Any], a: dict[str, Any], n_domains: int) -> Any:
     g = pt.sigmoid(pt.log(q["amp"] / (1.0 - q["amp"])) + q["phi"] * logc)
     dom = a["is_domain"] > 0.5
     c1 = pt.switch(dom, -g * (m / u_d), c1_g)
-    c2 = pt.switch(dom, 0.0, -q["h"] * (1.0 - s))
+    learn = (1.0 - s) + (q["xi"] * s if "xi" in q else 0.0)  # the transfer: domain tokens teach it too
+    c2 = pt.switch(dom, 0.0, -q["h"] * learn)
     x = rate * pt.switch(dom, u_d, u_g)
     return pt.log1p(c1 * saturation(pt, x * a["D"], q["kappa"]) + c2 * a["logD"])
 

@@ -201,6 +201,7 @@ def fit(
     replay_scope: str = "domain",
     rewarm: bool = False,
     share_power: bool = False,
+    transfer: bool = False,
     progressbar: bool = False,
     warn: bool = True,
     sampler_kwargs: Mapping[str, Any] | None = None,
@@ -272,6 +273,11 @@ def fit(
     share_power
         The CPT law only: the general loss's forgetting grows with ``s^eta_s`` (each domain its own exponent)
         instead of the domain share ``s`` itself, so a domain whose general loss rises early in r is described.
+    transfer
+        The CPT law only: the general loss keeps learning from the domain tokens too, ``h ((1 - s) + xi s)`` in
+        place of ``h (1 - s)`` (each domain its own ``xi``): on both shuffled probe grids the general loss of the
+        late checkpoints recovers at high r faster than the general tokens alone explain, and without it r* at
+        the last checkpoint sits low (BENCHMARKS.md, "Why r* at a larger size misses").
     sampler_kwargs
         Extra sampler settings (nutpie: ``adaptation``, ``target_accept``, ``backend``, ``init`` -- ``"jitter"``,
         nutpie's own start, or ``"optimum"``, chains started near the log density's optimum -- ...; PyMC/numpyro:
@@ -298,7 +304,7 @@ def fit(
                     probe_tokens=probe_tokens, prior_scale=prior_scale, zero_ratio=zero_ratio,
                     domain_levels=domain_levels, run_offsets=run_offsets, burn_in=burn_in, noise_scope=noise_scope,
                     replay_scope=replay_scope, rewarm=bool(rewarm),
-                    share_power=bool(share_power))
+                    share_power=bool(share_power), transfer=bool(transfer))
     # the dense hierarchy's NUTS settings (the CPT law has no such hierarchy): more draws, smaller steps
     dense_nuts = law_.family != "cpt" and is_dense(cfg.parametrization) and sampler in ("nutpie", "pymc", "numpyro")
     if draws is None:

@@ -21,6 +21,8 @@ transient that fades as the model adapts to the new LR, and held constant it ext
 opt-in (BENCHMARKS.md, "The re-warming rise"). ``share_power=True`` replaces ``s`` in the forgetting's amplitude by
 ``s^eta_s`` (each domain its own ``eta_s``; 1 is the form above): a domain whose general loss rises early in r
 (codec_tables on the example grid) bends with ``eta_s`` below 1 (BENCHMARKS.md, "The share's exponent").
+``transfer=True`` lets the general loss keep learning from the domain tokens too: ``h ((1 - s) + xi s)`` in place
+of ``h (1 - s)``, each domain its own ``xi`` (BENCHMARKS.md, "Why r* at a larger size misses").
 
 The amplitudes are relative to the base loss (``a``: forgetting at s = 1 as a share of L0_g; for the domain loss
 the largest share of L0_d that CPT can remove, kept below 1 at every size by the logistic ``g``).
@@ -73,14 +75,16 @@ def _cpt(xp: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
     if "w" in p:  # the re-warming rise (fits without it have none)
         amp = amp + p["w"] * xp.exp(p["phi_w"] * logc)
     forget = amp * saturation(xp, rate * u * x["D"], p["kappa"])
-    return x["L0"] * (1.0 + forget - p["h"] * (1.0 - s) * xp.log1p(x["D"] / x["D_ref"]))
+    learn = (1.0 - s) + (p["xi"] * s if "xi" in p else 0.0)  # with the transfer: the domain tokens teach it too
+    return x["L0"] * (1.0 + forget - p["h"] * learn * xp.log1p(x["D"] / x["D_ref"]))
 
 
 def _p(name: str, doc: str, prior: Prior) -> Param:
     return Param(name, doc, "log", (0.0,), prior)
 
 
-#: Parameters; ``h``, ``w``, ``phi_w`` and ``eta_s`` are used by the general loss only, ``sc`` by the domain loss only.
+#: Parameters; ``h``, ``w``, ``phi_w``, ``eta_s`` and ``xi`` are used by the general loss only, ``sc`` by the domain
+#: loss only.
 _PARAMS = (
     _p("amp", "relative amplitude: forgetting at s = 1 as a share of L0_g (general); the largest share of L0_d "
        "that CPT removes at c = 1 (domain, in (0, 1))",
@@ -107,6 +111,10 @@ _PARAMS = (
           Prior("normal", 0.0, 1.5, "as phi")),
     _p("eta_s", "exponent of the domain share in the forgetting (general loss only; 1: linear in s)",
        Prior("lognormal", 1.0, 0.75, "1 (the share as it is) within a factor of ~4")),
+    _p("xi", "the general loss's continued learning from a domain token, relative to a general token (general "
+             "loss only; the transfer)",
+       Prior("lognormal", 1.0, 1.5, "a domain token teaches the general corpus about as much as its own token, "
+                                    "within a factor of ~20 (point fits: 0-5)")),
 )
 
 CPT_LAW = Law(
@@ -121,7 +129,7 @@ CPT_LAW = Law(
               "base model; cf. Wang et al. 2025's distribution-shift term and the CMR law's base anchoring)",
     example_params={"amp": 0.3, "phi": 0.0, "lam": 2e4, "psi": 0.0, "rho": 1.0, "kappa": 0.7, "h": 0.003,
                     "sc": 0.5, "w": 0.01, "phi_w": 0.0,
-                    "eta_s": 1.0},
+                    "eta_s": 1.0, "xi": 0.0},
     aliases=("base-anchored", "cpt-law"),
     notes="anchored at the measured base-model losses; needs base rows (tokens == 0) of every (domain, size)",
 )
