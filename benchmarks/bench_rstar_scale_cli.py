@@ -9,7 +9,7 @@ posterior predictive check of ``decide.measured``: ``agrees`` when the measured 
 of what the fit predicts those runs to show; ``contains`` when r*'s own 90% interval holds it).
 
 Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_rstar_scale_cli.py [--work DIR] [--laws default,auto]
-[--fit-args '--transfer'] [--suffix S]`` (about 12 minutes; the fits are kept in DIR, named with the suffix, and
+[--fit-args=--transfer] [--suffix S]`` (about 12 minutes; the fits are kept in DIR, named with the suffix, and
 reused); rows in ``benchmarks/results/rstar_scale_cli.csv``. With ``--checkpoints`` the same
 question is asked at every token count the largest size measures at two or more ratios, not only the last (is a
 miss the law's, or one checkpoint's data-order jump?): ``benchmarks/results/rstar_scale_cli_checkpoints.csv``.
@@ -42,7 +42,7 @@ def main() -> None:
                     help="another long-CPT grid in place of the packaged one (benchmarks/long_shuffled_grid.toml)")
     ap.add_argument("--suffix", default="", help="appended to the CSV name")
     ap.add_argument("--laws", default="default,auto", help="which fits: default (no --law) and/or auto")
-    ap.add_argument("--fit-args", default="", help="extra arguments of every fit, e.g. '--transfer'")
+    ap.add_argument("--fit-args", default="", help="extra arguments of every fit, e.g. --fit-args=--transfer")
     a = ap.parse_args()
     work = Path(a.work) if a.work else Path(tempfile.mkdtemp())
     rows = []

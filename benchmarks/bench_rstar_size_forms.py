@@ -16,12 +16,14 @@ fitted by least squares on every run of the two smaller sizes, in the forms
 r*: the largest ratio whose general loss stays within ``T`` of the base model's, at each size and at the last three
 checkpoints measured at every size; the measured crossing as ``decide.measured.measured_crossing`` reads it.
 
-Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_rstar_size_forms.py`` (seconds; raw rows in
-``benchmarks/results/rstar_size_forms.csv``).
+Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_rstar_size_forms.py [--file-ordered]`` (seconds; raw rows in
+``benchmarks/results/rstar_size_forms.csv``, ``rstar_size_forms_file_ordered.csv`` for the grids' first versions).
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,9 @@ from bayes_dcpt.data import schema
 from bayes_dcpt.datasets import load_example, load_long_cpt
 from bayes_dcpt.decide.measured import measured_crossing
 from bayes_dcpt.laws.cpt import saturation
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import file_ordered_grid
 
 T = 0.02
 RESULTS = Path(__file__).parent / "results"
@@ -86,14 +91,25 @@ def run(name: str, df: pd.DataFrame) -> list[dict]:
 
 
 def main() -> None:
-    t = pd.DataFrame(run("example", schema.load(load_example())) + run("long", schema.load(load_long_cpt())))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--file-ordered", action="store_true",
+                    help="the grids' first, file-ordered versions (from git history) in place of the packaged ones")
+    a = ap.parse_args()
+    if a.file_ordered:
+        grids = {"example": file_ordered_grid("example_cpt"), "long": file_ordered_grid("long_cpt")}
+    else:
+        grids = {"example": schema.load(load_example()), "long": schema.load(load_long_cpt())}
+    t = pd.DataFrame([row for name, df in grids.items() for row in run(name, df)])
     t["error"] = t["r* point fit"] - t["measured crossing"]
     RESULTS.mkdir(exist_ok=True)
-    t.to_csv(RESULTS / "rstar_size_forms.csv", index=False)
+    t.to_csv(RESULTS / f"rstar_size_forms{'_file_ordered' if a.file_ordered else ''}.csv", index=False)
     table = t.groupby(["grid", "form", "fitted"]).agg(train_loss=("train loss", "first"),
                                                        mean_error=("error", "mean"),
                                                        mean_abs_error=("error", lambda e: e.abs().mean()))
     print(table.round(4).to_string())
+    at_last = t[t["tokens"] == t.groupby("grid")["tokens"].transform("max")]
+    print(at_last.groupby(["grid", "form", "fitted"])["error"].agg(["mean", lambda e: e.abs().mean()]).round(3)
+          .unstack().to_string())
     last = t[t["tokens"] == t.groupby("grid")["tokens"].transform("max")]
     print(last.pivot_table(index=["grid", "form"], columns=["domain", "N"], values="r* point fit").round(3)
           .to_string())
