@@ -123,8 +123,8 @@ def fit_cmd(
                                      "(BENCHMARKS.md)."),
     transfer: bool = typer.Option(False, "--transfer", help="CPT law (or the cpt candidate of --law auto): the "
                                   "general loss keeps learning from the domain tokens too, each domain its own "
-                                  "rate. Off by default: it moves r* at the last checkpoints towards the measured "
-                                  "crossing in point fits, not yet measured as the default (BENCHMARKS.md)."),
+                                  "rate. Off by default: it brings r* at a larger size towards the measured "
+                                  "crossing, but its posterior needs more draws (BENCHMARKS.md)."),
     target: str = typer.Option("both", help="general, domain or both."),
     domains: str | None = typer.Option(None, "--domains", help="Fit only these domains (comma-separated; "
                                        "default: all, fitted together)."),
