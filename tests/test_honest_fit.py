@@ -201,10 +201,10 @@ def test_a_stack_is_checked_against_the_data_its_candidates_were_fitted_to(monke
     """``law="auto"``'s adequacy checks leave out the LR warm-up like its candidates' fits do."""
     from types import SimpleNamespace
 
-    from bayes_dcpt.fitting import auto_fit
+    from bayes_dcpt.fitting import auto_fit, base
 
     seen = []
-    monkeypatch.setattr(auto_fit, "check_adequacy", lambda post, data, zero_ratio: seen.append(data) or "checked")
+    monkeypatch.setattr(base, "check_adequacy", lambda post, data, zero_ratio: seen.append(data) or "checked")
     df = _data.load(load_example())
     from bayes_dcpt.fitting.base import BaseFit
 

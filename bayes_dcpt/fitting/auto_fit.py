@@ -29,7 +29,7 @@ from bayes_dcpt.fitting.io import read_card
 from bayes_dcpt.fitting.stacked import StackedPosterior, stacked_posterior
 from bayes_dcpt.laws.checks import check_requirements
 from bayes_dcpt.laws.registry import BILLION, Law
-from bayes_dcpt.posterior.adequacy import Adequacy, check_adequacy
+from bayes_dcpt.posterior.adequacy import Adequacy
 
 __all__ = ["USED_WEIGHT", "AutoDiagnostics", "AutoFit", "load_auto", "requirement_failures"]
 
@@ -209,23 +209,13 @@ class AutoFit(DecisionMethods, BaseFit):
             rows.append(row)
         return pd.DataFrame(rows).sort_values("weight", ascending=False).reset_index(drop=True)
 
-    def adequacy(self) -> Adequacy | None:
-        """Posterior predictive checks of the *stacked* posterior against the data it was fitted to (computed once).
-
-        The data its candidates were fitted to: without the LR warm-up checkpoints they leave out (``burn_in``).
-        Checked against every row, a stack of one adequate law failed its residual trends along log D where that
-        law alone passed (example grid, first two-thirds of the tokens: 10 groups).
-        """
-        if self._adequacy is None:
-            # the rows the stack predicts: those of the laws it draws from (a law left out of it, with weight 0,
-            # does not narrow them; it did, and on the long grid the check of the stack then flagged what the same
-            # law's own fit passed, by leaving out the runs that balance the trend test)
-            self._adequacy = check_adequacy(self.posterior, self.fitted_data(),
-                                            zero_ratio=self.posterior.fits_zero_ratio)
-        return self._adequacy
-
     def fitted_data(self) -> pd.DataFrame:
-        """The rows the candidates were fitted to (without the LR warm-up checkpoints they leave out)."""
+        """The rows the candidates were fitted to (without the LR warm-up checkpoints they leave out).
+
+        What the stacked posterior's adequacy checks (:meth:`BaseFit.adequacy`) compare it with: checked against
+        every row, a stack of one adequate law failed its residual trends along log D where that law alone passed
+        (example grid, first two-thirds of the tokens: 10 groups).
+        """
         return next(iter(self.fits.values())).fitted_data()
 
     def diagnostics(self, warn: bool = True) -> AutoDiagnostics:

@@ -215,6 +215,9 @@ class BaseFit:
         if not self.ADEQUACY:
             return None
         if getattr(self, "_adequacy", None) is None:
+            # the rows with none of their own corpus are checked when the posterior fits them: a stacked one's
+            # rule is that of the laws it draws from (taken from every candidate, a law left out of the stack
+            # narrowed the rows, and on the long grid the stack then failed a trend test its one law passed)
             self._adequacy = check_adequacy(self.posterior, self.fitted_data(),
                                             zero_ratio=self.posterior.fits_zero_ratio)
         return self._adequacy
