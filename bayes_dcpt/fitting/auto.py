@@ -285,7 +285,7 @@ def _worth_retrying(fits: dict[str, Any], weights: dict[str, float], c: str, not
     """
     d = fits[c].diagnostics(warn=False)
     passing = [o for o in fits if o != c and weights[o] > 0 and fits[o].diagnostics(warn=False).sampler_ok]
-    rhat = float(getattr(d, "rhat_max", np.nan))
+    rhat = float(d.rhat_max)
     if not passing or not rhat > SETTLED_RHAT:
         return True
     notes.append(f"{c}: its full fit failed the sampler checks ({'; '.join(d.problems)}); with R-hat {rhat:.3f} "
@@ -315,7 +315,7 @@ def _fit_weighted(df: pd.DataFrame, weights: dict[str, float], target: str, seed
     if retry:
         failed = [c for c in fits if weights[c] > 0 and not fits[c].diagnostics(warn=False).sampler_ok]
         # the near misses first: one of them passing can spare the others' retries
-        failed.sort(key=lambda c: float(getattr(fits[c].diagnostics(warn=False), "rhat_max", np.inf)))
+        failed.sort(key=lambda c: float(fits[c].diagnostics(warn=False).rhat_max))
         for c in failed:
             if _worth_retrying(fits, weights, c, notes):
                 fits[c] = _fit_again(df, c, target, seed, notes, fit_kwargs, fits[c])
