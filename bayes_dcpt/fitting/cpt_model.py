@@ -31,7 +31,7 @@ from bayes_dcpt.fitting.likelihood import (
 )
 from bayes_dcpt.fitting.samplers import cached_entry
 from bayes_dcpt.laws.base import BILLION
-from bayes_dcpt.laws.cpt import powered_share, saturation
+from bayes_dcpt.laws.cpt import general_learning, powered_share, saturation
 from bayes_dcpt.numerics.runblock import weighted_run_terms
 from bayes_dcpt.posterior.base_law import BASE_PRIORS
 
@@ -266,8 +266,7 @@ def _mean(pt: Any, p: dict[str, Any], a: dict[str, Any], n_domains: int) -> Any:
     g = pt.sigmoid(pt.log(q["amp"] / (1.0 - q["amp"])) + q["phi"] * logc)
     dom = a["is_domain"] > 0.5
     c1 = pt.switch(dom, -g * (m / u_d), c1_g)
-    learn = (1.0 - s) + (q["xi"] * s if "xi" in q else 0.0)  # the transfer: domain tokens teach it too
-    c2 = pt.switch(dom, 0.0, -q["h"] * learn)
+    c2 = pt.switch(dom, 0.0, -q["h"] * general_learning(s, q))
     x = rate * pt.switch(dom, u_d, u_g)
     return pt.log1p(c1 * saturation(pt, x * a["D"], q["kappa"]) + c2 * a["logD"])
 

@@ -41,7 +41,7 @@ from typing import Any
 
 from bayes_dcpt.laws.base import TINY, Law, Param, Prior
 
-__all__ = ["CPT_LAW", "powered_share", "saturation"]
+__all__ = ["CPT_LAW", "general_learning", "powered_share", "saturation"]
 
 
 def saturation(xp: Any, x: Any, kappa: Any) -> Any:
@@ -57,6 +57,15 @@ def powered_share(xp: Any, s: Any, eta: Any) -> Any:
     The floor inside the log keeps the gradient finite.
     """
     return xp.where(s > 0, xp.exp(eta * xp.log(xp.maximum(s, TINY))), 0.0)
+
+
+def general_learning(s: Any, p: Mapping[str, Any]) -> Any:
+    """The share of the general loss's continued learning ``h``: ``1 - s``, plus ``xi s`` with the transfer.
+
+    One copy for the law and the PyMC model (numpy or PyTensor alike): without ``xi`` only the general tokens teach
+    the general corpus; with it the domain tokens do too, ``xi`` times as much each.
+    """
+    return (1.0 - s) + (p["xi"] * s if "xi" in p else 0.0)
 
 
 def _cpt(xp: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
@@ -75,8 +84,7 @@ def _cpt(xp: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
     if "w" in p:  # the re-warming rise (fits without it have none)
         amp = amp + p["w"] * xp.exp(p["phi_w"] * logc)
     forget = amp * saturation(xp, rate * u * x["D"], p["kappa"])
-    learn = (1.0 - s) + (p["xi"] * s if "xi" in p else 0.0)  # with the transfer: the domain tokens teach it too
-    return x["L0"] * (1.0 + forget - p["h"] * learn * xp.log1p(x["D"] / x["D_ref"]))
+    return x["L0"] * (1.0 + forget - p["h"] * general_learning(s, p) * xp.log1p(x["D"] / x["D_ref"]))
 
 
 def _p(name: str, doc: str, prior: Prior) -> Param:
