@@ -33,8 +33,8 @@ class ProbeConfigError(BayesDCPTError, ValueError):
 #: language reference to the docstrings (BENCHMARKS.md, "The probes' data order"). Larger corpora are mixed within
 #: 2^23-token stretches (about 70 MB per stream of byte tokens).
 SHUFFLE_TOKENS = 2**23
-#: The shuffle of the committed example and LR-schedule grids (512 sequences of 129 tokens): their grid files pin it,
-#: so that they reproduce the committed tables (the long-CPT grid was made again with shuffled streams).
+#: The shuffle of the committed LR-schedule grid (512 sequences of 129 tokens): its grid file pins it, so that it
+#: reproduces the committed table (the long-CPT and example grids were made again with shuffled streams).
 LEGACY_SHUFFLE_TOKENS = 512 * 129
 
 
