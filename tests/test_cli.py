@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pandas as pd
 import pytest
 
@@ -68,7 +69,12 @@ def test_fit_point_prints_table_and_json(cli, tmp_path, sim_df):
     assert "alpha" in out and "mape" in out
     code, out, _ = cli("fit-point", ok, "--target", "domain", "--n-grid", "300", "--n-starts", "2", "--json",
                        "--out", tmp_path / "t.csv")
-    assert code == 0 and '"alpha"' in out
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["law"] == "L3" and "Huber" in doc["method"] and len(doc["fits"]) == 1
+    (one,) = doc["fits"]
+    assert one["target"] == "domain" and "alpha" in one["params"] and one["metrics"]["n"] == int((sim_df["tokens"] > 0).sum())
+    assert isinstance(one["notes"], list) and isinstance(one["converged"], bool)
     assert len(pd.read_csv(tmp_path / "t.csv")) == 1
 
 

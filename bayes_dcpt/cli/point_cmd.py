@@ -57,7 +57,8 @@ def fit_point_cmd(
     n_grid: int = typer.Option(4000, min=1, help="Grid starts evaluated (fixed-seed subsample of the paper's grid)."),
     n_starts: int = typer.Option(8, min=1, help="L-BFGS-B runs from the best grid starts."),
     seed: int = typer.Option(0, help="Seed of the grid subsample."),
-    json_out: bool = typer.Option(False, "--json", help="Print parameters and metrics as JSON."),
+    json_out: bool = typer.Option(False, "--json",
+                                  help="Print the law and each fit's parameters, metrics and notes as JSON."),
     out: Path | None = typer.Option(None, help="Also write the table to this CSV file."),
 ) -> None:
     """Fit a law the way the D-CPT paper does (Huber on log loss, L-BFGS-B) and print a table.
@@ -78,7 +79,7 @@ def fit_point_cmd(
     if out:
         table.to_csv(out, index=False)
     if json_out:
-        emit_json(table.to_dict(orient="records"))
+        emit_json(res.to_dict())
         return
     keys = list(res.fits)
     rows = [[name, *[f"{res.fits[k].params[name]:.4g}" for k in keys]] for name in law_.param_names]

@@ -255,6 +255,17 @@ class PointFitResult:
                          "seconds": f.seconds, "converged": f.success})
         return pd.DataFrame(rows)
 
+    def to_dict(self) -> dict[str, Any]:
+        """What ``bayes-dcpt fit-point --json`` prints: the law and method, per fit its parameters, metrics, notes.
+
+        Unlike :meth:`table`'s flat rows it keeps the notes (a parameter at its bound, a failed optimiser).
+        """
+        fits = [{"target": t, "domain": d, "params": dict(f.params), "metrics": dict(f.metrics),
+                 "converged": bool(f.success), "message": f.message, "seconds": f.seconds, "notes": list(f.notes)}
+                for (t, d), f in self.fits.items()]
+        return {"law": self.law.name, "formula": self.law.title, "fits": fits,
+                "method": "point fit: Huber loss on log loss, L-BFGS-B from the best grid starts (the D-CPT paper)"}
+
     def to_posterior(self, data: Any) -> Posterior:
         """The point fit as a one-draw :class:`~bayes_dcpt.posterior.draws.Posterior`.
 
@@ -576,11 +587,9 @@ def bootstrap(
         uruns, inv = np.unique(runs, return_inverse=True)
         out = np.empty((n, len(law.params)))
         for b in range(n):
-            if by == "point":
-                w = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y)).astype(float)
-            else:
-                pick = np.bincount(rng.integers(0, len(uruns), len(uruns)), minlength=len(uruns)).astype(float)
-                w = pick[inv]
+            k = len(y) if by == "point" else len(uruns)  # resample checkpoints, or whole runs
+            pick = np.bincount(rng.integers(0, k, k), minlength=k).astype(float)
+            w = pick if by == "point" else pick[inv]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 u, _ = _fit_arrays(law, x, y, pf.ctx, delta=HUBER_DELTA, n_grid=0, n_starts=1, seed=0, warm=u0,
