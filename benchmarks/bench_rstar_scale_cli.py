@@ -13,6 +13,9 @@ Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_rstar_scale_cli.py [--work
 reused); rows in ``benchmarks/results/rstar_scale_cli.csv``. With ``--checkpoints`` the same
 question is asked at every token count the largest size measures at two or more ratios, not only the last (is a
 miss the law's, or one checkpoint's data-order jump?): ``benchmarks/results/rstar_scale_cli_checkpoints.csv``.
+Every cell is also asked without ``--measured`` (``nearest ...`` columns): the check ``optimize`` then makes of the
+law's r* at the nearest size and tokens the training runs measure, i.e. whether a user could have seen the miss
+coming before training the larger model.
 """
 
 from __future__ import annotations
@@ -88,7 +91,21 @@ def _ask(fit_nc: Path, dom: str, n_params: float, tokens: float, T: float, measu
     return {"r* median": r["median"], "r* lo": r["lo"], "r* hi": r["hi"], "measured crossing": m.get("crossing"),
             "predicted lo": pred[0], "predicted hi": pred[1], "pit": m.get("pit"), "agrees": m.get("agrees"),
             "contains": m.get("contains"), "infeasible": js["counts"].get("infeasible"),
-            "n_draws": js["counts"]["n_draws"], "flags": len(js.get("flags", []))}
+            "n_draws": js["counts"]["n_draws"], "flags": len(js.get("flags", [])),
+            **_nearest(fit_nc, dom, n_params, tokens, T)}
+
+
+def _nearest(fit_nc: Path, dom: str, n_params: float, tokens: float, T: float) -> dict:
+    """The same question without ``--measured``, as a user asks before training at that size: the fit's own runs
+    measure nothing there, so ``optimize`` checks the law's r* at the nearest size and tokens they do measure.
+    Does that check (made before the run) foresee the miss at the larger size?"""
+    p = subprocess.run([*CLI, "optimize", fit_nc, "--domain", dom, "--n-params", str(n_params),
+                        "--tokens", str(tokens), "--max-general-increase", str(T), "--json"],
+                       capture_output=True, text=True)
+    m = json.loads(p.stdout)["domains"][dom].get("nearest_measured_check") or {}
+    return {"nearest N": m.get("n_params"), "nearest D": m.get("tokens"), "nearest crossing": m.get("crossing"),
+            "nearest r* lo": (m.get("interval") or [None])[0], "nearest r* hi": (m.get("interval") or [None, None])[1],
+            "nearest pit": m.get("pit"), "nearest agrees": m.get("agrees"), "nearest contains": m.get("contains")}
 
 
 if __name__ == "__main__":

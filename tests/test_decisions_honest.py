@@ -13,7 +13,7 @@ from planner_helpers import jitter_posterior
 
 from bayes_dcpt import decide as dc
 from bayes_dcpt.decide.draws import law_draws
-from bayes_dcpt.decide.measured import check_against, measured_crossing
+from bayes_dcpt.decide.measured import check_against, measured_crossing, nearest_cell
 from bayes_dcpt.errors import InputError
 from bayes_dcpt.laws.cpt import CPT_LAW
 from bayes_dcpt.plan.simulate import World
@@ -172,6 +172,40 @@ def test_a_decision_flags_a_measured_crossing_outside_its_interval(world):
                      data=_measured_frame({r: [law_r(r)] for r in (0.1, 0.3, 0.5, 0.7, 0.9)}, base=base))
     assert ok.measured_check()["contains"] and not ok.summary().flags
     assert abs(ok.measured_crossing - r_med) < 0.03
+
+
+def test_the_nearest_measured_cell_has_a_base_model_and_two_ratios_nearest_in_size_then_tokens():
+    df = pd.concat([_measured_frame({0.2: [2.0], 0.6: [2.1]}, n=1e8, d=4e9),  # 1e8: D = 4e9 and 1e9, base row
+                    _measured_frame({0.2: [1.8], 0.6: [1.9]}, n=1e9, d=4e9).iloc[1:],  # 1e9: no base model
+                    _measured_frame({0.5: [1.7]}, n=3e9, d=4e9)])  # 3e9: one ratio
+    assert nearest_cell(df, "code", 1e10, 3e9) == (1e8, 4e9)  # tokens: |log 4/3| < |log 1/3|
+    assert nearest_cell(df, "code", 1e10, 1.5e9) == (1e8, 1e9)
+    assert nearest_cell(df, "other", 1e10, 3e9) is None
+    assert nearest_cell(df[df["n_params"] != 1e8], "code", 1e10, 3e9) is None
+
+
+def test_an_answer_beyond_the_data_is_checked_where_they_measure_it_nearest(world):
+    post = jitter_posterior(world, S=400, spread=0.01, sigma=1e-5, tau=1e-5)
+    base = post.base_loss("code", 1e9)
+    law_r = lambda r: float(np.median(law_draws(post, "general", "code", 1e9, 1e10, r)))  # noqa: E731
+    good = _measured_frame({r: [law_r(r)] for r in (0.1, 0.3, 0.5, 0.7, 0.9)}, base=base)
+    d = dc.tradeoff(post, n_params=4e9, tokens=4e10, data=good)  # measured at 1e9 (D = 1e10, 2.5e9) only
+    near = d.nearest_check()
+    assert d.measured_check() is None and (near["n_params"], near["tokens"]) == (1e9, 1e10)
+    assert near["contains"] and near["agrees"] and not any(f.startswith("DISAGREES") for f in d.summary().flags)
+    assert any(n.startswith("the law's r* where the data measure it (N = 1e+09, D = 1e+10") for n in d.summary().notes)
+    assert dc.tradeoff(post, n_params=1e9, tokens=1e10, data=good).nearest_check() is None  # measured: checked there
+    # measurements at 1e9 whose crossing sits well above the law's: the answer at 4e9 is flagged, text and JSON
+    far = min(float(np.median(d.extras["nearest"]["r_star"])) + 0.3, 0.95)
+    ratios = sorted({0.05, far - 0.05, far + 0.05, 1.0})
+    bad = dc.tradeoff(post, n_params=4e9, tokens=4e10,
+                      data=_measured_frame({r: [base * (1 + 0.03 * (r / far))] for r in ratios}, base=base))
+    (flag,) = [f for f in bad.summary().flags if f.startswith("DISAGREES")]
+    assert flag.startswith("DISAGREES where the data measure it (N = 1e+09, D = 1e+10")
+    assert "beyond them, is doubtful" in flag and "measured crossing r = " in flag
+    j = bad.to_json()
+    assert not j["nearest_measured_check"]["agrees"] and j["nearest_measured_check"]["crossing"] == pytest.approx(far)
+    assert json.dumps(j) and "r_star" not in j["nearest_measured_check"]
 
 
 def test_optimize_passes_a_fits_data_and_the_curve_checks_every_measured_budget(world):

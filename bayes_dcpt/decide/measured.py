@@ -15,7 +15,9 @@ and the law's discrepancy beyond the data, each draw read off by the same interp
 quantile, ``pit``, is reported). Without a posterior to predict with, the measured losses are perturbed by the
 fit's noise instead and the answer disagrees when that interval and r*'s do not overlap (a weaker test). Whether
 r*'s interval contains the measured crossing itself is reported too. The crossing is a bound when every measured
-ratio is within the threshold (``"above"`` the largest) or none is (``"below"`` the smallest).
+ratio is within the threshold (``"above"`` the largest) or none is (``"below"`` the smallest). An answer asked
+beyond the measurements (a larger model, more tokens) cannot be checked so, but the law's r* at the nearest cell
+they measure (:func:`nearest_cell`) can: the same check there, worded as a check of the law.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import pandas as pd
 
 from bayes_dcpt.numerics.quantiles import weighted_quantile
 
-__all__ = ["check_against", "contains", "measured_crossing"]
+__all__ = ["check_against", "contains", "measured_crossing", "nearest_cell"]
 
 _N_SIM = 2000
 
@@ -38,6 +40,33 @@ def _rows_at(data: pd.DataFrame, domain: str, n_params: float) -> pd.DataFrame:
     df = data[(data["domain"].astype(str) == domain)
               & np.isclose(pd.to_numeric(data["n_params"], errors="coerce").to_numpy(float), n_params, rtol=1e-6)]
     return df[pd.to_numeric(df["loss_general"], errors="coerce").notna()]
+
+
+def nearest_cell(data: pd.DataFrame | None, domain: str, n_params: float, tokens: float) -> tuple[float, float] | None:
+    """The (N, D) nearest the asked one at which the data measure the crossing, or None when they measure none.
+
+    A measured cell has the base model's general loss at its size and runs at two or more ratios with a checkpoint
+    at its tokens. Nearest in size first (r*'s size extrapolation is what misses on probe grids), then in tokens,
+    both on the log scale. An answer beyond the data cannot be checked, but the law's r* where the data measure it
+    can: a law that already misses there is not to be trusted further out.
+    """
+    if data is None or not len(data) or not {"domain", "n_params", "tokens", "r_domain", "loss_general"} <= set(data):
+        return None
+    d = data[(data["domain"].astype(str) == domain) & pd.to_numeric(data["loss_general"], errors="coerce").notna()]
+    n = pd.to_numeric(d["n_params"], errors="coerce").to_numpy(float)
+    t = pd.to_numeric(d["tokens"], errors="coerce").to_numpy(float)
+    base = np.unique(n[t == 0])
+    cpt = pd.DataFrame({"n": n, "t": t, "r": pd.to_numeric(d["r_domain"], errors="coerce").to_numpy(float)})
+    cpt = cpt[(cpt["t"] > 0) & cpt["r"].notna() & (cpt["n"] > 0)]
+    cpt = cpt[np.isclose(cpt["n"].to_numpy(float)[:, None], base[None, :], rtol=1e-6).any(axis=1)] if base.size \
+        else cpt.iloc[:0]
+    cells = cpt.groupby(["n", "t"])["r"].nunique()
+    cells = cells[cells >= 2].index.to_frame(index=False)
+    if cells.empty:
+        return None
+    key = np.column_stack([np.abs(np.log(cells["n"] / float(n_params))), np.abs(np.log(cells["t"] / float(tokens)))])
+    best = np.lexsort((key[:, 1], key[:, 0]))[0]
+    return float(cells["n"].iloc[best]), float(cells["t"].iloc[best])
 
 
 def _crossings(r: np.ndarray, inc: np.ndarray, T: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

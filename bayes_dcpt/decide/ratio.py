@@ -29,7 +29,7 @@ import pandas as pd
 
 from bayes_dcpt.decide.draws import answer_domains, law_draws, posterior_weights, reach_facts
 from bayes_dcpt.decide.inputs import number, positive, unit_interval
-from bayes_dcpt.decide.measured import measured_crossing
+from bayes_dcpt.decide.measured import measured_crossing, nearest_cell
 from bayes_dcpt.decide.results import Decision, DecisionSet, one_or_set
 from bayes_dcpt.errors import InputError
 from bayes_dcpt.numerics.quantiles import weighted_quantile
@@ -261,7 +261,8 @@ def tradeoff(
     data
         The measurements (a schema frame, e.g. ``fit.data``): when they hold the base model and CPT runs at
         this N with a checkpoint at D at several ratios, the measured crossing is compared with r*'s interval
-        (:mod:`~bayes_dcpt.decide.measured`; ``Decision.measured_check``).
+        (:mod:`~bayes_dcpt.decide.measured`; ``Decision.measured_check``); when they do not, the law's r* at the
+        nearest (N, D) they measure is compared with the crossing there (``Decision.nearest_check``).
 
     Returns
     -------
@@ -288,8 +289,30 @@ def tradeoff(
         measured = measured_crossing(data, dom, n_params, tokens, max_general_increase=T, relative=bool(relative),
                                      base_loss=_given_base(dom, base_loss), noise_var=_noise_var(post_d),
                                      predict=_predict_measured(post_d))
-        out.append(_tradeoff_decision(post_d, inputs, grid, L0, threshold, measured))
+        near = (_nearest_check(post, dom, n_params, tokens, data, T, bool(relative), grid)
+                if measured is None and data is not None else None)
+        out.append(_tradeoff_decision(post_d, inputs, grid, L0, threshold, measured, near))
     return one_or_set(out)
+
+
+def _nearest_check(post: Posterior, dom: str, n_params: float, tokens: float, data: pd.DataFrame, T: float,
+                   relative: bool, grid: np.ndarray) -> dict[str, Any] | None:
+    """Where the data do not measure the asked (N, D): the law's r* and the crossing at the nearest cell they do.
+
+    ``{"measured": measured_crossing there, "r_star": r* per draw there}``, or None. The base model there is the
+    measured one (a given ``base_loss`` is for the asked size). :meth:`Decision.nearest_check` reads it.
+    """
+    cell = nearest_cell(data, dom, n_params, tokens)
+    if cell is None:
+        return None
+    n_c, d_c = cell
+    post_c, L0, _ = base_reference(post, dom, n_c, None)
+    m = measured_crossing(data, dom, n_c, d_c, max_general_increase=T, relative=relative,
+                          noise_var=_noise_var(post_c), predict=_predict_measured(post_c))
+    if m is None:
+        return None
+    threshold = L0 * (1.0 + T) if relative else L0 + T
+    return {"measured": m, "r_star": _largest_feasible_r(post_c, dom, n_c, d_c, threshold, grid)["r"]}
 
 
 def _share_power(post: Posterior, dom: str) -> bool:
@@ -298,8 +321,13 @@ def _share_power(post: Posterior, dom: str) -> bool:
 
 
 def _tradeoff_decision(post: Posterior, inputs: dict[str, Any], grid: np.ndarray, L0: np.ndarray,
-                       threshold: np.ndarray, measured: dict[str, Any] | None) -> Decision:
-    """Usage 1 for one domain: ``inputs`` as :func:`tradeoff` records them, base loss and threshold per draw."""
+                       threshold: np.ndarray, measured: dict[str, Any] | None,
+                       near: dict[str, Any] | None = None) -> Decision:
+    """Usage 1 for one domain: ``inputs`` as :func:`tradeoff` records them, base loss and threshold per draw.
+
+    ``measured``: the crossing the data measure at the asked (N, D); ``near``: else the check at the nearest
+    cell they measure (:func:`_nearest_check`).
+    """
     dom, n_params, tokens, prob = inputs["domain"], inputs["n_params"], inputs["tokens"], inputs["prob"]
     relative = inputs["relative"]
     res = _largest_feasible_r(post, dom, n_params, tokens, threshold, grid)
@@ -346,6 +374,8 @@ def _tradeoff_decision(post: Posterior, inputs: dict[str, Any], grid: np.ndarray
     extras = {"counts": counts, "risk_aware": ra, "probabilities": probs}
     if measured is not None:
         extras["measured"] = measured
+    if near is not None:
+        extras["nearest"] = near
     return Decision("tradeoff", dom, inputs, frame, post.weights, curves, extras)
 
 

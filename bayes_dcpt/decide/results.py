@@ -61,6 +61,9 @@ class DecisionSummary:
         (:meth:`Decision.measured_check`); ``None`` otherwise.
     notes
         What a reader must know to read the table: an empty table's reason, a disagreement with the data.
+    nearest
+        Usage 1 asked where the data do not measure it: the same check at the nearest (N, D) they measure
+        (:meth:`Decision.nearest_check`); ``None`` otherwise.
     """
 
     usage: str
@@ -72,6 +75,7 @@ class DecisionSummary:
     risk_aware: dict[str, Any] | None = None
     measured: dict[str, Any] | None = None
     notes: tuple[str, ...] = ()
+    nearest: dict[str, Any] | None = None
 
     @property
     def flags(self) -> list[str]:
@@ -84,7 +88,7 @@ class DecisionSummary:
                 "table": to_jsonable(self.table.reset_index().to_dict(orient="records")),
                 "counts": dict(self.counts), "probabilities": to_jsonable(self.probabilities),
                 "risk_aware": to_jsonable(self.risk_aware), "measured": to_jsonable(self.measured),
-                "notes": list(self.notes)}
+                "nearest": to_jsonable(self.nearest), "notes": list(self.notes)}
 
     def __str__(self) -> str:
         lines = [f"{self.usage} decision for domain {self.domain!r} ({self.ci:.0%} intervals)",
@@ -191,8 +195,8 @@ class Decision:
         if self.weights is not None:
             counts["effective_draws (importance weights)"] = round(1.0 / np.sum(self.draw_weights() ** 2))
         probs = dict(self.extras.get("probabilities", {}))
-        measured = self.measured_check(ci)
-        notes = (*self._thin_note(), *self._reach_note(), *self._notes(measured, ci))
+        measured, nearest = self.measured_check(ci), self.nearest_check(ci)
+        notes = (*self._thin_note(), *self._reach_note(), *self._notes(measured, ci), *self._nearest_notes(nearest, ci))
         if self.usage == "critical-curve":
             return DecisionSummary(self.usage, self.domain, ci, self._curve_table(lo, hi, measured), counts, probs,
                                    None, None, notes)
@@ -206,7 +210,7 @@ class Decision:
             notes = (f"{why}: no r* to summarise", *notes)
         probs.update(self._usage_probabilities())
         return DecisionSummary(self.usage, self.domain, ci, table, counts, probs, self.extras.get("risk_aware"),
-                               measured, notes)
+                               measured, notes, nearest)
 
     @property
     def measured_crossing(self) -> float | None:
@@ -233,11 +237,35 @@ class Decision:
                                                 self.draw_weights()[g["draw"].to_numpy()], ci)
         return out
 
-    def _notes(self, measured: dict[str, Any] | None, ci: float) -> tuple[str, ...]:
+    def nearest_check(self, ci: float = CI_PROB) -> dict[str, Any] | None:
+        """Usage 1 asked where the data do not measure it: :meth:`measured_check` at the nearest (N, D) they do.
+
+        The law's r* there (its own draws) against the crossing measured there; ``n_params`` and ``tokens`` say
+        where. None when the asked (N, D) is measured (see :meth:`measured_check`) or no cell is.
+        """
+        near = self.extras.get("nearest")
+        if not near or self.usage != "tradeoff":
+            return None
+        return check_against(near["measured"], np.asarray(near["r_star"], float), self.draw_weights(), ci)
+
+    def _nearest_notes(self, near: dict[str, Any] | None, ci: float) -> tuple[str, ...]:
+        """The nearest measured cell's check, worded as a check of the law there, not of the answer asked."""
+        if not near:
+            return ()
+        at = f"(N = {near['n_params']:.4g}, D = {near['tokens']:.4g}: the nearest size and tokens the data measure)"
+        (note,) = self._notes(near, ci, tokens=near["tokens"])
+        if note.startswith("DISAGREES"):
+            return (f"DISAGREES where the data measure it {at}: the law's r* there misses the measured crossing, so "
+                    "its answer at the asked size and tokens, beyond them, is doubtful too; "
+                    + note.split("the law misses them here; ", 1)[-1],)
+        return (f"the law's r* where the data measure it {at} " + ("" if note.startswith("agrees") else "is ") + note,)
+
+    def _notes(self, measured: dict[str, Any] | None, ci: float, tokens: float | None = None) -> tuple[str, ...]:
         """A note per measured crossing (a ``DISAGREES`` flag when r*'s interval misses it)."""
         if not measured:
             return ()
-        items = [(self.inputs.get("tokens"), measured)] if self.usage == "tradeoff" else list(measured.items())
+        items = ([(tokens or self.inputs.get("tokens"), measured)] if self.usage == "tradeoff"
+                 else list(measured.items()))
         notes = []
         for tok, c in items:
             where = {"interior": f"interpolated between r = {c['bracket'][0]:.3g} and {c['bracket'][1]:.3g}",
@@ -405,6 +433,8 @@ class Decision:
             out["risk_aware"] = to_jsonable(s.risk_aware)
         if s.measured is not None:
             out["measured_check"] = to_jsonable(s.measured)
+        if s.nearest is not None:
+            out["nearest_measured_check"] = to_jsonable(s.nearest)
         out["notes"] = list(s.notes)
         out["flags"] = s.flags
         return out
