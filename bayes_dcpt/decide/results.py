@@ -252,48 +252,57 @@ class Decision:
         """The nearest measured cell's check, worded as a check of the law there, not of the answer asked."""
         if not near:
             return ()
+        verdict, why, text = self._check_words(near["tokens"], near, ci)
         at = f"(N = {near['n_params']:.4g}, D = {near['tokens']:.4g}: the nearest size and tokens the data measure)"
-        (note,) = self._notes(near, ci, tokens=near["tokens"])
-        if note.startswith("DISAGREES"):
-            return (f"DISAGREES where the data measure it {at}: the law's r* there misses the measured crossing, so "
-                    "its answer at the asked size and tokens, beyond them, is doubtful too; "
-                    + note.split("the law misses them here; ", 1)[-1],)
-        return (f"the law's r* where the data measure it {at} " + ("" if note.startswith("agrees") else "is ") + note,)
+        if verdict == "disagrees":
+            return (f"DISAGREES where the data measure it {at}, {why}: the law's r* there misses the measured "
+                    f"crossing, so its answer at the asked size and tokens, beyond them, is doubtful too; {text}"
+                    + self._remedy(),)
+        lead = f"the law's r* where the data measure it {at}"
+        return ((f"{lead} agrees with the data: " if verdict == "agrees" else
+                 f"{lead} is within what the measurements' noise allows, though r*'s interval misses the measured "
+                 "value: ") + text,)
 
-    def _notes(self, measured: dict[str, Any] | None, ci: float, tokens: float | None = None) -> tuple[str, ...]:
+    def _notes(self, measured: dict[str, Any] | None, ci: float) -> tuple[str, ...]:
         """A note per measured crossing (a ``DISAGREES`` flag when r*'s interval misses it)."""
         if not measured:
             return ()
-        items = ([(tokens or self.inputs.get("tokens"), measured)] if self.usage == "tradeoff"
-                 else list(measured.items()))
+        items = [(self.inputs.get("tokens"), measured)] if self.usage == "tradeoff" else list(measured.items())
         notes = []
         for tok, c in items:
-            where = {"interior": f"interpolated between r = {c['bracket'][0]:.3g} and {c['bracket'][1]:.3g}",
-                     "above": "every measured ratio is within the threshold: r* >= the largest",
-                     "below": "no measured ratio is within the threshold: r* < the smallest"}[c["kind"]]
-            lo, hi = c["interval"]
-            noise = ""
-            if "crossing_interval" in c:
-                noise = " (with its measurement noise {} .. {})".format(*(format_value(v, ".3g")
-                                                                          for v in c["crossing_interval"]))
-            predicted = ""
-            if "predicted_interval" in c:
-                predicted = (", the fit predicts these measurements to cross in [{}, {}] (the measured one at its "
-                             "predictive quantile {:.3f})").format(*(format_value(v, ".3g")
-                                                                   for v in c["predicted_interval"]), c["pit"])
-            text = (f"measured crossing r = {c['crossing']:.3g}{noise} at D = {tok:.4g} ({where}; {c['n_runs']} "
-                    f"run(s), base loss {c['base_loss_source']}) vs r*'s {ci:.0%} interval "
-                    f"[{format_value(lo, '.3g')}, {format_value(hi, '.3g')}]{predicted}")
-            if not c["agrees"]:
-                why = ("outside what the fit predicts these measurements to show" if predicted
-                       else "beyond the measurements' noise")
-                notes.append(f"DISAGREES with the data, {why}: the law misses them here; " + text + self._remedy())
-            elif not c["contains"]:
-                notes.append("within what the measurements' noise allows, though r*'s interval misses the measured "
-                             "value: " + text)
-            else:
-                notes.append("agrees with the data: " + text)
+            verdict, why, text = self._check_words(tok, c, ci)
+            notes.append({"disagrees": f"DISAGREES with the data, {why}: the law misses them here; {text}"
+                                       + self._remedy(),
+                          "noise": "within what the measurements' noise allows, though r*'s interval misses the "
+                                   "measured value: " + text,
+                          "agrees": "agrees with the data: " + text}[verdict])
         return tuple(notes)
+
+    @staticmethod
+    def _check_words(tok: float, c: dict[str, Any], ci: float) -> tuple[str, str, str]:
+        """One measured crossing's check: its verdict, why it disagrees, and the facts.
+
+        Verdicts: ``disagrees``, ``noise`` (within the measurements' noise though r*'s interval misses it), ``agrees``.
+        """
+        where = {"interior": f"interpolated between r = {c['bracket'][0]:.3g} and {c['bracket'][1]:.3g}",
+                 "above": "every measured ratio is within the threshold: r* >= the largest",
+                 "below": "no measured ratio is within the threshold: r* < the smallest"}[c["kind"]]
+        lo, hi = c["interval"]
+        noise = ""
+        if "crossing_interval" in c:
+            noise = " (with its measurement noise {} .. {})".format(*(format_value(v, ".3g")
+                                                                      for v in c["crossing_interval"]))
+        predicted = ""
+        if "predicted_interval" in c:
+            predicted = (", the fit predicts these measurements to cross in [{}, {}] (the measured one at its "
+                         "predictive quantile {:.3f})").format(*(format_value(v, ".3g")
+                                                               for v in c["predicted_interval"]), c["pit"])
+        text = (f"measured crossing r = {c['crossing']:.3g}{noise} at D = {tok:.4g} ({where}; {c['n_runs']} "
+                f"run(s), base loss {c['base_loss_source']}) vs r*'s {ci:.0%} interval "
+                f"[{format_value(lo, '.3g')}, {format_value(hi, '.3g')}]{predicted}")
+        why = ("outside what the fit predicts these measurements to show" if predicted
+               else "beyond the measurements' noise")
+        return ("disagrees" if not c["agrees"] else "noise" if not c["contains"] else "agrees"), why, text
 
     def _thin_note(self) -> tuple[str, ...]:
         """A CAUTION when the domain was probed at one size or one ratio where the other domains span several."""
