@@ -21,7 +21,7 @@ from bayes_dcpt.errors import InputError, UnknownDomainError
 from bayes_dcpt.posterior.draws import Posterior
 from bayes_dcpt.posterior.extrapolation import beyond_reach
 
-__all__ = ["answer_domains", "law_draws", "posterior_weights", "reach_facts"]
+__all__ = ["answer_domains", "law_draws", "posterior_weights", "reach_facts", "threshold_loss"]
 
 
 def answer_domains(post: Posterior, domain: str | None, targets: Sequence[str], usage: str) -> list[str]:
@@ -66,6 +66,14 @@ def law_draws(post: Posterior, target: str, domain: str, n_params: Any, tokens: 
         if discrepancy:
             out = out * np.exp(post.discrepancy_shift(target, domain, N, D, rd))
     return np.broadcast_to(out, (post.n_draws, *out.shape[1:])).copy()
+
+
+def threshold_loss(L0: Any, T: float, relative: bool) -> Any:
+    """The general loss a usage's constraint allows, per draw when ``L0`` is.
+
+    ``L0 (1 + T)`` when ``relative`` (the D-CPT paper), else ``L0 + T`` (the CMR paper's epsilon).
+    """
+    return L0 * (1.0 + T) if relative else L0 + T
 
 
 def posterior_weights(post: Posterior) -> np.ndarray:

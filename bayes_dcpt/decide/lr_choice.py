@@ -33,7 +33,7 @@ import pandas as pd
 
 from bayes_dcpt import hooks
 from bayes_dcpt.constants import CI_PROB
-from bayes_dcpt.decide.draws import posterior_weights
+from bayes_dcpt.decide.draws import posterior_weights, threshold_loss
 from bayes_dcpt.decide.inputs import positive, unit_interval
 from bayes_dcpt.decide.results import Decision, DecisionSummary
 from bayes_dcpt.encoding import to_jsonable
@@ -158,7 +158,7 @@ def choose_schedule(
     cands, domain, n_params = _candidates(post, candidates, domain, n_params)
     lg_end, ld_end, lg_con = _candidate_losses(post, cands, over)
     L0 = _base_losses(post, cands, domain, base_loss)
-    ok = lg_con <= (L0 * (1 + T) if relative else L0 + T)
+    ok = lg_con <= threshold_loss(L0, T, relative)
     inc_end = (lg_con - L0) / L0 if relative else lg_con - L0
     w = posterior_weights(post)
     post_df = _per_draw_choice(cands, ok, lg_end, ld_end, inc_end)

@@ -58,8 +58,7 @@ def nearest_cell(data: pd.DataFrame | None, domain: str, n_params: float, tokens
     base = np.unique(n[t == 0])
     cpt = pd.DataFrame({"n": n, "t": t, "r": pd.to_numeric(d["r_domain"], errors="coerce").to_numpy(float)})
     cpt = cpt[(cpt["t"] > 0) & cpt["r"].notna() & (cpt["n"] > 0)]
-    cpt = cpt[np.isclose(cpt["n"].to_numpy(float)[:, None], base[None, :], rtol=1e-6).any(axis=1)] if base.size \
-        else cpt.iloc[:0]
+    cpt = cpt[np.isclose(cpt["n"].to_numpy(float)[:, None], base[None, :], rtol=1e-6).any(axis=1)]  # a base row
     cells = cpt.groupby(["n", "t"])["r"].nunique()
     cells = cells[cells >= 2].index.to_frame(index=False)
     if cells.empty:

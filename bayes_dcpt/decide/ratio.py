@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_dcpt.decide.draws import answer_domains, law_draws, posterior_weights, reach_facts
+from bayes_dcpt.decide.draws import answer_domains, law_draws, posterior_weights, reach_facts, threshold_loss
 from bayes_dcpt.decide.inputs import number, positive, unit_interval
 from bayes_dcpt.decide.measured import measured_crossing, nearest_cell
 from bayes_dcpt.decide.results import Decision, DecisionSet, one_or_set
@@ -281,7 +281,7 @@ def tradeoff(
     out = []
     for dom in answer_domains(post, domain, ("general",), "tradeoff"):
         post_d, L0, facts = base_reference(post, dom, n_params, base_loss)
-        threshold = L0 * (1.0 + T) if relative else L0 + T
+        threshold = threshold_loss(L0, T, relative)
         inputs = {"domain": dom, "n_params": n_params, "tokens": tokens, "max_general_increase": T,
                   "relative": bool(relative), **facts,
                   "threshold_loss": float(weighted_quantile(threshold, (0.5,), posterior_weights(post_d))[0]),
@@ -311,7 +311,7 @@ def _nearest_check(post: Posterior, dom: str, n_params: float, tokens: float, da
                           noise_var=_noise_var(post_c), predict=_predict_measured(post_c))
     if m is None:
         return None
-    threshold = L0 * (1.0 + T) if relative else L0 + T
+    threshold = threshold_loss(L0, T, relative)
     return {"measured": m, "r_star": _largest_feasible_r(post_c, dom, n_c, d_c, threshold, grid)["r"]}
 
 
@@ -412,7 +412,7 @@ def critical_ratio_curve(
     out = []
     for dom in answer_domains(post, domain, ("general",), "critical-curve"):
         post_d, L0, facts = base_reference(post, dom, n_params, base_loss)
-        threshold = L0 * (1.0 + T) if relative else L0 + T
+        threshold = threshold_loss(L0, T, relative)
         inputs = {"domain": dom, "n_params": n_params, "tokens_grid": toks.tolist(), "max_general_increase": T,
                   "relative": bool(relative), **facts,
                   "threshold_loss": float(weighted_quantile(threshold, (0.5,), posterior_weights(post_d))[0]),
