@@ -124,7 +124,7 @@ def fit_cmd(
     transfer: bool = typer.Option(False, "--transfer", help="CPT law (or the cpt candidate of --law auto): the "
                                   "general loss keeps learning from the domain tokens too, each domain its own "
                                   "rate. Off by default: it brings r* at a larger size towards the measured "
-                                  "crossing, but its posterior needs more draws (BENCHMARKS.md)."),
+                                  "crossing, but most of its fits fail the sampler checks (BENCHMARKS.md)."),
     target: str = typer.Option("both", help="general, domain or both."),
     domains: str | None = typer.Option(None, "--domains", help="Fit only these domains (comma-separated; "
                                        "default: all, fitted together)."),
