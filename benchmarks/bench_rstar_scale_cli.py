@@ -80,32 +80,37 @@ def main() -> None:
 
 def _ask(fit_nc: Path, dom: str, n_params: float, tokens: float, T: float, measured: Path) -> dict:
     """``bayes-dcpt optimize --json --measured``'s r*, its check against the measured crossing, and its flags."""
-    p = subprocess.run([*CLI, "optimize", fit_nc, "--domain", dom, "--n-params", str(n_params),
-                        "--tokens", str(tokens), "--max-general-increase", str(T), "--json",
-                        "--measured", measured], capture_output=True, text=True)
-    if not p.stdout.strip():
-        raise RuntimeError(f"optimize {fit_nc} {dom} D={tokens} T={T}: exit {p.returncode}\n{p.stderr[-3000:]}")
-    js = json.loads(p.stdout)["domains"][dom]
+    js = _optimize(fit_nc, dom, n_params, tokens, T, "--measured", measured)
     r, m = js["r_domain"], js.get("measured_check") or {}
     pred = m.get("predicted_interval") or [None, None]
     return {"r* median": r["median"], "r* lo": r["lo"], "r* hi": r["hi"], "measured crossing": m.get("crossing"),
             "predicted lo": pred[0], "predicted hi": pred[1], "pit": m.get("pit"), "agrees": m.get("agrees"),
             "contains": m.get("contains"), "infeasible": js["counts"].get("infeasible"),
             "n_draws": js["counts"]["n_draws"], "flags": len(js.get("flags", [])),
-            **_nearest(fit_nc, dom, n_params, tokens, T)}
+            **_nearest(_optimize(fit_nc, dom, n_params, tokens, T))}
 
 
-def _nearest(fit_nc: Path, dom: str, n_params: float, tokens: float, T: float) -> dict:
-    """The same question without ``--measured``, as a user asks before training at that size: the fit's own runs
-    measure nothing there, so ``optimize`` checks the law's r* at the nearest size and tokens they do measure.
-    Does that check (made before the run) foresee the miss at the larger size?"""
+def _optimize(fit_nc: Path, dom: str, n_params: float, tokens: float, T: float, *extra: object) -> dict:
+    """``bayes-dcpt optimize --json``'s answer for ``dom`` at (N, D) under threshold T (``extra``: more options)."""
     p = subprocess.run([*CLI, "optimize", fit_nc, "--domain", dom, "--n-params", str(n_params),
-                        "--tokens", str(tokens), "--max-general-increase", str(T), "--json"],
+                        "--tokens", str(tokens), "--max-general-increase", str(T), "--json", *extra],
                        capture_output=True, text=True)
-    m = json.loads(p.stdout)["domains"][dom].get("nearest_measured_check") or {}
+    if not p.stdout.strip():
+        raise RuntimeError(f"optimize {fit_nc} {dom} D={tokens} T={T}: exit {p.returncode}\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout)["domains"][dom]
+
+
+def _nearest(js: dict) -> dict:
+    """The check of an answer asked without ``--measured``, as a user asks before training at that size.
+
+    The fit's own runs measure nothing there, so ``optimize`` checks the law's r* at the nearest size and tokens
+    they do measure. Does that check (made before the run) foresee the miss at the larger size?
+    """
+    m = js.get("nearest_measured_check") or {}
+    lo, hi = m.get("interval") or [None, None]
     return {"nearest N": m.get("n_params"), "nearest D": m.get("tokens"), "nearest crossing": m.get("crossing"),
-            "nearest r* lo": (m.get("interval") or [None])[0], "nearest r* hi": (m.get("interval") or [None, None])[1],
-            "nearest pit": m.get("pit"), "nearest agrees": m.get("agrees"), "nearest contains": m.get("contains")}
+            "nearest r* lo": lo, "nearest r* hi": hi, "nearest pit": m.get("pit"),
+            "nearest agrees": m.get("agrees"), "nearest contains": m.get("contains")}
 
 
 if __name__ == "__main__":
