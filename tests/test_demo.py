@@ -83,6 +83,9 @@ def test_demo_loads_the_model_writes_everything_and_the_report_renders(cli, tmp_
     dec = f.optimize("tradeoff", n_params=443232, tokens=4 * 524288, max_general_increase=0.03)
     for dom, med, _, _ in s["r"]:
         assert float(med) == pytest.approx(dec[dom].summary().table.loc["r_domain", "median"], abs=1e-3)
+        # asked beyond the runs: flagged under its line when the law misses the crossing they measure nearest
+        flagged = re.search(rf"^  {dom}: .*\n    FLAG: where the runs measure it nearest", out, re.M) is not None
+        assert flagged == (not dec[dom].nearest_check()["agrees"])
     # the planner's width counts infeasible draws as r* = 0, so it differs from the interval printed above: said
     # when the planned domain has any (on the example made with shuffled streams none has; the line is tested below)
     planned = re.search(r"^next probe \(target: r\* of (\S+)\)", out, re.M).group(1)
@@ -176,3 +179,19 @@ def test_the_next_probe_line_says_which_draws_its_widths_are_over():
                     "cost 0.25 GPU-hours; expected r* interval width 0.299 -> 0.115")
     assert next_probe_line(plan, "python", 36) == line + (" (over all draws, the infeasible ones as r* = 0; the "
                                                         "interval above is over the feasible draws)")
+
+
+def test_the_demo_flags_an_r_star_that_the_runs_disagree_with():
+    from types import SimpleNamespace
+
+    from bayes_dcpt.cli.demo_cmd import disagreement_line
+
+    check = {"agrees": False, "interval": [0.454, 0.527], "crossing": 0.56, "n_params": 443232.0, "tokens": 524288.0}
+    line = disagreement_line(SimpleNamespace(measured_check=lambda: None, nearest_check=lambda: check))
+    assert line.startswith("    FLAG: where the runs measure it nearest (N = 443,232, D = 524,288) the law's r* "
+                           "[0.454, 0.527] misses their crossing 0.560")
+    asked = disagreement_line(SimpleNamespace(measured_check=lambda: check, nearest_check=lambda: None))
+    assert asked.startswith("    FLAG: where the runs measure it there the law's r*")
+    agreeing = check | {"agrees": True}
+    assert disagreement_line(SimpleNamespace(measured_check=lambda: None, nearest_check=lambda: agreeing)) is None
+    assert disagreement_line(SimpleNamespace(measured_check=lambda: None, nearest_check=lambda: None)) is None

@@ -405,3 +405,26 @@ def test_a_law_auto_fit_reports_its_weighed_laws(df3, tmp_path):
     assert f"the heaviest law, {back.best.law.name}" in text
     assert "--law auto --auto-laws L3,L1" in text
     assert re.search(r"\|\s*L1\s*\|", text) and re.search(r"\|\s*L3\s*\|", text)  # per-law parameter rows
+
+
+def test_the_report_shows_r_stars_check_against_the_runs_and_flags_a_disagreement():
+    """Key answers carry every flag (a DISAGREES too, not only CAUTIONs) and the r* section each domain's check."""
+    from bayes_dcpt.fitting import load_fit
+    from bayes_dcpt.report import answer_sections as sections
+
+    fit = load_fit(Path(__file__).parents[1] / "models" / "example_cpt.nc")
+    decs = fit.optimize("tradeoff", n_params=443232, tokens=4 * 524288, max_general_increase=0.03)
+    decs = {d: decs[d] for d in decs}
+    paras = [b for b in sections.key_answers(decs, None, fit.diagnostics(warn=False), [], 0.9)
+             if getattr(b, "text", "").split(":")[0] in decs]
+    section = [b for b in sections.tradeoff_section(decs, {"n_params": 443232, "tokens": 4 * 524288,
+                                                           "relative": True, "max_general_increase": 0.03,
+                                                           "prob": 0.9}, 0.9, 60)
+               if type(b).__name__ == "Para" and "where the data measure it" in b.text]
+    assert len(paras) == len(decs) == len(section) == 3  # asked beyond the runs: checked nearest, every domain
+    for dom, d in decs.items():
+        disagrees = not d.nearest_check()["agrees"]
+        (line,) = [p.text for p in paras if p.text.startswith(f"{dom}:")]
+        (note,) = [p for p in section if p.text.startswith(f"{dom}:")]
+        assert ("DISAGREES where the data measure it" in line) == disagrees == note.bad
+    assert any(p.bad for p in section)  # c_headers at 3% on the example: the law misses the crossing at 443k

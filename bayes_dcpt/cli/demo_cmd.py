@@ -195,9 +195,28 @@ def _print_answers(rep: Any) -> None:
             )
         else:
             console.print(f"  {dom}: no posterior draw meets the threshold", soft_wrap=True)
+        if (line := disagreement_line(dec)) is not None:
+            console.print(line, style="bold red", soft_wrap=True, markup=False, highlight=False)
     if rep.plan is not None and len(rep.plan.table):
         console.print(next_probe_line(rep.plan, str(rep.plan_domain), infeasible.get(str(rep.plan_domain), 0)),
                       soft_wrap=True)
+
+
+def disagreement_line(dec: Any) -> str | None:
+    """The demo's flag when r* disagrees with the crossing the runs measure (at the asked N and D, else nearest).
+
+    A short form of the decision's ``DISAGREES`` note (the report has it in full); None when the check agrees or
+    the runs measure no crossing.
+    """
+    asked = dec.measured_check()
+    c = asked or dec.nearest_check()
+    if c is None or c["agrees"]:
+        return None
+    where = "there" if asked else f"nearest (N = {c['n_params']:,.0f}, D = {c['tokens']:,.0f})"
+    lo, hi = c["interval"]
+    return (f"    FLAG: where the runs measure it {where} the law's r* [{lo:.3f}, {hi:.3f}] misses their crossing "
+            f"{c['crossing']:.3f}, outside what the fit predicts them to show: read r* with care (the report has "
+            "the details)")
 
 
 def next_probe_line(plan: Any, domain: str, n_infeasible: int) -> str:

@@ -196,7 +196,7 @@ class Decision:
             counts["effective_draws (importance weights)"] = round(1.0 / np.sum(self.draw_weights() ** 2))
         probs = dict(self.extras.get("probabilities", {}))
         measured, nearest = self.measured_check(ci), self.nearest_check(ci)
-        notes = (*self._thin_note(), *self._reach_note(), *self._notes(measured, ci), *self._nearest_notes(nearest, ci))
+        notes = (*self._thin_note(), *self._reach_note(), *self._check_notes(measured, nearest, ci))
         if self.usage == "critical-curve":
             return DecisionSummary(self.usage, self.domain, ci, self._curve_table(lo, hi, measured), counts, probs,
                                    None, None, notes)
@@ -247,6 +247,17 @@ class Decision:
         if not near or self.usage != "tradeoff":
             return None
         return check_against(near["measured"], np.asarray(near["r_star"], float), self.draw_weights(), ci)
+
+    def check_notes(self, ci: float = CI_PROB) -> tuple[str, ...]:
+        """The notes of the checks against the measurements (the asked cell's, else the nearest measured one's).
+
+        Part of :meth:`summary`'s notes; apart for readers that show them beside the answer (the report).
+        """
+        return self._check_notes(self.measured_check(ci), self.nearest_check(ci), ci)
+
+    def _check_notes(self, measured: dict[str, Any] | None, nearest: dict[str, Any] | None,
+                     ci: float) -> tuple[str, ...]:
+        return (*self._notes(measured, ci), *self._nearest_notes(nearest, ci))
 
     def _nearest_notes(self, near: dict[str, Any] | None, ci: float) -> tuple[str, ...]:
         """The nearest measured cell's check, worded as a check of the law there, not of the answer asked."""

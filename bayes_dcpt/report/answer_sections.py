@@ -46,7 +46,7 @@ def _answer_line(dom: str, dec: Any, ci: float) -> str:
             f"risk-aware r = {answers['law'].value() if answers else 'none'}"
             + (f" (for one run: {answers['one_run'].value()})" if "one_run" in answers else "") + "; "
             f"infeasible draws {s.counts['infeasible']} of {s.counts['n_draws']}"
-            + "".join(f". {n}" for n in s.notes if n.startswith("CAUTION"))
+            + "".join(f". {n}" for n in s.flags)
         )
     return f"{dom}: no draw meets the constraint (infeasible {s.counts['infeasible']} of {s.counts['n_draws']})"
 
@@ -142,6 +142,8 @@ def tradeoff_section(decs: Mapping[str, Any], inp: Mapping[str, Any], ci: float,
     mask = pd.DataFrame(False, index=t.index, columns=t.columns)
     mask["infeasible"] = t["infeasible"].astype(int) > 0
     blocks.append(Table(t, mask, caption=f"r* per domain ({ci:.0%} equal-tailed intervals)"))
+    # r* checked against the crossing the runs measure: at the asked N and D, else where they measure it nearest
+    blocks += [Para(f"{dom}: {n}", bad=n.startswith("DISAGREES")) for dom, d in decs.items() for n in d.check_notes(ci)]
     for dom, d in decs.items():
         fig = d.plot(ci=ci)
         blocks.append(
