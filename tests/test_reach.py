@@ -210,3 +210,45 @@ def test_the_earliest_tokens_of_a_size_nobody_probed_are_its_nearest_smaller_pro
     said = reach_remedy(both)
     assert said.startswith("probe closer to it") and "ask at tokens the runs were fitted at" in said
     assert reach_remedy({EARLY: both[EARLY]}).startswith("ask at tokens")
+
+
+def test_a_size_slope_from_a_one_size_refit_is_cautioned():
+    """With two probed sizes the size split refits one size, which has no size trend of its own: its band at the
+    held-out size is wide enough to hold the law's error there, so it measures a slope of about 0 whatever the
+    two-size fit misses beyond its sizes (on the long grid the law's r* at 4.4x missed the measured crossing by
+    0.1 with an interval 0.05 wide). Every question beyond the probed sizes is then cautioned, even within reach;
+    a size refit of two or more sizes measures the slope as before."""
+    tokens = _score("tokens", np.tile(np.linspace(0.2, 0.7, 4), 10), np.zeros(40))
+    size = _score("size", np.zeros(40), np.full(40, 2.0))
+    size.info["fitted_sizes"] = 1
+    disc = discrepancy_from_scores([tokens, size], ["general"])
+    assert disc["general"]["size_from_one_size"] is True
+    ctx = {"discrepancy": disc}
+    far = beyond_reach(ctx, "general", {"tokens": 0.0, "size": np.log(4.4)})  # within the 7.4x measured
+    assert list(far) == ["size"] and far["size"]["why"] == "one size"
+    words = reach_words(far)
+    assert "fitted one size" in words and "4.4x outside the probed sizes" in words
+    assert beyond_reach(ctx, "general", {"tokens": 0.5, "size": 0.0}) == {}  # at a probed size: nothing to say
+    size.info["fitted_sizes"] = 2
+    disc = discrepancy_from_scores([tokens, size], ["general"])
+    assert "size_from_one_size" not in disc["general"]
+    assert beyond_reach({"discrepancy": disc}, "general", {"tokens": 0.0, "size": np.log(4.4)}) == {}
+
+
+def test_the_size_refit_records_how_many_sizes_it_fitted(small_fit, df3):
+    """The held-out refit of the size split records the sizes it fitted (the flag above reads it), and a two-size
+    fit's extrapolation line says its size error is not measured."""
+    from types import SimpleNamespace
+
+    from bayes_dcpt.fitting.extrapolation import law_holdout_scores, model_settings
+
+    sizes = np.sort(df3.loc[df3["tokens"] > 0, "n_params"].unique())
+    two = df3[df3["n_params"].isin(sizes[-2:])].reset_index(drop=True)
+    scores = law_holdout_scores(two, small_fit.law, "both", model_settings(small_fit), ("size",),
+                                zero_ratio=small_fit.config.zero_ratio, seed=1,
+                                refit={"draws": 15, "tune": 15, "chains": 2, "retry": None})
+    assert [s.split for s in scores] == ["size"] and scores[0].info["fitted_sizes"] == 1
+    disc = discrepancy_from_scores(scores, ["general", "domain"])
+    assert all(disc[t]["size_from_one_size"] for t in ("general", "domain"))
+    line = extrapolation_line(SimpleNamespace(extrapolation={"splits": ["size"], "discrepancy": disc}))
+    assert "refit fitted one size" in line

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_dcpt.constants import RHAT_MAX
-from bayes_dcpt.data.schema import targets_of
+from bayes_dcpt.data.schema import fit_rows, targets_of
 from bayes_dcpt.errors import FitError
 from bayes_dcpt.fitting.diagnostics import APPROXIMATE_SAMPLERS
 from bayes_dcpt.fitting.discrepancy import AXES, attach_data_context, estimate_kappa
@@ -253,6 +253,7 @@ def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping
         score.seconds = time.perf_counter() - t0
         d = f._diagnostics
         score.info = {"description": split.description, "refit": _recorded(refit),
+                      "fitted_sizes": int(fit_rows(split.train)["n_params"].nunique()),
                       "sampler_ok": bool(d.sampler_ok), "problems": list(d.problems),
                       "retried_after": list(retried), "unconverged": _unconverged(d),
                       **({"posterior": f.posterior} if keep else {})}
@@ -290,18 +291,32 @@ def discrepancy_from_scores(scores: Sequence[HoldoutScore], targets: Sequence[st
     """
     origins = [k for k in ("tokens", "tokens_early") if any(s.split == k for s in scores)]
     pts = pd.concat([s.points for s in scores], ignore_index=True) if scores else pd.DataFrame()
+    one_size = _one_size_refit(scores)
     if len(origins) > 1:
         each = [discrepancy_from_scores([s for s in scores if s.split == o or s.split not in origins], targets,
                                         by_domain=by_domain, prior_runs=prior_runs, **options) for o in origins]
-        return {t: {**_larger_slopes([k[t] for k in each]), "reach": _reach(pts, t)} for t in targets}
+        return {t: {**_larger_slopes([k[t] for k in each]), "reach": _reach(pts, t), **one_size} for t in targets}
     out: dict[str, dict[str, Any]] = {}
     for t in targets:
         p = pts[pts["target"] == t] if len(pts) else pts
-        out[t] = {**_slopes(p, options), "reach": _reach(pts, t)}
+        out[t] = {**_slopes(p, options), "reach": _reach(pts, t), **one_size}
         if by_domain and "domain" in p and p["domain"].nunique() > 1:
             u0 = DOMAIN_PRIOR_RUNS if prior_runs is None else float(prior_runs)
             out[t]["domains"] = {str(d): _shrunk(_slopes(g, options), out[t], g, u0) for d, g in p.groupby("domain")}
     return out
+
+
+def _one_size_refit(scores: Sequence[HoldoutScore]) -> dict[str, bool]:
+    """``{"size_from_one_size": True}`` when the size split's refit fitted a single model size, else ``{}``.
+
+    Such a refit (a fit of two sizes, the larger held out) has no size trend to extrapolate: its band at the held-out
+    size is the prior's on the law's size exponents, wide enough to hold whatever the law misses there, so the size
+    slope it measures is near 0 whatever the error of the two-size fit beyond its sizes (BENCHMARKS.md, "The size
+    error a one-size refit cannot see"). :func:`~bayes_dcpt.posterior.extrapolation.beyond_reach` then cautions every
+    question beyond the probed sizes.
+    """
+    n = [s.info.get("fitted_sizes") for s in scores if s.split == "size"]
+    return {"size_from_one_size": True} if any(k == 1 for k in n) else {}
 
 
 def _units(p: pd.DataFrame) -> pd.Series:

@@ -7,6 +7,7 @@ a ratio nobody ran -- the law's error grows with the distance, and a fit measure
     ctx["discrepancy"] = {target: {"tokens": k_t, "size": k_n, "ratio": k_r,      # None: not measured
                                    "domains": {domain: {"tokens": ..., ...}}}}   # optional, per domain
     ctx["discrepancy"][target]["reach"] = {"tokens": Delta, "size": Delta, "ratio": Delta}  # measured out to
+    ctx["discrepancy"][target]["size_from_one_size"] = True  # when the size refit fitted a single size
     ctx["envelope"]    = {domain: {"n_max", "n_min", "d_max": {str(N): max tokens probed at N},
                                    "d_min": {str(N): min tokens fitted at N}, "ratios": [r]}}
 
@@ -28,8 +29,9 @@ the bands of the domains it describes.
 The held-out refits measure the law's error only as far out as their held-out points lie (``reach``: the largest
 size held out is a few times the next; the later tokens a third of a run's log-token range). A question farther out
 than :data:`REACH_FACTOR` times that gets its band from the measured slope carried on, an assumption no data
-checked: :func:`beyond_reach` finds such questions (and those along an axis no refit measured, or on a fit with no
-calibration at all), :func:`reach_words` says so.
+checked: :func:`beyond_reach` finds such questions (and those along an axis no refit measured, those beyond the
+sizes of a fit whose size refit had a single size to fit, or on a fit with no calibration at all), :func:`reach_words`
+says so.
 
 Before the data the law describes nothing either: a question at fewer tokens than the earliest fitted checkpoint
 (``d_min(N)``, the LR warm-up's rows are left out of the fit) lies in the warm-up or before the first evaluation,
@@ -212,7 +214,9 @@ def beyond_reach(ctx: Mapping[str, Any], target: str, distances: Mapping[str, An
     :data:`REACH_AXES` with ``Delta > 0`` that is not covered, ``{"distance": Delta, "reach": measured distance or
     None, "why": ...}``; ``why`` is ``"uncalibrated"`` (the fit has no discrepancy: its bands beyond the data are
     the parameters' uncertainty alone), ``"unmeasured"`` (no held-out point lay beyond the data along this axis,
-    e.g. one probed model size: the band does not grow along it) or ``"beyond"`` (``exp(Delta)`` more than
+    e.g. one probed model size: the band does not grow along it), ``"one size"`` (beyond the probed sizes of a fit
+    whose size refit fitted a single size: ``ctx["discrepancy"][target]["size_from_one_size"]``, a slope that
+    refit could not measure, since it has no size trend of its own) or ``"beyond"`` (``exp(Delta)`` more than
     :data:`REACH_FACTOR` times the factor ``exp(reach)`` the refits measured out to). Empty when the question
     lies within reach. A fit saved before reaches were recorded has slopes without a reach: only its unmeasured
     axes are reported. And :data:`EARLY` (``why="early"``) when the question lies more than :data:`REACH_FACTOR`
@@ -229,6 +233,8 @@ def beyond_reach(ctx: Mapping[str, Any], target: str, distances: Mapping[str, An
             out[a] = {"distance": d, "reach": None, "why": "uncalibrated"}
         elif disc.get(a) is None:
             out[a] = {"distance": d, "reach": None, "why": "unmeasured"}
+        elif a == "size" and disc.get("size_from_one_size"):
+            out[a] = {"distance": d, "reach": None if reach is None else float(reach), "why": "one size"}
         elif reach is not None and d > float(reach) + np.log(REACH_FACTOR):
             out[a] = {"distance": d, "reach": float(reach), "why": "beyond"}
     early = float(np.max(np.asarray(distances.get(EARLY, 0.0), float)))
@@ -252,6 +258,10 @@ def reach_words(far: Mapping[str, Mapping[str, Any]]) -> str:
             said += f" (the held-out refits measured the law's error out to {reach_factor(v['reach'])})"
         elif v["why"] == "unmeasured":
             said += " (no held-out refit measured the law's error along it: the band does not widen there)"
+        elif v["why"] == "one size":
+            said += (" (the held-out refit that measured the law's error in N fitted one size, so it had no size "
+                     "trend to extrapolate and cannot show how a fit of two sizes errs beyond them: the band there "
+                     "is unchecked, a ratio where two close losses cross most of all)")
         elif v["why"] == "early":
             said += (" (the law describes no data there: the LR warm-up, left out of the fit, or before the first "
                      "evaluation; the band does not widen there)")

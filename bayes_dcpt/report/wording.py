@@ -72,6 +72,9 @@ def extrapolation_line(f: Any) -> str | None:
     if reach := _reach_said(ex.get("discrepancy") or {}):
         line += (f", which measured the law's error out to {reach} beyond what each refit fitted (a question more "
                  "than twice that far out is cautioned)")
+    if any(isinstance(k, Mapping) and k.get("size_from_one_size") for k in (ex.get("discrepancy") or {}).values()):
+        line += ("; the size split's refit fitted one size, which shows nothing of how the law's error grows with N "
+                 "(every question beyond the probed sizes is cautioned)")
     streams = ex.get("streams") or {}
     if streams:
         shares = []
