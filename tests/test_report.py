@@ -428,3 +428,21 @@ def test_the_report_shows_r_stars_check_against_the_runs_and_flags_a_disagreemen
         (note,) = [p for p in section if p.text.startswith(f"{dom}:")]
         assert ("DISAGREES where the data measure it" in line) == disagrees == note.bad
     assert any(p.bad for p in section)  # c_headers at 3% on the example: the law misses the crossing at 443k
+
+
+def test_each_size_is_shaded_beyond_its_own_data(small_fit):
+    """The 'beyond the data' shading starts at each size's own largest measured tokens: a size probed to fewer
+    tokens extrapolates sooner (it started at the largest tokens of any size)."""
+    from bayes_dcpt import viz as plotting
+
+    df = small_fit.data
+    small = df["n_params"] == df["n_params"].min()
+    cut = np.sort(df.loc[small & (df["tokens"] > 0), "tokens"].unique())[-2]
+    data = df[~small | (df["tokens"] <= cut)]
+    dom = small_fit.domains[0]
+    fig = plotting.loss_curves(small_fit, domain=dom, data=data)
+    sizes = sorted(data.loc[data["tokens"] > 0, "n_params"].unique())
+    starts = [min(p.get_bbox().x0 for p in ax.patches) for ax in fig.axes[::len(small_fit.targets)]]
+    assert starts[0] == pytest.approx(cut)
+    last = data.loc[data["n_params"] == sizes[-1], "tokens"].max()
+    assert last > cut and starts[-1] == pytest.approx(last)

@@ -189,7 +189,7 @@ def loss_curves(
     is one series: the measurements (markers; hollow when not fitted, i.e. measured with none of the
     loss's own corpus and the law does not fit those: ``post.fits_zero_ratio``) and, where the fit applies,
     the posterior mean of the law with its ``ci`` band. The x axis is logarithmic and extends ``extend`` times
-    beyond the largest measured tokens (extrapolation shaded).
+    beyond the largest measured tokens (extrapolation shaded from each size's own largest measured tokens).
 
     Parameters
     ----------
@@ -233,7 +233,9 @@ def loss_curves(
             for k, r in enumerate(ratios):
                 pts = rows_n[np.isclose(rows_n["r_domain"].to_numpy(float), r)].dropna(subset=[f"loss_{t}"])
                 _ratio_series(ax, post, pts, t, domain, n, r, k, greys[k], tgrid, ci, kind)
-            ax.axvspan(tmax, tgrid[-1], color="0.93", zorder=0, linewidth=0)
+            # beyond this size's own data: a size probed to fewer tokens extrapolates sooner
+            ax.axvspan(float(rows_n["tokens"].max()) if len(rows_n) else tmax, tgrid[-1], color="0.93", zorder=0,
+                       linewidth=0)
             ax.set_xscale("log")
             ax.set_xlabel(TOKENS_LABEL + " (log scale; shaded: beyond the data)")
             ax.set_ylabel(f"{t} {LOSS_LABEL}")
