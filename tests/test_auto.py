@@ -211,7 +211,8 @@ def test_stacked_refits_are_scored_with_the_refits_draws_not_the_full_fits(monke
 
     def score(kind, n_draws, unconverged=()):
         return HoldoutScore(law="x", split=kind, runs=pd.DataFrame(), points=pd.DataFrame(), seconds=0.0,
-                            info={"posterior": SimpleNamespace(n_draws=n_draws), "unconverged": list(unconverged)})
+                            info={"posterior": SimpleNamespace(n_draws=n_draws), "unconverged": list(unconverged),
+                                  **({"fitted_sizes": 1} if kind == "size" else {})})
 
     scores = {"cpt": [score("tokens", 800), score("size", 800)], "L3": [score("tokens", 300, ["R-hat 1.030 > 1.01"])],
               "L1": [score("size", 999, ["ESS 50 < 100"])]}
@@ -221,6 +222,8 @@ def test_stacked_refits_are_scored_with_the_refits_draws_not_the_full_fits(monke
     assert seen == [(2, 800), (1, 800)]
     # a stacked refit is as converged as the refits it stacks (those with weight)
     assert [s.info["unconverged"] for s in out] == [["L3: R-hat 1.030 > 1.01"], []]
+    # and fitted the sizes they fitted: a size refit of one size is flagged on the stacked discrepancy too
+    assert [s.info.get("fitted_sizes") for s in out] == [None, 1]
 
 
 def test_the_stacked_discrepancy_is_measured_on_the_rows_the_weighted_laws_fit(monkeypatch):

@@ -144,13 +144,14 @@ def _stacked_scores(scores: dict[str, list[HoldoutScore]], weights: dict[str, fl
     zero_ratio = predicts_zero_ratio([c for c, w in weights.items() if w > 0], model)
     out = []
     for split in splits:
-        posts, w, unconverged = [], [], []
+        posts, w, unconverged, fitted_sizes = [], [], [], []
         for name, sc in scores.items():
             hit = [s for s in sc if s.split == split.kind]
             if hit and weights[name] > 0:
                 posts.append(hit[0].info["posterior"])
                 w.append(weights[name])
                 unconverged += [f"{name}: {u}" for u in hit[0].info.get("unconverged", ())]
+                fitted_sizes.append(hit[0].info.get("fitted_sizes"))
         if not posts:
             continue
         post = stacked_posterior(posts, np.asarray(w), max(p.n_draws for p in posts), seed)
@@ -158,6 +159,8 @@ def _stacked_scores(scores: dict[str, list[HoldoutScore]], weights: dict[str, fl
             post.ctx["streams"] = stream_deviations(post, fitted(split.train), components=streams)
         out.append(score_split(post, split, law="stacked", zero_ratio=zero_ratio, seed=seed))
         out[-1].info["unconverged"] = unconverged  # the stacked refit is as converged as its parts
+        if sizes := [n for n in fitted_sizes if n is not None]:  # its parts fitted the same rows' sizes
+            out[-1].info["fitted_sizes"] = min(sizes)
     return out
 
 
