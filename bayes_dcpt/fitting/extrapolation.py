@@ -7,7 +7,8 @@ posterior, where predictions and decisions read them::
 
     posterior.ctx["discrepancy"] = {target: {"tokens": kappa, "size": kappa, "ratio": kappa,  # None: not measured
                                              "domains": {domain: {"tokens": kappa, ...}},     # each domain's own
-                                             "reach": {"tokens": distance, ...}}}             # measured out to
+                                             "reach": {"tokens": distance, ...},              # measured out to
+                                             "size_from_one_size": True}}  # only when the size refit had one size
     posterior.ctx["envelope"]    = {domain: {"n_max", "n_min", "d_max"/"d_min": {str(float(N)): tokens}, "ratios"}}
     posterior.ctx["streams"]     = what runs of other sizes on the same data stream deviated (posterior.streams)
 
@@ -267,6 +268,7 @@ def discrepancy_from_scores(scores: Sequence[HoldoutScore], targets: Sequence[st
 
     ``None``: not measured. ``reach``: the farthest distance beyond the training data at which a held-out point
     measured the error along each axis (:func:`_reach`); the slopes carry the bands on beyond it by assumption.
+    ``"size_from_one_size": True`` when the size split's refit fitted a single size (:func:`_one_size_refit`).
 
     Each target's held-out measurements of every split are pooled; an axis is estimated from the measurements at
     a positive distance along it (:func:`~bayes_dcpt.fitting.discrepancy.estimate_kappa`, the maximum-likelihood

@@ -261,7 +261,7 @@ def reach_words(far: Mapping[str, Mapping[str, Any]]) -> str:
         elif v["why"] == "one size":
             said += (" (the held-out refit that measured the law's error in N fitted one size, so it had no size "
                      "trend to extrapolate and cannot show how a fit of two sizes errs beyond them: the band there "
-                     "is unchecked, a ratio where two close losses cross most of all)")
+                     "is unchecked, and r* most of all, where two close losses cross)")
         elif v["why"] == "early":
             said += (" (the law describes no data there: the LR warm-up, left out of the fit, or before the first "
                      "evaluation; the band does not widen there)")

@@ -102,10 +102,14 @@ def unconverged_refits_line(f: Any) -> str | None:
 
 
 def _reach_said(kappa: Mapping[str, Any]) -> str:
-    """``"4.4x in model size and 16x in tokens"``: how far the held-out refits measured (all targets)."""
+    """``"4.4x in model size and 16x in tokens"``: how far the held-out refits measured (all targets).
+
+    Not the size of a refit that fitted one size (``size_from_one_size``): it measured nothing of the size trend.
+    """
     said = []
     for a, what in (("size", "in model size"), ("tokens", "in tokens")):
         v = [float(r) for k in kappa.values() if isinstance(k, Mapping)
+             if not (a == "size" and k.get("size_from_one_size"))
              if (r := (k.get("reach") or {}).get(a)) is not None]
         if v:
             said.append(f"{reach_factor(max(v))} {what}")
