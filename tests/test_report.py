@@ -442,7 +442,9 @@ def test_each_size_is_shaded_beyond_its_own_data(small_fit):
     dom = small_fit.domains[0]
     fig = plotting.loss_curves(small_fit, domain=dom, data=data)
     sizes = sorted(data.loc[data["tokens"] > 0, "n_params"].unique())
-    starts = [min(p.get_bbox().x0 for p in ax.patches) for ax in fig.axes[::len(small_fit.targets)]]
+    # axvspan gives a Rectangle (matplotlib >= 3.9: get_xy() its corner) or a Polygon (3.8: its vertices)
+    starts = [min(np.atleast_2d(p.get_xy())[:, 0].min() for p in ax.patches)
+              for ax in fig.axes[::len(small_fit.targets)]]
     assert starts[0] == pytest.approx(cut)
     last = data.loc[data["n_params"] == sizes[-1], "tokens"].max()
     assert last > cut and starts[-1] == pytest.approx(last)

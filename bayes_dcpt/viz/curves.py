@@ -126,6 +126,18 @@ def _own_ratio(target: str, r_domain: Any) -> Any:
     return r_domain if target == "domain" else 1.0 - np.asarray(r_domain, float)
 
 
+def _tokens_limit(cpt: pd.DataFrame, n: float, widest: float) -> float:
+    """Where the data end at size ``n``: its own largest measured tokens, read as the bands read them.
+
+    A size probed to fewer tokens extrapolates sooner; at a size nobody probed, the largest probed size's below it,
+    else ``widest`` (``DomainEnvelope.tokens_limit``).
+    """
+    below = cpt[cpt["n_params"].to_numpy(float) <= n * (1 + 1e-6)]
+    if below.empty:
+        return widest
+    return float(below.loc[np.isclose(below["n_params"].to_numpy(float), below["n_params"].max()), "tokens"].max())
+
+
 def _fmt_n(n: float) -> str:
     return f"{n:,.0f}" if n < 1e6 else f"{n:.3g}"
 
@@ -233,9 +245,7 @@ def loss_curves(
             for k, r in enumerate(ratios):
                 pts = rows_n[np.isclose(rows_n["r_domain"].to_numpy(float), r)].dropna(subset=[f"loss_{t}"])
                 _ratio_series(ax, post, pts, t, domain, n, r, k, greys[k], tgrid, ci, kind)
-            # beyond this size's own data: a size probed to fewer tokens extrapolates sooner
-            ax.axvspan(float(rows_n["tokens"].max()) if len(rows_n) else tmax, tgrid[-1], color="0.93", zorder=0,
-                       linewidth=0)
+            ax.axvspan(_tokens_limit(cpt, n, tmax), tgrid[-1], color="0.93", zorder=0, linewidth=0)
             ax.set_xscale("log")
             ax.set_xlabel(TOKENS_LABEL + " (log scale; shaded: beyond the data)")
             ax.set_ylabel(f"{t} {LOSS_LABEL}")
