@@ -31,6 +31,7 @@ import pandas as pd
 from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.errors import InputError, UnknownDomainError
+from bayes_dcpt.posterior.extrapolation import DomainEnvelope
 
 __all__ = [
     "LINESTYLES",
@@ -126,16 +127,16 @@ def _own_ratio(target: str, r_domain: Any) -> Any:
     return r_domain if target == "domain" else 1.0 - np.asarray(r_domain, float)
 
 
-def _tokens_limit(cpt: pd.DataFrame, n: float, widest: float) -> float:
-    """Where the data end at size ``n``: its own largest measured tokens, read as the bands read them.
+def _data_envelope(cpt: pd.DataFrame) -> DomainEnvelope:
+    """The plotted CPT rows' envelope, so that where the data end at each size is read as the bands read it.
 
-    A size probed to fewer tokens extrapolates sooner; at a size nobody probed, the largest probed size's below it,
-    else ``widest`` (``DomainEnvelope.tokens_limit``).
+    :meth:`~bayes_dcpt.posterior.extrapolation.DomainEnvelope.tokens_limit`: a size's own largest tokens, at a size
+    the rows do not hold the largest probed size's below it, else the widest.
     """
-    below = cpt[cpt["n_params"].to_numpy(float) <= n * (1 + 1e-6)]
-    if below.empty:
-        return widest
-    return float(below.loc[np.isclose(below["n_params"].to_numpy(float), below["n_params"].max()), "tokens"].max())
+    by = cpt.groupby("n_params")["tokens"].max()
+    sizes = by.index.to_numpy(float)
+    return DomainEnvelope(sizes, by.to_numpy(float), float(sizes.min()), float(sizes.max()),
+                          np.sort(cpt["r_domain"].dropna().unique().astype(float)))
 
 
 def _fmt_n(n: float) -> str:
@@ -236,6 +237,7 @@ def loss_curves(
     sizes = sorted(float(x) for x in (n_params if n_params is not None else cpt["n_params"].unique()))
     ratios = sorted(float(x) for x in cpt["r_domain"].dropna().unique())
     greys, tmin, tmax = _greys(len(ratios)), float(cpt["tokens"].min()), float(cpt["tokens"].max())
+    env = _data_envelope(cpt)  # each size is shaded from where its own data end
     tgrid = np.geomspace(tmin / 1.2, tmax * extend, 60)
     fig, axes = _figure(len(sizes), len(targets), figsize=(5.2 * len(targets), 3.3 * len(sizes) + 0.6))
     for i, n in enumerate(sizes):
@@ -245,7 +247,7 @@ def loss_curves(
             for k, r in enumerate(ratios):
                 pts = rows_n[np.isclose(rows_n["r_domain"].to_numpy(float), r)].dropna(subset=[f"loss_{t}"])
                 _ratio_series(ax, post, pts, t, domain, n, r, k, greys[k], tgrid, ci, kind)
-            ax.axvspan(_tokens_limit(cpt, n, tmax), tgrid[-1], color="0.93", zorder=0, linewidth=0)
+            ax.axvspan(float(env.tokens_limit(np.asarray(n))), tgrid[-1], color="0.93", zorder=0, linewidth=0)
             ax.set_xscale("log")
             ax.set_xlabel(TOKENS_LABEL + " (log scale; shaded: beyond the data)")
             ax.set_ylabel(f"{t} {LOSS_LABEL}")
