@@ -39,6 +39,7 @@ from bayes_dcpt.fitting.discrepancy import AXES, attach_data_context, estimate_k
 from bayes_dcpt.fitting.holdout import HoldoutScore, Split, make_splits, score_split
 from bayes_dcpt.fitting.progress import stage
 from bayes_dcpt.fitting.samplers import NUTPIE_DEFAULTS, recordable
+from bayes_dcpt.posterior.extrapolation import ONE_SIZE_REFIT
 from bayes_dcpt.posterior.streams import stream_deviations, stream_summary
 
 __all__ = ["DEFAULT_SPLITS", "DOMAIN_PRIOR_RUNS", "MODEL_SETTINGS", "REFIT_DEFAULTS", "REFIT_ESS_MIN", "REFIT_MAXDEPTH",
@@ -318,7 +319,7 @@ def _one_size_refit(scores: Sequence[HoldoutScore]) -> dict[str, bool]:
     question beyond the probed sizes.
     """
     n = [s.info.get("fitted_sizes") for s in scores if s.split == "size"]
-    return {"size_from_one_size": True} if any(k == 1 for k in n) else {}
+    return {ONE_SIZE_REFIT: True} if any(k == 1 for k in n) else {}
 
 
 def _units(p: pd.DataFrame) -> pd.Series:

@@ -48,9 +48,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AXES", "EARLY", "REACH_AXES", "REACH_FACTOR", "DomainEnvelope", "any_slope", "beyond_reach",
-           "discrepancy_slopes", "domain_envelope", "extrapolation_distances", "reach_factor", "reach_remedy",
-           "reach_words", "thin_domains", "thin_words"]
+__all__ = ["AXES", "EARLY", "ONE_SIZE_REFIT", "REACH_AXES", "REACH_FACTOR", "DomainEnvelope", "any_slope",
+           "beyond_reach", "discrepancy_slopes", "domain_envelope", "extrapolation_distances", "reach_factor",
+           "reach_remedy", "reach_words", "thin_domains", "thin_words"]
 
 #: The directions of extrapolation, in the order of ``ctx["discrepancy"][target]``.
 AXES = ("tokens", "size", "ratio")
@@ -66,6 +66,9 @@ REACH_AXES = ("tokens", "size")
 #: The key of :func:`extrapolation_distances`' distance before the earliest fitted checkpoint (not an axis of the
 #: discrepancy: it widens no band, :func:`beyond_reach` cautions it).
 EARLY = "early_tokens"
+#: The key of ``ctx["discrepancy"][target]`` set (True) when the size split's held-out refit fitted a single size:
+#: its size slope says nothing of a fit of two sizes beyond them (:func:`beyond_reach` cautions such questions).
+ONE_SIZE_REFIT = "size_from_one_size"
 
 
 @dataclass(frozen=True)
@@ -233,7 +236,7 @@ def beyond_reach(ctx: Mapping[str, Any], target: str, distances: Mapping[str, An
             out[a] = {"distance": d, "reach": None, "why": "uncalibrated"}
         elif disc.get(a) is None:
             out[a] = {"distance": d, "reach": None, "why": "unmeasured"}
-        elif a == "size" and disc.get("size_from_one_size"):
+        elif a == "size" and disc.get(ONE_SIZE_REFIT):
             out[a] = {"distance": d, "reach": None if reach is None else float(reach), "why": "one size"}
         elif reach is not None and d > float(reach) + np.log(REACH_FACTOR):
             out[a] = {"distance": d, "reach": float(reach), "why": "beyond"}

@@ -15,7 +15,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bayes_dcpt.fitting.diagnostics import unconverged_said
-from bayes_dcpt.posterior.extrapolation import EARLY, reach_factor, reach_remedy, reach_words, thin_words
+from bayes_dcpt.posterior.extrapolation import (
+    EARLY,
+    ONE_SIZE_REFIT,
+    reach_factor,
+    reach_remedy,
+    reach_words,
+    thin_words,
+)
 
 __all__ = ["cli_words", "extrapolation_line", "reach_rows_line", "thin_domains_line", "unconverged_refits_line"]
 
@@ -72,7 +79,7 @@ def extrapolation_line(f: Any) -> str | None:
     if reach := _reach_said(ex.get("discrepancy") or {}):
         line += (f", which measured the law's error out to {reach} beyond what each refit fitted (a question more "
                  "than twice that far out is cautioned)")
-    if any(isinstance(k, Mapping) and k.get("size_from_one_size") for k in (ex.get("discrepancy") or {}).values()):
+    if any(isinstance(k, Mapping) and k.get(ONE_SIZE_REFIT) for k in (ex.get("discrepancy") or {}).values()):
         line += ("; the size split's refit fitted one size, which shows nothing of how the law's error grows with N "
                  "(every question beyond the probed sizes is cautioned)")
     streams = ex.get("streams") or {}
@@ -109,7 +116,7 @@ def _reach_said(kappa: Mapping[str, Any]) -> str:
     said = []
     for a, what in (("size", "in model size"), ("tokens", "in tokens")):
         v = [float(r) for k in kappa.values() if isinstance(k, Mapping)
-             if not (a == "size" and k.get("size_from_one_size"))
+             if not (a == "size" and k.get(ONE_SIZE_REFIT))
              if (r := (k.get("reach") or {}).get(a)) is not None]
         if v:
             said.append(f"{reach_factor(max(v))} {what}")
