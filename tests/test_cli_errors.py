@@ -47,6 +47,7 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("fitpoint-grid", ("fit-point", "{ok}", "--n-grid", "0"), "n-grid"),
     ("predict-missing", ("predict", "/no/such/fit.nc", "{grid}"), "no such fit file"),
     ("predict-schema", ("predict", "{ok}", "{grid}"), "not a readable bayes-dcpt fit"),
+    ("predict-zeroed-draws", ("predict", "{zeroed}", "{grid}"), "do not match the digest they were written with"),
     ("predict-grid-schema", ("predict", "{fit}", "{nocol}"), "n_params"),
     ("predict-grid-missing", ("predict", "{fit}", "/no/such/grid.csv"), "no such file"),
     # rows as the file numbers them (its base-model rows included), and the file named
@@ -248,6 +249,25 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
 ]
 
 
+def _zeroed_draws(path, out):
+    """A copy of a saved fit whose posterior draws are all zero, card and sample statistics intact.
+
+    Once seen in a saved fit (not reproduced): a file that loaded, passed every check its card recorded, and
+    predicted from zeros.
+    """
+    import shutil
+
+    import h5py
+
+    shutil.copy(path, out)
+    with h5py.File(out, "r+") as h:
+        post = h["posterior"]
+        for name in post:
+            if post[name].dtype.kind == "f" and name not in ("chain", "draw"):
+                post[name][...] = 0.0
+    return out
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, sim_df, small_fit_path):
     from bayes_dcpt.data.store import Store
@@ -281,6 +301,7 @@ def files(tmp_path_factory, sim_df, small_fit_path):
     with Store(store) as st:
         st.import_frame(sim_df)
     return {
+        "zeroed": _zeroed_draws(small_fit_path, d / "zeroed.nc"),
         "ok": ok,
         "nocol": nocol,
         "nocand": nocand,
