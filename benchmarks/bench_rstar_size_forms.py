@@ -1,4 +1,4 @@
-"""Why r* at a larger size misses: point fits of the CPT law's general loss in six forms, fitted on the two smaller
+"""Why r* at a larger size misses: point fits of the CPT law's general loss in eight forms, fitted on the two smaller
 sizes, r* read off at every size against the crossing the runs measure.
 
 The Bayesian fit's r* at 443k sits below the measured crossing on the long grid (its r* falls with N, the measured
@@ -13,7 +13,10 @@ fitted by least squares on every run of the two smaller sizes, in the forms
   in place of ``h (1 - s)``;
 * ``transfer, phi = 0``: both;
 * ``share power``: the forgetting's amplitude in ``s^eta_s`` per domain in place of ``s`` (``share_power=True``);
-* ``share power, transfer``: with the transfer too.
+* ``share power, transfer``: with the transfer too;
+* ``replay size``: the replay balance grows with the model's capability, ``rho c^chi`` per domain
+  (``replay_size=True``);
+* ``replay size, transfer``: with the transfer too.
 
 r*: the largest ratio whose general loss stays within ``T`` of the base model's, at each size and at the last three
 checkpoints measured at every size; the measured crossing as ``decide.measured.measured_crossing`` reads it.
@@ -42,7 +45,8 @@ from _common import file_ordered_grid
 
 T = 0.02
 RESULTS = Path(__file__).parent / "results"
-FORMS = ("law", "phi = 0", "transfer", "transfer, phi = 0", "share power", "share power, transfer")
+FORMS = ("law", "phi = 0", "transfer", "transfer, phi = 0", "share power", "share power, transfer", "replay size",
+         "replay size, transfer")
 
 
 def general(th: np.ndarray, x: dict, nd: int, form: str) -> np.ndarray:
@@ -54,6 +58,8 @@ def general(th: np.ndarray, x: dict, nd: int, form: str) -> np.ndarray:
     kappa, h = 0.1 + np.exp(th[5 * nd]), np.exp(th[5 * nd + 1])
     xi = np.exp(th[5 * nd + 2:6 * nd + 2])[di] if "transfer" in form else 0.0
     share = s ** np.exp(th[6 * nd + 2:7 * nd + 2])[di] if "share power" in form else s
+    if "replay size" in form:
+        rho = rho * np.exp(th[7 * nd + 2:8 * nd + 2][di] * logc)
     u = s + rho * (1 - s)
     sat = saturation(np, lam * np.exp(psi * logc) * u * D, kappa)
     learn = h * ((1 - s) + xi * s) * np.log1p(D / x["d_ref"])
@@ -76,7 +82,7 @@ def run(name: str, df: pd.DataFrame) -> list[dict]:
     out = []
     for form in FORMS:
         th0 = np.r_[np.full(nd, np.log(0.2)), np.zeros(nd), np.full(nd, np.log(1 / 2e-4)), np.zeros(nd),
-                    np.full(nd, np.log(7.0)), np.log(0.7), np.log(0.005), np.full(nd, np.log(0.3)), np.zeros(nd)]
+                    np.full(nd, np.log(7.0)), np.log(0.7), np.log(0.005), np.full(nd, np.log(0.3)), np.zeros(nd), np.zeros(nd)]
         sol = least_squares(lambda th, f=form: general(th, x, nd, f) - y, th0, loss="soft_l1", f_scale=0.01)
         for k, dom in enumerate(doms):
             for n in sizes:
@@ -90,7 +96,8 @@ def run(name: str, df: pd.DataFrame) -> list[dict]:
                                 "r* point fit": grid[above[0] - 1] if len(above) else 1.0,
                                 "measured crossing": np.nan if m is None else m["crossing"],
                                 "xi": float(np.exp(sol.x[5 * nd + 2 + k])) if "transfer" in form else np.nan,
-                                "eta_s": float(np.exp(sol.x[6 * nd + 2 + k])) if "share power" in form else np.nan})
+                                "eta_s": float(np.exp(sol.x[6 * nd + 2 + k])) if "share power" in form else np.nan,
+                                "chi": float(sol.x[7 * nd + 2 + k]) if "replay size" in form else np.nan})
     return out
 
 

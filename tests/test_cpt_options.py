@@ -1,5 +1,6 @@
-"""The CPT law's opt-in terms: the re-warming rise (``rewarm``), the share's exponent (``share_power``) and the
-general loss's learning from domain tokens (``transfer``).
+"""The CPT law's opt-in terms: the re-warming rise (``rewarm``), the share's exponent (``share_power``), the
+general loss's learning from domain tokens (``transfer``) and a replay balance that grows with the model
+(``replay_size``).
 
 Re-warming rise: every r = 0 run of the example grid sits above its base loss after the warm-up, which the law's
 continued learning alone cannot describe; without the term the run offsets absorb it and their scale widens every
@@ -11,6 +12,10 @@ bend to; ``s^eta_s`` per domain can (BENCHMARKS.md, "The share's exponent").
 Transfer: late in CPT the general loss at high r recovers faster than the general tokens alone explain, on both
 shuffled probe grids; ``h ((1 - s) + xi s)`` per domain lets the domain tokens teach it too (BENCHMARKS.md, "Why r*
 at a larger size misses").
+
+Replay that grows with the model: on both probe grids pure-domain CPT (r = 1) forgets more at a larger size while
+mixed runs do not; ``rho c^chi`` per domain lets replay work better in a more capable model (BENCHMARKS.md, "Replay
+that grows with the model").
 """
 
 from __future__ import annotations
@@ -170,3 +175,30 @@ def test_the_transfer_is_fitted_per_domain_through_the_cli_and_saved(cli, tmp_pa
     assert "xi" in set(f.priors()["parameter"]) and "xi[c_headers]" in f.summary().index
     code, _out, err = cli("fit", example_path(), "--law", "L1", "--transfer", "--out", tmp_path / "no.nc")
     assert code == 2 and "transfer: an option of the CPT law" in " ".join(err.split())
+
+
+def test_replay_that_grows_with_the_model_spares_mixed_runs_at_larger_sizes_only():
+    d = np.array([0.0, 1e-4, 1e-3, 1e-2])
+    np.testing.assert_array_equal(_law(P | {"chi": 0.0}, 0.5, d), _law(P, 0.5, d))  # chi = 0: the law as it was
+    grown = P | {"chi": 2.0}
+    larger = {"L0g": 1.6, "L0": 1.6}  # a more capable model (c = 2 / L0g > 1)
+    at = lambda p, r, x: CPT_LAW.formula(np, p, {**X, **x, "D": d, "r": 1.0 - r, "target": "general"})  # noqa: E731
+    for r in (0.25, 0.5, 0.75):  # a larger model forgets less in a mixed run ...
+        assert at(grown, r, larger)[0] == 1.6 and np.all(at(grown, r, larger)[1:] < at(P, r, larger)[1:])
+    np.testing.assert_array_equal(at(grown, 1.0, larger), at(P, 1.0, larger))  # ... and as much with no replay
+    np.testing.assert_allclose(_law(grown, 0.5, d), _law(P, 0.5, d), rtol=1e-12)  # c = 1: unchanged
+    np.testing.assert_array_equal(_law(grown, 0.5, d, "domain"), _law(P, 0.5, d, "domain"))
+
+
+def test_replay_that_grows_with_the_model_is_fitted_per_domain_through_the_cli_and_saved(cli, tmp_path):
+    code, _out, err = cli("fit", example_path(), "--law", "cpt", "--replay-size", "--domains", "c_headers,python",
+                          "--target", "general", "--draws", "200", "--tune", "200", "--chains", "2", "--seed", "1",
+                          "--no-calibration", "--allow-bad-fit", "--out", tmp_path / "replay.nc")
+    assert code == 0, err
+    f = load_fit(tmp_path / "replay.nc")
+    assert f.config.replay_size is True
+    chi = {d: f.posterior.params[("general", d)]["chi"] for d in ("c_headers", "python")}
+    assert not np.allclose(chi["c_headers"], chi["python"]) and np.std(chi["python"]) > 0
+    assert "chi" in set(f.priors()["parameter"]) and "chi[c_headers]" in f.summary().index
+    code, _out, err = cli("fit", example_path(), "--law", "L1", "--replay-size", "--out", tmp_path / "no.nc")
+    assert code == 2 and "replay_size: an option of the CPT law" in " ".join(err.split())

@@ -90,7 +90,7 @@ def config_key(config: object) -> str:
 #: Options of the base-anchored CPT law alone (its re-warming rise, its share exponent, its transfer; opt-in,
 #: measured in BENCHMARKS.md): asked of another law they are refused, and ``law="auto"`` gives them to its CPT
 #: candidate.
-CPT_OPTIONS = ("rewarm", "share_power", "transfer")
+CPT_OPTIONS = ("rewarm", "share_power", "transfer", "replay_size")
 
 
 def check_cpt_options(laws: Sequence[Any], kwargs: Mapping[str, Any], why: str) -> None:
@@ -127,6 +127,7 @@ class FitConfig:
     rewarm: bool = False  # the CPT law's re-warming rise of the general loss (opt-in: measured, BENCHMARKS.md)
     share_power: bool = False  # the CPT law's general loss rises with s^eta_s per domain, not with s (opt-in)
     transfer: bool = False  # the CPT law's general loss also keeps learning from the domain tokens (opt-in)
+    replay_size: bool = False  # the CPT law's general-loss replay balance grows with capability, rho c^chi (opt-in)
 
     def key(self) -> str:
         """Short stable hash of the configuration."""

@@ -27,8 +27,9 @@ __all__ = ["CPTFit", "cpt_posterior", "fit_cpt"]
 
 _OWN = {"general": ("h", "w", "phi_w"), "domain": ("sc",)}
 #: The parameters reported, checked and kept (``w`` and ``phi_w`` only in fits with the re-warming rise, ``eta_s``
-#: only with the share's exponent, ``xi`` only with the transfer).
-_NAMES = ("amp", "lam", "phi", "psi", "rho", "kappa", "h", "sc", "w", "phi_w", "eta_s", "xi", "sigma", "sigma_move",
+#: only with the share's exponent, ``xi`` only with the transfer, ``chi`` only with replay_size).
+_NAMES = ("amp", "lam", "phi", "psi", "rho", "kappa", "h", "sc", "w", "phi_w", "eta_s", "xi", "chi", "sigma",
+          "sigma_move",
           "tau", "nu")
 
 
@@ -44,7 +45,7 @@ def cpt_posterior(idata: Any, law: Law, targets: Sequence[str], domains: Sequenc
             if p["rho"].ndim == 2:  # the replay balance per (target, domain) (replay_scope="domain")
                 p["rho"] = p["rho"][:, di]
             p.update({k: flat_draws(post, k) for k in _OWN[t] if k in post.data_vars})
-            for k in ("eta_s", "xi"):  # per domain: the share's exponent (share_power), the transfer (transfer)
+            for k in ("eta_s", "xi", "chi"):  # per domain: share_power's exponent, the transfer, replay_size
                 if t == "general" and k in post.data_vars:
                     p[k] = flat_draws(post, k)[:, di]
             params[(t, d)] = p
@@ -103,7 +104,7 @@ class CPTFit(DecisionMethods, BaseFit):
     def _from_card(cls, data: pd.DataFrame, tree: Any, card: Mapping[str, Any], diagnostics: Diagnostics) -> Self:
         # older cards: noise and replay balance per target, no re-warming rise
         older = {"noise_scope": "target", "replay_scope": "target", "rewarm": False, "share_power": False,
-                 "transfer": False}
+                 "transfer": False, "replay_size": False}
         cfg = FitConfig(**{**older, **card["config"]})
         if "D_ref" not in card and cfg.burn_in == "warmup" and "lr" not in data:
             warnings.warn("this CPT fit was saved by an older bayes-dcpt without its lr column and reference token "

@@ -31,7 +31,7 @@ from bayes_dcpt.fitting.likelihood import (
 )
 from bayes_dcpt.fitting.samplers import cached_entry
 from bayes_dcpt.laws.base import BILLION
-from bayes_dcpt.laws.cpt import general_learning, powered_share, saturation
+from bayes_dcpt.laws.cpt import general_learning, powered_share, replay, saturation
 from bayes_dcpt.numerics.runblock import weighted_run_terms
 from bayes_dcpt.posterior.base_law import BASE_PRIORS
 
@@ -81,6 +81,10 @@ def cpt_prior_table(cfg: FitConfig | None = None) -> pd.DataFrame:
         rows.append(("xi", "LogNormal(0, 1.5) per domain", "the general loss keeps learning from the domain tokens "
                      "too, xi times as fast as from its own: a domain token teaches about as much, within a factor "
                      "of ~20 (point fits on the shuffled probe grids: 0-5)"))
+    if cfg is not None and cfg.replay_size:
+        rows.append(("chi", "Normal(0, 1.5) per domain", "the general loss's replay balance grows with the model's "
+                     "capability, rho c^chi: as phi and psi (point fits on the probe grids: 0.5-2.8, so that the "
+                     "forgetting of pure-domain CPT grows with N while that of mixed runs does not)"))
     if cfg is not None and cfg.rewarm:
         rows += [
             ("w", "LogNormal(log 0.01, 1.5)", "the general loss's re-warming rise at every mixture, a share of the "
@@ -237,6 +241,8 @@ def _law_params(pm: Any, pt: Any, design: CPTDesign, cfg: FitConfig) -> dict[str
     if cfg.transfer and "general" in design.targets:  # the general loss also learns from domain tokens, per domain
         log_xi = pm.Normal("log_xi", 0.0, 1.5 * ps, dims="domain")
         p["xi"] = pt.where(gen[:, None], pm.Deterministic("xi", pt.exp(log_xi), dims="domain")[None, :], 0.0)
+    if cfg.replay_size and "general" in design.targets:  # the general loss's replay grows with capability
+        p["chi"] = pt.where(gen[:, None], pm.Normal("chi", 0.0, 1.5 * ps, dims="domain")[None, :], 0.0)
     if cfg.rewarm and "general" in design.targets:  # the general loss's re-warming rise (opt-in), one for all domains
         gen_col = pt.as_tensor(gen.astype(float))[:, None] * pt.ones((1, nd))
         p["w"] = pm.LogNormal("w", np.log(0.01), 1.5 * ps) * gen_col
@@ -256,7 +262,7 @@ def _mean(pt: Any, p: dict[str, Any], a: dict[str, Any], n_domains: int) -> Any:
     logc = pt.log(2.0 / a["L0g"])
     rate = q["lam"] * pt.exp(q["psi"] * logc)
     s = a["s"]
-    u_g = s + q["rho"] * (1.0 - s)
+    u_g = s + replay(pt, q, logc) * (1.0 - s)
     share = s if "eta_s" not in q else powered_share(pt, s, q["eta_s"])  # s^eta_s (share_power)
     c1_g = q["amp"] * pt.exp(q["phi"] * logc) * (share / u_g)
     if "w" in q:  # the re-warming rise (rewarm=True): at every mixture, with the forgetting's saturation

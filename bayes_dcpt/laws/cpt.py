@@ -22,7 +22,11 @@ opt-in (BENCHMARKS.md, "The re-warming rise"). ``share_power=True`` replaces ``s
 ``s^eta_s`` (each domain its own ``eta_s``; 1 is the form above): a domain whose general loss rises early in r
 (codec_tables on the example grid) bends with ``eta_s`` below 1 (BENCHMARKS.md, "The share's exponent").
 ``transfer=True`` lets the general loss keep learning from the domain tokens too: ``h ((1 - s) + xi s)`` in place
-of ``h (1 - s)``, each domain its own ``xi`` (BENCHMARKS.md, "Why r* at a larger size misses").
+of ``h (1 - s)``, each domain its own ``xi`` (BENCHMARKS.md, "Why r* at a larger size misses"). ``replay_size=True``
+lets the general loss's replay balance grow with the model's capability, ``rho c^chi`` in place of ``rho`` (each
+domain its own ``chi``): on both probe grids the forgetting of pure-domain CPT (r = 1) grows with N while the
+general loss of mixed runs does not, which only a replay that works better in larger models describes
+(BENCHMARKS.md, "Replay that grows with the model").
 
 The amplitudes are relative to the base loss (``a``: forgetting at s = 1 as a share of L0_g; for the domain loss
 the largest share of L0_d that CPT can remove, kept below 1 at every size by the logistic ``g``).
@@ -41,7 +45,7 @@ from typing import Any
 
 from bayes_dcpt.laws.base import TINY, Law, Param, Prior
 
-__all__ = ["CPT_LAW", "general_learning", "powered_share", "saturation"]
+__all__ = ["CPT_LAW", "general_learning", "powered_share", "replay", "saturation"]
 
 
 def saturation(xp: Any, x: Any, kappa: Any) -> Any:
@@ -68,6 +72,15 @@ def general_learning(s: Any, p: Mapping[str, Any]) -> Any:
     return (1.0 - s) + (p["xi"] * s if "xi" in p else 0.0)
 
 
+def replay(xp: Any, p: Mapping[str, Any], logc: Any) -> Any:
+    """The general loss's replay balance: ``rho``, times ``c^chi`` with ``replay_size`` (``chi`` in ``p``).
+
+    One copy for the law and the PyMC model: general tokens undo forgetting ``rho`` times faster than domain tokens
+    cause it, and with ``chi > 0`` the more so the more capable the model.
+    """
+    return p["rho"] * xp.exp(p["chi"] * logc) if "chi" in p else p["rho"]
+
+
 def _cpt(xp: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
     domain = x.get("target", "domain") == "domain"
     s = x["r"] if domain else 1.0 - x["r"]
@@ -78,7 +91,7 @@ def _cpt(xp: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
         u = m + p["rho"] * (1.0 - s)
         g = 1.0 / (1.0 + xp.exp(-(xp.log(p["amp"] / (1.0 - p["amp"])) + p["phi"] * logc)))
         return x["L0"] * (1.0 - g * (m / u) * saturation(xp, rate * u * x["D"], p["kappa"]))
-    u = s + p["rho"] * (1.0 - s)
+    u = s + replay(xp, p, logc) * (1.0 - s)
     share = s if "eta_s" not in p else powered_share(xp, s, p["eta_s"])  # s^eta_s (share_power, opt-in)
     amp = p["amp"] * xp.exp(p["phi"] * logc) * (share / u)
     if "w" in p:  # the re-warming rise (fits without it have none)
@@ -91,8 +104,8 @@ def _p(name: str, doc: str, prior: Prior) -> Param:
     return Param(name, doc, "log", (0.0,), prior)
 
 
-#: Parameters; ``h``, ``w``, ``phi_w``, ``eta_s`` and ``xi`` are used by the general loss only, ``sc`` by the domain
-#: loss only.
+#: Parameters; ``h``, ``w``, ``phi_w``, ``eta_s``, ``xi`` and ``chi`` are used by the general loss only, ``sc``
+#: by the domain loss only.
 _PARAMS = (
     _p("amp", "relative amplitude: forgetting at s = 1 as a share of L0_g (general); the largest share of L0_d "
        "that CPT removes at c = 1 (domain, in (0, 1))",
@@ -123,6 +136,8 @@ _PARAMS = (
              "loss only; the transfer)",
        Prior("lognormal", 1.0, 1.5, "a domain token teaches the general corpus about as much as its own token, "
                                     "within a factor of ~20 (point fits: 0-5)")),
+    Param("chi", "capability exponent of the general loss's replay balance (general loss only; replay_size)",
+          "identity", (0.0,), Prior("normal", 0.0, 1.5, "as phi (point fits on the probe grids: 0.5-2.8)")),
 )
 
 CPT_LAW = Law(
@@ -137,7 +152,7 @@ CPT_LAW = Law(
               "base model; cf. Wang et al. 2025's distribution-shift term and the CMR law's base anchoring)",
     example_params={"amp": 0.3, "phi": 0.0, "lam": 2e4, "psi": 0.0, "rho": 1.0, "kappa": 0.7, "h": 0.003,
                     "sc": 0.5, "w": 0.01, "phi_w": 0.0,
-                    "eta_s": 1.0, "xi": 0.0},
+                    "eta_s": 1.0, "xi": 0.0, "chi": 0.0},
     aliases=("base-anchored", "cpt-law"),
     notes="anchored at the measured base-model losses; needs base rows (tokens == 0) of every (domain, size)",
 )
