@@ -190,15 +190,22 @@ def test_replay_that_grows_with_the_model_spares_mixed_runs_at_larger_sizes_only
     np.testing.assert_array_equal(_law(grown, 0.5, d, "domain"), _law(P, 0.5, d, "domain"))
 
 
-def test_replay_that_grows_with_the_model_is_fitted_per_domain_through_the_cli_and_saved(cli, tmp_path):
-    code, _out, err = cli("fit", example_path(), "--law", "cpt", "--replay-size", "--domains", "c_headers,python",
-                          "--target", "general", "--draws", "200", "--tune", "200", "--chains", "2", "--seed", "1",
-                          "--no-calibration", "--allow-bad-fit", "--out", tmp_path / "replay.nc")
+def test_replay_that_grows_with_the_model_is_the_default_fitted_per_domain_and_saved(cli, tmp_path):
+    args = ("fit", example_path(), "--domains", "c_headers,python", "--target", "general", "--draws", "200", "--tune",
+            "200", "--chains", "2", "--seed", "1", "--no-calibration", "--allow-bad-fit")
+    code, _out, err = cli(*args, "--out", tmp_path / "replay.nc")
     assert code == 0, err
     f = load_fit(tmp_path / "replay.nc")
-    assert f.config.replay_size is True
+    assert f.law.name == "cpt" and f.config.replay_size is True
     chi = {d: f.posterior.params[("general", d)]["chi"] for d in ("c_headers", "python")}
     assert not np.allclose(chi["c_headers"], chi["python"]) and np.std(chi["python"]) > 0
     assert "chi" in set(f.priors()["parameter"]) and "chi[c_headers]" in f.summary().index
-    code, _out, err = cli("fit", example_path(), "--law", "L1", "--replay-size", "--out", tmp_path / "no.nc")
-    assert code == 2 and "replay_size: an option of the CPT law" in " ".join(err.split())
+    code, _out, err = cli(*args, "--no-replay-size", "--out", tmp_path / "same.nc")  # the law as it was
+    assert code == 0, err
+    f = load_fit(tmp_path / "same.nc")
+    assert f.config.replay_size is False and "chi" not in f.posterior.params[("general", "python")]
+    assert "chi" not in set(f.priors()["parameter"])
+    with pytest.raises(FitError, match="replay_size: an option of the CPT law"):
+        fit(load_example(), "L1", "general", replay_size=True, draws=10, tune=10, chains=1)
+    assert fit(load_example(), "L1", "general", draws=10, tune=10, chains=1, discrepancy=False,
+               warn=False).config.replay_size is False  # the default is the CPT law's alone

@@ -125,10 +125,12 @@ def fit_cmd(
                                   "general loss keeps learning from the domain tokens too, each domain its own "
                                   "rate. Off by default: it brings r* at a larger size towards the measured "
                                   "crossing, but most of its fits fail the sampler checks (BENCHMARKS.md)."),
-    replay_size: bool = typer.Option(False, "--replay-size", help="CPT law (or the cpt candidate of --law auto): "
-                                     "the general loss's replay balance grows with the model's capability, each "
-                                     "domain its own exponent, so that pure-domain CPT may forget more at a larger "
-                                     "size while mixed runs do not (BENCHMARKS.md)."),
+    no_replay_size: bool = typer.Option(False, "--no-replay-size", help="CPT law (or the cpt candidate of --law "
+                                        "auto): keep the general loss's replay balance the same at every size, as "
+                                        "fits before 2026-12-07 did. By default it grows with the model's "
+                                        "capability, each domain its own exponent: pure-domain CPT forgets more at "
+                                        "a larger size while mixed runs do not, and r* at a larger size depends on "
+                                        "it (BENCHMARKS.md)."),
     target: str = typer.Option("both", help="general, domain or both."),
     domains: str | None = typer.Option(None, "--domains", help="Fit only these domains (comma-separated; "
                                        "default: all, fitted together)."),
@@ -186,8 +188,10 @@ def fit_cmd(
                               robust=not normal, burn_in=burn_in, discrepancy=not no_calibration, warn=False)
     if target_accept is not None and sampler not in ("laplace", "advi"):
         kw["sampler_kwargs"] = {"target_accept": target_accept}
-    kw.update({k: True for k, on in (("rewarm", rewarm), ("share_power", share_power), ("transfer", transfer),
-                                     ("replay_size", replay_size)) if on})
+    kw.update({k: True for k, on in (("rewarm", rewarm), ("share_power", share_power), ("transfer", transfer))
+               if on})
+    if no_replay_size:
+        kw["replay_size"] = False
     if candidates is not None:
         kw["candidates"] = candidates
     if no_screen:

@@ -127,7 +127,8 @@ class FitConfig:
     rewarm: bool = False  # the CPT law's re-warming rise of the general loss (opt-in: measured, BENCHMARKS.md)
     share_power: bool = False  # the CPT law's general loss rises with s^eta_s per domain, not with s (opt-in)
     transfer: bool = False  # the CPT law's general loss also keeps learning from the domain tokens (opt-in)
-    replay_size: bool = False  # the CPT law's general-loss replay balance grows with capability, rho c^chi (opt-in)
+    replay_size: bool = False  # the CPT law's general-loss replay balance rho c^chi (fit()'s default for the CPT
+    # law; False: other laws, and CPT fits saved before it)
 
     def key(self) -> str:
         """Short stable hash of the configuration."""

@@ -81,7 +81,7 @@ def cpt_prior_table(cfg: FitConfig | None = None) -> pd.DataFrame:
         rows.append(("xi", "LogNormal(0, 1.5) per domain", "the general loss keeps learning from the domain tokens "
                      "too, xi times as fast as from its own: a domain token teaches about as much, within a factor "
                      "of ~20 (point fits on the shuffled probe grids: 0-5)"))
-    if cfg is not None and cfg.replay_size:
+    if cfg is None or cfg.replay_size:
         rows.append(("chi", "Normal(0, 1.5) per domain", "the general loss's replay balance grows with the model's "
                      "capability, rho c^chi: as phi and psi (point fits on the probe grids: 0.5-2.8, so that the "
                      "forgetting of pure-domain CPT grows with N while that of mixed runs does not)"))

@@ -202,7 +202,7 @@ def fit(
     rewarm: bool = False,
     share_power: bool = False,
     transfer: bool = False,
-    replay_size: bool = False,
+    replay_size: bool = True,
     progressbar: bool = False,
     warn: bool = True,
     sampler_kwargs: Mapping[str, Any] | None = None,
@@ -280,10 +280,11 @@ def fit(
         late checkpoints recovers at high r faster than the general tokens alone explain, and without it r* at
         the last checkpoint sits low (BENCHMARKS.md, "Why r* at a larger size misses").
     replay_size
-        The CPT law only: the general loss's replay balance grows with the model's capability, ``rho c^chi`` (each
-        domain its own ``chi``): on both probe grids pure-domain CPT forgets more at larger N while mixed runs do
-        not, and without it the law's r* falls with N where the measured crossing does not (BENCHMARKS.md,
-        "Replay that grows with the model").
+        The CPT law only (default True; ignored by the other laws): the general loss's replay balance grows with
+        the model's capability, ``rho c^chi`` (each domain its own ``chi``): on both probe grids pure-domain CPT
+        forgets more at larger N while mixed runs do not; without it the law's r* falls with N where the measured
+        crossing does not, and every general-loss extrapolation split is scored worse (BENCHMARKS.md, "Replay that
+        grows with the model"). False: the law as fitted before 2026-12-07.
     sampler_kwargs
         Extra sampler settings (nutpie: ``adaptation``, ``target_accept``, ``backend``, ``init`` -- ``"jitter"``,
         nutpie's own start, or ``"optimum"``, chains started near the log density's optimum -- ...; PyMC/numpyro:
@@ -311,7 +312,7 @@ def fit(
                     domain_levels=domain_levels, run_offsets=run_offsets, burn_in=burn_in, noise_scope=noise_scope,
                     replay_scope=replay_scope, rewarm=bool(rewarm),
                     share_power=bool(share_power), transfer=bool(transfer),
-                    replay_size=bool(replay_size))
+                    replay_size=bool(replay_size) and law_.family == "cpt")
     # the dense hierarchy's NUTS settings (the CPT law has no such hierarchy): more draws, smaller steps
     dense_nuts = law_.family != "cpt" and is_dense(cfg.parametrization) and sampler in ("nutpie", "pymc", "numpyro")
     if draws is None:

@@ -8,7 +8,7 @@ the change (``s`` = the domain share, ``c = 2 / L0_general(N)`` the base model's
 size dependence)::
 
     general:  L_g = L0_g [1 + (a c^phi (s / u) + w c^phi_w) sat(lam c^psi u D; kappa) - h (1 - s) log(1 + D / D_ref)],
-              u = s + rho (1 - s)                    (general tokens undo forgetting rho times faster)
+              u = s + rho c^chi (1 - s)              (general tokens undo forgetting rho c^chi times faster)
     domain:   L_d = L0_d [1 - g(c) (m / u) sat(lam c^psi u D; kappa)],  g(c) = expit(logit(a) + phi log c),
               m = s (1 + s_c) / (s + s_c),  u = m + rho (1 - s)
     sat(x; kappa) = 1 - (1 + x / kappa)^(-kappa)     (0 at x = 0, slope 1, saturating; exp(-x) as kappa -> inf)
@@ -22,11 +22,12 @@ opt-in (BENCHMARKS.md, "The re-warming rise"). ``share_power=True`` replaces ``s
 ``s^eta_s`` (each domain its own ``eta_s``; 1 is the form above): a domain whose general loss rises early in r
 (codec_tables on the example grid) bends with ``eta_s`` below 1 (BENCHMARKS.md, "The share's exponent").
 ``transfer=True`` lets the general loss keep learning from the domain tokens too: ``h ((1 - s) + xi s)`` in place
-of ``h (1 - s)``, each domain its own ``xi`` (BENCHMARKS.md, "Why r* at a larger size misses"). ``replay_size=True``
-lets the general loss's replay balance grow with the model's capability, ``rho c^chi`` in place of ``rho`` (each
-domain its own ``chi``): on both probe grids the forgetting of pure-domain CPT (r = 1) grows with N while the
-general loss of mixed runs does not, which only a replay that works better in larger models describes
-(BENCHMARKS.md, "Replay that grows with the model").
+of ``h (1 - s)``, each domain its own ``xi`` (BENCHMARKS.md, "Why r* at a larger size misses"). The general loss's
+replay balance grows with the model's capability, ``rho c^chi`` (each domain its own ``chi``; ``replay_size``, the
+default since 2026-12-07; without it ``chi = 0``): on both probe grids the forgetting of pure-domain CPT (r = 1)
+grows with N while the general loss of mixed runs does not, which only a replay that works better in larger models
+describes; without it the law's r* fell with N where the measured crossing does not (BENCHMARKS.md, "Replay that
+grows with the model").
 
 The amplitudes are relative to the base loss (``a``: forgetting at s = 1 as a share of L0_g; for the domain loss
 the largest share of L0_d that CPT can remove, kept below 1 at every size by the logistic ``g``).
