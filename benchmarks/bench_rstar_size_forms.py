@@ -101,6 +101,19 @@ def run(name: str, df: pd.DataFrame) -> list[dict]:
     return out
 
 
+def measured_rise(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """The general loss's measured change from the base model (%) at the last checkpoint all sizes measure.
+
+    Per (domain, size) and ratio, mean over seeds: what the forms must carry from the fitted sizes to the largest.
+    """
+    rows = df[df["tokens"] > 0]
+    base = df[df["tokens"] == 0].groupby(["domain", "n_params"])["loss_general"].mean()
+    last = min(rows.groupby("n_params")["tokens"].max())
+    at = rows[rows["tokens"] == last].groupby(["domain", "n_params", "r_domain"])["loss_general"].mean()
+    rise = 100 * (at / base.reindex(at.index.droplevel("r_domain")).to_numpy() - 1)
+    return rise.unstack("r_domain").round(2).assign(grid=name, tokens=int(last))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--file-ordered", action="store_true",
@@ -125,6 +138,8 @@ def main() -> None:
     print(last.pivot_table(index=["grid", "form"], columns=["domain", "N"], values="r* point fit").round(3)
           .to_string())
     print(last.groupby(["grid", "domain", "N"])["measured crossing"].first().round(3).to_string())
+    for name, df in grids.items():
+        print(measured_rise(name, df).to_string())
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def cpt_prior_table(cfg: FitConfig | None = None) -> pd.DataFrame:
                      "of ~20 (point fits on the shuffled probe grids: 0-5)"))
     if cfg is None or cfg.replay_size:
         rows.append(("chi", "Normal(0, 1.5) per domain", "the general loss's replay balance grows with the model's "
-                     "capability, rho c^chi: as phi and psi (point fits on the probe grids: 0.5-2.8, so that the "
+                     "capability, rho c^chi: as phi and psi (point fits on the probe grids: -0.1 to 2.8, so that the "
                      "forgetting of pure-domain CPT grows with N while that of mixed runs does not)"))
     if cfg is not None and cfg.rewarm:
         rows += [

@@ -138,7 +138,7 @@ _PARAMS = (
        Prior("lognormal", 1.0, 1.5, "a domain token teaches the general corpus about as much as its own token, "
                                     "within a factor of ~20 (point fits: 0-5)")),
     Param("chi", "capability exponent of the general loss's replay balance (general loss only; replay_size)",
-          "identity", (0.0,), Prior("normal", 0.0, 1.5, "as phi (point fits on the probe grids: 0.5-2.8)")),
+          "identity", (0.0,), Prior("normal", 0.0, 1.5, "as phi (point fits on the probe grids: -0.1 to 2.8)")),
 )
 
 CPT_LAW = Law(
