@@ -126,11 +126,9 @@ def fit_cmd(
                                   "rate. Off by default: it brings r* at a larger size towards the measured "
                                   "crossing, but most of its fits fail the sampler checks (BENCHMARKS.md)."),
     no_replay_size: bool = typer.Option(False, "--no-replay-size", help="CPT law (or the cpt candidate of --law "
-                                        "auto): keep the general loss's replay balance the same at every size, as "
-                                        "fits before 2026-12-07 did. By default it grows with the model's "
-                                        "capability, each domain its own exponent: pure-domain CPT forgets more at "
-                                        "a larger size while mixed runs do not, and r* at a larger size depends on "
-                                        "it (BENCHMARKS.md)."),
+                                        "auto): one replay balance at every size, as before 2026-12-07. By default "
+                                        "it grows with the model's capability (pure-domain CPT forgets more at a "
+                                        "larger size, mixed runs do not), which r* at a larger size reads."),
     target: str = typer.Option("both", help="general, domain or both."),
     domains: str | None = typer.Option(None, "--domains", help="Fit only these domains (comma-separated; "
                                        "default: all, fitted together)."),
@@ -189,9 +187,7 @@ def fit_cmd(
     if target_accept is not None and sampler not in ("laplace", "advi"):
         kw["sampler_kwargs"] = {"target_accept": target_accept}
     kw.update({k: True for k, on in (("rewarm", rewarm), ("share_power", share_power), ("transfer", transfer))
-               if on})
-    if no_replay_size:
-        kw["replay_size"] = False
+               if on} | ({"replay_size": False} if no_replay_size else {}))
     if candidates is not None:
         kw["candidates"] = candidates
     if no_screen:
