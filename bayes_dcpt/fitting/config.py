@@ -87,9 +87,9 @@ def config_key(config: object) -> str:
     return hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
 
 
-#: Options of the base-anchored CPT law alone (its re-warming rise, its share exponent, its transfer; opt-in,
-#: measured in BENCHMARKS.md): asked of another law they are refused, and ``law="auto"`` gives them to its CPT
-#: candidate.
+#: Options of the base-anchored CPT law alone (its re-warming rise, its share exponent, its transfer: opt-in; its
+#: replay's growth with the model: on by default; measured in BENCHMARKS.md): asked of another law they are
+#: refused, and ``law="auto"`` gives them to its CPT candidate.
 CPT_OPTIONS = ("rewarm", "share_power", "transfer", "replay_size")
 
 

@@ -29,8 +29,7 @@ _OWN = {"general": ("h", "w", "phi_w"), "domain": ("sc",)}
 #: The parameters reported, checked and kept (``w`` and ``phi_w`` only in fits with the re-warming rise, ``eta_s``
 #: only with the share's exponent, ``xi`` only with the transfer, ``chi`` only with replay_size).
 _NAMES = ("amp", "lam", "phi", "psi", "rho", "kappa", "h", "sc", "w", "phi_w", "eta_s", "xi", "chi", "sigma",
-          "sigma_move",
-          "tau", "nu")
+          "sigma_move", "tau", "nu")
 
 
 def cpt_posterior(idata: Any, law: Law, targets: Sequence[str], domains: Sequence[str], ctx: dict,

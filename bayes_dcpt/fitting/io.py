@@ -88,7 +88,7 @@ def write_fit_file(idata: Any, data: pd.DataFrame, numeric: Sequence[str], text:
             return path
     tmp.unlink(missing_ok=True)
     raise BayesDCPTError(f"{path}: the posterior draws read back from the written file differ from the fit's (twice);"
-                         f" nothing was replaced: check the disk and write the fit again")
+                         " nothing was replaced: check the disk and write the fit again")
 
 
 def read_fit_file(path: Path, writer: str) -> tuple[Any, dict[str, Any], pd.DataFrame]:
