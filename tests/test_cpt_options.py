@@ -1,6 +1,6 @@
-"""The CPT law's opt-in terms: the re-warming rise (``rewarm``), the share's exponent (``share_power``), the
-general loss's learning from domain tokens (``transfer``) and a replay balance that grows with the model
-(``replay_size``).
+"""The CPT law's optional terms: the re-warming rise (``rewarm``), the share's exponent (``share_power``) and the
+general loss's learning from domain tokens (``transfer``), opt-in; a replay balance that grows with the model
+(``replay_size``), on by default.
 
 Re-warming rise: every r = 0 run of the example grid sits above its base loss after the warm-up, which the law's
 continued learning alone cannot describe; without the term the run offsets absorb it and their scale widens every
@@ -9,9 +9,10 @@ run's band. Opt-in: it extrapolates worse in tokens and size (BENCHMARKS.md, "Th
 Share's exponent: codec_tables' general loss rises early in r, which forgetting linear in the domain share cannot
 bend to; ``s^eta_s`` per domain can (BENCHMARKS.md, "The share's exponent").
 
-Transfer: late in CPT the general loss at high r recovers faster than the general tokens alone explain, on both
-shuffled probe grids; ``h ((1 - s) + xi s)`` per domain lets the domain tokens teach it too (BENCHMARKS.md, "Why r*
-at a larger size misses").
+Transfer (with one rate exponent of the general loss since 2026-12-07): late in CPT the general loss at high r
+recovers faster than the general tokens alone explain, on both shuffled probe grids; ``h ((1 - s) + xi s)`` per
+domain lets the domain tokens teach it too (BENCHMARKS.md, "Why r* at a larger size misses", "The transfer with one
+rate exponent").
 
 Replay that grows with the model: on both probe grids pure-domain CPT (r = 1) forgets more at a larger size while
 mixed runs do not; ``rho c^chi`` per domain lets replay work better in a more capable model (BENCHMARKS.md, "Replay
@@ -28,6 +29,8 @@ from bayes_dcpt.data import schema as _data
 from bayes_dcpt.datasets import example_path, load_example
 from bayes_dcpt.decide.measured import measured_crossing
 from bayes_dcpt.errors import FitError
+from bayes_dcpt.fitting.config import FitConfig
+from bayes_dcpt.fitting.cpt_model import build_cpt_model, make_cpt_design
 from bayes_dcpt.laws.cpt import CPT_LAW
 
 P = {"amp": 0.3, "phi": 0.0, "lam": 2e4, "psi": 0.0, "rho": 10.0, "kappa": 0.7, "h": 0.003, "sc": 0.5}
@@ -164,18 +167,54 @@ def test_the_transfer_lets_domain_tokens_teach_the_general_loss_and_keeps_the_ba
     np.testing.assert_array_equal(_law(taught, 0.5, d, "domain"), _law(P, 0.5, d, "domain"))
 
 
-def test_the_transfer_is_fitted_per_domain_through_the_cli_and_saved(cli, tmp_path):
+def test_the_transfer_is_fitted_per_domain_with_one_general_rate_exponent_through_the_cli_and_saved(cli, tmp_path):
     code, _out, err = cli("fit", example_path(), "--law", "cpt", "--transfer", "--domains", "c_headers,python",
                           "--target", "general", "--draws", "200", "--tune", "200", "--chains", "2", "--seed", "1",
                           "--no-calibration", "--allow-bad-fit", "--out", tmp_path / "transfer.nc")
     assert code == 0, err
     f = load_fit(tmp_path / "transfer.nc")
-    assert f.config.transfer is True
+    assert f.config.transfer is True and f.config.rate_scope == "general"
     xi = {d: f.posterior.params[("general", d)]["xi"] for d in ("c_headers", "python")}
     assert all(np.all(v > 0) for v in xi.values()) and not np.allclose(xi["c_headers"], xi["python"])
-    assert "xi" in set(f.priors()["parameter"]) and "xi[c_headers]" in f.summary().index
+    priors = f.priors().set_index("parameter")
+    assert priors.loc["xi", "prior"] == "LogNormal(0, 0.75) per domain"
+    assert priors.loc["psi", "prior"].startswith("Normal(0, 1.5) one for all domains (general loss)")
+    assert "xi[c_headers]" in f.summary().index
+    # the general loss's rate exponent is one for all domains; each domain keeps its own rate
+    psi = {d: f.posterior.params[("general", d)]["psi"] for d in ("c_headers", "python")}
+    np.testing.assert_array_equal(psi["c_headers"], psi["python"])
+    lam = {d: f.posterior.params[("general", d)]["lam"] for d in ("c_headers", "python")}
+    assert not np.allclose(lam["c_headers"], lam["python"])
     code, _out, err = cli("fit", example_path(), "--law", "L1", "--transfer", "--out", tmp_path / "no.nc")
     assert code == 2 and "transfer: an option of the CPT law" in " ".join(err.split())
+
+
+def test_without_the_transfer_each_domain_keeps_its_rate_exponent_and_older_transfer_fits_their_priors(two_fits):
+    """Cards written before 2026-12-07 have no ``rate_scope`` nor ``xi_sd``: one psi per domain, the wider prior."""
+    _, without, _ = two_fits
+    assert without.config.transfer is False and without.config.rate_scope == "domain"
+    assert without.priors().set_index("parameter").loc["psi", "prior"] == "Normal(0, 1.5) per domain"
+    card = without.card()
+    card["config"] = {k: v for k, v in card["config"].items() if k not in ("rate_scope", "xi_sd")} | {
+        "transfer": True}
+    old = type(without)._from_card(without.data, without.idata, card, without._diagnostics)
+    assert old.config.rate_scope == "domain" and old.config.xi_sd == 1.5
+    priors = old.priors().set_index("parameter")
+    assert priors.loc["xi", "prior"] == "LogNormal(0, 1.5) per domain" and "~20" in priors.loc["xi", "reason"]
+    with pytest.raises(FitError, match="rate_scope must be"):
+        fit(load_example(), "cpt", "general", rate_scope="target", draws=10, tune=10, chains=1)
+
+
+def test_with_both_losses_only_the_general_losss_rate_exponent_is_shared_by_the_domains():
+    df = load_example()
+    cfg = FitConfig(law="cpt", target="both", transfer=True, rate_scope="general", xi_sd=0.75)
+    model = build_cpt_model(cfg, make_cpt_design(df, cfg))
+    free = {v.name for v in model.free_RVs}
+    assert {"psi_general", "psi_domain_loss"} <= free and "psi" not in free
+    values = [model.rvs_to_values[model[k]] for k in ("psi_general", "psi_domain_loss")]
+    out = model.replace_rvs_by_values([model["psi"]])[0]
+    psi = model.compile_fn(out, inputs=values, point_fn=False)(0.7, [0.1, 0.2, 0.3])
+    np.testing.assert_allclose(psi, [[0.7, 0.7, 0.7], [0.1, 0.2, 0.3]])
 
 
 def test_replay_that_grows_with_the_model_spares_mixed_runs_at_larger_sizes_only():

@@ -18,7 +18,7 @@ from bayes_dcpt.laws.lr_schedules import DEFAULT_MOMENTUM
 from bayes_dcpt.laws.registry import get_law
 
 __all__ = ["CENTRED_D_DROP_FROM_ROWS", "CPT_OPTIONS", "DEFAULT_DRAWS", "DENSE_DRAWS", "DENSE_SHARE_SPREAD",
-           "DENSE_TARGET_ACCEPT", "PARAMETRIZATIONS", "SPLIT_FROM_ROWS", "DynamicsConfig", "FitConfig",
+           "DENSE_TARGET_ACCEPT", "PARAMETRIZATIONS", "SPLIT_FROM_ROWS", "XI_SD", "DynamicsConfig", "FitConfig",
            "check_cpt_options", "config_key", "is_dense", "resolve_parametrization"]
 
 #: The hierarchy parameterisations of the D-CPT family's model (``fitting/MODEL.md``): ``"split"`` is centred
@@ -92,6 +92,12 @@ def config_key(config: object) -> str:
 #: refused, and ``law="auto"`` gives them to its CPT candidate.
 CPT_OPTIONS = ("rewarm", "share_power", "transfer", "replay_size")
 
+#: The prior sd of the transfer's ``log xi`` (a domain token teaches the general corpus as much as a general token,
+#: within a factor of ~4): wider (1.5, before 2026-12-07), a chain wanders down a flat tail where the transfer
+#: switches off and the forgetting's rate and amplitude take its place (R-hat 1.02-1.06 on the example's size split;
+#: BENCHMARKS.md, "The transfer with one rate exponent").
+XI_SD = 0.75
+
 
 def check_cpt_options(laws: Sequence[Any], kwargs: Mapping[str, Any], why: str) -> None:
     """Refuse an option of the CPT law alone when none of ``laws`` is the CPT law: it would change nothing, silently.
@@ -124,9 +130,12 @@ class FitConfig:
     burn_in: str = "warmup"  # "warmup": leave out checkpoints inside their run's LR warm-up; "none": fit all
     noise_scope: str = "domain"  # noise scales (sigma, tau, nu) per (target, "domain"), or per "target" (older fits)
     replay_scope: str = "domain"  # the CPT law's replay balance rho per (target, "domain"), or per "target" (older)
+    rate_scope: str = "domain"  # the CPT law's rate exponent psi per (target, "domain"), or "general": the general
+    # loss's one for all domains (the default with the transfer)
     rewarm: bool = False  # the CPT law's re-warming rise of the general loss (opt-in: measured, BENCHMARKS.md)
     share_power: bool = False  # the CPT law's general loss rises with s^eta_s per domain, not with s (opt-in)
     transfer: bool = False  # the CPT law's general loss also keeps learning from the domain tokens (opt-in)
+    xi_sd: float = 1.5  # the transfer's prior sd of log xi (XI_SD since 2026-12-07; 1.5 in fits saved before)
     replay_size: bool = False  # the CPT law's general-loss replay balance rho c^chi (fit()'s default for the CPT
     # law; False: other laws, and CPT fits saved before it)
 

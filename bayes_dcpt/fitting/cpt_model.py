@@ -50,6 +50,7 @@ def cpt_prior_table(cfg: FitConfig | None = None) -> pd.DataFrame:
     ``cfg``: the fit's configuration (the scope of rho and of the noise scales, the floor on nu); None: defaults.
     """
     per_domain = cfg is None or cfg.replay_scope == "domain"
+    shared_rate = cfg is not None and cfg.rate_scope == "general"
     noise, scope = noise_priors(cfg), noise_scope_words(cfg)
     rho_why = ("the replay balance measured on real probe grids (general tokens undo forgetting ~10x faster; pull "
                "the domain plateau back ~0.15x)")
@@ -63,8 +64,12 @@ def cpt_prior_table(cfg: FitConfig | None = None) -> pd.DataFrame:
          "remove, in (0, 1)"),
         ("lam", "LogNormal(log 1/D_mid, 1.5) per domain", "the rate per billion tokens: the curves bend "
          "somewhere in the probed token range (D_mid its geometric middle)"),
-        ("phi, psi", "Normal(0, 1.5) per domain", "capability exponents; the base loss spans little, so weakly "
-         "identified; not pooled (a learnt spread over a few domains is a funnel)"),
+        ("phi", "Normal(0, 1.5) per domain", "capability exponent of the amplitude; the base loss spans little, so "
+         "weakly identified; not pooled (a learnt spread over a few domains is a funnel)"),
+        ("psi", "Normal(0, 1.5) " + ("one for all domains (general loss), per domain (domain loss)" if shared_rate
+                                      else "per domain"), "capability exponent of the rate; as phi"
+         + ("; the general loss's one for all domains: per domain it is the loosest exponent, on a ridge with the "
+            "rate, the amplitude and the transfer where two sizes are probed" if shared_rate else "")),
         ("rho", "LogNormal(log 10, 1.5) general; LogNormal(log 0.15, 1.5) domain"
          + (" per domain" if per_domain else " per target"), rho_why),
         ("kappa", "0.1 + LogNormal(log 0.8, 1) general; 0.1 + LogNormal(log 0.4, 0.8) domain", "the tail shape "
@@ -78,9 +83,10 @@ def cpt_prior_table(cfg: FitConfig | None = None) -> pd.DataFrame:
                      "linear in the domain share, below 1 the rise comes early in s (codec_tables: a point fit finds "
                      "0.13), within a factor of ~4"))
     if cfg is not None and cfg.transfer:
-        rows.append(("xi", "LogNormal(0, 1.5) per domain", "the general loss keeps learning from the domain tokens "
-                     "too, xi times as fast as from its own: a domain token teaches about as much, within a factor "
-                     "of ~20 (point fits on the shuffled probe grids: 0-5)"))
+        rows.append(("xi", f"LogNormal(0, {cfg.xi_sd:g}) per domain", "the general loss keeps learning from the "
+                     "domain tokens too, xi times as fast as from its own: a domain token teaches about as much, "
+                     f"within a factor of ~{4 if cfg.xi_sd < 1 else 20} (point fits on the shuffled probe grids: "
+                     "0-5; a wider prior lets a chain wander down a flat tail where the transfer switches off)"))
     if cfg is None or cfg.replay_size:
         rows.append(("chi", "Normal(0, 1.5) per domain", "the general loss's replay balance grows with the model's "
                      "capability, rho c^chi: as phi and psi (point fits on the probe grids: -0.1 to 2.8, so that the "
@@ -200,10 +206,29 @@ def _per_domain(pm: Any, name: str, mu: np.ndarray, sd: float, n_domains: int) -
     return pm.Normal(name, np.asarray(mu, float)[:, None] * np.ones((1, n_domains)), sd, dims=("target", "domain"))
 
 
+def _rate_exponent(pm: Any, pt: Any, cfg: FitConfig, ps: float, gen: np.ndarray, nd: int) -> Any:
+    """The rate's capability exponent ``psi`` as a (target, domain) tensor, the general loss's shared by the domains.
+
+    Shared with ``cfg.rate_scope == "general"`` (the default with the transfer), otherwise one per (target, domain).
+    Per domain, from the sizes of a probe grid, the general loss's is the loosest of the law's capability exponents:
+    with the transfer on, python's general loss on the long grid's two smaller sizes left it at its prior's sd,
+    along a ridge with the rate, the amplitude and the transfer (R-hat 1.08); one for all domains converges (R-hat
+    1.004 in three seeds) and each domain keeps its own rate ``lam``. The domain loss keeps one per domain: shared,
+    its fit pushed the misfit into the domain loss's noise scales (BENCHMARKS.md, "The transfer with one rate
+    exponent").
+    """
+    if cfg.rate_scope != "general" or not gen.any():
+        return pm.Normal("psi", 0.0, 1.5 * ps, dims=("target", "domain"))
+    shared = pm.Normal("psi_general", 0.0, 1.5 * ps) * pt.ones(nd)
+    own = pm.Normal("psi_domain_loss", 0.0, 1.5 * ps, dims="domain") if not gen.all() else None
+    return pm.Deterministic("psi", pt.stack([shared if g else own for g in gen]), dims=("target", "domain"))
+
+
 def _law_params(pm: Any, pt: Any, design: CPTDesign, cfg: FitConfig) -> dict[str, Any]:
     """The law's parameters as (target, domain) tensors (``h`` and ``sc`` per target, unused by the other).
 
-    ``rho`` is per (target, domain) or per target (``cfg.replay_scope``); ``kappa`` per target.
+    ``rho`` is per (target, domain) or per target (``cfg.replay_scope``); ``psi`` per (target, domain), or the
+    general loss's one for all domains (``cfg.rate_scope``); ``kappa`` per target.
     """
     ps = cfg.prior_scale
     nd = len(design.domains)
@@ -223,10 +248,10 @@ def _law_params(pm: Any, pt: Any, design: CPTDesign, cfg: FitConfig) -> dict[str
     p = {
         "amp": pm.Deterministic("amp", amp_nat, dims=("target", "domain")),
         "lam": pm.Deterministic("lam", pt.exp(log_lam), dims=("target", "domain")),
-        # capability exponents per domain, not pooled: three sizes identify each, and a learnt spread over a
-        # handful of domains is a funnel the sampler crawls through
+        # the amplitude's capability exponent per domain, not pooled: a learnt spread over a handful of domains is
+        # a funnel the sampler crawls through
         "phi": pm.Normal("phi", 0.0, 1.5 * ps, dims=("target", "domain")),
-        "psi": pm.Normal("psi", 0.0, 1.5 * ps, dims=("target", "domain")),
+        "psi": _rate_exponent(pm, pt, cfg, ps, gen, nd),
         "rho": (pm.Deterministic("rho", pt.exp(log_rho), dims=("target", "domain")) if cfg.replay_scope == "domain"
                 else pm.Deterministic("rho", pt.exp(log_rho), dims="target")[:, None] * ones),
         "kappa": pm.Deterministic("kappa", 0.1 + pt.exp(log_kappa), dims="target")[:, None] * ones,
@@ -239,7 +264,7 @@ def _law_params(pm: Any, pt: Any, design: CPTDesign, cfg: FitConfig) -> dict[str
         log_eta = pm.Normal("log_eta_s", 0.0, 0.75 * ps, dims="domain")
         p["eta_s"] = pt.where(gen[:, None], pm.Deterministic("eta_s", pt.exp(log_eta), dims="domain")[None, :], 1.0)
     if cfg.transfer and "general" in design.targets:  # the general loss also learns from domain tokens, per domain
-        log_xi = pm.Normal("log_xi", 0.0, 1.5 * ps, dims="domain")
+        log_xi = pm.Normal("log_xi", 0.0, cfg.xi_sd * ps, dims="domain")
         p["xi"] = pt.where(gen[:, None], pm.Deterministic("xi", pt.exp(log_xi), dims="domain")[None, :], 0.0)
     if cfg.replay_size and "general" in design.targets:  # the general loss's replay grows with capability
         p["chi"] = pt.where(gen[:, None], pm.Normal("chi", 0.0, 1.5 * ps, dims="domain")[None, :], 0.0)

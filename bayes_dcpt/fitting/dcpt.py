@@ -36,6 +36,7 @@ from bayes_dcpt.fitting.config import (
     DENSE_DRAWS,
     DENSE_TARGET_ACCEPT,
     PARAMETRIZATIONS,
+    XI_SD,
     FitConfig,
     is_dense,
     resolve_parametrization,
@@ -199,6 +200,7 @@ def fit(
     burn_in: str = "warmup",
     noise_scope: str = "domain",
     replay_scope: str = "domain",
+    rate_scope: str | None = None,
     rewarm: bool = False,
     share_power: bool = False,
     transfer: bool = False,
@@ -267,6 +269,13 @@ def fit(
         forgetting than domain tokens cause it) is each (target, domain)'s own -- it sets how the general loss's
         rise bends in r, which differs between domains (the example grid: about 5 for python, 23 for codec_tables)
         and decides r*; ``"target"``: one per target (fits saved before this option).
+    rate_scope
+        The CPT law only: ``"general"``: the general loss's capability exponent ``psi`` of the rate is one for all
+        domains (each keeps its own rate ``lam``; the domain loss's stay per domain); ``"domain"``: one per
+        (target, domain). Default (None): ``"general"`` with the transfer, ``"domain"`` without. Per domain the
+        general loss's is the loosest of the law's exponents, and with the transfer the fit of two sizes did not
+        converge (a ridge of the rate, the amplitude and the transfer; BENCHMARKS.md, "The transfer with one rate
+        exponent").
     rewarm
         The CPT law only: also fit the re-warming rise of the general loss (``w c^phi_w``): re-warming the learning
         rate lifts the general loss at every mixture, r = 0 included. Off by default: it calibrates the bands of a
@@ -276,9 +285,11 @@ def fit(
         instead of the domain share ``s`` itself, so a domain whose general loss rises early in r is described.
     transfer
         The CPT law only: the general loss keeps learning from the domain tokens too, ``h ((1 - s) + xi s)`` in
-        place of ``h (1 - s)`` (each domain its own ``xi``): on both shuffled probe grids the general loss of the
-        late checkpoints recovers at high r faster than the general tokens alone explain, and without it r* at
-        the last checkpoint sits low (BENCHMARKS.md, "Why r* at a larger size misses").
+        place of ``h (1 - s)`` (each domain its own ``xi ~ LogNormal(0, 0.75)``): on both shuffled probe grids the
+        general loss of the late checkpoints recovers at high r faster than the general tokens alone explain, and
+        without it r* at a larger size sits low (BENCHMARKS.md, "Why r* at a larger size misses", "The transfer
+        with one rate exponent"). Opt-in: it extrapolates the example grid's general loss worse in
+        size and its fits fail the sampler checks more often.
     replay_size
         The CPT law only (default True; ignored by the other laws): the general loss's replay balance grows with
         the model's capability, ``rho c^chi`` (each domain its own ``chi``): on both probe grids pure-domain CPT
@@ -301,18 +312,23 @@ def fit(
         raise FitError("burn_in must be 'warmup' or 'none'")
     if noise_scope not in ("domain", "target"):
         raise FitError(f"noise_scope must be 'domain' or 'target', not {noise_scope!r}")
-    if replay_scope not in ("domain", "target"):
-        raise FitError(f"replay_scope must be 'domain' or 'target', not {replay_scope!r}")
+    if rate_scope is None:
+        rate_scope = "general" if transfer else "domain"
+    for name, scope, ok in (("replay_scope", replay_scope, ("domain", "target")),
+                            ("rate_scope", rate_scope, ("domain", "general"))):
+        if scope not in ok:
+            raise FitError(f"{name} must be {' or '.join(map(repr, ok))}, not {scope!r}")
     _check_options(law_, sampler, parametrization, domain_levels, run_offsets, draws, tune, chains)
     df = _data.load(data)
+    cpt = law_.family == "cpt"  # the options of the CPT law alone take effect for it only
     cfg = FitConfig(law=law_.name, target=target, robust=robust, run_effect=_identifiable_run_effect(df, run_effect),
                     hierarchical=hierarchical,
                     parametrization=resolve_parametrization(parametrization, df), monotone=monotone,
                     probe_tokens=probe_tokens, prior_scale=prior_scale, zero_ratio=zero_ratio,
                     domain_levels=domain_levels, run_offsets=run_offsets, burn_in=burn_in, noise_scope=noise_scope,
-                    replay_scope=replay_scope, rewarm=bool(rewarm),
-                    share_power=bool(share_power), transfer=bool(transfer),
-                    replay_size=bool(replay_size) and law_.family == "cpt")
+                    replay_scope=replay_scope, rate_scope=rate_scope if cpt else "domain", rewarm=bool(rewarm),
+                    share_power=bool(share_power), transfer=bool(transfer) and cpt, xi_sd=XI_SD,
+                    replay_size=bool(replay_size) and cpt)
     # the dense hierarchy's NUTS settings (the CPT law has no such hierarchy): more draws, smaller steps
     dense_nuts = law_.family != "cpt" and is_dense(cfg.parametrization) and sampler in ("nutpie", "pymc", "numpyro")
     if draws is None:

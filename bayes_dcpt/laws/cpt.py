@@ -22,7 +22,9 @@ opt-in (BENCHMARKS.md, "The re-warming rise"). ``share_power=True`` replaces ``s
 ``s^eta_s`` (each domain its own ``eta_s``; 1 is the form above): a domain whose general loss rises early in r
 (codec_tables on the example grid) bends with ``eta_s`` below 1 (BENCHMARKS.md, "The share's exponent").
 ``transfer=True`` lets the general loss keep learning from the domain tokens too: ``h ((1 - s) + xi s)`` in place
-of ``h (1 - s)``, each domain its own ``xi`` (BENCHMARKS.md, "Why r* at a larger size misses"). The general loss's
+of ``h (1 - s)``, each domain its own ``xi``; late in CPT the general loss at high r recovers faster than the
+general tokens alone explain, and without it r* at a larger size sits low (BENCHMARKS.md, "Why r* at a larger size
+misses", "The transfer with one rate exponent"). The general loss's
 replay balance grows with the model's capability, ``rho c^chi`` (each domain its own ``chi``; ``replay_size``, the
 default since 2026-12-07; without it ``chi = 0``): on both probe grids the forgetting of pure-domain CPT (r = 1)
 grows with N while the general loss of mixed runs does not, which only a replay that works better in larger models
@@ -135,8 +137,8 @@ _PARAMS = (
        Prior("lognormal", 1.0, 0.75, "1 (the share as it is) within a factor of ~4")),
     _p("xi", "the general loss's continued learning from a domain token, relative to a general token (general "
              "loss only; the transfer)",
-       Prior("lognormal", 1.0, 1.5, "a domain token teaches the general corpus about as much as its own token, "
-                                    "within a factor of ~20 (point fits: 0-5)")),
+       Prior("lognormal", 1.0, 0.75, "a domain token teaches the general corpus about as much as its own token, "
+                                     "within a factor of ~4 (point fits: 0-5)")),
     Param("chi", "capability exponent of the general loss's replay balance (general loss only; replay_size)",
           "identity", (0.0,), Prior("normal", 0.0, 1.5, "as phi (point fits on the probe grids: -0.1 to 2.8)")),
 )
