@@ -148,17 +148,15 @@ def chain_labels(post: Any) -> list[int]:
 
 
 def _split_rhat(x: np.ndarray) -> float:
-    """Largest split-R-hat (Gelman et al. 2013) over the parameters of draws ``(chain, draw, parameter)``."""
-    half = x.shape[1] // 2
-    if half < 2:
+    """Largest split-R-hat (Gelman et al. 2013) over the parameters of draws ``(chain, draw, parameter)`` (ArviZ's)."""
+    from arviz_stats.base import array_stats
+
+    if x.shape[1] < 4 or x.shape[2] == 0:  # too few draws to split
         return float("nan")
-    parts = np.concatenate([x[:, :half], x[:, half:2 * half]], axis=0)  # (2 chains, half, parameter)
-    w = parts.var(axis=1, ddof=1).mean(axis=0)
-    b = half * parts.mean(axis=1).var(axis=0, ddof=1)
-    var = (half - 1) / half * w + b / half
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.sqrt(np.where(w > 0, var / w, 1.0))
-    return float(np.nanmax(r)) if r.size else float("nan")
+        r = np.asarray(array_stats.rhat(x, chain_axis=0, draw_axis=1, method="split"), float)
+    r[np.ptp(x, axis=(0, 1)) == 0] = 1.0  # a constant parameter agrees across chains (ArviZ gives NaN)
+    return float(np.nanmax(r))
 
 
 def _chain_parameters(post: Any, names: list[str]) -> tuple[np.ndarray, list[str]]:
