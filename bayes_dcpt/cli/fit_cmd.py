@@ -122,11 +122,9 @@ def fit_cmd(
                                      "meets measured crossings more often, extrapolation is no better "
                                      "(BENCHMARKS.md)."),
     transfer: bool = typer.Option(False, "--transfer", help="CPT law (or the cpt candidate of --law auto): the "
-                                  "general loss keeps learning from the domain tokens too, each domain its own "
-                                  "share, with one rate exponent of the general loss. Off by default: it brings r* "
-                                  "at a larger size towards the measured crossing, but extrapolates the example's "
-                                  "general loss worse in size and fails the sampler checks more often "
-                                  "(BENCHMARKS.md)."),
+                                  "general loss learns from the domain tokens too, each domain its own share. Off by "
+                                  "default: r* at a larger size moves towards the measured crossing, but the "
+                                  "example's general loss extrapolates worse in size (BENCHMARKS.md)."),
     no_replay_size: bool = typer.Option(False, "--no-replay-size", help="CPT law (or the cpt candidate of --law "
                                         "auto): one replay balance at every size, as before 2026-12-07. By default "
                                         "it grows with the model's capability (pure-domain CPT forgets more at a "
