@@ -94,7 +94,7 @@ CPT_OPTIONS = ("rewarm", "share_power", "transfer", "replay_size")
 
 #: The prior sd of the transfer's ``log xi`` (a domain token teaches the general corpus as much as a general token,
 #: within a factor of ~4): wider (1.5, before 2026-12-07), a chain wanders down a flat tail where the transfer
-#: switches off and the forgetting's rate and amplitude take its place (R-hat 1.02-1.06 on the example's size split;
+#: switches off and the forgetting's rate and amplitude take its place (R-hat 1.01-1.06 on the example's size split;
 #: BENCHMARKS.md, "The transfer with one rate exponent").
 XI_SD = 0.75
 

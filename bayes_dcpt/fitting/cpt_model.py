@@ -213,7 +213,7 @@ def _rate_exponent(pm: Any, pt: Any, cfg: FitConfig, ps: float, gen: np.ndarray,
     Per domain, from the sizes of a probe grid, the general loss's is the loosest of the law's capability exponents:
     with the transfer on, python's general loss on the long grid's two smaller sizes left it at its prior's sd,
     along a ridge with the rate, the amplitude and the transfer (R-hat 1.08); one for all domains converges (R-hat
-    1.004 in three seeds) and each domain keeps its own rate ``lam``. The domain loss keeps one per domain: shared,
+    1.004 in every seed tried) and each domain keeps its own rate ``lam``. The domain loss keeps one per domain: shared,
     its fit pushed the misfit into the domain loss's noise scales (BENCHMARKS.md, "The transfer with one rate
     exponent").
     """
