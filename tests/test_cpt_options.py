@@ -31,6 +31,7 @@ from bayes_dcpt.decide.measured import measured_crossing
 from bayes_dcpt.errors import FitError
 from bayes_dcpt.fitting.config import FitConfig
 from bayes_dcpt.fitting.cpt_model import build_cpt_model, make_cpt_design
+from bayes_dcpt.fitting.extrapolation import model_settings
 from bayes_dcpt.laws.cpt import CPT_LAW
 
 P = {"amp": 0.3, "phi": 0.0, "lam": 2e4, "psi": 0.0, "rho": 10.0, "kappa": 0.7, "h": 0.003, "sc": 0.5}
@@ -203,6 +204,8 @@ def test_without_the_transfer_each_domain_keeps_its_rate_exponent_and_older_tran
     assert priors.loc["xi", "prior"] == "LogNormal(0, 1.5) per domain" and "~20" in priors.loc["xi", "reason"]
     with pytest.raises(FitError, match="rate_scope must be"):
         fit(load_example(), "cpt", "general", rate_scope="target", draws=10, tune=10, chains=1)
+    # a refit of such a fit (held-out scoring, calibration) samples the prior it was fitted with
+    assert model_settings(old)["xi_sd"] == 1.5 and model_settings(old)["rate_scope"] == "domain"
 
 
 def test_with_both_losses_only_the_general_losss_rate_exponent_is_shared_by_the_domains():

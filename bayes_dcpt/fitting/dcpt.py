@@ -204,6 +204,7 @@ def fit(
     rewarm: bool = False,
     share_power: bool = False,
     transfer: bool = False,
+    xi_sd: float = XI_SD,
     replay_size: bool = True,
     progressbar: bool = False,
     warn: bool = True,
@@ -290,6 +291,9 @@ def fit(
         without it r* at a larger size sits low (BENCHMARKS.md, "Why r* at a larger size misses", "The transfer
         with one rate exponent"). Opt-in: it extrapolates the example grid's general loss worse in
         size and its fits fail the sampler checks more often.
+    xi_sd
+        The CPT law with the transfer only: the prior sd of ``log xi`` (default :data:`XI_SD`; a refit of a
+        transfer fit saved before 2026-12-07 passes its 1.5).
     replay_size
         The CPT law only (default True; ignored by the other laws): the general loss's replay balance grows with
         the model's capability, ``rho c^chi`` (each domain its own ``chi``): on both probe grids pure-domain CPT
@@ -327,7 +331,7 @@ def fit(
                     probe_tokens=probe_tokens, prior_scale=prior_scale, zero_ratio=zero_ratio,
                     domain_levels=domain_levels, run_offsets=run_offsets, burn_in=burn_in, noise_scope=noise_scope,
                     replay_scope=replay_scope, rate_scope=rate_scope if cpt else "domain", rewarm=bool(rewarm),
-                    share_power=bool(share_power), transfer=bool(transfer) and cpt, xi_sd=XI_SD,
+                    share_power=bool(share_power), transfer=bool(transfer) and cpt, xi_sd=float(xi_sd),
                     replay_size=bool(replay_size) and cpt)
     # the dense hierarchy's NUTS settings (the CPT law has no such hierarchy): more draws, smaller steps
     dense_nuts = law_.family != "cpt" and is_dense(cfg.parametrization) and sampler in ("nutpie", "pymc", "numpyro")

@@ -84,7 +84,7 @@ DOMAIN_PRIOR_RUNS = 5.0
 #: rest are sampler settings, which the refits take from ``refit`` and :data:`REFIT_DEFAULTS`.
 MODEL_SETTINGS = ("robust", "run_effect", "hierarchical", "parametrization", "monotone", "probe_tokens",
                   "prior_scale", "zero_ratio", "domain_levels", "run_offsets", "burn_in", "noise_scope",
-                  "replay_scope", "rate_scope", "rewarm", "share_power", "transfer", "replay_size")
+                  "replay_scope", "rate_scope", "rewarm", "share_power", "transfer", "xi_sd", "replay_size")
 
 
 def model_settings(fit: Any) -> dict[str, Any]:
