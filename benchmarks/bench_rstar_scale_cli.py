@@ -6,7 +6,9 @@ with every other option at its default, then for each domain and threshold T (2%
 --domain D --n-params N_max --tokens D_max --max-general-increase T --json --measured full.csv``: r* at the largest
 size and its largest token count, checked against the crossing the full grid's runs at that size measure (the
 posterior predictive check of ``decide.measured``: ``agrees`` when the measured crossing lies inside the 90% interval
-of what the fit predicts those runs to show; ``contains`` when r*'s own 90% interval holds it).
+of what the fit predicts those runs to show; ``contains`` when r*'s own 90% interval holds it; ``one-run contains``
+when the 90% interval of the ratio where one run crosses the threshold holds it, the interval ``optimize`` prints
+for every question, measured there or not).
 
 Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_rstar_scale_cli.py [--work DIR] [--laws default,auto]
 [--fit-args=--transfer] [--suffix S]`` (about 12 minutes; the fits are kept in DIR, named with the suffix, and
@@ -85,7 +87,9 @@ def _ask(fit_nc: Path, dom: str, n_params: float, tokens: float, T: float, measu
     pred = m.get("predicted_interval") or [None, None]
     return {"r* median": r["median"], "r* lo": r["lo"], "r* hi": r["hi"], "measured crossing": m.get("crossing"),
             "predicted lo": pred[0], "predicted hi": pred[1], "pit": m.get("pit"), "agrees": m.get("agrees"),
-            "contains": m.get("contains"), "infeasible": js["counts"].get("infeasible"),
+            "contains": m.get("contains"), "one-run lo": js["one_run_crossing"]["lo"],
+            "one-run hi": js["one_run_crossing"]["hi"], "one-run contains": m.get("one_run_contains"),
+            "infeasible": js["counts"].get("infeasible"),
             "n_draws": js["counts"]["n_draws"], "flags": len(js.get("flags", [])),
             **_nearest(_optimize(fit_nc, dom, n_params, tokens, T))}
 

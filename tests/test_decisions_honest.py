@@ -372,6 +372,59 @@ def test_the_risk_aware_answer_for_one_run_keeps_that_run_within_the_threshold(w
         assert "no r keeps one run within the threshold with this probability" in con.export_text()
 
 
+def test_the_ratio_where_one_run_crosses_the_threshold_is_the_crossing_of_simulated_runs(world):
+    """The interval printed beside r* for the run a team trains: its quantiles are those of the ratio where a
+    simulated run (a law draw shifted by one run's offset and noise) crosses the threshold; it is r*'s when runs
+    barely deviate, wider when they do, and its lower end is the risk-aware answer for one run at P = 0.95."""
+    from bayes_dcpt.decide.results import ONE_RUN_LABEL
+
+    post = jitter_posterior(world, S=400, spread=0.01, sigma=0.006, tau=0.006)
+    d = dc.tradeoff(post, n_params=1e9, tokens=1e10, max_general_increase=0.02)
+    tab = d.summary().table
+    one, rstar = tab.loc["one_run_crossing"], tab.loc["r_domain"]
+    assert one["lo"] < rstar["lo"] - 0.01 and one["hi"] > rstar["hi"] + 0.01
+    assert one["median"] == pytest.approx(rstar["median"], abs=0.02)
+    # Monte Carlo: per draw, runs whose measured curve is the law times exp(one normal shift) cross where the law
+    # crosses the threshold divided by that shift
+    grid = np.linspace(0.0, 1.0, 1001)
+    L0 = d.posterior["base_loss"].to_numpy()
+    lg = law_draws(post, "general", "code", 1e9, 1e10, grid[None, :])
+    rows = pd.DataFrame({"domain": "code", "n_params": 1e9, "tokens": 1e10, "r_domain": [0.5], "run_id": ["new"]})
+    ve, vu = post.measurement_variance(rows, "general")
+    rng = np.random.default_rng(0)
+    shift = np.exp(rng.standard_normal((post.n_draws, 100)) * np.sqrt(ve + vu))  # (S, runs)
+    below = lg[:, None, :] * shift[:, :, None] <= (L0 * 1.02)[:, None, None]
+    crossing = np.where(below.any(axis=2), grid[len(grid) - 1 - np.argmax(below[:, :, ::-1], axis=2)], 0.0)
+    sim = np.quantile(crossing, (0.05, 0.5, 0.95))
+    np.testing.assert_allclose([one["lo"], one["median"], one["hi"]], sim, atol=0.01)
+    # its lower end is the one-run risk-aware answer at P = 0.95
+    at95 = dc.tradeoff(post, n_params=1e9, tokens=1e10, max_general_increase=0.02, prob=0.95)
+    assert at95.extras["risk_aware"]["one_run"]["r_domain"] == pytest.approx(one["lo"], abs=1e-9)
+    # runs that barely deviate: r*'s interval
+    quiet = dc.tradeoff(jitter_posterior(world, S=400, spread=0.01, sigma=1e-6, tau=1e-6), n_params=1e9,
+                        tokens=1e10, max_general_increase=0.02).summary().table
+    np.testing.assert_allclose(quiet.loc["one_run_crossing", ["lo", "hi"]].to_numpy(float),
+                               quiet.loc["r_domain", ["lo", "hi"]].to_numpy(float), atol=0.005)
+    # shown, and in the JSON, under its name
+    assert ONE_RUN_LABEL in str(d.summary())
+    from bayes_dcpt.report.answer_sections import _answer_line
+
+    assert f"one run crosses the threshold at r = {one['lo']:.3f} to {one['hi']:.3f} (90%)" in _answer_line(
+        "code", d, 0.9)
+    assert d.to_json()["one_run_crossing"]["lo"] == pytest.approx(one["lo"])
+
+
+def test_a_measured_crossing_is_checked_against_the_one_run_interval_too(world):
+    post, df = _noisy_measurements(world)
+    d = dc.tradeoff(post, n_params=1e9, tokens=1e10, data=df)
+    chk = d.measured_check()
+    tab = d.summary().table
+    assert chk["one_run_interval"] == pytest.approx(list(tab.loc["one_run_crossing", ["lo", "hi"]]))
+    assert chk["one_run_contains"] == (chk["one_run_interval"][0] <= chk["crossing"] <= chk["one_run_interval"][1])
+    low = df.assign(loss_general=np.where(df["tokens"] > 0, df["loss_general"] * 0.97, df["loss_general"]))
+    assert not dc.tradeoff(post, n_params=1e9, tokens=1e10, data=low).measured_check()["one_run_contains"]
+
+
 def test_the_predictive_check_of_a_measured_crossing_holds_with_few_draws(world):
     """With a handful of draws the check draws several sets of new runs per draw: its predicted interval is an
     interval, not a few draws' points, and it agrees where the full posterior does (before: one replicate per draw,

@@ -33,7 +33,7 @@ from bayes_dcpt.decide.measured import measured_crossing, nearest_cell
 from bayes_dcpt.decide.results import Decision, DecisionSet, one_or_set
 from bayes_dcpt.errors import InputError
 from bayes_dcpt.numerics.quantiles import weighted_quantile
-from bayes_dcpt.numerics.search import bisect_last_feasible
+from bayes_dcpt.numerics.search import bisect_last_feasible, last_meeting
 from bayes_dcpt.posterior.draws import Posterior
 from bayes_dcpt.posterior.extrapolation import thin_domains
 
@@ -126,17 +126,15 @@ def _risk_aware_run(post: Posterior, domain: str, n_params: float, tokens: float
 
     The probability is scanned on ``grid`` (``law_grid``: the law's general loss per draw there, ``(S, G)``) and
     interpolated linearly in the bracket after the last grid point that meets it. Below the law's risk-aware r when
-    a run's own noise is comparable to the threshold, as late in CPT it is.
+    a run's own noise is comparable to the threshold, as late in CPT it is. ``"within"`` keeps the scanned
+    probability ``(G,)``: the distribution of the ratio where one run crosses the threshold
+    (:func:`~bayes_dcpt.decide.results.one_run_crossing`).
     """
     P = _run_within(post, domain, n_params, tokens, grid, law_grid, threshold, w)
-    idx = np.flatnonzero(P >= prob - 1e-12)
-    if not idx.size:
-        return {"r_domain": float("nan"), "feasible": False, "prob_at_r0": float(P[0])}
-    i = int(idx[-1])
-    r = float(grid[i])
-    if i + 1 < len(grid) and P[i] > P[i + 1]:
-        r += float((grid[i + 1] - grid[i]) * (P[i] - prob) / (P[i] - P[i + 1]))
-    return {"r_domain": min(r, 1.0), "feasible": True}
+    r = last_meeting(grid, P, prob)
+    if not np.isfinite(r):
+        return {"r_domain": float("nan"), "feasible": False, "prob_at_r0": float(P[0]), "within": P}
+    return {"r_domain": r, "feasible": True, "within": P}
 
 
 def _per_draw(v: Any, ndim: int) -> np.ndarray:
@@ -346,6 +344,7 @@ def _tradeoff_decision(post: Posterior, inputs: dict[str, Any], grid: np.ndarray
     ra = _risk_aware(r, res["monotone"], res["grid_ok"], grid, w, prob)
     ra["one_run"] = _risk_aware_run(post, dom, n_params, tokens, grid, res["grid_values"] + threshold[:, None],
                                     threshold, w, prob)
+    within = ra["one_run"].pop("within")
     lg_ra = None
     if ra["feasible"]:
         lg_ra = law_draws(post, "general", dom, n_params, tokens, ra["r_domain"])
@@ -370,6 +369,7 @@ def _tradeoff_decision(post: Posterior, inputs: dict[str, Any], grid: np.ndarray
     curves = {"r": grid, "general_increase": (gv - L0c) / L0c if relative else gv - L0c}
     if has_dom:
         curves["loss_domain"] = law_draws(post, "domain", dom, n_params, tokens, grid[None, :])
+    curves["one_run_within"] = within
     inputs.update(_extrapolation_facts(post, dom, n_params, tokens, med if np.isfinite(med) else 0.5))
     extras = {"counts": counts, "risk_aware": ra, "probabilities": probs}
     if measured is not None:
@@ -439,9 +439,10 @@ def _curve_decision(post: Posterior, inputs: dict[str, Any], toks: np.ndarray, g
                                     "feasible": ~res["infeasible"], "always_satisfied": res["always"],
                                     "monotone": res["monotone"]}))
         ras[float(D)] = _risk_aware(res["r"], res["monotone"], res["grid_ok"], grid, w, inputs["prob"])
-        ras[float(D)]["one_run"] = _risk_aware_run(post, dom, n_params, D, grid,
-                                                   res["grid_values"] + threshold[:, None], threshold, w,
-                                                   inputs["prob"])
+        one = _risk_aware_run(post, dom, n_params, D, grid, res["grid_values"] + threshold[:, None], threshold, w,
+                              inputs["prob"])
+        one.pop("within")
+        ras[float(D)]["one_run"] = one
     frame = pd.concat(frames, ignore_index=True)
     counts = {"n_draws": post.n_draws, "n_tokens": int(toks.size),
               "infeasible (draw x budget)": int((~frame["feasible"]).sum()),

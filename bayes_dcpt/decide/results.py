@@ -19,14 +19,16 @@ import pandas as pd
 from bayes_dcpt import hooks
 from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.decide.inputs import unit_interval
-from bayes_dcpt.decide.measured import check_against
+from bayes_dcpt.decide.measured import check_against, contains
 from bayes_dcpt.decide.wording import percent, risk_answers
 from bayes_dcpt.encoding import to_jsonable
 from bayes_dcpt.errors import InputError, UnknownDomainError
 from bayes_dcpt.numerics.quantiles import weighted_quantile
+from bayes_dcpt.numerics.search import last_meeting
 from bayes_dcpt.posterior.extrapolation import EARLY, reach_remedy, reach_words, thin_words
 
-__all__ = ["INFEASIBLE_CAUTION", "Decision", "DecisionSet", "DecisionSummary", "format_value", "one_or_set"]
+__all__ = ["INFEASIBLE_CAUTION", "Decision", "DecisionSet", "DecisionSummary", "format_value", "one_or_set",
+           "one_run_crossing"]
 
 #: Usage 1: from this share of the posterior weight with no feasible ratio on, the summary's note is a CAUTION.
 INFEASIBLE_CAUTION = 0.1
@@ -102,6 +104,25 @@ class DecisionSummary:
 
     __repr__ = __str__
 
+
+def one_run_crossing(grid: np.ndarray, within: np.ndarray, lo: float, hi: float) -> dict[str, float]:
+    """The ratio at which *one run's* measured general loss crosses the threshold: median and ``[lo, hi]`` interval.
+
+    ``within``: P(one run at r stays within) on ``grid`` (:func:`_risk_aware_run`), read as the survival function
+    of the crossing: its ``q`` quantile is ``sup{r : P(r) >= 1 - q}`` (0 where even r = 0 breaks it with that
+    probability, 1 where r = 1 keeps it). r*'s interval is about the law, the expected run; this one is about the
+    run a team trains (its offset and checkpoint noise included), i.e. what the crossing measured by runs at
+    that size can show. Its mean is the area under ``within``.
+    """
+    def q(p: float) -> float:
+        r = last_meeting(grid, within, 1.0 - p)
+        return 0.0 if not np.isfinite(r) else r
+
+    return {"median": q(0.5), "lo": q(lo), "hi": q(hi), "mean": float(np.trapezoid(within, grid))}
+
+
+#: Usage 1: the label of the ratio at which one run crosses the threshold (:func:`one_run_crossing`).
+ONE_RUN_LABEL = "ratio where one run crosses the threshold (its offset and noise included)"
 
 #: Quantities summarised per usage: (column, label with unit).
 _QUANTITIES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -222,14 +243,22 @@ class Decision:
         """The measured crossing against r*'s ``ci`` interval (:mod:`bayes_dcpt.decide.measured`), or None.
 
         Usage 1: ``{crossing, kind, bracket, ..., "interval": [lo, hi], "predicted_interval": [lo, hi], "pit",
-        "agrees": bool}``; the critical curve:
+        "agrees": bool, "one_run_interval": [lo, hi], "one_run_contains": bool}`` (the last two: the interval of
+        the ratio where one run crosses the threshold, :func:`one_run_crossing`); the critical curve:
         ``{tokens: that}`` for every budget the data measure.
         """
         m = self.extras.get("measured")
         if not m:
             return None
         if self.usage == "tradeoff":
-            return check_against(m, self.posterior["r_domain"].to_numpy(float), self.draw_weights(), ci)
+            out = check_against(m, self.posterior["r_domain"].to_numpy(float), self.draw_weights(), ci)
+            if "one_run_within" in self.curves:
+                one = one_run_crossing(np.asarray(self.curves["r"], float),
+                                       np.asarray(self.curves["one_run_within"], float), (1 - ci) / 2,
+                                       1 - (1 - ci) / 2)
+                out["one_run_interval"] = [one["lo"], one["hi"]]
+                out["one_run_contains"] = contains(m, one["lo"], one["hi"])
+            return out
         out = {}
         for tok, g in self.posterior.groupby("tokens", sort=True):
             if float(tok) in m:
@@ -392,6 +421,11 @@ class Decision:
             rows.append({"quantity": col, "description": label, "median": q[1], "lo": q[0], "hi": q[2],
                          "mean": float(np.sum(w[ok] * x[ok]) / np.sum(w[ok])),
                          "valid_share": min(1.0, float(np.sum(w[ok])))})  # a share: no 1.0000000000000004
+        within = self.curves.get("one_run_within")
+        if self.usage == "tradeoff" and within is not None and rows and rows[0]["quantity"] == "r_domain":
+            rows.insert(1, {"quantity": "one_run_crossing", "description": ONE_RUN_LABEL,
+                            **one_run_crossing(np.asarray(self.curves["r"], float), np.asarray(within, float), lo, hi),
+                            "valid_share": 1.0})
         cols = ["quantity", "description", "median", "lo", "hi", "mean", "valid_share"]
         return pd.DataFrame(rows, columns=cols).set_index("quantity")
 

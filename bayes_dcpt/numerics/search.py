@@ -2,7 +2,8 @@
 
 Decisions are solved for every draw at once (thousands of one-dimensional problems): a bisection that keeps
 the feasible end of each bracket, a golden-section minimiser, and a grid scan that brackets the golden section
-(robust to curves that are not unimodal over the whole range).
+(robust to curves that are not unimodal over the whole range); :func:`last_meeting` reads the last point of a
+scanned curve that meets a level (a probability, say), interpolated in the bracket after it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["bisect_last_feasible", "golden_min", "grid_then_golden"]
+__all__ = ["bisect_last_feasible", "golden_min", "grid_then_golden", "last_meeting"]
 
 _BISECT_ITERS = 52
 _GOLDEN_ITERS = 64
@@ -65,3 +66,15 @@ def grid_then_golden(f_grid: np.ndarray, grid: np.ndarray, f: Callable[[np.ndarr
     x = np.where(better, x, grid[i])
     x = np.where(idx < 0, np.nan, x)
     return x, idx
+
+
+def last_meeting(grid: np.ndarray, P: np.ndarray, prob: float) -> float:
+    """``sup{r : P(r) >= prob}`` on a scanned ``grid``, interpolated in the bracket after it (NaN: no r meets it)."""
+    idx = np.flatnonzero(P >= prob - 1e-12)
+    if not idx.size:
+        return float("nan")
+    i = int(idx[-1])
+    r = float(grid[i])
+    if i + 1 < len(grid) and P[i] > P[i + 1]:
+        r += float((grid[i + 1] - grid[i]) * (P[i] - prob) / (P[i] - P[i + 1]))
+    return min(r, 1.0)

@@ -45,7 +45,9 @@ def _answer_line(dom: str, dec: Any, ci: float) -> str:
             f"{dom}: r* = {r['median']:.3f} ({ci:.0%} interval {r['lo']:.3f} to {r['hi']:.3f}); "
             f"risk-aware r = {answers['law'].value() if answers else 'none'}"
             + (f" (for one run: {answers['one_run'].value()})" if "one_run" in answers else "") + "; "
-            f"infeasible draws {s.counts['infeasible']} of {s.counts['n_draws']}"
+            + (f"one run crosses the threshold at r = {tb.loc['one_run_crossing', 'lo']:.3f} to "
+               f"{tb.loc['one_run_crossing', 'hi']:.3f} ({ci:.0%}); " if "one_run_crossing" in tb.index else "")
+            + f"infeasible draws {s.counts['infeasible']} of {s.counts['n_draws']}"
             + "".join(f". {n}" for n in s.flags)
         )
     return f"{dom}: no draw meets the constraint (infeasible {s.counts['infeasible']} of {s.counts['n_draws']})"
@@ -104,6 +106,9 @@ def _tradeoff_table(decs: Mapping[str, Any], ci: float) -> pd.DataFrame:
                 f"{ci:.0%} interval": interval(r["lo"], r["hi"], ".3f") if r is not None else "n/a",
                 f"risk-aware r (P >= {ra.get('prob', 0.9):g})": answers["law"].value() if answers else "none",
                 "risk-aware r for one run": answers["one_run"].value() if "one_run" in answers else "n/a",
+                f"one run crosses the threshold ({ci:.0%})": interval(
+                    tb.loc["one_run_crossing", "lo"], tb.loc["one_run_crossing", "hi"], ".3f")
+                if "one_run_crossing" in tb.index else "n/a",
                 "domain loss at r* (median)": fmt(tb.loc["loss_domain", "median"], ".4g")
                 if "loss_domain" in tb.index
                 else "n/a",
