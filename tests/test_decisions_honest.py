@@ -400,6 +400,10 @@ def test_the_ratio_where_one_run_crosses_the_threshold_is_the_crossing_of_simula
     # its lower end is the one-run risk-aware answer at P = 0.95
     at95 = dc.tradeoff(post, n_params=1e9, tokens=1e10, max_general_increase=0.02, prob=0.95)
     assert at95.extras["risk_aware"]["one_run"]["r_domain"] == pytest.approx(one["lo"], abs=1e-9)
+    # the critical curve gives the same interval at each budget
+    curve = dc.critical_ratio_curve(post, n_params=1e9, tokens_grid=[1e9, 1e10], max_general_increase=0.02)
+    np.testing.assert_allclose(curve.summary().table.loc[1e10, ["one_run_lo", "one_run_hi"]].to_numpy(float),
+                               [one["lo"], one["hi"]])
     # runs that barely deviate: r*'s interval
     quiet = dc.tradeoff(jitter_posterior(world, S=400, spread=0.01, sigma=1e-6, tau=1e-6), n_params=1e9,
                         tokens=1e10, max_general_increase=0.02).summary().table

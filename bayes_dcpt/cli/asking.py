@@ -114,10 +114,11 @@ def print_decisions(console: Any, dec: Any, ci: float) -> None:
         s = d.summary(ci)
         if d.usage == "critical-curve":
             rows = [[f"{tok:,.0f}", num(r["median"]), f"{num(r['lo'])} .. {num(r['hi'])}", num(r["risk_aware"]),
-                     num(r["risk_aware_one_run"]), str(int(r["infeasible"]))] for tok, r in s.table.iterrows()]
+                     num(r["risk_aware_one_run"]), f"{num(r['one_run_lo'])} .. {num(r['one_run_hi'])}",
+                     str(int(r["infeasible"]))] for tok, r in s.table.iterrows()]
             print_table(console, f"{d.domain}: r* against the CPT tokens D ({ci:.0%} equal-tailed intervals)",
-                        ["tokens D", "median r*", f"{ci:.0%} interval", "risk-aware r", "for one run", "infeasible"],
-                        rows)
+                        ["tokens D", "median r*", f"{ci:.0%} interval", "risk-aware r", "for one run",
+                         "one run crosses", "infeasible"], rows)
             rows = [[k, f"{v:.3f}"] for k, v in s.probabilities.items()]
             if rows:
                 print_table(console, "", ["statement", "probability"], rows)

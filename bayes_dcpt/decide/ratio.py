@@ -432,6 +432,7 @@ def _curve_decision(post: Posterior, inputs: dict[str, Any], toks: np.ndarray, g
     w = posterior_weights(post)
     frames, ras = [], {}
     R = np.empty((post.n_draws, toks.size))
+    within = np.empty((toks.size, grid.size))
     for j, D in enumerate(toks):
         res = _largest_feasible_r(post, dom, n_params, D, threshold, grid)
         R[:, j] = res["r"]
@@ -441,7 +442,7 @@ def _curve_decision(post: Posterior, inputs: dict[str, Any], toks: np.ndarray, g
         ras[float(D)] = _risk_aware(res["r"], res["monotone"], res["grid_ok"], grid, w, inputs["prob"])
         one = _risk_aware_run(post, dom, n_params, D, grid, res["grid_values"] + threshold[:, None], threshold, w,
                               inputs["prob"])
-        one.pop("within")
+        within[j] = one.pop("within")
         ras[float(D)]["one_run"] = one
     frame = pd.concat(frames, ignore_index=True)
     counts = {"n_draws": post.n_draws, "n_tokens": int(toks.size),
@@ -457,4 +458,5 @@ def _curve_decision(post: Posterior, inputs: dict[str, Any], toks: np.ndarray, g
     if measured:
         extras["measured"] = measured
     inputs.update(_extrapolation_facts(post, dom, n_params, float(toks[-1]), 0.5))
-    return Decision("critical-curve", dom, inputs, frame, post.weights, {"tokens": toks, "r": R}, extras)
+    return Decision("critical-curve", dom, inputs, frame, post.weights,
+                    {"tokens": toks, "r": R, "r_grid": grid, "one_run_within": within}, extras)

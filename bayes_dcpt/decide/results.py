@@ -432,20 +432,25 @@ class Decision:
     def _curve_table(self, lo: float, hi: float, measured: dict[float, Any] | None = None) -> pd.DataFrame:
         """The critical curve: one row per token budget with the ``r*`` band, the risk-aware answers and counts.
 
-        ``risk_aware`` is the law's, ``risk_aware_one_run`` the one for a single run (its noise included).
+        ``risk_aware`` is the law's, ``risk_aware_one_run`` the one for a single run (its noise included),
+        ``one_run_lo`` / ``one_run_hi`` the interval of the ratio where one run crosses the threshold
+        (:func:`one_run_crossing`).
 
         With measurements, ``measured_crossing`` and ``agrees`` columns (NaN / None where not measured).
         """
         w = self.draw_weights()
         rows = []
-        for tok, g in self.posterior.groupby("tokens", sort=True):
+        within = self.curves.get("one_run_within")
+        for j, (tok, g) in enumerate(self.posterior.groupby("tokens", sort=True)):
             gw = w[g["draw"].to_numpy()]
             r = g["r_domain"].to_numpy(float)
             q = weighted_quantile(r, (lo, 0.5, hi), gw)
+            one = (one_run_crossing(np.asarray(self.curves["r_grid"], float), np.asarray(within[j], float), lo, hi)
+                   if within is not None else {"lo": np.nan, "hi": np.nan})
             rows.append({"tokens": tok, "median": q[1], "lo": q[0], "hi": q[2],
                          "risk_aware": self.extras["risk_aware"][float(tok)]["r_domain"],
                          "risk_aware_one_run": self.extras["risk_aware"][float(tok)].get("one_run", {}).get(
-                             "r_domain", np.nan),
+                             "r_domain", np.nan), "one_run_lo": one["lo"], "one_run_hi": one["hi"],
                          "infeasible": int((~g["feasible"]).sum()),
                          "always_satisfied": int(g["always_satisfied"].sum())})
             if measured:

@@ -57,7 +57,8 @@ def _add_rows(t: Any, d: Decision, ci: float) -> None:
         for tok, row in s.table.iterrows():
             t.add_row(d.domain, f"r* at D = {tok:.4g} tokens", fmt(row["median"]),
                       f"{fmt(row['lo'])} .. {fmt(row['hi'])}",
-                      f"risk-aware {fmt(row['risk_aware'])} (one run {fmt(row['risk_aware_one_run'])}); "
+                      f"risk-aware {fmt(row['risk_aware'])} (one run {fmt(row['risk_aware_one_run'])}; one run "
+                      f"crosses {fmt(row['one_run_lo'])} .. {fmt(row['one_run_hi'])}); "
                       f"infeasible {int(row['infeasible'])}, "
                       f"always satisfied {int(row['always_satisfied'])}")
     else:
