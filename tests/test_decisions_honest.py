@@ -220,6 +220,10 @@ def test_optimize_passes_a_fits_data_and_the_curve_checks_every_measured_budget(
     t = cur.summary().table
     assert np.isfinite(t.loc[[2.5e9, 1e10], "measured_crossing"]).all() and np.isnan(t.loc[4e10, "measured_crossing"])
     assert set(cur.measured_check()) == {2.5e9, 1e10}
+    # the curve's check at a budget holds the same one-run interval as the tradeoff's there
+    one = d.measured_check()
+    assert cur.measured_check()[1e10]["one_run_interval"] == pytest.approx(one["one_run_interval"], abs=1e-9)
+    assert t.loc[1e10, "one_run_contains"] == one["one_run_contains"]
 
 
 def test_the_measured_crossing_is_checked_against_what_the_fit_predicts_the_measurements_show():

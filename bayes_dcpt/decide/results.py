@@ -252,18 +252,25 @@ class Decision:
             return None
         if self.usage == "tradeoff":
             out = check_against(m, self.posterior["r_domain"].to_numpy(float), self.draw_weights(), ci)
-            if "one_run_within" in self.curves:
-                one = one_run_crossing(np.asarray(self.curves["r"], float),
-                                       np.asarray(self.curves["one_run_within"], float), (1 - ci) / 2,
-                                       1 - (1 - ci) / 2)
-                out["one_run_interval"] = [one["lo"], one["hi"]]
-                out["one_run_contains"] = contains(m, one["lo"], one["hi"])
-            return out
+            return self._with_one_run(out, m, self.curves.get("r"), self.curves.get("one_run_within"), ci)
         out = {}
-        for tok, g in self.posterior.groupby("tokens", sort=True):
+        within = self.curves.get("one_run_within")
+        for j, (tok, g) in enumerate(self.posterior.groupby("tokens", sort=True)):
             if float(tok) in m:
-                out[float(tok)] = check_against(m[float(tok)], g["r_domain"].to_numpy(float),
-                                                self.draw_weights()[g["draw"].to_numpy()], ci)
+                out[float(tok)] = self._with_one_run(
+                    check_against(m[float(tok)], g["r_domain"].to_numpy(float),
+                                  self.draw_weights()[g["draw"].to_numpy()], ci),
+                    m[float(tok)], self.curves.get("r_grid"), None if within is None else within[j], ci)
+        return out
+
+    @staticmethod
+    def _with_one_run(out: dict[str, Any], m: dict[str, Any], grid: Any, within: Any, ci: float) -> dict[str, Any]:
+        """A measured check with the one-run crossing's ``ci`` interval and whether it holds the measured crossing."""
+        if grid is not None and within is not None:
+            one = one_run_crossing(np.asarray(grid, float), np.asarray(within, float), (1 - ci) / 2,
+                                   1 - (1 - ci) / 2)
+            out["one_run_interval"] = [one["lo"], one["hi"]]
+            out["one_run_contains"] = contains(m, one["lo"], one["hi"])
         return out
 
     def nearest_check(self, ci: float = CI_PROB) -> dict[str, Any] | None:
@@ -456,7 +463,8 @@ class Decision:
             if measured:
                 m = measured.get(float(tok))
                 rows[-1].update({"measured_crossing": m["crossing"] if m else np.nan,
-                                 "contains": m["contains"] if m else None, "agrees": m["agrees"] if m else None})
+                                 "contains": m["contains"] if m else None, "agrees": m["agrees"] if m else None,
+                                 "one_run_contains": m.get("one_run_contains") if m else None})
         return pd.DataFrame(rows).set_index("tokens")
 
     def _usage_probabilities(self) -> dict[str, float]:
