@@ -50,7 +50,6 @@ df = datasets.load_example()
 df = df[df["domain"] == "python"].reset_index(drop=True)
 res = fit(df, law="dcpt", target="both", draws=DRAWS, tune=DRAWS, chains=CHAINS, seed=3, warn=False)
 print(res.diagnostics(warn=False))
-post = res.posterior
 N = float(df["n_params"].max())
 D = 4 * float(df["tokens"].max())  # plan a CPT run 4x longer than the probes
 
@@ -71,15 +70,19 @@ fig.savefig(FIG_DIR / "03_tradeoff.png", dpi=110)
 
 # %% [markdown]
 # How much risk does each choice of r carry? The probability that the general-loss constraint holds, per
-# ratio, over the posterior draws of the law:
+# ratio, over the posterior draws of the law (the decision's own curves: 4x beyond the probed tokens each draw
+# carries the law's calibrated discrepancy, as r* does); and the probability that *one run* at that ratio stays
+# within it, its own offset and checkpoint noise included (`trade.curves["one_run_within"]`). One run's curve adds
+# the run's noise to the law's uncertainty, so it falls at least as gently (where the law's uncertainty dominates,
+# as far beyond the probes it can, the two nearly coincide); the 90% interval of the ratio where it crosses the
+# threshold (the `one_run_crossing` row above) is where a crossing measured by runs at this size is to be expected.
 
 # %%
-r = np.linspace(0, 1, 101)
-L0 = post.base_loss("python", N, "general")
-lg = post.surface("general", "python", N, D, r)  # (draws, 101)
-p_ok = np.mean(lg <= (1 + MAX_GENERAL_INCREASE) * L0, axis=0)
+r = trade.curves["r"]
+p_ok = np.mean(trade.curves["general_increase"] <= MAX_GENERAL_INCREASE, axis=0)  # (draws, r) -> per r
 fig, ax = plt.subplots(figsize=(6, 3.5))
-ax.plot(r, p_ok, label="P(general loss within +2%)")
+ax.plot(r, p_ok, label="P(general loss within +2%): the law")
+ax.plot(r, trade.curves["one_run_within"], color="C3", label="P(one run within +2%)")
 ax.axhline(0.9, color="grey", ls=":")
 ra = trade.summary().risk_aware["r_domain"]
 med = trade.summary().table.loc["r_domain", "median"]
