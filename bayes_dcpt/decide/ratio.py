@@ -214,6 +214,28 @@ def _risk_aware(r_star: np.ndarray, monotone: np.ndarray, grid_ok: np.ndarray, g
     return {"prob": prob, "r_domain": val if feasible else float("nan"), "feasible": feasible, "method": method}
 
 
+def _threshold_and_prob(max_general_increase: Any, prob: Any) -> tuple[float, float]:
+    """The checked threshold ``T`` (>= 0) and risk level ``prob`` (in (0, 1)) of a usage-1 question."""
+    T = number("max_general_increase", max_general_increase)
+    if T < 0:
+        raise InputError(f"max_general_increase must be >= 0 (0 = no increase over the base loss), got {T!r}")
+    return T, unit_interval("prob", prob, open_=True)
+
+
+def _question(post: Posterior, dom: str, n_params: float, base_loss: Any, T: float, relative: bool, prob: float,
+              where: dict[str, Any]) -> tuple[Posterior, np.ndarray, np.ndarray, dict[str, Any]]:
+    """One domain's usage-1 question: the posterior to answer with, base loss and threshold per draw, and inputs.
+
+    ``inputs`` is what a decision records; ``where`` the tokens asked (one budget or a grid).
+    """
+    post_d, L0, facts = base_reference(post, dom, n_params, base_loss)
+    threshold = threshold_loss(L0, T, relative)
+    inputs = {"domain": dom, "n_params": n_params, **where, "max_general_increase": T, "relative": bool(relative),
+              **facts, "threshold_loss": float(weighted_quantile(threshold, (0.5,), posterior_weights(post_d))[0]),
+              "prob": prob, "law": post.law.name, "share_power": _share_power(post, dom)}
+    return post_d, L0, threshold, inputs
+
+
 def tradeoff(
     post: Posterior,
     *,
@@ -271,19 +293,12 @@ def tradeoff(
     """
     n_params = positive("n_params", n_params)
     tokens = positive("tokens", tokens)
-    T = number("max_general_increase", max_general_increase)
-    if T < 0:
-        raise InputError(f"max_general_increase must be >= 0 (0 = no increase over the base loss), got {T!r}")
-    prob = unit_interval("prob", prob, open_=True)
+    T, prob = _threshold_and_prob(max_general_increase, prob)
     grid = np.linspace(0.0, 1.0, R_GRID_SIZE)
     out = []
     for dom in answer_domains(post, domain, ("general",), "tradeoff"):
-        post_d, L0, facts = base_reference(post, dom, n_params, base_loss)
-        threshold = threshold_loss(L0, T, relative)
-        inputs = {"domain": dom, "n_params": n_params, "tokens": tokens, "max_general_increase": T,
-                  "relative": bool(relative), **facts,
-                  "threshold_loss": float(weighted_quantile(threshold, (0.5,), posterior_weights(post_d))[0]),
-                  "prob": prob, "law": post.law.name, "share_power": _share_power(post, dom)}
+        post_d, L0, threshold, inputs = _question(post, dom, n_params, base_loss, T, relative, prob,
+                                                  {"tokens": tokens})
         measured = measured_crossing(data, dom, n_params, tokens, max_general_increase=T, relative=bool(relative),
                                      base_loss=_given_base(dom, base_loss), noise_var=_noise_var(post_d),
                                      predict=_predict_measured(post_d))
@@ -404,19 +419,12 @@ def critical_ratio_curve(
         raise InputError("tokens_grid must hold at least one token budget")
     toks = np.array([positive("tokens_grid", t) for t in toks], float)
     toks = np.unique(toks)
-    T = number("max_general_increase", max_general_increase)
-    if T < 0:
-        raise InputError(f"max_general_increase must be >= 0, got {T!r}")
-    prob = unit_interval("prob", prob, open_=True)
+    T, prob = _threshold_and_prob(max_general_increase, prob)
     grid = np.linspace(0.0, 1.0, R_GRID_SIZE)
     out = []
     for dom in answer_domains(post, domain, ("general",), "critical-curve"):
-        post_d, L0, facts = base_reference(post, dom, n_params, base_loss)
-        threshold = threshold_loss(L0, T, relative)
-        inputs = {"domain": dom, "n_params": n_params, "tokens_grid": toks.tolist(), "max_general_increase": T,
-                  "relative": bool(relative), **facts,
-                  "threshold_loss": float(weighted_quantile(threshold, (0.5,), posterior_weights(post_d))[0]),
-                  "prob": prob, "law": post.law.name, "share_power": _share_power(post, dom)}
+        post_d, _, threshold, inputs = _question(post, dom, n_params, base_loss, T, relative, prob,
+                                                  {"tokens_grid": toks.tolist()})
         measured = {float(D): m for D in toks if (m := measured_crossing(
             data, dom, n_params, D, max_general_increase=T, relative=bool(relative),
             base_loss=_given_base(dom, base_loss), noise_var=_noise_var(post_d),
