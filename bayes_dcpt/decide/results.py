@@ -344,9 +344,12 @@ class Decision:
             predicted = (", the fit predicts these measurements to cross in [{}, {}] (the measured one at its "
                          "predictive quantile {:.3f})").format(*(format_value(v, ".3g")
                                                                for v in c["predicted_interval"]), c["pit"])
+        one = ""
+        if "one_run_interval" in c:
+            one = ", one run's crossing in [{}, {}]".format(*(format_value(v, ".3g") for v in c["one_run_interval"]))
         text = (f"measured crossing r = {c['crossing']:.3g}{noise} at D = {tok:.4g} ({where}; {c['n_runs']} "
                 f"run(s), base loss {c['base_loss_source']}) vs r*'s {ci:.0%} interval "
-                f"[{format_value(lo, '.3g')}, {format_value(hi, '.3g')}]{predicted}")
+                f"[{format_value(lo, '.3g')}, {format_value(hi, '.3g')}]{one}{predicted}")
         why = ("outside what the fit predicts these measurements to show" if predicted
                else "beyond the measurements' noise")
         return ("disagrees" if not c["agrees"] else "noise" if not c["contains"] else "agrees"), why, text
