@@ -187,8 +187,10 @@ def _print_answers(rep: Any) -> None:
             answers = risk_answers(ra)
             risk = answers["law"].value() if answers else "none"
             one_run = f" (one run: {answers['one_run'].value()})" if "one_run" in answers else ""
+            one = s.table.loc["one_run_crossing"] if "one_run_crossing" in s.table.index else None
+            crosses = f" (one run crosses in [{one['lo']:.3f}, {one['hi']:.3f}])" if one is not None else ""
             console.print(
-                f"  {dom}: r* = {r['median']:.3f}, 90% interval [{r['lo']:.3f}, {r['hi']:.3f}], "
+                f"  {dom}: r* = {r['median']:.3f}, 90% interval [{r['lo']:.3f}, {r['hi']:.3f}]{crosses}, "
                 f"risk-aware r (P >= {ra.get('prob', 0.9):g}) = {risk}{one_run}; infeasible draws "
                 f"{s.counts['infeasible']} of {s.counts['n_draws']}",
                 soft_wrap=True,
