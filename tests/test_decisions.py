@@ -498,6 +498,12 @@ def test_tradeoff_plot_has_the_expected_artists(post):
     assert any(isinstance(c, PolyCollection) for c in inc.collections)  # the credible band
     assert "%" in inc.get_ylabel() and "nats" in dom.get_ylabel()
     assert any(ln.get_linestyle() == "-." for ln in _lines(inc))  # the risk-aware r
+    # where one run crosses: a step outline over the histogram holding the whole probability
+    from matplotlib.patches import StepPatch
+
+    steps = [p for p in hist.patches if isinstance(p, StepPatch)]
+    assert len(steps) == 1 and "one run" in steps[0].get_label()
+    assert steps[0].get_data().values.sum() == pytest.approx(1.0, abs=0.01)
     fig.savefig(__import__("io").BytesIO(), format="png")
 
 

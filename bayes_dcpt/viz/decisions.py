@@ -76,7 +76,14 @@ def _plot_tradeoff(d: Decision, ci: float) -> Any:
     fig, axes = _figure(3 if has_dom else 2, 1, figsize=(7.0, 9.0 if has_dom else 6.5), sharex=True)
     ax0 = axes[0, 0]
     r = d.posterior["r_domain"].to_numpy(float)
-    _hist(ax0, r, w, "", bins=np.linspace(0, 1, 51))
+    edges = np.linspace(0, 1, 51)
+    _hist(ax0, r, w, "", bins=edges)
+    if "one_run_within" in c:  # where one run crosses: the same bins of 1 - P(one run at r stays within)
+        P = np.interp(edges, c["r"], c["one_run_within"])
+        mass = np.clip(P[:-1] - P[1:], 0.0, None)
+        mass[0] += 1.0 - P[0]
+        ax0.stairs(mass, edges, color="0.3", linestyle="--", linewidth=1.4,
+                   label="where one run crosses (its offset and noise included)")
     n_inf = int(d.extras["counts"]["infeasible"])
     n_all = int(d.extras["counts"]["always_satisfied"])
     ax0.set_title(f"{d.domain}: posterior of r* (N = {inp['n_params']:.3g}, D = {inp['tokens']:.3g} tokens); "
