@@ -108,7 +108,7 @@ class DecisionSummary:
 def one_run_crossing(grid: np.ndarray, within: np.ndarray, lo: float, hi: float) -> dict[str, float]:
     """The ratio at which *one run's* measured general loss crosses the threshold: median and ``[lo, hi]`` interval.
 
-    ``within``: P(one run at r stays within) on ``grid`` (:func:`_risk_aware_run`), read as the survival function
+    ``within``: P(one run at r stays within) on ``grid`` (usage 1 computes it), read as the survival function
     of the crossing: its ``q`` quantile is ``sup{r : P(r) >= 1 - q}`` (0 where even r = 0 breaks it with that
     probability, 1 where r = 1 keeps it). r*'s interval is about the law, the expected run; this one is about the
     run a team trains (its offset and checkpoint noise included), i.e. what the crossing measured by runs at
