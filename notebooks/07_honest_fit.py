@@ -274,7 +274,10 @@ for name, dec in decisions.items():
     print()
 
 # %% [markdown]
-# Every domain, both laws: r*'s median and 90% interval against the measured crossing and its noise interval.
+# Every domain, both laws: r*'s median and 90% interval against the measured crossing and its noise interval,
+# and the 90% interval of the ratio where *one run* crosses the threshold (its offset and noise included): the
+# crossing is read off single runs, so that is the interval it is to be compared with, and one a user gets before
+# the runs exist.
 
 # %%
 table = []
@@ -288,6 +291,8 @@ for d in sorted(df["domain"].unique()):
         table.append({"domain": d, "law": name, "adequate": adequacy[name].ok, "r* median": r_star["median"],
                       "r* lo": r_star["lo"], "r* hi": r_star["hi"], "measured crossing": m.get("crossing", np.nan),
                       "crossing lo": c_lo, "crossing hi": c_hi,
+                      "one run lo": s.table.loc["one_run_crossing", "lo"],
+                      "one run hi": s.table.loc["one_run_crossing", "hi"], "one run holds it": m.get("one_run_contains"),
                       "r* - crossing": r_star["median"] - m.get("crossing", np.nan),
                       "domain loss at r*": s.table.loc["loss_domain", "median"], "agrees": m.get("agrees")})
 answers = pd.DataFrame(table)
@@ -299,14 +304,16 @@ print(f"CPT law: r* median minus the measured crossing, across domains: {gap.min
 for name in fits:
     agree = answers.loc[answers["law"] == name, "agrees"].astype(bool)
     print(f"{name} law: r*'s interval overlaps the crossing's noise interval in {agree.sum()} of {len(agree)} domains")
+    held = answers.loc[answers["law"] == name, "one run holds it"].astype(bool)
+    print(f"{name} law: one run's crossing interval holds the measured crossing in {held.sum()} of {len(held)} domains")
 last = rows[np.isclose(rows["tokens"], D_MAX) & (rows["r_domain"] > 0)]
 print(f"measured {DOMAIN} domain loss at N = {N_MAX:,.0f}, D = {D_MAX:,.0f}:",
       {f"r={r:g}": round(v, 3) for r, v in last.groupby("r_domain")["loss_domain"].mean().items()})
 
 # %% [markdown]
 # Read this table candidly. The measured crossing is interpolated from single runs at a few ratios at one
-# checkpoint, so its noise interval is wide. The CPT law's r* sits above the interpolated crossing in every
-# domain, by the amounts printed above, inside that noise: a lean these data can neither confirm nor rule out. Agreement
+# checkpoint, so its noise interval is wide. The CPT law's r* sits within a tenth of the interpolated
+# crossing, by the gaps printed above (their signs differ between domains), inside that noise. Agreement
 # with the crossing does not rescue the D-CPT fit: the crossing involves only the general loss, while the
 # D-CPT law's domain loss at r* for `codec_tables` is far from the measured domain losses printed above (the
 # curves it misses in the first figure), and its adequacy checks fail. Use a fit whose sampler checks *and*
