@@ -121,20 +121,21 @@ def _run_within(post: Posterior, domain: str, n_params: float, tokens: float, r:
 
 
 def _risk_aware_run(post: Posterior, domain: str, n_params: float, tokens: float, grid: np.ndarray,
-                    law_grid: np.ndarray, threshold: np.ndarray, w: np.ndarray, prob: float) -> dict[str, Any]:
+                    law_grid: np.ndarray, threshold: np.ndarray, w: np.ndarray,
+                    prob: float) -> tuple[dict[str, Any], np.ndarray]:
     """``sup{r : P(one run at r stays within the threshold) >= prob}``: the risk-aware answer for a single run.
 
     The probability is scanned on ``grid`` (``law_grid``: the law's general loss per draw there, ``(S, G)``) and
     interpolated linearly in the bracket after the last grid point that meets it. Below the law's risk-aware r when
-    a run's own noise is comparable to the threshold, as late in CPT it is. ``"within"`` keeps the scanned
-    probability ``(G,)``: the distribution of the ratio where one run crosses the threshold
+    a run's own noise is comparable to the threshold, as late in CPT it is. Returned with the scanned probability
+    ``(G,)``: the distribution of the ratio where one run crosses the threshold
     (:func:`~bayes_dcpt.decide.results.one_run_crossing`).
     """
     P = _run_within(post, domain, n_params, tokens, grid, law_grid, threshold, w)
     r = last_meeting(grid, P, prob)
     if not np.isfinite(r):
-        return {"r_domain": float("nan"), "feasible": False, "prob_at_r0": float(P[0]), "within": P}
-    return {"r_domain": r, "feasible": True, "within": P}
+        return {"r_domain": float("nan"), "feasible": False, "prob_at_r0": float(P[0])}, P
+    return {"r_domain": r, "feasible": True}, P
 
 
 def _per_draw(v: Any, ndim: int) -> np.ndarray:
@@ -357,9 +358,8 @@ def _tradeoff_decision(post: Posterior, inputs: dict[str, Any], grid: np.ndarray
                           "loss_domain": ld, "general_increase": incr, "base_loss": L0, "feasible": feas,
                           "always_satisfied": res["always"], "monotone": res["monotone"]})
     ra = _risk_aware(r, res["monotone"], res["grid_ok"], grid, w, prob)
-    ra["one_run"] = _risk_aware_run(post, dom, n_params, tokens, grid, res["grid_values"] + threshold[:, None],
-                                    threshold, w, prob)
-    within = ra["one_run"].pop("within")
+    ra["one_run"], within = _risk_aware_run(post, dom, n_params, tokens, grid,
+                                            res["grid_values"] + threshold[:, None], threshold, w, prob)
     lg_ra = None
     if ra["feasible"]:
         lg_ra = law_draws(post, "general", dom, n_params, tokens, ra["r_domain"])
@@ -448,10 +448,9 @@ def _curve_decision(post: Posterior, inputs: dict[str, Any], toks: np.ndarray, g
                                     "feasible": ~res["infeasible"], "always_satisfied": res["always"],
                                     "monotone": res["monotone"]}))
         ras[float(D)] = _risk_aware(res["r"], res["monotone"], res["grid_ok"], grid, w, inputs["prob"])
-        one = _risk_aware_run(post, dom, n_params, D, grid, res["grid_values"] + threshold[:, None], threshold, w,
-                              inputs["prob"])
-        within[j] = one.pop("within")
-        ras[float(D)]["one_run"] = one
+        ras[float(D)]["one_run"], within[j] = _risk_aware_run(post, dom, n_params, D, grid,
+                                                              res["grid_values"] + threshold[:, None], threshold,
+                                                              w, inputs["prob"])
     frame = pd.concat(frames, ignore_index=True)
     counts = {"n_draws": post.n_draws, "n_tokens": int(toks.size),
               "infeasible (draw x budget)": int((~frame["feasible"]).sum()),
