@@ -324,6 +324,9 @@ def predict_cmd(
 ) -> None:
     """Posterior predictive bands for a grid of (domain, n_params, tokens, r_domain).
 
+    When GRID has measured losses (runs trained after the fit, say), it also checks the bands against them: error,
+    share inside, which side misses; rows the fit had are not judged.
+
     Example: [bold]bayes-dcpt predict fit.nc probes.csv --ci 0.9 --out pred.csv[/bold]
     """
     prepare_outputs(out)
@@ -352,16 +355,54 @@ def predict_cmd(
     far = _beyond_reach_rows(f.posterior.frame_beyond_reach(g), kept, table.attrs.get("first_line"))
     if far and not json_out:
         print_wrapped(err_console, reach_rows_line(far, len(g), kind), first="", rest="  ", style="yellow")
+    check = _measured_check(f, pred, ci, kind)
     if out:
         pred.to_csv(out, index=False)
     if json_out:
         emit_json({"diagnostics": v.as_json(), **({"out": str(out)} if out else {}),
                    **({"thin_domains": thin} if thin else {}), **({"beyond_reach": far} if far else {}),
+                   **({"check": check.to_dict()} if check is not None else {}),
                    "predictions": pred.to_dict(orient="records")})
-    elif out:
+        return
+    if out:
         console.print(f"{len(pred)} predictions written to {out}", markup=False, soft_wrap=True)
     else:
         _print_predictions(pred)
+    if check is not None:
+        _print_check(check)
+
+
+def _measured_check(f: Any, pred: Any, ci: float, kind: str) -> Any:
+    """The grid's measured losses against the predictive bands (None: no measured loss, or ``--kind mean``)."""
+    import numpy as np
+
+    from bayes_dcpt.posterior.heldout import check_predictions
+
+    measured = [c for c in ("loss_general", "loss_domain") if c in pred and np.isfinite(
+        np.asarray(pred[c], float)).any()]
+    if not measured or kind != "predictive":  # the law's own band is not meant to hold single runs
+        return None
+    return check_predictions(pred, ci, fitted=f.data)
+
+
+def _print_check(check: Any) -> None:
+    """The measured losses against the bands, per (target, domain): held-out groups judged, in-sample shown."""
+    t = check.table
+    rows = [[r["target"], r["domain"], r["where"], str(r["runs"]), str(r["rows"]), f"{r['mape']:.2f}",
+             f"{r['bias']:+.2f}", f"{r['coverage']:.2f}", f"{r['plausible_lo']:.2f}-{r['plausible_hi']:.2f}",
+             f"{r['below']:.2f} / {r['above']:.2f}", f"{r['width']:.1f}",
+             r["verdict"] + (", clearly" if r["clear"] else "")] for _, r in t.iterrows()]
+    print_table(console, f"measured losses against the {check.ci:.0%} predictive bands",
+                ["target", "domain", "rows are", "runs", "points", "MAPE %", "bias %", "inside", "plausible",
+                 "below / above", "band %", "verdict"], rows, labels=3,
+                legend="bias: the prediction's mean signed error (+: the law predicts too high); plausible: the "
+                       "coverage the runs allow (90%); band: mean width, % of the loss; '*': every domain")
+    bad = check.ok is False
+    print_wrapped(console, check.summary(), first="FLAG: " if bad else "", rest="  ", style="bold" if bad else None)
+    for p in check.problems:
+        print_wrapped(console, p, first="  - ", rest="    ")
+    for p in check.outside:
+        print_wrapped(console, p, first="  - not established: ", rest="    ")
 
 
 def _beyond_reach_rows(far: list[dict[str, Any]], kept: Any, first_line: int | None) -> list[dict[str, Any]]:

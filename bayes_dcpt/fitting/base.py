@@ -37,6 +37,7 @@ from bayes_dcpt.fitting.io import read_fit_file, write_fit_file
 from bayes_dcpt.fitting.marginal import marginal_log_likelihood
 from bayes_dcpt.laws.registry import Law
 from bayes_dcpt.posterior.adequacy import Adequacy, check_adequacy
+from bayes_dcpt.posterior.heldout import PredictionCheck, check_predictions
 
 __all__ = ["BaseFit", "DecisionMethods", "add_run_mixing", "flat_draws", "noise_ctx", "noise_draws", "psis_loo",
            "summary_table"]
@@ -242,6 +243,18 @@ class BaseFit:
         band of the law itself. Returns ``loss_<target>_mean``, ``_lo``, ``_hi`` for each fitted target.
         """
         return self.posterior.predict(frame, ci, kind=kind, seed=seed)
+
+    def check_predictions(self, data: pd.DataFrame, ci: float = CI_PROB, *, seed: int = 0) -> PredictionCheck:
+        """How well the predictive bands hold measured losses, e.g. of runs trained after the fit.
+
+        Predicts the CPT rows of ``data`` (a table of the data schema) and scores the measured losses against
+        the ``ci`` bands per (target, domain): MAPE, the sign of the error, coverage and which side the misses
+        fall on, judged calibrated in ``[ci - 0.10, ci + 0.05]`` (:mod:`bayes_dcpt.posterior.heldout`). Rows
+        the fit had are scored apart, not judged. ``print()`` the result for the verdict and the problems,
+        ``.table`` for every group.
+        """
+        rows = _data.fit_rows(_data.load(data))
+        return check_predictions(self.predict(rows, ci, seed=seed), ci, fitted=self.data)
 
     def priors(self) -> pd.DataFrame:
         """The priors of this fit, as sampled, with their reasons (saved in the model card)."""

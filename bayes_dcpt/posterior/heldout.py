@@ -1,0 +1,226 @@
+"""Measured losses against a fit's predictive bands: how well the predictions hold runs the fit did not see.
+
+A fit is judged by how it extrapolates, and the user who has trained the runs a fit predicted (later checkpoints, a
+larger size, another ratio) wants the answer in one place: per (target, domain), the error of the prediction
+(MAPE, and its sign: does the law predict too high or too low), the share of measurements inside the ``ci`` band,
+which side the misses fall on, and whether that share is in range. ``bayes-dcpt predict`` prints it whenever its
+grid carries measured losses, ``--json`` carries it, and :meth:`bayes_dcpt.fitting.base.BaseFit.check_predictions`
+returns it in Python.
+
+A 90% band is called calibrated when it holds 80% to 95% of the held-out measurements, the range the honest-fit
+benchmarks use (BENCHMARKS.md); at another level ``ci`` the range is ``[ci - 0.10, ci + 0.05]``. Checkpoints of
+one run share its offset and miss together, so the evidence is the number of runs, not of rows: a group of fewer
+than :data:`MIN_RUNS` runs is shown but not judged, and a group outside the range is a *clear* miss (``FLAG``,
+``ok`` False) only when its runs rule the level out (:func:`plausible_coverage`); five runs at 0.70 do not, fifteen
+at 0.60 do. Each domain is judged, and every domain together. Rows that are in the fit's own data are scored apart
+and never judged: inside the data a band says nothing about extrapolation (the fit's adequacy checks judge those).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bayes_dcpt.encoding import to_jsonable
+
+__all__ = ["BAND_RANGE", "MIN_RUNS", "PredictionCheck", "band_range", "check_predictions", "plausible_coverage"]
+
+#: The calibrated range of a band's coverage around its level ``ci``: ``[ci - 0.10, ci + 0.05]`` (0.80-0.95 at 90%).
+BAND_RANGE = (0.10, 0.05)
+#: Fewer runs than this in a group: its coverage moves in steps too coarse to judge (shown, not judged).
+MIN_RUNS = 3
+#: Without run names: the keys that say a measured row is one the fit had (with ``seed`` where both tables have it).
+_KEYS = ("domain", "n_params", "tokens", "r_domain")
+
+HELD_OUT, IN_FIT = "held out", "in the fit's data"
+
+
+@dataclass(frozen=True)
+class PredictionCheck:
+    """Measured losses against the predictions: one row per (target, domain, held out or in the fit's data).
+
+    ``table`` columns: ``target``, ``domain`` (``"*"``: every domain, after the domains when there are several),
+    ``where`` (``"held out"`` or ``"in the fit's data"``), ``rows``, ``runs``, ``mape`` (%),
+    ``bias`` (mean signed error of the prediction, % of the loss: positive, the law predicts too high),
+    ``coverage`` (share inside the ``ci`` band), ``plausible_lo`` / ``plausible_hi`` (the 90% range of the
+    coverage the runs allow, :func:`plausible_coverage`), ``below`` / ``above`` (shares under / over the band),
+    ``width`` (mean band width, % of the loss), ``verdict`` (``"calibrated"``, ``"too narrow"``, ``"too wide"``,
+    ``"too few runs"`` or ``"in the fit's data"``, not judged) and ``clear``: a miss the runs establish (the
+    level ``ci`` itself lies outside the plausible range).
+    """
+
+    ci: float
+    table: pd.DataFrame
+
+    @property
+    def judged(self) -> pd.DataFrame:
+        """The held-out groups with enough runs to judge: each domain, and every domain together."""
+        t = self.table
+        return t[(t["where"] == HELD_OUT) & t["verdict"].isin(("calibrated", "too narrow", "too wide"))]
+
+    @property
+    def ok(self) -> bool | None:
+        """False when a judged group clearly misses (:attr:`problems`), None when nothing could be judged."""
+        j = self.judged
+        return None if j.empty else not bool(j["clear"].any())
+
+    @property
+    def problems(self) -> list[str]:
+        """One sentence per group whose runs establish that its bands miss their level (``clear``)."""
+        return [self._sentence(r) for _, r in self.judged[self.judged["clear"]].iterrows()]
+
+    @property
+    def outside(self) -> list[str]:
+        """One sentence per group outside the calibrated range by less than its few runs can establish."""
+        j = self.judged
+        return [self._sentence(r) for _, r in j[(j["verdict"] != "calibrated") & ~j["clear"]].iterrows()]
+
+    def _sentence(self, r: pd.Series) -> str:
+        lo, hi = band_range(self.ci)
+        cover = (f"{r['coverage']:.2f} inside (range {lo:.2f}-{hi:.2f}; from {int(r['runs'])} runs, "
+                 f"{r['plausible_lo']:.2f}-{r['plausible_hi']:.2f} plausible)")
+        if r["verdict"] == "too narrow":
+            side = "the law predicts too high" if r["below"] > r["above"] else "the law predicts too low"
+            what = (f"bands too narrow: {cover}; {r['below']:.0%} below, {r['above']:.0%} above: {side} "
+                    f"({r['bias']:+.1f}%)")
+        else:
+            what = (f"bands too wide: {cover} at {r['mape']:.1f}% error, band {r['width']:.0f}% of the loss: "
+                    "they overstate the uncertainty")
+        dom = "every domain" if r["domain"] == "*" else r["domain"]
+        return f"{r['target']} loss, {dom}: {what}"
+
+    def summary(self) -> str:
+        """One line: whether the held-out measurements sit in the bands as often as their level says."""
+        t = self.table
+        whole = t.drop_duplicates(["target", "where"], keep="last")  # each target's "*" row, or its one domain's
+        held = whole[whole["where"] == HELD_OUT]
+        n_in = int(whole.loc[whole["where"] == IN_FIT, "rows"].max()) if (whole["where"] == IN_FIT).any() else 0
+        tail = (f" ({n_in} row{'s' if n_in != 1 else ''} in the fit's data, not a test of extrapolation)"
+                if n_in else "")
+        if held.empty:
+            return (f"measured losses: every row is in the fit's data{tail}: in-sample, so the bands are not "
+                    "tested; check the fit on runs it did not see")
+        if self.ok is None:
+            return f"measured losses: too few held-out runs to judge the {self.ci:.0%} bands (fewer than {MIN_RUNS})"
+        lo, hi = band_range(self.ci)
+        cells = "; ".join(f"{r['target']} {r['mape']:.2f}% error, {r['coverage']:.2f} inside"
+                          for _, r in held.iterrows())
+        if not self.ok:
+            head = (f"MISCALIBRATED: in {len(self.problems)} group(s) the held-out runs rule out that the bands hold "
+                    f"{self.ci:.0%} of them")
+        elif self.outside:
+            head = (f"held-out measurements: {len(self.outside)} group(s) outside {lo:.2f}-{hi:.2f}, each by less "
+                    "than its few runs can establish")
+        else:
+            head = "held-out measurements: the bands hold them as calibrated"
+        return f"{head} ({self.ci:.0%} bands; {cells}){tail}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``ci``, the calibrated range, ``ok``, ``summary``, ``problems``, ``outside``, the groups."""
+        return {"ci": self.ci, "range": list(band_range(self.ci)), "ok": self.ok, "summary": self.summary(),
+                "problems": self.problems, "outside": self.outside,
+                "groups": to_jsonable(self.table.to_dict(orient="records"))}
+
+    def __str__(self) -> str:
+        return "\n".join([self.summary(), *(f"  {p}" for p in self.problems),
+                          *(f"  (not established) {p}" for p in self.outside)])
+
+
+def plausible_coverage(shares: np.ndarray, prob: float = 0.9) -> tuple[float, float]:
+    """The central ``prob`` range of a band's coverage that runs with these inside-shares allow.
+
+    A run is the unit of evidence (its checkpoints share its offset, so they miss together): with ``k`` the sum of
+    the runs' inside-shares and ``n`` the runs, Jeffreys' Beta(k + 1/2, n - k + 1/2). Conservative when a run's
+    checkpoints are less correlated than that.
+    """
+    n, k = float(len(shares)), float(np.sum(shares))
+    q = stats.beta.ppf([(1 - prob) / 2, 1 - (1 - prob) / 2], k + 0.5, n - k + 0.5)
+    return float(q[0]), float(q[1])
+
+
+def band_range(ci: float) -> tuple[float, float]:
+    """The coverage a ``ci`` band must reach on held-out measurements to be called calibrated."""
+    return max(0.0, ci - BAND_RANGE[0]), min(1.0, ci + BAND_RANGE[1])
+
+
+def check_predictions(pred: pd.DataFrame, ci: float, fitted: pd.DataFrame | None = None) -> PredictionCheck:
+    """Score predictions ``pred`` (``predict``'s output, measured ``loss_<target>`` columns kept) against them.
+
+    ``fitted``: the fit's data; rows found there (the same run and checkpoint, :func:`_in_fit`) are scored apart
+    as in-sample. A target is scored on the rows with a measured loss and a finite band.
+    """
+    inside = _in_fit(pred, fitted)
+    runs = (pred["run_id"].astype(str) if "run_id" in pred else
+            pred["domain"].astype(str) + "|" + pred["n_params"].astype(str) + "|" + pred["r_domain"].astype(str))
+    rows = []
+    for t in ("general", "domain"):
+        cols = [f"loss_{t}", f"loss_{t}_mean", f"loss_{t}_lo", f"loss_{t}_hi"]
+        if not all(c in pred for c in cols):
+            continue
+        y, m, lo, hi = (pd.to_numeric(pred[c], errors="coerce").to_numpy(float) for c in cols)
+        ok = np.isfinite(y) & (y > 0) & np.isfinite(m) & np.isfinite(lo) & np.isfinite(hi)
+        for where, mask in ((HELD_OUT, ok & ~inside), (IN_FIT, ok & inside)):
+            if not mask.any():
+                continue
+            doms = pred.loc[mask, "domain"].astype(str)
+            groups = [(d, mask & (pred["domain"].astype(str) == d).to_numpy()) for d in sorted(doms.unique())]
+            if len(groups) > 1:
+                groups.append(("*", mask))
+            for d, g in groups:
+                scores = _scores(y[g], m[g], lo[g], hi[g], runs[g], ci, where)
+                rows.append({"target": t, "domain": d, "where": where, **scores})
+    cols = ["target", "domain", "where", "rows", "runs", "mape", "bias", "coverage", "plausible_lo",
+            "plausible_hi", "below", "above", "width", "verdict", "clear"]
+    return PredictionCheck(float(ci), pd.DataFrame(rows, columns=cols))
+
+
+def _scores(y: np.ndarray, m: np.ndarray, lo: np.ndarray, hi: np.ndarray, runs: pd.Series, ci: float,
+            where: str) -> dict[str, Any]:
+    """The scores of one group of measurements (``runs``: each row's run) and its verdict."""
+    inside = (y >= lo) & (y <= hi)
+    cover = float(np.mean(inside))
+    shares = pd.Series(inside.astype(float), index=runs.to_numpy()).groupby(level=0).mean().to_numpy()
+    p_lo, p_hi = plausible_coverage(shares)
+    lo_ok, hi_ok = band_range(ci)
+    n_runs = len(shares)
+    if where == IN_FIT:
+        verdict = IN_FIT
+    elif n_runs < MIN_RUNS:
+        verdict = "too few runs"
+    else:
+        verdict = "too narrow" if cover < lo_ok - 1e-9 else "too wide" if cover > hi_ok + 1e-9 else "calibrated"
+    clear = verdict in ("too narrow", "too wide") and not p_lo <= ci <= p_hi
+    return {"rows": int(y.size), "runs": n_runs, "mape": float(100 * np.mean(np.abs(m - y) / y)),
+            "bias": float(100 * np.mean((m - y) / y)), "coverage": cover, "plausible_lo": p_lo,
+            "plausible_hi": p_hi, "below": float(np.mean(y < lo)), "above": float(np.mean(y > hi)),
+            "width": float(100 * np.mean((hi - lo) / y)), "verdict": verdict, "clear": bool(clear)}
+
+
+def _in_fit(pred: pd.DataFrame, fitted: pd.DataFrame | None) -> np.ndarray:
+    """Per row of ``pred``: whether it is a measurement the fit had.
+
+    The same run and checkpoint (``run_id`` and tokens) where both tables name their runs; else the same domain,
+    N, D, r (and seed where both have one).
+    """
+    if fitted is None or fitted.empty or pred.empty:
+        return np.zeros(len(pred), bool)
+    if "run_id" in pred and "run_id" in fitted:
+        keys = ["run_id", "tokens"]
+    else:
+        keys = list(_KEYS) + (["seed"] if "seed" in pred and "seed" in fitted else [])
+
+    def key(df: pd.DataFrame) -> pd.Series:
+        parts = []
+        for k in keys:
+            if k in ("domain", "run_id"):
+                parts.append(df[k].astype(str))
+            else:
+                v = pd.to_numeric(df[k], errors="coerce").to_numpy(float)
+                parts.append(pd.Series([f"{x:.6g}" for x in v], index=df.index))
+        return pd.concat(parts, axis=1).agg("|".join, axis=1)
+
+    return key(pred).isin(set(key(fitted))).to_numpy()

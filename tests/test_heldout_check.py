@@ -1,0 +1,142 @@
+"""Measured losses against a fit's bands (``posterior.heldout``, ``Fit.check_predictions``, ``predict``'s check).
+
+The check must judge only what is a test of extrapolation (held-out runs, enough of them), say which side the
+misses fall on, and never judge rows the fit had.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_dcpt.posterior.heldout import MIN_RUNS, band_range, check_predictions
+
+
+def _pred(inside: int, below: int = 0, above: int = 0, *, domain: str = "code", runs: int | None = None,
+          start: int = 0, tokens: float = 1e6) -> pd.DataFrame:
+    """Predictions of ``inside + below + above`` runs (one checkpoint each): band [0.95, 1.05] around 1.0."""
+    n = inside + below + above
+    y = np.r_[np.ones(inside), np.full(below, 0.9), np.full(above, 1.2)]
+    ids = [f"{domain}|{i % (runs or n) + start}" for i in range(n)]
+    return pd.DataFrame({"domain": domain, "n_params": 1e6, "tokens": tokens + np.arange(n), "r_domain": 0.5,
+                         "run_id": ids, "loss_general": y, "loss_general_mean": 1.0, "loss_general_lo": 0.95,
+                         "loss_general_hi": 1.05})
+
+
+def test_verdicts_follow_the_range_and_name_the_side():
+    assert band_range(0.9) == pytest.approx((0.80, 0.95))
+    ok = check_predictions(_pred(9, 1), 0.9)  # 0.90 inside
+    assert ok.ok is True and ok.problems == []
+    assert ok.table.set_index("domain").loc["code", "verdict"] == "calibrated"
+    assert "hold them as calibrated" in ok.summary()
+
+    low = check_predictions(_pred(6, 0, 4), 0.9)  # 0.60 inside, every miss above the band
+    assert low.ok is False
+    row = low.table.set_index("domain").loc["code"]
+    assert row["verdict"] == "too narrow" and row["above"] == pytest.approx(0.4) and row["below"] == 0
+    assert row["bias"] < 0  # the prediction is below the measurements
+    assert "the law predicts too low" in low.problems[0] and "MISCALIBRATED" in low.summary()
+    high = check_predictions(_pred(6, 4), 0.9)
+    assert "the law predicts too high" in high.problems[0]
+
+    wide = check_predictions(_pred(20), 0.9)  # 1.00 inside
+    assert wide.ok is False and "bands too wide" in wide.problems[0]
+
+
+def test_a_miss_few_runs_cannot_establish_is_said_but_not_flagged():
+    """Seven runs at 0.71 inside allow a 90% band (plausible 0.43-0.93): outside the range, not established."""
+    c = check_predictions(_pred(5, 0, 2), 0.9)
+    row = c.table.iloc[0]
+    assert row["verdict"] == "too narrow" and not row["clear"]
+    assert row["plausible_lo"] < 0.5 and row["plausible_hi"] > 0.9
+    assert c.ok is True and c.problems == [] and len(c.outside) == 1
+    assert "by less than its few runs can establish" in c.summary() and "MISCALIBRATED" not in c.summary()
+    assert "(not established)" in str(c)
+
+
+def test_plausible_coverage_counts_runs_not_checkpoints():
+    from bayes_dcpt.posterior.heldout import plausible_coverage
+
+    lo, hi = plausible_coverage(np.r_[np.ones(9), 0.0])  # Jeffreys' Beta(9.5, 1.5)
+    assert (lo, hi) == pytest.approx((0.669, 0.982), abs=0.002)
+    # the same share from 10 runs of 10 checkpoints is no more evidence than from 10 runs of one
+    many = check_predictions(_pred(90, 0, 10, runs=10), 0.9).table.iloc[0]
+    assert (many["plausible_lo"], many["plausible_hi"]) == pytest.approx((lo, hi))
+
+
+def test_few_runs_are_shown_not_judged():
+    """Checkpoints of one run share its offset: coverage from fewer than MIN_RUNS runs is not judged."""
+    c = check_predictions(_pred(2, 0, 8, runs=MIN_RUNS - 1), 0.9)
+    assert c.table.set_index("domain").loc["code", "verdict"] == "too few runs"
+    assert c.ok is None and c.problems == [] and "too few held-out runs" in c.summary()
+
+
+def test_rows_the_fit_had_are_scored_apart_and_never_judged():
+    held, had = _pred(6, 0, 4, tokens=2e6), _pred(10, domain="code", start=100)
+    both = pd.concat([held, had], ignore_index=True)
+    c = check_predictions(both, 0.9, fitted=had)
+    t = c.table.set_index(["domain", "where"])
+    assert t.loc[("code", "held out"), "rows"] == 10 and t.loc[("code", "in the fit's data"), "rows"] == 10
+    assert t.loc[("code", "in the fit's data"), "verdict"] == "in the fit's data"
+    assert len(c.problems) == 1 and "10 rows in the fit's data" in c.summary()
+    only_fit = check_predictions(had, 0.9, fitted=had)
+    assert only_fit.ok is None and "every row is in the fit's data" in only_fit.summary()
+    # without run names, a measurement is the fit's when its domain, N, D and r are
+    no_ids = check_predictions(both.drop(columns="run_id"), 0.9, fitted=had.drop(columns="run_id"))
+    assert (no_ids.table["where"] == "held out").sum() == 1  # one domain: no every-domain row
+    same_point = check_predictions(_pred(10).drop(columns="run_id"), 0.9, fitted=had.drop(columns="run_id"))
+    assert (same_point.table["where"] == "in the fit's data").all()
+
+
+def test_several_domains_are_judged_each_on_its_own():
+    both = pd.concat([_pred(9, 1, domain="code"), _pred(5, 5, domain="law")], ignore_index=True)
+    c = check_predictions(both, 0.9)
+    t = c.table.set_index("domain")
+    assert t.loc["code", "verdict"] == "calibrated" and t.loc["law", "verdict"] == "too narrow"
+    assert t.loc["*", "rows"] == 20 and t.loc["*", "clear"]  # every domain together: 0.70 from 20 runs
+    assert [p.split(":")[0] for p in c.problems] == ["general loss, law", "general loss, every domain"]
+    d = json.loads(json.dumps(c.to_dict()))
+    assert d["ok"] is False and d["range"] == pytest.approx([0.8, 0.95]) and len(d["groups"]) == 3
+
+
+@pytest.fixture(scope="module")
+def replicate(world3) -> pd.DataFrame:
+    """New runs of the simulated world (another seed; their own run names), measured 15% above what it says."""
+    from tests.conftest import probe_grid
+
+    new = world3.simulate(probe_grid(), seed=2)
+    new = new[new["tokens"] > 0].copy()
+    new["run_id"] = new["run_id"] + "|replicate"
+    for t in ("general", "domain"):
+        new[f"loss_{t}"] *= 1.15
+    return new.reset_index(drop=True)
+
+
+def test_fit_flags_runs_its_law_misses(small_fit, df3, replicate):
+    c = small_fit.check_predictions(replicate)
+    assert c.ok is False and (c.table["where"] == "held out").all()
+    for t in ("general", "domain"):
+        row = c.table.set_index(["target", "domain"]).loc[(t, "code")]
+        assert row["verdict"] == "too narrow" and row["above"] > 0.5 and row["bias"] < -5
+    # the same new runs as the world measures them: the fit's bands hold them
+    fair = replicate.assign(**{f"loss_{t}": replicate[f"loss_{t}"] / 1.15 for t in ("general", "domain")})
+    assert small_fit.check_predictions(fair).ok is True
+    own = small_fit.check_predictions(df3)
+    assert own.ok is None and (own.table["where"] == "in the fit's data").all()
+
+
+def test_predict_prints_and_carries_the_check(cli, small_fit_path, replicate, tmp_path):
+    grid = tmp_path / "later_runs.csv"
+    replicate.to_csv(grid, index=False)
+    code, out, err = cli("predict", small_fit_path, grid, "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    assert "measured losses against the 90% predictive bands" in out
+    assert "FLAG: MISCALIBRATED" in out and "the law predicts too low" in out
+    code, out, _ = cli("predict", small_fit_path, grid, "--json")
+    check = json.loads(out)["check"]
+    assert check["ok"] is False and {g["verdict"] for g in check["groups"]} >= {"too narrow"}
+    code, out, _ = cli("predict", small_fit_path, grid, "--kind", "mean", "--json")
+    assert "check" not in json.loads(out)  # the law's own band is not meant to hold single runs
