@@ -5,7 +5,9 @@ every other option at its default (4 chains x 1000 draws after 1000 tuning steps
 bands, all domains of the file in one fit), then ``bayes-dcpt predict fit.nc test.csv --out pred.csv`` (90%
 posterior predictive bands). The held-out rows are scored as in ``bench_honest_fit.py`` (MAPE of the band's centre,
 share inside the 90% band) beside the careful per-domain point fits of L3 and L1 (``fit_point`` on each domain's
-rows). "meets target": MAPE no worse than the better point fit, coverage in [0.80, 0.95].
+rows). "meets target": MAPE no worse than the better point fit, coverage in [0.80, 0.95]. With each cell, what its
+held-out runs can establish (``predict``'s own check, ``posterior.heldout``): the runs, the 90% range of the
+coverage they allow, and whether a miss is established (the range excludes 0.90).
 
 Laws: the default (no ``--law``: ``cpt`` when every (domain, size) has base rows, else ``dcpt``), ``--law dcpt``
 and ``--law auto``. Splits (all domains of a grid in one fit, as a user fits a file):
@@ -42,6 +44,7 @@ from _evaluate import _score
 from bayes_dcpt import data as _data
 from bayes_dcpt import datasets
 from bayes_dcpt.fitting.pointfit import fit_point
+from bayes_dcpt.posterior.heldout import check_predictions
 
 OUT = Path(__file__).parent / "results"
 CLI = [str(Path(sys.executable).parent / "bayes-dcpt")]
@@ -128,9 +131,13 @@ def run(split: str, train: pd.DataFrame, test: pd.DataFrame, laws: list[str], wo
             continue
         pred = pd.read_csv(pred_csv)
         assert len(pred) == len(test) and np.allclose(pred["tokens"], test["tokens"]), "rows out of order"
+        pooled = check_predictions(pred, 0.9, fitted=train).table.drop_duplicates("target", keep="last")
         for t in targets:
+            c = pooled.set_index("target").loc[t]  # every domain together, with what its runs can establish
             rows.append(_score(f"cli {law}", "posterior predictive", split, t, test, pred, secs,
-                               {**extra, "predict exit code": pcode, "predict s": psecs}))
+                               {**extra, "predict exit code": pcode, "predict s": psecs, "runs": c["runs"],
+                                "plausible lo": c["plausible_lo"], "plausible hi": c["plausible_hi"],
+                                "established miss": bool(c["clear"])}))
         print(f"  {split}: {law}: exit {code}, {secs:.0f} s, R-hat {extra['R-hat max']}, "
               f"adequate {extra['adequate']}")
     return rows
@@ -170,8 +177,8 @@ def main() -> None:
                 if not a.fit_args or a.suffix:  # a smoke test with other settings (no suffix) writes nothing
                     OUT.mkdir(exist_ok=True)
                     table.to_csv(path, index=False)  # after every split: a late failure loses nothing
-    cols = ["split", "target", "method", "law fitted", "MAPE %", "coverage 90%", "meets target", "fit exit code",
-            "fit s", "R-hat max", "adequate"]
+    cols = ["split", "target", "method", "law fitted", "MAPE %", "coverage 90%", "runs", "plausible lo",
+            "plausible hi", "established miss", "meets target", "fit exit code", "fit s", "R-hat max", "adequate"]
     print(md_table(table[[c for c in cols if c in table]]))
 
 

@@ -34,7 +34,8 @@ def rows_for(path: str) -> list[dict]:
                 ra, m = s.risk_aware, s.measured or {}
                 r = s.table.loc["r_domain"]
                 probs = s.probabilities
-                run_at_ra = next((v for k, v in probs.items() if k.startswith("P(one run at the risk-aware")), np.nan)
+                run_at_ra = probs["one_run_within_at_risk_aware"].value if "one_run_within_at_risk_aware" in probs \
+                    else np.nan
                 out.append({
                     "model": path, "where": where, "T": T, "domain": dom,
                     "r* median [90%]": f"{r['median']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]",

@@ -257,7 +257,9 @@ def test_limited_data_closed_form_matches_brute_force():
     # the predicted domain loss is the minimum of the brute-force curve
     np.testing.assert_allclose(p["loss_domain"], f.min(axis=1), rtol=1e-7)
     assert d.summary().counts["interior"] == int(p["interior"].sum())
-    assert d.summary().probabilities["P(interior optimum r* < 1)"] == pytest.approx(p["interior"].mean())
+    prob = d.summary().probabilities["interior_optimum"]
+    assert prob.value == pytest.approx(p["interior"].mean()) and prob.statement == "P(interior optimum r* < 1)"
+    assert d.to_json()["probabilities"]["interior_optimum"]["value"] == pytest.approx(prob.value)
 
 
 def test_limited_data_interior_condition_formula():

@@ -323,10 +323,9 @@ def test_cpt_predictive_draws_from_a_given_law_mean_keep_the_noise_that_grows_wi
 def test_one_runs_chance_to_stay_within_the_threshold_is_given_beside_the_laws(world):
     def run_probs(post):
         s = dc.tradeoff(post, n_params=1e9, tokens=1e10, max_general_increase=0.02).summary()
-        law = next(v for k, v in s.probabilities.items() if k.startswith("P(constraint holds"))
-        med = next(v for k, v in s.probabilities.items() if k.startswith("P(one run at the median"))
-        ra = next(v for k, v in s.probabilities.items() if k.startswith("P(one run at the risk-aware"))
-        return law, med, ra
+        p = s.probabilities
+        return (p["law_within_at_median"].value, p["one_run_within_at_median"].value,
+                p["one_run_within_at_risk_aware"].value)
 
     # runs that barely deviate from the law: one run's chance is the law's (0.5 at the median, ~0.9 at the risk-aware r)
     law, med, ra = run_probs(jitter_posterior(world, S=400, spread=0.01, sigma=1e-6, tau=1e-6))
@@ -334,6 +333,16 @@ def test_one_runs_chance_to_stay_within_the_threshold_is_given_beside_the_laws(w
     # runs that deviate by ~1.5% (offset and checkpoint noise): at the risk-aware r one run stays within it less often
     law, med, ra = run_probs(jitter_posterior(world, S=400, spread=0.01, sigma=0.01, tau=0.01))
     assert med == pytest.approx(0.5, abs=0.05) and 0.5 < ra < 0.85
+    # keyed by stable names in --json, each statement with its sentence and the ratio it is about (no number to
+    # parse out of a key)
+    d = dc.tradeoff(jitter_posterior(world, S=400, spread=0.01, sigma=0.01, tau=0.01), n_params=1e9, tokens=1e10,
+                    max_general_increase=0.02)
+    j = json.loads(json.dumps(d.to_json()))["probabilities"]
+    assert set(j) == {"law_within_at_median", "one_run_within_at_median", "one_run_within_at_risk_aware",
+                      "r_star_at_least_half"}
+    assert j["one_run_within_at_risk_aware"]["r_domain"] == pytest.approx(d.extras["risk_aware"]["r_domain"])
+    assert j["one_run_within_at_risk_aware"]["statement"].startswith("P(one run at the risk-aware r = ")
+    assert j["one_run_within_at_risk_aware"]["value"] == pytest.approx(ra)
 
 
 def test_the_risk_aware_answer_for_one_run_keeps_that_run_within_the_threshold(world):
@@ -449,6 +458,7 @@ def test_the_predictive_check_of_a_measured_crossing_holds_with_few_draws(world)
 def _few_infeasible(S=4000, k=5):
     """A tradeoff decision over ``S`` draws of which ``k`` find no feasible ratio (r* undefined there)."""
     from bayes_dcpt.decide.results import Decision
+    from bayes_dcpt.decide.wording import probability
 
     rng = np.random.default_rng(0)
     feasible = np.ones(S, bool)
@@ -458,7 +468,7 @@ def _few_infeasible(S=4000, k=5):
                          "always_satisfied": np.zeros(S, bool)})
     extras = {"counts": {"n_draws": S, "infeasible": k},
               "risk_aware": {"prob": 0.9, "r_domain": 0.45, "feasible": True, "method": "quantile"},
-              "probabilities": {"P(constraint holds at the median r* = 0.6)": 0.5}}
+              "probabilities": {"law_within_at_median": probability("law_within_at_median", 0.5, 0.6)}}
     return Decision("tradeoff", "code", {"relative": True}, post, extras=extras)
 
 
@@ -500,7 +510,7 @@ def test_the_decision_table_names_each_number_for_what_it_is():
     assert cells["optimal domain share r*"].startswith("median ") and "90% interval" in cells[
         "optimal domain share r*"]
     assert cells["risk-aware r (P(constraint holds) >= 0.9)"] == "value 0.45"
-    assert cells["P(constraint holds at the median r* = 0.6)"] == "probability 0.500"
+    assert cells["P(constraint holds at the median r* = 0.6000)"] == "probability 0.500"
     assert all("90% interval" in c for c in cells.values() if c.startswith("median")), cells
     con = Console(record=True, width=250)  # the library's rich table: the same header and legend
     con.print(dc.decision_table(d))

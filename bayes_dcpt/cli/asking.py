@@ -119,7 +119,7 @@ def print_decisions(console: Any, dec: Any, ci: float) -> None:
             print_table(console, f"{d.domain}: r* against the CPT tokens D ({ci:.0%} equal-tailed intervals)",
                         ["tokens D", "median r*", f"{ci:.0%} interval", "risk-aware r", "for one run",
                          "one run crosses", "infeasible"], rows)
-            rows = [[k, f"{v:.3f}"] for k, v in s.probabilities.items()]
+            rows = [[p.statement, f"{p.value:.3f}"] for p in s.probabilities.values()]
             if rows:
                 print_table(console, "", ["statement", "probability"], rows)
         else:
@@ -153,8 +153,8 @@ def _decision_rows(s: Any, ci: float) -> tuple[list[str], list[list[str]], list[
     for a in risk_answers(s.risk_aware).values():
         rows.append([a.label, a.value(".4g"), "", "" if a.r is not None else a.why_none])
         names.append(["value", "", "note"])
-    for k, v in s.probabilities.items():
-        rows.append([k, f"{v:.3f}", "", ""])
+    for p in s.probabilities.values():
+        rows.append([p.statement, f"{p.value:.3f}", "", ""])
         names.append(["probability", "", "note"])
     kinds = [k for k, there in (("a single ratio on risk-aware rows", s.risk_aware), ("a probability on P(...) rows",
                                                                                      s.probabilities)) if there]

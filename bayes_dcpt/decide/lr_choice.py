@@ -36,6 +36,7 @@ from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.decide.draws import posterior_weights, threshold_loss
 from bayes_dcpt.decide.inputs import positive, unit_interval
 from bayes_dcpt.decide.results import Decision, DecisionSummary
+from bayes_dcpt.decide.wording import probability
 from bayes_dcpt.encoding import to_jsonable
 from bayes_dcpt.errors import DataValidationError, InputError, Problem
 from bayes_dcpt.laws.lr_schedules import ScheduleError, parse_schedule
@@ -92,7 +93,7 @@ class ScheduleDecision(Decision):
         """
         tab = self.table(ci)
         counts = dict(self.extras.get("counts", {}))
-        probs = {f"P(best = {r['name']} at r={r['r_domain']:g})": float(r["P_best"])
+        probs = {f"best:{r['name']}": probability("best", r["P_best"], r["r_domain"], name=str(r["name"]))
                  for _, r in tab.sort_values("P_best", ascending=False).head(3).iterrows()}
         keep = ["name", "r_domain", "P_best", "P_feasible", "loss_domain_median", "loss_domain_lo", "loss_domain_hi",
                 "general_increase_median", "general_increase_lo", "general_increase_hi"]
@@ -105,7 +106,7 @@ class ScheduleDecision(Decision):
         return {"usage": self.usage, "domain": self.domain, "ci": ci, "n_draws": self.n_draws,
                 "inputs": to_jsonable(self.inputs),
                 "candidates": to_jsonable(s.table.reset_index().to_dict(orient="records")),
-                "counts": to_jsonable(s.counts), "probabilities": to_jsonable(s.probabilities),
+                "counts": to_jsonable(s.counts), "probabilities": s.probabilities_json(),
                 "risk_aware": to_jsonable(s.risk_aware)}
 
     def plot(self, *, ci: float = CI_PROB) -> Any:

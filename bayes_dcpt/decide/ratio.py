@@ -31,6 +31,7 @@ from bayes_dcpt.decide.draws import answer_domains, law_draws, posterior_weights
 from bayes_dcpt.decide.inputs import number, positive, unit_interval
 from bayes_dcpt.decide.measured import measured_crossing, nearest_cell
 from bayes_dcpt.decide.results import Decision, DecisionSet, one_or_set
+from bayes_dcpt.decide.wording import probability
 from bayes_dcpt.errors import InputError
 from bayes_dcpt.numerics.quantiles import weighted_quantile
 from bayes_dcpt.numerics.search import bisect_last_feasible, last_meeting
@@ -371,12 +372,12 @@ def _tradeoff_decision(post: Posterior, inputs: dict[str, Any], grid: np.ndarray
     probs = {}
     if np.isfinite(med):
         lg_med = law_draws(post, "general", dom, n_params, tokens, med)
-        probs[f"P(constraint holds at the median r* = {med:.4f})"] = float(np.sum(w * (lg_med <= threshold)))
-        probs[f"P(one run at the median r* = {med:.4f} stays within it)"] = float(_run_within(
-            post, dom, n_params, tokens, float(med), lg_med, threshold, w))
+        probs["law_within_at_median"] = probability("law_within_at_median", np.sum(w * (lg_med <= threshold)), med)
+        probs["one_run_within_at_median"] = probability("one_run_within_at_median", _run_within(
+            post, dom, n_params, tokens, float(med), lg_med, threshold, w), med)
     if lg_ra is not None:
-        probs[f"P(one run at the risk-aware r = {ra['r_domain']:.4f} stays within it)"] = float(_run_within(
-            post, dom, n_params, tokens, float(ra["r_domain"]), lg_ra, threshold, w))
+        probs["one_run_within_at_risk_aware"] = probability("one_run_within_at_risk_aware", _run_within(
+            post, dom, n_params, tokens, float(ra["r_domain"]), lg_ra, threshold, w), ra["r_domain"])
     counts = {"n_draws": post.n_draws, "infeasible": int(res["infeasible"].sum()),
               "always_satisfied": int(res["always"].sum()), "non_monotone": int((~res["monotone"]).sum())}
     L0c = L0[:, None]
@@ -460,7 +461,7 @@ def _curve_decision(post: Posterior, inputs: dict[str, Any], toks: np.ndarray, g
     if toks.size > 1:
         with np.errstate(invalid="ignore"):
             up = R[:, -1] > R[:, 0]
-        probs["P(r* at the largest budget > r* at the smallest)"] = float(np.sum(w * up))
+        probs["r_star_rises_with_budget"] = probability("r_star_rises_with_budget", np.sum(w * up))
     extras = {"counts": counts, "risk_aware": ras, "probabilities": probs}
     if measured:
         extras["measured"] = measured

@@ -20,7 +20,7 @@ from bayes_dcpt import hooks
 from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.decide.inputs import unit_interval
 from bayes_dcpt.decide.measured import check_against, contains
-from bayes_dcpt.decide.wording import percent, risk_answers
+from bayes_dcpt.decide.wording import Probability, percent, probability, risk_answers
 from bayes_dcpt.encoding import to_jsonable
 from bayes_dcpt.errors import InputError, UnknownDomainError
 from bayes_dcpt.numerics.quantiles import weighted_quantile
@@ -54,7 +54,8 @@ class DecisionSummary:
     counts
         Draw counts: ``n_draws`` and the usage's flags (``infeasible``, ``always_satisfied``, ...).
     probabilities
-        Probability statements over all draws, e.g. ``"P(r* >= 0.5)"``.
+        Probability statements over all draws, keyed by a stable name (e.g. ``"r_star_at_least_half"``), each a
+        :class:`~bayes_dcpt.decide.wording.Probability` (``.value``, ``.statement``: ``"P(r* >= 0.5)"``).
     risk_aware
         Usage 1 only: ``{"prob", "r_domain", "method", ..., "one_run": {"r_domain", "feasible"}}`` (``one_run``: the
         largest r whose single run stays within the threshold with probability ``prob``); ``None`` otherwise.
@@ -73,7 +74,7 @@ class DecisionSummary:
     ci: float
     table: pd.DataFrame
     counts: dict[str, int]
-    probabilities: dict[str, float]
+    probabilities: dict[str, Probability]
     risk_aware: dict[str, Any] | None = None
     measured: dict[str, Any] | None = None
     notes: tuple[str, ...] = ()
@@ -88,7 +89,7 @@ class DecisionSummary:
         """Plain-Python form (JSON-ready)."""
         return {"usage": self.usage, "domain": self.domain, "ci": self.ci,
                 "table": to_jsonable(self.table.reset_index().to_dict(orient="records")),
-                "counts": dict(self.counts), "probabilities": to_jsonable(self.probabilities),
+                "counts": dict(self.counts), "probabilities": self.probabilities_json(),
                 "risk_aware": to_jsonable(self.risk_aware), "measured": to_jsonable(self.measured),
                 "nearest": to_jsonable(self.nearest), "notes": list(self.notes)}
 
@@ -96,13 +97,16 @@ class DecisionSummary:
         lines = [f"{self.usage} decision for domain {self.domain!r} ({self.ci:.0%} intervals)",
                  self.table.to_string(float_format=lambda v: f"{v:.5g}") if len(self.table) else "(no quantity)"]
         lines.append("counts: " + ", ".join(f"{k}={v}" for k, v in self.counts.items()))
-        for k, v in self.probabilities.items():
-            lines.append(f"{k} = {v:.3f}")
+        lines.extend(f"{p.statement} = {p.value:.3f}" for p in self.probabilities.values())
         lines.extend(f"{a.label}: {a.value('.4g')}" for a in risk_answers(self.risk_aware).values())
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
     __repr__ = __str__
+
+    def probabilities_json(self) -> dict[str, dict[str, Any]]:
+        """The probability statements as ``{key: {"value", "statement", "r_domain"}}`` (JSON-ready)."""
+        return {k: p.to_dict() for k, p in self.probabilities.items()}
 
 
 def one_run_crossing(grid: np.ndarray, within: np.ndarray, lo: float, hi: float) -> dict[str, float]:
@@ -470,14 +474,14 @@ class Decision:
                                  "one_run_contains": m.get("one_run_contains") if m else None})
         return pd.DataFrame(rows).set_index("tokens")
 
-    def _usage_probabilities(self) -> dict[str, float]:
+    def _usage_probabilities(self) -> dict[str, Probability]:
         """The probability statement each usage's summary adds to those computed at solve time."""
         if self.usage == "tradeoff":
-            return {"P(r* >= 0.5)": self.prob("r_domain", ">=", 0.5)}
+            return {"r_star_at_least_half": probability("r_star_at_least_half", self.prob("r_domain", ">=", 0.5))}
         if self.usage == "limited-data":
-            return {"P(interior optimum r* < 1)": self._flag_share("interior")}
+            return {"interior_optimum": probability("interior_optimum", self._flag_share("interior"))}
         if self.usage == "compute":
-            return {"P(a > 0.5): extra compute goes more to N than to D": self.prob("a", ">", 0.5)}
+            return {"more_compute_to_size": probability("more_compute_to_size", self.prob("a", ">", 0.5))}
         return {}
 
     def to_json(self, ci: float = CI_PROB) -> dict[str, Any]:
@@ -498,7 +502,7 @@ class Decision:
                 out[str(q)] = to_jsonable({"median": row["median"], "lo": row["lo"], "hi": row["hi"],
                                          "mean": row["mean"], "valid_share": row["valid_share"]})
         out["counts"] = to_jsonable(s.counts)
-        out["probabilities"] = to_jsonable(s.probabilities)
+        out["probabilities"] = s.probabilities_json()
         if s.risk_aware is not None:
             out["risk_aware"] = to_jsonable(s.risk_aware)
         if s.measured is not None:

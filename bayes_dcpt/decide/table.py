@@ -68,8 +68,8 @@ def _add_rows(t: Any, d: Decision, ci: float) -> None:
                       f"{fmt(row['lo'])} .. {fmt(row['hi'])}", note)
     for a in risk_answers(s.risk_aware).values():
         t.add_row(d.domain, a.label, a.value(".4g"), "", a.note)
-    for k, v in s.probabilities.items():
-        t.add_row(d.domain, k, f"{v:.3f}", "", "")
+    for p in s.probabilities.values():
+        t.add_row(d.domain, p.statement, f"{p.value:.3f}", "", "")
     t.add_row(d.domain, "draws", str(s.counts.get("n_draws", d.n_draws)), "",
               ", ".join(f"{k}: {v}" for k, v in s.counts.items() if k != "n_draws"))
     for n in s.notes:

@@ -1,10 +1,14 @@
-"""The risk-aware answers of a tradeoff decision, worded once for every place that shows them.
+"""The risk-aware answers and probability statements of a decision, worded once for every place that shows them.
 
 A tradeoff decision has two risk-aware answers: the law's (the largest ``r`` whose *expected* general loss stays
 within the threshold with probability ``prob``) and the one for one run (the largest ``r`` at which a single run's
 *measured* loss stays within it, its offset and checkpoint noise included). The summary's text, the rich decision
 table, the CLI's tables, the demo's line and the report all show both; they take the labels, the "none" and the
 reason for it from here, so the five surfaces cannot drift apart.
+
+A decision's probability statements (:class:`Probability`) are keyed by a stable name for code and JSON
+(``"law_within_at_median"``), and carry the sentence a reader sees (``"P(constraint holds at the median r* =
+0.7688)"``) and the ratio they are about: a pipeline never has to parse a number out of a key.
 
 :func:`percent` words a share of the posterior weight (infeasible draws, say) so that a few draws of thousands
 never read as "0%" nor all but a few as "100%".
@@ -18,7 +22,45 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RiskAnswer", "percent", "risk_answers"]
+__all__ = ["STATEMENTS", "Probability", "RiskAnswer", "percent", "probability", "risk_answers"]
+
+#: The sentence of each probability statement, by its key (``{at}``: the ratio it is about).
+STATEMENTS = {
+    "law_within_at_median": "P(constraint holds at the median r* = {at:.4f})",
+    "one_run_within_at_median": "P(one run at the median r* = {at:.4f} stays within it)",
+    "one_run_within_at_risk_aware": "P(one run at the risk-aware r = {at:.4f} stays within it)",
+    "r_star_at_least_half": "P(r* >= 0.5)",
+    "r_star_rises_with_budget": "P(r* at the largest budget > r* at the smallest)",
+    "interior_optimum": "P(interior optimum r* < 1)",
+    "more_compute_to_size": "P(a > 0.5): extra compute goes more to N than to D",
+    "best": "P(best = {name} at r={at:g})",
+}
+
+
+@dataclass(frozen=True)
+class Probability:
+    """One probability statement of a decision: its value, the sentence a reader sees, the ratio it is about.
+
+    ``float(p)`` is its value. Decisions key these by a stable name (:data:`STATEMENTS`), the same in Python and in
+    ``--json``, where each is ``{"value", "statement", "r_domain"}`` (``r_domain`` only when it is about one ratio).
+    """
+
+    value: float
+    statement: str
+    at: float | None = None
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the value, the sentence and, when it is about one ratio, that ratio."""
+        return {"value": float(self.value), "statement": self.statement,
+                **({"r_domain": float(self.at)} if self.at is not None else {})}
+
+
+def probability(key: str, value: float, at: float | None = None, **names: str) -> Probability:
+    """The statement ``key`` of :data:`STATEMENTS` with its value (``at``: the ratio it is about)."""
+    return Probability(float(value), STATEMENTS[key].format(at=at, **names), None if at is None else float(at))
 
 
 @dataclass(frozen=True)
