@@ -140,3 +140,42 @@ def test_predict_prints_and_carries_the_check(cli, small_fit_path, replicate, tm
     assert check["ok"] is False and {g["verdict"] for g in check["groups"]} >= {"too narrow"}
     code, out, _ = cli("predict", small_fit_path, grid, "--kind", "mean", "--json")
     assert "check" not in json.loads(out)  # the law's own band is not meant to hold single runs
+
+
+def test_baselines_are_scored_on_the_same_rows_beside_the_fit():
+    held = _pred(9, 1)
+    better = pd.DataFrame({"loss_general_mean": held["loss_general"] * 1.001})  # nearly exact
+    worse = pd.DataFrame({"loss_general_mean": held["loss_general"] * 1.2})
+    c = check_predictions(held, 0.9, baselines={"L3": worse, "L1": better})
+    row = c.table.iloc[0]
+    assert c.baselines == ["L3", "L1"] and row["mape_L1"] == pytest.approx(0.1) and row["mape_L3"] == pytest.approx(20)
+    assert not bool(row["beats_baselines"])
+    assert c.worse_than_baselines == ["general loss, code: the point fit of L1 predicts these runs better (0.10% "
+                                      f"against {row['mape']:.2f}%)"]
+    assert "point fits L3 / L1: general 20.00 / 0.10%" in c.summary()
+    only_worse = check_predictions(held, 0.9, baselines={"L3": worse})
+    assert bool(only_worse.table.iloc[0]["beats_baselines"]) and only_worse.worse_than_baselines == []
+
+
+def test_point_baselines_are_the_papers_fit_of_each_domain(df3):
+    from bayes_dcpt.fitting.baselines import point_baselines
+    from bayes_dcpt.fitting.pointfit import fit_point
+
+    rows = df3[df3["tokens"] > 0].reset_index(drop=True)
+    base = point_baselines(df3, rows, laws=("L1",))
+    direct = fit_point(df3, "L1", "domain", domain="code").predict(rows)["loss_domain_pred"].to_numpy()
+    np.testing.assert_allclose(base["L1"]["loss_domain_mean"].to_numpy(), direct)
+    assert np.isfinite(base["L1"]["loss_general_mean"]).all()
+
+
+def test_predict_baseline_flag(cli, small_fit_path, replicate, tmp_path):
+    grid = tmp_path / "later_runs.csv"
+    replicate.to_csv(grid, index=False)
+    code, out, _ = cli("predict", small_fit_path, grid, "--baseline", "--json")
+    groups = json.loads(out)["check"]["groups"]
+    assert code == 0 and all(np.isfinite(g["mape_L3"]) and np.isfinite(g["mape_L1"]) for g in groups)
+    assert all(isinstance(g["beats_baselines"], bool) for g in groups)
+    code, out, _ = cli("predict", small_fit_path, grid, "--baseline")
+    assert code == 0 and "MAPE % L3 / L1" in out
+    code, _, err = cli("predict", small_fit_path, grid, "--baseline", "--kind", "mean")
+    assert code == 2 and "--baseline needs --kind predictive" in err

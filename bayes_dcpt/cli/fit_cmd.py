@@ -321,6 +321,9 @@ def predict_cmd(
     out: Path | None = typer.Option(None, help="Write the predictions to this CSV (else print them)."),
     seed: int = typer.Option(0, help="Seed of the predictive noise draws."),
     json_out: bool = typer.Option(False, "--json", help="Print the fit's diagnostics and the predictions as JSON."),
+    baseline: bool = typer.Option(False, "--baseline", help="With measured losses in GRID: also fit the paper's "
+                                  "point fits (L3, L1; each domain alone, seconds) to the fit's data and show "
+                                  "their error beside the fit's."),
 ) -> None:
     """Posterior predictive bands for a grid of (domain, n_params, tokens, r_domain).
 
@@ -355,7 +358,7 @@ def predict_cmd(
     far = _beyond_reach_rows(f.posterior.frame_beyond_reach(g), kept, table.attrs.get("first_line"))
     if far and not json_out:
         print_wrapped(err_console, reach_rows_line(far, len(g), kind), first="", rest="  ", style="yellow")
-    check = _measured_check(f, pred, ci, kind)
+    check = _measured_check(f, pred, ci, kind, baseline)
     if out:
         pred.to_csv(out, index=False)
     if json_out:
@@ -372,17 +375,22 @@ def predict_cmd(
         _print_check(check)
 
 
-def _measured_check(f: Any, pred: Any, ci: float, kind: str) -> Any:
+def _measured_check(f: Any, pred: Any, ci: float, kind: str, baseline: bool) -> Any:
     """The grid's measured losses against the predictive bands (None: no measured loss, or ``--kind mean``)."""
     import numpy as np
 
+    from bayes_dcpt.fitting.baselines import point_baselines
     from bayes_dcpt.posterior.heldout import check_predictions
 
     measured = [c for c in ("loss_general", "loss_domain") if c in pred and np.isfinite(
         np.asarray(pred[c], float)).any()]
     if not measured or kind != "predictive":  # the law's own band is not meant to hold single runs
+        if baseline:
+            raise BayesDCPTError("--baseline compares predictions of measured losses: GRID has none" if not measured
+                                 else "--baseline needs --kind predictive (the bands a run's measurement falls in)")
         return None
-    return check_predictions(pred, ci, fitted=f.data)
+    base = point_baselines(f.data, pred) if baseline else None
+    return check_predictions(pred, ci, fitted=f.data, baselines=base)
 
 
 def _print_check(check: Any) -> None:
@@ -391,10 +399,12 @@ def _print_check(check: Any) -> None:
     rows = [[r["target"], r["domain"], r["where"], str(r["runs"]), str(r["rows"]), f"{r['mape']:.2f}",
              f"{r['bias']:+.2f}", f"{r['coverage']:.2f}", f"{r['plausible_lo']:.2f}-{r['plausible_hi']:.2f}",
              f"{r['below']:.2f} / {r['above']:.2f}", f"{r['width']:.1f}",
+             *([" / ".join(num(r[f"mape_{b}"], ".2f") for b in check.baselines)] if check.baselines else []),
              r["verdict"] + (", clearly" if r["clear"] else "")] for _, r in t.iterrows()]
+    base = [f"MAPE % {' / '.join(check.baselines)}"] if check.baselines else []
     print_table(console, f"measured losses against the {check.ci:.0%} predictive bands",
                 ["target", "domain", "rows are", "runs", "points", "MAPE %", "bias %", "inside", "plausible",
-                 "below / above", "band %", "verdict"], rows, labels=3,
+                 "below / above", "band %", *base, "verdict"], rows, labels=3,
                 legend="bias: the prediction's mean signed error (+: the law predicts too high); plausible: the "
                        "coverage the runs allow (90%); band: mean width, % of the loss; '*': every domain")
     bad = check.ok is False
@@ -403,6 +413,8 @@ def _print_check(check: Any) -> None:
         print_wrapped(console, p, first="  - ", rest="    ")
     for p in check.outside:
         print_wrapped(console, p, first="  - not established: ", rest="    ")
+    for p in check.worse_than_baselines:
+        print_wrapped(console, p, first="  - ", rest="    ")
 
 
 def _beyond_reach_rows(far: list[dict[str, Any]], kept: Any, first_line: int | None) -> list[dict[str, Any]]:

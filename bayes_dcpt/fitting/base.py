@@ -24,6 +24,7 @@ from bayes_dcpt._version import __version__
 from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.errors import BayesDCPTError, MisfitWarning
+from bayes_dcpt.fitting.baselines import point_baselines
 from bayes_dcpt.fitting.diagnostics import (
     Diagnostics,
     chain_labels,
@@ -244,17 +245,21 @@ class BaseFit:
         """
         return self.posterior.predict(frame, ci, kind=kind, seed=seed)
 
-    def check_predictions(self, data: pd.DataFrame, ci: float = CI_PROB, *, seed: int = 0) -> PredictionCheck:
+    def check_predictions(self, data: pd.DataFrame, ci: float = CI_PROB, *, seed: int = 0,
+                          baseline: bool = False) -> PredictionCheck:
         """How well the predictive bands hold measured losses, e.g. of runs trained after the fit.
 
         Predicts the CPT rows of ``data`` (a table of the data schema) and scores the measured losses against
         the ``ci`` bands per (target, domain): MAPE, the sign of the error, coverage and which side the misses
         fall on, judged calibrated in ``[ci - 0.10, ci + 0.05]`` (:mod:`bayes_dcpt.posterior.heldout`). Rows
-        the fit had are scored apart, not judged. ``print()`` the result for the verdict and the problems,
+        the fit had are scored apart, not judged. ``baseline``: also fit the paper's point fits of L3 and L1 to
+        this fit's data, each domain alone (seconds), and score their predictions of the same rows beside it
+        (:mod:`bayes_dcpt.fitting.baselines`). ``print()`` the result for the verdict and the problems,
         ``.table`` for every group.
         """
-        rows = _data.fit_rows(_data.load(data))
-        return check_predictions(self.predict(rows, ci, seed=seed), ci, fitted=self.data)
+        rows = _data.fit_rows(_data.load(data)).reset_index(drop=True)
+        base = point_baselines(self.data, rows) if baseline else None
+        return check_predictions(self.predict(rows, ci, seed=seed), ci, fitted=self.data, baselines=base)
 
     def priors(self) -> pd.DataFrame:
         """The priors of this fit, as sampled, with their reasons (saved in the model card)."""

@@ -18,6 +18,7 @@ and never judged: inside the data a band says nothing about extrapolation (the f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +51,8 @@ class PredictionCheck:
     coverage the runs allow, :func:`plausible_coverage`), ``below`` / ``above`` (shares under / over the band),
     ``width`` (mean band width, % of the loss), ``verdict`` (``"calibrated"``, ``"too narrow"``, ``"too wide"``,
     ``"too few runs"`` or ``"in the fit's data"``, not judged) and ``clear``: a miss the runs establish (the
-    level ``ci`` itself lies outside the plausible range).
+    level ``ci`` itself lies outside the plausible range). With baselines (:func:`check_predictions`):
+    ``mape_<law>`` per baseline and ``beats_baselines`` (the fit's MAPE no worse than the best of them).
     """
 
     ci: float
@@ -72,6 +74,25 @@ class PredictionCheck:
     def problems(self) -> list[str]:
         """One sentence per group whose runs establish that its bands miss their level (``clear``)."""
         return [self._sentence(r) for _, r in self.judged[self.judged["clear"]].iterrows()]
+
+    @property
+    def baselines(self) -> list[str]:
+        """The baselines' names (point fits of laws), as in the ``mape_<law>`` columns."""
+        return [c[len("mape_"):] for c in self.table.columns if c.startswith("mape_")]
+
+    @property
+    def worse_than_baselines(self) -> list[str]:
+        """One sentence per held-out group a baseline predicts better than the fit (by MAPE)."""
+        if not self.baselines:
+            return []
+        held = self.table[(self.table["where"] == HELD_OUT) & (self.table["beats_baselines"] == False)]  # noqa: E712
+        out = []
+        for _, r in held.iterrows():
+            best = min(self.baselines, key=lambda b: r[f"mape_{b}"])
+            dom = "every domain" if r["domain"] == "*" else r["domain"]
+            out.append(f"{r['target']} loss, {dom}: the point fit of {best} predicts these runs better "
+                       f"({r[f'mape_{best}']:.2f}% against {r['mape']:.2f}%)")
+        return out
 
     @property
     def outside(self) -> list[str]:
@@ -117,17 +138,27 @@ class PredictionCheck:
                     "than its few runs can establish")
         else:
             head = "held-out measurements: the bands hold them as calibrated"
-        return f"{head} ({self.ci:.0%} bands; {cells}){tail}"
+        return f"{head} ({self.ci:.0%} bands; {cells}){self._baseline_words(held)}{tail}"
+
+    def _baseline_words(self, held: pd.DataFrame) -> str:
+        """``"; point fits L3 / L1: general 3.64 / 3.61%, ..."`` (empty without baselines)."""
+        if not self.baselines:
+            return ""
+        cells = ", ".join(f"{r['target']} " + " / ".join(f"{r[f'mape_{b}']:.2f}" for b in self.baselines) + "%"
+                          for _, r in held.iterrows())
+        return f"; point fits {' / '.join(self.baselines)}: {cells}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``ci``, the calibrated range, ``ok``, ``summary``, ``problems``, ``outside``, the groups."""
         return {"ci": self.ci, "range": list(band_range(self.ci)), "ok": self.ok, "summary": self.summary(),
                 "problems": self.problems, "outside": self.outside,
+                "worse_than_baselines": self.worse_than_baselines,
                 "groups": to_jsonable(self.table.to_dict(orient="records"))}
 
     def __str__(self) -> str:
         return "\n".join([self.summary(), *(f"  {p}" for p in self.problems),
-                          *(f"  (not established) {p}" for p in self.outside)])
+                          *(f"  (not established) {p}" for p in self.outside),
+                          *(f"  {p}" for p in self.worse_than_baselines)])
 
 
 def plausible_coverage(shares: np.ndarray, prob: float = 0.9) -> tuple[float, float]:
@@ -147,11 +178,14 @@ def band_range(ci: float) -> tuple[float, float]:
     return max(0.0, ci - BAND_RANGE[0]), min(1.0, ci + BAND_RANGE[1])
 
 
-def check_predictions(pred: pd.DataFrame, ci: float, fitted: pd.DataFrame | None = None) -> PredictionCheck:
+def check_predictions(pred: pd.DataFrame, ci: float, fitted: pd.DataFrame | None = None,
+                      baselines: Mapping[str, pd.DataFrame] | None = None) -> PredictionCheck:
     """Score predictions ``pred`` (``predict``'s output, measured ``loss_<target>`` columns kept) against them.
 
     ``fitted``: the fit's data; rows found there (the same run and checkpoint, :func:`_in_fit`) are scored apart
-    as in-sample. A target is scored on the rows with a measured loss and a finite band.
+    as in-sample. A target is scored on the rows with a measured loss and a finite band. ``baselines``: ``{name:
+    frame}`` of other predictions of the same rows (``loss_<target>_mean``, e.g. the paper's point fits,
+    :func:`bayes_dcpt.fitting.baselines.point_baselines`), scored beside the fit's on the same rows.
     """
     inside = _in_fit(pred, fitted)
     runs = (pred["run_id"].astype(str) if "run_id" in pred else
@@ -172,9 +206,12 @@ def check_predictions(pred: pd.DataFrame, ci: float, fitted: pd.DataFrame | None
                 groups.append(("*", mask))
             for d, g in groups:
                 scores = _scores(y[g], m[g], lo[g], hi[g], runs[g], ci, where)
-                rows.append({"target": t, "domain": d, "where": where, **scores})
+                rows.append({"target": t, "domain": d, "where": where, **scores,
+                             **_baseline_scores(baselines, t, g, y, scores["mape"])})
     cols = ["target", "domain", "where", "rows", "runs", "mape", "bias", "coverage", "plausible_lo",
             "plausible_hi", "below", "above", "width", "verdict", "clear"]
+    if baselines:
+        cols += [*(f"mape_{b}" for b in baselines), "beats_baselines"]
     return PredictionCheck(float(ci), pd.DataFrame(rows, columns=cols))
 
 
@@ -198,6 +235,22 @@ def _scores(y: np.ndarray, m: np.ndarray, lo: np.ndarray, hi: np.ndarray, runs: 
             "bias": float(100 * np.mean((m - y) / y)), "coverage": cover, "plausible_lo": p_lo,
             "plausible_hi": p_hi, "below": float(np.mean(y < lo)), "above": float(np.mean(y > hi)),
             "width": float(100 * np.mean((hi - lo) / y)), "verdict": verdict, "clear": bool(clear)}
+
+
+def _baseline_scores(baselines: Mapping[str, pd.DataFrame] | None, target: str, g: np.ndarray, y: np.ndarray,
+                     mape: float) -> dict[str, Any]:
+    """Each baseline's MAPE on the group's rows, and whether the fit's is no worse than the best of them."""
+    if not baselines:
+        return {}
+    out: dict[str, Any] = {}
+    for b, frame in baselines.items():
+        col = f"loss_{target}_mean"
+        p = frame[col].to_numpy(float)[g] if col in frame else np.full(int(g.sum()), np.nan)
+        ok = np.isfinite(p)
+        out[f"mape_{b}"] = float(100 * np.mean(np.abs(p[ok] - y[g][ok]) / y[g][ok])) if ok.any() else np.nan
+    known = [v for v in out.values() if np.isfinite(v)]
+    out["beats_baselines"] = bool(mape <= min(known) + 1e-12) if known else None
+    return out
 
 
 def _in_fit(pred: pd.DataFrame, fitted: pd.DataFrame | None) -> np.ndarray:
