@@ -179,3 +179,19 @@ def test_predict_baseline_flag(cli, small_fit_path, replicate, tmp_path):
     assert code == 0 and "MAPE % L3 / L1" in out
     code, _, err = cli("predict", small_fit_path, grid, "--baseline", "--kind", "mean")
     assert code == 2 and "--baseline needs --kind predictive" in err
+
+
+def test_fit_says_how_far_off_its_law_was_on_the_data_it_held_out():
+    """``fit`` and the report say each held-out refit's error, not only that refits were made: how the law
+    extrapolated within the user's own data is the first thing to know before trusting it further out."""
+    from pathlib import Path
+
+    import bayes_dcpt as bd
+    from bayes_dcpt.report.wording import extrapolation_line
+
+    f = bd.load_fit(Path(__file__).parents[1] / "models" / "example_cpt.nc")
+    line = extrapolation_line(f)
+    rec = {(r["split"], r["target"]): r["mape"] for r in f.extrapolation["holdout"]}
+    assert (f"Held out within the data, the law's predictions were off by {rec[('tokens', 'general')]:.1f}% "
+            f"(general loss) and {rec[('tokens', 'domain')]:.1f}% (domain loss) over the last third of tokens") in line
+    assert f"{rec[('size', 'domain')]:.1f}% (domain loss) over the largest size" in line

@@ -90,9 +90,34 @@ def extrapolation_line(f: Any) -> str | None:
             shares.append(f"{s[0]:.0%}" + (f"-{s[-1]:.0%}" if s[-1] - s[0] >= 0.005 else "") + f" ({t} loss)")
         line += ("; runs of different sizes on one data stream share " + ", ".join(shares) + " of their deviations "
                  "from the law, which predictions at a new size on a probed stream inherit")
+    if errors := _holdout_errors(ex.get("holdout") or [], getattr(getattr(f, "law", None), "name", None)):
+        line += (f". Held out within the data, the law's predictions were off by {errors} (mean absolute error of "
+                 "each refit; the bands beyond the data grow to match)")
     if refits := unconverged_refits_line(f):
         line += f". CAUTION: {refits}"
     return line
+
+
+#: How the held-out splits read in a sentence (``fitting.holdout``).
+_SPLIT_WORDS = {"tokens": "the last third of tokens", "tokens_early": "the last two-thirds of tokens",
+                "size": "the largest size", "ratio": "held-out ratios"}
+
+
+def _holdout_errors(records: Sequence[Mapping[str, Any]], law: str | None) -> str:
+    """``"2.7% (general loss) and 6.4% (domain loss) over the last third of tokens, ..."``: the refits' MAPE.
+
+    Each held-out refit's error before the bands were widened by it: how well the law extrapolated within the
+    user's own data, the first thing to know before trusting it further out. Only ``law``'s refits (a stack's
+    table holds every candidate's).
+    """
+    rows = [r for r in records if law is None or r.get("law") in (None, law)]
+    said = []
+    for split in dict.fromkeys(r.get("split") for r in rows):
+        cells = [f"{r['mape']:.1f}% ({r['target']} loss)" for r in rows
+                 if r.get("split") == split and r.get("mape") is not None]
+        if cells:
+            said.append(f"{' and '.join(cells)} over {_SPLIT_WORDS.get(str(split), str(split))}")
+    return ", ".join(said)
 
 
 def unconverged_refits_line(f: Any) -> str | None:
