@@ -195,3 +195,26 @@ def test_fit_says_how_far_off_its_law_was_on_the_data_it_held_out():
     assert (f"Held out within the data, the law's predictions were off by {rec[('tokens', 'general')]:.1f}% "
             f"(general loss) and {rec[('tokens', 'domain')]:.1f}% (domain loss) over the last third of tokens") in line
     assert f"{rec[('size', 'domain')]:.1f}% (domain loss) over the largest size" in line
+
+
+def test_report_checks_runs_measured_since_the_fit(cli, small_fit, small_fit_path, replicate, tmp_path):
+    """``report --measured``: a section with the check and each domain's runs over the predictive bands, the key
+    answers say the verdict, and --json carries the check; --baseline without runs is refused."""
+    from bayes_dcpt.report.build import build_report
+
+    rep = build_report(small_fit, out=tmp_path / "r.html", measured=replicate, plan=False)
+    html = (tmp_path / "r.html").read_text()
+    assert rep.check is not None and rep.check.ok is False
+    assert "Runs measured since the fit: did the predictions hold?" in html and "MISCALIBRATED" in html
+    assert "code: measured runs against the predicted bands" in html  # the figure's alt text
+    grid = tmp_path / "later_runs.csv"
+    replicate.to_csv(grid, index=False)
+    code, out, err = cli("report", small_fit_path, "--out", tmp_path / "r2.html", "--measured", grid, "--no-plan",
+                         "--json")
+    assert code == 0, err
+    assert json.loads(out)["check"]["ok"] is False
+    code, _, err = cli("report", small_fit_path, "--out", tmp_path / "r3.html", "--baseline")
+    assert code == 2 and "--baseline scores the point fits on the runs of --measured" in err
+    unknown = replicate.assign(domain="law")
+    with pytest.raises(Exception, match="unknown domain"):
+        build_report(small_fit, out=tmp_path / "r4.html", measured=unknown, plan=False)

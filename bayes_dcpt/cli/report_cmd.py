@@ -59,6 +59,13 @@ def report_cmd(
     dpi: int = typer.Option(100, "--dpi", min=30, max=600, help="Resolution of the figures."),
     json_out: bool = typer.Option(False, "--json", help="Print what was written, the questions asked and the "
                                                         "fit's diagnostics as JSON."),
+    measured: Path | None = typer.Option(
+        None, "--measured", help="Runs trained since the fit (a CSV of the data schema): a section checks the "
+        "predicted bands against their losses and draws them over the bands; r* is checked against the crossing "
+        "they measure at --n-params and --tokens."
+    ),
+    baseline: bool = typer.Option(False, "--baseline", help="With --measured: the paper's point fits (L3, L1) "
+                                                            "scored on those runs beside the fit."),
 ) -> None:
     r"""Write the report of a fit: data, law and priors, parameters, diagnostics, fitted curves, r*, compute
     allocation and the next suggested probes.
@@ -76,6 +83,8 @@ def report_cmd(
         raise BayesDCPTError(f"--budget-gpu-hours must be > 0, got {budget:g}")
     if candidates is not None and not candidates.is_file():
         raise BayesDCPTError(f"no such candidates file: {candidates}")
+    if baseline and measured is None:
+        raise BayesDCPTError("--baseline scores the point fits on the runs of --measured: give --measured")
     f = load_fit(fit_path)
     if not hasattr(f, "data"):
         raise BayesDCPTError(f"{fit_path} is a law=auto fit: report one of its laws, e.g. `bayes-dcpt report "
@@ -101,11 +110,14 @@ def report_cmd(
         seed=seed,
         source=str(fit_path),
         dpi=dpi,
+        measured=measured,
+        baseline=baseline,
     )
     if json_out:
         emit_json({"report": str(rep.path), "format": rep.format, "figures": len(rep.images),
                    "plan_csv": str(plan_csv) if plan_csv is not None and rep.plan is not None else None,
-                   "inputs": rep.inputs, "notes": rep.notes, "diagnostics": v.as_json()})
+                   "inputs": rep.inputs, "notes": rep.notes, "diagnostics": v.as_json(),
+                   **({"check": rep.check.to_dict()} if rep.check is not None else {})})
         return
     extra = (
         f" and {len(rep.images)} figures in {out.parent / (out.stem + '_files')}"
@@ -113,5 +125,9 @@ def report_cmd(
         else ""
     )
     console.print(f"report written to {rep.path}{extra}", soft_wrap=True, markup=False)
+    if rep.check is not None:
+        bad = rep.check.ok is False
+        console.print(("FLAG: " if bad else "") + "runs measured since the fit: " + rep.check.summary(),
+                      soft_wrap=True, markup=False, style="bold" if bad else None)
     if plan_csv is not None and rep.plan is not None:
         console.print(f"plan written to {plan_csv}", soft_wrap=True, markup=False)

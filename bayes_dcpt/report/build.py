@@ -3,7 +3,8 @@
 A report holds, in order: the key answers (opening with the verdict on the fit), the data summary, the law and
 its priors, the parameter table with 90% intervals, the diagnostics (the sampler's checks and whether the law
 describes the data, flagged in red when bad), the fitted curves with credible bands against the data (every
-model size; red frames where the law misses the data), the posterior of the critical ratio r* with the
+model size; red frames where the law misses the data), with runs measured since the fit whether its predictions
+held (:mod:`~bayes_dcpt.report.measured_sections`), the posterior of the critical ratio r* with the
 trade-off curves and threshold (usage 1 of the D-CPT paper), the compute allocation (usage 3) and the planner's
 next suggested probes. :func:`build_report` composes the parts: :mod:`~bayes_dcpt.report.questions` asks the
 questions (defaults described there), :mod:`~bayes_dcpt.report.fit_sections` and
@@ -31,8 +32,8 @@ import pandas as pd
 
 from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.errors import InputError, UnknownDomainError
-from bayes_dcpt.report import answer_sections, fit_sections, render
-from bayes_dcpt.report.blocks import Block
+from bayes_dcpt.report import answer_sections, fit_sections, measured_sections, render
+from bayes_dcpt.report.blocks import Block, Para
 from bayes_dcpt.report.questions import Answers, answer, default_candidates, default_usage_inputs
 from bayes_dcpt.report.render import FORMATS
 
@@ -64,6 +65,9 @@ class Report:
         Number of figures in the report (for Markdown: the PNG files written).
     notes
         Anything the reader must know (defaults chosen, sections skipped and why).
+    check
+        With ``measured`` runs: the check of the fit's bands against them
+        (:class:`~bayes_dcpt.posterior.heldout.PredictionCheck`); ``None`` otherwise.
     """
 
     path: Path
@@ -75,6 +79,7 @@ class Report:
     inputs: dict[str, Any]
     images: list[Path | str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    check: Any = None
 
     def decisions(self) -> dict[str, Any]:
         """``{domain: Decision}`` of the trade-off."""
@@ -104,6 +109,21 @@ def _check_options(
     return fmt, ci
 
 
+def _measured_runs(fit: Any, measured: pd.DataFrame | str | Path | None) -> pd.DataFrame | None:
+    """The runs measured since the fit, validated, their CPT rows of the fit's domains (None: none given)."""
+    if measured is None:
+        return None
+    from bayes_dcpt.data.schema import fit_rows, load
+
+    runs = fit_rows(load(measured)).reset_index(drop=True)
+    unknown = sorted(set(runs["domain"].astype(str)) - set(fit.domains))
+    if unknown:
+        raise UnknownDomainError(f"measured runs: unknown domain(s) {unknown}; the fit knows {fit.domains}")
+    if runs.empty:
+        raise InputError("measured runs: no CPT rows (tokens > 0) to check the fit against")
+    return runs
+
+
 def _blocks(fit: Any, ans: Answers, opts: Mapping[str, Any]) -> list[Block]:
     """Every section of the report in order (``opts``: the options of :func:`build_report` as checked)."""
     ci, dpi = opts["ci"], opts["dpi"]
@@ -111,11 +131,14 @@ def _blocks(fit: Any, ans: Answers, opts: Mapping[str, Any]) -> list[Block]:
     blocks = [
         *answer_sections.header(ci, opts["source"]),
         *answer_sections.key_answers(ans.decisions, ans.plan, diag, ans.notes, ci, adequacy=fit.adequacy()),
+        *([Para("Runs measured since the fit: " + opts["check"].summary() + " (see below).",
+                bad=opts["check"].ok is False)] if opts["check"] else []),
         *fit_sections.data_section(fit),
         *fit_sections.law_section(fit),
         *fit_sections.parameters_section(fit, ci),
         *fit_sections.diagnostics_section(fit, dpi),
         *fit_sections.curves_section(fit, ci, dpi),
+        *(measured_sections.measured_section(fit, opts["check"], opts["runs"], ci, dpi) if opts["check"] else []),
         *answer_sections.tradeoff_section(ans.decisions, ans.inputs, ci, dpi),
         *answer_sections.compute_section(ans.compute, ans.flops, ci, dpi, ans.skipped),
     ]
@@ -150,6 +173,8 @@ def build_report(
     title: str | None = None,
     source: str | None = None,
     dpi: int = 100,
+    measured: pd.DataFrame | str | Path | None = None,
+    baseline: bool = False,
 ) -> Report:
     """Write the credible-interval report of a fit (HTML, self-contained; or Markdown with PNGs beside it).
 
@@ -188,6 +213,13 @@ def build_report(
         Report title, and where the fit came from (shown in the header).
     dpi
         Resolution of the figures.
+    measured
+        Runs measured since the fit (a table of the data schema, or its path): a section checks the fit's
+        predictive bands against their losses and draws them over the bands
+        (:meth:`~bayes_dcpt.fitting.base.BaseFit.check_predictions`), and the trade-off checks r* against the
+        crossing they measure at the asked size and tokens, where they measure one.
+    baseline
+        With ``measured``: also score the paper's point fits of L3 and L1 on those runs, beside the fit.
 
     Returns
     -------
@@ -201,17 +233,20 @@ def build_report(
     """
     out = Path(out)
     fmt, ci = _check_options(fit, out, format, ci, k, dpi, domain)
+    runs = _measured_runs(fit, measured)
     ans = answer(
         fit, n_params=n_params, tokens=tokens, max_general_increase=max_general_increase, relative=relative,
         base_loss=base_loss, prob=prob, domain=domain, candidates=candidates, k=k, budget=budget, plan=plan,
-        ci=ci, seed=seed,
+        ci=ci, seed=seed, measured=runs,
     )
+    check = fit.check_predictions(runs, ci, baseline=baseline) if runs is not None else None
     if ans.plan is not None and plan_csv is not None:
         Path(plan_csv).parent.mkdir(parents=True, exist_ok=True)
         ans.plan.to_csv(plan_csv)
     opts = {"ci": ci, "dpi": dpi, "source": source, "plan": plan, "domain": domain, "base_loss": base_loss,
-            "k": k, "budget": budget, "fmt": fmt}
+            "k": k, "budget": budget, "fmt": fmt, "check": check, "runs": runs}
     blocks = _blocks(fit, ans, opts)
     title = title or f"bayes-dcpt report: {fit.law.name} fit of {', '.join(fit.domains)}"
     images = render.write(title, blocks, out, fmt)
-    return Report(out, fmt, ans.trade, ans.compute, ans.plan, ans.plan_domain, ans.inputs, images, ans.notes)
+    return Report(out, fmt, ans.trade, ans.compute, ans.plan, ans.plan_domain, ans.inputs, images, ans.notes,
+                  check)

@@ -1,0 +1,60 @@
+"""The report's section on runs measured since the fit: their losses against the bands the fit predicted for them.
+
+A fit is judged by how it extrapolates, and a team that has trained the run its probes predicted (the larger
+model, the longer budget) wants one page that says whether the prediction held: the check of
+:mod:`bayes_dcpt.posterior.heldout` (error and its sign, coverage with the range the runs allow, which side misses,
+the paper's point fits beside it when asked) and, per domain, the measured curves drawn over the predictive bands.
+``bayes-dcpt report --measured runs.csv`` (``build_report(measured=...)``) adds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from bayes_dcpt.report.blocks import Block, Heading, Image, Para, Table
+
+__all__ = ["measured_section"]
+
+
+def measured_section(fit: Any, check: Any, runs: pd.DataFrame, ci: float, dpi: int) -> list[Block]:
+    """The check's verdict, its table, what it found, and each domain's measured runs over the predictive bands."""
+    from bayes_dcpt.viz import curves as plotting
+
+    blocks: list[Block] = [
+        Heading(2, "Runs measured since the fit: did the predictions hold?", "measured"),
+        Para(check.summary(), bad=check.ok is False, good=check.ok is True and not check.outside),
+    ]
+    t = check.table
+    if not t.empty:
+        cols = {"target": "target", "domain": "domain", "where": "rows are", "runs": "runs", "rows": "points",
+                "mape": "MAPE %", "bias": "bias % (+: predicted too high)", "coverage": f"inside the {ci:.0%} band"}
+        shown = t[list(cols)].rename(columns=cols)
+        shown.insert(len(shown.columns), "coverage the runs allow",
+                     [f"{lo:.2f} to {hi:.2f}" for lo, hi in zip(t["plausible_lo"], t["plausible_hi"], strict=True)])
+        shown.insert(len(shown.columns), "below / above", [f"{b:.2f} / {a:.2f}" for b, a in
+                                                           zip(t["below"], t["above"], strict=True)])
+        for b in check.baselines:
+            shown.insert(len(shown.columns), f"MAPE % point fit {b}", t[f"mape_{b}"].map(lambda v: f"{v:.2f}"))
+        shown.insert(len(shown.columns), "verdict", [v + (", clearly" if c else "") for v, c in
+                                                     zip(t["verdict"], t["clear"], strict=True)])
+        for c, spec in (("MAPE %", ".2f"), ("bias % (+: predicted too high)", "+.2f"),
+                        (f"inside the {ci:.0%} band", ".2f")):
+            shown[c] = [format(float(v), spec) for v in shown[c]]
+        bad = pd.DataFrame(False, index=shown.index, columns=shown.columns)
+        bad["verdict"] = t["clear"].to_numpy(bool)
+        blocks.append(Table(shown, bad, caption="'*': every domain together; rows the fit had are scored apart "
+                                                "and not judged (in-sample)"))
+    blocks += [Para(p, bad=True) for p in check.problems]
+    blocks += [Para(f"Not established by its runs: {p}") for p in check.outside]
+    blocks += [Para(p, bad=True) for p in check.worse_than_baselines]
+    held = runs[runs["domain"].astype(str).isin(fit.domains)]
+    for dom in sorted(held["domain"].astype(str).unique()):
+        fig = plotting.loss_curves(fit, domain=dom, data=held[held["domain"].astype(str) == dom], ci=ci,
+                                   kind="predictive", extend=1.0)
+        blocks.append(Image(plotting.figure_png(fig, dpi=dpi), f"{dom}: measured runs against the predicted bands",
+                            f"{dom}: the measured runs (markers) over the fit's {ci:.0%} predictive bands (a new "
+                            "run's measurement: the law, a run's offset and noise, and the law's error beyond the "
+                            "data), one row per model size.", f"measured_{dom}"))
+    return blocks
