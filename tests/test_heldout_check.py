@@ -218,3 +218,16 @@ def test_report_checks_runs_measured_since_the_fit(cli, small_fit, small_fit_pat
     unknown = replicate.assign(domain="law")
     with pytest.raises(Exception, match="unknown domain"):
         build_report(small_fit, out=tmp_path / "r4.html", measured=unknown, plan=False)
+
+
+def test_losses_the_law_does_not_describe_are_not_scored():
+    """A law fitted without the losses measured with none of their own corpus (the D-CPT law: domain loss at r = 0,
+    general loss at r = 1) is not judged on them."""
+    held = pd.concat([_pred(9, 1), _pred(0, 10, start=50).assign(r_domain=0.0)], ignore_index=True)
+    held["loss_domain"], held["loss_domain_mean"] = held["loss_general"], 1.0
+    held["loss_domain_lo"], held["loss_domain_hi"] = 0.95, 1.05
+    every = check_predictions(held, 0.9).table.set_index("target")
+    assert every.loc["domain", "rows"] == 20 and every.loc["general", "rows"] == 20
+    fitted_only = check_predictions(held, 0.9, zero_ratio=False).table.set_index("target")
+    assert fitted_only.loc["domain", "rows"] == 10 and fitted_only.loc["domain", "verdict"] == "calibrated"
+    assert fitted_only.loc["general", "rows"] == 20  # r = 0 holds all of the general loss's own corpus

@@ -390,7 +390,8 @@ def _measured_check(f: Any, pred: Any, ci: float, kind: str, baseline: bool) -> 
                                  else "--baseline needs --kind predictive (the bands a run's measurement falls in)")
         return None
     base = point_baselines(f.data, pred) if baseline else None
-    return check_predictions(pred, ci, fitted=f.data, baselines=base)
+    return check_predictions(pred, ci, fitted=f.data, baselines=base,
+                             zero_ratio=bool(getattr(f.posterior, "fits_zero_ratio", True)))
 
 
 def _print_check(check: Any) -> None:

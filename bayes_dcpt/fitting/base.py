@@ -259,7 +259,8 @@ class BaseFit:
         """
         rows = _data.fit_rows(_data.load(data)).reset_index(drop=True)
         base = point_baselines(self.data, rows) if baseline else None
-        return check_predictions(self.predict(rows, ci, seed=seed), ci, fitted=self.data, baselines=base)
+        return check_predictions(self.predict(rows, ci, seed=seed), ci, fitted=self.data, baselines=base,
+                                 zero_ratio=bool(getattr(self.posterior, "fits_zero_ratio", True)))
 
     def priors(self) -> pd.DataFrame:
         """The priors of this fit, as sampled, with their reasons (saved in the model card)."""

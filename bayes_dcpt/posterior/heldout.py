@@ -179,13 +179,16 @@ def band_range(ci: float) -> tuple[float, float]:
 
 
 def check_predictions(pred: pd.DataFrame, ci: float, fitted: pd.DataFrame | None = None,
-                      baselines: Mapping[str, pd.DataFrame] | None = None) -> PredictionCheck:
+                      baselines: Mapping[str, pd.DataFrame] | None = None, *,
+                      zero_ratio: bool = True) -> PredictionCheck:
     """Score predictions ``pred`` (``predict``'s output, measured ``loss_<target>`` columns kept) against them.
 
     ``fitted``: the fit's data; rows found there (the same run and checkpoint, :func:`_in_fit`) are scored apart
     as in-sample. A target is scored on the rows with a measured loss and a finite band. ``baselines``: ``{name:
     frame}`` of other predictions of the same rows (``loss_<target>_mean``, e.g. the paper's point fits,
     :func:`bayes_dcpt.fitting.baselines.point_baselines`), scored beside the fit's on the same rows.
+    ``zero_ratio=False`` (a law that does not describe a loss measured with none of its own corpus, the
+    posterior's ``fits_zero_ratio``): those rows (domain loss at r = 0, general loss at r = 1) are not scored.
     """
     inside = _in_fit(pred, fitted)
     runs = (pred["run_id"].astype(str) if "run_id" in pred else
@@ -197,6 +200,9 @@ def check_predictions(pred: pd.DataFrame, ci: float, fitted: pd.DataFrame | None
             continue
         y, m, lo, hi = (pd.to_numeric(pred[c], errors="coerce").to_numpy(float) for c in cols)
         ok = np.isfinite(y) & (y > 0) & np.isfinite(m) & np.isfinite(lo) & np.isfinite(hi)
+        if not zero_ratio:
+            r = pd.to_numeric(pred["r_domain"], errors="coerce").to_numpy(float)
+            ok &= (r if t == "domain" else 1.0 - r) > 0
         for where, mask in ((HELD_OUT, ok & ~inside), (IN_FIT, ok & inside)):
             if not mask.any():
                 continue
