@@ -76,6 +76,9 @@ def test_demo_loads_the_model_writes_everything_and_the_report_renders(cli, tmp_
     for _, med, lo, hi in s["r"]:
         assert 0 <= float(lo) <= float(med) <= float(hi) <= 1
     assert len(s["probe"]) == 1 and s["diag"] == ["OK"] and s["fit"] == ["OK"]  # the demo's law describes the data
+    # and how it extrapolated within the example: each held-out refit's error
+    assert "extrapolation: held out within the data, the law's predictions were off by " in out
+    assert "% (domain loss) over the largest size" in out
     plan = pd.read_csv(out_dir / "plan.csv")
     assert float(s["probe"][0]) == pytest.approx(plan["gpu_hours"].iloc[0], rel=1e-2)
     # the printed r* is the decision of the saved fit

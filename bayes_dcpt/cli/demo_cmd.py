@@ -103,8 +103,13 @@ def demo_cmd(
 
 
 def _print_verdict(f: Any, report: Path) -> None:
-    """Two lines: did the sampler converge, does the law describe the data (and where to read more)."""
+    """The verdict: did the sampler converge, does the law describe the data, how well did it extrapolate.
+
+    Where the law misses the data, where to read more and what to try; the last line, how far off its predictions
+    were on the data its held-out refits held back.
+    """
     from bayes_dcpt.cli.verdict import sampler_line, verdict
+    from bayes_dcpt.report.wording import holdout_errors
 
     v = verdict(f)
     state = "OK" if v.sampler_ok else "PROBLEMS: " + "; ".join(v.problems)
@@ -119,6 +124,9 @@ def _print_verdict(f: Any, report: Path) -> None:
                           highlight=False, soft_wrap=True)
     elif v.adequate:
         console.print(f"[green]fit[/]: OK, {v.adequacy_summary}", soft_wrap=True, highlight=False)
+    if errors := holdout_errors(f):  # how the law extrapolated within the data, whatever the verdict
+        console.print(f"extrapolation: held out within the data, the law's predictions were off by {errors}",
+                      soft_wrap=True, highlight=False, markup=False)
 
 
 def _example_data() -> tuple[Any, str]:

@@ -24,7 +24,8 @@ from bayes_dcpt.posterior.extrapolation import (
     thin_words,
 )
 
-__all__ = ["cli_words", "extrapolation_line", "reach_rows_line", "thin_domains_line", "unconverged_refits_line"]
+__all__ = ["cli_words", "extrapolation_line", "holdout_errors", "reach_rows_line", "thin_domains_line",
+           "unconverged_refits_line"]
 
 # Python spellings of fit options in messages and remedies, and how the command line says them (in this order).
 _WORDS: tuple[tuple[str, Any], ...] = (
@@ -90,7 +91,7 @@ def extrapolation_line(f: Any) -> str | None:
             shares.append(f"{s[0]:.0%}" + (f"-{s[-1]:.0%}" if s[-1] - s[0] >= 0.005 else "") + f" ({t} loss)")
         line += ("; runs of different sizes on one data stream share " + ", ".join(shares) + " of their deviations "
                  "from the law, which predictions at a new size on a probed stream inherit")
-    if errors := _holdout_errors(ex.get("holdout") or [], getattr(getattr(f, "law", None), "name", None)):
+    if errors := holdout_errors(f):
         line += (f". Held out within the data, the law's predictions were off by {errors} (mean absolute error of "
                  "each refit; the bands beyond the data grow to match)")
     if refits := unconverged_refits_line(f):
@@ -103,13 +104,15 @@ _SPLIT_WORDS = {"tokens": "the last third of tokens", "tokens_early": "the last 
                 "size": "the largest size", "ratio": "held-out ratios"}
 
 
-def _holdout_errors(records: Sequence[Mapping[str, Any]], law: str | None) -> str:
+def holdout_errors(f: Any) -> str:
     """``"2.7% (general loss) and 6.4% (domain loss) over the last third of tokens, ..."``: the refits' MAPE.
 
     Each held-out refit's error before the bands were widened by it: how well the law extrapolated within the
-    user's own data, the first thing to know before trusting it further out. Only ``law``'s refits (a stack's
-    table holds every candidate's).
+    user's own data, the first thing to know before trusting it further out. Only the fit's law's refits (a
+    stack's table holds every candidate's); empty when the fit was not calibrated.
     """
+    records = (getattr(f, "extrapolation", None) or {}).get("holdout") or []
+    law = getattr(getattr(f, "law", None), "name", None)
     rows = [r for r in records if law is None or r.get("law") in (None, law)]
     said = []
     for split in dict.fromkeys(r.get("split") for r in rows):
