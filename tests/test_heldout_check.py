@@ -83,7 +83,7 @@ def test_rows_the_fit_had_are_scored_apart_and_never_judged():
     assert t.loc[("code", "in the fit's data"), "verdict"] == "in the fit's data"
     assert len(c.problems) == 1 and "10 rows in the fit's data" in c.summary()
     only_fit = check_predictions(had, 0.9, fitted=had)
-    assert only_fit.ok is None and "every row is in the fit's data" in only_fit.summary()
+    assert only_fit.ok is None and "all 10 rows are in the fit's data" in only_fit.summary()
     # without run names, a measurement is the fit's when its domain, N, D and r are
     no_ids = check_predictions(both.drop(columns="run_id"), 0.9, fitted=had.drop(columns="run_id"))
     assert (no_ids.table["where"] == "held out").sum() == 1  # one domain: no every-domain row

@@ -88,7 +88,7 @@ class PredictionCheck:
         held = self.table[(self.table["where"] == HELD_OUT) & (self.table["beats_baselines"] == False)]  # noqa: E712
         out = []
         for _, r in held.iterrows():
-            best = min(self.baselines, key=lambda b: r[f"mape_{b}"])
+            best = min((b for b in self.baselines if np.isfinite(r[f"mape_{b}"])), key=lambda b: r[f"mape_{b}"])
             dom = "every domain" if r["domain"] == "*" else r["domain"]
             out.append(f"{r['target']} loss, {dom}: the point fit of {best} predicts these runs better "
                        f"({r[f'mape_{best}']:.2f}% against {r['mape']:.2f}%)")
@@ -123,7 +123,7 @@ class PredictionCheck:
         tail = (f" ({n_in} row{'s' if n_in != 1 else ''} in the fit's data, not a test of extrapolation)"
                 if n_in else "")
         if held.empty:
-            return (f"measured losses: every row is in the fit's data{tail}: in-sample, so the bands are not "
+            return (f"measured losses: all {n_in} rows are in the fit's data: in-sample, so the bands are not "
                     "tested; check the fit on runs it did not see")
         if self.ok is None:
             return f"measured losses: too few held-out runs to judge the {self.ci:.0%} bands (fewer than {MIN_RUNS})"
