@@ -333,7 +333,13 @@ def test_unconverged_scoring_refits_are_said_with_the_fit(cli, monkeypatch, smal
     assert rc == 0, (out, err)  # the fit's own checks pass: a caution, not a failure
     assert "CAUTION: 1 held-out refit did not converge (tokens: " in " ".join(out.split())
     rc, out, err = cli("fit", data_csv, "--out", tmp_path / "g.nc", "--json")
-    assert json.loads(out)["extrapolation"]["unconverged_refits"]["tokens"].startswith(("ESS", "R-hat"))
+    ex = json.loads(out)["extrapolation"]
+    assert ex["unconverged_refits"]["tokens"].startswith(("ESS", "R-hat"))
+    # each held-out refit's error, as the text says it
+    assert [(h["split"], h["target"]) for h in ex["holdout"]] == list(zip(table["split"], table["target"], strict=True))
+    assert ex["holdout"][0]["mape"] == pytest.approx(table["mape"].iloc[0])
+    assert f"{table['mape'].iloc[0]:.1f}% ({table['target'].iloc[0]} loss)" in " ".join(
+        cli("fit", data_csv, "--out", tmp_path / "h.nc")[1].split())
     converged = _variant(small_fit)
     converged.extrapolation = {**f.extrapolation, "holdout": table.assign(refit_unconverged="").to_dict("records")}
     assert unconverged_refits(converged) == {}

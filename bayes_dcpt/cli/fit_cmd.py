@@ -272,7 +272,8 @@ def fit_json(f: Any, v: Verdict, out: Path, code: int, notes: list[str]) -> dict
     if getattr(f, "extrapolation", None):
         ex = f.extrapolation
         payload["extrapolation"] = {"discrepancy": ex.get("discrepancy"), "splits": ex.get("splits"),
-                                    "streams": ex.get("streams") or {}, "unconverged_refits": unconverged_refits(f)}
+                                    "streams": ex.get("streams") or {}, "unconverged_refits": unconverged_refits(f),
+                                    "holdout": ex.get("holdout") or []}  # each refit's error, split x target
     if thin := fit_thin_domains(f):
         payload["thin_domains"] = {"domains": thin, "note": thin_domains_line(thin)}
     summ = f.summary()
