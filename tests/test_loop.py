@@ -259,3 +259,32 @@ def test_a_width_made_of_boundary_values_does_not_count():
         }
     )
     assert gpu_hours_to_width(h, 0.1) == 12.0
+
+
+class _Shifted:
+    """An executor whose runs measure ``factor`` times what the world says: a law the posterior cannot know."""
+
+    def __init__(self, inner, factor):
+        self.inner, self.factor = inner, factor
+
+    def run(self, probes, round):  # noqa: A002 (the executor protocol's name)
+        rows = self.inner.run(probes, round=round)
+        return rows.assign(**{f"loss_{t}": rows[f"loss_{t}"] * self.factor for t in ("general", "domain")})
+
+
+def test_the_loop_checks_its_new_runs_against_the_bands_it_predicted(setting):
+    """Each round's probes are runs no fit has seen: the loop scores them against the bands its posterior predicted
+    before they ran, and says when its law keeps missing them."""
+    world = setting[0]
+    fair = make_loop(setting, strategy="uniform", k=3, max_rounds=2)
+    res = fair.run()
+    assert {"inside_general", "inside_domain", "mape_general"} <= set(res.history.columns)
+    assert not any(c.startswith("run_inside_") for c in res.history.columns)
+    check = res.new_runs_check()
+    assert check["general"]["runs"] == 6 and not check["general"]["established"]
+    shifted = make_loop(setting, strategy="uniform", k=3, max_rounds=2,
+                        executor=_Shifted(SimulatorExecutor(world, seed=1, n_checkpoints=5, first_fraction=0.1),
+                                          1.15))
+    check = shifted.run().new_runs_check()
+    assert check["general"]["inside"] < 0.6 and check["general"]["established"], check
+    assert check["domain"]["established"]

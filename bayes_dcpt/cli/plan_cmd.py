@@ -306,7 +306,9 @@ def loop_cmd(
         loop = PlannerLoop(candidates=cands, target=tgt, executor=ex, refit=refit_fn, data=df,
                            state_dir=state_dir, **settings)
     _run_rounds(loop, db if executor != "probe" else None)  # the probe executor writes to the store itself
-    _print_history(loop.result().history, executor, refit)
+    result = loop.result()
+    _print_history(result.history, executor, refit)
+    _print_new_runs(result)
     console.print(f"stopped: {loop.stopped or 'max rounds'}; every round is stored in {state_dir}")
 
 
@@ -398,6 +400,22 @@ def _run_rounds(loop: Any, db: Path | None) -> None:
                     st.import_frame(new.drop(columns=["loop_round"]))
 
 
+def _print_new_runs(result: Any) -> None:
+    """How the loop's new runs sat in the bands predicted for them before they ran (FLAG: a miss established)."""
+    from bayes_dcpt.cli.verdict import print_wrapped
+
+    check = result.new_runs_check()
+    if not check:
+        return
+    cells = "; ".join(f"{t} loss {c['inside']:.2f} inside from {c['runs']} runs ({c['plausible_lo']:.2f}-"
+                      f"{c['plausible_hi']:.2f} plausible)" for t, c in check.items())
+    bad = [t for t, c in check.items() if c["established"]]
+    head = (f"FLAG: the posterior's {result.ci:.0%} bands missed the runs it chose ({', '.join(bad)} loss): the "
+            "law it plans with does not describe them; check the fit (bayes-dcpt fit, predict) before acting: "
+            if bad else f"new runs against the {result.ci:.0%} bands predicted before they ran: ")
+    print_wrapped(console, head + cells, first="", rest="  ", style="bold" if bad else None)
+
+
 def _print_history(hist: Any, executor: str, refit: str) -> None:
     """The rounds as a table (nothing when no round ran)."""
     if not len(hist):
@@ -407,6 +425,7 @@ def _print_history(hist: Any, executor: str, refit: str) -> None:
     cols = {"round": "round", "n_probes": "probes", "gpu_hours": "GPU-h", "cum_gpu_hours": "total GPU-h",
             "width_before": "width before", "width_after": "width after", "median_after": "median after",
             "reweighted": "reweighted"}
+    cols |= {f"inside_{t}": f"new runs in band: {t}" for t in ("general", "domain") if f"inside_{t}" in hist}
     rows = [[num(row[c], ".4g") if isinstance(row[c], float) else str(row[c]) for c in cols]
             for _, row in hist.iterrows()]
     print_table(console, f"loop ({executor} executor, {refit} refits; widths: the target's interval)",

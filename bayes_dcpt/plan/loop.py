@@ -10,7 +10,9 @@
    (k-hat < 0.7 and an ESS of at least ``min_ess``), else calling ``refit(all_data) -> Posterior`` (the seam
    for the PyMC fit; :class:`bayes_dcpt.fitting.smc.SMCRefit` is a fast numpy stand-in);
 
-and records every round (probes, GPU-hours, the target's interval width, the update diagnostics). With a
+and records every round (probes, GPU-hours, the target's interval width, the update diagnostics, and how the
+new runs sat in the bands the posterior predicted for them before they ran: each round's probes are data no fit has
+seen, so the loop checks its own honesty as it goes, :func:`LoopResult.new_runs_check`). With a
 ``state_dir`` every result is stored as it lands (``data.csv``, ``rounds.jsonl``, ``posterior.npz``,
 ``plan_round<N>.csv``, ``config.json``; :mod:`bayes_dcpt.plan.persistence`) and :meth:`PlannerLoop.resume`
 continues after an interruption. The baselines are in :mod:`bayes_dcpt.plan.baselines`; this module
@@ -49,6 +51,7 @@ from bayes_dcpt.plan.planner import suggest
 from bayes_dcpt.plan.targets import Target, as_target
 from bayes_dcpt.plan.update import UpdateResult, update
 from bayes_dcpt.posterior.draws import Posterior, weighted_quantile
+from bayes_dcpt.posterior.heldout import check_predictions, plausible_coverage
 
 __all__ = [
     "STRATEGIES",
@@ -78,6 +81,24 @@ class LoopResult:
     data: pd.DataFrame
     posterior: Posterior
     stopped: str = ""
+    ci: float = CI_PROB
+    run_shares: dict[str, list[float]] = field(default_factory=dict)
+
+    def new_runs_check(self) -> dict[str, dict[str, float]]:
+        """Per target, how the loop's new runs sat in the bands predicted for them before each was run.
+
+        ``{target: {"runs", "inside", "plausible_lo", "plausible_hi", "established"}}``: the share of their
+        measurements inside the ``ci`` predictive band of the posterior of the round before, the coverage the runs
+        allow (:func:`~bayes_dcpt.posterior.heldout.plausible_coverage`) and whether a miss of the level ``ci`` is
+        established. A loop whose posterior keeps missing its own next probes is deciding on a wrong law.
+        """
+        out = {}
+        for t, shares in self.run_shares.items():
+            if shares:
+                lo, hi = plausible_coverage(np.asarray(shares, float))
+                out[t] = {"runs": len(shares), "inside": float(np.mean(shares)), "plausible_lo": lo,
+                          "plausible_hi": hi, "established": not lo <= self.ci <= hi}
+        return out
 
 
 def gpu_hours_to_width(history: pd.DataFrame, width: float, max_clipped_share: float = 0.5) -> float:
@@ -387,7 +408,7 @@ class PlannerLoop:
         if probes.empty:
             self.stopped = info.get("stop") or "no probe chosen"
             return None
-        hours, res, reliable = self._execute_and_update(round_, probes, idx)
+        hours, res, reliable, scored = self._execute_and_update(round_, probes, idx)
         after = self.target_summary()
         rec = {
             "round": round_,
@@ -408,6 +429,7 @@ class PlannerLoop:
             "reweighted": bool(reliable),
             "refit": not reliable,
             "seconds": time.perf_counter() - t0,
+            **scored,
             **info,
         }
         self.history.append(rec)
@@ -416,15 +438,17 @@ class PlannerLoop:
 
     def _execute_and_update(
         self, round_: int, probes: pd.DataFrame, idx: np.ndarray
-    ) -> tuple[np.ndarray, UpdateResult, bool]:
+    ) -> tuple[np.ndarray, UpdateResult, bool, dict[str, Any]]:
         """Run the probes, add their rows to the data, and reweight the posterior (or refit when unreliable).
 
-        Returns the probes' GPU-hours, the reweighting result and whether it was used.
+        Returns the probes' GPU-hours, the reweighting result, whether it was used, and how the new rows sat in
+        the bands the posterior predicted for them (:meth:`_scored`).
         """
         rows = self.executor.run(
             probes.drop(columns=["_cand"], errors="ignore").reset_index(drop=True), round=round_
         )
         rows = _data.load(rows).copy()
+        scored = self._scored(rows, round_)
         hours = self.cost_model.gpu_hours(probes)
         rows["loop_round"] = round_
         self.data = pd.concat([self.data, rows], ignore_index=True)
@@ -435,7 +459,27 @@ class PlannerLoop:
         else:
             self.posterior = self.refit(self._fit_frame())
         self._used[idx] = True
-        return hours, res, reliable
+        return hours, res, reliable, scored
+
+    def _scored(self, rows: pd.DataFrame, round_: int) -> dict[str, Any]:
+        """The new rows against the current posterior's ``ci`` predictive bands, before it learns from them.
+
+        Per target: ``inside_<target>`` (share of the measurements inside), ``mape_<target>`` and
+        ``run_inside_<target>`` (each new run's share, what :meth:`LoopResult.new_runs_check` pools).
+        """
+        cpt = _data.fit_rows(rows)
+        if cpt.empty:
+            return {}
+        with np.errstate(all="ignore"):
+            pred = self.posterior.predict(cpt, self.ci, seed=self.seed + round_)
+        pred = pred.reset_index(drop=True)
+        check = check_predictions(pred, self.ci, zero_ratio=bool(getattr(self.posterior, "fits_zero_ratio", True)))
+        out: dict[str, Any] = {}
+        for _, r in check.table.drop_duplicates("target", keep="last").iterrows():  # every domain together
+            t = r["target"]
+            out |= {f"inside_{t}": float(r["coverage"]), f"mape_{t}": float(r["mape"]),
+                    f"run_inside_{t}": [float(v) for v in check.run_shares(t)]}
+        return out
 
     def run(self) -> LoopResult:
         """Run rounds until a stopping rule fires."""
@@ -451,5 +495,11 @@ class PlannerLoop:
                 for r in self.history
             ]
         )
-        return LoopResult(hist, self.data, self.posterior, self.stopped)
+        shares: dict[str, list[float]] = {}
+        for r in self.history:
+            for k, v in r.items():
+                if k.startswith("run_inside_"):
+                    shares.setdefault(k[len("run_inside_"):], []).extend(v)
+        return LoopResult(hist.drop(columns=[c for c in hist if str(c).startswith("run_inside_")]), self.data,
+                          self.posterior, self.stopped, self.ci, shares)
 

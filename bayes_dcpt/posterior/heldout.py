@@ -19,7 +19,7 @@ and never judged: inside the data a band says nothing about extrapolation (the f
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,11 @@ class PredictionCheck:
 
     ci: float
     table: pd.DataFrame
+    shares: dict[tuple[str, str], list[float]] = field(default_factory=dict, repr=False)
+
+    def run_shares(self, target: str, where: str = HELD_OUT) -> list[float]:
+        """Each run's share of its measurements inside the band (every domain; what a coverage range pools)."""
+        return list(self.shares.get((target, where), []))
 
     @property
     def judged(self) -> pd.DataFrame:
@@ -194,6 +199,7 @@ def check_predictions(pred: pd.DataFrame, ci: float, fitted: pd.DataFrame | None
     runs = (pred["run_id"].astype(str) if "run_id" in pred else
             pred["domain"].astype(str) + "|" + pred["n_params"].astype(str) + "|" + pred["r_domain"].astype(str))
     rows = []
+    shares: dict[tuple[str, str], list[float]] = {}
     for t in ("general", "domain"):
         cols = [f"loss_{t}", f"loss_{t}_mean", f"loss_{t}_lo", f"loss_{t}_hi"]
         if not all(c in pred for c in cols):
@@ -210,6 +216,7 @@ def check_predictions(pred: pd.DataFrame, ci: float, fitted: pd.DataFrame | None
             groups = [(d, mask & (pred["domain"].astype(str) == d).to_numpy()) for d in sorted(doms.unique())]
             if len(groups) > 1:
                 groups.append(("*", mask))
+            shares[(t, where)] = list(_run_inside(y[mask], lo[mask], hi[mask], runs[mask]))
             for d, g in groups:
                 scores = _scores(y[g], m[g], lo[g], hi[g], runs[g], ci, where)
                 rows.append({"target": t, "domain": d, "where": where, **scores,
@@ -218,15 +225,14 @@ def check_predictions(pred: pd.DataFrame, ci: float, fitted: pd.DataFrame | None
             "plausible_hi", "below", "above", "width", "verdict", "clear"]
     if baselines:
         cols += [*(f"mape_{b}" for b in baselines), "beats_baselines"]
-    return PredictionCheck(float(ci), pd.DataFrame(rows, columns=cols))
+    return PredictionCheck(float(ci), pd.DataFrame(rows, columns=cols), shares)
 
 
 def _scores(y: np.ndarray, m: np.ndarray, lo: np.ndarray, hi: np.ndarray, runs: pd.Series, ci: float,
             where: str) -> dict[str, Any]:
     """The scores of one group of measurements (``runs``: each row's run) and its verdict."""
-    inside = (y >= lo) & (y <= hi)
-    cover = float(np.mean(inside))
-    shares = pd.Series(inside.astype(float), index=runs.to_numpy()).groupby(level=0).mean().to_numpy()
+    cover = float(np.mean((y >= lo) & (y <= hi)))
+    shares = _run_inside(y, lo, hi, runs)
     p_lo, p_hi = plausible_coverage(shares)
     lo_ok, hi_ok = band_range(ci)
     n_runs = len(shares)
@@ -241,6 +247,12 @@ def _scores(y: np.ndarray, m: np.ndarray, lo: np.ndarray, hi: np.ndarray, runs: 
             "bias": float(100 * np.mean((m - y) / y)), "coverage": cover, "plausible_lo": p_lo,
             "plausible_hi": p_hi, "below": float(np.mean(y < lo)), "above": float(np.mean(y > hi)),
             "width": float(100 * np.mean((hi - lo) / y)), "verdict": verdict, "clear": bool(clear)}
+
+
+def _run_inside(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, runs: pd.Series) -> np.ndarray:
+    """Each run's share of its measurements inside ``[lo, hi]`` (``runs``: each row's run)."""
+    inside = ((y >= lo) & (y <= hi)).astype(float)
+    return pd.Series(inside, index=np.asarray(runs)).groupby(level=0).mean().to_numpy()
 
 
 def _baseline_scores(baselines: Mapping[str, pd.DataFrame] | None, target: str, g: np.ndarray, y: np.ndarray,
