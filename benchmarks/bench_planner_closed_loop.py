@@ -266,6 +266,10 @@ def run_one(name: str, strategy: str, seed: int) -> pd.DataFrame:
     h["setting"], h["strategy"], h["seed"], h["truth"] = name, strategy, seed, s["truth"]
     h["width_start"], h["seconds_total"] = w0, time.perf_counter() - t0
     h["stopped"] = res.stopped
+    # the runs the loop chose, against the bands its posterior predicted before they ran (pooled over its rounds)
+    for t, c in res.new_runs_check().items():
+        h[f"new runs {t}: runs"], h[f"new runs {t}: inside"] = c["runs"], c["inside"]
+        h[f"new runs {t}: established miss"] = c["established"]
     return h
 
 
@@ -284,6 +288,10 @@ def summarise(all_h: pd.DataFrame, widths: tuple[float, ...]) -> pd.DataFrame:
             float(last["median_after"]) - float(last["full_pool_fit"])
         )
         rec["GPU-h spent"] = float(last["cum_gpu_hours"])
+        for t in ("general", "domain"):
+            if f"new runs {t}: inside" in h:
+                rec[f"new runs {t}: inside"] = float(last[f"new runs {t}: inside"])
+                rec[f"new runs {t}: established"] = bool(last[f"new runs {t}: established miss"])
         rows.append(rec)
     per_seed = pd.DataFrame(rows)
     agg = []
@@ -304,6 +312,10 @@ def summarise(all_h: pd.DataFrame, widths: tuple[float, ...]) -> pd.DataFrame:
         if g["final |median - full-pool fit|"].notna().any():
             rec["median final |median - full-pool fit|"] = float(g["final |median - full-pool fit|"].median())
         rec["median GPU-h spent"] = float(g["GPU-h spent"].median())
+        for t in ("general", "domain"):
+            if f"new runs {t}: inside" in g and g[f"new runs {t}: inside"].notna().any():
+                rec[f"new runs in the 90% band: {t}, median"] = float(g[f"new runs {t}: inside"].median())
+                rec[f"{t}: miss established"] = f"{int(g[f'new runs {t}: established'].sum())}/{len(g)}"
         agg.append(rec)
     out = pd.DataFrame(agg)
     out["strategy"] = pd.Categorical(out["strategy"], STRATS)
