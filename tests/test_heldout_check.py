@@ -138,8 +138,9 @@ def test_predict_prints_and_carries_the_check(cli, small_fit_path, replicate, tm
     code, out, _ = cli("predict", small_fit_path, grid, "--json")
     check = json.loads(out)["check"]
     assert check["ok"] is False and {g["verdict"] for g in check["groups"]} >= {"too narrow"}
-    code, out, _ = cli("predict", small_fit_path, grid, "--kind", "mean", "--json")
+    code, out, err = cli("predict", small_fit_path, grid, "--kind", "mean", "--json")
     assert "check" not in json.loads(out)  # the law's own band is not meant to hold single runs
+    assert "checking them needs the default --kind predictive" in err
 
 
 def test_baselines_are_scored_on_the_same_rows_beside_the_fit():

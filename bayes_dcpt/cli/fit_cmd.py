@@ -389,6 +389,10 @@ def _measured_check(f: Any, pred: Any, ci: float, kind: str, baseline: bool) -> 
         if baseline:
             raise BayesDCPTError("--baseline compares predictions of measured losses: GRID has none" if not measured
                                  else "--baseline needs --kind predictive (the bands a run's measurement falls in)")
+        if measured:
+            err_console.print("note: GRID has measured losses; checking them needs the default --kind predictive "
+                              "(a run's measurement falls in the predictive band, not in the law's)", markup=False,
+                              highlight=False, soft_wrap=True)
         return None
     base = point_baselines(f.data, pred) if baseline else None
     return check_predictions(pred, ci, fitted=f.data, baselines=base,
