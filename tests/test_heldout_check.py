@@ -232,3 +232,26 @@ def test_losses_the_law_does_not_describe_are_not_scored():
     fitted_only = check_predictions(held, 0.9, zero_ratio=False).table.set_index("target")
     assert fitted_only.loc["domain", "rows"] == 10 and fitted_only.loc["domain", "verdict"] == "calibrated"
     assert fitted_only.loc["general", "rows"] == 20  # r = 0 holds all of the general loss's own corpus
+
+
+def test_measured_runs_are_shaded_where_the_fit_had_no_data(small_fit, df3):
+    """Drawn over the bands, runs measured after the fit are shaded from where the fit's data end (their bands are
+    an extrapolation there), not from where the drawn rows end."""
+    from bayes_dcpt.posterior.extrapolation import domain_envelope
+    from bayes_dcpt.viz.curves import loss_curves
+
+    early = df3[(df3["tokens"] > 0) & (df3["tokens"] <= df3["tokens"].median())]
+    n = float(early["n_params"].max())
+
+    def span_start(**kw):
+        ax = loss_curves(small_fit, domain="code", data=early, n_params=[n], targets=["general"], extend=50.0,
+                         **kw).axes[0]
+        (patch,) = ax.patches  # axvspan: a Rectangle (matplotlib >= 3.9) or a Polygon (3.8); its left edge
+        return float(np.atleast_2d(patch.get_xy())[:, 0].min()), ax.get_xlabel()
+
+    drawn, label = span_start()
+    fitted, fit_label = span_start(shade_from_fit=True)
+    env = domain_envelope(small_fit.posterior.ctx["envelope"], "code")
+    assert drawn == pytest.approx(early.loc[early["n_params"] == n, "tokens"].max())
+    assert fitted == pytest.approx(float(env.tokens_limit(np.asarray(n)))) and fitted > drawn
+    assert "beyond the fit's data" in fit_label and "beyond the data)" in label

@@ -52,9 +52,10 @@ def measured_section(fit: Any, check: Any, runs: pd.DataFrame, ci: float, dpi: i
     held = runs[runs["domain"].astype(str).isin(fit.domains)]
     for dom in sorted(held["domain"].astype(str).unique()):
         fig = plotting.loss_curves(fit, domain=dom, data=held[held["domain"].astype(str) == dom], ci=ci,
-                                   kind="predictive", extend=1.0)
+                                   kind="predictive", extend=1.0, shade_from_fit=True)
         blocks.append(Image(plotting.figure_png(fig, dpi=dpi), f"{dom}: measured runs against the predicted bands",
                             f"{dom}: the measured runs (markers) over the fit's {ci:.0%} predictive bands (a new "
                             "run's measurement: the law, a run's offset and noise, and the law's error beyond the "
-                            "data), one row per model size.", f"measured_{dom}"))
+                            "data), one row per model size; shaded: tokens beyond what the fit had at that size.",
+                            f"measured_{dom}"))
     return blocks

@@ -31,7 +31,7 @@ import pandas as pd
 from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.errors import InputError, UnknownDomainError
-from bayes_dcpt.posterior.extrapolation import DomainEnvelope
+from bayes_dcpt.posterior.extrapolation import DomainEnvelope, domain_envelope
 
 __all__ = [
     "LINESTYLES",
@@ -195,6 +195,7 @@ def loss_curves(
     targets: Sequence[str] | None = None,
     extend: float = 2.0,
     misfit: Mapping[tuple[str, str, float | None], Sequence[str]] | None = None,
+    shade_from_fit: bool = False,
 ) -> Any:
     """Loss against CPT tokens for each ratio, with the fitted curve and its credible band, over the data.
 
@@ -226,6 +227,9 @@ def loss_curves(
         Failed adequacy checks by ``(target, domain, n_params)`` (``n_params`` None: every size), e.g.
         :func:`misfit_map` of ``fit.adequacy()``: their panels get a red frame and a note saying what the law
         misses there.
+    shade_from_fit
+        Shade beyond the data the *fit* had (its recorded envelope) rather than beyond the rows drawn: for runs
+        measured after the fit, the shaded part is where their bands were an extrapolation.
 
     Returns
     -------
@@ -237,7 +241,9 @@ def loss_curves(
     sizes = sorted(float(x) for x in (n_params if n_params is not None else cpt["n_params"].unique()))
     ratios = sorted(float(x) for x in cpt["r_domain"].dropna().unique())
     greys, tmin, tmax = _greys(len(ratios)), float(cpt["tokens"].min()), float(cpt["tokens"].max())
-    env = _data_envelope(cpt)  # each size is shaded from where its own data end
+    fit_env = domain_envelope(post.ctx.get("envelope"), domain) if shade_from_fit else None
+    env = fit_env or _data_envelope(cpt)  # each size is shaded from where its own data (or the fit's) end
+    where = "the fit's data" if fit_env else "the data"
     tgrid = np.geomspace(tmin / 1.2, tmax * extend, 60)
     fig, axes = _figure(len(sizes), len(targets), figsize=(5.2 * len(targets), 3.3 * len(sizes) + 0.6))
     for i, n in enumerate(sizes):
@@ -247,9 +253,10 @@ def loss_curves(
             for k, r in enumerate(ratios):
                 pts = rows_n[np.isclose(rows_n["r_domain"].to_numpy(float), r)].dropna(subset=[f"loss_{t}"])
                 _ratio_series(ax, post, pts, t, domain, n, r, k, greys[k], tgrid, ci, kind)
-            ax.axvspan(float(env.tokens_limit(np.asarray(n))), tgrid[-1], color="0.93", zorder=0, linewidth=0)
+            if (edge := float(env.tokens_limit(np.asarray(n)))) < tgrid[-1]:  # nothing to shade otherwise
+                ax.axvspan(edge, tgrid[-1], color="0.93", zorder=0, linewidth=0)
             ax.set_xscale("log")
-            ax.set_xlabel(TOKENS_LABEL + " (log scale; shaded: beyond the data)")
+            ax.set_xlabel(TOKENS_LABEL + f" (log scale; shaded: beyond {where})")
             ax.set_ylabel(f"{t} {LOSS_LABEL}")
             ax.set_title(f"{domain}: {t} loss, N = {_fmt_n(n)} parameters", fontsize=10)
             ax.grid(True, which="major", color="0.88", linewidth=0.6)
