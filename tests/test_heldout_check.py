@@ -87,6 +87,10 @@ def test_rows_the_fit_had_are_scored_apart_and_never_judged():
     # without run names, a measurement is the fit's when its domain, N, D and r are
     no_ids = check_predictions(both.drop(columns="run_id"), 0.9, fitted=had.drop(columns="run_id"))
     assert (no_ids.table["where"] == "held out").sum() == 1  # one domain: no every-domain row
+    # unnamed runs are one per (domain, N, r, seed): two seeds at one point are two runs
+    two = pd.concat([_pred(5, tokens=3e6), _pred(5, tokens=3e6)], ignore_index=True).drop(columns="run_id")
+    assert check_predictions(two.assign(seed=np.repeat([0, 1], 5)), 0.9).table.iloc[0]["runs"] == 2
+    assert check_predictions(two, 0.9).table.iloc[0]["runs"] == 1
     same_point = check_predictions(_pred(10).drop(columns="run_id"), 0.9, fitted=had.drop(columns="run_id"))
     assert (same_point.table["where"] == "in the fit's data").all()
 

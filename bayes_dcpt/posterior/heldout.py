@@ -196,8 +196,11 @@ def check_predictions(pred: pd.DataFrame, ci: float, fitted: pd.DataFrame | None
     posterior's ``fits_zero_ratio``): those rows (domain loss at r = 0, general loss at r = 1) are not scored.
     """
     inside = _in_fit(pred, fitted)
-    runs = (pred["run_id"].astype(str) if "run_id" in pred else
-            pred["domain"].astype(str) + "|" + pred["n_params"].astype(str) + "|" + pred["r_domain"].astype(str))
+    if "run_id" in pred:
+        runs = pred["run_id"].astype(str)
+    else:  # unnamed runs: one per (domain, N, r, seed), the data schema's own convention
+        keys = [k for k in ("domain", "n_params", "r_domain", "seed") if k in pred]
+        runs = pred[keys].astype(str).agg("|".join, axis=1)
     rows = []
     shares: dict[tuple[str, str], list[float]] = {}
     for t in ("general", "domain"):
