@@ -323,8 +323,8 @@ def predict_cmd(
     seed: int = typer.Option(0, help="Seed of the predictive noise draws."),
     json_out: bool = typer.Option(False, "--json", help="Print the fit's diagnostics and the predictions as JSON."),
     baseline: bool = typer.Option(False, "--baseline", help="With measured losses in GRID: also fit the paper's "
-                                  "point fits (L3, L1; each domain alone, seconds) to the fit's data and show "
-                                  "their error beside the fit's."),
+                                  "point fits (L3, L1; each domain alone: seconds, minutes at ~10^4 rows) to the "
+                                  "fit's data and show their error beside the fit's."),
 ) -> None:
     """Posterior predictive bands for a grid of (domain, n_params, tokens, r_domain).
 

@@ -253,9 +253,9 @@ class BaseFit:
         the ``ci`` bands per (target, domain): MAPE, the sign of the error, coverage and which side the misses
         fall on, judged calibrated in ``[ci - 0.10, ci + 0.05]`` (:mod:`bayes_dcpt.posterior.heldout`). Rows
         the fit had are scored apart, not judged. ``baseline``: also fit the paper's point fits of L3 and L1 to
-        this fit's data, each domain alone (seconds), and score their predictions of the same rows beside it
-        (:mod:`bayes_dcpt.fitting.baselines`). ``print()`` the result for the verdict and the problems,
-        ``.table`` for every group.
+        this fit's data, each domain alone (seconds; minutes at tens of thousands of rows), and score their
+        predictions of the same rows beside it (:mod:`bayes_dcpt.fitting.baselines`). ``print()`` the result for
+        the verdict and the problems, ``.table`` for every group.
         """
         rows = _data.fit_rows(_data.load(data)).reset_index(drop=True)
         base = point_baselines(self.data, rows) if baseline else None
