@@ -51,7 +51,7 @@ from bayes_dcpt.plan.planner import suggest
 from bayes_dcpt.plan.targets import Target, as_target
 from bayes_dcpt.plan.update import UpdateResult, update
 from bayes_dcpt.posterior.draws import Posterior, weighted_quantile
-from bayes_dcpt.posterior.heldout import check_predictions, plausible_coverage
+from bayes_dcpt.posterior.heldout import check_predictions, judge_coverage
 
 __all__ = [
     "STRATEGIES",
@@ -87,17 +87,19 @@ class LoopResult:
     def new_runs_check(self) -> dict[str, dict[str, float]]:
         """Per target, how the loop's new runs sat in the bands predicted for them before each was run.
 
-        ``{target: {"runs", "inside", "plausible_lo", "plausible_hi", "established"}}``: the share of their
-        measurements inside the ``ci`` predictive band of the posterior of the round before, the coverage the runs
-        allow (:func:`~bayes_dcpt.posterior.heldout.plausible_coverage`) and whether a miss of the level ``ci`` is
-        established. A loop whose posterior keeps missing its own next probes is deciding on a wrong law.
+        ``{target: {"runs", "inside", "plausible_lo", "plausible_hi", "established"}}``: the mean over the runs of
+        each run's share inside the ``ci`` predictive band of the posterior of the round before, the coverage the
+        runs allow and whether a miss is established, judged as ``predict`` judges measured runs
+        (:func:`~bayes_dcpt.posterior.heldout.judge_coverage`). A loop whose posterior keeps missing its own next
+        probes is deciding on a wrong law.
         """
         out = {}
         for t, shares in self.run_shares.items():
             if shares:
-                lo, hi = plausible_coverage(np.asarray(shares, float))
-                out[t] = {"runs": len(shares), "inside": float(np.mean(shares)), "plausible_lo": lo,
-                          "plausible_hi": hi, "established": not lo <= self.ci <= hi}
+                inside = float(np.mean(shares))
+                j = judge_coverage(inside, np.asarray(shares, float), self.ci)
+                out[t] = {"runs": len(shares), "inside": inside, "plausible_lo": j["plausible_lo"],
+                          "plausible_hi": j["plausible_hi"], "established": j["clear"]}
         return out
 
 

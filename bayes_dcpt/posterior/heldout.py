@@ -28,7 +28,8 @@ from scipy import stats
 
 from bayes_dcpt.encoding import to_jsonable
 
-__all__ = ["BAND_RANGE", "MIN_RUNS", "PredictionCheck", "band_range", "check_predictions", "plausible_coverage"]
+__all__ = ["BAND_RANGE", "MIN_RUNS", "PredictionCheck", "band_range", "check_predictions", "judge_coverage",
+           "plausible_coverage"]
 
 #: The calibrated range of a band's coverage around its level ``ci``: ``[ci - 0.10, ci + 0.05]`` (0.80-0.95 at 90%).
 BAND_RANGE = (0.10, 0.05)
@@ -236,20 +237,31 @@ def _scores(y: np.ndarray, m: np.ndarray, lo: np.ndarray, hi: np.ndarray, runs: 
     """The scores of one group of measurements (``runs``: each row's run) and its verdict."""
     cover = float(np.mean((y >= lo) & (y <= hi)))
     shares = _run_inside(y, lo, hi, runs)
+    judged = judge_coverage(cover, shares, ci)
+    if where == IN_FIT:
+        judged |= {"verdict": IN_FIT, "clear": False}
+    return {"rows": int(y.size), "runs": len(shares), "mape": float(100 * np.mean(np.abs(m - y) / y)),
+            "bias": float(100 * np.mean((m - y) / y)), "coverage": cover, "plausible_lo": judged["plausible_lo"],
+            "plausible_hi": judged["plausible_hi"], "below": float(np.mean(y < lo)), "above": float(np.mean(y > hi)),
+            "width": float(100 * np.mean((hi - lo) / y)), "verdict": judged["verdict"], "clear": judged["clear"]}
+
+
+def judge_coverage(cover: float, shares: np.ndarray, ci: float) -> dict[str, Any]:
+    """The verdict on a ``ci`` band that held ``cover`` of the measurements of runs with inside-shares ``shares``.
+
+    ``{"verdict", "clear", "plausible_lo", "plausible_hi"}``: ``"too few runs"`` under :data:`MIN_RUNS`, else
+    ``"calibrated"`` inside :func:`band_range`, ``"too narrow"`` or ``"too wide"`` outside it; ``clear`` when the
+    runs also rule the level ``ci`` out (:func:`plausible_coverage`). What ``predict``'s check and the closed
+    loop's check of its own probes both judge by.
+    """
     p_lo, p_hi = plausible_coverage(shares)
     lo_ok, hi_ok = band_range(ci)
-    n_runs = len(shares)
-    if where == IN_FIT:
-        verdict = IN_FIT
-    elif n_runs < MIN_RUNS:
+    if len(shares) < MIN_RUNS:
         verdict = "too few runs"
     else:
         verdict = "too narrow" if cover < lo_ok - 1e-9 else "too wide" if cover > hi_ok + 1e-9 else "calibrated"
     clear = verdict in ("too narrow", "too wide") and not p_lo <= ci <= p_hi
-    return {"rows": int(y.size), "runs": n_runs, "mape": float(100 * np.mean(np.abs(m - y) / y)),
-            "bias": float(100 * np.mean((m - y) / y)), "coverage": cover, "plausible_lo": p_lo,
-            "plausible_hi": p_hi, "below": float(np.mean(y < lo)), "above": float(np.mean(y > hi)),
-            "width": float(100 * np.mean((hi - lo) / y)), "verdict": verdict, "clear": bool(clear)}
+    return {"verdict": verdict, "clear": bool(clear), "plausible_lo": p_lo, "plausible_hi": p_hi}
 
 
 def _run_inside(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, runs: pd.Series) -> np.ndarray:
