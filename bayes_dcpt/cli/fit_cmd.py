@@ -380,9 +380,6 @@ def _measured_check(f: Any, pred: Any, ci: float, kind: str, baseline: bool) -> 
     """The grid's measured losses against the predictive bands (None: no measured loss, or ``--kind mean``)."""
     import numpy as np
 
-    from bayes_dcpt.fitting.baselines import point_baselines
-    from bayes_dcpt.posterior.heldout import check_predictions
-
     measured = [c for c in ("loss_general", "loss_domain") if c in pred and np.isfinite(
         np.asarray(pred[c], float)).any()]
     if not measured or kind != "predictive":  # the law's own band is not meant to hold single runs
@@ -394,9 +391,7 @@ def _measured_check(f: Any, pred: Any, ci: float, kind: str, baseline: bool) -> 
                               "(a run's measurement falls in the predictive band, not in the law's)", markup=False,
                               highlight=False, soft_wrap=True)
         return None
-    base = point_baselines(f.data, pred) if baseline else None
-    return check_predictions(pred, ci, fitted=f.data, baselines=base,
-                             zero_ratio=bool(getattr(f.posterior, "fits_zero_ratio", True)))
+    return f.check_predicted(pred, ci, baseline=baseline)
 
 
 def _print_check(check: Any) -> None:

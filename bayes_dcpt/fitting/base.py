@@ -258,8 +258,12 @@ class BaseFit:
         the verdict and the problems, ``.table`` for every group.
         """
         rows = _data.fit_rows(_data.load(data)).reset_index(drop=True)
-        base = point_baselines(self.data, rows) if baseline else None
-        return check_predictions(self.predict(rows, ci, seed=seed), ci, fitted=self.data, baselines=base,
+        return self.check_predicted(self.predict(rows, ci, seed=seed), ci, baseline=baseline)
+
+    def check_predicted(self, pred: pd.DataFrame, ci: float = CI_PROB, *, baseline: bool = False) -> PredictionCheck:
+        """:meth:`check_predictions` of predictions already made (:meth:`predict`'s output, measured losses kept)."""
+        base = point_baselines(self.data, pred) if baseline else None
+        return check_predictions(pred, ci, fitted=self.data, baselines=base,
                                  zero_ratio=bool(getattr(self.posterior, "fits_zero_ratio", True)))
 
     def priors(self) -> pd.DataFrame:
