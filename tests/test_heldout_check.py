@@ -238,6 +238,22 @@ def test_losses_the_law_does_not_describe_are_not_scored():
     assert fitted_only.loc["general", "rows"] == 20  # r = 0 holds all of the general loss's own corpus
 
 
+def test_checkpoints_inside_the_lr_warmup_are_not_scored_when_the_fit_leaves_them_out():
+    """Each run's first checkpoint is inside its LR warm-up, where the law is not fitted: it misses the band, but
+    a fit with burn_in="warmup" is not judged on it, and the summary says how many rows it left out."""
+    late = _pred(12).assign(lr=1e-3)
+    early = _pred(0, 12).assign(lr=5e-4, tokens=lambda d: d["tokens"] - 5e5)  # the same runs, earlier, below
+    held = pd.concat([early, late], ignore_index=True)
+    every = check_predictions(held, 0.9)
+    assert every.table.loc[0, "rows"] == 24 and every.ok is False and every.warmup_rows == 0
+    after = check_predictions(held, 0.9, warmup=True)
+    assert after.table.loc[0, "rows"] == 12 and after.ok and after.warmup_rows == 12
+    assert "12 rows inside their runs' LR warm-up not scored" in after.summary()
+    assert after.to_dict()["warmup_rows"] == 12
+    # without an lr column nothing can be told apart: every row is scored
+    assert check_predictions(held.drop(columns="lr"), 0.9, warmup=True).warmup_rows == 0
+
+
 def test_measured_runs_are_shaded_where_the_fit_had_no_data(small_fit, df3):
     """Drawn over the bands, runs measured after the fit are shaded from where the fit's data end (their bands are
     an extrapolation there), not from where the drawn rows end."""
@@ -259,3 +275,12 @@ def test_measured_runs_are_shaded_where_the_fit_had_no_data(small_fit, df3):
     assert drawn == pytest.approx(early.loc[early["n_params"] == n, "tokens"].max())
     assert fitted == pytest.approx(float(env.tokens_limit(np.asarray(n)))) and fitted > drawn
     assert "beyond the fit's data" in fit_label and "beyond the data)" in label
+
+
+def test_a_fit_says_whether_it_left_the_warmup_out(small_fit):
+    """The posterior carries the fit's burn-in, so its check and its updates skip what its fit skipped."""
+    from bayes_dcpt.fitting.base import config_ctx
+    from bayes_dcpt.fitting.config import FitConfig
+
+    assert small_fit.config.burn_in == "warmup" and small_fit.posterior.leaves_out_warmup
+    assert "burn_in_warmup" not in config_ctx({}, FitConfig(burn_in="none"))

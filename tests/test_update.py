@@ -121,6 +121,19 @@ def test_log_likelihood_adds_over_runs_and_skips_base_rows(prior_like, world):
     )
 
 
+
+def test_a_fit_that_left_the_warmup_out_does_not_learn_from_warmup_checkpoints(prior_like, world):
+    """The warm-up's checkpoints (far off the law here) count only for a posterior whose fit used them."""
+    a = probe_rows(world, [(1e8, 1e9, 0.3)], seed=4, prefix="a")
+    warm = a["tokens"] < a["tokens"].iloc[2]  # the run reaches its peak LR at its third checkpoint
+    a = a.assign(lr=np.where(warm, 5e-4, 1e-3))
+    a.loc[warm, "loss_general"] *= 1.5  # the warm-up's transient: no law's business
+    after = a[~warm].reset_index(drop=True)
+    assert not np.allclose(run_log_likelihood(prior_like, a), run_log_likelihood(prior_like, after))
+    leaves_out = prior_like._copy(ctx={**prior_like.ctx, "burn_in_warmup": 1.0})
+    assert leaves_out.leaves_out_warmup and not prior_like.leaves_out_warmup
+    np.testing.assert_allclose(run_log_likelihood(leaves_out, a), run_log_likelihood(leaves_out, after), rtol=1e-12)
+
 # ------------------------------------------------------------------------------------------------ update
 def test_update_moves_the_posterior_towards_the_truth(prior_like, world):
     rows = probe_rows(world, [(3e8, 1e9, 0.5)], seed=6)

@@ -416,7 +416,7 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
     slots = run_capacity(int(_data.fit_rows(df)["run_id"].nunique()))
     # every law is scored on the same rows: the zero own-ratio rows only when every candidate fits them
     zr = predicts_zero_ratio(names, model)
-    split_list = make_splits(df, splits)
+    split_list = make_splits(df, splits, burn_in=model.get("burn_in", "warmup"))
     # an unconverged refit is sampled again with no more draws than the candidates' own fits
     refit = {"retry": retry_within(kw), **(refit or {})}
     scores, screened = _held_out(df, names, target, model, split_list, zr, seed, refit, slots, notes, screen)

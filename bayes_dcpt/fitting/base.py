@@ -40,7 +40,7 @@ from bayes_dcpt.laws.registry import Law
 from bayes_dcpt.posterior.adequacy import Adequacy, check_adequacy
 from bayes_dcpt.posterior.heldout import PredictionCheck, check_predictions
 
-__all__ = ["BaseFit", "DecisionMethods", "add_run_mixing", "flat_draws", "noise_ctx", "noise_draws", "psis_loo",
+__all__ = ["BaseFit", "DecisionMethods", "config_ctx", "flat_draws", "noise_ctx", "noise_draws", "psis_loo",
            "summary_table"]
 
 
@@ -74,10 +74,17 @@ def noise_ctx(post: Any) -> dict[str, Any]:
         if "domain" in post["sigma"].dims else {}
 
 
-def add_run_mixing(ctx: dict[str, Any], config: Any) -> dict[str, Any]:
-    """Mark a robust fit with integrated run offsets: a run's offset and noise share one Student-t scale."""
+def config_ctx(ctx: dict[str, Any], config: Any) -> dict[str, Any]:
+    """Mark on a posterior's ``ctx`` what of its fit's configuration its predictions and updates must follow.
+
+    ``run_mixing``: a robust fit with integrated run offsets (a run's offset and noise share one Student-t scale,
+    :mod:`bayes_dcpt.fitting.marginal`). ``burn_in_warmup``: the fit left each run's LR warm-up out, so measured
+    rows inside it are neither scored against its bands nor conditioned on when it learns from new runs.
+    """
     if config.run_effect and config.robust and config.run_offsets == "marginal":
-        ctx["run_mixing"] = 1.0  # see bayes_dcpt.fitting.marginal
+        ctx["run_mixing"] = 1.0
+    if getattr(config, "burn_in", "none") == "warmup":
+        ctx["burn_in_warmup"] = 1.0
     return ctx
 
 
@@ -264,7 +271,8 @@ class BaseFit:
         """:meth:`check_predictions` of predictions already made (:meth:`predict`'s output, measured losses kept)."""
         base = point_baselines(self.data, pred) if baseline else None
         return check_predictions(pred, ci, fitted=self.data, baselines=base,
-                                 zero_ratio=bool(getattr(self.posterior, "fits_zero_ratio", True)))
+                                 zero_ratio=bool(getattr(self.posterior, "fits_zero_ratio", True)),
+                                 warmup=self.posterior.leaves_out_warmup)
 
     def priors(self) -> pd.DataFrame:
         """The priors of this fit, as sampled, with their reasons (saved in the model card)."""

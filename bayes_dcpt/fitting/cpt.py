@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_dcpt.data import schema as _data
-from bayes_dcpt.fitting.base import BaseFit, DecisionMethods, add_run_mixing, flat_draws, noise_ctx, noise_draws
+from bayes_dcpt.fitting.base import BaseFit, DecisionMethods, config_ctx, flat_draws, noise_ctx, noise_draws
 from bayes_dcpt.fitting.config import FitConfig
 from bayes_dcpt.fitting.cpt_model import CPTDesign, cpt_prior_table, get_cpt_model, make_cpt_design
 from bayes_dcpt.fitting.diagnostics import Diagnostics, dcpt_remedies
@@ -69,7 +69,7 @@ class CPTFit(DecisionMethods, BaseFit):
         self.domains = list(design.domains)
         # the reference token count the model was sampled with (a loaded fit: its card's), never re-derived
         # the base-anchored law fits every own ratio, 0 included (zero_ratio)
-        ctx = add_run_mixing({"D_ref": design.d_ref if d_ref is None else float(d_ref), "heteroscedastic": 1.0,
+        ctx = config_ctx({"D_ref": design.d_ref if d_ref is None else float(d_ref), "heteroscedastic": 1.0,
                               "zero_ratio": 1.0}, config)
         self.posterior = cpt_posterior(idata, law, self.targets, self.domains, ctx, _data.base_losses(data))
 

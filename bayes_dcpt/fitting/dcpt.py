@@ -30,7 +30,7 @@ import pandas as pd
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.data.dlc import dlc_features
 from bayes_dcpt.errors import BayesDCPTError, FitError
-from bayes_dcpt.fitting.base import BaseFit, DecisionMethods, add_run_mixing, flat_draws, noise_ctx, noise_draws
+from bayes_dcpt.fitting.base import BaseFit, DecisionMethods, config_ctx, flat_draws, noise_ctx, noise_draws
 from bayes_dcpt.fitting.config import (
     DEFAULT_DRAWS,
     DENSE_DRAWS,
@@ -93,7 +93,7 @@ class Fit(DecisionMethods, BaseFit):
                and "D_min" in idata["constant_data"] else float(_data.fit_rows(data)["tokens"].min() / BILLION)}
         if config.zero_ratio:
             ctx["zero_ratio"] = 1.0  # losses with none of their own corpus were fitted too
-        self.posterior = posterior_from_idata(idata, law, self.targets, self.domains, add_run_mixing(ctx, config),
+        self.posterior = posterior_from_idata(idata, law, self.targets, self.domains, config_ctx(ctx, config),
                                               _data.base_losses(data), law.dlc is not None)
 
     def remedies(self) -> list[str]:

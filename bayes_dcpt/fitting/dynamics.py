@@ -31,7 +31,7 @@ from bayes_dcpt.constants import CI_PROB
 from bayes_dcpt.data import schema as _data
 from bayes_dcpt.data.dynamics import load_dynamics
 from bayes_dcpt.errors import BayesDCPTError, FitError
-from bayes_dcpt.fitting.base import BaseFit, add_run_mixing, flat_draws, noise_draws
+from bayes_dcpt.fitting.base import BaseFit, config_ctx, flat_draws, noise_draws
 from bayes_dcpt.fitting.config import DynamicsConfig
 from bayes_dcpt.fitting.diagnostics import Diagnostics, dynamics_remedies
 from bayes_dcpt.fitting.dynamics_model import (
@@ -97,7 +97,7 @@ class DynamicsFit(BaseFit):
         self.targets = tuple(t for t in ("general", "domain") if any(g[0] == t for g in self.groups))
         self.domains = sorted({g[1] for g in self.groups})
         self.notes = list(notes)
-        ctx = add_run_mixing(_ctx(data, config.momentum), config)
+        ctx = config_ctx(_ctx(data, config.momentum), config)
         self.posterior = _posterior(idata, law, self.groups, self.targets, ctx, _data.base_losses(data))
 
     def remedies(self) -> list[str]:

@@ -4,7 +4,8 @@ A law is used to extrapolate: to more tokens than were probed, to a larger model
 judged by exact leave-future-out cross-validation (Burkner, Gabry & Vehtari 2020): refit on the data with a block
 held out, score the block. The blocks:
 
-* ``"tokens"`` (leave-future-out): every run's checkpoints in the last third of the data's log-token range;
+* ``"tokens"`` (leave-future-out): every run's checkpoints in the last third of the log-token range of the rows
+  the fit fits (after the LR warm-up: :func:`make_splits` leaves the warm-up out first);
 * ``"tokens_early"`` (leave-future-out from an earlier origin): the last two-thirds, so that the errors reach as far
   beyond the data as users extrapolate (skipped when it holds out the same rows as ``"tokens"``);
 * ``"size"`` (leave-largest-size-out): the CPT rows of the largest model size; the base rows of every size stay
@@ -113,13 +114,22 @@ def _ratio_split(df: pd.DataFrame) -> Split | None:
                  "every other interior ratio of each domain held out")
 
 
-def make_splits(df: pd.DataFrame, kinds: Sequence[str] = ("tokens", "size")) -> list[Split]:
+def make_splits(df: pd.DataFrame, kinds: Sequence[str] = ("tokens", "size"), *,
+                burn_in: str = "warmup") -> list[Split]:
     """The held-out splits of validated measurements ``df`` among ``kinds`` that the data allow.
 
     ``"size"`` needs at least two model sizes, ``"ratio"`` a domain with at least four ratios, ``"tokens"`` and
     ``"tokens_early"`` at least two token counts left to fit; a split the data do not allow is left out (the caller
     sees which splits came back), and so is ``"tokens_early"`` when it holds out the same rows as ``"tokens"``
     (few checkpoints: one origin is all the data have).
+
+    ``burn_in``: the fit's (:class:`~bayes_dcpt.fitting.config.FitConfig`). With ``"warmup"`` the checkpoints
+    inside their run's LR warm-up (:func:`~bayes_dcpt.data.schema.in_warmup`, judged on the whole runs) are left
+    out of every split first: the law is not fitted to them, so a refit must not be conditioned on them, nor
+    score them, nor place the token origins on their range. Judged on a run cut at an origin instead, a warm-up
+    checkpoint was taken for the peak (the highest LR the cut run had reached) and fitted: on the example grid
+    the early origin's refit fitted the checkpoint at 40% of the peak LR (BENCHMARKS.md, "The warm-up in the
+    held-out refits").
     """
     makers = {"tokens": _tokens_split, "tokens_early": _tokens_early_split, "size": _size_split,
               "ratio": _ratio_split}
@@ -127,6 +137,8 @@ def make_splits(df: pd.DataFrame, kinds: Sequence[str] = ("tokens", "size")) -> 
     if unknown:
         raise FitError(f"unknown held-out split(s) {unknown}; choose among {', '.join(SPLITS)}")
     df = _data.load(df)
+    if burn_in == "warmup":
+        df = df[~_data.in_warmup(df)].reset_index(drop=True)
     out: list[Split] = []
     for k in kinds:
         s = makers[k](df)

@@ -475,7 +475,8 @@ class PlannerLoop:
         with np.errstate(all="ignore"):
             pred = self.posterior.predict(cpt, self.ci, seed=self.seed + round_)
         pred = pred.reset_index(drop=True)
-        check = check_predictions(pred, self.ci, zero_ratio=bool(getattr(self.posterior, "fits_zero_ratio", True)))
+        check = check_predictions(pred, self.ci, zero_ratio=bool(getattr(self.posterior, "fits_zero_ratio", True)),
+                                  warmup=bool(getattr(self.posterior, "leaves_out_warmup", False)))
         out: dict[str, Any] = {}
         for _, r in check.table.drop_duplicates("target", keep="last").iterrows():  # every domain together
             t = r["target"]

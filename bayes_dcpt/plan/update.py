@@ -44,11 +44,14 @@ def run_log_likelihood(post: Posterior, rows: pd.DataFrame) -> np.ndarray:
     """Log-likelihood of measured rows under every posterior draw, shape ``(S,)``.
 
     Rows are grouped into runs by ``run_id``; each run's checkpoints share one offset per target. Base
-    rows (``tokens == 0``) carry no information about the law and are skipped; so are missing losses and
-    losses of targets the posterior does not model.
+    rows (``tokens == 0``) carry no information about the law and are skipped; so are missing losses, losses of
+    targets the posterior does not model and, when its fit left the LR warm-up out
+    (:attr:`~bayes_dcpt.posterior.draws.Posterior.leaves_out_warmup`), the checkpoints inside their run's warm-up.
     """
     rows = _data.load(rows)
     cpt = _data.fit_rows(rows)
+    if post.leaves_out_warmup:
+        cpt = cpt[~_data.in_warmup(cpt)]
     unknown = sorted(set(cpt["domain"]) - set(post.domains))
     if unknown:
         raise UnknownDomainError(

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bayes_dcpt.data.schema import in_warmup
 from bayes_dcpt.encoding import to_jsonable
 
 __all__ = ["BAND_RANGE", "MIN_RUNS", "PredictionCheck", "band_range", "check_predictions", "judge_coverage",
@@ -59,6 +60,8 @@ class PredictionCheck:
     ci: float
     table: pd.DataFrame
     shares: dict[tuple[str, str], list[float]] = field(default_factory=dict, repr=False)
+    #: Measured rows inside their run's LR warm-up, not scored (:func:`check_predictions` ``warmup``).
+    warmup_rows: int = 0
 
     def run_shares(self, target: str, where: str = HELD_OUT) -> list[float]:
         """Each run's share of its measurements inside the band (every domain; what a coverage range pools)."""
@@ -128,6 +131,9 @@ class PredictionCheck:
         n_in = int(whole.loc[whole["where"] == IN_FIT, "rows"].max()) if (whole["where"] == IN_FIT).any() else 0
         tail = (f" ({n_in} row{'s' if n_in != 1 else ''} in the fit's data, not a test of extrapolation)"
                 if n_in else "")
+        if self.warmup_rows:
+            tail += (f" ({self.warmup_rows} row{'s' if self.warmup_rows != 1 else ''} inside their runs' LR warm-up "
+                     "not scored: the fit leaves the warm-up out)")
         if held.empty:
             return (f"measured losses: all {n_in} rows are in the fit's data: in-sample, so the bands are not "
                     "tested; check the fit on runs it did not see")
@@ -157,7 +163,7 @@ class PredictionCheck:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``ci``, the calibrated range, ``ok``, ``summary``, ``problems``, ``outside``, the groups."""
         return {"ci": self.ci, "range": list(band_range(self.ci)), "ok": self.ok, "summary": self.summary(),
-                "problems": self.problems, "outside": self.outside,
+                "problems": self.problems, "outside": self.outside, "warmup_rows": self.warmup_rows,
                 "worse_than_baselines": self.worse_than_baselines,
                 "groups": to_jsonable(self.table.to_dict(orient="records"))}
 
@@ -186,7 +192,7 @@ def band_range(ci: float) -> tuple[float, float]:
 
 def check_predictions(pred: pd.DataFrame, ci: float, fitted: pd.DataFrame | None = None,
                       baselines: Mapping[str, pd.DataFrame] | None = None, *,
-                      zero_ratio: bool = True) -> PredictionCheck:
+                      zero_ratio: bool = True, warmup: bool = False) -> PredictionCheck:
     """Score predictions ``pred`` (``predict``'s output, measured ``loss_<target>`` columns kept) against them.
 
     ``fitted``: the fit's data; rows found there (the same run and checkpoint, :func:`_in_fit`) are scored apart
@@ -195,8 +201,13 @@ def check_predictions(pred: pd.DataFrame, ci: float, fitted: pd.DataFrame | None
     :func:`bayes_dcpt.fitting.baselines.point_baselines`), scored beside the fit's on the same rows.
     ``zero_ratio=False`` (a law that does not describe a loss measured with none of its own corpus, the
     posterior's ``fits_zero_ratio``): those rows (domain loss at r = 0, general loss at r = 1) are not scored.
+    ``warmup=True`` (a fit that leaves its runs' LR warm-up out, ``burn_in="warmup"``): the rows inside their run's
+    warm-up (:func:`~bayes_dcpt.data.schema.in_warmup`, from ``pred``'s ``lr`` column) are not scored, and
+    counted (:attr:`PredictionCheck.warmup_rows`): the law describes the loss after the warm-up's transient, and
+    nobody stops CPT inside it.
     """
     inside = _in_fit(pred, fitted)
+    warm = in_warmup(pred) if warmup else np.zeros(len(pred), bool)
     if "run_id" in pred:
         runs = pred["run_id"].astype(str)
     else:  # unnamed runs: one per (domain, N, r, seed), the data schema's own convention
@@ -209,7 +220,7 @@ def check_predictions(pred: pd.DataFrame, ci: float, fitted: pd.DataFrame | None
         if not all(c in pred for c in cols):
             continue
         y, m, lo, hi = (pd.to_numeric(pred[c], errors="coerce").to_numpy(float) for c in cols)
-        ok = np.isfinite(y) & (y > 0) & np.isfinite(m) & np.isfinite(lo) & np.isfinite(hi)
+        ok = np.isfinite(y) & (y > 0) & np.isfinite(m) & np.isfinite(lo) & np.isfinite(hi) & ~warm
         if not zero_ratio:
             r = pd.to_numeric(pred["r_domain"], errors="coerce").to_numpy(float)
             ok &= (r if t == "domain" else 1.0 - r) > 0
@@ -229,7 +240,7 @@ def check_predictions(pred: pd.DataFrame, ci: float, fitted: pd.DataFrame | None
             "plausible_hi", "below", "above", "width", "verdict", "clear"]
     if baselines:
         cols += [*(f"mape_{b}" for b in baselines), "beats_baselines"]
-    return PredictionCheck(float(ci), pd.DataFrame(rows, columns=cols), shares)
+    return PredictionCheck(float(ci), pd.DataFrame(rows, columns=cols), shares, int(warm.sum()))
 
 
 def _scores(y: np.ndarray, m: np.ndarray, lo: np.ndarray, hi: np.ndarray, runs: pd.Series, ci: float,
