@@ -77,6 +77,28 @@ def test_early_tokens_split_holds_out_the_last_two_thirds_and_only_when_it_adds_
     assert [s.kind for s in make_splits(two, ("tokens_early",))] == []
 
 
+def test_splits_leave_out_the_lr_warmup_judged_on_the_whole_runs(grid_df):
+    """The refits fit no warm-up checkpoint, even when a token origin cuts a run inside its warm-up."""
+    ticks = sorted(grid_df.loc[grid_df["tokens"] > 0, "tokens"].unique())
+    peak_at = ticks[2]  # the first two checkpoints of every run are inside its warm-up (LR at 1/4 and 1/2 of it)
+    lr = np.where(grid_df["tokens"] >= peak_at, 1e-3, 1e-3 * grid_df["tokens"] / peak_at)
+    df = grid_df.assign(lr=np.where(grid_df["tokens"] > 0, lr, np.nan))
+    warm = df["tokens"].isin(ticks[:2])
+    fitted = df[(df["tokens"] > 0) & ~warm]
+    lo, hi = np.log(fitted["tokens"].min()), np.log(fitted["tokens"].max())
+    late, early = make_splits(df, ("tokens", "tokens_early"))
+    for s, origin in ((late, 2 / 3), (early, 1 / 3)):
+        cut = np.exp(lo + origin * (hi - lo))  # the origins are fractions of the range the law is fitted on
+        assert set(s.test["tokens"]) == {t for t in fitted["tokens"] if t > cut}
+        assert not s.train["tokens"].isin(ticks[:2]).any() and not s.test["tokens"].isin(ticks[:2]).any()
+        assert (s.train["tokens"] == 0).sum() == (df["tokens"] == 0).sum()
+    (size,) = make_splits(df, ("size",))
+    assert not size.test["tokens"].isin(ticks[:2]).any()  # the held-out size is scored where the law is fitted
+    # a fit of every checkpoint (burn_in="none") keeps them
+    (keep,) = make_splits(df, ("size",), burn_in="none")
+    assert keep.test["tokens"].isin(ticks[:2]).any()
+
+
 def test_size_split_keeps_every_base_row(grid_df):
     (s,) = make_splits(grid_df, ("size",))
     assert (s.test["n_params"] == SIZES[-1]).all() and (s.test["tokens"] > 0).all()
@@ -385,6 +407,47 @@ def test_a_few_held_out_runs_leave_the_slope_open():
     few, many = slope(15, 2, True), slope(500, 2, True)
     assert 0.4 * sd < few < 1.2 * sd and many < 0.6 * few
     assert slope(15, 8, True) > 1.5 * slope(15, 8, False)  # 8 checkpoints of a run are not 8 runs
+
+
+def _long_grid_errors() -> tuple[np.ndarray, ...]:
+    """The long-CPT grid's early-origin held-out errors of its general loss (tests/data: a refit of the packaged
+    grid's checkpoints up to a third of its first 2^19 tokens' log range, scored on the rest of each run)."""
+    from pathlib import Path
+
+    r = pd.read_csv(Path(__file__).parent / "data" / "heldout_errors_long_tokens_early.csv")
+    return (r["log_error"].to_numpy(), r["log_sd"].to_numpy() ** 2, r["delta_tokens"].to_numpy(),
+            r["run_id"].to_numpy())
+
+
+def test_the_likelihood_slope_is_found_where_its_gradient_in_kappa_vanishes():
+    """A moment start six times the optimum used to overshoot to 0, where the gradient in kappa is 0, and stop
+    there as if converged (the long grid's errors). On the variance scale the optimiser finds the minimum."""
+    e, v, d, _ = _long_grid_errors()
+    grid = np.linspace(0.0, 0.05, 5001)
+    nll = [0.5 * np.sum(np.log(v + k**2 * d**2) + e**2 / (v + k**2 * d**2)) for k in grid]
+    best = grid[int(np.argmin(nll))]
+    assert np.sqrt(np.mean((e**2 - v) / d**2)) > 5 * best > 0  # the moment start lies far above it
+    assert estimate_kappa(e, v, {"tokens": d})["tokens"] == pytest.approx(best, rel=0.01)
+
+
+def test_slopes_matched_to_the_band_hold_its_share_of_the_runs():
+    """Matched at 90%, the bands hold 90% of the held-out runs' errors (each run weighing as one), and no smaller
+    slope does; on the long grid's errors the likelihood's slope, fitted to their bulk, holds 0.79 of them."""
+    from scipy import stats as st
+
+    e, v, d, run = _long_grid_errors()
+    z = st.norm.ppf(0.95)
+
+    def held(k: float) -> float:  # run-weighted share inside the 90% band
+        inside = np.abs(e) <= z * np.sqrt(v + k**2 * d**2)
+        return float(np.mean([inside[run == r].mean() for r in np.unique(run)]))
+
+    matched = estimate_kappa(e, v, {"tokens": d}, units=run, coverage=0.9)["tokens"]
+    ml = estimate_kappa(e, v, {"tokens": d}, units=run)["tokens"]
+    assert held(matched) == pytest.approx(0.9, abs=0.01) and held(matched * 0.95) < 0.9
+    assert held(ml) < 0.82 and matched > 3 * ml
+    # errors within the noise need no slope
+    assert estimate_kappa(0.1 * e, v, {"tokens": d}, units=run, coverage=0.9)["tokens"] == 0.0
 
 
 def test_scoring_refits_cap_the_nuts_trees_unless_told():

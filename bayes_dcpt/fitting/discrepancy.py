@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from scipy.optimize import minimize
 from scipy.special import logsumexp
 
@@ -130,18 +131,22 @@ def extrapolation_distances(frame: pd.DataFrame, envelope: Mapping[str, Mapping[
     return pd.DataFrame(out, index=frame.index)
 
 
-def _neg_log_lik(kappa: np.ndarray, e2: np.ndarray, v: np.ndarray, d2: np.ndarray) -> tuple[float, np.ndarray]:
-    """Negative log-likelihood of errors ``e`` (``e2 = e^2``) and its gradient in ``kappa``."""
-    s = v + d2 @ (kappa**2)
+def _neg_log_lik(u: np.ndarray, e2: np.ndarray, v: np.ndarray, d2: np.ndarray) -> tuple[float, np.ndarray]:
+    """Negative log-likelihood of errors ``e`` (``e2 = e^2``) and its gradient in ``u = kappa^2``.
+
+    On the variance scale ``u``, not in ``kappa``: the gradient in ``kappa`` is ``2 kappa`` times this one, so it
+    vanishes at ``kappa = 0`` whatever the data, and a first step that overshot to the bound stopped there as if
+    converged (the long-CPT grid's early-origin errors, whose NLL is least at 0.0035, gave 0).
+    """
+    s = v + d2 @ u
     nll = 0.5 * float(np.sum(np.log(s) + e2 / s))
     ds = 0.5 * (1.0 / s - e2 / s**2)  # d nll / d s
-    grad = (ds @ d2) * 2.0 * kappa
-    return nll, grad
+    return nll, ds @ d2
 
 
 def estimate_kappa(log_error: Any, variance: Any, distances: Mapping[str, Any], *, units: Any = None,
                    uncertainty: bool = False, prior_scale: float = 1.0, prior_dof: float = PRIOR_DOF,
-                   min_points: int = 3) -> dict[str, float | None]:
+                   min_points: int = 3, coverage: float | None = None) -> dict[str, float | None]:
     """Discrepancy slopes from held-out log errors: the maximum-likelihood slopes, or with their uncertainty.
 
     Parameters
@@ -165,6 +170,10 @@ def estimate_kappa(log_error: Any, variance: Any, distances: Mapping[str, Any], 
         freedom (``inf``: half-normal).
     min_points
         An axis with fewer measurements at a positive distance is not estimated (``None``).
+    coverage
+        None (default): the likelihood's slopes. A level (e.g. 0.9): each axis's slope is the smallest at which
+        that share of its held-out measurements falls inside their central ``coverage`` Normal band, each run
+        weighing as one (:func:`_coverage_kappa`; the other axes at their maximum-likelihood slopes).
 
     Returns
     -------
@@ -199,16 +208,38 @@ def estimate_kappa(log_error: Any, variance: Any, distances: Mapping[str, Any], 
     cols = [j for j, ok_ in enumerate(usable) if ok_]
     d2 = d[:, cols] ** 2
     e2 = e**2
-    # start from the moment estimate of each axis on its own points
-    x0 = np.array([np.sqrt(max(np.mean((e2 - v)[d[:, j] > 0] / d2[d[:, j] > 0, k]), 1e-6))
-                   for k, j in enumerate(cols)])
-    res = minimize(_neg_log_lik, np.minimum(x0, _KAPPA_MAX), args=(e2, v, d2), jac=True, method="L-BFGS-B",
-                   bounds=[(0.0, _KAPPA_MAX)] * len(cols))
-    ml = np.asarray(res.x, float)
+    # start from the moment estimate of each axis on its own points (on the variance scale, u = kappa^2)
+    x0 = np.array([max(np.mean((e2 - v)[d[:, j] > 0] / d2[d[:, j] > 0, k]), 0.0) for k, j in enumerate(cols)])
+    res = minimize(_neg_log_lik, np.minimum(x0, _KAPPA_MAX**2), args=(e2, v, d2), jac=True, method="L-BFGS-B",
+                   bounds=[(0.0, _KAPPA_MAX**2)] * len(cols))
+    ml = np.sqrt(np.maximum(np.asarray(res.x, float), 0.0))
+    if coverage is not None:
+        return {**out, **{axes[j]: _coverage_kappa(k, ml, e2, v, d2, u, coverage) for k, j in enumerate(cols)}}
     for k, j in enumerate(cols):
         out[axes[j]] = float(ml[k]) if not uncertainty else _posterior_kappa(k, ml, e2, v, d2, u, prior_scale,
                                                                                  prior_dof)
     return out
+
+
+def _coverage_kappa(k: int, ml: np.ndarray, e2: np.ndarray, v: np.ndarray, d2: np.ndarray, units: np.ndarray,
+                    level: float) -> float:
+    """The smallest slope of axis ``k`` whose ``level`` bands hold a ``level`` share of its held-out measurements.
+
+    Measurement ``i`` at distance ``Delta_i`` is inside its central ``level`` Normal band when ``e_i^2 <= z^2 (b_i +
+    kappa^2 Delta_i^2)`` (``b_i``: its variance without this axis's term), so it needs ``kappa_i = sqrt(max(0,
+    e_i^2 / z^2 - b_i)) / Delta_i``; the slope is the ``level`` quantile of the ``kappa_i``, each run's
+    measurements weighing ``1 / (its count)`` (split-conformal calibration with the band's sd as the scale: the
+    level is met on the held-out errors whatever their distribution, where the likelihood's slope fits their bulk).
+    """
+    on = d2[:, k] > 0
+    base = v[on] + (np.delete(d2[on], k, axis=1) @ np.delete(ml, k) ** 2 if len(ml) > 1 else 0.0)
+    z2 = float(stats.norm.ppf(0.5 + level / 2.0)) ** 2
+    need = np.sqrt(np.maximum(e2[on] / z2 - base, 0.0) / d2[on, k])
+    _, inv, counts = np.unique(units[on], return_inverse=True, return_counts=True)
+    w = 1.0 / counts[inv]
+    order = np.argsort(need)
+    cum = np.cumsum(w[order]) / w.sum()
+    return float(min(need[order][np.searchsorted(cum, level - 1e-12)], _KAPPA_MAX))
 
 
 def _posterior_kappa(k: int, ml: np.ndarray, e2: np.ndarray, v: np.ndarray, d2: np.ndarray, units: np.ndarray,
