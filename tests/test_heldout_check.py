@@ -284,3 +284,18 @@ def test_a_fit_says_whether_it_left_the_warmup_out(small_fit):
 
     assert small_fit.config.burn_in == "warmup" and small_fit.posterior.leaves_out_warmup
     assert "burn_in_warmup" not in config_ctx({}, FitConfig(burn_in="none"))
+
+
+def test_one_display_of_the_check_for_the_terminal_and_the_report():
+    """predict and the report show the same cells: figures formatted once, the established miss marked."""
+    held = pd.concat([_pred(3, 12, domain="code"), _pred(14, 1, domain="law", start=40)], ignore_index=True)
+    base = {"L3": held[["loss_general_mean"]] * 1.1}
+    check = check_predictions(held, 0.9, baselines=base)
+    shown = check.display()
+    assert list(shown.columns) == ["target", "domain", "rows are", "runs", "points", "MAPE %", "bias %", "inside",
+                                   "plausible", "below / above", "band %", "MAPE % L3", "verdict"]
+    code = shown[shown["domain"] == "code"].iloc[0]
+    assert code["inside"] == "0.20" and code["verdict"] == "too narrow, clearly" and code["runs"] == "15"
+    mape_l3 = check.table.set_index("domain").loc["code", "mape_L3"]
+    assert code["bias %"].startswith("+") and code["MAPE % L3"] == f"{mape_l3:.2f}" != code["MAPE %"]
+    assert shown[shown["domain"] == "law"].iloc[0]["verdict"] == "calibrated"

@@ -396,18 +396,11 @@ def _measured_check(f: Any, pred: Any, ci: float, kind: str, baseline: bool) -> 
 
 def _print_check(check: Any) -> None:
     """The measured losses against the bands, per (target, domain): held-out groups judged, in-sample shown."""
-    t = check.table
-    rows = [[r["target"], r["domain"], r["where"], str(r["runs"]), str(r["rows"]), f"{r['mape']:.2f}",
-             f"{r['bias']:+.2f}", f"{r['coverage']:.2f}", f"{r['plausible_lo']:.2f}-{r['plausible_hi']:.2f}",
-             f"{r['below']:.2f} / {r['above']:.2f}", f"{r['width']:.1f}",
-             *([" / ".join(num(r[f"mape_{b}"], ".2f") for b in check.baselines)] if check.baselines else []),
-             r["verdict"] + (", clearly" if r["clear"] else "")] for _, r in t.iterrows()]
-    base = [f"MAPE % {' / '.join(check.baselines)}"] if check.baselines else []
-    print_table(console, f"measured losses against the {check.ci:.0%} predictive bands",
-                ["target", "domain", "rows are", "runs", "points", "MAPE %", "bias %", "inside", "plausible",
-                 "below / above", "band %", *base, "verdict"], rows, labels=3,
-                legend="bias: the prediction's mean signed error (+: the law predicts too high); plausible: the "
-                       "coverage the runs allow (90%); band: mean width, % of the loss; '*': every domain")
+    from bayes_dcpt.posterior.heldout import DISPLAY_LEGEND
+
+    shown = check.display()
+    print_table(console, f"measured losses against the {check.ci:.0%} predictive bands", list(shown.columns),
+                shown.to_numpy().tolist(), labels=3, legend=DISPLAY_LEGEND)
     bad = check.ok is False
     print_wrapped(console, check.summary(), first="FLAG: " if bad else "", rest="  ", style="bold" if bad else None)
     for p in check.problems:

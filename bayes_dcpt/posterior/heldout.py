@@ -29,8 +29,8 @@ from scipy import stats
 from bayes_dcpt.data.schema import in_warmup
 from bayes_dcpt.encoding import to_jsonable
 
-__all__ = ["BAND_RANGE", "MIN_RUNS", "PredictionCheck", "band_range", "check_predictions", "judge_coverage",
-           "plausible_coverage"]
+__all__ = ["BAND_RANGE", "DISPLAY_LEGEND", "MIN_RUNS", "PredictionCheck", "band_range", "check_predictions",
+           "judge_coverage", "plausible_coverage"]
 
 #: The calibrated range of a band's coverage around its level ``ci``: ``[ci - 0.10, ci + 0.05]`` (0.80-0.95 at 90%).
 BAND_RANGE = (0.10, 0.05)
@@ -40,6 +40,10 @@ MIN_RUNS = 3
 _KEYS = ("domain", "n_params", "tokens", "r_domain")
 
 HELD_OUT, IN_FIT = "held out", "in the fit's data"
+#: What the columns of :meth:`PredictionCheck.display` mean, for a table's legend or caption.
+DISPLAY_LEGEND = ("bias: the prediction's mean signed error (+: the law predicts too high); inside: the share inside "
+                  "the band; plausible: the coverage the runs allow (90%); band: mean width, % of the loss; '*': every "
+                  "domain together; rows the fit had are scored apart and not judged (in-sample)")
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,33 @@ class PredictionCheck:
                 "problems": self.problems, "outside": self.outside, "warmup_rows": self.warmup_rows,
                 "worse_than_baselines": self.worse_than_baselines,
                 "groups": to_jsonable(self.table.to_dict(orient="records"))}
+
+    def display(self) -> pd.DataFrame:
+        """:attr:`table` as text cells, one column per figure a reader needs: what ``predict`` and the report show.
+
+        Columns: ``target``, ``domain``, ``rows are``, ``runs``, ``points``, ``MAPE %``, ``bias %`` (+: the law
+        predicts too high), ``inside`` (the share inside the band), ``plausible`` (the coverage the runs allow,
+        90%), ``below / above``, ``band %`` (mean width, % of the loss), ``MAPE % <baselines>`` with baselines,
+        ``verdict`` (``", clearly"`` where the runs establish the miss). :data:`DISPLAY_LEGEND` says so in words.
+        """
+        t = self.table
+
+        def fmt(col: str, spec: str) -> list[str]:
+            return ["-" if not np.isfinite(float(v)) else format(float(v), spec) for v in t[col]]
+
+        lo, hi, below, above = (fmt(c, ".2f") for c in ("plausible_lo", "plausible_hi", "below", "above"))
+        out = pd.DataFrame({"target": t["target"].astype(str), "domain": t["domain"].astype(str),
+                            "rows are": t["where"].astype(str), "runs": t["runs"].astype(int).astype(str),
+                            "points": t["rows"].astype(int).astype(str), "MAPE %": fmt("mape", ".2f"),
+                            "bias %": fmt("bias", "+.2f"), "inside": fmt("coverage", ".2f"),
+                            "plausible": [f"{a}-{b}" for a, b in zip(lo, hi, strict=True)],
+                            "below / above": [f"{a} / {b}" for a, b in zip(below, above, strict=True)],
+                            "band %": fmt("width", ".1f")}, index=t.index)
+        if self.baselines:
+            cells = zip(*(fmt(f"mape_{b}", ".2f") for b in self.baselines), strict=True)
+            out[f"MAPE % {' / '.join(self.baselines)}"] = [" / ".join(c) for c in cells]
+        out["verdict"] = [v + (", clearly" if c else "") for v, c in zip(t["verdict"], t["clear"], strict=True)]
+        return out
 
     def __str__(self) -> str:
         return "\n".join([self.summary(), *(f"  {p}" for p in self.problems),

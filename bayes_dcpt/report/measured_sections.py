@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from bayes_dcpt.posterior.heldout import DISPLAY_LEGEND
 from bayes_dcpt.report.blocks import Block, Heading, Image, Para, Table
 
 __all__ = ["measured_section"]
@@ -26,26 +27,11 @@ def measured_section(fit: Any, check: Any, runs: pd.DataFrame, ci: float, dpi: i
         Heading(2, "Runs measured since the fit: did the predictions hold?", "measured"),
         Para(check.summary(), bad=check.ok is False, good=check.ok is True and not check.outside),
     ]
-    t = check.table
-    if not t.empty:
-        cols = {"target": "target", "domain": "domain", "where": "rows are", "runs": "runs", "rows": "points",
-                "mape": "MAPE %", "bias": "bias % (+: predicted too high)", "coverage": f"inside the {ci:.0%} band"}
-        shown = t[list(cols)].rename(columns=cols)
-        shown.insert(len(shown.columns), "coverage the runs allow",
-                     [f"{lo:.2f} to {hi:.2f}" for lo, hi in zip(t["plausible_lo"], t["plausible_hi"], strict=True)])
-        shown.insert(len(shown.columns), "below / above", [f"{b:.2f} / {a:.2f}" for b, a in
-                                                           zip(t["below"], t["above"], strict=True)])
-        for b in check.baselines:
-            shown.insert(len(shown.columns), f"MAPE % point fit {b}", t[f"mape_{b}"].map(lambda v: f"{v:.2f}"))
-        shown.insert(len(shown.columns), "verdict", [v + (", clearly" if c else "") for v, c in
-                                                     zip(t["verdict"], t["clear"], strict=True)])
-        for c, spec in (("MAPE %", ".2f"), ("bias % (+: predicted too high)", "+.2f"),
-                        (f"inside the {ci:.0%} band", ".2f")):
-            shown[c] = [format(float(v), spec) for v in shown[c]]
+    if not check.table.empty:
+        shown = check.display()
         bad = pd.DataFrame(False, index=shown.index, columns=shown.columns)
-        bad["verdict"] = t["clear"].to_numpy(bool)
-        blocks.append(Table(shown, bad, caption="'*': every domain together; rows the fit had are scored apart "
-                                                "and not judged (in-sample)"))
+        bad["verdict"] = check.table["clear"].to_numpy(bool)
+        blocks.append(Table(shown, bad, caption=DISPLAY_LEGEND))
     blocks += [Para(p, bad=True) for p in check.problems]
     blocks += [Para(f"Not established by its runs: {p}") for p in check.outside]
     blocks += [Para(p, bad=True) for p in check.worse_than_baselines]
