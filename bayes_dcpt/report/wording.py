@@ -137,7 +137,7 @@ def unconverged_refits_line(f: Any) -> str | None:
 
 
 def _reach_said(kappa: Mapping[str, Any]) -> str:
-    """``"4.4x in model size and 16x in tokens"``: how far the held-out refits measured (all targets).
+    """``"4.4x in model size and 8x in tokens"``: how far the held-out refits measured (all targets).
 
     Not the size of a refit that fitted one size (``size_from_one_size``): it measured nothing of the size trend.
     """
