@@ -430,9 +430,10 @@ def test_the_likelihood_slope_is_found_where_its_gradient_in_kappa_vanishes():
     assert estimate_kappa(e, v, {"tokens": d})["tokens"] == pytest.approx(best, rel=0.01)
 
 
-def test_slopes_matched_to_the_band_hold_its_share_of_the_runs():
-    """Matched at 90%, the bands hold 90% of the held-out runs' errors (each run weighing as one), and no smaller
-    slope does; on the long grid's errors the likelihood's slope, fitted to their bulk, holds 0.79 of them."""
+def test_split_conformal_slopes_hold_the_finite_sample_share_of_the_runs():
+    """At level 0.9 over n runs, the bands hold ceil((n + 1) 0.9) / n of the held-out runs' errors (each run
+    weighing as one), and no smaller slope does; on the long grid's errors the likelihood's slope, fitted to their
+    bulk, holds 0.79 of them."""
     from scipy import stats as st
 
     e, v, d, run = _long_grid_errors()
@@ -444,10 +445,16 @@ def test_slopes_matched_to_the_band_hold_its_share_of_the_runs():
 
     matched = estimate_kappa(e, v, {"tokens": d}, units=run, coverage=0.9)["tokens"]
     ml = estimate_kappa(e, v, {"tokens": d}, units=run)["tokens"]
-    assert held(matched) == pytest.approx(0.9, abs=0.01) and held(matched * 0.95) < 0.9
+    n = len(np.unique(run))
+    level = np.ceil((n + 1) * 0.9) / n  # 45 of 49 runs
+    assert held(matched) == pytest.approx(level, abs=0.01) and held(matched * 0.95) < level
     assert held(ml) < 0.82 and matched > 3 * ml
-    # errors within the noise need no slope
+    # errors within the noise need no slope; nine runs: the largest need of any
     assert estimate_kappa(0.1 * e, v, {"tokens": d}, units=run, coverage=0.9)["tokens"] == 0.0
+    few = np.isin(run, np.unique(run)[:9])
+    nine = estimate_kappa(e[few], v[few], {"tokens": d[few]}, units=run[few], coverage=0.9)["tokens"]
+    need = np.sqrt(np.maximum(e[few] ** 2 / z**2 - v[few], 0.0)) / d[few]
+    assert nine == pytest.approx(need.max())
 
 
 def test_scoring_refits_cap_the_nuts_trees_unless_told():
