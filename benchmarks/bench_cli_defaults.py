@@ -109,8 +109,7 @@ def run(split: str, train: pd.DataFrame, test: pd.DataFrame, laws: list[str], wo
     # the law is fitted after each run's LR warm-up, so it is judged there; the point fits too (a careful fit
     # leaves the warm-up's transient out); the CLI's scores of every held-out row are kept beside (`all rows`)
     warm = _data.in_warmup(test)
-    rows = _point_rows(split, _data.load(train)[lambda d: ~_data.in_warmup(d)], test[~warm].reset_index(drop=True),
-                       targets)
+    rows = _point_rows(split, _data.after_burn_in(_data.load(train)), test[~warm].reset_index(drop=True), targets)
     train_csv, test_csv = work / "train.csv", work / "test.csv"
     train.to_csv(train_csv, index=False)
     test.to_csv(test_csv, index=False)

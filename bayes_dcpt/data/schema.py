@@ -47,6 +47,7 @@ __all__ = [
     "LOSS_COLUMNS",
     "REQUIRED_COLUMNS",
     "TARGETS",
+    "after_burn_in",
     "base_losses",
     "base_run_id",
     "data_hash",
@@ -512,6 +513,11 @@ def in_warmup(df: pd.DataFrame) -> np.ndarray:
     first_peak = sub["tokens"].where(at_peak).groupby(sub["run_id"]).transform("min")
     out[np.flatnonzero(cpt.to_numpy())] = (sub["tokens"] < first_peak).to_numpy()
     return out
+
+
+def after_burn_in(df: pd.DataFrame, burn_in: str = "warmup") -> pd.DataFrame:
+    """The rows a fit with ``burn_in`` fits (``"warmup"``: no LR warm-up, :func:`in_warmup`, judged on whole runs)."""
+    return df[~in_warmup(df)].reset_index(drop=True) if burn_in == "warmup" else df
 
 
 def to_long(df: pd.DataFrame, target: str = "both") -> pd.DataFrame:

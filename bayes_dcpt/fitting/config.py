@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bayes_dcpt.data.schema import fit_rows, in_warmup
+from bayes_dcpt.data.schema import after_burn_in, fit_rows
 from bayes_dcpt.errors import FitError
 from bayes_dcpt.laws.lr_schedules import DEFAULT_MOMENTUM
 from bayes_dcpt.laws.registry import get_law
@@ -145,9 +145,7 @@ class FitConfig:
 
     def fitted_data(self, df: Any) -> Any:
         """The measurements the model is fitted to: ``df`` without the LR warm-up checkpoints (``burn_in``)."""
-        if self.burn_in == "warmup":
-            return df[~in_warmup(df)].reset_index(drop=True)
-        return df
+        return after_burn_in(df, self.burn_in)
 
 
 @dataclass(frozen=True)

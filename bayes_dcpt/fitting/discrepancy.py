@@ -174,8 +174,8 @@ def estimate_kappa(log_error: Any, variance: Any, distances: Mapping[str, Any], 
         None (default): the likelihood's slopes. A level (e.g. 0.9): each axis's slope is the split-conformal one,
         at which a new run's held-out measurement would fall inside its central ``coverage`` Normal band with that
         probability, each run weighing as one (:func:`_coverage_kappa`; the other axes at their
-        maximum-likelihood slopes). Measured side by side, not the default (BENCHMARKS.md, "The warm-up in the
-        held-out refits").
+        maximum-likelihood slopes; ``uncertainty`` does not apply). Measured side by side, not the default
+        (BENCHMARKS.md, "The warm-up in the held-out refits").
 
     Returns
     -------

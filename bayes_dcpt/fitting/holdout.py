@@ -137,8 +137,7 @@ def make_splits(df: pd.DataFrame, kinds: Sequence[str] = ("tokens", "size"), *,
     if unknown:
         raise FitError(f"unknown held-out split(s) {unknown}; choose among {', '.join(SPLITS)}")
     df = _data.load(df)
-    if burn_in == "warmup":
-        df = df[~_data.in_warmup(df)].reset_index(drop=True)
+    df = _data.after_burn_in(df, burn_in)
     out: list[Split] = []
     for k in kinds:
         s = makers[k](df)

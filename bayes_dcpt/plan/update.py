@@ -51,7 +51,7 @@ def run_log_likelihood(post: Posterior, rows: pd.DataFrame) -> np.ndarray:
     rows = _data.load(rows)
     cpt = _data.fit_rows(rows)
     if post.leaves_out_warmup:
-        cpt = cpt[~_data.in_warmup(cpt)]
+        cpt = _data.after_burn_in(cpt)
     unknown = sorted(set(cpt["domain"]) - set(post.domains))
     if unknown:
         raise UnknownDomainError(
