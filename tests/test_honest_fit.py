@@ -186,7 +186,9 @@ def test_a_saved_cpt_fit_predicts_and_checks_as_it_did_before_saving(tmp_path):
     f = fit(df, "cpt", "both", draws=100, tune=100, chains=1, seed=0, warn=False, discrepancy=False,
             sampler="laplace")
     back = load_fit(f.save(tmp_path / "cpt.nc"))
-    assert "lr" in back.data and len(back.config.fitted_data(back.data)) == len(f.config.fitted_data(f.data))
+    assert {"lr", "step", "schedule"} <= set(back.data)  # what tells the warm-up (data.warmup) is saved
+    assert len(back.config.fitted_data(back.data)) == len(f.config.fitted_data(f.data))
+    np.testing.assert_array_equal(_data.in_warmup(back.data), _data.in_warmup(f.data))
     assert back.posterior.ctx["D_ref"] == f.posterior.ctx["D_ref"]
     assert back.card()["D_ref"] == f.posterior.ctx["D_ref"]
     rows = _data.fit_rows(_data.load(df)).reset_index(drop=True)

@@ -153,7 +153,8 @@ def fit_cmd(
     allow_bad_fit: bool = typer.Option(False, "--allow-bad-fit", help="Exit 0 even when the sampler checks fail "
                                                                       "or the law does not describe the data."),
     burn_in: str = typer.Option("warmup", "--burn-in", help="warmup (leave out the checkpoints inside their "
-                                "run's LR warm-up, detected from the lr column; default) or none (fit them all)."),
+                                "run's LR warm-up, told by the step and schedule columns, else by lr; default) "
+                                "or none (fit them all)."),
     no_calibration: bool = typer.Option(False, "--no-calibration", help="Skip the held-out refits (later "
                                         "tokens from two origins, largest size) that widen the bands beyond the "
                                         "data: faster, but the bands then only cover interpolation."),

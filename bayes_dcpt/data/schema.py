@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_dcpt.data.runs import duplicate_problems, run_problems
+from bayes_dcpt.data.warmup import after_burn_in, in_warmup
 from bayes_dcpt.errors import DataValidationError, Problem, format_rows, row_numbers
 
 __all__ = [
@@ -491,33 +492,6 @@ def _keep_nan_text(raw: pd.DataFrame, nan_text: dict[int, np.ndarray]) -> pd.Dat
 def fit_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Rows that the laws are fitted on: CPT checkpoints with tokens > 0."""
     return df[df["tokens"] > 0].reset_index(drop=True)
-
-
-def in_warmup(df: pd.DataFrame) -> np.ndarray:
-    """Checkpoints measured inside their run's LR warm-up: before the run first reaches its peak learning rate.
-
-    The loss there follows the warm-up, a transient that no scaling law describes (the fits leave such rows out
-    by default, a documented burn-in). Needs the ``lr`` column (the learning rate at each checkpoint); without it,
-    or for runs whose ``lr`` is missing, nothing is flagged.
-    """
-    out = np.zeros(len(df), bool)
-    if "lr" not in df or "run_id" not in df:
-        return out
-    lr = pd.to_numeric(df["lr"], errors="coerce")
-    cpt = (df["tokens"] > 0) & lr.notna()
-    if not cpt.any():
-        return out
-    sub = df[cpt].assign(_lr=lr[cpt])
-    peak = sub.groupby("run_id")["_lr"].transform("max")
-    at_peak = sub["_lr"] >= 0.99 * peak
-    first_peak = sub["tokens"].where(at_peak).groupby(sub["run_id"]).transform("min")
-    out[np.flatnonzero(cpt.to_numpy())] = (sub["tokens"] < first_peak).to_numpy()
-    return out
-
-
-def after_burn_in(df: pd.DataFrame, burn_in: str = "warmup") -> pd.DataFrame:
-    """The rows a fit with ``burn_in`` fits (``"warmup"``: no LR warm-up, :func:`in_warmup`, judged on whole runs)."""
-    return df[~in_warmup(df)].reset_index(drop=True) if burn_in == "warmup" else df
 
 
 def to_long(df: pd.DataFrame, target: str = "both") -> pd.DataFrame:

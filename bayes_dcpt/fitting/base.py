@@ -342,16 +342,19 @@ class BaseFit:
         """Write the fit to netCDF (posterior + model card + the fitted data); :meth:`load` reads it.
 
         A numeric ``seed`` column goes with the data (runs of different sizes with one seed share a data stream).
-        The ``lr`` column goes with the data when the fit has one and leaves out the LR warm-up (``burn_in``):
-        without it a loaded fit would count the warm-up checkpoints among its data (its design, adequacy checks
-        and leave-one-out), and the CPT law's reference token count with them.
+        The columns that tell the LR warm-up (``lr``, ``step``, ``schedule``: :mod:`bayes_dcpt.data.warmup`) go
+        with the data when the fit has them and leaves out the warm-up (``burn_in``): without them a loaded fit
+        would count the warm-up checkpoints among its data (its design, adequacy checks and leave-one-out), and
+        the CPT law's reference token count with them.
         """
-        numeric = tuple(self.SAVED_NUMERIC)
-        if hasattr(self.config, "fitted_data") and "lr" in self.data and "lr" not in numeric:
-            numeric += ("lr",)
+        numeric, text = tuple(self.SAVED_NUMERIC), tuple(self.SAVED_TEXT)
+        if hasattr(self.config, "fitted_data"):
+            numeric += tuple(c for c in ("lr", "step") if c in self.data and c not in numeric
+                             and _numeric_or_missing(self.data[c]))
+            text += tuple(c for c in ("schedule",) if c in self.data and c not in text)
         if "seed" in self.data and "seed" not in numeric and _numeric_or_missing(self.data["seed"]):
             numeric += ("seed",)  # which runs share a data stream (bayes_dcpt.posterior.streams)
-        return write_fit_file(self.idata, self.data, numeric, self.SAVED_TEXT, self.card(), path)
+        return write_fit_file(self.idata, self.data, numeric, text, self.card(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> Self:

@@ -259,7 +259,8 @@ def fit(
         reference losses.
     burn_in
         ``"warmup"`` (default): leave out the checkpoints measured inside their run's LR warm-up (before the run
-        first reaches its peak ``lr``; the ``lr`` column tells), a transient no scaling law describes; ``"none"``:
+        first reaches its peak LR; the ``step`` and ``schedule`` columns tell, else ``lr``:
+        :mod:`bayes_dcpt.data.warmup`), a transient no scaling law describes; ``"none"``:
         fit every checkpoint.
     noise_scope
         ``"domain"`` (default): the noise scales (checkpoint sigma, run offset tau, Student-t nu) are each

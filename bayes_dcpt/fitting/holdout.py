@@ -124,7 +124,7 @@ def make_splits(df: pd.DataFrame, kinds: Sequence[str] = ("tokens", "size"), *,
     (few checkpoints: one origin is all the data have).
 
     ``burn_in``: the fit's (:class:`~bayes_dcpt.fitting.config.FitConfig`). With ``"warmup"`` the checkpoints
-    inside their run's LR warm-up (:func:`~bayes_dcpt.data.schema.in_warmup`, judged on the whole runs) are left
+    inside their run's LR warm-up (:func:`~bayes_dcpt.data.warmup.in_warmup`, judged on the whole runs) are left
     out of every split first: the law is not fitted to them, so a refit must not be conditioned on them, nor
     score them, nor place the token origins on their range. Judged on a run cut at an origin instead, a warm-up
     checkpoint was taken for the peak (the highest LR the cut run had reached) and fitted: on the example grid

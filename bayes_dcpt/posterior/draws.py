@@ -130,7 +130,7 @@ class Posterior:
     def leaves_out_warmup(self) -> bool:
         """Whether the fit left the checkpoints inside their run's LR warm-up out (``burn_in="warmup"``).
 
-        Such rows (:func:`~bayes_dcpt.data.schema.in_warmup`) are then not scored against the bands nor conditioned
+        Such rows (:func:`~bayes_dcpt.data.warmup.in_warmup`) are then not scored against the bands nor conditioned
         on by an update: the law describes the loss after the warm-up's transient.
         """
         return bool(self.ctx.get("burn_in_warmup"))

@@ -233,7 +233,7 @@ def check_predictions(pred: pd.DataFrame, ci: float, fitted: pd.DataFrame | None
     ``zero_ratio=False`` (a law that does not describe a loss measured with none of its own corpus, the
     posterior's ``fits_zero_ratio``): those rows (domain loss at r = 0, general loss at r = 1) are not scored.
     ``warmup=True`` (a fit that leaves its runs' LR warm-up out, ``burn_in="warmup"``): the rows inside their run's
-    warm-up (:func:`~bayes_dcpt.data.schema.in_warmup`, from ``pred``'s ``lr`` column) are not scored, and
+    warm-up (:func:`~bayes_dcpt.data.warmup.in_warmup`, from ``pred``'s schedule or ``lr`` column) are not scored, and
     counted (:attr:`PredictionCheck.warmup_rows`): the law describes the loss after the warm-up's transient, and
     nobody stops CPT inside it.
     """
