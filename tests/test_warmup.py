@@ -70,3 +70,17 @@ def test_an_explicit_schedule_and_rows_without_one():
 
 def test_the_schema_module_keeps_its_names():
     assert _data.in_warmup is in_warmup and _data.after_burn_in is after_burn_in
+
+
+def test_a_stored_run_in_progress_is_left_out_until_it_passes_its_warmup(tmp_path):
+    """Through the experiment store (the planner's loop reads its runs from it): the schedule travels with the
+    run, so a run whose checkpoints all lie inside its warm-up conditions nothing until it reaches its peak LR."""
+    from bayes_dcpt.data import Store
+
+    df, run = _run_in_progress()
+    store = Store(tmp_path / "runs.sqlite")
+    store.import_frame(df)
+    back = store.to_frame()
+    mine = (back["run_id"] == run).to_numpy()
+    assert mine.sum() == 2 and in_warmup(back)[mine].all()
+    assert int(in_warmup(back).sum()) == int(in_warmup(df).sum())
