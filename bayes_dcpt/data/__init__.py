@@ -3,7 +3,9 @@
 Everything downstream reads measurements through this package. :func:`load` validates a table against the
 schema (one problem per column and row, never a bare traceback); :class:`Store` keeps probe runs in SQLite
 (idempotent, safe for parallel probes); :func:`load_dynamics` reads whole loss curves with their LR
-schedules; :func:`dlc_features` computes the Cross-Domain law's domain features from early checkpoints.
+schedules; :func:`dlc_features` computes the Cross-Domain law's domain features from early checkpoints;
+:func:`in_warmup` tells the checkpoints inside a run's LR warm-up (by its schedule, else its logged LRs), which
+the fits leave out.
 """
 
 from bayes_dcpt.data.dlc import attach_features, dlc_features
