@@ -129,18 +129,25 @@ def test_a_law_auto_fit_warns_once_for_its_laws_and_their_refits(auto):
     assert all(len(m) == 1 for k, m in modes.items() if k != law)
 
 
-def _fake_scores(shifts: dict[str, float], calls: list):
-    """A stand-in for the held-out refits: law ``k``'s run lpds are a shared base + ``shifts[k]`` + noise."""
+def _fake_scores(shifts: dict[str, float], calls: list, slots: list | None = None):
+    """A stand-in for the held-out refits: law ``k``'s run lpds are a shared base + ``shifts[k]`` + noise.
+
+    ``slots`` records ``(law, split, run_slots asked)``; each refit says it compiled with 64 run slots on the first
+    split and 32 on the others (fewer runs), as a refit records it in ``info["run_slots"]``.
+    """
     rng = np.random.default_rng(3)
     base = rng.normal(10.0, 2.0, 20)
     noise = {k: rng.normal(0.0, 0.4, (2, 20)) for k in shifts}
 
-    def scores(df, law, target, model, splits, *, first, **kw):
+    def scores(df, law, target, model, splits, *, first, run_slots=None, **kw):
         (split,) = splits
         calls.append((law, split.kind, first))
+        if slots is not None:
+            slots.append((law, split.kind, run_slots))
         runs = pd.DataFrame({"split": split.kind, "target": "domain", "run_id": [f"r{i}" for i in range(20)],
                              "lpd": base + shifts[law] + noise[law][first]})
-        return [HoldoutScore(law, split.kind, runs, pd.DataFrame())]
+        return [HoldoutScore(law, split.kind, runs, pd.DataFrame(),
+                             info={"run_slots": max(run_slots or 0, 64 if first == 0 else 32)})]
 
     return scores
 
@@ -178,11 +185,16 @@ def test_auto_skips_the_later_refits_of_a_screened_law(monkeypatch):
     splits = [SimpleNamespace(kind="tokens"), SimpleNamespace(kind="size")]
     for screen, expect in ((True, {"C": "tokens"}), (False, {})):
         calls: list = []
-        monkeypatch.setattr(A, "law_holdout_scores", _fake_scores({"A": 0.0, "B": -0.05, "C": -5.0}, calls))
+        asked: list = []
+        monkeypatch.setattr(A, "law_holdout_scores", _fake_scores({"A": 0.0, "B": -0.05, "C": -5.0}, calls, asked))
         notes: list[str] = []
-        scores, screened = A._held_out(None, ["A", "B", "C"], "domain", {}, splits, False, 1, None, 0, notes,
+        slots = dict.fromkeys(["A", "B", "C"], 16)
+        scores, screened = A._held_out(None, ["A", "B", "C"], "domain", {}, splits, False, 1, None, slots, notes,
                                        screen)
         assert screened == expect
+        # the first refit's run capacity is passed on to the law's later refits (and its full fit): one model
+        assert [s for *_, s in asked] == [16] * 3 + [64] * (3 - len(expect))
+        assert slots == dict.fromkeys(["A", "B", "C"], 64)
         assert ("C", "size", 1) in calls or screen  # refitted on the second split only without screening
         assert ("C", "size", 1) not in calls or not screen
         assert [c[2] for c in calls if c[1] == "size"] == [1] * len([c for c in calls if c[1] == "size"])
@@ -420,3 +432,24 @@ def test_the_stacks_draw_count_comes_from_the_laws_it_draws_from():
             for name, n in (("cpt", 4000), ("L1", 12000), ("L7", 2000))}
     assert A.stack_draws(fits, {"cpt": 1.0, "L1": 0.0, "L7": 0.0}) == 4000
     assert A.stack_draws(fits, {"cpt": 0.5, "L1": 0.2, "L7": 0.3}) == 12000
+
+
+def test_each_candidates_full_fit_and_its_retry_reuse_its_refits_run_capacity(monkeypatch):
+    """The full fits (and a retry) get each law's own run capacity, as its refits compiled it: the CPT law counts a
+    run once per loss, the L-laws leave the zero own-ratio losses out, so one capacity for all recompiled one."""
+    seen: list = []
+
+    def fake_fit(df, law, target, *, seed, run_slots=None, **kw):
+        seen.append((law, run_slots, kw["draws"]))
+        ok = law == "cpt" or kw["draws"] > 500  # L1 fails its first fit, passes its retry
+        diag = SimpleNamespace(sampler_ok=ok, rhat_max=1.003 if ok else 1.02,
+                               problems=() if ok else ("R-hat 1.02 > 1.01",))
+        return SimpleNamespace(diagnostics=lambda warn=False, d=diag: d)
+
+    monkeypatch.setattr(A, "fit_one", fake_fit)
+    kw = {"draws": 500, "tune": 500, "chains": 2, "sampler_kwargs": {"target_accept": 0.9}, "run_slots": 32}
+    A._fit_weighted(None, {"cpt": 0.6, "L1": 0.4}, "both", 1, [], dict(kw), False, True, {"cpt": 128, "L1": 64})
+    assert seen == [("cpt", 128, 500), ("L1", 64, 500), ("L1", 64, A.FULL_RETRY["draws"])]
+    seen.clear()
+    A._fit_weighted(None, {"cpt": 1.0}, "both", 1, [], dict(kw), False, False)  # without: the caller's
+    assert seen == [("cpt", 32, 500)]

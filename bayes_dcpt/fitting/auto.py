@@ -202,20 +202,28 @@ def screened_out(lpd: pd.DataFrame) -> dict[str, str]:
 
 
 def _held_out(df: pd.DataFrame, names: list[str], target: str, model: dict[str, Any], split_list: list, zr: bool,
-              seed: int, refit: dict[str, Any] | None, slots: int, notes: list[str],
+              seed: int, refit: dict[str, Any] | None, slots: dict[str, int], notes: list[str],
               screen: bool) -> tuple[dict[str, list[HoldoutScore]], dict[str, str]]:
     """Each candidate's held-out refits and scores, split by split, and the laws screened out on the way.
 
     With ``screen``, after each split but the last the laws that split rules out (:func:`screened_out`) are not
     refitted on the later ones. A candidate no split could refit is left out, with a note.
+
+    ``slots``: each candidate's run capacity, raised in place to the largest its refits compiled with, so that its
+    later refits and its full fit reuse one compiled model (compiling is most of a refit's time: BENCHMARKS.md,
+    "`law="auto"`'s cost"). The CPT law counts a run once per loss it fits, the zero own-ratio losses too: its
+    capacity on the example grid is twice what one slot per run gives, and its size split (fewer runs) compiled a
+    model of its own.
     """
     scores: dict[str, list[HoldoutScore]] = {c: [] for c in names}
     screened: dict[str, str] = {}
     for k, split in enumerate(split_list):
         active = [c for c in names if c not in screened]
         for c in active:
-            scores[c] += law_holdout_scores(df, c, target, model, [split], zero_ratio=zr, seed=seed, refit=refit,
-                                            keep=True, run_slots=slots, first=k)
+            got = law_holdout_scores(df, c, target, model, [split], zero_ratio=zr, seed=seed, refit=refit,
+                                     keep=True, run_slots=slots[c], first=k)
+            slots[c] = max([slots[c], *(int(s.info.get("run_slots", 0)) for s in got)])
+            scores[c] += got
         if screen and k < len(split_list) - 1 and len(active) > 1:
             lpd = _lpd_matrix({c: hit for c in active if (hit := [s for s in scores[c] if s.split == split.kind])})
             for c, why in screened_out(lpd).items():
@@ -298,18 +306,21 @@ def _worth_retrying(fits: dict[str, Any], weights: dict[str, float], c: str, not
 
 
 def _fit_weighted(df: pd.DataFrame, weights: dict[str, float], target: str, seed: int, notes: list[str],
-                  fit_kwargs: dict[str, Any], fit_unweighted: bool, retry: bool = False) -> dict[str, Any]:
+                  fit_kwargs: dict[str, Any], fit_unweighted: bool, retry: bool = False,
+                  slots: dict[str, int] | None = None) -> dict[str, Any]:
     """Full fits of the candidates with weight (all with ``fit_unweighted``); a failed one loses its weight.
 
     ``retry``: a candidate with weight whose fit fails its sampler checks is sampled again when that may mend it
-    (:func:`_worth_retrying`, :func:`_fit_again`), after every candidate's first fit.
+    (:func:`_worth_retrying`, :func:`_fit_again`), after every candidate's first fit. ``slots``: each candidate's
+    run capacity (its refits' compiled model), over ``fit_kwargs["run_slots"]``.
     """
     fits = {}
     todo = [c for c, w in weights.items() if w > 0 or fit_unweighted]
+    own = {c: {**fit_kwargs, "run_slots": (slots or {}).get(c, fit_kwargs.get("run_slots"))} for c in todo}
     for i, c in enumerate(todo, start=1):
         try:
             with stage(f"{c}: fit to all the data ({i} of {len(todo)}, weight {weights[c]:.2f})"):
-                fits[c] = fit_one(df, c, target, seed=seed, **fit_kwargs)
+                fits[c] = fit_one(df, c, target, seed=seed, **own[c])
         except FitError as exc:
             notes.append(f"{c} left out: {exc}")
             weights[c] = 0.0
@@ -321,7 +332,7 @@ def _fit_weighted(df: pd.DataFrame, weights: dict[str, float], target: str, seed
         failed.sort(key=lambda c: float(fits[c].diagnostics(warn=False).rhat_max))
         for c in failed:
             if _worth_retrying(fits, weights, c, notes):
-                fits[c] = _fit_again(df, c, target, seed, notes, fit_kwargs, fits[c])
+                fits[c] = _fit_again(df, c, target, seed, notes, own[c], fits[c])
         _drop_unconverged(fits, weights, notes)
     total = sum(weights.values())
     for c in weights:
@@ -413,7 +424,7 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
     kw = {**AUTO_DEFAULTS, "warn": False, **fit_kwargs}
     warn = bool(kw.pop("warn"))
     model = _model_settings(df, kw)
-    slots = run_capacity(int(_data.fit_rows(df)["run_id"].nunique()))
+    slots = dict.fromkeys(names, run_capacity(int(_data.fit_rows(df)["run_id"].nunique())))
     # every law is scored on the same rows: the zero own-ratio rows only when every candidate fits them
     zr = predicts_zero_ratio(names, model)
     split_list = make_splits(df, splits, burn_in=model.get("burn_in", "warmup"))
@@ -425,8 +436,8 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
     # an unconverged full fit of a law with weight is sampled again, unless the caller chose the draws
     retry_full = (fit_kwargs.get("draws") is None and kw.get("sampler", "nutpie") not in APPROXIMATE_SAMPLERS
                   and log_losses(df, target) < REFIT_RETRY_MAX_OBS)
-    fits = _fit_weighted(df, weights, target, seed, notes, {**kw, **model, "run_slots": slots, "warn": False},
-                         fit_unweighted, retry_full)
+    fits = _fit_weighted(df, weights, target, seed, notes, {**kw, **model, "warn": False}, fit_unweighted,
+                         retry_full, slots)
     posts = [f.posterior for f in fits.values()]
     n = n_draws or stack_draws(fits, weights)
     stacked = stacked_posterior(posts, np.array([weights[k] for k in fits]), n, seed)

@@ -156,7 +156,7 @@ def _split_rhat(x: np.ndarray) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.asarray(array_stats.rhat(x, chain_axis=0, draw_axis=1, method="split"), float)
     r[np.ptp(x, axis=(0, 1)) == 0] = 1.0  # a constant parameter agrees across chains (ArviZ gives NaN)
-    return float(np.nanmax(r))
+    return float(np.nanmax(r)) if np.isfinite(r).any() else float("nan")  # e.g. one chain: nothing to compare
 
 
 def _chain_parameters(post: Any, names: list[str]) -> tuple[np.ndarray, list[str]]:

@@ -258,6 +258,7 @@ def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping
         score.info = {"description": split.description, "refit": _recorded(refit),
                       "fitted_sizes": int(fit_rows(split.train)["n_params"].nunique()),
                       "sampler_ok": bool(d.sampler_ok), "problems": list(d.problems),
+                      "run_slots": int(f.design.run_capacity),
                       "retried_after": list(retried), "unconverged": _unconverged(d),
                       **({"posterior": f.posterior} if keep else {})}
         out.append(score)
