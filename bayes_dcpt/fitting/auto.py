@@ -211,9 +211,9 @@ def _held_out(df: pd.DataFrame, names: list[str], target: str, model: dict[str, 
 
     ``slots``: each candidate's run capacity, raised in place to the largest its refits compiled with, so that its
     later refits and its full fit reuse one compiled model (compiling is most of a refit's time: BENCHMARKS.md,
-    "`law="auto"`'s cost"). The CPT law counts a run once per loss it fits, the zero own-ratio losses too: its
-    capacity on the example grid is twice what one slot per run gives, and its size split (fewer runs) compiled a
-    model of its own.
+    "`law="auto"` on ~700 points" and "... and `auto`'s compiled models"). The CPT law counts a run once per loss
+    it fits, the zero own-ratio losses too: its capacity on the example grid is twice what one slot per run gives,
+    and its size split (fewer runs) compiled a model of its own.
     """
     scores: dict[str, list[HoldoutScore]] = {c: [] for c in names}
     screened: dict[str, str] = {}
