@@ -84,3 +84,20 @@ def test_a_stored_run_in_progress_is_left_out_until_it_passes_its_warmup(tmp_pat
     mine = (back["run_id"] == run).to_numpy()
     assert mine.sum() == 2 and in_warmup(back)[mine].all()
     assert int(in_warmup(back).sum()) == int(in_warmup(df).sum())
+
+
+def test_data_whose_every_checkpoint_is_warming_say_so(cli, tmp_path):
+    """Probes stopped inside their warm-up have nothing the law describes: one error that says why, and how to fit
+    them anyway, not "every row has tokens == 0"."""
+    from bayes_dcpt.errors import FitError
+    from bayes_dcpt.fitting.dcpt import fit  # the single-law fit (no held-out calibration)
+
+    df = load_example()
+    df = df[(df["domain"] == "python") & (df["tokens"] <= 16384)]  # base rows and the 8k, 16k warm-up checkpoints
+    for law in ("cpt", "L3"):
+        with pytest.raises(FitError, match="every CPT checkpoint lies inside its run's LR warm-up"):
+            fit(df, law, "both", draws=10, tune=10, chains=1, warn=False)
+    path = tmp_path / "warming.csv"
+    df.to_csv(path, index=False)
+    code, _, err = cli("fit", path, "--out", tmp_path / "f.nc")
+    assert code != 0 and "LR warm-up" in err and "--burn-in none" in err and "Traceback" not in err

@@ -147,6 +147,14 @@ class FitConfig:
         """The measurements the model is fitted to: ``df`` without the LR warm-up checkpoints (``burn_in``)."""
         return after_burn_in(df, self.burn_in)
 
+    def nothing_to_fit(self, df: Any) -> FitError:
+        """The error for data with no CPT measurement to fit: none measured, or every one inside its LR warm-up."""
+        if self.burn_in == "warmup" and len(fit_rows(df)):
+            return FitError("no CPT measurements to fit: every CPT checkpoint lies inside its run's LR warm-up "
+                            "(before the run reaches its peak LR), which the fit leaves out; add checkpoints past "
+                            "the warm-up, or fit them all with burn_in='none' (--burn-in none)")
+        return FitError("no CPT measurements to fit (every row has tokens == 0 or no loss)")
+
 
 @dataclass(frozen=True)
 class DynamicsConfig:

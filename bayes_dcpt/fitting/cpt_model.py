@@ -180,7 +180,7 @@ def make_cpt_design(df: pd.DataFrame, cfg: FitConfig, run_slots: int | None = No
     targets = _data.targets_of(cfg.target)
     long = _data.to_long(cfg.fitted_data(df), cfg.target)
     if long.empty:
-        raise FitError("no CPT measurements to fit (every row has tokens == 0 or no loss)")
+        raise cfg.nothing_to_fit(df)
     domains = sorted(long["domain"].unique().tolist())
     long = _attach_base(long, df)
     long["t_idx"] = long["target"].map({t: i for i, t in enumerate(targets)})

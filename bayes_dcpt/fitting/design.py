@@ -159,7 +159,7 @@ def _fitted_long(df: pd.DataFrame, cfg: FitConfig) -> pd.DataFrame:
         # (appendix I.3: "meaningless"); such rows are kept in the data but not fitted
         long = long[long["r"] > 0].reset_index(drop=True)
     if long.empty:
-        raise FitError("no CPT measurements to fit (every row has tokens == 0 or no loss)")
+        raise cfg.nothing_to_fit(df)
     return long
 
 
