@@ -101,3 +101,16 @@ def test_data_whose_every_checkpoint_is_warming_say_so(cli, tmp_path):
     df.to_csv(path, index=False)
     code, _, err = cli("fit", path, "--out", tmp_path / "f.nc")
     assert code != 0 and "LR warm-up" in err and "--burn-in none" in err and "Traceback" not in err
+
+
+def test_data_with_nothing_but_zero_ratio_rows_are_not_blamed_on_the_warmup():
+    """An L-law leaves the zero own-ratio losses out: data holding only those (past the warm-up) have nothing to
+    fit for another reason, and the error must not name the warm-up."""
+    from bayes_dcpt.errors import FitError
+    from bayes_dcpt.fitting.dcpt import fit
+
+    df = load_example()
+    df = df[(df["domain"] == "python") & ((df["tokens"] == 0) | (df["r_domain"] == 0.0)) & ~in_warmup(df)]
+    with pytest.raises(FitError, match="no CPT measurements to fit") as err:
+        fit(df, "L3", "domain", draws=10, tune=10, chains=1, warn=False)
+    assert "warm-up" not in str(err.value)

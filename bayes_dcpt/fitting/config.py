@@ -149,7 +149,7 @@ class FitConfig:
 
     def nothing_to_fit(self, df: Any) -> FitError:
         """The error for data with no CPT measurement to fit: none measured, or every one inside its LR warm-up."""
-        if self.burn_in == "warmup" and len(fit_rows(df)):
+        if self.burn_in == "warmup" and len(fit_rows(df)) and not len(fit_rows(self.fitted_data(df))):
             return FitError("no CPT measurements to fit: every CPT checkpoint lies inside its run's LR warm-up "
                             "(before the run reaches its peak LR), which the fit leaves out; add checkpoints past "
                             "the warm-up, or fit them all with burn_in='none' (--burn-in none)")
