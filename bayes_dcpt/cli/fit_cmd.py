@@ -109,9 +109,9 @@ def fit_cmd(
                                    show_default=False),
     auto_laws: str | None = typer.Option(None, "--auto-laws", help="Candidates of --law auto, comma-separated "
                                                                    "(default: the package's choice)."),
-    no_screen: bool = typer.Option(False, "--no-screen", help="With --law auto: refit every candidate on every "
-                                   "held-out split (by default a law the first split rules out is not refitted on "
-                                   "the next)."),
+    no_screen: bool = typer.Option(False, "--no-screen", help="With --law auto: refit every law on every split and "
+                                   "retry every unconverged refit (by default a law a split's scores rule out is "
+                                   "not refitted on the next, nor its refit retried)."),
     rewarm: bool = typer.Option(False, "--rewarm", help="CPT law (or the cpt candidate of --law auto): also fit "
                                 "the general loss's re-warming rise, at every mixture, r = 0 included. Off by "
                                 "default: it calibrates held-out ratios but extrapolates worse in tokens and size "

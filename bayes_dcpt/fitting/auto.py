@@ -47,11 +47,13 @@ from bayes_dcpt.fitting.extrapolation import (
     holdout_table,
     law_holdout_scores,
     log_losses,
+    refit_settings,
     retry_within,
     stream_components,
 )
 from bayes_dcpt.fitting.holdout import HoldoutScore, make_splits, score_split
 from bayes_dcpt.fitting.progress import stage
+from bayes_dcpt.fitting.samplers import recordable
 from bayes_dcpt.fitting.stacked import stack_laws, stacked_posterior
 from bayes_dcpt.laws.registry import get_law
 from bayes_dcpt.posterior.streams import stream_deviations, stream_summary
@@ -201,13 +203,83 @@ def screened_out(lpd: pd.DataFrame) -> dict[str, str]:
     return out
 
 
+def _refit_split(df: pd.DataFrame, c: str, target: str, model: dict[str, Any], split: Any, k: int, zr: bool,
+                 seed: int, refit: dict[str, Any], slots: dict[str, int]) -> list[HoldoutScore]:
+    """Law ``c``'s held-out refit on ``split`` (the ``k``-th), scored; ``slots[c]`` raised to what it compiled with."""
+    got = law_holdout_scores(df, c, target, model, [split], zero_ratio=zr, seed=seed, refit=refit, keep=True,
+                             run_slots=slots[c], first=k)
+    slots[c] = max([slots[c], *(int(s.info.get("run_slots", 0)) for s in got)])
+    return got
+
+
+def _disagree(got: list[HoldoutScore]) -> float | None:
+    """The R-hat of a refit whose chains disagree (above :data:`SETTLED_RHAT`), else None."""
+    if not got or not got[0].info.get("unconverged"):
+        return None
+    rhat = float(got[0].info.get("rhat_max", np.nan))
+    return rhat if not rhat <= SETTLED_RHAT else None
+
+
+def _split_refits(df: pd.DataFrame, active: list[str], target: str, model: dict[str, Any], split: Any, k: int,
+                  zr: bool, seed: int, refit: dict[str, Any], slots: dict[str, int], screen: bool,
+                  notes: list[str]) -> tuple[dict[str, list[HoldoutScore]], list[str]]:
+    """Every active law's refit on one split, an unconverged one sampled again; and the laws screened out first.
+
+    A refit that fails its checks is sampled again with ``refit["retry"]`` (None: never) on data of fewer than
+    :data:`~bayes_dcpt.fitting.extrapolation.REFIT_RETRY_MAX_OBS` log losses: the near misses first, then the
+    refits whose chains disagree (R-hat above :data:`SETTLED_RHAT`). With ``screen``, such a refit is not sampled
+    again when another law's refit converged and the split's held-out scores already rule its law out
+    (:func:`screened_out`); the law is screened out here. On the example and long-CPT grids (19 such refits),
+    sampling again moved a refit's held-out elpd by at most 27 nats where the laws screened out lay 147-577 below
+    the best, every screening decision was the same on the first refit's scores as on the retried ones', and a
+    retry took 3-5x a first refit's time (BENCHMARKS.md, "Refits whose chains disagree").
+    """
+    got = {c: _refit_split(df, c, target, model, split, k, zr, seed, {**refit, "retry": None}, slots)
+           for c in active}
+
+    def failed() -> list[str]:
+        return [c for c in active if got[c] and got[c][0].info.get("unconverged")]
+
+    first = {c: got[c][0] for c in failed()}
+    retry = refit_settings(refit)["retry"] if first and log_losses(df, target) < REFIT_RETRY_MAX_OBS else None
+    if retry is None:
+        return got, []
+
+    def again(c: str) -> None:
+        got[c] = _refit_split(df, c, target, model, split, k, zr, seed, {**refit, **retry, "retry": None}, slots)
+        for s in got[c]:  # as one refit sampled again: the first attempt's problems and time
+            s.info["retried_after"] = list(first[c].info["unconverged"])
+            s.seconds += first[c].seconds
+
+    far = sorted((c for c in first if _disagree(got[c]) is not None), key=lambda c: _disagree(got[c]) or 0.0)
+    for c in sorted((c for c in first if c not in far), key=lambda c: float(first[c].info["rhat_max"])):
+        again(c)
+    out: list[str] = []
+    if screen and far and (ok := [c for c in active if got[c] and c not in failed()]):
+        lpd = _lpd_matrix({c: got[c] for c in active if got[c]})
+        for c, why in screened_out(lpd).items():
+            if c in far:
+                out.append(c)
+                notes.append(f"{c} screened out at the {split.kind!r} split ({why}) on a refit whose chains "
+                             f"disagree (R-hat {_disagree(got[c]):.3f} > {SETTLED_RHAT}) where {', '.join(ok)} "
+                             "converged: not sampled again nor refitted on later splits, weight 0 (screen=False "
+                             "samples it again and weighs it)")
+    for c in far:
+        if c not in out:
+            again(c)
+    return got, out
+
+
 def _held_out(df: pd.DataFrame, names: list[str], target: str, model: dict[str, Any], split_list: list, zr: bool,
               seed: int, refit: dict[str, Any] | None, slots: dict[str, int], notes: list[str],
               screen: bool) -> tuple[dict[str, list[HoldoutScore]], dict[str, str]]:
     """Each candidate's held-out refits and scores, split by split, and the laws screened out on the way.
 
-    With ``screen``, after each split but the last the laws that split rules out (:func:`screened_out`) are not
-    refitted on the later ones. A candidate no split could refit is left out, with a note.
+    With ``screen``, a split screens out the laws whose refits' chains disagree where another law's converge
+    (:func:`_split_refits`), and, after each split but the last, the laws its held-out scores rule out
+    (:func:`screened_out`); neither is refitted on the later splits. A candidate no split could refit is left
+    out, with a note. ``refit["retry"]``: the settings an unconverged refit is sampled again with (None: never),
+    on data of fewer than :data:`~bayes_dcpt.fitting.extrapolation.REFIT_RETRY_MAX_OBS` log losses.
 
     ``slots``: each candidate's run capacity, raised in place to the largest its refits compiled with, so that its
     later refits and its full fit reuse one compiled model (compiling is most of a refit's time: BENCHMARKS.md,
@@ -215,15 +287,18 @@ def _held_out(df: pd.DataFrame, names: list[str], target: str, model: dict[str, 
     it fits, the zero own-ratio losses too: its capacity on the example grid is twice what one slot per run gives,
     and its size split (fewer runs) compiled a model of its own.
     """
+    refit = dict(refit or {})
     scores: dict[str, list[HoldoutScore]] = {c: [] for c in names}
     screened: dict[str, str] = {}
     for k, split in enumerate(split_list):
         active = [c for c in names if c not in screened]
+        got, apart = _split_refits(df, active, target, model, split, k, zr, seed, refit, slots, screen, notes)
         for c in active:
-            got = law_holdout_scores(df, c, target, model, [split], zero_ratio=zr, seed=seed, refit=refit,
-                                     keep=True, run_slots=slots[c], first=k)
-            slots[c] = max([slots[c], *(int(s.info.get("run_slots", 0)) for s in got)])
-            scores[c] += got
+            for s in got[c]:  # the settings asked, the retry's included
+                s.info["refit"] = recordable(refit_settings(refit))
+            scores[c] += got[c]
+        screened.update(dict.fromkeys(apart, split.kind))
+        active = [c for c in active if c not in apart]
         if screen and k < len(split_list) - 1 and len(active) > 1:
             lpd = _lpd_matrix({c: hit for c in active if (hit := [s for s in scores[c] if s.split == split.kind])})
             for c, why in screened_out(lpd).items():
@@ -406,8 +481,9 @@ def fit_auto(data: Any, target: str = "both", *, candidates: Sequence[str] | Non
         by default they are reported by their held-out scores only.
     screen
         Skip a law's refits on the later splits once an earlier split rules it out (:func:`screened_out`: weight 0
-        there and its held-out elpd more than :data:`SCREEN_SE` se below the best); False refits every law on every
-        split.
+        there and its held-out elpd more than :data:`SCREEN_SE` se below the best), and do not sample again a refit
+        whose chains disagree when its first scores rule its law out (:func:`_split_refits`); False refits every
+        law on every split and samples every unconverged refit again.
     **fit_kwargs
         Settings of every candidate's full fit (:func:`bayes_dcpt.fitting.dcpt.fit`), over :data:`AUTO_DEFAULTS`;
         the model settings among them (:data:`~bayes_dcpt.fitting.extrapolation.MODEL_SETTINGS`) shape the refits

@@ -260,6 +260,7 @@ def law_holdout_scores(data: pd.DataFrame, law: Any, target: str, model: Mapping
                       "sampler_ok": bool(d.sampler_ok), "problems": list(d.problems),
                       "run_slots": int(f.design.run_capacity),
                       "retried_after": list(retried), "unconverged": _unconverged(d),
+                      "rhat_max": float(d.rhat_max),
                       **({"posterior": f.posterior} if keep else {})}
         out.append(score)
     return out
