@@ -123,7 +123,11 @@ def run(split: str, train: pd.DataFrame, test: pd.DataFrame, laws: list[str], wo
         diag = verdict.get("diagnostics", {})
         extra = {"fit exit code": code, "fit s": secs, "law fitted": verdict.get("law", law),
                  "R-hat max": diag.get("rhat_max"), "ESS bulk min": diag.get("ess_bulk_min"),
-                 "divergences": diag.get("divergences"), "adequate": diag.get("adequate")}
+                 "divergences": diag.get("divergences"), "adequate": diag.get("adequate"),
+                 # --law auto: each law's final weight (held-out elpd; screened) and what the fit noted on the way
+                 "laws": "; ".join(f"{r['law']} {r['weight']:.2f} (elpd {r.get('elpd_holdout')}, screened "
+                                   f"{r.get('screened')})" for r in verdict.get("laws") or []),
+                 "notes": " | ".join(verdict.get("notes") or [])}
         if not fit_nc.exists():
             print(f"  {split}: {law}: fit failed (exit {code}): {err.strip()[-400:]}")
             rows += [{"split": split, "target": t, "method": f"cli {law}", "error": err.strip()[-400:], **extra}
