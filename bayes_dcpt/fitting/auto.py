@@ -275,9 +275,10 @@ def _held_out(df: pd.DataFrame, names: list[str], target: str, model: dict[str, 
               screen: bool) -> tuple[dict[str, list[HoldoutScore]], dict[str, str]]:
     """Each candidate's held-out refits and scores, split by split, and the laws screened out on the way.
 
-    With ``screen``, a split screens out the laws whose refits' chains disagree where another law's converge
-    (:func:`_split_refits`), and, after each split but the last, the laws its held-out scores rule out
-    (:func:`screened_out`); neither is refitted on the later splits. A candidate no split could refit is left
+    With ``screen``, a split screens out the laws whose refits' chains disagree and whose first scores already rule
+    them out where another law's refit converged (:func:`_split_refits`: not sampled again), and, after each split
+    but the last, the laws its held-out scores rule out (:func:`screened_out`); neither is refitted on the later
+    splits. A candidate no split could refit is left
     out, with a note. ``refit["retry"]``: the settings an unconverged refit is sampled again with (None: never),
     on data of fewer than :data:`~bayes_dcpt.fitting.extrapolation.REFIT_RETRY_MAX_OBS` log losses.
 
