@@ -48,6 +48,7 @@ from bayes_dcpt.fitting.extrapolation import (
     law_holdout_scores,
     log_losses,
     refit_settings,
+    retry_for,
     retry_within,
     stream_components,
 )
@@ -241,7 +242,7 @@ def _split_refits(df: pd.DataFrame, active: list[str], target: str, model: dict[
         return [c for c in active if got[c] and got[c][0].info.get("unconverged")]
 
     first = {c: got[c][0] for c in failed()}
-    retry = refit_settings(refit)["retry"] if first and log_losses(df, target) < REFIT_RETRY_MAX_OBS else None
+    retry = retry_for(refit, log_losses(df, target)) if first else None
     if retry is None:
         return got, []
 
@@ -278,9 +279,10 @@ def _held_out(df: pd.DataFrame, names: list[str], target: str, model: dict[str, 
     With ``screen``, a split screens out the laws whose refits' chains disagree and whose first scores already rule
     them out where another law's refit converged (:func:`_split_refits`: not sampled again), and, after each split
     but the last, the laws its held-out scores rule out (:func:`screened_out`); neither is refitted on the later
-    splits. A candidate no split could refit is left
-    out, with a note. ``refit["retry"]``: the settings an unconverged refit is sampled again with (None: never),
-    on data of fewer than :data:`~bayes_dcpt.fitting.extrapolation.REFIT_RETRY_MAX_OBS` log losses.
+    splits. A candidate no split could refit is left out, with a note. ``refit["retry"]``: the settings an
+    unconverged refit is sampled again with (None: never), on data of fewer than
+    :data:`~bayes_dcpt.fitting.extrapolation.REFIT_RETRY_MAX_OBS` log losses (:func:`~bayes_dcpt.fitting.
+    extrapolation.retry_for`).
 
     ``slots``: each candidate's run capacity, raised in place to the largest its refits compiled with, so that its
     later refits and its full fit reuse one compiled model (compiling is most of a refit's time: BENCHMARKS.md,
@@ -289,14 +291,15 @@ def _held_out(df: pd.DataFrame, names: list[str], target: str, model: dict[str, 
     and its size split (fewer runs) compiled a model of its own.
     """
     refit = dict(refit or {})
+    asked = recordable(refit_settings(refit))  # what each refit records: the settings asked, the retry's included
     scores: dict[str, list[HoldoutScore]] = {c: [] for c in names}
     screened: dict[str, str] = {}
     for k, split in enumerate(split_list):
         active = [c for c in names if c not in screened]
         got, apart = _split_refits(df, active, target, model, split, k, zr, seed, refit, slots, screen, notes)
         for c in active:
-            for s in got[c]:  # the settings asked, the retry's included
-                s.info["refit"] = recordable(refit_settings(refit))
+            for s in got[c]:
+                s.info["refit"] = asked
             scores[c] += got[c]
         screened.update(dict.fromkeys(apart, split.kind))
         active = [c for c in active if c not in apart]

@@ -45,7 +45,7 @@ from bayes_dcpt.posterior.streams import stream_deviations, stream_summary
 __all__ = ["DEFAULT_SPLITS", "DOMAIN_PRIOR_RUNS", "MODEL_SETTINGS", "REFIT_DEFAULTS", "REFIT_ESS_MIN", "REFIT_MAXDEPTH",
            "REFIT_RETRY", "REFIT_RETRY_MAX_OBS", "calibrate", "discrepancy_from_scores",
            "holdout_scores", "holdout_table", "law_holdout_scores", "model_settings", "refit_law", "refit_settings",
-           "retry_within", "stream_components"]
+           "retry_for", "retry_within", "stream_components"]
 
 #: The splits calibrated by default: later tokens from two origins and the largest size (what users extrapolate
 #: to). The early token origin comes last, so that ``law="auto"`` screens out the laws the first two rule out
@@ -104,13 +104,21 @@ def _refit(data: pd.DataFrame, law: Any, target: str, model: Mapping[str, Any], 
     from bayes_dcpt.fitting.dcpt import fit as fit_one
 
     kw = refit_settings(settings)
-    retry = kw.pop("retry", None)
+    kw.pop("retry", None)
     f = fit_one(data, law, target, seed=seed, warn=False, run_slots=slots, **dict(model), **kw)
-    small = max(len(f.design.obs), full_obs) < REFIT_RETRY_MAX_OBS
-    first = _unconverged(f._diagnostics) if retry and small else []
+    retry = retry_for(settings, max(len(f.design.obs), full_obs))
+    first = _unconverged(f._diagnostics) if retry else []
     if first:
         f = fit_one(data, law, target, seed=seed, warn=False, run_slots=slots, **dict(model), **{**kw, **retry})
     return f, tuple(first)
+
+
+def retry_for(settings: Mapping[str, Any] | None, n_obs: int) -> dict[str, Any] | None:
+    """The settings an unconverged scoring refit is sampled again with: :func:`refit_settings`' ``retry``.
+
+    None when no retry is asked, or on data of ``n_obs`` log losses, at least :data:`REFIT_RETRY_MAX_OBS`.
+    """
+    return refit_settings(settings)["retry"] if n_obs < REFIT_RETRY_MAX_OBS else None
 
 
 def log_losses(data: pd.DataFrame, target: str) -> int:
